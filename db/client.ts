@@ -1,0 +1,66 @@
+import { mkdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { sql } from 'drizzle-orm'
+import { drizzle as drizzlePg, type NodePgDatabase } from 'drizzle-orm/node-postgres'
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
+import { PGlite } from '@electric-sql/pglite'
+import pg from 'pg'
+import * as schema from './schema/index.js'
+
+// One way to open the database, shared by the app, the CLI scripts and the tests:
+// node-postgres when a URL is given, otherwise PGlite (embedded, single process).
+
+export type Db = NodePgDatabase<typeof schema>
+export interface DbHandle {
+  db: Db
+  kind: 'postgres' | 'pglite'
+  /** Where the data lives, for the start-up log; never includes a password. */
+  location: string
+  migrate(): Promise<void>
+  close(): Promise<void>
+}
+
+const migrationsFolder = fileURLToPath(new URL('../drizzle', import.meta.url))
+// Any fixed 64-bit number; instances starting together take turns applying migrations.
+const MIGRATION_LOCK_ID = 7_361_842_001
+
+export function openDb(opts: { url?: string; pgliteDataDir: string; poolMax: number }): DbHandle {
+  if (opts.url) {
+    const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolMax, connectionTimeoutMillis: 5000 })
+    const db = drizzlePg({ client: pool, schema })
+    const u = new URL(opts.url)
+    return {
+      db,
+      kind: 'postgres',
+      location: `${u.hostname}:${u.port || 5432}${u.pathname}`,
+      async migrate() {
+        const client = await pool.connect()
+        try {
+          await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_ID])
+          await migratePg(drizzlePg({ client, schema }), { migrationsFolder })
+        } finally {
+          await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => {})
+          client.release()
+        }
+      },
+      close: () => pool.end(),
+    }
+  }
+  if (!opts.pgliteDataDir.startsWith('memory://')) mkdirSync(opts.pgliteDataDir, { recursive: true })
+  const client = new PGlite(opts.pgliteDataDir)
+  // Same query API as node-postgres for everything the services use.
+  const db = drizzlePglite({ client, schema }) as unknown as Db
+  return {
+    db,
+    kind: 'pglite',
+    location: opts.pgliteDataDir,
+    migrate: () => migratePglite(db as never, { migrationsFolder }),
+    close: () => client.close(),
+  }
+}
+
+export async function pingDb(db: Db) {
+  await db.execute(sql`select 1`)
+}

@@ -1,0 +1,54 @@
+import fp from 'fastify-plugin'
+import { STATUS_CODES } from 'node:http'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { AppError, PROBLEM_CONTENT_TYPE, Problem, ValidationIssue, type ProblemBody } from '../src/errors.js'
+
+// Every error leaves as application/problem+json: domain errors, validation failures, framework
+// errors (404, 413, 415, 429) and crashes. A 5xx never carries the internal message.
+
+function problemFor(error: FastifyError | AppError | Error, req: FastifyRequest): ProblemBody {
+  if (error instanceof AppError) {
+    return { type: error.type, title: error.title, status: error.statusCode, detail: error.message, instance: req.id }
+  }
+  const fe = error as FastifyError
+  if (fe.validation) {
+    const part = fe.validationContext ?? 'request'
+    const errors = fe.validation.map((issue) => {
+      const missing = issue.keyword === 'required' ? `/${String(issue.params.missingProperty)}` : ''
+      const extra = issue.keyword === 'additionalProperties' ? `/${String(issue.params.additionalProperty)}` : ''
+      const message = issue.keyword === 'additionalProperties' ? 'is not allowed' : issue.message ?? 'is invalid'
+      return { path: `/${part}${issue.instancePath}${missing}${extra}`, message }
+    })
+    return {
+      type: 'urn:problem-type:validation',
+      title: 'Bad Request',
+      status: 400,
+      detail: errors.map((e) => `${e.path} ${e.message}`).join('; '),
+      instance: req.id,
+      errors,
+    }
+  }
+  const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 600 ? fe.statusCode : 500
+  const detail = status < 500 ? error.message : 'An unexpected error occurred; it has been logged'
+  return { type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', status, detail, instance: req.id }
+}
+
+export function sendProblem(reply: FastifyReply, body: ProblemBody) {
+  return reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body)
+}
+
+export default fp(async (app) => {
+  app.addSchema(ValidationIssue)
+  app.addSchema(Problem)
+
+  app.setErrorHandler((error: FastifyError, req, reply) => {
+    const body = problemFor(error, req)
+    if (body.status >= 500) req.log.error({ err: error }, 'request failed')
+    else req.log.info({ status: body.status, detail: body.detail }, 'request rejected')
+    return sendProblem(reply, body)
+  })
+
+  // Unknown routes count against the rate limit too, so scanning is throttled like any request.
+  app.setNotFoundHandler({ preHandler: app.rateLimit() }, (req, reply) =>
+    sendProblem(reply, { type: 'about:blank', title: 'Not Found', status: 404, detail: `Route ${req.method} ${req.url.split('?')[0]} not found`, instance: req.id }))
+}, { name: 'errors', dependencies: ['security'] })

@@ -1,0 +1,47 @@
+import fp from 'fastify-plugin'
+import mongoose, { type Connection } from 'mongoose'
+import { FerretDbUnavailable, startEmbeddedFerretDb } from '../src/embedded-ferretdb.js'
+
+declare module 'fastify' {
+  interface FastifyInstance { mongo: Connection }
+}
+
+const DEFAULT_DB = 'shop'
+
+export default fp(async (app) => {
+  const { url, embedded, ferretdbBin, ferretdbDataDir } = app.config.mongo
+  let target = url
+  let kind = 'server'
+  let stopEmbedded = async () => {}
+  if (!target && embedded === 'ferretdb') {
+    try {
+      const ferret = await startEmbeddedFerretDb({ binary: ferretdbBin, dataDir: ferretdbDataDir })
+      stopEmbedded = ferret.stop
+      target = `${ferret.url}${DEFAULT_DB}`
+      kind = `embedded FerretDB (${ferret.binary}, SQLite under ${ferretdbDataDir})`
+    } catch (err) {
+      if (!(err instanceof FerretDbUnavailable)) throw err
+      app.log.error({ store: 'mongo' }, `MongoDB: unavailable; carts, wishlists and the activity log will fail: ${err.message}`)
+    }
+  }
+
+  // Fail fast instead of buffering commands when the server is away; /ready reports it.
+  const connection = mongoose.createConnection()
+  connection.set('bufferCommands', false)
+  if (target) {
+    const u = new URL(target)
+    await connection.openUri(target, {
+      dbName: u.pathname.replace(/^\//, '') || DEFAULT_DB,
+      serverSelectionTimeoutMS: 5000,
+      bufferCommands: false,
+    })
+    app.log.info({ store: 'mongo', kind, location: `${u.host}/${connection.name}` }, `MongoDB: ${kind}`)
+  } else if (embedded === 'off') {
+    app.log.warn({ store: 'mongo' }, 'MongoDB: not configured (EMBEDDED_MONGO=off and no MONGODB_URL)')
+  }
+  app.decorate('mongo', connection)
+  app.addHook('onClose', async () => {
+    await connection.close()
+    await stopEmbedded()
+  })
+}, { name: 'mongo', dependencies: ['config'] })

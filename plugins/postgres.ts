@@ -1,0 +1,16 @@
+import fp from 'fastify-plugin'
+import { openDb, type Db } from '../db/client.js'
+
+declare module 'fastify' {
+  interface FastifyInstance { db: Db }
+}
+
+export default fp(async (app) => {
+  const { postgres } = app.config
+  const handle = openDb(postgres)
+  app.addHook('onClose', async () => { await handle.close() })
+  if (postgres.migrate) await handle.migrate()
+  app.log.info({ store: 'postgres', kind: handle.kind, location: handle.location, migrated: postgres.migrate },
+    handle.kind === 'pglite' ? 'PostgreSQL: embedded PGlite (set DATABASE_URL for a server)' : 'PostgreSQL: server')
+  app.decorate('db', handle.db)
+}, { name: 'postgres', dependencies: ['config'] })

@@ -1,0 +1,30 @@
+import { Type } from '@sinclair/typebox'
+
+export const StoreName = Type.Union([Type.Literal('postgres'), Type.Literal('mongo'), Type.Literal('redis')])
+export const StoreState = Type.Union([Type.Literal('up'), Type.Literal('down')], { $id: 'StoreState' })
+
+export const Liveness = Type.Object({
+  status: Type.Literal('ok'),
+  uptimeSeconds: Type.Number({ minimum: 0 }),
+}, { $id: 'Liveness', additionalProperties: false })
+
+const Checks = Type.Object({
+  postgres: Type.Ref(StoreState),
+  mongo: Type.Ref(StoreState),
+  redis: Type.Ref(StoreState),
+}, { additionalProperties: false })
+
+export const Readiness = Type.Object({
+  status: Type.Literal('ready'),
+  checks: Checks,
+}, { $id: 'Readiness', additionalProperties: false })
+
+/** 503 answer of /ready: a problem document that also carries each store's state. */
+export const NotReady = Type.Object({
+  type: Type.String(),
+  title: Type.String(),
+  status: Type.Literal(503),
+  detail: Type.String(),
+  instance: Type.Optional(Type.String()),
+  checks: Checks,
+}, { $id: 'NotReady', additionalProperties: false })

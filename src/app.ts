@@ -1,0 +1,74 @@
+import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyServerOptions } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Config } from './config.js'
+import configPlugin from '../plugins/config.js'
+import postgresPlugin from '../plugins/postgres.js'
+import mongoPlugin from '../plugins/mongo.js'
+import redisPlugin from '../plugins/redis.js'
+import securityPlugin from '../plugins/security.js'
+import errorsPlugin from '../plugins/errors.js'
+import openapiPlugin from '../plugins/openapi.js'
+import healthRoutes from '../routes/health/index.js'
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
+
+export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
+  return {
+    level: config.logLevel,
+    redact: {
+      paths: [
+        'req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]',
+        '*.password', '*.newPassword', '*.currentPassword', '*.token', '*.refreshToken', '*.accessToken',
+        '*.cardNumber', '*.cvc',
+      ],
+      censor: '[redacted]',
+    },
+    // Human-readable logs for a developer at a terminal, JSON everywhere else.
+    ...(process.stdout.isTTY && config.env !== 'production' ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } } : {}),
+  }
+}
+
+export interface BuildOptions {
+  /** Overrides the logger (tests pass false or a level). */
+  logger?: FastifyServerOptions['logger']
+}
+
+/** Builds the whole API: infrastructure plugins first, then the encapsulated domain routes. */
+export async function buildApp(config: Config, opts: BuildOptions = {}) {
+  const app = Fastify({
+    logger: opts.logger ?? loggerOptions(config),
+    trustProxy: config.trustProxy,
+    bodyLimit: config.bodyLimit,
+    // A caller's own request id is kept when it is safe to log; otherwise we mint one.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    },
+    ajv: {
+      customOptions: {
+        // Unknown properties are an error (400), never silently dropped.
+        removeAdditional: false,
+        coerceTypes: 'array',
+        useDefaults: true,
+        allErrors: false,
+      },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id) })
+
+  await app.register(configPlugin, { config })
+  await app.register(redisPlugin)
+  await app.register(postgresPlugin)
+  await app.register(mongoPlugin)
+  await app.register(securityPlugin)
+  await app.register(errorsPlugin)
+  await app.register(openapiPlugin)
+
+  await app.register(healthRoutes)
+
+  return app
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>

@@ -1,0 +1,101 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+// Every setting the process reads, with safe development defaults. Secrets have development
+// values so `npm start` works with no environment; production refuses to run on them.
+const DEV_JWT_SECRET = 'dev-only-jwt-secret-change-me-0123456789abcdef'
+
+/** An enumerated string whose error message lists the allowed values. */
+function oneOf<const T extends string>(values: readonly T[], defaultValue: T) {
+  return Type.Union(values.map((v) => Type.Literal(v)), { default: defaultValue, description: `one of ${values.join(', ')}` })
+}
+const bool = (defaultValue: 'true' | 'false') => oneOf(['true', 'false', '1', '0'], defaultValue)
+
+export const ConfigSchema = Type.Object({
+  NODE_ENV: oneOf(['development', 'test', 'production'], 'development'),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'interface to listen on' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+  TRUST_PROXY: Type.String({ minLength: 1, default: 'false', description: 'true, false, or a comma-separated list of proxy addresses/CIDRs to trust' }),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'a postgres:// URL' })),
+  PGLITE_DATA_DIR: Type.String({ minLength: 1, default: './data/pglite', description: 'a directory, or memory:// for an in-memory database' }),
+  DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 10 }),
+  DB_MIGRATE: bool('true'),
+  MONGODB_URL: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', description: 'a mongodb:// URL' })),
+  // What to do when MONGODB_URL is unset: start FerretDB on SQLite under FERRETDB_DATA_DIR, or run without MongoDB.
+  EMBEDDED_MONGO: oneOf(['ferretdb', 'off'], 'ferretdb'),
+  FERRETDB_BIN: Type.Optional(Type.String({ minLength: 1 })),
+  FERRETDB_DATA_DIR: Type.String({ minLength: 1, default: './data/ferretdb' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// URL' })),
+  REDIS_KEY_PREFIX: Type.String({ default: 'shop:' }),
+  JWT_SECRET: Type.String({ minLength: 32, default: DEV_JWT_SECRET, description: 'at least 32 characters' }),
+  CORS_ORIGINS: Type.String({ default: 'http://localhost:3000,http://127.0.0.1:3000', description: 'comma-separated list of allowed origins' }),
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 300, description: 'requests per window per client' }),
+  RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1_048_576 }),
+}, { additionalProperties: true })
+
+type RawConfig = Static<typeof ConfigSchema>
+
+export interface Config {
+  env: RawConfig['NODE_ENV']
+  host: string
+  port: number
+  logLevel: RawConfig['LOG_LEVEL']
+  trustProxy: boolean | string
+  postgres: { url?: string; pgliteDataDir: string; poolMax: number; migrate: boolean }
+  mongo: { url?: string; embedded: 'ferretdb' | 'off'; ferretdbBin?: string; ferretdbDataDir: string }
+  redis: { url?: string; keyPrefix: string }
+  jwtSecret: string
+  corsOrigins: string[]
+  rateLimit: { max: number; windowMs: number }
+  bodyLimit: number
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+const truthy = (v: string) => v === 'true' || v === '1'
+
+/** Reads and validates the environment. Throws ConfigError with one line naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings count as unset, as in most .env tooling.
+  const input: Record<string, unknown> = {}
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const value = env[key]
+    if (value !== undefined && value !== '') input[key] = value
+  }
+  const withDefaults = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, input)) as Record<string, unknown>
+  const error = Value.Errors(ConfigSchema, withDefaults).First()
+  if (error) {
+    const name = error.path.replace(/^\//, '')
+    const schema = (ConfigSchema.properties as Record<string, { description?: string }>)[name]
+    const expected = schema?.description ? `${error.message}: ${schema.description}` : error.message
+    throw new ConfigError(`Invalid environment variable ${name}=${JSON.stringify(env[name] ?? '')}: ${expected}`)
+  }
+  const raw = withDefaults as RawConfig
+
+  if (raw.NODE_ENV === 'production') {
+    if (raw.JWT_SECRET === DEV_JWT_SECRET) throw new ConfigError('Invalid environment variable JWT_SECRET: production refuses the development secret; set a random value of at least 32 characters')
+    // The embedded stores are single-process conveniences; a production shop runs on real ones.
+    for (const name of ['DATABASE_URL', 'MONGODB_URL', 'REDIS_URL'] as const) {
+      if (!raw[name]) throw new ConfigError(`Missing environment variable ${name}: required when NODE_ENV=production`)
+    }
+  }
+
+  return {
+    env: raw.NODE_ENV,
+    host: raw.HOST,
+    port: raw.PORT,
+    logLevel: raw.LOG_LEVEL,
+    trustProxy: raw.TRUST_PROXY === 'true' ? true : raw.TRUST_PROXY === 'false' ? false : raw.TRUST_PROXY,
+    postgres: { url: raw.DATABASE_URL, pgliteDataDir: raw.PGLITE_DATA_DIR, poolMax: raw.DB_POOL_MAX, migrate: truthy(raw.DB_MIGRATE) },
+    mongo: { url: raw.MONGODB_URL, embedded: raw.EMBEDDED_MONGO, ferretdbBin: raw.FERRETDB_BIN, ferretdbDataDir: raw.FERRETDB_DATA_DIR },
+    redis: { url: raw.REDIS_URL, keyPrefix: raw.REDIS_KEY_PREFIX },
+    jwtSecret: raw.JWT_SECRET,
+    corsOrigins: raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
+    rateLimit: { max: raw.RATE_LIMIT_MAX, windowMs: raw.RATE_LIMIT_WINDOW_MS },
+    bodyLimit: raw.BODY_LIMIT_BYTES,
+  }
+}

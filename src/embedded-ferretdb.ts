@@ -1,0 +1,82 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { accessSync, constants, mkdirSync } from 'node:fs'
+import { createServer, connect } from 'node:net'
+import { homedir } from 'node:os'
+import { delimiter, join, resolve } from 'node:path'
+
+// Starts FerretDB (a MongoDB wire-protocol server) on its SQLite backend as a child process, for
+// `npm start` with no MONGODB_URL. Production sets MONGODB_URL and never comes here.
+
+export class FerretDbUnavailable extends Error {
+  override name = 'FerretDbUnavailable'
+}
+
+const INSTALL_HINT = 'run `bash test/install-ferretdb.sh` (needs Go), set FERRETDB_BIN to a ferretdb v1.24 binary, or set MONGODB_URL'
+
+function findBinary(explicit?: string): string | undefined {
+  const candidates = explicit
+    ? [explicit]
+    : [
+        ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'ferretdb')),
+        join(process.env.GOPATH ?? join(homedir(), 'go'), 'bin', 'ferretdb'),
+      ]
+  return candidates.find((file) => {
+    try { accessSync(file, constants.X_OK); return true } catch { return false }
+  })
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer().once('error', rej).listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => res(port))
+    })
+  })
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => { socket.destroy(); res(true) })
+    socket.once('error', () => res(false))
+  })
+}
+
+export interface EmbeddedFerretDb { url: string; binary: string; stop(): Promise<void> }
+
+export async function startEmbeddedFerretDb(opts: { binary?: string; dataDir: string; timeoutMs?: number }): Promise<EmbeddedFerretDb> {
+  const binary = findBinary(opts.binary)
+  if (!binary) throw new FerretDbUnavailable(`no ferretdb binary found; ${INSTALL_HINT}`)
+  const dataDir = resolve(opts.dataDir)
+  mkdirSync(dataDir, { recursive: true })
+  const port = await freePort()
+  let output = ''
+  const child: ChildProcess = spawn(binary, [
+    '--handler=sqlite', `--sqlite-url=file:${dataDir}/`, `--state-dir=${dataDir}`,
+    `--listen-addr=127.0.0.1:${port}`, '--debug-addr=127.0.0.1:0', '--telemetry=disable', '--log-level=WARN',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] })
+  child.stdout?.on('data', (d) => { output = (output + d).slice(-2000) })
+  child.stderr?.on('data', (d) => { output = (output + d).slice(-2000) })
+  let exited = false
+  child.once('exit', () => { exited = true })
+  child.once('error', () => { exited = true })
+
+  const deadline = Date.now() + (opts.timeoutMs ?? 15_000)
+  while (!(await canConnect(port))) {
+    if (exited || Date.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new FerretDbUnavailable(`ferretdb (${binary}) did not start: ${output.trim().split('\n').pop() ?? 'no output'}; ${INSTALL_HINT}`)
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return {
+    url: `mongodb://127.0.0.1:${port}/`,
+    binary,
+    stop: () => new Promise<void>((res) => {
+      if (exited) return res()
+      child.once('exit', () => res())
+      child.kill('SIGTERM')
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref()
+    }),
+  }
+}

@@ -1,0 +1,62 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+// The error contract (RFC 9457 problem details) and the domain errors services throw.
+// plugins/errors.ts turns any thrown error into this shape.
+
+export const ValidationIssue = Type.Object({
+  path: Type.String({ description: 'JSON pointer into the request part, e.g. /body/email' }),
+  message: Type.String(),
+}, { $id: 'ValidationIssue', additionalProperties: false })
+
+export const Problem = Type.Object({
+  type: Type.String({ description: 'URI identifying the problem type; about:blank for plain HTTP errors' }),
+  title: Type.String(),
+  status: Type.Integer({ minimum: 400, maximum: 599 }),
+  detail: Type.Optional(Type.String()),
+  instance: Type.Optional(Type.String({ description: 'the request id' })),
+  errors: Type.Optional(Type.Array(Type.Ref(ValidationIssue))),
+}, { $id: 'Problem', additionalProperties: false, description: 'RFC 9457 problem details' })
+export type ProblemBody = Static<typeof Problem>
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8'
+
+/** Base of every error a service may throw on purpose; `slug` names the problem type. */
+export class AppError extends Error {
+  override name = 'AppError'
+  constructor(
+    readonly statusCode: number,
+    readonly slug: string,
+    readonly title: string,
+    detail: string,
+  ) {
+    super(detail)
+  }
+  get type() { return `urn:problem-type:${this.slug}` }
+}
+
+export class BadRequest extends AppError {
+  constructor(detail: string, slug = 'bad-request') { super(400, slug, 'Bad Request', detail) }
+}
+export class Unauthorized extends AppError {
+  constructor(detail = 'Authentication is required', slug = 'unauthorized') { super(401, slug, 'Unauthorized', detail) }
+}
+export class Forbidden extends AppError {
+  constructor(detail = 'You are not allowed to do this', slug = 'forbidden') { super(403, slug, 'Forbidden', detail) }
+}
+export class NotFound extends AppError {
+  constructor(what: string, id?: string) {
+    super(404, 'not-found', 'Not Found', id === undefined ? `${what} not found` : `${what} ${id} not found`)
+  }
+}
+export class Conflict extends AppError {
+  constructor(detail: string, slug = 'conflict') { super(409, slug, 'Conflict', detail) }
+}
+export class Unprocessable extends AppError {
+  constructor(detail: string, slug = 'unprocessable') { super(422, slug, 'Unprocessable Content', detail) }
+}
+export class TooManyRequests extends AppError {
+  constructor(detail: string) { super(429, 'rate-limited', 'Too Many Requests', detail) }
+}
+export class ServiceUnavailable extends AppError {
+  constructor(detail: string, slug = 'unavailable') { super(503, slug, 'Service Unavailable', detail) }
+}
