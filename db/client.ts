@@ -26,9 +26,20 @@ const migrationsFolder = fileURLToPath(new URL('../drizzle', import.meta.url))
 // Any fixed 64-bit number; instances starting together take turns applying migrations.
 const MIGRATION_LOCK_ID = 7_361_842_001
 
-export function openDb(opts: { url?: string; pgliteDataDir: string; poolMax: number }): DbHandle {
+export interface OpenDbOptions {
+  url?: string
+  pgliteDataDir: string
+  poolMax: number
+  /** Called when an idle pooled connection dies (server restart, admin kill). */
+  onIdleError?: (err: Error) => void
+}
+
+export function openDb(opts: OpenDbOptions): DbHandle {
   if (opts.url) {
     const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolMax, connectionTimeoutMillis: 5000 })
+    // Without a listener, pg re-throws an idle client's error and the process dies; the pool
+    // drops that client and the next query opens a new connection.
+    pool.on('error', (err) => opts.onIdleError?.(err))
     const db = drizzlePg({ client: pool, schema })
     const u = new URL(opts.url)
     return {

@@ -7,7 +7,7 @@ declare module 'fastify' {
 
 export default fp(async (app) => {
   const { postgres } = app.config
-  const handle = openDb(postgres)
+  const handle = openDb({ ...postgres, onIdleError: (err) => app.log.warn({ store: 'postgres', err: err.message }, 'idle PostgreSQL connection lost') })
   app.addHook('onClose', async () => { await handle.close() })
   if (postgres.migrate) await handle.migrate()
   app.log.info({ store: 'postgres', kind: handle.kind, location: handle.location, migrated: postgres.migrate },

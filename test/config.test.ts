@@ -1,0 +1,54 @@
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { ConfigError, loadConfig } from '../src/config.js'
+
+function startServer(env: Record<string, string>) {
+  // A clean environment: only what the case sets, plus PATH to find node.
+  return spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 30_000,
+  })
+}
+
+t.test('a bad value stops the process with one line naming the variable', async (t) => {
+  const res = startServer({ PORT: 'eighty' })
+  t.equal(res.status, 1)
+  t.equal(res.stderr.trim().split('\n').length, 1, 'exactly one line')
+  t.match(res.stderr, /^Invalid environment variable PORT="eighty": Expected integer/)
+  t.equal(res.stdout, '', 'nothing started')
+})
+
+t.test('production refuses the development secret and the embedded stores', async (t) => {
+  const devSecret = startServer({ NODE_ENV: 'production' })
+  t.equal(devSecret.status, 1)
+  t.match(devSecret.stderr, /JWT_SECRET: production refuses the development secret/)
+
+  const noStores = startServer({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) })
+  t.equal(noStores.status, 1)
+  t.match(noStores.stderr, /Missing environment variable DATABASE_URL/)
+})
+
+t.test('loadConfig validates each kind of value and names it', async (t) => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL="loud".*one of fatal, error/],
+    [{ DATABASE_URL: 'mysql://db' }, /DATABASE_URL=.*postgres:\/\//],
+    [{ REDIS_URL: 'localhost:6379' }, /REDIS_URL=/],
+    [{ MONGODB_URL: 'http://x' }, /MONGODB_URL=/],
+    [{ JWT_SECRET: 'short' }, /JWT_SECRET=.*at least 32 characters/],
+    [{ RATE_LIMIT_MAX: '0' }, /RATE_LIMIT_MAX/],
+    [{ DB_MIGRATE: 'yes' }, /DB_MIGRATE="yes".*one of true, false/],
+  ]
+  for (const [env, message] of cases) t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
+  t.type(new ConfigError('x'), Error)
+})
+
+t.test('defaults work with no environment; empty strings count as unset', async (t) => {
+  const config = loadConfig({ PORT: '', DATABASE_URL: '' })
+  t.equal(config.port, 3000)
+  t.equal(config.postgres.url, undefined)
+  t.equal(config.postgres.pgliteDataDir, './data/pglite')
+  t.same(config.corsOrigins, ['http://localhost:3000', 'http://127.0.0.1:3000'])
+  const custom = loadConfig({ CORS_ORIGINS: ' https://a.example ,https://b.example,', TRUST_PROXY: '10.0.0.0/8', DB_MIGRATE: '0' })
+  t.same(custom.corsOrigins, ['https://a.example', 'https://b.example'])
+  t.equal(custom.trustProxy, '10.0.0.0/8')
+  t.equal(custom.postgres.migrate, false)
+})

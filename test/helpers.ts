@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import { Redis } from 'ioredis'
+import { buildApp, type App } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+
+// The one way tests build the app: real PostgreSQL, Redis and FerretDB started by
+// test/services.sh. Each call gets its own PostgreSQL database (cloned from the migrated
+// template that test/setup.ts prepares), its own MongoDB database and its own Redis key prefix,
+// so test files running in parallel never see each other's data.
+
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/postgres'
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:56379'
+export const TEST_MONGODB_URL = process.env.TEST_MONGODB_URL ?? 'mongodb://127.0.0.1:57017/'
+export const TEMPLATE_DB = 'shop_test_template'
+
+interface Teardown { teardown(fn: () => unknown): void }
+
+export function databaseUrl(name: string) {
+  const url = new URL(TEST_DATABASE_URL)
+  url.pathname = `/${name}`
+  return url.toString()
+}
+
+export async function adminQuery<T extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params: unknown[] = []) {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL })
+  await client.connect()
+  try { return await client.query<T>(sql, params) } finally { await client.end() }
+}
+
+/** A fresh database cloned from the migrated template; dropped at teardown. */
+export async function createTestDatabase(t: Teardown): Promise<{ name: string; url: string }> {
+  const name = `test_${randomBytes(6).toString('hex')}`
+  // Cloning needs the template to have no other sessions; parallel clones can briefly collide.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await adminQuery(`create database ${name} template ${TEMPLATE_DB}`)
+      break
+    } catch (err) {
+      if (attempt >= 20 || !/being accessed by other users/.test((err as Error).message)) throw err
+      await new Promise((r) => setTimeout(r, 50 * attempt))
+    }
+  }
+  t.teardown(() => adminQuery(`drop database if exists ${name} with (force)`))
+  return { name, url: databaseUrl(name) }
+}
+
+/** Builds the app against isolated test stores; `env` overrides any setting. */
+export async function buildTestApp(t: Teardown, env: Record<string, string> = {}): Promise<App> {
+  const { name, url } = await createTestDatabase(t)
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: url,
+    DB_MIGRATE: 'false',
+    MONGODB_URL: `${TEST_MONGODB_URL}${name}`,
+    REDIS_URL: TEST_REDIS_URL,
+    REDIS_KEY_PREFIX: `${name}:`,
+    ...env,
+  })
+  const app = await buildApp(config, { logger: false })
+  t.teardown(async () => {
+    await app.mongo.dropDatabase().catch(() => {})
+    await app.close()
+    await deleteRedisKeys(config.redis.keyPrefix)
+  })
+  return app
+}
+
+async function deleteRedisKeys(prefix: string) {
+  const redis = new Redis(TEST_REDIS_URL)
+  try {
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500)
+      if (keys.length) await redis.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+  } finally {
+    redis.disconnect()
+  }
+}
