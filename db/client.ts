@@ -75,3 +75,11 @@ export function openDb(opts: OpenDbOptions): DbHandle {
 export async function pingDb(db: Db) {
   await db.execute(sql`select 1`)
 }
+
+/** True when a query failed on a unique constraint (drizzle may wrap the driver's error). */
+export function isUniqueViolation(err: unknown, constraint?: string): boolean {
+  for (let e = err as { code?: string; constraint?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code === '23505') return constraint === undefined || e.constraint === constraint
+  }
+  return false
+}

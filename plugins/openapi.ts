@@ -20,6 +20,8 @@ export default fp(async (app) => {
       },
       tags: [
         { name: 'health', description: 'Liveness and readiness probes' },
+        { name: 'auth', description: 'Sign-up, sign-in, token refresh, password reset, two-factor authentication' },
+        { name: 'users', description: 'My account and addresses; account administration' },
       ],
     },
     // Components are named after each schema's $id (Problem, Product), not def-0.

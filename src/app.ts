@@ -9,7 +9,18 @@ import redisPlugin from '../plugins/redis.js'
 import securityPlugin from '../plugins/security.js'
 import errorsPlugin from '../plugins/errors.js'
 import openapiPlugin from '../plugins/openapi.js'
+import mailerPlugin from '../plugins/mailer.js'
+import authPlugin from '../plugins/auth.js'
 import healthRoutes from '../routes/health/index.js'
+import authRoutes from '../routes/auth/index.js'
+import usersRoutes from '../routes/users/index.js'
+import { schemas as healthSchemas } from '../routes/health/schemas.js'
+import { schemas as authSchemas } from '../routes/auth/schemas.js'
+import { schemas as userSchemas } from '../routes/users/schemas.js'
+
+// Every contract schema is registered once at the root, so any domain can $ref another's
+// (auth answers with users' User) and OpenAPI names each component after its $id.
+const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas]
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
 
@@ -65,8 +76,13 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(securityPlugin)
   await app.register(errorsPlugin)
   await app.register(openapiPlugin)
+  await app.register(mailerPlugin)
+  await app.register(authPlugin)
 
+  for (const schema of contractSchemas) app.addSchema(schema)
   await app.register(healthRoutes)
+  await app.register(authRoutes, { prefix: '/auth' })
+  await app.register(usersRoutes, { prefix: '/users' })
 
   return app
 }

@@ -29,6 +29,15 @@ export const ConfigSchema = Type.Object({
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// URL' })),
   REDIS_KEY_PREFIX: Type.String({ default: 'shop:' }),
   JWT_SECRET: Type.String({ minLength: 32, default: DEV_JWT_SECRET, description: 'at least 32 characters' }),
+  JWT_ISSUER: Type.String({ minLength: 1, default: 'shop-api' }),
+  JWT_AUDIENCE: Type.String({ minLength: 1, default: 'shop-clients' }),
+  ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 30, maximum: 900, default: 900, description: 'at most 900 (15 minutes)' }),
+  REFRESH_TOKEN_TTL_DAYS: Type.Integer({ minimum: 1, maximum: 365, default: 30 }),
+  AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20, description: 'sign-in, register, reset and 2FA requests per minute per IP' }),
+  AUTH_ACCOUNT_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 10, description: 'sign-in and reset attempts per 15 minutes per account' }),
+  SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://', description: 'an smtp:// or smtps:// URL' })),
+  MAIL_FROM: Type.String({ minLength: 3, default: 'Shop <no-reply@shop.localhost>' }),
+  PUBLIC_URL: Type.String({ pattern: '^https?://', default: 'http://127.0.0.1:3000', description: 'the base URL used in links sent by mail' }),
   CORS_ORIGINS: Type.String({ default: 'http://localhost:3000,http://127.0.0.1:3000', description: 'comma-separated list of allowed origins' }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 300, description: 'requests per window per client' }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
@@ -47,6 +56,16 @@ export interface Config {
   mongo: { url?: string; embedded: 'ferretdb' | 'off'; ferretdbBin?: string; ferretdbDataDir: string }
   redis: { url?: string; keyPrefix: string }
   jwtSecret: string
+  auth: {
+    issuer: string
+    audience: string
+    accessTtlSeconds: number
+    refreshTtlSeconds: number
+    rateLimitPerIp: number
+    rateLimitPerAccount: number
+  }
+  mail: { smtpUrl?: string; from: string }
+  publicUrl: string
   corsOrigins: string[]
   rateLimit: { max: number; windowMs: number }
   bodyLimit: number
@@ -78,8 +97,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   if (raw.NODE_ENV === 'production') {
     if (raw.JWT_SECRET === DEV_JWT_SECRET) throw new ConfigError('Invalid environment variable JWT_SECRET: production refuses the development secret; set a random value of at least 32 characters')
-    // The embedded stores are single-process conveniences; a production shop runs on real ones.
-    for (const name of ['DATABASE_URL', 'MONGODB_URL', 'REDIS_URL'] as const) {
+    // The embedded stores are single-process conveniences and logged mail leaks reset links;
+    // a production shop runs on real services.
+    for (const name of ['DATABASE_URL', 'MONGODB_URL', 'REDIS_URL', 'SMTP_URL'] as const) {
       if (!raw[name]) throw new ConfigError(`Missing environment variable ${name}: required when NODE_ENV=production`)
     }
   }
@@ -94,6 +114,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mongo: { url: raw.MONGODB_URL, embedded: raw.EMBEDDED_MONGO, ferretdbBin: raw.FERRETDB_BIN, ferretdbDataDir: raw.FERRETDB_DATA_DIR },
     redis: { url: raw.REDIS_URL, keyPrefix: raw.REDIS_KEY_PREFIX },
     jwtSecret: raw.JWT_SECRET,
+    auth: {
+      issuer: raw.JWT_ISSUER,
+      audience: raw.JWT_AUDIENCE,
+      accessTtlSeconds: raw.ACCESS_TOKEN_TTL_SECONDS,
+      refreshTtlSeconds: raw.REFRESH_TOKEN_TTL_DAYS * 86_400,
+      rateLimitPerIp: raw.AUTH_RATE_LIMIT_MAX,
+      rateLimitPerAccount: raw.AUTH_ACCOUNT_RATE_LIMIT_MAX,
+    },
+    mail: { smtpUrl: raw.SMTP_URL, from: raw.MAIL_FROM },
+    publicUrl: raw.PUBLIC_URL.replace(/\/$/, ''),
     corsOrigins: raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
     rateLimit: { max: raw.RATE_LIMIT_MAX, windowMs: raw.RATE_LIMIT_WINDOW_MS },
     bodyLimit: raw.BODY_LIMIT_BYTES,

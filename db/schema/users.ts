@@ -12,9 +12,41 @@ export const users = pgTable('users', {
   role: userRole('role').notNull().default('customer'),
   isActive: boolean('is_active').notNull().default(true),
   emailVerifiedAt: timestamp('email_verified_at', { withTimezone: true }),
+  // Base32 TOTP secret; set only while two-factor authentication is enabled.
+  totpSecret: text('totp_secret'),
+  totpEnabledAt: timestamp('totp_enabled_at', { withTimezone: true }),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 }, (t) => [
   uniqueIndex('users_email_key').on(t.email),
   index('users_created_at_id_idx').on(t.createdAt, t.id),
+])
+
+/** Single-use two-factor recovery codes, stored as SHA-256 hashes (the codes are random, 80 bits). */
+export const recoveryCodes = pgTable('recovery_codes', {
+  id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  codeHash: text('code_hash').notNull(),
+  usedAt: timestamp('used_at', { withTimezone: true }),
+}, (t) => [uniqueIndex('recovery_codes_user_hash_key').on(t.userId, t.codeHash)])
+
+export const addresses = pgTable('addresses', {
+  id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  label: text('label'),
+  recipientName: text('recipient_name').notNull(),
+  line1: text('line1').notNull(),
+  line2: text('line2'),
+  city: text('city').notNull(),
+  region: text('region'),
+  postalCode: text('postal_code').notNull(),
+  country: text('country').notNull(),
+  phone: text('phone'),
+  isDefault: boolean('is_default').notNull().default(false),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [
+  index('addresses_user_id_idx').on(t.userId, t.createdAt),
+  // At most one default address per user, enforced by the database.
+  uniqueIndex('addresses_one_default_per_user').on(t.userId).where(sql`${t.isDefault}`),
 ])

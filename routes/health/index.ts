@@ -1,14 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { PROBLEM_CONTENT_TYPE } from '../../src/errors.js'
-import { Liveness, NotReady, Readiness, StoreState } from './schemas.js'
+import { Liveness, NotReady, Readiness } from './schemas.js'
 import { createHealthService } from './service.js'
 
 const health: FastifyPluginAsyncTypebox = async (app) => {
-  app.addSchema(StoreState)
-  app.addSchema(Liveness)
-  app.addSchema(Readiness)
-  app.addSchema(NotReady)
   const service = createHealthService({ db: app.db, mongo: app.mongo, redis: app.redis })
 
   // Probes are polled by orchestrators from one address; they are exempt from the rate limit.

@@ -1,6 +1,5 @@
 import { Type } from '@sinclair/typebox'
 
-export const StoreName = Type.Union([Type.Literal('postgres'), Type.Literal('mongo'), Type.Literal('redis')])
 export const StoreState = Type.Union([Type.Literal('up'), Type.Literal('down')], { $id: 'StoreState' })
 
 export const Liveness = Type.Object({
@@ -28,3 +27,5 @@ export const NotReady = Type.Object({
   instance: Type.Optional(Type.String()),
   checks: Checks,
 }, { $id: 'NotReady', additionalProperties: false })
+
+export const schemas = [StoreState, Liveness, Readiness, NotReady]

@@ -1,0 +1,46 @@
+import fp from 'fastify-plugin'
+import nodemailer, { type Transporter } from 'nodemailer'
+
+export interface MailMessage { to: string; subject: string; text: string }
+export interface Mailer {
+  /** Sends in the background: the caller never waits on, nor fails because of, SMTP. */
+  sendLater(message: MailMessage): void
+  /** Resolves when every background send has finished (used at shutdown and by tests). */
+  flush(): Promise<void>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance { mailer: Mailer }
+}
+
+// Mail goes out over SMTP when SMTP_URL is set; otherwise each message is written to the log,
+// which is how development reads its verification and reset links.
+export default fp(async (app) => {
+  const { smtpUrl, from } = app.config.mail
+  const transport: Transporter | undefined = smtpUrl ? nodemailer.createTransport(smtpUrl) : undefined
+  const pending = new Set<Promise<void>>()
+
+  const deliver = async (message: MailMessage) => {
+    if (!transport) {
+      app.log.info({ mail: message }, 'mail (not sent: SMTP_URL is unset)')
+      return
+    }
+    await transport.sendMail({ from, ...message })
+  }
+
+  const mailer: Mailer = {
+    sendLater(message) {
+      const sending = deliver(message)
+        .catch((err: Error) => app.log.error({ err: err.message, to: message.to, subject: message.subject }, 'mail delivery failed'))
+        .finally(() => pending.delete(sending))
+      pending.add(sending)
+    },
+    async flush() { await Promise.all([...pending]) },
+  }
+  app.decorate('mailer', mailer)
+  app.addHook('onClose', async () => {
+    await mailer.flush()
+    transport?.close()
+  })
+  app.log.info({ mail: smtpUrl ? 'smtp' : 'log' }, smtpUrl ? 'Mail: SMTP' : 'Mail: written to the log (set SMTP_URL to send)')
+}, { name: 'mailer', dependencies: ['config'] })

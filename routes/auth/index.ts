@@ -1,0 +1,173 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { Problem } from '../../src/errors.js'
+import { createOneTimeTokens } from '../../src/one-time-tokens.js'
+import { createAccountMail } from '../../src/account-mail.js'
+import { User } from '../users/schemas.js'
+import { createUserService, normalizeEmail } from '../users/service.js'
+import {
+  Accepted, AuthResult, ForgotPasswordBody, LoginBody, PasswordConfirm, RecoveryCodes, RefreshBody,
+  RegisterBody, ResetPasswordBody, TokenBody, TokenPair, TotpEnableBody, TotpSetup,
+} from './schemas.js'
+import { createAuthService } from './service.js'
+
+const problem = Type.Ref(Problem)
+const bearer = [{ bearerAuth: [] }]
+
+const auth: FastifyPluginAsyncTypebox = async (app) => {
+  const { auth: authConfig, publicUrl } = app.config
+  const tokens = createOneTimeTokens(app.redis)
+  const accountMail = createAccountMail({ mailer: app.mailer, tokens, publicUrl })
+  const users = createUserService({ db: app.db, sessions: app.sessions, accountMail })
+  const service = createAuthService({
+    db: app.db, redis: app.redis, sessions: app.sessions, tokens, accountMail, users,
+    issueAccessToken: app.issueAccessToken, accessTtlSeconds: authConfig.accessTtlSeconds, totpIssuer: 'Shop',
+  })
+
+  // Guessing is throttled twice: per client IP (route config) and per account (preHandler,
+  // after the body is parsed), both counted in Redis so every instance shares the count.
+  const perIp = { rateLimit: { max: authConfig.rateLimitPerIp, timeWindow: 60_000 } }
+  const perAccount = app.rateLimit({
+    max: authConfig.rateLimitPerAccount,
+    timeWindow: 15 * 60_000,
+    keyGenerator: (req) => `account:${normalizeEmail((req.body as { email?: string } | undefined)?.email ?? '')}`,
+  })
+  const perUser = app.rateLimit({
+    max: authConfig.rateLimitPerAccount,
+    timeWindow: 15 * 60_000,
+    keyGenerator: (req) => `user:${req.user?.sub ?? req.ip}`,
+  })
+
+  app.post('/register', {
+    config: perIp,
+    schema: {
+      tags: ['auth'], operationId: 'register', summary: 'Create a customer account and sign in',
+      description: 'Sends a verification mail. Roles cannot be chosen here.',
+      body: Type.Ref(RegisterBody),
+      response: { 201: Type.Ref(AuthResult), 400: problem, 409: problem, 429: problem },
+    },
+  }, async (req, reply) => reply.code(201).send(await service.register(req.body)))
+
+  app.post('/login', {
+    config: perIp,
+    preHandler: perAccount,
+    schema: {
+      tags: ['auth'], operationId: 'login', summary: 'Sign in with email and password (and a 2FA code when enabled)',
+      body: Type.Ref(LoginBody),
+      response: { 200: Type.Ref(AuthResult), 400: problem, 401: problem, 403: problem, 429: problem },
+    },
+  }, (req) => service.login(req.body))
+
+  app.post('/refresh', {
+    config: perIp,
+    schema: {
+      tags: ['auth'], operationId: 'refreshTokens', summary: 'Exchange a refresh token for new tokens (rotation)',
+      description: 'Each refresh token works once. Presenting a used one ends the whole session.',
+      body: Type.Ref(RefreshBody),
+      response: { 200: Type.Ref(TokenPair), 400: problem, 401: problem, 429: problem },
+    },
+  }, (req) => service.refresh(req.body.refreshToken))
+
+  app.post('/logout', {
+    preHandler: app.authenticate,
+    schema: {
+      tags: ['auth'], operationId: 'logout', summary: 'End this session', security: bearer,
+      response: { 204: Type.Null(), 401: problem },
+    },
+  }, async (req, reply) => {
+    await service.logout(req.user)
+    return reply.code(204).send(null)
+  })
+
+  app.post('/logout-all', {
+    preHandler: app.authenticate,
+    schema: {
+      tags: ['auth'], operationId: 'logoutEverywhere', summary: 'End every session of this account', security: bearer,
+      response: { 204: Type.Null(), 401: problem },
+    },
+  }, async (req, reply) => {
+    await service.logoutEverywhere(req.user)
+    return reply.code(204).send(null)
+  })
+
+  app.post('/verify-email', {
+    config: perIp,
+    schema: {
+      tags: ['auth'], operationId: 'verifyEmail', summary: 'Confirm an email address with the token from the mail',
+      body: Type.Ref(TokenBody),
+      response: { 200: Type.Ref(User), 400: problem, 429: problem },
+    },
+  }, (req) => service.verifyEmail(req.body.token))
+
+  app.post('/verify-email/resend', {
+    config: perIp,
+    preHandler: app.authenticate,
+    schema: {
+      tags: ['auth'], operationId: 'resendVerificationEmail', summary: 'Send the verification mail again', security: bearer,
+      response: { 202: Type.Ref(Accepted), 401: problem, 409: problem, 429: problem },
+    },
+  }, async (req, reply) => {
+    await service.resendVerification(req.user.sub)
+    return reply.code(202).send({ message: 'A verification mail is on its way' })
+  })
+
+  app.post('/password/forgot', {
+    config: perIp,
+    preHandler: perAccount,
+    schema: {
+      tags: ['auth'], operationId: 'forgotPassword', summary: 'Mail a password reset link',
+      description: 'Answers the same whether or not an account exists for the address.',
+      body: Type.Ref(ForgotPasswordBody),
+      response: { 202: Type.Ref(Accepted), 400: problem, 429: problem },
+    },
+  }, async (req, reply) => {
+    await service.forgotPassword(req.body.email)
+    return reply.code(202).send({ message: 'If an account exists for that address, a reset link is on its way' })
+  })
+
+  app.post('/password/reset', {
+    config: perIp,
+    schema: {
+      tags: ['auth'], operationId: 'resetPassword', summary: 'Set a new password with the token from the mail',
+      description: 'The token works once and for 30 minutes. Every session of the account ends.',
+      body: Type.Ref(ResetPasswordBody),
+      response: { 204: Type.Null(), 400: problem, 429: problem },
+    },
+  }, async (req, reply) => {
+    await service.resetPassword(req.body.token, req.body.password)
+    return reply.code(204).send(null)
+  })
+
+  app.post('/2fa/setup', {
+    config: perIp,
+    preHandler: app.authenticate,
+    schema: {
+      tags: ['auth'], operationId: 'setupTwoFactor', summary: 'Start enabling TOTP two-factor authentication', security: bearer,
+      response: { 200: Type.Ref(TotpSetup), 401: problem, 409: problem, 429: problem },
+    },
+  }, (req) => service.setupTotp(req.user.sub))
+
+  app.post('/2fa/enable', {
+    config: perIp,
+    preHandler: [app.authenticate, perUser],
+    schema: {
+      tags: ['auth'], operationId: 'enableTwoFactor', summary: 'Confirm TOTP with a code; returns recovery codes once', security: bearer,
+      body: Type.Ref(TotpEnableBody),
+      response: { 200: Type.Ref(RecoveryCodes), 400: problem, 401: problem, 409: problem, 429: problem },
+    },
+  }, (req) => service.enableTotp(req.user.sub, req.body.code))
+
+  app.post('/2fa/disable', {
+    config: perIp,
+    preHandler: [app.authenticate, perUser],
+    schema: {
+      tags: ['auth'], operationId: 'disableTwoFactor', summary: 'Turn two-factor authentication off (password required)', security: bearer,
+      body: Type.Ref(PasswordConfirm),
+      response: { 204: Type.Null(), 400: problem, 401: problem, 409: problem, 429: problem },
+    },
+  }, async (req, reply) => {
+    await service.disableTotp(req.user.sub, req.body.password)
+    return reply.code(204).send(null)
+  })
+}
+export default auth

@@ -1,0 +1,197 @@
+import { randomBytes } from 'node:crypto'
+import { and, eq, isNull, sql } from 'drizzle-orm'
+import * as OTPAuth from 'otpauth'
+import type { Redis } from 'ioredis'
+import { recoveryCodes, users } from '../../db/schema/index.js'
+import { isUniqueViolation, type Db } from '../../db/client.js'
+import { BadRequest, Conflict, Forbidden, Unauthorized } from '../../src/errors.js'
+import { assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
+import { sha256, type SessionStore } from '../../src/sessions.js'
+import type { OneTimeTokens } from '../../src/one-time-tokens.js'
+import type { AccountMail } from '../../src/account-mail.js'
+import type { AccessClaims } from '../../plugins/auth.js'
+import { normalizeEmail, toUser, type UserRow, type UserService } from '../users/service.js'
+
+export interface AuthDeps {
+  db: Db
+  redis: Redis
+  sessions: SessionStore
+  tokens: OneTimeTokens
+  accountMail: AccountMail
+  users: UserService
+  issueAccessToken: (claims: Omit<AccessClaims, 'jti'>) => string
+  accessTtlSeconds: number
+  totpIssuer: string
+}
+
+const TOTP_SETUP_TTL_SECONDS = 600
+const RECOVERY_CODE_COUNT = 10
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
+
+const invalidCredentials = () => new Unauthorized('The email or password is not correct', 'invalid-credentials')
+const normalizeRecoveryCode = (code: string) => code.replace('-', '').toUpperCase()
+
+function newRecoveryCode() {
+  const chars = [...randomBytes(10)].map((b) => BASE32[b & 31]).join('')
+  return `${chars.slice(0, 5)}-${chars.slice(5)}`
+}
+
+export function createAuthService(deps: AuthDeps) {
+  const { db, redis, sessions, tokens, accountMail } = deps
+  const findByEmail = db.select().from(users).where(eq(users.email, sql.placeholder('email'))).limit(1).prepare('user_by_email')
+
+  const totpFor = (secret: string, email: string) => new OTPAuth.TOTP({
+    issuer: deps.totpIssuer, label: email, algorithm: 'SHA1', digits: 6, period: 30, secret: OTPAuth.Secret.fromBase32(secret),
+  })
+
+  /** A code is valid in the current step ±1, and each step's code works once per user. */
+  async function checkTotp(user: UserRow, secret: string, code: string) {
+    const totp = totpFor(secret, user.email)
+    const delta = totp.validate({ token: code, window: 1 })
+    if (delta === null) return false
+    const step = Math.floor(Date.now() / 1000 / 30) + delta
+    return (await redis.set(`totp-used:${user.id}:${step}`, '1', 'EX', 120, 'NX')) === 'OK'
+  }
+
+  async function consumeRecoveryCode(userId: string, code: string) {
+    const used = await db.update(recoveryCodes).set({ usedAt: new Date() })
+      .where(and(eq(recoveryCodes.userId, userId), eq(recoveryCodes.codeHash, sha256(normalizeRecoveryCode(code))), isNull(recoveryCodes.usedAt)))
+      .returning({ id: recoveryCodes.id })
+    return used.length === 1
+  }
+
+  async function tokensFor(user: UserRow, session: { familyId: string; refreshToken: string }) {
+    return {
+      tokenType: 'Bearer' as const,
+      accessToken: deps.issueAccessToken({ sub: user.id, role: user.role, sid: session.familyId }),
+      expiresIn: deps.accessTtlSeconds,
+      refreshToken: session.refreshToken,
+    }
+  }
+
+  async function startSession(user: UserRow) {
+    return { user: toUser(user), tokens: await tokensFor(user, await sessions.create(user.id)) }
+  }
+
+  return {
+    async register(input: { email: string; password: string; name: string }) {
+      const email = normalizeEmail(input.email)
+      assertPasswordPolicy(input.password, email)
+      let user: UserRow
+      try {
+        ;[user] = await db.insert(users).values({ email, name: input.name.trim(), passwordHash: await hashPassword(input.password) }).returning() as [UserRow]
+      } catch (err) {
+        if (isUniqueViolation(err, 'users_email_key')) throw new Conflict('An account with that email address exists; sign in or reset the password', 'email-taken')
+        throw err
+      }
+      await accountMail.sendVerification(user)
+      return startSession(user)
+    },
+
+    async login(input: { email: string; password: string; totpCode?: string; recoveryCode?: string }) {
+      const [user] = await findByEmail.execute({ email: normalizeEmail(input.email) })
+      // Unknown email and wrong password take the same time and give the same answer.
+      if (!(await verifyPassword(user?.passwordHash, input.password)) || !user) throw invalidCredentials()
+      if (!user.isActive) throw new Forbidden('This account is deactivated', 'account-deactivated')
+      if (user.totpSecret && user.totpEnabledAt) {
+        if (input.totpCode) {
+          if (!(await checkTotp(user, user.totpSecret, input.totpCode))) throw new Unauthorized('The two-factor code is not valid or was already used', 'invalid-totp')
+        } else if (input.recoveryCode) {
+          if (!(await consumeRecoveryCode(user.id, input.recoveryCode))) throw new Unauthorized('The recovery code is not valid or was already used', 'invalid-totp')
+        } else {
+          throw new Unauthorized('This account requires a two-factor code (totpCode) or a recovery code', 'totp-required')
+        }
+      }
+      return startSession(user)
+    },
+
+    async refresh(refreshToken: string) {
+      const result = await sessions.rotate(refreshToken)
+      if (result.outcome === 'reused') throw new Unauthorized('This refresh token was already used; the session has been ended', 'refresh-token-reused')
+      if (result.outcome !== 'rotated') throw new Unauthorized('The refresh token is not valid', 'invalid-refresh-token')
+      const user = await deps.users.requireUser(result.userId)
+      if (!user.isActive) {
+        await sessions.revokeFamily(result.familyId)
+        throw new Unauthorized('The session has ended', 'session-ended')
+      }
+      return tokensFor(user, result)
+    },
+
+    async logout(claims: { sid: string; jti: string; exp: number }) {
+      await sessions.revokeFamily(claims.sid)
+      await sessions.denyAccessToken(claims.jti, claims.exp)
+    },
+
+    async logoutEverywhere(claims: { sub: string; jti: string; exp: number }) {
+      await sessions.revokeAll(claims.sub)
+      await sessions.denyAccessToken(claims.jti, claims.exp)
+    },
+
+    async verifyEmail(token: string) {
+      const payload = await tokens.consume('email-verification', token)
+      if (!payload?.userId || !payload.email) throw new BadRequest('The verification link is not valid or has expired', 'invalid-token')
+      // The address must still be the one the link was sent to.
+      const updated = await db.update(users).set({ emailVerifiedAt: new Date(), updatedAt: new Date() })
+        .where(and(eq(users.id, payload.userId), eq(users.email, payload.email))).returning()
+      if (!updated[0]) throw new BadRequest('The verification link is not valid or has expired', 'invalid-token')
+      return toUser(updated[0])
+    },
+
+    async resendVerification(userId: string) {
+      const user = await deps.users.requireUser(userId)
+      if (user.emailVerifiedAt) throw new Conflict('The email address is already verified', 'already-verified')
+      await accountMail.sendVerification(user)
+    },
+
+    /** Answers the same whether or not the account exists. */
+    async forgotPassword(email: string) {
+      const [user] = await findByEmail.execute({ email: normalizeEmail(email) })
+      if (user?.isActive) await accountMail.sendPasswordReset(user)
+    },
+
+    async resetPassword(token: string, password: string) {
+      const payload = await tokens.consume('password-reset', token)
+      if (!payload?.userId) throw new BadRequest('The reset link is not valid or has expired', 'invalid-token')
+      const user = await deps.users.requireUser(payload.userId)
+      assertPasswordPolicy(password, user.email)
+      await db.update(users).set({ passwordHash: await hashPassword(password), updatedAt: new Date() }).where(eq(users.id, user.id))
+      await sessions.revokeAll(user.id)
+    },
+
+    /** Step 1: a secret to put in the authenticator; not active until confirmed with a code. */
+    async setupTotp(userId: string) {
+      const user = await deps.users.requireUser(userId)
+      if (user.totpEnabledAt) throw new Conflict('Two-factor authentication is already enabled', 'totp-enabled')
+      const secret = new OTPAuth.Secret({ size: 20 }).base32
+      await redis.set(`totp-setup:${userId}`, secret, 'EX', TOTP_SETUP_TTL_SECONDS)
+      return { secret, otpauthUrl: totpFor(secret, user.email).toString() }
+    },
+
+    /** Step 2: the first code proves the authenticator works; returns recovery codes once. */
+    async enableTotp(userId: string, code: string) {
+      const user = await deps.users.requireUser(userId)
+      if (user.totpEnabledAt) throw new Conflict('Two-factor authentication is already enabled', 'totp-enabled')
+      const secret = await redis.get(`totp-setup:${userId}`)
+      if (!secret) throw new Conflict('Start two-factor setup first; the pending secret expires after 10 minutes', 'totp-not-pending')
+      if (!(await checkTotp(user, secret, code))) throw new BadRequest('The code does not match the authenticator', 'invalid-totp')
+      const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode)
+      await db.transaction(async (tx) => {
+        await tx.update(users).set({ totpSecret: secret, totpEnabledAt: new Date(), updatedAt: new Date() }).where(eq(users.id, userId))
+        await tx.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId))
+        await tx.insert(recoveryCodes).values(codes.map((c) => ({ userId, codeHash: sha256(normalizeRecoveryCode(c)) })))
+      })
+      await redis.del(`totp-setup:${userId}`)
+      return { recoveryCodes: codes }
+    },
+
+    async disableTotp(userId: string, password: string) {
+      const user = await deps.users.requireUser(userId)
+      if (!(await verifyPassword(user.passwordHash, password))) throw new Unauthorized('The password is not correct', 'invalid-credentials')
+      if (!user.totpEnabledAt) throw new Conflict('Two-factor authentication is not enabled', 'totp-disabled')
+      await db.transaction(async (tx) => {
+        await tx.update(users).set({ totpSecret: null, totpEnabledAt: null, updatedAt: new Date() }).where(eq(users.id, userId))
+        await tx.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId))
+      })
+    },
+  }
+}

@@ -1,0 +1,169 @@
+import { and, desc, eq, ilike, or, sql, type SQL } from 'drizzle-orm'
+import { addresses, users } from '../../db/schema/index.js'
+import { isUniqueViolation, type Db } from '../../db/client.js'
+import { BadRequest, Conflict, NotFound, Unauthorized } from '../../src/errors.js'
+import { assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
+import { decodeCursor, toPage } from '../../src/pagination.js'
+import type { SessionStore } from '../../src/sessions.js'
+import type { AccountMail } from '../../src/account-mail.js'
+
+export type UserRow = typeof users.$inferSelect
+type AddressRow = typeof addresses.$inferSelect
+type Role = UserRow['role']
+
+export const MAX_ADDRESSES_PER_USER = 20
+
+/** The public view of an account; the only way a user leaves this service. */
+export function toUser(row: UserRow) {
+  return {
+    id: row.id,
+    email: row.email,
+    name: row.name,
+    role: row.role,
+    emailVerified: row.emailVerifiedAt !== null,
+    twoFactorEnabled: row.totpEnabledAt !== null,
+    isActive: row.isActive,
+    createdAt: row.createdAt.toISOString(),
+  }
+}
+
+function toAddress(row: AddressRow) {
+  return {
+    id: row.id, label: row.label, recipientName: row.recipientName, line1: row.line1, line2: row.line2,
+    city: row.city, region: row.region, postalCode: row.postalCode, country: row.country, phone: row.phone,
+    isDefault: row.isDefault, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString(),
+  }
+}
+
+export const normalizeEmail = (email: string) => email.trim().toLowerCase()
+const likePattern = (q: string) => `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+
+export interface UsersDeps { db: Db; sessions: SessionStore; accountMail: AccountMail }
+
+export function createUserService({ db, sessions, accountMail }: UsersDeps) {
+  const findById = db.select().from(users).where(eq(users.id, sql.placeholder('id'))).limit(1).prepare('user_by_id')
+
+  async function requireUser(id: string) {
+    const [row] = await findById.execute({ id })
+    if (!row) throw new NotFound('user', id)
+    return row
+  }
+
+  async function update(id: string, values: Partial<typeof users.$inferInsert>) {
+    const [row] = await db.update(users).set({ ...values, updatedAt: new Date() }).where(eq(users.id, id)).returning()
+    if (!row) throw new NotFound('user', id)
+    return row
+  }
+
+  async function requireAddress(userId: string, addressId: string) {
+    // Someone else's address is indistinguishable from a missing one.
+    const [row] = await db.select().from(addresses).where(and(eq(addresses.id, addressId), eq(addresses.userId, userId)))
+    if (!row) throw new NotFound('address', addressId)
+    return row
+  }
+
+  return {
+    requireUser,
+
+    async get(id: string) { return toUser(await requireUser(id)) },
+
+    async updateProfile(id: string, input: { name: string }) {
+      return toUser(await update(id, { name: input.name.trim() }))
+    },
+
+    async changeEmail(id: string, input: { email: string; password: string }) {
+      const user = await requireUser(id)
+      if (!(await verifyPassword(user.passwordHash, input.password))) throw new Unauthorized('The password is not correct', 'invalid-credentials')
+      const email = normalizeEmail(input.email)
+      if (email === user.email) throw new BadRequest('That is already your email address', 'same-email')
+      let row: UserRow
+      try {
+        row = await update(id, { email, emailVerifiedAt: null })
+      } catch (err) {
+        if (isUniqueViolation(err, 'users_email_key')) throw new Conflict('Another account uses that email address', 'email-taken')
+        throw err
+      }
+      await accountMail.sendVerification(row)
+      return toUser(row)
+    },
+
+    /** Changes the password and ends every other session of the user. */
+    async changePassword(id: string, currentFamilyId: string, input: { currentPassword: string; newPassword: string }) {
+      const user = await requireUser(id)
+      if (!(await verifyPassword(user.passwordHash, input.currentPassword))) throw new Unauthorized('The current password is not correct', 'invalid-credentials')
+      assertPasswordPolicy(input.newPassword, user.email)
+      await update(id, { passwordHash: await hashPassword(input.newPassword) })
+      await sessions.revokeAll(id, currentFamilyId)
+    },
+
+    async listAddresses(userId: string) {
+      const rows = await db.select().from(addresses).where(eq(addresses.userId, userId)).orderBy(desc(addresses.isDefault), addresses.createdAt, addresses.id)
+      return { items: rows.map(toAddress) }
+    },
+
+    async getAddress(userId: string, addressId: string) { return toAddress(await requireAddress(userId, addressId)) },
+
+    async createAddress(userId: string, input: Omit<typeof addresses.$inferInsert, 'id' | 'userId' | 'createdAt' | 'updatedAt'>) {
+      return db.transaction(async (tx) => {
+        // Serialises address writes per user so the count limit and the single default hold.
+        await tx.execute(sql`select 1 from ${users} where ${users.id} = ${userId} for update`)
+        const [{ count }] = await tx.select({ count: sql<number>`count(*)::int` }).from(addresses).where(eq(addresses.userId, userId)) as [{ count: number }]
+        if (count >= MAX_ADDRESSES_PER_USER) throw new Conflict(`An account can keep at most ${MAX_ADDRESSES_PER_USER} addresses`, 'address-limit')
+        const isDefault = input.isDefault ?? count === 0
+        if (isDefault) await tx.update(addresses).set({ isDefault: false }).where(and(eq(addresses.userId, userId), eq(addresses.isDefault, true)))
+        const [row] = await tx.insert(addresses).values({ ...input, userId, isDefault }).returning()
+        return toAddress(row!)
+      })
+    },
+
+    async updateAddress(userId: string, addressId: string, input: Partial<typeof addresses.$inferInsert>) {
+      return db.transaction(async (tx) => {
+        await tx.execute(sql`select 1 from ${users} where ${users.id} = ${userId} for update`)
+        // Everything inside goes through tx: PGlite has one connection, held by the transaction.
+        if (input.isDefault) await tx.update(addresses).set({ isDefault: false }).where(and(eq(addresses.userId, userId), eq(addresses.isDefault, true), sql`${addresses.id} <> ${addressId}`))
+        const [row] = await tx.update(addresses).set({ ...input, updatedAt: new Date() }).where(and(eq(addresses.id, addressId), eq(addresses.userId, userId))).returning()
+        if (!row) throw new NotFound('address', addressId)
+        return toAddress(row)
+      })
+    },
+
+    async deleteAddress(userId: string, addressId: string) {
+      const deleted = await db.delete(addresses).where(and(eq(addresses.id, addressId), eq(addresses.userId, userId))).returning({ id: addresses.id })
+      if (!deleted.length) throw new NotFound('address', addressId)
+    },
+
+    /** Admin listing, newest first, keyset-paged on (created_at, id). */
+    async list(query: { limit: number; cursor?: string; q?: string; role?: Role; isActive?: boolean }) {
+      const filters: SQL[] = []
+      if (query.q) filters.push(or(ilike(users.email, likePattern(query.q)), ilike(users.name, likePattern(query.q)))!)
+      if (query.role) filters.push(eq(users.role, query.role))
+      if (query.isActive !== undefined) filters.push(eq(users.isActive, query.isActive))
+      if (query.cursor) {
+        const [createdAt, id] = decodeCursor(query.cursor, ['string', 'string'] as const)
+        if (Number.isNaN(Date.parse(createdAt)) || !/^[0-9a-f-]{36}$/.test(id)) throw new BadRequest('The cursor is not valid for this listing', 'invalid-cursor')
+        filters.push(sql`(${users.createdAt}, ${users.id}) < (${createdAt}::timestamptz, ${id}::uuid)`)
+      }
+      const rows = await db.select().from(users).where(and(...filters))
+        .orderBy(desc(users.createdAt), desc(users.id)).limit(query.limit + 1)
+      const page = toPage(rows, query.limit, (r) => [r.createdAt.toISOString(), r.id])
+      return { items: page.items.map(toUser), nextCursor: page.nextCursor }
+    },
+
+    /** Changing a role ends the user's sessions, so no token keeps the old role. */
+    async setRole(actorId: string, userId: string, role: Role) {
+      if (actorId === userId) throw new Conflict('Admins cannot change their own role', 'self-change')
+      const row = await update(userId, { role })
+      await sessions.revokeAll(userId)
+      return toUser(row)
+    },
+
+    /** A deactivated user cannot sign in and loses every session at once. */
+    async setActive(actorId: string, userId: string, isActive: boolean) {
+      if (actorId === userId) throw new Conflict('Admins cannot deactivate themselves', 'self-change')
+      const row = await update(userId, { isActive })
+      if (!isActive) await sessions.revokeAll(userId)
+      return toUser(row)
+    },
+  }
+}
+export type UserService = ReturnType<typeof createUserService>

@@ -1,0 +1,28 @@
+import type { Mailer } from '../plugins/mailer.js'
+import type { OneTimeTokens } from './one-time-tokens.js'
+
+export const VERIFICATION_TTL_SECONDS = 24 * 3600
+export const RESET_TTL_SECONDS = 30 * 60
+
+// The mails an account receives; each carries a single-use token in a link to the shop's site.
+export function createAccountMail(deps: { mailer: Mailer; tokens: OneTimeTokens; publicUrl: string }) {
+  return {
+    async sendVerification(user: { id: string; email: string; name: string }) {
+      const token = await deps.tokens.issue('email-verification', { userId: user.id, email: user.email }, VERIFICATION_TTL_SECONDS)
+      deps.mailer.sendLater({
+        to: user.email,
+        subject: 'Confirm your email address',
+        text: `Hello ${user.name},\n\nconfirm your email address by opening this link within 24 hours:\n${deps.publicUrl}/verify-email?token=${token}\n`,
+      })
+    },
+    async sendPasswordReset(user: { id: string; email: string; name: string }) {
+      const token = await deps.tokens.issue('password-reset', { userId: user.id }, RESET_TTL_SECONDS)
+      deps.mailer.sendLater({
+        to: user.email,
+        subject: 'Reset your password',
+        text: `Hello ${user.name},\n\nreset your password by opening this link within 30 minutes:\n${deps.publicUrl}/reset-password?token=${token}\n\nIf you did not ask for this, ignore this mail; your password is unchanged.\n`,
+      })
+    },
+  }
+}
+export type AccountMail = ReturnType<typeof createAccountMail>

@@ -1,0 +1,39 @@
+import { Type, type TSchema } from '@sinclair/typebox'
+import { BadRequest } from './errors.js'
+
+// The one paging helper: a bounded `limit` and an opaque keyset `cursor`, answered as
+// { items, nextCursor }. The cursor is the sort key of the last item, base64url-encoded JSON.
+
+export const PAGE_LIMIT_DEFAULT = 20
+export const PAGE_LIMIT_MAX = 100
+
+export const PageQuery = {
+  limit: Type.Integer({ minimum: 1, maximum: PAGE_LIMIT_MAX, default: PAGE_LIMIT_DEFAULT, description: `page size, at most ${PAGE_LIMIT_MAX}` }),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'nextCursor of the previous page' })),
+}
+
+export const pageOf = (item: TSchema, $id: string) => Type.Object({
+  items: Type.Array(item),
+  nextCursor: Type.Union([Type.Null(), Type.String()], { description: 'pass as `cursor` for the next page; null on the last page' }),
+}, { $id, additionalProperties: false })
+
+export function encodeCursor(key: readonly (string | number)[]): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url')
+}
+
+/** Decodes a cursor made by encodeCursor with the given element kinds, or answers 400. */
+export function decodeCursor<const K extends readonly ('string' | 'number')[]>(cursor: string, kinds: K): { [I in keyof K]: K[I] extends 'number' ? number : string } {
+  let key: unknown
+  try { key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) } catch { key = undefined }
+  if (!Array.isArray(key) || key.length !== kinds.length || key.some((v, i) => typeof v !== kinds[i])) {
+    throw new BadRequest('The cursor is not valid for this listing', 'invalid-cursor')
+  }
+  return key as never
+}
+
+/** Trims a page fetched with limit + 1 rows and computes nextCursor from the last kept row. */
+export function toPage<T>(rows: T[], limit: number, keyOf: (row: T) => readonly (string | number)[]) {
+  const items = rows.slice(0, limit)
+  const last = items[items.length - 1]
+  return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(keyOf(last)) : null }
+}
