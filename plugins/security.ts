@@ -2,7 +2,25 @@ import fp from 'fastify-plugin'
 import helmet from '@fastify/helmet'
 import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
+import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { TooManyRequests } from '../src/errors.js'
+
+export interface KeyedLimit {
+  /** Names the counter family in Redis, e.g. 'login-account'. */
+  name: string
+  max: number
+  windowSeconds: number
+  /** The thing being protected (an account, a user); runs after body validation. */
+  key: (req: FastifyRequest) => string
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** A preHandler that limits by a key from the request, in addition to the per-IP limit. */
+    limitBy(limit: KeyedLimit): (req: FastifyRequest, reply: FastifyReply) => Promise<void>
+  }
+}
 
 // The gateway: security headers, CORS from an allowlist, and a global rate limit whose counters
 // live in the shared Redis so every instance counts together.
@@ -32,5 +50,26 @@ export default fp(async (app) => {
     // A Redis outage must not take the shop down with it: requests pass, the error is logged.
     skipOnError: true,
     errorResponseBuilder: (_req, ctx) => new TooManyRequests(`Rate limit of ${ctx.max} requests per ${ctx.after} exceeded; retry in ${Math.ceil(ctx.ttl / 1000)} s`),
+  })
+
+  // @fastify/rate-limit runs at most one limiter per request, so limits keyed by something other
+  // than the IP (brute force on one account from many addresses) use rate-limiter-flexible on
+  // the same Redis.
+  app.decorate('limitBy', (limit: KeyedLimit) => {
+    const limiter = new RateLimiterRedis({ storeClient: app.redis, keyPrefix: `rl-${limit.name}`, points: limit.max, duration: limit.windowSeconds })
+    return async (req: FastifyRequest, reply: FastifyReply) => {
+      try {
+        await limiter.consume(limit.key(req))
+      } catch (err) {
+        if (!(err instanceof RateLimiterRes)) {
+          // Same policy as the global limiter: a Redis failure lets the request through.
+          req.log.warn({ err, limit: limit.name }, 'rate limiter unavailable')
+          return
+        }
+        const seconds = Math.max(1, Math.ceil(err.msBeforeNext / 1000))
+        reply.header('retry-after', seconds)
+        throw new TooManyRequests(`Too many attempts; retry in ${seconds} s`)
+      }
+    }
   })
 }, { name: 'security', dependencies: ['config', 'redis'] })

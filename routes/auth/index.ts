@@ -27,16 +27,15 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
   // Guessing is throttled twice: per client IP (route config) and per account (preHandler,
   // after the body is parsed), both counted in Redis so every instance shares the count.
   const perIp = { rateLimit: { max: authConfig.rateLimitPerIp, timeWindow: 60_000 } }
-  const perAccount = app.rateLimit({
-    max: authConfig.rateLimitPerAccount,
-    timeWindow: 15 * 60_000,
-    keyGenerator: (req) => `account:${normalizeEmail((req.body as { email?: string } | undefined)?.email ?? '')}`,
+  const window = 15 * 60
+  const perAccount = (name: string) => app.limitBy({
+    name, max: authConfig.rateLimitPerAccount, windowSeconds: window,
+    key: (req) => normalizeEmail((req.body as { email: string }).email),
   })
-  const perUser = app.rateLimit({
-    max: authConfig.rateLimitPerAccount,
-    timeWindow: 15 * 60_000,
-    keyGenerator: (req) => `user:${req.user?.sub ?? req.ip}`,
-  })
+  // Separate counters: a stranger's failed sign-ins must not stop the owner asking for a reset.
+  const loginPerAccount = perAccount('login-account')
+  const resetPerAccount = perAccount('reset-account')
+  const perUser = app.limitBy({ name: 'user', max: authConfig.rateLimitPerAccount, windowSeconds: window, key: (req) => req.user.sub })
 
   app.post('/register', {
     config: perIp,
@@ -50,7 +49,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/login', {
     config: perIp,
-    preHandler: perAccount,
+    preHandler: loginPerAccount,
     schema: {
       tags: ['auth'], operationId: 'login', summary: 'Sign in with email and password (and a 2FA code when enabled)',
       body: Type.Ref(LoginBody),
@@ -113,7 +112,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/password/forgot', {
     config: perIp,
-    preHandler: perAccount,
+    preHandler: resetPerAccount,
     schema: {
       tags: ['auth'], operationId: 'forgotPassword', summary: 'Mail a password reset link',
       description: 'Answers the same whether or not an account exists for the address.',
