@@ -83,3 +83,11 @@ export function isUniqueViolation(err: unknown, constraint?: string): boolean {
   }
   return false
 }
+
+/** True when a query failed on a foreign key (a referenced row is missing, or still referenced). */
+export function isForeignKeyViolation(err: unknown): boolean {
+  for (let e = err as { code?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code === '23503') return true
+  }
+  return false
+}

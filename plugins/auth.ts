@@ -22,6 +22,8 @@ declare module 'fastify' {
     issueAccessToken(claims: Omit<AccessClaims, 'jti'>): string
     /** preHandler: a valid, unrevoked access token is required. */
     authenticate(req: FastifyRequest, reply: FastifyReply): Promise<void>
+    /** preHandler: authenticates when a token is sent; anonymous requests pass (see viewerRole). */
+    identify(req: FastifyRequest, reply: FastifyReply): Promise<void>
     /** preHandler factory: authenticated and holding the role. */
     requireRole(role: Role): (req: FastifyRequest, reply: FastifyReply) => Promise<void>
   }
@@ -54,8 +56,18 @@ export default fp(async (app) => {
     }
   })
 
+  app.decorate('identify', async (req: FastifyRequest, reply: FastifyReply) => {
+    if (req.headers.authorization !== undefined) await app.authenticate(req, reply)
+  })
+
   app.decorate('requireRole', (role: Role) => async (req: FastifyRequest, reply: FastifyReply) => {
     await app.authenticate(req, reply)
     if (req.user.role !== role) throw new Forbidden(`This requires the ${role} role`)
   })
 }, { name: 'auth', dependencies: ['config', 'redis'] })
+
+/** The caller's role after `identify`, or null for an anonymous request. */
+export function viewerRole(req: FastifyRequest): Role | null {
+  // @fastify/jwt leaves request.user null until a token is verified.
+  return (req.user as AccessClaims | null)?.role ?? null
+}

@@ -16,7 +16,9 @@ function problemFor(error: FastifyError | AppError | Error, req: FastifyRequest)
     const errors = fe.validation.map((issue) => {
       const missing = issue.keyword === 'required' ? `/${String(issue.params.missingProperty)}` : ''
       const extra = issue.keyword === 'additionalProperties' ? `/${String(issue.params.additionalProperty)}` : ''
-      const message = issue.keyword === 'additionalProperties' ? 'is not allowed' : issue.message ?? 'is invalid'
+      const message = issue.keyword === 'additionalProperties' ? 'is not allowed'
+        : issue.keyword === 'enum' ? `must be one of: ${(issue.params.allowedValues as unknown[]).join(', ')}`
+        : issue.message ?? 'is invalid'
       return { path: `/${part}${issue.instancePath}${missing}${extra}`, message }
     })
     return {

@@ -22,6 +22,8 @@ export default fp(async (app) => {
         { name: 'health', description: 'Liveness and readiness probes' },
         { name: 'auth', description: 'Sign-up, sign-in, token refresh, password reset, two-factor authentication' },
         { name: 'users', description: 'My account and addresses; account administration' },
+        { name: 'categories', description: 'The category tree' },
+        { name: 'products', description: 'Products, variants, stock; search and listing' },
       ],
     },
     // Components are named after each schema's $id (Problem, Product), not def-0.

@@ -5,7 +5,8 @@ import { Value } from '@sinclair/typebox/value'
 // values so `npm start` works with no environment; production refuses to run on them.
 const DEV_JWT_SECRET = 'dev-only-jwt-secret-change-me-0123456789abcdef'
 
-/** An enumerated string whose error message lists the allowed values. */
+/** An enumerated string whose error message lists the allowed values (TypeBox's Value checker
+ * needs a union of literals here, not the StringEnum the HTTP schemas use). */
 function oneOf<const T extends string>(values: readonly T[], defaultValue: T) {
   return Type.Union(values.map((v) => Type.Literal(v)), { default: defaultValue, description: `one of ${values.join(', ')}` })
 }
@@ -38,6 +39,8 @@ export const ConfigSchema = Type.Object({
   SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://', description: 'an smtp:// or smtps:// URL' })),
   MAIL_FROM: Type.String({ minLength: 3, default: 'Shop <no-reply@shop.localhost>' }),
   PUBLIC_URL: Type.String({ pattern: '^https?://', default: 'http://127.0.0.1:3000', description: 'the base URL used in links sent by mail' }),
+  STORE_CURRENCY: Type.String({ pattern: '^[A-Z]{3}$', default: 'EUR', description: 'ISO 4217 code, e.g. EUR' }),
+  CACHE_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 300 }),
   CORS_ORIGINS: Type.String({ default: 'http://localhost:3000,http://127.0.0.1:3000', description: 'comma-separated list of allowed origins' }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 300, description: 'requests per window per client' }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
@@ -66,6 +69,8 @@ export interface Config {
   }
   mail: { smtpUrl?: string; from: string }
   publicUrl: string
+  currency: string
+  cacheTtlSeconds: number
   corsOrigins: string[]
   rateLimit: { max: number; windowMs: number }
   bodyLimit: number
@@ -124,6 +129,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     mail: { smtpUrl: raw.SMTP_URL, from: raw.MAIL_FROM },
     publicUrl: raw.PUBLIC_URL.replace(/\/$/, ''),
+    currency: raw.STORE_CURRENCY,
+    cacheTtlSeconds: raw.CACHE_TTL_SECONDS,
     corsOrigins: raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
     rateLimit: { max: raw.RATE_LIMIT_MAX, windowMs: raw.RATE_LIMIT_WINDOW_MS },
     bodyLimit: raw.BODY_LIMIT_BYTES,

@@ -21,11 +21,21 @@ export function encodeCursor(key: readonly (string | number)[]): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url')
 }
 
-/** Decodes a cursor made by encodeCursor with the given element kinds, or answers 400. */
-export function decodeCursor<const K extends readonly ('string' | 'number')[]>(cursor: string, kinds: K): { [I in keyof K]: K[I] extends 'number' ? number : string } {
+// What each position of a cursor may hold; checked before any value reaches SQL.
+const CURSOR_PARTS = {
+  number: (v: unknown) => typeof v === 'number' && Number.isFinite(v),
+  string: (v: unknown) => typeof v === 'string' && v.length <= 1000,
+  uuid: (v: unknown) => typeof v === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v),
+  date: (v: unknown) => typeof v === 'string' && /^\d{4}-\d{2}-\d{2}T[\d:.]+Z$/.test(v) && !Number.isNaN(Date.parse(v)),
+  decimal: (v: unknown) => typeof v === 'string' && /^-?\d{1,12}(\.\d{1,6})?$/.test(v),
+}
+export type CursorPart = keyof typeof CURSOR_PARTS
+
+/** Decodes a cursor made by encodeCursor with the given parts, or answers 400. */
+export function decodeCursor<const K extends readonly CursorPart[]>(cursor: string, parts: K): { [I in keyof K]: K[I] extends 'number' ? number : string } {
   let key: unknown
   try { key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) } catch { key = undefined }
-  if (!Array.isArray(key) || key.length !== kinds.length || key.some((v, i) => typeof v !== kinds[i])) {
+  if (!Array.isArray(key) || key.length !== parts.length || key.some((v, i) => !CURSOR_PARTS[parts[i]!](v))) {
     throw new BadRequest('The cursor is not valid for this listing', 'invalid-cursor')
   }
   return key as never

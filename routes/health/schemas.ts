@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
+import { StringEnum } from '../../src/schema-types.js'
 
-export const StoreState = Type.Union([Type.Literal('up'), Type.Literal('down')], { $id: 'StoreState' })
+export const StoreState = StringEnum(['up', 'down'], { $id: 'StoreState' })
 
 export const Liveness = Type.Object({
   status: Type.Literal('ok'),

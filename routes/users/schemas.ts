@@ -1,11 +1,12 @@
 import { Type } from '@sinclair/typebox'
+import { StringEnum } from '../../src/schema-types.js'
 import { PageQuery, pageOf } from '../../src/pagination.js'
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../../src/passwords.js'
 
 export const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254 })
 export const Password = Type.String({ minLength: PASSWORD_MIN_LENGTH, maxLength: PASSWORD_MAX_LENGTH, description: `${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters, not your email address` })
 export const PersonName = Type.String({ minLength: 1, maxLength: 100 })
-export const RoleSchema = Type.Union([Type.Literal('customer'), Type.Literal('admin')], { $id: 'Role' })
+export const RoleSchema = StringEnum(['customer', 'admin'], { $id: 'Role' })
 
 // What any client may see of an account. Hashes and secrets are not part of it, by construction.
 export const User = Type.Object({

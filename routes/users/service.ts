@@ -139,8 +139,7 @@ export function createUserService({ db, sessions, accountMail }: UsersDeps) {
       if (query.role) filters.push(eq(users.role, query.role))
       if (query.isActive !== undefined) filters.push(eq(users.isActive, query.isActive))
       if (query.cursor) {
-        const [createdAt, id] = decodeCursor(query.cursor, ['string', 'string'] as const)
-        if (Number.isNaN(Date.parse(createdAt)) || !/^[0-9a-f-]{36}$/.test(id)) throw new BadRequest('The cursor is not valid for this listing', 'invalid-cursor')
+        const [createdAt, id] = decodeCursor(query.cursor, ['date', 'uuid'])
         filters.push(sql`(${users.createdAt}, ${users.id}) < (${createdAt}::timestamptz, ${id}::uuid)`)
       }
       const rows = await db.select().from(users).where(and(...filters))

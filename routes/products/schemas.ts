@@ -1,0 +1,133 @@
+import { Type } from '@sinclair/typebox'
+import { StringEnum } from '../../src/schema-types.js'
+import { PageQuery, pageOf } from '../../src/pagination.js'
+import { Slug } from '../categories/schemas.js'
+
+const Minor = (description: string) => Type.Integer({ minimum: 0, maximum: 100_000_000, description: `${description}, in minor units of the store currency` })
+const Currency = Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217' })
+const OptionValues = Type.Record(Type.String({ minLength: 1, maxLength: 40 }), Type.String({ minLength: 1, maxLength: 100 }), {
+  maxProperties: 10, description: 'option name to value, e.g. { "size": "M", "colour": "red" }',
+})
+const Attributes = Type.Record(Type.String({ minLength: 1, maxLength: 60 }), Type.String({ maxLength: 500 }), { maxProperties: 50 })
+const ImageIds = Type.Array(Type.String({ format: 'uuid' }), { maxItems: 20, uniqueItems: true, description: 'upload ids, in display order' })
+
+export const ProductStatus = StringEnum(['draft', 'active', 'archived'], { $id: 'ProductStatus' })
+
+export const Variant = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  sku: Type.String(),
+  options: Type.Record(Type.String(), Type.String()),
+  priceMinor: Type.Integer(),
+  compareAtPriceMinor: Type.Union([Type.Null(), Type.Integer()]),
+  currency: Currency,
+  stock: Type.Integer({ minimum: 0 }),
+  isActive: Type.Boolean(),
+}, { $id: 'Variant', additionalProperties: false })
+
+export const PriceRange = Type.Object({
+  minMinor: Type.Integer(), maxMinor: Type.Integer(), currency: Currency,
+}, { $id: 'PriceRange', additionalProperties: false })
+
+export const RatingSummary = Type.Object({
+  average: Type.Number({ minimum: 0, maximum: 5 }), count: Type.Integer({ minimum: 0 }),
+}, { $id: 'RatingSummary', additionalProperties: false })
+
+const summaryFields = {
+  id: Type.String({ format: 'uuid' }),
+  slug: Type.String(),
+  name: Type.String(),
+  status: Type.Ref(ProductStatus),
+  categoryId: Type.Union([Type.Null(), Type.String({ format: 'uuid' })]),
+  priceRange: Type.Ref(PriceRange),
+  inStock: Type.Boolean(),
+  rating: Type.Ref(RatingSummary),
+  imageIds: Type.Array(Type.String({ format: 'uuid' })),
+  createdAt: Type.String({ format: 'date-time' }),
+}
+
+export const ProductSummary = Type.Object(summaryFields, { $id: 'ProductSummary', additionalProperties: false })
+
+export const Product = Type.Object({
+  ...summaryFields,
+  description: Type.String(),
+  attributes: Type.Record(Type.String(), Type.String()),
+  variants: Type.Array(Type.Ref(Variant)),
+  updatedAt: Type.String({ format: 'date-time' }),
+}, { $id: 'Product', additionalProperties: false })
+
+export const VariantCreate = Type.Object({
+  sku: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', minLength: 1, maxLength: 64 }),
+  options: Type.Optional(OptionValues),
+  priceMinor: Minor('unit price'),
+  compareAtPriceMinor: Type.Optional(Type.Union([Type.Null(), Minor('the "was" price shown struck through')])),
+  stock: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'initial stock, recorded as a restock movement' })),
+  isActive: Type.Optional(Type.Boolean()),
+}, { $id: 'VariantCreate', additionalProperties: false })
+
+export const VariantUpdate = Type.Partial(Type.Omit(VariantCreate, ['stock']), {
+  $id: 'VariantUpdate', additionalProperties: false, minProperties: 1,
+  description: 'Stock changes only through a stock adjustment, which keeps the audit trail.',
+})
+
+export const ProductCreate = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  slug: Slug,
+  description: Type.Optional(Type.String({ maxLength: 20_000 })),
+  status: Type.Optional(Type.Ref(ProductStatus)),
+  categoryId: Type.Optional(Type.Union([Type.Null(), Type.String({ format: 'uuid' })])),
+  attributes: Type.Optional(Attributes),
+  imageIds: Type.Optional(ImageIds),
+  variants: Type.Array(Type.Ref(VariantCreate), { minItems: 1, maxItems: 100, description: 'every product has at least one variant' }),
+}, { $id: 'ProductCreate', additionalProperties: false })
+
+export const ProductUpdate = Type.Partial(Type.Omit(ProductCreate, ['variants']), { $id: 'ProductUpdate', additionalProperties: false, minProperties: 1 })
+
+export const InventoryReason = StringEnum(
+  ['restock', 'correction', 'damage', 'return'],
+  { $id: 'InventoryReason', description: 'sale and cancellation movements are written by checkout, not by hand' },
+)
+
+export const StockAdjustment = Type.Object({
+  delta: Type.Integer({ minimum: -10_000_000, maximum: 10_000_000, not: { const: 0 }, description: 'units to add (positive) or remove (negative)' }),
+  reason: Type.Ref(InventoryReason),
+  note: Type.Optional(Type.String({ maxLength: 500 })),
+}, { $id: 'StockAdjustment', additionalProperties: false })
+
+export const InventoryMovement = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  variantId: Type.String({ format: 'uuid' }),
+  delta: Type.Integer(),
+  stockAfter: Type.Integer(),
+  reason: Type.String(),
+  note: Type.Union([Type.Null(), Type.String()]),
+  actorId: Type.Union([Type.Null(), Type.String({ format: 'uuid' })]),
+  createdAt: Type.String({ format: 'date-time' }),
+}, { $id: 'InventoryMovement', additionalProperties: false })
+export const InventoryMovementPage = pageOf(Type.Ref(InventoryMovement), 'InventoryMovementPage')
+
+export const SORTS = ['relevance', 'newest', 'price_asc', 'price_desc', 'rating', 'name'] as const
+export type ProductSort = (typeof SORTS)[number]
+
+export const ProductListQuery = Type.Object({
+  ...PageQuery,
+  q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'full-text search over name and description' })),
+  category: Type.Optional(Type.String({ format: 'uuid', description: 'a category id; includes its descendants' })),
+  minPrice: Type.Optional(Minor('lowest variant price at least')),
+  maxPrice: Type.Optional(Minor('lowest variant price at most')),
+  inStock: Type.Optional(Type.Boolean({ description: 'only products with an active variant in stock' })),
+  sort: Type.Optional(StringEnum(SORTS, { description: 'default: relevance with q, newest without' })),
+  status: Type.Optional(Type.Ref(ProductStatus, { description: 'admins only; customers always see active products' })),
+}, { additionalProperties: false })
+export const ProductPage = pageOf(Type.Ref(ProductSummary), 'ProductPage')
+
+export const ProductIdParams = Type.Object({ productId: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
+export const ProductSlugParams = Type.Object({ slug: Slug }, { additionalProperties: false })
+export const VariantParams = Type.Object({
+  productId: Type.String({ format: 'uuid' }), variantId: Type.String({ format: 'uuid' }),
+}, { additionalProperties: false })
+export const MovementListQuery = Type.Object({ ...PageQuery }, { additionalProperties: false })
+
+export const schemas = [
+  ProductStatus, Variant, PriceRange, RatingSummary, ProductSummary, Product, VariantCreate, VariantUpdate,
+  ProductCreate, ProductUpdate, InventoryReason, StockAdjustment, InventoryMovement, InventoryMovementPage, ProductPage,
+]

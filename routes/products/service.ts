@@ -1,0 +1,294 @@
+import { and, asc, desc, eq, sql, type SQL } from 'drizzle-orm'
+import { inventoryMovements, productVariants, products } from '../../db/schema/index.js'
+import { isForeignKeyViolation, isUniqueViolation, type Db } from '../../db/client.js'
+import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
+import { decodeCursor, toPage, type CursorPart } from '../../src/pagination.js'
+import type { Cache } from '../../src/cache.js'
+import { CATALOG_CACHE, categoryAndDescendants } from '../categories/service.js'
+import type { ProductSort } from './schemas.js'
+
+type ProductRow = typeof products.$inferSelect
+type VariantRow = typeof productVariants.$inferSelect
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
+type Status = ProductRow['status']
+
+export interface VariantInput {
+  sku: string; options?: Record<string, string>; priceMinor: number; compareAtPriceMinor?: number | null; stock?: number; isActive?: boolean
+}
+export interface ProductInput {
+  name: string; slug: string; description?: string; status?: Status; categoryId?: string | null
+  attributes?: Record<string, string>; imageIds?: string[]; variants: VariantInput[]
+}
+export interface ListQuery {
+  limit: number; cursor?: string; q?: string; category?: string; minPrice?: number; maxPrice?: number
+  inStock?: boolean; sort?: ProductSort; status?: Status
+}
+
+/** Who is looking: customers see active products and variants only. */
+export interface Viewer { isAdmin: boolean }
+
+const inStockExpr = sql<boolean>`exists (select 1 from ${productVariants} v where v.product_id = ${products.id} and v.is_active and v.stock > 0)`
+
+// Each sort: its ORDER BY, the keyset comparison for "after this row", and the row's key.
+// Directions match the partial indexes in db/schema/catalog.ts.
+interface SortSpec { order: SQL[]; after: (key: (string | number)[]) => SQL; kinds: readonly CursorPart[] }
+function sortSpec(sort: ProductSort, rank: SQL): SortSpec {
+  switch (sort) {
+    case 'relevance': return {
+      order: [sql`${rank} desc`, desc(products.id)], kinds: ['number', 'uuid'],
+      after: ([r, id]) => sql`(${rank}, ${products.id}) < (${r}::real, ${id}::uuid)`,
+    }
+    case 'newest': return {
+      order: [desc(products.createdAt), desc(products.id)], kinds: ['date', 'uuid'],
+      after: ([c, id]) => sql`(${products.createdAt}, ${products.id}) < (${c}::timestamptz, ${id}::uuid)`,
+    }
+    case 'price_asc': return {
+      order: [asc(products.minPriceMinor), asc(products.id)], kinds: ['number', 'uuid'],
+      after: ([p, id]) => sql`(${products.minPriceMinor}, ${products.id}) > (${p}::int, ${id}::uuid)`,
+    }
+    case 'price_desc': return {
+      order: [desc(products.minPriceMinor), desc(products.id)], kinds: ['number', 'uuid'],
+      after: ([p, id]) => sql`(${products.minPriceMinor}, ${products.id}) < (${p}::int, ${id}::uuid)`,
+    }
+    case 'rating': return {
+      order: [desc(products.ratingAvg), desc(products.id)], kinds: ['decimal', 'uuid'],
+      after: ([r, id]) => sql`(${products.ratingAvg}, ${products.id}) < (${r}::numeric, ${id}::uuid)`,
+    }
+    case 'name': return {
+      order: [asc(products.name), asc(products.id)], kinds: ['string', 'uuid'],
+      after: ([n, id]) => sql`(${products.name}, ${products.id}) > (${n}::text, ${id}::uuid)`,
+    }
+  }
+}
+
+function keyOf(sort: ProductSort, row: { id: string; createdAt: Date; minPriceMinor: number; ratingAvg: string; name: string; rank: number }): (string | number)[] {
+  switch (sort) {
+    case 'relevance': return [row.rank, row.id]
+    case 'newest': return [row.createdAt.toISOString(), row.id]
+    case 'price_asc': case 'price_desc': return [row.minPriceMinor, row.id]
+    case 'rating': return [row.ratingAvg, row.id]
+    case 'name': return [row.name, row.id]
+  }
+}
+
+export function createProductService({ db, cache, currency }: { db: Db; cache: Cache; currency: string }) {
+  const findById = db.select().from(products).where(eq(products.id, sql.placeholder('id'))).limit(1).prepare('product_by_id')
+  const findBySlug = db.select().from(products).where(eq(products.slug, sql.placeholder('slug'))).limit(1).prepare('product_by_slug')
+  const variantsOf = db.select().from(productVariants).where(eq(productVariants.productId, sql.placeholder('productId')))
+    .orderBy(asc(productVariants.position), asc(productVariants.createdAt)).prepare('variants_of_product')
+
+  const toVariant = (v: VariantRow) => ({
+    id: v.id, sku: v.sku, options: v.options, priceMinor: v.priceMinor, compareAtPriceMinor: v.compareAtPriceMinor,
+    currency, stock: v.stock, isActive: v.isActive,
+  })
+
+  function toSummary(row: ProductRow, inStock: boolean) {
+    return {
+      id: row.id, slug: row.slug, name: row.name, status: row.status, categoryId: row.categoryId,
+      priceRange: { minMinor: row.minPriceMinor, maxMinor: row.maxPriceMinor, currency },
+      inStock, rating: { average: Number(row.ratingAvg), count: row.ratingCount },
+      imageIds: row.imageIds, createdAt: row.createdAt.toISOString(),
+    }
+  }
+
+  async function toDetail(row: ProductRow, viewer: Viewer) {
+    const variants = (await variantsOf.execute({ productId: row.id })).filter((v) => viewer.isAdmin || v.isActive)
+    return {
+      ...toSummary(row, variants.some((v) => v.isActive && v.stock > 0)),
+      description: row.description, attributes: row.attributes, variants: variants.map(toVariant), updatedAt: row.updatedAt.toISOString(),
+    }
+  }
+
+  function visibleOr404(row: ProductRow | undefined, viewer: Viewer, ref: string): ProductRow {
+    // A draft or archived product does not exist for customers.
+    if (!row || (!viewer.isAdmin && row.status !== 'active')) throw new NotFound('product', ref)
+    return row
+  }
+
+  /** Recomputes the product's price range from its variants; call inside every variant write. */
+  async function refreshPriceRange(tx: Tx, productId: string) {
+    await tx.execute(sql`
+      update ${products} p set
+        min_price_minor = coalesce(r.active_min, r.any_min, 0),
+        max_price_minor = coalesce(r.active_max, r.any_max, 0),
+        updated_at = now()
+      from (
+        select min(price_minor) filter (where is_active) as active_min, max(price_minor) filter (where is_active) as active_max,
+               min(price_minor) as any_min, max(price_minor) as any_max
+        from ${productVariants} where product_id = ${productId}
+      ) r
+      where p.id = ${productId}`)
+  }
+
+  async function insertVariants(tx: Tx, productId: string, variants: VariantInput[], actorId: string | null, firstPosition = 0) {
+    const rows = await tx.insert(productVariants).values(variants.map((v, i) => ({
+      productId, sku: v.sku, options: v.options ?? {}, priceMinor: v.priceMinor, compareAtPriceMinor: v.compareAtPriceMinor ?? null,
+      stock: v.stock ?? 0, isActive: v.isActive ?? true, position: firstPosition + i,
+    }))).returning()
+    const stocked = rows.filter((r) => r.stock > 0)
+    if (stocked.length) {
+      await tx.insert(inventoryMovements).values(stocked.map((r) => ({ variantId: r.id, delta: r.stock, stockAfter: r.stock, reason: 'restock' as const, note: 'initial stock', actorId })))
+    }
+    return rows
+  }
+
+  function translateWriteError(err: unknown): never {
+    if (isUniqueViolation(err, 'products_slug_key')) throw new Conflict('Another product uses that slug', 'slug-taken')
+    if (isUniqueViolation(err, 'product_variants_sku_key')) throw new Conflict('A variant with that SKU exists', 'sku-taken')
+    if (isForeignKeyViolation(err)) throw new NotFound('category')
+    throw err
+  }
+
+  /** Runs a catalog write in a transaction and, once committed, makes cached reads stale. */
+  async function write<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    let result: T
+    try {
+      result = await db.transaction(work)
+    } catch (err) {
+      translateWriteError(err)
+    }
+    await cache.invalidate(CATALOG_CACHE)
+    return result
+  }
+
+  async function list(query: ListQuery, viewer: Viewer) {
+    const status: Status = viewer.isAdmin && query.status ? query.status : 'active'
+    if (query.sort === 'relevance' && !query.q) throw new BadRequest('sort=relevance needs a search query (q)', 'invalid-sort')
+    if (query.minPrice !== undefined && query.maxPrice !== undefined && query.minPrice > query.maxPrice) throw new BadRequest('minPrice is above maxPrice')
+    const sort: ProductSort = query.sort ?? (query.q ? 'relevance' : 'newest')
+    const tsquery = sql`websearch_to_tsquery('english', ${query.q ?? ''})`
+    const rank = query.q ? sql`ts_rank(${products.searchVector}, ${tsquery})` : sql`0::real`
+    const spec = sortSpec(sort, rank)
+
+    const filters: SQL[] = [eq(products.status, status)]
+    if (query.q) filters.push(sql`${products.searchVector} @@ ${tsquery}`)
+    if (query.category) filters.push(sql`${products.categoryId} in ${categoryAndDescendants(query.category)}`)
+    if (query.minPrice !== undefined) filters.push(sql`${products.minPriceMinor} >= ${query.minPrice}`)
+    if (query.maxPrice !== undefined) filters.push(sql`${products.minPriceMinor} <= ${query.maxPrice}`)
+    if (query.inStock) filters.push(inStockExpr)
+    if (query.cursor) filters.push(spec.after(decodeCursor(query.cursor, spec.kinds) as (string | number)[]))
+
+    const rows = await db.select({ product: products, inStock: inStockExpr, rank: sql<number>`${rank}` }).from(products)
+      .where(and(...filters)).orderBy(...spec.order).limit(query.limit + 1)
+    const page = toPage(rows, query.limit, (r) => keyOf(sort, { ...r.product, rank: r.rank }))
+    return { items: page.items.map((r) => toSummary(r.product, r.inStock)), nextCursor: page.nextCursor }
+  }
+
+  return {
+    /** Public reads go through the cache; admin views are always fresh. */
+    async list(query: ListQuery, viewer: Viewer) {
+      if (viewer.isAdmin) return { value: await list(query, viewer), hit: false }
+      const key = `list:${JSON.stringify(Object.entries(query).filter(([k, v]) => v !== undefined && k !== 'status').sort())}`
+      return cache.wrap(CATALOG_CACHE, key, () => list(query, viewer))
+    },
+
+    async getById(id: string, viewer: Viewer) {
+      const load = async () => toDetail(visibleOr404((await findById.execute({ id }))[0], viewer, id), viewer)
+      return viewer.isAdmin ? { value: await load(), hit: false } : cache.wrap(CATALOG_CACHE, `product:${id}`, load)
+    },
+
+    async getBySlug(slug: string, viewer: Viewer) {
+      const load = async () => toDetail(visibleOr404((await findBySlug.execute({ slug }))[0], viewer, slug), viewer)
+      return viewer.isAdmin ? { value: await load(), hit: false } : cache.wrap(CATALOG_CACHE, `product-slug:${slug}`, load)
+    },
+
+    async create(input: ProductInput, actorId: string) {
+      const id = await write(async (tx) => {
+        const { variants, ...fields } = input
+        const [row] = await tx.insert(products).values(fields).returning({ id: products.id })
+        await insertVariants(tx, row!.id, variants, actorId)
+        await refreshPriceRange(tx, row!.id)
+        return row!.id
+      })
+      return toDetail((await findById.execute({ id }))[0]!, { isAdmin: true })
+    },
+
+    async update(id: string, input: Partial<Omit<ProductInput, 'variants'>>) {
+      await write(async (tx) => {
+        const updated = await tx.update(products).set({ ...input, updatedAt: new Date() }).where(eq(products.id, id)).returning({ id: products.id })
+        if (!updated.length) throw new NotFound('product', id)
+      })
+      return toDetail((await findById.execute({ id }))[0]!, { isAdmin: true })
+    },
+
+    async remove(id: string) {
+      await write(async (tx) => {
+        const deleted = await tx.delete(products).where(eq(products.id, id)).returning({ id: products.id })
+        if (!deleted.length) throw new NotFound('product', id)
+      })
+    },
+
+    async addVariant(productId: string, input: VariantInput, actorId: string) {
+      const row = await write(async (tx) => {
+        const [product] = await tx.select({ id: products.id }).from(products).where(eq(products.id, productId)).for('update')
+        if (!product) throw new NotFound('product', productId)
+        const [{ next }] = await tx.select({ next: sql<number>`coalesce(max(position) + 1, 0)::int` }).from(productVariants).where(eq(productVariants.productId, productId)) as [{ next: number }]
+        const [variant] = await insertVariants(tx, productId, [input], actorId, next)
+        await refreshPriceRange(tx, productId)
+        return variant!
+      })
+      return toVariant(row)
+    },
+
+    async updateVariant(productId: string, variantId: string, input: Omit<Partial<VariantInput>, 'stock'>) {
+      const row = await write(async (tx) => {
+        const [variant] = await tx.update(productVariants).set({ ...input, updatedAt: new Date() })
+          .where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId))).returning()
+        if (!variant) throw new NotFound('variant', variantId)
+        await refreshPriceRange(tx, productId)
+        return variant
+      })
+      return toVariant(row)
+    },
+
+    async removeVariant(productId: string, variantId: string) {
+      await write(async (tx) => {
+        // Lock the product so two deletes cannot each leave the other as "not the last".
+        const [product] = await tx.select({ id: products.id }).from(products).where(eq(products.id, productId)).for('update')
+        if (!product) throw new NotFound('product', productId)
+        const [{ n }] = await tx.select({ n: sql<number>`count(*)::int` }).from(productVariants).where(eq(productVariants.productId, productId)) as [{ n: number }]
+        const deleted = await tx.delete(productVariants).where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId))).returning({ id: productVariants.id })
+        if (!deleted.length) throw new NotFound('variant', variantId)
+        if (n <= 1) throw new Conflict('A product keeps at least one variant; delete the product instead', 'last-variant')
+        await refreshPriceRange(tx, productId)
+      })
+    },
+
+    /** Changes stock by delta in one statement that cannot take it below zero, with its movement record. */
+    async adjustStock(productId: string, variantId: string, input: { delta: number; reason: 'restock' | 'correction' | 'damage' | 'return'; note?: string }, actorId: string) {
+      const row = await write(async (tx) => {
+        const [variant] = await tx.update(productVariants)
+          .set({ stock: sql`${productVariants.stock} + ${input.delta}`, updatedAt: new Date() })
+          .where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId), sql`${productVariants.stock} + ${input.delta} >= 0`))
+          .returning()
+        if (!variant) {
+          const [exists] = await tx.select({ stock: productVariants.stock }).from(productVariants)
+            .where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId)))
+          if (!exists) throw new NotFound('variant', variantId)
+          throw new Conflict(`Stock is ${exists.stock}; removing ${-input.delta} would take it below zero`, 'insufficient-stock')
+        }
+        await tx.insert(inventoryMovements).values({ variantId, delta: input.delta, stockAfter: variant.stock, reason: input.reason, note: input.note ?? null, actorId })
+        return variant
+      })
+      return toVariant(row)
+    },
+
+    async listMovements(productId: string, variantId: string, query: { limit: number; cursor?: string }) {
+      const [variant] = await db.select({ id: productVariants.id }).from(productVariants)
+        .where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId)))
+      if (!variant) throw new NotFound('variant', variantId)
+      const filters: SQL[] = [eq(inventoryMovements.variantId, variantId)]
+      if (query.cursor) {
+        const [createdAt, id] = decodeCursor(query.cursor, ['date', 'uuid'])
+        filters.push(sql`(${inventoryMovements.createdAt}, ${inventoryMovements.id}) < (${createdAt}::timestamptz, ${id}::uuid)`)
+      }
+      const rows = await db.select().from(inventoryMovements).where(and(...filters))
+        .orderBy(desc(inventoryMovements.createdAt), desc(inventoryMovements.id)).limit(query.limit + 1)
+      const page = toPage(rows, query.limit, (r) => [r.createdAt.toISOString(), r.id])
+      return {
+        items: page.items.map((m) => ({ ...m, createdAt: m.createdAt.toISOString() })),
+        nextCursor: page.nextCursor,
+      }
+    },
+  }
+}
