@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyServerOptions } from 'fastify'
+import { AjvCompiler } from '@fastify/ajv-compiler'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import configPlugin from '../plugins/config.js'
@@ -28,6 +29,18 @@ import { schemas as productSchemas } from '../routes/products/schemas.js'
 const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas]
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
+
+// Query strings and path params arrive as text, so they are coerced to the schema's types.
+// JSON bodies are not: a price of null or "10" is a 400, never silently 0 or 10.
+const ajvPool = AjvCompiler()
+type AjvOptions = Parameters<typeof ajvPool>[1]
+const withCoercion = (options: AjvOptions, coerceTypes: 'array' | false) =>
+  ({ ...options, customOptions: { ...options?.customOptions, coerceTypes } }) as AjvOptions
+const buildValidator: typeof ajvPool = (externalSchemas, options) => {
+  const coercing = ajvPool(externalSchemas, withCoercion(options, 'array'))
+  const strict = ajvPool(externalSchemas, withCoercion(options, false))
+  return (route) => (route.httpPart === 'body' ? strict : coercing)(route)
+}
 
 export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
   return {
@@ -65,11 +78,11 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
       customOptions: {
         // Unknown properties are an error (400), never silently dropped.
         removeAdditional: false,
-        coerceTypes: 'array',
         useDefaults: true,
         allErrors: false,
       },
     },
+    schemaController: { compilersFactory: { buildValidator } },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id) })

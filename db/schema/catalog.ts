@@ -12,8 +12,8 @@ export const categories = pgTable('categories', {
   slug: text('slug').notNull(),
   description: text('description'),
   position: integer('position').notNull().default(0),
-  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
 }, (t) => [
   uniqueIndex('categories_slug_key').on(t.slug),
   index('categories_parent_position_idx').on(t.parentId, t.position),
@@ -41,8 +41,8 @@ export const products = pgTable('products', {
     .generatedAlwaysAs((): SQL => sql`case when rating_count > 0 then round(rating_sum::numeric / rating_count, 2) else 0 end`),
   searchVector: tsvector('search_vector').notNull()
     .generatedAlwaysAs((): SQL => sql`setweight(to_tsvector('english', name), 'A') || setweight(to_tsvector('english', description), 'B')`),
-  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
 }, (t) => [
   uniqueIndex('products_slug_key').on(t.slug),
   index('products_search_idx').using('gin', t.searchVector),
@@ -65,8 +65,8 @@ export const productVariants = pgTable('product_variants', {
   stock: integer('stock').notNull().default(0),
   isActive: boolean('is_active').notNull().default(true),
   position: integer('position').notNull().default(0),
-  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
 }, (t) => [
   uniqueIndex('product_variants_sku_key').on(t.sku),
   index('product_variants_product_idx').on(t.productId, t.position),
@@ -87,5 +87,5 @@ export const inventoryMovements = pgTable('inventory_movements', {
   reason: inventoryReason('reason').notNull(),
   note: text('note'),
   actorId: uuid('actor_id').references(() => users.id, { onDelete: 'set null' }),
-  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
 }, (t) => [index('inventory_movements_variant_idx').on(t.variantId, t.createdAt.desc().nullsFirst())])

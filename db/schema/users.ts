@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm'
+// Timestamps keep milliseconds, as JavaScript dates do, so a keyset cursor round-trips exactly.
 import { boolean, index, pgEnum, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 
 export const userRole = pgEnum('user_role', ['customer', 'admin'])
@@ -11,12 +12,12 @@ export const users = pgTable('users', {
   name: text('name').notNull(),
   role: userRole('role').notNull().default('customer'),
   isActive: boolean('is_active').notNull().default(true),
-  emailVerifiedAt: timestamp('email_verified_at', { withTimezone: true }),
+  emailVerifiedAt: timestamp('email_verified_at', { withTimezone: true, precision: 3 }),
   // Base32 TOTP secret; set only while two-factor authentication is enabled.
   totpSecret: text('totp_secret'),
-  totpEnabledAt: timestamp('totp_enabled_at', { withTimezone: true }),
-  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  totpEnabledAt: timestamp('totp_enabled_at', { withTimezone: true, precision: 3 }),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
 }, (t) => [
   uniqueIndex('users_email_key').on(t.email),
   index('users_created_at_id_idx').on(t.createdAt, t.id),
@@ -27,7 +28,7 @@ export const recoveryCodes = pgTable('recovery_codes', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
   userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
   codeHash: text('code_hash').notNull(),
-  usedAt: timestamp('used_at', { withTimezone: true }),
+  usedAt: timestamp('used_at', { withTimezone: true, precision: 3 }),
 }, (t) => [uniqueIndex('recovery_codes_user_hash_key').on(t.userId, t.codeHash)])
 
 export const addresses = pgTable('addresses', {
@@ -43,8 +44,8 @@ export const addresses = pgTable('addresses', {
   country: text('country').notNull(),
   phone: text('phone'),
   isDefault: boolean('is_default').notNull().default(false),
-  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
 }, (t) => [
   index('addresses_user_id_idx').on(t.userId, t.createdAt),
   // At most one default address per user, enforced by the database.

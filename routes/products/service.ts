@@ -71,6 +71,32 @@ function keyOf(sort: ProductSort, row: { id: string; createdAt: Date; minPriceMi
   }
 }
 
+/**
+ * The listing query, unexecuted, so tests can EXPLAIN exactly what the API runs. Filters are
+ * bound parameters; the sort is an enum mapped to fixed SQL, never client text.
+ */
+export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer) {
+  const status: Status = viewer.isAdmin && query.status ? query.status : 'active'
+  if (query.sort === 'relevance' && !query.q) throw new BadRequest('sort=relevance needs a search query (q)', 'invalid-sort')
+  if (query.minPrice !== undefined && query.maxPrice !== undefined && query.minPrice > query.maxPrice) throw new BadRequest('minPrice is above maxPrice')
+  const sort: ProductSort = query.sort ?? (query.q ? 'relevance' : 'newest')
+  const tsquery = sql`websearch_to_tsquery('english', ${query.q ?? ''})`
+  const rank = query.q ? sql`ts_rank(${products.searchVector}, ${tsquery})` : sql`0::real`
+  const spec = sortSpec(sort, rank)
+
+  const filters: SQL[] = [eq(products.status, status)]
+  if (query.q) filters.push(sql`${products.searchVector} @@ ${tsquery}`)
+  if (query.category) filters.push(sql`${products.categoryId} in ${categoryAndDescendants(query.category)}`)
+  if (query.minPrice !== undefined) filters.push(sql`${products.minPriceMinor} >= ${query.minPrice}`)
+  if (query.maxPrice !== undefined) filters.push(sql`${products.minPriceMinor} <= ${query.maxPrice}`)
+  if (query.inStock) filters.push(inStockExpr)
+  if (query.cursor) filters.push(spec.after(decodeCursor(query.cursor, spec.kinds) as (string | number)[]))
+
+  const select = db.select({ product: products, inStock: inStockExpr, rank: sql<number>`${rank}` }).from(products)
+    .where(and(...filters)).orderBy(...spec.order).limit(query.limit + 1)
+  return { select, sort }
+}
+
 export function createProductService({ db, cache, currency }: { db: Db; cache: Cache; currency: string }) {
   const findById = db.select().from(products).where(eq(products.id, sql.placeholder('id'))).limit(1).prepare('product_by_id')
   const findBySlug = db.select().from(products).where(eq(products.slug, sql.placeholder('slug'))).limit(1).prepare('product_by_slug')
@@ -152,24 +178,8 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
   }
 
   async function list(query: ListQuery, viewer: Viewer) {
-    const status: Status = viewer.isAdmin && query.status ? query.status : 'active'
-    if (query.sort === 'relevance' && !query.q) throw new BadRequest('sort=relevance needs a search query (q)', 'invalid-sort')
-    if (query.minPrice !== undefined && query.maxPrice !== undefined && query.minPrice > query.maxPrice) throw new BadRequest('minPrice is above maxPrice')
-    const sort: ProductSort = query.sort ?? (query.q ? 'relevance' : 'newest')
-    const tsquery = sql`websearch_to_tsquery('english', ${query.q ?? ''})`
-    const rank = query.q ? sql`ts_rank(${products.searchVector}, ${tsquery})` : sql`0::real`
-    const spec = sortSpec(sort, rank)
-
-    const filters: SQL[] = [eq(products.status, status)]
-    if (query.q) filters.push(sql`${products.searchVector} @@ ${tsquery}`)
-    if (query.category) filters.push(sql`${products.categoryId} in ${categoryAndDescendants(query.category)}`)
-    if (query.minPrice !== undefined) filters.push(sql`${products.minPriceMinor} >= ${query.minPrice}`)
-    if (query.maxPrice !== undefined) filters.push(sql`${products.minPriceMinor} <= ${query.maxPrice}`)
-    if (query.inStock) filters.push(inStockExpr)
-    if (query.cursor) filters.push(spec.after(decodeCursor(query.cursor, spec.kinds) as (string | number)[]))
-
-    const rows = await db.select({ product: products, inStock: inStockExpr, rank: sql<number>`${rank}` }).from(products)
-      .where(and(...filters)).orderBy(...spec.order).limit(query.limit + 1)
+    const { select, sort } = buildProductListQuery(db, query, viewer)
+    const rows = await select
     const page = toPage(rows, query.limit, (r) => keyOf(sort, { ...r.product, rank: r.rank }))
     return { items: page.items.map((r) => toSummary(r.product, r.inStock)), nextCursor: page.nextCursor }
   }
