@@ -27,7 +27,9 @@ export interface ListQuery {
 /** Who is looking: customers see active products and variants only. */
 export interface Viewer { isAdmin: boolean }
 
-const inStockExpr = sql<boolean>`exists (select 1 from ${productVariants} v where v.product_id = ${products.id} and v.is_active and v.stock > 0)`
+// Written with an explicit "products".id: drizzle leaves columns unqualified in a select list,
+// where "id" inside the subquery would mean the variant's id.
+const inStockExpr = sql<boolean>`exists (select 1 from ${productVariants} v where v.product_id = "products"."id" and v.is_active and v.stock > 0)`
 
 // Each sort: its ORDER BY, the keyset comparison for "after this row", and the row's key.
 // Directions match the partial indexes in db/schema/catalog.ts.
