@@ -88,6 +88,7 @@ CREATE TABLE "products" (
 	"image_ids" uuid[] DEFAULT '{}'::uuid[] NOT NULL,
 	"min_price_minor" integer DEFAULT 0 NOT NULL,
 	"max_price_minor" integer DEFAULT 0 NOT NULL,
+	"in_stock" boolean DEFAULT false NOT NULL,
 	"rating_count" integer DEFAULT 0 NOT NULL,
 	"rating_sum" integer DEFAULT 0 NOT NULL,
 	"rating_avg" numeric(3, 2) GENERATED ALWAYS AS (case when rating_count > 0 then round(rating_sum::numeric / rating_count, 2) else 0 end) STORED NOT NULL,
@@ -114,7 +115,6 @@ CREATE INDEX "categories_parent_position_idx" ON "categories" USING btree ("pare
 CREATE INDEX "inventory_movements_variant_idx" ON "inventory_movements" USING btree ("variant_id","created_at" DESC NULLS FIRST);--> statement-breakpoint
 CREATE UNIQUE INDEX "product_variants_sku_key" ON "product_variants" USING btree ("sku");--> statement-breakpoint
 CREATE INDEX "product_variants_product_idx" ON "product_variants" USING btree ("product_id","position");--> statement-breakpoint
-CREATE INDEX "product_variants_in_stock_idx" ON "product_variants" USING btree ("product_id") WHERE is_active and stock > 0;--> statement-breakpoint
 CREATE UNIQUE INDEX "products_slug_key" ON "products" USING btree ("slug");--> statement-breakpoint
 CREATE INDEX "products_search_idx" ON "products" USING gin ("search_vector");--> statement-breakpoint
 CREATE INDEX "products_active_newest_idx" ON "products" USING btree ("created_at" DESC NULLS FIRST,"id" DESC NULLS FIRST) WHERE status = 'active';--> statement-breakpoint

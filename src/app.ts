@@ -69,6 +69,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     logger: opts.logger ?? loggerOptions(config),
     trustProxy: config.trustProxy,
     bodyLimit: config.bodyLimit,
+    // /products and /products/ are one resource; the contract names the form without the slash.
+    routerOptions: { ignoreTrailingSlash: true },
     // A caller's own request id is kept when it is safe to log; otherwise we mint one.
     genReqId: (req) => {
       const given = req.headers['x-request-id']

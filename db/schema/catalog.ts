@@ -30,10 +30,12 @@ export const products = pgTable('products', {
   categoryId: uuid('category_id').references(() => categories.id, { onDelete: 'restrict' }),
   attributes: jsonb('attributes').$type<Record<string, string>>().notNull().default({}),
   imageIds: uuid('image_ids').array().notNull().default(sql`'{}'::uuid[]`),
-  // Kept by the service in the same transaction as every variant write: the lowest and highest
-  // price of the active variants (of all variants when none is active).
+  // Kept by the service in the same transaction as every variant or stock write
+  // (refreshProductAggregates): the lowest and highest price of the active variants (of all
+  // variants when none is active), and whether any active variant has stock.
   minPriceMinor: integer('min_price_minor').notNull().default(0),
   maxPriceMinor: integer('max_price_minor').notNull().default(0),
+  inStock: boolean('in_stock').notNull().default(false),
   // Exact review aggregates, kept in the review's transaction; the average is derived.
   ratingCount: integer('rating_count').notNull().default(0),
   ratingSum: integer('rating_sum').notNull().default(0),
@@ -70,7 +72,6 @@ export const productVariants = pgTable('product_variants', {
 }, (t) => [
   uniqueIndex('product_variants_sku_key').on(t.sku),
   index('product_variants_product_idx').on(t.productId, t.position),
-  index('product_variants_in_stock_idx').on(t.productId).where(sql`is_active and stock > 0`),
   // The last line of defence for "stock never goes negative", whatever the code does.
   check('product_variants_stock_check', sql`${t.stock} >= 0`),
   check('product_variants_price_check', sql`${t.priceMinor} >= 0 and (${t.compareAtPriceMinor} is null or ${t.compareAtPriceMinor} >= 0)`),

@@ -11,7 +11,7 @@ const categoriesRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const service = createCategoryService({ db: app.db, cache: app.cache })
   const admin = app.requireRole('admin')
 
-  app.get('/', {
+  app.get('', {
     schema: { tags: ['categories'], operationId: 'getCategoryTree', summary: 'The whole category tree', response: { 200: Type.Ref(CategoryTree) } },
   }, async (_req, reply) => {
     const { value, hit } = await service.tree()
@@ -30,7 +30,7 @@ const categoriesRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return value
   })
 
-  app.post('/', {
+  app.post('', {
     preHandler: admin,
     schema: {
       tags: ['categories'], operationId: 'createCategory', summary: 'Create a category (admin)', security,

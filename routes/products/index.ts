@@ -24,7 +24,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const service = createProductService({ db: app.db, cache: app.cache, currency: app.config.currency })
   const admin = app.requireRole('admin')
 
-  app.get('/', {
+  app.get('', {
     preHandler: app.identify,
     schema: {
       tags: ['products'], operationId: 'listProducts', summary: 'List, search and filter products',
@@ -49,7 +49,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req, reply) => cached(reply, await service.getById(req.params.productId, viewerOf(req))))
 
-  app.post('/', {
+  app.post('', {
     preHandler: admin,
     schema: {
       tags: ['products'], operationId: 'createProduct', summary: 'Create a product with its variants (admin)', security,

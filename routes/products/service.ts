@@ -27,9 +27,6 @@ export interface ListQuery {
 /** Who is looking: customers see active products and variants only. */
 export interface Viewer { isAdmin: boolean }
 
-// Written with an explicit "products".id: drizzle leaves columns unqualified in a select list,
-// where "id" inside the subquery would mean the variant's id.
-const inStockExpr = sql<boolean>`exists (select 1 from ${productVariants} v where v.product_id = "products"."id" and v.is_active and v.stock > 0)`
 
 // Each sort: its ORDER BY, the keyset comparison for "after this row", and the row's key.
 // Directions match the partial indexes in db/schema/catalog.ts.
@@ -91,10 +88,10 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer) 
   if (query.category) filters.push(sql`${products.categoryId} in ${categoryAndDescendants(query.category)}`)
   if (query.minPrice !== undefined) filters.push(sql`${products.minPriceMinor} >= ${query.minPrice}`)
   if (query.maxPrice !== undefined) filters.push(sql`${products.minPriceMinor} <= ${query.maxPrice}`)
-  if (query.inStock) filters.push(inStockExpr)
+  if (query.inStock) filters.push(eq(products.inStock, true))
   if (query.cursor) filters.push(spec.after(decodeCursor(query.cursor, spec.kinds) as (string | number)[]))
 
-  const select = db.select({ product: products, inStock: inStockExpr, rank: sql<number>`${rank}` }).from(products)
+  const select = db.select({ product: products, rank: sql<number>`${rank}` }).from(products)
     .where(and(...filters)).orderBy(...spec.order).limit(query.limit + 1)
   return { select, sort }
 }
@@ -110,11 +107,11 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
     currency, stock: v.stock, isActive: v.isActive,
   })
 
-  function toSummary(row: ProductRow, inStock: boolean) {
+  function toSummary(row: ProductRow) {
     return {
       id: row.id, slug: row.slug, name: row.name, status: row.status, categoryId: row.categoryId,
       priceRange: { minMinor: row.minPriceMinor, maxMinor: row.maxPriceMinor, currency },
-      inStock, rating: { average: Number(row.ratingAvg), count: row.ratingCount },
+      inStock: row.inStock, rating: { average: Number(row.ratingAvg), count: row.ratingCount },
       imageIds: row.imageIds, createdAt: row.createdAt.toISOString(),
     }
   }
@@ -122,7 +119,7 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
   async function toDetail(row: ProductRow, viewer: Viewer) {
     const variants = (await variantsOf.execute({ productId: row.id })).filter((v) => viewer.isAdmin || v.isActive)
     return {
-      ...toSummary(row, variants.some((v) => v.isActive && v.stock > 0)),
+      ...toSummary(row),
       description: row.description, attributes: row.attributes, variants: variants.map(toVariant), updatedAt: row.updatedAt.toISOString(),
     }
   }
@@ -133,16 +130,17 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
     return row
   }
 
-  /** Recomputes the product's price range from its variants; call inside every variant write. */
-  async function refreshPriceRange(tx: Tx, productId: string) {
+  /** Recomputes price range and in-stock from the variants; call inside every variant or stock write. */
+  async function refreshProductAggregates(tx: Tx, productId: string) {
     await tx.execute(sql`
       update ${products} p set
         min_price_minor = coalesce(r.active_min, r.any_min, 0),
         max_price_minor = coalesce(r.active_max, r.any_max, 0),
+        in_stock = r.in_stock,
         updated_at = now()
       from (
         select min(price_minor) filter (where is_active) as active_min, max(price_minor) filter (where is_active) as active_max,
-               min(price_minor) as any_min, max(price_minor) as any_max
+               min(price_minor) as any_min, max(price_minor) as any_max, coalesce(bool_or(is_active and stock > 0), false) as in_stock
         from ${productVariants} where product_id = ${productId}
       ) r
       where p.id = ${productId}`)
@@ -183,7 +181,7 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
     const { select, sort } = buildProductListQuery(db, query, viewer)
     const rows = await select
     const page = toPage(rows, query.limit, (r) => keyOf(sort, { ...r.product, rank: r.rank }))
-    return { items: page.items.map((r) => toSummary(r.product, r.inStock)), nextCursor: page.nextCursor }
+    return { items: page.items.map((r) => toSummary(r.product)), nextCursor: page.nextCursor }
   }
 
   return {
@@ -209,7 +207,7 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
         const { variants, ...fields } = input
         const [row] = await tx.insert(products).values(fields).returning({ id: products.id })
         await insertVariants(tx, row!.id, variants, actorId)
-        await refreshPriceRange(tx, row!.id)
+        await refreshProductAggregates(tx, row!.id)
         return row!.id
       })
       return toDetail((await findById.execute({ id }))[0]!, { isAdmin: true })
@@ -236,7 +234,7 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
         if (!product) throw new NotFound('product', productId)
         const [{ next }] = await tx.select({ next: sql<number>`coalesce(max(position) + 1, 0)::int` }).from(productVariants).where(eq(productVariants.productId, productId)) as [{ next: number }]
         const [variant] = await insertVariants(tx, productId, [input], actorId, next)
-        await refreshPriceRange(tx, productId)
+        await refreshProductAggregates(tx, productId)
         return variant!
       })
       return toVariant(row)
@@ -247,7 +245,7 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
         const [variant] = await tx.update(productVariants).set({ ...input, updatedAt: new Date() })
           .where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId))).returning()
         if (!variant) throw new NotFound('variant', variantId)
-        await refreshPriceRange(tx, productId)
+        await refreshProductAggregates(tx, productId)
         return variant
       })
       return toVariant(row)
@@ -262,7 +260,7 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
         const deleted = await tx.delete(productVariants).where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId))).returning({ id: productVariants.id })
         if (!deleted.length) throw new NotFound('variant', variantId)
         if (n <= 1) throw new Conflict('A product keeps at least one variant; delete the product instead', 'last-variant')
-        await refreshPriceRange(tx, productId)
+        await refreshProductAggregates(tx, productId)
       })
     },
 
@@ -280,6 +278,7 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
           throw new Conflict(`Stock is ${exists.stock}; removing ${-input.delta} would take it below zero`, 'insufficient-stock')
         }
         await tx.insert(inventoryMovements).values({ variantId, delta: input.delta, stockAfter: variant.stock, reason: input.reason, note: input.note ?? null, actorId })
+        await refreshProductAggregates(tx, productId)
         return variant
       })
       return toVariant(row)

@@ -82,7 +82,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   // Administration.
-  app.get('/', {
+  app.get('', {
     preHandler: admin,
     schema: {
       tags: ['users'], operationId: 'listUsers', summary: 'List and search accounts (admin)', security,

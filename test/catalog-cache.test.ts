@@ -1,0 +1,85 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildTestApp } from './helpers.js'
+import { registerAdmin } from './users.js'
+import { createCategory, createProduct } from './catalog.js'
+import type { App } from '../src/app.js'
+
+async function read(app: App, url: string) {
+  const res = await app.inject({ method: 'GET', url })
+  return { status: res.statusCode, cache: res.headers['x-cache'], body: res.json() }
+}
+
+t.test('public reads are cached and every kind of catalog write makes them stale', async (t) => {
+  const app = await buildTestApp(t)
+  const { headers } = await registerAdmin(app)
+  const category = await createCategory(app, headers, { slug: 'cached' })
+  const product = await createProduct(app, headers, { name: 'Cached', slug: 'cached-product', categoryId: category.id, variants: [{ sku: 'C-1', priceMinor: 1000, stock: 5 }] })
+  const variantId = product.variants[0].id
+  const urls = ['/products', `/products/${product.id}`, '/products/by-slug/cached-product', '/categories', '/categories/cached']
+
+  const warm = async () => {
+    for (const url of urls) await read(app, url)
+    for (const url of urls) t.equal((await read(app, url)).cache, 'hit', `${url} is a hit when warm`)
+  }
+  const writes: [string, () => Promise<unknown>, (app: App) => Promise<void>][] = [
+    ['update product', () => app.inject({ method: 'PATCH', url: `/products/${product.id}`, headers, payload: { name: 'Renamed' } }),
+      async (app) => { t.equal((await read(app, `/products/${product.id}`)).body.name, 'Renamed') }],
+    ['add variant', () => app.inject({ method: 'POST', url: `/products/${product.id}/variants`, headers, payload: { sku: 'C-2', priceMinor: 500 } }),
+      async (app) => { t.equal((await read(app, '/products')).body.items[0].priceRange.minMinor, 500) }],
+    ['update variant', () => app.inject({ method: 'PATCH', url: `/products/${product.id}/variants/${variantId}`, headers, payload: { priceMinor: 300 } }),
+      async (app) => { t.equal((await read(app, '/products/by-slug/cached-product')).body.priceRange.minMinor, 300) }],
+    ['adjust stock', () => app.inject({ method: 'POST', url: `/products/${product.id}/variants/${variantId}/stock-adjustments`, headers, payload: { delta: -5, reason: 'damage' } }),
+      async (app) => { t.equal((await read(app, `/products/${product.id}`)).body.variants.find((v: { id: string }) => v.id === variantId).stock, 0) }],
+    ['update category', () => app.inject({ method: 'PATCH', url: `/categories/${category.id}`, headers, payload: { name: 'Cached Renamed' } }),
+      async (app) => { t.equal((await read(app, '/categories/cached')).body.name, 'Cached Renamed') }],
+    ['create category', () => createCategory(app, headers, { slug: 'fresh' }),
+      async (app) => { t.equal((await read(app, '/categories')).body.items.length, 2) }],
+    ['create product', () => createProduct(app, headers, { name: 'Second' }),
+      async (app) => { t.equal((await read(app, '/products')).body.items.length, 2) }],
+    ['delete category', async () => app.inject({ method: 'DELETE', url: `/categories/${(await read(app, '/categories/fresh')).body.id}`, headers }),
+      async (app) => { t.equal((await read(app, '/categories')).body.items.length, 1) }],
+    ['delete product', () => app.inject({ method: 'DELETE', url: `/products/${product.id}`, headers }),
+      async (app) => { t.equal((await read(app, `/products/${product.id}`)).status, 404) }],
+  ]
+  for (const [name, write, check] of writes) {
+    await warm()
+    await write()
+    t.equal((await read(app, '/products')).cache, 'miss', `${name}: the listing is fresh`)
+    await check(app)
+  }
+})
+
+t.test('admin reads bypass the cache', async (t) => {
+  const app = await buildTestApp(t)
+  const { headers } = await registerAdmin(app)
+  await createProduct(app, headers)
+  await app.inject({ method: 'GET', url: '/products', headers })
+  t.equal((await app.inject({ method: 'GET', url: '/products', headers })).headers['x-cache'], 'miss')
+})
+
+t.test('a Redis failure never fails a catalog read', async (t) => {
+  const port = await new Promise<number>((res) => { const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => res(port)) }) })
+  const dir = mkdtempSync(join(tmpdir(), 'redis-'))
+  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir], { stdio: 'ignore' })
+  t.teardown(() => { redis.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }) })
+  await new Promise((r) => setTimeout(r, 300))
+  const app = await buildTestApp(t, { REDIS_URL: `redis://127.0.0.1:${port}` })
+  const { headers } = await registerAdmin(app)
+  const product = await createProduct(app, headers, { name: 'Survivor' })
+  await read(app, '/products')
+  t.equal((await read(app, '/products')).cache, 'hit')
+
+  redis.kill('SIGKILL')
+  await new Promise((r) => redis.once('exit', r))
+  const list = await read(app, '/products')
+  t.equal(list.status, 200)
+  t.equal(list.cache, 'miss', 'an unreachable cache is a miss')
+  t.equal(list.body.items[0].name, 'Survivor')
+  t.equal((await read(app, `/products/${product.id}`)).status, 200)
+  t.equal((await read(app, '/categories')).status, 200)
+})
