@@ -9,7 +9,7 @@ import { loadConfig } from '../src/config.js'
 export const OPENAPI_FILE = fileURLToPath(new URL('./openapi.json', import.meta.url))
 
 export async function generateOpenApi(): Promise<string> {
-  const config = loadConfig({ PGLITE_DATA_DIR: 'memory://', EMBEDDED_MONGO: 'off', LOG_LEVEL: 'silent' })
+  const config = loadConfig({ PGLITE_DATA_DIR: 'memory://', DB_MIGRATE: 'false', EMBEDDED_MONGO: 'off', LOG_LEVEL: 'silent' })
   const app = await buildApp(config, { logger: false })
   try {
     await app.ready()

@@ -12,5 +12,13 @@ export default fp(async (app) => {
   if (postgres.migrate) await handle.migrate()
   app.log.info({ store: 'postgres', kind: handle.kind, location: handle.location, migrated: postgres.migrate },
     handle.kind === 'pglite' ? 'PostgreSQL: embedded PGlite (set DATABASE_URL for a server)' : 'PostgreSQL: server')
+  if (handle.kind === 'pglite' && postgres.migrate) {
+    // The embedded mode is a demo: an empty catalog gets the deterministic demo catalog.
+    const { catalogIsEmpty, seedCatalog } = await import('../db/seed.js')
+    if (await catalogIsEmpty(handle.db)) {
+      const made = await seedCatalog(handle.db)
+      app.log.info({ store: 'postgres', ...made }, 'PGlite: seeded the demo catalog (npm run db:seed -- --help for sizes)')
+    }
+  }
   app.decorate('db', handle.db)
 }, { name: 'postgres', dependencies: ['config'] })

@@ -1,0 +1,128 @@
+// A deterministic demo catalog: the same flags always give the same categories, products,
+// variants, prices and stock. Used by `npm run db:seed`, by the embedded `npm start` on an empty
+// database, and by tests and benchmarks.
+//   npm run db:seed -- [--categories 50] [--products 1000] [--variants 3] [--seed 42] [--reset]
+import { parseArgs } from 'node:util'
+import { fileURLToPath } from 'node:url'
+import { Faker, en } from '@faker-js/faker'
+import { sql } from 'drizzle-orm'
+import { categories, productVariants, products } from './schema/index.js'
+import { openDb, type Db } from './client.js'
+import { loadConfig } from '../src/config.js'
+
+export interface SeedOptions { categories: number; products: number; variantsPerProduct: number; seed: number }
+export const DEFAULT_SEED: SeedOptions = { categories: 50, products: 1000, variantsPerProduct: 3, seed: 42 }
+
+const SIZES = ['XS', 'S', 'M', 'L', 'XL', 'XXL']
+const BATCH = 500
+const slugify = (text: string) => text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')
+
+export async function catalogIsEmpty(db: Db) {
+  const { rows } = await db.execute<{ empty: boolean }>(sql`select not exists (select 1 from ${products}) and not exists (select 1 from ${categories}) as empty`)
+  return rows[0]!.empty
+}
+
+/** Inserts the demo catalog into an empty catalog; returns what it made. */
+export async function seedCatalog(db: Db, options: SeedOptions = DEFAULT_SEED) {
+  const faker = new Faker({ locale: [en] })
+  faker.seed(options.seed)
+
+  return db.transaction(async (tx) => {
+    // Roots first (a fifth of the total, at least one), then children under earlier categories.
+    const rootCount = Math.max(1, Math.min(options.categories, Math.ceil(options.categories / 5)))
+    const categoryIds: string[] = []
+    for (let i = 0; i < options.categories; i++) {
+      const name = `${faker.commerce.department()} ${faker.word.adjective()}`.replace(/^\w/, (c) => c.toUpperCase())
+      const parentId = i < rootCount ? null : categoryIds[faker.number.int({ min: 0, max: Math.min(categoryIds.length, rootCount * 3) - 1 })]!
+      const [row] = await tx.insert(categories).values({ name, slug: `${slugify(name)}-${i + 1}`, parentId, position: i }).returning({ id: categories.id })
+      categoryIds.push(row!.id)
+    }
+
+    let variantCount = 0
+    for (let start = 0; start < options.products; start += BATCH) {
+      const batch = Array.from({ length: Math.min(BATCH, options.products - start) }, (_, k) => {
+        const n = start + k + 1
+        const name = faker.commerce.productName()
+        const roll = faker.number.int({ min: 1, max: 100 })
+        return {
+          name,
+          slug: `${slugify(name)}-${n}`,
+          description: faker.commerce.productDescription(),
+          status: roll <= 90 ? 'active' as const : roll <= 95 ? 'draft' as const : 'archived' as const,
+          categoryId: categoryIds.length ? faker.helpers.arrayElement(categoryIds) : null,
+          attributes: { material: faker.commerce.productMaterial(), colour: faker.color.human() },
+          // Spread over the last year, so "newest" has a meaningful order.
+          createdAt: new Date(Date.UTC(2026, 0, 1) + n * 60_000),
+        }
+      })
+      const rows = await tx.insert(products).values(batch).returning({ id: products.id, slug: products.slug })
+      const variants = rows.flatMap((product, k) => {
+        const base = faker.number.int({ min: 5, max: 500 }) * 100 - 1
+        return Array.from({ length: options.variantsPerProduct }, (_, j) => ({
+          productId: product.id,
+          sku: `SKU-${String(start + k + 1).padStart(6, '0')}-${j + 1}`,
+          options: { size: SIZES[j % SIZES.length]! },
+          priceMinor: base + j * 200,
+          compareAtPriceMinor: faker.datatype.boolean({ probability: 0.2 }) ? base + j * 200 + 1000 : null,
+          stock: faker.datatype.boolean({ probability: 0.85 }) ? faker.number.int({ min: 1, max: 100 }) : 0,
+          position: j,
+        }))
+      })
+      if (variants.length) await tx.insert(productVariants).values(variants)
+      variantCount += variants.length
+    }
+
+    // Aggregates and the initial-stock movements, in SQL, as the product service would keep them.
+    await tx.execute(sql`
+      update ${products} p set min_price_minor = r.min_price, max_price_minor = r.max_price, in_stock = r.in_stock
+      from (select product_id, min(price_minor) min_price, max(price_minor) max_price, bool_or(is_active and stock > 0) in_stock
+            from ${productVariants} group by product_id) r
+      where r.product_id = p.id`)
+    await tx.execute(sql`
+      insert into inventory_movements (variant_id, delta, stock_after, reason, note)
+      select id, stock, stock, 'restock', 'seed' from ${productVariants} where stock > 0`)
+    return { categories: categoryIds.length, products: options.products, variants: variantCount }
+  })
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: {
+      categories: { type: 'string', default: String(DEFAULT_SEED.categories) },
+      products: { type: 'string', default: String(DEFAULT_SEED.products) },
+      variants: { type: 'string', default: String(DEFAULT_SEED.variantsPerProduct) },
+      seed: { type: 'string', default: String(DEFAULT_SEED.seed) },
+      reset: { type: 'boolean', default: false },
+    },
+  })
+  const options = {
+    categories: Number(values.categories), products: Number(values.products),
+    variantsPerProduct: Number(values.variants), seed: Number(values.seed),
+  }
+  for (const [name, value] of Object.entries(options)) {
+    if (!Number.isInteger(value) || value < 0 || value > 1_000_000) {
+      console.error(`--${name} must be a whole number from 0 to 1000000`)
+      process.exit(2)
+    }
+  }
+  if (options.variantsPerProduct < 1 && options.products > 0) {
+    console.error('--variants must be at least 1: every product has a variant')
+    process.exit(2)
+  }
+  const handle = openDb(loadConfig().postgres)
+  try {
+    await handle.migrate()
+    if (!(await catalogIsEmpty(handle.db))) {
+      if (!values.reset) {
+        console.error('The catalog is not empty; pass --reset to delete it first')
+        process.exit(1)
+      }
+      await handle.db.execute(sql`truncate ${productVariants}, ${products}, ${categories} cascade`)
+    }
+    const started = Date.now()
+    const made = await seedCatalog(handle.db, options)
+    console.log(`seeded ${made.categories} categories, ${made.products} products, ${made.variants} variants into ${handle.kind} (${handle.location}) in ${Date.now() - started} ms`)
+  } finally {
+    await handle.close()
+  }
+}
