@@ -6,6 +6,14 @@ import { AppError, PROBLEM_CONTENT_TYPE, Problem, ValidationIssue, type ProblemB
 // Every error leaves as application/problem+json: domain errors, validation failures, framework
 // errors (404, 413, 415, 429) and crashes. A 5xx never carries the internal message.
 
+// A store that is down is the server's trouble, not the client's: 503, so clients retry.
+const STORE_ERRORS = new Set(['MongoNetworkError', 'MongoServerSelectionError', 'MongoNotConnectedError', 'MongoTopologyClosedError'])
+function isStoreUnavailable(error: Error): boolean {
+  const code = (error as { code?: string }).code
+  return STORE_ERRORS.has(error.name) || code === 'ECONNREFUSED' || code === 'ECONNRESET'
+    || /before initial connection|Connection is closed|connection timeout/i.test(error.message)
+}
+
 function problemFor(error: FastifyError | AppError | Error, req: FastifyRequest): ProblemBody {
   if (error instanceof AppError) {
     return { type: error.type, title: error.title, status: error.statusCode, detail: error.message, instance: req.id }
@@ -29,6 +37,9 @@ function problemFor(error: FastifyError | AppError | Error, req: FastifyRequest)
       instance: req.id,
       errors,
     }
+  }
+  if (isStoreUnavailable(error)) {
+    return { type: 'urn:problem-type:store-unavailable', title: 'Service Unavailable', status: 503, detail: 'A data store is not reachable; retry shortly', instance: req.id }
   }
   const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 600 ? fe.statusCode : 500
   const detail = status < 500 ? error.message : 'An unexpected error occurred; it has been logged'

@@ -16,7 +16,10 @@ export default fp(async (app) => {
       info: API_INFO,
       servers: [{ url: '/' }],
       components: {
-        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          cartToken: { type: 'apiKey', in: 'header', name: 'X-Cart-Token', description: 'a guest cart token from POST /cart/guest' },
+        },
       },
       tags: [
         { name: 'health', description: 'Liveness and readiness probes' },
@@ -24,6 +27,8 @@ export default fp(async (app) => {
         { name: 'users', description: 'My account and addresses; account administration' },
         { name: 'categories', description: 'The category tree' },
         { name: 'products', description: 'Products, variants, stock; search and listing' },
+        { name: 'cart', description: 'Carts for signed-in users and guests, priced from the catalog on every read' },
+        { name: 'wishlist', description: 'Products saved for later' },
       ],
     },
     // Components are named after each schema's $id (Problem, Product), not def-0.
@@ -39,3 +44,10 @@ export default fp(async (app) => {
     staticCSP: true,
   })
 }, { name: 'openapi', dependencies: ['errors'] })
+
+// Security requirements, named once for every route file.
+type SecurityRequirements = { [scheme: string]: string[] }[]
+export const BEARER: SecurityRequirements = [{ bearerAuth: [] }]
+/** Anonymous allowed; a token, when sent, is checked (admins see more). */
+export const OPTIONAL_BEARER: SecurityRequirements = [{}, { bearerAuth: [] }]
+export const BEARER_OR_CART_TOKEN: SecurityRequirements = [{ bearerAuth: [] }, { cartToken: [] }]

@@ -13,20 +13,25 @@ import openapiPlugin from '../plugins/openapi.js'
 import mailerPlugin from '../plugins/mailer.js'
 import authPlugin from '../plugins/auth.js'
 import cachePlugin from '../plugins/cache.js'
+import jobsPlugin from '../plugins/jobs.js'
 import healthRoutes from '../routes/health/index.js'
 import authRoutes from '../routes/auth/index.js'
 import usersRoutes from '../routes/users/index.js'
 import categoriesRoutes from '../routes/categories/index.js'
 import productsRoutes from '../routes/products/index.js'
+import cartRoutes from '../routes/cart/index.js'
+import wishlistRoutes from '../routes/wishlist/index.js'
 import { schemas as healthSchemas } from '../routes/health/schemas.js'
 import { schemas as authSchemas } from '../routes/auth/schemas.js'
 import { schemas as userSchemas } from '../routes/users/schemas.js'
 import { schemas as categorySchemas } from '../routes/categories/schemas.js'
 import { schemas as productSchemas } from '../routes/products/schemas.js'
+import { schemas as cartSchemas } from '../routes/cart/schemas.js'
+import { schemas as wishlistSchemas } from '../routes/wishlist/schemas.js'
 
 // Every contract schema is registered once at the root, so any domain can $ref another's
 // (auth answers with users' User) and OpenAPI names each component after its $id.
-const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas]
+const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas]
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
 
@@ -99,6 +104,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(mailerPlugin)
   await app.register(authPlugin)
   await app.register(cachePlugin)
+  await app.register(jobsPlugin)
 
   for (const schema of contractSchemas) app.addSchema(schema)
   await app.register(healthRoutes)
@@ -106,6 +112,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(usersRoutes, { prefix: '/users' })
   await app.register(categoriesRoutes, { prefix: '/categories' })
   await app.register(productsRoutes, { prefix: '/products' })
+  await app.register(cartRoutes, { prefix: '/cart' })
+  await app.register(wishlistRoutes, { prefix: '/wishlist' })
 
   return app
 }

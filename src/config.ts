@@ -41,6 +41,10 @@ export const ConfigSchema = Type.Object({
   PUBLIC_URL: Type.String({ pattern: '^https?://', default: 'http://127.0.0.1:3000', description: 'the base URL used in links sent by mail' }),
   STORE_CURRENCY: Type.String({ pattern: '^[A-Z]{3}$', default: 'EUR', description: 'ISO 4217 code, e.g. EUR' }),
   CACHE_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 300 }),
+  CART_MAX_LINES: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
+  CART_MAX_QUANTITY: Type.Integer({ minimum: 1, maximum: 10_000, default: 99, description: 'largest quantity of one line' }),
+  GUEST_CART_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 365, default: 30, description: 'days after its last change a guest cart is removed' }),
+  JOBS: oneOf(['on', 'off'], 'on'),
   CORS_ORIGINS: Type.String({ default: 'http://localhost:3000,http://127.0.0.1:3000', description: 'comma-separated list of allowed origins' }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 300, description: 'requests per window per client' }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
@@ -70,6 +74,8 @@ export interface Config {
   mail: { smtpUrl?: string; from: string }
   publicUrl: string
   currency: string
+  cart: { maxLines: number; maxQuantity: number; guestRetentionDays: number }
+  jobs: boolean
   cacheTtlSeconds: number
   corsOrigins: string[]
   rateLimit: { max: number; windowMs: number }
@@ -130,6 +136,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mail: { smtpUrl: raw.SMTP_URL, from: raw.MAIL_FROM },
     publicUrl: raw.PUBLIC_URL.replace(/\/$/, ''),
     currency: raw.STORE_CURRENCY,
+    cart: { maxLines: raw.CART_MAX_LINES, maxQuantity: raw.CART_MAX_QUANTITY, guestRetentionDays: raw.GUEST_CART_RETENTION_DAYS },
+    jobs: raw.JOBS === 'on',
     cacheTtlSeconds: raw.CACHE_TTL_SECONDS,
     corsOrigins: raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
     rateLimit: { max: raw.RATE_LIMIT_MAX, windowMs: raw.RATE_LIMIT_WINDOW_MS },

@@ -60,3 +60,6 @@ export class TooManyRequests extends AppError {
 export class ServiceUnavailable extends AppError {
   constructor(detail: string, slug = 'unavailable') { super(503, slug, 'Service Unavailable', detail) }
 }
+
+/** The response schema of every error status in route definitions. */
+export const ProblemRef = Type.Ref(Problem)

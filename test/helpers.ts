@@ -56,6 +56,8 @@ export async function buildTestApp(t: Teardown, env: Record<string, string> = {}
     MONGODB_URL: `${TEST_MONGODB_URL}${name}`,
     REDIS_URL: TEST_REDIS_URL,
     REDIS_KEY_PREFIX: `${name}:`,
+    // Background schedules are off unless a test is about them.
+    JOBS: 'off',
     ...env,
   })
   const app = await buildApp(config, { logger: false })

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { Problem } from '../../src/errors.js'
+import { BEARER } from '../../plugins/openapi.js'
+import { ProblemRef } from '../../src/errors.js'
 import { createOneTimeTokens } from '../../src/one-time-tokens.js'
 import { createAccountMail } from '../../src/account-mail.js'
 import { User } from '../users/schemas.js'
@@ -11,8 +12,6 @@ import {
 } from './schemas.js'
 import { createAuthService } from './service.js'
 
-const problem = Type.Ref(Problem)
-const bearer = [{ bearerAuth: [] }]
 
 const auth: FastifyPluginAsyncTypebox = async (app) => {
   const { auth: authConfig, publicUrl } = app.config
@@ -43,7 +42,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['auth'], operationId: 'register', summary: 'Create a customer account and sign in',
       description: 'Sends a verification mail. Roles cannot be chosen here.',
       body: Type.Ref(RegisterBody),
-      response: { 201: Type.Ref(AuthResult), 400: problem, 409: problem, 429: problem },
+      response: { 201: Type.Ref(AuthResult), 400: ProblemRef, 409: ProblemRef, 429: ProblemRef },
     },
   }, async (req, reply) => reply.code(201).send(await service.register(req.body)))
 
@@ -53,7 +52,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['auth'], operationId: 'login', summary: 'Sign in with email and password (and a 2FA code when enabled)',
       body: Type.Ref(LoginBody),
-      response: { 200: Type.Ref(AuthResult), 400: problem, 401: problem, 403: problem, 429: problem },
+      response: { 200: Type.Ref(AuthResult), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 429: ProblemRef },
     },
   }, (req) => service.login(req.body))
 
@@ -63,15 +62,15 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['auth'], operationId: 'refreshTokens', summary: 'Exchange a refresh token for new tokens (rotation)',
       description: 'Each refresh token works once. Presenting a used one ends the whole session.',
       body: Type.Ref(RefreshBody),
-      response: { 200: Type.Ref(TokenPair), 400: problem, 401: problem, 429: problem },
+      response: { 200: Type.Ref(TokenPair), 400: ProblemRef, 401: ProblemRef, 429: ProblemRef },
     },
   }, (req) => service.refresh(req.body.refreshToken))
 
   app.post('/logout', {
     preHandler: app.authenticate,
     schema: {
-      tags: ['auth'], operationId: 'logout', summary: 'End this session', security: bearer,
-      response: { 204: Type.Null(), 401: problem },
+      tags: ['auth'], operationId: 'logout', summary: 'End this session', security: BEARER,
+      response: { 204: Type.Null(), 401: ProblemRef },
     },
   }, async (req, reply) => {
     await service.logout(req.user)
@@ -81,8 +80,8 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/logout-all', {
     preHandler: app.authenticate,
     schema: {
-      tags: ['auth'], operationId: 'logoutEverywhere', summary: 'End every session of this account', security: bearer,
-      response: { 204: Type.Null(), 401: problem },
+      tags: ['auth'], operationId: 'logoutEverywhere', summary: 'End every session of this account', security: BEARER,
+      response: { 204: Type.Null(), 401: ProblemRef },
     },
   }, async (req, reply) => {
     await service.logoutEverywhere(req.user)
@@ -94,7 +93,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['auth'], operationId: 'verifyEmail', summary: 'Confirm an email address with the token from the mail',
       body: Type.Ref(TokenBody),
-      response: { 200: Type.Ref(User), 400: problem, 429: problem },
+      response: { 200: Type.Ref(User), 400: ProblemRef, 429: ProblemRef },
     },
   }, (req) => service.verifyEmail(req.body.token))
 
@@ -102,8 +101,8 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     config: perIp,
     preHandler: app.authenticate,
     schema: {
-      tags: ['auth'], operationId: 'resendVerificationEmail', summary: 'Send the verification mail again', security: bearer,
-      response: { 202: Type.Ref(Accepted), 401: problem, 409: problem, 429: problem },
+      tags: ['auth'], operationId: 'resendVerificationEmail', summary: 'Send the verification mail again', security: BEARER,
+      response: { 202: Type.Ref(Accepted), 401: ProblemRef, 409: ProblemRef, 429: ProblemRef },
     },
   }, async (req, reply) => {
     await service.resendVerification(req.user.sub)
@@ -117,7 +116,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['auth'], operationId: 'forgotPassword', summary: 'Mail a password reset link',
       description: 'Answers the same whether or not an account exists for the address.',
       body: Type.Ref(ForgotPasswordBody),
-      response: { 202: Type.Ref(Accepted), 400: problem, 429: problem },
+      response: { 202: Type.Ref(Accepted), 400: ProblemRef, 429: ProblemRef },
     },
   }, async (req, reply) => {
     await service.forgotPassword(req.body.email)
@@ -130,7 +129,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['auth'], operationId: 'resetPassword', summary: 'Set a new password with the token from the mail',
       description: 'The token works once and for 30 minutes. Every session of the account ends.',
       body: Type.Ref(ResetPasswordBody),
-      response: { 204: Type.Null(), 400: problem, 429: problem },
+      response: { 204: Type.Null(), 400: ProblemRef, 429: ProblemRef },
     },
   }, async (req, reply) => {
     await service.resetPassword(req.body.token, req.body.password)
@@ -141,8 +140,8 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     config: perIp,
     preHandler: app.authenticate,
     schema: {
-      tags: ['auth'], operationId: 'setupTwoFactor', summary: 'Start enabling TOTP two-factor authentication', security: bearer,
-      response: { 200: Type.Ref(TotpSetup), 401: problem, 409: problem, 429: problem },
+      tags: ['auth'], operationId: 'setupTwoFactor', summary: 'Start enabling TOTP two-factor authentication', security: BEARER,
+      response: { 200: Type.Ref(TotpSetup), 401: ProblemRef, 409: ProblemRef, 429: ProblemRef },
     },
   }, (req) => service.setupTotp(req.user.sub))
 
@@ -150,9 +149,9 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     config: perIp,
     preHandler: [app.authenticate, perUser],
     schema: {
-      tags: ['auth'], operationId: 'enableTwoFactor', summary: 'Confirm TOTP with a code; returns recovery codes once', security: bearer,
+      tags: ['auth'], operationId: 'enableTwoFactor', summary: 'Confirm TOTP with a code; returns recovery codes once', security: BEARER,
       body: Type.Ref(TotpEnableBody),
-      response: { 200: Type.Ref(RecoveryCodes), 400: problem, 401: problem, 409: problem, 429: problem },
+      response: { 200: Type.Ref(RecoveryCodes), 400: ProblemRef, 401: ProblemRef, 409: ProblemRef, 429: ProblemRef },
     },
   }, (req) => service.enableTotp(req.user.sub, req.body.code))
 
@@ -160,9 +159,9 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     config: perIp,
     preHandler: [app.authenticate, perUser],
     schema: {
-      tags: ['auth'], operationId: 'disableTwoFactor', summary: 'Turn two-factor authentication off (password required)', security: bearer,
+      tags: ['auth'], operationId: 'disableTwoFactor', summary: 'Turn two-factor authentication off (password required)', security: BEARER,
       body: Type.Ref(PasswordConfirm),
-      response: { 204: Type.Null(), 400: problem, 401: problem, 409: problem, 429: problem },
+      response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef, 409: ProblemRef, 429: ProblemRef },
     },
   }, async (req, reply) => {
     await service.disableTotp(req.user.sub, req.body.password)

@@ -1,11 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { Problem } from '../../src/errors.js'
+import { BEARER } from '../../plugins/openapi.js'
+import { ProblemRef } from '../../src/errors.js'
 import { Category, CategoryCreate, CategoryIdParams, CategoryNode, CategorySlugParams, CategoryTree, CategoryUpdate } from './schemas.js'
 import { createCategoryService } from './service.js'
 
-const problem = Type.Ref(Problem)
-const security = [{ bearerAuth: [] }]
 
 const categoriesRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const service = createCategoryService({ db: app.db, cache: app.cache })
@@ -22,7 +21,7 @@ const categoriesRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/:slug', {
     schema: {
       tags: ['categories'], operationId: 'getCategoryBySlug', summary: 'One category with its subtree',
-      params: CategorySlugParams, response: { 200: Type.Ref(CategoryNode), 400: problem, 404: problem },
+      params: CategorySlugParams, response: { 200: Type.Ref(CategoryNode), 400: ProblemRef, 404: ProblemRef },
     },
   }, async (req, reply) => {
     const { value, hit } = await service.getBySlug(req.params.slug)
@@ -33,17 +32,17 @@ const categoriesRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('', {
     preHandler: admin,
     schema: {
-      tags: ['categories'], operationId: 'createCategory', summary: 'Create a category (admin)', security,
-      body: Type.Ref(CategoryCreate), response: { 201: Type.Ref(Category), 400: problem, 401: problem, 403: problem, 404: problem, 409: problem },
+      tags: ['categories'], operationId: 'createCategory', summary: 'Create a category (admin)', security: BEARER,
+      body: Type.Ref(CategoryCreate), response: { 201: Type.Ref(Category), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
   }, async (req, reply) => reply.code(201).send(await service.create(req.body)))
 
   app.patch('/:categoryId', {
     preHandler: admin,
     schema: {
-      tags: ['categories'], operationId: 'updateCategory', summary: 'Rename, re-slug or move a category (admin)', security,
+      tags: ['categories'], operationId: 'updateCategory', summary: 'Rename, re-slug or move a category (admin)', security: BEARER,
       params: CategoryIdParams, body: Type.Ref(CategoryUpdate),
-      response: { 200: Type.Ref(Category), 400: problem, 401: problem, 403: problem, 404: problem, 409: problem },
+      response: { 200: Type.Ref(Category), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
   }, (req) => service.update(req.params.categoryId, req.body))
 
@@ -51,8 +50,8 @@ const categoriesRoutes: FastifyPluginAsyncTypebox = async (app) => {
     preHandler: admin,
     schema: {
       tags: ['categories'], operationId: 'deleteCategory', summary: 'Delete an empty category (admin)',
-      description: '409 while it has subcategories or products.', security,
-      params: CategoryIdParams, response: { 204: Type.Null(), 400: problem, 401: problem, 403: problem, 404: problem, 409: problem },
+      description: '409 while it has subcategories or products.', security: BEARER,
+      params: CategoryIdParams, response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
   }, async (req, reply) => {
     await service.remove(req.params.categoryId)

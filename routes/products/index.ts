@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { Problem } from '../../src/errors.js'
+import { BEARER, OPTIONAL_BEARER } from '../../plugins/openapi.js'
+import { ProblemRef } from '../../src/errors.js'
 import type { CacheResult } from '../../src/cache.js'
 import { viewerRole } from '../../plugins/auth.js'
 import {
@@ -10,9 +11,6 @@ import {
 } from './schemas.js'
 import { createProductService } from './service.js'
 
-const problem = Type.Ref(Problem)
-const security = [{ bearerAuth: [] }]
-const optionalSecurity: Record<string, string[]>[] = [{}, { bearerAuth: [] }]
 
 const viewerOf = (req: FastifyRequest) => ({ isAdmin: viewerRole(req) === 'admin' })
 function cached<T>(reply: FastifyReply, result: CacheResult<T>): T {
@@ -29,47 +27,47 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['products'], operationId: 'listProducts', summary: 'List, search and filter products',
       description: 'Keyset-paged. Customers see active products; admins may pass status. X-Cache tells whether the answer came from the cache.',
-      security: optionalSecurity, querystring: ProductListQuery, response: { 200: Type.Ref(ProductPage), 400: problem, 401: problem },
+      security: OPTIONAL_BEARER, querystring: ProductListQuery, response: { 200: Type.Ref(ProductPage), 400: ProblemRef, 401: ProblemRef },
     },
   }, async (req, reply) => cached(reply, await service.list(req.query, viewerOf(req))))
 
   app.get('/by-slug/:slug', {
     preHandler: app.identify,
     schema: {
-      tags: ['products'], operationId: 'getProductBySlug', summary: 'Read a product by its slug', security: optionalSecurity,
-      params: ProductSlugParams, response: { 200: Type.Ref(Product), 400: problem, 401: problem, 404: problem },
+      tags: ['products'], operationId: 'getProductBySlug', summary: 'Read a product by its slug', security: OPTIONAL_BEARER,
+      params: ProductSlugParams, response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
     },
   }, async (req, reply) => cached(reply, await service.getBySlug(req.params.slug, viewerOf(req))))
 
   app.get('/:productId', {
     preHandler: app.identify,
     schema: {
-      tags: ['products'], operationId: 'getProduct', summary: 'Read a product with its variants', security: optionalSecurity,
-      params: ProductIdParams, response: { 200: Type.Ref(Product), 400: problem, 401: problem, 404: problem },
+      tags: ['products'], operationId: 'getProduct', summary: 'Read a product with its variants', security: OPTIONAL_BEARER,
+      params: ProductIdParams, response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
     },
   }, async (req, reply) => cached(reply, await service.getById(req.params.productId, viewerOf(req))))
 
   app.post('', {
     preHandler: admin,
     schema: {
-      tags: ['products'], operationId: 'createProduct', summary: 'Create a product with its variants (admin)', security,
-      body: Type.Ref(ProductCreate), response: { 201: Type.Ref(Product), 400: problem, 401: problem, 403: problem, 404: problem, 409: problem },
+      tags: ['products'], operationId: 'createProduct', summary: 'Create a product with its variants (admin)', security: BEARER,
+      body: Type.Ref(ProductCreate), response: { 201: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
   }, async (req, reply) => reply.code(201).send(await service.create(req.body, req.user.sub)))
 
   app.patch('/:productId', {
     preHandler: admin,
     schema: {
-      tags: ['products'], operationId: 'updateProduct', summary: 'Change a product (admin)', security,
-      params: ProductIdParams, body: Type.Ref(ProductUpdate), response: { 200: Type.Ref(Product), 400: problem, 401: problem, 403: problem, 404: problem, 409: problem },
+      tags: ['products'], operationId: 'updateProduct', summary: 'Change a product (admin)', security: BEARER,
+      params: ProductIdParams, body: Type.Ref(ProductUpdate), response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
   }, (req) => service.update(req.params.productId, req.body))
 
   app.delete('/:productId', {
     preHandler: admin,
     schema: {
-      tags: ['products'], operationId: 'deleteProduct', summary: 'Delete a product and its variants (admin)', security,
-      params: ProductIdParams, response: { 204: Type.Null(), 400: problem, 401: problem, 403: problem, 404: problem },
+      tags: ['products'], operationId: 'deleteProduct', summary: 'Delete a product and its variants (admin)', security: BEARER,
+      params: ProductIdParams, response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef },
     },
   }, async (req, reply) => {
     await service.remove(req.params.productId)
@@ -79,24 +77,24 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/:productId/variants', {
     preHandler: admin,
     schema: {
-      tags: ['products'], operationId: 'createVariant', summary: 'Add a variant (admin)', security,
-      params: ProductIdParams, body: Type.Ref(VariantCreate), response: { 201: Type.Ref(Variant), 400: problem, 401: problem, 403: problem, 404: problem, 409: problem },
+      tags: ['products'], operationId: 'createVariant', summary: 'Add a variant (admin)', security: BEARER,
+      params: ProductIdParams, body: Type.Ref(VariantCreate), response: { 201: Type.Ref(Variant), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
   }, async (req, reply) => reply.code(201).send(await service.addVariant(req.params.productId, req.body, req.user.sub)))
 
   app.patch('/:productId/variants/:variantId', {
     preHandler: admin,
     schema: {
-      tags: ['products'], operationId: 'updateVariant', summary: 'Change a variant (admin)', security,
-      params: VariantParams, body: Type.Ref(VariantUpdate), response: { 200: Type.Ref(Variant), 400: problem, 401: problem, 403: problem, 404: problem, 409: problem },
+      tags: ['products'], operationId: 'updateVariant', summary: 'Change a variant (admin)', security: BEARER,
+      params: VariantParams, body: Type.Ref(VariantUpdate), response: { 200: Type.Ref(Variant), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
   }, (req) => service.updateVariant(req.params.productId, req.params.variantId, req.body))
 
   app.delete('/:productId/variants/:variantId', {
     preHandler: admin,
     schema: {
-      tags: ['products'], operationId: 'deleteVariant', summary: 'Delete a variant; not the last one (admin)', security,
-      params: VariantParams, response: { 204: Type.Null(), 400: problem, 401: problem, 403: problem, 404: problem, 409: problem },
+      tags: ['products'], operationId: 'deleteVariant', summary: 'Delete a variant; not the last one (admin)', security: BEARER,
+      params: VariantParams, response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
   }, async (req, reply) => {
     await service.removeVariant(req.params.productId, req.params.variantId)
@@ -107,16 +105,16 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     preHandler: admin,
     schema: {
       tags: ['products'], operationId: 'adjustStock', summary: 'Add or remove stock with a reason (admin)',
-      description: 'Atomic; 409 when it would take stock below zero. Recorded as an inventory movement.', security,
-      params: VariantParams, body: Type.Ref(StockAdjustment), response: { 200: Type.Ref(Variant), 400: problem, 401: problem, 403: problem, 404: problem, 409: problem },
+      description: 'Atomic; 409 when it would take stock below zero. Recorded as an inventory movement.', security: BEARER,
+      params: VariantParams, body: Type.Ref(StockAdjustment), response: { 200: Type.Ref(Variant), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
   }, (req) => service.adjustStock(req.params.productId, req.params.variantId, req.body, req.user.sub))
 
   app.get('/:productId/variants/:variantId/stock-adjustments', {
     preHandler: admin,
     schema: {
-      tags: ['products'], operationId: 'listInventoryMovements', summary: "A variant's stock history, newest first (admin)", security,
-      params: VariantParams, querystring: MovementListQuery, response: { 200: Type.Ref(InventoryMovementPage), 400: problem, 401: problem, 403: problem, 404: problem },
+      tags: ['products'], operationId: 'listInventoryMovements', summary: "A variant's stock history, newest first (admin)", security: BEARER,
+      params: VariantParams, querystring: MovementListQuery, response: { 200: Type.Ref(InventoryMovementPage), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef },
     },
   }, (req) => service.listMovements(req.params.productId, req.params.variantId, req.query))
 }

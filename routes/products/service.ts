@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, sql, type SQL } from 'drizzle-orm'
+import { and, asc, desc, eq, inArray, sql, type SQL } from 'drizzle-orm'
 import { inventoryMovements, productVariants, products } from '../../db/schema/index.js'
 import { isForeignKeyViolation, isUniqueViolation, type Db } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
@@ -22,6 +22,13 @@ export interface ProductInput {
 export interface ListQuery {
   limit: number; cursor?: string; q?: string; category?: string; minPrice?: number; maxPrice?: number
   inStock?: boolean; sort?: ProductSort; status?: Status
+}
+
+export interface CartVariant {
+  variantId: string; productId: string; sku: string; options: Record<string, string>; priceMinor: number; stock: number
+  variantActive: boolean; productStatus: Status; name: string; slug: string; imageIds: string[]
+  /** Active variant of an active product: can be put in a cart and bought. */
+  purchasable: boolean
 }
 
 /** Who is looking: customers see active products and variants only. */
@@ -185,6 +192,32 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
   }
 
   return {
+    /** Active products by id, as list items, for other domains (wishlist). Missing or hidden ones are absent. */
+    async summariesByIds(ids: string[]) {
+      if (!ids.length) return new Map<string, ReturnType<typeof toSummary>>()
+      const rows = await db.select().from(products).where(and(inArray(products.id, ids), eq(products.status, 'active')))
+      return new Map(rows.map((r) => [r.id, toSummary(r)]))
+    },
+
+    /** Variants with what a cart needs to price and check them, read at this moment. */
+    async variantsForCart(variantIds: string[]) {
+      if (!variantIds.length) return new Map<string, CartVariant>()
+      const rows = await db.select({
+        variantId: productVariants.id, productId: products.id, sku: productVariants.sku, options: productVariants.options,
+        priceMinor: productVariants.priceMinor, stock: productVariants.stock, variantActive: productVariants.isActive,
+        productStatus: products.status, name: products.name, slug: products.slug, imageIds: products.imageIds,
+      }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId)).where(inArray(productVariants.id, variantIds))
+      return new Map(rows.map((r) => [r.variantId, { ...r, purchasable: r.variantActive && r.productStatus === 'active' }]))
+    },
+
+    /** The active variants of an active product, for picking one (wishlist to cart). */
+    async activeVariantIds(productId: string) {
+      const rows = await db.select({ id: productVariants.id }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId))
+        .where(and(eq(productVariants.productId, productId), eq(productVariants.isActive, true), eq(products.status, 'active')))
+        .orderBy(asc(productVariants.position))
+      return rows.map((r) => r.id)
+    },
+
     /** Public reads go through the cache; admin views are always fresh. */
     async list(query: ListQuery, viewer: Viewer) {
       if (viewer.isAdmin) return { value: await list(query, viewer), hit: false }

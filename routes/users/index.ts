@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { Problem } from '../../src/errors.js'
+import { BEARER } from '../../plugins/openapi.js'
+import { ProblemRef } from '../../src/errors.js'
 import { createOneTimeTokens } from '../../src/one-time-tokens.js'
 import { createAccountMail } from '../../src/account-mail.js'
 import {
@@ -9,8 +10,6 @@ import {
 } from './schemas.js'
 import { createUserService } from './service.js'
 
-const problem = Type.Ref(Problem)
-const security = [{ bearerAuth: [] }]
 
 const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const accountMail = createAccountMail({ mailer: app.mailer, tokens: createOneTimeTokens(app.redis), publicUrl: app.config.publicUrl })
@@ -20,27 +19,27 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // The signed-in user's own account.
   app.get('/me', {
     preHandler: app.authenticate,
-    schema: { tags: ['users'], operationId: 'getMe', summary: 'Read my account', security, response: { 200: Type.Ref(User), 401: problem } },
+    schema: { tags: ['users'], operationId: 'getMe', summary: 'Read my account', security: BEARER, response: { 200: Type.Ref(User), 401: ProblemRef } },
   }, (req) => service.get(req.user.sub))
 
   app.patch('/me', {
     preHandler: app.authenticate,
-    schema: { tags: ['users'], operationId: 'updateMe', summary: 'Update my profile', security, body: Type.Ref(ProfileUpdate), response: { 200: Type.Ref(User), 400: problem, 401: problem } },
+    schema: { tags: ['users'], operationId: 'updateMe', summary: 'Update my profile', security: BEARER, body: Type.Ref(ProfileUpdate), response: { 200: Type.Ref(User), 400: ProblemRef, 401: ProblemRef } },
   }, (req) => service.updateProfile(req.user.sub, req.body))
 
   app.post('/me/email', {
     preHandler: app.authenticate,
     schema: {
-      tags: ['users'], operationId: 'changeMyEmail', summary: 'Change my email address (password required; re-verification follows)', security,
-      body: Type.Ref(EmailChange), response: { 200: Type.Ref(User), 400: problem, 401: problem, 409: problem },
+      tags: ['users'], operationId: 'changeMyEmail', summary: 'Change my email address (password required; re-verification follows)', security: BEARER,
+      body: Type.Ref(EmailChange), response: { 200: Type.Ref(User), 400: ProblemRef, 401: ProblemRef, 409: ProblemRef },
     },
   }, (req) => service.changeEmail(req.user.sub, req.body))
 
   app.post('/me/password', {
     preHandler: app.authenticate,
     schema: {
-      tags: ['users'], operationId: 'changeMyPassword', summary: 'Change my password; my other sessions end', security,
-      body: Type.Ref(PasswordChange), response: { 204: Type.Null(), 400: problem, 401: problem },
+      tags: ['users'], operationId: 'changeMyPassword', summary: 'Change my password; my other sessions end', security: BEARER,
+      body: Type.Ref(PasswordChange), response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef },
     },
   }, async (req, reply) => {
     await service.changePassword(req.user.sub, req.user.sid, req.body)
@@ -49,33 +48,33 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/me/addresses', {
     preHandler: app.authenticate,
-    schema: { tags: ['users'], operationId: 'listMyAddresses', summary: 'List my addresses, default first', security, response: { 200: Type.Ref(AddressList), 401: problem } },
+    schema: { tags: ['users'], operationId: 'listMyAddresses', summary: 'List my addresses, default first', security: BEARER, response: { 200: Type.Ref(AddressList), 401: ProblemRef } },
   }, (req) => service.listAddresses(req.user.sub))
 
   app.post('/me/addresses', {
     preHandler: app.authenticate,
     schema: {
-      tags: ['users'], operationId: 'createMyAddress', summary: 'Add an address (the first one becomes the default)', security,
-      body: Type.Ref(AddressCreate), response: { 201: Type.Ref(Address), 400: problem, 401: problem, 409: problem },
+      tags: ['users'], operationId: 'createMyAddress', summary: 'Add an address (the first one becomes the default)', security: BEARER,
+      body: Type.Ref(AddressCreate), response: { 201: Type.Ref(Address), 400: ProblemRef, 401: ProblemRef, 409: ProblemRef },
     },
   }, async (req, reply) => reply.code(201).send(await service.createAddress(req.user.sub, req.body)))
 
   app.get('/me/addresses/:addressId', {
     preHandler: app.authenticate,
-    schema: { tags: ['users'], operationId: 'getMyAddress', summary: 'Read one of my addresses', security, params: AddressParams, response: { 200: Type.Ref(Address), 400: problem, 401: problem, 404: problem } },
+    schema: { tags: ['users'], operationId: 'getMyAddress', summary: 'Read one of my addresses', security: BEARER, params: AddressParams, response: { 200: Type.Ref(Address), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef } },
   }, (req) => service.getAddress(req.user.sub, req.params.addressId))
 
   app.patch('/me/addresses/:addressId', {
     preHandler: app.authenticate,
     schema: {
-      tags: ['users'], operationId: 'updateMyAddress', summary: 'Change one of my addresses', security,
-      params: AddressParams, body: Type.Ref(AddressUpdate), response: { 200: Type.Ref(Address), 400: problem, 401: problem, 404: problem },
+      tags: ['users'], operationId: 'updateMyAddress', summary: 'Change one of my addresses', security: BEARER,
+      params: AddressParams, body: Type.Ref(AddressUpdate), response: { 200: Type.Ref(Address), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
     },
   }, (req) => service.updateAddress(req.user.sub, req.params.addressId, req.body))
 
   app.delete('/me/addresses/:addressId', {
     preHandler: app.authenticate,
-    schema: { tags: ['users'], operationId: 'deleteMyAddress', summary: 'Delete one of my addresses', security, params: AddressParams, response: { 204: Type.Null(), 400: problem, 401: problem, 404: problem } },
+    schema: { tags: ['users'], operationId: 'deleteMyAddress', summary: 'Delete one of my addresses', security: BEARER, params: AddressParams, response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef } },
   }, async (req, reply) => {
     await service.deleteAddress(req.user.sub, req.params.addressId)
     return reply.code(204).send(null)
@@ -85,37 +84,37 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('', {
     preHandler: admin,
     schema: {
-      tags: ['users'], operationId: 'listUsers', summary: 'List and search accounts (admin)', security,
-      querystring: UserListQuery, response: { 200: Type.Ref(UserPage), 400: problem, 401: problem, 403: problem },
+      tags: ['users'], operationId: 'listUsers', summary: 'List and search accounts (admin)', security: BEARER,
+      querystring: UserListQuery, response: { 200: Type.Ref(UserPage), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef },
     },
   }, (req) => service.list(req.query))
 
   app.get('/:userId', {
     preHandler: admin,
-    schema: { tags: ['users'], operationId: 'getUser', summary: 'Read an account (admin)', security, params: UserIdParams, response: { 200: Type.Ref(User), 400: problem, 401: problem, 403: problem, 404: problem } },
+    schema: { tags: ['users'], operationId: 'getUser', summary: 'Read an account (admin)', security: BEARER, params: UserIdParams, response: { 200: Type.Ref(User), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef } },
   }, (req) => service.get(req.params.userId))
 
   app.patch('/:userId/role', {
     preHandler: admin,
     schema: {
-      tags: ['users'], operationId: 'changeUserRole', summary: "Change an account's role; its sessions end (admin)", security,
-      params: UserIdParams, body: Type.Ref(RoleChange), response: { 200: Type.Ref(User), 400: problem, 401: problem, 403: problem, 404: problem, 409: problem },
+      tags: ['users'], operationId: 'changeUserRole', summary: "Change an account's role; its sessions end (admin)", security: BEARER,
+      params: UserIdParams, body: Type.Ref(RoleChange), response: { 200: Type.Ref(User), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
   }, (req) => service.setRole(req.user.sub, req.params.userId, req.body.role))
 
   app.post('/:userId/deactivate', {
     preHandler: admin,
     schema: {
-      tags: ['users'], operationId: 'deactivateUser', summary: 'Deactivate an account; it cannot sign in and its sessions end (admin)', security,
-      params: UserIdParams, response: { 200: Type.Ref(User), 400: problem, 401: problem, 403: problem, 404: problem, 409: problem },
+      tags: ['users'], operationId: 'deactivateUser', summary: 'Deactivate an account; it cannot sign in and its sessions end (admin)', security: BEARER,
+      params: UserIdParams, response: { 200: Type.Ref(User), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
   }, (req) => service.setActive(req.user.sub, req.params.userId, false))
 
   app.post('/:userId/reactivate', {
     preHandler: admin,
     schema: {
-      tags: ['users'], operationId: 'reactivateUser', summary: 'Reactivate an account (admin)', security,
-      params: UserIdParams, response: { 200: Type.Ref(User), 400: problem, 401: problem, 403: problem, 404: problem, 409: problem },
+      tags: ['users'], operationId: 'reactivateUser', summary: 'Reactivate an account (admin)', security: BEARER,
+      params: UserIdParams, response: { 200: Type.Ref(User), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
   }, (req) => service.setActive(req.user.sub, req.params.userId, true))
 }

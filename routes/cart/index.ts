@@ -1,0 +1,82 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
+import { BEARER, BEARER_OR_CART_TOKEN } from '../../plugins/openapi.js'
+import { ProblemRef } from '../../src/errors.js'
+import { cartModel } from '../../db/models/cart.js'
+import type { AccessClaims } from '../../plugins/auth.js'
+import { createProductService } from '../products/service.js'
+import { Cart, CartItemAdd, CartItemUpdate, CartLineParams, CartMerge, CartTokenHeader, GuestCart } from './schemas.js'
+import { createCartService, ownerOf } from './service.js'
+
+const errors = { 400: ProblemRef, 401: ProblemRef, 404: ProblemRef, 409: ProblemRef }
+
+const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { cart: limits, currency } = app.config
+  const catalog = createProductService({ db: app.db, cache: app.cache, currency })
+  const carts = cartModel(app.mongo)
+  const service = createCartService({ carts, redis: app.redis, catalog, currency, limits })
+  // The unique owner index must exist before the first request, or two first writes make two carts.
+  if (app.mongo.readyState === 1) await carts.init()
+  const owner = (req: FastifyRequest) => ownerOf(req.user as AccessClaims | null, req.headers['x-cart-token'] as string | undefined)
+
+  app.jobs.every('guest-cart-retention', 3_600_000, () => service.removeAbandonedGuestCarts(limits.guestRetentionDays))
+
+  app.post('/guest', {
+    schema: {
+      tags: ['cart'], operationId: 'createGuestCart', summary: 'Start a guest cart; answers its token once',
+      response: { 201: Type.Ref(GuestCart) },
+    },
+  }, async (_req, reply) => reply.code(201).send(await service.createGuest()))
+
+  app.get('', {
+    preHandler: app.identify,
+    schema: {
+      tags: ['cart'], operationId: 'getCart', summary: 'My cart, priced now',
+      description: 'Signed in: your cart. Otherwise the guest cart named by X-Cart-Token. Prices and availability are read from the catalog at this moment.',
+      security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, response: { 200: Type.Ref(Cart), ...errors },
+    },
+  }, (req) => service.get(owner(req)))
+
+  app.post('/items', {
+    preHandler: app.identify,
+    schema: {
+      tags: ['cart'], operationId: 'addCartItem', summary: 'Add a variant (quantities add up)',
+      security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, body: Type.Ref(CartItemAdd), response: { 200: Type.Ref(Cart), ...errors },
+    },
+  }, (req) => service.addItem(owner(req), req.body.variantId, req.body.quantity ?? 1))
+
+  app.patch('/items/:variantId', {
+    preHandler: app.identify,
+    schema: {
+      tags: ['cart'], operationId: 'updateCartItem', summary: 'Set the quantity of a line',
+      security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, params: CartLineParams, body: Type.Ref(CartItemUpdate), response: { 200: Type.Ref(Cart), ...errors },
+    },
+  }, (req) => service.setQuantity(owner(req), req.params.variantId, req.body.quantity))
+
+  app.delete('/items/:variantId', {
+    preHandler: app.identify,
+    schema: {
+      tags: ['cart'], operationId: 'removeCartItem', summary: 'Remove a line',
+      security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, params: CartLineParams, response: { 200: Type.Ref(Cart), ...errors },
+    },
+  }, (req) => service.removeItem(owner(req), req.params.variantId))
+
+  app.delete('', {
+    preHandler: app.identify,
+    schema: {
+      tags: ['cart'], operationId: 'clearCart', summary: 'Empty the cart',
+      security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, response: { 200: Type.Ref(Cart), ...errors },
+    },
+  }, (req) => service.clear(owner(req)))
+
+  app.post('/merge', {
+    preHandler: app.authenticate,
+    schema: {
+      tags: ['cart'], operationId: 'mergeGuestCart', summary: 'Move a guest cart into my cart (call after signing in)',
+      description: 'Quantities add up, capped by stock; the guest cart and its token are gone afterwards.',
+      security: BEARER, body: Type.Ref(CartMerge), response: { 200: Type.Ref(Cart), ...errors },
+    },
+  }, (req) => service.merge(req.user.sub, req.body.cartToken))
+}
+export default cartRoutes

@@ -1,0 +1,49 @@
+import { Type } from '@sinclair/typebox'
+import { StringEnum } from '../../src/schema-types.js'
+
+export const LINE_ISSUES = ['unavailable', 'out_of_stock', 'insufficient_stock', 'price_increased', 'price_decreased'] as const
+export type LineIssue = (typeof LINE_ISSUES)[number]
+
+export const CartLine = Type.Object({
+  variantId: Type.String({ format: 'uuid' }),
+  productId: Type.String({ format: 'uuid' }),
+  sku: Type.Union([Type.Null(), Type.String()], { description: 'null when the variant no longer exists' }),
+  name: Type.Union([Type.Null(), Type.String()]),
+  options: Type.Record(Type.String(), Type.String()),
+  quantity: Type.Integer({ minimum: 1 }),
+  unitPriceMinor: Type.Union([Type.Null(), Type.Integer()], { description: 'the current catalog price; null when unavailable' }),
+  addedUnitPriceMinor: Type.Integer({ description: 'the price when added, for comparison only' }),
+  lineTotalMinor: Type.Integer({ description: 'unit price x quantity; 0 when unavailable' }),
+  stock: Type.Integer({ minimum: 0 }),
+  available: Type.Boolean({ description: 'can be checked out as it is' }),
+  issues: Type.Array(StringEnum(LINE_ISSUES)),
+}, { $id: 'CartLine', additionalProperties: false })
+
+export const Cart = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  kind: StringEnum(['user', 'guest']),
+  lines: Type.Array(Type.Ref(CartLine)),
+  itemCount: Type.Integer({ minimum: 0, description: 'sum of quantities of available lines' }),
+  subtotalMinor: Type.Integer({ minimum: 0, description: 'sum of available line totals, priced now' }),
+  currency: Type.String({ pattern: '^[A-Z]{3}$' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+}, { $id: 'Cart', additionalProperties: false })
+
+export const GuestCart = Type.Object({
+  cartToken: Type.String({ description: 'send as X-Cart-Token; shown once, stored only as a hash' }),
+  cart: Type.Ref(Cart),
+}, { $id: 'GuestCart', additionalProperties: false })
+
+const Quantity = Type.Integer({ minimum: 1, maximum: 10_000 })
+export const CartItemAdd = Type.Object({
+  variantId: Type.String({ format: 'uuid' }),
+  quantity: Type.Optional(Quantity),
+}, { $id: 'CartItemAdd', additionalProperties: false, description: 'adds to the quantity already in the cart' })
+export const CartItemUpdate = Type.Object({ quantity: Quantity }, { $id: 'CartItemUpdate', additionalProperties: false })
+export const CartMerge = Type.Object({ cartToken: Type.String({ minLength: 20, maxLength: 200 }) }, { $id: 'CartMerge', additionalProperties: false })
+export const CartLineParams = Type.Object({ variantId: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
+export const CartTokenHeader = Type.Object({
+  'x-cart-token': Type.Optional(Type.String({ minLength: 20, maxLength: 200, description: 'a guest cart token; ignored when signed in' })),
+})
+
+export const schemas = [CartLine, Cart, GuestCart, CartItemAdd, CartItemUpdate, CartMerge]

@@ -1,0 +1,188 @@
+import type { Model } from 'mongoose'
+import type { Redis } from 'ioredis'
+import { withLock } from '../../src/locks.js'
+import type { CartDoc, CartLineDoc } from '../../db/models/cart.js'
+import { BadRequest, Conflict, NotFound, Unauthorized } from '../../src/errors.js'
+import { randomToken, sha256 } from '../../src/sessions.js'
+import type { CartVariant } from '../products/service.js'
+import type { LineIssue } from './schemas.js'
+
+export interface CartDeps {
+  carts: Model<CartDoc>
+  redis: Redis
+  catalog: { variantsForCart(ids: string[]): Promise<Map<string, CartVariant>> }
+  currency: string
+  limits: { maxLines: number; maxQuantity: number }
+}
+
+/** Who a cart belongs to: a signed-in user, or whoever holds a guest cart's token. */
+export type CartOwner = { kind: 'user'; userId: string } | { kind: 'guest'; token: string }
+const ownerKey = (owner: CartOwner) => (owner.kind === 'user' ? `user:${owner.userId}` : `guest:${sha256(owner.token)}`)
+
+const MAX_ATTEMPTS = 100
+const isDuplicateKey = (err: unknown) => (err as { code?: number }).code === 11000
+const pause = (attempt: number) => new Promise((r) => setTimeout(r, Math.random() * 5 * Math.min(attempt, 8)))
+
+export function createCartService({ carts, redis, catalog, currency, limits }: CartDeps) {
+  /** The owner's cart; a user's is created on first use, a guest's must exist. */
+  async function load(owner: CartOwner): Promise<CartDoc> {
+    const owned = ownerKey(owner)
+    const found = await carts.findOne({ owner: owned }).lean<CartDoc>()
+    if (found) return found
+    if (owner.kind === 'guest') throw new NotFound('cart')
+    try {
+      return (await carts.create({ owner: owned, kind: 'user' })).toObject() as CartDoc
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err
+      return (await carts.findOne({ owner: owned }).lean<CartDoc>())!
+    }
+  }
+
+  /**
+   * Applies `change` to the cart's lines: one writer per cart at a time (a Redis lock), and the
+   * write names the version it read (optimistic concurrency, for MongoDB itself). Parallel
+   * changes all land; none is lost.
+   */
+  async function mutate(owner: CartOwner, change: (lines: CartLineDoc[]) => CartLineDoc[]): Promise<CartDoc> {
+    return withLock(redis, `cart:${ownerKey(owner)}`, async () => {
+      for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+        const cart = await load(owner)
+        const lines = change(cart.lines.map((l) => ({ ...l })))
+        const updatedAt = new Date()
+        const result = await carts.updateOne({ _id: cart._id, version: cart.version }, { $set: { lines, version: cart.version + 1, updatedAt } })
+        if (result.matchedCount === 1) return { ...cart, lines, version: cart.version + 1, updatedAt }
+        await pause(attempt)
+      }
+      throw new Conflict('The cart is being changed by many requests at once; retry', 'cart-busy')
+    })
+  }
+
+  /** Reads and deletes a guest cart as one step, under its lock: of two racing takers one gets the lines. */
+  async function takeGuestCart(cartToken: string): Promise<CartDoc> {
+    const owned = ownerKey({ kind: 'guest', token: cartToken })
+    return withLock(redis, `cart:${owned}`, async () => {
+      const guest = await carts.findOne({ owner: owned }).lean<CartDoc>()
+      if (!guest || (await carts.deleteOne({ _id: guest._id, version: guest.version })).deletedCount !== 1) throw new NotFound('cart')
+      return guest
+    })
+  }
+
+  async function view(cart: CartDoc) {
+    const variants = await catalog.variantsForCart(cart.lines.map((l) => l.variantId))
+    let subtotalMinor = 0
+    let itemCount = 0
+    const lines = cart.lines.map((line) => {
+      const v = variants.get(line.variantId)
+      const issues: LineIssue[] = []
+      if (!v || !v.purchasable) issues.push('unavailable')
+      else if (v.stock === 0) issues.push('out_of_stock')
+      else if (v.stock < line.quantity) issues.push('insufficient_stock')
+      if (v && v.priceMinor > line.addedUnitPriceMinor) issues.push('price_increased')
+      if (v && v.priceMinor < line.addedUnitPriceMinor) issues.push('price_decreased')
+      const available = !issues.some((i) => i === 'unavailable' || i === 'out_of_stock' || i === 'insufficient_stock')
+      const lineTotalMinor = available && v ? v.priceMinor * line.quantity : 0
+      if (available) { subtotalMinor += lineTotalMinor; itemCount += line.quantity }
+      return {
+        variantId: line.variantId, productId: line.productId, sku: v?.sku ?? null, name: v?.name ?? null, options: v?.options ?? {},
+        quantity: line.quantity, unitPriceMinor: v?.purchasable ? v.priceMinor : null, addedUnitPriceMinor: line.addedUnitPriceMinor,
+        lineTotalMinor, stock: v?.stock ?? 0, available, issues,
+      }
+    })
+    return { id: cart._id, kind: cart.kind as 'user' | 'guest', lines, itemCount, subtotalMinor, currency, updatedAt: cart.updatedAt.toISOString() }
+  }
+
+  async function requirePurchasable(variantId: string) {
+    const v = (await catalog.variantsForCart([variantId])).get(variantId)
+    if (!v || !v.purchasable) throw new NotFound('variant', variantId)
+    return v
+  }
+
+  /** Checks one line's quantity against the limits and the stock right now. */
+  function checkQuantity(v: CartVariant, quantity: number) {
+    if (quantity > limits.maxQuantity) throw new BadRequest(`At most ${limits.maxQuantity} of one item per order`, 'quantity-limit')
+    if (quantity > v.stock) throw new Conflict(`Only ${v.stock} of ${v.sku} in stock`, 'insufficient-stock')
+  }
+
+  return {
+    async createGuest() {
+      const token = randomToken()
+      const cart = (await carts.create({ owner: ownerKey({ kind: 'guest', token }), kind: 'guest' })).toObject() as CartDoc
+      return { cartToken: token, cart: await view(cart) }
+    },
+
+    async get(owner: CartOwner) { return view(await load(owner)) },
+
+    async addItem(owner: CartOwner, variantId: string, quantity: number) {
+      const v = await requirePurchasable(variantId)
+      const cart = await mutate(owner, (lines) => {
+        const line = lines.find((l) => l.variantId === variantId)
+        if (line) {
+          checkQuantity(v, line.quantity + quantity)
+          line.quantity += quantity
+          return lines
+        }
+        if (lines.length >= limits.maxLines) throw new Conflict(`A cart holds at most ${limits.maxLines} different items`, 'cart-full')
+        checkQuantity(v, quantity)
+        return [...lines, { variantId, productId: v.productId, quantity, addedUnitPriceMinor: v.priceMinor, addedAt: new Date() }]
+      })
+      return view(cart)
+    },
+
+    async setQuantity(owner: CartOwner, variantId: string, quantity: number) {
+      const v = await requirePurchasable(variantId)
+      checkQuantity(v, quantity)
+      const cart = await mutate(owner, (lines) => {
+        const line = lines.find((l) => l.variantId === variantId)
+        if (!line) throw new NotFound('cart line', variantId)
+        line.quantity = quantity
+        return lines
+      })
+      return view(cart)
+    },
+
+    async removeItem(owner: CartOwner, variantId: string) {
+      const cart = await mutate(owner, (lines) => {
+        if (!lines.some((l) => l.variantId === variantId)) throw new NotFound('cart line', variantId)
+        return lines.filter((l) => l.variantId !== variantId)
+      })
+      return view(cart)
+    },
+
+    async clear(owner: CartOwner) { return view(await mutate(owner, () => [])) },
+
+    /**
+     * Moves a guest cart into the user's cart: quantities add up, capped by stock and the line
+     * limit. The guest cart is taken (deleted) first, so a repeated or racing merge cannot add it twice.
+     */
+    async merge(userId: string, cartToken: string) {
+      const guest = await takeGuestCart(cartToken)
+      const variants = await catalog.variantsForCart(guest.lines.map((l) => l.variantId))
+      const cart = await mutate({ kind: 'user', userId }, (lines) => {
+        for (const incoming of guest.lines) {
+          const v = variants.get(incoming.variantId)
+          if (!v || !v.purchasable || v.stock === 0) continue
+          const cap = Math.min(v.stock, limits.maxQuantity)
+          const line = lines.find((l) => l.variantId === incoming.variantId)
+          if (line) line.quantity = Math.min(line.quantity + incoming.quantity, cap)
+          else if (lines.length < limits.maxLines) lines.push({ ...incoming, quantity: Math.min(incoming.quantity, cap) })
+        }
+        return lines
+      })
+      return view(cart)
+    },
+
+    /** Removes guest carts untouched for `olderThanDays`. Idempotent; safe to run anywhere. */
+    async removeAbandonedGuestCarts(olderThanDays: number) {
+      const cutoff = new Date(Date.now() - olderThanDays * 86_400_000)
+      const { deletedCount } = await carts.deleteMany({ kind: 'guest', updatedAt: { $lt: cutoff } })
+      return { removed: deletedCount }
+    },
+  }
+}
+export type CartService = ReturnType<typeof createCartService>
+
+export function ownerOf(user: { sub: string } | null, cartToken: string | undefined): CartOwner {
+  if (user) return { kind: 'user', userId: user.sub }
+  if (cartToken) return { kind: 'guest', token: cartToken }
+  throw new Unauthorized('Sign in, or send the X-Cart-Token of a guest cart (POST /cart/guest)', 'cart-required')
+}

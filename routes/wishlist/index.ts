@@ -1,0 +1,50 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { BEARER } from '../../plugins/openapi.js'
+import { ProblemRef } from '../../src/errors.js'
+import { cartModel } from '../../db/models/cart.js'
+import { wishlistModel } from '../../db/models/wishlist.js'
+import { Cart } from '../cart/schemas.js'
+import { createCartService } from '../cart/service.js'
+import { createProductService } from '../products/service.js'
+import { MoveToCart, Wishlist, WishlistParams } from './schemas.js'
+import { createWishlistService } from './service.js'
+
+const wishlistRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { cart: limits, currency } = app.config
+  const catalog = createProductService({ db: app.db, cache: app.cache, currency })
+  const cart = createCartService({ carts: cartModel(app.mongo), redis: app.redis, catalog, currency, limits })
+  const items = wishlistModel(app.mongo)
+  const service = createWishlistService({ items, catalog, cart })
+  if (app.mongo.readyState === 1) await items.init()
+  app.addHook('preHandler', app.authenticate)
+
+  app.get('', {
+    schema: { tags: ['wishlist'], operationId: 'getWishlist', summary: 'My wishlist, newest first', security: BEARER, response: { 200: Type.Ref(Wishlist), 401: ProblemRef } },
+  }, (req) => service.list(req.user.sub))
+
+  app.put('/items/:productId', {
+    schema: {
+      tags: ['wishlist'], operationId: 'addWishlistItem', summary: 'Save a product (idempotent)', security: BEARER,
+      params: WishlistParams, response: { 200: Type.Ref(Wishlist), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
+    },
+  }, (req) => service.add(req.user.sub, req.params.productId))
+
+  app.delete('/items/:productId', {
+    schema: {
+      tags: ['wishlist'], operationId: 'removeWishlistItem', summary: 'Remove a saved product', security: BEARER,
+      params: WishlistParams, response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
+    },
+  }, async (req, reply) => {
+    await service.remove(req.user.sub, req.params.productId)
+    return reply.code(204).send(null)
+  })
+
+  app.post('/items/:productId/move-to-cart', {
+    schema: {
+      tags: ['wishlist'], operationId: 'moveWishlistItemToCart', summary: 'Move a saved product into my cart', security: BEARER,
+      params: WishlistParams, body: Type.Ref(MoveToCart), response: { 200: Type.Ref(Cart), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef, 409: ProblemRef },
+    },
+  }, (req) => service.moveToCart(req.user.sub, req.params.productId, req.body ?? {}))
+}
+export default wishlistRoutes

@@ -1,0 +1,81 @@
+import { Queue, Worker, type Job } from 'bullmq'
+import { Redis } from 'ioredis'
+import type { FastifyBaseLogger } from 'fastify'
+
+// Background jobs (retention, expiry). With a Redis server they are BullMQ job schedulers: one
+// schedule per name across all instances, and each run is taken by exactly one worker. The
+// embedded single-process mode runs the same functions on in-process timers.
+
+export type JobFunction = () => Promise<unknown>
+export interface JobRunner {
+  /** Runs `run` every `intervalMs`. Call before start(). */
+  every(name: string, intervalMs: number, run: JobFunction): void
+  start(): Promise<void>
+  close(): Promise<void>
+  /** For tests: observe each run as it finishes. */
+  onRun?: (name: string, runId: string) => void
+}
+
+const QUEUE = 'maintenance'
+
+export function createJobRunner(opts: { redisUrl?: string; prefix: string; log: FastifyBaseLogger }): JobRunner {
+  const jobs = new Map<string, { intervalMs: number; run: JobFunction }>()
+  const runner: JobRunner = {
+    every(name, intervalMs, run) { jobs.set(name, { intervalMs, run }) },
+    start: async () => {},
+    close: async () => {},
+  }
+
+  async function runOne(name: string, runId: string) {
+    const job = jobs.get(name)
+    if (!job) return
+    const started = Date.now()
+    try {
+      const result = await job.run()
+      opts.log.info({ job: name, runId, ms: Date.now() - started, result }, 'job finished')
+    } finally {
+      runner.onRun?.(name, runId)
+    }
+  }
+
+  if (!opts.redisUrl) {
+    const timers: NodeJS.Timeout[] = []
+    runner.start = async () => {
+      for (const [name, { intervalMs }] of jobs) {
+        let running = false
+        const timer = setInterval(() => {
+          if (running) return
+          running = true
+          runOne(name, new Date().toISOString())
+            .catch((err: Error) => opts.log.error({ job: name, err }, 'job failed'))
+            .finally(() => { running = false })
+        }, intervalMs)
+        timer.unref()
+        timers.push(timer)
+      }
+    }
+    runner.close = async () => { timers.forEach(clearInterval) }
+    return runner
+  }
+
+  // BullMQ needs its own connections: blocking commands, and no ioredis keyPrefix (it has `prefix`).
+  const connection = () => new Redis(opts.redisUrl!, { maxRetriesPerRequest: null, lazyConnect: false })
+  let queue: Queue | undefined
+  let worker: Worker | undefined
+  runner.start = async () => {
+    if (!jobs.size) return
+    queue = new Queue(QUEUE, { connection: connection(), prefix: `${opts.prefix}bull` })
+    for (const [name, { intervalMs }] of jobs) {
+      await queue.upsertJobScheduler(name, { every: intervalMs }, { name, opts: { removeOnComplete: 100, removeOnFail: 100 } })
+    }
+    worker = new Worker(QUEUE, (job: Job) => runOne(job.name, job.id ?? ''), { connection: connection(), prefix: `${opts.prefix}bull`, concurrency: 1 })
+    worker.on('failed', (job, err) => opts.log.error({ job: job?.name, err }, 'job failed'))
+    worker.on('error', (err) => opts.log.warn({ err: err.message }, 'job worker error'))
+  }
+  runner.close = async () => {
+    await worker?.close()
+    await queue?.close()
+    await Promise.all([worker, queue].map(async (c) => (await c?.client)?.disconnect()))
+  }
+  return runner
+}
