@@ -16,7 +16,7 @@ function isStoreUnavailable(error: Error): boolean {
 
 function problemFor(error: FastifyError | AppError | Error, req: FastifyRequest): ProblemBody {
   if (error instanceof AppError) {
-    return { type: error.type, title: error.title, status: error.statusCode, detail: error.message, instance: req.id }
+    return { type: error.type, title: error.title, status: error.statusCode, detail: error.message, instance: req.id, ...(error.issues ? { errors: error.issues } : {}) }
   }
   const fe = error as FastifyError
   if (fe.validation) {

@@ -29,6 +29,9 @@ export default fp(async (app) => {
         { name: 'products', description: 'Products, variants, stock; search and listing' },
         { name: 'cart', description: 'Carts for signed-in users and guests, priced from the catalog on every read' },
         { name: 'wishlist', description: 'Products saved for later' },
+        { name: 'coupons', description: 'Discount codes and their limits' },
+        { name: 'orders', description: 'Checkout and orders; the state machine' },
+        { name: 'payments', description: 'Payments through providers, signed webhooks, refunds' },
       ],
     },
     // Components are named after each schema's $id (Problem, Product), not def-0.

@@ -21,6 +21,9 @@ import categoriesRoutes from '../routes/categories/index.js'
 import productsRoutes from '../routes/products/index.js'
 import cartRoutes from '../routes/cart/index.js'
 import wishlistRoutes from '../routes/wishlist/index.js'
+import couponsRoutes from '../routes/coupons/index.js'
+import ordersRoutes from '../routes/orders/index.js'
+import paymentsRoutes from '../routes/payments/index.js'
 import { schemas as healthSchemas } from '../routes/health/schemas.js'
 import { schemas as authSchemas } from '../routes/auth/schemas.js'
 import { schemas as userSchemas } from '../routes/users/schemas.js'
@@ -28,10 +31,13 @@ import { schemas as categorySchemas } from '../routes/categories/schemas.js'
 import { schemas as productSchemas } from '../routes/products/schemas.js'
 import { schemas as cartSchemas } from '../routes/cart/schemas.js'
 import { schemas as wishlistSchemas } from '../routes/wishlist/schemas.js'
+import { schemas as couponSchemas } from '../routes/coupons/schemas.js'
+import { schemas as orderSchemas } from '../routes/orders/schemas.js'
+import { schemas as paymentSchemas } from '../routes/payments/schemas.js'
 
 // Every contract schema is registered once at the root, so any domain can $ref another's
 // (auth answers with users' User) and OpenAPI names each component after its $id.
-const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas]
+const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas]
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
 
@@ -114,6 +120,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(productsRoutes, { prefix: '/products' })
   await app.register(cartRoutes, { prefix: '/cart' })
   await app.register(wishlistRoutes, { prefix: '/wishlist' })
+  await app.register(couponsRoutes, { prefix: '/coupons' })
+  await app.register(ordersRoutes, { prefix: '/orders' })
+  await app.register(paymentsRoutes, { prefix: '/payments' })
 
   return app
 }

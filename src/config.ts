@@ -4,6 +4,7 @@ import { Value } from '@sinclair/typebox/value'
 // Every setting the process reads, with safe development defaults. Secrets have development
 // values so `npm start` works with no environment; production refuses to run on them.
 const DEV_JWT_SECRET = 'dev-only-jwt-secret-change-me-0123456789abcdef'
+const DEV_WEBHOOK_SECRET = 'whsec_dev_only_change_me_0123456789abcdef'
 
 /** An enumerated string whose error message lists the allowed values (TypeBox's Value checker
  * needs a union of literals here, not the StringEnum the HTTP schemas use). */
@@ -45,6 +46,15 @@ export const ConfigSchema = Type.Object({
   CART_MAX_QUANTITY: Type.Integer({ minimum: 1, maximum: 10_000, default: 99, description: 'largest quantity of one line' }),
   GUEST_CART_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 365, default: 30, description: 'days after its last change a guest cart is removed' }),
   JOBS: oneOf(['on', 'off'], 'on'),
+  SHIPPING_FLAT_MINOR: Type.Integer({ minimum: 0, default: 499, description: 'shipping charged per order, minor units' }),
+  SHIPPING_FREE_OVER_MINOR: Type.Integer({ minimum: 0, default: 5000, description: 'subtotal after discount from which shipping is free; 0 never' }),
+  TAX_RATE_BPS: Type.Integer({ minimum: 0, maximum: 10_000, default: 0, description: 'tax rate in basis points (2000 = 20%), added on goods after discount plus shipping' }),
+  ORDER_PAYMENT_TIMEOUT_MINUTES: Type.Integer({ minimum: 1, maximum: 10_080, default: 30 }),
+  PAYMENT_PROVIDERS: Type.String({ pattern: '^(test|stripe)(,(test|stripe))*$', default: 'test', description: 'comma-separated: test, stripe' }),
+  PAYMENT_WEBHOOK_SECRET: Type.String({ minLength: 16, default: DEV_WEBHOOK_SECRET, description: 'signing secret of the test provider webhooks' }),
+  STRIPE_SECRET_KEY: Type.Optional(Type.String({ pattern: '^sk_', description: 'an sk_ key' })),
+  STRIPE_WEBHOOK_SECRET: Type.Optional(Type.String({ pattern: '^whsec_', description: 'a whsec_ secret' })),
+  STRIPE_API_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'Stripe API base, e.g. a stripe-mock URL' })),
   CORS_ORIGINS: Type.String({ default: 'http://localhost:3000,http://127.0.0.1:3000', description: 'comma-separated list of allowed origins' }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 300, description: 'requests per window per client' }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
@@ -76,6 +86,8 @@ export interface Config {
   currency: string
   cart: { maxLines: number; maxQuantity: number; guestRetentionDays: number }
   jobs: boolean
+  checkout: { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; paymentTimeoutMinutes: number }
+  payments: { providers: ('test' | 'stripe')[]; webhookSecret: string; stripe: { secretKey?: string; webhookSecret?: string; apiUrl?: string } }
   cacheTtlSeconds: number
   corsOrigins: string[]
   rateLimit: { max: number; windowMs: number }
@@ -105,9 +117,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid environment variable ${name}=${JSON.stringify(env[name] ?? '')}: ${expected}`)
   }
   const raw = withDefaults as RawConfig
+  if (raw.PAYMENT_PROVIDERS.split(',').includes('stripe') && (!raw.STRIPE_SECRET_KEY || !raw.STRIPE_WEBHOOK_SECRET)) {
+    throw new ConfigError('Missing environment variable STRIPE_SECRET_KEY or STRIPE_WEBHOOK_SECRET: required when PAYMENT_PROVIDERS includes stripe')
+  }
 
   if (raw.NODE_ENV === 'production') {
     if (raw.JWT_SECRET === DEV_JWT_SECRET) throw new ConfigError('Invalid environment variable JWT_SECRET: production refuses the development secret; set a random value of at least 32 characters')
+    if (raw.PAYMENT_WEBHOOK_SECRET === DEV_WEBHOOK_SECRET) throw new ConfigError('Invalid environment variable PAYMENT_WEBHOOK_SECRET: production refuses the development secret')
     // The embedded stores are single-process conveniences and logged mail leaks reset links;
     // a production shop runs on real services.
     for (const name of ['DATABASE_URL', 'MONGODB_URL', 'REDIS_URL', 'SMTP_URL'] as const) {
@@ -138,6 +154,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     currency: raw.STORE_CURRENCY,
     cart: { maxLines: raw.CART_MAX_LINES, maxQuantity: raw.CART_MAX_QUANTITY, guestRetentionDays: raw.GUEST_CART_RETENTION_DAYS },
     jobs: raw.JOBS === 'on',
+    checkout: {
+      shippingFlatMinor: raw.SHIPPING_FLAT_MINOR, shippingFreeOverMinor: raw.SHIPPING_FREE_OVER_MINOR,
+      taxRateBps: raw.TAX_RATE_BPS, paymentTimeoutMinutes: raw.ORDER_PAYMENT_TIMEOUT_MINUTES,
+    },
+    payments: {
+      providers: raw.PAYMENT_PROVIDERS.split(',') as ('test' | 'stripe')[],
+      webhookSecret: raw.PAYMENT_WEBHOOK_SECRET,
+      stripe: { secretKey: raw.STRIPE_SECRET_KEY, webhookSecret: raw.STRIPE_WEBHOOK_SECRET, apiUrl: raw.STRIPE_API_URL },
+    },
     cacheTtlSeconds: raw.CACHE_TTL_SECONDS,
     corsOrigins: raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
     rateLimit: { max: raw.RATE_LIMIT_MAX, windowMs: raw.RATE_LIMIT_WINDOW_MS },

@@ -23,6 +23,8 @@ export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8'
 /** Base of every error a service may throw on purpose; `slug` names the problem type. */
 export class AppError extends Error {
   override name = 'AppError'
+  /** Per-item details, answered as the problem's `errors` (e.g. each cart line that failed). */
+  issues?: { path: string; message: string }[]
   constructor(
     readonly statusCode: number,
     readonly slug: string,

@@ -22,7 +22,9 @@ t.test('production refuses the development secret and the embedded stores', asyn
   t.equal(devSecret.status, 1)
   t.match(devSecret.stderr, /JWT_SECRET: production refuses the development secret/)
 
-  const noStores = startServer({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) })
+  const devWebhookSecret = startServer({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) })
+  t.match(devWebhookSecret.stderr, /PAYMENT_WEBHOOK_SECRET: production refuses/)
+  const noStores = startServer({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'y'.repeat(40) })
   t.equal(noStores.status, 1)
   t.match(noStores.stderr, /Missing environment variable DATABASE_URL/)
 })

@@ -22,3 +22,15 @@ export async function registerAdmin(app: App, email = 'admin@example.com') {
   const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: DEFAULT_PASSWORD } })
   return { user: res.json().user, headers: authHeader(res.json().tokens.accessToken) }
 }
+
+/** Many signed-in customers at once, made directly (argon2 per user would dominate a race test). */
+export async function quickCustomers(app: App, count: number) {
+  const { users } = await import('../db/schema/index.js')
+  const rows = await app.db.insert(users).values(Array.from({ length: count }, (_, i) => ({
+    email: `racer${i}-${Math.random().toString(36).slice(2, 8)}@example.com`, name: `Racer ${i}`, passwordHash: 'not-a-login',
+  }))).returning({ id: users.id })
+  return Promise.all(rows.map(async ({ id }) => {
+    const session = await app.sessions.create(id)
+    return { id, headers: authHeader(app.issueAccessToken({ sub: id, role: 'customer', sid: session.familyId })) }
+  }))
+}

@@ -20,6 +20,8 @@ const CartSchema = new Schema({
   owner: { type: String, required: true },
   kind: { type: String, enum: ['user', 'guest'], required: true },
   lines: { type: [CartLineSchema], default: [] },
+  // A code the shopper applied; checked again, with its limits, at checkout.
+  couponCode: { type: String, default: null },
   version: { type: Number, required: true, default: 0 },
 }, { collection: 'carts', timestamps: true, versionKey: false })
 CartSchema.index({ owner: 1 }, { unique: true })
@@ -27,7 +29,7 @@ CartSchema.index({ kind: 1, updatedAt: 1 })
 
 /** A cart as read with lean(): plain data. */
 export interface CartLineDoc { variantId: string; productId: string; quantity: number; addedUnitPriceMinor: number; addedAt: Date }
-export interface CartDoc { _id: string; owner: string; kind: 'user' | 'guest'; lines: CartLineDoc[]; version: number; createdAt: Date; updatedAt: Date }
+export interface CartDoc { _id: string; owner: string; kind: 'user' | 'guest'; lines: CartLineDoc[]; couponCode?: string | null; version: number; createdAt: Date; updatedAt: Date }
 
 export function cartModel(connection: Connection): Model<CartDoc> {
   return (connection.models.Cart as Model<CartDoc> | undefined) ?? connection.model<CartDoc>('Cart', CartSchema)

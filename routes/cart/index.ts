@@ -6,7 +6,8 @@ import { ProblemRef } from '../../src/errors.js'
 import { cartModel } from '../../db/models/cart.js'
 import type { AccessClaims } from '../../plugins/auth.js'
 import { createProductService } from '../products/service.js'
-import { Cart, CartItemAdd, CartItemUpdate, CartLineParams, CartMerge, CartTokenHeader, GuestCart } from './schemas.js'
+import { createCouponService } from '../coupons/service.js'
+import { CartCoupon, Cart, CartItemAdd, CartItemUpdate, CartLineParams, CartMerge, CartTokenHeader, GuestCart } from './schemas.js'
 import { createCartService, ownerOf } from './service.js'
 
 const errors = { 400: ProblemRef, 401: ProblemRef, 404: ProblemRef, 409: ProblemRef }
@@ -18,6 +19,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const service = createCartService({ carts, redis: app.redis, catalog, currency, limits })
   // The unique owner index must exist before the first request, or two first writes make two carts.
   if (app.mongo.readyState === 1) await carts.init()
+  const coupons = createCouponService({ db: app.db })
   const owner = (req: FastifyRequest) => ownerOf(req.user as AccessClaims | null, req.headers['x-cart-token'] as string | undefined)
 
   app.jobs.every('guest-cart-retention', 3_600_000, () => service.removeAbandonedGuestCarts(limits.guestRetentionDays))
@@ -69,6 +71,26 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
       security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, response: { 200: Type.Ref(Cart), ...errors },
     },
   }, (req) => service.clear(owner(req)))
+
+  app.put('/coupon', {
+    preHandler: app.identify,
+    schema: {
+      tags: ['cart'], operationId: 'applyCartCoupon', summary: 'Apply a coupon code to the cart',
+      description: 'The code must exist and be active; its limits and eligibility are checked at checkout (POST /coupons/validate explains them now).',
+      security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, body: Type.Ref(CartCoupon), response: { 200: Type.Ref(Cart), ...errors },
+    },
+  }, async (req) => {
+    const coupon = await coupons.requireActive(req.body.code)
+    return service.setCoupon(owner(req), coupon.code)
+  })
+
+  app.delete('/coupon', {
+    preHandler: app.identify,
+    schema: {
+      tags: ['cart'], operationId: 'removeCartCoupon', summary: 'Remove the coupon code from the cart',
+      security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, response: { 200: Type.Ref(Cart), ...errors },
+    },
+  }, (req) => service.setCoupon(owner(req), null))
 
   app.post('/merge', {
     preHandler: app.authenticate,

@@ -26,6 +26,7 @@ export const Cart = Type.Object({
   itemCount: Type.Integer({ minimum: 0, description: 'sum of quantities of available lines' }),
   subtotalMinor: Type.Integer({ minimum: 0, description: 'sum of available line totals, priced now' }),
   currency: Type.String({ pattern: '^[A-Z]{3}$' }),
+  couponCode: Type.Union([Type.Null(), Type.String()], { description: 'applied code; its discount is computed at checkout (see POST /coupons/validate)' }),
   updatedAt: Type.String({ format: 'date-time' }),
 }, { $id: 'Cart', additionalProperties: false })
 
@@ -41,9 +42,10 @@ export const CartItemAdd = Type.Object({
 }, { $id: 'CartItemAdd', additionalProperties: false, description: 'adds to the quantity already in the cart' })
 export const CartItemUpdate = Type.Object({ quantity: Quantity }, { $id: 'CartItemUpdate', additionalProperties: false })
 export const CartMerge = Type.Object({ cartToken: Type.String({ minLength: 20, maxLength: 200 }) }, { $id: 'CartMerge', additionalProperties: false })
+export const CartCoupon = Type.Object({ code: Type.String({ pattern: '^[A-Za-z0-9_-]{3,40}$' }) }, { $id: 'CartCoupon', additionalProperties: false })
 export const CartLineParams = Type.Object({ variantId: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
 export const CartTokenHeader = Type.Object({
   'x-cart-token': Type.Optional(Type.String({ minLength: 20, maxLength: 200, description: 'a guest cart token; ignored when signed in' })),
 })
 
-export const schemas = [CartLine, Cart, GuestCart, CartItemAdd, CartItemUpdate, CartMerge]
+export const schemas = [CartLine, Cart, GuestCart, CartItemAdd, CartItemUpdate, CartMerge, CartCoupon]

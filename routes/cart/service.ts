@@ -43,14 +43,15 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
    * write names the version it read (optimistic concurrency, for MongoDB itself). Parallel
    * changes all land; none is lost.
    */
-  async function mutate(owner: CartOwner, change: (lines: CartLineDoc[]) => CartLineDoc[]): Promise<CartDoc> {
+  async function mutate(owner: CartOwner, change: (lines: CartLineDoc[]) => CartLineDoc[], couponCode?: string | null): Promise<CartDoc> {
     return withLock(redis, `cart:${ownerKey(owner)}`, async () => {
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
         const cart = await load(owner)
         const lines = change(cart.lines.map((l) => ({ ...l })))
         const updatedAt = new Date()
-        const result = await carts.updateOne({ _id: cart._id, version: cart.version }, { $set: { lines, version: cart.version + 1, updatedAt } })
-        if (result.matchedCount === 1) return { ...cart, lines, version: cart.version + 1, updatedAt }
+        const set = couponCode === undefined ? { lines, version: cart.version + 1, updatedAt } : { lines, couponCode, version: cart.version + 1, updatedAt }
+        const result = await carts.updateOne({ _id: cart._id, version: cart.version }, { $set: set })
+        if (result.matchedCount === 1) return { ...cart, ...set }
         await pause(attempt)
       }
       throw new Conflict('The cart is being changed by many requests at once; retry', 'cart-busy')
@@ -88,7 +89,7 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
         lineTotalMinor, stock: v?.stock ?? 0, available, issues,
       }
     })
-    return { id: cart._id, kind: cart.kind as 'user' | 'guest', lines, itemCount, subtotalMinor, currency, updatedAt: cart.updatedAt.toISOString() }
+    return { id: cart._id, kind: cart.kind as 'user' | 'guest', lines, itemCount, subtotalMinor, currency, couponCode: cart.couponCode ?? null, updatedAt: cart.updatedAt.toISOString() }
   }
 
   async function requirePurchasable(variantId: string) {
@@ -148,7 +149,29 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
       return view(cart)
     },
 
-    async clear(owner: CartOwner) { return view(await mutate(owner, () => [])) },
+    async clear(owner: CartOwner) { return view(await mutate(owner, () => [], null)) },
+
+    /** Stores a coupon code on the cart (null removes it); checkout validates it for real. */
+    async setCoupon(owner: CartOwner, code: string | null) { return view(await mutate(owner, (lines) => lines, code)) },
+
+    /** The raw lines and code (for coupon validation; checkout uses checkoutWith). */
+    async contents(owner: CartOwner) {
+      const cart = await load(owner)
+      return { lines: cart.lines.map((l) => ({ variantId: l.variantId, quantity: l.quantity })), couponCode: cart.couponCode ?? null }
+    },
+
+    /**
+     * Holds the cart's lock while `placeOrder` turns its contents into an order, then empties it.
+     * Parallel checkouts of one cart take turns, so one cart makes one order; the others find it empty.
+     */
+    async checkoutWith<T>(owner: CartOwner, placeOrder: (contents: { lines: { variantId: string; quantity: number }[]; couponCode: string | null }) => Promise<T>): Promise<T> {
+      return withLock(redis, `cart:${ownerKey(owner)}`, async () => {
+        const cart = await load(owner)
+        const result = await placeOrder({ lines: cart.lines.map((l) => ({ variantId: l.variantId, quantity: l.quantity })), couponCode: cart.couponCode ?? null })
+        await carts.updateOne({ _id: cart._id }, { $set: { lines: [], couponCode: null, version: cart.version + 1, updatedAt: new Date() } })
+        return result
+      }, { waitMs: 30_000, ttlMs: 30_000 })
+    },
 
     /**
      * Moves a guest cart into the user's cart: quantities add up, capped by stock and the line

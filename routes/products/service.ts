@@ -9,7 +9,7 @@ import type { ProductSort } from './schemas.js'
 
 type ProductRow = typeof products.$inferSelect
 type VariantRow = typeof productVariants.$inferSelect
-type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
 type Status = ProductRow['status']
 
 export interface VariantInput {
@@ -103,6 +103,22 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer) 
   return { select, sort }
 }
 
+/** Recomputes price range and in-stock from the variants; call inside every variant or stock write. */
+export async function refreshProductAggregates(tx: Tx, productId: string) {
+  await tx.execute(sql`
+    update ${products} p set
+      min_price_minor = coalesce(r.active_min, r.any_min, 0),
+      max_price_minor = coalesce(r.active_max, r.any_max, 0),
+      in_stock = r.in_stock,
+      updated_at = now()
+    from (
+      select min(price_minor) filter (where is_active) as active_min, max(price_minor) filter (where is_active) as active_max,
+             min(price_minor) as any_min, max(price_minor) as any_max, coalesce(bool_or(is_active and stock > 0), false) as in_stock
+      from ${productVariants} where product_id = ${productId}
+    ) r
+    where p.id = ${productId}`)
+}
+
 export function createProductService({ db, cache, currency }: { db: Db; cache: Cache; currency: string }) {
   const findById = db.select().from(products).where(eq(products.id, sql.placeholder('id'))).limit(1).prepare('product_by_id')
   const findBySlug = db.select().from(products).where(eq(products.slug, sql.placeholder('slug'))).limit(1).prepare('product_by_slug')
@@ -135,22 +151,6 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
     // A draft or archived product does not exist for customers.
     if (!row || (!viewer.isAdmin && row.status !== 'active')) throw new NotFound('product', ref)
     return row
-  }
-
-  /** Recomputes price range and in-stock from the variants; call inside every variant or stock write. */
-  async function refreshProductAggregates(tx: Tx, productId: string) {
-    await tx.execute(sql`
-      update ${products} p set
-        min_price_minor = coalesce(r.active_min, r.any_min, 0),
-        max_price_minor = coalesce(r.active_max, r.any_max, 0),
-        in_stock = r.in_stock,
-        updated_at = now()
-      from (
-        select min(price_minor) filter (where is_active) as active_min, max(price_minor) filter (where is_active) as active_max,
-               min(price_minor) as any_min, max(price_minor) as any_max, coalesce(bool_or(is_active and stock > 0), false) as in_stock
-        from ${productVariants} where product_id = ${productId}
-      ) r
-      where p.id = ${productId}`)
   }
 
   async function insertVariants(tx: Tx, productId: string, variants: VariantInput[], actorId: string | null, firstPosition = 0) {
@@ -208,6 +208,13 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
         productStatus: products.status, name: products.name, slug: products.slug, imageIds: products.imageIds,
       }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId)).where(inArray(productVariants.id, variantIds))
       return new Map(rows.map((r) => [r.variantId, { ...r, purchasable: r.variantActive && r.productStatus === 'active' }]))
+    },
+
+    /** Each product's category, for coupon eligibility. */
+    async categoriesOf(productIds: string[]) {
+      if (!productIds.length) return new Map<string, string | null>()
+      const rows = await db.select({ id: products.id, categoryId: products.categoryId }).from(products).where(inArray(products.id, productIds))
+      return new Map(rows.map((r) => [r.id, r.categoryId]))
     },
 
     /** The active variants of an active product, for picking one (wishlist to cart). */

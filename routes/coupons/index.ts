@@ -1,0 +1,64 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { BEARER } from '../../plugins/openapi.js'
+import { ProblemRef } from '../../src/errors.js'
+import { cartModel } from '../../db/models/cart.js'
+import { createCartService } from '../cart/service.js'
+import { createProductService } from '../products/service.js'
+import { Coupon, CouponCreate, CouponListQuery, CouponPage, CouponParams, CouponUpdate, CouponValidateBody, CouponValidation } from './schemas.js'
+import { createCouponService } from './service.js'
+
+const couponsRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { cart: limits, currency } = app.config
+  const service = createCouponService({ db: app.db })
+  const catalog = createProductService({ db: app.db, cache: app.cache, currency })
+  const cart = createCartService({ carts: cartModel(app.mongo), redis: app.redis, catalog, currency, limits })
+  const admin = app.requireRole('admin')
+  const adminErrors = { 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef }
+
+  app.post('/validate', {
+    preHandler: app.authenticate,
+    schema: {
+      tags: ['coupons'], operationId: 'validateCoupon', summary: 'Would this code apply to my cart? Explains why not',
+      security: BEARER, body: Type.Ref(CouponValidateBody), response: { 200: Type.Ref(CouponValidation), 400: ProblemRef, 401: ProblemRef },
+    },
+  }, async (req) => {
+    const { lines } = await cart.contents({ kind: 'user', userId: req.user.sub })
+    const variants = await catalog.variantsForCart(lines.map((l) => l.variantId))
+    const categories = await catalog.categoriesOf([...variants.values()].map((v) => v.productId))
+    const priced = lines.flatMap((l) => {
+      const v = variants.get(l.variantId)
+      return v?.purchasable ? [{ variantId: v.variantId, productId: v.productId, categoryId: categories.get(v.productId) ?? null, unitPriceMinor: v.priceMinor, quantity: l.quantity }] : []
+    })
+    return { ...(await service.validate(req.body.code, req.user.sub, priced)), currency }
+  })
+
+  app.post('', {
+    preHandler: admin,
+    schema: { tags: ['coupons'], operationId: 'createCoupon', summary: 'Create a coupon (admin)', security: BEARER, body: Type.Ref(CouponCreate), response: { 201: Type.Ref(Coupon), ...adminErrors } },
+  }, async (req, reply) => reply.code(201).send(await service.create(req.body)))
+
+  app.get('', {
+    preHandler: admin,
+    schema: { tags: ['coupons'], operationId: 'listCoupons', summary: 'List coupons, newest first (admin)', security: BEARER, querystring: CouponListQuery, response: { 200: Type.Ref(CouponPage), ...adminErrors } },
+  }, (req) => service.list(req.query))
+
+  app.get('/:couponId', {
+    preHandler: admin,
+    schema: { tags: ['coupons'], operationId: 'getCoupon', summary: 'Read a coupon (admin)', security: BEARER, params: CouponParams, response: { 200: Type.Ref(Coupon), ...adminErrors } },
+  }, (req) => service.get(req.params.couponId))
+
+  app.patch('/:couponId', {
+    preHandler: admin,
+    schema: { tags: ['coupons'], operationId: 'updateCoupon', summary: 'Change a coupon (admin)', security: BEARER, params: CouponParams, body: Type.Ref(CouponUpdate), response: { 200: Type.Ref(Coupon), ...adminErrors } },
+  }, (req) => service.update(req.params.couponId, req.body))
+
+  app.delete('/:couponId', {
+    preHandler: admin,
+    schema: { tags: ['coupons'], operationId: 'deleteCoupon', summary: 'Delete a coupon never redeemed (admin)', security: BEARER, params: CouponParams, response: { 204: Type.Null(), ...adminErrors } },
+  }, async (req, reply) => {
+    await service.remove(req.params.couponId)
+    return reply.code(204).send(null)
+  })
+}
+export default couponsRoutes

@@ -1,0 +1,61 @@
+import { Type } from '@sinclair/typebox'
+import { StringEnum } from '../../src/schema-types.js'
+import { PageQuery, pageOf } from '../../src/pagination.js'
+import { AddressCreate } from '../users/schemas.js'
+import { CouponCode } from '../coupons/schemas.js'
+
+export const ORDER_STATUSES = ['pending_payment', 'paid', 'fulfilled', 'shipped', 'delivered', 'cancelled', 'refunded'] as const
+export type OrderStatus = (typeof ORDER_STATUSES)[number]
+export const OrderStatusSchema = StringEnum(ORDER_STATUSES, { $id: 'OrderStatus' })
+
+export const OrderItem = Type.Object({
+  variantId: Type.Union([Type.Null(), Type.String({ format: 'uuid' })]),
+  productId: Type.Union([Type.Null(), Type.String({ format: 'uuid' })]),
+  sku: Type.String(), name: Type.String(), options: Type.Record(Type.String(), Type.String()),
+  unitPriceMinor: Type.Integer(), quantity: Type.Integer(), lineTotalMinor: Type.Integer(), discountMinor: Type.Integer(),
+}, { $id: 'OrderItem', additionalProperties: false })
+
+export const ShippingAddress = Type.Object({
+  recipientName: Type.String(), line1: Type.String(), line2: Type.Union([Type.Null(), Type.String()]), city: Type.String(),
+  region: Type.Union([Type.Null(), Type.String()]), postalCode: Type.String(), country: Type.String(), phone: Type.Union([Type.Null(), Type.String()]),
+}, { $id: 'ShippingAddress', additionalProperties: false })
+
+export const Order = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  number: Type.String({ description: 'human-readable, e.g. SO-001042' }),
+  userId: Type.String({ format: 'uuid' }),
+  status: Type.Ref(OrderStatusSchema),
+  currency: Type.String(),
+  subtotalMinor: Type.Integer(), discountMinor: Type.Integer(), shippingMinor: Type.Integer(), taxMinor: Type.Integer(),
+  totalMinor: Type.Integer({ description: 'subtotal - discount + shipping + tax' }),
+  refundedMinor: Type.Integer(),
+  couponCode: Type.Union([Type.Null(), Type.String()]),
+  shippingAddress: Type.Ref(ShippingAddress),
+  items: Type.Array(Type.Ref(OrderItem)),
+  expiresAt: Type.Union([Type.Null(), Type.String({ format: 'date-time' })], { description: 'an unpaid order is cancelled after this' }),
+  paidAt: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
+  cancelledAt: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
+  createdAt: Type.String({ format: 'date-time' }),
+}, { $id: 'Order', additionalProperties: false })
+export const OrderPage = pageOf(Type.Ref(Order), 'OrderPage')
+
+export const CheckoutBody = Type.Object({
+  shippingAddress: Type.Optional(Type.Ref(AddressCreate)),
+  addressId: Type.Optional(Type.String({ format: 'uuid', description: 'one of my saved addresses, instead of shippingAddress' })),
+  couponCode: Type.Optional(Type.Union([Type.Null(), CouponCode], { description: "overrides the cart's code; null checks out without one" })),
+}, { $id: 'CheckoutBody', additionalProperties: false, description: 'Prices and totals are computed by the server; none can be sent.' })
+
+export const OrderListQuery = Type.Object({
+  ...PageQuery,
+  status: Type.Optional(Type.Ref(OrderStatusSchema)),
+  userId: Type.Optional(Type.String({ format: 'uuid', description: 'admins only' })),
+}, { additionalProperties: false })
+export const OrderParams = Type.Object({ orderId: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
+export const OrderStatusChange = Type.Object({
+  status: StringEnum(['fulfilled', 'shipped', 'delivered', 'cancelled'], { description: 'paid comes from a payment, refunded from refunds' }),
+}, { $id: 'OrderStatusChange', additionalProperties: false })
+export const IdempotencyHeader = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 8, maxLength: 255, description: 'retrying with the same key returns the first result' })),
+})
+
+export const schemas = [OrderStatusSchema, OrderItem, ShippingAddress, Order, OrderPage, CheckoutBody, OrderStatusChange]

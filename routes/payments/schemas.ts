@@ -1,0 +1,43 @@
+import { Type } from '@sinclair/typebox'
+import { StringEnum } from '../../src/schema-types.js'
+
+export const Payment = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  orderId: Type.String({ format: 'uuid' }),
+  provider: Type.String(),
+  status: StringEnum(['requires_confirmation', 'succeeded', 'failed']),
+  amountMinor: Type.Integer({ description: 'the order total, set by the server' }),
+  currency: Type.String(),
+  refundedMinor: Type.Integer(),
+  failureReason: Type.Union([Type.Null(), Type.String()]),
+  createdAt: Type.String({ format: 'date-time' }),
+}, { $id: 'Payment', additionalProperties: false })
+
+export const PaymentCreate = Type.Object({
+  provider: StringEnum(['test', 'stripe']),
+  paymentMethod: Type.String({ minLength: 1, maxLength: 200, description: 'test provider: tok_success, tok_decline, tok_insufficient_funds, tok_async; stripe: a PaymentMethod id' }),
+}, { $id: 'PaymentCreate', additionalProperties: false, description: 'The amount is the order total; it cannot be sent.' })
+
+export const PaymentConfirm = Type.Object({
+  paymentMethod: Type.String({ minLength: 1, maxLength: 200 }),
+}, { $id: 'PaymentConfirm', additionalProperties: false })
+
+export const RefundCreate = Type.Object({
+  amountMinor: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000_000, description: 'default: everything not yet refunded' })),
+  reason: Type.Optional(Type.String({ maxLength: 500 })),
+}, { $id: 'RefundCreate', additionalProperties: false })
+
+export const Refund = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  paymentId: Type.String({ format: 'uuid' }),
+  amountMinor: Type.Integer(),
+  reason: Type.Union([Type.Null(), Type.String()]),
+  createdAt: Type.String({ format: 'date-time' }),
+  payment: Type.Ref(Payment),
+}, { $id: 'Refund', additionalProperties: false })
+
+export const WebhookAck = Type.Object({ received: Type.Boolean(), duplicate: Type.Boolean() }, { $id: 'WebhookAck', additionalProperties: false })
+export const PaymentParams = Type.Object({ paymentId: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
+export const WebhookParams = Type.Object({ provider: StringEnum(['test', 'stripe']) }, { additionalProperties: false })
+
+export const schemas = [Payment, PaymentCreate, PaymentConfirm, RefundCreate, Refund, WebhookAck]
