@@ -12,6 +12,7 @@ import { loadConfig } from '../src/config.js'
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/postgres'
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:56379'
 export const TEST_MONGODB_URL = process.env.TEST_MONGODB_URL ?? 'mongodb://127.0.0.1:57017/'
+export const TEST_STRIPE_API_URL = process.env.TEST_STRIPE_API_URL ?? 'http://127.0.0.1:57111'
 export const TEMPLATE_DB = 'shop_test_template'
 
 interface Teardown { teardown(fn: () => unknown): void }

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Starts the local test services on loopback: a throwaway PostgreSQL cluster, redis-server and
-# FerretDB (PostgreSQL backend). Installs what is missing. Safe to run twice; `stop` stops them.
+# Starts the local test services on loopback: a throwaway PostgreSQL cluster, redis-server,
+# FerretDB (PostgreSQL backend) and stripe-mock. Installs what is missing. Safe to run twice; `stop` stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PG_PORT=${TEST_PG_PORT:-55432}
 REDIS_PORT=${TEST_REDIS_PORT:-56379}
 MONGO_PORT=${TEST_MONGO_PORT:-57017}
+STRIPE_MOCK_PORT=${TEST_STRIPE_MOCK_PORT:-57111}
+STRIPE_MOCK_VERSION=v0.203.0
 # Outside the checkout: the postgres user must be able to reach it, and a clone may live in a private dir.
 DIR=${TEST_SERVICES_DIR:-/tmp/shop-api-services}
 PG_DATA="$DIR/pg"
@@ -26,6 +28,7 @@ pg_bin() {
 
 if [ "${1:-start}" = stop ]; then
   [ -f "$DIR/ferretdb.pid" ] && kill "$(cat "$DIR/ferretdb.pid")" 2>/dev/null || true
+  [ -f "$DIR/stripe-mock.pid" ] && kill "$(cat "$DIR/stripe-mock.pid")" 2>/dev/null || true
   [ -f "$DIR/redis.pid" ] && kill "$(cat "$DIR/redis.pid")" 2>/dev/null || true
   [ -d "$PG_DATA" ] && as_pg "$(pg_bin)/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
   log "stopped"; exit 0
@@ -78,8 +81,21 @@ if ! port_open "$MONGO_PORT"; then
 fi
 wait_port "$MONGO_PORT" ferretdb
 
+# stripe-mock: Stripe's official API mock, for the stripe provider's API calls.
+if ! port_open "$STRIPE_MOCK_PORT"; then
+  STRIPE_MOCK="$(go env GOPATH)/bin/stripe-mock"
+  if ! [ -x "$STRIPE_MOCK" ]; then
+    log "installing stripe-mock $STRIPE_MOCK_VERSION"
+    go install "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION" >"$DIR/stripe-mock-install.log" 2>&1
+  fi
+  nohup "$STRIPE_MOCK" -http-addr "127.0.0.1:$STRIPE_MOCK_PORT" >"$DIR/stripe-mock.log" 2>&1 &
+  echo $! >"$DIR/stripe-mock.pid"
+fi
+wait_port "$STRIPE_MOCK_PORT" stripe-mock
+
 cat <<URLS
 TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 TEST_MONGODB_URL=mongodb://127.0.0.1:$MONGO_PORT/
+TEST_STRIPE_API_URL=http://127.0.0.1:$STRIPE_MOCK_PORT
 URLS

@@ -63,8 +63,11 @@ export function createTestProvider(webhookSecret: string): PaymentProvider {
   }
 }
 
-const stripeStatus = (status: Stripe.PaymentIntent.Status): ProviderStatus =>
-  status === 'succeeded' ? 'succeeded' : status === 'canceled' || status === 'requires_payment_method' ? 'failed' : 'requires_confirmation'
+// A new intent also reads requires_payment_method; only with a payment error has it failed.
+const stripeStatus = (intent: Stripe.PaymentIntent): ProviderStatus =>
+  intent.status === 'succeeded' ? 'succeeded'
+    : intent.status === 'canceled' || (intent.status === 'requires_payment_method' && intent.last_payment_error) ? 'failed'
+      : 'requires_confirmation'
 
 export function createStripeProvider(opts: { secretKey: string; webhookSecret: string; apiUrl?: string }): PaymentProvider {
   const api = opts.apiUrl ? new URL(opts.apiUrl) : undefined
@@ -73,11 +76,11 @@ export function createStripeProvider(opts: { secretKey: string; webhookSecret: s
     name: 'stripe',
     async create({ amountMinor, currency, orderId, paymentMethod, idempotencyKey }) {
       const intent = await stripe.paymentIntents.create({ amount: amountMinor, currency: currency.toLowerCase(), payment_method: paymentMethod, metadata: { orderId } }, { idempotencyKey })
-      return { providerPaymentId: intent.id, status: stripeStatus(intent.status) }
+      return { providerPaymentId: intent.id, status: stripeStatus(intent) }
     },
     async confirm(id, paymentMethod) {
       const intent = await stripe.paymentIntents.confirm(id, { payment_method: paymentMethod })
-      return { status: stripeStatus(intent.status), failureReason: intent.last_payment_error?.code }
+      return { status: stripeStatus(intent), failureReason: intent.last_payment_error?.code }
     },
     async refund({ providerPaymentId, amountMinor, idempotencyKey }) {
       const refund = await stripe.refunds.create({ payment_intent: providerPaymentId, amount: amountMinor }, { idempotencyKey })
