@@ -32,6 +32,9 @@ export default fp(async (app) => {
         { name: 'coupons', description: 'Discount codes and their limits' },
         { name: 'orders', description: 'Checkout and orders; the state machine' },
         { name: 'payments', description: 'Payments through providers, signed webhooks, refunds' },
+        { name: 'reviews', description: 'Verified-purchase product reviews and moderation' },
+        { name: 'uploads', description: 'Images, checked by their bytes' },
+        { name: 'analytics', description: 'Sales, products, payments and customers; the activity log (admin)' },
       ],
     },
     // Components are named after each schema's $id (Problem, Product), not def-0.

@@ -14,6 +14,7 @@ import mailerPlugin from '../plugins/mailer.js'
 import authPlugin from '../plugins/auth.js'
 import cachePlugin from '../plugins/cache.js'
 import jobsPlugin from '../plugins/jobs.js'
+import activityPlugin from '../plugins/activity.js'
 import healthRoutes from '../routes/health/index.js'
 import authRoutes from '../routes/auth/index.js'
 import usersRoutes from '../routes/users/index.js'
@@ -24,6 +25,7 @@ import wishlistRoutes from '../routes/wishlist/index.js'
 import couponsRoutes from '../routes/coupons/index.js'
 import ordersRoutes from '../routes/orders/index.js'
 import paymentsRoutes from '../routes/payments/index.js'
+import activityRoutes from '../routes/activity/index.js'
 import { schemas as healthSchemas } from '../routes/health/schemas.js'
 import { schemas as authSchemas } from '../routes/auth/schemas.js'
 import { schemas as userSchemas } from '../routes/users/schemas.js'
@@ -34,10 +36,11 @@ import { schemas as wishlistSchemas } from '../routes/wishlist/schemas.js'
 import { schemas as couponSchemas } from '../routes/coupons/schemas.js'
 import { schemas as orderSchemas } from '../routes/orders/schemas.js'
 import { schemas as paymentSchemas } from '../routes/payments/schemas.js'
+import { schemas as activitySchemas } from '../routes/activity/schemas.js'
 
 // Every contract schema is registered once at the root, so any domain can $ref another's
 // (auth answers with users' User) and OpenAPI names each component after its $id.
-const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas]
+const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas]
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
 
@@ -111,6 +114,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(authPlugin)
   await app.register(cachePlugin)
   await app.register(jobsPlugin)
+  await app.register(activityPlugin)
 
   for (const schema of contractSchemas) app.addSchema(schema)
   await app.register(healthRoutes)
@@ -123,6 +127,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(couponsRoutes, { prefix: '/coupons' })
   await app.register(ordersRoutes, { prefix: '/orders' })
   await app.register(paymentsRoutes, { prefix: '/payments' })
+  await app.register(activityRoutes, { prefix: '/activity' })
 
   return app
 }

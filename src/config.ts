@@ -55,6 +55,10 @@ export const ConfigSchema = Type.Object({
   STRIPE_SECRET_KEY: Type.Optional(Type.String({ pattern: '^sk_', description: 'an sk_ key' })),
   STRIPE_WEBHOOK_SECRET: Type.Optional(Type.String({ pattern: '^whsec_', description: 'a whsec_ secret' })),
   STRIPE_API_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'Stripe API base, e.g. a stripe-mock URL' })),
+  REVIEWS_AUTO_APPROVE: bool('true'),
+  UPLOAD_DIR: Type.String({ minLength: 1, default: './uploads' }),
+  UPLOAD_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 100 * 1024 * 1024, default: 5 * 1024 * 1024 }),
+  ACTIVITY_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 90 }),
   CORS_ORIGINS: Type.String({ default: 'http://localhost:3000,http://127.0.0.1:3000', description: 'comma-separated list of allowed origins' }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 300, description: 'requests per window per client' }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
@@ -86,6 +90,9 @@ export interface Config {
   currency: string
   cart: { maxLines: number; maxQuantity: number; guestRetentionDays: number }
   jobs: boolean
+  reviewsAutoApprove: boolean
+  uploads: { dir: string; maxBytes: number }
+  activityRetentionDays: number
   checkout: { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; paymentTimeoutMinutes: number }
   payments: { providers: ('test' | 'stripe')[]; webhookSecret: string; stripe: { secretKey?: string; webhookSecret?: string; apiUrl?: string } }
   cacheTtlSeconds: number
@@ -154,6 +161,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     currency: raw.STORE_CURRENCY,
     cart: { maxLines: raw.CART_MAX_LINES, maxQuantity: raw.CART_MAX_QUANTITY, guestRetentionDays: raw.GUEST_CART_RETENTION_DAYS },
     jobs: raw.JOBS === 'on',
+    reviewsAutoApprove: truthy(raw.REVIEWS_AUTO_APPROVE),
+    uploads: { dir: raw.UPLOAD_DIR, maxBytes: raw.UPLOAD_MAX_BYTES },
+    activityRetentionDays: raw.ACTIVITY_RETENTION_DAYS,
     checkout: {
       shippingFlatMinor: raw.SHIPPING_FLAT_MINOR, shippingFreeOverMinor: raw.SHIPPING_FREE_OVER_MINOR,
       taxRateBps: raw.TAX_RATE_BPS, paymentTimeoutMinutes: raw.ORDER_PAYMENT_TIMEOUT_MINUTES,

@@ -54,7 +54,11 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       body: Type.Ref(LoginBody),
       response: { 200: Type.Ref(AuthResult), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 429: ProblemRef },
     },
-  }, (req) => service.login(req.body))
+  }, async (req) => {
+    const result = await service.login(req.body)
+    app.activity.record(req, 'sign_in', {}, result.user.id)
+    return result
+  })
 
   app.post('/refresh', {
     config: perIp,
@@ -74,6 +78,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req, reply) => {
     await service.logout(req.user)
+    app.activity.record(req, 'sign_out', { everywhere: false })
     return reply.code(204).send(null)
   })
 
@@ -85,6 +90,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req, reply) => {
     await service.logoutEverywhere(req.user)
+    app.activity.record(req, 'sign_out', { everywhere: true })
     return reply.code(204).send(null)
   })
 

@@ -22,6 +22,11 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const coupons = createCouponService({ db: app.db })
   const owner = (req: FastifyRequest) => ownerOf(req.user as AccessClaims | null, req.headers['x-cart-token'] as string | undefined)
 
+  const changed = <T extends { id: string; itemCount: number }>(req: FastifyRequest, action: string, cart: T) => {
+    app.activity.record(req, 'cart_change', { action, cartId: cart.id, itemCount: cart.itemCount })
+    return cart
+  }
+
   app.jobs.every('guest-cart-retention', 3_600_000, () => service.removeAbandonedGuestCarts(limits.guestRetentionDays))
 
   app.post('/guest', {
@@ -46,7 +51,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['cart'], operationId: 'addCartItem', summary: 'Add a variant (quantities add up)',
       security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, body: Type.Ref(CartItemAdd), response: { 200: Type.Ref(Cart), ...errors },
     },
-  }, (req) => service.addItem(owner(req), req.body.variantId, req.body.quantity ?? 1))
+  }, async (req) => changed(req, 'add', await service.addItem(owner(req), req.body.variantId, req.body.quantity ?? 1)))
 
   app.patch('/items/:variantId', {
     preHandler: app.identify,
@@ -54,7 +59,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['cart'], operationId: 'updateCartItem', summary: 'Set the quantity of a line',
       security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, params: CartLineParams, body: Type.Ref(CartItemUpdate), response: { 200: Type.Ref(Cart), ...errors },
     },
-  }, (req) => service.setQuantity(owner(req), req.params.variantId, req.body.quantity))
+  }, async (req) => changed(req, 'set-quantity', await service.setQuantity(owner(req), req.params.variantId, req.body.quantity)))
 
   app.delete('/items/:variantId', {
     preHandler: app.identify,
@@ -62,7 +67,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['cart'], operationId: 'removeCartItem', summary: 'Remove a line',
       security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, params: CartLineParams, response: { 200: Type.Ref(Cart), ...errors },
     },
-  }, (req) => service.removeItem(owner(req), req.params.variantId))
+  }, async (req) => changed(req, 'remove', await service.removeItem(owner(req), req.params.variantId)))
 
   app.delete('', {
     preHandler: app.identify,
@@ -70,7 +75,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['cart'], operationId: 'clearCart', summary: 'Empty the cart',
       security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, response: { 200: Type.Ref(Cart), ...errors },
     },
-  }, (req) => service.clear(owner(req)))
+  }, async (req) => changed(req, 'clear', await service.clear(owner(req))))
 
   app.put('/coupon', {
     preHandler: app.identify,
@@ -99,6 +104,6 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
       description: 'Quantities add up, capped by stock; the guest cart and its token are gone afterwards.',
       security: BEARER, body: Type.Ref(CartMerge), response: { 200: Type.Ref(Cart), ...errors },
     },
-  }, (req) => service.merge(req.user.sub, req.body.cartToken))
+  }, async (req) => changed(req, 'merge', await service.merge(req.user.sub, req.body.cartToken)))
 }
 export default cartRoutes

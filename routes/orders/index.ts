@@ -44,7 +44,11 @@ const ordersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req, reply) => sendStored(reply, await idempotency.run(
     { userId: req.user.sub, scope: 'checkout', key: req.headers['idempotency-key'], request: req.body },
-    async () => ({ status: 201, body: await service.checkout(req.user.sub, req.body) }),
+    async () => {
+      const order = await service.checkout(req.user.sub, req.body)
+      app.activity.record(req, 'checkout', { orderId: order.id, number: order.number, totalMinor: order.totalMinor })
+      return { status: 201, body: order }
+    },
   )))
 
   app.get('', {
@@ -66,7 +70,11 @@ const ordersRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['orders'], operationId: 'cancelOrder', summary: 'Cancel my order while unpaid or paid (a paid one is refunded)', security: BEARER,
       params: OrderParams, response: { 200: Type.Ref(Order), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
-  }, (req) => service.cancel(viewerOf(req), req.params.orderId))
+  }, async (req) => {
+    const order = await service.cancel(viewerOf(req), req.params.orderId)
+    app.activity.record(req, 'order_status_change', { orderId: order.id, status: order.status })
+    return order
+  })
 
   app.patch('/:orderId/status', {
     preHandler: admin,
@@ -75,7 +83,11 @@ const ordersRoutes: FastifyPluginAsyncTypebox = async (app) => {
       description: 'pending_payment -> paid -> fulfilled -> shipped -> delivered; cancelled from pending_payment or paid. Anything else is 409.', security: BEARER,
       params: OrderParams, body: Type.Ref(OrderStatusChange), response: { 200: Type.Ref(Order), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
-  }, (req) => service.setStatus(req.user.sub, req.params.orderId, req.body.status))
+  }, async (req) => {
+    const order = await service.setStatus(req.user.sub, req.params.orderId, req.body.status)
+    app.activity.record(req, 'order_status_change', { orderId: order.id, status: order.status })
+    return order
+  })
 
   app.post('/:orderId/payments', {
     preHandler: app.authenticate,
@@ -86,7 +98,11 @@ const ordersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req, reply) => sendStored(reply, await idempotency.run(
     { userId: req.user.sub, scope: `payment:${req.params.orderId}`, key: req.headers['idempotency-key'], request: req.body },
-    async () => ({ status: 201, body: await payments.createForOrder(req.user.sub, req.params.orderId, req.body, req.headers['idempotency-key']) }),
+    async () => {
+      const payment = await payments.createForOrder(req.user.sub, req.params.orderId, req.body, req.headers['idempotency-key'])
+      app.activity.record(req, 'payment', { paymentId: payment.id, orderId: payment.orderId, status: payment.status, provider: payment.provider })
+      return { status: 201, body: payment }
+    },
   )))
 }
 export default ordersRoutes

@@ -26,7 +26,11 @@ const paymentsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['payments'], operationId: 'confirmPayment', summary: 'Confirm a payment; success marks the order paid', security: BEARER,
       params: PaymentParams, body: Type.Ref(PaymentConfirm), response: { 200: Type.Ref(Payment), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
     },
-  }, (req) => service.confirm(req.user.sub, req.params.paymentId, req.body.paymentMethod))
+  }, async (req) => {
+    const payment = await service.confirm(req.user.sub, req.params.paymentId, req.body.paymentMethod)
+    app.activity.record(req, 'payment', { paymentId: payment.id, orderId: payment.orderId, status: payment.status, provider: payment.provider })
+    return payment
+  })
 
   app.post('/:paymentId/refunds', {
     preHandler: app.requireRole('admin'),

@@ -37,7 +37,11 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['products'], operationId: 'getProductBySlug', summary: 'Read a product by its slug', security: OPTIONAL_BEARER,
       params: ProductSlugParams, response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
     },
-  }, async (req, reply) => cached(reply, await service.getBySlug(req.params.slug, viewerOf(req))))
+  }, async (req, reply) => {
+    const product = cached(reply, await service.getBySlug(req.params.slug, viewerOf(req)))
+    app.activity.record(req, 'product_view', { productId: product.id })
+    return product
+  })
 
   app.get('/:productId', {
     preHandler: app.identify,
@@ -45,7 +49,11 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['products'], operationId: 'getProduct', summary: 'Read a product with its variants', security: OPTIONAL_BEARER,
       params: ProductIdParams, response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
     },
-  }, async (req, reply) => cached(reply, await service.getById(req.params.productId, viewerOf(req))))
+  }, async (req, reply) => {
+    const product = cached(reply, await service.getById(req.params.productId, viewerOf(req)))
+    app.activity.record(req, 'product_view', { productId: product.id })
+    return product
+  })
 
   app.post('', {
     preHandler: admin,
