@@ -27,6 +27,7 @@ import ordersRoutes from '../routes/orders/index.js'
 import paymentsRoutes from '../routes/payments/index.js'
 import activityRoutes from '../routes/activity/index.js'
 import reviewsRoutes from '../routes/reviews/index.js'
+import uploadsRoutes from '../routes/uploads/index.js'
 import { schemas as healthSchemas } from '../routes/health/schemas.js'
 import { schemas as authSchemas } from '../routes/auth/schemas.js'
 import { schemas as userSchemas } from '../routes/users/schemas.js'
@@ -39,10 +40,11 @@ import { schemas as orderSchemas } from '../routes/orders/schemas.js'
 import { schemas as paymentSchemas } from '../routes/payments/schemas.js'
 import { schemas as activitySchemas } from '../routes/activity/schemas.js'
 import { schemas as reviewSchemas } from '../routes/reviews/schemas.js'
+import { schemas as uploadSchemas } from '../routes/uploads/schemas.js'
 
 // Every contract schema is registered once at the root, so any domain can $ref another's
 // (auth answers with users' User) and OpenAPI names each component after its $id.
-const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas]
+const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas]
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
 
@@ -131,6 +133,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(paymentsRoutes, { prefix: '/payments' })
   await app.register(activityRoutes, { prefix: '/activity' })
   await app.register(reviewsRoutes)
+  await app.register(uploadsRoutes, { prefix: '/uploads' })
 
   return app
 }

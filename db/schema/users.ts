@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm'
 // Timestamps keep milliseconds, as JavaScript dates do, so a keyset cursor round-trips exactly.
-import { boolean, index, pgEnum, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { boolean, index, pgEnum, pgTable, text, timestamp, uniqueIndex, uuid, type AnyPgColumn } from 'drizzle-orm/pg-core'
+import { uploadedFiles } from './uploads.js'
 
 export const userRole = pgEnum('user_role', ['customer', 'admin'])
 
@@ -16,6 +17,8 @@ export const users = pgTable('users', {
   // Base32 TOTP secret; set only while two-factor authentication is enabled.
   totpSecret: text('totp_secret'),
   totpEnabledAt: timestamp('totp_enabled_at', { withTimezone: true, precision: 3 }),
+  // An uploaded image; the two tables refer to each other, hence the lazy reference.
+  avatarId: uuid('avatar_id').references((): AnyPgColumn => uploadedFiles.id, { onDelete: 'set null' }),
   createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
   updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
 }, (t) => [

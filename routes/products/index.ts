@@ -10,6 +10,8 @@ import {
   ProductSlugParams, ProductUpdate, StockAdjustment, Variant, VariantCreate, VariantParams, VariantUpdate,
 } from './schemas.js'
 import { createProductService } from './service.js'
+import { createUploadService } from '../uploads/service.js'
+import { createLocalStorage } from '../../src/storage.js'
 
 
 const viewerOf = (req: FastifyRequest) => ({ isAdmin: viewerRole(req) === 'admin' })
@@ -21,6 +23,7 @@ function cached<T>(reply: FastifyReply, result: CacheResult<T>): T {
 const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const service = createProductService({ db: app.db, cache: app.cache, currency: app.config.currency })
   const admin = app.requireRole('admin')
+  const uploads = createUploadService({ db: app.db, storage: createLocalStorage(app.config.uploads.dir) })
 
   app.get('', {
     preHandler: app.identify,
@@ -61,7 +64,10 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['products'], operationId: 'createProduct', summary: 'Create a product with its variants (admin)', security: BEARER,
       body: Type.Ref(ProductCreate), response: { 201: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
-  }, async (req, reply) => reply.code(201).send(await service.create(req.body, req.user.sub)))
+  }, async (req, reply) => {
+    await uploads.requireImages(req.body.imageIds ?? [], 'product_image')
+    return reply.code(201).send(await service.create(req.body, req.user.sub))
+  })
 
   app.patch('/:productId', {
     preHandler: admin,
@@ -69,7 +75,10 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['products'], operationId: 'updateProduct', summary: 'Change a product (admin)', security: BEARER,
       params: ProductIdParams, body: Type.Ref(ProductUpdate), response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
-  }, (req) => service.update(req.params.productId, req.body))
+  }, async (req) => {
+    await uploads.requireImages(req.body.imageIds ?? [], 'product_image')
+    return service.update(req.params.productId, req.body)
+  })
 
   app.delete('/:productId', {
     preHandler: admin,

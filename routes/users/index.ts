@@ -9,12 +9,15 @@ import {
   ProfileUpdate, RoleChange, User, UserIdParams, UserListQuery, UserPage,
 } from './schemas.js'
 import { createUserService } from './service.js'
+import { createUploadService } from '../uploads/service.js'
+import { createLocalStorage } from '../../src/storage.js'
 
 
 const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const accountMail = createAccountMail({ mailer: app.mailer, tokens: createOneTimeTokens(app.redis), publicUrl: app.config.publicUrl })
   const service = createUserService({ db: app.db, sessions: app.sessions, accountMail })
   const admin = app.requireRole('admin')
+  const uploads = createUploadService({ db: app.db, storage: createLocalStorage(app.config.uploads.dir) })
 
   // The signed-in user's own account.
   app.get('/me', {
@@ -25,7 +28,10 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.patch('/me', {
     preHandler: app.authenticate,
     schema: { tags: ['users'], operationId: 'updateMe', summary: 'Update my profile', security: BEARER, body: Type.Ref(ProfileUpdate), response: { 200: Type.Ref(User), 400: ProblemRef, 401: ProblemRef } },
-  }, (req) => service.updateProfile(req.user.sub, req.body))
+  }, async (req) => {
+    if (req.body.avatarId) await uploads.requireImages([req.body.avatarId], 'avatar', req.user.sub)
+    return service.updateProfile(req.user.sub, req.body)
+  })
 
   app.post('/me/email', {
     preHandler: app.authenticate,

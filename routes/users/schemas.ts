@@ -17,12 +17,16 @@ export const User = Type.Object({
   emailVerified: Type.Boolean(),
   twoFactorEnabled: Type.Boolean(),
   isActive: Type.Boolean(),
+  avatarUrl: Type.Union([Type.Null(), Type.String()]),
   createdAt: Type.String({ format: 'date-time' }),
 }, { $id: 'User', additionalProperties: false })
 
 export const UserIdParams = Type.Object({ userId: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
 
-export const ProfileUpdate = Type.Object({ name: PersonName }, { $id: 'ProfileUpdate', additionalProperties: false })
+export const ProfileUpdate = Type.Object({
+  name: Type.Optional(PersonName),
+  avatarId: Type.Optional(Type.Union([Type.Null(), Type.String({ format: 'uuid', description: 'an avatar I uploaded (POST /uploads?purpose=avatar); null removes it' })])),
+}, { $id: 'ProfileUpdate', additionalProperties: false, minProperties: 1 })
 
 export const EmailChange = Type.Object({
   email: Email,

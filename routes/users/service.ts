@@ -23,6 +23,7 @@ export function toUser(row: UserRow) {
     emailVerified: row.emailVerifiedAt !== null,
     twoFactorEnabled: row.totpEnabledAt !== null,
     isActive: row.isActive,
+    avatarUrl: row.avatarId ? `/uploads/${row.avatarId}` : null,
     createdAt: row.createdAt.toISOString(),
   }
 }
@@ -67,8 +68,8 @@ export function createUserService({ db, sessions, accountMail }: UsersDeps) {
 
     async get(id: string) { return toUser(await requireUser(id)) },
 
-    async updateProfile(id: string, input: { name: string }) {
-      return toUser(await update(id, { name: input.name.trim() }))
+    async updateProfile(id: string, input: { name?: string; avatarId?: string | null }) {
+      return toUser(await update(id, { ...(input.name !== undefined ? { name: input.name.trim() } : {}), ...(input.avatarId !== undefined ? { avatarId: input.avatarId } : {}) }))
     },
 
     async changeEmail(id: string, input: { email: string; password: string }) {

@@ -1,0 +1,65 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import multipart from '@fastify/multipart'
+import { BEARER } from '../../plugins/openapi.js'
+import { viewerRole } from '../../plugins/auth.js'
+import { BadRequest, ProblemRef } from '../../src/errors.js'
+import { createLocalStorage } from '../../src/storage.js'
+import { Upload, UploadBody, UploadParams, UploadQuery } from './schemas.js'
+import { createUploadService } from './service.js'
+
+const uploadsRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { maxBytes, dir } = app.config.uploads
+  // Beyond maxBytes the upload stops with a 413; one file per request.
+  await app.register(multipart, { limits: { fileSize: maxBytes, files: 1, fields: 0, parts: 1 }, throwFileSizeLimit: true })
+  const service = createUploadService({ db: app.db, storage: createLocalStorage(dir) })
+
+  app.post('', {
+    preHandler: app.authenticate,
+    // The file is read from the multipart stream in the handler; the body schema documents it.
+    preValidation: async (req) => { req.body = {} },
+    schema: {
+      tags: ['uploads'], operationId: 'uploadFile', summary: 'Upload an image (multipart/form-data, field "file")',
+      description: `At most ${maxBytes} bytes (413 beyond). The type is read from the bytes: PNG, JPEG, WebP or GIF; never SVG or HTML.`,
+      security: BEARER, consumes: ['multipart/form-data'], querystring: UploadQuery, body: Type.Ref(UploadBody),
+      response: { 201: Type.Ref(Upload), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 406: ProblemRef, 413: ProblemRef, 415: ProblemRef },
+    },
+  }, async (req, reply) => {
+    if (!req.isMultipart()) throw new BadRequest('Send multipart/form-data with one file field', 'not-multipart')
+    const file = await req.file()
+    if (!file) throw new BadRequest('No file in the request', 'no-file')
+    const bytes = await file.toBuffer()
+    const stored = await service.store({ userId: req.user.sub, isAdmin: viewerRole(req) === 'admin' }, req.query.purpose, { filename: file.filename, bytes })
+    return reply.code(201).send(stored)
+  })
+
+  app.get('/:uploadId', {
+    schema: {
+      tags: ['uploads'], operationId: 'getFile', summary: 'The file, as stored',
+      params: UploadParams,
+      response: { 200: Type.String({ format: 'binary', description: 'the image bytes' }), 400: ProblemRef, 404: ProblemRef },
+    },
+  }, async (req, reply) => {
+    const { row, stream } = await service.find(req.params.uploadId)
+    return reply
+      .type(row.mime)
+      .header('x-content-type-options', 'nosniff')
+      .header('content-disposition', `inline; filename="${row.originalName}"`)
+      .header('content-security-policy', "default-src 'none'; sandbox")
+      .header('cache-control', 'public, max-age=31536000, immutable')
+      .header('content-length', row.sizeBytes)
+      .send(stream() as never)
+  })
+
+  app.delete('/:uploadId', {
+    preHandler: app.authenticate,
+    schema: {
+      tags: ['uploads'], operationId: 'deleteFile', summary: 'Delete my file (admins: any)', security: BEARER,
+      params: UploadParams, response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
+    },
+  }, async (req, reply) => {
+    await service.remove({ userId: req.user.sub, isAdmin: viewerRole(req) === 'admin' }, req.params.uploadId)
+    return reply.code(204).send(null)
+  })
+}
+export default uploadsRoutes
