@@ -28,6 +28,7 @@ import paymentsRoutes from '../routes/payments/index.js'
 import activityRoutes from '../routes/activity/index.js'
 import reviewsRoutes from '../routes/reviews/index.js'
 import uploadsRoutes from '../routes/uploads/index.js'
+import analyticsRoutes from '../routes/analytics/index.js'
 import { schemas as healthSchemas } from '../routes/health/schemas.js'
 import { schemas as authSchemas } from '../routes/auth/schemas.js'
 import { schemas as userSchemas } from '../routes/users/schemas.js'
@@ -41,10 +42,11 @@ import { schemas as paymentSchemas } from '../routes/payments/schemas.js'
 import { schemas as activitySchemas } from '../routes/activity/schemas.js'
 import { schemas as reviewSchemas } from '../routes/reviews/schemas.js'
 import { schemas as uploadSchemas } from '../routes/uploads/schemas.js'
+import { schemas as analyticsSchemas } from '../routes/analytics/schemas.js'
 
 // Every contract schema is registered once at the root, so any domain can $ref another's
 // (auth answers with users' User) and OpenAPI names each component after its $id.
-const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas]
+const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas, ...analyticsSchemas]
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
 
@@ -134,6 +136,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(activityRoutes, { prefix: '/activity' })
   await app.register(reviewsRoutes)
   await app.register(uploadsRoutes, { prefix: '/uploads' })
+  await app.register(analyticsRoutes, { prefix: '/analytics' })
 
   return app
 }

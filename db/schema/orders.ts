@@ -66,6 +66,7 @@ export const orders = pgTable('orders', {
   index('orders_user_created_idx').on(t.userId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
   index('orders_created_idx').on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
   index('orders_pending_expiry_idx').on(t.expiresAt).where(sql`status = 'pending_payment'`),
+  index('orders_paid_at_idx').on(t.paidAt).where(sql`paid_at is not null`),
   check('orders_money_check', sql`${t.subtotalMinor} >= 0 and ${t.discountMinor} >= 0 and ${t.shippingMinor} >= 0 and ${t.taxMinor} >= 0
     and ${t.totalMinor} = ${t.subtotalMinor} - ${t.discountMinor} + ${t.shippingMinor} + ${t.taxMinor}
     and ${t.refundedMinor} >= 0 and ${t.refundedMinor} <= ${t.totalMinor}`),
@@ -118,6 +119,7 @@ export const payments = pgTable('payments', {
 }, (t) => [
   uniqueIndex('payments_provider_id_key').on(t.provider, t.providerPaymentId),
   index('payments_order_idx').on(t.orderId),
+  index('payments_created_idx').on(t.createdAt),
   check('payments_refund_check', sql`${t.amountMinor} > 0 and ${t.refundedMinor} >= 0 and ${t.refundedMinor} <= ${t.amountMinor}`),
 ])
 

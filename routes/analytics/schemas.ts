@@ -1,0 +1,39 @@
+import { Type } from '@sinclair/typebox'
+import { StringEnum } from '../../src/schema-types.js'
+
+const Range = {
+  from: Type.String({ format: 'date-time', description: 'inclusive' }),
+  to: Type.String({ format: 'date-time', description: 'exclusive' }),
+}
+export const RangeQuery = Type.Object(Range, { additionalProperties: false })
+export const TopProductsQuery = Type.Object({ ...Range, by: Type.Optional(StringEnum(['revenue', 'units'], { default: 'revenue' })), limit: Type.Integer({ minimum: 1, maximum: 100, default: 10 }) }, { additionalProperties: false })
+export const LowStockQuery = Type.Object({ threshold: Type.Integer({ minimum: 0, maximum: 100_000, default: 5 }), limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }) }, { additionalProperties: false })
+
+const Day = Type.String({ format: 'date', description: 'UTC day' })
+export const SalesSummary = Type.Object({
+  currency: Type.String(),
+  orders: Type.Integer({ description: 'orders paid in the range' }),
+  revenueMinor: Type.Integer({ description: 'their totals less refunds' }),
+  averageOrderValueMinor: Type.Integer(),
+  byDay: Type.Array(Type.Object({ day: Day, orders: Type.Integer(), revenueMinor: Type.Integer() }, { additionalProperties: false })),
+}, { $id: 'SalesSummary', additionalProperties: false })
+export const TopProducts = Type.Object({
+  items: Type.Array(Type.Object({ productId: Type.Union([Type.Null(), Type.String()]), name: Type.String(), units: Type.Integer(), revenueMinor: Type.Integer() }, { additionalProperties: false })),
+}, { $id: 'TopProducts', additionalProperties: false })
+export const LowStock = Type.Object({
+  items: Type.Array(Type.Object({ variantId: Type.String(), productId: Type.String(), sku: Type.String(), name: Type.String(), stock: Type.Integer() }, { additionalProperties: false })),
+}, { $id: 'LowStock', additionalProperties: false })
+export const PaymentStats = Type.Object({
+  byProvider: Type.Array(Type.Object({
+    provider: Type.String(), payments: Type.Integer(), succeeded: Type.Integer(), failed: Type.Integer(),
+    successRate: Type.Number({ description: 'succeeded / (succeeded + failed), 0 when none finished' }),
+    capturedMinor: Type.Integer(), refundedMinor: Type.Integer(),
+    refundRate: Type.Number({ description: 'refunded / captured amount' }),
+  }, { additionalProperties: false })),
+}, { $id: 'PaymentStats', additionalProperties: false })
+export const NewCustomers = Type.Object({
+  total: Type.Integer(),
+  byDay: Type.Array(Type.Object({ day: Day, customers: Type.Integer() }, { additionalProperties: false })),
+}, { $id: 'NewCustomers', additionalProperties: false })
+
+export const schemas = [SalesSummary, TopProducts, LowStock, PaymentStats, NewCustomers]

@@ -1,0 +1,84 @@
+import { sql } from 'drizzle-orm'
+import type { Db } from '../../db/client.js'
+import { BadRequest } from '../../src/errors.js'
+import { roundHalfUp } from '../orders/pricing.js'
+
+// Admin figures computed from the orders, payments and users themselves. Sums and counts come
+// from PostgreSQL; ratios are divided here. Days are UTC.
+
+interface Range { from: string; to: string }
+const ratio = (a: number, b: number) => (b === 0 ? 0 : Math.round((a / b) * 10_000) / 10_000)
+
+function checkRange({ from, to }: Range) {
+  if (Date.parse(from) >= Date.parse(to)) throw new BadRequest('from must be before to', 'invalid-range')
+  if (Date.parse(to) - Date.parse(from) > 366 * 86_400_000) throw new BadRequest('A range covers at most 366 days', 'invalid-range')
+}
+
+export function createAnalyticsService({ db, currency }: { db: Db; currency: string }) {
+  const rows = async <T>(query: ReturnType<typeof sql>) => (await db.execute(query)).rows as T[]
+  return {
+    async sales(range: Range) {
+      checkRange(range)
+      const byDay = await rows<{ day: string; orders: number; revenue: string }>(sql`
+        select to_char(date_trunc('day', paid_at at time zone 'UTC'), 'YYYY-MM-DD') as day,
+               count(*)::int as orders, sum(total_minor - refunded_minor)::bigint as revenue
+        from orders where paid_at >= ${range.from}::timestamptz and paid_at < ${range.to}::timestamptz
+        group by 1 order by 1`)
+      const orders = byDay.reduce((s, d) => s + d.orders, 0)
+      const revenueMinor = byDay.reduce((s, d) => s + Number(d.revenue), 0)
+      return {
+        currency, orders, revenueMinor, averageOrderValueMinor: orders ? roundHalfUp(revenueMinor, orders) : 0,
+        byDay: byDay.map((d) => ({ day: d.day, orders: d.orders, revenueMinor: Number(d.revenue) })),
+      }
+    },
+
+    async topProducts(query: Range & { by?: 'revenue' | 'units'; limit: number }) {
+      checkRange(query)
+      const order = query.by === 'units' ? sql`units desc, revenue desc` : sql`revenue desc, units desc`
+      const items = await rows<{ product_id: string | null; name: string; units: string; revenue: string }>(sql`
+        select i.product_id, (array_agg(i.name order by o.paid_at desc))[1] as name,
+               sum(i.quantity)::bigint as units, sum(i.line_total_minor - i.discount_minor)::bigint as revenue
+        from order_items i join orders o on o.id = i.order_id
+        where o.paid_at >= ${query.from}::timestamptz and o.paid_at < ${query.to}::timestamptz and o.status <> 'refunded'
+        group by i.product_id order by ${order}, i.product_id limit ${query.limit}`)
+      return { items: items.map((r) => ({ productId: r.product_id, name: r.name, units: Number(r.units), revenueMinor: Number(r.revenue) })) }
+    },
+
+    async lowStock(query: { threshold: number; limit: number }) {
+      const items = await rows<{ variant_id: string; product_id: string; sku: string; name: string; stock: number }>(sql`
+        select v.id as variant_id, v.product_id, v.sku, p.name, v.stock
+        from product_variants v join products p on p.id = v.product_id
+        where v.is_active and p.status = 'active' and v.stock <= ${query.threshold}
+        order by v.stock, v.sku limit ${query.limit}`)
+      return { items: items.map((r) => ({ variantId: r.variant_id, productId: r.product_id, sku: r.sku, name: r.name, stock: r.stock })) }
+    },
+
+    async payments(range: Range) {
+      checkRange(range)
+      const stats = await rows<{ provider: string; payments: number; succeeded: number; failed: number; captured: string; refunded: string }>(sql`
+        select provider, count(*)::int as payments,
+               count(*) filter (where status = 'succeeded')::int as succeeded,
+               count(*) filter (where status = 'failed')::int as failed,
+               coalesce(sum(amount_minor) filter (where status = 'succeeded'), 0)::bigint as captured,
+               coalesce(sum(refunded_minor), 0)::bigint as refunded
+        from payments where created_at >= ${range.from}::timestamptz and created_at < ${range.to}::timestamptz
+        group by provider order by provider`)
+      return {
+        byProvider: stats.map((s) => ({
+          provider: s.provider, payments: s.payments, succeeded: s.succeeded, failed: s.failed,
+          successRate: ratio(s.succeeded, s.succeeded + s.failed),
+          capturedMinor: Number(s.captured), refundedMinor: Number(s.refunded), refundRate: ratio(Number(s.refunded), Number(s.captured)),
+        })),
+      }
+    },
+
+    async newCustomers(range: Range) {
+      checkRange(range)
+      const byDay = await rows<{ day: string; customers: number }>(sql`
+        select to_char(date_trunc('day', created_at at time zone 'UTC'), 'YYYY-MM-DD') as day, count(*)::int as customers
+        from users where role = 'customer' and created_at >= ${range.from}::timestamptz and created_at < ${range.to}::timestamptz
+        group by 1 order by 1`)
+      return { total: byDay.reduce((s, d) => s + d.customers, 0), byDay }
+    },
+  }
+}
