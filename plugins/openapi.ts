@@ -5,6 +5,7 @@ import swaggerUi from '@fastify/swagger-ui'
 export const API_INFO = {
   title: 'Shop API',
   version: '0.1.0',
+  license: { name: 'Proprietary' },
   description: 'E-commerce backend. Money is an integer count of minor units plus an ISO 4217 currency; errors are RFC 9457 problem details.',
 }
 
@@ -36,6 +37,21 @@ export default fp(async (app) => {
         { name: 'uploads', description: 'Images, checked by their bytes' },
         { name: 'analytics', description: 'Sales, products, payments and customers; the activity log (admin)' },
       ],
+    },
+    // Two facts true of many routes, stated once: a route without a security requirement is
+    // public (security: []), and a rate-limited route may answer 429.
+    transform: ({ schema, url, route }) => {
+      if (!schema || schema.hide) return { schema, url }
+      const rateLimited = (route.config as { rateLimit?: unknown } | undefined)?.rateLimit !== false
+      const response = schema.response as Record<string, unknown> | undefined
+      return {
+        url,
+        schema: {
+          ...schema,
+          security: schema.security ?? [],
+          ...(response && rateLimited && !response[429] ? { response: { ...response, 429: { $ref: 'Problem#', description: 'Rate limit exceeded; see Retry-After' } } } : {}),
+        },
+      }
     },
     // Components are named after each schema's $id (Problem, Product), not def-0.
     refResolver: {

@@ -20,7 +20,7 @@ t.test('public reads are cached and every kind of catalog write makes them stale
   const category = await createCategory(app, headers, { slug: 'cached' })
   const product = await createProduct(app, headers, { name: 'Cached', slug: 'cached-product', categoryId: category.id, variants: [{ sku: 'C-1', priceMinor: 1000, stock: 5 }] })
   const variantId = product.variants[0].id
-  const urls = ['/products', `/products/${product.id}`, '/products/by-slug/cached-product', '/categories', '/categories/cached']
+  const urls = ['/products', `/products/${product.id}`, '/products/by-slug/cached-product', '/categories', '/categories/by-slug/cached']
 
   const warm = async () => {
     for (const url of urls) await read(app, url)
@@ -36,12 +36,12 @@ t.test('public reads are cached and every kind of catalog write makes them stale
     ['adjust stock', () => app.inject({ method: 'POST', url: `/products/${product.id}/variants/${variantId}/stock-adjustments`, headers, payload: { delta: -5, reason: 'damage' } }),
       async (app) => { t.equal((await read(app, `/products/${product.id}`)).body.variants.find((v: { id: string }) => v.id === variantId).stock, 0) }],
     ['update category', () => app.inject({ method: 'PATCH', url: `/categories/${category.id}`, headers, payload: { name: 'Cached Renamed' } }),
-      async (app) => { t.equal((await read(app, '/categories/cached')).body.name, 'Cached Renamed') }],
+      async (app) => { t.equal((await read(app, '/categories/by-slug/cached')).body.name, 'Cached Renamed') }],
     ['create category', () => createCategory(app, headers, { slug: 'fresh' }),
       async (app) => { t.equal((await read(app, '/categories')).body.items.length, 2) }],
     ['create product', () => createProduct(app, headers, { name: 'Second' }),
       async (app) => { t.equal((await read(app, '/products')).body.items.length, 2) }],
-    ['delete category', async () => app.inject({ method: 'DELETE', url: `/categories/${(await read(app, '/categories/fresh')).body.id}`, headers }),
+    ['delete category', async () => app.inject({ method: 'DELETE', url: `/categories/${(await read(app, '/categories/by-slug/fresh')).body.id}`, headers }),
       async (app) => { t.equal((await read(app, '/categories')).body.items.length, 1) }],
     ['delete product', () => app.inject({ method: 'DELETE', url: `/products/${product.id}`, headers }),
       async (app) => { t.equal((await read(app, `/products/${product.id}`)).status, 404) }],

@@ -16,11 +16,11 @@ t.test('category tree: create, nest, read by slug, move, cycles refused', async 
   t.equal(tree[0].children[0].slug, 'shirts')
   t.equal(tree[0].children[0].children[0].slug, 't-shirts')
 
-  const one = await app.inject({ method: 'GET', url: '/categories/shirts' })
+  const one = await app.inject({ method: 'GET', url: '/categories/by-slug/shirts' })
   t.equal(one.statusCode, 200)
   t.match(one.json(), { id: shirts.id, parentId: clothing.id, children: [{ id: tees.id }] })
-  t.equal((await app.inject({ method: 'GET', url: '/categories/nope' })).statusCode, 404)
-  t.equal((await app.inject({ method: 'GET', url: '/categories/Bad_Slug' })).statusCode, 400)
+  t.equal((await app.inject({ method: 'GET', url: '/categories/by-slug/nope' })).statusCode, 404)
+  t.equal((await app.inject({ method: 'GET', url: '/categories/by-slug/Bad_Slug' })).statusCode, 400)
 
   // Moving under itself or a descendant would make a loop.
   t.equal((await app.inject({ method: 'PATCH', url: `/categories/${clothing.id}`, headers, payload: { parentId: tees.id } })).statusCode, 409)

@@ -18,7 +18,7 @@ const categoriesRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return value
   })
 
-  app.get('/:slug', {
+  app.get('/by-slug/:slug', {
     schema: {
       tags: ['categories'], operationId: 'getCategoryBySlug', summary: 'One category with its subtree',
       params: CategorySlugParams, response: { 200: Type.Ref(CategoryNode), 400: ProblemRef, 404: ProblemRef },
