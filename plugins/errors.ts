@@ -14,6 +14,16 @@ function isStoreUnavailable(error: Error): boolean {
     || /before initial connection|Connection is closed|connection timeout/i.test(error.message)
 }
 
+// PostgreSQL data exceptions that only a client's value can cause: NUL or unencodable text,
+// a number past the column's range, an impossible date. Found by schemathesis; answered 400.
+const BAD_VALUE_CODES = new Set(['22P05', '22021', '22003', '22007', '22008'])
+function badValueCode(error: unknown): string | undefined {
+  for (let e = error as { code?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (typeof e.code === 'string' && BAD_VALUE_CODES.has(e.code)) return e.code
+  }
+  return undefined
+}
+
 function problemFor(error: FastifyError | AppError | Error, req: FastifyRequest): ProblemBody {
   if (error instanceof AppError) {
     return { type: error.type, title: error.title, status: error.statusCode, detail: error.message, instance: req.id, ...(error.issues ? { errors: error.issues } : {}) }
@@ -37,6 +47,9 @@ function problemFor(error: FastifyError | AppError | Error, req: FastifyRequest)
       instance: req.id,
       errors,
     }
+  }
+  if (badValueCode(error)) {
+    return { type: 'urn:problem-type:invalid-value', title: 'Bad Request', status: 400, detail: 'A value in the request cannot be stored (text with NUL characters, a number out of range, or an impossible date)', instance: req.id }
   }
   if (isStoreUnavailable(error)) {
     return { type: 'urn:problem-type:store-unavailable', title: 'Service Unavailable', status: 503, detail: 'A data store is not reachable; retry shortly', instance: req.id }

@@ -5,7 +5,6 @@ import swaggerUi from '@fastify/swagger-ui'
 export const API_INFO = {
   title: 'Shop API',
   version: '0.1.0',
-  license: { name: 'Proprietary' },
   description: 'E-commerce backend. Money is an integer count of minor units plus an ISO 4217 currency; errors are RFC 9457 problem details.',
 }
 
@@ -43,15 +42,12 @@ export default fp(async (app) => {
     transform: ({ schema, url, route }) => {
       if (!schema || schema.hide) return { schema, url }
       const rateLimited = (route.config as { rateLimit?: unknown } | undefined)?.rateLimit !== false
-      const response = schema.response as Record<string, unknown> | undefined
-      return {
-        url,
-        schema: {
-          ...schema,
-          security: schema.security ?? [],
-          ...(response && rateLimited && !response[429] ? { response: { ...response, 429: { $ref: 'Problem#', description: 'Rate limit exceeded; see Retry-After' } } } : {}),
-        },
-      }
+      const declared = { ...(schema.response as Record<string, unknown> | undefined) }
+      if (schema.response && rateLimited && !declared[429]) declared[429] = { $ref: 'Problem#' }
+      // Errors are sent as application/problem+json; the document says so.
+      const response = Object.fromEntries(Object.entries(declared).map(([status, body]) =>
+        Number(status) >= 400 && !(body as { content?: unknown }).content ? [status, { description: 'A problem (RFC 9457)', content: { 'application/problem+json': { schema: body } } }] : [status, body]))
+      return { url, schema: { ...schema, security: schema.security ?? [], ...(schema.response ? { response } : {}) } }
     },
     // Components are named after each schema's $id (Problem, Product), not def-0.
     refResolver: {

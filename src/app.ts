@@ -90,7 +90,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     trustProxy: config.trustProxy,
     bodyLimit: config.bodyLimit,
     // /products and /products/ are one resource; the contract names the form without the slash.
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     // A caller's own request id is kept when it is safe to log; otherwise we mint one.
     genReqId: (req) => {
       const given = req.headers['x-request-id']

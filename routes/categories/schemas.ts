@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 
-export const Slug = Type.String({ pattern: '^[a-z0-9]+(?:-[a-z0-9]+)*$', minLength: 1, maxLength: 120, description: 'lower-case words joined by hyphens' })
+export const Slug = Type.String({ pattern: '^[a-z0-9]+(?:-[a-z0-9]+)*$', minLength: 1, maxLength: 100, description: 'lower-case words joined by hyphens (at most 100 characters, the router limit for a path segment)' })
 
 export const Category = Type.Object({
   id: Type.String({ format: 'uuid' }),

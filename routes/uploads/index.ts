@@ -5,7 +5,7 @@ import { BEARER } from '../../plugins/openapi.js'
 import { viewerRole } from '../../plugins/auth.js'
 import { BadRequest, ProblemRef } from '../../src/errors.js'
 import { createLocalStorage } from '../../src/storage.js'
-import { Upload, UploadBody, UploadParams, UploadQuery } from './schemas.js'
+import { ALLOWED_MIME, Upload, UploadBody, UploadParams, UploadQuery } from './schemas.js'
 import { createUploadService } from './service.js'
 
 const uploadsRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -26,9 +26,16 @@ const uploadsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req, reply) => {
     if (!req.isMultipart()) throw new BadRequest('Send multipart/form-data with one file field', 'not-multipart')
-    const file = await req.file()
-    if (!file) throw new BadRequest('No file in the request', 'no-file')
-    const bytes = await file.toBuffer()
+    let file, bytes
+    try {
+      file = await req.file()
+      bytes = await file?.toBuffer()
+    } catch (err) {
+      // Size and count limits carry their status (413); anything else is a malformed body.
+      if ((err as { statusCode?: number }).statusCode) throw err
+      throw new BadRequest(`Malformed multipart body: ${(err as Error).message}`, 'malformed-multipart')
+    }
+    if (!file || !bytes) throw new BadRequest('No file in the request', 'no-file')
     const stored = await service.store({ userId: req.user.sub, isAdmin: viewerRole(req) === 'admin' }, req.query.purpose, { filename: file.filename, bytes })
     return reply.code(201).send(stored)
   })
@@ -37,7 +44,10 @@ const uploadsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['uploads'], operationId: 'getFile', summary: 'The file, as stored',
       params: UploadParams,
-      response: { 200: Type.String({ format: 'binary', description: 'the image bytes' }), 400: ProblemRef, 404: ProblemRef },
+      response: {
+        200: { description: 'the image bytes, with the type detected at upload', content: Object.fromEntries(ALLOWED_MIME.map((mime) => [mime, { schema: Type.String({ format: 'binary' }) }])) },
+        400: ProblemRef, 404: ProblemRef,
+      },
     },
   }, async (req, reply) => {
     const { row, stream } = await service.find(req.params.uploadId)
