@@ -60,6 +60,8 @@ export default fp(async (app) => {
     uiConfig: { deepLinking: true, persistAuthorization: true },
     // Swagger UI's own CSP with hashes for its inline scripts, replacing the API's default-src 'none'.
     staticCSP: true,
+    // Swagger UI sets inline style attributes; scripts stay hash-pinned.
+    transformStaticCSP: (header) => header.replace(/style-src ([^;]*)/, "style-src $1 'unsafe-inline'"),
   })
 }, { name: 'openapi', dependencies: ['errors'] })
 
