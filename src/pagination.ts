@@ -1,4 +1,6 @@
 import { Type, type TSchema } from '@sinclair/typebox'
+import { desc, sql, type SQL } from 'drizzle-orm'
+import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import { BadRequest } from './errors.js'
 
 // The one paging helper: a bounded `limit` and an opaque keyset `cursor`, answered as
@@ -46,4 +48,20 @@ export function toPage<T>(rows: T[], limit: number, keyOf: (row: T) => readonly 
   const items = rows.slice(0, limit)
   const last = items[items.length - 1]
   return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(keyOf(last)) : null }
+}
+
+/** Newest-first keyset paging on (created_at, id), the order most listings use. */
+export function newestFirst(createdAt: AnyPgColumn, id: AnyPgColumn) {
+  return {
+    orderBy: [desc(createdAt), desc(id)],
+    /** The filter for "after the cursor's row", or undefined on the first page. */
+    after(cursor: string | undefined): SQL | undefined {
+      if (!cursor) return undefined
+      const [at, rowId] = decodeCursor(cursor, ['date', 'uuid'])
+      return sql`(${createdAt}, ${id}) < (${at}::timestamptz, ${rowId}::uuid)`
+    },
+    page<T extends { createdAt: Date; id: string }>(rows: T[], limit: number) {
+      return toPage(rows, limit, (r) => [r.createdAt.toISOString(), r.id])
+    },
+  }
 }

@@ -34,6 +34,6 @@ DATABASE_URL=$DATABASE_URL node --import tsx db/seed.ts --categories 3 --product
 st run "http://127.0.0.1:$PORT/docs/json" \
   --header "Authorization: Bearer $TOKEN" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-  --max-examples "$MAX_EXAMPLES" --seed 1 --workers 2 \
+  --max-examples "$MAX_EXAMPLES" --seed 1 --workers 2 --phases examples,fuzzing,stateful \
   --exclude-path /auth/logout --exclude-path /auth/logout-all \
   --suppress-health-check all

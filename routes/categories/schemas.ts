@@ -2,24 +2,18 @@ import { Type } from '@sinclair/typebox'
 
 export const Slug = Type.String({ pattern: '^[a-z0-9]+(?:-[a-z0-9]+)*$', minLength: 1, maxLength: 100, description: 'lower-case words joined by hyphens (at most 100 characters, the router limit for a path segment)' })
 
-export const Category = Type.Object({
+const categoryFields = {
   id: Type.String({ format: 'uuid' }),
   parentId: Type.Union([Type.Null(), Type.String({ format: 'uuid' })]),
   name: Type.String(),
   slug: Type.String(),
   description: Type.Union([Type.Null(), Type.String()]),
   position: Type.Integer(),
-}, { $id: 'Category', additionalProperties: false })
+}
 
-export const CategoryNode = Type.Recursive((Self) => Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  parentId: Type.Union([Type.Null(), Type.String({ format: 'uuid' })]),
-  name: Type.String(),
-  slug: Type.String(),
-  description: Type.Union([Type.Null(), Type.String()]),
-  position: Type.Integer(),
-  children: Type.Array(Self),
-}, { additionalProperties: false }), { $id: 'CategoryNode' })
+export const Category = Type.Object(categoryFields, { $id: 'Category', additionalProperties: false })
+
+export const CategoryNode = Type.Recursive((Self) => Type.Object({ ...categoryFields, children: Type.Array(Self) }, { additionalProperties: false }), { $id: 'CategoryNode' })
 
 export const CategoryTree = Type.Object({ items: Type.Array(Type.Ref(CategoryNode)) }, { $id: 'CategoryTree', additionalProperties: false })
 

@@ -1,8 +1,8 @@
-import { and, count, desc, eq, sql, type SQL } from 'drizzle-orm'
+import { and, count, eq, sql } from 'drizzle-orm'
 import { couponRedemptions, coupons } from '../../db/schema/index.js'
 import { isUniqueViolation, type Db } from '../../db/client.js'
 import { Conflict, NotFound } from '../../src/errors.js'
-import { decodeCursor, toPage } from '../../src/pagination.js'
+import { newestFirst } from '../../src/pagination.js'
 import { categoryAndDescendants } from '../categories/service.js'
 import type { Tx } from '../products/service.js'
 import { couponShortfall, discountFor, type CouponRule, type PricedLine } from '../orders/pricing.js'
@@ -92,13 +92,9 @@ export function createCouponService({ db }: { db: Db }) {
       return toCoupon(row)
     },
     async list(query: { limit: number; cursor?: string }) {
-      const filters: SQL[] = []
-      if (query.cursor) {
-        const [createdAt, id] = decodeCursor(query.cursor, ['date', 'uuid'])
-        filters.push(sql`(${coupons.createdAt}, ${coupons.id}) < (${createdAt}::timestamptz, ${id}::uuid)`)
-      }
-      const rows = await db.select().from(coupons).where(and(...filters)).orderBy(desc(coupons.createdAt), desc(coupons.id)).limit(query.limit + 1)
-      const page = toPage(rows, query.limit, (r) => [r.createdAt.toISOString(), r.id])
+      const keyset = newestFirst(coupons.createdAt, coupons.id)
+      const rows = await db.select().from(coupons).where(keyset.after(query.cursor)).orderBy(...keyset.orderBy).limit(query.limit + 1)
+      const page = keyset.page(rows, query.limit)
       return { items: page.items.map(toCoupon), nextCursor: page.nextCursor }
     },
     /** Deletes a coupon never redeemed; one with redemptions can only be deactivated. */

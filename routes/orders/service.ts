@@ -1,8 +1,8 @@
-import { and, asc, desc, eq, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm'
+import { and, asc, eq, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm'
 import { addresses, couponRedemptions, coupons, inventoryMovements, orderItems, orders, productVariants, products, type ShippingAddress } from '../../db/schema/index.js'
 import type { Db } from '../../db/client.js'
 import { Conflict, NotFound } from '../../src/errors.js'
-import { decodeCursor, toPage } from '../../src/pagination.js'
+import { newestFirst } from '../../src/pagination.js'
 import type { Cache } from '../../src/cache.js'
 import { CATALOG_CACHE } from '../categories/service.js'
 import { refreshProductAggregates, type Tx } from '../products/service.js'
@@ -197,12 +197,9 @@ export function createOrderService(deps: OrderDeps) {
       if (!viewer.isAdmin) filters.push(eq(orders.userId, viewer.userId))
       else if (query.userId) filters.push(eq(orders.userId, query.userId))
       if (query.status) filters.push(eq(orders.status, query.status))
-      if (query.cursor) {
-        const [createdAt, id] = decodeCursor(query.cursor, ['date', 'uuid'])
-        filters.push(sql`(${orders.createdAt}, ${orders.id}) < (${createdAt}::timestamptz, ${id}::uuid)`)
-      }
-      const rows = await db.select().from(orders).where(and(...filters)).orderBy(desc(orders.createdAt), desc(orders.id)).limit(query.limit + 1)
-      const page = toPage(rows, query.limit, (r) => [r.createdAt.toISOString(), r.id])
+      const keyset = newestFirst(orders.createdAt, orders.id)
+      const rows = await db.select().from(orders).where(and(...filters, keyset.after(query.cursor))).orderBy(...keyset.orderBy).limit(query.limit + 1)
+      const page = keyset.page(rows, query.limit)
       const items = await itemsOf(page.items.map((r) => r.id))
       return { items: page.items.map((r) => toOrder(r, items.get(r.id) ?? [])), nextCursor: page.nextCursor }
     },

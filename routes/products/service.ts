@@ -2,7 +2,7 @@ import { and, asc, desc, eq, inArray, sql, type SQL } from 'drizzle-orm'
 import { inventoryMovements, productVariants, products } from '../../db/schema/index.js'
 import { isForeignKeyViolation, isUniqueViolation, type Db } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
-import { decodeCursor, toPage, type CursorPart } from '../../src/pagination.js'
+import { decodeCursor, newestFirst, toPage, type CursorPart } from '../../src/pagination.js'
 import type { Cache } from '../../src/cache.js'
 import { CATALOG_CACHE, categoryAndDescendants } from '../categories/service.js'
 import type { ProductSort } from './schemas.js'
@@ -328,14 +328,10 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
       const [variant] = await db.select({ id: productVariants.id }).from(productVariants)
         .where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId)))
       if (!variant) throw new NotFound('variant', variantId)
-      const filters: SQL[] = [eq(inventoryMovements.variantId, variantId)]
-      if (query.cursor) {
-        const [createdAt, id] = decodeCursor(query.cursor, ['date', 'uuid'])
-        filters.push(sql`(${inventoryMovements.createdAt}, ${inventoryMovements.id}) < (${createdAt}::timestamptz, ${id}::uuid)`)
-      }
-      const rows = await db.select().from(inventoryMovements).where(and(...filters))
-        .orderBy(desc(inventoryMovements.createdAt), desc(inventoryMovements.id)).limit(query.limit + 1)
-      const page = toPage(rows, query.limit, (r) => [r.createdAt.toISOString(), r.id])
+      const keyset = newestFirst(inventoryMovements.createdAt, inventoryMovements.id)
+      const rows = await db.select().from(inventoryMovements).where(and(eq(inventoryMovements.variantId, variantId), keyset.after(query.cursor)))
+        .orderBy(...keyset.orderBy).limit(query.limit + 1)
+      const page = keyset.page(rows, query.limit)
       return {
         items: page.items.map((m) => ({ ...m, createdAt: m.createdAt.toISOString() })),
         nextCursor: page.nextCursor,

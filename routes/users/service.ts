@@ -3,7 +3,7 @@ import { addresses, users } from '../../db/schema/index.js'
 import { isUniqueViolation, type Db } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound, Unauthorized } from '../../src/errors.js'
 import { assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
-import { decodeCursor, toPage } from '../../src/pagination.js'
+import { newestFirst } from '../../src/pagination.js'
 import type { SessionStore } from '../../src/sessions.js'
 import type { AccountMail } from '../../src/account-mail.js'
 
@@ -139,13 +139,9 @@ export function createUserService({ db, sessions, accountMail }: UsersDeps) {
       if (query.q) filters.push(or(ilike(users.email, likePattern(query.q)), ilike(users.name, likePattern(query.q)))!)
       if (query.role) filters.push(eq(users.role, query.role))
       if (query.isActive !== undefined) filters.push(eq(users.isActive, query.isActive))
-      if (query.cursor) {
-        const [createdAt, id] = decodeCursor(query.cursor, ['date', 'uuid'])
-        filters.push(sql`(${users.createdAt}, ${users.id}) < (${createdAt}::timestamptz, ${id}::uuid)`)
-      }
-      const rows = await db.select().from(users).where(and(...filters))
-        .orderBy(desc(users.createdAt), desc(users.id)).limit(query.limit + 1)
-      const page = toPage(rows, query.limit, (r) => [r.createdAt.toISOString(), r.id])
+      const keyset = newestFirst(users.createdAt, users.id)
+      const rows = await db.select().from(users).where(and(...filters, keyset.after(query.cursor))).orderBy(...keyset.orderBy).limit(query.limit + 1)
+      const page = keyset.page(rows, query.limit)
       return { items: page.items.map(toUser), nextCursor: page.nextCursor }
     },
 
