@@ -3111,9 +3111,9 @@ export interface operations {
     };
     listUsers: {
         parameters: {
-            query: {
+            query?: {
                 /** @description page size, at most 100 */
-                limit: number;
+                limit?: number;
                 /** @description nextCursor of the previous page */
                 cursor?: string;
                 /** @description matches email or name */
@@ -3786,9 +3786,9 @@ export interface operations {
     };
     listProducts: {
         parameters: {
-            query: {
+            query?: {
                 /** @description page size, at most 100 */
-                limit: number;
+                limit?: number;
                 /** @description nextCursor of the previous page */
                 cursor?: string;
                 /** @description full-text search over name and description */
@@ -4427,9 +4427,9 @@ export interface operations {
     };
     listInventoryMovements: {
         parameters: {
-            query: {
+            query?: {
                 /** @description page size, at most 100 */
-                limit: number;
+                limit?: number;
                 /** @description nextCursor of the previous page */
                 cursor?: string;
             };
@@ -5445,9 +5445,9 @@ export interface operations {
     };
     listCoupons: {
         parameters: {
-            query: {
+            query?: {
                 /** @description page size, at most 100 */
-                limit: number;
+                limit?: number;
                 /** @description nextCursor of the previous page */
                 cursor?: string;
             };
@@ -5832,9 +5832,9 @@ export interface operations {
     };
     listOrders: {
         parameters: {
-            query: {
+            query?: {
                 /** @description page size, at most 100 */
-                limit: number;
+                limit?: number;
                 /** @description nextCursor of the previous page */
                 cursor?: string;
                 status?: components["schemas"]["OrderStatus"];
@@ -6508,9 +6508,9 @@ export interface operations {
     };
     listActivity: {
         parameters: {
-            query: {
+            query?: {
                 /** @description page size, at most 100 */
-                limit: number;
+                limit?: number;
                 /** @description nextCursor of the previous page */
                 cursor?: string;
                 userId?: string;
@@ -6573,9 +6573,9 @@ export interface operations {
     };
     listProductReviews: {
         parameters: {
-            query: {
+            query?: {
                 /** @description page size, at most 100 */
-                limit: number;
+                limit?: number;
                 /** @description nextCursor of the previous page */
                 cursor?: string;
                 sort?: "newest" | "rating_desc" | "rating_asc" | "helpful";
@@ -6699,9 +6699,9 @@ export interface operations {
     };
     listReviewsForModeration: {
         parameters: {
-            query: {
+            query?: {
                 /** @description page size, at most 100 */
-                limit: number;
+                limit?: number;
                 /** @description nextCursor of the previous page */
                 cursor?: string;
                 status?: "pending" | "approved" | "rejected";

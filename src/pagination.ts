@@ -10,7 +10,7 @@ export const PAGE_LIMIT_DEFAULT = 20
 export const PAGE_LIMIT_MAX = 100
 
 export const PageQuery = {
-  limit: Type.Integer({ minimum: 1, maximum: PAGE_LIMIT_MAX, default: PAGE_LIMIT_DEFAULT, description: `page size, at most ${PAGE_LIMIT_MAX}` }),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PAGE_LIMIT_MAX, default: PAGE_LIMIT_DEFAULT, description: `page size, at most ${PAGE_LIMIT_MAX}` })),
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'nextCursor of the previous page' })),
 }
 
@@ -64,4 +64,9 @@ export function newestFirst(createdAt: AnyPgColumn, id: AnyPgColumn) {
       return toPage(rows, limit, (r) => [r.createdAt.toISOString(), r.id])
     },
   }
+}
+
+/** A page query with its limit filled in (the schema's default), as services take it. */
+export function paged<T extends { limit?: number }>(query: T): T & { limit: number } {
+  return { ...query, limit: query.limit ?? PAGE_LIMIT_DEFAULT }
 }

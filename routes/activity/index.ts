@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
-import { decodeCursor, toPage } from '../../src/pagination.js'
+import { decodeCursor, paged, toPage } from '../../src/pagination.js'
 import { activityModel, type ActivityDoc } from '../../db/models/activity.js'
 import { ActivityPage, ActivityQuery } from './schemas.js'
 
@@ -17,7 +17,7 @@ const activityRoutes: FastifyPluginAsyncTypebox = async (app) => {
       querystring: ActivityQuery, response: { 200: Type.Ref(ActivityPage), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef },
     },
   }, async (req) => {
-    const { userId, type, from, to, limit, cursor } = req.query
+    const { userId, type, from, to, limit, cursor } = paged(req.query)
     const at: Record<string, Date> = {}
     if (from) at.$gte = new Date(from)
     if (to) at.$lt = new Date(to)

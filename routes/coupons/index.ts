@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
+import { paged } from '../../src/pagination.js'
 import { cartModel } from '../../db/models/cart.js'
 import { createCartService } from '../cart/service.js'
 import { createProductService } from '../products/service.js'
@@ -41,7 +42,7 @@ const couponsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('', {
     preHandler: admin,
     schema: { tags: ['coupons'], operationId: 'listCoupons', summary: 'List coupons, newest first (admin)', security: BEARER, querystring: CouponListQuery, response: { 200: Type.Ref(CouponPage), ...adminErrors } },
-  }, (req) => service.list(req.query))
+  }, (req) => service.list(paged(req.query)))
 
   app.get('/:couponId', {
     preHandler: admin,

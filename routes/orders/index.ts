@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { BEARER } from '../../plugins/openapi.js'
 import { viewerRole } from '../../plugins/auth.js'
 import { ProblemRef } from '../../src/errors.js'
+import { paged } from '../../src/pagination.js'
 import { createIdempotency, type StoredResponse } from '../../src/idempotency.js'
 import { cartModel } from '../../db/models/cart.js'
 import { CATALOG_CACHE } from '../categories/service.js'
@@ -57,7 +58,7 @@ const ordersRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['orders'], operationId: 'listOrders', summary: 'My orders, newest first (admins: all, with filters)', security: BEARER,
       querystring: OrderListQuery, response: { 200: Type.Ref(OrderPage), 400: ProblemRef, 401: ProblemRef },
     },
-  }, (req) => service.list(viewerOf(req), req.query))
+  }, (req) => service.list(viewerOf(req), paged(req.query)))
 
   app.get('/:orderId', {
     preHandler: app.authenticate,

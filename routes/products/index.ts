@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { BEARER, OPTIONAL_BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
+import { paged } from '../../src/pagination.js'
 import type { CacheResult } from '../../src/cache.js'
 import { viewerRole } from '../../plugins/auth.js'
 import {
@@ -32,7 +33,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       description: 'Keyset-paged. Customers see active products; admins may pass status. X-Cache tells whether the answer came from the cache.',
       security: OPTIONAL_BEARER, querystring: ProductListQuery, response: { 200: Type.Ref(ProductPage), 400: ProblemRef, 401: ProblemRef },
     },
-  }, async (req, reply) => cached(reply, await service.list(req.query, viewerOf(req))))
+  }, async (req, reply) => cached(reply, await service.list(paged(req.query), viewerOf(req))))
 
   app.get('/by-slug/:slug', {
     preHandler: app.identify,
@@ -133,6 +134,6 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['products'], operationId: 'listInventoryMovements', summary: "A variant's stock history, newest first (admin)", security: BEARER,
       params: VariantParams, querystring: MovementListQuery, response: { 200: Type.Ref(InventoryMovementPage), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef },
     },
-  }, (req) => service.listMovements(req.params.productId, req.params.variantId, req.query))
+  }, (req) => service.listMovements(req.params.productId, req.params.variantId, paged(req.query)))
 }
 export default productsRoutes

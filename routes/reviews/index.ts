@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
 import { viewerRole } from '../../plugins/auth.js'
 import { ProblemRef } from '../../src/errors.js'
+import { paged } from '../../src/pagination.js'
 import { CATALOG_CACHE } from '../categories/service.js'
 import { ModerationQuery, ProductReviewParams, ProductReviewsQuery, Review, ReviewCreate, ReviewModeration, ReviewPage, ReviewParams, ReviewUpdate } from './schemas.js'
 import { createReviewService } from './service.js'
@@ -18,7 +19,7 @@ const reviewsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['reviews'], operationId: 'listProductReviews', summary: "A product's approved reviews",
       params: ProductReviewParams, querystring: ProductReviewsQuery, response: { 200: Type.Ref(ReviewPage), 400: ProblemRef },
     },
-  }, (req) => service.listForProduct(req.params.productId, req.query))
+  }, (req) => service.listForProduct(req.params.productId, paged(req.query)))
 
   app.post('/products/:productId/reviews', {
     preHandler: app.authenticate,
@@ -34,7 +35,7 @@ const reviewsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['reviews'], operationId: 'listReviewsForModeration', summary: 'Reviews by moderation status (admin)', security: BEARER,
       querystring: ModerationQuery, response: { 200: Type.Ref(ReviewPage), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef },
     },
-  }, (req) => service.listForModeration(req.query))
+  }, (req) => service.listForModeration(paged(req.query)))
 
   app.patch('/reviews/:reviewId', {
     preHandler: app.authenticate,

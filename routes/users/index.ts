@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
+import { paged } from '../../src/pagination.js'
 import { createOneTimeTokens } from '../../src/one-time-tokens.js'
 import { createAccountMail } from '../../src/account-mail.js'
 import {
@@ -93,7 +94,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['users'], operationId: 'listUsers', summary: 'List and search accounts (admin)', security: BEARER,
       querystring: UserListQuery, response: { 200: Type.Ref(UserPage), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef },
     },
-  }, (req) => service.list(req.query))
+  }, (req) => service.list(paged(req.query)))
 
   app.get('/:userId', {
     preHandler: admin,
