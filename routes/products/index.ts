@@ -24,6 +24,11 @@ function cached<T>(reply: FastifyReply, result: CacheResult<T>): T {
 const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const service = createProductService({ db: app.db, cache: app.cache, currency: app.config.currency })
   const admin = app.requireRole('admin')
+  /** A product detail read: answered (with X-Cache) and recorded as a product view. */
+  const viewed = <T extends { id: string }>(req: FastifyRequest, reply: FastifyReply, result: CacheResult<T>) => {
+    app.activity.record(req, 'product_view', { productId: result.value.id })
+    return cached(reply, result)
+  }
   const uploads = createUploadService({ db: app.db, storage: createLocalStorage(app.config.uploads.dir) })
 
   app.get('', {
@@ -41,11 +46,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['products'], operationId: 'getProductBySlug', summary: 'Read a product by its slug', security: OPTIONAL_BEARER,
       params: ProductSlugParams, response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
     },
-  }, async (req, reply) => {
-    const product = cached(reply, await service.getBySlug(req.params.slug, viewerOf(req)))
-    app.activity.record(req, 'product_view', { productId: product.id })
-    return product
-  })
+  }, async (req, reply) => viewed(req, reply, await service.getBySlug(req.params.slug, viewerOf(req))))
 
   app.get('/:productId', {
     preHandler: app.identify,
@@ -53,11 +54,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['products'], operationId: 'getProduct', summary: 'Read a product with its variants', security: OPTIONAL_BEARER,
       params: ProductIdParams, response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
     },
-  }, async (req, reply) => {
-    const product = cached(reply, await service.getById(req.params.productId, viewerOf(req)))
-    app.activity.record(req, 'product_view', { productId: product.id })
-    return product
-  })
+  }, async (req, reply) => viewed(req, reply, await service.getById(req.params.productId, viewerOf(req))))
 
   app.post('', {
     preHandler: admin,
