@@ -76,18 +76,22 @@ export async function pingDb(db: Db) {
   await db.execute(sql`select 1`)
 }
 
-/** True when a query failed on a unique constraint (drizzle may wrap the driver's error). */
-export function isUniqueViolation(err: unknown, constraint?: string): boolean {
-  for (let e = err as { code?: string; constraint?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
-    if (e.code === '23505') return constraint === undefined || e.constraint === constraint
+/** The PostgreSQL error under a failed query (drizzle wraps the driver's error in `cause`). */
+export function pgError(err: unknown): { code: string; constraint?: string } | undefined {
+  for (let e = err as { code?: unknown; constraint?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) return { code: e.code, constraint: e.constraint }
   }
-  return false
+  return undefined
+}
+
+/** True when a query failed on a unique constraint (optionally, that one). */
+export function isUniqueViolation(err: unknown, constraint?: string): boolean {
+  const pg = pgError(err)
+  return pg?.code === '23505' && (constraint === undefined || pg.constraint === constraint)
 }
 
 /** True when a query failed on a foreign key (a referenced row is missing, or still referenced). */
-export function isForeignKeyViolation(err: unknown): boolean {
-  for (let e = err as { code?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
-    if (e.code === '23503') return true
-  }
-  return false
-}
+export const isForeignKeyViolation = (err: unknown) => pgError(err)?.code === '23503'
+
+/** True when a query failed on a CHECK constraint. */
+export const isCheckViolation = (err: unknown) => pgError(err)?.code === '23514'

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { pgError } from '../db/client.js'
 import { AppError, PROBLEM_CONTENT_TYPE, Problem, ValidationIssue, type ProblemBody } from '../src/errors.js'
 
 // Every error leaves as application/problem+json: domain errors, validation failures, framework
@@ -17,12 +18,7 @@ function isStoreUnavailable(error: Error): boolean {
 // PostgreSQL data exceptions that only a client's value can cause: NUL or unencodable text,
 // a number past the column's range, an impossible date. Found by schemathesis; answered 400.
 const BAD_VALUE_CODES = new Set(['22P05', '22021', '22003', '22007', '22008'])
-function badValueCode(error: unknown): string | undefined {
-  for (let e = error as { code?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
-    if (typeof e.code === 'string' && BAD_VALUE_CODES.has(e.code)) return e.code
-  }
-  return undefined
-}
+const isBadValue = (error: unknown) => BAD_VALUE_CODES.has(pgError(error)?.code ?? '')
 
 function problemFor(error: FastifyError | AppError | Error, req: FastifyRequest): ProblemBody {
   if (error instanceof AppError) {
@@ -48,7 +44,7 @@ function problemFor(error: FastifyError | AppError | Error, req: FastifyRequest)
       errors,
     }
   }
-  if (badValueCode(error)) {
+  if (isBadValue(error)) {
     return { type: 'urn:problem-type:invalid-value', title: 'Bad Request', status: 400, detail: 'A value in the request cannot be stored (text with NUL characters, a number out of range, or an impossible date)', instance: req.id }
   }
   if (isStoreUnavailable(error)) {

@@ -1,6 +1,6 @@
 import { and, count, eq, sql } from 'drizzle-orm'
 import { couponRedemptions, coupons } from '../../db/schema/index.js'
-import { isUniqueViolation, type Db } from '../../db/client.js'
+import { isCheckViolation, isUniqueViolation, type Db } from '../../db/client.js'
 import { Conflict, NotFound } from '../../src/errors.js'
 import { newestFirst } from '../../src/pagination.js'
 import { categoryAndDescendants } from '../categories/service.js'
@@ -70,7 +70,7 @@ export function createCouponService({ db }: { db: Db }) {
       return await work()
     } catch (err) {
       if (isUniqueViolation(err, 'coupons_code_key')) throw new Conflict('Another coupon has that code', 'code-taken')
-      if ((err as { cause?: { code?: string } }).cause?.code === '23514') throw new Conflict('The coupon values are inconsistent (a percentage is 1-100; the usage limit cannot go below the uses so far)', 'invalid-coupon')
+      if (isCheckViolation(err)) throw new Conflict('The coupon values are inconsistent (a percentage is 1-100; the usage limit cannot go below the uses so far)', 'invalid-coupon')
       throw err
     }
   }
