@@ -1,9 +1,5 @@
 import t from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { startEmbeddedFerretDb } from '../src/embedded-ferretdb.js'
-import { buildTestApp } from './helpers.js'
+import { buildTestApp, startOwnFerretDb } from './helpers.js'
 import { DEFAULT_PASSWORD, register, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
 
@@ -40,9 +36,7 @@ t.test('each recorded action appears in the activity log; admins query it by use
 })
 
 t.test('a dead MongoDB does not break sign-in', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ferretdb-'))
-  const ferret = await startEmbeddedFerretDb({ dataDir: dir })
-  t.teardown(async () => { await ferret.stop(); rmSync(dir, { recursive: true, force: true }) })
+  const ferret = await startOwnFerretDb(t)
   const app = await buildTestApp(t, { MONGODB_URL: `${ferret.url}activity` })
   await register(app, { email: 'resilient@example.com' })
   await ferret.stop()

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildTestApp } from './helpers.js'
+import { buildTestApp, startOwnFerretDb } from './helpers.js'
 import { authHeader, register, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
 import type { App } from '../src/app.js'
@@ -165,13 +165,7 @@ t.test('two racing merges of one guest cart add it once', async (t) => {
 })
 
 t.test('a cart request while MongoDB is down is a 503, not a 500', async (t) => {
-  const { mkdtempSync, rmSync } = await import('node:fs')
-  const { tmpdir } = await import('node:os')
-  const { join } = await import('node:path')
-  const { startEmbeddedFerretDb } = await import('../src/embedded-ferretdb.js')
-  const dir = mkdtempSync(join(tmpdir(), 'ferretdb-'))
-  const ferret = await startEmbeddedFerretDb({ dataDir: dir })
-  t.teardown(async () => { await ferret.stop(); rmSync(dir, { recursive: true, force: true }) })
+  const ferret = await startOwnFerretDb(t)
   const app = await buildTestApp(t, { MONGODB_URL: `${ferret.url}carts` })
   const user = await register(app, { email: 'down@example.com' })
   t.equal((await cart(app, user.headers)).statusCode, 200)

@@ -1,10 +1,5 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { buildTestApp } from './helpers.js'
+import { buildTestApp, startOwnRedis } from './helpers.js'
 import { registerAdmin } from './users.js'
 import { createCategory, createProduct } from './catalog.js'
 import type { App } from '../src/app.js'
@@ -63,19 +58,14 @@ t.test('admin reads bypass the cache', async (t) => {
 })
 
 t.test('a Redis failure never fails a catalog read', async (t) => {
-  const port = await new Promise<number>((res) => { const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => res(port)) }) })
-  const dir = mkdtempSync(join(tmpdir(), 'redis-'))
-  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir], { stdio: 'ignore' })
-  t.teardown(() => { redis.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }) })
-  await new Promise((r) => setTimeout(r, 300))
-  const app = await buildTestApp(t, { REDIS_URL: `redis://127.0.0.1:${port}` })
+  const redis = await startOwnRedis(t)
+  const app = await buildTestApp(t, { REDIS_URL: redis.url })
   const { headers } = await registerAdmin(app)
   const product = await createProduct(app, headers, { name: 'Survivor' })
   await read(app, '/products')
   t.equal((await read(app, '/products')).cache, 'hit')
 
-  redis.kill('SIGKILL')
-  await new Promise((r) => redis.once('exit', r))
+  await redis.kill()
   const list = await read(app, '/products')
   t.equal(list.status, 200)
   t.equal(list.cache, 'miss', 'an unreachable cache is a miss')

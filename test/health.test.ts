@@ -1,20 +1,5 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { startEmbeddedFerretDb } from '../src/embedded-ferretdb.js'
-import { adminQuery, buildTestApp, createTestDatabase } from './helpers.js'
-
-function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => res(port))
-    })
-  })
-}
+import { adminQuery, buildTestApp, createTestDatabase, startOwnFerretDb, startOwnRedis } from './helpers.js'
 
 t.test('GET /health and /ready answer when every store is up', async (t) => {
   const app = await buildTestApp(t)
@@ -37,17 +22,11 @@ t.test('a caller-supplied request id is echoed back; an unsafe one is replaced',
 })
 
 t.test('/ready is 503 naming redis when its server goes away', async (t) => {
-  const port = await freePort()
-  const dir = mkdtempSync(join(tmpdir(), 'redis-'))
-  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir], { stdio: 'ignore' })
-  t.teardown(() => { redis.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }) })
-  await new Promise((r) => setTimeout(r, 300))
-
-  const app = await buildTestApp(t, { REDIS_URL: `redis://127.0.0.1:${port}` })
+  const redis = await startOwnRedis(t)
+  const app = await buildTestApp(t, { REDIS_URL: redis.url })
   t.equal((await app.inject({ method: 'GET', url: '/ready' })).statusCode, 200)
 
-  redis.kill('SIGKILL')
-  await new Promise((r) => redis.once('exit', r))
+  await redis.kill()
   const res = await app.inject({ method: 'GET', url: '/ready' })
   t.equal(res.statusCode, 503)
   t.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8')
@@ -60,9 +39,7 @@ t.test('/ready is 503 naming redis when its server goes away', async (t) => {
 })
 
 t.test('/ready is 503 naming mongo when its server goes away', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ferretdb-'))
-  const ferret = await startEmbeddedFerretDb({ dataDir: dir })
-  t.teardown(async () => { await ferret.stop(); rmSync(dir, { recursive: true, force: true }) })
+  const ferret = await startOwnFerretDb(t)
   const app = await buildTestApp(t, { MONGODB_URL: `${ferret.url}health` })
   t.equal((await app.inject({ method: 'GET', url: '/ready' })).statusCode, 200)
 

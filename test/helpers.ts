@@ -1,4 +1,10 @@
 import { randomBytes } from 'node:crypto'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startEmbeddedFerretDb } from '../src/embedded-ferretdb.js'
 import pg from 'pg'
 import { Redis } from 'ioredis'
 import { buildApp, type App } from '../src/app.js'
@@ -82,4 +88,33 @@ async function deleteRedisKeys(prefix: string) {
   } finally {
     redis.disconnect()
   }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** A FerretDB of the test's own (SQLite, temp dir), which the test may stop to take MongoDB away. */
+export async function startOwnFerretDb(t: Teardown) {
+  const dir = mkdtempSync(join(tmpdir(), 'ferretdb-'))
+  const ferret = await startEmbeddedFerretDb({ dataDir: dir })
+  t.teardown(async () => { await ferret.stop(); rmSync(dir, { recursive: true, force: true }) })
+  return { url: ferret.url, stop: ferret.stop }
+}
+
+/** A redis-server of the test's own on a free port; `kill()` takes Redis away mid-test. */
+export async function startOwnRedis(t: Teardown) {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'redis-'))
+  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir], { stdio: 'ignore' })
+  const exited = new Promise((resolve) => redis.once('exit', resolve))
+  const kill = async () => { redis.kill('SIGKILL'); await exited }
+  t.teardown(async () => { await kill(); rmSync(dir, { recursive: true, force: true }) })
+  await new Promise((r) => setTimeout(r, 300))
+  return { url: `redis://127.0.0.1:${port}`, kill }
 }
