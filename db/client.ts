@@ -13,6 +13,8 @@ import * as schema from './schema/index.js'
 // node-postgres when a URL is given, otherwise PGlite (embedded, single process).
 
 export type Db = NodePgDatabase<typeof schema>
+/** A transaction handle, as drizzle passes it to `db.transaction`. */
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
 export interface DbHandle {
   db: Db
   kind: 'postgres' | 'pglite'

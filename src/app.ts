@@ -15,6 +15,8 @@ import authPlugin from '../plugins/auth.js'
 import cachePlugin from '../plugins/cache.js'
 import jobsPlugin from '../plugins/jobs.js'
 import activityPlugin from '../plugins/activity.js'
+import outboxPlugin from '../plugins/outbox.js'
+import moneyPlugin from '../plugins/money.js'
 import healthRoutes from '../routes/health/index.js'
 import authRoutes from '../routes/auth/index.js'
 import usersRoutes from '../routes/users/index.js'
@@ -121,6 +123,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(cachePlugin)
   await app.register(jobsPlugin)
   await app.register(activityPlugin)
+  await app.register(outboxPlugin)
+  await app.register(moneyPlugin)
 
   for (const schema of contractSchemas) app.addSchema(schema)
   await app.register(healthRoutes)

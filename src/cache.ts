@@ -36,6 +36,11 @@ export function createCache(redis: Redis, log: FastifyBaseLogger, defaultTtlSeco
       return { value, hit: false }
     },
 
+    /** Makes every cached entry of the namespace stale, or throws (the outbox retries it). */
+    async bump(namespace: string) {
+      await redis.incr(versionKey(namespace))
+    },
+
     /** Makes every cached entry of the namespace stale. Called after the write commits. */
     async invalidate(namespace: string) {
       try {

@@ -63,5 +63,10 @@ export class ServiceUnavailable extends AppError {
   constructor(detail: string, slug = 'unavailable') { super(503, slug, 'Service Unavailable', detail) }
 }
 
+/** A payment provider refused or failed a call; what we recorded stays pending and is reconciled. */
+export class ProviderFailure extends AppError {
+  constructor(detail: string, slug = 'payment-provider-error') { super(502, slug, 'Bad Gateway', detail) }
+}
+
 /** The response schema of every error status in route definitions. */
 export const ProblemRef = Type.Ref(Problem)

@@ -1,63 +1,124 @@
-import { createHash } from 'node:crypto'
-import { and, eq, lt, sql } from 'drizzle-orm'
+import { createHash, randomUUID } from 'node:crypto'
+import { and, eq, isNull, lt, sql } from 'drizzle-orm'
 import { idempotencyKeys } from '../db/schema/index.js'
-import type { Db } from '../db/client.js'
+import type { Db, Tx } from '../db/client.js'
 import { BadRequest, Conflict, Unprocessable } from './errors.js'
 
 // Idempotency-Key with Stripe's semantics: the first response (status and body) is stored and
-// replayed for 24 hours; the same key with a different request is a 422; a retry that arrives
-// while the first is still running waits for it, and answers 409 if it takes too long. A failed
-// first attempt stores nothing, so a retry runs again.
+// replayed for 24 hours; the same key with a different request is a 422.
+//
+// Recovery points: the attempt holding a key holds a lease (renewed while it runs). Its work
+// stores the response in the same transaction as the change it makes (`complete`), so a failure
+// after that commit replays the response instead of running again. Work that spans a remote call
+// records what it made first (`checkpoint`, e.g. the payment id) so that, when the attempt dies
+// (crash, timeout), the retry takes the key over once the lease has lapsed and resumes from there.
+// A retry that arrives while a live attempt runs waits for it, and answers 409 if it takes too long.
+// A failed attempt that recorded nothing lets go of the key, so a retry runs afresh.
 
 export const IDEMPOTENCY_TTL_HOURS = 24
 const WAIT_MS = 15_000
+/** A dead attempt's key is free again this long after its last renewal. */
+export const LEASE_MS = 8_000
 const KEY_PATTERN = /^[A-Za-z0-9._:-]{8,255}$/
 
 export interface StoredResponse { status: number; body: unknown }
 
+export interface IdempotentAttempt {
+  /** What an earlier attempt of this key recorded before it died: resume from it. */
+  resumeFrom: string | null
+  /** Records, in the caller's transaction, what this attempt made. */
+  checkpoint(tx: Tx, resourceId: string): Promise<void>
+  /** Stores the response in the caller's transaction, so it commits with the work or not at all. */
+  complete(tx: Tx, response: StoredResponse): Promise<void>
+}
+
+/** The attempt lost its key to another (its lease lapsed); its transaction must roll back. */
+class LeaseLost extends Error {}
+
 const hashRequest = (request: unknown) => createHash('sha256').update(JSON.stringify(request ?? null)).digest('hex')
+const NO_KEY: IdempotentAttempt = { resumeFrom: null, checkpoint: async () => {}, complete: async () => {} }
 
 export function createIdempotency(db: Db) {
   const fresh = sql`now() - make_interval(hours => ${IDEMPOTENCY_TTL_HOURS})`
+  const leaseEnd = sql`now() + make_interval(secs => ${LEASE_MS / 1000})`
 
+  /** Takes the key: a new record, or one whose attempt died (lease lapsed, no response). */
   async function claim(userId: string, scope: string, key: string, requestHash: string) {
     // An expired record of the same key no longer counts.
     await db.delete(idempotencyKeys).where(and(eq(idempotencyKeys.userId, userId), eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key), lt(idempotencyKeys.createdAt, fresh)))
-    const inserted = await db.insert(idempotencyKeys).values({ userId, scope, key, requestHash }).onConflictDoNothing().returning({ key: idempotencyKeys.key })
-    return inserted.length === 1
+    const leaseToken = randomUUID()
+    const [claimed] = await db.insert(idempotencyKeys).values({ userId, scope, key, requestHash, leaseToken, lockedUntil: leaseEnd })
+      .onConflictDoUpdate({
+        target: [idempotencyKeys.userId, idempotencyKeys.scope, idempotencyKeys.key],
+        set: { leaseToken, lockedUntil: leaseEnd },
+        setWhere: sql`${idempotencyKeys.completedAt} is null and ${idempotencyKeys.requestHash} = ${requestHash}
+          and (${idempotencyKeys.lockedUntil} is null or ${idempotencyKeys.lockedUntil} < now())`,
+      }).returning({ resourceId: idempotencyKeys.resourceId })
+    return claimed ? { leaseToken, resumeFrom: claimed.resourceId } : null
   }
 
   return {
     /** Runs `work` once per (user, scope, key); later calls get the stored response. */
-    async run(input: { userId: string; scope: string; key: string | undefined; request: unknown }, work: () => Promise<StoredResponse>): Promise<StoredResponse & { replayed: boolean }> {
-      if (input.key === undefined) return { ...(await work()), replayed: false }
+    async run(input: { userId: string; scope: string; key: string | undefined; request: unknown }, work: (attempt: IdempotentAttempt) => Promise<StoredResponse>): Promise<StoredResponse & { replayed: boolean }> {
+      if (input.key === undefined) return { ...(await work(NO_KEY)), replayed: false }
       if (!KEY_PATTERN.test(input.key)) throw new BadRequest('Idempotency-Key must be 8 to 255 letters, digits or ._:-', 'invalid-idempotency-key')
       const { userId, scope, key } = input
       const requestHash = hashRequest(input.request)
-      const where = and(eq(idempotencyKeys.userId, userId), eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key))
+      const record = and(eq(idempotencyKeys.userId, userId), eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key))
 
-      const execute = async () => {
-        let response: StoredResponse
-        try {
-          response = await work()
-        } catch (err) {
-          await db.delete(idempotencyKeys).where(where)
-          throw err
+      const execute = async (leaseToken: string, resumeFrom: string | null) => {
+        const mine = and(record, eq(idempotencyKeys.leaseToken, leaseToken))
+        const renew = setInterval(() => {
+          db.update(idempotencyKeys).set({ lockedUntil: leaseEnd }).where(and(mine, isNull(idempotencyKeys.completedAt))).catch(() => { /* the lease lapses; a retry takes over */ })
+        }, LEASE_MS / 3)
+        renew.unref()
+        let completed = false
+        let checkpointed = resumeFrom !== null
+        const attempt: IdempotentAttempt = {
+          resumeFrom,
+          async checkpoint(tx, resourceId) {
+            const rows = await tx.update(idempotencyKeys).set({ resourceId }).where(and(mine, isNull(idempotencyKeys.completedAt))).returning({ key: idempotencyKeys.key })
+            if (!rows.length) throw new LeaseLost()
+            checkpointed = true
+          },
+          async complete(tx, response) {
+            const rows = await tx.update(idempotencyKeys).set({ responseStatus: response.status, responseBody: response.body as object, completedAt: new Date() })
+              .where(and(mine, isNull(idempotencyKeys.completedAt))).returning({ key: idempotencyKeys.key })
+            if (!rows.length) throw new LeaseLost()
+            completed = true
+          },
         }
-        await db.update(idempotencyKeys).set({ responseStatus: response.status, responseBody: response.body as object, completedAt: new Date() }).where(where)
-        return { ...response, replayed: false }
+        try {
+          const response = await work(attempt)
+          if (!completed) await attempt.complete(db as unknown as Tx, response)
+          return { ...response, replayed: false }
+        } catch (err) {
+          if (err instanceof LeaseLost) return null
+          // Nothing recorded: let the key go, a retry runs afresh. Something recorded: keep it and
+          // end the lease, so the retry resumes from it at once.
+          if (checkpointed) await db.update(idempotencyKeys).set({ lockedUntil: null }).where(and(mine, isNull(idempotencyKeys.completedAt))).catch(() => {})
+          else await db.delete(idempotencyKeys).where(and(mine, isNull(idempotencyKeys.completedAt))).catch(() => {})
+          throw err
+        } finally {
+          clearInterval(renew)
+        }
       }
 
       const deadline = Date.now() + WAIT_MS
       for (;;) {
-        if (await claim(userId, scope, key, requestHash)) return execute()
-        const [row] = await db.select().from(idempotencyKeys).where(where)
+        const claimed = await claim(userId, scope, key, requestHash)
+        if (claimed) {
+          const result = await execute(claimed.leaseToken, claimed.resumeFrom)
+          if (result) return result
+          continue
+        }
+        const [row] = await db.select().from(idempotencyKeys).where(record)
         // Gone: the first attempt failed and let go of the key; try to claim it again.
         if (!row) continue
         if (row.requestHash !== requestHash) throw new Unprocessable('This Idempotency-Key was used with a different request', 'idempotency-key-reused')
         if (row.completedAt && row.responseStatus !== null) return { status: row.responseStatus, body: row.responseBody, replayed: true }
         if (Date.now() > deadline) throw new Conflict('A request with this Idempotency-Key is still being processed; retry later', 'idempotency-in-progress')
-        await new Promise((r) => setTimeout(r, 50))
+        await new Promise((r) => setTimeout(r, 50 + Math.random() * 50))
       }
     },
 

@@ -28,6 +28,11 @@ function webhook(app: App, event: object, opts: { secret?: string; timestamp?: n
   const signature = opts.signature ?? signTestWebhook(opts.secret ?? app.config.payments.webhookSecret, body, opts.timestamp)
   return app.inject({ method: 'POST', url: '/payments/webhooks/test', headers: { 'content-type': 'application/json', 'x-shop-signature': signature }, payload: body })
 }
+/** What the customer finishing payment at the provider does to the provider's books (then it sends its webhook). */
+const captureAtProvider = async (app: App, providerPaymentId: string | null) => {
+  const { testProviderPayments } = await import('../db/schema/index.js')
+  await app.db.update(testProviderPayments).set({ status: 'succeeded' }).where(eq(testProviderPayments.id, providerPaymentId!))
+}
 const providerIdOf = async (app: App, paymentId: string) => {
   const { payments } = await import('../db/schema/index.js')
   return (await app.db.select().from(payments).where(eq(payments.id, paymentId)))[0]!.providerPaymentId
@@ -151,14 +156,14 @@ t.test('cancel: stock restored exactly once, a paid order is refunded; state mac
 t.test('unpaid orders expire and release their stock; a payment arriving after is refunded', async (t) => {
   const { app, buyer, order, variantId } = await placeOrder(t, { ORDER_PAYMENT_TIMEOUT_MINUTES: '1' })
   const payment = (await pay(app, buyer.headers, order.id, 'tok_async')).json()
-  const { createOrderService } = await import('../routes/orders/service.js')
-  const service = createOrderService({ db: app.db, cache: app.cache, cart: { checkoutWith: async () => { throw new Error('unused') } }, currency: 'EUR', checkout: app.config.checkout, refundAll: async () => {} })
+  const service = app.money.cancel
   t.same(await service.expireUnpaid(new Date()), { expired: 0 }, 'not yet')
   t.same(await service.expireUnpaid(new Date(Date.now() + 61_000)), { expired: 1 })
   t.same(await service.expireUnpaid(new Date(Date.now() + 61_000)), { expired: 0 }, 'once')
   t.equal((await app.inject({ method: 'GET', url: `/orders/${order.id}`, headers: buyer.headers })).json().status, 'cancelled')
   t.equal(await stockOf(app, variantId), 10)
 
+  await captureAtProvider(app, await providerIdOf(app, payment.id))
   const late = await webhook(app, { id: 'evt_late', type: 'payment.succeeded', data: { paymentId: await providerIdOf(app, payment.id) } })
   t.equal(late.statusCode, 200)
   const p = (await app.inject({ method: 'GET', url: `/payments/${payment.id}`, headers: buyer.headers })).json()

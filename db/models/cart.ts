@@ -23,13 +23,17 @@ const CartSchema = new Schema({
   // A code the shopper applied; checked again, with its limits, at checkout.
   couponCode: { type: String, default: null },
   version: { type: Number, required: true, default: 0 },
+  // How many checkouts consumed this cart. An order records the generation it consumed under a
+  // unique index in PostgreSQL, and clearing the cart after it moves the generation on: so one
+  // generation of a cart makes one order, whatever retries or lock expiries do.
+  checkoutGeneration: { type: Number, required: true, default: 0 },
 }, { collection: 'carts', timestamps: true, versionKey: false })
 CartSchema.index({ owner: 1 }, { unique: true })
 CartSchema.index({ kind: 1, updatedAt: 1 })
 
 /** A cart as read with lean(): plain data. */
 export interface CartLineDoc { variantId: string; productId: string; quantity: number; addedUnitPriceMinor: number; addedAt: Date }
-export interface CartDoc { _id: string; owner: string; kind: 'user' | 'guest'; lines: CartLineDoc[]; couponCode?: string | null; version: number; createdAt: Date; updatedAt: Date }
+export interface CartDoc { _id: string; owner: string; kind: 'user' | 'guest'; lines: CartLineDoc[]; couponCode?: string | null; version: number; checkoutGeneration?: number; createdAt: Date; updatedAt: Date }
 
 export function cartModel(connection: Connection): Model<CartDoc> {
   return (connection.models.Cart as Model<CartDoc> | undefined) ?? connection.model<CartDoc>('Cart', CartSchema)

@@ -59,10 +59,15 @@ export const orders = pgTable('orders', {
   cancelledAt: ts('cancelled_at'),
   // Set once when the order's stock goes back (cancel, expiry, full refund): never twice.
   stockReleasedAt: ts('stock_released_at'),
+  // The cart and its checkout generation this order consumed: one cart generation makes at most
+  // one order, whatever retries, lock expiries or other instances do (the fence of checkout).
+  cartId: text('cart_id'),
+  cartGeneration: integer('cart_generation'),
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
 }, (t) => [
   uniqueIndex('orders_number_key').on(t.number),
+  uniqueIndex('orders_cart_generation_key').on(t.cartId, t.cartGeneration),
   index('orders_user_created_idx').on(t.userId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
   index('orders_created_idx').on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
   index('orders_pending_expiry_idx').on(t.expiresAt).where(sql`status = 'pending_payment'`),
@@ -102,36 +107,59 @@ export const couponRedemptions = pgTable('coupon_redemptions', {
   index('coupon_redemptions_coupon_user_idx').on(t.couponId, t.userId),
 ])
 
-export const paymentStatus = pgEnum('payment_status', ['requires_confirmation', 'succeeded', 'failed'])
+// pending: recorded, the provider has not answered yet (a crash here is settled by reconciliation).
+export const paymentStatus = pgEnum('payment_status', ['pending', 'requires_confirmation', 'succeeded', 'failed'])
 
 export const payments = pgTable('payments', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
   orderId: uuid('order_id').notNull().references(() => orders.id, { onDelete: 'restrict' }),
   provider: text('provider').notNull(),
-  providerPaymentId: text('provider_payment_id').notNull(),
+  // Known once the provider has answered; our own id is the provider's idempotency key.
+  providerPaymentId: text('provider_payment_id'),
   status: paymentStatus('status').notNull(),
   amountMinor: integer('amount_minor').notNull(),
   currency: text('currency').notNull(),
+  // What the customer chose (a provider token or PaymentMethod id, never card data): a re-sent
+  // create must carry the same parameters under its idempotency key.
+  paymentMethod: text('payment_method'),
+  // Refunded or being refunded (pending refunds are reserved here, so two cannot overdraw it).
   refundedMinor: integer('refunded_minor').notNull().default(0),
   failureReason: text('failure_reason'),
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
 }, (t) => [
   uniqueIndex('payments_provider_id_key').on(t.provider, t.providerPaymentId),
+  // At most one payment in flight per order: a second attempt is a 409. (At most one capture
+  // counts: the order moves to paid once, under its row lock; any other capture is refunded.)
+  uniqueIndex('payments_one_in_flight_per_order').on(t.orderId).where(sql`status in ('pending', 'requires_confirmation')`),
   index('payments_order_idx').on(t.orderId),
+  index('payments_unsettled_idx').on(t.updatedAt).where(sql`status in ('pending', 'requires_confirmation')`),
   index('payments_created_idx').on(t.createdAt),
   check('payments_refund_check', sql`${t.amountMinor} > 0 and ${t.refundedMinor} >= 0 and ${t.refundedMinor} <= ${t.amountMinor}`),
 ])
+
+export const refundStatus = pgEnum('refund_status', ['pending', 'succeeded', 'failed'])
 
 export const refunds = pgTable('refunds', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
   paymentId: uuid('payment_id').notNull().references(() => payments.id, { onDelete: 'restrict' }),
   amountMinor: integer('amount_minor').notNull(),
   reason: text('reason'),
-  providerRefundId: text('provider_refund_id').notNull(),
+  // pending: recorded and reserved on the payment; sent to the provider outside any transaction.
+  status: refundStatus('status').notNull().default('pending'),
+  providerRefundId: text('provider_refund_id'),
+  // false for money returned because a capture arrived for an order no longer payable: that
+  // refund is the payment's business, never part of the order's own refund total.
+  countsTowardOrder: boolean('counts_toward_order').notNull().default(true),
+  failureReason: text('failure_reason'),
   actorId: uuid('actor_id').references(() => users.id, { onDelete: 'set null' }),
   createdAt: ts('created_at').notNull().defaultNow(),
-}, (t) => [index('refunds_payment_idx').on(t.paymentId), check('refunds_amount_check', sql`${t.amountMinor} > 0`)])
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+}, (t) => [
+  index('refunds_payment_idx').on(t.paymentId),
+  index('refunds_pending_idx').on(t.updatedAt).where(sql`status = 'pending'`),
+  check('refunds_amount_check', sql`${t.amountMinor} > 0`),
+])
 
 /** Each provider event id once: a replayed webhook finds its row and changes nothing. */
 export const webhookEvents = pgTable('webhook_events', {
@@ -151,4 +179,55 @@ export const idempotencyKeys = pgTable('idempotency_keys', {
   responseBody: jsonb('response_body'),
   createdAt: ts('created_at').notNull().defaultNow(),
   completedAt: ts('completed_at'),
+  // The attempt holding the key, and until when: a lease renewed while it runs, so the key of
+  // a request whose process died is taken over by its retry instead of staying stuck.
+  leaseToken: uuid('lease_token'),
+  lockedUntil: ts('locked_until'),
+  // What a dead attempt already recorded (a payment id), so its retry resumes rather than repeats.
+  resourceId: uuid('resource_id'),
 }, (t) => [primaryKey({ columns: [t.userId, t.scope, t.key] }), index('idempotency_keys_created_idx').on(t.createdAt)])
+
+/**
+ * Side effects of a committed change (cart clear, cache invalidation, activity), written in the
+ * same transaction and handled after it by src/outbox.ts: none is lost, each handler is idempotent.
+ */
+export const outbox = pgTable('outbox', {
+  id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+  topic: text('topic').notNull(),
+  // Events of one key (a cart) are handled in order of creation.
+  key: text('key'),
+  payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+  attempts: integer('attempts').notNull().default(0),
+  availableAt: ts('available_at').notNull().defaultNow(),
+  lastError: text('last_error'),
+  processedAt: ts('processed_at'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+}, (t) => [
+  index('outbox_due_idx').on(t.availableAt).where(sql`processed_at is null`),
+  index('outbox_key_idx').on(t.key).where(sql`processed_at is null`),
+])
+
+/**
+ * The books of the built-in `test` payment provider. It stands in for a remote provider, so it
+ * keeps its own records, written outside our transactions, and honours idempotency keys as Stripe
+ * does: the same key returns the same object; the same key with other parameters is an error.
+ */
+export const testProviderPayments = pgTable('test_provider_payments', {
+  id: text('id').primaryKey(),
+  idempotencyKey: text('idempotency_key').notNull(),
+  // The merchant's reference (our order id), compared like the amount when a key is reused.
+  reference: text('reference').notNull(),
+  amountMinor: integer('amount_minor').notNull(),
+  currency: text('currency').notNull(),
+  status: text('status').notNull(),
+  failureReason: text('failure_reason'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+}, (t) => [uniqueIndex('test_provider_payments_key').on(t.idempotencyKey)])
+
+export const testProviderRefunds = pgTable('test_provider_refunds', {
+  id: text('id').primaryKey(),
+  idempotencyKey: text('idempotency_key').notNull(),
+  paymentId: text('payment_id').notNull(),
+  amountMinor: integer('amount_minor').notNull(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+}, (t) => [uniqueIndex('test_provider_refunds_key').on(t.idempotencyKey)])

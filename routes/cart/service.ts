@@ -39,17 +39,17 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
   }
 
   /**
-   * Applies `change` to the cart's lines: one writer per cart at a time (a Redis lock), and the
-   * write names the version it read (optimistic concurrency, for MongoDB itself). Parallel
-   * changes all land; none is lost.
+   * Applies `change` to the cart: one writer per cart at a time (a Redis lock), and the write
+   * names the version it read (optimistic concurrency, for MongoDB itself). Parallel changes all
+   * land; none is lost. `change` returns the fields to set, or null to leave the cart as it is.
    */
-  async function mutate(owner: CartOwner, change: (lines: CartLineDoc[]) => CartLineDoc[], couponCode?: string | null): Promise<CartDoc> {
+  async function mutateCart(owner: CartOwner, change: (cart: CartDoc) => Partial<Pick<CartDoc, 'lines' | 'couponCode' | 'checkoutGeneration'>> | null): Promise<CartDoc> {
     return withLock(redis, `cart:${ownerKey(owner)}`, async () => {
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
         const cart = await load(owner)
-        const lines = change(cart.lines.map((l) => ({ ...l })))
-        const updatedAt = new Date()
-        const set = couponCode === undefined ? { lines, version: cart.version + 1, updatedAt } : { lines, couponCode, version: cart.version + 1, updatedAt }
+        const fields = change({ ...cart, lines: cart.lines.map((l) => ({ ...l })) })
+        if (!fields) return cart
+        const set = { ...fields, version: cart.version + 1, updatedAt: new Date() }
         const result = await carts.updateOne({ _id: cart._id, version: cart.version }, { $set: set })
         if (result.matchedCount === 1) return { ...cart, ...set }
         await pause(attempt)
@@ -57,6 +57,8 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
       throw new Conflict('The cart is being changed by many requests at once; retry', 'cart-busy')
     })
   }
+  const mutate = (owner: CartOwner, change: (lines: CartLineDoc[]) => CartLineDoc[], couponCode?: string | null) =>
+    mutateCart(owner, (cart) => (couponCode === undefined ? { lines: change(cart.lines) } : { lines: change(cart.lines), couponCode }))
 
   /** Reads and deletes a guest cart as one step, under its lock: of two racing takers one gets the lines. */
   async function takeGuestCart(cartToken: string): Promise<CartDoc> {
@@ -160,17 +162,29 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
       return { lines: cart.lines.map((l) => ({ variantId: l.variantId, quantity: l.quantity })), couponCode: cart.couponCode ?? null }
     },
 
+    /** What checkout needs: the cart's id, the generation it would consume, its lines and code. */
+    async forCheckout(userId: string) {
+      const cart = await load({ kind: 'user', userId })
+      return {
+        cartId: cart._id, generation: cart.checkoutGeneration ?? 0, couponCode: cart.couponCode ?? null,
+        lines: cart.lines.map((l) => ({ variantId: l.variantId, quantity: l.quantity })),
+      }
+    },
+
     /**
-     * Holds the cart's lock while `placeOrder` turns its contents into an order, then empties it.
-     * Parallel checkouts of one cart take turns, so one cart makes one order; the others find it empty.
+     * After an order consumed generation `generation` of the user's cart: takes the ordered
+     * quantities out (a line added meanwhile stays), drops the coupon and moves the generation
+     * on. Idempotent: a cart already past that generation is left alone.
      */
-    async checkoutWith<T>(owner: CartOwner, placeOrder: (contents: { lines: { variantId: string; quantity: number }[]; couponCode: string | null }) => Promise<T>): Promise<T> {
-      return withLock(redis, `cart:${ownerKey(owner)}`, async () => {
-        const cart = await load(owner)
-        const result = await placeOrder({ lines: cart.lines.map((l) => ({ variantId: l.variantId, quantity: l.quantity })), couponCode: cart.couponCode ?? null })
-        await carts.updateOne({ _id: cart._id }, { $set: { lines: [], couponCode: null, version: cart.version + 1, updatedAt: new Date() } })
-        return result
-      }, { waitMs: 30_000, ttlMs: 30_000 })
+    async consume(userId: string, generation: number, ordered: { variantId: string; quantity: number }[]) {
+      const cart = await mutateCart({ kind: 'user', userId }, (current) => {
+        if ((current.checkoutGeneration ?? 0) > generation) return null
+        const lines = current.lines
+          .map((line) => ({ ...line, quantity: line.quantity - (ordered.find((o) => o.variantId === line.variantId)?.quantity ?? 0) }))
+          .filter((line) => line.quantity > 0)
+        return { lines, couponCode: null, checkoutGeneration: generation + 1 }
+      })
+      return { lines: cart.lines.length }
     },
 
     /**

@@ -3,46 +3,47 @@ import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
 import { viewerRole } from '../../plugins/auth.js'
 import { ProblemRef } from '../../src/errors.js'
-import { createIdempotency } from '../../src/idempotency.js'
-import { CATALOG_CACHE } from '../categories/service.js'
+import type { FastifyRequest } from 'fastify'
 import { sendStored } from '../orders/index.js'
 import { IdempotencyHeader } from '../orders/schemas.js'
 import { Payment, PaymentConfirm, PaymentParams, Refund, RefundCreate, WebhookAck, WebhookParams } from './schemas.js'
-import { createPaymentService } from './service.js'
-import { providersFromConfig } from './providers.js'
+import { toPayment } from './service.js'
 
 const paymentsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const service = createPaymentService({ db: app.db, providers: providersFromConfig(app.config.payments), onStockChange: () => app.cache.invalidate(CATALOG_CACHE) })
-  const idempotency = createIdempotency(app.db)
+  const { idempotency, payments, confirm, refunds } = app.money
+  const viewerOf = (req: FastifyRequest) => ({ userId: req.user.sub, isAdmin: viewerRole(req) === 'admin' })
 
   app.get('/:paymentId', {
     preHandler: app.authenticate,
     schema: { tags: ['payments'], operationId: 'getPayment', summary: 'Read a payment of my order', security: BEARER, params: PaymentParams, response: { 200: Type.Ref(Payment), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef } },
-  }, (req) => service.get({ userId: req.user.sub, isAdmin: viewerRole(req) === 'admin' }, req.params.paymentId))
+  }, (req) => payments.get(viewerOf(req), req.params.paymentId))
 
   app.post('/:paymentId/confirm', {
     preHandler: app.authenticate,
     schema: {
       tags: ['payments'], operationId: 'confirmPayment', summary: 'Confirm a payment; success marks the order paid', security: BEARER,
-      params: PaymentParams, body: Type.Ref(PaymentConfirm), response: { 200: Type.Ref(Payment), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
+      params: PaymentParams, body: Type.Ref(PaymentConfirm), response: { 200: Type.Ref(Payment), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef, 409: ProblemRef, 502: ProblemRef },
     },
   }, async (req) => {
-    const payment = await service.confirm(req.user.sub, req.params.paymentId, req.body.paymentMethod)
-    app.activity.record(req, 'payment', { paymentId: payment.id, orderId: payment.orderId, status: payment.status, provider: payment.provider })
-    return payment
+    // Only the customer whose order it is confirms it (an admin reads, never pays).
+    const payment = await payments.requireVisible({ userId: req.user.sub, isAdmin: false }, req.params.paymentId)
+    return toPayment(await confirm.confirm({ userId: req.user.sub, ip: req.ip }, payment, req.body.paymentMethod))
   })
 
   app.post('/:paymentId/refunds', {
     preHandler: app.requireRole('admin'),
     schema: {
       tags: ['payments'], operationId: 'refundPayment', summary: 'Refund part or all of a captured payment (admin)',
-      description: 'Never more than captured in total (409). A full refund moves the order to refunded. Send an Idempotency-Key.', security: BEARER,
+      description: 'Never more than captured in total (409). A full refund moves the order to refunded. Send an Idempotency-Key: a retry resumes the same refund. 502 when the provider did not answer: the refund stays pending and is retried.', security: BEARER,
       headers: IdempotencyHeader, params: PaymentParams, body: Type.Ref(RefundCreate),
-      response: { 201: Type.Ref(Refund), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef, 422: ProblemRef },
+      response: { 201: Type.Ref(Refund), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef, 422: ProblemRef, 502: ProblemRef },
     },
   }, async (req, reply) => sendStored(reply, await idempotency.run(
     { userId: req.user.sub, scope: `refund:${req.params.paymentId}`, key: req.headers['idempotency-key'], request: req.body },
-    async () => ({ status: 201, body: await service.refund(req.user.sub, req.params.paymentId, req.body) }),
+    async (attempt) => {
+      const refund = await refunds.refundPayment(req.user.sub, req.params.paymentId, req.body, attempt)
+      return { status: 201, body: await payments.refundView(refund.id) }
+    },
   )))
 
   // Webhooks verify a signature over the exact bytes sent, so this scope keeps the raw body.
@@ -53,10 +54,10 @@ const paymentsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { rateLimit: false },
       schema: {
         tags: ['payments'], operationId: 'receivePaymentWebhook', summary: 'Payment provider events (signed)',
-        description: 'Test provider: header x-shop-signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">, 300 s tolerance. Stripe: stripe-signature. Each event id is applied once.',
+        description: 'Test provider: header x-shop-signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">, 300 s tolerance. Stripe: stripe-signature. Each event id is applied once; 404 for a payment not known yet (the provider sends it again).',
         params: WebhookParams, response: { 200: Type.Ref(WebhookAck), 400: ProblemRef, 404: ProblemRef },
       },
-    }, (req) => service.handleWebhook(req.params.provider, req.body as Buffer, req.headers))
+    }, (req) => confirm.webhook(req.params.provider, req.body as Buffer, req.headers))
   })
 }
 export default paymentsRoutes

@@ -1,6 +1,9 @@
-import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto'
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import { and, eq, ne, sql } from 'drizzle-orm'
 import Stripe from 'stripe'
-import { BadRequest } from '../../src/errors.js'
+import type { Db } from '../../db/client.js'
+import { testProviderPayments, testProviderRefunds } from '../../db/schema/index.js'
+import { BadRequest, ProviderFailure } from '../../src/errors.js'
 
 // Payment providers behind one interface. `test` gives deterministic outcomes chosen by the
 // payment method token, for development and QA; `stripe` uses PaymentIntents.
@@ -10,10 +13,14 @@ export type ProviderStatus = 'requires_confirmation' | 'succeeded' | 'failed'
 export interface ProviderPayment { providerPaymentId: string; status: ProviderStatus; failureReason?: string }
 export interface WebhookEvent { eventId: string; type: 'payment.succeeded' | 'payment.failed' | 'ignored'; providerPaymentId?: string; failureReason?: string }
 
+// Every call that creates something carries an idempotency key derived from our own record's id,
+// so re-sending it after a crash or timeout returns the same object instead of a second one.
 export interface PaymentProvider {
   name: ProviderName
   create(input: { amountMinor: number; currency: string; orderId: string; paymentMethod: string; idempotencyKey: string }): Promise<ProviderPayment>
   confirm(providerPaymentId: string, paymentMethod: string): Promise<Omit<ProviderPayment, 'providerPaymentId'>>
+  /** The provider's current view of a payment (reconciliation). */
+  retrieve(providerPaymentId: string): Promise<Omit<ProviderPayment, 'providerPaymentId'>>
   refund(input: { providerPaymentId: string; amountMinor: number; idempotencyKey: string }): Promise<{ providerRefundId: string }>
   /** Verifies the signature over the raw body and decodes the event, or throws 400. */
   parseWebhook(rawBody: Buffer, headers: Record<string, string | string[] | undefined>): WebhookEvent
@@ -35,16 +42,59 @@ const TEST_OUTCOMES: Record<string, Omit<ProviderPayment, 'providerPaymentId'>> 
   tok_async: { status: 'requires_confirmation' },
 }
 
-export function createTestProvider(webhookSecret: string): PaymentProvider {
+/**
+ * The built-in provider for development and QA. It keeps its own books (test_provider_* tables,
+ * written outside our transactions, as a remote provider's would be) and keeps Stripe's
+ * idempotency contract, so crash and retry tests see what a real provider would do.
+ */
+export function createTestProvider(webhookSecret: string, db: Db): PaymentProvider {
+  async function payment(id: string) {
+    const [row] = await db.select().from(testProviderPayments).where(eq(testProviderPayments.id, id))
+    if (!row) throw new ProviderFailure(`No such payment: ${id}`, 'provider-resource-missing')
+    return row
+  }
+  const outcome = (row: typeof testProviderPayments.$inferSelect) => ({ status: row.status as ProviderStatus, ...(row.failureReason ? { failureReason: row.failureReason } : {}) })
   return {
     name: 'test',
-    async create() { return { providerPaymentId: `tp_${randomUUID()}`, status: 'requires_confirmation' } },
-    async confirm(_id, paymentMethod) {
-      const outcome = TEST_OUTCOMES[paymentMethod]
-      if (!outcome) throw new BadRequest(`Unknown test payment method; use one of ${Object.keys(TEST_OUTCOMES).join(', ')}`, 'invalid-payment-method')
-      return outcome
+    async create({ amountMinor, currency, orderId, idempotencyKey }) {
+      const id = `tp_${createHmac('sha256', 'test-provider').update(idempotencyKey).digest('hex').slice(0, 24)}`
+      await db.insert(testProviderPayments).values({ id, idempotencyKey, reference: orderId, amountMinor, currency, status: 'requires_confirmation' }).onConflictDoNothing()
+      const row = await payment(id)
+      if (row.amountMinor !== amountMinor || row.currency !== currency || row.reference !== orderId) {
+        throw new ProviderFailure('Keys for idempotent requests can only be used with the same parameters they were first used with', 'provider-idempotency-error')
+      }
+      return { providerPaymentId: id, ...outcome(row) }
     },
-    async refund() { return { providerRefundId: `tr_${randomUUID()}` } },
+    async confirm(id, paymentMethod) {
+      const result = TEST_OUTCOMES[paymentMethod]
+      if (!result) throw new BadRequest(`Unknown test payment method; use one of ${Object.keys(TEST_OUTCOMES).join(', ')}`, 'invalid-payment-method')
+      // A captured payment stays captured; confirming it again answers what it is.
+      await db.update(testProviderPayments).set({ status: result.status, failureReason: result.failureReason ?? null })
+        .where(and(eq(testProviderPayments.id, id), ne(testProviderPayments.status, 'succeeded')))
+      return outcome(await payment(id))
+    },
+    async retrieve(id) { return outcome(await payment(id)) },
+    async refund({ providerPaymentId, amountMinor, idempotencyKey }) {
+      const id = `tr_${createHmac('sha256', 'test-provider').update(idempotencyKey).digest('hex').slice(0, 24)}`
+      const [known] = await db.select().from(testProviderRefunds).where(eq(testProviderRefunds.idempotencyKey, idempotencyKey))
+      if (known) {
+        if (known.paymentId !== providerPaymentId || known.amountMinor !== amountMinor) throw new ProviderFailure('Idempotency key reused with other parameters', 'provider-idempotency-error')
+        return { providerRefundId: known.id }
+      }
+      const captured = await payment(providerPaymentId)
+      if (captured.status !== 'succeeded') throw new ProviderFailure('Only a captured payment can be refunded', 'provider-refund-refused')
+      // Like a real provider, never more back than was captured (the insert is one statement, so two racing refunds cannot both pass).
+      const inserted = await db.execute(sql`insert into test_provider_refunds (id, idempotency_key, payment_id, amount_minor)
+        select ${id}, ${idempotencyKey}, ${providerPaymentId}, ${amountMinor}
+        where (select coalesce(sum(amount_minor), 0) from test_provider_refunds where payment_id = ${providerPaymentId}) + ${amountMinor} <= ${captured.amountMinor}
+        on conflict do nothing returning id`)
+      if (!inserted.rows.length) {
+        const [again] = await db.select().from(testProviderRefunds).where(eq(testProviderRefunds.idempotencyKey, idempotencyKey))
+        if (again) return { providerRefundId: again.id }
+        throw new ProviderFailure('The refund exceeds what is left of the payment', 'provider-refund-refused')
+      }
+      return { providerRefundId: id }
+    },
     parseWebhook(rawBody, headers) {
       const header = headers[TEST_SIGNATURE_HEADER]
       const parts = Object.fromEntries(String(header ?? '').split(',').map((p) => p.split('=', 2) as [string, string]))
@@ -82,6 +132,10 @@ export function createStripeProvider(opts: { secretKey: string; webhookSecret: s
       const intent = await stripe.paymentIntents.confirm(id, { payment_method: paymentMethod })
       return { status: stripeStatus(intent), failureReason: intent.last_payment_error?.code }
     },
+    async retrieve(id) {
+      const intent = await stripe.paymentIntents.retrieve(id)
+      return { status: stripeStatus(intent), failureReason: intent.last_payment_error?.code }
+    },
     async refund({ providerPaymentId, amountMinor, idempotencyKey }) {
       const refund = await stripe.refunds.create({ payment_intent: providerPaymentId, amount: amountMinor }, { idempotencyKey })
       return { providerRefundId: refund.id }
@@ -106,10 +160,10 @@ export function createStripeProvider(opts: { secretKey: string; webhookSecret: s
 }
 
 /** The enabled providers, from configuration. */
-export function providersFromConfig(config: { providers: ProviderName[]; webhookSecret: string; stripe: { secretKey?: string; webhookSecret?: string; apiUrl?: string } }) {
+export function providersFromConfig(config: { providers: ProviderName[]; webhookSecret: string; stripe: { secretKey?: string; webhookSecret?: string; apiUrl?: string } }, db: Db) {
   const providers = new Map<ProviderName, PaymentProvider>()
   for (const name of config.providers) {
-    if (name === 'test') providers.set('test', createTestProvider(config.webhookSecret))
+    if (name === 'test') providers.set('test', createTestProvider(config.webhookSecret, db))
     if (name === 'stripe') providers.set('stripe', createStripeProvider({ secretKey: config.stripe.secretKey!, webhookSecret: config.stripe.webhookSecret!, apiUrl: config.stripe.apiUrl }))
   }
   return providers

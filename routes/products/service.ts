@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, inArray, sql, type SQL } from 'drizzle-orm'
 import { inventoryMovements, productVariants, products } from '../../db/schema/index.js'
-import { isForeignKeyViolation, isUniqueViolation, type Db } from '../../db/client.js'
+import { isForeignKeyViolation, isUniqueViolation, type Db, type Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import { decodeCursor, newestFirst, toPage, type CursorPart } from '../../src/pagination.js'
 import type { Cache } from '../../src/cache.js'
@@ -9,7 +9,7 @@ import type { ProductSort } from './schemas.js'
 
 type ProductRow = typeof products.$inferSelect
 type VariantRow = typeof productVariants.$inferSelect
-export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
+export type { Tx }
 type Status = ProductRow['status']
 
 export interface VariantInput {

@@ -1,0 +1,63 @@
+import fp from 'fastify-plugin'
+import { cartModel } from '../db/models/cart.js'
+import { createIdempotency, type Idempotency } from '../src/idempotency.js'
+import { createCartService } from '../routes/cart/service.js'
+import { createProductService } from '../routes/products/service.js'
+import { createOrderService, type OrderService } from '../routes/orders/service.js'
+import { createCheckoutWorkflow, type CheckoutWorkflow } from '../routes/orders/workflows/checkout.js'
+import { createCancelWorkflow, type CancelWorkflow } from '../routes/orders/workflows/cancel.js'
+import { providersFromConfig } from '../routes/payments/providers.js'
+import { createPaymentService, type PaymentService } from '../routes/payments/service.js'
+import { createPayWorkflow, type PayWorkflow } from '../routes/payments/workflows/pay.js'
+import { createConfirmWorkflow, type ConfirmWorkflow } from '../routes/payments/workflows/confirm.js'
+import { createRefundWorkflow, type RefundWorkflow } from '../routes/payments/workflows/refund.js'
+import { createReconciliation } from '../routes/payments/workflows/reconcile.js'
+
+/** The money path, built once: the orders and payments routes and the jobs share it. */
+export interface MoneyPath {
+  idempotency: Idempotency
+  orders: OrderService
+  payments: PaymentService
+  checkout: CheckoutWorkflow
+  cancel: CancelWorkflow
+  pay: PayWorkflow
+  confirm: ConfirmWorkflow
+  refunds: RefundWorkflow
+  reconcile: ReturnType<typeof createReconciliation>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance { money: MoneyPath }
+}
+
+export default fp(async (app) => {
+  const { db, outbox, faults } = app
+  const { cart: limits, currency, checkout: checkoutConfig } = app.config
+  const catalog = createProductService({ db, cache: app.cache, currency })
+  const cart = createCartService({ carts: cartModel(app.mongo), redis: app.redis, catalog, currency, limits })
+  const providers = providersFromConfig(app.config.payments, db)
+
+  const refunds = createRefundWorkflow({ db, outbox, faults, providers })
+  const pay = createPayWorkflow({ db, outbox, faults, providers, refunds })
+  const confirm = createConfirmWorkflow({ db, outbox, providers, refunds })
+  const money: MoneyPath = {
+    idempotency: createIdempotency(db),
+    orders: createOrderService({ db }),
+    payments: createPaymentService({ db }),
+    checkout: createCheckoutWorkflow({ db, outbox, faults, cart, currency, checkout: checkoutConfig }),
+    cancel: createCancelWorkflow({ db, outbox, refunds }),
+    pay, confirm, refunds,
+    reconcile: createReconciliation({ pay, confirm, refunds, providers }),
+  }
+  app.decorate('money', money)
+
+  // The cart clear after a checkout (its outbox event): ordered quantities out, generation on.
+  outbox.on('cart.consumed', async (payload) => {
+    faults.at('cart.before-clear')
+    await cart.consume(String(payload.userId), Number(payload.generation), payload.lines as { variantId: string; quantity: number }[])
+  })
+
+  app.jobs.every('order-expiry', 60_000, () => money.cancel.expireUnpaid())
+  app.jobs.every('payments-reconcile', 60_000, () => money.reconcile())
+  app.jobs.every('idempotency-purge', 3_600_000, () => money.idempotency.purgeExpired())
+}, { name: 'money', dependencies: ['postgres', 'mongo', 'redis', 'cache', 'jobs', 'outbox'] })

@@ -1,0 +1,63 @@
+import { and, eq, lt } from 'drizzle-orm'
+import { orders, payments } from '../../../db/schema/index.js'
+import type { Db } from '../../../db/client.js'
+import type { Outbox } from '../../../src/outbox.js'
+import { ACTIVITY, CATALOG_CHANGED, type Actor } from '../../../src/side-effects.js'
+import { CATALOG_CACHE } from '../../categories/service.js'
+import { recordRefund, type RefundWorkflow } from '../../payments/workflows/refund.js'
+import { releaseOrder, transition, tryTransition } from '../service.js'
+
+// Cancel workflow (a customer or an admin), in commit order:
+//   1. ONE transaction: the order moves to `cancelled` through the transition table (409 if it
+//      may not), its stock and coupon use go back once (stock_released_at), a refund of what is
+//      left of each captured payment is recorded (pending, reserved), and the cache
+//      invalidation and activity go into the outbox.
+//   2. after the commit, each refund is sent to the provider (refund workflow, steps 2-3); one
+//      whose outcome is unknown stays pending and reconciliation sends it again.
+//
+// Expiry workflow (job, every minute): unpaid orders past their time, each in its own
+// transaction, move to `cancelled` through the same table and release their stock; a payment
+// still in flight for one is refunded if it is captured later (see payments/workflows/settle.ts).
+
+export interface CancelDeps { db: Db; outbox: Outbox; refunds: RefundWorkflow }
+
+export function createCancelWorkflow({ db, outbox, refunds }: CancelDeps) {
+  return {
+    async cancel(actor: Actor & { isAdmin: boolean }, orderId: string) {
+      let eventIds: string[] = []
+      const refundIds: string[] = []
+      await db.transaction(async (tx) => {
+        await transition(tx, orderId, 'cancelled', { cancelledAt: new Date() })
+        const captured = await tx.select().from(payments).where(and(eq(payments.orderId, orderId), eq(payments.status, 'succeeded')))
+        for (const payment of captured) {
+          if (payment.amountMinor - payment.refundedMinor <= 0) continue
+          const refund = await recordRefund(tx, { paymentId: payment.id, reason: 'order cancelled', actorId: actor.isAdmin ? actor.userId : null, countsTowardOrder: true })
+          refundIds.push(refund.id)
+        }
+        await releaseOrder(tx, orderId, 'cancellation')
+        eventIds = await outbox.add(tx, [CATALOG_CHANGED(CATALOG_CACHE), ACTIVITY(actor, 'order_status_change', { orderId, status: 'cancelled' })])
+      })
+      await outbox.runNow(eventIds)
+      await refunds.sendAll(refundIds)
+    },
+
+    /** Cancels unpaid orders past their time and puts their stock back. Safe to run anywhere, any time. */
+    async expireUnpaid(now = new Date()) {
+      const due = await db.select({ id: orders.id }).from(orders).where(and(eq(orders.status, 'pending_payment'), lt(orders.expiresAt, now))).limit(500)
+      let expired = 0
+      const eventIds: string[] = []
+      for (const { id } of due) {
+        await db.transaction(async (tx) => {
+          // Paid or cancelled meanwhile: not this job's any more.
+          if (!await tryTransition(tx, id, 'cancelled', { cancelledAt: now }, 'pending_payment')) return
+          await releaseOrder(tx, id, 'cancellation')
+          eventIds.push(...await outbox.add(tx, [CATALOG_CHANGED(CATALOG_CACHE)]))
+          expired++
+        })
+      }
+      await outbox.runNow(eventIds)
+      return { expired }
+    },
+  }
+}
+export type CancelWorkflow = ReturnType<typeof createCancelWorkflow>

@@ -1,0 +1,143 @@
+import { and, asc, eq, inArray, sql } from 'drizzle-orm'
+import { addresses, couponRedemptions, inventoryMovements, orderItems, orders, productVariants, products, type ShippingAddress } from '../../../db/schema/index.js'
+import { isUniqueViolation, type Db } from '../../../db/client.js'
+import { Conflict, NotFound } from '../../../src/errors.js'
+import type { Faults } from '../../../src/faults.js'
+import type { IdempotentAttempt, StoredResponse } from '../../../src/idempotency.js'
+import type { Outbox } from '../../../src/outbox.js'
+import { ACTIVITY, CART_CONSUMED, CATALOG_CHANGED, cartKey, type Actor } from '../../../src/side-effects.js'
+import { CATALOG_CACHE } from '../../categories/service.js'
+import { redeemInCheckout } from '../../coupons/service.js'
+import { refreshProductAggregates } from '../../products/service.js'
+import type { CartService } from '../../cart/service.js'
+import { computeTotals, type PricedLine } from '../pricing.js'
+import { CheckoutConflict, toOrder } from '../service.js'
+
+// Checkout workflow: the user's cart becomes an order. In commit order:
+//   1. settle the cart: an earlier checkout's cart clear still waiting in the outbox runs now,
+//      so this checkout reads the cart as the shopper sees it. Best effort; the fence in 3 holds anyway.
+//   2. read the cart from MongoDB: lines, coupon, and the checkout generation it is at. Writes nothing.
+//   3. ONE PostgreSQL transaction: lock the variants in id order, check stock, price from the
+//      catalog, redeem the coupon under its lock, take the stock, write the order with item
+//      snapshots, stamped with (cart id, generation) under a unique index: a second order from
+//      the same generation (a retry, a second instance, a checkout that outlived any lock) is a
+//      409. The cart clear, cache invalidation and activity go into the outbox, and the
+//      Idempotency-Key's response is stored, all in this transaction. Nothing to undo: it
+//      commits whole or not at all, and a retry after the commit replays the stored response.
+//   4. after the commit, the outbox events run at once; what fails is retried by the drain job.
+
+export interface CheckoutConfig { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; paymentTimeoutMinutes: number }
+export interface CheckoutDeps {
+  db: Db
+  outbox: Outbox
+  faults: Faults
+  cart: Pick<CartService, 'forCheckout'>
+  currency: string
+  checkout: CheckoutConfig
+}
+export interface CheckoutInput { shippingAddress?: ShippingAddress; addressId?: string; couponCode?: string | null }
+
+export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, checkout }: CheckoutDeps) {
+  async function resolveAddress(userId: string, input: CheckoutInput): Promise<ShippingAddress> {
+    if (input.shippingAddress && input.addressId) throw new Conflict('Send shippingAddress or addressId, not both', 'address-ambiguous')
+    if (input.addressId) {
+      const [saved] = await db.select().from(addresses).where(and(eq(addresses.id, input.addressId), eq(addresses.userId, userId)))
+      if (!saved) throw new NotFound('address', input.addressId)
+      return { recipientName: saved.recipientName, line1: saved.line1, line2: saved.line2, city: saved.city, region: saved.region, postalCode: saved.postalCode, country: saved.country, phone: saved.phone }
+    }
+    if (!input.shippingAddress) throw new Conflict('A shipping address is required (shippingAddress or addressId)', 'address-required')
+    const { isDefault: _ignored, ...address } = input.shippingAddress as ShippingAddress & { isDefault?: boolean }
+    return address
+  }
+
+  return async function placeOrder(actor: Actor & { userId: string }, input: CheckoutInput, attempt: IdempotentAttempt): Promise<StoredResponse> {
+    const { userId } = actor
+    const shippingAddress = await resolveAddress(userId, input)
+
+    // 1. settle the cart
+    await outbox.drain({ key: cartKey(userId) }).catch(() => { /* the fence below holds regardless */ })
+
+    // 2. read the cart
+    const contents = await cart.forCheckout(userId)
+    if (!contents.lines.length) throw new Conflict('The cart is empty', 'cart-empty')
+    const couponCode = input.couponCode !== undefined ? input.couponCode : contents.couponCode
+
+    // 3. one transaction
+    let eventIds: string[] = []
+    let response: StoredResponse
+    try {
+      response = await db.transaction(async (tx) => {
+        const variantIds = [...new Set(contents.lines.map((l) => l.variantId))].sort()
+        const locked = await tx.select({
+          id: productVariants.id, productId: productVariants.productId, sku: productVariants.sku, options: productVariants.options,
+          priceMinor: productVariants.priceMinor, stock: productVariants.stock, isActive: productVariants.isActive,
+          name: products.name, status: products.status, categoryId: products.categoryId,
+        }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId))
+          .where(inArray(productVariants.id, variantIds)).orderBy(asc(productVariants.id)).for('update', { of: productVariants })
+        const byId = new Map(locked.map((v) => [v.id, v]))
+
+        const problems: { variantId: string; message: string }[] = []
+        for (const line of contents.lines) {
+          const v = byId.get(line.variantId)
+          if (!v || !v.isActive || v.status !== 'active') problems.push({ variantId: line.variantId, message: 'no longer available' })
+          else if (v.stock < line.quantity) problems.push({ variantId: line.variantId, message: v.stock === 0 ? 'out of stock' : `only ${v.stock} left` })
+        }
+        if (problems.length) throw new CheckoutConflict(problems)
+
+        const priced: PricedLine[] = contents.lines.map((l) => {
+          const v = byId.get(l.variantId)!
+          return { variantId: v.id, productId: v.productId, categoryId: v.categoryId, unitPriceMinor: v.priceMinor, quantity: l.quantity }
+        })
+        const redeemed = couponCode ? await redeemInCheckout(tx, couponCode, userId, priced) : null
+        const totals = computeTotals(priced, redeemed?.rule ?? null, { flatMinor: checkout.shippingFlatMinor, freeOverMinor: checkout.shippingFreeOverMinor }, checkout.taxRateBps)
+
+        const [{ n }] = (await tx.execute<{ n: string }>(sql`select nextval('order_number_seq') as n`)).rows as [{ n: string }]
+        const [order] = await tx.insert(orders).values({
+          number: `SO-${String(n).padStart(6, '0')}`, userId, currency, shippingAddress,
+          subtotalMinor: totals.subtotalMinor, discountMinor: totals.discountMinor, shippingMinor: totals.shippingMinor,
+          taxMinor: totals.taxMinor, totalMinor: totals.totalMinor,
+          couponId: redeemed?.coupon.id ?? null, couponCode: redeemed?.coupon.code ?? null,
+          expiresAt: new Date(Date.now() + checkout.paymentTimeoutMinutes * 60_000),
+          cartId: contents.cartId, cartGeneration: contents.generation,
+        }).returning()
+
+        const items: (typeof orderItems.$inferSelect)[] = []
+        for (const line of priced) {
+          const v = byId.get(line.variantId)!
+          const [after] = await tx.update(productVariants).set({ stock: sql`${productVariants.stock} - ${line.quantity}`, updatedAt: new Date() })
+            .where(eq(productVariants.id, line.variantId)).returning({ stock: productVariants.stock })
+          await tx.insert(inventoryMovements).values({ variantId: line.variantId, delta: -line.quantity, stockAfter: after!.stock, reason: 'sale', note: `order ${order!.number}` })
+          const [item] = await tx.insert(orderItems).values({
+            orderId: order!.id, variantId: v.id, productId: v.productId, sku: v.sku, name: v.name, options: v.options,
+            unitPriceMinor: v.priceMinor, quantity: line.quantity, lineTotalMinor: v.priceMinor * line.quantity,
+            discountMinor: totals.lineDiscounts.get(v.id) ?? 0,
+          }).returning()
+          items.push(item!)
+        }
+        for (const productId of new Set(priced.map((l) => l.productId))) await refreshProductAggregates(tx, productId)
+        if (redeemed) await tx.insert(couponRedemptions).values({ couponId: redeemed.coupon.id, userId, orderId: order!.id })
+
+        eventIds = await outbox.add(tx, [
+          CART_CONSUMED(userId, contents.generation, contents.lines),
+          CATALOG_CHANGED(CATALOG_CACHE),
+          ACTIVITY(actor, 'checkout', { orderId: order!.id, number: order!.number, totalMinor: order!.totalMinor }),
+        ])
+        const placed: StoredResponse = { status: 201, body: toOrder(order!, items.sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0))) }
+        faults.at('checkout.before-idempotency-complete')
+        await attempt.complete(tx, placed)
+        return placed
+      })
+    } catch (err) {
+      if (isUniqueViolation(err, 'orders_cart_generation_key')) {
+        throw new Conflict('This cart has just been checked out by another request; review the cart and try again', 'cart-already-checked-out')
+      }
+      throw err
+    }
+    faults.at('checkout.after-order-commit')
+
+    // 4. side effects now
+    await outbox.runNow(eventIds)
+    return response
+  }
+}
+export type CheckoutWorkflow = ReturnType<typeof createCheckoutWorkflow>

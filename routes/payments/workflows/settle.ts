@@ -1,0 +1,47 @@
+import { eq } from 'drizzle-orm'
+import { orders, payments } from '../../../db/schema/index.js'
+import type { Tx } from '../../../db/client.js'
+import { NotFound } from '../../../src/errors.js'
+import { tryTransition } from '../../orders/service.js'
+import type { ProviderStatus } from '../providers.js'
+import { recordRefund } from './refund.js'
+
+export type PaymentRow = typeof payments.$inferSelect
+
+/**
+ * The one place a provider's answer about a payment is written (pay, confirm, webhook,
+ * reconciliation), in the caller's transaction with the payment locked here:
+ *   - succeeded: the payment is captured; its order goes to `paid` through the transition
+ *     table, or, when the order is no longer payable (cancelled, expired), a refund of the
+ *     whole capture is recorded on the payment alone, to be sent after the commit;
+ *   - failed: the payment failed (never after a capture);
+ *   - requires_confirmation: the provider holds it; the customer confirms next.
+ * Idempotent: an answer already applied changes nothing. Returns refunds to send after commit.
+ */
+export async function applyProviderOutcome(tx: Tx, paymentId: string, outcome: { providerPaymentId?: string; status: ProviderStatus; failureReason?: string }) {
+  // Locks in the order every workflow takes them: the order, then its payment.
+  const [known] = await tx.select({ orderId: payments.orderId }).from(payments).where(eq(payments.id, paymentId))
+  if (!known) throw new NotFound('payment', paymentId)
+  await tx.select({ id: orders.id }).from(orders).where(eq(orders.id, known.orderId)).for('update')
+  const [payment] = await tx.select().from(payments).where(eq(payments.id, paymentId)).for('update')
+  const refundIds: string[] = []
+  const providerPaymentId = outcome.providerPaymentId ?? payment!.providerPaymentId
+  // A capture is final. A failure is not: the provider may still capture (a later attempt).
+  if (payment!.status === 'succeeded') return { payment: payment!, refundIds }
+
+  if (outcome.status === 'succeeded') {
+    await tx.update(payments).set({ status: 'succeeded', providerPaymentId, failureReason: null, updatedAt: new Date() }).where(eq(payments.id, paymentId))
+    const paid = await tryTransition(tx, payment!.orderId, 'paid', { paidAt: new Date() }, 'pending_payment')
+    if (!paid) {
+      const refund = await recordRefund(tx, { paymentId, reason: 'order no longer payable', actorId: null, countsTowardOrder: false })
+      refundIds.push(refund.id)
+    }
+    const [after] = await tx.select().from(payments).where(eq(payments.id, paymentId))
+    return { payment: after!, refundIds }
+  }
+  if (payment!.status === 'failed') return { payment: payment!, refundIds }
+  const status = outcome.status === 'failed' ? 'failed' : 'requires_confirmation'
+  const [updated] = await tx.update(payments).set({ status, providerPaymentId, failureReason: outcome.status === 'failed' ? (outcome.failureReason ?? 'failed') : null, updatedAt: new Date() })
+    .where(eq(payments.id, paymentId)).returning()
+  return { payment: updated!, refundIds }
+}

@@ -1,0 +1,116 @@
+import { and, asc, eq, inArray, isNull, lt, lte, sql, type SQL } from 'drizzle-orm'
+import type { FastifyBaseLogger } from 'fastify'
+import { outbox } from '../db/schema/index.js'
+import type { Db, Tx } from '../db/client.js'
+
+// The transactional outbox: a side effect of a committed change (cart clear, cache
+// invalidation, activity entry) is written as a row in the same transaction as the change, then
+// handled after the commit, at once by the request that made it and again by the drain job for
+// whatever failed or was cut short by a crash. Delivery is at least once, so every handler is
+// idempotent; events of one key (a cart) are handled in the order they were written.
+
+export type OutboxHandler = (payload: Record<string, unknown>, event: { id: string; key: string | null }) => Promise<void>
+export interface OutboxEvent { topic: string; payload: Record<string, unknown>; key?: string }
+
+/** How long a claimed event is left to its claimer before another drainer may take it. */
+const CLAIM_MS = 30_000
+const BATCH = 100
+const backoffMs = (attempts: number) => Math.min(1000 * 2 ** Math.min(attempts, 10), 300_000)
+
+export function createOutbox(db: Db, log: FastifyBaseLogger) {
+  const handlers = new Map<string, OutboxHandler>()
+
+  /** Claims due events (optionally only these ids, or one key) so no other drainer runs them meanwhile. */
+  async function claim(filter: { ids?: string[]; key?: string; all?: boolean }) {
+    const due: SQL[] = [isNull(outbox.processedAt)]
+    if (filter.ids) due.push(inArray(outbox.id, filter.ids))
+    if (filter.key) due.push(eq(outbox.key, filter.key))
+    if (!filter.ids && !filter.key && !filter.all) due.push(lte(outbox.availableAt, sql`now()`))
+    const picked = db.select({ id: outbox.id }).from(outbox).where(and(...due)).orderBy(asc(outbox.createdAt)).limit(BATCH).for('update', { skipLocked: true })
+    const rows = await db.update(outbox)
+      .set({ attempts: sql`${outbox.attempts} + 1`, availableAt: sql`now() + make_interval(secs => ${CLAIM_MS / 1000})` })
+      .where(inArray(outbox.id, picked)).returning()
+    return rows.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())
+  }
+
+  async function handle(rows: Awaited<ReturnType<typeof claim>>) {
+    let done = 0
+    let failed = 0
+    const blockedKeys = new Set<string>()
+    for (const row of rows) {
+      // A later event of a key whose earlier event failed waits for it.
+      if (row.key && blockedKeys.has(row.key)) {
+        await db.update(outbox).set({ availableAt: sql`now()` }).where(eq(outbox.id, row.id))
+        continue
+      }
+      try {
+        const handler = handlers.get(row.topic)
+        if (!handler) throw new Error(`no outbox handler for ${row.topic}`)
+        await handler(row.payload, { id: row.id, key: row.key })
+        await db.update(outbox).set({ processedAt: new Date(), lastError: null }).where(eq(outbox.id, row.id))
+        done++
+      } catch (err) {
+        failed++
+        if (row.key) blockedKeys.add(row.key)
+        const message = (err as Error).message
+        log.warn({ outboxId: row.id, topic: row.topic, attempts: row.attempts, err: message }, 'outbox event failed; will retry')
+        await db.update(outbox).set({ lastError: message.slice(0, 1000), availableAt: new Date(Date.now() + backoffMs(row.attempts)) })
+          .where(eq(outbox.id, row.id)).catch(() => { /* the claim expires on its own */ })
+      }
+    }
+    return { done, failed }
+  }
+
+  return {
+    /** Registers the one handler of a topic. */
+    on(topic: string, handler: OutboxHandler) { handlers.set(topic, handler) },
+
+    /** Writes events in the caller's transaction; returns their ids for `runNow`. */
+    async add(tx: Tx, events: OutboxEvent[]): Promise<string[]> {
+      if (!events.length) return []
+      const rows = await tx.insert(outbox).values(events.map((e) => ({ topic: e.topic, payload: e.payload, key: e.key ?? null }))).returning({ id: outbox.id })
+      return rows.map((r) => r.id)
+    },
+
+    /** Handles just-committed events now; what fails stays for the drain job. Never throws. */
+    async runNow(ids: string[]) {
+      if (!ids.length) return { done: 0, failed: 0 }
+      try {
+        return await handle(await claim({ ids }))
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'outbox not handled now; the drain job will')
+        return { done: 0, failed: ids.length }
+      }
+    },
+
+    /**
+     * Handles what is due (the job), or everything pending of one key (a checkout settling its
+     * cart first), or everything pending at all (`all`, for tests and shutdown).
+     */
+    async drain(filter: { key?: string; all?: boolean } = {}) {
+      let done = 0
+      let failed = 0
+      for (;;) {
+        const rows = await claim(filter)
+        const result = await handle(rows)
+        done += result.done
+        failed += result.failed
+        if (rows.length < BATCH || result.failed) break
+      }
+      return { done, failed }
+    },
+
+    /** Unhandled events (for readiness and tests). */
+    async pending() {
+      const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(outbox).where(isNull(outbox.processedAt))
+      return row!.n
+    },
+
+    /** Removes handled events older than `days`. */
+    async purge(days = 7) {
+      const gone = await db.delete(outbox).where(and(lt(outbox.processedAt, sql`now() - make_interval(days => ${days})`))).returning({ id: outbox.id })
+      return { removed: gone.length }
+    },
+  }
+}
+export type Outbox = ReturnType<typeof createOutbox>

@@ -1,0 +1,214 @@
+import t from 'tap'
+import { createHash } from 'node:crypto'
+import { readFileSync, readdirSync } from 'node:fs'
+import pg from 'pg'
+import { and, eq, sql } from 'drizzle-orm'
+import { idempotencyKeys, inventoryMovements, orders, payments, productVariants, refunds, testProviderPayments, testProviderRefunds } from '../db/schema/index.js'
+import { buildTestApp, TEST_DATABASE_URL, databaseUrl } from './helpers.js'
+import { register, registerAdmin } from './users.js'
+import { createProduct } from './catalog.js'
+import type { App } from '../src/app.js'
+
+// The money path's defects of issue 11, each reproduced through HTTP against real stores.
+
+const ADDRESS = { recipientName: 'Ada Lovelace', line1: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'GB' }
+type Headers = Record<string, string>
+
+async function shop(t: Parameters<typeof buildTestApp>[0], env: Record<string, string> = {}) {
+  const app = await buildTestApp(t, env)
+  const admin = await registerAdmin(app)
+  const product = await createProduct(app, admin.headers, { variants: [{ priceMinor: 2000, stock: 20 }, { priceMinor: 700, stock: 20 }] })
+  return { app, admin, variantId: product.variants[0].id as string, otherVariantId: product.variants[1].id as string }
+}
+const addToCart = (app: App, headers: Headers, variantId: string, quantity = 1) => app.inject({ method: 'POST', url: '/cart/items', headers, payload: { variantId, quantity } })
+const checkout = (app: App, headers: Headers, key?: string) =>
+  app.inject({ method: 'POST', url: '/orders', headers: { ...headers, ...(key ? { 'idempotency-key': key } : {}) }, payload: { shippingAddress: ADDRESS } })
+const pay = (app: App, headers: Headers, orderId: string, paymentMethod: string, key: string) =>
+  app.inject({ method: 'POST', url: `/orders/${orderId}/payments`, headers: { ...headers, 'idempotency-key': key }, payload: { provider: 'test', paymentMethod } })
+const confirm = (app: App, headers: Headers, paymentId: string, paymentMethod = 'tok_success') =>
+  app.inject({ method: 'POST', url: `/payments/${paymentId}/confirm`, headers, payload: { paymentMethod } })
+const ordersOf = (app: App, userId: string) => app.db.select().from(orders).where(eq(orders.userId, userId))
+const stockOf = async (app: App, variantId: string) => (await app.db.select({ stock: productVariants.stock }).from(productVariants).where(eq(productVariants.id, variantId)))[0]!.stock
+
+/** Makes the next write that empties a cart fail once, inside FerretDB's own PostgreSQL table. */
+async function failNextCartClear(app: App) {
+  const mongoDb = app.mongo.db!.databaseName
+  const client = new pg.Client({ connectionString: databaseUrl('ferretdb') })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ table: string }>(`select _jsonb->>'table' as table from "${mongoDb}"._ferretdb_database_metadata where _jsonb->>'_id' = 'carts'`)
+    const table = `"${mongoDb}"."${rows[0]!.table}"`
+    await client.query(`create sequence "${mongoDb}".fail_once`)
+    await client.query(`create function "${mongoDb}".fail_cart_clear() returns trigger language plpgsql as $$
+      begin
+        if new._jsonb->'lines' = '[]'::jsonb and nextval('"${mongoDb}".fail_once') = 1 then raise exception 'injected: cart clear fails once'; end if;
+        return new;
+      end $$`)
+    await client.query(`create trigger fail_cart_clear before update on ${table} for each row execute function "${mongoDb}".fail_cart_clear()`)
+  } finally {
+    await client.end()
+  }
+}
+
+t.test('1: a failure after the order commits does not let the retry make a second order', async (t) => {
+  const { app, variantId } = await shop(t)
+  const buyer = await register(app, { email: 'retry@example.com' })
+  t.equal((await addToCart(app, buyer.headers, variantId, 2)).statusCode, 200)
+  await failNextCartClear(app)
+
+  const first = await checkout(app, buyer.headers, 'checkout-key-0001')
+  const retry = await checkout(app, buyer.headers, 'checkout-key-0001')
+  t.equal(retry.statusCode, 201, retry.body)
+  const placed = await ordersOf(app, buyer.body.user.id)
+  t.equal(placed.length, 1, 'one cart and one key make one order')
+  t.equal(retry.json().id, placed[0]!.id, 'the retry answers the order that was placed')
+  if (first.statusCode === 201) t.equal(first.json().id, placed[0]!.id)
+  t.equal(await stockOf(app, variantId), 18, 'stock taken once')
+  await app.outbox.drain({ all: true })
+  t.same((await app.inject({ method: 'GET', url: '/cart', headers: buyer.headers })).json().lines, [], 'the cart is emptied once the store is back')
+  t.equal((await checkout(app, buyer.headers, 'checkout-key-0002')).statusCode, 409, 'nothing left to check out')
+})
+
+t.test('2: a checkout held on row locks past any lock lifetime cannot place the cart twice, nor wipe a line added meanwhile', async (t) => {
+  const { app, variantId, otherVariantId } = await shop(t)
+  const buyer = await register(app, { email: 'slow@example.com' })
+  await addToCart(app, buyer.headers, variantId, 1)
+
+  // Another session holds the variant's row lock longer than the old 30 s cart lock lived.
+  const holder = new pg.Client({ connectionString: app.config.postgres.url })
+  await holder.connect()
+  t.teardown(() => holder.end())
+  await holder.query('begin')
+  await holder.query('select 1 from product_variants where id = $1 for update', [variantId])
+
+  const first = checkout(app, buyer.headers, 'slow-checkout-1')
+  await new Promise((r) => setTimeout(r, 31_000))
+  const added = await addToCart(app, buyer.headers, otherVariantId, 1)
+  t.equal(added.statusCode, 200, 'the shopper can still change the cart')
+  const second = checkout(app, buyer.headers, 'slow-checkout-2')
+  await new Promise((r) => setTimeout(r, 500))
+  await holder.query('commit')
+
+  const [a, b] = await Promise.all([first, second])
+  const placed = await ordersOf(app, buyer.body.user.id)
+  const ordered = placed.length
+  t.equal(a.statusCode, 201, a.body)
+  t.equal(ordered, 1, `one order from the cart as it was read (second answered ${b.statusCode})`)
+  t.equal(await stockOf(app, variantId), 19, 'the first line was sold once')
+  await app.outbox.drain({ all: true })
+  const cart = (await app.inject({ method: 'GET', url: '/cart', headers: buyer.headers })).json()
+  t.same(cart.lines.map((l: { variantId: string }) => l.variantId), [otherVariantId], 'the line added meanwhile is still in the cart')
+})
+
+t.test('3: two payments on one order cannot both capture; a late capture is refunded on the payment, not the order', async (t) => {
+  const { app, admin, variantId } = await shop(t)
+  const buyer = await register(app, { email: 'twice@example.com' })
+  await addToCart(app, buyer.headers, variantId, 1)
+  const order = (await checkout(app, buyer.headers, 'co-twice-0001')).json()
+  const p1 = await pay(app, buyer.headers, order.id, 'tok_async', 'pay-twice-0001')
+  t.equal(p1.statusCode, 201, p1.body)
+  const p2 = await pay(app, buyer.headers, order.id, 'tok_async', 'pay-twice-0002')
+  if (p2.statusCode === 201) await confirm(app, buyer.headers, p2.json().id)
+  t.equal(p2.statusCode, 409, 'a second payment while one is in flight is refused')
+  t.equal((await confirm(app, buyer.headers, p1.json().id)).json().status, 'succeeded')
+  const paid = (await app.inject({ method: 'GET', url: `/orders/${order.id}`, headers: buyer.headers })).json()
+  t.match(paid, { status: 'paid', refundedMinor: 0 })
+
+  const cancelled = await app.inject({ method: 'POST', url: `/orders/${order.id}/cancel`, headers: buyer.headers })
+  t.equal(cancelled.statusCode, 200, cancelled.body)
+  t.match(cancelled.json(), { status: 'cancelled', refundedMinor: order.totalMinor })
+  const captured = await app.db.select().from(testProviderPayments).where(eq(testProviderPayments.status, 'succeeded'))
+  t.equal(captured.length, 1, 'the provider captured once')
+  const back = await app.db.select().from(testProviderRefunds)
+  t.same(back.map((r) => r.amountMinor), [order.totalMinor], 'and refunded it once, in full')
+
+  // A capture that arrives after the order stopped being payable goes back, on the payment only.
+  await addToCart(app, buyer.headers, variantId, 1)
+  const late = (await checkout(app, buyer.headers, 'co-late-00001')).json()
+  const pending = (await pay(app, buyer.headers, late.id, 'tok_async', 'pay-late-0001')).json()
+  t.equal((await app.inject({ method: 'POST', url: `/orders/${late.id}/cancel`, headers: buyer.headers })).statusCode, 200)
+  const lateCapture = await confirm(app, buyer.headers, pending.id)
+  t.match(lateCapture.json(), { status: 'succeeded', refundedMinor: late.totalMinor })
+  const lateOrder = (await app.inject({ method: 'GET', url: `/orders/${late.id}`, headers: admin.headers })).json()
+  t.match(lateOrder, { status: 'cancelled', refundedMinor: 0 })
+})
+
+t.test('5: the same Idempotency-Key on payments of two orders makes two payments, not a provider error', async (t) => {
+  const { app, variantId } = await shop(t)
+  const buyer = await register(app, { email: 'keys@example.com' })
+  const ids: string[] = []
+  for (const n of [1, 2]) {
+    await addToCart(app, buyer.headers, variantId, n)
+    const order = (await checkout(app, buyer.headers, `co-keys-000${n}`)).json()
+    const res = await pay(app, buyer.headers, order.id, 'tok_success', 'my-one-payment-key')
+    t.equal(res.statusCode, 201, res.body)
+    ids.push(res.json().id)
+  }
+  t.not(ids[0], ids[1])
+})
+
+t.test('6: a full refund of a fulfilled order puts its stock back, once', async (t) => {
+  const { app, admin, variantId } = await shop(t)
+  const buyer = await register(app, { email: 'fulfilled@example.com' })
+  await addToCart(app, buyer.headers, variantId, 3)
+  const order = (await checkout(app, buyer.headers, 'co-fulfil-001')).json()
+  const payment = (await pay(app, buyer.headers, order.id, 'tok_success', 'pay-fulfil-001')).json()
+  await confirm(app, buyer.headers, payment.id)
+  t.equal((await app.inject({ method: 'PATCH', url: `/orders/${order.id}/status`, headers: admin.headers, payload: { status: 'fulfilled' } })).statusCode, 200)
+  t.equal(await stockOf(app, variantId), 17)
+  const refund = await app.inject({ method: 'POST', url: `/payments/${payment.id}/refunds`, headers: { ...admin.headers, 'idempotency-key': 'refund-full-001' }, payload: {} })
+  t.equal(refund.statusCode, 201, refund.body)
+  t.equal((await app.inject({ method: 'GET', url: `/orders/${order.id}`, headers: admin.headers })).json().status, 'refunded')
+  t.equal(await stockOf(app, variantId), 20, 'stock back')
+  const movements = await app.db.select().from(inventoryMovements).where(eq(inventoryMovements.variantId, variantId))
+  t.equal(movements.filter((m) => m.reason === 'return').length, 1, 'one return movement')
+})
+
+t.test('7: the key of a request whose process died is taken over by its retry, not stuck for 24 hours', async (t) => {
+  const { app, variantId } = await shop(t)
+  const buyer = await register(app, { email: 'crashed@example.com' })
+  await addToCart(app, buyer.headers, variantId, 1)
+  // What a request killed mid-way leaves behind: the key claimed, no response, nobody working on it.
+  const body = { shippingAddress: ADDRESS }
+  await app.db.insert(idempotencyKeys).values({ userId: buyer.body.user.id, scope: 'checkout', key: 'died-mid-way-01', requestHash: createHash('sha256').update(JSON.stringify(body)).digest('hex'), createdAt: new Date(Date.now() - 60_000) })
+  const started = Date.now()
+  const retry = await checkout(app, buyer.headers, 'died-mid-way-01')
+  t.equal(retry.statusCode, 201, retry.body)
+  t.ok(Date.now() - started < 14_000, 'without waiting out a long lock')
+  t.equal((await checkout(app, buyer.headers, 'died-mid-way-01')).json().id, retry.json().id, 'and later retries replay it')
+})
+
+t.test('8: every write of an order status goes through the transition table', async (t) => {
+  const offenders: string[] = []
+  const files = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(`${dir}/${e.name}`) : e.name.endsWith('.ts') ? [`${dir}/${e.name}`] : []))
+  for (const file of files('routes')) {
+    const source = readFileSync(file, 'utf8')
+    // An update of the orders table that sets `status` anywhere but in tryTransition() itself.
+    for (const match of source.matchAll(/update\(orders\)\.set\(\{[^}]*\bstatus\b/g)) {
+      const before = source.slice(0, match.index)
+      const enclosing = before.lastIndexOf('export async function tryTransition')
+      const nextFunction = before.lastIndexOf('\nexport ')
+      if (enclosing === -1 || nextFunction > enclosing) offenders.push(`${file}:${before.split('\n').length}`)
+    }
+  }
+  t.same(offenders, [], 'no order status written outside transition()')
+})
+
+t.test('a paid order refunded then cancelled never breaks the money check', async (t) => {
+  const { app, admin, variantId } = await shop(t)
+  const buyer = await register(app, { email: 'partial@example.com' })
+  await addToCart(app, buyer.headers, variantId, 1)
+  const order = (await checkout(app, buyer.headers, 'co-partial-01')).json()
+  const payment = (await pay(app, buyer.headers, order.id, 'tok_success', 'pay-partial-01')).json()
+  await confirm(app, buyer.headers, payment.id)
+  t.equal((await app.inject({ method: 'POST', url: `/payments/${payment.id}/refunds`, headers: admin.headers, payload: { amountMinor: 500 } })).statusCode, 201)
+  const cancelled = await app.inject({ method: 'POST', url: `/orders/${order.id}/cancel`, headers: buyer.headers })
+  t.equal(cancelled.statusCode, 200, cancelled.body)
+  t.equal(cancelled.json().refundedMinor, order.totalMinor, 'the rest is refunded on cancel')
+  const rows = await app.db.select().from(refunds).where(and(eq(refunds.paymentId, payment.id), eq(refunds.status, 'succeeded')))
+  t.same(rows.map((r) => r.amountMinor).sort((x, y) => x - y), [500, order.totalMinor - 500].sort((x, y) => x - y))
+  const [p] = await app.db.select().from(payments).where(eq(payments.id, payment.id))
+  t.equal(p!.refundedMinor, order.totalMinor)
+  void sql
+  void TEST_DATABASE_URL
+})
