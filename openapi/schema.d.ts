@@ -828,7 +828,7 @@ export interface paths {
         put?: never;
         /**
          * Check out my cart into an order
-         * @description Stock is reserved and totals computed by the server in one transaction. 409 names each line that cannot be bought. Send an Idempotency-Key to make retries safe.
+         * @description Stock is reserved and totals computed by the server in one transaction. 409 names each line that cannot be bought. Send an Idempotency-Key to make retries safe: a retry returns the first answer, and one cart makes at most one order.
          */
         post: operations["checkout"];
         delete?: never;
@@ -900,7 +900,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Start paying for my order */
+        /**
+         * Start paying for my order
+         * @description One payment in flight or captured per order (409 otherwise). Send an Idempotency-Key: a retry resumes the same payment.
+         */
         post: operations["createPayment"];
         delete?: never;
         options?: never;
@@ -953,7 +956,7 @@ export interface paths {
         put?: never;
         /**
          * Refund part or all of a captured payment (admin)
-         * @description Never more than captured in total (409). A full refund moves the order to refunded. Send an Idempotency-Key.
+         * @description Never more than captured in total (409). A full refund moves the order to refunded. Send an Idempotency-Key: a retry resumes the same refund. 502 when the provider did not answer: the refund stays pending and is retried.
          */
         post: operations["refundPayment"];
         delete?: never;
@@ -973,7 +976,7 @@ export interface paths {
         put?: never;
         /**
          * Payment provider events (signed)
-         * @description Test provider: header x-shop-signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">, 300 s tolerance. Stripe: stripe-signature. Each event id is applied once.
+         * @description Test provider: header x-shop-signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">, 300 s tolerance. Stripe: stripe-signature. Each event id is applied once; 404 for a payment not known yet (the provider sends it again).
          */
         post: operations["receivePaymentWebhook"];
         delete?: never;
@@ -1828,11 +1831,15 @@ export interface components {
             /** Format: uuid */
             orderId: string;
             provider: string;
-            /** @enum {string} */
-            status: "requires_confirmation" | "succeeded" | "failed";
+            /**
+             * @description pending: recorded, the provider has not answered yet (settled by a retry with the same Idempotency-Key or by reconciliation)
+             * @enum {string}
+             */
+            status: "pending" | "requires_confirmation" | "succeeded" | "failed";
             /** @description the order total, set by the server */
             amountMinor: number;
             currency: string;
+            /** @description refunded or being refunded */
             refundedMinor: number;
             failureReason: null | string;
             /** Format: date-time */
@@ -1859,6 +1866,11 @@ export interface components {
             /** Format: uuid */
             paymentId: string;
             amountMinor: number;
+            /**
+             * @description pending: sent or about to be sent to the provider; retried until it answers
+             * @enum {string}
+             */
+            status: "pending" | "succeeded" | "failed";
             reason: null | string;
             /** Format: date-time */
             createdAt: string;
@@ -6252,6 +6264,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description A problem (RFC 9457) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     getPayment: {
@@ -6364,7 +6385,25 @@ export interface operations {
                 };
             };
             /** @description A problem (RFC 9457) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6457,6 +6496,15 @@ export interface operations {
             };
             /** @description A problem (RFC 9457) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };

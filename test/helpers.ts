@@ -52,21 +52,25 @@ export async function createTestDatabase(t: Teardown): Promise<{ name: string; u
   return { name, url: databaseUrl(name) }
 }
 
-/** Builds the app against isolated test stores; `env` overrides any setting. */
-export async function buildTestApp(t: Teardown, env: Record<string, string> = {}): Promise<App> {
-  const { name, url } = await createTestDatabase(t)
-  const config = loadConfig({
+/** The environment of an app on isolated test stores: this database, a MongoDB database and a Redis prefix of the same name. */
+export function testEnv(database: { name: string; url: string }, env: Record<string, string> = {}): Record<string, string> {
+  return {
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
-    DATABASE_URL: url,
+    DATABASE_URL: database.url,
     DB_MIGRATE: 'false',
-    MONGODB_URL: `${TEST_MONGODB_URL}${name}`,
+    MONGODB_URL: `${TEST_MONGODB_URL}${database.name}`,
     REDIS_URL: TEST_REDIS_URL,
-    REDIS_KEY_PREFIX: `${name}:`,
+    REDIS_KEY_PREFIX: `${database.name}:`,
     // Background schedules are off unless a test is about them.
     JOBS: 'off',
     ...env,
-  })
+  }
+}
+
+/** Builds the app against isolated test stores; `env` overrides any setting. */
+export async function buildTestApp(t: Teardown, env: Record<string, string> = {}): Promise<App> {
+  const config = loadConfig(testEnv(await createTestDatabase(t), env))
   const app = await buildApp(config, { logger: false })
   t.teardown(async () => {
     await app.mongo.dropDatabase().catch(() => {})
@@ -90,7 +94,7 @@ async function deleteRedisKeys(prefix: string) {
   }
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const server = createServer().listen(0, '127.0.0.1', () => {
       const { port } = server.address() as { port: number }

@@ -2,9 +2,9 @@ import t from 'tap'
 import { createHash } from 'node:crypto'
 import { readFileSync, readdirSync } from 'node:fs'
 import pg from 'pg'
-import { and, eq, sql } from 'drizzle-orm'
+import { and, eq } from 'drizzle-orm'
 import { idempotencyKeys, inventoryMovements, orders, payments, productVariants, refunds, testProviderPayments, testProviderRefunds } from '../db/schema/index.js'
-import { buildTestApp, TEST_DATABASE_URL, databaseUrl } from './helpers.js'
+import { buildTestApp, databaseUrl } from './helpers.js'
 import { register, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
 import type { App } from '../src/app.js'
@@ -209,6 +209,114 @@ t.test('a paid order refunded then cancelled never breaks the money check', asyn
   t.same(rows.map((r) => r.amountMinor).sort((x, y) => x - y), [500, order.totalMinor - 500].sort((x, y) => x - y))
   const [p] = await app.db.select().from(payments).where(eq(payments.id, payment.id))
   t.equal(p!.refundedMinor, order.totalMinor)
-  void sql
-  void TEST_DATABASE_URL
+})
+
+// Fault injection: each step boundary of the workflows throws once; a retry with the same key,
+// the outbox drain or reconciliation completes the work, and nothing is done twice.
+
+const ledger = async (app: App) => ({
+  payments: await app.db.select().from(testProviderPayments),
+  refunds: await app.db.select().from(testProviderRefunds),
+})
+
+t.test('faults in checkout: before the key completes, after the commit, before the cart clear', async (t) => {
+  const { app, variantId } = await shop(t)
+  const buyer = await register(app, { email: 'faults@example.com' })
+
+  await addToCart(app, buyer.headers, variantId, 2)
+  app.faults.failOnce('checkout.before-idempotency-complete')
+  t.equal((await checkout(app, buyer.headers, 'fault-checkout-1')).statusCode, 500)
+  t.equal((await ordersOf(app, buyer.body.user.id)).length, 0, 'rolled back whole: no order')
+  t.equal(await stockOf(app, variantId), 20, 'and no stock taken')
+  const first = await checkout(app, buyer.headers, 'fault-checkout-1')
+  t.equal(first.statusCode, 201, 'the retry runs afresh')
+
+  await addToCart(app, buyer.headers, variantId, 1)
+  app.faults.failOnce('checkout.after-order-commit')
+  t.equal((await checkout(app, buyer.headers, 'fault-checkout-2')).statusCode, 500)
+  const replay = await checkout(app, buyer.headers, 'fault-checkout-2')
+  t.equal(replay.statusCode, 201)
+  t.equal(replay.headers['idempotent-replayed'], 'true', 'the retry replays the committed order')
+  t.equal((await ordersOf(app, buyer.body.user.id)).length, 2)
+  await app.outbox.drain({ all: true })
+  t.same((await app.inject({ method: 'GET', url: '/cart', headers: buyer.headers })).json().lines, [], 'the drain empties the cart')
+
+  await addToCart(app, buyer.headers, variantId, 1)
+  app.faults.failOnce('cart.before-clear')
+  t.equal((await checkout(app, buyer.headers, 'fault-checkout-3')).statusCode, 201)
+  t.equal((await app.inject({ method: 'GET', url: '/cart', headers: buyer.headers })).json().lines.length, 1, 'the clear failed: the line is still shown')
+  const again = await checkout(app, buyer.headers, 'fault-checkout-4')
+  t.equal(again.statusCode, 409, 'a new checkout first settles the pending clear, then finds the cart empty')
+  t.equal(again.json().type, 'urn:problem-type:cart-empty')
+  t.equal((await ordersOf(app, buyer.body.user.id)).length, 3)
+  t.equal(await stockOf(app, variantId), 16, 'stock taken exactly once per order')
+  t.equal(await app.outbox.pending(), 0, 'nothing left in the outbox')
+})
+
+t.test('faults in payment: after recording, after the provider call; reconciliation settles what no client retries', async (t) => {
+  const { app, variantId } = await shop(t)
+  const buyer = await register(app, { email: 'payfaults@example.com' })
+  const orderFor = async (key: string) => { await addToCart(app, buyer.headers, variantId, 1); return (await checkout(app, buyer.headers, key)).json() }
+
+  const o1 = await orderFor('pf-checkout-1')
+  app.faults.failOnce('payment.after-record')
+  t.equal((await pay(app, buyer.headers, o1.id, 'tok_async', 'pf-pay-0001')).statusCode, 500)
+  t.equal((await app.db.select().from(payments).where(eq(payments.orderId, o1.id)))[0]!.status, 'pending')
+  t.equal((await pay(app, buyer.headers, o1.id, 'tok_async', 'pf-pay-other')).statusCode, 409, 'another payment is refused while one is in flight')
+  const resumed = await pay(app, buyer.headers, o1.id, 'tok_async', 'pf-pay-0001')
+  t.equal(resumed.statusCode, 201, resumed.body)
+  t.equal(resumed.json().status, 'requires_confirmation')
+
+  const o2 = await orderFor('pf-checkout-2')
+  app.faults.failOnce('payment.after-provider-call')
+  t.equal((await pay(app, buyer.headers, o2.id, 'tok_async', 'pf-pay-0002')).statusCode, 500)
+  const again = await pay(app, buyer.headers, o2.id, 'tok_async', 'pf-pay-0002')
+  t.equal(again.statusCode, 201)
+  t.equal((await ledger(app)).payments.length, 2, 'the provider holds one payment per order, none twice')
+
+  // A client that never retries: reconciliation sends the pending payment with the same key.
+  const o3 = await orderFor('pf-checkout-3')
+  app.faults.failOnce('payment.after-provider-call')
+  t.equal((await pay(app, buyer.headers, o3.id, 'tok_async', 'pf-pay-0003')).statusCode, 500)
+  const reconciled = await app.money.reconcile({ olderThanMs: 0 })
+  t.equal(reconciled.paymentsSent, 1)
+  const [p3] = await app.db.select().from(payments).where(eq(payments.orderId, o3.id))
+  t.equal(p3!.status, 'requires_confirmation')
+  t.equal((await ledger(app)).payments.length, 3)
+
+  // The customer confirmed at the provider but our answer was lost: reconciliation asks the provider.
+  await app.db.update(testProviderPayments).set({ status: 'succeeded' }).where(eq(testProviderPayments.id, p3!.providerPaymentId!))
+  t.equal((await app.money.reconcile({ olderThanMs: 0 })).paymentsSettled, 1)
+  t.equal((await app.inject({ method: 'GET', url: `/orders/${o3.id}`, headers: buyer.headers })).json().status, 'paid')
+})
+
+t.test('faults in refunds: after recording, after the provider call; refunded exactly once', async (t) => {
+  const { app, admin, variantId } = await shop(t)
+  const buyer = await register(app, { email: 'refundfaults@example.com' })
+  await addToCart(app, buyer.headers, variantId, 2)
+  const order = (await checkout(app, buyer.headers, 'rf-checkout-1')).json()
+  const payment = (await pay(app, buyer.headers, order.id, 'tok_success', 'rf-pay-00001')).json()
+  await confirm(app, buyer.headers, payment.id)
+  const refund = (key: string, amountMinor: number) => app.inject({ method: 'POST', url: `/payments/${payment.id}/refunds`, headers: { ...admin.headers, 'idempotency-key': key }, payload: { amountMinor } })
+
+  app.faults.failOnce('refund.after-record')
+  t.equal((await refund('rf-refund-01', 1000)).statusCode, 500)
+  const r1 = await refund('rf-refund-01', 1000)
+  t.equal(r1.statusCode, 201, r1.body)
+  t.match(r1.json(), { amountMinor: 1000, status: 'succeeded' })
+
+  app.faults.failOnce('refund.after-provider-call')
+  t.equal((await refund('rf-refund-02', 1500)).statusCode, 500)
+  t.equal((await app.db.select().from(refunds).where(eq(refunds.status, 'pending'))).length, 1, 'recorded and reserved, not settled')
+  t.equal((await refund('rf-refund-03', order.totalMinor)).statusCode, 409, 'the reservation counts: no overdraw meanwhile')
+  t.equal((await app.money.reconcile({ olderThanMs: 0 })).refundsSent, 1)
+  const replay = await refund('rf-refund-02', 1500)
+  t.equal(replay.statusCode, 201)
+  t.match(replay.json(), { amountMinor: 1500, status: 'succeeded' })
+
+  const books = await ledger(app)
+  t.same(books.refunds.map((r) => r.amountMinor).sort((a, b) => a - b), [1000, 1500], 'the provider refunded each once')
+  const ours = await app.db.select().from(refunds).where(eq(refunds.paymentId, payment.id))
+  t.same(ours.map((r) => [r.amountMinor, r.status]).sort(), [[1000, 'succeeded'], [1500, 'succeeded']])
+  t.equal((await app.inject({ method: 'GET', url: `/orders/${order.id}`, headers: buyer.headers })).json().refundedMinor, 2500)
 })
