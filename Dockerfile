@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
+# The base is a build argument so an image can be built where no registry is reachable (any
+# Debian bookworm with Node.js 20.19+ will do); the default is the official image.
+ARG BASE_IMAGE=node:22-bookworm-slim
 # Build stage: full dependencies, compile TypeScript to dist/.
-FROM node:22-bookworm-slim AS build
+FROM ${BASE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -9,10 +12,11 @@ COPY src ./src
 COPY plugins ./plugins
 COPY routes ./routes
 COPY db ./db
+COPY drizzle ./drizzle
 RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: compiled code, production dependencies and migrations only, as a non-root user.
-FROM node:22-bookworm-slim AS runtime
+FROM ${BASE_IMAGE} AS runtime
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
