@@ -6563,7 +6563,9 @@ export interface operations {
                 cursor?: string;
                 userId?: string;
                 type?: "sign_in" | "sign_out" | "product_view" | "cart_change" | "checkout" | "payment" | "order_status_change" | "admin_action";
+                /** @description ISO 8601 with a zone, years 1970-9999 */
                 from?: string;
+                /** @description ISO 8601 with a zone, years 1970-9999 */
                 to?: string;
             };
             header?: never;
@@ -7318,9 +7320,9 @@ export interface operations {
     getSalesSummary: {
         parameters: {
             query: {
-                /** @description inclusive */
+                /** @description inclusive; ISO 8601 with a zone, years 1970-9999 */
                 from: string;
-                /** @description exclusive */
+                /** @description exclusive; ISO 8601 with a zone, years 1970-9999 */
                 to: string;
             };
             header?: never;
@@ -7379,9 +7381,9 @@ export interface operations {
     getTopProducts: {
         parameters: {
             query: {
-                /** @description inclusive */
+                /** @description inclusive; ISO 8601 with a zone, years 1970-9999 */
                 from: string;
-                /** @description exclusive */
+                /** @description exclusive; ISO 8601 with a zone, years 1970-9999 */
                 to: string;
                 by?: "revenue" | "units";
                 limit: number;
@@ -7501,9 +7503,9 @@ export interface operations {
     getPaymentStats: {
         parameters: {
             query: {
-                /** @description inclusive */
+                /** @description inclusive; ISO 8601 with a zone, years 1970-9999 */
                 from: string;
-                /** @description exclusive */
+                /** @description exclusive; ISO 8601 with a zone, years 1970-9999 */
                 to: string;
             };
             header?: never;
@@ -7562,9 +7564,9 @@ export interface operations {
     getNewCustomers: {
         parameters: {
             query: {
-                /** @description inclusive */
+                /** @description inclusive; ISO 8601 with a zone, years 1970-9999 */
                 from: string;
-                /** @description exclusive */
+                /** @description exclusive; ISO 8601 with a zone, years 1970-9999 */
                 to: string;
             };
             header?: never;

@@ -26,6 +26,8 @@ export function encodeCursor(key: readonly (string | number)[]): string {
 // What each position of a cursor may hold; checked before any value reaches SQL.
 const CURSOR_PARTS = {
   number: (v: unknown) => typeof v === 'number' && Number.isFinite(v),
+  // Integer columns (prices in minor units): 1.5 would reach SQL as text it cannot cast.
+  integer: (v: unknown) => Number.isSafeInteger(v),
   string: (v: unknown) => typeof v === 'string' && v.length <= 1000,
   uuid: (v: unknown) => typeof v === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v),
   date: (v: unknown) => typeof v === 'string' && /^\d{4}-\d{2}-\d{2}T[\d:.]+Z$/.test(v) && !Number.isNaN(Date.parse(v)),
@@ -34,7 +36,7 @@ const CURSOR_PARTS = {
 export type CursorPart = keyof typeof CURSOR_PARTS
 
 /** Decodes a cursor made by encodeCursor with the given parts, or answers 400. */
-export function decodeCursor<const K extends readonly CursorPart[]>(cursor: string, parts: K): { [I in keyof K]: K[I] extends 'number' ? number : string } {
+export function decodeCursor<const K extends readonly CursorPart[]>(cursor: string, parts: K): { [I in keyof K]: K[I] extends 'number' | 'integer' ? number : string } {
   let key: unknown
   try { key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) } catch { key = undefined }
   if (!Array.isArray(key) || key.length !== parts.length || key.some((v, i) => !CURSOR_PARTS[parts[i]!](v))) {

@@ -7,3 +7,10 @@ import { Type, type SchemaOptions } from '@sinclair/typebox'
 export function StringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}) {
   return Type.Unsafe<T[number]>({ ...options, type: 'string', enum: [...values] })
 }
+
+/**
+ * A date-time a client may send: ISO 8601 with a zone, in years 1970-9999, which PostgreSQL and
+ * JavaScript both represent and read back the same (years before 0020 do not survive the trip).
+ */
+export const DateTimeInput = (options: SchemaOptions = {}) =>
+  Type.String({ ...options, format: 'date-time', pattern: '^(19[7-9][0-9]|[2-9][0-9]{3})-', description: `${options.description ? `${options.description}; ` : ''}ISO 8601 with a zone, years 1970-9999` })

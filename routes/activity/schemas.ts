@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { StringEnum } from '../../src/schema-types.js'
+import { DateTimeInput, StringEnum } from '../../src/schema-types.js'
 import { PageQuery, pageOf } from '../../src/pagination.js'
 import { ACTIVITY_TYPES } from '../../db/models/activity.js'
 
@@ -16,8 +16,8 @@ export const ActivityQuery = Type.Object({
   ...PageQuery,
   userId: Type.Optional(Type.String({ format: 'uuid' })),
   type: Type.Optional(StringEnum(ACTIVITY_TYPES)),
-  from: Type.Optional(Type.String({ format: 'date-time' })),
-  to: Type.Optional(Type.String({ format: 'date-time' })),
+  from: Type.Optional(DateTimeInput()),
+  to: Type.Optional(DateTimeInput()),
 }, { additionalProperties: false })
 
 export const schemas = [ActivityEntry, ActivityPage]

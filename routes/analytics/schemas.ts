@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox'
-import { StringEnum } from '../../src/schema-types.js'
+import { DateTimeInput, StringEnum } from '../../src/schema-types.js'
 
 const Range = {
-  from: Type.String({ format: 'date-time', description: 'inclusive' }),
-  to: Type.String({ format: 'date-time', description: 'exclusive' }),
+  from: DateTimeInput({ description: 'inclusive' }),
+  to: DateTimeInput({ description: 'exclusive' }),
 }
 export const RangeQuery = Type.Object(Range, { additionalProperties: false })
 export const TopProductsQuery = Type.Object({ ...Range, by: Type.Optional(StringEnum(['revenue', 'units'], { default: 'revenue' })), limit: Type.Integer({ minimum: 1, maximum: 100, default: 10 }) }, { additionalProperties: false })

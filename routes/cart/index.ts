@@ -85,8 +85,11 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
       security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, body: Type.Ref(CartCoupon), response: { 200: Type.Ref(Cart), ...errors },
     },
   }, async (req) => {
+    // Whose cart first: a caller who has none learns nothing about which codes exist.
+    const cartOwner = owner(req)
+    await service.get(cartOwner)
     const coupon = await coupons.requireActive(req.body.code)
-    return service.setCoupon(owner(req), coupon.code)
+    return service.setCoupon(cartOwner, coupon.code)
   })
 
   app.delete('/coupon', {

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { StringEnum } from '../../src/schema-types.js'
+import { DateTimeInput, StringEnum } from '../../src/schema-types.js'
 import { PageQuery, pageOf } from '../../src/pagination.js'
 
 export const CouponCode = Type.String({ pattern: '^[A-Za-z0-9_-]{3,40}$', description: 'letters, digits, _ and -; compared case-insensitively' })
@@ -13,8 +13,8 @@ const couponFields = {
   value: Type.Integer({ minimum: 1, maximum: 100_000_000 }),
   minSubtotalMinor: Type.Optional(Minor),
   maxDiscountMinor: Type.Optional(Type.Union([Type.Null(), Minor])),
-  startsAt: Type.Optional(Timestamp),
-  endsAt: Type.Optional(Timestamp),
+  startsAt: Type.Optional(Type.Union([Type.Null(), DateTimeInput()])),
+  endsAt: Type.Optional(Type.Union([Type.Null(), DateTimeInput()])),
   usageLimit: Type.Optional(Type.Union([Type.Null(), Type.Integer({ minimum: 1, maximum: 1_000_000_000 })])),
   perCustomerLimit: Type.Optional(Type.Union([Type.Null(), Type.Integer({ minimum: 1, maximum: 1_000_000 })])),
   productIds: Type.Optional(Ids),

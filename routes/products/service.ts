@@ -49,11 +49,11 @@ function sortSpec(sort: ProductSort, rank: SQL): SortSpec {
       after: ([c, id]) => sql`(${products.createdAt}, ${products.id}) < (${c}::timestamptz, ${id}::uuid)`,
     }
     case 'price_asc': return {
-      order: [asc(products.minPriceMinor), asc(products.id)], kinds: ['number', 'uuid'],
+      order: [asc(products.minPriceMinor), asc(products.id)], kinds: ['integer', 'uuid'],
       after: ([p, id]) => sql`(${products.minPriceMinor}, ${products.id}) > (${p}::int, ${id}::uuid)`,
     }
     case 'price_desc': return {
-      order: [desc(products.minPriceMinor), desc(products.id)], kinds: ['number', 'uuid'],
+      order: [desc(products.minPriceMinor), desc(products.id)], kinds: ['integer', 'uuid'],
       after: ([p, id]) => sql`(${products.minPriceMinor}, ${products.id}) < (${p}::int, ${id}::uuid)`,
     }
     case 'rating': return {
