@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import mongoose, { type Connection } from 'mongoose'
-import { FerretDbUnavailable, startEmbeddedFerretDb } from '../src/embedded-ferretdb.js'
+import { FerretDbUnavailable, buildFerretDb, startEmbeddedFerretDb } from '../src/embedded-ferretdb.js'
 
 declare module 'fastify' {
   interface FastifyInstance { mongo: Connection }
@@ -15,7 +15,7 @@ export default fp(async (app) => {
   let stopEmbedded = async () => {}
   if (!target && embedded === 'ferretdb') {
     try {
-      const ferret = await startEmbeddedFerretDb({ binary: ferretdbBin, dataDir: ferretdbDataDir })
+      const ferret = await startEmbeddedFerretDb({ binary: ferretdbBin, dataDir: ferretdbDataDir, build: buildFerretDb, log: (message) => app.log.info({ store: 'mongo' }, message) })
       stopEmbedded = ferret.stop
       target = `${ferret.url}${DEFAULT_DB}`
       kind = `embedded FerretDB (${ferret.binary}, SQLite under ${ferretdbDataDir})`

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, constants, mkdirSync } from 'node:fs'
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { createServer, connect } from 'node:net'
 import { homedir } from 'node:os'
 import { delimiter, join, resolve } from 'node:path'
@@ -11,7 +12,31 @@ export class FerretDbUnavailable extends Error {
   override name = 'FerretDbUnavailable'
 }
 
-const INSTALL_HINT = 'run `bash test/install-ferretdb.sh` (needs Go), set FERRETDB_BIN to a ferretdb v1.24 binary, or set MONGODB_URL'
+const INSTALL_HINT = 'install Go 1.22 or newer (https://go.dev/dl/, or `apt-get install golang`) and start again: FerretDB is then built once by `bash test/install-ferretdb.sh`; or set FERRETDB_BIN to a ferretdb v1.24 binary, or MONGODB_URL to a MongoDB server'
+const INSTALL_SCRIPT = fileURLToPath(new URL('../test/install-ferretdb.sh', import.meta.url))
+
+const onPath = (name: string) => (process.env.PATH ?? '').split(delimiter).filter(Boolean).some((dir) => {
+  try { accessSync(join(dir, name), constants.X_OK); return true } catch { return false }
+})
+
+/**
+ * Builds FerretDB with Go once (into Go's bin directory, where findBinary looks next time), with
+ * Go's own progress on stderr. Undefined when Go is not installed or the build fails.
+ */
+export async function buildFerretDb(log: (message: string) => void): Promise<string | undefined> {
+  if (!onPath('go') || !existsSync(INSTALL_SCRIPT)) return undefined
+  log('FerretDB (the MongoDB-compatible server of the embedded mode) is not installed: building it once with Go; this takes a minute or two')
+  const started = Date.now()
+  const built = await new Promise<string | undefined>((res) => {
+    let out = ''
+    const child = spawn('bash', [INSTALL_SCRIPT], { stdio: ['ignore', 'pipe', 'inherit'] })
+    child.stdout.on('data', (d) => { out += d })
+    child.once('error', () => res(undefined))
+    child.once('exit', (code) => res(code === 0 ? out.trim().split('\n').pop() : undefined))
+  })
+  log(built ? `FerretDB built in ${Math.round((Date.now() - started) / 1000)} s: ${built}` : 'FerretDB could not be built (see the output above)')
+  return built
+}
 
 function findBinary(explicit?: string): string | undefined {
   const candidates = explicit
@@ -44,8 +69,8 @@ function canConnect(port: number): Promise<boolean> {
 
 export interface EmbeddedFerretDb { url: string; binary: string; stop(): Promise<void> }
 
-export async function startEmbeddedFerretDb(opts: { binary?: string; dataDir: string; timeoutMs?: number }): Promise<EmbeddedFerretDb> {
-  const binary = findBinary(opts.binary)
+export async function startEmbeddedFerretDb(opts: { binary?: string; dataDir: string; timeoutMs?: number; build?: (log: (message: string) => void) => Promise<string | undefined>; log?: (message: string) => void }): Promise<EmbeddedFerretDb> {
+  const binary = findBinary(opts.binary) ?? (opts.binary || !opts.build ? undefined : await opts.build(opts.log ?? (() => {})))
   if (!binary) throw new FerretDbUnavailable(`no ferretdb binary found; ${INSTALL_HINT}`)
   const dataDir = resolve(opts.dataDir)
   mkdirSync(dataDir, { recursive: true })

@@ -1,0 +1,93 @@
+import t from 'tap'
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, dirname, join } from 'node:path'
+import { freePort } from './helpers.js'
+
+// The README's first command on a fresh checkout: `npm ci && npm start` with no environment
+// (only PORT, so it does not collide with a developer's server). Go is on the machine but
+// FerretDB is not (an empty GOPATH), so the start builds it, then serves the whole shop on
+// embedded stores: register -> cart -> checkout -> pay through HTTP. This tests the committed
+// HEAD (a clone), not uncommitted changes.
+
+const goDir = (() => { try { return dirname(execFileSync('bash', ['-c', 'command -v go'], { encoding: 'utf8' }).trim()) } catch { return undefined } })()
+const goEnv = (name: string) => execFileSync('go', ['env', name], { encoding: 'utf8' }).trim()
+
+async function waitFor(url: string, seconds: number, alive: () => boolean) {
+  for (let i = 0; i < seconds * 5; i++) {
+    if (!alive()) throw new Error('the server exited')
+    try { if ((await fetch(url)).ok) return } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  throw new Error(`${url} did not answer within ${seconds} s`)
+}
+
+function serve(t: Parameters<Parameters<typeof t.test>[1]>[0], cwd: string, command: string[], env: Record<string, string>) {
+  let output = ''
+  const child = spawn(command[0]!, command.slice(1), { cwd, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  child.stdout.on('data', (d) => { output += d })
+  child.stderr.on('data', (d) => { output += d })
+  let exited = false
+  const done = new Promise((r) => child.once('exit', () => { exited = true; r(undefined) }))
+  const stop = async () => { if (!exited) { process.kill(-child.pid!, 'SIGTERM'); await done } }
+  t.teardown(stop)
+  return { output: () => output, alive: () => !exited, stop }
+}
+
+t.test('fresh clone: npm ci && npm start builds FerretDB once, then a customer buys and pays', { timeout: 600_000, skip: goDir ? false : 'Go is not installed' }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'newcomer-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  execFileSync('git', ['clone', '--quiet', process.cwd(), join(dir, 'shop')])
+  const cwd = join(dir, 'shop')
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--prefer-offline'], { cwd, stdio: 'ignore' })
+
+  const port = String(await freePort())
+  // A machine with Go and no FerretDB: an empty GOPATH; the module and build caches are shared,
+  // so the build takes seconds here rather than minutes.
+  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir, PORT: port, GOPATH: join(dir, 'gopath'), GOMODCACHE: goEnv('GOMODCACHE'), GOCACHE: goEnv('GOCACHE'), GOFLAGS: '-mod=mod', GOPROXY: goEnv('GOPROXY') }
+  const server = serve(t, cwd, ['npm', 'start'], env)
+  await waitFor(`http://127.0.0.1:${port}/ready`, 400, server.alive)
+  t.match(server.output(), /building it once with Go/, 'the start said it builds FerretDB')
+  t.match(server.output(), /FerretDB built in \d+ s/)
+
+  const base = `http://127.0.0.1:${port}`
+  const call = async (method: string, path: string, body?: object, headers: Record<string, string> = {}) => {
+    const res = await fetch(base + path, { method, headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined })
+    return { status: res.status, body: await res.json() as Record<string, any> }
+  }
+  const ready = await call('GET', '/ready')
+  t.equal(ready.status, 200, JSON.stringify(ready.body))
+
+  const signedUp = await call('POST', '/auth/register', { email: 'newcomer@example.com', name: 'New Comer', password: 'a long enough password' })
+  t.equal(signedUp.status, 201)
+  const auth = { authorization: `Bearer ${signedUp.body.tokens.accessToken}` }
+  const listing = await call('GET', '/products?limit=5&inStock=true')
+  t.ok(listing.body.items.length > 0, 'the demo catalog is there')
+  const product = await call('GET', `/products/${listing.body.items[0].id}`)
+  const variant = product.body.variants.find((v: { stock: number }) => v.stock > 0)
+  t.equal((await call('POST', '/cart/items', { variantId: variant.id, quantity: 1 }, auth)).status, 200)
+  const order = await call('POST', '/orders', { shippingAddress: { recipientName: 'New Comer', line1: '1 First Street', city: 'Paris', postalCode: '75001', country: 'FR' } }, { ...auth, 'idempotency-key': 'newcomer-checkout-1' })
+  t.equal(order.status, 201, JSON.stringify(order.body))
+  const payment = await call('POST', `/orders/${order.body.id}/payments`, { provider: 'test', paymentMethod: 'tok_success' }, { ...auth, 'idempotency-key': 'newcomer-payment-1' })
+  t.equal(payment.status, 201, JSON.stringify(payment.body))
+  const confirmed = await call('POST', `/payments/${payment.body.id}/confirm`, { paymentMethod: 'tok_success' }, auth)
+  t.equal(confirmed.body.status, 'succeeded')
+  t.equal((await call('GET', `/orders/${order.body.id}`, undefined, auth)).body.status, 'paid')
+  await server.stop()
+})
+
+t.test('without Go and without FerretDB, the start says exactly what to install', { timeout: 120_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'nogo-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const path = (process.env.PATH ?? '').split(delimiter).filter((d) => d !== goDir).join(delimiter)
+  const port = String(await freePort())
+  const server = serve(t, process.cwd(), [process.execPath, '--import', 'tsx', 'src/server.ts'], {
+    PATH: path, HOME: dir, GOPATH: join(dir, 'gopath'), PORT: port, PGLITE_DATA_DIR: 'memory://', FERRETDB_DATA_DIR: join(dir, 'ferretdb'), UPLOAD_DIR: join(dir, 'uploads'),
+  })
+  await waitFor(`http://127.0.0.1:${port}/health`, 60, server.alive)
+  t.match(server.output(), /install Go 1\.22 or newer/, 'the log names what to install')
+  const ready = await fetch(`http://127.0.0.1:${port}/ready`)
+  t.equal(ready.status, 503, '/ready reports MongoDB down')
+  await server.stop()
+})
