@@ -1,6 +1,6 @@
 import t from 'tap'
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
 import { freePort } from './helpers.js'
@@ -13,6 +13,9 @@ import { freePort } from './helpers.js'
 
 const goDir = (() => { try { return dirname(execFileSync('bash', ['-c', 'command -v go'], { encoding: 'utf8' }).trim()) } catch { return undefined } })()
 const goEnv = (name: string) => execFileSync('go', ['env', name], { encoding: 'utf8' }).trim()
+// A PATH without any FerretDB binary (a newcomer's machine has none), optionally without Go too.
+const pathWithout = (dirs: (string | undefined)[]) => (process.env.PATH ?? '').split(delimiter)
+  .filter((d) => !dirs.includes(d) && !existsSync(join(d, 'ferretdb'))).join(delimiter)
 
 async function waitFor(url: string, seconds: number, alive: () => boolean) {
   for (let i = 0; i < seconds * 5; i++) {
@@ -23,7 +26,7 @@ async function waitFor(url: string, seconds: number, alive: () => boolean) {
   throw new Error(`${url} did not answer within ${seconds} s`)
 }
 
-function serve(t: Parameters<Parameters<typeof t.test>[1]>[0], cwd: string, command: string[], env: Record<string, string>) {
+function serve(t: { teardown(fn: () => unknown): void }, cwd: string, command: string[], env: Record<string, string>) {
   let output = ''
   const child = spawn(command[0]!, command.slice(1), { cwd, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   child.stdout.on('data', (d) => { output += d })
@@ -45,7 +48,7 @@ t.test('fresh clone: npm ci && npm start builds FerretDB once, then a customer b
   const port = String(await freePort())
   // A machine with Go and no FerretDB: an empty GOPATH; the module and build caches are shared,
   // so the build takes seconds here rather than minutes.
-  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir, PORT: port, GOPATH: join(dir, 'gopath'), GOMODCACHE: goEnv('GOMODCACHE'), GOCACHE: goEnv('GOCACHE'), GOFLAGS: '-mod=mod', GOPROXY: goEnv('GOPROXY') }
+  const env = { PATH: pathWithout([]), HOME: process.env.HOME ?? dir, PORT: port, GOPATH: join(dir, 'gopath'), GOMODCACHE: goEnv('GOMODCACHE'), GOCACHE: goEnv('GOCACHE'), GOFLAGS: '-mod=mod', GOPROXY: goEnv('GOPROXY') }
   const server = serve(t, cwd, ['npm', 'start'], env)
   await waitFor(`http://127.0.0.1:${port}/ready`, 400, server.alive)
   t.match(server.output(), /building it once with Go/, 'the start said it builds FerretDB')
@@ -80,7 +83,7 @@ t.test('fresh clone: npm ci && npm start builds FerretDB once, then a customer b
 t.test('without Go and without FerretDB, the start says exactly what to install', { timeout: 120_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'nogo-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const path = (process.env.PATH ?? '').split(delimiter).filter((d) => d !== goDir).join(delimiter)
+  const path = pathWithout([goDir])
   const port = String(await freePort())
   const server = serve(t, process.cwd(), [process.execPath, '--import', 'tsx', 'src/server.ts'], {
     PATH: path, HOME: dir, GOPATH: join(dir, 'gopath'), PORT: port, PGLITE_DATA_DIR: 'memory://', FERRETDB_DATA_DIR: join(dir, 'ferretdb'), UPLOAD_DIR: join(dir, 'uploads'),
