@@ -5,6 +5,9 @@ ARG BASE_IMAGE=node:22-bookworm-slim
 # Build stage: full dependencies, compile TypeScript to dist/.
 FROM ${BASE_IMAGE} AS build
 WORKDIR /app
+# argon2 compiles its native addon here: its bundled linux-x64 prebuild crashes when loaded
+# (seen on Debian bookworm with Node.js 20), so node-gyp needs a compiler and Python.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./

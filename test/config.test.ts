@@ -56,15 +56,8 @@ t.test('defaults work with no environment; empty strings count as unset', async 
 })
 
 t.test('the compose file sets everything production requires', async (t) => {
-  const { readFileSync } = await import('node:fs')
-  const { parse } = await import('yaml')
-  const compose = parse(readFileSync('docker-compose.yml', 'utf8')) as { services: { app: { environment: Record<string, string> } } }
-  // Compose's own interpolation: ${X:?message} must be given by the operator, ${X:-default} falls back.
-  const required: string[] = []
-  const env = Object.fromEntries(Object.entries(compose.services.app.environment).map(([name, value]) => [name, String(value).replace(/\$\{(\w+)(?::([?-])([^}]*))?\}/g, (_m, variable: string, kind?: string, rest?: string) => {
-    if (kind === '?') { required.push(variable); return variable === 'JWT_SECRET' ? 'j'.repeat(40) : variable === 'SMTP_URL' ? 'smtp://mail.example.com:587' : 'w'.repeat(40) }
-    return kind === '-' ? rest ?? '' : ''
-  })]))
+  const { composeAppEnv } = await import('./compose.js')
+  const { env, required } = composeAppEnv({ JWT_SECRET: 'j'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'w'.repeat(40), SMTP_URL: 'smtp://mail.example.com:587' })
   t.same(required.sort(), ['JWT_SECRET', 'PAYMENT_WEBHOOK_SECRET', 'SMTP_URL'], 'the operator must give each secret and the mail server')
   const config = loadConfig(env)
   t.equal(config.env, 'production')

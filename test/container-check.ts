@@ -1,0 +1,49 @@
+import { readFileSync } from 'node:fs'
+import pg from 'pg'
+import { TEST_DATABASE_URL } from './helpers.js'
+
+// What test/container.sh checks against the running image: it serves, it is ready on its
+// stores, it migrated the empty database itself, it runs as a non-root user, and a customer can
+// buy and pay. Exits non-zero with a line saying what failed.
+
+const base = process.env.BASE_URL!
+const failures: string[] = []
+const check = (ok: boolean, what: string) => { console.log(`container: ${ok ? 'ok' : 'FAILED'} - ${what}`); if (!ok) failures.push(what) }
+const call = async (method: string, path: string, body?: object, headers: Record<string, string> = {}) => {
+  const res = await fetch(base + path, { method, headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined })
+  return { status: res.status, body: await res.json().catch(() => null) as Record<string, any> }
+}
+
+check((await call('GET', '/health')).status === 200, '/health answers 200')
+const ready = await call('GET', '/ready')
+check(ready.status === 200, `/ready answers 200 (${JSON.stringify(ready.body)})`)
+check(process.env.CONTAINER_USER !== '0' && process.env.CONTAINER_USER !== undefined, `runs as a non-root user (uid ${process.env.CONTAINER_USER})`)
+
+const url = new URL(TEST_DATABASE_URL)
+url.pathname = `/${process.env.CONTAINER_DB}`
+const db = new pg.Client({ connectionString: url.toString() })
+await db.connect()
+const journal = JSON.parse(readFileSync('drizzle/meta/_journal.json', 'utf8')) as { entries: unknown[] }
+const applied = await db.query('select count(*)::int as n from drizzle.__drizzle_migrations')
+check(applied.rows[0].n === journal.entries.length, `applied all ${journal.entries.length} migrations to the empty database`)
+
+const adminSignup = await call('POST', '/auth/register', { email: 'ops@example.com', name: 'Ops', password: 'a long admin password' })
+await db.query(`update users set role = 'admin' where email = 'ops@example.com'`)
+const adminLogin = await call('POST', '/auth/login', { email: 'ops@example.com', password: 'a long admin password' })
+const admin = { authorization: `Bearer ${adminLogin.body?.tokens?.accessToken}` }
+check(adminSignup.status === 201 && adminLogin.status === 200, 'an admin signs in')
+const product = await call('POST', '/products', { name: 'Container Mug', slug: 'container-mug', status: 'active', variants: [{ sku: 'MUG-CTR', priceMinor: 1500, stock: 5 }] }, admin)
+check(product.status === 201, `a product is created (${product.status})`)
+
+const buyer = await call('POST', '/auth/register', { email: 'buyer@example.com', name: 'Buyer', password: 'a long buyer password' })
+const auth = { authorization: `Bearer ${buyer.body?.tokens?.accessToken}` }
+await call('POST', '/cart/items', { variantId: product.body?.variants?.[0]?.id, quantity: 2 }, auth)
+const order = await call('POST', '/orders', { shippingAddress: { recipientName: 'Buyer', line1: '2 Port Road', city: 'Hamburg', postalCode: '20457', country: 'DE' } }, { ...auth, 'idempotency-key': 'container-checkout-1' })
+check(order.status === 201, `checkout (${order.status})`)
+const payment = await call('POST', `/orders/${order.body?.id}/payments`, { provider: 'test', paymentMethod: 'tok_success' }, { ...auth, 'idempotency-key': 'container-payment-1' })
+const confirmed = await call('POST', `/payments/${payment.body?.id}/confirm`, { paymentMethod: 'tok_success' }, auth)
+check(confirmed.body?.status === 'succeeded', 'the payment is captured')
+check((await call('GET', `/orders/${order.body?.id}`, undefined, auth)).body?.status === 'paid', 'the order is paid')
+await db.end()
+if (failures.length) { console.error(`container: ${failures.length} failed`); process.exit(1) }
+console.log('container: all checks passed')
