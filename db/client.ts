@@ -8,6 +8,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
 import { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
 import * as schema from './schema/index.js'
+import { busy, embeddedUrl, holderOf, serveEmbedded, takeLock } from './embedded.js'
 
 // One way to open the database, shared by the app, the CLI scripts and the tests:
 // node-postgres when a URL is given, otherwise PGlite (embedded, single process).
@@ -20,6 +21,8 @@ export interface DbHandle {
   kind: 'postgres' | 'pglite'
   /** Where the data lives, for the start-up log; never includes a password. */
   location: string
+  /** The embedded database's address while this process serves it (psql, drizzle-kit, CLI). */
+  servedUrl?: string
   migrate(): Promise<void>
   close(): Promise<void>
 }
@@ -32,11 +35,31 @@ export interface OpenDbOptions {
   url?: string
   pgliteDataDir: string
   poolMax: number
+  /** The API: open the embedded directory itself and serve it on this port (db/embedded.ts). */
+  serveEmbeddedOn?: number
+  /** What holds the embedded directory, for the message another process shows. */
+  command?: string
   /** Called when an idle pooled connection dies (server restart, admin kill). */
   onIdleError?: (err: Error) => void
 }
 
-export function openDb(opts: OpenDbOptions): DbHandle {
+export async function openDb(opts: OpenDbOptions): Promise<DbHandle> {
+  if (!opts.url && !opts.pgliteDataDir.startsWith('memory://')) {
+    // The embedded directory: through the API that serves it, or opened here and locked.
+    const holder = holderOf(opts.pgliteDataDir)
+    if (holder?.port && opts.serveEmbeddedOn === undefined) {
+      const handle = await openDb({ ...opts, url: embeddedUrl(holder.port), poolMax: Math.min(opts.poolMax, 4) })
+      return { ...handle, location: `${opts.pgliteDataDir}, served by the API (pid ${holder.pid}) on port ${holder.port}` }
+    }
+    if (holder) throw busy(opts.pgliteDataDir, holder)
+    const lock = takeLock(opts.pgliteDataDir, opts.command ?? process.argv.slice(1).join(' '))
+    try {
+      return await openPglite(opts, lock)
+    } catch (err) {
+      lock.release()
+      throw err
+    }
+  }
   if (opts.url) {
     const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolMax, connectionTimeoutMillis: 5000 })
     // Without a listener, pg re-throws an idle client's error and the process dies; the pool
@@ -61,16 +84,28 @@ export function openDb(opts: OpenDbOptions): DbHandle {
       close: () => pool.end(),
     }
   }
+  return openPglite(opts)
+}
+
+async function openPglite(opts: OpenDbOptions, lock?: ReturnType<typeof takeLock>): Promise<DbHandle> {
   if (!opts.pgliteDataDir.startsWith('memory://')) mkdirSync(opts.pgliteDataDir, { recursive: true })
   const client = new PGlite(opts.pgliteDataDir)
+  await client.waitReady
+  const served = lock && opts.serveEmbeddedOn !== undefined ? await serveEmbedded(client, opts.serveEmbeddedOn) : undefined
+  if (served) lock!.setPort(served.port)
   // Same query API as node-postgres for everything the services use.
   const db = drizzlePglite({ client, schema }) as unknown as Db
   return {
     db,
     kind: 'pglite',
-    location: opts.pgliteDataDir,
+    location: served ? `${opts.pgliteDataDir}, served on ${embeddedUrl(served.port)}` : opts.pgliteDataDir,
+    servedUrl: served ? embeddedUrl(served.port) : undefined,
     migrate: () => migratePglite(db as never, { migrationsFolder }),
-    close: () => client.close(),
+    async close() {
+      await served?.stop()
+      await client.close()
+      lock?.release()
+    },
   }
 }
 

@@ -21,7 +21,7 @@ if (given !== undefined && (given.length < PASSWORD_MIN_LENGTH || given.length >
   process.exit(2)
 }
 
-const handle = openDb(loadConfig().postgres)
+const handle = await openDb(loadConfig().postgres)
 try {
   await handle.migrate()
   const [existing] = await handle.db.select().from(users).where(eq(users.email, email))

@@ -3,7 +3,7 @@ import { openDb } from './client.js'
 import { loadConfig } from '../src/config.js'
 
 const { postgres } = loadConfig()
-const handle = openDb(postgres)
+const handle = await openDb(postgres)
 try {
   await handle.migrate()
   console.log(`migrations applied to ${handle.kind} at ${handle.location}`)

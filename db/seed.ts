@@ -109,7 +109,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     console.error('--variants must be at least 1: every product has a variant')
     process.exit(2)
   }
-  const handle = openDb(loadConfig().postgres)
+  const handle = await openDb(loadConfig().postgres)
   try {
     await handle.migrate()
     if (!(await catalogIsEmpty(handle.db))) {

@@ -21,6 +21,7 @@ export const ConfigSchema = Type.Object({
   TRUST_PROXY: Type.String({ minLength: 1, default: 'false', description: 'true, false, or a comma-separated list of proxy addresses/CIDRs to trust' }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'a postgres:// URL' })),
   PGLITE_DATA_DIR: Type.String({ minLength: 1, default: './data/pglite', description: 'a directory, or memory:// for an in-memory database' }),
+  PGLITE_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 54329, description: 'where the API serves the embedded database to psql and the CLI (another free port when taken)' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 10 }),
   DB_MIGRATE: bool('true'),
   MONGODB_URL: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', description: 'a mongodb:// URL' })),
@@ -73,7 +74,7 @@ export interface Config {
   port: number
   logLevel: RawConfig['LOG_LEVEL']
   trustProxy: boolean | string
-  postgres: { url?: string; pgliteDataDir: string; poolMax: number; migrate: boolean }
+  postgres: { url?: string; pgliteDataDir: string; pglitePort: number; poolMax: number; migrate: boolean }
   mongo: { url?: string; embedded: 'ferretdb' | 'off'; ferretdbBin?: string; ferretdbDataDir: string }
   redis: { url?: string; keyPrefix: string }
   jwtSecret: string
@@ -144,7 +145,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: raw.PORT,
     logLevel: raw.LOG_LEVEL,
     trustProxy: raw.TRUST_PROXY === 'true' ? true : raw.TRUST_PROXY === 'false' ? false : raw.TRUST_PROXY,
-    postgres: { url: raw.DATABASE_URL, pgliteDataDir: raw.PGLITE_DATA_DIR, poolMax: raw.DB_POOL_MAX, migrate: truthy(raw.DB_MIGRATE) },
+    postgres: { url: raw.DATABASE_URL, pgliteDataDir: raw.PGLITE_DATA_DIR, pglitePort: raw.PGLITE_PORT, poolMax: raw.DB_POOL_MAX, migrate: truthy(raw.DB_MIGRATE) },
     mongo: { url: raw.MONGODB_URL, embedded: raw.EMBEDDED_MONGO, ferretdbBin: raw.FERRETDB_BIN, ferretdbDataDir: raw.FERRETDB_DATA_DIR },
     redis: { url: raw.REDIS_URL, keyPrefix: raw.REDIS_KEY_PREFIX },
     jwtSecret: raw.JWT_SECRET,

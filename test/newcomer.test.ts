@@ -57,6 +57,7 @@ t.test('fresh clone: npm ci && npm start builds FerretDB once, then a customer b
   const base = `http://127.0.0.1:${port}`
   const call = async (method: string, path: string, body?: object, headers: Record<string, string> = {}) => {
     const res = await fetch(base + path, { method, headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined })
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON of the API under test, read loosely
     return { status: res.status, body: await res.json() as Record<string, any> }
   }
   const ready = await call('GET', '/ready')

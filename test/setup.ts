@@ -5,7 +5,7 @@ import { TEMPLATE_DB, adminQuery, databaseUrl } from './helpers.js'
 
 await adminQuery(`drop database if exists ${TEMPLATE_DB} with (force)`)
 await adminQuery(`create database ${TEMPLATE_DB}`)
-const handle = openDb({ url: databaseUrl(TEMPLATE_DB), pgliteDataDir: 'memory://', poolMax: 1 })
+const handle = await openDb({ url: databaseUrl(TEMPLATE_DB), pgliteDataDir: 'memory://', poolMax: 1 })
 try {
   await handle.migrate()
 } finally {
