@@ -1,5 +1,5 @@
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import type { PGlite } from '@electric-sql/pglite'
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 
@@ -35,6 +35,8 @@ export function holderOf(dataDir: string): EmbeddedLock | undefined {
 /** Takes the directory for this process, or throws EmbeddedDbBusy naming the holder. */
 export function takeLock(dataDir: string, command: string) {
   const path = lockPathOf(dataDir)
+  // A fresh checkout has no data/ yet.
+  mkdirSync(dirname(path), { recursive: true })
   for (let attempt = 0; attempt < 3; attempt++) {
     const holder = holderOf(dataDir)
     if (holder) throw busy(dataDir, holder)

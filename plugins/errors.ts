@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import FindMyWay from 'find-my-way'
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { pgError } from '../db/client.js'
@@ -59,6 +60,12 @@ export function sendProblem(reply: FastifyReply, body: ProblemBody) {
   return reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body)
 }
 
+/** Errors the router answers before any hook runs (a bad URL, a path segment over 200 characters). */
+export function frameworkProblem(error: FastifyError, req: FastifyRequest, reply: FastifyReply) {
+  const status = error.statusCode ?? 400
+  return sendProblem(reply, { type: 'about:blank', title: STATUS_CODES[status] ?? 'Bad Request', status, detail: error.message, instance: req.id })
+}
+
 export default fp(async (app) => {
   app.addSchema(ValidationIssue)
   app.addSchema(Problem)
@@ -71,6 +78,27 @@ export default fp(async (app) => {
   })
 
   // Unknown routes count against the rate limit too, so scanning is throttled like any request.
-  app.setNotFoundHandler({ preHandler: app.rateLimit() }, (req, reply) =>
-    sendProblem(reply, { type: 'about:blank', title: 'Not Found', status: 404, detail: `Route ${req.method} ${req.url.split('?')[0]} not found`, instance: req.id }))
+  // Which methods each path answers, matched like the real router, so a known path asked with
+  // another method (TRACE, QUERY, a DELETE of a list) is 405 with Allow, not 404.
+  const paths = FindMyWay({ ignoreTrailingSlash: true, maxParamLength: 200 })
+  const methodsOf = new Map<string, Set<string>>()
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (!methodsOf.has(route.url)) {
+        methodsOf.set(route.url, new Set())
+        paths.on('GET', route.url, () => {}, { url: route.url })
+      }
+      methodsOf.get(route.url)!.add(method)
+    }
+  })
+  app.setNotFoundHandler({ preHandler: app.rateLimit() }, (req, reply) => {
+    const path = req.url.split('?')[0]!
+    const known = paths.find('GET', path)
+    const allowed = known ? methodsOf.get((known.store as { url: string }).url) : undefined
+    if (allowed && !allowed.has(req.method)) {
+      reply.header('allow', [...allowed].join(', '))
+      return sendProblem(reply, { type: 'about:blank', title: 'Method Not Allowed', status: 405, detail: `${path} answers ${[...allowed].join(', ')}, not ${req.method}`, instance: req.id })
+    }
+    return sendProblem(reply, { type: 'about:blank', title: 'Not Found', status: 404, detail: `Route ${req.method} ${path} not found`, instance: req.id })
+  })
 }, { name: 'errors', dependencies: ['security'] })

@@ -37,13 +37,17 @@ export default fp(async (app) => {
         { name: 'analytics', description: 'Sales, products, payments and customers; the activity log (admin)' },
       ],
     },
-    // Two facts true of many routes, stated once: a route without a security requirement is
-    // public (security: []), and a rate-limited route may answer 429.
+    // Facts true of many routes, stated once: a route without a security requirement is public
+    // (security: []), a rate-limited route may answer 429, and the framework's own refusals.
     transform: ({ schema, url, route }) => {
       if (!schema || schema.hide) return { schema, url }
       const rateLimited = (route.config as { rateLimit?: unknown } | undefined)?.rateLimit !== false
       const declared = { ...(schema.response as Record<string, unknown> | undefined) }
       if (schema.response && rateLimited && !declared[429]) declared[429] = { $ref: 'Problem#' }
+      // What the framework answers before a handler runs: a body too large or of another type,
+      // a path segment over 200 characters.
+      if (schema.response && schema.body) { declared[413] ??= { $ref: 'Problem#' }; declared[415] ??= { $ref: 'Problem#' } }
+      if (schema.response && schema.params) declared[414] ??= { $ref: 'Problem#' }
       // Errors are sent as application/problem+json; the document says so.
       const response = Object.fromEntries(Object.entries(declared).map(([status, body]) =>
         Number(status) >= 400 && !(body as { content?: unknown }).content ? [status, { description: 'A problem (RFC 9457)', content: { 'application/problem+json': { schema: body } } }] : [status, body]))

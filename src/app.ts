@@ -8,7 +8,7 @@ import postgresPlugin from '../plugins/postgres.js'
 import mongoPlugin from '../plugins/mongo.js'
 import redisPlugin from '../plugins/redis.js'
 import securityPlugin from '../plugins/security.js'
-import errorsPlugin from '../plugins/errors.js'
+import errorsPlugin, { frameworkProblem } from '../plugins/errors.js'
 import openapiPlugin from '../plugins/openapi.js'
 import mailerPlugin from '../plugins/mailer.js'
 import authPlugin from '../plugins/auth.js'
@@ -107,6 +107,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
       },
     },
     schemaController: { compilersFactory: { buildValidator } },
+    frameworkErrors: frameworkProblem,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id) })

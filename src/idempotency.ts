@@ -3,6 +3,7 @@ import { and, eq, isNull, lt, sql } from 'drizzle-orm'
 import { idempotencyKeys } from '../db/schema/index.js'
 import type { Db, Tx } from '../db/client.js'
 import { BadRequest, Conflict, Unprocessable } from './errors.js'
+import { IDEMPOTENCY_KEY_PATTERN } from './schema-types.js'
 
 // Idempotency-Key with Stripe's semantics: the first response (status and body) is stored and
 // replayed for 24 hours; the same key with a different request is a 422.
@@ -19,7 +20,7 @@ export const IDEMPOTENCY_TTL_HOURS = 24
 const WAIT_MS = 15_000
 /** A dead attempt's key is free again this long after its last renewal. */
 export const LEASE_MS = 8_000
-const KEY_PATTERN = /^[A-Za-z0-9._:-]{8,255}$/
+const KEY_PATTERN = new RegExp(IDEMPOTENCY_KEY_PATTERN)
 
 export interface StoredResponse { status: number; body: unknown }
 

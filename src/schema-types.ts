@@ -14,3 +14,6 @@ export function StringEnum<const T extends readonly string[]>(values: T, options
  */
 export const DateTimeInput = (options: SchemaOptions = {}) =>
   Type.String({ ...options, format: 'date-time', pattern: '^(19[7-9][0-9]|[2-9][0-9]{3})-', description: `${options.description ? `${options.description}; ` : ''}ISO 8601 with a zone, years 1970-9999` })
+
+/** What an Idempotency-Key may be: the contract's header schema and src/idempotency.ts both use it. */
+export const IDEMPOTENCY_KEY_PATTERN = '^[A-Za-z0-9._:-]{8,255}$'

@@ -17,13 +17,13 @@ const goEnv = (name: string) => execFileSync('go', ['env', name], { encoding: 'u
 const pathWithout = (dirs: (string | undefined)[]) => (process.env.PATH ?? '').split(delimiter)
   .filter((d) => !dirs.includes(d) && !existsSync(join(d, 'ferretdb'))).join(delimiter)
 
-async function waitFor(url: string, seconds: number, alive: () => boolean) {
+async function waitFor(url: string, seconds: number, alive: () => boolean, output: () => string = () => '') {
   for (let i = 0; i < seconds * 5; i++) {
-    if (!alive()) throw new Error('the server exited')
+    if (!alive()) throw new Error(`the server exited:\n${output().slice(-3000)}`)
     try { if ((await fetch(url)).ok) return } catch { /* not yet */ }
     await new Promise((r) => setTimeout(r, 200))
   }
-  throw new Error(`${url} did not answer within ${seconds} s`)
+  throw new Error(`${url} did not answer within ${seconds} s:\n${output().slice(-3000)}`)
 }
 
 function serve(t: { teardown(fn: () => unknown): void }, cwd: string, command: string[], env: Record<string, string>) {
@@ -50,7 +50,7 @@ t.test('fresh clone: npm ci && npm start builds FerretDB once, then a customer b
   // so the build takes seconds here rather than minutes.
   const env = { PATH: pathWithout([]), HOME: process.env.HOME ?? dir, PORT: port, GOPATH: join(dir, 'gopath'), GOMODCACHE: goEnv('GOMODCACHE'), GOCACHE: goEnv('GOCACHE'), GOFLAGS: '-mod=mod', GOPROXY: goEnv('GOPROXY') }
   const server = serve(t, cwd, ['npm', 'start'], env)
-  await waitFor(`http://127.0.0.1:${port}/ready`, 400, server.alive)
+  await waitFor(`http://127.0.0.1:${port}/ready`, 400, server.alive, server.output)
   t.match(server.output(), /building it once with Go/, 'the start said it builds FerretDB')
   t.match(server.output(), /FerretDB built in \d+ s/)
 
@@ -89,7 +89,7 @@ t.test('without Go and without FerretDB, the start says exactly what to install'
   const server = serve(t, process.cwd(), [process.execPath, '--import', 'tsx', 'src/server.ts'], {
     PATH: path, HOME: dir, GOPATH: join(dir, 'gopath'), PORT: port, PGLITE_DATA_DIR: 'memory://', FERRETDB_DATA_DIR: join(dir, 'ferretdb'), UPLOAD_DIR: join(dir, 'uploads'),
   })
-  await waitFor(`http://127.0.0.1:${port}/health`, 60, server.alive)
+  await waitFor(`http://127.0.0.1:${port}/health`, 60, server.alive, server.output)
   t.match(server.output(), /install Go 1\.22 or newer/, 'the log names what to install')
   const ready = await fetch(`http://127.0.0.1:${port}/ready`)
   t.equal(ready.status, 503, '/ready reports MongoDB down')

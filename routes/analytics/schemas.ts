@@ -6,8 +6,8 @@ const Range = {
   to: DateTimeInput({ description: 'exclusive' }),
 }
 export const RangeQuery = Type.Object(Range, { additionalProperties: false })
-export const TopProductsQuery = Type.Object({ ...Range, by: Type.Optional(StringEnum(['revenue', 'units'], { default: 'revenue' })), limit: Type.Integer({ minimum: 1, maximum: 100, default: 10 }) }, { additionalProperties: false })
-export const LowStockQuery = Type.Object({ threshold: Type.Integer({ minimum: 0, maximum: 100_000, default: 5 }), limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }) }, { additionalProperties: false })
+export const TopProductsQuery = Type.Object({ ...Range, by: Type.Optional(StringEnum(['revenue', 'units'], { default: 'revenue' })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 10 })) }, { additionalProperties: false })
+export const LowStockQuery = Type.Object({ threshold: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000, default: 5 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })) }, { additionalProperties: false })
 
 const Day = Type.String({ format: 'date', description: 'UTC day' })
 export const SalesSummary = Type.Object({

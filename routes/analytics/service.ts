@@ -32,7 +32,7 @@ export function createAnalyticsService({ db, currency }: { db: Db; currency: str
       }
     },
 
-    async topProducts(query: Range & { by?: 'revenue' | 'units'; limit: number }) {
+    async topProducts(query: Range & { by?: 'revenue' | 'units'; limit?: number }) {
       checkRange(query)
       const order = query.by === 'units' ? sql`units desc, revenue desc` : sql`revenue desc, units desc`
       const items = await rows<{ product_id: string | null; name: string; units: string; revenue: string }>(sql`
@@ -40,16 +40,16 @@ export function createAnalyticsService({ db, currency }: { db: Db; currency: str
                sum(i.quantity)::bigint as units, sum(i.line_total_minor - i.discount_minor)::bigint as revenue
         from order_items i join orders o on o.id = i.order_id
         where o.paid_at >= ${query.from}::timestamptz and o.paid_at < ${query.to}::timestamptz and o.status <> 'refunded'
-        group by i.product_id order by ${order}, i.product_id limit ${query.limit}`)
+        group by i.product_id order by ${order}, i.product_id limit ${query.limit ?? 10}`)
       return { items: items.map((r) => ({ productId: r.product_id, name: r.name, units: Number(r.units), revenueMinor: Number(r.revenue) })) }
     },
 
-    async lowStock(query: { threshold: number; limit: number }) {
+    async lowStock(query: { threshold?: number; limit?: number }) {
       const items = await rows<{ variant_id: string; product_id: string; sku: string; name: string; stock: number }>(sql`
         select v.id as variant_id, v.product_id, v.sku, p.name, v.stock
         from product_variants v join products p on p.id = v.product_id
-        where v.is_active and p.status = 'active' and v.stock <= ${query.threshold}
-        order by v.stock, v.sku limit ${query.limit}`)
+        where v.is_active and p.status = 'active' and v.stock <= ${query.threshold ?? 5}
+        order by v.stock, v.sku limit ${query.limit ?? 50}`)
       return { items: items.map((r) => ({ variantId: r.variant_id, productId: r.product_id, sku: r.sku, name: r.name, stock: r.stock })) }
     },
 

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { StringEnum } from '../../src/schema-types.js'
+import { IDEMPOTENCY_KEY_PATTERN, StringEnum } from '../../src/schema-types.js'
 import { PageQuery, pageOf } from '../../src/pagination.js'
 import { AddressCreate } from '../users/schemas.js'
 import { CouponCode } from '../coupons/schemas.js'
@@ -55,7 +55,7 @@ export const OrderStatusChange = Type.Object({
   status: StringEnum(['fulfilled', 'shipped', 'delivered', 'cancelled'], { description: 'paid comes from a payment, refunded from refunds' }),
 }, { $id: 'OrderStatusChange', additionalProperties: false })
 export const IdempotencyHeader = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ minLength: 8, maxLength: 255, description: 'retrying with the same key returns the first result' })),
+  'idempotency-key': Type.Optional(Type.String({ minLength: 8, maxLength: 255, pattern: IDEMPOTENCY_KEY_PATTERN, description: 'retrying with the same key returns the first result (8-255 letters, digits or ._:-; a UUID will do)' })),
 })
 
 export const schemas = [OrderStatusSchema, OrderItem, ShippingAddress, Order, OrderPage, CheckoutBody, OrderStatusChange]
