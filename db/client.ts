@@ -3,9 +3,6 @@ import { fileURLToPath } from 'node:url'
 import { sql } from 'drizzle-orm'
 import { drizzle as drizzlePg, type NodePgDatabase } from 'drizzle-orm/node-postgres'
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
-import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
-import { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
 import * as schema from './schema/index.js'
 import { busy, embeddedUrl, holderOf, serveEmbedded, takeLock } from './embedded.js'
@@ -89,6 +86,10 @@ export async function openDb(opts: OpenDbOptions): Promise<DbHandle> {
 
 async function openPglite(opts: OpenDbOptions, lock?: ReturnType<typeof takeLock>): Promise<DbHandle> {
   if (!opts.pgliteDataDir.startsWith('memory://')) mkdirSync(opts.pgliteDataDir, { recursive: true })
+  // Loaded only when used: a process on a server (the dev loop's API, production) never pays for it.
+  const [{ PGlite }, { drizzle: drizzlePglite }, { migrate: migratePglite }] = await Promise.all([
+    import('@electric-sql/pglite'), import('drizzle-orm/pglite'), import('drizzle-orm/pglite/migrator'),
+  ])
   const client = new PGlite(opts.pgliteDataDir)
   await client.waitReady
   const served = lock && opts.serveEmbeddedOn !== undefined ? await serveEmbedded(client, opts.serveEmbeddedOn) : undefined

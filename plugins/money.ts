@@ -35,7 +35,7 @@ export default fp(async (app) => {
   const { cart: limits, currency, checkout: checkoutConfig } = app.config
   const catalog = createProductService({ db, cache: app.cache, currency })
   const cart = createCartService({ carts: cartModel(app.mongo), redis: app.redis, catalog, currency, limits })
-  const providers = providersFromConfig(app.config.payments, db)
+  const providers = await providersFromConfig(app.config.payments, db)
 
   const refunds = createRefundWorkflow({ db, outbox, faults, providers })
   const pay = createPayWorkflow({ db, outbox, faults, providers, refunds })

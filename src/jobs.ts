@@ -1,4 +1,4 @@
-import { Queue, Worker, type Job } from 'bullmq'
+import type { Job, Queue, Worker } from 'bullmq'
 import { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 
@@ -64,6 +64,8 @@ export function createJobRunner(opts: { redisUrl?: string; prefix: string; log: 
   let worker: Worker | undefined
   runner.start = async () => {
     if (!jobs.size) return
+    // Loaded only with a Redis server: the embedded mode and the dev loop never pay for it.
+    const { Queue, Worker } = await import('bullmq')
     queue = new Queue(QUEUE, { connection: connection(), prefix: `${opts.prefix}bull` })
     for (const [name, { intervalMs }] of jobs) {
       await queue.upsertJobScheduler(name, { every: intervalMs }, { name, opts: { removeOnComplete: 100, removeOnFail: 100 } })

@@ -173,7 +173,7 @@ t.test('unpaid orders expire and release their stock; a payment arriving after i
 
 t.test('stripe provider: webhook signatures checked with the official helper', async (t) => {
   const secret = 'whsec_test_secret_for_signatures'
-  const provider = createStripeProvider({ secretKey: 'sk_test_x', webhookSecret: secret })
+  const provider = createStripeProvider(Stripe, { secretKey: 'sk_test_x', webhookSecret: secret })
   const payload = JSON.stringify({ id: 'evt_s1', object: 'event', type: 'payment_intent.succeeded', data: { object: { id: 'pi_123', object: 'payment_intent', status: 'succeeded' } } })
   const header = Stripe.webhooks.generateTestHeaderString({ payload, secret })
   t.same(provider.parseWebhook(Buffer.from(payload), { 'stripe-signature': header }), { eventId: 'evt_s1', type: 'payment.succeeded', providerPaymentId: 'pi_123', failureReason: undefined })

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { and, eq, ne, sql } from 'drizzle-orm'
-import Stripe from 'stripe'
+import type Stripe from 'stripe'
 import type { Db } from '../../db/client.js'
 import { testProviderPayments, testProviderRefunds } from '../../db/schema/index.js'
 import { BadRequest, ProviderFailure } from '../../src/errors.js'
@@ -119,9 +119,15 @@ const stripeStatus = (intent: Stripe.PaymentIntent): ProviderStatus =>
     : intent.status === 'canceled' || (intent.status === 'requires_payment_method' && intent.last_payment_error) ? 'failed'
       : 'requires_confirmation'
 
-export function createStripeProvider(opts: { secretKey: string; webhookSecret: string; apiUrl?: string }): PaymentProvider {
+/** The Stripe provider; the SDK is loaded only when Stripe is enabled. */
+export async function loadStripeProvider(opts: { secretKey: string; webhookSecret: string; apiUrl?: string }) {
+  const { default: StripeSdk } = await import('stripe')
+  return createStripeProvider(StripeSdk, opts)
+}
+
+export function createStripeProvider(StripeSdk: typeof Stripe, opts: { secretKey: string; webhookSecret: string; apiUrl?: string }): PaymentProvider {
   const api = opts.apiUrl ? new URL(opts.apiUrl) : undefined
-  const stripe = new Stripe(opts.secretKey, api ? { host: api.hostname, port: Number(api.port || (api.protocol === 'https:' ? 443 : 80)), protocol: api.protocol.replace(':', '') as 'http' | 'https' } : {})
+  const stripe = new StripeSdk(opts.secretKey, api ? { host: api.hostname, port: Number(api.port || (api.protocol === 'https:' ? 443 : 80)), protocol: api.protocol.replace(':', '') as 'http' | 'https' } : {})
   return {
     name: 'stripe',
     async create({ amountMinor, currency, orderId, paymentMethod, idempotencyKey }) {
@@ -160,11 +166,11 @@ export function createStripeProvider(opts: { secretKey: string; webhookSecret: s
 }
 
 /** The enabled providers, from configuration. */
-export function providersFromConfig(config: { providers: ProviderName[]; webhookSecret: string; stripe: { secretKey?: string; webhookSecret?: string; apiUrl?: string } }, db: Db) {
+export async function providersFromConfig(config: { providers: ProviderName[]; webhookSecret: string; stripe: { secretKey?: string; webhookSecret?: string; apiUrl?: string } }, db: Db) {
   const providers = new Map<ProviderName, PaymentProvider>()
   for (const name of config.providers) {
     if (name === 'test') providers.set('test', createTestProvider(config.webhookSecret, db))
-    if (name === 'stripe') providers.set('stripe', createStripeProvider({ secretKey: config.stripe.secretKey!, webhookSecret: config.stripe.webhookSecret!, apiUrl: config.stripe.apiUrl }))
+    if (name === 'stripe') providers.set('stripe', await loadStripeProvider({ secretKey: config.stripe.secretKey!, webhookSecret: config.stripe.webhookSecret!, apiUrl: config.stripe.apiUrl }))
   }
   return providers
 }

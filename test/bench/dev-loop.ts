@@ -24,20 +24,23 @@ async function measure(label: string, command: string[]) {
   const upAfter = async (since: number) => {
     for (;;) {
       const u = await uptime()
-      if (u !== undefined && u * 1000 < Date.now() - since) return Date.now() - since
+      if (u !== undefined && u * 1000 < Date.now() - since) { lastUptimeMs = Math.round(u * 1000); return Date.now() - since }
       if (Date.now() - since > 120_000) throw new Error(`${label}: no answer within 120 s`)
       await new Promise((r) => setTimeout(r, 20))
     }
   }
+  let lastUptimeMs = 0
   const first = await upAfter(Date.now() - 1)
   const source = readFileSync(touched, 'utf8')
   const times: number[] = []
+  const beforeStart: number[] = []
   try {
     for (let i = 0; i < SAVES; i++) {
       await new Promise((r) => setTimeout(r, 1500))
       const saved = Date.now()
       writeFileSync(touched, `${source}// saved ${i}\n`)
       times.push(await upAfter(saved))
+      beforeStart.push(times[times.length - 1]! - lastUptimeMs)
       writeFileSync(touched, source)
       await upAfter(Date.now())
     }
@@ -48,10 +51,11 @@ async function measure(label: string, command: string[]) {
     rmSync(dir, { recursive: true, force: true })
   }
   times.sort((a, b) => a - b)
-  return { label, firstStartMs: first, medianRestartMs: times[Math.floor(times.length / 2)]!, restartsMs: times }
+  beforeStart.sort((a, b) => a - b)
+  return { label, firstStartMs: first, medianRestartMs: times[Math.floor(times.length / 2)]!, restartsMs: times, medianBeforeNewProcessMs: beforeStart[Math.floor(beforeStart.length / 2)]! }
 }
 
 const baseline = await measure('tsx watch src/server.ts (baseline)', [process.execPath, 'node_modules/tsx/dist/cli.mjs', 'watch', '--clear-screen=false', 'src/server.ts'])
 const dev = await measure('npm run dev', [process.execPath, 'node_modules/tsx/dist/cli.mjs', 'src/dev.ts'])
-for (const r of [baseline, dev]) console.log(`${r.label}: first start ${r.firstStartMs} ms, restart after a save: median ${r.medianRestartMs} ms (${r.restartsMs.join(', ')})`)
+for (const r of [baseline, dev]) console.log(`${r.label}: first start ${r.firstStartMs} ms, restart after a save: median ${r.medianRestartMs} ms (${r.restartsMs.join(', ')}), of which ${r.medianBeforeNewProcessMs} ms before the new process started`)
 console.log(`npm run dev restarts in ${(dev.medianRestartMs / baseline.medianRestartMs).toFixed(2)}x the baseline's time`)
