@@ -1,4 +1,4 @@
-import { Type, type SchemaOptions } from '@sinclair/typebox'
+import { Type, type SchemaOptions, type Static, type TSchema } from '@sinclair/typebox'
 
 /**
  * A closed set of strings as a JSON Schema `enum`: one readable validation error ("must be one
@@ -17,3 +17,19 @@ export const DateTimeInput = (options: SchemaOptions = {}) =>
 
 /** What an Idempotency-Key may be: the contract's header schema and src/idempotency.ts both use it. */
 export const IDEMPOTENCY_KEY_PATTERN = '^[A-Za-z0-9._:-]{8,255}$'
+
+/**
+ * A map of text to `value` that a client sends (variant options, product attributes). Every key
+ * is checked: 1 to `maxKeyLength` characters without control characters, never a name that
+ * would reach an object's prototype. (A TypeBox Record turns its key schema into the pattern
+ * `^(.*)$`, which a key with a line break does not match, so such keys skipped validation.)
+ */
+export function StringMap<T extends TSchema>(value: T, options: { maxKeyLength: number; maxProperties: number; description?: string }) {
+  return Type.Unsafe<Record<string, Static<T>>>({
+    type: 'object',
+    propertyNames: { type: 'string', pattern: `^[^\\u0000-\\u001f\\u007f]{1,${options.maxKeyLength}}$`, not: { enum: ['__proto__', 'constructor', 'prototype'] } },
+    additionalProperties: value,
+    maxProperties: options.maxProperties,
+    ...(options.description ? { description: options.description } : {}),
+  })
+}

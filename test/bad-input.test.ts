@@ -47,3 +47,19 @@ t.test('applying a coupon without a cart tells nothing about which codes exist',
   const buyer = await register(app, { email: 'coupon@example.com' })
   t.equal((await app.inject({ method: 'PUT', url: '/cart/coupon', headers: buyer.headers, payload: { code: 'realcode' } })).json().couponCode, 'REALCODE')
 })
+
+t.test('map keys are checked whatever their characters: a line break or __proto__ is a 400, nothing stored', async (t) => {
+  const app = await buildTestApp(t)
+  const admin = await registerAdmin(app)
+  const product = await createProduct(app, admin.headers, { variants: [{ priceMinor: 1000 }] })
+  const variantUrl = `/products/${product.id}/variants/${product.variants[0].id}`
+  const smuggled = await app.inject({ method: 'PATCH', url: variantUrl, headers: { ...admin.headers, 'content-type': 'application/json' }, payload: '{"options":{"x\\ny":{"nested":[1]}}}' })
+  t.equal(smuggled.statusCode, 400, smuggled.body)
+  const attributes = await app.inject({ method: 'PATCH', url: `/products/${product.id}`, headers: { ...admin.headers, 'content-type': 'application/json' }, payload: '{"attributes":{"a\\rb":{"deep":true}}}' })
+  t.equal(attributes.statusCode, 400, attributes.body)
+  const fine = await app.inject({ method: 'PATCH', url: variantUrl, headers: admin.headers, payload: { options: { 'size (EU)': '42' } } })
+  t.equal(fine.statusCode, 200, fine.body)
+  t.same(fine.json().options, { 'size (EU)': '42' })
+  const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json()
+  t.ok(JSON.stringify(doc).includes('propertyNames'), 'the contract states the key rule')
+})

@@ -1,14 +1,14 @@
 import { Type } from '@sinclair/typebox'
-import { StringEnum } from '../../src/schema-types.js'
+import { StringEnum, StringMap } from '../../src/schema-types.js'
 import { PageQuery, pageOf } from '../../src/pagination.js'
 import { Slug } from '../categories/schemas.js'
 
 const Minor = (description: string) => Type.Integer({ minimum: 0, maximum: 100_000_000, description: `${description}, in minor units of the store currency` })
 const Currency = Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217' })
-const OptionValues = Type.Record(Type.String({ minLength: 1, maxLength: 40 }), Type.String({ minLength: 1, maxLength: 100 }), {
-  maxProperties: 10, description: 'option name to value, e.g. { "size": "M", "colour": "red" }',
+const OptionValues = StringMap(Type.String({ minLength: 1, maxLength: 100 }), {
+  maxKeyLength: 40, maxProperties: 10, description: 'option name to value, e.g. { "size": "M", "colour": "red" }',
 })
-const Attributes = Type.Record(Type.String({ minLength: 1, maxLength: 60 }), Type.String({ maxLength: 500 }), { maxProperties: 50 })
+const Attributes = StringMap(Type.String({ maxLength: 500 }), { maxKeyLength: 60, maxProperties: 50 })
 const ImageIds = Type.Array(Type.String({ format: 'uuid' }), { maxItems: 20, uniqueItems: true, description: 'upload ids, in display order' })
 
 export const ProductStatus = StringEnum(['draft', 'active', 'archived'], { $id: 'ProductStatus' })
