@@ -31,7 +31,11 @@ TOKEN=$(curl -fs -X POST "http://127.0.0.1:$PORT/auth/login" -H 'content-type: a
 # A little catalog, so operations that read products find some.
 DATABASE_URL=$DATABASE_URL node --import tsx db/seed.ts --categories 3 --products 10 --variants 2 >/dev/null
 
-st run "http://127.0.0.1:$PORT/docs/json" \
+# Ids of real objects for every operation with ids in its path (no more "missing test data").
+CONFIG=$(mktemp --suffix=.toml)
+BASE_URL="http://127.0.0.1:$PORT" TOKEN=$TOKEN node --import tsx test/schemathesis-fixtures.ts >"$CONFIG"
+
+st --config-file "$CONFIG" run "http://127.0.0.1:$PORT/docs/json" \
   --header "Authorization: Bearer $TOKEN" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --max-examples "$MAX_EXAMPLES" --seed 1 --workers 2 --phases examples,fuzzing,stateful \
