@@ -1795,6 +1795,11 @@ export interface components {
             couponCode: null | string;
             shippingAddress: components["schemas"]["ShippingAddress"];
             items: components["schemas"]["OrderItem"][];
+            /** @description set when the order ships */
+            shipment: null | {
+                carrier: null | string;
+                trackingNumber: null | string;
+            };
             /** @description an unpaid order is cancelled after this */
             expiresAt: null | string;
             paidAt: null | string;
@@ -1824,6 +1829,10 @@ export interface components {
              * @enum {string}
              */
             status: "fulfilled" | "shipped" | "delivered" | "cancelled";
+            /** @description with status shipped: who carries it (shown to the customer and mailed) */
+            carrier?: string;
+            /** @description with status shipped */
+            trackingNumber?: string;
         };
         Payment: {
             /** Format: uuid */

@@ -1,8 +1,10 @@
 import fp from 'fastify-plugin'
 import nodemailer, { type Transporter } from 'nodemailer'
 
-export interface MailMessage { to: string; subject: string; text: string }
+export interface MailMessage { to: string | string[]; subject: string; text: string; html?: string; messageId?: string }
 export interface Mailer {
+  /** Sends now and throws when SMTP refuses or is away (the outbox retries it). */
+  send(message: MailMessage): Promise<void>
   /** Sends in the background: the caller never waits on, nor fails because of, SMTP. */
   sendLater(message: MailMessage): void
   /** Resolves when every background send has finished (used at shutdown and by tests). */
@@ -29,6 +31,7 @@ export default fp(async (app) => {
   }
 
   const mailer: Mailer = {
+    send: deliver,
     sendLater(message) {
       const sending = deliver(message)
         .catch((err: Error) => app.log.error({ err: err.message, to: message.to, subject: message.subject }, 'mail delivery failed'))

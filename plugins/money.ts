@@ -4,6 +4,7 @@ import { createIdempotency, type Idempotency } from '../src/idempotency.js'
 import { createCartService } from '../routes/cart/service.js'
 import { createProductService } from '../routes/products/service.js'
 import { createOrderService, type OrderService } from '../routes/orders/service.js'
+import { createOrderMail } from '../routes/orders/order-mail.js'
 import { createCheckoutWorkflow, type CheckoutWorkflow } from '../routes/orders/workflows/checkout.js'
 import { createCancelWorkflow, type CancelWorkflow } from '../routes/orders/workflows/cancel.js'
 import { providersFromConfig } from '../routes/payments/providers.js'
@@ -42,7 +43,7 @@ export default fp(async (app) => {
   const confirm = createConfirmWorkflow({ db, outbox, providers, refunds })
   const money: MoneyPath = {
     idempotency: createIdempotency(db),
-    orders: createOrderService({ db }),
+    orders: createOrderService({ db, outbox }),
     payments: createPaymentService({ db }),
     checkout: createCheckoutWorkflow({ db, outbox, faults, cart, currency, checkout: checkoutConfig }),
     cancel: createCancelWorkflow({ db, outbox, refunds }),
@@ -57,7 +58,12 @@ export default fp(async (app) => {
     await cart.consume(String(payload.userId), Number(payload.generation), payload.lines as { variantId: string; quantity: number }[])
   })
 
+  // Order notifications and low-stock alerts (outbox events written with the change).
+  const orderMail = createOrderMail({ db, mailer: app.mailer, domain: new URL(app.config.publicUrl).hostname })
+  outbox.on('mail.order', (payload, event) => orderMail.sendOrderMail(event.id, payload as Parameters<typeof orderMail.sendOrderMail>[1]))
+  outbox.on('mail.low-stock', (payload, event) => orderMail.sendLowStock(event.id, payload as { variantIds: string[] }, checkoutConfig.lowStockThreshold))
+
   app.jobs.every('order-expiry', 60_000, () => money.cancel.expireUnpaid())
   app.jobs.every('payments-reconcile', 60_000, () => money.reconcile())
   app.jobs.every('idempotency-purge', 3_600_000, () => money.idempotency.purgeExpired())
-}, { name: 'money', dependencies: ['postgres', 'mongo', 'redis', 'cache', 'jobs', 'outbox'] })
+}, { name: 'money', dependencies: ['postgres', 'mongo', 'redis', 'cache', 'jobs', 'outbox', 'mailer'] })

@@ -59,6 +59,9 @@ export const orders = pgTable('orders', {
   cancelledAt: ts('cancelled_at'),
   // Set once when the order's stock goes back (cancel, expiry, full refund): never twice.
   stockReleasedAt: ts('stock_released_at'),
+  // What the admin entered when the order shipped; shown to the customer and in the mail.
+  shippingCarrier: text('shipping_carrier'),
+  trackingNumber: text('tracking_number'),
   // The cart and its checkout generation this order consumed: one cart generation makes at most
   // one order, whatever retries, lock expiries or other instances do (the fence of checkout).
   cartId: text('cart_id'),

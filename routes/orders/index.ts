@@ -74,7 +74,7 @@ const ordersRoutes: FastifyPluginAsyncTypebox = async (app) => {
       await cancel.cancel(actorOf(req), orderId)
       return orders.get(viewerOf(req), orderId)
     }
-    const order = await orders.advance(orderId, req.body.status)
+    const order = await orders.advance(orderId, req.body.status, { carrier: req.body.carrier, trackingNumber: req.body.trackingNumber })
     app.activity.record(req, 'order_status_change', { orderId: order.id, status: order.status })
     return order
   })

@@ -32,6 +32,7 @@ export const Order = Type.Object({
   couponCode: Type.Union([Type.Null(), Type.String()]),
   shippingAddress: Type.Ref(ShippingAddress),
   items: Type.Array(Type.Ref(OrderItem)),
+  shipment: Type.Union([Type.Null(), Type.Object({ carrier: Type.Union([Type.Null(), Type.String()]), trackingNumber: Type.Union([Type.Null(), Type.String()]) }, { additionalProperties: false })], { description: 'set when the order ships' }),
   expiresAt: Type.Union([Type.Null(), Type.String({ format: 'date-time' })], { description: 'an unpaid order is cancelled after this' }),
   paidAt: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
   cancelledAt: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
@@ -53,6 +54,8 @@ export const OrderListQuery = Type.Object({
 export const OrderParams = Type.Object({ orderId: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
 export const OrderStatusChange = Type.Object({
   status: StringEnum(['fulfilled', 'shipped', 'delivered', 'cancelled'], { description: 'paid comes from a payment, refunded from refunds' }),
+  carrier: Type.Optional(Type.String({ minLength: 1, maxLength: 60, description: 'with status shipped: who carries it (shown to the customer and mailed)' })),
+  trackingNumber: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9 ._/-]+$', description: 'with status shipped' })),
 }, { $id: 'OrderStatusChange', additionalProperties: false })
 export const IdempotencyHeader = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 8, maxLength: 255, pattern: IDEMPOTENCY_KEY_PATTERN, description: 'retrying with the same key returns the first result (8-255 letters, digits or ._:-; a UUID will do)' })),

@@ -1,7 +1,9 @@
 import { and, asc, eq, inArray, isNull, sql, type SQL } from 'drizzle-orm'
 import { couponRedemptions, coupons, inventoryMovements, orderItems, orders, productVariants } from '../../db/schema/index.js'
 import type { Db, Tx } from '../../db/client.js'
-import { Conflict, NotFound } from '../../src/errors.js'
+import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
+import type { Outbox } from '../../src/outbox.js'
+import { ORDER_MAIL } from './order-mail.js'
 import { newestFirst } from '../../src/pagination.js'
 import { refreshProductAggregates } from '../products/service.js'
 import type { OrderStatus } from './schemas.js'
@@ -38,6 +40,7 @@ export function toOrder(row: OrderRow, items: ItemRow[]) {
     totalMinor: row.totalMinor, refundedMinor: row.refundedMinor, couponCode: row.couponCode,
     shippingAddress: { recipientName: a.recipientName, line1: a.line1, line2: a.line2 ?? null, city: a.city, region: a.region ?? null, postalCode: a.postalCode, country: a.country, phone: a.phone ?? null },
     items: items.map((i) => ({ variantId: i.variantId, productId: i.productId, sku: i.sku, name: i.name, options: i.options, unitPriceMinor: i.unitPriceMinor, quantity: i.quantity, lineTotalMinor: i.lineTotalMinor, discountMinor: i.discountMinor })),
+    shipment: row.shippingCarrier || row.trackingNumber ? { carrier: row.shippingCarrier, trackingNumber: row.trackingNumber } : null,
     expiresAt: row.status === 'pending_payment' ? iso(row.expiresAt) : null, paidAt: iso(row.paidAt), cancelledAt: iso(row.cancelledAt), createdAt: row.createdAt.toISOString(),
   }
 }
@@ -88,10 +91,10 @@ export async function transition(tx: Tx, orderId: string, to: OrderStatus, extra
   throw new Conflict(`An order cannot go from ${row!.status} to ${to}`, 'invalid-transition')
 }
 
-export interface OrderDeps { db: Db }
+export interface OrderDeps { db: Db; outbox: Outbox }
 
 /** Orders as customers and admins read them; the changes are workflows (./workflows). */
-export function createOrderService({ db }: OrderDeps) {
+export function createOrderService({ db, outbox }: OrderDeps) {
   async function itemsOf(orderIds: string[]) {
     if (!orderIds.length) return new Map<string, ItemRow[]>()
     const rows = await db.select().from(orderItems).where(inArray(orderItems.orderId, orderIds)).orderBy(asc(orderItems.sku))
@@ -125,9 +128,17 @@ export function createOrderService({ db }: OrderDeps) {
       return { items: page.items.map((r) => toOrder(r, items.get(r.id) ?? [])), nextCursor: page.nextCursor }
     },
 
-    /** Admin moves along the machine: fulfilled, shipped, delivered (cancelling is its own workflow). */
-    async advance(orderId: string, to: 'fulfilled' | 'shipped' | 'delivered') {
-      return view(await db.transaction((tx) => transition(tx, orderId, to)))
+    /** Admin moves along the machine: fulfilled, shipped (mailed, with carrier and tracking), delivered. Cancelling is its own workflow. */
+    async advance(orderId: string, to: 'fulfilled' | 'shipped' | 'delivered', shipment: { carrier?: string; trackingNumber?: string } = {}) {
+      if (to !== 'shipped' && (shipment.carrier || shipment.trackingNumber)) throw new BadRequest('carrier and trackingNumber go with status shipped', 'shipment-without-shipping')
+      let eventIds: string[] = []
+      const row = await db.transaction(async (tx) => {
+        const moved = await transition(tx, orderId, to, to === 'shipped' ? { shippingCarrier: shipment.carrier ?? null, trackingNumber: shipment.trackingNumber ?? null } : {})
+        if (to === 'shipped') eventIds = await outbox.add(tx, [ORDER_MAIL(orderId, 'shipped')])
+        return moved
+      })
+      await outbox.runNow(eventIds)
+      return view(row)
     },
   }
 }

@@ -6,6 +6,7 @@ import { ACTIVITY, CATALOG_CHANGED, type Actor } from '../../../src/side-effects
 import { CATALOG_CACHE } from '../../categories/service.js'
 import { recordRefund, type RefundWorkflow } from '../../payments/workflows/refund.js'
 import { releaseOrder, transition, tryTransition } from '../service.js'
+import { ORDER_MAIL } from '../order-mail.js'
 
 // Cancel workflow (a customer or an admin), in commit order:
 //   1. ONE transaction: the order moves to `cancelled` through the transition table (409 if it
@@ -35,7 +36,7 @@ export function createCancelWorkflow({ db, outbox, refunds }: CancelDeps) {
           refundIds.push(refund.id)
         }
         await releaseOrder(tx, orderId, 'cancellation')
-        eventIds = await outbox.add(tx, [CATALOG_CHANGED(CATALOG_CACHE), ACTIVITY(actor, 'order_status_change', { orderId, status: 'cancelled' })])
+        eventIds = await outbox.add(tx, [CATALOG_CHANGED(CATALOG_CACHE), ACTIVITY(actor, 'order_status_change', { orderId, status: 'cancelled' }), ORDER_MAIL(orderId, 'cancelled')])
       })
       await outbox.runNow(eventIds)
       await refunds.sendAll(refundIds)
@@ -51,7 +52,7 @@ export function createCancelWorkflow({ db, outbox, refunds }: CancelDeps) {
           // Paid or cancelled meanwhile: not this job's any more.
           if (!await tryTransition(tx, id, 'cancelled', { cancelledAt: now }, 'pending_payment')) return
           await releaseOrder(tx, id, 'cancellation')
-          eventIds.push(...await outbox.add(tx, [CATALOG_CHANGED(CATALOG_CACHE)]))
+          eventIds.push(...await outbox.add(tx, [CATALOG_CHANGED(CATALOG_CACHE), ORDER_MAIL(id, 'cancelled')]))
           expired++
         })
       }

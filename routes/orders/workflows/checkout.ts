@@ -12,6 +12,7 @@ import { refreshProductAggregates } from '../../products/service.js'
 import type { CartService } from '../../cart/service.js'
 import { computeTotals, type PricedLine } from '../pricing.js'
 import { CheckoutConflict, toOrder } from '../service.js'
+import { LOW_STOCK_MAIL, ORDER_MAIL } from '../order-mail.js'
 
 // Checkout workflow: the user's cart becomes an order. In commit order:
 //   1. settle the cart: an earlier checkout's cart clear still waiting in the outbox runs now,
@@ -21,12 +22,13 @@ import { CheckoutConflict, toOrder } from '../service.js'
 //      catalog, redeem the coupon under its lock, take the stock, write the order with item
 //      snapshots, stamped with (cart id, generation) under a unique index: a second order from
 //      the same generation (a retry, a second instance, a checkout that outlived any lock) is a
-//      409. The cart clear, cache invalidation and activity go into the outbox, and the
+//      409. The cart clear, cache invalidation, activity and mails (the customer's, and the
+//      admins' when stock fell low) go into the outbox, and the
 //      Idempotency-Key's response is stored, all in this transaction. Nothing to undo: it
 //      commits whole or not at all, and a retry after the commit replays the stored response.
 //   4. after the commit, the outbox events run at once; what fails is retried by the drain job.
 
-export interface CheckoutConfig { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; paymentTimeoutMinutes: number }
+export interface CheckoutConfig { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; paymentTimeoutMinutes: number; lowStockThreshold: number }
 export interface CheckoutDeps {
   db: Db
   outbox: Outbox
@@ -102,10 +104,13 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, che
         }).returning()
 
         const items: (typeof orderItems.$inferSelect)[] = []
+        const fellLow: string[] = []
         for (const line of priced) {
           const v = byId.get(line.variantId)!
           const [after] = await tx.update(productVariants).set({ stock: sql`${productVariants.stock} - ${line.quantity}`, updatedAt: new Date() })
             .where(eq(productVariants.id, line.variantId)).returning({ stock: productVariants.stock })
+          // This sale took the variant to the threshold or below: the admins hear of it once.
+          if (after!.stock <= checkout.lowStockThreshold && after!.stock + line.quantity > checkout.lowStockThreshold) fellLow.push(line.variantId)
           await tx.insert(inventoryMovements).values({ variantId: line.variantId, delta: -line.quantity, stockAfter: after!.stock, reason: 'sale', note: `order ${order!.number}` })
           const [item] = await tx.insert(orderItems).values({
             orderId: order!.id, variantId: v.id, productId: v.productId, sku: v.sku, name: v.name, options: v.options,
@@ -121,6 +126,8 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, che
           CART_CONSUMED(userId, contents.generation, contents.lines),
           CATALOG_CHANGED(CATALOG_CACHE),
           ACTIVITY(actor, 'checkout', { orderId: order!.id, number: order!.number, totalMinor: order!.totalMinor }),
+          ORDER_MAIL(order!.id, 'placed'),
+          ...(fellLow.length ? [LOW_STOCK_MAIL(fellLow)] : []),
         ])
         const placed: StoredResponse = { status: 201, body: toOrder(order!, items.sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0))) }
         faults.at('checkout.before-idempotency-complete')

@@ -27,7 +27,7 @@ export function createConfirmWorkflow({ db, outbox, providers, refunds }: Confir
     let eventIds: string[] = []
     const settled = await db.transaction(async (tx) => {
       const result = await applyProviderOutcome(tx, paymentId, outcome)
-      eventIds = await outbox.add(tx, events(result.payment))
+      eventIds = await outbox.add(tx, [...result.events, ...events(result.payment)])
       return result
     })
     await outbox.runNow(eventIds)
@@ -56,6 +56,7 @@ export function createConfirmWorkflow({ db, outbox, providers, refunds }: Confir
       const event = provider.parseWebhook(rawBody, headers)
       let duplicate = false
       let refundIds: string[] = []
+      let eventIds: string[] = []
       await db.transaction(async (tx) => {
         const fresh = await tx.insert(webhookEvents).values({ provider: provider.name, eventId: event.eventId, type: event.type }).onConflictDoNothing().returning({ eventId: webhookEvents.eventId })
         if (!fresh.length) { duplicate = true; return }
@@ -64,8 +65,11 @@ export function createConfirmWorkflow({ db, outbox, providers, refunds }: Confir
         // Unknown yet (our record still pending): 404, so the provider sends it again later.
         if (!payment) throw new NotFound('payment', event.providerPaymentId)
         const status = event.type === 'payment.succeeded' ? 'succeeded' : 'failed'
-        refundIds = (await applyProviderOutcome(tx, payment.id, { status, failureReason: event.failureReason })).refundIds
+        const result = await applyProviderOutcome(tx, payment.id, { status, failureReason: event.failureReason })
+        refundIds = result.refundIds
+        eventIds = await outbox.add(tx, result.events)
       })
+      await outbox.runNow(eventIds)
       await refunds.sendAll(refundIds)
       return { received: true, duplicate }
     },

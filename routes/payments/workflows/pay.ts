@@ -44,7 +44,13 @@ export function createPayWorkflow({ db, outbox, faults, providers, refunds }: Pa
       throw new ProviderFailure(`The payment provider did not answer (${(err as Error).message}); retry with the same Idempotency-Key`)
     }
     faults.at('payment.after-provider-call')
-    const settled = await db.transaction((tx) => applyProviderOutcome(tx, payment.id, created))
+    let eventIds: string[] = []
+    const settled = await db.transaction(async (tx) => {
+      const result = await applyProviderOutcome(tx, payment.id, created)
+      eventIds = await outbox.add(tx, result.events)
+      return result
+    })
+    await outbox.runNow(eventIds)
     await refunds.sendAll(settled.refundIds)
     return settled.payment
   }

@@ -8,6 +8,7 @@ import type { Outbox } from '../../../src/outbox.js'
 import { CATALOG_CHANGED } from '../../../src/side-effects.js'
 import { CATALOG_CACHE } from '../../categories/service.js'
 import { releaseOrder, tryTransition } from '../../orders/service.js'
+import { ORDER_MAIL } from '../../orders/order-mail.js'
 import type { PaymentProvider, ProviderName } from '../providers.js'
 
 // Refund workflow, in commit order:
@@ -46,7 +47,7 @@ const isRefusal = (err: unknown) => err instanceof AppError && err.statusCode !=
 export function createRefundWorkflow({ db, outbox, faults, providers }: RefundDeps) {
   /** Step 3. Idempotent: a refund already settled is returned as it is. */
   async function settle(refundId: string, outcome: { providerRefundId: string } | { refused: string }) {
-    let events: string[] = []
+    const events: string[] = []
     const settled = await db.transaction(async (tx) => {
       // Locks in the order every workflow takes them: the order, its payment, the refund.
       const [known] = await tx.select({ orderId: payments.orderId }).from(refunds).innerJoin(payments, eq(payments.id, refunds.paymentId)).where(eq(refunds.id, refundId))
@@ -66,12 +67,13 @@ export function createRefundWorkflow({ db, outbox, faults, providers }: RefundDe
         const [payment] = await tx.select({ orderId: payments.orderId }).from(payments).where(eq(payments.id, refund.paymentId))
         const [order] = await tx.update(orders).set({ refundedMinor: sql`${orders.refundedMinor} + ${refund.amountMinor}`, updatedAt: new Date() })
           .where(eq(orders.id, payment!.orderId)).returning()
+        events.push(...await outbox.add(tx, [ORDER_MAIL(order!.id, 'refunded', { refundId })]))
         if (order!.refundedMinor >= order!.totalMinor) {
           const before = order!.status
           const moved = await tryTransition(tx, order!.id, 'refunded')
           // Goods not yet sent go back on the shelf.
           if (moved && (before === 'paid' || before === 'fulfilled') && await releaseOrder(tx, order!.id, 'return')) {
-            events = await outbox.add(tx, [CATALOG_CHANGED(CATALOG_CACHE)])
+            events.push(...await outbox.add(tx, [CATALOG_CHANGED(CATALOG_CACHE)]))
           }
         }
       }

@@ -3,6 +3,8 @@ import { orders, payments } from '../../../db/schema/index.js'
 import type { Tx } from '../../../db/client.js'
 import { NotFound } from '../../../src/errors.js'
 import { tryTransition } from '../../orders/service.js'
+import { ORDER_MAIL } from '../../orders/order-mail.js'
+import type { OutboxEvent } from '../../../src/outbox.js'
 import type { ProviderStatus } from '../providers.js'
 import { recordRefund } from './refund.js'
 
@@ -16,7 +18,8 @@ export type PaymentRow = typeof payments.$inferSelect
  *     whole capture is recorded on the payment alone, to be sent after the commit;
  *   - failed: the payment failed (never after a capture);
  *   - requires_confirmation: the provider holds it; the customer confirms next.
- * Idempotent: an answer already applied changes nothing. Returns refunds to send after commit.
+ * Idempotent: an answer already applied changes nothing. Returns refunds to send after commit
+ * and the outbox events (the customer's mail) for the caller to write in its transaction.
  */
 export async function applyProviderOutcome(tx: Tx, paymentId: string, outcome: { providerPaymentId?: string; status: ProviderStatus; failureReason?: string }) {
   // Locks in the order every workflow takes them: the order, then its payment.
@@ -25,23 +28,25 @@ export async function applyProviderOutcome(tx: Tx, paymentId: string, outcome: {
   await tx.select({ id: orders.id }).from(orders).where(eq(orders.id, known.orderId)).for('update')
   const [payment] = await tx.select().from(payments).where(eq(payments.id, paymentId)).for('update')
   const refundIds: string[] = []
+  const events: OutboxEvent[] = []
   const providerPaymentId = outcome.providerPaymentId ?? payment!.providerPaymentId
   // A capture is final. A failure is not: the provider may still capture (a later attempt).
-  if (payment!.status === 'succeeded') return { payment: payment!, refundIds }
+  if (payment!.status === 'succeeded') return { payment: payment!, refundIds, events }
 
   if (outcome.status === 'succeeded') {
     await tx.update(payments).set({ status: 'succeeded', providerPaymentId, failureReason: null, updatedAt: new Date() }).where(eq(payments.id, paymentId))
     const paid = await tryTransition(tx, payment!.orderId, 'paid', { paidAt: new Date() }, 'pending_payment')
-    if (!paid) {
+    if (paid) events.push(ORDER_MAIL(paid.id, 'paid'))
+    else {
       const refund = await recordRefund(tx, { paymentId, reason: 'order no longer payable', actorId: null, countsTowardOrder: false })
       refundIds.push(refund.id)
     }
     const [after] = await tx.select().from(payments).where(eq(payments.id, paymentId))
-    return { payment: after!, refundIds }
+    return { payment: after!, refundIds, events }
   }
-  if (payment!.status === 'failed') return { payment: payment!, refundIds }
+  if (payment!.status === 'failed') return { payment: payment!, refundIds, events }
   const status = outcome.status === 'failed' ? 'failed' : 'requires_confirmation'
   const [updated] = await tx.update(payments).set({ status, providerPaymentId, failureReason: outcome.status === 'failed' ? (outcome.failureReason ?? 'failed') : null, updatedAt: new Date() })
     .where(eq(payments.id, paymentId)).returning()
-  return { payment: updated!, refundIds }
+  return { payment: updated!, refundIds, events }
 }

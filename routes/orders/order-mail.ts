@@ -1,0 +1,89 @@
+import { readFileSync } from 'node:fs'
+import { and, eq, inArray } from 'drizzle-orm'
+import Mustache from 'mustache'
+import { orderItems, orders, productVariants, products, refunds, users } from '../../db/schema/index.js'
+import type { Db } from '../../db/client.js'
+import type { OutboxEvent } from '../../src/outbox.js'
+
+// Order notifications. Each is an outbox event written in the transaction that changed the
+// order (src/side-effects.ts), so a mail is never lost when SMTP is down: the drain job retries
+// it. Its Message-ID is the event's id, so the one case that can repeat it (the process dying
+// after the SMTP server accepted it and before the event was marked done) repeats the same
+// message, which mail clients show once. Templates are files beside this one (text and HTML).
+
+export type OrderMailKind = 'placed' | 'paid' | 'shipped' | 'cancelled' | 'refunded'
+const SUBJECTS: Record<OrderMailKind | 'low-stock', string> = {
+  placed: 'Your order {{number}}',
+  paid: 'Payment received for order {{number}}',
+  shipped: 'Your order {{number}} has shipped',
+  cancelled: 'Your order {{number}} is cancelled',
+  refunded: 'Refund for order {{number}}',
+  'low-stock': 'Low stock: {{count}} variant(s)',
+}
+
+export const ORDER_MAIL = (orderId: string, kind: OrderMailKind, extra: { refundId?: string } = {}): OutboxEvent =>
+  ({ topic: 'mail.order', key: `order:${orderId}`, payload: { orderId, kind, ...extra } })
+export const LOW_STOCK_MAIL = (variantIds: string[]): OutboxEvent => ({ topic: 'mail.low-stock', payload: { variantIds } })
+
+const templates = new Map<string, string>()
+function template(name: string) {
+  let text = templates.get(name)
+  if (text === undefined) {
+    text = readFileSync(new URL(`./mail/${name}`, import.meta.url), 'utf8')
+    templates.set(name, text)
+  }
+  return text
+}
+
+function render(kind: OrderMailKind | 'low-stock', view: Record<string, unknown>) {
+  return {
+    subject: Mustache.render(SUBJECTS[kind], view, {}, { escape: (s: string) => s }),
+    // Plain text is not HTML: no escaping there; the HTML part escapes every value.
+    text: Mustache.render(template(`${kind}.txt`), view, {}, { escape: (s: string) => s }),
+    html: Mustache.render(template(`${kind}.html`), view),
+  }
+}
+
+export interface MailSender { send(message: { to: string | string[]; subject: string; text: string; html?: string; messageId?: string }): Promise<void> }
+
+export function createOrderMail({ db, mailer, domain }: { db: Db; mailer: MailSender; domain: string }) {
+  const money = (minor: number, currency: string) => {
+    const format = new Intl.NumberFormat('en', { style: 'currency', currency })
+    return format.format(minor / 10 ** (format.resolvedOptions().maximumFractionDigits ?? 2))
+  }
+  const messageId = (eventId: string) => `<${eventId}@${domain}>`
+
+  return {
+    async sendOrderMail(eventId: string, payload: { orderId: string; kind: OrderMailKind; refundId?: string }) {
+      const [row] = await db.select({ order: orders, email: users.email, name: users.name }).from(orders).innerJoin(users, eq(users.id, orders.userId)).where(eq(orders.id, payload.orderId))
+      if (!row) return
+      const { order } = row
+      const items = await db.select().from(orderItems).where(eq(orderItems.orderId, order.id))
+      const m = (minor: number) => money(minor, order.currency)
+      const a = order.shippingAddress
+      let amount = order.refundedMinor
+      if (payload.refundId) {
+        const [refund] = await db.select({ amountMinor: refunds.amountMinor }).from(refunds).where(eq(refunds.id, payload.refundId))
+        amount = refund?.amountMinor ?? amount
+      }
+      const view = {
+        name: row.name, number: order.number, total: m(order.totalMinor), subtotal: m(order.subtotalMinor), discount: m(order.discountMinor),
+        hasDiscount: order.discountMinor > 0, shipping: m(order.shippingMinor), tax: m(order.taxMinor),
+        address: [a.recipientName, a.line1, a.line2, `${a.postalCode} ${a.city}`, a.region, a.country].filter(Boolean).join(', '),
+        items: items.map((i) => ({ quantity: i.quantity, name: i.name, sku: i.sku, lineTotal: m(i.lineTotalMinor) })),
+        carrier: order.shippingCarrier, trackingNumber: order.trackingNumber, wasPaid: order.paidAt !== null,
+        amount: m(amount), fully: order.refundedMinor >= order.totalMinor,
+      }
+      await mailer.send({ to: row.email, ...render(payload.kind, view), messageId: messageId(eventId) })
+    },
+
+    async sendLowStock(eventId: string, payload: { variantIds: string[] }, threshold: number) {
+      const admins = await db.select({ email: users.email }).from(users).where(and(eq(users.role, 'admin'), eq(users.isActive, true)))
+      if (!admins.length || !payload.variantIds.length) return
+      const variants = await db.select({ sku: productVariants.sku, name: products.name, stock: productVariants.stock })
+        .from(productVariants).innerJoin(products, eq(products.id, productVariants.productId)).where(inArray(productVariants.id, payload.variantIds))
+      const view = { threshold, count: variants.length, variants }
+      await mailer.send({ to: admins.map((u) => u.email), ...render('low-stock', view), messageId: messageId(eventId) })
+    },
+  }
+}
