@@ -22,9 +22,9 @@ declare module 'fastify' {
     issueAccessToken(claims: Omit<AccessClaims, 'jti'>): string
     /** preHandler: a valid, unrevoked access token is required. */
     authenticate(req: FastifyRequest, reply: FastifyReply): Promise<void>
-    /** preHandler: authenticates when a token is sent; anonymous requests pass (see viewerRole). */
+    /** onRequest: authenticates when a token is sent; anonymous requests pass (see viewerRole). */
     identify(req: FastifyRequest, reply: FastifyReply): Promise<void>
-    /** preHandler factory: authenticated and holding the role. */
+    /** onRequest hook factory: authenticated and holding the role (before the body is read or validated). */
     requireRole(role: Role): (req: FastifyRequest, reply: FastifyReply) => Promise<void>
   }
 }

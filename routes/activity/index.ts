@@ -11,7 +11,7 @@ const activityRoutes: FastifyPluginAsyncTypebox = async (app) => {
   if (app.mongo.readyState === 1) await entries.init()
 
   app.get('', {
-    preHandler: app.requireRole('admin'),
+    onRequest: app.requireRole('admin'),
     schema: {
       tags: ['analytics'], operationId: 'listActivity', summary: 'The activity log, newest first (admin)', security: BEARER,
       querystring: ActivityQuery, response: { 200: Type.Ref(ActivityPage), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef },

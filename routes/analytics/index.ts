@@ -7,7 +7,7 @@ import { createAnalyticsService } from './service.js'
 
 const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const service = createAnalyticsService({ db: app.db, currency: app.config.currency })
-  app.addHook('preHandler', app.requireRole('admin'))
+  app.addHook('onRequest', app.requireRole('admin'))
   const errors = { 400: ProblemRef, 401: ProblemRef, 403: ProblemRef }
   const common = { tags: ['analytics'], security: BEARER }
 

@@ -71,7 +71,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
   }, (req) => service.refresh(req.body.refreshToken))
 
   app.post('/logout', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['auth'], operationId: 'logout', summary: 'End this session', security: BEARER,
       response: { 204: Type.Null(), 401: ProblemRef },
@@ -83,7 +83,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/logout-all', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['auth'], operationId: 'logoutEverywhere', summary: 'End every session of this account', security: BEARER,
       response: { 204: Type.Null(), 401: ProblemRef },
@@ -105,7 +105,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/verify-email/resend', {
     config: perIp,
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['auth'], operationId: 'resendVerificationEmail', summary: 'Send the verification mail again', security: BEARER,
       response: { 202: Type.Ref(Accepted), 401: ProblemRef, 409: ProblemRef, 429: ProblemRef },
@@ -144,7 +144,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/2fa/setup', {
     config: perIp,
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['auth'], operationId: 'setupTwoFactor', summary: 'Start enabling TOTP two-factor authentication', security: BEARER,
       response: { 200: Type.Ref(TotpSetup), 401: ProblemRef, 409: ProblemRef, 429: ProblemRef },
@@ -153,7 +153,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/2fa/enable', {
     config: perIp,
-    preHandler: [app.authenticate, perUser],
+    onRequest: app.authenticate, preHandler: perUser,
     schema: {
       tags: ['auth'], operationId: 'enableTwoFactor', summary: 'Confirm TOTP with a code; returns recovery codes once', security: BEARER,
       body: Type.Ref(TotpEnableBody),
@@ -163,7 +163,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/2fa/disable', {
     config: perIp,
-    preHandler: [app.authenticate, perUser],
+    onRequest: app.authenticate, preHandler: perUser,
     schema: {
       tags: ['auth'], operationId: 'disableTwoFactor', summary: 'Turn two-factor authentication off (password required)', security: BEARER,
       body: Type.Ref(PasswordConfirm),

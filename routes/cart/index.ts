@@ -37,7 +37,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (_req, reply) => reply.code(201).send(await service.createGuest()))
 
   app.get('', {
-    preHandler: app.identify,
+    onRequest: app.identify,
     schema: {
       tags: ['cart'], operationId: 'getCart', summary: 'My cart, priced now',
       description: 'Signed in: your cart. Otherwise the guest cart named by X-Cart-Token. Prices and availability are read from the catalog at this moment.',
@@ -46,7 +46,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, (req) => service.get(owner(req)))
 
   app.post('/items', {
-    preHandler: app.identify,
+    onRequest: app.identify,
     schema: {
       tags: ['cart'], operationId: 'addCartItem', summary: 'Add a variant (quantities add up)',
       security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, body: Type.Ref(CartItemAdd), response: { 200: Type.Ref(Cart), ...errors },
@@ -54,7 +54,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req) => changed(req, 'add', await service.addItem(owner(req), req.body.variantId, req.body.quantity ?? 1)))
 
   app.patch('/items/:variantId', {
-    preHandler: app.identify,
+    onRequest: app.identify,
     schema: {
       tags: ['cart'], operationId: 'updateCartItem', summary: 'Set the quantity of a line',
       security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, params: CartLineParams, body: Type.Ref(CartItemUpdate), response: { 200: Type.Ref(Cart), ...errors },
@@ -62,7 +62,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req) => changed(req, 'set-quantity', await service.setQuantity(owner(req), req.params.variantId, req.body.quantity)))
 
   app.delete('/items/:variantId', {
-    preHandler: app.identify,
+    onRequest: app.identify,
     schema: {
       tags: ['cart'], operationId: 'removeCartItem', summary: 'Remove a line',
       security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, params: CartLineParams, response: { 200: Type.Ref(Cart), ...errors },
@@ -70,7 +70,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req) => changed(req, 'remove', await service.removeItem(owner(req), req.params.variantId)))
 
   app.delete('', {
-    preHandler: app.identify,
+    onRequest: app.identify,
     schema: {
       tags: ['cart'], operationId: 'clearCart', summary: 'Empty the cart',
       security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, response: { 200: Type.Ref(Cart), ...errors },
@@ -78,7 +78,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req) => changed(req, 'clear', await service.clear(owner(req))))
 
   app.put('/coupon', {
-    preHandler: app.identify,
+    onRequest: app.identify,
     schema: {
       tags: ['cart'], operationId: 'applyCartCoupon', summary: 'Apply a coupon code to the cart',
       description: 'The code must exist and be active; its limits and eligibility are checked at checkout (POST /coupons/validate explains them now).',
@@ -93,7 +93,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.delete('/coupon', {
-    preHandler: app.identify,
+    onRequest: app.identify,
     schema: {
       tags: ['cart'], operationId: 'removeCartCoupon', summary: 'Remove the coupon code from the cart',
       security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, response: { 200: Type.Ref(Cart), ...errors },
@@ -101,7 +101,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, (req) => service.setCoupon(owner(req), null))
 
   app.post('/merge', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['cart'], operationId: 'mergeGuestCart', summary: 'Move a guest cart into my cart (call after signing in)',
       description: 'Quantities add up, capped by stock; the guest cart and its token are gone afterwards.',

@@ -30,7 +30,7 @@ const categoriesRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['categories'], operationId: 'createCategory', summary: 'Create a category (admin)', security: BEARER,
       body: Type.Ref(CategoryCreate), response: { 201: Type.Ref(Category), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
@@ -38,7 +38,7 @@ const categoriesRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req, reply) => reply.code(201).send(await service.create(req.body)))
 
   app.patch('/:categoryId', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['categories'], operationId: 'updateCategory', summary: 'Rename, re-slug or move a category (admin)', security: BEARER,
       params: CategoryIdParams, body: Type.Ref(CategoryUpdate),
@@ -47,7 +47,7 @@ const categoriesRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, (req) => service.update(req.params.categoryId, req.body))
 
   app.delete('/:categoryId', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['categories'], operationId: 'deleteCategory', summary: 'Delete an empty category (admin)',
       description: '409 while it has subcategories or products.', security: BEARER,

@@ -18,7 +18,7 @@ const couponsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const adminErrors = { 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef }
 
   app.post('/validate', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['coupons'], operationId: 'validateCoupon', summary: 'Would this code apply to my cart? Explains why not',
       security: BEARER, body: Type.Ref(CouponValidateBody), response: { 200: Type.Ref(CouponValidation), 400: ProblemRef, 401: ProblemRef },
@@ -35,27 +35,27 @@ const couponsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('', {
-    preHandler: admin,
+    onRequest: admin,
     schema: { tags: ['coupons'], operationId: 'createCoupon', summary: 'Create a coupon (admin)', security: BEARER, body: Type.Ref(CouponCreate), response: { 201: Type.Ref(Coupon), ...adminErrors } },
   }, async (req, reply) => reply.code(201).send(await service.create(req.body)))
 
   app.get('', {
-    preHandler: admin,
+    onRequest: admin,
     schema: { tags: ['coupons'], operationId: 'listCoupons', summary: 'List coupons, newest first (admin)', security: BEARER, querystring: CouponListQuery, response: { 200: Type.Ref(CouponPage), ...adminErrors } },
   }, (req) => service.list(paged(req.query)))
 
   app.get('/:couponId', {
-    preHandler: admin,
+    onRequest: admin,
     schema: { tags: ['coupons'], operationId: 'getCoupon', summary: 'Read a coupon (admin)', security: BEARER, params: CouponParams, response: { 200: Type.Ref(Coupon), ...adminErrors } },
   }, (req) => service.get(req.params.couponId))
 
   app.patch('/:couponId', {
-    preHandler: admin,
+    onRequest: admin,
     schema: { tags: ['coupons'], operationId: 'updateCoupon', summary: 'Change a coupon (admin)', security: BEARER, params: CouponParams, body: Type.Ref(CouponUpdate), response: { 200: Type.Ref(Coupon), ...adminErrors } },
   }, (req) => service.update(req.params.couponId, req.body))
 
   app.delete('/:couponId', {
-    preHandler: admin,
+    onRequest: admin,
     schema: { tags: ['coupons'], operationId: 'deleteCoupon', summary: 'Delete a coupon never redeemed (admin)', security: BEARER, params: CouponParams, response: { 204: Type.Null(), ...adminErrors } },
   }, async (req, reply) => {
     await service.remove(req.params.couponId)

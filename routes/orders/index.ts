@@ -23,7 +23,7 @@ const ordersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const admin = app.requireRole('admin')
 
   app.post('', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['orders'], operationId: 'checkout', summary: 'Check out my cart into an order',
       description: 'Stock is reserved and totals computed by the server in one transaction. 409 names each line that cannot be bought. Send an Idempotency-Key to make retries safe: a retry returns the first answer, and one cart makes at most one order.',
@@ -36,7 +36,7 @@ const ordersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   )))
 
   app.get('', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['orders'], operationId: 'listOrders', summary: 'My orders, newest first (admins: all, with filters)', security: BEARER,
       querystring: OrderListQuery, response: { 200: Type.Ref(OrderPage), 400: ProblemRef, 401: ProblemRef },
@@ -44,12 +44,12 @@ const ordersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, (req) => orders.list(viewerOf(req), paged(req.query)))
 
   app.get('/:orderId', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: { tags: ['orders'], operationId: 'getOrder', summary: 'Read one of my orders', security: BEARER, params: OrderParams, response: { 200: Type.Ref(Order), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef } },
   }, (req) => orders.get(viewerOf(req), req.params.orderId))
 
   app.post('/:orderId/cancel', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['orders'], operationId: 'cancelOrder', summary: 'Cancel my order while unpaid or paid (a paid one is refunded)', security: BEARER,
       params: OrderParams, response: { 200: Type.Ref(Order), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef, 409: ProblemRef },
@@ -61,7 +61,7 @@ const ordersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.patch('/:orderId/status', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['orders'], operationId: 'changeOrderStatus', summary: 'Move an order along its state machine (admin)',
       description: 'pending_payment -> paid -> fulfilled -> shipped -> delivered; cancelled from pending_payment or paid. Anything else is 409.', security: BEARER,
@@ -80,7 +80,7 @@ const ordersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/:orderId/payments', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['payments'], operationId: 'createPayment', summary: 'Start paying for my order',
       description: 'One payment in flight or captured per order (409 otherwise). Send an Idempotency-Key: a retry resumes the same payment.',

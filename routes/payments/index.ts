@@ -14,12 +14,12 @@ const paymentsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const viewerOf = (req: FastifyRequest) => ({ userId: req.user.sub, isAdmin: viewerRole(req) === 'admin' })
 
   app.get('/:paymentId', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: { tags: ['payments'], operationId: 'getPayment', summary: 'Read a payment of my order', security: BEARER, params: PaymentParams, response: { 200: Type.Ref(Payment), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef } },
   }, (req) => payments.get(viewerOf(req), req.params.paymentId))
 
   app.post('/:paymentId/confirm', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['payments'], operationId: 'confirmPayment', summary: 'Confirm a payment; success marks the order paid', security: BEARER,
       params: PaymentParams, body: Type.Ref(PaymentConfirm), response: { 200: Type.Ref(Payment), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef, 409: ProblemRef, 502: ProblemRef },
@@ -31,7 +31,7 @@ const paymentsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/:paymentId/refunds', {
-    preHandler: app.requireRole('admin'),
+    onRequest: app.requireRole('admin'),
     schema: {
       tags: ['payments'], operationId: 'refundPayment', summary: 'Refund part or all of a captured payment (admin)',
       description: 'Never more than captured in total (409). A full refund moves the order to refunded. Send an Idempotency-Key: a retry resumes the same refund. 502 when the provider did not answer: the refund stays pending and is retried.', security: BEARER,

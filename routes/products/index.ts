@@ -32,7 +32,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const uploads = createUploadService({ db: app.db, storage: createLocalStorage(app.config.uploads.dir) })
 
   app.get('', {
-    preHandler: app.identify,
+    onRequest: app.identify,
     schema: {
       tags: ['products'], operationId: 'listProducts', summary: 'List, search and filter products',
       description: 'Keyset-paged. Customers see active products; admins may pass status. X-Cache tells whether the answer came from the cache.',
@@ -41,7 +41,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req, reply) => cached(reply, await service.list(paged(req.query), viewerOf(req))))
 
   app.get('/by-slug/:slug', {
-    preHandler: app.identify,
+    onRequest: app.identify,
     schema: {
       tags: ['products'], operationId: 'getProductBySlug', summary: 'Read a product by its slug', security: OPTIONAL_BEARER,
       params: ProductSlugParams, response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
@@ -49,7 +49,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req, reply) => viewed(req, reply, await service.getBySlug(req.params.slug, viewerOf(req))))
 
   app.get('/:productId', {
-    preHandler: app.identify,
+    onRequest: app.identify,
     schema: {
       tags: ['products'], operationId: 'getProduct', summary: 'Read a product with its variants', security: OPTIONAL_BEARER,
       params: ProductIdParams, response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
@@ -57,7 +57,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req, reply) => viewed(req, reply, await service.getById(req.params.productId, viewerOf(req))))
 
   app.post('', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['products'], operationId: 'createProduct', summary: 'Create a product with its variants (admin)', security: BEARER,
       body: Type.Ref(ProductCreate), response: { 201: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
@@ -68,7 +68,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.patch('/:productId', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['products'], operationId: 'updateProduct', summary: 'Change a product (admin)', security: BEARER,
       params: ProductIdParams, body: Type.Ref(ProductUpdate), response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
@@ -79,7 +79,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.delete('/:productId', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['products'], operationId: 'deleteProduct', summary: 'Delete a product and its variants (admin)', security: BEARER,
       params: ProductIdParams, response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef },
@@ -90,7 +90,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/:productId/variants', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['products'], operationId: 'createVariant', summary: 'Add a variant (admin)', security: BEARER,
       params: ProductIdParams, body: Type.Ref(VariantCreate), response: { 201: Type.Ref(Variant), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
@@ -98,7 +98,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req, reply) => reply.code(201).send(await service.addVariant(req.params.productId, req.body, req.user.sub)))
 
   app.patch('/:productId/variants/:variantId', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['products'], operationId: 'updateVariant', summary: 'Change a variant (admin)', security: BEARER,
       params: VariantParams, body: Type.Ref(VariantUpdate), response: { 200: Type.Ref(Variant), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
@@ -106,7 +106,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, (req) => service.updateVariant(req.params.productId, req.params.variantId, req.body))
 
   app.delete('/:productId/variants/:variantId', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['products'], operationId: 'deleteVariant', summary: 'Delete a variant; not the last one (admin)', security: BEARER,
       params: VariantParams, response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
@@ -117,7 +117,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/:productId/variants/:variantId/stock-adjustments', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['products'], operationId: 'adjustStock', summary: 'Add or remove stock with a reason (admin)',
       description: 'Atomic; 409 when it would take stock below zero. Recorded as an inventory movement.', security: BEARER,
@@ -126,7 +126,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, (req) => service.adjustStock(req.params.productId, req.params.variantId, req.body, req.user.sub))
 
   app.get('/:productId/variants/:variantId/stock-adjustments', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['products'], operationId: 'listInventoryMovements', summary: "A variant's stock history, newest first (admin)", security: BEARER,
       params: VariantParams, querystring: MovementListQuery, response: { 200: Type.Ref(InventoryMovementPage), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef },

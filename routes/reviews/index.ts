@@ -22,7 +22,7 @@ const reviewsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, (req) => service.listForProduct(req.params.productId, paged(req.query)))
 
   app.post('/products/:productId/reviews', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['reviews'], operationId: 'createReview', summary: 'Review a product I bought (once)', security: BEARER,
       params: ProductReviewParams, body: Type.Ref(ReviewCreate), response: { 201: Type.Ref(Review), ...errors },
@@ -30,7 +30,7 @@ const reviewsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req, reply) => reply.code(201).send(await service.create(req.user.sub, req.params.productId, req.body)))
 
   app.get('/reviews', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['reviews'], operationId: 'listReviewsForModeration', summary: 'Reviews by moderation status (admin)', security: BEARER,
       querystring: ModerationQuery, response: { 200: Type.Ref(ReviewPage), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef },
@@ -38,12 +38,12 @@ const reviewsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, (req) => service.listForModeration(paged(req.query)))
 
   app.patch('/reviews/:reviewId', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: { tags: ['reviews'], operationId: 'updateReview', summary: 'Edit my review', security: BEARER, params: ReviewParams, body: Type.Ref(ReviewUpdate), response: { 200: Type.Ref(Review), ...errors } },
   }, (req) => service.update(req.user.sub, req.params.reviewId, req.body))
 
   app.delete('/reviews/:reviewId', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: { tags: ['reviews'], operationId: 'deleteReview', summary: 'Delete my review (admins: any)', security: BEARER, params: ReviewParams, response: { 204: Type.Null(), ...errors } },
   }, async (req, reply) => {
     await service.remove({ userId: req.user.sub, isAdmin: viewerRole(req) === 'admin' }, req.params.reviewId)
@@ -51,12 +51,12 @@ const reviewsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.patch('/reviews/:reviewId/moderation', {
-    preHandler: admin,
+    onRequest: admin,
     schema: { tags: ['reviews'], operationId: 'moderateReview', summary: 'Approve or reject a review (admin)', security: BEARER, params: ReviewParams, body: Type.Ref(ReviewModeration), response: { 200: Type.Ref(Review), ...errors } },
   }, (req) => service.moderate(req.params.reviewId, req.body.status))
 
   app.post('/reviews/:reviewId/helpful', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: { tags: ['reviews'], operationId: 'voteReviewHelpful', summary: 'Mark a review helpful (once per user)', security: BEARER, params: ReviewParams, response: { 200: Type.Ref(Review), ...errors } },
   }, (req) => service.voteHelpful(req.user.sub, req.params.reviewId))
 }

@@ -15,7 +15,7 @@ const uploadsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const service = createUploadService({ db: app.db, storage: createLocalStorage(dir) })
 
   app.post('', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     // The file is read from the multipart stream in the handler; the body schema documents it.
     preValidation: async (req) => { req.body = {} },
     schema: {
@@ -62,7 +62,7 @@ const uploadsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.delete('/:uploadId', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['uploads'], operationId: 'deleteFile', summary: 'Delete my file (admins: any)', security: BEARER,
       params: UploadParams, response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },

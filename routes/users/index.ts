@@ -22,12 +22,12 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   // The signed-in user's own account.
   app.get('/me', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: { tags: ['users'], operationId: 'getMe', summary: 'Read my account', security: BEARER, response: { 200: Type.Ref(User), 401: ProblemRef } },
   }, (req) => service.get(req.user.sub))
 
   app.patch('/me', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: { tags: ['users'], operationId: 'updateMe', summary: 'Update my profile', security: BEARER, body: Type.Ref(ProfileUpdate), response: { 200: Type.Ref(User), 400: ProblemRef, 401: ProblemRef } },
   }, async (req) => {
     if (req.body.avatarId) await uploads.requireImages([req.body.avatarId], 'avatar', req.user.sub)
@@ -35,7 +35,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/me/email', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['users'], operationId: 'changeMyEmail', summary: 'Change my email address (password required; re-verification follows)', security: BEARER,
       body: Type.Ref(EmailChange), response: { 200: Type.Ref(User), 400: ProblemRef, 401: ProblemRef, 409: ProblemRef },
@@ -43,7 +43,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, (req) => service.changeEmail(req.user.sub, req.body))
 
   app.post('/me/password', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['users'], operationId: 'changeMyPassword', summary: 'Change my password; my other sessions end', security: BEARER,
       body: Type.Ref(PasswordChange), response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef },
@@ -54,12 +54,12 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.get('/me/addresses', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: { tags: ['users'], operationId: 'listMyAddresses', summary: 'List my addresses, default first', security: BEARER, response: { 200: Type.Ref(AddressList), 401: ProblemRef } },
   }, (req) => service.listAddresses(req.user.sub))
 
   app.post('/me/addresses', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['users'], operationId: 'createMyAddress', summary: 'Add an address (the first one becomes the default)', security: BEARER,
       body: Type.Ref(AddressCreate), response: { 201: Type.Ref(Address), 400: ProblemRef, 401: ProblemRef, 409: ProblemRef },
@@ -67,12 +67,12 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req, reply) => reply.code(201).send(await service.createAddress(req.user.sub, req.body)))
 
   app.get('/me/addresses/:addressId', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: { tags: ['users'], operationId: 'getMyAddress', summary: 'Read one of my addresses', security: BEARER, params: AddressParams, response: { 200: Type.Ref(Address), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef } },
   }, (req) => service.getAddress(req.user.sub, req.params.addressId))
 
   app.patch('/me/addresses/:addressId', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: {
       tags: ['users'], operationId: 'updateMyAddress', summary: 'Change one of my addresses', security: BEARER,
       params: AddressParams, body: Type.Ref(AddressUpdate), response: { 200: Type.Ref(Address), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
@@ -80,7 +80,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, (req) => service.updateAddress(req.user.sub, req.params.addressId, req.body))
 
   app.delete('/me/addresses/:addressId', {
-    preHandler: app.authenticate,
+    onRequest: app.authenticate,
     schema: { tags: ['users'], operationId: 'deleteMyAddress', summary: 'Delete one of my addresses', security: BEARER, params: AddressParams, response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef } },
   }, async (req, reply) => {
     await service.deleteAddress(req.user.sub, req.params.addressId)
@@ -89,7 +89,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   // Administration.
   app.get('', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['users'], operationId: 'listUsers', summary: 'List and search accounts (admin)', security: BEARER,
       querystring: UserListQuery, response: { 200: Type.Ref(UserPage), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef },
@@ -97,12 +97,12 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, (req) => service.list(paged(req.query)))
 
   app.get('/:userId', {
-    preHandler: admin,
+    onRequest: admin,
     schema: { tags: ['users'], operationId: 'getUser', summary: 'Read an account (admin)', security: BEARER, params: UserIdParams, response: { 200: Type.Ref(User), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef } },
   }, (req) => service.get(req.params.userId))
 
   app.patch('/:userId/role', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['users'], operationId: 'changeUserRole', summary: "Change an account's role; its sessions end (admin)", security: BEARER,
       params: UserIdParams, body: Type.Ref(RoleChange), response: { 200: Type.Ref(User), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
@@ -110,7 +110,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, (req) => service.setRole(req.user.sub, req.params.userId, req.body.role))
 
   app.post('/:userId/deactivate', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['users'], operationId: 'deactivateUser', summary: 'Deactivate an account; it cannot sign in and its sessions end (admin)', security: BEARER,
       params: UserIdParams, response: { 200: Type.Ref(User), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
@@ -118,7 +118,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, (req) => service.setActive(req.user.sub, req.params.userId, false))
 
   app.post('/:userId/reactivate', {
-    preHandler: admin,
+    onRequest: admin,
     schema: {
       tags: ['users'], operationId: 'reactivateUser', summary: 'Reactivate an account (admin)', security: BEARER,
       params: UserIdParams, response: { 200: Type.Ref(User), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },

@@ -17,7 +17,7 @@ const wishlistRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const items = wishlistModel(app.mongo)
   const service = createWishlistService({ items, catalog, cart })
   if (app.mongo.readyState === 1) await items.init()
-  app.addHook('preHandler', app.authenticate)
+  app.addHook('onRequest', app.authenticate)
 
   app.get('', {
     schema: { tags: ['wishlist'], operationId: 'getWishlist', summary: 'My wishlist, newest first', security: BEARER, response: { 200: Type.Ref(Wishlist), 401: ProblemRef } },
