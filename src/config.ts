@@ -58,6 +58,7 @@ export const ConfigSchema = Type.Object({
   STRIPE_WEBHOOK_SECRET: Type.Optional(Type.String({ pattern: '^whsec_', description: 'a whsec_ secret' })),
   STRIPE_API_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'Stripe API base, e.g. a stripe-mock URL' })),
   REVIEWS_AUTO_APPROVE: bool('true'),
+  ALLOW_TEST_PAYMENTS: bool('false'),
   UPLOAD_DIR: Type.String({ minLength: 1, default: './uploads' }),
   UPLOAD_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 100 * 1024 * 1024, default: 5 * 1024 * 1024 }),
   ACTIVITY_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 90 }),
@@ -137,6 +138,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // a production shop runs on real services.
     for (const name of ['DATABASE_URL', 'MONGODB_URL', 'REDIS_URL', 'SMTP_URL'] as const) {
       if (!raw[name]) throw new ConfigError(`Missing environment variable ${name}: required when NODE_ENV=production`)
+    }
+    // With the test provider any customer can mark an order paid (tok_success): a demo only.
+    if (raw.PAYMENT_PROVIDERS.split(',').includes('test') && !truthy(raw.ALLOW_TEST_PAYMENTS)) {
+      throw new ConfigError('Invalid environment variable PAYMENT_PROVIDERS: production refuses the test provider (anyone could mark an order paid); use stripe, or set ALLOW_TEST_PAYMENTS=true for a demo shop')
     }
   }
 

@@ -9,6 +9,9 @@ const secrets: Record<string, string> = {
   PAYMENT_WEBHOOK_SECRET: randomBytes(24).toString('hex'),
   // Nothing listens there: mail is sent in the background and a failure is only logged.
   SMTP_URL: 'smtp://127.0.0.1:2525',
+  // A demo shop: the container check pays with the test provider.
+  PAYMENT_PROVIDERS: 'test',
+  ALLOW_TEST_PAYMENTS: 'true',
 }
 const { env } = composeAppEnv(secrets)
 for (const [name, value] of Object.entries({ ...env, ...overrides })) process.stdout.write(`${name}=${value}\n`)

@@ -57,10 +57,12 @@ t.test('defaults work with no environment; empty strings count as unset', async 
 
 t.test('the compose file sets everything production requires', async (t) => {
   const { composeAppEnv } = await import('./compose.js')
-  const { env, required } = composeAppEnv({ JWT_SECRET: 'j'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'w'.repeat(40), SMTP_URL: 'smtp://mail.example.com:587' })
-  t.same(required.sort(), ['JWT_SECRET', 'PAYMENT_WEBHOOK_SECRET', 'SMTP_URL'], 'the operator must give each secret and the mail server')
+  const { env, required } = composeAppEnv({ JWT_SECRET: 'j'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'w'.repeat(40), SMTP_URL: 'smtp://mail.example.com:587', PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' })
+  t.same(required.sort(), ['JWT_SECRET', 'PAYMENT_PROVIDERS', 'PAYMENT_WEBHOOK_SECRET', 'SMTP_URL'], 'the operator must give each secret, the mail server and the payment provider')
   const config = loadConfig(env)
   t.equal(config.env, 'production')
   t.ok(config.postgres.url && config.mongo.url && config.redis.url, 'on real services')
   t.throws(() => loadConfig({ ...env, PAYMENT_WEBHOOK_SECRET: '' }), ConfigError, 'and without a given secret it refuses to start')
+  t.throws(() => loadConfig({ ...env, PAYMENT_PROVIDERS: 'test' }), /production refuses the test provider/, 'the test provider is refused in production')
+  t.equal(loadConfig({ ...env, PAYMENT_PROVIDERS: 'test', ALLOW_TEST_PAYMENTS: 'true' }).payments.providers[0], 'test', 'unless a demo says so')
 })

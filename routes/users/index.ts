@@ -18,6 +18,9 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const accountMail = createAccountMail({ mailer: app.mailer, tokens: createOneTimeTokens(app.redis), publicUrl: app.config.publicUrl })
   const service = createUserService({ db: app.db, sessions: app.sessions, accountMail })
   const admin = app.requireRole('admin')
+  // Routes that check the current password are guessing targets too: counted per account (as
+  // sign-in is), whatever token or address the attempts come from.
+  const passwordChecks = app.limitBy({ name: 'password-check', max: app.config.auth.rateLimitPerAccount, windowSeconds: 15 * 60, key: (req) => req.user.sub })
   const uploads = createUploadService({ db: app.db, storage: createLocalStorage(app.config.uploads.dir) })
 
   // The signed-in user's own account.
@@ -35,7 +38,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/me/email', {
-    onRequest: app.authenticate,
+    onRequest: app.authenticate, preHandler: passwordChecks,
     schema: {
       tags: ['users'], operationId: 'changeMyEmail', summary: 'Change my email address (password required; re-verification follows)', security: BEARER,
       body: Type.Ref(EmailChange), response: { 200: Type.Ref(User), 400: ProblemRef, 401: ProblemRef, 409: ProblemRef },
@@ -43,7 +46,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, (req) => service.changeEmail(req.user.sub, req.body))
 
   app.post('/me/password', {
-    onRequest: app.authenticate,
+    onRequest: app.authenticate, preHandler: passwordChecks,
     schema: {
       tags: ['users'], operationId: 'changeMyPassword', summary: 'Change my password; my other sessions end', security: BEARER,
       body: Type.Ref(PasswordChange), response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef },
