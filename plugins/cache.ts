@@ -6,5 +6,6 @@ declare module 'fastify' {
 }
 
 export default fp(async (app) => {
-  app.decorate('cache', createCache(app.redis, app.log, app.config.cacheTtlSeconds))
+  // Lookups are counted by the metrics plugin, registered later; read when a lookup happens.
+  app.decorate('cache', createCache(app.redis, app.log, app.config.cacheTtlSeconds, (namespace, hit) => app.metrics.cacheLookup(namespace, hit)))
 }, { name: 'cache', dependencies: ['config', 'redis'] })

@@ -38,15 +38,16 @@ export default fp(async (app) => {
   const cart = createCartService({ carts: cartModel(app.mongo), redis: app.redis, catalog, currency, limits })
   const providers = await providersFromConfig(app.config.payments, db)
 
-  const refunds = createRefundWorkflow({ db, outbox, faults, providers })
-  const pay = createPayWorkflow({ db, outbox, faults, providers, refunds })
-  const confirm = createConfirmWorkflow({ db, outbox, providers, refunds })
+  const { metrics } = app
+  const refunds = createRefundWorkflow({ db, outbox, faults, providers, metrics })
+  const pay = createPayWorkflow({ db, outbox, faults, providers, refunds, metrics })
+  const confirm = createConfirmWorkflow({ db, outbox, providers, refunds, metrics })
   const money: MoneyPath = {
     idempotency: createIdempotency(db),
     orders: createOrderService({ db, outbox }),
     payments: createPaymentService({ db }),
-    checkout: createCheckoutWorkflow({ db, outbox, faults, cart, currency, checkout: checkoutConfig }),
-    cancel: createCancelWorkflow({ db, outbox, refunds }),
+    checkout: createCheckoutWorkflow({ db, outbox, faults, cart, currency, checkout: checkoutConfig, metrics }),
+    cancel: createCancelWorkflow({ db, outbox, refunds, metrics }),
     pay, confirm, refunds,
     reconcile: createReconciliation({ pay, confirm, refunds, providers }),
   }
@@ -66,4 +67,4 @@ export default fp(async (app) => {
   app.jobs.every('order-expiry', 60_000, () => money.cancel.expireUnpaid())
   app.jobs.every('payments-reconcile', 60_000, () => money.reconcile())
   app.jobs.every('idempotency-purge', 3_600_000, () => money.idempotency.purgeExpired())
-}, { name: 'money', dependencies: ['postgres', 'mongo', 'redis', 'cache', 'jobs', 'outbox', 'mailer'] })
+}, { name: 'money', dependencies: ['postgres', 'mongo', 'redis', 'cache', 'jobs', 'outbox', 'mailer', 'metrics'] })

@@ -17,6 +17,7 @@ import cachePlugin from '../plugins/cache.js'
 import jobsPlugin from '../plugins/jobs.js'
 import activityPlugin from '../plugins/activity.js'
 import outboxPlugin from '../plugins/outbox.js'
+import metricsPlugin from '../plugins/metrics.js'
 import moneyPlugin from '../plugins/money.js'
 import healthRoutes from '../routes/health/index.js'
 import authRoutes from '../routes/auth/index.js'
@@ -138,6 +139,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(jobsPlugin)
   await app.register(activityPlugin)
   await app.register(outboxPlugin)
+  await app.register(metricsPlugin)
   await app.register(moneyPlugin)
 
   for (const schema of contractSchemas) app.addSchema(schema)

@@ -7,7 +7,7 @@ import type { FastifyBaseLogger } from 'fastify'
 
 export interface CacheResult<T> { value: T; hit: boolean }
 
-export function createCache(redis: Redis, log: FastifyBaseLogger, defaultTtlSeconds: number) {
+export function createCache(redis: Redis, log: FastifyBaseLogger, defaultTtlSeconds: number, onLookup: (namespace: string, hit: boolean) => void = () => {}) {
   const versionKey = (namespace: string) => `cache:${namespace}:version`
 
   async function currentVersion(namespace: string): Promise<string | null> {
@@ -26,10 +26,14 @@ export function createCache(redis: Redis, log: FastifyBaseLogger, defaultTtlSeco
       const entryKey = `cache:${namespace}:v${version}:${key}`
       try {
         const cached = await redis.get(entryKey)
-        if (cached !== null) return { value: JSON.parse(cached) as T, hit: true }
+        if (cached !== null) {
+          onLookup(namespace, true)
+          return { value: JSON.parse(cached) as T, hit: true }
+        }
       } catch (err) {
         log.warn({ err: (err as Error).message, namespace }, 'cache read failed; reading through')
       }
+      onLookup(namespace, false)
       const value = await load()
       redis.set(entryKey, JSON.stringify(value), 'EX', ttlSeconds)
         .catch((err: Error) => log.warn({ err: err.message, namespace }, 'cache write failed'))

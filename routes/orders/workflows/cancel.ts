@@ -2,6 +2,7 @@ import { and, eq, lt } from 'drizzle-orm'
 import { orders, payments } from '../../../db/schema/index.js'
 import type { Db } from '../../../db/client.js'
 import type { Outbox } from '../../../src/outbox.js'
+import type { MoneyMetrics } from '../../../src/metrics.js'
 import { ACTIVITY, CATALOG_CHANGED, type Actor } from '../../../src/side-effects.js'
 import { CATALOG_CACHE } from '../../categories/service.js'
 import { recordRefund, type RefundWorkflow } from '../../payments/workflows/refund.js'
@@ -20,15 +21,17 @@ import { ORDER_MAIL } from '../order-mail.js'
 // transaction, move to `cancelled` through the same table and release their stock; a payment
 // still in flight for one is refunded if it is captured later (see payments/workflows/settle.ts).
 
-export interface CancelDeps { db: Db; outbox: Outbox; refunds: RefundWorkflow }
+export interface CancelDeps { db: Db; outbox: Outbox; refunds: RefundWorkflow; metrics: MoneyMetrics }
 
-export function createCancelWorkflow({ db, outbox, refunds }: CancelDeps) {
+export function createCancelWorkflow({ db, outbox, refunds, metrics }: CancelDeps) {
   return {
     async cancel(actor: Actor & { isAdmin: boolean }, orderId: string) {
       let eventIds: string[] = []
+      let count = () => {}
       const refundIds: string[] = []
       await db.transaction(async (tx) => {
-        await transition(tx, orderId, 'cancelled', { cancelledAt: new Date() })
+        const cancelled = await transition(tx, orderId, 'cancelled', { cancelledAt: new Date() })
+        count = () => metrics.order('cancelled', cancelled.currency, cancelled.totalMinor)
         const captured = await tx.select().from(payments).where(and(eq(payments.orderId, orderId), eq(payments.status, 'succeeded')))
         for (const payment of captured) {
           if (payment.amountMinor - payment.refundedMinor <= 0) continue
@@ -38,6 +41,7 @@ export function createCancelWorkflow({ db, outbox, refunds }: CancelDeps) {
         await releaseOrder(tx, orderId, 'cancellation')
         eventIds = await outbox.add(tx, [CATALOG_CHANGED(CATALOG_CACHE), ACTIVITY(actor, 'order_status_change', { orderId, status: 'cancelled' }), ORDER_MAIL(orderId, 'cancelled')])
       })
+      count()
       await outbox.runNow(eventIds)
       await refunds.sendAll(refundIds)
     },
@@ -47,15 +51,19 @@ export function createCancelWorkflow({ db, outbox, refunds }: CancelDeps) {
       const due = await db.select({ id: orders.id }).from(orders).where(and(eq(orders.status, 'pending_payment'), lt(orders.expiresAt, now))).limit(500)
       let expired = 0
       const eventIds: string[] = []
+      const counts: (() => void)[] = []
       for (const { id } of due) {
         await db.transaction(async (tx) => {
           // Paid or cancelled meanwhile: not this job's any more.
-          if (!await tryTransition(tx, id, 'cancelled', { cancelledAt: now }, 'pending_payment')) return
+          const cancelled = await tryTransition(tx, id, 'cancelled', { cancelledAt: now }, 'pending_payment')
+          if (!cancelled) return
+          counts.push(() => metrics.order('cancelled', cancelled.currency, cancelled.totalMinor))
           await releaseOrder(tx, id, 'cancellation')
           eventIds.push(...await outbox.add(tx, [CATALOG_CHANGED(CATALOG_CACHE), ORDER_MAIL(id, 'cancelled')]))
           expired++
         })
       }
+      counts.forEach((count) => count())
       await outbox.runNow(eventIds)
       return { expired }
     },

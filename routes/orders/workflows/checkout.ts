@@ -5,6 +5,7 @@ import { Conflict, NotFound } from '../../../src/errors.js'
 import type { Faults } from '../../../src/faults.js'
 import type { IdempotentAttempt, StoredResponse } from '../../../src/idempotency.js'
 import type { Outbox } from '../../../src/outbox.js'
+import type { MoneyMetrics } from '../../../src/metrics.js'
 import { ACTIVITY, CART_CONSUMED, CATALOG_CHANGED, cartKey, type Actor } from '../../../src/side-effects.js'
 import { CATALOG_CACHE } from '../../categories/service.js'
 import { redeemInCheckout } from '../../coupons/service.js'
@@ -34,12 +35,13 @@ export interface CheckoutDeps {
   outbox: Outbox
   faults: Faults
   cart: Pick<CartService, 'forCheckout'>
+  metrics: MoneyMetrics
   currency: string
   checkout: CheckoutConfig
 }
 export interface CheckoutInput { shippingAddress?: ShippingAddress; addressId?: string; couponCode?: string | null }
 
-export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, checkout }: CheckoutDeps) {
+export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, checkout, metrics }: CheckoutDeps) {
   async function resolveAddress(userId: string, input: CheckoutInput): Promise<ShippingAddress> {
     if (input.shippingAddress && input.addressId) throw new Conflict('Send shippingAddress or addressId, not both', 'address-ambiguous')
     if (input.addressId) {
@@ -140,6 +142,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, che
       }
       throw err
     }
+    metrics.order('placed', currency, (response.body as { totalMinor: number }).totalMinor)
     faults.at('checkout.after-order-commit')
 
     // 4. side effects now

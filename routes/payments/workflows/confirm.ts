@@ -3,6 +3,7 @@ import { payments, webhookEvents } from '../../../db/schema/index.js'
 import type { Db } from '../../../db/client.js'
 import { Conflict, NotFound, ProviderFailure } from '../../../src/errors.js'
 import type { Outbox } from '../../../src/outbox.js'
+import type { MoneyMetrics } from '../../../src/metrics.js'
 import { ACTIVITY, type Actor } from '../../../src/side-effects.js'
 import type { PaymentProvider, ProviderName } from '../providers.js'
 import type { RefundWorkflow } from './refund.js'
@@ -20,9 +21,9 @@ import { applyProviderOutcome, type PaymentRow } from './settle.js'
 // the provider has it captured; the provider's webhook or reconciliation (which asks the
 // provider) settles it.
 
-export interface ConfirmDeps { db: Db; outbox: Outbox; providers: Map<ProviderName, PaymentProvider>; refunds: RefundWorkflow }
+export interface ConfirmDeps { db: Db; outbox: Outbox; providers: Map<ProviderName, PaymentProvider>; refunds: RefundWorkflow; metrics: MoneyMetrics }
 
-export function createConfirmWorkflow({ db, outbox, providers, refunds }: ConfirmDeps) {
+export function createConfirmWorkflow({ db, outbox, providers, refunds, metrics }: ConfirmDeps) {
   async function settle(paymentId: string, outcome: Parameters<typeof applyProviderOutcome>[2], events: (payment: PaymentRow) => Parameters<Outbox['add']>[1] = () => []) {
     let eventIds: string[] = []
     const settled = await db.transaction(async (tx) => {
@@ -30,6 +31,7 @@ export function createConfirmWorkflow({ db, outbox, providers, refunds }: Confir
       eventIds = await outbox.add(tx, [...result.events, ...events(result.payment)])
       return result
     })
+    settled.report(metrics)
     await outbox.runNow(eventIds)
     await refunds.sendAll(settled.refundIds)
     return settled.payment
@@ -57,6 +59,7 @@ export function createConfirmWorkflow({ db, outbox, providers, refunds }: Confir
       let duplicate = false
       let refundIds: string[] = []
       let eventIds: string[] = []
+      let report: (m: MoneyMetrics) => void = () => {}
       await db.transaction(async (tx) => {
         const fresh = await tx.insert(webhookEvents).values({ provider: provider.name, eventId: event.eventId, type: event.type }).onConflictDoNothing().returning({ eventId: webhookEvents.eventId })
         if (!fresh.length) { duplicate = true; return }
@@ -67,8 +70,10 @@ export function createConfirmWorkflow({ db, outbox, providers, refunds }: Confir
         const status = event.type === 'payment.succeeded' ? 'succeeded' : 'failed'
         const result = await applyProviderOutcome(tx, payment.id, { status, failureReason: event.failureReason })
         refundIds = result.refundIds
+        report = result.report
         eventIds = await outbox.add(tx, result.events)
       })
+      report(metrics)
       await outbox.runNow(eventIds)
       await refunds.sendAll(refundIds)
       return { received: true, duplicate }

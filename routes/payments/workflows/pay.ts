@@ -5,6 +5,7 @@ import { BadRequest, Conflict, NotFound, ProviderFailure } from '../../../src/er
 import type { Faults } from '../../../src/faults.js'
 import type { IdempotentAttempt } from '../../../src/idempotency.js'
 import type { Outbox } from '../../../src/outbox.js'
+import type { MoneyMetrics } from '../../../src/metrics.js'
 import { ACTIVITY, type Actor } from '../../../src/side-effects.js'
 import type { PaymentProvider, ProviderName } from '../providers.js'
 import type { RefundWorkflow } from './refund.js'
@@ -23,7 +24,7 @@ import { applyProviderOutcome, type PaymentRow } from './settle.js'
 // Idempotency-Key resumes at 2 with the payment its checkpoint names, and reconciliation does
 // the same for a client that never retries.
 
-export interface PaymentDeps { db: Db; outbox: Outbox; faults: Faults; providers: Map<ProviderName, PaymentProvider>; refunds: RefundWorkflow }
+export interface PaymentDeps { db: Db; outbox: Outbox; faults: Faults; providers: Map<ProviderName, PaymentProvider>; refunds: RefundWorkflow; metrics: MoneyMetrics }
 
 export function providerOf(providers: Map<ProviderName, PaymentProvider>, name: string) {
   const provider = providers.get(name as ProviderName)
@@ -31,7 +32,7 @@ export function providerOf(providers: Map<ProviderName, PaymentProvider>, name: 
   return provider
 }
 
-export function createPayWorkflow({ db, outbox, faults, providers, refunds }: PaymentDeps) {
+export function createPayWorkflow({ db, outbox, faults, providers, refunds, metrics }: PaymentDeps) {
   /** Steps 2 and 3 for a recorded payment; what is not pending any more is answered as it is. */
   async function send(payment: PaymentRow): Promise<PaymentRow> {
     if (payment.status !== 'pending') return payment
@@ -50,6 +51,7 @@ export function createPayWorkflow({ db, outbox, faults, providers, refunds }: Pa
       eventIds = await outbox.add(tx, result.events)
       return result
     })
+    settled.report(metrics)
     await outbox.runNow(eventIds)
     await refunds.sendAll(settled.refundIds)
     return settled.payment

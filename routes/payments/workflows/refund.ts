@@ -5,6 +5,7 @@ import { AppError, Conflict, NotFound, ProviderFailure } from '../../../src/erro
 import type { Faults } from '../../../src/faults.js'
 import type { IdempotentAttempt } from '../../../src/idempotency.js'
 import type { Outbox } from '../../../src/outbox.js'
+import type { MoneyMetrics } from '../../../src/metrics.js'
 import { CATALOG_CHANGED } from '../../../src/side-effects.js'
 import { CATALOG_CACHE } from '../../categories/service.js'
 import { releaseOrder, tryTransition } from '../../orders/service.js'
@@ -24,7 +25,7 @@ import type { PaymentProvider, ProviderName } from '../providers.js'
 // (timeout, crash between 1 and 3) leaves it pending, and reconciliation repeats 2 and 3.
 
 export type RefundRow = typeof refunds.$inferSelect
-export interface RefundDeps { db: Db; outbox: Outbox; faults: Faults; providers: Map<ProviderName, PaymentProvider> }
+export interface RefundDeps { db: Db; outbox: Outbox; faults: Faults; providers: Map<ProviderName, PaymentProvider>; metrics: MoneyMetrics }
 
 /** Step 1, in the caller's transaction (payment locked here). */
 export async function recordRefund(tx: Tx, input: { paymentId: string; amountMinor?: number; reason: string | null; actorId: string | null; countsTowardOrder: boolean }) {
@@ -44,10 +45,11 @@ const isRefusal = (err: unknown) => err instanceof AppError && err.statusCode !=
   || (err instanceof ProviderFailure && err.slug === 'provider-refund-refused')
   || (err as { type?: string }).type === 'StripeInvalidRequestError'
 
-export function createRefundWorkflow({ db, outbox, faults, providers }: RefundDeps) {
+export function createRefundWorkflow({ db, outbox, faults, providers, metrics }: RefundDeps) {
   /** Step 3. Idempotent: a refund already settled is returned as it is. */
   async function settle(refundId: string, outcome: { providerRefundId: string } | { refused: string }) {
     const events: string[] = []
+    let counted: { currency: string; amountMinor: number } | undefined
     const settled = await db.transaction(async (tx) => {
       // Locks in the order every workflow takes them: the order, its payment, the refund.
       const [known] = await tx.select({ orderId: payments.orderId }).from(refunds).innerJoin(payments, eq(payments.id, refunds.paymentId)).where(eq(refunds.id, refundId))
@@ -68,6 +70,7 @@ export function createRefundWorkflow({ db, outbox, faults, providers }: RefundDe
         const [order] = await tx.update(orders).set({ refundedMinor: sql`${orders.refundedMinor} + ${refund.amountMinor}`, updatedAt: new Date() })
           .where(eq(orders.id, payment!.orderId)).returning()
         events.push(...await outbox.add(tx, [ORDER_MAIL(order!.id, 'refunded', { refundId })]))
+        counted = { currency: order!.currency, amountMinor: refund.amountMinor }
         if (order!.refundedMinor >= order!.totalMinor) {
           const before = order!.status
           const moved = await tryTransition(tx, order!.id, 'refunded')
@@ -79,6 +82,7 @@ export function createRefundWorkflow({ db, outbox, faults, providers }: RefundDe
       }
       return done!
     })
+    if (counted) metrics.order('refunded', counted.currency, counted.amountMinor)
     await outbox.runNow(events)
     return settled
   }

@@ -5,6 +5,7 @@ import { NotFound } from '../../../src/errors.js'
 import { tryTransition } from '../../orders/service.js'
 import { ORDER_MAIL } from '../../orders/order-mail.js'
 import type { OutboxEvent } from '../../../src/outbox.js'
+import type { MoneyMetrics } from '../../../src/metrics.js'
 import type { ProviderStatus } from '../providers.js'
 import { recordRefund } from './refund.js'
 
@@ -29,24 +30,30 @@ export async function applyProviderOutcome(tx: Tx, paymentId: string, outcome: {
   const [payment] = await tx.select().from(payments).where(eq(payments.id, paymentId)).for('update')
   const refundIds: string[] = []
   const events: OutboxEvent[] = []
+  // What to count once the caller's transaction has committed.
+  let report: (metrics: MoneyMetrics) => void = () => {}
   const providerPaymentId = outcome.providerPaymentId ?? payment!.providerPaymentId
   // A capture is final. A failure is not: the provider may still capture (a later attempt).
-  if (payment!.status === 'succeeded') return { payment: payment!, refundIds, events }
+  if (payment!.status === 'succeeded') return { payment: payment!, refundIds, events, report }
 
   if (outcome.status === 'succeeded') {
     await tx.update(payments).set({ status: 'succeeded', providerPaymentId, failureReason: null, updatedAt: new Date() }).where(eq(payments.id, paymentId))
     const paid = await tryTransition(tx, payment!.orderId, 'paid', { paidAt: new Date() }, 'pending_payment')
-    if (paid) events.push(ORDER_MAIL(paid.id, 'paid'))
+    if (paid) {
+      events.push(ORDER_MAIL(paid.id, 'paid'))
+      report = (metrics) => metrics.order('paid', paid.currency, paid.totalMinor)
+    }
     else {
       const refund = await recordRefund(tx, { paymentId, reason: 'order no longer payable', actorId: null, countsTowardOrder: false })
       refundIds.push(refund.id)
     }
     const [after] = await tx.select().from(payments).where(eq(payments.id, paymentId))
-    return { payment: after!, refundIds, events }
+    return { payment: after!, refundIds, events, report }
   }
-  if (payment!.status === 'failed') return { payment: payment!, refundIds, events }
+  if (payment!.status === 'failed') return { payment: payment!, refundIds, events, report }
   const status = outcome.status === 'failed' ? 'failed' : 'requires_confirmation'
   const [updated] = await tx.update(payments).set({ status, providerPaymentId, failureReason: outcome.status === 'failed' ? (outcome.failureReason ?? 'failed') : null, updatedAt: new Date() })
     .where(eq(payments.id, paymentId)).returning()
-  return { payment: updated!, refundIds, events }
+  if (status === 'failed') report = (metrics) => metrics.paymentFailed(payment!.provider, updated!.failureReason ?? 'failed')
+  return { payment: updated!, refundIds, events, report }
 }

@@ -1,0 +1,48 @@
+import { timingSafeEqual } from 'node:crypto'
+import fp from 'fastify-plugin'
+import { AppError, TooManyRequests } from '../src/errors.js'
+import { createMetrics, type Metrics } from '../src/metrics.js'
+
+declare module 'fastify' {
+  interface FastifyInstance { metrics: Metrics }
+}
+
+// Prometheus metrics: request latency per route template, the PostgreSQL pool, the outbox
+// backlog, business counters (reported by the workflows), refusals. `GET /metrics` answers only
+// with `Authorization: Bearer $METRICS_TOKEN` and does not exist without it; it is outside the
+// API contract.
+const CHECKOUT_CONFLICTS = new Set(['checkout-unavailable', 'cart-already-checked-out', 'cart-empty', 'coupon-not-applicable'])
+
+export default fp(async (app) => {
+  const metrics = createMetrics()
+  app.decorate('metrics', metrics)
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched'
+    if (route === '/metrics') return
+    metrics.http.observe({ route, method: req.method, status_class: `${Math.floor(reply.statusCode / 100)}xx` }, reply.elapsedTime / 1000)
+  })
+  app.addHook('onError', async (req, _reply, error) => {
+    const route = req.routeOptions.url ?? 'unmatched'
+    if (error instanceof TooManyRequests || (error as { statusCode?: number }).statusCode === 429) metrics.rateLimited.inc({ route })
+    if (route === '/orders' && req.method === 'POST' && error instanceof AppError && error.statusCode === 409 && CHECKOUT_CONFLICTS.has(error.slug)) {
+      metrics.checkoutConflicts.inc({ reason: error.slug })
+    }
+  })
+
+  const token = app.config.metricsToken
+  if (!token) return
+  const expected = Buffer.from(`Bearer ${token}`)
+  app.get('/metrics', { config: { rateLimit: false }, schema: { hide: true } }, async (req, reply) => {
+    const given = Buffer.from(req.headers.authorization ?? '')
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return reply.code(404).send()
+    metrics.outboxBacklog.set(await app.outbox.pending())
+    const pool = (app.db as unknown as { $client?: { totalCount?: number; idleCount?: number; waitingCount?: number } }).$client
+    if (pool?.totalCount !== undefined) {
+      metrics.poolConnections.set({ state: 'in_use' }, pool.totalCount - (pool.idleCount ?? 0))
+      metrics.poolConnections.set({ state: 'idle' }, pool.idleCount ?? 0)
+      metrics.poolConnections.set({ state: 'waiting' }, pool.waitingCount ?? 0)
+    }
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+  })
+}, { name: 'metrics', dependencies: ['config', 'postgres'] })

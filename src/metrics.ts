@@ -1,0 +1,39 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+// The Prometheus metrics of one process (GET /metrics, plugins/metrics.ts). Business counters are
+// incremented after the commit that makes them true, so they count what happened, once per
+// process; Prometheus sums the instances.
+
+export type OrderEvent = 'placed' | 'paid' | 'cancelled' | 'refunded'
+
+export function createMetrics() {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'shop_process_' })
+  const http = new Histogram({
+    name: 'shop_http_request_duration_seconds', help: 'HTTP requests by route template, method and status class',
+    labelNames: ['route', 'method', 'status_class'] as const, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry],
+  })
+  const orders = new Counter({ name: 'shop_orders_total', help: 'Orders placed, paid, cancelled and refunded (refunded: each refund)', labelNames: ['event', 'currency'] as const, registers: [registry] })
+  const orderAmount = new Counter({ name: 'shop_order_amount_minor_total', help: 'Money of those events in minor units (placed/paid/cancelled: order totals; refunded: refund amounts)', labelNames: ['event', 'currency'] as const, registers: [registry] })
+  const paymentFailures = new Counter({ name: 'shop_payment_failures_total', help: 'Payments the provider failed, by provider and reason', labelNames: ['provider', 'reason'] as const, registers: [registry] })
+  const checkoutConflicts = new Counter({ name: 'shop_checkout_conflicts_total', help: 'Checkouts refused by the shop\'s rules (out of stock, coupon used up, cart already checked out)', labelNames: ['reason'] as const, registers: [registry] })
+  const rateLimited = new Counter({ name: 'shop_rate_limited_total', help: 'Requests refused by a rate limit', labelNames: ['route'] as const, registers: [registry] })
+  const cache = new Counter({ name: 'shop_cache_lookups_total', help: 'Response cache lookups by namespace and result', labelNames: ['namespace', 'result'] as const, registers: [registry] })
+  const outboxBacklog = new Gauge({ name: 'shop_outbox_backlog', help: 'Outbox events not yet handled', registers: [registry] })
+  const poolConnections = new Gauge({ name: 'shop_postgres_pool_connections', help: 'PostgreSQL pool connections by state', labelNames: ['state'] as const, registers: [registry] })
+
+  return {
+    registry,
+    http, checkoutConflicts, rateLimited, outboxBacklog, poolConnections,
+    order(event: OrderEvent, currency: string, amountMinor: number) {
+      orders.inc({ event, currency })
+      orderAmount.inc({ event, currency }, amountMinor)
+    },
+    paymentFailed(provider: string, reason: string) { paymentFailures.inc({ provider, reason }) },
+    cacheLookup(namespace: string, hit: boolean) { cache.inc({ namespace, result: hit ? 'hit' : 'miss' }) },
+  }
+}
+export type Metrics = ReturnType<typeof createMetrics>
+/** What the money-path workflows report; a no-op where no metrics are wanted. */
+export type MoneyMetrics = Pick<Metrics, 'order' | 'paymentFailed'>
+export const NO_METRICS: MoneyMetrics = { order: () => {}, paymentFailed: () => {} }

@@ -1,0 +1,73 @@
+import t from 'tap'
+import { buildTestApp } from './helpers.js'
+import { register, registerAdmin } from './users.js'
+import { createProduct } from './catalog.js'
+import type { App } from '../src/app.js'
+
+// GET /metrics after a small journey: each counter moved by exactly what happened.
+
+const TOKEN = 'metrics-token-for-tests-0123456789'
+const ADDRESS = { recipientName: 'Mae Jemison', line1: '1 Orbit Way', city: 'Houston', postalCode: '77058', country: 'US' }
+
+function sample(text: string, name: string, labels: Record<string, string> = {}) {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
+  let total = 0
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue
+    if (wanted.every((w) => line.includes(w))) total += Number(line.slice(line.lastIndexOf(' ') + 1))
+  }
+  return total
+}
+const scrape = async (app: App) => (await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${TOKEN}` } })).body
+
+t.test('the counters move by exactly what a journey did', async (t) => {
+  const app = await buildTestApp(t, { METRICS_TOKEN: TOKEN })
+  t.equal((await app.inject({ method: 'GET', url: '/metrics' })).statusCode, 404, 'not public')
+  t.equal((await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer wrong-token-0123456789abc' } })).statusCode, 404)
+  const admin = await registerAdmin(app)
+  const product = await createProduct(app, admin.headers, { variants: [{ priceMinor: 1500, stock: 10 }] })
+  const variantId = product.variants[0].id as string
+  const buyer = await register(app, { email: 'mae@example.com' })
+  const before = await scrape(app)
+  t.match(before, /shop_process_heap_size_total_bytes|shop_process_nodejs_heap_size_total_bytes/, 'process metrics are there')
+
+  const buy = async (quantity: number, key: string) => {
+    await app.inject({ method: 'POST', url: '/cart/items', headers: buyer.headers, payload: { variantId, quantity } })
+    return (await app.inject({ method: 'POST', url: '/orders', headers: { ...buyer.headers, 'idempotency-key': key }, payload: { shippingAddress: ADDRESS } })).json()
+  }
+  const first = await buy(2, 'metrics-order-1')
+  const second = await buy(1, 'metrics-order-2')
+  t.equal((await app.inject({ method: 'POST', url: '/orders', headers: buyer.headers, payload: { shippingAddress: ADDRESS } })).statusCode, 409, 'an empty cart: a conflict')
+  const payment = (await app.inject({ method: 'POST', url: `/orders/${first.id}/payments`, headers: { ...buyer.headers, 'idempotency-key': 'metrics-pay-1' }, payload: { provider: 'test', paymentMethod: 'tok_success' } })).json()
+  await app.inject({ method: 'POST', url: `/payments/${payment.id}/confirm`, headers: buyer.headers, payload: { paymentMethod: 'tok_success' } })
+  const declined = (await app.inject({ method: 'POST', url: `/orders/${second.id}/payments`, headers: { ...buyer.headers, 'idempotency-key': 'metrics-pay-2' }, payload: { provider: 'test', paymentMethod: 'tok_decline' } })).json()
+  await app.inject({ method: 'POST', url: `/payments/${declined.id}/confirm`, headers: buyer.headers, payload: { paymentMethod: 'tok_decline' } })
+  await app.inject({ method: 'POST', url: `/orders/${second.id}/cancel`, headers: buyer.headers })
+  t.equal((await app.inject({ method: 'POST', url: `/payments/${payment.id}/refunds`, headers: admin.headers, payload: { amountMinor: 700 } })).statusCode, 201)
+
+  const after = await scrape(app)
+  const delta = (name: string, labels: Record<string, string> = {}) => sample(after, name, labels) - sample(before, name, labels)
+  t.equal(delta('shop_orders_total', { event: 'placed', currency: 'EUR' }), 2)
+  t.equal(delta('shop_order_amount_minor_total', { event: 'placed', currency: 'EUR' }), first.totalMinor + second.totalMinor)
+  t.equal(delta('shop_orders_total', { event: 'paid' }), 1)
+  t.equal(delta('shop_order_amount_minor_total', { event: 'paid' }), first.totalMinor)
+  t.equal(delta('shop_orders_total', { event: 'cancelled' }), 1)
+  t.equal(delta('shop_order_amount_minor_total', { event: 'cancelled' }), second.totalMinor)
+  t.equal(delta('shop_orders_total', { event: 'refunded' }), 1)
+  t.equal(delta('shop_order_amount_minor_total', { event: 'refunded' }), 700)
+  t.equal(delta('shop_payment_failures_total', { provider: 'test', reason: 'card_declined' }), 1)
+  t.equal(delta('shop_checkout_conflicts_total', { reason: 'cart-empty' }), 1)
+  t.equal(delta('shop_http_request_duration_seconds_count', { route: '/orders', method: 'POST', status_class: '2xx' }), 2)
+  t.equal(delta('shop_http_request_duration_seconds_count', { route: '/orders', method: 'POST', status_class: '4xx' }), 1)
+  t.equal(sample(after, 'shop_outbox_backlog'), 0, 'nothing waits in the outbox')
+  t.ok(sample(after, 'shop_postgres_pool_connections', { state: 'idle' }) >= 1, 'the pool is reported')
+})
+
+t.test('rate-limit refusals and cache lookups are counted', async (t) => {
+  const app = await buildTestApp(t, { METRICS_TOKEN: TOKEN, RATE_LIMIT_MAX: '4' })
+  for (let i = 0; i < 6; i++) await app.inject({ method: 'GET', url: '/products?limit=5' })
+  const text = await scrape(app)
+  t.equal(sample(text, 'shop_rate_limited_total', { route: '/products' }), 2, 'the two over the limit')
+  t.equal(sample(text, 'shop_cache_lookups_total', { result: 'miss' }), 1, 'the first read missed')
+  t.equal(sample(text, 'shop_cache_lookups_total', { result: 'hit' }), 3, 'the next three hit')
+})
