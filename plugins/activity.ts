@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { randomUUID } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
-import { activityModel, type ActivityType } from '../db/models/activity.js'
+import { activityModel, type ActivityDoc, type ActivityType } from '../db/models/activity.js'
 import type { AccessClaims } from './auth.js'
 
 export interface ActivityLog {
@@ -16,18 +16,45 @@ declare module 'fastify' {
 
 export default fp(async (app) => {
   const entries = activityModel(app.mongo)
-  const pending = new Set<Promise<unknown>>()
+  // Entries are buffered and written in batches (one insertMany per BATCH or per FLUSH_MS), not
+  // one insert per request. The buffer is bounded: when MongoDB is slow or away, entries beyond
+  // MAX_BUFFERED are dropped and counted (shop_activity_dropped_total), never held without limit.
+  const BATCH = 200
+  const FLUSH_MS = 200
+  const MAX_BUFFERED = 5000
+  let buffer: ActivityDoc[] = []
+  let writing: Promise<void> = Promise.resolve()
+  let timer: NodeJS.Timeout | undefined
+  const writeOut = async () => {
+    while (buffer.length) {
+      const batch = buffer.slice(0, BATCH)
+      buffer = buffer.slice(BATCH)
+      try {
+        await entries.collection.insertMany(batch as never[], { ordered: false })
+      } catch (err) {
+        app.log.warn({ err: (err as Error).message, entries: batch.length }, 'activity not recorded')
+      }
+    }
+  }
+  const flushSoon = () => { writing = writing.then(writeOut) }
   const activity: ActivityLog = {
     record(req, type, data = {}, userId) {
+      if (buffer.length >= MAX_BUFFERED) {
+        app.metrics.activityDropped.inc()
+        return
+      }
       const who = userId !== undefined ? userId : ((req.user as AccessClaims | null)?.sub ?? null)
-      // Through a promise chain, so even a synchronous driver throw becomes a logged rejection.
-      const write = Promise.resolve()
-        .then(() => entries.collection.insertOne({ _id: randomUUID() as never, type, userId: who, at: new Date(), ip: req.ip, data }))
-        .catch((err: Error) => req.log.warn({ err: err.message, type }, 'activity not recorded'))
-        .finally(() => pending.delete(write))
-      pending.add(write)
+      buffer.push({ _id: randomUUID(), type, userId: who, at: new Date(), ip: req.ip, data })
+      if (buffer.length >= BATCH) flushSoon()
+      else if (!timer) {
+        timer = setTimeout(() => { timer = undefined; flushSoon() }, FLUSH_MS)
+        timer.unref()
+      }
     },
-    async flush() { await Promise.all([...pending]) },
+    async flush() {
+      flushSoon()
+      await writing
+    },
   }
   app.decorate('activity', activity)
 

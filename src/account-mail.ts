@@ -1,8 +1,15 @@
 import type { Mailer } from '../plugins/mailer.js'
+import { createHash } from 'node:crypto'
 import type { OneTimeTokens } from './one-time-tokens.js'
 
 export const VERIFICATION_TTL_SECONDS = 24 * 3600
 export const RESET_TTL_SECONDS = 30 * 60
+
+/**
+ * A reset token is bound to the account as it was when the token was mailed: a later email
+ * change, password change or completed reset changes this stamp and voids every older token.
+ */
+export const accountStamp = (user: { email: string; passwordHash: string }) => createHash('sha256').update(`${user.email}\n${user.passwordHash}`).digest('base64url')
 
 // The mails an account receives; each carries a single-use token in a link to the shop's site.
 export function createAccountMail(deps: { mailer: Mailer; tokens: OneTimeTokens; publicUrl: string }) {
@@ -15,8 +22,8 @@ export function createAccountMail(deps: { mailer: Mailer; tokens: OneTimeTokens;
         text: `Hello ${user.name},\n\nconfirm your email address by opening this link within 24 hours:\n${deps.publicUrl}/verify-email?token=${token}\n`,
       })
     },
-    async sendPasswordReset(user: { id: string; email: string; name: string }) {
-      const token = await deps.tokens.issue('password-reset', { userId: user.id }, RESET_TTL_SECONDS)
+    async sendPasswordReset(user: { id: string; email: string; name: string; passwordHash: string }) {
+      const token = await deps.tokens.issue('password-reset', { userId: user.id, stamp: accountStamp(user) }, RESET_TTL_SECONDS)
       deps.mailer.sendLater({
         to: user.email,
         subject: 'Reset your password',

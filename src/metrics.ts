@@ -19,12 +19,13 @@ export function createMetrics() {
   const checkoutConflicts = new Counter({ name: 'shop_checkout_conflicts_total', help: 'Checkouts refused by the shop\'s rules (out of stock, coupon used up, cart already checked out)', labelNames: ['reason'] as const, registers: [registry] })
   const rateLimited = new Counter({ name: 'shop_rate_limited_total', help: 'Requests refused by a rate limit', labelNames: ['route'] as const, registers: [registry] })
   const cache = new Counter({ name: 'shop_cache_lookups_total', help: 'Response cache lookups by namespace and result', labelNames: ['namespace', 'result'] as const, registers: [registry] })
+  const activityDropped = new Counter({ name: 'shop_activity_dropped_total', help: 'Activity log entries dropped because the buffer was full (MongoDB slow or away)', registers: [registry] })
   const outboxBacklog = new Gauge({ name: 'shop_outbox_backlog', help: 'Outbox events not yet handled', registers: [registry] })
   const poolConnections = new Gauge({ name: 'shop_postgres_pool_connections', help: 'PostgreSQL pool connections by state', labelNames: ['state'] as const, registers: [registry] })
 
   return {
     registry,
-    http, checkoutConflicts, rateLimited, outboxBacklog, poolConnections,
+    http, checkoutConflicts, rateLimited, outboxBacklog, poolConnections, activityDropped,
     order(event: OrderEvent, currency: string, amountMinor: number) {
       orders.inc({ event, currency })
       orderAmount.inc({ event, currency }, amountMinor)

@@ -8,7 +8,7 @@ import { BadRequest, Conflict, Forbidden, Unauthorized } from '../../src/errors.
 import { assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
 import { sha256, type SessionStore } from '../../src/sessions.js'
 import type { OneTimeTokens } from '../../src/one-time-tokens.js'
-import type { AccountMail } from '../../src/account-mail.js'
+import { accountStamp, type AccountMail } from '../../src/account-mail.js'
 import type { AccessClaims } from '../../plugins/auth.js'
 import { normalizeEmail, toUser, type UserRow, type UserService } from '../users/service.js'
 
@@ -153,6 +153,7 @@ export function createAuthService(deps: AuthDeps) {
       const payload = await tokens.consume('password-reset', token)
       if (!payload?.userId) throw new BadRequest('The reset link is not valid or has expired', 'invalid-token')
       const user = await deps.users.requireUser(payload.userId)
+      if (payload.stamp !== accountStamp(user)) throw new BadRequest('The reset link is not valid or has expired', 'invalid-token')
       assertPasswordPolicy(password, user.email)
       await db.update(users).set({ passwordHash: await hashPassword(password), updatedAt: new Date() }).where(eq(users.id, user.id))
       await sessions.revokeAll(user.id)
