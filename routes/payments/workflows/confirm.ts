@@ -8,7 +8,7 @@ import { ACTIVITY, type Actor } from '../../../src/side-effects.js'
 import type { PaymentProvider, ProviderName } from '../providers.js'
 import type { RefundWorkflow } from './refund.js'
 import { providerOf } from './pay.js'
-import { applyProviderOutcome, type PaymentRow } from './settle.js'
+import { applyProviderOutcome, settleThenFollowUp, type PaymentRow } from './settle.js'
 
 // Confirm workflow (the customer) and webhook workflow (the provider): the provider's answer
 // about a payment reaches us. In commit order:
@@ -25,16 +25,11 @@ export interface ConfirmDeps { db: Db; outbox: Outbox; providers: Map<ProviderNa
 
 export function createConfirmWorkflow({ db, outbox, providers, refunds, metrics }: ConfirmDeps) {
   async function settle(paymentId: string, outcome: Parameters<typeof applyProviderOutcome>[2], events: (payment: PaymentRow) => Parameters<Outbox['add']>[1] = () => []) {
-    let eventIds: string[] = []
-    const settled = await db.transaction(async (tx) => {
+    const settled = await settleThenFollowUp({ db, outbox, refunds, metrics }, async (tx) => {
       const result = await applyProviderOutcome(tx, paymentId, outcome)
-      eventIds = await outbox.add(tx, [...result.events, ...events(result.payment)])
-      return result
+      return { ...result, events: [...result.events, ...events(result.payment)] }
     })
-    settled.report(metrics)
-    await outbox.runNow(eventIds)
-    await refunds.sendAll(settled.refundIds)
-    return settled.payment
+    return settled!.payment
   }
 
   return {
@@ -57,25 +52,16 @@ export function createConfirmWorkflow({ db, outbox, providers, refunds, metrics 
       const provider = providerOf(providers, providerName)
       const event = provider.parseWebhook(rawBody, headers)
       let duplicate = false
-      let refundIds: string[] = []
-      let eventIds: string[] = []
-      let report: (m: MoneyMetrics) => void = () => {}
-      await db.transaction(async (tx) => {
+      await settleThenFollowUp({ db, outbox, refunds, metrics }, async (tx) => {
         const fresh = await tx.insert(webhookEvents).values({ provider: provider.name, eventId: event.eventId, type: event.type }).onConflictDoNothing().returning({ eventId: webhookEvents.eventId })
-        if (!fresh.length) { duplicate = true; return }
-        if (event.type === 'ignored' || !event.providerPaymentId) return
+        if (!fresh.length) { duplicate = true; return null }
+        if (event.type === 'ignored' || !event.providerPaymentId) return null
         const [payment] = await tx.select({ id: payments.id }).from(payments).where(and(eq(payments.provider, provider.name), eq(payments.providerPaymentId, event.providerPaymentId)))
         // Unknown yet (our record still pending): 404, so the provider sends it again later.
         if (!payment) throw new NotFound('payment', event.providerPaymentId)
         const status = event.type === 'payment.succeeded' ? 'succeeded' : 'failed'
-        const result = await applyProviderOutcome(tx, payment.id, { status, failureReason: event.failureReason })
-        refundIds = result.refundIds
-        report = result.report
-        eventIds = await outbox.add(tx, result.events)
+        return applyProviderOutcome(tx, payment.id, { status, failureReason: event.failureReason })
       })
-      report(metrics)
-      await outbox.runNow(eventIds)
-      await refunds.sendAll(refundIds)
       return { received: true, duplicate }
     },
 

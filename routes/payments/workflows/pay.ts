@@ -9,7 +9,7 @@ import type { MoneyMetrics } from '../../../src/metrics.js'
 import { ACTIVITY, type Actor } from '../../../src/side-effects.js'
 import type { PaymentProvider, ProviderName } from '../providers.js'
 import type { RefundWorkflow } from './refund.js'
-import { applyProviderOutcome, type PaymentRow } from './settle.js'
+import { applyProviderOutcome, settleThenFollowUp, type PaymentRow } from './settle.js'
 
 // Pay workflow: a customer starts paying for a pending order. In commit order:
 //   1. record (transaction): the order locked, still the customer's and pending_payment; a
@@ -45,16 +45,8 @@ export function createPayWorkflow({ db, outbox, faults, providers, refunds, metr
       throw new ProviderFailure(`The payment provider did not answer (${(err as Error).message}); retry with the same Idempotency-Key`)
     }
     faults.at('payment.after-provider-call')
-    let eventIds: string[] = []
-    const settled = await db.transaction(async (tx) => {
-      const result = await applyProviderOutcome(tx, payment.id, created)
-      eventIds = await outbox.add(tx, result.events)
-      return result
-    })
-    settled.report(metrics)
-    await outbox.runNow(eventIds)
-    await refunds.sendAll(settled.refundIds)
-    return settled.payment
+    const settled = await settleThenFollowUp({ db, outbox, refunds, metrics }, (tx) => applyProviderOutcome(tx, payment.id, created))
+    return settled!.payment
   }
 
   return {

@@ -1,13 +1,13 @@
 import { eq } from 'drizzle-orm'
 import { orders, payments } from '../../../db/schema/index.js'
-import type { Tx } from '../../../db/client.js'
+import type { Db, Tx } from '../../../db/client.js'
 import { NotFound } from '../../../src/errors.js'
 import { tryTransition } from '../../orders/service.js'
 import { ORDER_MAIL } from '../../orders/order-mail.js'
-import type { OutboxEvent } from '../../../src/outbox.js'
+import type { Outbox, OutboxEvent } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
 import type { ProviderStatus } from '../providers.js'
-import { recordRefund } from './refund.js'
+import { recordRefund, type RefundWorkflow } from './refund.js'
 
 export type PaymentRow = typeof payments.$inferSelect
 
@@ -56,4 +56,26 @@ export async function applyProviderOutcome(tx: Tx, paymentId: string, outcome: {
     .where(eq(payments.id, paymentId)).returning()
   if (status === 'failed') report = (metrics) => metrics.paymentFailed(payment!.provider, updated!.failureReason ?? 'failed')
   return { payment: updated!, refundIds, events, report }
+}
+
+export type SettleResult = Awaited<ReturnType<typeof applyProviderOutcome>>
+export interface SettleDeps { db: Db; outbox: Outbox; refunds: Pick<RefundWorkflow, 'sendAll'>; metrics: MoneyMetrics }
+
+/**
+ * The one shape of "settle, then follow up": `work` applies a provider's answer in a transaction
+ * (null: nothing to apply); its outbox events commit with it; after the commit the business
+ * counters move, the events run, and the refunds it recorded are sent.
+ */
+export async function settleThenFollowUp(deps: SettleDeps, work: (tx: Tx) => Promise<SettleResult | null>) {
+  let eventIds: string[] = []
+  const settled = await deps.db.transaction(async (tx) => {
+    const result = await work(tx)
+    if (result) eventIds = await deps.outbox.add(tx, result.events)
+    return result
+  })
+  if (!settled) return null
+  settled.report(deps.metrics)
+  await deps.outbox.runNow(eventIds)
+  await deps.refunds.sendAll(settled.refundIds)
+  return settled
 }
