@@ -1,8 +1,9 @@
 import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 
-// The one response cache. Keys carry a namespace version (`cache:<ns>:v<version>:<key>`); a write
-// bumps the version, so every older entry becomes unreachable at once and expires on its own TTL.
+// The one response cache. Keys carry the versions of the namespaces they depend on
+// (`cache:<ns>[+<ns>]:v<version>[.<version>]:<key>`); a write bumps a version, so every older
+// entry that depends on it becomes unreachable at once and expires on its own TTL.
 // Redis trouble never fails a request: a read error is a miss, a write error is dropped; both logged.
 
 export interface CacheResult<T> { value: T; hit: boolean }
@@ -10,20 +11,27 @@ export interface CacheResult<T> { value: T; hit: boolean }
 export function createCache(redis: Redis, log: FastifyBaseLogger, defaultTtlSeconds: number, onLookup: (namespace: string, hit: boolean) => void = () => {}) {
   const versionKey = (namespace: string) => `cache:${namespace}:version`
 
-  async function currentVersion(namespace: string): Promise<string | null> {
+  /** The versions of the namespaces an entry depends on, in one round trip; null when Redis is away. */
+  async function currentVersions(namespaces: string[]): Promise<string | null> {
     try {
-      return (await redis.get(versionKey(namespace))) ?? '0'
+      return (await redis.mget(...namespaces.map(versionKey))).map((v) => v ?? '0').join('.')
     } catch (err) {
-      log.warn({ err: (err as Error).message, namespace }, 'cache unavailable; reading through')
+      log.warn({ err: (err as Error).message, namespaces }, 'cache unavailable; reading through')
       return null
     }
   }
 
   return {
-    async wrap<T>(namespace: string, key: string, load: () => Promise<T>, ttlSeconds = defaultTtlSeconds): Promise<CacheResult<T>> {
-      const version = await currentVersion(namespace)
+    /**
+     * The cached value of `key`, loaded on a miss. An entry may depend on several namespaces (a
+     * product's detail on the catalog and on that product): a bump of any of them makes it stale.
+     */
+    async wrap<T>(namespaces: string | string[], key: string, load: () => Promise<T>, ttlSeconds = defaultTtlSeconds): Promise<CacheResult<T>> {
+      const depends = [namespaces].flat()
+      const namespace = depends[0]!
+      const version = await currentVersions(depends)
       if (version === null) return { value: await load(), hit: false }
-      const entryKey = `cache:${namespace}:v${version}:${key}`
+      const entryKey = `cache:${depends.join('+')}:v${version}:${key}`
       try {
         const cached = await redis.get(entryKey)
         if (cached !== null) {

@@ -73,3 +73,33 @@ t.test('a Redis failure never fails a catalog read', async (t) => {
   t.equal((await read(app, `/products/${product.id}`)).status, 200)
   t.equal((await read(app, '/categories')).status, 200)
 })
+
+t.test('a sale makes stale only what it changed: the sold product, and listings only when in-stock flips', async (t) => {
+  const app = await buildTestApp(t)
+  const { headers } = await registerAdmin(app)
+  const other = await createProduct(app, headers, { name: 'Untouched', slug: 'untouched', variants: [{ priceMinor: 800, stock: 20 }] })
+  const sold = await createProduct(app, headers, { name: 'Selling', slug: 'selling', variants: [{ priceMinor: 1200, stock: 3 }] })
+  const { register } = await import('./users.js')
+  const buyer = await register(app, { email: 'shopper@example.com' })
+  const buy = async (quantity: number, key: string) => {
+    await app.inject({ method: 'POST', url: '/cart/items', headers: buyer.headers, payload: { variantId: sold.variants[0].id, quantity } })
+    t.equal((await app.inject({ method: 'POST', url: '/orders', headers: { ...buyer.headers, 'idempotency-key': key }, payload: { shippingAddress: { recipientName: 'S', line1: '1 Road', city: 'Oslo', postalCode: '0150', country: 'NO' } } })).statusCode, 201)
+  }
+  const urls = ['/products', `/products/${other.id}`, '/products/by-slug/untouched', `/products/${sold.id}`, '/products/by-slug/selling']
+  for (const url of urls) await read(app, url)
+
+  await buy(1, 'partial-sale-1')
+  t.equal((await read(app, '/products')).cache, 'hit', 'the listing stays cached: nothing it shows changed')
+  t.equal((await read(app, `/products/${other.id}`)).cache, 'hit', 'another product stays cached')
+  t.equal((await read(app, '/products/by-slug/untouched')).cache, 'hit')
+  const fresh = await read(app, `/products/${sold.id}`)
+  t.equal(fresh.cache, 'miss', 'the sold product is read again')
+  t.equal(fresh.body.variants[0].stock, 2, 'with its new stock')
+  t.equal((await read(app, '/products/by-slug/selling')).body.variants[0].stock, 2, 'by slug too')
+
+  await buy(2, 'sell-out-1')
+  const list = await read(app, '/products')
+  t.equal(list.cache, 'miss', 'selling out changes what the listing shows')
+  t.equal(list.body.items.find((p: { id: string }) => p.id === sold.id).inStock, false)
+  t.equal((await read(app, `/products/${other.id}`)).cache, 'miss', 'and a listing change refreshes details with it (one catalog version)')
+})

@@ -5,6 +5,8 @@ import { Conflict, NotFound } from '../../src/errors.js'
 import type { Cache } from '../../src/cache.js'
 
 export const CATALOG_CACHE = 'catalog'
+/** A product's own cache namespace: its detail depends on it and on the catalog's. */
+export const productCache = (productId: string) => `product:${productId}`
 
 type CategoryRow = typeof categories.$inferSelect
 export interface CategoryNode {

@@ -48,11 +48,12 @@ export function toOrder(row: OrderRow, items: ItemRow[]) {
 /**
  * Puts an order's stock back and gives back its coupon use, once: the stock_released_at guard
  * makes a second call (double cancel, cancel racing expiry, refund after cancel) do nothing.
+ * Returns what it touched, for the cache events (null when already released).
  */
-export async function releaseOrder(tx: Tx, orderId: string, reason: 'cancellation' | 'return') {
+export async function releaseOrder(tx: Tx, orderId: string, reason: 'cancellation' | 'return'): Promise<{ productIds: string[]; listsChanged: boolean } | null> {
   const [claimed] = await tx.update(orders).set({ stockReleasedAt: new Date() })
     .where(and(eq(orders.id, orderId), isNull(orders.stockReleasedAt))).returning({ id: orders.id, couponId: orders.couponId })
-  if (!claimed) return false
+  if (!claimed) return null
   const items = await tx.select().from(orderItems).where(eq(orderItems.orderId, orderId)).orderBy(asc(orderItems.variantId))
   const touched = new Set<string>()
   for (const item of items) {
@@ -63,12 +64,13 @@ export async function releaseOrder(tx: Tx, orderId: string, reason: 'cancellatio
     await tx.insert(inventoryMovements).values({ variantId: item.variantId, delta: item.quantity, stockAfter: variant.stock, reason, note: `order ${orderId}` })
     touched.add(variant.productId)
   }
-  for (const productId of touched) await refreshProductAggregates(tx, productId)
+  let listsChanged = false
+  for (const productId of touched) listsChanged = (await refreshProductAggregates(tx, productId)) || listsChanged
   if (claimed.couponId) {
     const gone = await tx.delete(couponRedemptions).where(eq(couponRedemptions.orderId, orderId)).returning({ id: couponRedemptions.id })
     if (gone.length) await tx.update(coupons).set({ timesRedeemed: sql`${coupons.timesRedeemed} - 1` }).where(eq(coupons.id, claimed.couponId))
   }
-  return true
+  return { productIds: [...touched], listsChanged }
 }
 
 /**

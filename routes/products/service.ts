@@ -4,7 +4,7 @@ import { isForeignKeyViolation, isUniqueViolation, type Db, type Tx } from '../.
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import { decodeCursor, newestFirst, toPage, type CursorPart } from '../../src/pagination.js'
 import type { Cache } from '../../src/cache.js'
-import { CATALOG_CACHE, categoryAndDescendants } from '../categories/service.js'
+import { CATALOG_CACHE, categoryAndDescendants, productCache } from '../categories/service.js'
 import type { ProductSort } from './schemas.js'
 
 type ProductRow = typeof products.$inferSelect
@@ -103,9 +103,13 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer) 
   return { select, sort }
 }
 
-/** Recomputes price range and in-stock from the variants; call inside every variant or stock write. */
-export async function refreshProductAggregates(tx: Tx, productId: string) {
-  await tx.execute(sql`
+/**
+ * Recomputes price range and in-stock from the variants; call inside every variant or stock write.
+ * True when what listings show of the product (in stock, price range) changed.
+ */
+export async function refreshProductAggregates(tx: Tx, productId: string): Promise<boolean> {
+  const result = await tx.execute<{ changed: boolean }>(sql`
+    with before as (select in_stock, min_price_minor, max_price_minor from ${products} where id = ${productId})
     update ${products} p set
       min_price_minor = coalesce(r.active_min, r.any_min, 0),
       max_price_minor = coalesce(r.active_max, r.any_max, 0),
@@ -116,7 +120,9 @@ export async function refreshProductAggregates(tx: Tx, productId: string) {
              min(price_minor) as any_min, max(price_minor) as any_max, coalesce(bool_or(is_active and stock > 0), false) as in_stock
       from ${productVariants} where product_id = ${productId}
     ) r
-    where p.id = ${productId}`)
+    where p.id = ${productId}
+    returning (p.in_stock, p.min_price_minor, p.max_price_minor) is distinct from (select (in_stock, min_price_minor, max_price_minor) from before) as changed`)
+  return result.rows[0]?.changed === true
 }
 
 export function createProductService({ db, cache, currency }: { db: Db; cache: Cache; currency: string }) {
@@ -184,6 +190,12 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
     return result
   }
 
+  async function getById(id: string, viewer: Viewer) {
+    const load = async () => toDetail(visibleOr404((await findById.execute({ id }))[0], viewer, id), viewer)
+    // A sale changes this product's stock: it bumps the product's namespace, not the catalog's.
+    return viewer.isAdmin ? { value: await load(), hit: false } : cache.wrap([CATALOG_CACHE, productCache(id)], 'detail', load)
+  }
+
   async function list(query: ListQuery, viewer: Viewer) {
     const { select, sort } = buildProductListQuery(db, query, viewer)
     const rows = await select
@@ -232,14 +244,13 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
       return cache.wrap(CATALOG_CACHE, key, () => list(query, viewer))
     },
 
-    async getById(id: string, viewer: Viewer) {
-      const load = async () => toDetail(visibleOr404((await findById.execute({ id }))[0], viewer, id), viewer)
-      return viewer.isAdmin ? { value: await load(), hit: false } : cache.wrap(CATALOG_CACHE, `product:${id}`, load)
-    },
+    getById,
 
     async getBySlug(slug: string, viewer: Viewer) {
-      const load = async () => toDetail(visibleOr404((await findBySlug.execute({ slug }))[0], viewer, slug), viewer)
-      return viewer.isAdmin ? { value: await load(), hit: false } : cache.wrap(CATALOG_CACHE, `product-slug:${slug}`, load)
+      if (viewer.isAdmin) return { value: await toDetail(visibleOr404((await findBySlug.execute({ slug }))[0], viewer, slug), viewer), hit: false }
+      // Slugs change only with catalog writes: the slug's id is cached with the catalog, the detail with the product.
+      const { value: id } = await cache.wrap(CATALOG_CACHE, `slug-id:${slug}`, async () => visibleOr404((await findBySlug.execute({ slug }))[0], viewer, slug).id)
+      return getById(id, viewer)
     },
 
     async create(input: ProductInput, actorId: string) {

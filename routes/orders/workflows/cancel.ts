@@ -3,8 +3,7 @@ import { orders, payments } from '../../../db/schema/index.js'
 import type { Db } from '../../../db/client.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
-import { ACTIVITY, CATALOG_CHANGED, type Actor } from '../../../src/side-effects.js'
-import { CATALOG_CACHE } from '../../categories/service.js'
+import { ACTIVITY, STOCK_CHANGED, type Actor } from '../../../src/side-effects.js'
 import { recordRefund, type RefundWorkflow } from '../../payments/workflows/refund.js'
 import { releaseOrder, transition, tryTransition } from '../service.js'
 import { ORDER_MAIL } from '../order-mail.js'
@@ -38,8 +37,8 @@ export function createCancelWorkflow({ db, outbox, refunds, metrics }: CancelDep
           const refund = await recordRefund(tx, { paymentId: payment.id, reason: 'order cancelled', actorId: actor.isAdmin ? actor.userId : null, countsTowardOrder: true })
           refundIds.push(refund.id)
         }
-        await releaseOrder(tx, orderId, 'cancellation')
-        eventIds = await outbox.add(tx, [CATALOG_CHANGED(CATALOG_CACHE), ACTIVITY(actor, 'order_status_change', { orderId, status: 'cancelled' }), ORDER_MAIL(orderId, 'cancelled')])
+        const released = await releaseOrder(tx, orderId, 'cancellation')
+        eventIds = await outbox.add(tx, [...STOCK_CHANGED(released?.productIds ?? [], released?.listsChanged ?? false), ACTIVITY(actor, 'order_status_change', { orderId, status: 'cancelled' }), ORDER_MAIL(orderId, 'cancelled')])
       })
       count()
       await outbox.runNow(eventIds)
@@ -58,8 +57,8 @@ export function createCancelWorkflow({ db, outbox, refunds, metrics }: CancelDep
           const cancelled = await tryTransition(tx, id, 'cancelled', { cancelledAt: now }, 'pending_payment')
           if (!cancelled) return
           counts.push(() => metrics.order('cancelled', cancelled.currency, cancelled.totalMinor))
-          await releaseOrder(tx, id, 'cancellation')
-          eventIds.push(...await outbox.add(tx, [CATALOG_CHANGED(CATALOG_CACHE), ORDER_MAIL(id, 'cancelled')]))
+          const released = await releaseOrder(tx, id, 'cancellation')
+          eventIds.push(...await outbox.add(tx, [...STOCK_CHANGED(released?.productIds ?? [], released?.listsChanged ?? false), ORDER_MAIL(id, 'cancelled')]))
           expired++
         })
       }

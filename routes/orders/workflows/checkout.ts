@@ -6,8 +6,7 @@ import type { Faults } from '../../../src/faults.js'
 import type { IdempotentAttempt, StoredResponse } from '../../../src/idempotency.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
-import { ACTIVITY, CART_CONSUMED, CATALOG_CHANGED, cartKey, type Actor } from '../../../src/side-effects.js'
-import { CATALOG_CACHE } from '../../categories/service.js'
+import { ACTIVITY, CART_CONSUMED, STOCK_CHANGED, cartKey, type Actor } from '../../../src/side-effects.js'
 import { redeemInCheckout } from '../../coupons/service.js'
 import { refreshProductAggregates } from '../../products/service.js'
 import type { CartService } from '../../cart/service.js'
@@ -121,12 +120,14 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, che
           }).returning()
           items.push(item!)
         }
-        for (const productId of new Set(priced.map((l) => l.productId))) await refreshProductAggregates(tx, productId)
+        const sold = new Set(priced.map((l) => l.productId))
+        let listsChanged = false
+        for (const productId of sold) listsChanged = (await refreshProductAggregates(tx, productId)) || listsChanged
         if (redeemed) await tx.insert(couponRedemptions).values({ couponId: redeemed.coupon.id, userId, orderId: order!.id })
 
         eventIds = await outbox.add(tx, [
           CART_CONSUMED(userId, contents.generation, contents.lines),
-          CATALOG_CHANGED(CATALOG_CACHE),
+          ...STOCK_CHANGED(sold, listsChanged),
           ACTIVITY(actor, 'checkout', { orderId: order!.id, number: order!.number, totalMinor: order!.totalMinor }),
           ORDER_MAIL(order!.id, 'placed'),
           ...(fellLow.length ? [LOW_STOCK_MAIL(fellLow)] : []),

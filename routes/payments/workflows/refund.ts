@@ -6,8 +6,7 @@ import type { Faults } from '../../../src/faults.js'
 import type { IdempotentAttempt } from '../../../src/idempotency.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
-import { CATALOG_CHANGED } from '../../../src/side-effects.js'
-import { CATALOG_CACHE } from '../../categories/service.js'
+import { STOCK_CHANGED } from '../../../src/side-effects.js'
 import { releaseOrder, tryTransition } from '../../orders/service.js'
 import { ORDER_MAIL } from '../../orders/order-mail.js'
 import type { PaymentProvider, ProviderName } from '../providers.js'
@@ -75,9 +74,8 @@ export function createRefundWorkflow({ db, outbox, faults, providers, metrics }:
           const before = order!.status
           const moved = await tryTransition(tx, order!.id, 'refunded')
           // Goods not yet sent go back on the shelf.
-          if (moved && (before === 'paid' || before === 'fulfilled') && await releaseOrder(tx, order!.id, 'return')) {
-            events.push(...await outbox.add(tx, [CATALOG_CHANGED(CATALOG_CACHE)]))
-          }
+          const released = moved && (before === 'paid' || before === 'fulfilled') ? await releaseOrder(tx, order!.id, 'return') : null
+          if (released) events.push(...await outbox.add(tx, STOCK_CHANGED(released.productIds, released.listsChanged)))
         }
       }
       return done!
