@@ -39,7 +39,7 @@ export default fp(async (app) => {
     sign: { algorithm: 'HS256', iss: auth.issuer, aud: auth.audience, expiresIn: `${auth.accessTtlSeconds}s` },
     verify: { algorithms: ['HS256'], allowedIss: auth.issuer, allowedAud: auth.audience, requiredClaims: ['sub', 'sid', 'jti', 'exp', 'iss', 'aud'] },
   })
-  const sessions = createSessionStore(app.redis, { refreshTtlSeconds: auth.refreshTtlSeconds })
+  const sessions = createSessionStore(app.redis, { refreshTtlSeconds: auth.refreshTtlSeconds, reuseGraceSeconds: auth.refreshReuseGraceSeconds })
   app.decorate('sessions', sessions)
   app.decorate('issueAccessToken', (claims: Omit<AccessClaims, 'jti'>) => app.jwt.sign({ ...claims, jti: randomUUID() }))
 

@@ -36,6 +36,7 @@ export const ConfigSchema = Type.Object({
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'shop-clients' }),
   ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 30, maximum: 900, default: 900, description: 'at most 900 (15 minutes)' }),
   REFRESH_TOKEN_TTL_DAYS: Type.Integer({ minimum: 1, maximum: 365, default: 30 }),
+  REFRESH_REUSE_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 60, default: 10, description: 'how long the token just rotated may be presented again (a retry, two tabs racing)' }),
   AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20, description: 'sign-in, register, reset and 2FA requests per minute per IP' }),
   AUTH_ACCOUNT_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 10, description: 'sign-in and reset attempts per 15 minutes per account' }),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, description: 'bearer token of GET /metrics; unset: no /metrics' })),
@@ -86,6 +87,7 @@ export interface Config {
     audience: string
     accessTtlSeconds: number
     refreshTtlSeconds: number
+    refreshReuseGraceSeconds: number
     rateLimitPerIp: number
     rateLimitPerAccount: number
   }
@@ -162,6 +164,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       audience: raw.JWT_AUDIENCE,
       accessTtlSeconds: raw.ACCESS_TOKEN_TTL_SECONDS,
       refreshTtlSeconds: raw.REFRESH_TOKEN_TTL_DAYS * 86_400,
+      refreshReuseGraceSeconds: raw.REFRESH_REUSE_GRACE_SECONDS,
       rateLimitPerIp: raw.AUTH_RATE_LIMIT_MAX,
       rateLimitPerAccount: raw.AUTH_ACCOUNT_RATE_LIMIT_MAX,
     },

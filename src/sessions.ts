@@ -4,13 +4,18 @@ import type { Redis } from 'ioredis'
 // Sign-in sessions in Redis. A session is a refresh-token family: every refresh rotates the
 // token, and presenting an already-rotated token revokes the family (the token was stolen, or
 // the client is confused; both end the session). Access tokens carry the family id (`sid`), so
-// revoking a family also stops its access tokens at once.
+// revoking a family also stops its access tokens at once. One exception, as Auth0 and Okta make
+// it: for a few seconds after a rotation the exact token just rotated may be presented again (a
+// retry whose answer was lost, two tabs racing) and gets another token of the same family, so
+// the race's loser does not end the session the winner was just given. Any older token, or the
+// same one after the grace, still ends the family.
 //
 // Keys (under the client's prefix):
 //   sf:<familyId>   family alive marker -> userId, expires with the session's absolute lifetime
 //   rt:<sha256>     refresh token -> { fid, uid, used }, same expiry as its family
 //   us:<userId>     set of the user's family ids, for "sign out everywhere"
 //   dj:<jti>        denied access token, until the token's own expiry
+//   sp:<familyId>   sha256 of the token the family rotated last, for the grace period
 
 export const sha256 = (value: string) => createHash('sha256').update(value).digest('hex')
 
@@ -21,18 +26,24 @@ const familyKey = (fid: string) => `sf:${fid}`
 const tokenKey = (token: string) => `rt:${sha256(token)}`
 const userKey = (uid: string) => `us:${uid}`
 const deniedKey = (jti: string) => `dj:${jti}`
+const predecessorKey = (fid: string) => `sp:${fid}`
 
-// Atomic rotation. KEYS: old token, family, new token. ARGV: family id, user id.
+// Atomic rotation. KEYS: old token, family, new token, family's last rotated token.
+// ARGV: family id, user id, sha256 of the old token, grace in ms.
 const ROTATE = `
 local fid = redis.call('HGET', KEYS[1], 'fid')
 if (not fid) or fid ~= ARGV[1] then return 'invalid' end
 local ttl = redis.call('PTTL', KEYS[2])
 if ttl <= 0 then return 'revoked' end
 if redis.call('HGET', KEYS[1], 'used') == '1' then
-  redis.call('DEL', KEYS[2])
-  return 'reused'
+  if redis.call('GET', KEYS[4]) ~= ARGV[3] then
+    redis.call('DEL', KEYS[2])
+    return 'reused'
+  end
+else
+  redis.call('HSET', KEYS[1], 'used', '1')
+  if tonumber(ARGV[4]) > 0 then redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4]) end
 end
-redis.call('HSET', KEYS[1], 'used', '1')
 redis.call('HSET', KEYS[3], 'fid', ARGV[1], 'uid', ARGV[2], 'used', '0')
 redis.call('PEXPIRE', KEYS[3], ttl)
 return 'rotated'
@@ -42,7 +53,7 @@ export type RotateResult =
   | { outcome: 'rotated'; userId: string; familyId: string; refreshToken: string }
   | { outcome: 'invalid' | 'revoked' | 'reused' }
 
-export function createSessionStore(redis: Redis, opts: { refreshTtlSeconds: number }) {
+export function createSessionStore(redis: Redis, opts: { refreshTtlSeconds: number; reuseGraceSeconds?: number }) {
   return {
     /** Starts a session; returns its family id and first refresh token. */
     async create(userId: string) {
@@ -59,13 +70,13 @@ export function createSessionStore(redis: Redis, opts: { refreshTtlSeconds: numb
       return { familyId, refreshToken }
     },
 
-    /** Exchanges a refresh token for a new one; exactly one of two racing calls wins. */
+    /** Exchanges a refresh token for a new one; racing calls within the grace all get one. */
     async rotate(refreshToken: string): Promise<RotateResult> {
       const record = await redis.hmget(tokenKey(refreshToken), 'fid', 'uid')
       const [familyId, userId] = record
       if (!familyId || !userId) return { outcome: 'invalid' }
       const next = randomToken()
-      const outcome = await redis.eval(ROTATE, 3, tokenKey(refreshToken), familyKey(familyId), tokenKey(next), familyId, userId) as string
+      const outcome = await redis.eval(ROTATE, 4, tokenKey(refreshToken), familyKey(familyId), tokenKey(next), predecessorKey(familyId), familyId, userId, sha256(refreshToken), String((opts.reuseGraceSeconds ?? 0) * 1000)) as string
       if (outcome === 'rotated') return { outcome, userId, familyId, refreshToken: next }
       return { outcome: outcome as 'invalid' | 'revoked' | 'reused' }
     },
