@@ -22,12 +22,15 @@ function alive(pid: number) {
   try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
 }
 
-/** The live holder of the directory, if any (a stale lock is removed). */
+function readLock(path: string): EmbeddedLock | undefined {
+  try { return JSON.parse(readFileSync(path, 'utf8')) as EmbeddedLock } catch { return undefined }
+}
+
+/** The live holder of the directory, this process included, if any (a stale lock is removed). */
 export function holderOf(dataDir: string): EmbeddedLock | undefined {
   const path = lockPathOf(dataDir)
-  let lock: EmbeddedLock
-  try { lock = JSON.parse(readFileSync(path, 'utf8')) as EmbeddedLock } catch { return undefined }
-  if (lock.pid !== process.pid && alive(lock.pid)) return lock
+  const lock = readLock(path)
+  if (!lock || alive(lock.pid)) return lock
   try { unlinkSync(path) } catch { /* someone else cleaned it */ }
   return undefined
 }
@@ -44,7 +47,10 @@ export function takeLock(dataDir: string, command: string) {
       writeFileSync(path, JSON.stringify({ pid: process.pid, port: null, command } satisfies EmbeddedLock), { flag: 'wx' })
       return {
         setPort(port: number) { writeFileSync(path, JSON.stringify({ pid: process.pid, port, command } satisfies EmbeddedLock)) },
-        release() { if (holderOf(dataDir) === undefined || JSON.parse(readFileSync(path, 'utf8')).pid === process.pid) try { unlinkSync(path) } catch { /* gone */ } },
+        release() {
+          if (readLock(path)?.pid !== process.pid) return
+          try { unlinkSync(path) } catch { /* gone */ }
+        },
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err

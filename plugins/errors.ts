@@ -60,7 +60,10 @@ export function sendProblem(reply: FastifyReply, body: ProblemBody) {
   return reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body)
 }
 
-/** Errors the router answers before any hook runs (a bad URL, a path segment over 200 characters). */
+/** The longest path segment the router accepts (longer: 414). */
+export const MAX_PARAM_LENGTH = 200
+
+/** Errors the router answers before any hook runs (a bad URL, a path segment over MAX_PARAM_LENGTH). */
 export function frameworkProblem(error: FastifyError, req: FastifyRequest, reply: FastifyReply) {
   const status = error.statusCode ?? 400
   return sendProblem(reply, { type: 'about:blank', title: STATUS_CODES[status] ?? 'Bad Request', status, detail: error.message, instance: req.id })
@@ -80,7 +83,7 @@ export default fp(async (app) => {
   // Unknown routes count against the rate limit too, so scanning is throttled like any request.
   // Which methods each path answers, matched like the real router, so a known path asked with
   // another method (TRACE, QUERY, a DELETE of a list) is 405 with Allow, not 404.
-  const paths = FindMyWay({ ignoreTrailingSlash: true, maxParamLength: 200 })
+  const paths = FindMyWay({ ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH })
   const methodsOf = new Map<string, Set<string>>()
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) {

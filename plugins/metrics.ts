@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
-import { AppError, TooManyRequests } from '../src/errors.js'
+import { AppError } from '../src/errors.js'
 import { createMetrics, type Metrics } from '../src/metrics.js'
 
 declare module 'fastify' {
@@ -24,7 +24,7 @@ export default fp(async (app) => {
   })
   app.addHook('onError', async (req, _reply, error) => {
     const route = req.routeOptions.url ?? 'unmatched'
-    if (error instanceof TooManyRequests || (error as { statusCode?: number }).statusCode === 429) metrics.rateLimited.inc({ route })
+    if ((error as { statusCode?: number }).statusCode === 429) metrics.rateLimited.inc({ route })
     if (route === '/orders' && req.method === 'POST' && error instanceof AppError && error.statusCode === 409 && CHECKOUT_CONFLICTS.has(error.slug)) {
       metrics.checkoutConflicts.inc({ reason: error.slug })
     }

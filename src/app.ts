@@ -9,7 +9,7 @@ import postgresPlugin from '../plugins/postgres.js'
 import mongoPlugin from '../plugins/mongo.js'
 import redisPlugin from '../plugins/redis.js'
 import securityPlugin from '../plugins/security.js'
-import errorsPlugin, { frameworkProblem } from '../plugins/errors.js'
+import errorsPlugin, { MAX_PARAM_LENGTH, frameworkProblem } from '../plugins/errors.js'
 import openapiPlugin from '../plugins/openapi.js'
 import mailerPlugin from '../plugins/mailer.js'
 import authPlugin from '../plugins/auth.js'
@@ -106,7 +106,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     trustProxy: config.trustProxy,
     bodyLimit: config.bodyLimit,
     // /products and /products/ are one resource; the contract names the form without the slash.
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
     // A caller's own request id is kept when it is safe to log; otherwise we mint one.
     genReqId: (req) => {
       const given = req.headers['x-request-id']

@@ -4,7 +4,7 @@ import { isCheckViolation, isUniqueViolation, type Db } from '../../db/client.js
 import { Conflict, NotFound } from '../../src/errors.js'
 import { newestFirst } from '../../src/pagination.js'
 import { categoryAndDescendants } from '../categories/service.js'
-import type { Tx } from '../products/service.js'
+import type { Tx } from '../../db/client.js'
 import { couponShortfall, discountFor, type CouponRule, type PricedLine } from '../orders/pricing.js'
 
 type CouponRow = typeof coupons.$inferSelect

@@ -9,7 +9,6 @@ import type { ProductSort } from './schemas.js'
 
 type ProductRow = typeof products.$inferSelect
 type VariantRow = typeof productVariants.$inferSelect
-export type { Tx }
 type Status = ProductRow['status']
 
 export interface VariantInput {

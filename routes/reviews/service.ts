@@ -3,7 +3,7 @@ import { orderItems, orders, products, reviewVotes, reviews, users } from '../..
 import { isUniqueViolation, type Db } from '../../db/client.js'
 import { Conflict, Forbidden, NotFound } from '../../src/errors.js'
 import { decodeCursor, toPage, type CursorPart } from '../../src/pagination.js'
-import type { Tx } from '../products/service.js'
+import type { Tx } from '../../db/client.js'
 
 type ReviewRow = typeof reviews.$inferSelect
 type Status = ReviewRow['status']

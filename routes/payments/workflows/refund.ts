@@ -47,41 +47,40 @@ const isRefusal = (err: unknown) => err instanceof AppError && err.statusCode !=
 export function createRefundWorkflow({ db, outbox, faults, providers, metrics }: RefundDeps) {
   /** Step 3. Idempotent: a refund already settled is returned as it is. */
   async function settle(refundId: string, outcome: { providerRefundId: string } | { refused: string }) {
-    const events: string[] = []
+    let eventIds: string[] = []
     let counted: { currency: string; amountMinor: number } | undefined
     const settled = await db.transaction(async (tx) => {
       // Locks in the order every workflow takes them: the order, its payment, the refund.
-      const [known] = await tx.select({ orderId: payments.orderId }).from(refunds).innerJoin(payments, eq(payments.id, refunds.paymentId)).where(eq(refunds.id, refundId))
+      const [known] = await tx.select({ orderId: payments.orderId, paymentId: payments.id }).from(refunds).innerJoin(payments, eq(payments.id, refunds.paymentId)).where(eq(refunds.id, refundId))
       if (!known) throw new NotFound('refund', refundId)
       await tx.select({ id: orders.id }).from(orders).where(eq(orders.id, known.orderId)).for('update')
-      await tx.select({ id: payments.id }).from(payments).innerJoin(refunds, eq(refunds.paymentId, payments.id)).where(eq(refunds.id, refundId)).for('update', { of: payments })
-      const [refund] = await tx.select().from(refunds).where(eq(refunds.id, refundId)).for('update')
-      if (!refund) throw new NotFound('refund', refundId)
+      await tx.select({ id: payments.id }).from(payments).where(eq(payments.id, known.paymentId)).for('update')
+      const refund = (await tx.select().from(refunds).where(eq(refunds.id, refundId)).for('update'))[0]!
       if (refund.status !== 'pending') return refund
       if ('refused' in outcome) {
-        await tx.update(payments).set({ refundedMinor: sql`${payments.refundedMinor} - ${refund.amountMinor}`, updatedAt: new Date() }).where(eq(payments.id, refund.paymentId))
+        await tx.update(payments).set({ refundedMinor: sql`${payments.refundedMinor} - ${refund.amountMinor}`, updatedAt: new Date() }).where(eq(payments.id, known.paymentId))
         const [failed] = await tx.update(refunds).set({ status: 'failed', failureReason: outcome.refused.slice(0, 500), updatedAt: new Date() }).where(eq(refunds.id, refundId)).returning()
         return failed!
       }
       const [done] = await tx.update(refunds).set({ status: 'succeeded', providerRefundId: outcome.providerRefundId, updatedAt: new Date() }).where(eq(refunds.id, refundId)).returning()
       if (refund.countsTowardOrder) {
-        const [payment] = await tx.select({ orderId: payments.orderId }).from(payments).where(eq(payments.id, refund.paymentId))
         const [order] = await tx.update(orders).set({ refundedMinor: sql`${orders.refundedMinor} + ${refund.amountMinor}`, updatedAt: new Date() })
-          .where(eq(orders.id, payment!.orderId)).returning()
-        events.push(...await outbox.add(tx, [ORDER_MAIL(order!.id, 'refunded', { refundId })]))
+          .where(eq(orders.id, known.orderId)).returning()
+        const events = [ORDER_MAIL(order!.id, 'refunded', { refundId })]
         counted = { currency: order!.currency, amountMinor: refund.amountMinor }
         if (order!.refundedMinor >= order!.totalMinor) {
           const before = order!.status
           const moved = await tryTransition(tx, order!.id, 'refunded')
           // Goods not yet sent go back on the shelf.
           const released = moved && (before === 'paid' || before === 'fulfilled') ? await releaseOrder(tx, order!.id, 'return') : null
-          if (released) events.push(...await outbox.add(tx, STOCK_CHANGED(released.productIds, released.listsChanged)))
+          if (released) events.push(...STOCK_CHANGED(released.productIds, released.listsChanged))
         }
+        eventIds = await outbox.add(tx, events)
       }
       return done!
     })
     if (counted) metrics.order('refunded', counted.currency, counted.amountMinor)
-    await outbox.runNow(events)
+    await outbox.runNow(eventIds)
     return settled
   }
 
