@@ -19,7 +19,8 @@ export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://po
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:56379'
 export const TEST_MONGODB_URL = process.env.TEST_MONGODB_URL ?? 'mongodb://127.0.0.1:57017/'
 export const TEST_STRIPE_API_URL = process.env.TEST_STRIPE_API_URL ?? 'http://127.0.0.1:57111'
-export const TEMPLATE_DB = 'shop_test_template'
+// Set TEST_TEMPLATE_DB to run two suites side by side on the same PostgreSQL (test/setup.ts drops and rebuilds it).
+export const TEMPLATE_DB = process.env.TEST_TEMPLATE_DB ?? 'shop_test_template'
 
 interface Teardown { teardown(fn: () => unknown): void }
 
