@@ -1889,6 +1889,14 @@ export interface components {
             received: boolean;
             duplicate: boolean;
         };
+        WebhookEvent: {
+            /** @description the provider's event id; each is applied once */
+            id: string;
+            /** @description test provider: payment.succeeded or payment.failed (with data.paymentId); others are acknowledged and ignored */
+            type: string;
+        } & {
+            [key: string]: unknown;
+        };
         ActivityEntry: {
             id: string;
             /** @enum {string} */
@@ -7444,13 +7452,22 @@ export interface operations {
     receivePaymentWebhook: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description test provider: t=<unix>,v1=<hex HMAC-SHA256 of "t.body"> */
+                "x-shop-signature"?: string;
+                /** @description Stripe's signature header */
+                "stripe-signature"?: string;
+            };
             path: {
                 provider: "test" | "stripe";
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent"];
+            };
+        };
         responses: {
             /** @description Default Response */
             200: {
@@ -7480,7 +7497,25 @@ export interface operations {
                 };
             };
             /** @description A problem (RFC 9457) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

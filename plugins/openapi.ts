@@ -8,6 +8,84 @@ export const API_INFO = {
   description: 'E-commerce backend. Money is an integer count of minor units plus an ISO 4217 currency; errors are RFC 9457 problem details.',
 }
 
+interface Link { operationId: string; parameters?: Record<string, string>; requestBody?: unknown; description?: string }
+const id = '$response.body#/id'
+/**
+ * How one answer feeds the next call (OpenAPI links, by operationId and answer status): a client
+ * reads the journey from them (create a product -> add it to the cart -> check out -> pay ->
+ * confirm -> refund), and schemathesis's stateful phase walks them.
+ */
+export const LINKS: Record<string, Record<string, Record<string, Link>>> = {
+  createProduct: { 201: {
+    GetProduct: { operationId: 'getProduct', parameters: { productId: id } },
+    UpdateProduct: { operationId: 'updateProduct', parameters: { productId: id } },
+    AddVariant: { operationId: 'createVariant', parameters: { productId: id } },
+    AddToCart: { operationId: 'addCartItem', requestBody: { variantId: '$response.body#/variants/0/id', quantity: 1 }, description: 'its first variant, once' },
+    AddToWishlist: { operationId: 'addWishlistItem', parameters: { productId: id } },
+    ListReviews: { operationId: 'listProductReviews', parameters: { productId: id } },
+  } },
+  createVariant: { 201: {
+    UpdateVariant: { operationId: 'updateVariant', parameters: { productId: '$request.path.productId', variantId: id } },
+    AdjustStock: { operationId: 'adjustStock', parameters: { productId: '$request.path.productId', variantId: id } },
+    AddToCart: { operationId: 'addCartItem', requestBody: { variantId: id, quantity: 1 } },
+  } },
+  addCartItem: { 200: {
+    UpdateLine: { operationId: 'updateCartItem', parameters: { variantId: '$request.body#/variantId' } },
+    RemoveLine: { operationId: 'removeCartItem', parameters: { variantId: '$request.body#/variantId' } },
+  } },
+  createMyAddress: { 201: {
+    GetAddress: { operationId: 'getMyAddress', parameters: { addressId: id } },
+    UpdateAddress: { operationId: 'updateMyAddress', parameters: { addressId: id } },
+    CheckoutToAddress: { operationId: 'checkout', requestBody: { addressId: id }, description: 'check out the cart to this address' },
+  } },
+  createCoupon: { 201: {
+    GetCoupon: { operationId: 'getCoupon', parameters: { couponId: id } },
+    UpdateCoupon: { operationId: 'updateCoupon', parameters: { couponId: id } },
+    ApplyToCart: { operationId: 'applyCartCoupon', requestBody: { code: '$response.body#/code' } },
+  } },
+  checkout: { 201: {
+    GetOrder: { operationId: 'getOrder', parameters: { orderId: id } },
+    Pay: { operationId: 'createPayment', parameters: { orderId: id } },
+    Cancel: { operationId: 'cancelOrder', parameters: { orderId: id } },
+    ChangeStatus: { operationId: 'changeOrderStatus', parameters: { orderId: id } },
+  } },
+  createPayment: { 201: {
+    GetPayment: { operationId: 'getPayment', parameters: { paymentId: id } },
+    Confirm: { operationId: 'confirmPayment', parameters: { paymentId: id } },
+    Refund: { operationId: 'refundPayment', parameters: { paymentId: id } },
+    GetOrder: { operationId: 'getOrder', parameters: { orderId: '$response.body#/orderId' } },
+  } },
+  confirmPayment: { 200: {
+    Refund: { operationId: 'refundPayment', parameters: { paymentId: id } },
+    GetOrder: { operationId: 'getOrder', parameters: { orderId: '$response.body#/orderId' } },
+  } },
+  createReview: { 201: {
+    UpdateReview: { operationId: 'updateReview', parameters: { reviewId: id } },
+    ModerateReview: { operationId: 'moderateReview', parameters: { reviewId: id } },
+    VoteHelpful: { operationId: 'voteReviewHelpful', parameters: { reviewId: id } },
+  } },
+  createCategory: { 201: {
+    GetBySlug: { operationId: 'getCategoryBySlug', parameters: { slug: '$response.body#/slug' } },
+    UpdateCategory: { operationId: 'updateCategory', parameters: { categoryId: id } },
+  } },
+  uploadFile: { 201: { GetFile: { operationId: 'getFile', parameters: { uploadId: id } } } },
+}
+
+type OpenApiDocument = { paths?: Record<string, Record<string, { operationId?: string; responses?: Record<string, { links?: Record<string, Link> }> }>> }
+/** Puts LINKS into the document; a link to or from an operation that does not exist fails generation. */
+export function addLinks<T extends OpenApiDocument>(document: T): T {
+  const operations = new Map(Object.values(document.paths ?? {}).flatMap((methods) => Object.values(methods)).filter((op) => op?.operationId).map((op) => [op.operationId!, op]))
+  for (const [source, byStatus] of Object.entries(LINKS)) {
+    for (const [status, links] of Object.entries(byStatus)) {
+      const response = operations.get(source)?.responses?.[status]
+      if (!response) throw new Error(`OpenAPI link from ${source} ${status}: no such operation or answer`)
+      for (const link of Object.values(links)) if (!operations.has(link.operationId)) throw new Error(`OpenAPI link to ${link.operationId}: no such operation`)
+      response.links = links
+    }
+  }
+  return document
+}
+
 // The OpenAPI document is generated from the same TypeBox schemas that validate requests.
 export default fp(async (app) => {
   await app.register(swagger, {
@@ -53,6 +131,7 @@ export default fp(async (app) => {
         Number(status) >= 400 && !(body as { content?: unknown }).content ? [status, { description: 'A problem (RFC 9457)', content: { 'application/problem+json': { schema: body } } }] : [status, body]))
       return { url, schema: { ...schema, security: schema.security ?? [], ...(schema.response ? { response } : {}) } }
     },
+    transformObject: (documents) => ('openapiObject' in documents ? addLinks(documents.openapiObject as OpenApiDocument) : documents.swaggerObject),
     // Components are named after each schema's $id (Problem, Product), not def-0.
     refResolver: {
       buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),

@@ -4,8 +4,8 @@ import { simpleParser } from 'mailparser'
 
 export interface ReceivedMail { to: string[]; subject: string; text: string }
 
-/** A real SMTP server on loopback that keeps what it receives; closed at teardown. */
-export async function startMailbox(t: { teardown(fn: () => unknown): void }) {
+/** A real SMTP server on loopback (on `port`, or any free one) that keeps what it receives; closed at teardown. */
+export async function startMailbox(t: { teardown(fn: () => unknown): void }, port = 0) {
   const received: ReceivedMail[] = []
   const waiters: (() => void)[] = []
   const server = new SMTPServer({
@@ -20,12 +20,12 @@ export async function startMailbox(t: { teardown(fn: () => unknown): void }) {
       }, callback)
     },
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
-  const { port } = server.server.address() as AddressInfo
+  const { port: listening } = server.server.address() as AddressInfo
 
   return {
-    url: `smtp://127.0.0.1:${port}`,
+    url: `smtp://127.0.0.1:${listening}`,
     received,
     /** Waits for the next mail to `to` whose text matches `pattern`, and returns the match. */
     async waitFor(to: string, pattern: RegExp, timeoutMs = 5000): Promise<RegExpMatchArray> {

@@ -1,90 +1,319 @@
-// Real data for schemathesis (test/schemathesis.sh): creates, through the API and as the fuzzing
-// admin, a catalog, a cart, a wishlist, an address, orders in each state, payments and a review,
-// then prints a schemathesis.toml that gives every operation with ids in its path ids that exist.
-// Operations that delete get their own objects, so a delete cannot take the others' data away.
-// Usage: BASE_URL=... TOKEN=... node --import tsx test/schemathesis-fixtures.ts > schemathesis.toml
+// Real data for schemathesis (test/schemathesis.sh), as a small service the run talks to:
+// - it holds a real SMTP server (MAIL_PORT) the API mails to, so reset and verification tokens
+//   come from real mails;
+// - POST /setup {baseUrl, token}: creates, through the API and as the fuzzing admin, a catalog, a
+//   cart, a wishlist, an address, a coupon, orders in each state, payments and reviews, and answers
+//   a schemathesis config that gives every operation with ids in its path ids that exist;
+// - POST /before {operation, pathParameters, body}: called by test/schemathesis_hooks.py before
+//   each request; makes the state that request needs (a cart line to delete, a fresh payment to
+//   confirm, a token from a mail) and answers what to put into the request.
+// Operations that delete or consume get objects of their own, renewed before each call.
+// Usage: MAIL_PORT=... FIXTURES_PORT=... DATABASE_URL=... node --import tsx test/schemathesis-fixtures.ts
+import { createServer } from 'node:http'
+import * as OTPAuth from 'otpauth'
+import pg from 'pg'
+import { startMailbox } from './mail.js'
 
-const base = process.env.BASE_URL!
-const auth = { authorization: `Bearer ${process.env.TOKEN}` }
+const mailbox = await startMailbox({ teardown: () => {} }, Number(process.env.MAIL_PORT))
+const db = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 })
+
+let base = ''
+let auth: Record<string, string> = {}
 let keys = 0
 
-async function call<T = Record<string, unknown>>(method: string, path: string, body?: object, idempotent = false): Promise<T> {
-  const headers: Record<string, string> = { ...auth, ...(body ? { 'content-type': 'application/json' } : {}), ...(idempotent ? { 'idempotency-key': `fixture-${Date.now()}-${++keys}` } : {}) }
-  const res = await fetch(base + path, { method, headers, body: body ? JSON.stringify(body) : undefined })
+class CallError extends Error { constructor(message: string, readonly status: number) { super(message) } }
+async function call<T = Record<string, unknown>>(method: string, path: string, body?: object, idempotent = false, headers = auth): Promise<T> {
+  const all: Record<string, string> = { ...headers, ...(body ? { 'content-type': 'application/json' } : {}), ...(idempotent ? { 'idempotency-key': `fixture-${Date.now()}-${++keys}` } : {}) }
+  const res = await fetch(base + path, { method, headers: all, body: body ? JSON.stringify(body) : undefined })
   const text = await res.text()
-  if (!res.ok) throw new Error(`fixture ${method} ${path}: ${res.status} ${text}`)
+  if (!res.ok) throw new CallError(`fixture ${method} ${path}: ${res.status} ${text}`, res.status)
   return (text ? JSON.parse(text) : {}) as T
 }
+/** A call whose refusal with one of `statuses` is expected (the state is already as wanted). */
+const tolerate = (statuses: number[], request: Promise<unknown>) => request.catch((err: unknown) => {
+  if (!(err instanceof CallError && statuses.includes(err.status))) throw err
+})
 
 type Product = { id: string; slug: string; variants: { id: string }[] }
 const product = (name: string) => call<Product>('POST', '/products', {
   name, slug: `${name.toLowerCase().replace(/[^a-z0-9]+/g, '-')}-${Date.now()}`, status: 'active',
-  variants: [{ sku: `${name.slice(0, 8).toUpperCase().replace(/[^A-Z0-9]/g, '')}-${Date.now()}-A`, priceMinor: 2500, stock: 100_000 }, { sku: `${name.slice(0, 8).toUpperCase().replace(/[^A-Z0-9]/g, '')}-${Date.now()}-B`, priceMinor: 900, stock: 100_000 }],
+  variants: ['A', 'B'].map((suffix, i) => ({ sku: `${name.toUpperCase().replace(/[^A-Z0-9]/g, '').slice(0, 8)}-${Date.now()}-${suffix}`, priceMinor: [2500, 900][i]!, stock: 1_000_000 })),
 })
 const address = { recipientName: 'Fuzz Admin', line1: '1 Test Street', city: 'Berlin', postalCode: '10115', country: 'DE' }
+/** Makes sure the fuzzer's cart holds this line (a checkout or a delete may have taken it). */
+const ensureLine = (variantId: string) => call('POST', '/cart/items', { variantId, quantity: 1 })
 async function order(...variantIds: string[]) {
-  for (const variantId of variantIds) await call('POST', '/cart/items', { variantId, quantity: 1 })
+  for (const variantId of variantIds) await ensureLine(variantId)
   return call<{ id: string }>('POST', '/orders', { shippingAddress: address }, true)
 }
-const pay = (orderId: string) => call<{ id: string }>('POST', `/orders/${orderId}/payments`, { provider: 'test', paymentMethod: 'tok_success' }, true)
-const confirm = (paymentId: string) => call('POST', `/payments/${paymentId}/confirm`, { paymentMethod: 'tok_success' })
-
-const main = await product('Fuzz Main')
-const deletable = await product('Fuzz Deletable')
-const variantHost = await product('Fuzz Variants')
-const saved = await call<{ id: string }>('POST', '/users/me/addresses', address)
-
-const pending = await order(main.variants[1]!.id) // read, cancel by the fuzzer; status changes
-const toPay = await order(main.variants[1]!.id) // a payment is started by the fuzzer
-const awaiting = await order(main.variants[1]!.id)
-const unconfirmed = await pay(awaiting.id)
-const paidOrder = await order(main.variants[0]!.id, deletable.variants[0]!.id)
-const captured = await pay(paidOrder.id)
-await confirm(captured.id)
-const review = await call<{ id: string }>('POST', `/products/${main.id}/reviews`, { rating: 5, title: 'Fuzz review', body: 'Bought and reviewed for the fuzzer.' })
-const deletableReview = await call<{ id: string }>('POST', `/products/${deletable.id}/reviews`, { rating: 4, title: 'Fuzz review', body: 'Another.' })
-
-// The fuzzing admin's cart and wishlist hold these lines.
-await call('POST', '/cart/items', { variantId: main.variants[0]!.id, quantity: 1 })
-await call('POST', '/cart/items', { variantId: deletable.variants[1]!.id, quantity: 1 })
-await call('PUT', `/wishlist/items/${main.id}`)
-await call('PUT', `/wishlist/items/${deletable.id}`)
-
-const operations: [string, Record<string, string>][] = [
-  ['GET /products/{productId}', { productId: main.id }],
-  ['PATCH /products/{productId}', { productId: main.id }],
-  ['DELETE /products/{productId}', { productId: deletable.id }],
-  ['GET /products/by-slug/{slug}', { slug: main.slug }],
-  ['POST /products/{productId}/variants', { productId: variantHost.id }],
-  ['PATCH /products/{productId}/variants/{variantId}', { productId: main.id, variantId: main.variants[0]!.id }],
-  ['DELETE /products/{productId}/variants/{variantId}', { productId: variantHost.id, variantId: variantHost.variants[1]!.id }],
-  ['GET /products/{productId}/variants/{variantId}/stock-adjustments', { productId: main.id, variantId: main.variants[0]!.id }],
-  ['POST /products/{productId}/variants/{variantId}/stock-adjustments', { productId: main.id, variantId: main.variants[0]!.id }],
-  ['GET /products/{productId}/reviews', { productId: main.id }],
-  ['POST /products/{productId}/reviews', { productId: main.id }],
-  ['PATCH /cart/items/{variantId}', { variantId: main.variants[0]!.id }],
-  ['DELETE /cart/items/{variantId}', { variantId: deletable.variants[1]!.id }],
-  ['DELETE /wishlist/items/{productId}', { productId: deletable.id }],
-  ['PUT /wishlist/items/{productId}', { productId: main.id }],
-  ['POST /wishlist/items/{productId}/move-to-cart', { productId: main.id }],
-  ['GET /orders/{orderId}', { orderId: paidOrder.id }],
-  ['PATCH /orders/{orderId}/status', { orderId: pending.id }],
-  ['POST /orders/{orderId}/cancel', { orderId: pending.id }],
-  ['POST /orders/{orderId}/payments', { orderId: toPay.id }],
-  ['GET /payments/{paymentId}', { paymentId: captured.id }],
-  ['POST /payments/{paymentId}/confirm', { paymentId: unconfirmed.id }],
-  ['POST /payments/{paymentId}/refunds', { paymentId: captured.id }],
-  ['PATCH /reviews/{reviewId}', { reviewId: review.id }],
-  ['PATCH /reviews/{reviewId}/moderation', { reviewId: review.id }],
-  ['POST /reviews/{reviewId}/helpful', { reviewId: review.id }],
-  ['DELETE /reviews/{reviewId}', { reviewId: deletableReview.id }],
-  ['GET /users/me/addresses/{addressId}', { addressId: saved.id }],
-  ['PATCH /users/me/addresses/{addressId}', { addressId: saved.id }],
-]
-
-const toml = (value: string) => JSON.stringify(value)
-console.log('# Generated by test/schemathesis-fixtures.ts for one run; ids of objects that exist.')
-for (const [name, params] of operations) {
-  console.log(`\n[[operations]]\ninclude-name = ${toml(name)}`)
-  console.log(`parameters = { ${Object.entries(params).map(([k, v]) => `${toml(`path.${k}`)} = ${toml(v)}`).join(', ')} }`)
+const pay = (orderId: string, paymentMethod = 'tok_success') => call<{ id: string }>('POST', `/orders/${orderId}/payments`, { provider: 'test', paymentMethod }, true)
+/** A customer of its own, signed in: for operations that need the account's password or its second factor. */
+async function account() {
+  const email = `fuzz-${Date.now()}-${++keys}@example.com`
+  const password = 'fuzz-account-password-1'
+  const { tokens } = await call<{ tokens: { accessToken: string } }>('POST', '/auth/register', { email, password, name: 'Fuzz Account' }, false, {})
+  return { email, password, headers: { authorization: `Bearer ${tokens.accessToken}` } }
 }
+const totpCode = (secret: string) => new OTPAuth.TOTP({ algorithm: 'SHA1', digits: 6, period: 30, secret: OTPAuth.Secret.fromBase32(secret) }).generate()
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64')
+async function upload() {
+  const form = new FormData()
+  form.append('file', new Blob([PNG], { type: 'image/png' }), 'fuzz.png')
+  const res = await fetch(`${base}/uploads?purpose=product_image`, { method: 'POST', headers: auth, body: form })
+  if (!res.ok) throw new CallError(`fixture POST /uploads: ${res.status} ${await res.text()}`, res.status)
+  return (await res.json()) as { id: string }
+}
+const category = (name: string) => call<{ id: string; slug: string }>('POST', '/categories', { name, slug: `${name.toLowerCase().replace(/[^a-z0-9]+/g, '-')}-${Date.now()}-${++keys}` })
+const coupon = () => call<{ id: string; code: string }>('POST', '/coupons', { code: `FUZZ${Date.now()}${++keys}`, kind: 'percentage', value: 10 })
+const confirm = (paymentId: string) => call('POST', `/payments/${paymentId}/confirm`, { paymentMethod: 'tok_success' })
+async function paidOrderOf(variantId: string) {
+  const placed = await order(variantId)
+  await confirm((await pay(placed.id)).id)
+  return placed
+}
+
+type Fixtures = Awaited<ReturnType<typeof setup>>
+async function setup() {
+  // The fuzzer changes, deletes and archives `main`, `deletable` and `variantHost`; `shelf`,
+  // `reviewed` and `mover` are only touched by the hooks, so what they renew stays possible.
+  const main = await product('Fuzz Main')
+  const deletable = await product('Fuzz Deletable')
+  const variantHost = await product('Fuzz Variants')
+  const shelf = await product('Fuzz Shelf')
+  const reviewed = await product('Fuzz Reviewed')
+  const mover = await product('Fuzz Mover')
+  const saved = await call<{ id: string }>('POST', '/users/me/addresses', address)
+  const cartCoupon = await coupon() // applied by the hooks; the fuzzer edits `fuzzCoupon`
+  const fuzzCoupon = await coupon()
+  const shelfCategory = await category('Fuzz Shelf')
+  const fuzzCategory = await category('Fuzz Edited')
+  const image = await upload()
+  const member = await call<{ user: { id: string } }>('POST', '/auth/register', { email: `fuzz-member-${Date.now()}@example.com`, password: 'fuzz-member-password-1', name: 'Fuzz Member' }, false, {})
+
+  const pending = await order(shelf.variants[1]!.id) // read, cancel by the fuzzer; status changes
+  const toPay = await order(shelf.variants[1]!.id) // a payment is started by the fuzzer
+  const paidOrder = await order(main.variants[0]!.id)
+  const captured = await pay(paidOrder.id) // refunded by the fuzzer
+  await confirm(captured.id)
+  await paidOrderOf(reviewed.variants[0]!.id) // makes the fuzzer a verified buyer of `reviewed`
+  const review = await call<{ id: string }>('POST', `/products/${main.id}/reviews`, { rating: 5, title: 'Fuzz review', body: 'Bought and reviewed for the fuzzer.' })
+  const deletableReview = await call<{ id: string }>('POST', `/products/${reviewed.id}/reviews`, { rating: 4, title: 'Fuzz review', body: 'Another.' })
+
+  await call('PUT', `/wishlist/items/${main.id}`)
+  await call('PUT', `/wishlist/items/${shelf.id}`)
+  // A customer whose password the fuzzer resets, with tokens read from the mails it gets.
+  const resetter = { email: `fuzz-reset-${Date.now()}@example.com`, password: 'fuzz-reset-password-1', name: 'Fuzz Reset' }
+  await call('POST', '/auth/register', resetter, false, {})
+
+  const operations: [string, Record<string, string>][] = [
+    ['GET /products/{productId}', { productId: main.id }],
+    ['PATCH /products/{productId}', { productId: main.id }],
+    ['DELETE /products/{productId}', { productId: deletable.id }],
+    ['GET /products/by-slug/{slug}', { slug: main.slug }],
+    ['POST /products/{productId}/variants', { productId: variantHost.id }],
+    ['PATCH /products/{productId}/variants/{variantId}', { productId: main.id, variantId: main.variants[0]!.id }],
+    ['DELETE /products/{productId}/variants/{variantId}', { productId: variantHost.id, variantId: variantHost.variants[1]!.id }],
+    ['GET /products/{productId}/variants/{variantId}/stock-adjustments', { productId: main.id, variantId: main.variants[0]!.id }],
+    ['POST /products/{productId}/variants/{variantId}/stock-adjustments', { productId: main.id, variantId: main.variants[0]!.id }],
+    ['GET /products/{productId}/reviews', { productId: main.id }],
+    ['POST /products/{productId}/reviews', { productId: main.id }],
+    ['PATCH /cart/items/{variantId}', { variantId: shelf.variants[0]!.id }],
+    ['DELETE /cart/items/{variantId}', { variantId: shelf.variants[1]!.id }],
+    ['DELETE /wishlist/items/{productId}', { productId: shelf.id }],
+    ['PUT /wishlist/items/{productId}', { productId: main.id }],
+    ['POST /wishlist/items/{productId}/move-to-cart', { productId: mover.id }],
+    ['GET /orders/{orderId}', { orderId: paidOrder.id }],
+    ['PATCH /orders/{orderId}/status', { orderId: pending.id }],
+    ['POST /orders/{orderId}/cancel', { orderId: pending.id }],
+    ['POST /orders/{orderId}/payments', { orderId: toPay.id }],
+    ['GET /payments/{paymentId}', { paymentId: captured.id }],
+    ['POST /payments/{paymentId}/refunds', { paymentId: captured.id }],
+    ['POST /payments/webhooks/{provider}', { provider: 'test' }],
+    ['PATCH /reviews/{reviewId}', { reviewId: review.id }],
+    ['PATCH /reviews/{reviewId}/moderation', { reviewId: review.id }],
+    ['POST /reviews/{reviewId}/helpful', { reviewId: review.id }],
+    ['DELETE /reviews/{reviewId}', { reviewId: deletableReview.id }],
+    ['GET /users/me/addresses/{addressId}', { addressId: saved.id }],
+    ['PATCH /users/me/addresses/{addressId}', { addressId: saved.id }],
+    ['DELETE /users/me/addresses/{addressId}', { addressId: saved.id }], // renewed by its hook
+    ['GET /categories/by-slug/{slug}', { slug: fuzzCategory.slug }],
+    ['PATCH /categories/{categoryId}', { categoryId: fuzzCategory.id }],
+    ['DELETE /categories/{categoryId}', { categoryId: fuzzCategory.id }], // renewed by its hook
+    ['GET /coupons/{couponId}', { couponId: fuzzCoupon.id }],
+    ['PATCH /coupons/{couponId}', { couponId: fuzzCoupon.id }],
+    ['DELETE /coupons/{couponId}', { couponId: fuzzCoupon.id }], // renewed by its hook
+    ['GET /uploads/{uploadId}', { uploadId: image.id }],
+    ['DELETE /uploads/{uploadId}', { uploadId: image.id }], // renewed by its hook
+    ['GET /users/{userId}', { userId: member.user.id }],
+    ['PATCH /users/{userId}/role', { userId: member.user.id }],
+    ['POST /users/{userId}/deactivate', { userId: member.user.id }],
+    ['POST /users/{userId}/reactivate', { userId: member.user.id }],
+  ]
+  return { shelf, reviewed, mover, saved, coupon: cartCoupon, category: shelfCategory, resetter, operations }
+}
+
+function toml(operations: [string, Record<string, string>][]) {
+  const quote = (value: string) => JSON.stringify(value)
+  const lines = ['# Generated by test/schemathesis-fixtures.ts for one run; ids of objects that exist.']
+  for (const [name, params] of operations) {
+    lines.push('', '[[operations]]', `include-name = ${quote(name)}`)
+    lines.push(`parameters = { ${Object.entries(params).map(([k, v]) => `${quote(`path.${k}`)} = ${quote(v)}`).join(', ')} }`)
+  }
+  return `${lines.join('\n')}\n`
+}
+
+/** What a request needs replaced: path parameters, body fields (merged into an object body), headers. */
+interface Patch { pathParameters?: Record<string, string>; query?: Record<string, string>; headers?: Record<string, string>; body?: Record<string, unknown>; replaceBody?: unknown }
+type Before = (request: { pathParameters: Record<string, string>; query: Record<string, unknown>; body: unknown }) => Promise<Patch>
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
+
+/** A fresh order of the fuzzer's, with a payment started by `paymentMethod`; the lines the fixture keeps in the cart are put back. */
+/** The fuzzer checks out the same cart meanwhile: a 409 means try again. */
+async function retryConflicts<T>(make: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try { return await make() } catch (err) {
+      if (!(err instanceof CallError && err.status === 409) || attempt >= 5) throw err
+    }
+  }
+}
+const freshPayment = (f: Fixtures, paymentMethod: string) => retryConflicts(async () => pay((await order(f.shelf.variants[1]!.id)).id, paymentMethod))
+/** An order in the status from which `target` is a step of the state machine. */
+const STATUS_PATH: Record<string, string[]> = { cancelled: [], fulfilled: ['paid'], shipped: ['paid', 'fulfilled'], delivered: ['paid', 'fulfilled', 'shipped'] }
+async function orderBefore(f: Fixtures, target: string) {
+  const steps = STATUS_PATH[target] ?? []
+  const placed = await retryConflicts(() => steps.length ? paidOrderOf(f.shelf.variants[1]!.id) : order(f.shelf.variants[1]!.id))
+  for (const status of steps.slice(1)) await call('PATCH', `/orders/${placed.id}/status`, { status })
+  return placed
+}
+/** Analytics ranges: `from` before `to`, at most 366 days (what the server checks across the two). */
+function dateRange(query: Record<string, unknown>): Patch {
+  if (typeof query.from !== 'string' || typeof query.to !== 'string') return {}
+  const from = Date.parse(query.from)
+  const to = Date.parse(query.to)
+  if (Number.isNaN(from) || Number.isNaN(to) || (from < to && to - from <= 366 * 86_400_000)) return {}
+  const day = 86_400_000
+  const start = from + day > Date.parse('9999-12-31T00:00:00Z') ? from - day : from
+  return { query: { from: new Date(start).toISOString(), to: new Date(start + day).toISOString() } }
+}
+
+function beforeHooks(f: Fixtures): Record<string, Before> {
+  // A product's body names a category and uploads: real ones where the fuzzer sent some.
+  const productIds = (body: unknown): Patch => {
+    if (!isObject(body)) return {}
+    const patch: Record<string, unknown> = {}
+    if (typeof body.categoryId === 'string' && f.category) patch.categoryId = f.category.id
+    if (Array.isArray(body.imageIds)) patch.imageIds = []
+    return { body: patch }
+  }
+  let reviewId = ''
+  let events = 0
+  return {
+    'POST /categories': async ({ body }) => (isObject(body) && typeof body.parentId === 'string' ? { body: { parentId: f.category.id } } : {}),
+    'PATCH /categories/{categoryId}': async ({ body }) => (isObject(body) && typeof body.parentId === 'string' ? { body: { parentId: f.category.id } } : {}),
+    'DELETE /categories/{categoryId}': async () => ({ pathParameters: { categoryId: (await category('Fuzz Doomed')).id } }),
+    'DELETE /coupons/{couponId}': async () => ({ pathParameters: { couponId: (await coupon()).id } }),
+    'POST /coupons/validate': async () => { await ensureLine(f.shelf.variants[0]!.id); return { body: { code: f.coupon.code } } },
+    'DELETE /uploads/{uploadId}': async () => ({ pathParameters: { uploadId: (await upload()).id } }),
+    // The fuzzing admin's address book fills up (20 at most): a customer of its own deletes.
+    'DELETE /users/me/addresses/{addressId}': async () => {
+      const user = await account()
+      const created = await call<{ id: string }>('POST', '/users/me/addresses', address, false, user.headers)
+      return { headers: user.headers, pathParameters: { addressId: created.id } }
+    },
+    'POST /cart/merge': async () => {
+      const guest = await call<{ cartToken: string }>('POST', '/cart/guest', undefined, false, {})
+      await call('POST', '/cart/items', { variantId: f.shelf.variants[0]!.id, quantity: 1 }, false, { 'x-cart-token': guest.cartToken })
+      return { body: { cartToken: guest.cartToken } }
+    },
+    // These act on the caller's own account: each runs as a customer of its own, whose password
+    // (and second factor) the hook knows, so the fuzzing admin's account stays as it is.
+    'POST /auth/2fa/enable': async () => {
+      const user = await account()
+      const { secret } = await call<{ secret: string }>('POST', '/auth/2fa/setup', undefined, false, user.headers)
+      return { headers: user.headers, body: { code: totpCode(secret) } }
+    },
+    'POST /auth/2fa/disable': async () => {
+      const user = await account()
+      const { secret } = await call<{ secret: string }>('POST', '/auth/2fa/setup', undefined, false, user.headers)
+      await call('POST', '/auth/2fa/enable', { code: totpCode(secret) }, false, user.headers)
+      return { headers: user.headers, body: { password: user.password } }
+    },
+    'POST /users/me/email': async () => { const user = await account(); return { headers: user.headers, body: { password: user.password } } },
+    'POST /users/me/password': async () => { const user = await account(); return { headers: user.headers, body: { currentPassword: user.password } } },
+    'PATCH /orders/{orderId}/status': async ({ body }) => {
+      const placed = await orderBefore(f, isObject(body) && typeof body.status === 'string' ? body.status : 'cancelled')
+      return { pathParameters: { orderId: placed.id } }
+    },
+    'GET /analytics/sales': async ({ query }) => dateRange(query),
+    'GET /analytics/payments': async ({ query }) => dateRange(query),
+    'GET /analytics/customers': async ({ query }) => dateRange(query),
+    'GET /analytics/top-products': async ({ query }) => dateRange(query),
+    'PATCH /cart/items/{variantId}': async () => { await ensureLine(f.shelf.variants[0]!.id); return {} },
+    'DELETE /cart/items/{variantId}': async () => { await ensureLine(f.shelf.variants[1]!.id); return {} },
+    'PUT /cart/coupon': async () => { await ensureLine(f.shelf.variants[0]!.id); return { body: { code: f.coupon.code } } },
+    'POST /orders': async ({ body }) => {
+      await ensureLine(f.shelf.variants[1]!.id)
+      const patch: Record<string, unknown> = {}
+      if (!isObject(body) || body.addressId !== undefined || body.shippingAddress === undefined) patch.addressId = f.saved.id
+      if (isObject(body) && typeof body.couponCode === 'string') patch.couponCode = f.coupon.code
+      return { body: patch }
+    },
+    'POST /products': async ({ body }) => productIds(body),
+    'PATCH /products/{productId}': async ({ body }) => productIds(body),
+    'POST /wishlist/items/{productId}/move-to-cart': async () => {
+      await call('PUT', `/wishlist/items/${f.mover.id}`)
+      await tolerate([404], call('DELETE', `/cart/items/${f.mover.variants[0]!.id}`))
+      return { body: { variantId: f.mover.variants[0]!.id } }
+    },
+    'DELETE /reviews/{reviewId}': async () => {
+      // One review per customer and product: a new one when the last was deleted.
+      await tolerate([409], call<{ id: string }>('POST', `/products/${f.reviewed.id}/reviews`, { rating: 3, title: 'Fuzz review', body: 'To be deleted.' })
+        .then((created) => { reviewId = created.id }))
+      return reviewId ? { pathParameters: { reviewId } } : {}
+    },
+    'POST /payments/{paymentId}/confirm': async () => {
+      const payment = await freshPayment(f, 'tok_success')
+      return { pathParameters: { paymentId: payment.id }, body: { paymentMethod: 'tok_success' } }
+    },
+    'POST /payments/webhooks/{provider}': async () => {
+      // The provider's own id of a payment that waits for its webhook; the hook signs the body.
+      const payment = await freshPayment(f, 'tok_async')
+      const { rows } = await db.query<{ provider_payment_id: string }>('select provider_payment_id from payments where id = $1', [payment.id])
+      return { pathParameters: { provider: 'test' }, replaceBody: { id: `evt_fuzz_${Date.now()}_${++events}`, type: 'payment.succeeded', data: { paymentId: rows[0]!.provider_payment_id } } }
+    },
+    'POST /auth/password/reset': async () => {
+      await call('POST', '/auth/password/forgot', { email: f.resetter.email }, false, {})
+      const [, token] = await mailbox.waitFor(f.resetter.email, /reset-password\?token=([\w-]+)/)
+      return { body: { token } }
+    },
+    'POST /auth/verify-email': async () => {
+      const email = `fuzz-verify-${Date.now()}-${++events}@example.com`
+      await call('POST', '/auth/register', { email, password: 'fuzz-verify-password-1', name: 'Fuzz Verify' }, false, {})
+      const [, token] = await mailbox.waitFor(email, /verify-email\?token=([\w-]+)/)
+      return { body: { token } }
+    },
+  }
+}
+
+let hooks: Record<string, Before> = {}
+let serial: Promise<unknown> = Promise.resolve()
+const readJson = async (req: AsyncIterable<Buffer>) => { const chunks: Buffer[] = []; for await (const c of req) chunks.push(c); return JSON.parse(Buffer.concat(chunks).toString() || '{}') }
+createServer((req, res) => {
+  const answer = (status: number, body: unknown, type = 'application/json') => { res.writeHead(status, { 'content-type': type }); res.end(typeof body === 'string' ? body : JSON.stringify(body)) }
+  readJson(req).then(async (input) => {
+    if (req.url === '/setup') {
+      base = input.baseUrl
+      auth = { authorization: `Bearer ${input.token}` }
+      const fixtures = await setup()
+      hooks = beforeHooks(fixtures)
+      return answer(200, toml(fixtures.operations), 'text/plain')
+    }
+    // One at a time: two hooks renewing the same cart would race each other.
+    if (req.url === '/before') {
+      const run = serial.then(() => hooks[input.operation]?.(input) ?? {})
+      serial = run.catch(() => {})
+      return answer(200, await run)
+    }
+    answer(404, { error: 'unknown' })
+  }).catch((err: Error) => { console.error(err); answer(500, { error: err.message }) })
+}).listen(Number(process.env.FIXTURES_PORT), '127.0.0.1')

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${SCHEMATHESIS_PORT:-57300}
+MAIL_PORT=$((PORT + 1)) FIXTURES_PORT=$((PORT + 2))
 MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-25}
 DB=schemathesis_$$
 ADMIN_EMAIL=fuzz-admin@example.com
@@ -18,10 +19,15 @@ export DATABASE_URL="postgres://postgres@127.0.0.1:55432/$DB" MONGODB_URL="mongo
 export REDIS_URL=redis://127.0.0.1:56379 REDIS_KEY_PREFIX="$DB:" UPLOAD_DIR="$(mktemp -d)"
 # The fuzzer sends thousands of requests from one address; the limits are tested elsewhere.
 export RATE_LIMIT_MAX=1000000 AUTH_RATE_LIMIT_MAX=1000000 AUTH_ACCOUNT_RATE_LIMIT_MAX=1000000
+# Mail goes to the fixture service's SMTP server, which reads reset and verification tokens from it;
+# the hooks sign webhook bodies with this run's secret.
+export SMTP_URL="smtp://127.0.0.1:$MAIL_PORT" PAYMENT_WEBHOOK_SECRET="fuzz-webhook-secret-$$-$RANDOM"
 
+MAIL_PORT=$MAIL_PORT FIXTURES_PORT=$FIXTURES_PORT node --import tsx test/schemathesis-fixtures.ts > /tmp/schemathesis-fixtures.log 2>&1 &
+FIXTURES=$!
 node --import tsx src/server.ts > /tmp/schemathesis-api.log 2>&1 &
 API=$!
-cleanup() { kill "$API" 2>/dev/null || true; psql_admin "drop database if exists $DB with (force)" || true; }
+cleanup() { kill "$API" "$FIXTURES" 2>/dev/null || true; psql_admin "drop database if exists $DB with (force)" || true; }
 trap cleanup EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.3; done
 
@@ -31,12 +37,14 @@ TOKEN=$(curl -fs -X POST "http://127.0.0.1:$PORT/auth/login" -H 'content-type: a
 # A little catalog, so operations that read products find some.
 DATABASE_URL=$DATABASE_URL node --import tsx db/seed.ts --categories 3 --products 10 --variants 2 >/dev/null
 
-# Ids of real objects for every operation with ids in its path (no more "missing test data").
+# Ids of real objects for every operation with ids in its path, and the hooks that renew what a
+# request consumes (no "missing test data", no "schema validation mismatch" from random ids).
 CONFIG=$(mktemp --suffix=.toml)
-BASE_URL="http://127.0.0.1:$PORT" TOKEN=$TOKEN node --import tsx test/schemathesis-fixtures.ts >"$CONFIG"
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$FIXTURES_PORT/" && break; sleep 0.3; done
+curl -fsS -X POST "http://127.0.0.1:$FIXTURES_PORT/setup" -d "{\"baseUrl\":\"http://127.0.0.1:$PORT\",\"token\":\"$TOKEN\"}" >"$CONFIG"
+export SCHEMATHESIS_FIXTURES_URL="http://127.0.0.1:$FIXTURES_PORT" SCHEMATHESIS_ADMIN_TOKEN="$TOKEN" SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$PWD/test"
 
 st --config-file "$CONFIG" run "http://127.0.0.1:$PORT/docs/json" \
-  --header "Authorization: Bearer $TOKEN" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --max-examples "$MAX_EXAMPLES" --seed 1 --workers 2 --phases examples,fuzzing,stateful \
   --exclude-path /auth/logout --exclude-path /auth/logout-all \

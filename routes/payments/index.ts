@@ -2,11 +2,11 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
 import { viewerRole } from '../../plugins/auth.js'
-import { ProblemRef } from '../../src/errors.js'
+import { BadRequest, ProblemRef } from '../../src/errors.js'
 import type { FastifyRequest } from 'fastify'
 import { sendStored } from '../orders/index.js'
 import { IdempotencyHeader } from '../orders/schemas.js'
-import { Payment, PaymentConfirm, PaymentParams, Refund, RefundCreate, WebhookAck, WebhookParams } from './schemas.js'
+import { Payment, PaymentConfirm, PaymentParams, Refund, RefundCreate, WebhookAck, WebhookEvent, WebhookHeaders, WebhookParams } from './schemas.js'
 import { toPayment } from './service.js'
 
 const paymentsRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -46,18 +46,23 @@ const paymentsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   )))
 
-  // Webhooks verify a signature over the exact bytes sent, so this scope keeps the raw body.
+  // Webhooks verify a signature over the exact bytes sent: this scope parses the JSON for the
+  // schema and keeps the bytes beside it for the provider.
   await app.register(async (scope) => {
     const raw = scope.withTypeProvider<TypeBoxTypeProvider>()
-    raw.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
+    const rawBodies = new WeakMap<FastifyRequest, Buffer>()
+    raw.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+      rawBodies.set(req, body as Buffer)
+      try { done(null, JSON.parse((body as Buffer).toString('utf8'))) } catch { done(new BadRequest('The body is not JSON', 'invalid-webhook'), undefined) }
+    })
     raw.post('/webhooks/:provider', {
       config: { rateLimit: false },
       schema: {
         tags: ['payments'], operationId: 'receivePaymentWebhook', summary: 'Payment provider events (signed)',
         description: 'Test provider: header x-shop-signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">, 300 s tolerance. Stripe: stripe-signature. Each event id is applied once; 404 for a payment not known yet (the provider sends it again).',
-        params: WebhookParams, response: { 200: Type.Ref(WebhookAck), 400: ProblemRef, 404: ProblemRef },
+        params: WebhookParams, headers: WebhookHeaders, body: Type.Ref(WebhookEvent), response: { 200: Type.Ref(WebhookAck), 400: ProblemRef, 404: ProblemRef },
       },
-    }, (req) => confirm.webhook(req.params.provider, req.body as Buffer, req.headers))
+    }, (req) => confirm.webhook(req.params.provider, rawBodies.get(req)!, req.headers))
   })
 }
 export default paymentsRoutes

@@ -40,5 +40,14 @@ export const Refund = Type.Object({
 export const WebhookAck = Type.Object({ received: Type.Boolean(), duplicate: Type.Boolean() }, { $id: 'WebhookAck', additionalProperties: false })
 export const PaymentParams = Type.Object({ paymentId: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
 export const WebhookParams = Type.Object({ provider: StringEnum(['test', 'stripe']) }, { additionalProperties: false })
+/** What every provider's event has in common; the provider checks the signature over the raw bytes, then the rest. */
+export const WebhookEvent = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 255, description: 'the provider\'s event id; each is applied once' }),
+  type: Type.String({ minLength: 1, maxLength: 255, description: 'test provider: payment.succeeded or payment.failed (with data.paymentId); others are acknowledged and ignored' }),
+}, { $id: 'WebhookEvent', additionalProperties: true })
+export const WebhookHeaders = Type.Object({
+  'x-shop-signature': Type.Optional(Type.String({ maxLength: 1000, description: 'test provider: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">' })),
+  'stripe-signature': Type.Optional(Type.String({ maxLength: 1000, description: 'Stripe\'s signature header' })),
+})
 
-export const schemas = [Payment, PaymentCreate, PaymentConfirm, RefundCreate, Refund, WebhookAck]
+export const schemas = [Payment, PaymentCreate, PaymentConfirm, RefundCreate, Refund, WebhookAck, WebhookEvent]
