@@ -7,5 +7,5 @@ declare module 'fastify' {
 
 export default fp(async (app) => {
   // Lookups are counted by the metrics plugin, registered later; read when a lookup happens.
-  app.decorate('cache', createCache(app.redis, app.log, app.config.cacheTtlSeconds, (namespace, hit) => app.metrics.cacheLookup(namespace, hit)))
+  app.decorate('cache', createCache(app.redis, app.log, app.config.cacheTtlSeconds, (namespace, hit) => app.metrics.cacheLookup(namespace, hit), app.redisHealth))
 }, { name: 'cache', dependencies: ['config', 'redis'] })

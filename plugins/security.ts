@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import helmet from '@fastify/helmet'
 import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { TooManyRequests } from '../src/errors.js'
 
@@ -47,8 +47,10 @@ export default fp(async (app) => {
     timeWindow: limits.windowMs,
     redis: app.redis,
     nameSpace: 'rl:',
-    // A Redis outage must not take the shop down with it: requests pass, the error is logged.
+    // A Redis outage must not take the shop down with it: requests pass, the error is logged;
+    // while Redis is known to be away, the limit is not asked (no request waits on it).
     skipOnError: true,
+    allowList: () => !app.redisHealth.available,
     errorResponseBuilder: (_req, ctx) => new TooManyRequests(`Rate limit of ${ctx.max} requests per ${ctx.after} exceeded; retry in ${Math.ceil(ctx.ttl / 1000)} s`),
   })
 
@@ -57,12 +59,15 @@ export default fp(async (app) => {
   // the same Redis.
   app.decorate('limitBy', (limit: KeyedLimit) => {
     const limiter = new RateLimiterRedis({ storeClient: app.redis, keyPrefix: `rl-${limit.name}`, points: limit.max, duration: limit.windowSeconds })
+    // Brute-force limits stay on while Redis is away: counted in this process meanwhile.
+    const inProcess = new RateLimiterMemory({ keyPrefix: `rl-${limit.name}`, points: limit.max, duration: limit.windowSeconds })
     return async (req: FastifyRequest, reply: FastifyReply) => {
       try {
-        await limiter.consume(limit.key(req))
+        await (app.redisHealth.available ? limiter : inProcess).consume(limit.key(req))
       } catch (err) {
         if (!(err instanceof RateLimiterRes)) {
           // Same policy as the global limiter: a Redis failure lets the request through.
+          app.redisHealth.failed(err as Error)
           req.log.warn({ err, limit: limit.name }, 'rate limiter unavailable')
           return
         }

@@ -31,6 +31,7 @@ export const ConfigSchema = Type.Object({
   FERRETDB_DATA_DIR: Type.String({ minLength: 1, default: './data/ferretdb' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// URL' })),
   REDIS_KEY_PREFIX: Type.String({ default: 'shop:' }),
+  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 500, description: 'a Redis command that takes longer fails; the cache and rate limits then go without Redis until it answers again' }),
   JWT_SECRET: Type.String({ minLength: 32, default: DEV_JWT_SECRET, description: 'at least 32 characters' }),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'shop-api' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'shop-clients' }),
@@ -80,7 +81,7 @@ export interface Config {
   trustProxy: boolean | string
   postgres: { url?: string; pgliteDataDir: string; pglitePort: number; poolMax: number; migrate: boolean }
   mongo: { url?: string; embedded: 'ferretdb' | 'off'; ferretdbBin?: string; ferretdbDataDir: string }
-  redis: { url?: string; keyPrefix: string }
+  redis: { url?: string; keyPrefix: string; commandTimeoutMs: number }
   jwtSecret: string
   auth: {
     issuer: string
@@ -157,7 +158,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: raw.TRUST_PROXY === 'true' ? true : raw.TRUST_PROXY === 'false' ? false : raw.TRUST_PROXY,
     postgres: { url: raw.DATABASE_URL, pgliteDataDir: raw.PGLITE_DATA_DIR, pglitePort: raw.PGLITE_PORT, poolMax: raw.DB_POOL_MAX, migrate: truthy(raw.DB_MIGRATE) },
     mongo: { url: raw.MONGODB_URL, embedded: raw.EMBEDDED_MONGO, ferretdbBin: raw.FERRETDB_BIN, ferretdbDataDir: raw.FERRETDB_DATA_DIR },
-    redis: { url: raw.REDIS_URL, keyPrefix: raw.REDIS_KEY_PREFIX },
+    redis: { url: raw.REDIS_URL, keyPrefix: raw.REDIS_KEY_PREFIX, commandTimeoutMs: raw.REDIS_COMMAND_TIMEOUT_MS },
     jwtSecret: raw.JWT_SECRET,
     auth: {
       issuer: raw.JWT_ISSUER,

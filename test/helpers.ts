@@ -113,13 +113,19 @@ export async function startOwnFerretDb(t: Teardown) {
 }
 
 /** A redis-server of the test's own on a free port; `kill()` takes Redis away mid-test. */
+/** A Redis server of the test's own, which the test may kill, start again on the same port, or hang (SIGSTOP). */
 export async function startOwnRedis(t: Teardown) {
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'redis-'))
-  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir], { stdio: 'ignore' })
-  const exited = new Promise((resolve) => redis.once('exit', resolve))
-  const kill = async () => { redis.kill('SIGKILL'); await exited }
+  let redis: ReturnType<typeof spawn>
+  let exited: Promise<unknown>
+  const start = async () => {
+    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir], { stdio: 'ignore' })
+    exited = new Promise((resolve) => redis.once('exit', resolve))
+    await new Promise((r) => setTimeout(r, 300))
+  }
+  const kill = async () => { redis.kill('SIGCONT'); redis.kill('SIGKILL'); await exited }
+  await start()
   t.teardown(async () => { await kill(); rmSync(dir, { recursive: true, force: true }) })
-  await new Promise((r) => setTimeout(r, 300))
-  return { url: `redis://127.0.0.1:${port}`, kill }
+  return { url: `redis://127.0.0.1:${port}`, kill, start, hang: () => redis.kill('SIGSTOP'), resume: () => redis.kill('SIGCONT') }
 }
