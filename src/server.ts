@@ -17,7 +17,14 @@ const app = await buildApp(config)
 closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'closing after an uncaught error')
   else app.log.info({ signal }, 'shutting down')
-  await app.close()
+  // Fastify closes the connections that are idle when closing starts; one busy then becomes idle
+  // once its answer is sent, and would hold the server open until its keep-alive ran out.
+  const closeIdle = setInterval(() => app.server.closeIdleConnections(), 100)
+  try {
+    await app.close()
+  } finally {
+    clearInterval(closeIdle)
+  }
 })
 
 await app.listen({ host: config.host, port: config.port })
