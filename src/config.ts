@@ -131,16 +131,17 @@ function oidcProvidersFrom(env: NodeJS.ProcessEnv, names: string | undefined, pu
   return [...new Set(names.split(','))].map((name) => {
     const prefix = `OIDC_${name.toUpperCase()}_`
     const read = (suffix: string) => (env[prefix + suffix] === '' ? undefined : env[prefix + suffix])
-    const url = (suffix: string, value: string | undefined) => {
+    const url = (suffix: string, value: string | undefined, httpsOnly = false) => {
       if (value === undefined) throw new ConfigError(`Missing environment variable ${prefix}${suffix}: required when OIDC_PROVIDERS includes ${name}`)
       let parsed: URL
       try { parsed = new URL(value) } catch { throw new ConfigError(`Invalid environment variable ${prefix}${suffix}=${JSON.stringify(value)}: an absolute http(s) URL`) }
-      if (parsed.protocol !== 'https:' && (production || parsed.protocol !== 'http:')) {
-        throw new ConfigError(`Invalid environment variable ${prefix}${suffix}=${JSON.stringify(value)}: ${production ? 'production requires an https URL' : 'an absolute http(s) URL'}`)
+      if (parsed.protocol !== 'https:' && (httpsOnly || parsed.protocol !== 'http:')) {
+        throw new ConfigError(`Invalid environment variable ${prefix}${suffix}=${JSON.stringify(value)}: ${httpsOnly ? 'production requires an https URL' : 'an absolute http(s) URL'}`)
       }
       return value
     }
-    const issuer = url('ISSUER', read('ISSUER'))
+    // Discovery, keys and the code exchange go to the issuer: plain http only outside production.
+    const issuer = url('ISSUER', read('ISSUER'), production)
     const clientId = read('CLIENT_ID')
     const clientSecret = read('CLIENT_SECRET')
     for (const [suffix, value] of [['CLIENT_ID', clientId], ['CLIENT_SECRET', clientSecret]] as const) {

@@ -3,6 +3,7 @@ import { and, eq } from 'drizzle-orm'
 import { userIdentities, users } from '../db/schema/index.js'
 import { sha256 } from '../src/sessions.js'
 import { buildTestApp } from './helpers.js'
+import { startMailbox } from './mail.js'
 import { startOidcProvider, TEST_CLIENT, TEST_REDIRECT_URI, type TestAccount } from './oidc-provider.js'
 import { authHeader, DEFAULT_PASSWORD, register } from './users.js'
 
@@ -17,10 +18,13 @@ const accounts: Record<string, TestAccount> = {
   'alice-unverified': { email: 'alice@example.com', email_verified: false, name: 'Not Alice' },
   'carol-other': { email: 'carol.elsewhere@example.com', email_verified: true },
   'dan-idp': { email: 'dan@example.com', email_verified: true, name: 'Dan' },
+  squatter: { email: 'victim@example.com', email_verified: false },
 }
 
 const idp = await startOidcProvider(t, accounts)
+const mailbox = await startMailbox(t)
 const app = await buildTestApp(t, {
+  SMTP_URL: mailbox.url,
   OIDC_PROVIDERS: 'local',
   OIDC_LOCAL_ISSUER: idp.issuer,
   OIDC_LOCAL_CLIENT_ID: TEST_CLIENT.id,
@@ -209,4 +213,25 @@ t.test('a signed-in user links a provider account with another email; the last w
   t.equal(refused.statusCode, 409)
   t.equal(refused.json().type, 'urn:problem-type:last-sign-in-method')
   t.equal((await app.db.select().from(userIdentities).where(and(eq(userIdentities.userId, nova.json().user.id), eq(userIdentities.provider, 'local')))).length, 1)
+})
+
+t.test('an account made with an unverified email: the owner of the mailbox takes it back by reset, and the provider link goes', async (t) => {
+  // Someone signs up at a lax provider with an address that is not theirs.
+  const squatter = await callback(await authorizeAs('squatter'))
+  t.equal(squatter.statusCode, 200)
+  t.equal(squatter.json().user.emailVerified, false)
+  await mailbox.waitFor('victim@example.com', /verify-email\?token=/)
+
+  // The real owner asks for a reset, which sets the first password of the account.
+  await app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email: 'victim@example.com' } })
+  const [, token] = await mailbox.waitFor('victim@example.com', /reset-password\?token=([A-Za-z0-9_-]{20,})/)
+  const reset = await app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token, password: 'the owner takes it back' } })
+  t.equal(reset.statusCode, 204)
+
+  t.equal((await app.inject({ method: 'GET', url: '/users/me', headers: authHeader(squatter.json().tokens.accessToken) })).statusCode, 401, 'the squatter session ended')
+  const again = await callback(await authorizeAs('squatter'))
+  t.equal(again.statusCode, 409, 'the unverified provider account no longer signs in')
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'victim@example.com', password: 'the owner takes it back' } })
+  t.equal(login.statusCode, 200)
+  t.same((await app.inject({ method: 'GET', url: '/auth/identities', headers: authHeader(login.json().tokens.accessToken) })).json(), { hasPassword: true, items: [] })
 })
