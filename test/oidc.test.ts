@@ -105,7 +105,20 @@ t.test('a wrong or reused state is refused before the code is exchanged', async 
   const forged = await callback({ ...authorization, state: 'not-a-state-we-issued' })
   t.equal(forged.statusCode, 400)
   t.equal(forged.json().type, 'urn:problem-type:oidc-state-invalid')
-  t.equal((await callback(authorization)).statusCode, 200, 'the right state still works: the forged one consumed nothing')
+  t.equal((await app.db.select().from(users).where(eq(users.email, 'nova@example.com'))).length, 1)
+  t.ok(authorization.iss, 'the provider names itself in the redirect (RFC 9207)')
+  const otherIssuer = await callback({ ...authorization, iss: 'https://evil.example' })
+  t.equal(otherIssuer.statusCode, 400, 'a redirect from another issuer (mix-up) is refused')
+  t.equal(otherIssuer.json().type, 'urn:problem-type:oidc-response-invalid')
+  t.equal((await callback(authorization)).statusCode, 400, 'and it used up its state')
+  const withoutIss = await authorizeAs('new-verified')
+  const noIss = await callback({ code: withoutIss.code, state: withoutIss.state })
+  t.equal(noIss.statusCode, 400, 'a provider that sends iss must have it passed on')
+  t.equal(noIss.json().type, 'urn:problem-type:oidc-response-invalid')
+
+  const fresh = await authorizeAs('new-verified')
+  t.equal((await callback({ ...fresh, state: 'not-a-state-we-issued' })).statusCode, 400)
+  t.equal((await callback(fresh)).statusCode, 200, 'the right state still works: the forged one consumed nothing')
   const other = await app.inject({ method: 'POST', url: '/auth/oidc/elsewhere/callback', payload: authorization })
   t.equal(other.statusCode, 404, 'an unknown provider')
 })
@@ -234,4 +247,17 @@ t.test('an account made with an unverified email: the owner of the mailbox takes
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'victim@example.com', password: 'the owner takes it back' } })
   t.equal(login.statusCode, 200)
   t.same((await app.inject({ method: 'GET', url: '/auth/identities', headers: authHeader(login.json().tokens.accessToken) })).json(), { hasPassword: true, items: [] })
+})
+
+t.test('a provider that cannot be reached is a 503, and nothing is kept', async (t) => {
+  const { freePort } = await import('./helpers.js')
+  const offline = await buildTestApp(t, {
+    OIDC_PROVIDERS: 'offline', OIDC_OFFLINE_ISSUER: `http://127.0.0.1:${await freePort()}`,
+    OIDC_OFFLINE_CLIENT_ID: 'shop', OIDC_OFFLINE_CLIENT_SECRET: 'secret',
+  })
+  const res = await offline.inject({ method: 'POST', url: '/auth/oidc/offline/start' })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().type, 'urn:problem-type:oidc-provider-unavailable')
+  // KEYS patterns do not get ioredis's prefix.
+  t.same(await offline.redis.keys(`${offline.config.redis.keyPrefix}oidc:*`), [])
 })
