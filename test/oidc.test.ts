@@ -261,3 +261,12 @@ t.test('a provider that cannot be reached is a 503, and nothing is kept', async 
   // KEYS patterns do not get ioredis's prefix.
   t.same(await offline.redis.keys(`${offline.config.redis.keyPrefix}oidc:*`), [])
 })
+
+t.test('a deactivated account cannot sign in through its provider either', async (t) => {
+  const first = await callback(await authorizeAs('dan-idp'))
+  t.equal(first.statusCode, 200)
+  await app.db.update(users).set({ isActive: false }).where(eq(users.id, first.json().user.id))
+  const res = await callback(await authorizeAs('dan-idp'))
+  t.equal(res.statusCode, 403)
+  t.equal(res.json().type, 'urn:problem-type:account-deactivated')
+})
