@@ -101,7 +101,7 @@ export default fp(async (app) => {
       },
       tags: [
         { name: 'health', description: 'Liveness and readiness probes' },
-        { name: 'auth', description: 'Sign-up, sign-in, token refresh, password reset, two-factor authentication' },
+        { name: 'auth', description: 'Sign-up, sign-in (password or OpenID Connect providers), token refresh, password reset, two-factor authentication' },
         { name: 'users', description: 'My account and addresses; account administration' },
         { name: 'categories', description: 'The category tree' },
         { name: 'products', description: 'Products, variants, stock; search and listing' },

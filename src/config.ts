@@ -12,6 +12,7 @@ function oneOf<const T extends string>(values: readonly T[], defaultValue: T) {
   return Type.Union(values.map((v) => Type.Literal(v)), { default: defaultValue, description: `one of ${values.join(', ')}` })
 }
 const bool = (defaultValue: 'true' | 'false') => oneOf(['true', 'false', '1', '0'], defaultValue)
+const OIDC_NAME = '[a-z][a-z0-9_]{0,31}'
 
 export const ConfigSchema = Type.Object({
   NODE_ENV: oneOf(['development', 'test', 'production'], 'development'),
@@ -69,6 +70,8 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 300, description: 'requests per window per client' }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1_048_576 }),
+  // Each named provider reads OIDC_<NAME>_ISSUER, _CLIENT_ID, _CLIENT_SECRET, _REDIRECT_URI and _SCOPE (see oidcProvidersFrom).
+  OIDC_PROVIDERS: Type.Optional(Type.String({ pattern: `^${OIDC_NAME}(,${OIDC_NAME})*$`, description: 'comma-separated provider names of lower-case letters, digits and _, e.g. google,keycloak' })),
 }, { additionalProperties: true })
 
 type RawConfig = Static<typeof ConfigSchema>
@@ -107,6 +110,54 @@ export interface Config {
   corsOrigins: string[]
   rateLimit: { max: number; windowMs: number }
   bodyLimit: number
+  oidc: { providers: OidcProviderConfig[] }
+}
+
+/** One OpenID Connect provider users may sign in with. */
+export interface OidcProviderConfig {
+  name: string
+  issuer: string
+  clientId: string
+  clientSecret: string
+  /** Where the provider sends the browser back: the shop's page that posts code and state to /auth/oidc/<name>/callback. */
+  redirectUri: string
+  scope: string
+  /** Plain-http issuer: allowed outside production only (a local Keycloak, the tests' provider). */
+  allowInsecure: boolean
+}
+
+/** The OIDC_<NAME>_* variables of each provider in OIDC_PROVIDERS; throws ConfigError naming a missing or bad one. */
+function oidcProvidersFrom(env: NodeJS.ProcessEnv, names: string | undefined, publicUrl: string, production: boolean): OidcProviderConfig[] {
+  if (!names) return []
+  return [...new Set(names.split(','))].map((name) => {
+    const prefix = `OIDC_${name.toUpperCase()}_`
+    const read = (suffix: string) => (env[prefix + suffix] === '' ? undefined : env[prefix + suffix])
+    const url = (suffix: string, value: string | undefined, httpsOnly = false) => {
+      if (value === undefined) throw new ConfigError(`Missing environment variable ${prefix}${suffix}: required when OIDC_PROVIDERS includes ${name}`)
+      let parsed: URL
+      try { parsed = new URL(value) } catch { throw new ConfigError(`Invalid environment variable ${prefix}${suffix}=${JSON.stringify(value)}: an absolute http(s) URL`) }
+      if (parsed.protocol !== 'https:' && (httpsOnly || parsed.protocol !== 'http:')) {
+        throw new ConfigError(`Invalid environment variable ${prefix}${suffix}=${JSON.stringify(value)}: ${httpsOnly ? 'production requires an https URL' : 'an absolute http(s) URL'}`)
+      }
+      return value
+    }
+    // Discovery, keys and the code exchange go to the issuer: plain http only outside production.
+    const issuer = url('ISSUER', read('ISSUER'), production)
+    const clientId = read('CLIENT_ID')
+    const clientSecret = read('CLIENT_SECRET')
+    for (const [suffix, value] of [['CLIENT_ID', clientId], ['CLIENT_SECRET', clientSecret]] as const) {
+      if (!value) throw new ConfigError(`Missing environment variable ${prefix}${suffix}: required when OIDC_PROVIDERS includes ${name}`)
+    }
+    const redirectUri = url('REDIRECT_URI', read('REDIRECT_URI') ?? `${publicUrl}/sign-in/${name}/callback`)
+    // The callback rebuilds the redirect from this URI plus code, state and iss.
+    if (/[?#]/.test(redirectUri)) throw new ConfigError(`Invalid environment variable ${prefix}REDIRECT_URI=${JSON.stringify(redirectUri)}: a URL without query or fragment`)
+    const scope = read('SCOPE') ?? 'openid email profile'
+    if (!scope.split(' ').includes('openid')) throw new ConfigError(`Invalid environment variable ${prefix}SCOPE=${JSON.stringify(scope)}: space-separated scopes including openid`)
+    return {
+      name, issuer, clientId: clientId!, clientSecret: clientSecret!, redirectUri, scope,
+      allowInsecure: new URL(issuer).protocol === 'http:',
+    }
+  })
 }
 
 export class ConfigError extends Error {
@@ -191,5 +242,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins: raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
     rateLimit: { max: raw.RATE_LIMIT_MAX, windowMs: raw.RATE_LIMIT_WINDOW_MS },
     bodyLimit: raw.BODY_LIMIT_BYTES,
+    oidc: { providers: oidcProvidersFrom(env, raw.OIDC_PROVIDERS, raw.PUBLIC_URL.replace(/\/$/, ''), raw.NODE_ENV === 'production') },
   }
 }

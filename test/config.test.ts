@@ -66,3 +66,26 @@ t.test('the compose file sets everything production requires', async (t) => {
   t.throws(() => loadConfig({ ...env, PAYMENT_PROVIDERS: 'test' }), /production refuses the test provider/, 'the test provider is refused in production')
   t.equal(loadConfig({ ...env, PAYMENT_PROVIDERS: 'test', ALLOW_TEST_PAYMENTS: 'true' }).payments.providers[0], 'test', 'unless a demo says so')
 })
+
+t.test('OpenID Connect providers: each named one needs its issuer and client; production needs https', async (t) => {
+  const keycloak = { OIDC_PROVIDERS: 'keycloak', OIDC_KEYCLOAK_ISSUER: 'http://localhost:8080/realms/shop', OIDC_KEYCLOAK_CLIENT_ID: 'shop', OIDC_KEYCLOAK_CLIENT_SECRET: 's3cret' }
+  t.same(loadConfig({}).oidc.providers, [], 'none by default')
+  t.same(loadConfig({ ...keycloak, PUBLIC_URL: 'https://shop.example/' }).oidc.providers, [{
+    name: 'keycloak', issuer: 'http://localhost:8080/realms/shop', clientId: 'shop', clientSecret: 's3cret',
+    redirectUri: 'https://shop.example/sign-in/keycloak/callback', scope: 'openid email profile', allowInsecure: true,
+  }])
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ OIDC_PROVIDERS: 'Key Cloak' }, /OIDC_PROVIDERS="Key Cloak"/],
+    [{ ...keycloak, OIDC_KEYCLOAK_ISSUER: '' }, /Missing environment variable OIDC_KEYCLOAK_ISSUER: required when OIDC_PROVIDERS includes keycloak/],
+    [{ ...keycloak, OIDC_KEYCLOAK_CLIENT_SECRET: '' }, /Missing environment variable OIDC_KEYCLOAK_CLIENT_SECRET/],
+    [{ ...keycloak, OIDC_KEYCLOAK_ISSUER: 'ftp://idp' }, /OIDC_KEYCLOAK_ISSUER="ftp:\/\/idp": an absolute http\(s\) URL/],
+    [{ ...keycloak, OIDC_KEYCLOAK_REDIRECT_URI: 'https://shop.example/cb?x=1' }, /OIDC_KEYCLOAK_REDIRECT_URI=.*without query/],
+    [{ ...keycloak, OIDC_KEYCLOAK_SCOPE: 'email profile' }, /OIDC_KEYCLOAK_SCOPE=.*including openid/],
+  ]
+  for (const [env, message] of cases) t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
+
+  const { composeAppEnv } = await import('./compose.js')
+  const { env } = composeAppEnv({ JWT_SECRET: 'j'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'w'.repeat(40), SMTP_URL: 'smtp://mail.example.com:587', PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' })
+  t.throws(() => loadConfig({ ...env, ...keycloak }), /OIDC_KEYCLOAK_ISSUER=.*production requires an https URL/)
+  t.equal(loadConfig({ ...env, ...keycloak, OIDC_KEYCLOAK_ISSUER: 'https://id.example/realms/shop' }).oidc.providers[0]?.allowInsecure, false)
+})

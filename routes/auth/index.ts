@@ -11,6 +11,8 @@ import {
   RegisterBody, ResetPasswordBody, TokenBody, TokenPair, TotpEnableBody, TotpSetup,
 } from './schemas.js'
 import { createAuthService } from './service.js'
+import { createOidcService } from './oidc.js'
+import oidcRoutes from './oidc-routes.js'
 
 
 const auth: FastifyPluginAsyncTypebox = async (app) => {
@@ -35,6 +37,9 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
   const loginPerAccount = perAccount('login-account')
   const resetPerAccount = perAccount('reset-account')
   const perUser = app.limitBy({ name: 'user', max: authConfig.rateLimitPerAccount, windowSeconds: window, key: (req) => req.user.sub })
+
+  const oidc = createOidcService({ db: app.db, redis: app.redis, providers: app.config.oidc.providers, auth: service, accountMail })
+  await app.register(oidcRoutes, { service: oidc, perIp, loginPerAccount })
 
   app.post('/register', {
     config: perIp,

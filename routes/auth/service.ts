@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto'
 import { and, eq, isNull, sql } from 'drizzle-orm'
 import * as OTPAuth from 'otpauth'
 import type { Redis } from 'ioredis'
-import { recoveryCodes, users } from '../../db/schema/index.js'
+import { recoveryCodes, userIdentities, users } from '../../db/schema/index.js'
 import { isUniqueViolation, type Db } from '../../db/client.js'
 import { BadRequest, Conflict, Forbidden, Unauthorized } from '../../src/errors.js'
-import { assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
+import { assertHasPassword, assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
 import { sha256, type SessionStore } from '../../src/sessions.js'
 import type { OneTimeTokens } from '../../src/one-time-tokens.js'
 import { accountStamp, type AccountMail } from '../../src/account-mail.js'
@@ -69,11 +69,33 @@ export function createAuthService(deps: AuthDeps) {
     }
   }
 
+  /** What every sign-in (password or OpenID Connect) ends with: a new session and its token pair. */
   async function startSession(user: UserRow) {
     return { user: toUser(user), tokens: await tokensFor(user, await sessions.create(user.id)) }
   }
 
+  /** The checks of password sign-in (password, active account, second factor); returns the account. */
+  async function checkPasswordSignIn(input: { email: string; password: string; totpCode?: string; recoveryCode?: string }) {
+    const [user] = await findByEmail.execute({ email: normalizeEmail(input.email) })
+    // Unknown email and wrong password take the same time and give the same answer.
+    if (!(await verifyPassword(user?.passwordHash, input.password)) || !user) throw invalidCredentials()
+    if (!user.isActive) throw new Forbidden('This account is deactivated', 'account-deactivated')
+    if (user.totpSecret && user.totpEnabledAt) {
+      if (input.totpCode) {
+        if (!(await checkTotp(user, user.totpSecret, input.totpCode))) throw new Unauthorized('The two-factor code is not valid or was already used', 'invalid-totp')
+      } else if (input.recoveryCode) {
+        if (!(await consumeRecoveryCode(user.id, input.recoveryCode))) throw new Unauthorized('The recovery code is not valid or was already used', 'invalid-totp')
+      } else {
+        throw new Unauthorized('This account requires a two-factor code (totpCode) or a recovery code', 'totp-required')
+      }
+    }
+    return user
+  }
+
   return {
+    startSession,
+    checkPasswordSignIn,
+
     async register(input: { email: string; password: string; name: string }) {
       const email = normalizeEmail(input.email)
       assertPasswordPolicy(input.password, email)
@@ -89,20 +111,7 @@ export function createAuthService(deps: AuthDeps) {
     },
 
     async login(input: { email: string; password: string; totpCode?: string; recoveryCode?: string }) {
-      const [user] = await findByEmail.execute({ email: normalizeEmail(input.email) })
-      // Unknown email and wrong password take the same time and give the same answer.
-      if (!(await verifyPassword(user?.passwordHash, input.password)) || !user) throw invalidCredentials()
-      if (!user.isActive) throw new Forbidden('This account is deactivated', 'account-deactivated')
-      if (user.totpSecret && user.totpEnabledAt) {
-        if (input.totpCode) {
-          if (!(await checkTotp(user, user.totpSecret, input.totpCode))) throw new Unauthorized('The two-factor code is not valid or was already used', 'invalid-totp')
-        } else if (input.recoveryCode) {
-          if (!(await consumeRecoveryCode(user.id, input.recoveryCode))) throw new Unauthorized('The recovery code is not valid or was already used', 'invalid-totp')
-        } else {
-          throw new Unauthorized('This account requires a two-factor code (totpCode) or a recovery code', 'totp-required')
-        }
-      }
-      return startSession(user)
+      return startSession(await checkPasswordSignIn(input))
     },
 
     async refresh(refreshToken: string) {
@@ -155,7 +164,14 @@ export function createAuthService(deps: AuthDeps) {
       const user = await deps.users.requireUser(payload.userId)
       if (payload.stamp !== accountStamp(user)) throw new BadRequest('The reset link is not valid or has expired', 'invalid-token')
       assertPasswordPolicy(password, user.email)
-      await db.update(users).set({ passwordHash: await hashPassword(password), updatedAt: new Date() }).where(eq(users.id, user.id))
+      const passwordHash = await hashPassword(password)
+      await db.transaction(async (tx) => {
+        await tx.update(users).set({ passwordHash, updatedAt: new Date() }).where(eq(users.id, user.id))
+        // The reset proves the mailbox. A provider account that never vouched for the address
+        // loses its link, so whoever made an account with someone else's address at a lax
+        // provider does not keep a way in after the owner takes it back.
+        await tx.delete(userIdentities).where(and(eq(userIdentities.userId, user.id), eq(userIdentities.emailVerified, false)))
+      })
       await sessions.revokeAll(user.id)
     },
 
@@ -163,6 +179,8 @@ export function createAuthService(deps: AuthDeps) {
     async setupTotp(userId: string) {
       const user = await deps.users.requireUser(userId)
       if (user.totpEnabledAt) throw new Conflict('Two-factor authentication is already enabled', 'totp-enabled')
+      // The second factor guards password sign-in (a provider's sign-in has its own) and turning it off needs the password.
+      assertHasPassword(user)
       const secret = new OTPAuth.Secret({ size: 20 }).base32
       await redis.set(`totp-setup:${userId}`, secret, 'EX', TOTP_SETUP_TTL_SECONDS)
       return { secret, otpauthUrl: totpFor(secret, user.email).toString() }
@@ -187,6 +205,7 @@ export function createAuthService(deps: AuthDeps) {
 
     async disableTotp(userId: string, password: string) {
       const user = await deps.users.requireUser(userId)
+      assertHasPassword(user)
       if (!(await verifyPassword(user.passwordHash, password))) throw new Unauthorized('The password is not correct', 'invalid-credentials')
       if (!user.totpEnabledAt) throw new Conflict('Two-factor authentication is not enabled', 'totp-disabled')
       await db.transaction(async (tx) => {
@@ -196,3 +215,4 @@ export function createAuthService(deps: AuthDeps) {
     },
   }
 }
+export type AuthService = ReturnType<typeof createAuthService>

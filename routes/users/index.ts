@@ -49,7 +49,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     onRequest: app.authenticate, preHandler: passwordChecks,
     schema: {
       tags: ['users'], operationId: 'changeMyPassword', summary: 'Change my password; my other sessions end', security: BEARER,
-      body: Type.Ref(PasswordChange), response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef },
+      body: Type.Ref(PasswordChange), response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef, 409: ProblemRef },
     },
   }, async (req, reply) => {
     await service.changePassword(req.user.sub, req.user.sid, req.body)
