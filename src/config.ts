@@ -1,9 +1,12 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { parseSecretKeys, type SecretKey } from './secret-box.js'
 
 // Every setting the process reads, with safe development defaults. Secrets have development
 // values so `npm start` works with no environment; production refuses to run on them.
 const DEV_JWT_SECRET = 'dev-only-jwt-secret-change-me-0123456789abcdef'
+// 32 bytes, for development only: production refuses it.
+const DEV_TOTP_KEYS = `dev:${Buffer.from('dev-only-totp-key-change-me-0123').toString('base64')}`
 const DEV_WEBHOOK_SECRET = 'whsec_dev_only_change_me_0123456789abcdef'
 
 /** An enumerated string whose error message lists the allowed values (TypeBox's Value checker
@@ -34,6 +37,7 @@ export const ConfigSchema = Type.Object({
   REDIS_KEY_PREFIX: Type.String({ default: 'shop:' }),
   REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 500, description: 'a Redis command that takes longer fails; the cache and rate limits then go without Redis until it answers again' }),
   JWT_SECRET: Type.String({ minLength: 32, default: DEV_JWT_SECRET, description: 'at least 32 characters' }),
+  TOTP_ENCRYPTION_KEYS: Type.String({ default: DEV_TOTP_KEYS, description: 'keys sealing two-factor secrets at rest, <id>:<32 bytes base64>[,<id>:<key>...]; the first seals, all open (rotation: put a new key first)' }),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'shop-api' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'shop-clients' }),
   ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 30, maximum: 900, default: 900, description: 'at most 900 (15 minutes)' }),
@@ -94,6 +98,7 @@ export interface Config {
     refreshReuseGraceSeconds: number
     rateLimitPerIp: number
     rateLimitPerAccount: number
+    totpKeys: SecretKey[]
   }
   mail: { smtpUrl?: string; from: string }
   publicUrl: string
@@ -183,6 +188,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid environment variable ${name}=${JSON.stringify(env[name] ?? '')}: ${expected}`)
   }
   const raw = withDefaults as RawConfig
+  let totpKeys: SecretKey[]
+  try { totpKeys = parseSecretKeys(raw.TOTP_ENCRYPTION_KEYS) } catch (err) {
+    throw new ConfigError(`Invalid environment variable TOTP_ENCRYPTION_KEYS: ${(err as Error).message}`)
+  }
   if (raw.PAYMENT_PROVIDERS.split(',').includes('stripe') && (!raw.STRIPE_SECRET_KEY || !raw.STRIPE_WEBHOOK_SECRET)) {
     throw new ConfigError('Missing environment variable STRIPE_SECRET_KEY or STRIPE_WEBHOOK_SECRET: required when PAYMENT_PROVIDERS includes stripe')
   }
@@ -190,6 +199,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (raw.NODE_ENV === 'production') {
     if (raw.JWT_SECRET === DEV_JWT_SECRET) throw new ConfigError('Invalid environment variable JWT_SECRET: production refuses the development secret; set a random value of at least 32 characters')
     if (raw.PAYMENT_WEBHOOK_SECRET === DEV_WEBHOOK_SECRET) throw new ConfigError('Invalid environment variable PAYMENT_WEBHOOK_SECRET: production refuses the development secret')
+    if (raw.TOTP_ENCRYPTION_KEYS.split(',').some((part) => DEV_TOTP_KEYS === part.trim())) throw new ConfigError('Invalid environment variable TOTP_ENCRYPTION_KEYS: production refuses the development key; set <id>:<32 random bytes in base64>')
     // The embedded stores are single-process conveniences and logged mail leaks reset links;
     // a production shop runs on real services.
     for (const name of ['DATABASE_URL', 'MONGODB_URL', 'REDIS_URL', 'SMTP_URL'] as const) {
@@ -219,6 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       refreshReuseGraceSeconds: raw.REFRESH_REUSE_GRACE_SECONDS,
       rateLimitPerIp: raw.AUTH_RATE_LIMIT_MAX,
       rateLimitPerAccount: raw.AUTH_ACCOUNT_RATE_LIMIT_MAX,
+      totpKeys,
     },
     mail: { smtpUrl: raw.SMTP_URL, from: raw.MAIL_FROM },
     publicUrl: raw.PUBLIC_URL.replace(/\/$/, ''),

@@ -13,6 +13,7 @@ import {
 import { createAuthService } from './service.js'
 import { createOidcService } from './oidc.js'
 import oidcRoutes from './oidc-routes.js'
+import { createSecretBox } from '../../src/secret-box.js'
 
 
 const auth: FastifyPluginAsyncTypebox = async (app) => {
@@ -22,7 +23,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
   const users = createUserService({ db: app.db, sessions: app.sessions, accountMail })
   const service = createAuthService({
     db: app.db, redis: app.redis, sessions: app.sessions, tokens, accountMail, users,
-    issueAccessToken: app.issueAccessToken, accessTtlSeconds: authConfig.accessTtlSeconds, totpIssuer: 'Shop',
+    issueAccessToken: app.issueAccessToken, accessTtlSeconds: authConfig.accessTtlSeconds, totpIssuer: 'Shop', secretBox: createSecretBox(authConfig.totpKeys),
   })
 
   // Guessing is throttled twice: per client IP (route config) and per account (preHandler,

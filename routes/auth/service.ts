@@ -8,6 +8,7 @@ import { BadRequest, Conflict, Forbidden, Unauthorized } from '../../src/errors.
 import { assertHasPassword, assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
 import { sha256, type SessionStore } from '../../src/sessions.js'
 import type { OneTimeTokens } from '../../src/one-time-tokens.js'
+import type { SecretBox } from '../../src/secret-box.js'
 import { accountStamp, type AccountMail } from '../../src/account-mail.js'
 import type { AccessClaims } from '../../plugins/auth.js'
 import { normalizeEmail, toUser, type UserRow, type UserService } from '../users/service.js'
@@ -22,9 +23,13 @@ export interface AuthDeps {
   issueAccessToken: (claims: Omit<AccessClaims, 'jti'>) => string
   accessTtlSeconds: number
   totpIssuer: string
+  /** Seals TOTP secrets at rest (and while pending setup in Redis). */
+  secretBox: SecretBox
 }
 
 const TOTP_SETUP_TTL_SECONDS = 600
+/** What a sealed TOTP secret is bound to: it opens only for its own account. */
+const totpContext = (userId: string) => `totp:${userId}`
 const RECOVERY_CODE_COUNT = 10
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
 
@@ -82,7 +87,10 @@ export function createAuthService(deps: AuthDeps) {
     if (!user.isActive) throw new Forbidden('This account is deactivated', 'account-deactivated')
     if (user.totpSecret && user.totpEnabledAt) {
       if (input.totpCode) {
-        if (!(await checkTotp(user, user.totpSecret, input.totpCode))) throw new Unauthorized('The two-factor code is not valid or was already used', 'invalid-totp')
+        const { plain, stale } = deps.secretBox.open(user.totpSecret, totpContext(user.id))
+        if (!(await checkTotp(user, plain, input.totpCode))) throw new Unauthorized('The two-factor code is not valid or was already used', 'invalid-totp')
+        // Stored in plain text before sealing, or under a key since rotated: sealed anew now.
+        if (stale) await db.update(users).set({ totpSecret: deps.secretBox.seal(plain, totpContext(user.id)) }).where(and(eq(users.id, user.id), eq(users.totpSecret, user.totpSecret)))
       } else if (input.recoveryCode) {
         if (!(await consumeRecoveryCode(user.id, input.recoveryCode))) throw new Unauthorized('The recovery code is not valid or was already used', 'invalid-totp')
       } else {
@@ -182,7 +190,7 @@ export function createAuthService(deps: AuthDeps) {
       // The second factor guards password sign-in (a provider's sign-in has its own) and turning it off needs the password.
       assertHasPassword(user)
       const secret = new OTPAuth.Secret({ size: 20 }).base32
-      await redis.set(`totp-setup:${userId}`, secret, 'EX', TOTP_SETUP_TTL_SECONDS)
+      await redis.set(`totp-setup:${userId}`, deps.secretBox.seal(secret, totpContext(userId)), 'EX', TOTP_SETUP_TTL_SECONDS)
       return { secret, otpauthUrl: totpFor(secret, user.email).toString() }
     },
 
@@ -190,12 +198,13 @@ export function createAuthService(deps: AuthDeps) {
     async enableTotp(userId: string, code: string) {
       const user = await deps.users.requireUser(userId)
       if (user.totpEnabledAt) throw new Conflict('Two-factor authentication is already enabled', 'totp-enabled')
-      const secret = await redis.get(`totp-setup:${userId}`)
-      if (!secret) throw new Conflict('Start two-factor setup first; the pending secret expires after 10 minutes', 'totp-not-pending')
+      const pending = await redis.get(`totp-setup:${userId}`)
+      if (!pending) throw new Conflict('Start two-factor setup first; the pending secret expires after 10 minutes', 'totp-not-pending')
+      const secret = deps.secretBox.open(pending, totpContext(userId)).plain
       if (!(await checkTotp(user, secret, code))) throw new BadRequest('The code does not match the authenticator', 'invalid-totp')
       const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode)
       await db.transaction(async (tx) => {
-        await tx.update(users).set({ totpSecret: secret, totpEnabledAt: new Date(), updatedAt: new Date() }).where(eq(users.id, userId))
+        await tx.update(users).set({ totpSecret: deps.secretBox.seal(secret, totpContext(userId)), totpEnabledAt: new Date(), updatedAt: new Date() }).where(eq(users.id, userId))
         await tx.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId))
         await tx.insert(recoveryCodes).values(codes.map((c) => ({ userId, codeHash: sha256(normalizeRecoveryCode(c)) })))
       })
