@@ -44,7 +44,7 @@ export const ConfigSchema = Type.Object({
   REFRESH_TOKEN_TTL_DAYS: Type.Integer({ minimum: 1, maximum: 365, default: 30 }),
   REFRESH_REUSE_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 60, default: 10, description: 'how long the token just rotated may be presented again (a retry, two tabs racing)' }),
   AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20, description: 'sign-in, register, reset and 2FA requests per minute per IP' }),
-  AUTH_ACCOUNT_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 10, description: 'sign-in and reset attempts per 15 minutes per account' }),
+  AUTH_ACCOUNT_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 10, description: 'per 15 minutes: sign-in attempts per account and source address, reset requests per account' }),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, description: 'bearer token of GET /metrics; unset: no /metrics' })),
   SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://', description: 'an smtp:// or smtps:// URL' })),
   MAIL_FROM: Type.String({ minLength: 3, default: 'Shop <no-reply@shop.localhost>' }),

@@ -28,6 +28,8 @@ export interface AuthDeps {
 }
 
 const TOTP_SETUP_TTL_SECONDS = 600
+const FREE_FAILURES = 5
+const FAILURE_WINDOW_SECONDS = 15 * 60
 /** What a sealed TOTP secret is bound to: it opens only for its own account. */
 const totpContext = (userId: string) => `totp:${userId}`
 const RECOVERY_CODE_COUNT = 10
@@ -79,8 +81,35 @@ export function createAuthService(deps: AuthDeps) {
     return { user: toUser(user), tokens: await tokensFor(user, await sessions.create(user.id)) }
   }
 
+  /**
+   * Failed sign-ins to one account from anywhere are slowed down, never locked out: the first
+   * FREE_FAILURES answer at once, then each waits twice as long as the one before, up to 5 s.
+   * A right password is answered at once, so strangers cannot keep the owner out (limits per
+   * account and source, and per IP, stop any one address).
+   */
+  async function slowDownFailure(email: string) {
+    const key = `login-failures:${email}`
+    let failures: number
+    try {
+      failures = await redis.incr(key)
+      if (failures === 1) await redis.expire(key, FAILURE_WINDOW_SECONDS)
+    } catch {
+      return // Redis away: the per-source limits (in-process meanwhile) still apply
+    }
+    if (failures > FREE_FAILURES) await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** (failures - FREE_FAILURES - 1))))
+  }
+
   /** The checks of password sign-in (password, active account, second factor); returns the account. */
   async function checkPasswordSignIn(input: { email: string; password: string; totpCode?: string; recoveryCode?: string }) {
+    try {
+      return await checkCredentials(input)
+    } catch (err) {
+      if (err instanceof Unauthorized && (err.slug === 'invalid-credentials' || err.slug === 'invalid-totp')) await slowDownFailure(normalizeEmail(input.email))
+      throw err
+    }
+  }
+
+  async function checkCredentials(input: { email: string; password: string; totpCode?: string; recoveryCode?: string }) {
     const [user] = await findByEmail.execute({ email: normalizeEmail(input.email) })
     // Unknown email and wrong password take the same time and give the same answer.
     if (!(await verifyPassword(user?.passwordHash, input.password)) || !user) throw invalidCredentials()
