@@ -14,6 +14,7 @@ import { createConfirmWorkflow, type ConfirmWorkflow } from '../routes/payments/
 import { createRefundWorkflow, type RefundWorkflow } from '../routes/payments/workflows/refund.js'
 import { createReconciliation } from '../routes/payments/workflows/reconcile.js'
 import { createShippingService, type ShippingService } from '../routes/shipping/service.js'
+import { createReturnService, type ReturnService } from '../routes/returns/service.js'
 
 /** The money path, built once: the orders and payments routes and the jobs share it. */
 export interface MoneyPath {
@@ -27,6 +28,7 @@ export interface MoneyPath {
   refunds: RefundWorkflow
   reconcile: ReturnType<typeof createReconciliation>
   shipping: ShippingService
+  returns: ReturnService
 }
 
 declare module 'fastify' {
@@ -54,6 +56,7 @@ export default fp(async (app) => {
     pay, confirm, refunds,
     reconcile: createReconciliation({ pay, confirm, refunds, providers }),
     shipping,
+    returns: createReturnService({ db, outbox, refunds, windowDays: checkoutConfig.returnWindowDays }),
   }
   app.decorate('money', money)
 
