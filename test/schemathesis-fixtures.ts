@@ -44,6 +44,20 @@ await confirm(captured.id)
 const review = await call<{ id: string }>('POST', `/products/${main.id}/reviews`, { rating: 5, title: 'Fuzz review', body: 'Bought and reviewed for the fuzzer.' })
 const deletableReview = await call<{ id: string }>('POST', `/products/${deletable.id}/reviews`, { rating: 4, title: 'Fuzz review', body: 'Another.' })
 
+// A delivered order with a return asked for; zones, options and tax rates of their own (after
+// the orders: a second option reaching DE would make those checkouts choose one).
+const delivered = await order(main.variants[0]!.id)
+await confirm((await pay(delivered.id)).id)
+for (const status of ['fulfilled', 'shipped', 'delivered']) await call('PATCH', `/orders/${delivered.id}/status`, { status })
+const deliveredItems = (await call<{ items: { id: string }[] }>('GET', `/orders/${delivered.id}`)).items
+const returned = await call<{ id: string }>('POST', `/orders/${delivered.id}/returns`, { items: [{ orderItemId: deliveredItems[0]!.id, quantity: 1, reason: 'damaged' }] })
+const zone = await call<{ id: string }>('POST', '/shipping/zones', { name: 'Fuzz Nordics', countries: ['SE', 'NO'] })
+const deletableZone = await call<{ id: string }>('POST', '/shipping/zones', { name: 'Fuzz Baltics', countries: ['EE', 'LV'] })
+const option = await call<{ id: string }>('POST', `/shipping/zones/${zone.id}/options`, { name: 'Fuzz Post', priceMinor: 900 })
+const deletableOption = await call<{ id: string }>('POST', `/shipping/zones/${zone.id}/options`, { name: 'Fuzz Courier', priceMinor: 1900 })
+const rate = await call<{ id: string }>('POST', '/tax-rates', { name: 'Fuzz SE', country: 'SE', rateBps: 2500 })
+const deletableRate = await call<{ id: string }>('POST', '/tax-rates', { name: 'Fuzz NO', country: 'NO', rateBps: 2500 })
+
 // The fuzzing admin's cart and wishlist hold these lines.
 await call('POST', '/cart/items', { variantId: main.variants[0]!.id, quantity: 1 })
 await call('POST', '/cart/items', { variantId: deletable.variants[1]!.id, quantity: 1 })
@@ -80,6 +94,20 @@ const operations: [string, Record<string, string>][] = [
   ['DELETE /reviews/{reviewId}', { reviewId: deletableReview.id }],
   ['GET /users/me/addresses/{addressId}', { addressId: saved.id }],
   ['PATCH /users/me/addresses/{addressId}', { addressId: saved.id }],
+  ['POST /orders/{orderId}/returns', { orderId: delivered.id }],
+  ['GET /returns/{returnId}', { returnId: returned.id }],
+  ['POST /returns/{returnId}/approve', { returnId: returned.id }],
+  ['POST /returns/{returnId}/reject', { returnId: returned.id }],
+  ['POST /returns/{returnId}/receive', { returnId: returned.id }],
+  ['POST /returns/{returnId}/refund', { returnId: returned.id }],
+  ['GET /shipping/zones/{zoneId}', { zoneId: zone.id }],
+  ['PATCH /shipping/zones/{zoneId}', { zoneId: zone.id }],
+  ['DELETE /shipping/zones/{zoneId}', { zoneId: deletableZone.id }],
+  ['POST /shipping/zones/{zoneId}/options', { zoneId: zone.id }],
+  ['PATCH /shipping/options/{optionId}', { optionId: option.id }],
+  ['DELETE /shipping/options/{optionId}', { optionId: deletableOption.id }],
+  ['PATCH /tax-rates/{taxRateId}', { taxRateId: rate.id }],
+  ['DELETE /tax-rates/{taxRateId}', { taxRateId: deletableRate.id }],
 ]
 
 const toml = (value: string) => JSON.stringify(value)
