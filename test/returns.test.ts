@@ -1,6 +1,6 @@
 import t from 'tap'
 import { and, eq } from 'drizzle-orm'
-import { inventoryMovements, orders, payments, productVariants, refunds } from '../db/schema/index.js'
+import { inventoryMovements, orderItems, orders, payments, productVariants, refunds } from '../db/schema/index.js'
 import { buildTestApp } from './helpers.js'
 import { register, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
@@ -191,6 +191,15 @@ t.test('returns: window, bad input, other people, auth', async (t) => {
   // Nothing came back: nothing to refund, the return is closed without a payment refund.
   t.match((await post(app, `/returns/${again.id}/receive`, admin, { items: [] })).json(), { status: 'received', refundMinor: 0 })
   t.match((await post(app, `/returns/${again.id}/refund`, admin)).json(), { status: 'refunded', refund: null })
+
+  // An order from before lines carried their tax share: the tax is spread when the goods come back.
+  await app.db.update(orders).set({ taxRate: null }).where(eq(orders.id, order.id))
+  await app.db.update(orderItems).set({ taxMinor: 0 }).where(eq(orderItems.orderId, order.id))
+  const legacy = (await post(app, url, buyer, { items: [{ orderItemId: item, quantity: 1, reason: 'other' }] })).json()
+  await post(app, `/returns/${legacy.id}/approve`, admin)
+  const [lineTax] = split(order.taxMinor, [1000, 499])
+  t.equal(order.taxMinor, Math.round(1499 * 0.2))
+  t.match((await post(app, `/returns/${legacy.id}/receive`, admin, { items: [{ returnItemId: legacy.items[0].id, quantity: 1, resellable: true }] })).json(), { refundMinor: Math.round((1000 + lineTax!) / 2) })
 
   // The window counts from delivery.
   await app.db.update(orders).set({ deliveredAt: new Date(Date.now() - 15 * 86_400_000) }).where(and(eq(orders.id, order.id)))

@@ -73,7 +73,7 @@ export function shippingRuleFor(option: ShippingOptionRule, cart: { goodsMinor: 
 }
 
 /** Splits `total` over `weights` in proportion, by largest remainder (ties to the earlier key). */
-function allocate(total: number, weights: [string, number][]): Map<string, number> {
+export function allocate(total: number, weights: [string, number][]): Map<string, number> {
   const sum = weights.reduce((s, [, w]) => s + w, 0)
   const shares = new Map<string, number>()
   if (sum === 0) return shares

@@ -6,7 +6,7 @@ import type { IdempotentAttempt } from '../../src/idempotency.js'
 import type { Outbox } from '../../src/outbox.js'
 import { newestFirst } from '../../src/pagination.js'
 import { ACTIVITY, STOCK_CHANGED, type Actor } from '../../src/side-effects.js'
-import { roundHalfUp } from '../orders/pricing.js'
+import { allocate, roundHalfUp } from '../orders/pricing.js'
 import type { Viewer } from '../orders/service.js'
 import { refreshProductAggregates } from '../products/service.js'
 import { recordRefund, type RefundWorkflow } from '../payments/workflows/refund.js'
@@ -34,8 +34,21 @@ export interface ReturnDeps { db: Db; outbox: Outbox; refunds: Pick<RefundWorkfl
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null)
 
-/** What the units of an order line are worth back: its total after discount, with its tax unless prices include it. */
-const lineValue = (item: typeof orderItems.$inferSelect, pricesIncludeTax: boolean) => item.lineTotalMinor - item.discountMinor + (pricesIncludeTax ? 0 : item.taxMinor)
+type OrderRow = typeof orders.$inferSelect
+type OrderItemRow = typeof orderItems.$inferSelect
+
+/**
+ * What an order line is worth back, per order line: its total after discount, with its tax unless
+ * prices include it. Orders placed before lines carried their tax share (no tax snapshot) get it
+ * spread now, as checkout spreads it today.
+ */
+function lineValues(order: OrderRow, items: OrderItemRow[]) {
+  const net = (i: OrderItemRow) => i.lineTotalMinor - i.discountMinor
+  const legacy = order.taxRate === null && order.taxMinor > 0
+    ? allocate(order.taxMinor, [...items.map((i): [string, number] => [i.id, net(i)]), ['~shipping', order.shippingMinor]])
+    : null
+  return new Map(items.map((i) => [i.id, net(i) + (order.pricesIncludeTax ? 0 : legacy ? legacy.get(i.id) ?? 0 : i.taxMinor)]))
+}
 
 export function createReturnService({ db, outbox, refunds: refundWorkflow, windowDays }: ReturnDeps) {
   async function views(rows: ReturnRow[]) {
@@ -167,6 +180,7 @@ export function createReturnService({ db, outbox, refunds: refundWorkflow, windo
           .innerJoin(returns, eq(returns.id, returnItems.returnId))
           .where(and(eq(returns.orderId, order.id), inArray(returns.status, ['received', 'refunded']))).groupBy(returnItems.orderItemId)
 
+        const values = lineValues(order, await tx.select().from(orderItems).where(eq(orderItems.orderId, order.id)))
         let refundMinor = 0
         const touched = new Set<string>()
         for (const { item, orderItem } of lines) {
@@ -174,7 +188,7 @@ export function createReturnService({ db, outbox, refunds: refundWorkflow, windo
           const quantity = got?.quantity ?? 0
           const restocked = got?.resellable && orderItem.variantId ? quantity : 0
           const earlier = before.find((b) => b.orderItemId === orderItem.id)?.quantity ?? 0
-          const value = lineValue(orderItem, order.pricesIncludeTax)
+          const value = values.get(orderItem.id)!
           refundMinor += roundHalfUp((earlier + quantity) * value, orderItem.quantity) - roundHalfUp(earlier * value, orderItem.quantity)
           let restockedQuantity = 0
           if (restocked > 0) {
