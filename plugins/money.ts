@@ -56,7 +56,7 @@ export default fp(async (app) => {
     pay, confirm, refunds,
     reconcile: createReconciliation({ pay, confirm, refunds, providers }),
     shipping,
-    returns: createReturnService({ db, outbox, refunds, windowDays: checkoutConfig.returnWindowDays }),
+    returns: createReturnService({ db, outbox, faults, refunds, windowDays: checkoutConfig.returnWindowDays }),
   }
   app.decorate('money', money)
 

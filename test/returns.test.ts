@@ -1,6 +1,6 @@
 import t from 'tap'
 import { and, eq } from 'drizzle-orm'
-import { inventoryMovements, orderItems, orders, payments, productVariants, refunds } from '../db/schema/index.js'
+import { inventoryMovements, orderItems, orders, payments, productVariants, refunds, testProviderRefunds } from '../db/schema/index.js'
 import { buildTestApp } from './helpers.js'
 import { register, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
@@ -141,6 +141,44 @@ t.test('a full return of an order shipped free refunds all of it and moves the o
   t.equal((await post(app, `/returns/${ret.id}/refund`, admin)).statusCode, 200)
   t.match((await app.inject({ method: 'GET', url: `/orders/${order.id}`, headers: buyer })).json(), { status: 'refunded', refundedMinor: 3003 })
   t.equal(await stockOf(app, a), 5, 'restocked by the return only, not again by the refund')
+})
+
+t.test('faults in a return refund: after recording, after the provider call; refunded exactly once', async (t) => {
+  const app = await buildTestApp(t, env)
+  const admin = (await registerAdmin(app)).headers
+  const a = (await createProduct(app, admin, { variants: [{ priceMinor: 2000, stock: 10 }] })).variants[0].id
+  const { headers: buyer } = await register(app, { email: 'faults@example.com' })
+  const { order, payment } = await deliveredOrder(app, admin, buyer, [[a, 4]])
+  const lineValue = 8000 + order.items[0].taxMinor
+  const ready = async () => {
+    const ret = (await post(app, `/orders/${order.id}/returns`, buyer, { items: [{ orderItemId: order.items[0].id, quantity: 1, reason: 'damaged' }] })).json()
+    await post(app, `/returns/${ret.id}/approve`, admin)
+    await post(app, `/returns/${ret.id}/receive`, admin, { items: [{ returnItemId: ret.items[0].id, quantity: 1, resellable: true }] })
+    return ret.id as string
+  }
+  const refund = (id: string, key: string) => app.inject({ method: 'POST', url: `/returns/${id}/refund`, headers: { ...admin, 'idempotency-key': key } })
+
+  const first = await ready()
+  app.faults.failOnce('return.after-record')
+  t.equal((await refund(first, 'ret-refund-01')).statusCode, 500)
+  t.equal((await refund(first, 'ret-refund-other')).statusCode, 409, 'without the key: already refunded')
+  const resumed = await refund(first, 'ret-refund-01')
+  t.equal(resumed.statusCode, 200, resumed.body)
+  t.match(resumed.json(), { status: 'refunded', refund: { amountMinor: Math.round(lineValue / 4), status: 'succeeded' } })
+
+  const second = await ready()
+  app.faults.failOnce('refund.after-provider-call')
+  t.equal((await refund(second, 'ret-refund-02')).statusCode, 500)
+  t.equal((await app.db.select().from(refunds).where(eq(refunds.status, 'pending'))).length, 1, 'recorded, sent, not settled')
+  const again = await refund(second, 'ret-refund-02')
+  t.equal(again.statusCode, 200, again.body)
+  t.match(again.json(), { refund: { status: 'succeeded', amountMinor: Math.round((2 * lineValue) / 4) - Math.round(lineValue / 4) } })
+
+  const books = await app.db.select().from(testProviderRefunds)
+  t.equal(books.length, 2, 'the provider refunded each return once')
+  const [row] = await app.db.select().from(orders).where(eq(orders.id, order.id))
+  t.equal(row!.refundedMinor, Math.round((2 * lineValue) / 4))
+  t.equal((await app.db.select().from(refunds).where(eq(refunds.paymentId, payment.id))).length, 2)
 })
 
 t.test('returns: window, bad input, other people, auth', async (t) => {

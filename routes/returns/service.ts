@@ -2,6 +2,7 @@ import { and, asc, desc, eq, inArray, ne, sql, type SQL } from 'drizzle-orm'
 import { inventoryMovements, orderItems, orders, payments, productVariants, refunds, returnItems, returns } from '../../db/schema/index.js'
 import type { Db, Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
+import type { Faults } from '../../src/faults.js'
 import type { IdempotentAttempt } from '../../src/idempotency.js'
 import type { Outbox } from '../../src/outbox.js'
 import { newestFirst } from '../../src/pagination.js'
@@ -30,7 +31,7 @@ import type { RETURN_REASONS, RETURN_STATUSES } from './schemas.js'
 type ReturnRow = typeof returns.$inferSelect
 type Status = (typeof RETURN_STATUSES)[number]
 type Reason = (typeof RETURN_REASONS)[number]
-export interface ReturnDeps { db: Db; outbox: Outbox; refunds: Pick<RefundWorkflow, 'send'>; windowDays: number }
+export interface ReturnDeps { db: Db; outbox: Outbox; faults: Faults; refunds: Pick<RefundWorkflow, 'send'>; windowDays: number }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null)
 
@@ -50,7 +51,7 @@ function lineValues(order: OrderRow, items: OrderItemRow[]) {
   return new Map(items.map((i) => [i.id, net(i) + (order.pricesIncludeTax ? 0 : legacy ? legacy.get(i.id) ?? 0 : i.taxMinor)]))
 }
 
-export function createReturnService({ db, outbox, refunds: refundWorkflow, windowDays }: ReturnDeps) {
+export function createReturnService({ db, outbox, faults, refunds: refundWorkflow, windowDays }: ReturnDeps) {
   async function views(rows: ReturnRow[]) {
     if (!rows.length) return []
     const ids = rows.map((r) => r.id)
@@ -232,6 +233,7 @@ export function createReturnService({ db, outbox, refunds: refundWorkflow, windo
         })
         await outbox.runNow(eventIds)
       }
+      faults.at('return.after-record')
       if (refundId) await refundWorkflow.send(refundId)
       return view((await db.select().from(returns).where(eq(returns.id, returnId)))[0]!)
     },
