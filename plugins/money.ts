@@ -15,6 +15,7 @@ import { createRefundWorkflow, type RefundWorkflow } from '../routes/payments/wo
 import { createReconciliation } from '../routes/payments/workflows/reconcile.js'
 import { createShippingService, type ShippingService } from '../routes/shipping/service.js'
 import { createReturnService, type ReturnService } from '../routes/returns/service.js'
+import { createRefundReturnWorkflow, type RefundReturnWorkflow } from '../routes/returns/workflows/refund-return.js'
 
 /** The money path, built once: the orders and payments routes and the jobs share it. */
 export interface MoneyPath {
@@ -29,6 +30,7 @@ export interface MoneyPath {
   reconcile: ReturnType<typeof createReconciliation>
   shipping: ShippingService
   returns: ReturnService
+  refundReturn: RefundReturnWorkflow
 }
 
 declare module 'fastify' {
@@ -47,6 +49,7 @@ export default fp(async (app) => {
   const pay = createPayWorkflow({ db, outbox, faults, providers, refunds, metrics })
   const confirm = createConfirmWorkflow({ db, outbox, providers, refunds, metrics })
   const shipping = createShippingService({ db, defaults: checkoutConfig })
+  const returns = createReturnService({ db, outbox, windowDays: checkoutConfig.returnWindowDays })
   const money: MoneyPath = {
     idempotency: createIdempotency(db),
     orders: createOrderService({ db, outbox }),
@@ -56,7 +59,8 @@ export default fp(async (app) => {
     pay, confirm, refunds,
     reconcile: createReconciliation({ pay, confirm, refunds, providers }),
     shipping,
-    returns: createReturnService({ db, outbox, faults, refunds, windowDays: checkoutConfig.returnWindowDays }),
+    returns,
+    refundReturn: createRefundReturnWorkflow({ db, outbox, faults, refunds, returns }),
   }
   app.decorate('money', money)
 

@@ -201,6 +201,10 @@ t.test('returns: window, bad input, other people, auth', async (t) => {
     t.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8')
   }
   t.equal((await post(app, url, buyer, { items: [{ orderItemId: item, quantity: 3, reason: 'other' }] })).statusCode, 409)
+  // Four requests at once for one unit each of a line of two: two are accepted.
+  const racing = await Promise.all(Array.from({ length: 4 }, () => post(app, url, buyer, { items: [{ orderItemId: item, quantity: 1, reason: 'other' }] })))
+  t.same(statuses(racing), [201, 201, 409, 409])
+  for (const r of racing.filter((x) => x.statusCode === 201)) t.equal((await post(app, `/returns/${r.json().id}/reject`, admin, { reason: 'test race' })).statusCode, 200)
 
   // Not delivered: paid only.
   await post(app, '/cart/items', buyer, { variantId: a, quantity: 1 })
@@ -213,7 +217,7 @@ t.test('returns: window, bad input, other people, auth', async (t) => {
   t.equal((await post(app, `/returns/${ret.id}/refund`, buyer)).statusCode, 403)
   t.equal((await app.inject({ method: 'GET', url: `/returns/${ret.id}`, headers: other })).statusCode, 404)
   t.same((await app.inject({ method: 'GET', url: '/returns', headers: other })).json().items, [])
-  t.equal((await app.inject({ method: 'GET', url: '/returns', headers: buyer })).json().items.length, 1)
+  t.equal((await app.inject({ method: 'GET', url: '/returns', headers: buyer })).json().items.length, 3, 'mine: the two rejected racers and this one')
   t.equal((await app.inject({ method: 'GET', url: '/returns?status=requested', headers: admin })).json().items.length, 1)
   t.equal((await post(app, `/returns/${ret.id}/receive`, admin, { items: [] })).statusCode, 409, 'not approved yet')
   t.equal((await post(app, `/returns/${ret.id}/refund`, admin)).statusCode, 409, 'not received yet')

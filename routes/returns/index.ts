@@ -13,7 +13,7 @@ const viewerOf = (req: FastifyRequest) => ({ userId: req.user.sub, isAdmin: view
 const actorOf = (req: FastifyRequest) => ({ userId: req.user.sub, ip: req.ip })
 
 const returnsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { idempotency, returns } = app.money
+  const { idempotency, returns, refundReturn } = app.money
   const admin = app.requireRole('admin')
   const errors = { 400: ProblemRef, 401: ProblemRef, 404: ProblemRef, 409: ProblemRef }
   const adminErrors = { ...errors, 403: ProblemRef }
@@ -66,7 +66,7 @@ const returnsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req, reply) => sendStored(reply, await idempotency.run(
     { userId: req.user.sub, scope: `return-refund:${req.params.returnId}`, key: req.headers['idempotency-key'], request: null },
-    async (attempt) => ({ status: 200, body: await returns.refund(actorOf(req), req.params.returnId, attempt) }),
+    async (attempt) => ({ status: 200, body: await refundReturn(actorOf(req), req.params.returnId, attempt) }),
   )))
 }
 export default returnsRoutes

@@ -1,16 +1,13 @@
-import { and, asc, desc, eq, inArray, ne, sql, type SQL } from 'drizzle-orm'
-import { inventoryMovements, orderItems, orders, payments, productVariants, refunds, returnItems, returns } from '../../db/schema/index.js'
+import { and, asc, eq, inArray, ne, sql, type SQL } from 'drizzle-orm'
+import { inventoryMovements, orderItems, orders, productVariants, refunds, returnItems, returns } from '../../db/schema/index.js'
 import type { Db, Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
-import type { Faults } from '../../src/faults.js'
-import type { IdempotentAttempt } from '../../src/idempotency.js'
 import type { Outbox } from '../../src/outbox.js'
 import { newestFirst } from '../../src/pagination.js'
 import { ACTIVITY, STOCK_CHANGED, type Actor } from '../../src/side-effects.js'
 import { allocate, roundHalfUp } from '../orders/pricing.js'
 import type { Viewer } from '../orders/service.js'
 import { refreshProductAggregates } from '../products/service.js'
-import { recordRefund, type RefundWorkflow } from '../payments/workflows/refund.js'
 import type { RETURN_REASONS, RETURN_STATUSES } from './schemas.js'
 
 // Returns of delivered goods. A customer asks (within RETURN_WINDOW_DAYS of delivery, a reason
@@ -20,18 +17,12 @@ import type { RETURN_REASONS, RETURN_STATUSES } from './schemas.js'
 // Every change locks the order row first, then the return row, in one transaction, and checks
 // the return's status under that lock: of several identical requests racing, one moves the
 // return on and the others find it moved (409), so stock goes back and money is refunded once.
-// The refund itself, in commit order:
-//   1. (transaction) the return `refunded` with a refund of its amount recorded, pending, on the
-//      order's captured payment (refund.ts step 1), and the Idempotency-Key's checkpoint naming it;
-//   2. (no transaction) the refund sent and settled by the refund workflow (steps 2 and 3), which
-//      adds it to the order's refund total and moves the order to `refunded` if that reaches the
-//      total. A provider that does not answer leaves the refund pending: reconciliation sends it
-//      again, and a retry with the same key resumes at 2.
+// The refund is a workflow of its own (workflows/refund-return.ts).
 
 type ReturnRow = typeof returns.$inferSelect
 type Status = (typeof RETURN_STATUSES)[number]
 type Reason = (typeof RETURN_REASONS)[number]
-export interface ReturnDeps { db: Db; outbox: Outbox; faults: Faults; refunds: Pick<RefundWorkflow, 'send'>; windowDays: number }
+export interface ReturnDeps { db: Db; outbox: Outbox; windowDays: number }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null)
 
@@ -51,7 +42,17 @@ function lineValues(order: OrderRow, items: OrderItemRow[]) {
   return new Map(items.map((i) => [i.id, net(i) + (order.pricesIncludeTax ? 0 : legacy ? legacy.get(i.id) ?? 0 : i.taxMinor)]))
 }
 
-export function createReturnService({ db, outbox, faults, refunds: refundWorkflow, windowDays }: ReturnDeps) {
+/** Locks the return's order, then the return, and checks the return is in `from`. */
+export async function lockReturn(tx: Tx, returnId: string, from: Status, verb: string) {
+  const [known] = await tx.select({ orderId: returns.orderId }).from(returns).where(eq(returns.id, returnId))
+  if (!known) throw new NotFound('return', returnId)
+  const [order] = await tx.select().from(orders).where(eq(orders.id, known.orderId)).for('update')
+  const [row] = await tx.select().from(returns).where(eq(returns.id, returnId)).for('update')
+  if (row!.status !== from) throw new Conflict(`A return that is ${row!.status} cannot be ${verb}`, `return-${row!.status}`)
+  return { order: order!, row: row! }
+}
+
+export function createReturnService({ db, outbox, windowDays }: ReturnDeps) {
   async function views(rows: ReturnRow[]) {
     if (!rows.length) return []
     const ids = rows.map((r) => r.id)
@@ -84,16 +85,6 @@ export function createReturnService({ db, outbox, faults, refunds: refundWorkflo
     return row
   }
 
-  /** Locks the return's order, then the return, and checks the return is in `from`. */
-  async function lockReturn(tx: Tx, returnId: string, from: Status, verb: string) {
-    const [known] = await tx.select({ orderId: returns.orderId }).from(returns).where(eq(returns.id, returnId))
-    if (!known) throw new NotFound('return', returnId)
-    const [order] = await tx.select().from(orders).where(eq(orders.id, known.orderId)).for('update')
-    const [row] = await tx.select().from(returns).where(eq(returns.id, returnId)).for('update')
-    if (row!.status !== from) throw new Conflict(`A return that is ${row!.status} cannot be ${verb}`, `return-${row!.status}`)
-    return { order: order!, row: row! }
-  }
-
   /** Runs a change of one return and its outbox events in one transaction, then the events. */
   async function change(work: (tx: Tx) => Promise<{ row: ReturnRow; events: Parameters<Outbox['add']>[1] }>) {
     let eventIds: string[] = []
@@ -108,6 +99,7 @@ export function createReturnService({ db, outbox, faults, refunds: refundWorkflo
 
   return {
     requireVisible,
+    view,
     async get(viewer: Viewer, returnId: string) { return view(await requireVisible(viewer, returnId)) },
 
     async list(viewer: Viewer, query: { limit: number; cursor?: string; status?: Status }) {
@@ -208,34 +200,6 @@ export function createReturnService({ db, outbox, faults, refunds: refundWorkflo
         const [row] = await tx.update(returns).set({ status: 'received', refundMinor, receivedAt: new Date(), updatedAt: new Date() }).where(eq(returns.id, returnId)).returning()
         return { row: row!, events: [...STOCK_CHANGED(touched, listsChanged), ACTIVITY(actor, 'admin_action', { action: 'return_receive', returnId, refundMinor })] }
       })
-    },
-
-    /** Refunds a received return through the refund workflow (see the steps above). */
-    async refund(actor: Actor & { userId: string }, returnId: string, attempt: IdempotentAttempt) {
-      let refundId = attempt.resumeFrom
-      if (!refundId) {
-        let eventIds: string[] = []
-        refundId = await db.transaction(async (tx) => {
-          const { order, row } = await lockReturn(tx, returnId, 'received', 'refunded')
-          let recorded: string | null = null
-          if (row.refundMinor! > 0) {
-            // The order's capture: the succeeded payment with money left (others were refunded whole).
-            const [payment] = await tx.select({ id: payments.id }).from(payments)
-              .where(and(eq(payments.orderId, order.id), eq(payments.status, 'succeeded'))).orderBy(desc(sql`${payments.amountMinor} - ${payments.refundedMinor}`)).limit(1)
-            if (!payment) throw new Conflict('The order has no captured payment to refund', 'payment-not-captured')
-            const refund = await recordRefund(tx, { paymentId: payment.id, amountMinor: row.refundMinor!, reason: `return ${returnId}`, actorId: actor.userId, countsTowardOrder: true })
-            recorded = refund.id
-            await attempt.checkpoint(tx, refund.id)
-          }
-          await tx.update(returns).set({ status: 'refunded', refundId: recorded, refundedAt: new Date(), updatedAt: new Date() }).where(eq(returns.id, returnId))
-          eventIds = await outbox.add(tx, [ACTIVITY(actor, 'admin_action', { action: 'return_refund', returnId, refundMinor: row.refundMinor })])
-          return recorded
-        })
-        await outbox.runNow(eventIds)
-      }
-      faults.at('return.after-record')
-      if (refundId) await refundWorkflow.send(refundId)
-      return view((await db.select().from(returns).where(eq(returns.id, returnId)))[0]!)
     },
   }
 }
