@@ -33,6 +33,8 @@ import activityRoutes from '../routes/activity/index.js'
 import reviewsRoutes from '../routes/reviews/index.js'
 import uploadsRoutes from '../routes/uploads/index.js'
 import analyticsRoutes from '../routes/analytics/index.js'
+import shippingRoutes from '../routes/shipping/index.js'
+import returnsRoutes from '../routes/returns/index.js'
 import { schemas as healthSchemas } from '../routes/health/schemas.js'
 import { schemas as authSchemas } from '../routes/auth/schemas.js'
 import { schemas as userSchemas } from '../routes/users/schemas.js'
@@ -47,10 +49,12 @@ import { schemas as activitySchemas } from '../routes/activity/schemas.js'
 import { schemas as reviewSchemas } from '../routes/reviews/schemas.js'
 import { schemas as uploadSchemas } from '../routes/uploads/schemas.js'
 import { schemas as analyticsSchemas } from '../routes/analytics/schemas.js'
+import { schemas as shippingSchemas } from '../routes/shipping/schemas.js'
+import { schemas as returnSchemas } from '../routes/returns/schemas.js'
 
 // Every contract schema is registered once at the root, so any domain can $ref another's
 // (auth answers with users' User) and OpenAPI names each component after its $id.
-const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas, ...analyticsSchemas]
+const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas, ...analyticsSchemas, ...shippingSchemas, ...returnSchemas]
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
 
@@ -157,6 +161,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(reviewsRoutes)
   await app.register(uploadsRoutes, { prefix: '/uploads' })
   await app.register(analyticsRoutes, { prefix: '/analytics' })
+  await app.register(shippingRoutes)
+  await app.register(returnsRoutes)
 
   return app
 }

@@ -58,6 +58,8 @@ export const ConfigSchema = Type.Object({
   SHIPPING_FLAT_MINOR: Type.Integer({ minimum: 0, default: 499, description: 'shipping charged per order, minor units' }),
   SHIPPING_FREE_OVER_MINOR: Type.Integer({ minimum: 0, default: 5000, description: 'subtotal after discount from which shipping is free; 0 never' }),
   TAX_RATE_BPS: Type.Integer({ minimum: 0, maximum: 10_000, default: 0, description: 'tax rate in basis points (2000 = 20%), added on goods after discount plus shipping' }),
+  PRICES_INCLUDE_TAX: bool('false'),
+  RETURN_WINDOW_DAYS: Type.Integer({ minimum: 0, maximum: 3650, default: 30, description: 'days after delivery within which a customer may request a return' }),
   ORDER_PAYMENT_TIMEOUT_MINUTES: Type.Integer({ minimum: 1, maximum: 10_080, default: 30 }),
   LOW_STOCK_THRESHOLD: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 5, description: 'admins are mailed when a sale takes a variant to this stock or below' }),
   PAYMENT_PROVIDERS: Type.String({ pattern: '^(test|stripe)(,(test|stripe))*$', default: 'test', description: 'comma-separated: test, stripe' }),
@@ -109,7 +111,7 @@ export interface Config {
   reviewsAutoApprove: boolean
   uploads: { dir: string; maxBytes: number }
   activityRetentionDays: number
-  checkout: { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; paymentTimeoutMinutes: number; lowStockThreshold: number }
+  checkout: { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number; returnWindowDays: number }
   payments: { providers: ('test' | 'stripe')[]; webhookSecret: string; stripe: { secretKey?: string; webhookSecret?: string; apiUrl?: string } }
   cacheTtlSeconds: number
   corsOrigins: string[]
@@ -242,7 +244,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     activityRetentionDays: raw.ACTIVITY_RETENTION_DAYS,
     checkout: {
       shippingFlatMinor: raw.SHIPPING_FLAT_MINOR, shippingFreeOverMinor: raw.SHIPPING_FREE_OVER_MINOR,
-      taxRateBps: raw.TAX_RATE_BPS, paymentTimeoutMinutes: raw.ORDER_PAYMENT_TIMEOUT_MINUTES, lowStockThreshold: raw.LOW_STOCK_THRESHOLD,
+      taxRateBps: raw.TAX_RATE_BPS, pricesIncludeTax: truthy(raw.PRICES_INCLUDE_TAX), paymentTimeoutMinutes: raw.ORDER_PAYMENT_TIMEOUT_MINUTES,
+      lowStockThreshold: raw.LOW_STOCK_THRESHOLD, returnWindowDays: raw.RETURN_WINDOW_DAYS,
     },
     payments: {
       providers: raw.PAYMENT_PROVIDERS.split(',') as ('test' | 'stripe')[],

@@ -71,6 +71,20 @@ async function paidOrderOf(variantId: string) {
   await confirm((await pay(placed.id)).id)
   return placed
 }
+async function deliveredOrderOf(variantId: string) {
+  const placed = await paidOrderOf(variantId)
+  for (const status of ['fulfilled', 'shipped', 'delivered']) await call('PATCH', `/orders/${placed.id}/status`, { status })
+  return call<{ id: string; items: { id: string }[] }>('GET', `/orders/${placed.id}`)
+}
+type Return = { id: string; orderId: string; items: { id: string; quantity: number }[] }
+/** A return of one unit of a delivered order, moved along to `status`. */
+async function requestedReturn(variantId: string, status: 'requested' | 'approved' | 'received' = 'requested') {
+  const delivered = await deliveredOrderOf(variantId)
+  const asked = await call<Return>('POST', `/orders/${delivered.id}/returns`, { items: [{ orderItemId: delivered.items[0]!.id, quantity: 1, reason: 'damaged' }] })
+  if (status !== 'requested') await call('POST', `/returns/${asked.id}/approve`)
+  if (status === 'received') await call('POST', `/returns/${asked.id}/receive`, { items: asked.items.map((item) => ({ returnItemId: item.id, quantity: item.quantity, resellable: true })) })
+  return asked
+}
 
 type Fixtures = Awaited<ReturnType<typeof setup>>
 async function setup() {
@@ -101,6 +115,12 @@ async function setup() {
 
   await call('PUT', `/wishlist/items/${main.id}`)
   await call('PUT', `/wishlist/items/${shelf.id}`)
+  // A return asked for on a delivered order; zones, options and tax rates of their own (after the
+  // orders: a second option reaching DE would make those checkouts choose one).
+  const returned = await requestedReturn(shelf.variants[0]!.id)
+  const zone = await call<{ id: string }>('POST', '/shipping/zones', { name: 'Fuzz Nordics', countries: ['SE', 'NO'] })
+  const option = await call<{ id: string }>('POST', `/shipping/zones/${zone.id}/options`, { name: 'Fuzz Post', priceMinor: 900 })
+  const rate = await call<{ id: string }>('POST', '/tax-rates', { name: 'Fuzz SE', country: 'SE', rateBps: 2500 })
   // A customer whose password the fuzzer resets, with tokens read from the mails it gets.
   const resetter = { email: `fuzz-reset-${Date.now()}@example.com`, password: 'fuzz-reset-password-1', name: 'Fuzz Reset' }
   await call('POST', '/auth/register', resetter, false, {})
@@ -144,12 +164,26 @@ async function setup() {
     ['DELETE /coupons/{couponId}', { couponId: fuzzCoupon.id }], // renewed by its hook
     ['GET /uploads/{uploadId}', { uploadId: image.id }],
     ['DELETE /uploads/{uploadId}', { uploadId: image.id }], // renewed by its hook
+    ['POST /orders/{orderId}/returns', { orderId: returned.orderId }], // renewed by its hook, as are the steps below
+    ['GET /returns/{returnId}', { returnId: returned.id }],
+    ['POST /returns/{returnId}/approve', { returnId: returned.id }],
+    ['POST /returns/{returnId}/reject', { returnId: returned.id }],
+    ['POST /returns/{returnId}/receive', { returnId: returned.id }],
+    ['POST /returns/{returnId}/refund', { returnId: returned.id }],
+    ['GET /shipping/zones/{zoneId}', { zoneId: zone.id }],
+    ['PATCH /shipping/zones/{zoneId}', { zoneId: zone.id }],
+    ['DELETE /shipping/zones/{zoneId}', { zoneId: zone.id }], // renewed by its hook
+    ['POST /shipping/zones/{zoneId}/options', { zoneId: zone.id }],
+    ['PATCH /shipping/options/{optionId}', { optionId: option.id }],
+    ['DELETE /shipping/options/{optionId}', { optionId: option.id }], // renewed by its hook
+    ['PATCH /tax-rates/{taxRateId}', { taxRateId: rate.id }],
+    ['DELETE /tax-rates/{taxRateId}', { taxRateId: rate.id }], // renewed by its hook
     ['GET /users/{userId}', { userId: member.user.id }],
     ['PATCH /users/{userId}/role', { userId: member.user.id }],
     ['POST /users/{userId}/deactivate', { userId: member.user.id }],
     ['POST /users/{userId}/reactivate', { userId: member.user.id }],
   ]
-  return { shelf, reviewed, mover, saved, coupon: cartCoupon, category: shelfCategory, resetter, operations }
+  return { shelf, reviewed, mover, saved, coupon: cartCoupon, category: shelfCategory, resetter, zone, operations }
 }
 
 function toml(operations: [string, Record<string, string>][]) {
@@ -240,6 +274,20 @@ function beforeHooks(f: Fixtures): Record<string, Before> {
     },
     'POST /users/me/email': async () => { const user = await account(); return { headers: user.headers, body: { password: user.password } } },
     'POST /users/me/password': async () => { const user = await account(); return { headers: user.headers, body: { currentPassword: user.password } } },
+    'POST /orders/{orderId}/returns': async () => {
+      const delivered = await retryConflicts(() => deliveredOrderOf(f.shelf.variants[0]!.id))
+      return { pathParameters: { orderId: delivered.id }, body: { items: [{ orderItemId: delivered.items[0]!.id, quantity: 1, reason: 'damaged' }] } }
+    },
+    'POST /returns/{returnId}/approve': async () => ({ pathParameters: { returnId: (await retryConflicts(() => requestedReturn(f.shelf.variants[0]!.id))).id } }),
+    'POST /returns/{returnId}/reject': async () => ({ pathParameters: { returnId: (await retryConflicts(() => requestedReturn(f.shelf.variants[0]!.id))).id } }),
+    'POST /returns/{returnId}/receive': async () => {
+      const approved = await retryConflicts(() => requestedReturn(f.shelf.variants[0]!.id, 'approved'))
+      return { pathParameters: { returnId: approved.id }, body: { items: approved.items.map((item) => ({ returnItemId: item.id, quantity: item.quantity, resellable: true })) } }
+    },
+    'POST /returns/{returnId}/refund': async () => ({ pathParameters: { returnId: (await retryConflicts(() => requestedReturn(f.shelf.variants[0]!.id, 'received'))).id } }),
+    'DELETE /shipping/zones/{zoneId}': async () => ({ pathParameters: { zoneId: (await call<{ id: string }>('POST', '/shipping/zones', { name: `Fuzz Doomed ${++keys}`, countries: [] })).id } }),
+    'DELETE /shipping/options/{optionId}': async () => ({ pathParameters: { optionId: (await call<{ id: string }>('POST', `/shipping/zones/${f.zone.id}/options`, { name: `Fuzz Doomed ${++keys}`, priceMinor: 100 })).id } }),
+    'DELETE /tax-rates/{taxRateId}': async () => ({ pathParameters: { taxRateId: (await call<{ id: string }>('POST', '/tax-rates', { name: `Fuzz Doomed ${++keys}`, country: 'IS', rateBps: 1000 })).id } }),
     'PATCH /orders/{orderId}/status': async ({ body }) => {
       const placed = await orderBefore(f, isObject(body) && typeof body.status === 'string' ? body.status : 'cancelled')
       return { pathParameters: { orderId: placed.id } }

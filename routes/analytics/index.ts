@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
-import { LowStock, LowStockQuery, NewCustomers, PaymentStats, RangeQuery, SalesSummary, TopProducts, TopProductsQuery } from './schemas.js'
+import { LowStock, LowStockQuery, NewCustomers, PaymentStats, RangeQuery, ReturnStats, SalesSummary, ShippingTaxStats, TopProducts, TopProductsQuery } from './schemas.js'
 import { createAnalyticsService } from './service.js'
 
 const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -15,6 +15,8 @@ const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/top-products', { schema: { ...common, operationId: 'getTopProducts', summary: 'Best sellers by revenue or units (admin)', querystring: TopProductsQuery, response: { 200: Type.Ref(TopProducts), ...errors } } }, (req) => service.topProducts(req.query))
   app.get('/low-stock', { schema: { ...common, operationId: 'getLowStock', summary: 'Active variants at or below a stock threshold (admin)', querystring: LowStockQuery, response: { 200: Type.Ref(LowStock), ...errors } } }, (req) => service.lowStock(req.query))
   app.get('/payments', { schema: { ...common, operationId: 'getPaymentStats', summary: 'Payments by provider: success and refund rates (admin)', querystring: RangeQuery, response: { 200: Type.Ref(PaymentStats), ...errors } } }, (req) => service.payments(req.query))
+  app.get('/shipping-tax', { schema: { ...common, operationId: 'getShippingTaxStats', summary: 'Shipping and tax collected, by destination country (admin)', querystring: RangeQuery, response: { 200: Type.Ref(ShippingTaxStats), ...errors } } }, (req) => service.shippingTax(req.query))
+  app.get('/returns', { schema: { ...common, operationId: 'getReturnStats', summary: 'Returns, where they stand, refunds and reasons (admin)', querystring: RangeQuery, response: { 200: Type.Ref(ReturnStats), ...errors } } }, (req) => service.returns(req.query))
   app.get('/customers', { schema: { ...common, operationId: 'getNewCustomers', summary: 'New customers by day (admin)', querystring: RangeQuery, response: { 200: Type.Ref(NewCustomers), ...errors } } }, (req) => service.newCustomers(req.query))
 }
 export default analyticsRoutes

@@ -12,7 +12,7 @@ type VariantRow = typeof productVariants.$inferSelect
 type Status = ProductRow['status']
 
 export interface VariantInput {
-  sku: string; options?: Record<string, string>; priceMinor: number; compareAtPriceMinor?: number | null; stock?: number; isActive?: boolean
+  sku: string; options?: Record<string, string>; priceMinor: number; compareAtPriceMinor?: number | null; stock?: number; isActive?: boolean; weightGrams?: number | null
 }
 export interface ProductInput {
   name: string; slug: string; description?: string; status?: Status; categoryId?: string | null
@@ -25,7 +25,7 @@ export interface ListQuery {
 
 export interface CartVariant {
   variantId: string; productId: string; sku: string; options: Record<string, string>; priceMinor: number; stock: number
-  variantActive: boolean; productStatus: Status; name: string; slug: string; imageIds: string[]
+  variantActive: boolean; productStatus: Status; name: string; slug: string; imageIds: string[]; weightGrams: number | null
   /** Active variant of an active product: can be put in a cart and bought. */
   purchasable: boolean
 }
@@ -132,7 +132,7 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
 
   const toVariant = (v: VariantRow) => ({
     id: v.id, sku: v.sku, options: v.options, priceMinor: v.priceMinor, compareAtPriceMinor: v.compareAtPriceMinor,
-    currency, stock: v.stock, isActive: v.isActive,
+    currency, stock: v.stock, isActive: v.isActive, weightGrams: v.weightGrams,
   })
 
   function toSummary(row: ProductRow) {
@@ -161,7 +161,7 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
   async function insertVariants(tx: Tx, productId: string, variants: VariantInput[], actorId: string | null, firstPosition = 0) {
     const rows = await tx.insert(productVariants).values(variants.map((v, i) => ({
       productId, sku: v.sku, options: v.options ?? {}, priceMinor: v.priceMinor, compareAtPriceMinor: v.compareAtPriceMinor ?? null,
-      stock: v.stock ?? 0, isActive: v.isActive ?? true, position: firstPosition + i,
+      stock: v.stock ?? 0, isActive: v.isActive ?? true, weightGrams: v.weightGrams ?? null, position: firstPosition + i,
     }))).returning()
     const stocked = rows.filter((r) => r.stock > 0)
     if (stocked.length) {
@@ -215,7 +215,7 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
       if (!variantIds.length) return new Map<string, CartVariant>()
       const rows = await db.select({
         variantId: productVariants.id, productId: products.id, sku: productVariants.sku, options: productVariants.options,
-        priceMinor: productVariants.priceMinor, stock: productVariants.stock, variantActive: productVariants.isActive,
+        priceMinor: productVariants.priceMinor, stock: productVariants.stock, variantActive: productVariants.isActive, weightGrams: productVariants.weightGrams,
         productStatus: products.status, name: products.name, slug: products.slug, imageIds: products.imageIds,
       }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId)).where(inArray(productVariants.id, variantIds))
       return new Map(rows.map((r) => [r.variantId, { ...r, purchasable: r.variantActive && r.productStatus === 'active' }]))

@@ -10,7 +10,8 @@ import { ACTIVITY, CART_CONSUMED, STOCK_CHANGED, cartKey, type Actor } from '../
 import { redeemInCheckout } from '../../coupons/service.js'
 import { refreshProductAggregates } from '../../products/service.js'
 import type { CartService } from '../../cart/service.js'
-import { computeTotals, type PricedLine } from '../pricing.js'
+import { computeTotals, discountFor, type PricedLine } from '../pricing.js'
+import type { ShippingService } from '../../shipping/service.js'
 import { CheckoutConflict, toOrder } from '../service.js'
 import { LOW_STOCK_MAIL, ORDER_MAIL } from '../order-mail.js'
 
@@ -19,7 +20,8 @@ import { LOW_STOCK_MAIL, ORDER_MAIL } from '../order-mail.js'
 //      so this checkout reads the cart as the shopper sees it. Best effort; the fence in 3 holds anyway.
 //   2. read the cart from MongoDB: lines, coupon, and the checkout generation it is at. Writes nothing.
 //   3. ONE PostgreSQL transaction: lock the variants in id order, check stock, price from the
-//      catalog, redeem the coupon under its lock, take the stock, write the order with item
+//      catalog, redeem the coupon under its lock, pick the shipping option and the tax rate of
+//      the destination (both kept on the order as they are now), take the stock, write the order with item
 //      snapshots, stamped with (cart id, generation) under a unique index: a second order from
 //      the same generation (a retry, a second instance, a checkout that outlived any lock) is a
 //      409. The cart clear, cache invalidation, activity and mails (the customer's, and the
@@ -28,19 +30,20 @@ import { LOW_STOCK_MAIL, ORDER_MAIL } from '../order-mail.js'
 //      commits whole or not at all, and a retry after the commit replays the stored response.
 //   4. after the commit, the outbox events run at once; what fails is retried by the drain job.
 
-export interface CheckoutConfig { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; paymentTimeoutMinutes: number; lowStockThreshold: number }
+export interface CheckoutConfig { pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number }
 export interface CheckoutDeps {
   db: Db
   outbox: Outbox
   faults: Faults
   cart: Pick<CartService, 'forCheckout'>
+  shipping: Pick<ShippingService, 'ready' | 'choose' | 'taxRateFor'>
   metrics: MoneyMetrics
   currency: string
   checkout: CheckoutConfig
 }
-export interface CheckoutInput { shippingAddress?: ShippingAddress; addressId?: string; couponCode?: string | null }
+export interface CheckoutInput { shippingAddress?: ShippingAddress; addressId?: string; couponCode?: string | null; shippingOptionId?: string }
 
-export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, checkout, metrics }: CheckoutDeps) {
+export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, currency, checkout, metrics }: CheckoutDeps) {
   async function resolveAddress(userId: string, input: CheckoutInput): Promise<ShippingAddress> {
     if (input.shippingAddress && input.addressId) throw new Conflict('Send shippingAddress or addressId, not both', 'address-ambiguous')
     if (input.addressId) {
@@ -64,6 +67,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, che
     const contents = await cart.forCheckout(userId)
     if (!contents.lines.length) throw new Conflict('The cart is empty', 'cart-empty')
     const couponCode = input.couponCode !== undefined ? input.couponCode : contents.couponCode
+    await shipping.ready()
 
     // 3. one transaction
     let eventIds: string[] = []
@@ -74,7 +78,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, che
         const locked = await tx.select({
           id: productVariants.id, productId: productVariants.productId, sku: productVariants.sku, options: productVariants.options,
           priceMinor: productVariants.priceMinor, stock: productVariants.stock, isActive: productVariants.isActive,
-          name: products.name, status: products.status, categoryId: products.categoryId,
+          weightGrams: productVariants.weightGrams, name: products.name, status: products.status, categoryId: products.categoryId,
         }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId))
           .where(inArray(productVariants.id, variantIds)).orderBy(asc(productVariants.id)).for('update', { of: productVariants })
         const byId = new Map(locked.map((v) => [v.id, v]))
@@ -92,13 +96,20 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, che
           return { variantId: v.id, productId: v.productId, categoryId: v.categoryId, unitPriceMinor: v.priceMinor, quantity: l.quantity }
         })
         const redeemed = couponCode ? await redeemInCheckout(tx, couponCode, userId, priced) : null
-        const totals = computeTotals(priced, redeemed?.rule ?? null, { flatMinor: checkout.shippingFlatMinor, freeOverMinor: checkout.shippingFreeOverMinor }, checkout.taxRateBps)
+        const rule = redeemed?.rule ?? null
+        const goodsMinor = priced.reduce((s, l) => s + l.unitPriceMinor * l.quantity, 0) - discountFor(priced, rule).discountMinor
+        const weightGrams = priced.reduce((s, l) => s + (byId.get(l.variantId)!.weightGrams ?? 0) * l.quantity, 0)
+        const destination = { country: shippingAddress.country, region: shippingAddress.region ?? null }
+        const chosen = await shipping.choose(tx, destination, { goodsMinor, weightGrams }, input.shippingOptionId)
+        const taxRate = await shipping.taxRateFor(tx, destination)
+        const totals = computeTotals(priced, rule, chosen.rule, taxRate.rateBps, checkout.pricesIncludeTax)
 
         const [{ n }] = (await tx.execute<{ n: string }>(sql`select nextval('order_number_seq') as n`)).rows as [{ n: string }]
         const [order] = await tx.insert(orders).values({
           number: `SO-${String(n).padStart(6, '0')}`, userId, currency, shippingAddress,
           subtotalMinor: totals.subtotalMinor, discountMinor: totals.discountMinor, shippingMinor: totals.shippingMinor,
           taxMinor: totals.taxMinor, totalMinor: totals.totalMinor,
+          shippingOption: chosen.snapshot, taxRate, pricesIncludeTax: checkout.pricesIncludeTax,
           couponId: redeemed?.coupon.id ?? null, couponCode: redeemed?.coupon.code ?? null,
           expiresAt: new Date(Date.now() + checkout.paymentTimeoutMinutes * 60_000),
           cartId: contents.cartId, cartGeneration: contents.generation,
@@ -116,7 +127,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, che
           const [item] = await tx.insert(orderItems).values({
             orderId: order!.id, variantId: v.id, productId: v.productId, sku: v.sku, name: v.name, options: v.options,
             unitPriceMinor: v.priceMinor, quantity: line.quantity, lineTotalMinor: v.priceMinor * line.quantity,
-            discountMinor: totals.lineDiscounts.get(v.id) ?? 0,
+            discountMinor: totals.lineDiscounts.get(v.id) ?? 0, taxMinor: totals.lineTaxes.get(v.id) ?? 0,
           }).returning()
           items.push(item!)
         }
