@@ -16,6 +16,8 @@ export interface WorkQueue {
   close(): Promise<void>
 }
 
+const ADD_TIMEOUT_MS = 3000
+
 class RetryLater extends Error {
   constructor(readonly retryInMs: number) { super(`not done; retrying in ${retryInMs} ms`) }
 }
@@ -47,20 +49,36 @@ export function createWorkQueue(opts: {
   }
 
   // BullMQ needs its own connections (blocking commands, no ioredis keyPrefix; it has `prefix`).
-  const connection = () => new Redis(opts.redisUrl!, { maxRetriesPerRequest: null, lazyConnect: false })
+  const connections: Redis[] = []
+  const connection = () => {
+    const redis = new Redis(opts.redisUrl!, { maxRetriesPerRequest: null, lazyConnect: false })
+    connections.push(redis)
+    return redis
+  }
   const prefix = `${opts.prefix}bull`
   let queue: Promise<Queue> | undefined
   let worker: Worker | undefined
   // Loaded on first use only: the embedded mode and the dev loop never pay for it.
-  const getQueue = () => (queue ??= import('bullmq').then(({ Queue }) => new Queue(opts.name, { connection: connection(), prefix })))
+  const getQueue = () => (queue ??= import('bullmq').then(({ Queue }) => {
+    const q = new Queue(opts.name, { connection: connection(), prefix })
+    // Without a listener an 'error' (Redis away) would end the process.
+    q.on('error', (err) => opts.log.warn({ queue: opts.name, err: err.message }, 'queue connection error'))
+    return q
+  }))
   return {
     async add(ids) {
       if (!ids.length) return
       const q = await getQueue()
-      await q.addBulk(ids.map((id) => ({
+      const adding = q.addBulk(ids.map((id) => ({
         name: opts.name, data: { id },
         opts: { jobId: id, attempts: opts.maxRuns, backoff: { type: 'asked' }, removeOnComplete: true, removeOnFail: true },
       })))
+      // BullMQ's connection waits for Redis without limit; a caller (an outbox handler run in a
+      // request) gives up instead, and the outbox or the sweep enqueues again (same job ids).
+      let timer: NodeJS.Timeout | undefined
+      const giveUp = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`queue ${opts.name}: Redis did not take the jobs within ${ADD_TIMEOUT_MS} ms`)), ADD_TIMEOUT_MS) })
+      adding.catch(() => {})
+      try { await Promise.race([adding, giveUp]) } finally { clearTimeout(timer) }
     },
     async start() {
       if (!opts.runWorker) return
@@ -76,10 +94,11 @@ export function createWorkQueue(opts: {
       worker.on('error', (err) => opts.log.warn({ queue: opts.name, err: err.message }, 'queue worker error'))
     },
     async close() {
-      await worker?.close()
-      const q = queue ? await queue : undefined
-      await q?.close()
-      await Promise.all([worker, q].map(async (c) => (await c?.client)?.disconnect()))
+      // A graceful close waits for Redis; with Redis away, shutdown does not wait for ever.
+      const bounded = (closing: Promise<void> | undefined) => Promise.race([closing?.catch(() => {}), new Promise((r) => setTimeout(r, ADD_TIMEOUT_MS).unref())])
+      await bounded(worker?.close())
+      await bounded(queue?.then((q) => q.close()))
+      connections.forEach((c) => c.disconnect())
     },
   }
 }

@@ -4,11 +4,12 @@ import { createServer, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { eq } from 'drizzle-orm'
 import { outbox, webhookDeliveries, webhookEndpoints } from '../db/schema/index.js'
-import { buildTestApp } from './helpers.js'
+import { buildTestApp, startOwnRedis } from './helpers.js'
 import { startMailbox } from './mail.js'
 import { register, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
 import type { App } from '../src/app.js'
+import { WEBHOOK } from '../src/side-effects.js'
 
 // Outbound webhooks against a real HTTP receiver on loopback: signatures, retries with backoff,
 // timeouts, disabling, replay, the admin API, and exactly-once delivery across a crash.
@@ -226,7 +227,7 @@ t.test('a receiver that fails twice: retried with exponential backoff, each atte
   const got = await receiver.waitFor('/flaky', 3)
   t.equal(new Set(got.map((r) => r.headers['shop-event-id'])).size, 1, 'the same event each time')
   t.equal(new Set(got.map((r) => r.body)).size, 1, 'with the same body')
-  const [delivery] = await until('the delivery to succeed', async () => (await deliveriesOf(app, admin.headers, endpoint.id)).filter((d) => d.status === 'succeeded'))
+  const delivery = await until('the delivery to succeed', async () => (await deliveriesOf(app, admin.headers, endpoint.id)).find((d) => d.status === 'succeeded'))
   t.same(delivery!.attempts.map((a) => [a.succeeded, a.statusCode, a.error]), [[false, 503, 'HTTP 503'], [false, 503, 'HTTP 503'], [true, 204, null]])
   t.equal(delivery!.attempts[0]!.responseExcerpt, 'try later', 'the answer is kept')
   const at = delivery!.attempts.map((a) => Date.parse(a.attemptedAt))
@@ -342,4 +343,32 @@ t.test('a crash between the order commit and its webhook: delivered exactly once
   await new Promise((r) => setTimeout(r, 500))
   t.equal(receiver.at('/erp').length, 1, 'exactly once')
   t.equal((await again.db.select().from(webhookDeliveries)).length, 1)
+})
+
+t.test('Redis away when an event fans out: the delivery waits in PostgreSQL and goes once', async (t) => {
+  const receiver = await startReceiver(t)
+  const redis = await startOwnRedis(t)
+  const app = await buildTestApp(t, { REDIS_URL: redis.url })
+  const admin = await registerAdmin(app)
+  const endpoint = await addEndpoint(app, admin.headers, receiver.url('/patient'), ['product.updated'])
+
+  await redis.kill()
+  // A change commits its event (as the catalog and order services do); handling it right after the commit cannot queue it.
+  const ids = await app.db.transaction((tx) => app.outbox.add(tx, [WEBHOOK('product.updated', { change: 'details', product: { id: crypto.randomUUID() } })]))
+  const started = Date.now()
+  t.same(await app.outbox.runNow(ids), { done: 0, failed: 1 })
+  t.ok(Date.now() - started < 8000, `the caller does not hang on the queue (${Date.now() - started} ms)`)
+  const [event] = await app.db.select().from(outbox).where(eq(outbox.id, ids[0]!))
+  t.notOk(event!.processedAt, 'the fan-out is kept for the outbox to retry')
+  t.match(event!.lastError, /Redis did not take the jobs/)
+  const [delivery] = await app.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.endpointId, endpoint.id))
+  t.equal(delivery!.status, 'pending', 'the delivery row is there, pending')
+
+  // The sweep's in-process drain (or the queue, once Redis is back) sends it; the outbox retry adds nothing.
+  t.same(await app.webhooks.drain(), { succeeded: 1, retry: 0, failed: 0, skipped: 0 })
+  await app.webhooks.fanOut(event!.id, event!.payload as never).catch(() => {})
+  t.equal((await app.db.select().from(webhookDeliveries)).length, 1)
+  t.same(await app.webhooks.drain(), { succeeded: 0, retry: 0, failed: 0, skipped: 0 })
+  t.equal(receiver.at('/patient').length, 1, 'sent once')
+  t.equal(receiver.at('/patient')[0]!.headers['shop-event-id'], event!.id)
 })
