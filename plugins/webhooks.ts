@@ -37,6 +37,7 @@ export default fp(async (app) => {
   // Deliveries whose job was lost (Redis flushed, a crash) are queued again; without Redis the
   // sweep is the delivery loop's safety net and sends what is due itself.
   app.jobs.every('webhook-sweep', 60_000, () => (app.config.redis.url ? service.sweep() : service.drain()))
+  app.jobs.every('webhook-purge', 3_600_000, () => service.purge())
   app.addHook('onReady', () => queue.start())
   app.addHook('onClose', () => queue.close())
 }, { name: 'webhooks', dependencies: ['postgres', 'outbox', 'jobs', 'mailer'] })

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { eq } from 'drizzle-orm'
 import { outbox, webhookDeliveries, webhookEndpoints } from '../db/schema/index.js'
 import { buildTestApp, startOwnRedis } from './helpers.js'
+import { postSigned } from '../routes/webhooks/delivery.js'
 import { startMailbox } from './mail.js'
 import { register, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
@@ -216,7 +217,7 @@ t.test('every event reaches its subscribers once, signed, through the BullMQ wor
 t.test('a receiver that fails twice: retried with exponential backoff, each attempt recorded', async (t) => {
   const receiver = await startReceiver(t)
   let calls = 0
-  receiver.on('/flaky', () => (++calls <= 2 ? { status: 503, body: 'try later' } : { status: 204 }))
+  receiver.on('/flaky', () => (++calls <= 2 ? { status: 503, body: 'try\u0000 later' } : { status: 204 }))
   const app = await buildTestApp(t, { JOBS: 'on', WEBHOOK_BACKOFF_MS: '300', WEBHOOK_MAX_ATTEMPTS: '5' })
   await app.ready()
   const admin = await registerAdmin(app)
@@ -229,7 +230,7 @@ t.test('a receiver that fails twice: retried with exponential backoff, each atte
   t.equal(new Set(got.map((r) => r.body)).size, 1, 'with the same body')
   const delivery = await until('the delivery to succeed', async () => (await deliveriesOf(app, admin.headers, endpoint.id)).find((d) => d.status === 'succeeded'))
   t.same(delivery!.attempts.map((a) => [a.succeeded, a.statusCode, a.error]), [[false, 503, 'HTTP 503'], [false, 503, 'HTTP 503'], [true, 204, null]])
-  t.equal(delivery!.attempts[0]!.responseExcerpt, 'try later', 'the answer is kept')
+  t.equal(delivery!.attempts[0]!.responseExcerpt, 'try later', 'the answer is kept (without the NUL PostgreSQL cannot store)')
   const at = delivery!.attempts.map((a) => Date.parse(a.attemptedAt))
   t.ok(at[1]! - at[0]! >= 300, `first retry after the backoff (${at[1]! - at[0]!} ms)`)
   t.ok(at[2]! - at[1]! >= 600, `second after twice the backoff (${at[2]! - at[1]!} ms)`)
@@ -309,6 +310,9 @@ t.test('disabled after repeated failed deliveries, with a notice; re-enabled and
   t.equal((await app.inject({ method: 'POST', url: `/webhooks/deliveries/${failed[0]!.id}/replay`, headers: admin.headers })).statusCode, 202, 'a delivered one may be replayed too')
   await drainAll()
   t.equal(receiver.at('/down').filter((r) => r.headers['shop-event-id'] === failed[0]!.eventId).length, 4)
+
+  t.same(await app.webhooks.purge(0), { removed: 2 }, 'finished deliveries go with retention')
+  t.equal((await app.db.select().from(webhookDeliveries)).length, 0)
 })
 
 t.test('a crash between the order commit and its webhook: delivered exactly once after restart', async (t) => {
@@ -371,4 +375,23 @@ t.test('Redis away when an event fans out: the delivery waits in PostgreSQL and 
   t.same(await app.webhooks.drain(), { succeeded: 0, retry: 0, failed: 0, skipped: 0 })
   t.equal(receiver.at('/patient').length, 1, 'sent once')
   t.equal(receiver.at('/patient')[0]!.headers['shop-event-id'], event!.id)
+})
+
+t.test('SSRF: with private URLs refused, neither a stored loopback URL nor a name resolving to loopback is called', async (t) => {
+  const receiver = await startReceiver(t)
+  const app = await buildTestApp(t, { WEBHOOK_ALLOW_PRIVATE_URLS: 'false', WEBHOOK_MAX_ATTEMPTS: '1' })
+  const admin = await registerAdmin(app)
+  const endpoint = await addEndpoint(app, admin.headers, 'https://hooks.example.com/in', ['product.updated'])
+  // A URL accepted before the policy changed.
+  await app.db.update(webhookEndpoints).set({ url: receiver.url('/inside') }).where(eq(webhookEndpoints.id, endpoint.id))
+  const ids = await app.db.transaction((tx) => app.outbox.add(tx, [WEBHOOK('product.updated', { change: 'details' })]))
+  await app.outbox.runNow(ids)
+  t.same(await app.webhooks.drain(), { succeeded: 0, retry: 0, failed: 1, skipped: 0 })
+  const [delivery] = await deliveriesOf(app, admin.headers, endpoint.id)
+  t.match(delivery!.attempts, [{ succeeded: false, statusCode: null, error: /not sent: url must be https/ }])
+
+  const send = (allowPrivate: boolean) => postSigned({ url: receiver.url('/named').replace('127.0.0.1', 'localhost'), body: '{}', secret: 'whsec_x', eventId: crypto.randomUUID(), eventType: 'product.updated', deliveryId: crypto.randomUUID(), timeoutMs: 2000, allowPrivate, userAgent: 'test' })
+  t.match(await send(false), { succeeded: false, statusCode: null, error: /resolves to a private or reserved address/ }, 'the connection is refused after DNS')
+  t.equal(receiver.at('/inside').length + receiver.at('/named').length, 0, 'nothing reached the receiver')
+  t.match(await send(true), { succeeded: true, statusCode: 200 }, 'the same call with private URLs allowed arrives')
 })

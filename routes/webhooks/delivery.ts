@@ -94,7 +94,8 @@ export function postSigned(input: { url: string; body: string; secret: string; e
       const done = () => {
         const statusCode = res.statusCode ?? 0
         const ok = statusCode >= 200 && statusCode < 300
-        finish({ succeeded: ok, statusCode, responseExcerpt: Buffer.concat(chunks).toString('utf8').slice(0, EXCERPT_BYTES) || null, error: ok ? null : `HTTP ${statusCode}` })
+        // NUL cannot be stored in PostgreSQL text; a binary answer must not stop the attempt being recorded.
+        finish({ succeeded: ok, statusCode, responseExcerpt: Buffer.concat(chunks).toString('utf8').replaceAll('\u0000', '').slice(0, EXCERPT_BYTES) || null, error: ok ? null : `HTTP ${statusCode}` })
         res.destroy()
       }
       res.on('data', (chunk: Buffer) => {

@@ -31,6 +31,9 @@ export interface EndpointInput { url: string; events: WebhookEventType[]; descri
 /** The delay after the n-th failed attempt: backoff, doubling each time. */
 export const retryDelayMs = (backoffMs: number, failedAttempts: number) => backoffMs * 2 ** Math.max(0, failedAttempts - 1)
 
+/** How long finished deliveries and their attempts are kept. */
+export const RETENTION_DAYS = 30
+
 export const ENDPOINT_DISABLED_MAIL = (endpointId: string): OutboxEvent => ({ topic: 'mail.webhook-disabled', payload: { endpointId } })
 
 const toEndpoint = (e: EndpointRow) => ({
@@ -210,6 +213,8 @@ export function createWebhookService({ db, outbox, box, log, settings, enqueue, 
       const attemptedAt = new Date()
       let result: AttemptResult
       try {
+        // Checked again: the URL may predate the policy (WEBHOOK_ALLOW_PRIVATE_URLS turned off).
+        checkUrl(endpoint.url)
         result = await postSigned({ url: endpoint.url, body: delivery.body, secret: box.open(endpoint.secretEncrypted), eventId: delivery.eventId, eventType: delivery.eventType, deliveryId, timeoutMs: settings.timeoutMs, allowPrivate: settings.allowPrivateUrls, userAgent })
       } catch (err) {
         result = { succeeded: false, statusCode: null, responseExcerpt: null, error: `not sent: ${(err as Error).message}`.slice(0, 500), durationMs: 0 }
@@ -239,6 +244,13 @@ export function createWebhookService({ db, outbox, box, log, settings, enqueue, 
           or(isNull(webhookDeliveries.leasedUntil), lt(webhookDeliveries.leasedUntil, sql`now()`)))).limit(1000)
       await enqueue(overdue.map((d) => d.id))
       return { requeued: overdue.length }
+    },
+
+    /** Removes finished deliveries (and their attempts) older than `days`. */
+    async purge(days = RETENTION_DAYS) {
+      const gone = await db.delete(webhookDeliveries)
+        .where(and(inArray(webhookDeliveries.status, ['succeeded', 'failed']), lt(webhookDeliveries.updatedAt, sql`now() - make_interval(days => ${days})`))).returning({ id: webhookDeliveries.id })
+      return { removed: gone.length }
     },
 
     /** The notice to the admins that an endpoint was disabled (outbox `mail.webhook-disabled`). */
