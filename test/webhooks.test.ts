@@ -395,3 +395,20 @@ t.test('SSRF: with private URLs refused, neither a stored loopback URL nor a nam
   t.equal(receiver.at('/inside').length + receiver.at('/named').length, 0, 'nothing reached the receiver')
   t.match(await send(true), { succeeded: true, statusCode: 200 }, 'the same call with private URLs allowed arrives')
 })
+
+t.test('without a Redis server (the embedded mode) the in-process queue sends and retries', async (t) => {
+  const receiver = await startReceiver(t)
+  let calls = 0
+  receiver.on('/embedded', () => (++calls === 1 ? { status: 500 } : { status: 200 }))
+  const app = await buildTestApp(t, { REDIS_URL: '', JOBS: 'on', WEBHOOK_BACKOFF_MS: '100' })
+  await app.ready()
+  const admin = await registerAdmin(app)
+  const endpoint = await addEndpoint(app, admin.headers, receiver.url('/embedded'), ['product.updated'])
+  const product = await createProduct(app, admin.headers)
+  await app.inject({ method: 'PATCH', url: `/products/${product.id}`, headers: admin.headers, payload: { name: 'Local' } })
+  const got = await receiver.waitFor('/embedded', 2)
+  t.equal(got[0]!.headers['shop-event-id'], got[1]!.headers['shop-event-id'])
+  t.ok(verify(endpoint.secret, got[1]!.headers['shop-signature'] as string, got[1]!.body))
+  const delivery = await until('the delivery to succeed', async () => (await deliveriesOf(app, admin.headers, endpoint.id)).find((d) => d.status === 'succeeded'))
+  t.same(delivery.attempts.map((a) => a.statusCode), [500, 200])
+})
