@@ -50,6 +50,13 @@ await call('POST', '/cart/items', { variantId: deletable.variants[1]!.id, quanti
 await call('PUT', `/wishlist/items/${main.id}`)
 await call('PUT', `/wishlist/items/${deletable.id}`)
 
+// Webhook endpoints (port 9 refuses connections: attempts are recorded as failures) and a delivery.
+const hook = await call<{ id: string }>('POST', '/webhooks/endpoints', { url: 'http://127.0.0.1:9/fuzz', events: ['product.updated'] })
+const deletableHook = await call<{ id: string }>('POST', '/webhooks/endpoints', { url: 'http://127.0.0.1:9/fuzz-deletable', events: ['order.paid'] })
+await call('PATCH', `/products/${variantHost.id}`, { description: 'A product.updated event for the fuzzer' })
+const [delivery] = (await call<{ items: { id: string }[] }>('GET', `/webhooks/endpoints/${hook.id}/deliveries`)).items
+if (!delivery) throw new Error('fixture: no webhook delivery')
+
 const operations: [string, Record<string, string>][] = [
   ['GET /products/{productId}', { productId: main.id }],
   ['PATCH /products/{productId}', { productId: main.id }],
@@ -80,6 +87,13 @@ const operations: [string, Record<string, string>][] = [
   ['DELETE /reviews/{reviewId}', { reviewId: deletableReview.id }],
   ['GET /users/me/addresses/{addressId}', { addressId: saved.id }],
   ['PATCH /users/me/addresses/{addressId}', { addressId: saved.id }],
+  ['GET /webhooks/endpoints/{endpointId}', { endpointId: hook.id }],
+  ['PATCH /webhooks/endpoints/{endpointId}', { endpointId: hook.id }],
+  ['DELETE /webhooks/endpoints/{endpointId}', { endpointId: deletableHook.id }],
+  ['POST /webhooks/endpoints/{endpointId}/rotate-secret', { endpointId: hook.id }],
+  ['GET /webhooks/endpoints/{endpointId}/deliveries', { endpointId: hook.id }],
+  ['GET /webhooks/deliveries/{deliveryId}', { deliveryId: delivery.id }],
+  ['POST /webhooks/deliveries/{deliveryId}/replay', { deliveryId: delivery.id }],
 ]
 
 const toml = (value: string) => JSON.stringify(value)
