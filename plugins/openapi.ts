@@ -113,6 +113,7 @@ export default fp(async (app) => {
         { name: 'reviews', description: 'Verified-purchase product reviews and moderation' },
         { name: 'uploads', description: 'Images, checked by their bytes' },
         { name: 'analytics', description: 'Sales, products, payments and customers; the activity log (admin)' },
+        { name: 'webhooks', description: 'Signed outbound webhooks: endpoints, deliveries, replay (admin)' },
       ],
     },
     // Facts true of many routes, stated once: a route without a security requirement is public

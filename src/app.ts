@@ -19,6 +19,7 @@ import activityPlugin from '../plugins/activity.js'
 import outboxPlugin from '../plugins/outbox.js'
 import metricsPlugin from '../plugins/metrics.js'
 import moneyPlugin from '../plugins/money.js'
+import webhooksPlugin from '../plugins/webhooks.js'
 import healthRoutes from '../routes/health/index.js'
 import authRoutes from '../routes/auth/index.js'
 import usersRoutes from '../routes/users/index.js'
@@ -35,6 +36,7 @@ import uploadsRoutes from '../routes/uploads/index.js'
 import analyticsRoutes from '../routes/analytics/index.js'
 import shippingRoutes from '../routes/shipping/index.js'
 import returnsRoutes from '../routes/returns/index.js'
+import webhooksRoutes from '../routes/webhooks/index.js'
 import { schemas as healthSchemas } from '../routes/health/schemas.js'
 import { schemas as authSchemas } from '../routes/auth/schemas.js'
 import { schemas as userSchemas } from '../routes/users/schemas.js'
@@ -51,10 +53,11 @@ import { schemas as uploadSchemas } from '../routes/uploads/schemas.js'
 import { schemas as analyticsSchemas } from '../routes/analytics/schemas.js'
 import { schemas as shippingSchemas } from '../routes/shipping/schemas.js'
 import { schemas as returnSchemas } from '../routes/returns/schemas.js'
+import { schemas as webhookSchemas } from '../routes/webhooks/schemas.js'
 
 // Every contract schema is registered once at the root, so any domain can $ref another's
 // (auth answers with users' User) and OpenAPI names each component after its $id.
-const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas, ...analyticsSchemas, ...shippingSchemas, ...returnSchemas]
+const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas, ...analyticsSchemas, ...shippingSchemas, ...returnSchemas, ...webhookSchemas]
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
 
@@ -145,6 +148,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(outboxPlugin)
   await app.register(metricsPlugin)
   await app.register(moneyPlugin)
+  await app.register(webhooksPlugin)
 
   for (const schema of contractSchemas) app.addSchema(schema)
   await app.register(healthRoutes)
@@ -163,6 +167,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(analyticsRoutes, { prefix: '/analytics' })
   await app.register(shippingRoutes)
   await app.register(returnsRoutes)
+  await app.register(webhooksRoutes, { prefix: '/webhooks' })
 
   return app
 }

@@ -67,6 +67,13 @@ export const ConfigSchema = Type.Object({
   STRIPE_SECRET_KEY: Type.Optional(Type.String({ pattern: '^sk_', description: 'an sk_ key' })),
   STRIPE_WEBHOOK_SECRET: Type.Optional(Type.String({ pattern: '^whsec_', description: 'a whsec_ secret' })),
   STRIPE_API_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'Stripe API base, e.g. a stripe-mock URL' })),
+  WEBHOOK_SECRETS_KEY: Type.Optional(Type.String({ minLength: 32, description: 'at least 32 characters; encrypts the signing secrets of outbound webhook endpoints at rest (unset: derived from JWT_SECRET)' })),
+  // No default: unset means off in production and on elsewhere (tests and development call loopback).
+  WEBHOOK_ALLOW_PRIVATE_URLS: Type.Optional(Type.Union(['true', 'false', '1', '0'].map((v) => Type.Literal(v)), { description: 'one of true, false, 1, 0' })),
+  WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 60_000, default: 10_000, description: 'time an endpoint has to answer one delivery' }),
+  WEBHOOK_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 25, default: 10, description: 'attempts of one delivery before it fails' }),
+  WEBHOOK_BACKOFF_MS: Type.Integer({ minimum: 10, maximum: 3_600_000, default: 60_000, description: 'wait before the first retry; doubles after each failed attempt' }),
+  WEBHOOK_DISABLE_AFTER: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'failed deliveries in a row after which an endpoint is disabled' }),
   REVIEWS_AUTO_APPROVE: bool('true'),
   ALLOW_TEST_PAYMENTS: bool('false'),
   UPLOAD_DIR: Type.String({ minLength: 1, default: './uploads' }),
@@ -113,6 +120,8 @@ export interface Config {
   activityRetentionDays: number
   checkout: { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number; returnWindowDays: number }
   payments: { providers: ('test' | 'stripe')[]; webhookSecret: string; stripe: { secretKey?: string; webhookSecret?: string; apiUrl?: string } }
+  /** Outbound webhooks. allowPrivateUrls: plain http and private/loopback hosts accepted (off in production unless set). */
+  webhooks: { secretsKey: string; allowPrivateUrls: boolean; timeoutMs: number; maxAttempts: number; backoffMs: number; disableAfter: number }
   cacheTtlSeconds: number
   corsOrigins: string[]
   rateLimit: { max: number; windowMs: number }
@@ -251,6 +260,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       providers: raw.PAYMENT_PROVIDERS.split(',') as ('test' | 'stripe')[],
       webhookSecret: raw.PAYMENT_WEBHOOK_SECRET,
       stripe: { secretKey: raw.STRIPE_SECRET_KEY, webhookSecret: raw.STRIPE_WEBHOOK_SECRET, apiUrl: raw.STRIPE_API_URL },
+    },
+    webhooks: {
+      // Its own key lets JWT_SECRET rotate without losing the endpoints' secrets.
+      secretsKey: raw.WEBHOOK_SECRETS_KEY ?? `jwt:${raw.JWT_SECRET}`,
+      // SSRF: a production shop only calls public https endpoints unless told otherwise.
+      allowPrivateUrls: raw.WEBHOOK_ALLOW_PRIVATE_URLS === undefined ? raw.NODE_ENV !== 'production' : truthy(raw.WEBHOOK_ALLOW_PRIVATE_URLS),
+      timeoutMs: raw.WEBHOOK_TIMEOUT_MS, maxAttempts: raw.WEBHOOK_MAX_ATTEMPTS, backoffMs: raw.WEBHOOK_BACKOFF_MS, disableAfter: raw.WEBHOOK_DISABLE_AFTER,
     },
     cacheTtlSeconds: raw.CACHE_TTL_SECONDS,
     corsOrigins: raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),

@@ -121,6 +121,11 @@ async function setup() {
   const zone = await call<{ id: string }>('POST', '/shipping/zones', { name: 'Fuzz Nordics', countries: ['SE', 'NO'] })
   const option = await call<{ id: string }>('POST', `/shipping/zones/${zone.id}/options`, { name: 'Fuzz Post', priceMinor: 900 })
   const rate = await call<{ id: string }>('POST', '/tax-rates', { name: 'Fuzz SE', country: 'SE', rateBps: 2500 })
+  // Webhook endpoints (port 9 refuses connections: attempts are recorded as failures) and a delivery.
+  const hook = await call<{ id: string }>('POST', '/webhooks/endpoints', { url: 'http://127.0.0.1:9/fuzz', events: ['product.updated'] })
+  await call('PATCH', `/products/${mover.id}`, { description: 'A product.updated event for the fuzzer' })
+  const [delivery] = (await call<{ items: { id: string }[] }>('GET', `/webhooks/endpoints/${hook.id}/deliveries`)).items
+  if (!delivery) throw new Error('fixture: no webhook delivery')
   // A customer whose password the fuzzer resets, with tokens read from the mails it gets.
   const resetter = { email: `fuzz-reset-${Date.now()}@example.com`, password: 'fuzz-reset-password-1', name: 'Fuzz Reset' }
   await call('POST', '/auth/register', resetter, false, {})
@@ -178,6 +183,13 @@ async function setup() {
     ['DELETE /shipping/options/{optionId}', { optionId: option.id }], // renewed by its hook
     ['PATCH /tax-rates/{taxRateId}', { taxRateId: rate.id }],
     ['DELETE /tax-rates/{taxRateId}', { taxRateId: rate.id }], // renewed by its hook
+    ['GET /webhooks/endpoints/{endpointId}', { endpointId: hook.id }],
+    ['PATCH /webhooks/endpoints/{endpointId}', { endpointId: hook.id }],
+    ['DELETE /webhooks/endpoints/{endpointId}', { endpointId: hook.id }], // renewed by its hook
+    ['POST /webhooks/endpoints/{endpointId}/rotate-secret', { endpointId: hook.id }],
+    ['GET /webhooks/endpoints/{endpointId}/deliveries', { endpointId: hook.id }],
+    ['GET /webhooks/deliveries/{deliveryId}', { deliveryId: delivery.id }],
+    ['POST /webhooks/deliveries/{deliveryId}/replay', { deliveryId: delivery.id }],
     ['GET /users/{userId}', { userId: member.user.id }],
     ['PATCH /users/{userId}/role', { userId: member.user.id }],
     ['POST /users/{userId}/deactivate', { userId: member.user.id }],
@@ -287,6 +299,7 @@ function beforeHooks(f: Fixtures): Record<string, Before> {
     'POST /returns/{returnId}/refund': async () => ({ pathParameters: { returnId: (await retryConflicts(() => requestedReturn(f.shelf.variants[0]!.id, 'received'))).id } }),
     'DELETE /shipping/zones/{zoneId}': async () => ({ pathParameters: { zoneId: (await call<{ id: string }>('POST', '/shipping/zones', { name: `Fuzz Doomed ${++keys}`, countries: [] })).id } }),
     'DELETE /shipping/options/{optionId}': async () => ({ pathParameters: { optionId: (await call<{ id: string }>('POST', `/shipping/zones/${f.zone.id}/options`, { name: `Fuzz Doomed ${++keys}`, priceMinor: 100 })).id } }),
+    'DELETE /webhooks/endpoints/{endpointId}': async () => ({ pathParameters: { endpointId: (await call<{ id: string }>('POST', '/webhooks/endpoints', { url: 'http://127.0.0.1:9/fuzz-doomed', events: ['order.paid'] })).id } }),
     'DELETE /tax-rates/{taxRateId}': async () => ({ pathParameters: { taxRateId: (await call<{ id: string }>('POST', '/tax-rates', { name: `Fuzz Doomed ${++keys}`, country: 'IS', rateBps: 1000 })).id } }),
     'PATCH /orders/{orderId}/status': async ({ body }) => {
       const placed = await orderBefore(f, isObject(body) && typeof body.status === 'string' ? body.status : 'cancelled')

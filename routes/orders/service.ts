@@ -3,6 +3,7 @@ import { couponRedemptions, coupons, inventoryMovements, orderItems, orders, pro
 import type { Db, Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import type { Outbox } from '../../src/outbox.js'
+import { ORDER_WEBHOOK } from '../../src/side-effects.js'
 import { ORDER_MAIL } from './order-mail.js'
 import { newestFirst } from '../../src/pagination.js'
 import { refreshProductAggregates } from '../products/service.js'
@@ -138,7 +139,7 @@ export function createOrderService({ db, outbox }: OrderDeps) {
       let eventIds: string[] = []
       const row = await db.transaction(async (tx) => {
         const moved = await transition(tx, orderId, to, to === 'shipped' ? { shippingCarrier: shipment.carrier ?? null, trackingNumber: shipment.trackingNumber ?? null } : to === 'delivered' ? { deliveredAt: new Date() } : {})
-        if (to === 'shipped') eventIds = await outbox.add(tx, [ORDER_MAIL(orderId, 'shipped')])
+        if (to === 'shipped') eventIds = await outbox.add(tx, [ORDER_MAIL(orderId, 'shipped'), ORDER_WEBHOOK('order.shipped', moved)])
         return moved
       })
       await outbox.runNow(eventIds)

@@ -22,7 +22,7 @@ function cached<T>(reply: FastifyReply, result: CacheResult<T>): T {
 }
 
 const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const service = createProductService({ db: app.db, cache: app.cache, currency: app.config.currency })
+  const service = createProductService({ db: app.db, cache: app.cache, currency: app.config.currency, outbox: app.outbox })
   const admin = app.requireRole('admin')
   /** A product detail read: answered (with X-Cache) and recorded as a product view. */
   const viewed = <T extends { id: string }>(req: FastifyRequest, reply: FastifyReply, result: CacheResult<T>) => {

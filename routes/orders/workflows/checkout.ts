@@ -6,7 +6,7 @@ import type { Faults } from '../../../src/faults.js'
 import type { IdempotentAttempt, StoredResponse } from '../../../src/idempotency.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
-import { ACTIVITY, CART_CONSUMED, STOCK_CHANGED, cartKey, type Actor } from '../../../src/side-effects.js'
+import { ACTIVITY, CART_CONSUMED, ORDER_WEBHOOK, STOCK_CHANGED, WEBHOOK, cartKey, type Actor } from '../../../src/side-effects.js'
 import { redeemInCheckout } from '../../coupons/service.js'
 import { refreshProductAggregates } from '../../products/service.js'
 import type { CartService } from '../../cart/service.js'
@@ -117,12 +117,16 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
 
         const items: (typeof orderItems.$inferSelect)[] = []
         const fellLow: string[] = []
+        const lowStock: { variantId: string; productId: string; sku: string; stock: number }[] = []
         for (const line of priced) {
           const v = byId.get(line.variantId)!
           const [after] = await tx.update(productVariants).set({ stock: sql`${productVariants.stock} - ${line.quantity}`, updatedAt: new Date() })
             .where(eq(productVariants.id, line.variantId)).returning({ stock: productVariants.stock })
           // This sale took the variant to the threshold or below: the admins hear of it once.
-          if (after!.stock <= checkout.lowStockThreshold && after!.stock + line.quantity > checkout.lowStockThreshold) fellLow.push(line.variantId)
+          if (after!.stock <= checkout.lowStockThreshold && after!.stock + line.quantity > checkout.lowStockThreshold) {
+            fellLow.push(line.variantId)
+            lowStock.push({ variantId: v.id, productId: v.productId, sku: v.sku, stock: after!.stock })
+          }
           await tx.insert(inventoryMovements).values({ variantId: line.variantId, delta: -line.quantity, stockAfter: after!.stock, reason: 'sale', note: `order ${order!.number}` })
           const [item] = await tx.insert(orderItems).values({
             orderId: order!.id, variantId: v.id, productId: v.productId, sku: v.sku, name: v.name, options: v.options,
@@ -142,6 +146,8 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
           ACTIVITY(actor, 'checkout', { orderId: order!.id, number: order!.number, totalMinor: order!.totalMinor }),
           ORDER_MAIL(order!.id, 'placed'),
           ...(fellLow.length ? [LOW_STOCK_MAIL(fellLow)] : []),
+          ORDER_WEBHOOK('order.created', order!),
+          ...(lowStock.length ? [WEBHOOK('stock.low', { threshold: checkout.lowStockThreshold, variants: lowStock })] : []),
         ])
         const placed: StoredResponse = { status: 201, body: toOrder(order!, items.sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0))) }
         faults.at('checkout.before-idempotency-complete')

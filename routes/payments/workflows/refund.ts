@@ -6,7 +6,7 @@ import type { Faults } from '../../../src/faults.js'
 import type { IdempotentAttempt } from '../../../src/idempotency.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
-import { STOCK_CHANGED } from '../../../src/side-effects.js'
+import { ORDER_WEBHOOK, STOCK_CHANGED } from '../../../src/side-effects.js'
 import { releaseOrder, tryTransition } from '../../orders/service.js'
 import { ORDER_MAIL } from '../../orders/order-mail.js'
 import type { PaymentProvider, ProviderName } from '../providers.js'
@@ -64,7 +64,7 @@ export function createRefundWorkflow({ db, outbox, faults, providers, metrics }:
       }
       const [done] = await tx.update(refunds).set({ status: 'succeeded', providerRefundId: outcome.providerRefundId, updatedAt: new Date() }).where(eq(refunds.id, refundId)).returning()
       if (refund.countsTowardOrder) {
-        const [order] = await tx.update(orders).set({ refundedMinor: sql`${orders.refundedMinor} + ${refund.amountMinor}`, updatedAt: new Date() })
+        let [order] = await tx.update(orders).set({ refundedMinor: sql`${orders.refundedMinor} + ${refund.amountMinor}`, updatedAt: new Date() })
           .where(eq(orders.id, known.orderId)).returning()
         const events = [ORDER_MAIL(order!.id, 'refunded', { refundId })]
         counted = { currency: order!.currency, amountMinor: refund.amountMinor }
@@ -74,7 +74,9 @@ export function createRefundWorkflow({ db, outbox, faults, providers, metrics }:
           // Goods not yet sent go back on the shelf.
           const released = moved && (before === 'paid' || before === 'fulfilled') ? await releaseOrder(tx, order!.id, 'return') : null
           if (released) events.push(...STOCK_CHANGED(released.productIds, released.listsChanged))
+          if (moved) order = moved
         }
+        events.push(ORDER_WEBHOOK('order.refunded', order!, { refund: { id: refundId, amountMinor: refund.amountMinor } }))
         eventIds = await outbox.add(tx, events)
       }
       return done!

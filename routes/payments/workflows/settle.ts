@@ -5,6 +5,7 @@ import { NotFound } from '../../../src/errors.js'
 import { tryTransition } from '../../orders/service.js'
 import { ORDER_MAIL } from '../../orders/order-mail.js'
 import type { Outbox, OutboxEvent } from '../../../src/outbox.js'
+import { ORDER_WEBHOOK } from '../../../src/side-effects.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
 import type { ProviderStatus } from '../providers.js'
 import { recordRefund, type RefundWorkflow } from './refund.js'
@@ -40,7 +41,7 @@ export async function applyProviderOutcome(tx: Tx, paymentId: string, outcome: {
     await tx.update(payments).set({ status: 'succeeded', providerPaymentId, failureReason: null, updatedAt: new Date() }).where(eq(payments.id, paymentId))
     const paid = await tryTransition(tx, payment!.orderId, 'paid', { paidAt: new Date() }, 'pending_payment')
     if (paid) {
-      events.push(ORDER_MAIL(paid.id, 'paid'))
+      events.push(ORDER_MAIL(paid.id, 'paid'), ORDER_WEBHOOK('order.paid', paid))
       report = (metrics) => metrics.order('paid', paid.currency, paid.totalMinor)
     }
     else {
