@@ -7,8 +7,9 @@ declare module 'fastify' {
   interface FastifyInstance { metrics: Metrics }
 }
 
-// Prometheus metrics: request latency per route template, the PostgreSQL pool, the outbox
-// backlog, business counters (reported by the workflows), refusals. `GET /metrics` answers only
+// Prometheus metrics: request latency per route template, the PostgreSQL pool, Redis and MongoDB
+// command latency, job queues and runs, the outbox backlog, business counters (reported by the
+// workflows), refusals. `GET /metrics` answers only
 // with `Authorization: Bearer $METRICS_TOKEN` and does not exist without it; it is outside the
 // API contract.
 const CHECKOUT_CONFLICTS = new Set(['checkout-unavailable', 'cart-already-checked-out', 'cart-empty', 'coupon-not-applicable'])
@@ -16,6 +17,9 @@ const CHECKOUT_CONFLICTS = new Set(['checkout-unavailable', 'cart-already-checke
 export default fp(async (app) => {
   const metrics = createMetrics()
   app.decorate('metrics', metrics)
+  if (app.config.redis.url) metrics.instrumentRedis(app.redis)
+  if (app.mongo.readyState === 1) metrics.instrumentMongo(app.mongo.getClient())
+  app.jobs.onFinish = (job, seconds, failed) => metrics.jobRun(job, seconds, failed)
 
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched'
@@ -36,7 +40,11 @@ export default fp(async (app) => {
   app.get('/metrics', { config: { rateLimit: false }, schema: { hide: true } }, async (req, reply) => {
     const given = Buffer.from(req.headers.authorization ?? '')
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return reply.code(404).send()
-    metrics.outboxBacklog.set(await app.outbox.pending())
+    const [backlog, queues] = await Promise.all([app.outbox.pending(), app.jobs.counts()])
+    metrics.outboxBacklog.set(backlog)
+    for (const [queue, counts] of Object.entries(queues)) {
+      for (const [state, count] of Object.entries(counts)) metrics.queueJobs.set({ queue, state }, count)
+    }
     const pool = (app.db as unknown as { $client?: { totalCount?: number; idleCount?: number; waitingCount?: number } }).$client
     if (pool?.totalCount !== undefined) {
       metrics.poolConnections.set({ state: 'in_use' }, pool.totalCount - (pool.idleCount ?? 0))
@@ -45,4 +53,4 @@ export default fp(async (app) => {
     }
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
   })
-}, { name: 'metrics', dependencies: ['config', 'postgres'] })
+}, { name: 'metrics', dependencies: ['config', 'postgres', 'redis', 'mongo', 'jobs'] })
