@@ -9,22 +9,27 @@ declare module 'fastify' {
 
 // Prometheus metrics: request latency per route template, the PostgreSQL pool, Redis and MongoDB
 // command latency, job queues and runs, the outbox backlog, business counters (reported by the
-// workflows), refusals. `GET /metrics` answers only
-// with `Authorization: Bearer $METRICS_TOKEN` and does not exist without it; it is outside the
-// API contract.
+// workflows), refusals. `GET /metrics` answers only with `Authorization: Bearer $METRICS_TOKEN`
+// and does not exist without it; it is outside the API contract. Without the token nobody can
+// read them, so nothing is timed either (no hooks, no command wrapping, no process metrics); the
+// business counters stay, at an increment each.
+const STATUS_CLASS = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx']
 const CHECKOUT_CONFLICTS = new Set(['checkout-unavailable', 'cart-already-checked-out', 'cart-empty', 'coupon-not-applicable'])
 
 export default fp(async (app) => {
-  const metrics = createMetrics()
+  const token = app.config.metricsToken
+  const metrics = createMetrics({ processMetrics: Boolean(token) })
   app.decorate('metrics', metrics)
+  if (!token) return
   if (app.config.redis.url) metrics.instrumentRedis(app.redis)
   if (app.mongo.readyState === 1) metrics.instrumentMongo(app.mongo.getClient())
   app.jobs.onFinish = (job, seconds, failed) => metrics.jobRun(job, seconds, failed)
 
-  app.addHook('onResponse', async (req, reply) => {
+  // A callback hook, not an async one: no promise per request.
+  app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched'
-    if (route === '/metrics') return
-    metrics.http.observe({ route, method: req.method, status_class: `${Math.floor(reply.statusCode / 100)}xx` }, reply.elapsedTime / 1000)
+    if (route !== '/metrics') metrics.http.observe({ route, method: req.method, status_class: STATUS_CLASS[Math.floor(reply.statusCode / 100)] ?? 'other' }, reply.elapsedTime / 1000)
+    done()
   })
   app.addHook('onError', async (req, _reply, error) => {
     const route = req.routeOptions.url ?? 'unmatched'
@@ -34,8 +39,6 @@ export default fp(async (app) => {
     }
   })
 
-  const token = app.config.metricsToken
-  if (!token) return
   const expected = Buffer.from(`Bearer ${token}`)
   app.get('/metrics', { config: { rateLimit: false }, schema: { hide: true } }, async (req, reply) => {
     const given = Buffer.from(req.headers.authorization ?? '')
