@@ -39,7 +39,7 @@ export async function startTracing(opts: TracingOptions = {}) {
         ignorePaths: (route) => route.url === '/health' || route.url === '/ready' || route.url === '/metrics',
         requestHook: (span, req) => { span.updateName(`${req.method} ${req.routeOptions.url ?? 'unmatched'}`) },
       }),
-      // Only inside a request or job span: no root spans for the pool's own housekeeping.
+      // Only beneath a request span: no root spans for jobs or the pool's own housekeeping.
       new PgInstrumentation({ requireParentSpan: true }),
       new IORedisInstrumentation({ requireParentSpan: true }),
       new MongoDBInstrumentation({ requireParentSpan: true }),

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { readFileSync } from 'node:fs'
 import { buildTestApp } from './helpers.js'
 import { register, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
@@ -112,4 +113,14 @@ t.test('job runs and the BullMQ queue are reported', async (t) => {
   const failedJobs = sample(text, 'shop_queue_jobs', { queue: 'maintenance', state: 'failed' })
   t.ok(failedJobs >= 1 && failedJobs <= failed, `the failed runs are in the queue (${failedJobs})`)
   for (const state of ['waiting', 'active', 'delayed']) t.match(text, new RegExp(`^shop_queue_jobs\\{queue="maintenance",state="${state}"\\} \\d`, 'm'), state)
+})
+
+t.test('the dashboard and the alert rules name only metrics that exist', async (t) => {
+  const app = await buildTestApp(t, { METRICS_TOKEN: TOKEN })
+  const known = new Set((await app.metrics.registry.getMetricsAsJSON()).map((m) => m.name))
+  for (const file of ['alerts.yml', 'grafana-dashboard.json']) {
+    const used = new Set(readFileSync(new URL(`../deploy/${file}`, import.meta.url), 'utf8').match(/\bshop_[a-z0-9_]+/g))
+    t.ok(used.size >= 5, `${file} uses ${used.size} metrics`)
+    for (const name of used) t.ok(known.has(name.replace(/_(bucket|count|sum)$/, '')), `${file}: ${name}`)
+  }
 })
