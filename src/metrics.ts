@@ -51,9 +51,10 @@ export function createMetrics({ processMetrics = true } = {}) {
     },
 
     /**
-     * Times every command of this client. ioredis has no command events of its own for one
-     * client, so its sendCommand is wrapped on this instance (pipelines and MULTI pass through
-     * it too); a command re-sent after a reconnect is counted once.
+     * Times every command of this client. ioredis's own diagnostics channel (`ioredis:command`)
+     * is process-wide (BullMQ's blocking connections too) and builds a context object per
+     * command, so instead sendCommand is wrapped on this instance (pipelines and MULTI pass
+     * through it too); a command re-sent after a reconnect is counted once.
      */
     instrumentRedis(redis: Redis) {
       const send = redis.sendCommand.bind(redis) as (command: Command, stream?: unknown, node?: unknown) => unknown
@@ -61,7 +62,7 @@ export function createMetrics({ processMetrics = true } = {}) {
         redisCommands.observe({ command: command.name }, (performance.now() - started) / 1000)
         if (failed) redisErrors.inc({ command: command.name })
       }
-      // On the hot path of every request: no allocation beyond the two settle callbacks.
+      // On the hot path of every request: nothing allocated beyond the settle callbacks.
       redis.sendCommand = ((command: Command & { [TIMED]?: true }, stream?: unknown, node?: unknown) => {
         if (!command[TIMED]) {
           command[TIMED] = true
