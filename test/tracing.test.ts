@@ -16,6 +16,7 @@ const { loggerOptions } = await import('../src/app.js')
 const { loadConfig } = await import('../src/config.js')
 const { register, registerAdmin } = await import('./users.js')
 const { createProduct } = await import('./catalog.js')
+const { tracingWanted } = await import('../src/tracing.js')
 
 const ADDRESS = { recipientName: 'Katherine Johnson', line1: '1 Langley Road', city: 'Hampton', postalCode: '23666', country: 'US' }
 
@@ -105,4 +106,14 @@ t.test('a 5xx names its trace in the problem and the log', async (t) => {
   const rejected = await app.inject({ method: 'POST', url: '/orders', headers: buyer.headers, payload: { shippingAddress: 'nowhere' } })
   t.equal(rejected.statusCode, 400)
   t.notOk('traceId' in rejected.json(), 'a 4xx does not')
+})
+
+t.test('tracing is off unless the OTEL_* variables ask for it', async (t) => {
+  t.notOk(tracingWanted({}), 'off by default')
+  t.ok(tracingWanted({ OTEL_TRACES_EXPORTER: 'otlp' }))
+  t.ok(tracingWanted({ OTEL_TRACES_EXPORTER: 'console' }))
+  t.notOk(tracingWanted({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }), 'none wins over an endpoint')
+  t.ok(tracingWanted({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }), 'an endpoint alone')
+  t.ok(tracingWanted({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4318/v1/traces' }))
+  t.notOk(tracingWanted({ OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'otlp' }), 'the SDK switch wins')
 })
