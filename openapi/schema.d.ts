@@ -1780,6 +1780,8 @@ export interface components {
             /** @description the request id */
             instance?: string;
             errors?: components["schemas"]["ValidationIssue"][];
+            /** @description OpenTelemetry trace id of a 5xx, when tracing is on */
+            traceId?: string;
         };
         /** @enum {string} */
         StoreState: "up" | "down";

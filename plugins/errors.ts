@@ -3,6 +3,7 @@ import FindMyWay from 'find-my-way'
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { pgError } from '../db/client.js'
+import { requestTraceId } from '../src/tracing.js'
 import { AppError, PROBLEM_CONTENT_TYPE, Problem, ValidationIssue, type ProblemBody } from '../src/errors.js'
 
 // Every error leaves as application/problem+json: domain errors, validation failures, framework
@@ -75,6 +76,9 @@ export default fp(async (app) => {
 
   app.setErrorHandler((error: FastifyError, req, reply) => {
     const body = problemFor(error, req)
+    // The trace id leads the operator from the client's report to the trace of the failure.
+    const traceId = body.status >= 500 ? requestTraceId(req.log) : undefined
+    if (traceId) body.traceId = traceId
     if (body.status >= 500) req.log.error({ err: error }, 'request failed')
     else req.log.info({ status: body.status, detail: body.detail }, 'request rejected')
     return sendProblem(reply, body)

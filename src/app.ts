@@ -4,6 +4,7 @@ import { AjvCompiler } from '@fastify/ajv-compiler'
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
+import { bindRequestLog, traceLogFields } from './tracing.js'
 import configPlugin from '../plugins/config.js'
 import postgresPlugin from '../plugins/postgres.js'
 import mongoPlugin from '../plugins/mongo.js'
@@ -96,6 +97,8 @@ export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
       ],
       censor: '[redacted]',
     },
+    // With tracing on, each line written inside a request names its trace and span.
+    mixin: traceLogFields,
     // Human-readable logs for a developer at a terminal, JSON everywhere else.
     ...(process.stdout.isTTY && config.env !== 'production' ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } } : {}),
   }
@@ -131,7 +134,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     frameworkErrors: frameworkProblem,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  app.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id) })
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id)
+    bindRequestLog(req.log)
+  })
 
   await app.register(configPlugin, { config })
   await app.register(redisPlugin)

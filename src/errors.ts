@@ -15,6 +15,7 @@ export const Problem = Type.Object({
   detail: Type.Optional(Type.String()),
   instance: Type.Optional(Type.String({ description: 'the request id' })),
   errors: Type.Optional(Type.Array(Type.Ref(ValidationIssue))),
+  traceId: Type.Optional(Type.String({ description: 'OpenTelemetry trace id of a 5xx, when tracing is on' })),
 }, { $id: 'Problem', additionalProperties: false, description: 'RFC 9457 problem details' })
 export type ProblemBody = Static<typeof Problem>
 

@@ -1,6 +1,6 @@
 import closeWithGrace from 'close-with-grace'
-import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
+import { tracingWanted } from './tracing.js'
 
 let config
 try {
@@ -12,6 +12,10 @@ try {
   process.exit(1)
 }
 
+// Tracing instruments pg, ioredis and mongodb as they load, so it starts before the app (which
+// imports them) is imported. Off unless the OTEL_* variables ask for it (README, Operations).
+const tracing = tracingWanted() ? await (await import('./telemetry.js')).startTracing() : undefined
+const { buildApp } = await import('./app.js')
 const app = await buildApp(config)
 
 closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
@@ -25,6 +29,7 @@ closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
   } finally {
     clearInterval(closeIdle)
   }
+  await tracing?.shutdown()
 })
 
 await app.listen({ host: config.host, port: config.port })

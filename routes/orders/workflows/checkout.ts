@@ -6,6 +6,7 @@ import type { Faults } from '../../../src/faults.js'
 import type { IdempotentAttempt, StoredResponse } from '../../../src/idempotency.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
+import { step } from '../../../src/tracing.js'
 import { ACTIVITY, CART_CONSUMED, ORDER_WEBHOOK, STOCK_CHANGED, WEBHOOK, cartKey, type Actor } from '../../../src/side-effects.js'
 import { redeemInCheckout } from '../../coupons/service.js'
 import { refreshProductAggregates } from '../../products/service.js'
@@ -61,10 +62,10 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
     const shippingAddress = await resolveAddress(userId, input)
 
     // 1. settle the cart
-    await outbox.drain({ key: cartKey(userId) }).catch(() => { /* the fence below holds regardless */ })
+    await step('checkout.settle-cart', () => outbox.drain({ key: cartKey(userId) })).catch(() => { /* the fence below holds regardless */ })
 
     // 2. read the cart
-    const contents = await cart.forCheckout(userId)
+    const contents = await step('checkout.read-cart', () => cart.forCheckout(userId))
     if (!contents.lines.length) throw new Conflict('The cart is empty', 'cart-empty')
     const couponCode = input.couponCode !== undefined ? input.couponCode : contents.couponCode
     await shipping.ready()
@@ -73,7 +74,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
     let eventIds: string[] = []
     let response: StoredResponse
     try {
-      response = await db.transaction(async (tx) => {
+      response = await step('checkout.transaction', () => db.transaction(async (tx) => {
         const variantIds = [...new Set(contents.lines.map((l) => l.variantId))].sort()
         const locked = await tx.select({
           id: productVariants.id, productId: productVariants.productId, sku: productVariants.sku, options: productVariants.options,
@@ -153,7 +154,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
         faults.at('checkout.before-idempotency-complete')
         await attempt.complete(tx, placed)
         return placed
-      })
+      }))
     } catch (err) {
       if (isUniqueViolation(err, 'orders_cart_generation_key')) {
         throw new Conflict('This cart has just been checked out by another request; review the cart and try again', 'cart-already-checked-out')
@@ -164,7 +165,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
     faults.at('checkout.after-order-commit')
 
     // 4. side effects now
-    await outbox.runNow(eventIds)
+    await step('checkout.side-effects', () => outbox.runNow(eventIds))
     return response
   }
 }

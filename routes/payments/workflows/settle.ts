@@ -8,6 +8,7 @@ import type { Outbox, OutboxEvent } from '../../../src/outbox.js'
 import { ORDER_WEBHOOK } from '../../../src/side-effects.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
 import type { ProviderStatus } from '../providers.js'
+import { step } from '../../../src/tracing.js'
 import { recordRefund, type RefundWorkflow } from './refund.js'
 
 export type PaymentRow = typeof payments.$inferSelect
@@ -69,14 +70,16 @@ export interface SettleDeps { db: Db; outbox: Outbox; refunds: Pick<RefundWorkfl
  */
 export async function settleThenFollowUp(deps: SettleDeps, work: (tx: Tx) => Promise<SettleResult | null>) {
   let eventIds: string[] = []
-  const settled = await deps.db.transaction(async (tx) => {
+  const settled = await step('payment.settle', () => deps.db.transaction(async (tx) => {
     const result = await work(tx)
     if (result) eventIds = await deps.outbox.add(tx, result.events)
     return result
-  })
+  }))
   if (!settled) return null
   settled.report(deps.metrics)
-  await deps.outbox.runNow(eventIds)
-  await deps.refunds.sendAll(settled.refundIds)
+  await step('payment.follow-up', async () => {
+    await deps.outbox.runNow(eventIds)
+    await deps.refunds.sendAll(settled.refundIds)
+  })
   return settled
 }
