@@ -14,7 +14,8 @@ const STORE_ERRORS = new Set(['MongoNetworkError', 'MongoServerSelectionError', 
 function isStoreUnavailable(error: Error): boolean {
   const code = (error as { code?: string }).code
   return STORE_ERRORS.has(error.name) || code === 'ECONNREFUSED' || code === 'ECONNRESET'
-    || /before initial connection|Connection is closed|connection timeout/i.test(error.message)
+    // ioredis: a command that timed out (hung server) or could not be queued (no connection)
+    || /before initial connection|Connection is closed|connection timeout|Command timed out|Stream isn't writeable/i.test(error.message)
 }
 
 // PostgreSQL data exceptions that only a client's value can cause: NUL or unencodable text,

@@ -35,7 +35,7 @@ export const ConfigSchema = Type.Object({
   FERRETDB_DATA_DIR: Type.String({ minLength: 1, default: './data/ferretdb' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// URL' })),
   REDIS_KEY_PREFIX: Type.String({ default: 'shop:' }),
-  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 500, description: 'a Redis command that takes longer fails; the cache and rate limits then go without Redis until it answers again' }),
+  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 2000, description: 'a Redis command that takes longer fails; the cache and rate limits then go without Redis until it answers again' }),
   JWT_SECRET: Type.String({ minLength: 32, default: DEV_JWT_SECRET, description: 'at least 32 characters' }),
   TOTP_ENCRYPTION_KEYS: Type.String({ default: DEV_TOTP_KEYS, description: 'keys sealing two-factor secrets at rest, <id>:<32 bytes base64>[,<id>:<key>...]; the first seals, all open (rotation: put a new key first)' }),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'shop-api' }),

@@ -39,7 +39,8 @@ const product = (name: string) => call<Product>('POST', '/products', {
   name, slug: `${name.toLowerCase().replace(/[^a-z0-9]+/g, '-')}-${Date.now()}`, status: 'active',
   variants: ['A', 'B'].map((suffix, i) => ({ sku: `${name.toUpperCase().replace(/[^A-Z0-9]/g, '').slice(0, 8)}-${Date.now()}-${suffix}`, priceMinor: [2500, 900][i]!, stock: 1_000_000 })),
 })
-const address = { recipientName: 'Fuzz Admin', line1: '1 Test Street', city: 'Berlin', postalCode: '10115', country: 'DE' }
+// France: the demo seed's shipping zones give it exactly one option, so checkouts need not choose.
+const address = { recipientName: 'Fuzz Admin', line1: '1 Rue de Test', city: 'Paris', postalCode: '75001', country: 'FR' }
 /** Makes sure the fuzzer's cart holds this line (a checkout or a delete may have taken it). */
 const ensureLine = (variantId: string) => call('POST', '/cart/items', { variantId, quantity: 1 })
 async function order(...variantIds: string[]) {
@@ -118,6 +119,8 @@ async function setup() {
   // A return asked for on a delivered order; zones, options and tax rates of their own (after the
   // orders: a second option reaching DE would make those checkouts choose one).
   const returned = await requestedReturn(shelf.variants[0]!.id)
+  await ensureLine(shelf.variants[0]!.id)
+  const { options: [shippingOption] } = await call<{ options: { id: string }[] }>('GET', '/cart/shipping-options?country=FR')
   const zone = await call<{ id: string }>('POST', '/shipping/zones', { name: 'Fuzz Nordics', countries: ['SE', 'NO'] })
   const option = await call<{ id: string }>('POST', `/shipping/zones/${zone.id}/options`, { name: 'Fuzz Post', priceMinor: 900 })
   const rate = await call<{ id: string }>('POST', '/tax-rates', { name: 'Fuzz SE', country: 'SE', rateBps: 2500 })
@@ -195,7 +198,7 @@ async function setup() {
     ['POST /users/{userId}/deactivate', { userId: member.user.id }],
     ['POST /users/{userId}/reactivate', { userId: member.user.id }],
   ]
-  return { shelf, reviewed, mover, saved, coupon: cartCoupon, category: shelfCategory, resetter, zone, operations }
+  return { shelf, reviewed, mover, saved, coupon: cartCoupon, category: shelfCategory, resetter, zone, shippingOption: shippingOption!, operations }
 }
 
 function toml(operations: [string, Record<string, string>][]) {
@@ -317,6 +320,8 @@ function beforeHooks(f: Fixtures): Record<string, Before> {
       const patch: Record<string, unknown> = {}
       if (!isObject(body) || body.addressId !== undefined || body.shippingAddress === undefined) patch.addressId = f.saved.id
       if (isObject(body) && typeof body.couponCode === 'string') patch.couponCode = f.coupon.code
+      if (isObject(body) && typeof body.shippingOptionId === 'string') patch.shippingOptionId = f.shippingOption.id
+      if (isObject(body) && isObject(body.shippingAddress)) patch.shippingAddress = { ...body.shippingAddress, country: 'FR', region: undefined }
       return { body: patch }
     },
     'POST /products': async ({ body }) => productIds(body),
