@@ -104,7 +104,17 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const app = Fastify({
     logger: opts.logger ?? loggerOptions(config),
     trustProxy: config.trustProxy,
+    // JSON bodies are small; the upload route sets its own, larger limit.
     bodyLimit: config.bodyLimit,
+    // Timeouts chosen, not inherited (Node's and Fastify's defaults leave a slow client holding a
+    // socket for minutes or forever): a whole request within requestTimeout, its headers within
+    // headersTimeout, an idle keep-alive socket closed after keepAliveTimeout (above the idle
+    // timeout of the proxy in front, so the proxy closes first), any silent socket after
+    // connectionTimeout. Node checks the first two every connectionsCheckingInterval.
+    requestTimeout: config.http.requestTimeoutMs,
+    keepAliveTimeout: config.http.keepAliveTimeoutMs,
+    connectionTimeout: config.http.connectionTimeoutMs,
+    http: { headersTimeout: config.http.headersTimeoutMs, connectionsCheckingInterval: Math.min(1000, config.http.headersTimeoutMs) },
     // /products and /products/ are one resource; the contract names the form without the slash.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
     // A caller's own request id is kept when it is safe to log; otherwise we mint one.
