@@ -3,6 +3,7 @@ import Fastify, { type FastifyServerOptions } from 'fastify'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
 import type { Config } from './config.js'
 import configPlugin from '../plugins/config.js'
 import postgresPlugin from '../plugins/postgres.js'
@@ -51,6 +52,8 @@ import { schemas as analyticsSchemas } from '../routes/analytics/schemas.js'
 // Every contract schema is registered once at the root, so any domain can $ref another's
 // (auth answers with users' User) and OpenAPI names each component after its $id.
 const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas, ...analyticsSchemas]
+
+const NO_QUERY = Type.Object({}, { additionalProperties: false })
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
 
@@ -153,6 +156,11 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(moneyPlugin)
 
   for (const schema of contractSchemas) app.addSchema(schema)
+  // An operation that declares no query parameters refuses any, as bodies refuse unknown fields:
+  // `?limit=5` on a route that does not page is a client's mistake, answered 400, not ignored.
+  app.addHook('onRoute', (route) => {
+    if (route.schema?.operationId && !route.schema.querystring) route.schema = { ...route.schema, querystring: NO_QUERY }
+  })
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/auth' })
   await app.register(usersRoutes, { prefix: '/users' })
