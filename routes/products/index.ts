@@ -29,7 +29,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     app.activity.record(req, 'product_view', { productId: result.value.id })
     return cached(reply, result)
   }
-  const uploads = createUploadService({ db: app.db, storage: createLocalStorage(app.config.uploads.dir) })
+  const uploads = createUploadService({ db: app.db, storage: createLocalStorage(app.config.uploads.dir), quota: app.config.uploads.quota })
 
   app.get('', {
     onRequest: app.identify,
