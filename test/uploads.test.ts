@@ -139,10 +139,18 @@ t.test('the orphan job deletes uploads no product or avatar uses after the grace
   const { createUploadService } = await import('../routes/uploads/service.js')
   const { createLocalStorage } = await import('../src/storage.js')
   const service = createUploadService({ db: app.db, storage: createLocalStorage(dir), quota: app.config.uploads.quota })
-  t.same(await service.removeOrphans(24), { removed: 2 })
+  // A file whose row was never written (a crash between the two), old and new.
+  const { writeFileSync, utimesSync } = await import('node:fs')
+  const { join } = await import('node:path')
+  const strayOld = '00000000-0000-4000-8000-000000000001.png'
+  const strayNew = '00000000-0000-4000-8000-000000000002.png'
+  writeFileSync(join(dir, strayOld), png()); writeFileSync(join(dir, strayNew), png())
+  const dayAgo = new Date(Date.now() - 25 * 3_600_000)
+  utimesSync(join(dir, strayOld), dayAgo, dayAgo)
+  t.same(await service.removeOrphans(24), { removed: 2, strayFiles: 1 })
   for (const gone of [orphanImage, orphanAvatar]) t.equal((await app.inject({ method: 'GET', url: gone.url })).statusCode, 404)
   for (const kept of [productImage, avatar, recent]) t.equal((await app.inject({ method: 'GET', url: kept.url })).statusCode, 200)
   const { readdirSync } = await import('node:fs')
-  t.same(readdirSync(dir).map((f) => f.split('.')[0]).sort(), [productImage.id, avatar.id, recent.id].sort(), 'their files are gone too')
-  t.same(await service.removeOrphans(24), { removed: 0 }, 'idempotent')
+  t.same(readdirSync(dir).map((f) => f.split('.')[0]).sort(), [productImage.id, avatar.id, recent.id, strayNew.split('.')[0]].sort(), 'their files are gone too, and the old stray file')
+  t.same(await service.removeOrphans(24), { removed: 0, strayFiles: 0 }, 'idempotent')
 })

@@ -109,9 +109,20 @@ export function createUploadService({ db, storage, quota }: { db: Db; storage: F
         return tx.delete(uploadedFiles).where(sql`${uploadedFiles.id} = any(${sql.param(orphans.map((o) => o.id))}::uuid[])`)
           .returning({ storageKey: uploadedFiles.storageKey })
       })
-      // After the commit: a crash here leaves files without rows, which are never served.
+      // After the commit: a crash here leaves files without rows, which are never served and
+      // which the sweep below removes on a later run.
       for (const { storageKey } of removed) await storage.remove(storageKey)
-      return { removed: removed.length }
+      // Files without a row (a crash between writing the bytes and inserting the row, or after a
+      // delete's commit), once as old as the grace period, so an upload in flight is never taken.
+      let strayFiles = 0
+      const oldKeys = await storage.listOlderThan(cutoff)
+      for (let i = 0; i < oldKeys.length; i += 1000) {
+        const keys = oldKeys.slice(i, i + 1000)
+        const known = new Set((await db.select({ key: uploadedFiles.storageKey }).from(uploadedFiles)
+          .where(sql`${uploadedFiles.storageKey} = any(${sql.param(keys)}::text[])`)).map((r) => r.key))
+        for (const key of keys.filter((k) => !known.has(k))) { await storage.remove(key); strayFiles++ }
+      }
+      return { removed: removed.length, strayFiles }
     },
 
     /** Checks that ids name uploaded images of the given purpose (product images, avatars). */
