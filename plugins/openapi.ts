@@ -133,7 +133,10 @@ export default fp(async (app) => {
       // The roles a route demands, read from its requireRole hook, so clients and the contract
       // sweep (test/contract-sweep.test.ts) know which operations are the admin's.
       const roles = requiredRoles(route.onRequest)
-      return { url, schema: { ...schema, security: schema.security ?? [], ...(roles.length ? { 'x-roles': roles } : {}), ...(schema.response ? { response } : {}) } }
+      // The largest JSON body the route reads (413 beyond); multipart uploads state their own.
+      const multipart = (schema.consumes as string[] | undefined)?.includes('multipart/form-data')
+      const bodyLimit = schema.body && !multipart ? { 'x-body-limit': route.bodyLimit ?? app.config.bodyLimit } : {}
+      return { url, schema: { ...schema, security: schema.security ?? [], ...(roles.length ? { 'x-roles': roles } : {}), ...bodyLimit, ...(schema.response ? { response } : {}) } }
     },
     transformObject: (documents) => ('openapiObject' in documents ? addLinks(documents.openapiObject as OpenApiDocument) : documents.swaggerObject),
     // Components are named after each schema's $id (Problem, Product), not def-0.

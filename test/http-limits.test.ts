@@ -1,7 +1,7 @@
 import t from 'tap'
 import { connect } from 'node:net'
 import { buildTestApp } from './helpers.js'
-import { register } from './users.js'
+import { register, registerAdmin } from './users.js'
 import { multipartBody, png } from './uploads-fixtures.js'
 
 const PROBLEM = 'application/problem+json; charset=utf-8'
@@ -65,6 +65,23 @@ t.test('JSON bodies are small (413 problem+json beyond BODY_LIMIT_BYTES); an upl
   t.match(over.json(), { status: 413, title: 'Payload Too Large' })
   const under = await app.inject({ method: 'POST', url: '/auth/register', headers: { 'content-type': 'application/json' }, payload: padded(200 * 1024) })
   t.equal(under.statusCode, 400, 'under the limit the body is read and validated (the name is too long)')
+
+  // Catalog writes take more: a product at every maximum of its schema, in Cyrillic, is ~350 KiB.
+  const admin = await registerAdmin(app)
+  const fill = (n: number, c = 'ж') => c.repeat(n)
+  const key = (prefix: string, i: number, length: number) => `${prefix}${i}`.padEnd(length, 'k')
+  const maximal = {
+    name: fill(200), slug: 'maximal', description: fill(20_000),
+    attributes: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [key('a', i, 60), fill(500)])),
+    variants: Array.from({ length: 100 }, (_, v) => ({
+      sku: `SKU-${v}`.padEnd(64, 'X'), priceMinor: 100, stock: 1,
+      options: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [key('o', i, 40), fill(100)])),
+    })),
+  }
+  const size = Buffer.byteLength(JSON.stringify(maximal))
+  t.ok(size > 256 * 1024, `${size} bytes`)
+  const product = await app.inject({ method: 'POST', url: '/products', headers: admin.headers, payload: maximal })
+  t.equal(product.statusCode, 201, product.body.slice(0, 300))
 
   // 600 KiB: over the JSON limit, well within UPLOAD_MAX_BYTES (5 MiB).
   const image = Buffer.concat([png(), Buffer.alloc(600 * 1024)])
