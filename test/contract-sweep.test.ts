@@ -157,6 +157,41 @@ t.test("with another customer's token, every operation on an id of Ada's is 404,
   t.same(await adaState(), before, "Ada's address, order, payment, review, cart, wishlist and file are as they were")
 })
 
+// Ada's private objects (the catalog's products and variants are public), and body fields naming them.
+const PRIVATE = ['addressId', 'orderId', 'paymentId', 'reviewId', 'uploadId'] as const
+const BODY_ALIASES: Record<string, string> = { avatarId: 'uploadId' }
+const privateIdOf = (field: string) => { const name = BODY_ALIASES[field] ?? field; return (PRIVATE as readonly string[]).includes(name) ? adaIds[name] : undefined }
+
+t.test("an id of Ada's in another customer's body is refused, and no answer to Eve shows anything of Ada's", async (t) => {
+  const before = await adaState()
+  // Eve has something to check out, so a checkout to Ada's address is not refused for an empty cart.
+  await call('POST', '/cart/items', eve.headers, { variantId: product.variants[1].id, quantity: 1 })
+  let bodies = 0
+  for (const op of ops.filter((o) => bearerOnly(o) && !o['x-roles'] && jsonBody(o))) {
+    const schema = resolve(jsonBody(op)!.schema)
+    for (const field of Object.keys(schema.properties ?? {}).filter((f) => privateIdOf(f))) {
+      const body = { ...(sample(schema) as object), [field]: privateIdOf(field) }
+      const res = await send(op, eve.headers, { url: pathOf(op, {}), body })
+      t.ok([400, 404].includes(res.statusCode), `${label(op)} with Ada's ${field}: ${res.statusCode} ${res.body.slice(0, 200)}`)
+      bodies++
+    }
+  }
+  t.ok(bodies >= 2, `${bodies} body fields swept`)
+
+  // Every read Eve may make without a path id, with Ada's ids wherever a query names one (userId).
+  const secrets = [...PRIVATE.map((k) => adaIds[k]!), adaIds.userId!, 'ada@example.com']
+  let reads = 0
+  for (const op of ops.filter((o) => o.method === 'GET' && (o.security ?? []).length && !o['x-roles'] && !params(o, 'path').length)) {
+    const query = Object.fromEntries(params(op, 'query').filter((p) => adaIds[p.name]).map((p) => [p.name, adaIds[p.name]!]))
+    const res = await send(op, eve.headers, { query: { ...requiredQuery(op), ...query } })
+    t.ok(res.statusCode < 500, `${label(op)}: ${res.statusCode}`)
+    for (const secret of secrets) t.notOk(res.body.includes(secret), `${label(op)}${Object.keys(query).length ? ` ?${new URLSearchParams(query)}` : ''} does not show ${secret}`)
+    reads++
+  }
+  t.ok(reads >= 5, `${reads} reads swept`)
+  t.same(await adaState(), before, "nothing of Ada's changed")
+})
+
 async function adaState() {
   const get = async (url: string) => { const res = await app.inject({ method: 'GET', url, headers: ada.headers }); return { status: res.statusCode, body: res.json() } }
   const file = await app.inject({ method: 'GET', url: `/uploads/${avatar.id}` })
