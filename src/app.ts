@@ -107,7 +107,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const app = Fastify({
     logger: opts.logger ?? loggerOptions(config),
     trustProxy: config.trustProxy,
-    // JSON bodies are small; the upload route sets its own, larger limit.
+    // JSON bodies are small by default; catalog writes set a larger bodyLimit on their routes, and
+    // uploads (multipart streams) are bounded by UPLOAD_MAX_BYTES instead.
     bodyLimit: config.bodyLimit,
     // Timeouts chosen, not inherited (Node's and Fastify's defaults leave a slow client holding a
     // socket for minutes or forever): a whole request within requestTimeout, its headers within
