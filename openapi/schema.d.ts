@@ -1274,7 +1274,7 @@ export interface paths {
         put?: never;
         /**
          * Upload an image (multipart/form-data, field "file")
-         * @description At most 5242880 bytes (413 beyond). The type is read from the bytes: PNG, JPEG, WebP or GIF; never SVG or HTML.
+         * @description At most 5242880 bytes (413 beyond). The type is read from the bytes: PNG, JPEG, WebP or GIF; never SVG or HTML. Each account keeps at most 100 files and 52428800 bytes (admins 10000 and 2147483648); beyond, 413 with type urn:problem-type:upload-quota-files or upload-quota-bytes. An upload that no product or avatar uses 24 hours after it was made is deleted.
          */
         post: operations["uploadFile"];
         delete?: never;
@@ -10006,7 +10006,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the image bytes, with the type detected at upload */
+            /** @description the image bytes, with the type detected at upload; revalidate before each use (Cache-Control: no-cache, ETag) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10016,6 +10016,15 @@ export interface operations {
                     "image/jpeg": string;
                     "image/webp": string;
                     "image/gif": string;
+                };
+            };
+            /** @description not modified: the If-None-Match ETag is current */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description A problem (RFC 9457) */

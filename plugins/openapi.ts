@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import { requiredRoles } from './auth.js'
 
 export const API_INFO = {
   title: 'Shop API',
@@ -130,7 +131,13 @@ export default fp(async (app) => {
       // Errors are sent as application/problem+json; the document says so.
       const response = Object.fromEntries(Object.entries(declared).map(([status, body]) =>
         Number(status) >= 400 && !(body as { content?: unknown }).content ? [status, { description: 'A problem (RFC 9457)', content: { 'application/problem+json': { schema: body } } }] : [status, body]))
-      return { url, schema: { ...schema, security: schema.security ?? [], ...(schema.response ? { response } : {}) } }
+      // The roles a route demands, read from its requireRole hook, so clients and the contract
+      // sweep (test/contract-sweep.test.ts) know which operations are the admin's.
+      const roles = requiredRoles(route.onRequest)
+      // The largest JSON body the route reads (413 beyond); multipart uploads state their own.
+      const multipart = (schema.consumes as string[] | undefined)?.includes('multipart/form-data')
+      const bodyLimit = schema.body && !multipart ? { 'x-body-limit': route.bodyLimit ?? app.config.bodyLimit } : {}
+      return { url, schema: { ...schema, security: schema.security ?? [], ...(roles.length ? { 'x-roles': roles } : {}), ...bodyLimit, ...(schema.response ? { response } : {}) } }
     },
     transformObject: (documents) => ('openapiObject' in documents ? addLinks(documents.openapiObject as OpenApiDocument) : documents.swaggerObject),
     // Components are named after each schema's $id (Problem, Product), not def-0.

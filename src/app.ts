@@ -3,6 +3,7 @@ import Fastify, { type FastifyServerOptions } from 'fastify'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
 import type { Config } from './config.js'
 import { bindRequestLog, traceLogFields } from './tracing.js'
 import configPlugin from '../plugins/config.js'
@@ -60,6 +61,8 @@ import { schemas as webhookSchemas } from '../routes/webhooks/schemas.js'
 // (auth answers with users' User) and OpenAPI names each component after its $id.
 const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas, ...analyticsSchemas, ...shippingSchemas, ...returnSchemas, ...webhookSchemas]
 
+const NO_QUERY = Type.Object({}, { additionalProperties: false })
+
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
 
 // Query strings and path params arrive as text, so they are coerced to the schema's types.
@@ -114,7 +117,18 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const app = Fastify({
     logger: opts.logger ?? loggerOptions(config),
     trustProxy: config.trustProxy,
+    // JSON bodies are small by default; catalog writes set a larger bodyLimit on their routes, and
+    // uploads (multipart streams) are bounded by UPLOAD_MAX_BYTES instead.
     bodyLimit: config.bodyLimit,
+    // Timeouts chosen, not inherited (Node's and Fastify's defaults leave a slow client holding a
+    // socket for minutes or forever): a whole request within requestTimeout, its headers within
+    // headersTimeout, an idle keep-alive socket closed after keepAliveTimeout (above the idle
+    // timeout of the proxy in front, so the proxy closes first), any silent socket after
+    // connectionTimeout. Node checks the first two every connectionsCheckingInterval.
+    requestTimeout: config.http.requestTimeoutMs,
+    keepAliveTimeout: config.http.keepAliveTimeoutMs,
+    connectionTimeout: config.http.connectionTimeoutMs,
+    http: { headersTimeout: config.http.headersTimeoutMs, connectionsCheckingInterval: Math.min(1000, config.http.headersTimeoutMs) },
     // /products and /products/ are one resource; the contract names the form without the slash.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
     // A caller's own request id is kept when it is safe to log; otherwise we mint one.
@@ -157,6 +171,11 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(webhooksPlugin)
 
   for (const schema of contractSchemas) app.addSchema(schema)
+  // An operation that declares no query parameters refuses any, as bodies refuse unknown fields:
+  // `?limit=5` on a route that does not page is a client's mistake, answered 400, not ignored.
+  app.addHook('onRoute', (route) => {
+    if (route.schema?.operationId && !route.schema.querystring) route.schema = { ...route.schema, querystring: NO_QUERY }
+  })
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/auth' })
   await app.register(usersRoutes, { prefix: '/users' })

@@ -82,7 +82,16 @@ export const ConfigSchema = Type.Object({
   CORS_ORIGINS: Type.String({ default: 'http://localhost:3000,http://127.0.0.1:3000', description: 'comma-separated list of allowed origins' }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 300, description: 'requests per window per client' }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
-  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1_048_576 }),
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 10 * 1024 * 1024, default: 262_144, description: 'largest JSON request body; uploads have UPLOAD_MAX_BYTES' }),
+  HTTP_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000, description: 'time to receive a whole request, headers and body (408 beyond)' }),
+  HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'time to receive the request headers (408 beyond); at most HTTP_REQUEST_TIMEOUT_MS' }),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 72_000, description: 'how long an idle keep-alive connection stays open; above the idle timeout of the proxy in front' }),
+  HTTP_CONNECTION_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 120_000, description: 'a socket with no traffic this long is closed (a slow handler included); above HTTP_KEEP_ALIVE_TIMEOUT_MS' }),
+  UPLOAD_QUOTA_BYTES: Type.Integer({ minimum: 1024, default: 50 * 1024 * 1024, description: 'total bytes of uploads one customer may keep' }),
+  UPLOAD_QUOTA_FILES: Type.Integer({ minimum: 1, default: 100, description: 'uploads one customer may keep' }),
+  UPLOAD_ADMIN_QUOTA_BYTES: Type.Integer({ minimum: 1024, default: 2 * 1024 * 1024 * 1024, description: 'total bytes of uploads one admin may keep' }),
+  UPLOAD_ADMIN_QUOTA_FILES: Type.Integer({ minimum: 1, default: 10_000, description: 'uploads one admin may keep' }),
+  UPLOAD_ORPHAN_GRACE_HOURS: Type.Integer({ minimum: 1, maximum: 8760, default: 24, description: 'an upload no product or avatar uses is deleted after this many hours' }),
   // Each named provider reads OIDC_<NAME>_ISSUER, _CLIENT_ID, _CLIENT_SECRET, _REDIRECT_URI and _SCOPE (see oidcProvidersFrom).
   OIDC_PROVIDERS: Type.Optional(Type.String({ pattern: `^${OIDC_NAME}(,${OIDC_NAME})*$`, description: 'comma-separated provider names of lower-case letters, digits and _, e.g. google,keycloak' })),
 }, { additionalProperties: true })
@@ -116,7 +125,12 @@ export interface Config {
   cart: { maxLines: number; maxQuantity: number; guestRetentionDays: number }
   jobs: boolean
   reviewsAutoApprove: boolean
-  uploads: { dir: string; maxBytes: number }
+  uploads: {
+    dir: string
+    maxBytes: number
+    quota: { customer: { bytes: number; files: number }; admin: { bytes: number; files: number } }
+    orphanGraceHours: number
+  }
   activityRetentionDays: number
   checkout: { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number; returnWindowDays: number }
   payments: { providers: ('test' | 'stripe')[]; webhookSecret: string; stripe: { secretKey?: string; webhookSecret?: string; apiUrl?: string } }
@@ -127,6 +141,7 @@ export interface Config {
   rateLimit: { max: number; windowMs: number }
   bodyLimit: number
   oidc: { providers: OidcProviderConfig[] }
+  http: { requestTimeoutMs: number; headersTimeoutMs: number; keepAliveTimeoutMs: number; connectionTimeoutMs: number }
 }
 
 /** One OpenID Connect provider users may sign in with. */
@@ -207,6 +222,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('Missing environment variable STRIPE_SECRET_KEY or STRIPE_WEBHOOK_SECRET: required when PAYMENT_PROVIDERS includes stripe')
   }
 
+  // Node refuses a headers timeout above the request timeout; an idle keep-alive socket must not
+  // be cut by the inactivity timeout first.
+  if (raw.HTTP_HEADERS_TIMEOUT_MS > raw.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError(`Invalid environment variable HTTP_HEADERS_TIMEOUT_MS=${raw.HTTP_HEADERS_TIMEOUT_MS}: at most HTTP_REQUEST_TIMEOUT_MS (${raw.HTTP_REQUEST_TIMEOUT_MS})`)
+  }
+  if (raw.HTTP_CONNECTION_TIMEOUT_MS <= raw.HTTP_KEEP_ALIVE_TIMEOUT_MS) {
+    throw new ConfigError(`Invalid environment variable HTTP_CONNECTION_TIMEOUT_MS=${raw.HTTP_CONNECTION_TIMEOUT_MS}: must be above HTTP_KEEP_ALIVE_TIMEOUT_MS (${raw.HTTP_KEEP_ALIVE_TIMEOUT_MS})`)
+  }
+
   if (raw.NODE_ENV === 'production') {
     if (raw.JWT_SECRET === DEV_JWT_SECRET) throw new ConfigError('Invalid environment variable JWT_SECRET: production refuses the development secret; set a random value of at least 32 characters')
     if (raw.PAYMENT_WEBHOOK_SECRET === DEV_WEBHOOK_SECRET) throw new ConfigError('Invalid environment variable PAYMENT_WEBHOOK_SECRET: production refuses the development secret')
@@ -249,7 +273,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cart: { maxLines: raw.CART_MAX_LINES, maxQuantity: raw.CART_MAX_QUANTITY, guestRetentionDays: raw.GUEST_CART_RETENTION_DAYS },
     jobs: raw.JOBS === 'on',
     reviewsAutoApprove: truthy(raw.REVIEWS_AUTO_APPROVE),
-    uploads: { dir: raw.UPLOAD_DIR, maxBytes: raw.UPLOAD_MAX_BYTES },
+    uploads: {
+      dir: raw.UPLOAD_DIR,
+      maxBytes: raw.UPLOAD_MAX_BYTES,
+      quota: { customer: { bytes: raw.UPLOAD_QUOTA_BYTES, files: raw.UPLOAD_QUOTA_FILES }, admin: { bytes: raw.UPLOAD_ADMIN_QUOTA_BYTES, files: raw.UPLOAD_ADMIN_QUOTA_FILES } },
+      orphanGraceHours: raw.UPLOAD_ORPHAN_GRACE_HOURS,
+    },
     activityRetentionDays: raw.ACTIVITY_RETENTION_DAYS,
     checkout: {
       shippingFlatMinor: raw.SHIPPING_FLAT_MINOR, shippingFreeOverMinor: raw.SHIPPING_FREE_OVER_MINOR,
@@ -273,5 +302,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimit: { max: raw.RATE_LIMIT_MAX, windowMs: raw.RATE_LIMIT_WINDOW_MS },
     bodyLimit: raw.BODY_LIMIT_BYTES,
     oidc: { providers: oidcProvidersFrom(env, raw.OIDC_PROVIDERS, raw.PUBLIC_URL.replace(/\/$/, ''), raw.NODE_ENV === 'production') },
+    http: {
+      requestTimeoutMs: raw.HTTP_REQUEST_TIMEOUT_MS, headersTimeoutMs: raw.HTTP_HEADERS_TIMEOUT_MS,
+      keepAliveTimeoutMs: raw.HTTP_KEEP_ALIVE_TIMEOUT_MS, connectionTimeoutMs: raw.HTTP_CONNECTION_TIMEOUT_MS,
+    },
   }
 }

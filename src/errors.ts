@@ -54,6 +54,9 @@ export class NotFound extends AppError {
 export class Conflict extends AppError {
   constructor(detail: string, slug = 'conflict') { super(409, slug, 'Conflict', detail) }
 }
+export class ContentTooLarge extends AppError {
+  constructor(detail: string, slug = 'content-too-large') { super(413, slug, 'Content Too Large', detail) }
+}
 export class Unprocessable extends AppError {
   constructor(detail: string, slug = 'unprocessable') { super(422, slug, 'Unprocessable Content', detail) }
 }
