@@ -1449,7 +1449,10 @@ export interface paths {
         get: operations["getShippingZone"];
         put?: never;
         post?: never;
-        /** Delete a shipping zone and its options (admin; orders keep their snapshot) */
+        /**
+         * Delete a shipping zone and its options (admin)
+         * @description Placed orders keep their snapshot of the option they used.
+         */
         delete: operations["deleteShippingZone"];
         options?: never;
         head?: never;
@@ -1524,7 +1527,10 @@ export interface paths {
         delete: operations["deleteTaxRate"];
         options?: never;
         head?: never;
-        /** Change a tax rate (admin; placed orders keep theirs) */
+        /**
+         * Change a tax rate (admin)
+         * @description Placed orders keep the rate they were charged.
+         */
         patch: operations["updateTaxRate"];
         trace?: never;
     };

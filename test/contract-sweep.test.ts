@@ -58,7 +58,7 @@ async function buyAndReview(who: { headers: Headers }, title: string) {
   return { address, order, payment, review }
 }
 const adas = await buyAndReview(ada, 'Ada likes it')
-await buyAndReview(carol, 'Carol likes it too')
+const carols = await buyAndReview(carol, 'Carol likes it too')
 // Ada keeps a second, unpaid order, a cart line, a wishlist item and an avatar.
 await call('POST', '/cart/items', ada.headers, { variantId: product.variants[1].id, quantity: 1 })
 await call('POST', '/orders', ada.headers, { addressId: adas.address.id })
@@ -68,13 +68,26 @@ const avatar = (await upload(app, ada.headers, 'avatar', 'ada.png', 'image/png',
 // Admin-side objects, two of each listing's kind so every listing has a second page.
 const coupons = [await call('POST', '/coupons', admin.headers, { code: 'SWEEP10', kind: 'percentage', value: 10 }), await call('POST', '/coupons', admin.headers, { code: 'SWEEP20', kind: 'percentage', value: 20 })]
 const category = await call('POST', '/categories', admin.headers, { name: 'Swept', slug: 'swept' })
+const endpoint = await call('POST', '/webhooks/endpoints', admin.headers, { url: 'http://127.0.0.1:9/swept', events: ['product.updated'] })
+await call('POST', '/webhooks/endpoints', admin.headers, { url: 'http://127.0.0.1:9/swept-too', events: ['order.paid'] })
+for (const name of ['Swept shirt', 'Swept shirt (2)']) await call('PATCH', `/products/${product.id}`, admin.headers, { name })
+// Deliveries are made from the outbox right after each commit.
+for (let i = 0; i < 50 && (await call('GET', `/webhooks/endpoints/${endpoint.id}/deliveries`, admin.headers)).items.length < 2; i++) await new Promise((r) => setTimeout(r, 100))
+// Ada's and Carol's orders delivered, each with a return asked for.
+const returnOf = async (who: { headers: Headers }, orderId: string) => {
+  for (const status of ['fulfilled', 'shipped', 'delivered']) await call('PATCH', `/orders/${orderId}/status`, admin.headers, { status })
+  const { items } = await call('GET', `/orders/${orderId}`, who.headers)
+  return call('POST', `/orders/${orderId}/returns`, who.headers, { items: [{ orderItemId: items[0].id, quantity: 1, reason: 'damaged' }] })
+}
+const adasReturn = await returnOf(ada, adas.order.id)
+await returnOf(carol, carols.order.id)
 for (const delta of [5, -2]) await call('POST', `/products/${product.id}/variants/${product.variants[0].id}/stock-adjustments`, admin.headers, { delta, reason: 'correction' })
 
 // Ada's objects by the path parameter that names them; others are the catalog's or the admin's.
 const adaIds: Record<string, string> = {
   addressId: adas.address.id, orderId: adas.order.id, paymentId: adas.payment.id, reviewId: adas.review.id,
   uploadId: avatar.id, variantId: product.variants[1].id, productId: product.id, userId: ada.body.user.id,
-  couponId: coupons[0].id, categoryId: category.id, slug: product.slug, provider: 'test',
+  couponId: coupons[0].id, categoryId: category.id, slug: product.slug, provider: 'test', endpointId: endpoint.id, returnId: adasReturn.id,
 }
 const pathOf = (op: Op, ids: Record<string, string> = adaIds) => op.path.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(ids[name] ?? randomUUID()))
 

@@ -127,7 +127,8 @@ export function createShippingService({ db, defaults }: { db: Db; defaults: Ship
     /** The country and region of one of the user's saved addresses. */
     async destinationOf(userId: string, addressId: string): Promise<Destination> {
       const [row] = await db.select({ country: addresses.country, region: addresses.region }).from(addresses).where(and(eq(addresses.id, addressId), eq(addresses.userId, userId)))
-      if (!row) throw new NotFound('address', addressId)
+      // Not named back: whether someone else's address id exists is not the caller's to learn.
+      if (!row) throw new NotFound('address')
       return row
     },
 
