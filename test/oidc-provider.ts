@@ -14,8 +14,8 @@ export const TEST_REDIRECT_URI = 'http://127.0.0.1:3000/sign-in/local/callback'
 
 interface Teardown { teardown(fn: () => unknown): void }
 
-export async function startOidcProvider(t: Teardown, accounts: Record<string, TestAccount>) {
-  const port = await freePort()
+export async function startOidcProvider(t: Teardown, accounts: Record<string, TestAccount>, port?: number) {
+  port ??= await freePort()
   const issuer = `http://127.0.0.1:${port}`
   let nextAccount: string | undefined
 

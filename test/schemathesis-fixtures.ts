@@ -13,9 +13,13 @@ import { createServer } from 'node:http'
 import * as OTPAuth from 'otpauth'
 import pg from 'pg'
 import { startMailbox } from './mail.js'
+import { startOidcProvider, type TestAccount } from './oidc-provider.js'
 
 const mailbox = await startMailbox({ teardown: () => {} }, Number(process.env.MAIL_PORT))
 const db = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 })
+// A real OpenID Connect provider (OIDC_PORT), which the API knows as `local`; accounts are added as hooks need them.
+const idpAccounts: Record<string, TestAccount> = { 'fuzz-idp': { email: 'fuzz-idp@example.com', email_verified: true, name: 'Fuzz Idp' } }
+const idp = await startOidcProvider({ teardown: () => {} }, idpAccounts, Number(process.env.OIDC_PORT))
 
 let base = ''
 let auth: Record<string, string> = {}
@@ -54,6 +58,20 @@ async function account() {
   const password = 'fuzz-account-password-1'
   const { tokens } = await call<{ tokens: { accessToken: string } }>('POST', '/auth/register', { email, password, name: 'Fuzz Account' }, false, {})
   return { email, password, headers: { authorization: `Bearer ${tokens.accessToken}` } }
+}
+/** Plays the browser through the provider as a new or given account; answers the callback body. */
+async function authorizeAt(startPath: string, headers: Record<string, string>, idpAccount: string) {
+  const { authorizationUrl } = await call<{ authorizationUrl: string }>('POST', startPath, undefined, false, headers)
+  idp.signInAs(idpAccount)
+  return idp.authorize(authorizationUrl)
+}
+/** A customer of its own with a provider account linked to it. */
+async function linkedAccount() {
+  const user = await account()
+  const subject = `fuzz-linked-${++keys}`
+  idpAccounts[subject] = { email: `${subject}@example.com`, email_verified: true }
+  await call('POST', '/auth/oidc/local/link/callback', await authorizeAt('/auth/oidc/local/link/start', user.headers, subject), false, user.headers)
+  return user
 }
 const totpCode = (secret: string) => new OTPAuth.TOTP({ algorithm: 'SHA1', digits: 6, period: 30, secret: OTPAuth.Secret.fromBase32(secret) }).generate()
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64')
@@ -193,6 +211,11 @@ async function setup() {
     ['GET /webhooks/endpoints/{endpointId}/deliveries', { endpointId: hook.id }],
     ['GET /webhooks/deliveries/{deliveryId}', { deliveryId: delivery.id }],
     ['POST /webhooks/deliveries/{deliveryId}/replay', { deliveryId: delivery.id }],
+    ['POST /auth/oidc/{provider}/start', { provider: 'local' }],
+    ['POST /auth/oidc/{provider}/callback', { provider: 'local' }],
+    ['POST /auth/oidc/{provider}/link/start', { provider: 'local' }],
+    ['POST /auth/oidc/{provider}/link/callback', { provider: 'local' }],
+    ['DELETE /auth/identities/{provider}', { provider: 'local' }],
     ['GET /users/{userId}', { userId: member.user.id }],
     ['PATCH /users/{userId}/role', { userId: member.user.id }],
     ['POST /users/{userId}/deactivate', { userId: member.user.id }],
@@ -302,6 +325,25 @@ function beforeHooks(f: Fixtures): Record<string, Before> {
     'POST /returns/{returnId}/refund': async () => ({ pathParameters: { returnId: (await retryConflicts(() => requestedReturn(f.shelf.variants[0]!.id, 'received'))).id } }),
     'DELETE /shipping/zones/{zoneId}': async () => ({ pathParameters: { zoneId: (await call<{ id: string }>('POST', '/shipping/zones', { name: `Fuzz Doomed ${++keys}`, countries: [] })).id } }),
     'DELETE /shipping/options/{optionId}': async () => ({ pathParameters: { optionId: (await call<{ id: string }>('POST', `/shipping/zones/${f.zone.id}/options`, { name: `Fuzz Doomed ${++keys}`, priceMinor: 100 })).id } }),
+    'POST /webhooks/endpoints': async () => ({ body: { url: `http://127.0.0.1:9/fuzz-${++keys}` } }),
+    'PATCH /webhooks/endpoints/{endpointId}': async ({ body }) => (isObject(body) && typeof body.url === 'string' ? { body: { url: `http://127.0.0.1:9/fuzz-${++keys}` } } : {}),
+    // Sign-in with the provider: a code and state from a real authorization, as the browser brings them.
+    'POST /auth/oidc/{provider}/callback': async () => ({ pathParameters: { provider: 'local' }, replaceBody: await authorizeAt('/auth/oidc/local/start', {}, 'fuzz-idp') }),
+    'POST /auth/oidc/{provider}/link/callback': async () => {
+      const user = await account()
+      const subject = `fuzz-link-${++keys}`
+      idpAccounts[subject] = { email: `${subject}@example.com`, email_verified: true }
+      return { headers: user.headers, pathParameters: { provider: 'local' }, replaceBody: await authorizeAt('/auth/oidc/local/link/start', user.headers, subject) }
+    },
+    // A provider account with the verified email of a password account: the callback asks its owner to confirm.
+    'POST /auth/oidc/confirm-link': async () => {
+      const user = await account()
+      const subject = `fuzz-confirm-${++keys}`
+      idpAccounts[subject] = { email: user.email, email_verified: true }
+      const { linkToken } = await call<{ linkToken: string }>('POST', '/auth/oidc/local/callback', await authorizeAt('/auth/oidc/local/start', {}, subject), false, {})
+      return { replaceBody: { linkToken, email: user.email, password: user.password } }
+    },
+    'DELETE /auth/identities/{provider}': async () => ({ headers: (await linkedAccount()).headers, pathParameters: { provider: 'local' } }),
     'DELETE /webhooks/endpoints/{endpointId}': async () => ({ pathParameters: { endpointId: (await call<{ id: string }>('POST', '/webhooks/endpoints', { url: 'http://127.0.0.1:9/fuzz-doomed', events: ['order.paid'] })).id } }),
     'DELETE /tax-rates/{taxRateId}': async () => ({ pathParameters: { taxRateId: (await call<{ id: string }>('POST', '/tax-rates', { name: `Fuzz Doomed ${++keys}`, country: 'IS', rateBps: 1000 })).id } }),
     'PATCH /orders/{orderId}/status': async ({ body }) => {
