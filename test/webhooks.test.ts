@@ -315,9 +315,10 @@ t.test('disabled after repeated failed deliveries, with a notice; re-enabled and
   t.equal((await app.db.select().from(webhookDeliveries)).length, 0)
 })
 
-t.test('a crash between the order commit and its webhook: delivered exactly once after restart', async (t) => {
+t.test('a crash between the order commit and its webhook and mail: each delivered exactly once after restart', async (t) => {
   const receiver = await startReceiver(t)
-  const first = await buildTestApp(t)
+  const mailbox = await startMailbox(t)
+  const first = await buildTestApp(t, { SMTP_URL: mailbox.url })
   const admin = await registerAdmin(first)
   await addEndpoint(first, admin.headers, receiver.url('/erp'), ['order.created'])
   const product = await createProduct(first, admin.headers, { variants: [{ priceMinor: 1000, stock: 10 }] })
@@ -334,7 +335,8 @@ t.test('a crash between the order commit and its webhook: delivered exactly once
   await first.close()
 
   // Restart on the same stores, jobs on: the outbox drain job fans it out, the worker sends it.
-  const again = await buildTestApp(t, { JOBS: 'on', DATABASE_URL: postgres.url!, MONGODB_URL: mongo.url!, REDIS_KEY_PREFIX: redis.keyPrefix })
+  t.equal(mailbox.received.filter((m) => /^Your order/.test(m.subject)).length, 0, 'no order mail before the restart')
+  const again = await buildTestApp(t, { JOBS: 'on', SMTP_URL: mailbox.url, DATABASE_URL: postgres.url!, MONGODB_URL: mongo.url!, REDIS_KEY_PREFIX: redis.keyPrefix })
   await again.ready()
   const got = await receiver.waitFor('/erp', 1, 15_000)
   t.equal(got[0]!.headers['shop-event-id'], event!.id, 'the event id is the outbox event\'s')
@@ -347,6 +349,8 @@ t.test('a crash between the order commit and its webhook: delivered exactly once
   await new Promise((r) => setTimeout(r, 500))
   t.equal(receiver.at('/erp').length, 1, 'exactly once')
   t.equal((await again.db.select().from(webhookDeliveries)).length, 1)
+  await again.mailer.flush()
+  t.same(mailbox.received.filter((m) => /^Your order/.test(m.subject)).map((m) => m.to), [['crash@example.com']], 'the order mail went exactly once too')
 })
 
 t.test('Redis away when an event fans out: the delivery waits in PostgreSQL and goes once', async (t) => {
