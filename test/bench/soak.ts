@@ -4,7 +4,7 @@
 // counted; the server's resident memory is sampled every 5 s. The run fails on any 5xx. It prints
 // a table and writes test-artifacts/soak.json.
 import { spawn } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs'
 import { seedCatalog } from '../../db/seed.js'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
@@ -26,7 +26,10 @@ await registerAdmin(seed)
 const customers = await quickCustomers(seed, CUSTOMERS)
 await seed.close()
 
-const server = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
+// The server's log (warnings and errors) goes to test-artifacts/soak-server.log.
+mkdirSync('test-artifacts', { recursive: true })
+const serverLog = openSync('test-artifacts/soak-server.log', 'w')
+const server = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', serverLog, serverLog] })
 const base = `http://127.0.0.1:${port}`
 for (let i = 0; i < 200; i++) {
   try { if ((await fetch(`${base}/health`)).ok) break } catch { /* not yet */ }
@@ -84,6 +87,5 @@ const total = [...statuses.values()].reduce((a, b) => a + b, 0)
 console.log(`soak: ${SECONDS} s, ${CUSTOMERS} customers, ${total} requests (${Math.round(total / SECONDS)}/s), ${checkouts} checkouts; statuses ${JSON.stringify(Object.fromEntries(statuses))}; 5xx: ${fiveXx.length}`)
 console.log('\n| second | requests so far | 5xx | server RSS (MB) |\n| --- | --- | --- | --- |')
 for (const s of samples.filter((_, i) => i % 3 === 0 || i === samples.length - 1)) console.log(`| ${s.second} | ${s.requests} | ${s.fiveXx} | ${s.rssMb} |`)
-mkdirSync('test-artifacts', { recursive: true })
 writeFileSync('test-artifacts/soak.json', JSON.stringify({ seconds: SECONDS, customers: CUSTOMERS, total, checkouts, statuses: Object.fromEntries(statuses), fiveXx, samples }, null, 2))
 if (fiveXx.length) { console.error(fiveXx.slice(0, 10).join('\n')); process.exit(1) }
