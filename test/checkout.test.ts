@@ -185,3 +185,21 @@ t.test('Idempotency-Key: 10 parallel requests, one order, identical responses; a
   t.equal(different.json().type, 'urn:problem-type:idempotency-key-reused')
   t.equal((await checkout(app, headers, { shippingAddress: ADDRESS }, 'bad key!')).statusCode, 400)
 })
+
+t.test('checkouts of different variants of the same products, in opposite orders, never deadlock', async (t) => {
+  const app = await buildTestApp(t, { ...env, DB_POOL_MAX: '20' })
+  const admin = await registerAdmin(app)
+  const customers = await quickCustomers(app, 2)
+  const statuses: number[] = []
+  // Each round: two products of two variants; one customer buys the first variants, the other
+  // the second ones, listed the other way round. No variant is shared, every product is.
+  for (let round = 0; round < 15; round++) {
+    const [p, q] = [await createProduct(app, admin.headers, { variants: [{ priceMinor: 500, stock: 50 }, { priceMinor: 600, stock: 50 }] }),
+      await createProduct(app, admin.headers, { variants: [{ priceMinor: 700, stock: 50 }, { priceMinor: 800, stock: 50 }] })]
+    for (const variantId of [p.variants[0].id, q.variants[0].id]) await add(app, customers[0]!.headers, variantId)
+    for (const variantId of [q.variants[1].id, p.variants[1].id]) await add(app, customers[1]!.headers, variantId)
+    const answers = await Promise.all(customers.map((c) => checkout(app, c.headers)))
+    statuses.push(...answers.map((a) => a.statusCode))
+  }
+  t.same([...new Set(statuses)], [201], `every checkout placed (${statuses.filter((s) => s !== 201).length} failed)`)
+})

@@ -6,7 +6,7 @@ import type { Outbox } from '../../src/outbox.js'
 import { ORDER_WEBHOOK } from '../../src/side-effects.js'
 import { ORDER_MAIL } from './order-mail.js'
 import { newestFirst } from '../../src/pagination.js'
-import { refreshProductAggregates } from '../products/service.js'
+import { refreshProductsAggregates } from '../products/service.js'
 import type { OrderStatus } from './schemas.js'
 
 type OrderRow = typeof orders.$inferSelect
@@ -67,8 +67,7 @@ export async function releaseOrder(tx: Tx, orderId: string, reason: 'cancellatio
     await tx.insert(inventoryMovements).values({ variantId: item.variantId, delta: item.quantity, stockAfter: variant.stock, reason, note: `order ${orderId}` })
     touched.add(variant.productId)
   }
-  let listsChanged = false
-  for (const productId of touched) listsChanged = (await refreshProductAggregates(tx, productId)) || listsChanged
+  const listsChanged = await refreshProductsAggregates(tx, touched)
   if (claimed.couponId) {
     const gone = await tx.delete(couponRedemptions).where(eq(couponRedemptions.orderId, orderId)).returning({ id: couponRedemptions.id })
     if (gone.length) await tx.update(coupons).set({ timesRedeemed: sql`${coupons.timesRedeemed} - 1` }).where(eq(coupons.id, claimed.couponId))

@@ -105,6 +105,17 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer) 
 }
 
 /**
+ * refreshProductAggregates for several products, in id order: two transactions that touch the
+ * same products (checkouts of different variants) then lock their rows in the same order and
+ * cannot deadlock. True when what listings show of any of them changed.
+ */
+export async function refreshProductsAggregates(tx: Tx, productIds: Iterable<string>): Promise<boolean> {
+  let listsChanged = false
+  for (const productId of [...new Set(productIds)].sort()) listsChanged = (await refreshProductAggregates(tx, productId)) || listsChanged
+  return listsChanged
+}
+
+/**
  * Recomputes price range and in-stock from the variants; call inside every variant or stock write.
  * True when what listings show of the product (in stock, price range) changed.
  */

@@ -7,7 +7,7 @@ import { newestFirst } from '../../src/pagination.js'
 import { ACTIVITY, STOCK_CHANGED, type Actor } from '../../src/side-effects.js'
 import { allocate, roundHalfUp } from '../orders/pricing.js'
 import type { Viewer } from '../orders/service.js'
-import { refreshProductAggregates } from '../products/service.js'
+import { refreshProductsAggregates } from '../products/service.js'
 import type { RETURN_REASONS, RETURN_STATUSES } from './schemas.js'
 
 // Returns of delivered goods. A customer asks (within RETURN_WINDOW_DAYS of delivery, a reason
@@ -195,8 +195,7 @@ export function createReturnService({ db, outbox, windowDays }: ReturnDeps) {
           }
           await tx.update(returnItems).set({ receivedQuantity: quantity, restockedQuantity }).where(eq(returnItems.id, item.id))
         }
-        let listsChanged = false
-        for (const productId of touched) listsChanged = (await refreshProductAggregates(tx, productId)) || listsChanged
+        const listsChanged = await refreshProductsAggregates(tx, touched)
         const [row] = await tx.update(returns).set({ status: 'received', refundMinor, receivedAt: new Date(), updatedAt: new Date() }).where(eq(returns.id, returnId)).returning()
         return { row: row!, events: [...STOCK_CHANGED(touched, listsChanged), ACTIVITY(actor, 'admin_action', { action: 'return_receive', returnId, refundMinor })] }
       })

@@ -9,7 +9,7 @@ import type { MoneyMetrics } from '../../../src/metrics.js'
 import { step } from '../../../src/tracing.js'
 import { ACTIVITY, CART_CONSUMED, ORDER_WEBHOOK, STOCK_CHANGED, WEBHOOK, cartKey, type Actor } from '../../../src/side-effects.js'
 import { redeemInCheckout } from '../../coupons/service.js'
-import { refreshProductAggregates } from '../../products/service.js'
+import { refreshProductsAggregates } from '../../products/service.js'
 import type { CartService } from '../../cart/service.js'
 import { computeTotals, discountFor, type PricedLine } from '../pricing.js'
 import type { ShippingService } from '../../shipping/service.js'
@@ -137,8 +137,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
           items.push(item!)
         }
         const sold = new Set(priced.map((l) => l.productId))
-        let listsChanged = false
-        for (const productId of sold) listsChanged = (await refreshProductAggregates(tx, productId)) || listsChanged
+        const listsChanged = await refreshProductsAggregates(tx, sold)
         if (redeemed) await tx.insert(couponRedemptions).values({ couponId: redeemed.coupon.id, userId, orderId: order!.id })
 
         eventIds = await outbox.add(tx, [
