@@ -10,13 +10,14 @@ import { hashPassword, verifyPassword } from '../src/passwords.js'
 
 // The statements, as drizzle sends them for the API (the bench smoke test compares them with
 // the query builder's output, and the bench compares the bodies before measuring).
-const PRODUCT_COLUMNS = '"id", "slug", "name", "description", "status", "category_id", "attributes", "image_ids", "min_price_minor", "max_price_minor", "in_stock", "rating_count", "rating_sum", "rating_avg", "search_vector", "created_at", "updated_at"'
+const PRODUCT_COLUMNS = '"id", "slug", "name", "description", "status", "category_id", "attributes", "image_ids", "min_price_minor", "max_price_minor", "in_stock", "rating_count", "rating_sum", "rating_avg", "created_at", "updated_at"'
+const SUMMARY_COLUMNS = '"id", "slug", "name", "status", "category_id", "min_price_minor", "max_price_minor", "in_stock", "rating_avg", "rating_count", "image_ids", "created_at"'
 export const BASELINE_SQL = {
   productById: `select ${PRODUCT_COLUMNS} from "products" where "products"."id" = $1 limit $2`,
   variantsOf: 'select "id", "product_id", "sku", "options", "price_minor", "compare_at_price_minor", "stock", "is_active", "position", "created_at", "updated_at" from "product_variants" where "product_variants"."product_id" = $1 order by "product_variants"."position" asc, "product_variants"."created_at" asc',
-  newest: `select ${PRODUCT_COLUMNS}, 0::real from "products" where "products"."status" = $1 order by "products"."created_at" desc, "products"."id" desc limit $2`,
-  search: `select ${PRODUCT_COLUMNS}, ts_rank("products"."search_vector", websearch_to_tsquery('english', $1)) from "products" where ("products"."status" = $2 and "products"."search_vector" @@ websearch_to_tsquery('english', $3)) order by ts_rank("products"."search_vector", websearch_to_tsquery('english', $4)) desc, "products"."id" desc limit $5`,
-  category: `select ${PRODUCT_COLUMNS}, 0::real from "products" where ("products"."status" = $1 and "products"."category_id" in (
+  newest: `select ${SUMMARY_COLUMNS}, 0::real from "products" where "products"."status" = $1 order by "products"."created_at" desc, "products"."id" desc limit $2`,
+  search: `select ${SUMMARY_COLUMNS}, ts_rank("products"."search_vector", websearch_to_tsquery('english', $1)) from "products" where ("products"."status" = $2 and "products"."search_vector" @@ websearch_to_tsquery('english', $3)) order by ts_rank("products"."search_vector", websearch_to_tsquery('english', $4)) desc, "products"."id" desc limit $5`,
+  category: `select ${SUMMARY_COLUMNS}, 0::real from "products" where ("products"."status" = $1 and "products"."category_id" in (
   with recursive sub(id) as (
     select id from "categories" where id = $2
     union all
