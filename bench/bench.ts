@@ -13,7 +13,7 @@ import { seedCatalog } from '../db/seed.js'
 import { buildApp, type App } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { hashPassword } from '../src/passwords.js'
-import { TEST_MONGODB_URL, TEST_REDIS_URL, adminQuery, databaseUrl, freePort } from '../test/helpers.js'
+import { TEST_MONGODB_URL, TEST_REDIS_URL, adminQuery, databaseUrl, deleteRedisKeys, freePort } from '../test/helpers.js'
 
 export interface BenchOptions {
   products: number
@@ -147,6 +147,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     cleanups.push(async () => {
       await setup.mongo.dropDatabase().catch(() => {})
       await setup.close()
+      await deleteRedisKeys(env.REDIS_KEY_PREFIX!)
     })
     const seedStarted = performance.now()
     await seedCatalog(setup.db, { categories: 50, products: opts.products, variantsPerProduct: 3, seed: 42 })
