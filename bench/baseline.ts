@@ -14,7 +14,7 @@ const PRODUCT_COLUMNS = '"id", "slug", "name", "description", "status", "categor
 const SUMMARY_COLUMNS = '"id", "slug", "name", "status", "category_id", "min_price_minor", "max_price_minor", "in_stock", "rating_avg", "rating_count", "image_ids", "created_at"'
 export const BASELINE_SQL = {
   productById: `select ${PRODUCT_COLUMNS} from "products" where "products"."id" = $1 limit $2`,
-  variantsOf: 'select "id", "product_id", "sku", "options", "price_minor", "compare_at_price_minor", "stock", "is_active", "position", "created_at", "updated_at" from "product_variants" where "product_variants"."product_id" = $1 order by "product_variants"."position" asc, "product_variants"."created_at" asc',
+  variantsOf: 'select "id", "product_id", "sku", "options", "price_minor", "compare_at_price_minor", "stock", "weight_grams", "is_active", "position", "created_at", "updated_at" from "product_variants" where "product_variants"."product_id" = $1 order by "product_variants"."position" asc, "product_variants"."created_at" asc',
   newest: `select ${SUMMARY_COLUMNS}, 0::real from "products" where "products"."status" = $1 order by "products"."created_at" desc, "products"."id" desc limit $2`,
   search: `select ${SUMMARY_COLUMNS}, ts_rank("products"."search_vector", websearch_to_tsquery('english', $1)) from "products" where ("products"."status" = $2 and "products"."search_vector" @@ websearch_to_tsquery('english', $3)) order by ts_rank("products"."search_vector", websearch_to_tsquery('english', $4)) desc, "products"."id" desc limit $5`,
   category: `select ${SUMMARY_COLUMNS}, 0::real from "products" where ("products"."status" = $1 and "products"."category_id" in (
@@ -31,7 +31,7 @@ interface ProductRow {
   rating_count: number; rating_avg: string; created_at: Date; updated_at: Date
 }
 interface VariantRow {
-  id: string; sku: string; options: Record<string, string>; price_minor: number; compare_at_price_minor: number | null; stock: number; is_active: boolean
+  id: string; sku: string; options: Record<string, string>; price_minor: number; compare_at_price_minor: number | null; stock: number; is_active: boolean; weight_grams: number | null
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -92,7 +92,7 @@ export async function startBaseline(opts: { databaseUrl: string; port?: number; 
         ...summary(row), description: row.description, attributes: row.attributes,
         variants: variants.map((v) => ({
           id: v.id, sku: v.sku, options: v.options, priceMinor: v.price_minor, compareAtPriceMinor: v.compare_at_price_minor,
-          currency, stock: v.stock, isActive: v.is_active,
+          currency, stock: v.stock, isActive: v.is_active, weightGrams: v.weight_grams,
         })),
         updatedAt: row.updated_at.toISOString(),
       }))

@@ -182,6 +182,11 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
       }
     }
 
+    // Checkout needs a shipping option when several apply to the destination: the standard one.
+    const quote = await setup.inject({ method: 'GET', url: `/cart/shipping-options?country=${ADDRESS.country}`, headers: customerAuth()[0]! })
+    const options = (quote.json() as { options?: { id: string; name: string }[] }).options ?? []
+    const shippingOptionId = (options.find((o) => o.name === 'Standard') ?? options[0])?.id
+
     // 2. The API and the baseline, each in a process of its own.
     const apiPort = await freePort()
     const basePort = await freePort()
@@ -304,7 +309,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
       ],
       note: 'baseline: one argon2id verify at the API parameters (19 MiB, t=2, p=1) per request; at most 8 connections',
     })
-    const checkout = asCustomer({ method: 'POST', path: '/orders' }, () => ({ shippingAddress: ADDRESS }))
+    const checkout = asCustomer({ method: 'POST', path: '/orders' }, () => ({ shippingAddress: ADDRESS, ...(shippingOptionId ? { shippingOptionId } : {}) }))
     const addOne = asCustomer({ method: 'POST', path: '/cart/items' }, (ctx) => ({ variantId: ctx.variant, quantity: 1 }), undefined, true)
     scenarios.push({
       name: `checkout at ${opts.checkoutRate}/s`, warm: refreshAuths,

@@ -6,8 +6,8 @@ import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { Faker, en } from '@faker-js/faker'
 import { sql } from 'drizzle-orm'
-import { categories, productVariants, products } from './schema/index.js'
-import { openDb, type Db } from './client.js'
+import { categories, productVariants, products, shippingOptions, shippingZones, taxRates } from './schema/index.js'
+import { openDb, type Db, type Tx } from './client.js'
 import { loadConfig } from '../src/config.js'
 
 export interface SeedOptions { categories: number; products: number; variantsPerProduct: number; seed: number }
@@ -65,6 +65,8 @@ export async function seedCatalog(db: Db, options: SeedOptions = DEFAULT_SEED) {
           priceMinor: base + j * 200,
           compareAtPriceMinor: faker.datatype.boolean({ probability: 0.2 }) ? base + j * 200 + 1000 : null,
           stock: faker.datatype.boolean({ probability: 0.85 }) ? faker.number.int({ min: 1, max: 100 }) : 0,
+          // Not drawn from faker, so the rest of the catalog stays what it was before weights.
+          weightGrams: 100 + ((start + k + 1) * 37 + j * 113) % 2900,
           position: j,
         }))
       })
@@ -81,8 +83,44 @@ export async function seedCatalog(db: Db, options: SeedOptions = DEFAULT_SEED) {
     await tx.execute(sql`
       insert into inventory_movements (variant_id, delta, stock_after, reason, note)
       select id, stock, stock, 'restock', 'seed' from ${productVariants} where stock > 0`)
-    return { categories: categoryIds.length, products: options.products, variants: variantCount }
+    const shipping = await seedShippingAndTax(tx)
+    return { categories: categoryIds.length, products: options.products, variants: variantCount, ...shipping }
   })
+}
+
+/**
+ * Demo shipping zones and tax rates, when the shop has none: Germany (Standard, or Express by
+ * weight: the checkout must choose), the EU, the UK and Switzerland, and the rest of the world by
+ * order value; VAT for Germany and a few EU countries, none elsewhere.
+ */
+export async function seedShippingAndTax(tx: Tx) {
+  const made = { shippingZones: 0, taxRates: 0 }
+  if (!(await tx.select({ id: shippingZones.id }).from(shippingZones).limit(1)).length) {
+    const zones: { name: string; countries: string[]; options: (typeof shippingOptions.$inferInsert)[] }[] = [
+      { name: 'Germany', countries: ['DE'], options: [
+        { zoneId: '', name: 'Standard', priceMinor: 499, freeOverMinor: 5000 },
+        { zoneId: '', name: 'Express', priceMinor: 0, bandBasis: 'weight', bands: [{ upTo: 2000, priceMinor: 990 }, { upTo: 10_000, priceMinor: 1990 }], position: 1 },
+      ] },
+      { name: 'EU', countries: ['AT', 'BE', 'DK', 'ES', 'FI', 'FR', 'IE', 'IT', 'LU', 'NL', 'PL', 'PT', 'SE'], options: [{ zoneId: '', name: 'EU Standard', priceMinor: 899, freeOverMinor: 10_000 }] },
+      { name: 'UK and Switzerland', countries: ['GB', 'CH'], options: [{ zoneId: '', name: 'International', priceMinor: 1499 }] },
+      { name: 'Rest of the world', countries: [], options: [{ zoneId: '', name: 'Worldwide', priceMinor: 0, bandBasis: 'subtotal', bands: [{ upTo: 10_000, priceMinor: 2499 }, { upTo: 100_000, priceMinor: 3999 }] }] },
+    ]
+    for (const zone of zones) {
+      const [row] = await tx.insert(shippingZones).values({ name: zone.name, countries: zone.countries }).returning({ id: shippingZones.id })
+      await tx.insert(shippingOptions).values(zone.options.map((o) => ({ ...o, zoneId: row!.id })))
+      made.shippingZones++
+    }
+  }
+  if (!(await tx.select({ id: taxRates.id }).from(taxRates).limit(1)).length) {
+    const rates = [
+      { name: 'No tax', country: null, rateBps: 0 }, { name: 'DE VAT', country: 'DE', rateBps: 1900 }, { name: 'AT VAT', country: 'AT', rateBps: 2000 },
+      { name: 'FR VAT', country: 'FR', rateBps: 2000 }, { name: 'IT VAT', country: 'IT', rateBps: 2200 }, { name: 'NL VAT', country: 'NL', rateBps: 2100 },
+      { name: 'ES VAT', country: 'ES', rateBps: 2100 }, { name: 'ES Canary Islands IGIC', country: 'ES', region: 'CANARIAS', rateBps: 700 },
+    ]
+    await tx.insert(taxRates).values(rates)
+    made.taxRates = rates.length
+  }
+  return made
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
@@ -121,7 +159,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     }
     const started = Date.now()
     const made = await seedCatalog(handle.db, options)
-    console.log(`seeded ${made.categories} categories, ${made.products} products, ${made.variants} variants into ${handle.kind} (${handle.location}) in ${Date.now() - started} ms`)
+    console.log(`seeded ${made.categories} categories, ${made.products} products, ${made.variants} variants, ${made.shippingZones} shipping zones, ${made.taxRates} tax rates into ${handle.kind} (${handle.location}) in ${Date.now() - started} ms`)
   } finally {
     await handle.close()
   }

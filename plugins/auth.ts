@@ -29,6 +29,13 @@ declare module 'fastify' {
   }
 }
 
+// The role a requireRole hook demands, read by the OpenAPI transform to state it as `x-roles`.
+const REQUIRED_ROLE = Symbol('requiredRole')
+/** The roles that a route's onRequest hooks require (empty: any signed-in user, or public). */
+export function requiredRoles(onRequest: unknown): Role[] {
+  return [onRequest].flat().flatMap((hook) => (hook as { [REQUIRED_ROLE]?: Role } | undefined)?.[REQUIRED_ROLE] ?? [])
+}
+
 const EXPIRED = new Set(['FST_JWT_AUTHORIZATION_TOKEN_EXPIRED', 'FAST_JWT_EXPIRED'])
 
 export default fp(async (app) => {
@@ -60,10 +67,10 @@ export default fp(async (app) => {
     if (req.headers.authorization !== undefined) await app.authenticate(req, reply)
   })
 
-  app.decorate('requireRole', (role: Role) => async (req: FastifyRequest, reply: FastifyReply) => {
+  app.decorate('requireRole', (role: Role) => Object.assign(async (req: FastifyRequest, reply: FastifyReply) => {
     await app.authenticate(req, reply)
     if (req.user.role !== role) throw new Forbidden(`This requires the ${role} role`)
-  })
+  }, { [REQUIRED_ROLE]: role }))
 }, { name: 'auth', dependencies: ['config', 'redis'] })
 
 /** The caller's role after `identify`, or null for an anonymous request. */

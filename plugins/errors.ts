@@ -3,6 +3,7 @@ import FindMyWay from 'find-my-way'
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { pgError } from '../db/client.js'
+import { requestTraceId } from '../src/tracing.js'
 import { AppError, PROBLEM_CONTENT_TYPE, Problem, ValidationIssue, type ProblemBody } from '../src/errors.js'
 
 // Every error leaves as application/problem+json: domain errors, validation failures, framework
@@ -13,7 +14,8 @@ const STORE_ERRORS = new Set(['MongoNetworkError', 'MongoServerSelectionError', 
 function isStoreUnavailable(error: Error): boolean {
   const code = (error as { code?: string }).code
   return STORE_ERRORS.has(error.name) || code === 'ECONNREFUSED' || code === 'ECONNRESET'
-    || /before initial connection|Connection is closed|connection timeout/i.test(error.message)
+    // ioredis: a command that timed out (hung server) or could not be queued (no connection)
+    || /before initial connection|Connection is closed|connection timeout|Command timed out|Stream isn't writeable/i.test(error.message)
 }
 
 // PostgreSQL data exceptions that only a client's value can cause: NUL or unencodable text,
@@ -75,6 +77,9 @@ export default fp(async (app) => {
 
   app.setErrorHandler((error: FastifyError, req, reply) => {
     const body = problemFor(error, req)
+    // The trace id leads the operator from the client's report to the trace of the failure.
+    const traceId = body.status >= 500 ? requestTraceId(req.log) : undefined
+    if (traceId) body.traceId = traceId
     if (body.status >= 500) req.log.error({ err: error }, 'request failed')
     else req.log.info({ status: body.status, detail: body.detail }, 'request rejected')
     return sendProblem(reply, body)

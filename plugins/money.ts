@@ -13,6 +13,9 @@ import { createPayWorkflow, type PayWorkflow } from '../routes/payments/workflow
 import { createConfirmWorkflow, type ConfirmWorkflow } from '../routes/payments/workflows/confirm.js'
 import { createRefundWorkflow, type RefundWorkflow } from '../routes/payments/workflows/refund.js'
 import { createReconciliation } from '../routes/payments/workflows/reconcile.js'
+import { createShippingService, type ShippingService } from '../routes/shipping/service.js'
+import { createReturnService, type ReturnService } from '../routes/returns/service.js'
+import { createRefundReturnWorkflow, type RefundReturnWorkflow } from '../routes/returns/workflows/refund-return.js'
 
 /** The money path, built once: the orders and payments routes and the jobs share it. */
 export interface MoneyPath {
@@ -25,6 +28,9 @@ export interface MoneyPath {
   confirm: ConfirmWorkflow
   refunds: RefundWorkflow
   reconcile: ReturnType<typeof createReconciliation>
+  shipping: ShippingService
+  returns: ReturnService
+  refundReturn: RefundReturnWorkflow
 }
 
 declare module 'fastify' {
@@ -42,14 +48,19 @@ export default fp(async (app) => {
   const refunds = createRefundWorkflow({ db, outbox, faults, providers, metrics })
   const pay = createPayWorkflow({ db, outbox, faults, providers, refunds, metrics })
   const confirm = createConfirmWorkflow({ db, outbox, providers, refunds, metrics })
+  const shipping = createShippingService({ db, defaults: checkoutConfig })
+  const returns = createReturnService({ db, outbox, windowDays: checkoutConfig.returnWindowDays })
   const money: MoneyPath = {
     idempotency: createIdempotency(db),
     orders: createOrderService({ db, outbox }),
     payments: createPaymentService({ db }),
-    checkout: createCheckoutWorkflow({ db, outbox, faults, cart, currency, checkout: checkoutConfig, metrics }),
+    checkout: createCheckoutWorkflow({ db, outbox, faults, cart, shipping, currency, checkout: checkoutConfig, metrics }),
     cancel: createCancelWorkflow({ db, outbox, refunds, metrics }),
     pay, confirm, refunds,
     reconcile: createReconciliation({ pay, confirm, refunds, providers }),
+    shipping,
+    returns,
+    refundReturn: createRefundReturnWorkflow({ db, outbox, faults, refunds, returns }),
   }
   app.decorate('money', money)
 

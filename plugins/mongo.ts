@@ -34,6 +34,8 @@ export default fp(async (app) => {
       dbName: u.pathname.replace(/^\//, '') || DEFAULT_DB,
       serverSelectionTimeoutMS: 5000,
       bufferCommands: false,
+      // Command events for the latency metrics (plugins/metrics.ts), collected only when served.
+      monitorCommands: Boolean(app.config.metricsToken),
     })
     app.log.info({ store: 'mongo', kind, location: `${u.host}/${connection.name}` }, `MongoDB: ${kind}`)
   } else if (embedded === 'off') {

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import { requiredRoles } from './auth.js'
 
 export const API_INFO = {
   title: 'Shop API',
@@ -101,7 +102,7 @@ export default fp(async (app) => {
       },
       tags: [
         { name: 'health', description: 'Liveness and readiness probes' },
-        { name: 'auth', description: 'Sign-up, sign-in, token refresh, password reset, two-factor authentication' },
+        { name: 'auth', description: 'Sign-up, sign-in (password or OpenID Connect providers), token refresh, password reset, two-factor authentication' },
         { name: 'users', description: 'My account and addresses; account administration' },
         { name: 'categories', description: 'The category tree' },
         { name: 'products', description: 'Products, variants, stock; search and listing' },
@@ -113,6 +114,7 @@ export default fp(async (app) => {
         { name: 'reviews', description: 'Verified-purchase product reviews and moderation' },
         { name: 'uploads', description: 'Images, checked by their bytes' },
         { name: 'analytics', description: 'Sales, products, payments and customers; the activity log (admin)' },
+        { name: 'webhooks', description: 'Signed outbound webhooks: endpoints, deliveries, replay (admin)' },
       ],
     },
     // Facts true of many routes, stated once: a route without a security requirement is public
@@ -129,7 +131,13 @@ export default fp(async (app) => {
       // Errors are sent as application/problem+json; the document says so.
       const response = Object.fromEntries(Object.entries(declared).map(([status, body]) =>
         Number(status) >= 400 && !(body as { content?: unknown }).content ? [status, { description: 'A problem (RFC 9457)', content: { 'application/problem+json': { schema: body } } }] : [status, body]))
-      return { url, schema: { ...schema, security: schema.security ?? [], ...(schema.response ? { response } : {}) } }
+      // The roles a route demands, read from its requireRole hook, so clients and the contract
+      // sweep (test/contract-sweep.test.ts) know which operations are the admin's.
+      const roles = requiredRoles(route.onRequest)
+      // The largest JSON body the route reads (413 beyond); multipart uploads state their own.
+      const multipart = (schema.consumes as string[] | undefined)?.includes('multipart/form-data')
+      const bodyLimit = schema.body && !multipart ? { 'x-body-limit': route.bodyLimit ?? app.config.bodyLimit } : {}
+      return { url, schema: { ...schema, security: schema.security ?? [], ...(roles.length ? { 'x-roles': roles } : {}), ...bodyLimit, ...(schema.response ? { response } : {}) } }
     },
     transformObject: (documents) => ('openapiObject' in documents ? addLinks(documents.openapiObject as OpenApiDocument) : documents.swaggerObject),
     // Components are named after each schema's $id (Problem, Product), not def-0.

@@ -9,7 +9,7 @@ export const RESET_TTL_SECONDS = 30 * 60
  * A reset token is bound to the account as it was when the token was mailed: a later email
  * change, password change or completed reset changes this stamp and voids every older token.
  */
-export const accountStamp = (user: { email: string; passwordHash: string }) => createHash('sha256').update(`${user.email}\n${user.passwordHash}`).digest('base64url')
+export const accountStamp = (user: { email: string; passwordHash: string | null }) => createHash('sha256').update(`${user.email}\n${user.passwordHash ?? ''}`).digest('base64url')
 
 // The mails an account receives; each carries a single-use token in a link to the shop's site.
 export function createAccountMail(deps: { mailer: Mailer; tokens: OneTimeTokens; publicUrl: string }) {
@@ -22,7 +22,7 @@ export function createAccountMail(deps: { mailer: Mailer; tokens: OneTimeTokens;
         text: `Hello ${user.name},\n\nconfirm your email address by opening this link within 24 hours:\n${deps.publicUrl}/verify-email?token=${token}\n`,
       })
     },
-    async sendPasswordReset(user: { id: string; email: string; name: string; passwordHash: string }) {
+    async sendPasswordReset(user: { id: string; email: string; name: string; passwordHash: string | null }) {
       const token = await deps.tokens.issue('password-reset', { userId: user.id, stamp: accountStamp(user) }, RESET_TTL_SECONDS)
       deps.mailer.sendLater({
         to: user.email,

@@ -3,7 +3,9 @@ import Fastify, { type FastifyServerOptions } from 'fastify'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
 import type { Config } from './config.js'
+import { bindRequestLog, traceLogFields } from './tracing.js'
 import configPlugin from '../plugins/config.js'
 import postgresPlugin from '../plugins/postgres.js'
 import mongoPlugin from '../plugins/mongo.js'
@@ -19,6 +21,7 @@ import activityPlugin from '../plugins/activity.js'
 import outboxPlugin from '../plugins/outbox.js'
 import metricsPlugin from '../plugins/metrics.js'
 import moneyPlugin from '../plugins/money.js'
+import webhooksPlugin from '../plugins/webhooks.js'
 import healthRoutes from '../routes/health/index.js'
 import authRoutes from '../routes/auth/index.js'
 import usersRoutes from '../routes/users/index.js'
@@ -33,6 +36,9 @@ import activityRoutes from '../routes/activity/index.js'
 import reviewsRoutes from '../routes/reviews/index.js'
 import uploadsRoutes from '../routes/uploads/index.js'
 import analyticsRoutes from '../routes/analytics/index.js'
+import shippingRoutes from '../routes/shipping/index.js'
+import returnsRoutes from '../routes/returns/index.js'
+import webhooksRoutes from '../routes/webhooks/index.js'
 import { schemas as healthSchemas } from '../routes/health/schemas.js'
 import { schemas as authSchemas } from '../routes/auth/schemas.js'
 import { schemas as userSchemas } from '../routes/users/schemas.js'
@@ -47,10 +53,15 @@ import { schemas as activitySchemas } from '../routes/activity/schemas.js'
 import { schemas as reviewSchemas } from '../routes/reviews/schemas.js'
 import { schemas as uploadSchemas } from '../routes/uploads/schemas.js'
 import { schemas as analyticsSchemas } from '../routes/analytics/schemas.js'
+import { schemas as shippingSchemas } from '../routes/shipping/schemas.js'
+import { schemas as returnSchemas } from '../routes/returns/schemas.js'
+import { schemas as webhookSchemas } from '../routes/webhooks/schemas.js'
 
 // Every contract schema is registered once at the root, so any domain can $ref another's
 // (auth answers with users' User) and OpenAPI names each component after its $id.
-const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas, ...analyticsSchemas]
+const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas, ...analyticsSchemas, ...shippingSchemas, ...returnSchemas, ...webhookSchemas]
+
+const NO_QUERY = Type.Object({}, { additionalProperties: false })
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
 
@@ -89,6 +100,8 @@ export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
       ],
       censor: '[redacted]',
     },
+    // With tracing on, each line written inside a request names its trace and span.
+    mixin: traceLogFields,
     // Human-readable logs for a developer at a terminal, JSON everywhere else.
     ...(process.stdout.isTTY && config.env !== 'production' ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } } : {}),
   }
@@ -104,7 +117,18 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const app = Fastify({
     logger: opts.logger ?? loggerOptions(config),
     trustProxy: config.trustProxy,
+    // JSON bodies are small by default; catalog writes set a larger bodyLimit on their routes, and
+    // uploads (multipart streams) are bounded by UPLOAD_MAX_BYTES instead.
     bodyLimit: config.bodyLimit,
+    // Timeouts chosen, not inherited (Node's and Fastify's defaults leave a slow client holding a
+    // socket for minutes or forever): a whole request within requestTimeout, its headers within
+    // headersTimeout, an idle keep-alive socket closed after keepAliveTimeout (above the idle
+    // timeout of the proxy in front, so the proxy closes first), any silent socket after
+    // connectionTimeout. Node checks the first two every connectionsCheckingInterval.
+    requestTimeout: config.http.requestTimeoutMs,
+    keepAliveTimeout: config.http.keepAliveTimeoutMs,
+    connectionTimeout: config.http.connectionTimeoutMs,
+    http: { headersTimeout: config.http.headersTimeoutMs, connectionsCheckingInterval: Math.min(1000, config.http.headersTimeoutMs) },
     // /products and /products/ are one resource; the contract names the form without the slash.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
     // A caller's own request id is kept when it is safe to log; otherwise we mint one.
@@ -124,7 +148,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     frameworkErrors: frameworkProblem,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  app.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id) })
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id)
+    bindRequestLog(req.log)
+  })
 
   await app.register(configPlugin, { config })
   await app.register(redisPlugin)
@@ -141,8 +168,14 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(outboxPlugin)
   await app.register(metricsPlugin)
   await app.register(moneyPlugin)
+  await app.register(webhooksPlugin)
 
   for (const schema of contractSchemas) app.addSchema(schema)
+  // An operation that declares no query parameters refuses any, as bodies refuse unknown fields:
+  // `?limit=5` on a route that does not page is a client's mistake, answered 400, not ignored.
+  app.addHook('onRoute', (route) => {
+    if (route.schema?.operationId && !route.schema.querystring) route.schema = { ...route.schema, querystring: NO_QUERY }
+  })
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/auth' })
   await app.register(usersRoutes, { prefix: '/users' })
@@ -157,6 +190,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(reviewsRoutes)
   await app.register(uploadsRoutes, { prefix: '/uploads' })
   await app.register(analyticsRoutes, { prefix: '/analytics' })
+  await app.register(shippingRoutes)
+  await app.register(returnsRoutes)
+  await app.register(webhooksRoutes, { prefix: '/webhooks' })
 
   return app
 }

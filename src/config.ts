@@ -1,9 +1,12 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { parseSecretKeys, type SecretKey } from './secret-box.js'
 
 // Every setting the process reads, with safe development defaults. Secrets have development
 // values so `npm start` works with no environment; production refuses to run on them.
 const DEV_JWT_SECRET = 'dev-only-jwt-secret-change-me-0123456789abcdef'
+// 32 bytes, for development only: production refuses it.
+const DEV_TOTP_KEYS = `dev:${Buffer.from('dev-only-totp-key-change-me-0123').toString('base64')}`
 const DEV_WEBHOOK_SECRET = 'whsec_dev_only_change_me_0123456789abcdef'
 
 /** An enumerated string whose error message lists the allowed values (TypeBox's Value checker
@@ -12,6 +15,7 @@ function oneOf<const T extends string>(values: readonly T[], defaultValue: T) {
   return Type.Union(values.map((v) => Type.Literal(v)), { default: defaultValue, description: `one of ${values.join(', ')}` })
 }
 const bool = (defaultValue: 'true' | 'false') => oneOf(['true', 'false', '1', '0'], defaultValue)
+const OIDC_NAME = '[a-z][a-z0-9_]{0,31}'
 
 export const ConfigSchema = Type.Object({
   NODE_ENV: oneOf(['development', 'test', 'production'], 'development'),
@@ -31,15 +35,16 @@ export const ConfigSchema = Type.Object({
   FERRETDB_DATA_DIR: Type.String({ minLength: 1, default: './data/ferretdb' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// URL' })),
   REDIS_KEY_PREFIX: Type.String({ default: 'shop:' }),
-  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 500, description: 'a Redis command that takes longer fails; the cache and rate limits then go without Redis until it answers again' }),
+  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 2000, description: 'a Redis command that takes longer fails; the cache and rate limits then go without Redis until it answers again' }),
   JWT_SECRET: Type.String({ minLength: 32, default: DEV_JWT_SECRET, description: 'at least 32 characters' }),
+  TOTP_ENCRYPTION_KEYS: Type.String({ default: DEV_TOTP_KEYS, description: 'keys sealing two-factor secrets at rest, <id>:<32 bytes base64>[,<id>:<key>...]; the first seals, all open (rotation: put a new key first)' }),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'shop-api' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'shop-clients' }),
   ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 30, maximum: 900, default: 900, description: 'at most 900 (15 minutes)' }),
   REFRESH_TOKEN_TTL_DAYS: Type.Integer({ minimum: 1, maximum: 365, default: 30 }),
   REFRESH_REUSE_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 60, default: 10, description: 'how long the token just rotated may be presented again (a retry, two tabs racing)' }),
   AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20, description: 'sign-in, register, reset and 2FA requests per minute per IP' }),
-  AUTH_ACCOUNT_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 10, description: 'sign-in and reset attempts per 15 minutes per account' }),
+  AUTH_ACCOUNT_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 10, description: 'per 15 minutes: sign-in attempts per account and source address, reset requests per account' }),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, description: 'bearer token of GET /metrics; unset: no /metrics' })),
   SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://', description: 'an smtp:// or smtps:// URL' })),
   MAIL_FROM: Type.String({ minLength: 3, default: 'Shop <no-reply@shop.localhost>' }),
@@ -53,6 +58,8 @@ export const ConfigSchema = Type.Object({
   SHIPPING_FLAT_MINOR: Type.Integer({ minimum: 0, default: 499, description: 'shipping charged per order, minor units' }),
   SHIPPING_FREE_OVER_MINOR: Type.Integer({ minimum: 0, default: 5000, description: 'subtotal after discount from which shipping is free; 0 never' }),
   TAX_RATE_BPS: Type.Integer({ minimum: 0, maximum: 10_000, default: 0, description: 'tax rate in basis points (2000 = 20%), added on goods after discount plus shipping' }),
+  PRICES_INCLUDE_TAX: bool('false'),
+  RETURN_WINDOW_DAYS: Type.Integer({ minimum: 0, maximum: 3650, default: 30, description: 'days after delivery within which a customer may request a return' }),
   ORDER_PAYMENT_TIMEOUT_MINUTES: Type.Integer({ minimum: 1, maximum: 10_080, default: 30 }),
   LOW_STOCK_THRESHOLD: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 5, description: 'admins are mailed when a sale takes a variant to this stock or below' }),
   PAYMENT_PROVIDERS: Type.String({ pattern: '^(test|stripe)(,(test|stripe))*$', default: 'test', description: 'comma-separated: test, stripe' }),
@@ -60,6 +67,13 @@ export const ConfigSchema = Type.Object({
   STRIPE_SECRET_KEY: Type.Optional(Type.String({ pattern: '^sk_', description: 'an sk_ key' })),
   STRIPE_WEBHOOK_SECRET: Type.Optional(Type.String({ pattern: '^whsec_', description: 'a whsec_ secret' })),
   STRIPE_API_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'Stripe API base, e.g. a stripe-mock URL' })),
+  WEBHOOK_SECRETS_KEY: Type.Optional(Type.String({ minLength: 32, description: 'at least 32 characters; encrypts the signing secrets of outbound webhook endpoints at rest (unset: derived from JWT_SECRET)' })),
+  // No default: unset means off in production and on elsewhere (tests and development call loopback).
+  WEBHOOK_ALLOW_PRIVATE_URLS: Type.Optional(Type.Union(['true', 'false', '1', '0'].map((v) => Type.Literal(v)), { description: 'one of true, false, 1, 0' })),
+  WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 60_000, default: 10_000, description: 'time an endpoint has to answer one delivery' }),
+  WEBHOOK_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 25, default: 10, description: 'attempts of one delivery before it fails' }),
+  WEBHOOK_BACKOFF_MS: Type.Integer({ minimum: 10, maximum: 3_600_000, default: 60_000, description: 'wait before the first retry; doubles after each failed attempt' }),
+  WEBHOOK_DISABLE_AFTER: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'failed deliveries in a row after which an endpoint is disabled' }),
   REVIEWS_AUTO_APPROVE: bool('true'),
   ALLOW_TEST_PAYMENTS: bool('false'),
   UPLOAD_DIR: Type.String({ minLength: 1, default: './uploads' }),
@@ -68,7 +82,18 @@ export const ConfigSchema = Type.Object({
   CORS_ORIGINS: Type.String({ default: 'http://localhost:3000,http://127.0.0.1:3000', description: 'comma-separated list of allowed origins' }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 300, description: 'requests per window per client' }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
-  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1_048_576 }),
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 10 * 1024 * 1024, default: 262_144, description: 'largest JSON request body; uploads have UPLOAD_MAX_BYTES' }),
+  HTTP_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000, description: 'time to receive a whole request, headers and body (408 beyond)' }),
+  HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'time to receive the request headers (408 beyond); at most HTTP_REQUEST_TIMEOUT_MS' }),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 72_000, description: 'how long an idle keep-alive connection stays open; above the idle timeout of the proxy in front' }),
+  HTTP_CONNECTION_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 120_000, description: 'a socket with no traffic this long is closed (a slow handler included); above HTTP_KEEP_ALIVE_TIMEOUT_MS' }),
+  UPLOAD_QUOTA_BYTES: Type.Integer({ minimum: 1024, default: 50 * 1024 * 1024, description: 'total bytes of uploads one customer may keep' }),
+  UPLOAD_QUOTA_FILES: Type.Integer({ minimum: 1, default: 100, description: 'uploads one customer may keep' }),
+  UPLOAD_ADMIN_QUOTA_BYTES: Type.Integer({ minimum: 1024, default: 2 * 1024 * 1024 * 1024, description: 'total bytes of uploads one admin may keep' }),
+  UPLOAD_ADMIN_QUOTA_FILES: Type.Integer({ minimum: 1, default: 10_000, description: 'uploads one admin may keep' }),
+  UPLOAD_ORPHAN_GRACE_HOURS: Type.Integer({ minimum: 1, maximum: 8760, default: 24, description: 'an upload no product or avatar uses is deleted after this many hours' }),
+  // Each named provider reads OIDC_<NAME>_ISSUER, _CLIENT_ID, _CLIENT_SECRET, _REDIRECT_URI and _SCOPE (see oidcProvidersFrom).
+  OIDC_PROVIDERS: Type.Optional(Type.String({ pattern: `^${OIDC_NAME}(,${OIDC_NAME})*$`, description: 'comma-separated provider names of lower-case letters, digits and _, e.g. google,keycloak' })),
 }, { additionalProperties: true })
 
 type RawConfig = Static<typeof ConfigSchema>
@@ -91,6 +116,7 @@ export interface Config {
     refreshReuseGraceSeconds: number
     rateLimitPerIp: number
     rateLimitPerAccount: number
+    totpKeys: SecretKey[]
   }
   mail: { smtpUrl?: string; from: string }
   publicUrl: string
@@ -99,14 +125,70 @@ export interface Config {
   cart: { maxLines: number; maxQuantity: number; guestRetentionDays: number }
   jobs: boolean
   reviewsAutoApprove: boolean
-  uploads: { dir: string; maxBytes: number }
+  uploads: {
+    dir: string
+    maxBytes: number
+    quota: { customer: { bytes: number; files: number }; admin: { bytes: number; files: number } }
+    orphanGraceHours: number
+  }
   activityRetentionDays: number
-  checkout: { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; paymentTimeoutMinutes: number; lowStockThreshold: number }
+  checkout: { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number; returnWindowDays: number }
   payments: { providers: ('test' | 'stripe')[]; webhookSecret: string; stripe: { secretKey?: string; webhookSecret?: string; apiUrl?: string } }
+  /** Outbound webhooks. allowPrivateUrls: plain http and private/loopback hosts accepted (off in production unless set). */
+  webhooks: { secretsKey: string; allowPrivateUrls: boolean; timeoutMs: number; maxAttempts: number; backoffMs: number; disableAfter: number }
   cacheTtlSeconds: number
   corsOrigins: string[]
   rateLimit: { max: number; windowMs: number }
   bodyLimit: number
+  oidc: { providers: OidcProviderConfig[] }
+  http: { requestTimeoutMs: number; headersTimeoutMs: number; keepAliveTimeoutMs: number; connectionTimeoutMs: number }
+}
+
+/** One OpenID Connect provider users may sign in with. */
+export interface OidcProviderConfig {
+  name: string
+  issuer: string
+  clientId: string
+  clientSecret: string
+  /** Where the provider sends the browser back: the shop's page that posts code and state to /auth/oidc/<name>/callback. */
+  redirectUri: string
+  scope: string
+  /** Plain-http issuer: allowed outside production only (a local Keycloak, the tests' provider). */
+  allowInsecure: boolean
+}
+
+/** The OIDC_<NAME>_* variables of each provider in OIDC_PROVIDERS; throws ConfigError naming a missing or bad one. */
+function oidcProvidersFrom(env: NodeJS.ProcessEnv, names: string | undefined, publicUrl: string, production: boolean): OidcProviderConfig[] {
+  if (!names) return []
+  return [...new Set(names.split(','))].map((name) => {
+    const prefix = `OIDC_${name.toUpperCase()}_`
+    const read = (suffix: string) => (env[prefix + suffix] === '' ? undefined : env[prefix + suffix])
+    const url = (suffix: string, value: string | undefined, httpsOnly = false) => {
+      if (value === undefined) throw new ConfigError(`Missing environment variable ${prefix}${suffix}: required when OIDC_PROVIDERS includes ${name}`)
+      let parsed: URL
+      try { parsed = new URL(value) } catch { throw new ConfigError(`Invalid environment variable ${prefix}${suffix}=${JSON.stringify(value)}: an absolute http(s) URL`) }
+      if (parsed.protocol !== 'https:' && (httpsOnly || parsed.protocol !== 'http:')) {
+        throw new ConfigError(`Invalid environment variable ${prefix}${suffix}=${JSON.stringify(value)}: ${httpsOnly ? 'production requires an https URL' : 'an absolute http(s) URL'}`)
+      }
+      return value
+    }
+    // Discovery, keys and the code exchange go to the issuer: plain http only outside production.
+    const issuer = url('ISSUER', read('ISSUER'), production)
+    const clientId = read('CLIENT_ID')
+    const clientSecret = read('CLIENT_SECRET')
+    for (const [suffix, value] of [['CLIENT_ID', clientId], ['CLIENT_SECRET', clientSecret]] as const) {
+      if (!value) throw new ConfigError(`Missing environment variable ${prefix}${suffix}: required when OIDC_PROVIDERS includes ${name}`)
+    }
+    const redirectUri = url('REDIRECT_URI', read('REDIRECT_URI') ?? `${publicUrl}/sign-in/${name}/callback`)
+    // The callback rebuilds the redirect from this URI plus code, state and iss.
+    if (/[?#]/.test(redirectUri)) throw new ConfigError(`Invalid environment variable ${prefix}REDIRECT_URI=${JSON.stringify(redirectUri)}: a URL without query or fragment`)
+    const scope = read('SCOPE') ?? 'openid email profile'
+    if (!scope.split(' ').includes('openid')) throw new ConfigError(`Invalid environment variable ${prefix}SCOPE=${JSON.stringify(scope)}: space-separated scopes including openid`)
+    return {
+      name, issuer, clientId: clientId!, clientSecret: clientSecret!, redirectUri, scope,
+      allowInsecure: new URL(issuer).protocol === 'http:',
+    }
+  })
 }
 
 export class ConfigError extends Error {
@@ -132,13 +214,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid environment variable ${name}=${JSON.stringify(env[name] ?? '')}: ${expected}`)
   }
   const raw = withDefaults as RawConfig
+  let totpKeys: SecretKey[]
+  try { totpKeys = parseSecretKeys(raw.TOTP_ENCRYPTION_KEYS) } catch (err) {
+    throw new ConfigError(`Invalid environment variable TOTP_ENCRYPTION_KEYS: ${(err as Error).message}`)
+  }
   if (raw.PAYMENT_PROVIDERS.split(',').includes('stripe') && (!raw.STRIPE_SECRET_KEY || !raw.STRIPE_WEBHOOK_SECRET)) {
     throw new ConfigError('Missing environment variable STRIPE_SECRET_KEY or STRIPE_WEBHOOK_SECRET: required when PAYMENT_PROVIDERS includes stripe')
+  }
+
+  // Node refuses a headers timeout above the request timeout; an idle keep-alive socket must not
+  // be cut by the inactivity timeout first.
+  if (raw.HTTP_HEADERS_TIMEOUT_MS > raw.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError(`Invalid environment variable HTTP_HEADERS_TIMEOUT_MS=${raw.HTTP_HEADERS_TIMEOUT_MS}: at most HTTP_REQUEST_TIMEOUT_MS (${raw.HTTP_REQUEST_TIMEOUT_MS})`)
+  }
+  if (raw.HTTP_CONNECTION_TIMEOUT_MS <= raw.HTTP_KEEP_ALIVE_TIMEOUT_MS) {
+    throw new ConfigError(`Invalid environment variable HTTP_CONNECTION_TIMEOUT_MS=${raw.HTTP_CONNECTION_TIMEOUT_MS}: must be above HTTP_KEEP_ALIVE_TIMEOUT_MS (${raw.HTTP_KEEP_ALIVE_TIMEOUT_MS})`)
   }
 
   if (raw.NODE_ENV === 'production') {
     if (raw.JWT_SECRET === DEV_JWT_SECRET) throw new ConfigError('Invalid environment variable JWT_SECRET: production refuses the development secret; set a random value of at least 32 characters')
     if (raw.PAYMENT_WEBHOOK_SECRET === DEV_WEBHOOK_SECRET) throw new ConfigError('Invalid environment variable PAYMENT_WEBHOOK_SECRET: production refuses the development secret')
+    if (raw.TOTP_ENCRYPTION_KEYS.split(',').some((part) => DEV_TOTP_KEYS === part.trim())) throw new ConfigError('Invalid environment variable TOTP_ENCRYPTION_KEYS: production refuses the development key; set <id>:<32 random bytes in base64>')
     // The embedded stores are single-process conveniences and logged mail leaks reset links;
     // a production shop runs on real services.
     for (const name of ['DATABASE_URL', 'MONGODB_URL', 'REDIS_URL', 'SMTP_URL'] as const) {
@@ -168,6 +264,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       refreshReuseGraceSeconds: raw.REFRESH_REUSE_GRACE_SECONDS,
       rateLimitPerIp: raw.AUTH_RATE_LIMIT_MAX,
       rateLimitPerAccount: raw.AUTH_ACCOUNT_RATE_LIMIT_MAX,
+      totpKeys,
     },
     mail: { smtpUrl: raw.SMTP_URL, from: raw.MAIL_FROM },
     publicUrl: raw.PUBLIC_URL.replace(/\/$/, ''),
@@ -176,20 +273,38 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cart: { maxLines: raw.CART_MAX_LINES, maxQuantity: raw.CART_MAX_QUANTITY, guestRetentionDays: raw.GUEST_CART_RETENTION_DAYS },
     jobs: raw.JOBS === 'on',
     reviewsAutoApprove: truthy(raw.REVIEWS_AUTO_APPROVE),
-    uploads: { dir: raw.UPLOAD_DIR, maxBytes: raw.UPLOAD_MAX_BYTES },
+    uploads: {
+      dir: raw.UPLOAD_DIR,
+      maxBytes: raw.UPLOAD_MAX_BYTES,
+      quota: { customer: { bytes: raw.UPLOAD_QUOTA_BYTES, files: raw.UPLOAD_QUOTA_FILES }, admin: { bytes: raw.UPLOAD_ADMIN_QUOTA_BYTES, files: raw.UPLOAD_ADMIN_QUOTA_FILES } },
+      orphanGraceHours: raw.UPLOAD_ORPHAN_GRACE_HOURS,
+    },
     activityRetentionDays: raw.ACTIVITY_RETENTION_DAYS,
     checkout: {
       shippingFlatMinor: raw.SHIPPING_FLAT_MINOR, shippingFreeOverMinor: raw.SHIPPING_FREE_OVER_MINOR,
-      taxRateBps: raw.TAX_RATE_BPS, paymentTimeoutMinutes: raw.ORDER_PAYMENT_TIMEOUT_MINUTES, lowStockThreshold: raw.LOW_STOCK_THRESHOLD,
+      taxRateBps: raw.TAX_RATE_BPS, pricesIncludeTax: truthy(raw.PRICES_INCLUDE_TAX), paymentTimeoutMinutes: raw.ORDER_PAYMENT_TIMEOUT_MINUTES,
+      lowStockThreshold: raw.LOW_STOCK_THRESHOLD, returnWindowDays: raw.RETURN_WINDOW_DAYS,
     },
     payments: {
       providers: raw.PAYMENT_PROVIDERS.split(',') as ('test' | 'stripe')[],
       webhookSecret: raw.PAYMENT_WEBHOOK_SECRET,
       stripe: { secretKey: raw.STRIPE_SECRET_KEY, webhookSecret: raw.STRIPE_WEBHOOK_SECRET, apiUrl: raw.STRIPE_API_URL },
     },
+    webhooks: {
+      // Its own key lets JWT_SECRET rotate without losing the endpoints' secrets.
+      secretsKey: raw.WEBHOOK_SECRETS_KEY ?? `jwt:${raw.JWT_SECRET}`,
+      // SSRF: a production shop only calls public https endpoints unless told otherwise.
+      allowPrivateUrls: raw.WEBHOOK_ALLOW_PRIVATE_URLS === undefined ? raw.NODE_ENV !== 'production' : truthy(raw.WEBHOOK_ALLOW_PRIVATE_URLS),
+      timeoutMs: raw.WEBHOOK_TIMEOUT_MS, maxAttempts: raw.WEBHOOK_MAX_ATTEMPTS, backoffMs: raw.WEBHOOK_BACKOFF_MS, disableAfter: raw.WEBHOOK_DISABLE_AFTER,
+    },
     cacheTtlSeconds: raw.CACHE_TTL_SECONDS,
     corsOrigins: raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
     rateLimit: { max: raw.RATE_LIMIT_MAX, windowMs: raw.RATE_LIMIT_WINDOW_MS },
     bodyLimit: raw.BODY_LIMIT_BYTES,
+    oidc: { providers: oidcProvidersFrom(env, raw.OIDC_PROVIDERS, raw.PUBLIC_URL.replace(/\/$/, ''), raw.NODE_ENV === 'production') },
+    http: {
+      requestTimeoutMs: raw.HTTP_REQUEST_TIMEOUT_MS, headersTimeoutMs: raw.HTTP_HEADERS_TIMEOUT_MS,
+      keepAliveTimeoutMs: raw.HTTP_KEEP_ALIVE_TIMEOUT_MS, connectionTimeoutMs: raw.HTTP_CONNECTION_TIMEOUT_MS,
+    },
   }
 }

@@ -15,6 +15,7 @@ export const Problem = Type.Object({
   detail: Type.Optional(Type.String()),
   instance: Type.Optional(Type.String({ description: 'the request id' })),
   errors: Type.Optional(Type.Array(Type.Ref(ValidationIssue))),
+  traceId: Type.Optional(Type.String({ description: 'OpenTelemetry trace id of a 5xx, when tracing is on' })),
 }, { $id: 'Problem', additionalProperties: false, description: 'RFC 9457 problem details' })
 export type ProblemBody = Static<typeof Problem>
 
@@ -52,6 +53,9 @@ export class NotFound extends AppError {
 }
 export class Conflict extends AppError {
   constructor(detail: string, slug = 'conflict') { super(409, slug, 'Conflict', detail) }
+}
+export class ContentTooLarge extends AppError {
+  constructor(detail: string, slug = 'content-too-large') { super(413, slug, 'Content Too Large', detail) }
 }
 export class Unprocessable extends AppError {
   constructor(detail: string, slug = 'unprocessable') { super(422, slug, 'Unprocessable Content', detail) }

@@ -10,6 +10,7 @@ export type FaultPoint =
   | 'payment.after-provider-call'
   | 'refund.after-record'
   | 'refund.after-provider-call'
+  | 'return.after-record'
 
 export class InjectedFault extends Error {
   override name = 'InjectedFault'

@@ -14,6 +14,10 @@ export interface JobRunner {
   close(): Promise<void>
   /** For tests: observe each run as it finishes. */
   onRun?: (name: string, runId: string) => void
+  /** For metrics: each run's duration and whether it threw. */
+  onFinish?: (name: string, seconds: number, failed: boolean) => void
+  /** Jobs per queue and state (waiting, active, delayed, failed); empty without BullMQ. */
+  counts(): Promise<Record<string, Record<string, number>>>
 }
 
 const QUEUE = 'maintenance'
@@ -24,16 +28,20 @@ export function createJobRunner(opts: { redisUrl?: string; prefix: string; log: 
     every(name, intervalMs, run) { jobs.set(name, { intervalMs, run }) },
     start: async () => {},
     close: async () => {},
+    counts: async () => ({}),
   }
 
   async function runOne(name: string, runId: string) {
     const job = jobs.get(name)
     if (!job) return
     const started = Date.now()
+    let failed = true
     try {
       const result = await job.run()
+      failed = false
       opts.log.info({ job: name, runId, ms: Date.now() - started, result }, 'job finished')
     } finally {
+      runner.onFinish?.(name, (Date.now() - started) / 1000, failed)
       runner.onRun?.(name, runId)
     }
   }
@@ -73,6 +81,11 @@ export function createJobRunner(opts: { redisUrl?: string; prefix: string; log: 
     worker = new Worker(QUEUE, (job: Job) => runOne(job.name, job.id ?? ''), { connection: connection(), prefix: `${opts.prefix}bull`, concurrency: 1 })
     worker.on('failed', (job, err) => opts.log.error({ job: job?.name, err }, 'job failed'))
     worker.on('error', (err) => opts.log.warn({ err: err.message }, 'job worker error'))
+  }
+  runner.counts = async (): Promise<Record<string, Record<string, number>>> => {
+    // Redis away: no queue figures this scrape rather than no scrape at all.
+    const counts = await queue?.getJobCounts('waiting', 'active', 'delayed', 'failed').catch(() => undefined)
+    return counts ? { [QUEUE]: counts } : {}
   }
   runner.close = async () => {
     await worker?.close()

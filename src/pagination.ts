@@ -30,7 +30,10 @@ const CURSOR_PARTS = {
   integer: (v: unknown) => Number.isSafeInteger(v),
   string: (v: unknown) => typeof v === 'string' && v.length <= 1000,
   uuid: (v: unknown) => typeof v === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v),
-  date: (v: unknown) => typeof v === 'string' && /^\d{4}-\d{2}-\d{2}T[\d:.]+Z$/.test(v) && !Number.isNaN(Date.parse(v)),
+  // Exactly what toISOString wrote, years 0001-9999: JavaScript reads 2021-02-30 as March 1st and
+  // year 0 as a date, which PostgreSQL refuses and MongoDB would page from silently.
+  date: (v: unknown) => typeof v === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(v) && !v.startsWith('0000')
+    && !Number.isNaN(Date.parse(v)) && new Date(v).toISOString() === v,
   decimal: (v: unknown) => typeof v === 'string' && /^-?\d{1,12}(\.\d{1,6})?$/.test(v),
 }
 export type CursorPart = keyof typeof CURSOR_PARTS

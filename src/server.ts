@@ -1,6 +1,6 @@
 import closeWithGrace from 'close-with-grace'
-import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
+import { tracingWanted } from './tracing.js'
 
 let config
 try {
@@ -12,12 +12,24 @@ try {
   process.exit(1)
 }
 
+// Tracing instruments pg, ioredis and mongodb as they load, so it starts before the app (which
+// imports them) is imported. Off unless the OTEL_* variables ask for it (README, Operations).
+const tracing = tracingWanted() ? await (await import('./telemetry.js')).startTracing() : undefined
+const { buildApp } = await import('./app.js')
 const app = await buildApp(config)
 
 closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'closing after an uncaught error')
   else app.log.info({ signal }, 'shutting down')
-  await app.close()
+  // Fastify closes the connections that are idle when closing starts; one busy then becomes idle
+  // once its answer is sent, and would hold the server open until its keep-alive ran out.
+  const closeIdle = setInterval(() => app.server.closeIdleConnections(), 100)
+  try {
+    await app.close()
+  } finally {
+    clearInterval(closeIdle)
+  }
+  await tracing?.shutdown()
 })
 
 await app.listen({ host: config.host, port: config.port })

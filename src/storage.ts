@@ -1,13 +1,15 @@
 import { createReadStream } from 'node:fs'
-import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
 
-// Where uploaded bytes live. Local disk now; an object store later implements the same three calls.
+// Where uploaded bytes live. Local disk now; an object store later implements the same calls.
 export interface FileStorage {
   put(key: string, bytes: Buffer): Promise<void>
   read(key: string): Readable
   remove(key: string): Promise<void>
+  /** Every stored key written before `before` (for the orphan job). */
+  listOlderThan(before: Date): Promise<string[]>
 }
 
 const SAFE_KEY = /^[a-z0-9-]+\.[a-z0-9]+$/
@@ -26,5 +28,14 @@ export function createLocalStorage(dir: string): FileStorage {
     },
     read: (key) => createReadStream(pathOf(key)),
     async remove(key) { await rm(pathOf(key), { force: true }) },
+    async listOlderThan(before) {
+      const names = await readdir(root).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return [] as string[]; throw err })
+      const old: string[] = []
+      for (const name of names.filter((n) => SAFE_KEY.test(n))) {
+        const info = await stat(join(root, name)).catch(() => undefined)
+        if (info?.isFile() && info.mtime < before) old.push(name)
+      }
+      return old
+    },
   }
 }

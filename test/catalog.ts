@@ -11,7 +11,7 @@ export async function createCategory(app: App, headers: Record<string, string>, 
   return res.json()
 }
 
-export interface VariantSpec { sku?: string; priceMinor?: number; stock?: number; isActive?: boolean; options?: Record<string, string>; compareAtPriceMinor?: number | null }
+export interface VariantSpec { sku?: string; priceMinor?: number; stock?: number; isActive?: boolean; options?: Record<string, string>; compareAtPriceMinor?: number | null; weightGrams?: number | null }
 
 export async function createProduct(app: App, headers: Record<string, string>, input: {
   name?: string; slug?: string; description?: string; status?: 'draft' | 'active' | 'archived'; categoryId?: string | null; variants?: VariantSpec[]

@@ -7,6 +7,7 @@ const overrides = Object.fromEntries(process.argv.slice(2).map((arg) => [arg.sli
 const secrets: Record<string, string> = {
   JWT_SECRET: randomBytes(32).toString('hex'),
   PAYMENT_WEBHOOK_SECRET: randomBytes(24).toString('hex'),
+  TOTP_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
   // Nothing listens there: mail is sent in the background and a failure is only logged.
   SMTP_URL: 'smtp://127.0.0.1:2525',
   // A demo shop: the container check pays with the test provider.

@@ -1,6 +1,8 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { ConfigError, loadConfig } from '../src/config.js'
+// A production key of the right shape (32 bytes), not the development one.
+const PRODUCTION_TOTP_KEYS = `k1:${Buffer.alloc(32, 9).toString('base64')}`
 
 function startServer(env: Record<string, string>) {
   // A clean environment: only what the case sets, plus PATH to find node.
@@ -24,7 +26,9 @@ t.test('production refuses the development secret and the embedded stores', asyn
 
   const devWebhookSecret = startServer({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) })
   t.match(devWebhookSecret.stderr, /PAYMENT_WEBHOOK_SECRET: production refuses/)
-  const noStores = startServer({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'y'.repeat(40) })
+  const devTotpKey = startServer({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'y'.repeat(40) })
+  t.match(devTotpKey.stderr, /TOTP_ENCRYPTION_KEYS: production refuses the development key/)
+  const noStores = startServer({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'y'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS })
   t.equal(noStores.status, 1)
   t.match(noStores.stderr, /Missing environment variable DATABASE_URL/)
 })
@@ -57,12 +61,35 @@ t.test('defaults work with no environment; empty strings count as unset', async 
 
 t.test('the compose file sets everything production requires', async (t) => {
   const { composeAppEnv } = await import('./compose.js')
-  const { env, required } = composeAppEnv({ JWT_SECRET: 'j'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'w'.repeat(40), SMTP_URL: 'smtp://mail.example.com:587', PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' })
-  t.same(required.sort(), ['JWT_SECRET', 'PAYMENT_PROVIDERS', 'PAYMENT_WEBHOOK_SECRET', 'SMTP_URL'], 'the operator must give each secret, the mail server and the payment provider')
+  const { env, required } = composeAppEnv({ JWT_SECRET: 'j'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'w'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS, SMTP_URL: 'smtp://mail.example.com:587', PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' })
+  t.same(required.sort(), ['JWT_SECRET', 'PAYMENT_PROVIDERS', 'PAYMENT_WEBHOOK_SECRET', 'SMTP_URL', 'TOTP_ENCRYPTION_KEYS'], 'the operator must give each secret, the mail server and the payment provider')
   const config = loadConfig(env)
   t.equal(config.env, 'production')
   t.ok(config.postgres.url && config.mongo.url && config.redis.url, 'on real services')
   t.throws(() => loadConfig({ ...env, PAYMENT_WEBHOOK_SECRET: '' }), ConfigError, 'and without a given secret it refuses to start')
   t.throws(() => loadConfig({ ...env, PAYMENT_PROVIDERS: 'test' }), /production refuses the test provider/, 'the test provider is refused in production')
   t.equal(loadConfig({ ...env, PAYMENT_PROVIDERS: 'test', ALLOW_TEST_PAYMENTS: 'true' }).payments.providers[0], 'test', 'unless a demo says so')
+})
+
+t.test('OpenID Connect providers: each named one needs its issuer and client; production needs https', async (t) => {
+  const keycloak = { OIDC_PROVIDERS: 'keycloak', OIDC_KEYCLOAK_ISSUER: 'http://localhost:8080/realms/shop', OIDC_KEYCLOAK_CLIENT_ID: 'shop', OIDC_KEYCLOAK_CLIENT_SECRET: 's3cret' }
+  t.same(loadConfig({}).oidc.providers, [], 'none by default')
+  t.same(loadConfig({ ...keycloak, PUBLIC_URL: 'https://shop.example/' }).oidc.providers, [{
+    name: 'keycloak', issuer: 'http://localhost:8080/realms/shop', clientId: 'shop', clientSecret: 's3cret',
+    redirectUri: 'https://shop.example/sign-in/keycloak/callback', scope: 'openid email profile', allowInsecure: true,
+  }])
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ OIDC_PROVIDERS: 'Key Cloak' }, /OIDC_PROVIDERS="Key Cloak"/],
+    [{ ...keycloak, OIDC_KEYCLOAK_ISSUER: '' }, /Missing environment variable OIDC_KEYCLOAK_ISSUER: required when OIDC_PROVIDERS includes keycloak/],
+    [{ ...keycloak, OIDC_KEYCLOAK_CLIENT_SECRET: '' }, /Missing environment variable OIDC_KEYCLOAK_CLIENT_SECRET/],
+    [{ ...keycloak, OIDC_KEYCLOAK_ISSUER: 'ftp://idp' }, /OIDC_KEYCLOAK_ISSUER="ftp:\/\/idp": an absolute http\(s\) URL/],
+    [{ ...keycloak, OIDC_KEYCLOAK_REDIRECT_URI: 'https://shop.example/cb?x=1' }, /OIDC_KEYCLOAK_REDIRECT_URI=.*without query/],
+    [{ ...keycloak, OIDC_KEYCLOAK_SCOPE: 'email profile' }, /OIDC_KEYCLOAK_SCOPE=.*including openid/],
+  ]
+  for (const [env, message] of cases) t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
+
+  const { composeAppEnv } = await import('./compose.js')
+  const { env } = composeAppEnv({ JWT_SECRET: 'j'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'w'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS, SMTP_URL: 'smtp://mail.example.com:587', PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' })
+  t.throws(() => loadConfig({ ...env, ...keycloak }), /OIDC_KEYCLOAK_ISSUER=.*production requires an https URL/)
+  t.equal(loadConfig({ ...env, ...keycloak, OIDC_KEYCLOAK_ISSUER: 'https://id.example/realms/shop' }).oidc.providers[0]?.allowInsecure, false)
 })

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { startEmbeddedFerretDb } from '../src/embedded-ferretdb.js'
 import pg from 'pg'
 import { Redis } from 'ioredis'
-import { buildApp, type App } from '../src/app.js'
+import { buildApp, type App, type BuildOptions } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 
 // The one way tests build the app: real PostgreSQL, Redis and FerretDB started by
@@ -69,10 +69,10 @@ export function testEnv(database: { name: string; url: string }, env: Record<str
   }
 }
 
-/** Builds the app against isolated test stores; `env` overrides any setting. */
-export async function buildTestApp(t: Teardown, env: Record<string, string> = {}): Promise<App> {
+/** Builds the app against isolated test stores; `env` overrides any setting, `opts` the silent logger. */
+export async function buildTestApp(t: Teardown, env: Record<string, string> = {}, opts: BuildOptions = { logger: false }): Promise<App> {
   const config = loadConfig(testEnv(await createTestDatabase(t), env))
-  const app = await buildApp(config, { logger: false })
+  const app = await buildApp(config, opts)
   t.teardown(async () => {
     await app.mongo.dropDatabase().catch(() => {})
     await app.close()

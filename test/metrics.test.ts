@@ -1,4 +1,5 @@
 import t from 'tap'
+import { readFileSync } from 'node:fs'
 import { buildTestApp } from './helpers.js'
 import { register, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
@@ -29,7 +30,8 @@ t.test('the counters move by exactly what a journey did', async (t) => {
   const variantId = product.variants[0].id as string
   const buyer = await register(app, { email: 'mae@example.com' })
   const before = await scrape(app)
-  t.match(before, /shop_process_heap_size_total_bytes|shop_process_nodejs_heap_size_total_bytes/, 'process metrics are there')
+  t.match(before, /^shop_process_nodejs_heap_size_used_bytes \d/m, 'heap is reported')
+  t.match(before, /^shop_process_nodejs_eventloop_lag_p99_seconds \d/m, 'event-loop lag is reported')
 
   const buy = async (quantity: number, key: string) => {
     await app.inject({ method: 'POST', url: '/cart/items', headers: buyer.headers, payload: { variantId, quantity } })
@@ -59,6 +61,8 @@ t.test('the counters move by exactly what a journey did', async (t) => {
   t.equal(delta('shop_checkout_conflicts_total', { reason: 'cart-empty' }), 1)
   t.equal(delta('shop_http_request_duration_seconds_count', { route: '/orders', method: 'POST', status_class: '2xx' }), 2)
   t.equal(delta('shop_http_request_duration_seconds_count', { route: '/orders', method: 'POST', status_class: '4xx' }), 1)
+  t.ok(delta('shop_redis_command_duration_seconds_count') > 0, 'Redis commands are timed')
+  t.ok(delta('shop_mongodb_command_duration_seconds_count') > 0, 'MongoDB commands are timed')
   t.equal(sample(after, 'shop_outbox_backlog'), 0, 'nothing waits in the outbox')
   t.ok(sample(after, 'shop_postgres_pool_connections', { state: 'idle' }) >= 1, 'the pool is reported')
 })
@@ -70,4 +74,53 @@ t.test('rate-limit refusals and cache lookups are counted', async (t) => {
   t.equal(sample(text, 'shop_rate_limited_total', { route: '/products' }), 2, 'the two over the limit')
   t.equal(sample(text, 'shop_cache_lookups_total', { result: 'miss' }), 1, 'the first read missed')
   t.equal(sample(text, 'shop_cache_lookups_total', { result: 'hit' }), 3, 'the next three hit')
+})
+
+t.test('Redis and MongoDB commands: counted by name, failures apart', async (t) => {
+  const app = await buildTestApp(t, { METRICS_TOKEN: TOKEN })
+  const before = await scrape(app)
+  await app.redis.set('metrics:probe', 'a string')
+  await app.redis.get('metrics:probe')
+  await app.redis.pipeline().get('metrics:probe').get('metrics:probe').exec()
+  await t.rejects(app.redis.hget('metrics:probe', 'field'), /WRONGTYPE/)
+  await app.mongo.db!.command({ ping: 1 })
+  await t.rejects(app.mongo.db!.command({ noSuchCommand: 1 }))
+  const after = await scrape(app)
+  const delta = (name: string, labels: Record<string, string>) => sample(after, name, labels) - sample(before, name, labels)
+  t.equal(delta('shop_redis_command_duration_seconds_count', { command: 'set' }), 1)
+  t.equal(delta('shop_redis_command_duration_seconds_count', { command: 'get' }), 3, 'pipelined commands too')
+  t.equal(delta('shop_redis_command_errors_total', { command: 'get' }), 0)
+  t.equal(delta('shop_redis_command_errors_total', { command: 'hget' }), 1, 'an error reply is an error')
+  t.equal(delta('shop_mongodb_command_duration_seconds_count', { command: 'ping' }), 1)
+  t.equal(delta('shop_mongodb_command_errors_total', { command: 'noSuchCommand' }), 1)
+  t.equal(delta('shop_mongodb_command_errors_total', { command: 'ping' }), 0)
+})
+
+t.test('job runs and the BullMQ queue are reported', async (t) => {
+  const app = await buildTestApp(t, { METRICS_TOKEN: TOKEN, JOBS: 'on' })
+  let ok = 0
+  let failed = 0
+  app.jobs.every('metrics-probe', 200, async () => { ok++ })
+  app.jobs.every('metrics-boom', 200, async () => { failed++; throw new Error('boom') })
+  await app.ready()
+  await new Promise((r) => setTimeout(r, 1500))
+  const text = await scrape(app)
+  t.ok(ok >= 1 && failed >= 1, `both ran (${ok}, ${failed})`)
+  // Runs still in flight at the scrape are not counted yet.
+  t.ok(sample(text, 'shop_job_duration_seconds_count', { job: 'metrics-probe' }) >= ok - 1)
+  t.equal(sample(text, 'shop_job_failures_total', { job: 'metrics-probe' }), 0)
+  t.ok(sample(text, 'shop_job_failures_total', { job: 'metrics-boom' }) >= failed - 1)
+  const failedJobs = sample(text, 'shop_queue_jobs', { queue: 'maintenance', state: 'failed' })
+  t.ok(failedJobs >= 1 && failedJobs <= failed, `the failed runs are in the queue (${failedJobs})`)
+  for (const state of ['waiting', 'active', 'delayed']) t.match(text, new RegExp(`^shop_queue_jobs\\{queue="maintenance",state="${state}"\\} \\d`, 'm'), state)
+})
+
+t.test('the dashboard and the alert rules name only metrics that exist', async (t) => {
+  const app = await buildTestApp(t, { METRICS_TOKEN: TOKEN })
+  const known = new Set((await app.metrics.registry.getMetricsAsJSON()).map((m) => m.name))
+  for (const file of ['alerts.yml', 'grafana-dashboard.json']) {
+    const used = new Set(readFileSync(new URL(`../deploy/${file}`, import.meta.url), 'utf8').match(/\bshop_[a-z0-9_]+/g))
+    t.ok(used.size >= 5, `${file} uses ${used.size} metrics`)
+    for (const name of used) t.ok(known.has(name.replace(/_(bucket|count|sum)$/, '')), `${file}: ${name}`)
+  }
 })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { buildTestApp, startOwnRedis } from './helpers.js'
-import { registerAdmin } from './users.js'
+import { DEFAULT_PASSWORD, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
 import type { App } from '../src/app.js'
 
@@ -45,6 +45,11 @@ for (const outage of ['killed', 'hung'] as const) {
     // Before: 2-3.5 s per read with Redis killed, no answer at all with Redis hung. A database
     // read takes a few milliseconds; allow a wide margin for a loaded machine.
     t.ok(degraded.msPerRead < Math.max(100, healthy.msPerRead * 20), `${degraded.msPerRead.toFixed(1)} ms per read without Redis (${healthy.msPerRead.toFixed(1)} ms with it)`)
+
+    // Sign-in needs Redis (sessions): a clear 503, not a 500 or a hang.
+    const signIn = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'admin@example.com', password: DEFAULT_PASSWORD } })
+    t.equal(signIn.statusCode, 503, 'a route that needs Redis answers 503')
+    t.equal(signIn.json().type, 'urn:problem-type:store-unavailable')
 
     if (outage === 'killed') await redis.start()
     else redis.resume()

@@ -13,9 +13,13 @@ import { createServer } from 'node:http'
 import * as OTPAuth from 'otpauth'
 import pg from 'pg'
 import { startMailbox } from './mail.js'
+import { startOidcProvider, type TestAccount } from './oidc-provider.js'
 
 const mailbox = await startMailbox({ teardown: () => {} }, Number(process.env.MAIL_PORT))
 const db = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 })
+// A real OpenID Connect provider (OIDC_PORT), which the API knows as `local`; accounts are added as hooks need them.
+const idpAccounts: Record<string, TestAccount> = { 'fuzz-idp': { email: 'fuzz-idp@example.com', email_verified: true, name: 'Fuzz Idp' } }
+const idp = await startOidcProvider({ teardown: () => {} }, idpAccounts, Number(process.env.OIDC_PORT))
 
 let base = ''
 let auth: Record<string, string> = {}
@@ -39,7 +43,8 @@ const product = (name: string) => call<Product>('POST', '/products', {
   name, slug: `${name.toLowerCase().replace(/[^a-z0-9]+/g, '-')}-${Date.now()}`, status: 'active',
   variants: ['A', 'B'].map((suffix, i) => ({ sku: `${name.toUpperCase().replace(/[^A-Z0-9]/g, '').slice(0, 8)}-${Date.now()}-${suffix}`, priceMinor: [2500, 900][i]!, stock: 1_000_000 })),
 })
-const address = { recipientName: 'Fuzz Admin', line1: '1 Test Street', city: 'Berlin', postalCode: '10115', country: 'DE' }
+// France: the demo seed's shipping zones give it exactly one option, so checkouts need not choose.
+const address = { recipientName: 'Fuzz Admin', line1: '1 Rue de Test', city: 'Paris', postalCode: '75001', country: 'FR' }
 /** Makes sure the fuzzer's cart holds this line (a checkout or a delete may have taken it). */
 const ensureLine = (variantId: string) => call('POST', '/cart/items', { variantId, quantity: 1 })
 async function order(...variantIds: string[]) {
@@ -53,6 +58,20 @@ async function account() {
   const password = 'fuzz-account-password-1'
   const { tokens } = await call<{ tokens: { accessToken: string } }>('POST', '/auth/register', { email, password, name: 'Fuzz Account' }, false, {})
   return { email, password, headers: { authorization: `Bearer ${tokens.accessToken}` } }
+}
+/** Plays the browser through the provider as a new or given account; answers the callback body. */
+async function authorizeAt(startPath: string, headers: Record<string, string>, idpAccount: string) {
+  const { authorizationUrl } = await call<{ authorizationUrl: string }>('POST', startPath, undefined, false, headers)
+  idp.signInAs(idpAccount)
+  return idp.authorize(authorizationUrl)
+}
+/** A customer of its own with a provider account linked to it. */
+async function linkedAccount() {
+  const user = await account()
+  const subject = `fuzz-linked-${++keys}`
+  idpAccounts[subject] = { email: `${subject}@example.com`, email_verified: true }
+  await call('POST', '/auth/oidc/local/link/callback', await authorizeAt('/auth/oidc/local/link/start', user.headers, subject), false, user.headers)
+  return user
 }
 const totpCode = (secret: string) => new OTPAuth.TOTP({ algorithm: 'SHA1', digits: 6, period: 30, secret: OTPAuth.Secret.fromBase32(secret) }).generate()
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64')
@@ -70,6 +89,20 @@ async function paidOrderOf(variantId: string) {
   const placed = await order(variantId)
   await confirm((await pay(placed.id)).id)
   return placed
+}
+async function deliveredOrderOf(variantId: string) {
+  const placed = await paidOrderOf(variantId)
+  for (const status of ['fulfilled', 'shipped', 'delivered']) await call('PATCH', `/orders/${placed.id}/status`, { status })
+  return call<{ id: string; items: { id: string }[] }>('GET', `/orders/${placed.id}`)
+}
+type Return = { id: string; orderId: string; items: { id: string; quantity: number }[] }
+/** A return of one unit of a delivered order, moved along to `status`. */
+async function requestedReturn(variantId: string, status: 'requested' | 'approved' | 'received' = 'requested') {
+  const delivered = await deliveredOrderOf(variantId)
+  const asked = await call<Return>('POST', `/orders/${delivered.id}/returns`, { items: [{ orderItemId: delivered.items[0]!.id, quantity: 1, reason: 'damaged' }] })
+  if (status !== 'requested') await call('POST', `/returns/${asked.id}/approve`)
+  if (status === 'received') await call('POST', `/returns/${asked.id}/receive`, { items: asked.items.map((item) => ({ returnItemId: item.id, quantity: item.quantity, resellable: true })) })
+  return asked
 }
 
 type Fixtures = Awaited<ReturnType<typeof setup>>
@@ -101,6 +134,19 @@ async function setup() {
 
   await call('PUT', `/wishlist/items/${main.id}`)
   await call('PUT', `/wishlist/items/${shelf.id}`)
+  // A return asked for on a delivered order; zones, options and tax rates of their own (after the
+  // orders: a second option reaching DE would make those checkouts choose one).
+  const returned = await requestedReturn(shelf.variants[0]!.id)
+  await ensureLine(shelf.variants[0]!.id)
+  const { options: [shippingOption] } = await call<{ options: { id: string }[] }>('GET', '/cart/shipping-options?country=FR')
+  const zone = await call<{ id: string }>('POST', '/shipping/zones', { name: 'Fuzz Nordics', countries: ['SE', 'NO'] })
+  const option = await call<{ id: string }>('POST', `/shipping/zones/${zone.id}/options`, { name: 'Fuzz Post', priceMinor: 900 })
+  const rate = await call<{ id: string }>('POST', '/tax-rates', { name: 'Fuzz SE', country: 'SE', rateBps: 2500 })
+  // Webhook endpoints (port 9 refuses connections: attempts are recorded as failures) and a delivery.
+  const hook = await call<{ id: string }>('POST', '/webhooks/endpoints', { url: 'http://127.0.0.1:9/fuzz', events: ['product.updated'] })
+  await call('PATCH', `/products/${mover.id}`, { description: 'A product.updated event for the fuzzer' })
+  const [delivery] = (await call<{ items: { id: string }[] }>('GET', `/webhooks/endpoints/${hook.id}/deliveries`)).items
+  if (!delivery) throw new Error('fixture: no webhook delivery')
   // A customer whose password the fuzzer resets, with tokens read from the mails it gets.
   const resetter = { email: `fuzz-reset-${Date.now()}@example.com`, password: 'fuzz-reset-password-1', name: 'Fuzz Reset' }
   await call('POST', '/auth/register', resetter, false, {})
@@ -144,12 +190,38 @@ async function setup() {
     ['DELETE /coupons/{couponId}', { couponId: fuzzCoupon.id }], // renewed by its hook
     ['GET /uploads/{uploadId}', { uploadId: image.id }],
     ['DELETE /uploads/{uploadId}', { uploadId: image.id }], // renewed by its hook
+    ['POST /orders/{orderId}/returns', { orderId: returned.orderId }], // renewed by its hook, as are the steps below
+    ['GET /returns/{returnId}', { returnId: returned.id }],
+    ['POST /returns/{returnId}/approve', { returnId: returned.id }],
+    ['POST /returns/{returnId}/reject', { returnId: returned.id }],
+    ['POST /returns/{returnId}/receive', { returnId: returned.id }],
+    ['POST /returns/{returnId}/refund', { returnId: returned.id }],
+    ['GET /shipping/zones/{zoneId}', { zoneId: zone.id }],
+    ['PATCH /shipping/zones/{zoneId}', { zoneId: zone.id }],
+    ['DELETE /shipping/zones/{zoneId}', { zoneId: zone.id }], // renewed by its hook
+    ['POST /shipping/zones/{zoneId}/options', { zoneId: zone.id }],
+    ['PATCH /shipping/options/{optionId}', { optionId: option.id }],
+    ['DELETE /shipping/options/{optionId}', { optionId: option.id }], // renewed by its hook
+    ['PATCH /tax-rates/{taxRateId}', { taxRateId: rate.id }],
+    ['DELETE /tax-rates/{taxRateId}', { taxRateId: rate.id }], // renewed by its hook
+    ['GET /webhooks/endpoints/{endpointId}', { endpointId: hook.id }],
+    ['PATCH /webhooks/endpoints/{endpointId}', { endpointId: hook.id }],
+    ['DELETE /webhooks/endpoints/{endpointId}', { endpointId: hook.id }], // renewed by its hook
+    ['POST /webhooks/endpoints/{endpointId}/rotate-secret', { endpointId: hook.id }],
+    ['GET /webhooks/endpoints/{endpointId}/deliveries', { endpointId: hook.id }],
+    ['GET /webhooks/deliveries/{deliveryId}', { deliveryId: delivery.id }],
+    ['POST /webhooks/deliveries/{deliveryId}/replay', { deliveryId: delivery.id }],
+    ['POST /auth/oidc/{provider}/start', { provider: 'local' }],
+    ['POST /auth/oidc/{provider}/callback', { provider: 'local' }],
+    ['POST /auth/oidc/{provider}/link/start', { provider: 'local' }],
+    ['POST /auth/oidc/{provider}/link/callback', { provider: 'local' }],
+    ['DELETE /auth/identities/{provider}', { provider: 'local' }],
     ['GET /users/{userId}', { userId: member.user.id }],
     ['PATCH /users/{userId}/role', { userId: member.user.id }],
     ['POST /users/{userId}/deactivate', { userId: member.user.id }],
     ['POST /users/{userId}/reactivate', { userId: member.user.id }],
   ]
-  return { shelf, reviewed, mover, saved, coupon: cartCoupon, category: shelfCategory, resetter, operations }
+  return { shelf, reviewed, mover, saved, coupon: cartCoupon, category: shelfCategory, resetter, zone, shippingOption: shippingOption!, operations }
 }
 
 function toml(operations: [string, Record<string, string>][]) {
@@ -240,6 +312,40 @@ function beforeHooks(f: Fixtures): Record<string, Before> {
     },
     'POST /users/me/email': async () => { const user = await account(); return { headers: user.headers, body: { password: user.password } } },
     'POST /users/me/password': async () => { const user = await account(); return { headers: user.headers, body: { currentPassword: user.password } } },
+    'POST /orders/{orderId}/returns': async () => {
+      const delivered = await retryConflicts(() => deliveredOrderOf(f.shelf.variants[0]!.id))
+      return { pathParameters: { orderId: delivered.id }, body: { items: [{ orderItemId: delivered.items[0]!.id, quantity: 1, reason: 'damaged' }] } }
+    },
+    'POST /returns/{returnId}/approve': async () => ({ pathParameters: { returnId: (await retryConflicts(() => requestedReturn(f.shelf.variants[0]!.id))).id } }),
+    'POST /returns/{returnId}/reject': async () => ({ pathParameters: { returnId: (await retryConflicts(() => requestedReturn(f.shelf.variants[0]!.id))).id } }),
+    'POST /returns/{returnId}/receive': async () => {
+      const approved = await retryConflicts(() => requestedReturn(f.shelf.variants[0]!.id, 'approved'))
+      return { pathParameters: { returnId: approved.id }, body: { items: approved.items.map((item) => ({ returnItemId: item.id, quantity: item.quantity, resellable: true })) } }
+    },
+    'POST /returns/{returnId}/refund': async () => ({ pathParameters: { returnId: (await retryConflicts(() => requestedReturn(f.shelf.variants[0]!.id, 'received'))).id } }),
+    'DELETE /shipping/zones/{zoneId}': async () => ({ pathParameters: { zoneId: (await call<{ id: string }>('POST', '/shipping/zones', { name: `Fuzz Doomed ${++keys}`, countries: [] })).id } }),
+    'DELETE /shipping/options/{optionId}': async () => ({ pathParameters: { optionId: (await call<{ id: string }>('POST', `/shipping/zones/${f.zone.id}/options`, { name: `Fuzz Doomed ${++keys}`, priceMinor: 100 })).id } }),
+    'POST /webhooks/endpoints': async () => ({ body: { url: `http://127.0.0.1:9/fuzz-${++keys}` } }),
+    'PATCH /webhooks/endpoints/{endpointId}': async ({ body }) => (isObject(body) && typeof body.url === 'string' ? { body: { url: `http://127.0.0.1:9/fuzz-${++keys}` } } : {}),
+    // Sign-in with the provider: a code and state from a real authorization, as the browser brings them.
+    'POST /auth/oidc/{provider}/callback': async () => ({ pathParameters: { provider: 'local' }, replaceBody: await authorizeAt('/auth/oidc/local/start', {}, 'fuzz-idp') }),
+    'POST /auth/oidc/{provider}/link/callback': async () => {
+      const user = await account()
+      const subject = `fuzz-link-${++keys}`
+      idpAccounts[subject] = { email: `${subject}@example.com`, email_verified: true }
+      return { headers: user.headers, pathParameters: { provider: 'local' }, replaceBody: await authorizeAt('/auth/oidc/local/link/start', user.headers, subject) }
+    },
+    // A provider account with the verified email of a password account: the callback asks its owner to confirm.
+    'POST /auth/oidc/confirm-link': async () => {
+      const user = await account()
+      const subject = `fuzz-confirm-${++keys}`
+      idpAccounts[subject] = { email: user.email, email_verified: true }
+      const { linkToken } = await call<{ linkToken: string }>('POST', '/auth/oidc/local/callback', await authorizeAt('/auth/oidc/local/start', {}, subject), false, {})
+      return { replaceBody: { linkToken, email: user.email, password: user.password } }
+    },
+    'DELETE /auth/identities/{provider}': async () => ({ headers: (await linkedAccount()).headers, pathParameters: { provider: 'local' } }),
+    'DELETE /webhooks/endpoints/{endpointId}': async () => ({ pathParameters: { endpointId: (await call<{ id: string }>('POST', '/webhooks/endpoints', { url: 'http://127.0.0.1:9/fuzz-doomed', events: ['order.paid'] })).id } }),
+    'DELETE /tax-rates/{taxRateId}': async () => ({ pathParameters: { taxRateId: (await call<{ id: string }>('POST', '/tax-rates', { name: `Fuzz Doomed ${++keys}`, country: 'IS', rateBps: 1000 })).id } }),
     'PATCH /orders/{orderId}/status': async ({ body }) => {
       const placed = await orderBefore(f, isObject(body) && typeof body.status === 'string' ? body.status : 'cancelled')
       return { pathParameters: { orderId: placed.id } }
@@ -256,6 +362,8 @@ function beforeHooks(f: Fixtures): Record<string, Before> {
       const patch: Record<string, unknown> = {}
       if (!isObject(body) || body.addressId !== undefined || body.shippingAddress === undefined) patch.addressId = f.saved.id
       if (isObject(body) && typeof body.couponCode === 'string') patch.couponCode = f.coupon.code
+      if (isObject(body) && typeof body.shippingOptionId === 'string') patch.shippingOptionId = f.shippingOption.id
+      if (isObject(body) && isObject(body.shippingAddress)) patch.shippingAddress = { ...body.shippingAddress, country: 'FR', region: undefined }
       return { body: patch }
     },
     'POST /products': async ({ body }) => productIds(body),

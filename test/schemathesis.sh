@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${SCHEMATHESIS_PORT:-57300}
-MAIL_PORT=$((PORT + 1)) FIXTURES_PORT=$((PORT + 2))
+MAIL_PORT=$((PORT + 1)) FIXTURES_PORT=$((PORT + 2)) OIDC_PORT=$((PORT + 3))
 MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-25}
 DB=schemathesis_$$
 ADMIN_EMAIL=fuzz-admin@example.com
@@ -22,8 +22,11 @@ export RATE_LIMIT_MAX=1000000 AUTH_RATE_LIMIT_MAX=1000000 AUTH_ACCOUNT_RATE_LIMI
 # Mail goes to the fixture service's SMTP server, which reads reset and verification tokens from it;
 # the hooks sign webhook bodies with this run's secret.
 export SMTP_URL="smtp://127.0.0.1:$MAIL_PORT" PAYMENT_WEBHOOK_SECRET="fuzz-webhook-secret-$$-$RANDOM"
+# Sign-in with a real OpenID Connect provider, started by the fixture service.
+export OIDC_PROVIDERS=local OIDC_LOCAL_ISSUER="http://127.0.0.1:$OIDC_PORT" OIDC_LOCAL_CLIENT_ID=shop-api \
+  OIDC_LOCAL_CLIENT_SECRET=shop-api-test-secret-0123456789 OIDC_LOCAL_REDIRECT_URI=http://127.0.0.1:3000/sign-in/local/callback
 
-MAIL_PORT=$MAIL_PORT FIXTURES_PORT=$FIXTURES_PORT node --import tsx test/schemathesis-fixtures.ts > /tmp/schemathesis-fixtures.log 2>&1 &
+MAIL_PORT=$MAIL_PORT FIXTURES_PORT=$FIXTURES_PORT OIDC_PORT=$OIDC_PORT node --import tsx test/schemathesis-fixtures.ts > /tmp/schemathesis-fixtures.log 2>&1 &
 FIXTURES=$!
 node --import tsx src/server.ts > /tmp/schemathesis-api.log 2>&1 &
 API=$!

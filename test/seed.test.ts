@@ -29,7 +29,7 @@ t.test('db:seed builds the same catalog every time, with consistent aggregates',
   for (const db of [a, b]) {
     const res = seed(db.url, ['--categories', '8', '--products', '40', '--variants', '2', '--seed', '7'])
     t.equal(res.status, 0, res.stderr)
-    t.match(res.stdout, /seeded 8 categories, 40 products, 80 variants/)
+    t.match(res.stdout, /seeded 8 categories, 40 products, 80 variants, 4 shipping zones, 8 tax rates/)
   }
   const [first, second] = [await snapshot(a.url), await snapshot(b.url)]
   t.equal(first.rows.length, 40)
@@ -41,11 +41,19 @@ t.test('db:seed builds the same catalog every time, with consistent aggregates',
     t.equal(row.in_stock, row.variants.some((v: { stock: number }) => v.stock > 0))
   }
   t.equal(first.movements.total, first.stock.total, 'initial movements add up to the stock')
+  const client = new pg.Client({ connectionString: a.url })
+  await client.connect()
+  const { rows: zones } = await client.query(`select z.name, z.countries, count(o.id)::int as options from shipping_zones z join shipping_options o on o.zone_id = z.id group by z.id order by z.name`)
+  const { rows: [weights] } = await client.query(`select count(*) filter (where weight_grams is null)::int as missing from product_variants`)
+  await client.end()
+  t.match(zones, [{ name: 'EU', options: 1 }, { name: 'Germany', countries: ['DE'], options: 2 }, { name: 'Rest of the world', countries: [], options: 1 }, { name: 'UK and Switzerland', options: 1 }])
+  t.equal(weights.missing, 0, 'every demo variant has a weight')
 
   const again = seed(a.url, ['--products', '5'])
   t.equal(again.status, 1, 'refuses to seed over an existing catalog')
   const reset = seed(a.url, ['--categories', '2', '--products', '5', '--reset'])
   t.equal(reset.status, 0, reset.stderr)
   t.equal((await snapshot(a.url)).rows.length, 5)
+  t.match(reset.stdout, /0 shipping zones, 0 tax rates/, 'zones and rates already there are kept')
   t.equal(seed(a.url, ['--products', 'many']).status, 2)
 })

@@ -1,6 +1,8 @@
 import t from 'tap'
 import * as OTPAuth from 'otpauth'
-import { buildTestApp } from './helpers.js'
+import { eq } from 'drizzle-orm'
+import { users } from '../db/schema/index.js'
+import { buildTestApp, createTestDatabase } from './helpers.js'
 import { DEFAULT_PASSWORD, register } from './users.js'
 
 const codeFor = (secret: string, offsetSteps = 0) =>
@@ -51,4 +53,29 @@ t.test('TOTP: enable with a code, login requires it, codes and recovery codes ar
   t.equal(disable.statusCode, 204)
   t.equal((await login()).statusCode, 200, 'no code needed once disabled')
   t.equal((await login({ recoveryCode: recoveryCodes[2] })).statusCode, 200, 'codes are ignored when 2FA is off')
+})
+
+t.test('TOTP secrets are sealed at rest; plain or old-key secrets are sealed anew at the next sign-in; keys rotate', async (t) => {
+  const newKey = `new:${Buffer.alloc(32, 7).toString('base64')}`
+  const database = await createTestDatabase(t)
+  const app = await buildTestApp(t, { DATABASE_URL: database.url })
+  const { headers, body: { user } } = await register(app, { email: 'sealed@example.com' })
+  const { secret } = (await app.inject({ method: 'POST', url: '/auth/2fa/setup', headers })).json()
+  t.equal((await app.inject({ method: 'POST', url: '/auth/2fa/enable', headers, payload: { code: codeFor(secret, -1) } })).statusCode, 200)
+  const stored = async () => (await app.db.select({ totpSecret: users.totpSecret }).from(users).where(eq(users.id, user.id)))[0]!.totpSecret!
+  const sealed = await stored()
+  t.match(sealed, /^v1\.dev\./, 'sealed with the configured key')
+  t.notOk(sealed.includes(secret), 'the secret is not in the row')
+  const login = (target = app, offsetSteps = 0) => target.inject({ method: 'POST', url: '/auth/login', payload: { email: 'sealed@example.com', password: DEFAULT_PASSWORD, totpCode: codeFor(secret, offsetSteps) } })
+  t.equal((await login()).statusCode, 200, 'a code from the sealed secret signs in')
+
+  // A row from before sealing (plain text) still works, and is sealed at that sign-in.
+  await app.db.update(users).set({ totpSecret: secret }).where(eq(users.id, user.id))
+  t.equal((await login(app, 1)).statusCode, 200, 'a plain-text secret from before still works')
+  t.match(await stored(), /^v1\.dev\./, 'and is sealed at that sign-in')
+
+  // Rotation: a new key first, the old one kept; the next sign-in moves the secret to the new key.
+  const rotated = await buildTestApp(t, { DATABASE_URL: database.url, TOTP_ENCRYPTION_KEYS: `${newKey},dev:${Buffer.from('dev-only-totp-key-change-me-0123').toString('base64')}` })
+  t.equal((await login(rotated, -1)).statusCode, 200, 'the old key still opens')
+  t.match(await stored(), /^v1\.new\./, 'sealed under the new key')
 })

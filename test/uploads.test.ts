@@ -1,29 +1,8 @@
 import t from 'tap'
-import { deflateSync } from 'node:zlib'
 import { buildTestApp } from './helpers.js'
 import { register, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
-import type { App } from '../src/app.js'
-
-/** A real 2x2 PNG, made here so the test carries no binary fixture. */
-function png(): Buffer {
-  const crcTable = Array.from({ length: 256 }, (_, n) => { let c = n; for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1; return c >>> 0 })
-  const crc = (b: Buffer) => { let c = 0xffffffff; for (const x of b) c = crcTable[(c ^ x) & 0xff]! ^ (c >>> 8); return (c ^ 0xffffffff) >>> 0 }
-  const chunk = (type: string, data: Buffer) => { const body = Buffer.concat([Buffer.from(type), data]); const out = Buffer.alloc(body.length + 8); out.writeUInt32BE(data.length, 0); body.copy(out, 4); out.writeUInt32BE(crc(body), body.length + 4); return out }
-  const ihdr = Buffer.alloc(13); ihdr.writeUInt32BE(2, 0); ihdr.writeUInt32BE(2, 4); ihdr[8] = 8; ihdr[9] = 2
-  const raw = Buffer.from([0, 255, 0, 0, 255, 0, 0, 0, 255, 0, 0, 255, 0, 0])
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))])
-}
-
-function multipartBody(filename: string, contentType: string, bytes: Buffer) {
-  const boundary = '----shoptest' + Math.random().toString(16).slice(2)
-  const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: ${contentType}\r\n\r\n`)
-  return { payload: Buffer.concat([head, bytes, Buffer.from(`\r\n--${boundary}--\r\n`)]), contentType: `multipart/form-data; boundary=${boundary}` }
-}
-const upload = (app: App, headers: Record<string, string>, purpose: string, filename: string, contentType: string, bytes: Buffer) => {
-  const body = multipartBody(filename, contentType, bytes)
-  return app.inject({ method: 'POST', url: `/uploads?purpose=${purpose}`, headers: { ...headers, 'content-type': body.contentType }, payload: body.payload })
-}
+import { png, upload } from './uploads-fixtures.js'
 
 t.test('types are decided by the bytes: a PNG named .txt is a PNG, HTML named .png is refused', async (t) => {
   const dir = t.testdir()
@@ -85,4 +64,93 @@ t.test('owner or admin may delete; product images and avatars use uploads', asyn
   t.equal((await app.inject({ method: 'GET', url: `/uploads/${image.id}` })).statusCode, 404)
   t.equal((await app.inject({ method: 'DELETE', url: `/uploads/${avatar.id}`, headers: ada.headers })).statusCode, 204)
   t.equal((await app.inject({ method: 'GET', url: '/users/me', headers: ada.headers })).json().avatarUrl, null)
+})
+
+t.test('a deleted file stops being served at once: caches revalidate every use (no-cache, ETag) instead of keeping it a year', async (t) => {
+  const app = await buildTestApp(t, { UPLOAD_DIR: t.testdir() })
+  const ada = await register(app, { email: 'ada@example.com' })
+  const file = (await upload(app, ada.headers, 'avatar', 'me.png', 'image/png', png())).json()
+
+  const served = await app.inject({ method: 'GET', url: file.url })
+  t.equal(served.statusCode, 200)
+  t.equal(served.headers['cache-control'], 'public, no-cache', 'before: public, max-age=31536000, immutable')
+  t.equal(served.headers.etag, `"${file.sha256}"`)
+  const revalidated = await app.inject({ method: 'GET', url: file.url, headers: { 'if-none-match': served.headers.etag as string } })
+  t.equal(revalidated.statusCode, 304)
+  t.equal(revalidated.rawPayload.length, 0, 'a 304 carries no body')
+  t.equal((await app.inject({ method: 'GET', url: file.url, headers: { 'if-none-match': `W/"other", ${served.headers.etag}` } })).statusCode, 304)
+  t.equal((await app.inject({ method: 'GET', url: file.url, headers: { 'if-none-match': '"stale"' } })).statusCode, 200)
+
+  t.equal((await app.inject({ method: 'DELETE', url: file.url, headers: ada.headers })).statusCode, 204)
+  const gone = await app.inject({ method: 'GET', url: file.url, headers: { 'if-none-match': served.headers.etag as string } })
+  t.equal(gone.statusCode, 404, "a cache's revalidation learns at once that the file is gone")
+})
+
+t.test('each account keeps at most UPLOAD_QUOTA_FILES files and UPLOAD_QUOTA_BYTES bytes; admins have their own, larger quota', async (t) => {
+  const app = await buildTestApp(t, { UPLOAD_DIR: t.testdir(), UPLOAD_QUOTA_FILES: '3', UPLOAD_QUOTA_BYTES: '4096', UPLOAD_ADMIN_QUOTA_FILES: '5' })
+  const ada = await register(app, { email: 'ada@example.com' })
+  const admin = await registerAdmin(app)
+  const image = png()
+
+  const kept = []
+  for (let i = 0; i < 3; i++) kept.push((await upload(app, ada.headers, 'avatar', `${i}.png`, 'image/png', image)).json())
+  const fourth = await upload(app, ada.headers, 'avatar', '3.png', 'image/png', image)
+  t.equal(fourth.statusCode, 413)
+  t.equal(fourth.headers['content-type'], 'application/problem+json; charset=utf-8')
+  t.equal(fourth.json().type, 'urn:problem-type:upload-quota-files')
+  t.equal((await app.inject({ method: 'DELETE', url: kept[0].url, headers: ada.headers })).statusCode, 204)
+  t.equal((await upload(app, ada.headers, 'avatar', '3.png', 'image/png', image)).statusCode, 201, 'deleting a file frees its place')
+
+  const eve = await register(app, { email: 'eve@example.com' })
+  const big = Buffer.concat([image, Buffer.alloc(3000)])
+  t.equal((await upload(app, eve.headers, 'avatar', 'big.png', 'image/png', big)).statusCode, 201)
+  const over = await upload(app, eve.headers, 'avatar', 'big2.png', 'image/png', big)
+  t.equal(over.statusCode, 413)
+  t.equal(over.json().type, 'urn:problem-type:upload-quota-bytes')
+
+  // Racing uploads cannot share out the last place: the check and the insert hold a per-owner lock.
+  const dan = await register(app, { email: 'dan@example.com' })
+  const racing = await Promise.all(Array.from({ length: 6 }, (_, i) => upload(app, dan.headers, 'avatar', `r${i}.png`, 'image/png', image)))
+  t.same(racing.map((r) => r.statusCode).sort(), [201, 201, 201, 413, 413, 413])
+
+  const adminUploads = await Promise.all(Array.from({ length: 6 }, (_, i) => upload(app, admin.headers, 'product_image', `p${i}.png`, 'image/png', image)))
+  t.same(adminUploads.map((r) => r.statusCode).sort(), [201, 201, 201, 201, 201, 413], 'the admin quota is its own (5 here)')
+  const { readdirSync } = await import('node:fs')
+  t.equal(readdirSync(app.config.uploads.dir).length, 3 - 1 + 1 + 1 + 3 + 5, 'refused uploads leave no file behind')
+})
+
+t.test('the orphan job deletes uploads no product or avatar uses after the grace period, rows and files', async (t) => {
+  const dir = t.testdir()
+  const app = await buildTestApp(t, { UPLOAD_DIR: dir, UPLOAD_ORPHAN_GRACE_HOURS: '24' })
+  const admin = await registerAdmin(app)
+  const ada = await register(app, { email: 'ada@example.com' })
+  const put = async (headers: Record<string, string>, purpose: string) => (await upload(app, headers, purpose, 'f.png', 'image/png', png())).json()
+  const [orphanImage, productImage, orphanAvatar, avatar, recent] = [
+    await put(admin.headers, 'product_image'), await put(admin.headers, 'product_image'),
+    await put(ada.headers, 'avatar'), await put(ada.headers, 'avatar'), await put(ada.headers, 'avatar'),
+  ]
+  const product = await createProduct(app, admin.headers, { name: 'Pictured' })
+  await app.inject({ method: 'PATCH', url: `/products/${product.id}`, headers: admin.headers, payload: { imageIds: [productImage.id] } })
+  await app.inject({ method: 'PATCH', url: '/users/me', headers: ada.headers, payload: { avatarId: avatar.id } })
+  const { uploadedFiles } = await import('../db/schema/index.js')
+  const { sql } = await import('drizzle-orm')
+  await app.db.update(uploadedFiles).set({ createdAt: new Date(Date.now() - 25 * 3_600_000) }).where(sql`${uploadedFiles.id} <> ${recent.id}`)
+
+  const { createUploadService } = await import('../routes/uploads/service.js')
+  const { createLocalStorage } = await import('../src/storage.js')
+  const service = createUploadService({ db: app.db, storage: createLocalStorage(dir), quota: app.config.uploads.quota })
+  // A file whose row was never written (a crash between the two), old and new.
+  const { writeFileSync, utimesSync } = await import('node:fs')
+  const { join } = await import('node:path')
+  const strayOld = '00000000-0000-4000-8000-000000000001.png'
+  const strayNew = '00000000-0000-4000-8000-000000000002.png'
+  writeFileSync(join(dir, strayOld), png()); writeFileSync(join(dir, strayNew), png())
+  const dayAgo = new Date(Date.now() - 25 * 3_600_000)
+  utimesSync(join(dir, strayOld), dayAgo, dayAgo)
+  t.same(await service.removeOrphans(24), { removed: 2, strayFiles: 1 })
+  for (const gone of [orphanImage, orphanAvatar]) t.equal((await app.inject({ method: 'GET', url: gone.url })).statusCode, 404)
+  for (const kept of [productImage, avatar, recent]) t.equal((await app.inject({ method: 'GET', url: kept.url })).statusCode, 200)
+  const { readdirSync } = await import('node:fs')
+  t.same(readdirSync(dir).map((f) => f.split('.')[0]).sort(), [productImage.id, avatar.id, recent.id, strayNew.split('.')[0]].sort(), 'their files are gone too, and the old stray file')
+  t.same(await service.removeOrphans(24), { removed: 0, strayFiles: 0 }, 'idempotent')
 })

@@ -65,6 +65,8 @@ export const productVariants = pgTable('product_variants', {
   priceMinor: integer('price_minor').notNull(),
   compareAtPriceMinor: integer('compare_at_price_minor'),
   stock: integer('stock').notNull().default(0),
+  // For weight-banded shipping; unknown counts as 0.
+  weightGrams: integer('weight_grams'),
   isActive: boolean('is_active').notNull().default(true),
   position: integer('position').notNull().default(0),
   createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
@@ -75,6 +77,7 @@ export const productVariants = pgTable('product_variants', {
   // The last line of defence for "stock never goes negative", whatever the code does.
   check('product_variants_stock_check', sql`${t.stock} >= 0`),
   check('product_variants_price_check', sql`${t.priceMinor} >= 0 and (${t.compareAtPriceMinor} is null or ${t.compareAtPriceMinor} >= 0)`),
+  check('product_variants_weight_check', sql`${t.weightGrams} is null or ${t.weightGrams} >= 0`),
 ])
 
 export const inventoryReason = pgEnum('inventory_reason', ['restock', 'correction', 'damage', 'return', 'sale', 'cancellation'])

@@ -39,6 +39,10 @@ export interface ShippingAddress {
   recipientName: string; line1: string; line2?: string | null; city: string; region?: string | null; postalCode: string; country: string; phone?: string | null
 }
 
+/** The shipping option and tax rate an order was priced with, as they were then. */
+export interface ShippingSnapshot { optionId: string; name: string; zoneId: string; zoneName: string }
+export interface TaxSnapshot { rateId: string | null; name: string; country: string | null; region: string | null; rateBps: number }
+
 export const orders = pgTable('orders', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
   number: text('number').notNull(),
@@ -54,6 +58,13 @@ export const orders = pgTable('orders', {
   couponId: uuid('coupon_id').references(() => coupons.id, { onDelete: 'set null' }),
   couponCode: text('coupon_code'),
   shippingAddress: jsonb('shipping_address').$type<ShippingAddress>().notNull(),
+  // Null on orders placed before shipping options and tax rates existed.
+  shippingOption: jsonb('shipping_option').$type<ShippingSnapshot>(),
+  taxRate: jsonb('tax_rate').$type<TaxSnapshot>(),
+  // Tax-inclusive prices: the tax is part of subtotal and shipping, not added to the total.
+  pricesIncludeTax: boolean('prices_include_tax').notNull().default(false),
+  // When it was delivered: the return window counts from here.
+  deliveredAt: ts('delivered_at'),
   expiresAt: ts('expires_at'),
   paidAt: ts('paid_at'),
   cancelledAt: ts('cancelled_at'),
@@ -76,7 +87,7 @@ export const orders = pgTable('orders', {
   index('orders_pending_expiry_idx').on(t.expiresAt).where(sql`status = 'pending_payment'`),
   index('orders_paid_at_idx').on(t.paidAt).where(sql`paid_at is not null`),
   check('orders_money_check', sql`${t.subtotalMinor} >= 0 and ${t.discountMinor} >= 0 and ${t.shippingMinor} >= 0 and ${t.taxMinor} >= 0
-    and ${t.totalMinor} = ${t.subtotalMinor} - ${t.discountMinor} + ${t.shippingMinor} + ${t.taxMinor}
+    and ${t.totalMinor} = ${t.subtotalMinor} - ${t.discountMinor} + ${t.shippingMinor} + case when ${t.pricesIncludeTax} then 0 else ${t.taxMinor} end
     and ${t.refundedMinor} >= 0 and ${t.refundedMinor} <= ${t.totalMinor}`),
 ])
 
@@ -93,6 +104,8 @@ export const orderItems = pgTable('order_items', {
   quantity: integer('quantity').notNull(),
   lineTotalMinor: integer('line_total_minor').notNull(),
   discountMinor: integer('discount_minor').notNull().default(0),
+  // This line's share of the order's tax (the rest is on shipping).
+  taxMinor: integer('tax_minor').notNull().default(0),
 }, (t) => [
   index('order_items_order_idx').on(t.orderId),
   index('order_items_variant_idx').on(t.variantId),

@@ -9,7 +9,8 @@ export const users = pgTable('users', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
   // Stored lower-cased; the unique index is what stops two accounts racing to one address.
   email: text('email').notNull(),
-  passwordHash: text('password_hash').notNull(),
+  // Null for an account made by OpenID Connect sign-in until its owner sets a password (reset).
+  passwordHash: text('password_hash'),
   name: text('name').notNull(),
   role: userRole('role').notNull().default('customer'),
   isActive: boolean('is_active').notNull().default(true),
@@ -24,6 +25,24 @@ export const users = pgTable('users', {
 }, (t) => [
   uniqueIndex('users_email_key').on(t.email),
   index('users_created_at_id_idx').on(t.createdAt, t.id),
+])
+
+/**
+ * Accounts at OpenID Connect providers that sign in as a user: one per provider and user, and a
+ * provider's subject belongs to one user. `emailVerified` records whether the provider vouched
+ * for the address when the identity was linked (a password reset drops the unvouched ones).
+ */
+export const userIdentities = pgTable('user_identities', {
+  id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  provider: text('provider').notNull(),
+  subject: text('subject').notNull(),
+  email: text('email'),
+  emailVerified: boolean('email_verified').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+}, (t) => [
+  uniqueIndex('user_identities_provider_subject_key').on(t.provider, t.subject),
+  uniqueIndex('user_identities_user_provider_key').on(t.userId, t.provider),
 ])
 
 /** Single-use two-factor recovery codes, stored as SHA-256 hashes (the codes are random, 80 bits). */

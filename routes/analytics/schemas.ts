@@ -36,4 +36,19 @@ export const NewCustomers = Type.Object({
   byDay: Type.Array(Type.Object({ day: Day, customers: Type.Integer() }, { additionalProperties: false })),
 }, { $id: 'NewCustomers', additionalProperties: false })
 
-export const schemas = [SalesSummary, TopProducts, LowStock, PaymentStats, NewCustomers]
+export const ShippingTaxStats = Type.Object({
+  currency: Type.String(),
+  orders: Type.Integer({ description: 'orders paid in the range, not cancelled or wholly refunded' }),
+  shippingMinor: Type.Integer({ description: 'shipping charged on them' }),
+  taxMinor: Type.Integer({ description: 'tax charged on them' }),
+  byCountry: Type.Array(Type.Object({ country: Type.String(), orders: Type.Integer(), shippingMinor: Type.Integer(), taxMinor: Type.Integer() }, { additionalProperties: false })),
+}, { $id: 'ShippingTaxStats', additionalProperties: false })
+export const ReturnStats = Type.Object({
+  currency: Type.String(),
+  returns: Type.Integer({ description: 'returns asked for in the range' }),
+  refundedMinor: Type.Integer({ description: 'refunded for them' }),
+  byStatus: Type.Array(Type.Object({ status: Type.String(), returns: Type.Integer() }, { additionalProperties: false })),
+  byReason: Type.Array(Type.Object({ reason: Type.String(), lines: Type.Integer(), units: Type.Integer() }, { additionalProperties: false }), { description: 'most units first' }),
+}, { $id: 'ReturnStats', additionalProperties: false })
+
+export const schemas = [SalesSummary, TopProducts, LowStock, PaymentStats, NewCustomers, ShippingTaxStats, ReturnStats]

@@ -72,6 +72,38 @@ export function createAnalyticsService({ db, currency }: { db: Db; currency: str
       }
     },
 
+    /** Shipping and tax charged on orders paid in the range (cancelled and wholly refunded ones left out), by destination country. */
+    async shippingTax(range: Range) {
+      checkRange(range)
+      const byCountry = await rows<{ country: string; orders: number; shipping: string; tax: string }>(sql`
+        select shipping_address->>'country' as country, count(*)::int as orders,
+               sum(shipping_minor)::bigint as shipping, sum(tax_minor)::bigint as tax
+        from orders where paid_at >= ${range.from}::timestamptz and paid_at < ${range.to}::timestamptz and status not in ('cancelled', 'refunded')
+        group by 1 order by 1`)
+      const items = byCountry.map((c) => ({ country: c.country, orders: c.orders, shippingMinor: Number(c.shipping), taxMinor: Number(c.tax) }))
+      return {
+        currency, orders: items.reduce((s, c) => s + c.orders, 0),
+        shippingMinor: items.reduce((s, c) => s + c.shippingMinor, 0), taxMinor: items.reduce((s, c) => s + c.taxMinor, 0), byCountry: items,
+      }
+    },
+
+    /** Returns asked for in the range: how many, where they stand, what was refunded, and why. */
+    async returns(range: Range) {
+      checkRange(range)
+      const inRange = sql`r.created_at >= ${range.from}::timestamptz and r.created_at < ${range.to}::timestamptz`
+      const byStatus = await rows<{ status: string; returns: number; refunded: string }>(sql`
+        select r.status, count(*)::int as returns, coalesce(sum(r.refund_minor) filter (where r.status = 'refunded'), 0)::bigint as refunded
+        from returns r where ${inRange} group by 1 order by 1`)
+      const byReason = await rows<{ reason: string; lines: number; units: string }>(sql`
+        select i.reason, count(*)::int as lines, sum(i.quantity)::bigint as units
+        from return_items i join returns r on r.id = i.return_id where ${inRange} group by 1 order by 3 desc, 1`)
+      return {
+        currency, returns: byStatus.reduce((s, r) => s + r.returns, 0), refundedMinor: byStatus.reduce((s, r) => s + Number(r.refunded), 0),
+        byStatus: byStatus.map((r) => ({ status: r.status, returns: r.returns })),
+        byReason: byReason.map((r) => ({ reason: r.reason, lines: r.lines, units: Number(r.units) })),
+      }
+    },
+
     async newCustomers(range: Range) {
       checkRange(range)
       const byDay = await rows<{ day: string; customers: number }>(sql`

@@ -11,6 +11,9 @@ import {
   RegisterBody, ResetPasswordBody, TokenBody, TokenPair, TotpEnableBody, TotpSetup,
 } from './schemas.js'
 import { createAuthService } from './service.js'
+import { createOidcService } from './oidc.js'
+import oidcRoutes from './oidc-routes.js'
+import { createSecretBox } from '../../src/secret-box.js'
 
 
 const auth: FastifyPluginAsyncTypebox = async (app) => {
@@ -20,21 +23,26 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
   const users = createUserService({ db: app.db, sessions: app.sessions, accountMail })
   const service = createAuthService({
     db: app.db, redis: app.redis, sessions: app.sessions, tokens, accountMail, users,
-    issueAccessToken: app.issueAccessToken, accessTtlSeconds: authConfig.accessTtlSeconds, totpIssuer: 'Shop',
+    issueAccessToken: app.issueAccessToken, accessTtlSeconds: authConfig.accessTtlSeconds, totpIssuer: 'Shop', secretBox: createSecretBox(authConfig.totpKeys),
   })
 
   // Guessing is throttled twice: per client IP (route config) and per account (preHandler,
   // after the body is parsed), both counted in Redis so every instance shares the count.
   const perIp = { rateLimit: { max: authConfig.rateLimitPerIp, timeWindow: 60_000 } }
   const window = 15 * 60
-  const perAccount = (name: string) => app.limitBy({
+  const perAccount = (name: string, bySource: boolean) => app.limitBy({
     name, max: authConfig.rateLimitPerAccount, windowSeconds: window,
-    key: (req) => normalizeEmail((req.body as { email: string }).email),
+    key: (req) => `${normalizeEmail((req.body as { email: string }).email)}${bySource ? `|${req.ip}` : ''}`,
   })
-  // Separate counters: a stranger's failed sign-ins must not stop the owner asking for a reset.
-  const loginPerAccount = perAccount('login-account')
-  const resetPerAccount = perAccount('reset-account')
+  // Sign-in is limited per account *and source*: a stranger elsewhere cannot use up the owner's
+  // attempts (guesses from many sources are slowed down instead, in the service). Separate
+  // counters: failed sign-ins never stop the owner asking for a reset.
+  const loginPerAccount = perAccount('login-account', true)
+  const resetPerAccount = perAccount('reset-account', false)
   const perUser = app.limitBy({ name: 'user', max: authConfig.rateLimitPerAccount, windowSeconds: window, key: (req) => req.user.sub })
+
+  const oidc = createOidcService({ db: app.db, redis: app.redis, providers: app.config.oidc.providers, auth: service, accountMail })
+  await app.register(oidcRoutes, { service: oidc, perIp, loginPerAccount })
 
   app.post('/register', {
     config: perIp,

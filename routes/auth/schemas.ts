@@ -43,4 +43,55 @@ export const RecoveryCodes = Type.Object({
 }, { $id: 'RecoveryCodes', additionalProperties: false })
 export const PasswordConfirm = Type.Object({ password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }) }, { $id: 'PasswordConfirm', additionalProperties: false })
 
-export const schemas = [RegisterBody, LoginBody, TokenPair, AuthResult, RefreshBody, TokenBody, ForgotPasswordBody, ResetPasswordBody, Accepted, TotpSetup, TotpEnableBody, RecoveryCodes, PasswordConfirm]
+// OpenID Connect sign-in (routes/auth/oidc-routes.ts).
+export const OidcProviderParams = Type.Object({
+  provider: Type.String({ pattern: '^[a-z][a-z0-9_]{0,31}$', description: 'a provider name from GET /auth/oidc/providers' }),
+}, { additionalProperties: false })
+
+export const OidcProviderList = Type.Object({
+  items: Type.Array(Type.Object({ name: Type.String() }, { additionalProperties: false })),
+}, { $id: 'OidcProviderList', additionalProperties: false })
+
+export const OidcAuthorization = Type.Object({
+  authorizationUrl: Type.String({ format: 'uri', description: "send the browser here; the provider returns it to the shop's redirect URI with code, state and iss" }),
+  state: Type.String({ description: 'keep it (e.g. in sessionStorage) and accept a redirect only when its state matches' }),
+  expiresIn: Type.Integer({ description: 'seconds within which the callback must arrive' }),
+}, { $id: 'OidcAuthorization', additionalProperties: false })
+
+export const OidcCallbackBody = Type.Object({
+  code: Type.String({ minLength: 1, maxLength: 2048, description: 'the code query parameter of the redirect' }),
+  state: Type.String({ minLength: 1, maxLength: 512, description: 'the state query parameter of the redirect' }),
+  iss: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'the iss query parameter of the redirect, when the provider sends one (RFC 9207)' })),
+}, { $id: 'OidcCallbackBody', additionalProperties: false })
+
+export const OidcLinkRequired = Type.Object({
+  linkToken: Type.String({ description: 'present it to POST /auth/oidc/confirm-link with the account password; single use' }),
+  provider: Type.String(),
+  email: Type.String({ description: 'the existing account the provider account would be linked to' }),
+  expiresIn: Type.Integer({ description: 'seconds the link token stays valid' }),
+}, { $id: 'OidcLinkRequired', additionalProperties: false, description: 'An account with the verified email exists; its owner must confirm the link' })
+
+export const OidcLinkConfirmBody = Type.Object({
+  linkToken: OpaqueToken,
+  email: Email,
+  password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }),
+  totpCode: Type.Optional(TotpCode),
+  recoveryCode: Type.Optional(RecoveryCode),
+}, { $id: 'OidcLinkConfirmBody', additionalProperties: false })
+
+export const LinkedIdentity = Type.Object({
+  provider: Type.String(),
+  email: Type.Union([Type.Null(), Type.String()], { description: 'the address the provider gave when the account was linked' }),
+  emailVerified: Type.Boolean({ description: 'whether the provider vouched for that address' }),
+  linkedAt: Type.String({ format: 'date-time' }),
+}, { $id: 'LinkedIdentity', additionalProperties: false })
+
+export const IdentityList = Type.Object({
+  hasPassword: Type.Boolean({ description: 'false for an account made by provider sign-in until a password is set by reset' }),
+  items: Type.Array(Type.Ref(LinkedIdentity)),
+}, { $id: 'IdentityList', additionalProperties: false })
+
+export const schemas = [
+  RegisterBody, LoginBody, TokenPair, AuthResult, RefreshBody, TokenBody, ForgotPasswordBody, ResetPasswordBody, Accepted, TotpSetup, TotpEnableBody, RecoveryCodes, PasswordConfirm,
+  OidcProviderList, OidcAuthorization, OidcCallbackBody, OidcLinkRequired, OidcLinkConfirmBody, LinkedIdentity, IdentityList,
+]

@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto'
 import { and, eq, isNull, sql } from 'drizzle-orm'
 import * as OTPAuth from 'otpauth'
 import type { Redis } from 'ioredis'
-import { recoveryCodes, users } from '../../db/schema/index.js'
+import { recoveryCodes, userIdentities, users } from '../../db/schema/index.js'
 import { isUniqueViolation, type Db } from '../../db/client.js'
 import { BadRequest, Conflict, Forbidden, Unauthorized } from '../../src/errors.js'
-import { assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
+import { assertHasPassword, assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
 import { sha256, type SessionStore } from '../../src/sessions.js'
 import type { OneTimeTokens } from '../../src/one-time-tokens.js'
+import type { SecretBox } from '../../src/secret-box.js'
 import { accountStamp, type AccountMail } from '../../src/account-mail.js'
 import type { AccessClaims } from '../../plugins/auth.js'
 import { normalizeEmail, toUser, type UserRow, type UserService } from '../users/service.js'
@@ -22,9 +23,15 @@ export interface AuthDeps {
   issueAccessToken: (claims: Omit<AccessClaims, 'jti'>) => string
   accessTtlSeconds: number
   totpIssuer: string
+  /** Seals TOTP secrets at rest (and while pending setup in Redis). */
+  secretBox: SecretBox
 }
 
 const TOTP_SETUP_TTL_SECONDS = 600
+const FREE_FAILURES = 5
+const FAILURE_WINDOW_SECONDS = 15 * 60
+/** What a sealed TOTP secret is bound to: it opens only for its own account. */
+const totpContext = (userId: string) => `totp:${userId}`
 const RECOVERY_CODE_COUNT = 10
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
 
@@ -69,11 +76,63 @@ export function createAuthService(deps: AuthDeps) {
     }
   }
 
+  /** What every sign-in (password or OpenID Connect) ends with: a new session and its token pair. */
   async function startSession(user: UserRow) {
     return { user: toUser(user), tokens: await tokensFor(user, await sessions.create(user.id)) }
   }
 
+  /**
+   * Failed sign-ins to one account from anywhere are slowed down, never locked out: the first
+   * FREE_FAILURES answer at once, then each waits twice as long as the one before, up to 5 s.
+   * A right password is answered at once, so strangers cannot keep the owner out (limits per
+   * account and source, and per IP, stop any one address).
+   */
+  async function slowDownFailure(email: string) {
+    const key = `login-failures:${email}`
+    let failures: number
+    try {
+      failures = await redis.incr(key)
+      if (failures === 1) await redis.expire(key, FAILURE_WINDOW_SECONDS)
+    } catch {
+      return // Redis away: the per-source limits (in-process meanwhile) still apply
+    }
+    if (failures > FREE_FAILURES) await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** (failures - FREE_FAILURES - 1))))
+  }
+
+  /** The checks of password sign-in (password, active account, second factor); returns the account. */
+  async function checkPasswordSignIn(input: { email: string; password: string; totpCode?: string; recoveryCode?: string }) {
+    try {
+      return await checkCredentials(input)
+    } catch (err) {
+      if (err instanceof Unauthorized && (err.slug === 'invalid-credentials' || err.slug === 'invalid-totp')) await slowDownFailure(normalizeEmail(input.email))
+      throw err
+    }
+  }
+
+  async function checkCredentials(input: { email: string; password: string; totpCode?: string; recoveryCode?: string }) {
+    const [user] = await findByEmail.execute({ email: normalizeEmail(input.email) })
+    // Unknown email and wrong password take the same time and give the same answer.
+    if (!(await verifyPassword(user?.passwordHash, input.password)) || !user) throw invalidCredentials()
+    if (!user.isActive) throw new Forbidden('This account is deactivated', 'account-deactivated')
+    if (user.totpSecret && user.totpEnabledAt) {
+      if (input.totpCode) {
+        const { plain, stale } = deps.secretBox.open(user.totpSecret, totpContext(user.id))
+        if (!(await checkTotp(user, plain, input.totpCode))) throw new Unauthorized('The two-factor code is not valid or was already used', 'invalid-totp')
+        // Stored in plain text before sealing, or under a key since rotated: sealed anew now.
+        if (stale) await db.update(users).set({ totpSecret: deps.secretBox.seal(plain, totpContext(user.id)) }).where(and(eq(users.id, user.id), eq(users.totpSecret, user.totpSecret)))
+      } else if (input.recoveryCode) {
+        if (!(await consumeRecoveryCode(user.id, input.recoveryCode))) throw new Unauthorized('The recovery code is not valid or was already used', 'invalid-totp')
+      } else {
+        throw new Unauthorized('This account requires a two-factor code (totpCode) or a recovery code', 'totp-required')
+      }
+    }
+    return user
+  }
+
   return {
+    startSession,
+    checkPasswordSignIn,
+
     async register(input: { email: string; password: string; name: string }) {
       const email = normalizeEmail(input.email)
       assertPasswordPolicy(input.password, email)
@@ -89,20 +148,7 @@ export function createAuthService(deps: AuthDeps) {
     },
 
     async login(input: { email: string; password: string; totpCode?: string; recoveryCode?: string }) {
-      const [user] = await findByEmail.execute({ email: normalizeEmail(input.email) })
-      // Unknown email and wrong password take the same time and give the same answer.
-      if (!(await verifyPassword(user?.passwordHash, input.password)) || !user) throw invalidCredentials()
-      if (!user.isActive) throw new Forbidden('This account is deactivated', 'account-deactivated')
-      if (user.totpSecret && user.totpEnabledAt) {
-        if (input.totpCode) {
-          if (!(await checkTotp(user, user.totpSecret, input.totpCode))) throw new Unauthorized('The two-factor code is not valid or was already used', 'invalid-totp')
-        } else if (input.recoveryCode) {
-          if (!(await consumeRecoveryCode(user.id, input.recoveryCode))) throw new Unauthorized('The recovery code is not valid or was already used', 'invalid-totp')
-        } else {
-          throw new Unauthorized('This account requires a two-factor code (totpCode) or a recovery code', 'totp-required')
-        }
-      }
-      return startSession(user)
+      return startSession(await checkPasswordSignIn(input))
     },
 
     async refresh(refreshToken: string) {
@@ -155,7 +201,14 @@ export function createAuthService(deps: AuthDeps) {
       const user = await deps.users.requireUser(payload.userId)
       if (payload.stamp !== accountStamp(user)) throw new BadRequest('The reset link is not valid or has expired', 'invalid-token')
       assertPasswordPolicy(password, user.email)
-      await db.update(users).set({ passwordHash: await hashPassword(password), updatedAt: new Date() }).where(eq(users.id, user.id))
+      const passwordHash = await hashPassword(password)
+      await db.transaction(async (tx) => {
+        await tx.update(users).set({ passwordHash, updatedAt: new Date() }).where(eq(users.id, user.id))
+        // The reset proves the mailbox. A provider account that never vouched for the address
+        // loses its link, so whoever made an account with someone else's address at a lax
+        // provider does not keep a way in after the owner takes it back.
+        await tx.delete(userIdentities).where(and(eq(userIdentities.userId, user.id), eq(userIdentities.emailVerified, false)))
+      })
       await sessions.revokeAll(user.id)
     },
 
@@ -163,8 +216,10 @@ export function createAuthService(deps: AuthDeps) {
     async setupTotp(userId: string) {
       const user = await deps.users.requireUser(userId)
       if (user.totpEnabledAt) throw new Conflict('Two-factor authentication is already enabled', 'totp-enabled')
+      // The second factor guards password sign-in (a provider's sign-in has its own) and turning it off needs the password.
+      assertHasPassword(user)
       const secret = new OTPAuth.Secret({ size: 20 }).base32
-      await redis.set(`totp-setup:${userId}`, secret, 'EX', TOTP_SETUP_TTL_SECONDS)
+      await redis.set(`totp-setup:${userId}`, deps.secretBox.seal(secret, totpContext(userId)), 'EX', TOTP_SETUP_TTL_SECONDS)
       return { secret, otpauthUrl: totpFor(secret, user.email).toString() }
     },
 
@@ -172,12 +227,13 @@ export function createAuthService(deps: AuthDeps) {
     async enableTotp(userId: string, code: string) {
       const user = await deps.users.requireUser(userId)
       if (user.totpEnabledAt) throw new Conflict('Two-factor authentication is already enabled', 'totp-enabled')
-      const secret = await redis.get(`totp-setup:${userId}`)
-      if (!secret) throw new Conflict('Start two-factor setup first; the pending secret expires after 10 minutes', 'totp-not-pending')
+      const pending = await redis.get(`totp-setup:${userId}`)
+      if (!pending) throw new Conflict('Start two-factor setup first; the pending secret expires after 10 minutes', 'totp-not-pending')
+      const secret = deps.secretBox.open(pending, totpContext(userId)).plain
       if (!(await checkTotp(user, secret, code))) throw new BadRequest('The code does not match the authenticator', 'invalid-totp')
       const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode)
       await db.transaction(async (tx) => {
-        await tx.update(users).set({ totpSecret: secret, totpEnabledAt: new Date(), updatedAt: new Date() }).where(eq(users.id, userId))
+        await tx.update(users).set({ totpSecret: deps.secretBox.seal(secret, totpContext(userId)), totpEnabledAt: new Date(), updatedAt: new Date() }).where(eq(users.id, userId))
         await tx.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId))
         await tx.insert(recoveryCodes).values(codes.map((c) => ({ userId, codeHash: sha256(normalizeRecoveryCode(c)) })))
       })
@@ -187,6 +243,7 @@ export function createAuthService(deps: AuthDeps) {
 
     async disableTotp(userId: string, password: string) {
       const user = await deps.users.requireUser(userId)
+      assertHasPassword(user)
       if (!(await verifyPassword(user.passwordHash, password))) throw new Unauthorized('The password is not correct', 'invalid-credentials')
       if (!user.totpEnabledAt) throw new Conflict('Two-factor authentication is not enabled', 'totp-disabled')
       await db.transaction(async (tx) => {
@@ -196,3 +253,4 @@ export function createAuthService(deps: AuthDeps) {
     },
   }
 }
+export type AuthService = ReturnType<typeof createAuthService>

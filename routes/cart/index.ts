@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { BEARER, BEARER_OR_CART_TOKEN } from '../../plugins/openapi.js'
-import { ProblemRef } from '../../src/errors.js'
+import { BadRequest, ProblemRef, Unauthorized } from '../../src/errors.js'
+import { ShippingQuote, ShippingQuoteQuery } from '../shipping/schemas.js'
 import { cartModel } from '../../db/models/cart.js'
 import type { AccessClaims } from '../../plugins/auth.js'
 import { createProductService } from '../products/service.js'
@@ -99,6 +100,34 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
       security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, response: { 200: Type.Ref(Cart), ...errors },
     },
   }, (req) => service.setCoupon(owner(req), null))
+
+  app.get('/shipping-options', {
+    onRequest: app.identify,
+    schema: {
+      tags: ['cart'], operationId: 'listCartShippingOptions', summary: 'Shipping options for my cart at a destination, with their prices now',
+      description: 'Name the destination by `addressId` (signed in) or `country` (and `region`). The options listed are those checkout accepts as `shippingOptionId`; prices use the available lines after the cart coupon (signed in). The tax rate of the destination comes with them.',
+      security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, querystring: ShippingQuoteQuery, response: { 200: Type.Ref(ShippingQuote), ...errors },
+    },
+  }, async (req) => {
+    const cartOwner = owner(req)
+    const { addressId, country, region } = req.query
+    if (addressId && (country || region)) throw new BadRequest('Send addressId or country (and region), not both', 'destination-ambiguous')
+    if (!addressId && !country) throw new BadRequest('Send addressId or country', 'destination-required')
+    if (addressId && cartOwner.kind !== 'user') throw new Unauthorized('addressId names a saved address: sign in, or send country')
+    const destination = addressId && cartOwner.kind === 'user' ? await app.money.shipping.destinationOf(cartOwner.userId, addressId) : { country: country!, region: region ?? null }
+    const { lines, couponCode } = await service.contents(cartOwner)
+    const variants = await catalog.variantsForCart(lines.map((l) => l.variantId))
+    const categories = await catalog.categoriesOf([...variants.values()].map((v) => v.productId))
+    const priced = lines.flatMap((l) => {
+      const v = variants.get(l.variantId)
+      return v?.purchasable ? [{ variantId: v.variantId, productId: v.productId, categoryId: categories.get(v.productId) ?? null, unitPriceMinor: v.priceMinor, quantity: l.quantity, weightGrams: v.weightGrams ?? 0 }] : []
+    })
+    const subtotal = priced.reduce((s, l) => s + l.unitPriceMinor * l.quantity, 0)
+    const discount = couponCode && cartOwner.kind === 'user' ? (await coupons.validate(couponCode, cartOwner.userId, priced)).discountMinor : 0
+    const weightGrams = priced.reduce((s, l) => s + l.weightGrams * l.quantity, 0)
+    const quote = await app.money.shipping.quote(destination, { goodsMinor: subtotal - discount, weightGrams })
+    return { ...quote, currency, pricesIncludeTax: app.config.checkout.pricesIncludeTax }
+  })
 
   app.post('/merge', {
     onRequest: app.authenticate,

@@ -9,7 +9,14 @@ export interface CouponRule {
   categoryIds: string[]
 }
 export interface ShippingRule { flatMinor: number; freeOverMinor: number }
-export interface Totals { subtotalMinor: number; discountMinor: number; shippingMinor: number; taxMinor: number; totalMinor: number; lineDiscounts: Map<string, number> }
+export interface Totals {
+  subtotalMinor: number; discountMinor: number; shippingMinor: number; taxMinor: number; totalMinor: number
+  lineDiscounts: Map<string, number>
+  /** Each line's share of the tax (what is left is the tax on shipping). */
+  lineTaxes: Map<string, number>
+}
+/** A shipping option's price rule; bands by weight (grams) or by goods after discount. */
+export interface ShippingOptionRule { priceMinor: number; freeOverMinor: number | null; bandBasis: 'weight' | 'subtotal' | null; bands: { upTo: number; priceMinor: number }[] }
 
 export const roundHalfUp = (numerator: number, denominator: number) => Math.floor((numerator * 2 + denominator) / (denominator * 2))
 
@@ -50,11 +57,48 @@ export function discountFor(lines: PricedLine[], coupon: CouponRule | null): { d
   return { discountMinor: discount, lineDiscounts }
 }
 
-export function computeTotals(lines: PricedLine[], coupon: CouponRule | null, shipping: ShippingRule, taxRateBps: number): Totals {
+/**
+ * What an option charges for goods (after discount) of this value and weight, as a ShippingRule;
+ * null when its bands do not reach that far (the option does not apply).
+ */
+export function shippingRuleFor(option: ShippingOptionRule, cart: { goodsMinor: number; weightGrams: number }): ShippingRule | null {
+  let flatMinor = option.priceMinor
+  if (option.bandBasis) {
+    const measure = option.bandBasis === 'weight' ? cart.weightGrams : cart.goodsMinor
+    const band = [...option.bands].sort((a, b) => a.upTo - b.upTo).find((b) => measure <= b.upTo)
+    if (!band) return null
+    flatMinor = band.priceMinor
+  }
+  return { flatMinor, freeOverMinor: option.freeOverMinor ?? 0 }
+}
+
+/** Splits `total` over `weights` in proportion, by largest remainder (ties to the earlier key). */
+export function allocate(total: number, weights: [string, number][]): Map<string, number> {
+  const sum = weights.reduce((s, [, w]) => s + w, 0)
+  const shares = new Map<string, number>()
+  if (sum === 0) return shares
+  const exact = weights.map(([key, w]) => ({ key, floor: Math.floor((total * w) / sum), remainder: ((total * w) % sum) / sum }))
+  let left = total - exact.reduce((s, x) => s + x.floor, 0)
+  for (const share of [...exact].sort((a, b) => b.remainder - a.remainder || (a.key < b.key ? -1 : 1))) {
+    shares.set(share.key, share.floor + (left > 0 ? 1 : 0))
+    left--
+  }
+  return shares
+}
+
+/**
+ * Totals of an order. Tax is one rate (the destination's) on goods after discount plus shipping,
+ * rounded half up once: added on top when prices exclude tax, or the part of the price that is
+ * tax when they include it (then the total does not grow by it).
+ */
+export function computeTotals(lines: PricedLine[], coupon: CouponRule | null, shipping: ShippingRule, taxRateBps: number, pricesIncludeTax = false): Totals {
   const subtotalMinor = lines.reduce((s, l) => s + l.unitPriceMinor * l.quantity, 0)
   const { discountMinor, lineDiscounts } = discountFor(lines, coupon)
   const goods = subtotalMinor - discountMinor
   const shippingMinor = lines.length === 0 || (shipping.freeOverMinor > 0 && goods >= shipping.freeOverMinor) ? 0 : shipping.flatMinor
-  const taxMinor = roundHalfUp((goods + shippingMinor) * taxRateBps, 10_000)
-  return { subtotalMinor, discountMinor, shippingMinor, taxMinor, totalMinor: goods + shippingMinor + taxMinor, lineDiscounts }
+  const taxable = goods + shippingMinor
+  const taxMinor = pricesIncludeTax ? taxable - roundHalfUp(taxable * 10_000, 10_000 + taxRateBps) : roundHalfUp(taxable * taxRateBps, 10_000)
+  const shares = allocate(taxMinor, [...lines.map((l): [string, number] => [l.variantId, l.unitPriceMinor * l.quantity - (lineDiscounts.get(l.variantId) ?? 0)]), ['~shipping', shippingMinor]])
+  shares.delete('~shipping')
+  return { subtotalMinor, discountMinor, shippingMinor, taxMinor, totalMinor: taxable + (pricesIncludeTax ? 0 : taxMinor), lineDiscounts, lineTaxes: shares }
 }

@@ -13,6 +13,8 @@ export const OrderItem = Type.Object({
   productId: Type.Union([Type.Null(), Type.String({ format: 'uuid' })]),
   sku: Type.String(), name: Type.String(), options: Type.Record(Type.String(), Type.String()),
   unitPriceMinor: Type.Integer(), quantity: Type.Integer(), lineTotalMinor: Type.Integer(), discountMinor: Type.Integer(),
+  id: Type.String({ format: 'uuid', description: 'names the line in a return request' }),
+  taxMinor: Type.Integer({ description: "this line's share of the order's tax" }),
 }, { $id: 'OrderItem', additionalProperties: false })
 
 export const ShippingAddress = Type.Object({
@@ -27,7 +29,15 @@ export const Order = Type.Object({
   status: Type.Ref(OrderStatusSchema),
   currency: Type.String(),
   subtotalMinor: Type.Integer(), discountMinor: Type.Integer(), shippingMinor: Type.Integer(), taxMinor: Type.Integer(),
-  totalMinor: Type.Integer({ description: 'subtotal - discount + shipping + tax' }),
+  totalMinor: Type.Integer({ description: 'subtotal - discount + shipping, + tax when prices exclude it' }),
+  pricesIncludeTax: Type.Boolean({ description: 'true: subtotal and shipping include taxMinor, which the total does not add again' }),
+  shippingOption: Type.Union([Type.Null(), Type.Object({
+    id: Type.String({ format: 'uuid' }), name: Type.String(), zoneId: Type.String({ format: 'uuid' }), zoneName: Type.String(),
+  }, { additionalProperties: false })], { description: 'the option charged, as it was at checkout (null on orders from before options)' }),
+  taxRate: Type.Union([Type.Null(), Type.Object({
+    id: Type.Union([Type.Null(), Type.String({ format: 'uuid' })]), name: Type.String(), country: Type.Union([Type.Null(), Type.String()]),
+    region: Type.Union([Type.Null(), Type.String()]), rateBps: Type.Integer(),
+  }, { additionalProperties: false })], { description: 'the rate applied, as it was at checkout' }),
   refundedMinor: Type.Integer(),
   couponCode: Type.Union([Type.Null(), Type.String()]),
   shippingAddress: Type.Ref(ShippingAddress),
@@ -35,6 +45,7 @@ export const Order = Type.Object({
   shipment: Type.Union([Type.Null(), Type.Object({ carrier: Type.Union([Type.Null(), Type.String()]), trackingNumber: Type.Union([Type.Null(), Type.String()]) }, { additionalProperties: false })], { description: 'set when the order ships' }),
   expiresAt: Type.Union([Type.Null(), Type.String({ format: 'date-time' })], { description: 'an unpaid order is cancelled after this' }),
   paidAt: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
+  deliveredAt: Type.Union([Type.Null(), Type.String({ format: 'date-time' })], { description: 'returns may be requested for RETURN_WINDOW_DAYS after this' }),
   cancelledAt: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
   createdAt: Type.String({ format: 'date-time' }),
 }, { $id: 'Order', additionalProperties: false })
@@ -44,6 +55,7 @@ export const CheckoutBody = Type.Object({
   shippingAddress: Type.Optional(Type.Ref(AddressCreate)),
   addressId: Type.Optional(Type.String({ format: 'uuid', description: 'one of my saved addresses, instead of shippingAddress' })),
   couponCode: Type.Optional(Type.Union([Type.Null(), CouponCode], { description: "overrides the cart's code; null checks out without one" })),
+  shippingOptionId: Type.Optional(Type.String({ format: 'uuid', description: 'from GET /cart/shipping-options; may be left out when exactly one option applies (409 when none or several do, or the one sent does not)' })),
 }, { $id: 'CheckoutBody', additionalProperties: false, description: 'Prices and totals are computed by the server; none can be sent.' })
 
 export const OrderListQuery = Type.Object({

@@ -3,6 +3,7 @@ import { couponRedemptions, coupons, inventoryMovements, orderItems, orders, pro
 import type { Db, Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import type { Outbox } from '../../src/outbox.js'
+import { ORDER_WEBHOOK } from '../../src/side-effects.js'
 import { ORDER_MAIL } from './order-mail.js'
 import { newestFirst } from '../../src/pagination.js'
 import { refreshProductAggregates } from '../products/service.js'
@@ -37,11 +38,13 @@ export function toOrder(row: OrderRow, items: ItemRow[]) {
   return {
     id: row.id, number: row.number, userId: row.userId, status: row.status, currency: row.currency,
     subtotalMinor: row.subtotalMinor, discountMinor: row.discountMinor, shippingMinor: row.shippingMinor, taxMinor: row.taxMinor,
-    totalMinor: row.totalMinor, refundedMinor: row.refundedMinor, couponCode: row.couponCode,
+    totalMinor: row.totalMinor, refundedMinor: row.refundedMinor, couponCode: row.couponCode, pricesIncludeTax: row.pricesIncludeTax,
+    shippingOption: row.shippingOption ? { id: row.shippingOption.optionId, name: row.shippingOption.name, zoneId: row.shippingOption.zoneId, zoneName: row.shippingOption.zoneName } : null,
+    taxRate: row.taxRate ? { id: row.taxRate.rateId, name: row.taxRate.name, country: row.taxRate.country, region: row.taxRate.region, rateBps: row.taxRate.rateBps } : null,
     shippingAddress: { recipientName: a.recipientName, line1: a.line1, line2: a.line2 ?? null, city: a.city, region: a.region ?? null, postalCode: a.postalCode, country: a.country, phone: a.phone ?? null },
-    items: items.map((i) => ({ variantId: i.variantId, productId: i.productId, sku: i.sku, name: i.name, options: i.options, unitPriceMinor: i.unitPriceMinor, quantity: i.quantity, lineTotalMinor: i.lineTotalMinor, discountMinor: i.discountMinor })),
+    items: items.map((i) => ({ id: i.id, variantId: i.variantId, productId: i.productId, sku: i.sku, name: i.name, options: i.options, unitPriceMinor: i.unitPriceMinor, quantity: i.quantity, lineTotalMinor: i.lineTotalMinor, discountMinor: i.discountMinor, taxMinor: i.taxMinor })),
     shipment: row.shippingCarrier || row.trackingNumber ? { carrier: row.shippingCarrier, trackingNumber: row.trackingNumber } : null,
-    expiresAt: row.status === 'pending_payment' ? iso(row.expiresAt) : null, paidAt: iso(row.paidAt), cancelledAt: iso(row.cancelledAt), createdAt: row.createdAt.toISOString(),
+    expiresAt: row.status === 'pending_payment' ? iso(row.expiresAt) : null, paidAt: iso(row.paidAt), deliveredAt: iso(row.deliveredAt), cancelledAt: iso(row.cancelledAt), createdAt: row.createdAt.toISOString(),
   }
 }
 
@@ -135,8 +138,8 @@ export function createOrderService({ db, outbox }: OrderDeps) {
       if (to !== 'shipped' && (shipment.carrier || shipment.trackingNumber)) throw new BadRequest('carrier and trackingNumber go with status shipped', 'shipment-without-shipping')
       let eventIds: string[] = []
       const row = await db.transaction(async (tx) => {
-        const moved = await transition(tx, orderId, to, to === 'shipped' ? { shippingCarrier: shipment.carrier ?? null, trackingNumber: shipment.trackingNumber ?? null } : {})
-        if (to === 'shipped') eventIds = await outbox.add(tx, [ORDER_MAIL(orderId, 'shipped')])
+        const moved = await transition(tx, orderId, to, to === 'shipped' ? { shippingCarrier: shipment.carrier ?? null, trackingNumber: shipment.trackingNumber ?? null } : to === 'delivered' ? { deliveredAt: new Date() } : {})
+        if (to === 'shipped') eventIds = await outbox.add(tx, [ORDER_MAIL(orderId, 'shipped'), ORDER_WEBHOOK('order.shipped', moved)])
         return moved
       })
       await outbox.runNow(eventIds)

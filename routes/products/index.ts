@@ -24,14 +24,18 @@ function cached<T>(reply: FastifyReply, result: CacheResult<T>): T {
 }
 
 const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const service = createProductService({ db: app.db, cache: app.cache, currency: app.config.currency })
+  const service = createProductService({ db: app.db, cache: app.cache, currency: app.config.currency, outbox: app.outbox })
   const admin = app.requireRole('admin')
+  // A product filled to every maximum of its schema (100 variants of 10 options, 50 attributes, a
+  // long description) in a non-Latin script is about 350 KiB: over the small JSON limit, so
+  // these two admin routes take up to 1 MiB.
+  const CATALOG_BODY_LIMIT = Math.max(app.config.bodyLimit, 1024 * 1024)
   /** A product detail read: answered (with X-Cache) and recorded as a product view. */
   const viewed = <T extends { id: string }>(req: FastifyRequest, reply: FastifyReply, result: CacheResult<T>, productId?: string) => {
     app.activity.record(req, 'product_view', { productId: productId ?? result.value.id })
     return cached(reply, result)
   }
-  const uploads = createUploadService({ db: app.db, storage: createLocalStorage(app.config.uploads.dir) })
+  const uploads = createUploadService({ db: app.db, storage: createLocalStorage(app.config.uploads.dir), quota: app.config.uploads.quota })
 
   app.get('', {
     onRequest: app.identify,
@@ -60,6 +64,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('', {
     onRequest: admin,
+    bodyLimit: CATALOG_BODY_LIMIT,
     schema: {
       tags: ['products'], operationId: 'createProduct', summary: 'Create a product with its variants (admin)', security: BEARER,
       body: Type.Ref(ProductCreate), response: { 201: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
@@ -71,6 +76,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.patch('/:productId', {
     onRequest: admin,
+    bodyLimit: CATALOG_BODY_LIMIT,
     schema: {
       tags: ['products'], operationId: 'updateProduct', summary: 'Change a product (admin)', security: BEARER,
       params: ProductIdParams, body: Type.Ref(ProductUpdate), response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },

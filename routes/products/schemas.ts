@@ -22,6 +22,7 @@ export const Variant = Type.Object({
   currency: Currency,
   stock: Type.Integer({ minimum: 0 }),
   isActive: Type.Boolean(),
+  weightGrams: Type.Union([Type.Null(), Type.Integer()], { description: 'for weight-banded shipping; null counts as 0' }),
 }, { $id: 'Variant', additionalProperties: false })
 
 export const PriceRange = Type.Object({
@@ -62,6 +63,7 @@ export const VariantCreate = Type.Object({
   compareAtPriceMinor: Type.Optional(Type.Union([Type.Null(), Minor('the "was" price shown struck through')])),
   stock: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'initial stock, recorded as a restock movement' })),
   isActive: Type.Optional(Type.Boolean()),
+  weightGrams: Type.Optional(Type.Union([Type.Null(), Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'grams, for weight-banded shipping' })])),
 }, { $id: 'VariantCreate', additionalProperties: false })
 
 export const VariantUpdate = Type.Partial(Type.Omit(VariantCreate, ['stock']), {

@@ -4,6 +4,8 @@ import { isForeignKeyViolation, isUniqueViolation, type Db, type Tx } from '../.
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import { decodeCursor, newestFirst, toPage, type CursorPart } from '../../src/pagination.js'
 import type { Cache } from '../../src/cache.js'
+import type { Outbox } from '../../src/outbox.js'
+import { WEBHOOK } from '../../src/side-effects.js'
 import { CATALOG_CACHE, categoryAndDescendants, productCache } from '../categories/service.js'
 import type { ProductSort } from './schemas.js'
 
@@ -23,7 +25,7 @@ type VariantRow = typeof productVariants.$inferSelect
 type Status = ProductRow['status']
 
 export interface VariantInput {
-  sku: string; options?: Record<string, string>; priceMinor: number; compareAtPriceMinor?: number | null; stock?: number; isActive?: boolean
+  sku: string; options?: Record<string, string>; priceMinor: number; compareAtPriceMinor?: number | null; stock?: number; isActive?: boolean; weightGrams?: number | null
 }
 export interface ProductInput {
   name: string; slug: string; description?: string; status?: Status; categoryId?: string | null
@@ -36,7 +38,7 @@ export interface ListQuery {
 
 export interface CartVariant {
   variantId: string; productId: string; sku: string; options: Record<string, string>; priceMinor: number; stock: number
-  variantActive: boolean; productStatus: Status; name: string; slug: string; imageIds: string[]
+  variantActive: boolean; productStatus: Status; name: string; slug: string; imageIds: string[]; weightGrams: number | null
   /** Active variant of an active product: can be put in a cart and bought. */
   purchasable: boolean
 }
@@ -135,7 +137,11 @@ export async function refreshProductAggregates(tx: Tx, productId: string): Promi
   return result.rows[0]?.changed === true
 }
 
-export function createProductService({ db, cache, currency }: { db: Db; cache: Cache; currency: string }) {
+/**
+ * `outbox` is needed by the service that serves the admin's catalog writes (product.updated
+ * webhooks); the read-only copies other domains build leave it out.
+ */
+export function createProductService({ db, cache, currency, outbox }: { db: Db; cache: Cache; currency: string; outbox?: Pick<Outbox, 'add' | 'runNow'> }) {
   const findById = db.select(productColumns).from(products).where(eq(products.id, sql.placeholder('id'))).limit(1).prepare('product_by_id')
   const findBySlug = db.select(productColumns).from(products).where(eq(products.slug, sql.placeholder('slug'))).limit(1).prepare('product_by_slug')
   const variantsOf = db.select().from(productVariants).where(eq(productVariants.productId, sql.placeholder('productId')))
@@ -143,7 +149,7 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
 
   const toVariant = (v: VariantRow) => ({
     id: v.id, sku: v.sku, options: v.options, priceMinor: v.priceMinor, compareAtPriceMinor: v.compareAtPriceMinor,
-    currency, stock: v.stock, isActive: v.isActive,
+    currency, stock: v.stock, isActive: v.isActive, weightGrams: v.weightGrams,
   })
 
   function toSummary(row: SummaryRow) {
@@ -172,7 +178,7 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
   async function insertVariants(tx: Tx, productId: string, variants: VariantInput[], actorId: string | null, firstPosition = 0) {
     const rows = await tx.insert(productVariants).values(variants.map((v, i) => ({
       productId, sku: v.sku, options: v.options ?? {}, priceMinor: v.priceMinor, compareAtPriceMinor: v.compareAtPriceMinor ?? null,
-      stock: v.stock ?? 0, isActive: v.isActive ?? true, position: firstPosition + i,
+      stock: v.stock ?? 0, isActive: v.isActive ?? true, weightGrams: v.weightGrams ?? null, position: firstPosition + i,
     }))).returning()
     const stocked = rows.filter((r) => r.stock > 0)
     if (stocked.length) {
@@ -200,6 +206,18 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
     return result
   }
 
+  /** A catalog write that changed an existing product: its product.updated event, in the same transaction. */
+  async function productUpdated(tx: Tx, productId: string, change: 'details' | 'variant-added' | 'variant-updated' | 'variant-removed' | 'stock-adjusted', variantId?: string) {
+    if (!outbox) return []
+    const [p] = await tx.select().from(products).where(eq(products.id, productId))
+    if (!p) return []
+    return outbox.add(tx, [WEBHOOK('product.updated', {
+      change, ...(variantId ? { variantId } : {}),
+      product: { id: p.id, slug: p.slug, name: p.name, status: p.status, categoryId: p.categoryId, minPriceMinor: p.minPriceMinor, maxPriceMinor: p.maxPriceMinor, currency, inStock: p.inStock, updatedAt: p.updatedAt.toISOString() },
+    })])
+  }
+  const followUp = async (eventIds: string[]) => { if (outbox) await outbox.runNow(eventIds) }
+
   async function getById(id: string, viewer: Viewer) {
     const load = async () => toDetail(visibleOr404((await findById.execute({ id }))[0], viewer, id), viewer)
     // A sale changes this product's stock: it bumps the product's namespace, not the catalog's.
@@ -226,7 +244,7 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
       if (!variantIds.length) return new Map<string, CartVariant>()
       const rows = await db.select({
         variantId: productVariants.id, productId: products.id, sku: productVariants.sku, options: productVariants.options,
-        priceMinor: productVariants.priceMinor, stock: productVariants.stock, variantActive: productVariants.isActive,
+        priceMinor: productVariants.priceMinor, stock: productVariants.stock, variantActive: productVariants.isActive, weightGrams: productVariants.weightGrams,
         productStatus: products.status, name: products.name, slug: products.slug, imageIds: products.imageIds,
       }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId)).where(inArray(productVariants.id, variantIds))
       return new Map(rows.map((r) => [r.variantId, { ...r, purchasable: r.variantActive && r.productStatus === 'active' }]))
@@ -275,10 +293,11 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
     },
 
     async update(id: string, input: Partial<Omit<ProductInput, 'variants'>>) {
-      await write(async (tx) => {
+      await followUp(await write(async (tx) => {
         const updated = await tx.update(products).set({ ...input, updatedAt: new Date() }).where(eq(products.id, id)).returning({ id: products.id })
         if (!updated.length) throw new NotFound('product', id)
-      })
+        return productUpdated(tx, id, 'details')
+      }))
       return toDetail((await findById.execute({ id }))[0]!, { isAdmin: true })
     },
 
@@ -290,25 +309,27 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
     },
 
     async addVariant(productId: string, input: VariantInput, actorId: string) {
-      const row = await write(async (tx) => {
+      const { variant: row, eventIds } = await write(async (tx) => {
         const [product] = await tx.select({ id: products.id }).from(products).where(eq(products.id, productId)).for('update')
         if (!product) throw new NotFound('product', productId)
         const [{ next }] = await tx.select({ next: sql<number>`coalesce(max(position) + 1, 0)::int` }).from(productVariants).where(eq(productVariants.productId, productId)) as [{ next: number }]
         const [variant] = await insertVariants(tx, productId, [input], actorId, next)
         await refreshProductAggregates(tx, productId)
-        return variant!
+        return { variant: variant!, eventIds: await productUpdated(tx, productId, 'variant-added', variant!.id) }
       })
+      await followUp(eventIds)
       return toVariant(row)
     },
 
     async updateVariant(productId: string, variantId: string, input: Omit<Partial<VariantInput>, 'stock'>) {
-      const row = await write(async (tx) => {
+      const { variant: row, eventIds } = await write(async (tx) => {
         const [variant] = await tx.update(productVariants).set({ ...input, updatedAt: new Date() })
           .where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId))).returning()
         if (!variant) throw new NotFound('variant', variantId)
         await refreshProductAggregates(tx, productId)
-        return variant
+        return { variant, eventIds: await productUpdated(tx, productId, 'variant-updated', variantId) }
       })
+      await followUp(eventIds)
       return toVariant(row)
     },
 
@@ -322,12 +343,13 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
         if (!deleted.length) throw new NotFound('variant', variantId)
         if (n <= 1) throw new Conflict('A product keeps at least one variant; delete the product instead', 'last-variant')
         await refreshProductAggregates(tx, productId)
-      })
+        return productUpdated(tx, productId, 'variant-removed', variantId)
+      }).then(followUp)
     },
 
     /** Changes stock by delta in one statement that cannot take it below zero, with its movement record. */
     async adjustStock(productId: string, variantId: string, input: { delta: number; reason: 'restock' | 'correction' | 'damage' | 'return'; note?: string }, actorId: string) {
-      const row = await write(async (tx) => {
+      const { variant: row, eventIds } = await write(async (tx) => {
         const [variant] = await tx.update(productVariants)
           .set({ stock: sql`${productVariants.stock} + ${input.delta}`, updatedAt: new Date() })
           .where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId), sql`${productVariants.stock} + ${input.delta} >= 0`))
@@ -340,8 +362,9 @@ export function createProductService({ db, cache, currency }: { db: Db; cache: C
         }
         await tx.insert(inventoryMovements).values({ variantId, delta: input.delta, stockAfter: variant.stock, reason: input.reason, note: input.note ?? null, actorId })
         await refreshProductAggregates(tx, productId)
-        return variant
+        return { variant, eventIds: await productUpdated(tx, productId, 'stock-adjusted', variantId) }
       })
+      await followUp(eventIds)
       return toVariant(row)
     },
 

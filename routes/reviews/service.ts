@@ -21,9 +21,9 @@ const counted = (r: { status: Status; rating: number }) => (r.status === 'approv
 
 const SORTS: Record<Sort, { order: SQL[]; kinds: readonly CursorPart[]; after: (k: (string | number)[]) => SQL; key: (r: ReviewRow) => (string | number)[] }> = {
   newest: { order: [desc(reviews.createdAt), desc(reviews.id)], kinds: ['date', 'uuid'], key: (r) => [r.createdAt.toISOString(), r.id], after: ([c, id]) => sql`(${reviews.createdAt}, ${reviews.id}) < (${c}::timestamptz, ${id}::uuid)` },
-  rating_desc: { order: [desc(reviews.rating), desc(reviews.id)], kinds: ['number', 'uuid'], key: (r) => [r.rating, r.id], after: ([v, id]) => sql`(${reviews.rating}, ${reviews.id}) < (${v}::int, ${id}::uuid)` },
-  rating_asc: { order: [asc(reviews.rating), asc(reviews.id)], kinds: ['number', 'uuid'], key: (r) => [r.rating, r.id], after: ([v, id]) => sql`(${reviews.rating}, ${reviews.id}) > (${v}::int, ${id}::uuid)` },
-  helpful: { order: [desc(reviews.helpfulCount), desc(reviews.id)], kinds: ['number', 'uuid'], key: (r) => [r.helpfulCount, r.id], after: ([v, id]) => sql`(${reviews.helpfulCount}, ${reviews.id}) < (${v}::int, ${id}::uuid)` },
+  rating_desc: { order: [desc(reviews.rating), desc(reviews.id)], kinds: ['integer', 'uuid'], key: (r) => [r.rating, r.id], after: ([v, id]) => sql`(${reviews.rating}, ${reviews.id}) < (${v}::int, ${id}::uuid)` },
+  rating_asc: { order: [asc(reviews.rating), asc(reviews.id)], kinds: ['integer', 'uuid'], key: (r) => [r.rating, r.id], after: ([v, id]) => sql`(${reviews.rating}, ${reviews.id}) > (${v}::int, ${id}::uuid)` },
+  helpful: { order: [desc(reviews.helpfulCount), desc(reviews.id)], kinds: ['integer', 'uuid'], key: (r) => [r.helpfulCount, r.id], after: ([v, id]) => sql`(${reviews.helpfulCount}, ${reviews.id}) < (${v}::int, ${id}::uuid)` },
 }
 
 export function createReviewService({ db, autoApprove, onRatingChange }: { db: Db; autoApprove: boolean; onRatingChange: () => Promise<void> }) {

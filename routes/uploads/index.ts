@@ -9,10 +9,11 @@ import { ALLOWED_MIME, Upload, UploadBody, UploadParams, UploadQuery } from './s
 import { createUploadService } from './service.js'
 
 const uploadsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { maxBytes, dir } = app.config.uploads
+  const { maxBytes, dir, quota, orphanGraceHours } = app.config.uploads
   // Beyond maxBytes the upload stops with a 413; one file per request.
   await app.register(multipart, { limits: { fileSize: maxBytes, files: 1, fields: 0, parts: 1 }, throwFileSizeLimit: true })
-  const service = createUploadService({ db: app.db, storage: createLocalStorage(dir) })
+  const service = createUploadService({ db: app.db, storage: createLocalStorage(dir), quota })
+  app.jobs.every('upload-orphans', 3_600_000, () => service.removeOrphans(orphanGraceHours))
 
   app.post('', {
     onRequest: app.authenticate,
@@ -20,7 +21,9 @@ const uploadsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     preValidation: async (req) => { req.body = {} },
     schema: {
       tags: ['uploads'], operationId: 'uploadFile', summary: 'Upload an image (multipart/form-data, field "file")',
-      description: `At most ${maxBytes} bytes (413 beyond). The type is read from the bytes: PNG, JPEG, WebP or GIF; never SVG or HTML.`,
+      description: `At most ${maxBytes} bytes (413 beyond). The type is read from the bytes: PNG, JPEG, WebP or GIF; never SVG or HTML. `
+        + `Each account keeps at most ${quota.customer.files} files and ${quota.customer.bytes} bytes (admins ${quota.admin.files} and ${quota.admin.bytes}); `
+        + `beyond, 413 with type urn:problem-type:upload-quota-files or upload-quota-bytes. An upload that no product or avatar uses ${orphanGraceHours} hours after it was made is deleted.`,
       security: BEARER, consumes: ['multipart/form-data'], querystring: UploadQuery, body: Type.Ref(UploadBody),
       response: { 201: Type.Ref(Upload), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 406: ProblemRef, 413: ProblemRef, 415: ProblemRef },
     },
@@ -45,18 +48,25 @@ const uploadsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['uploads'], operationId: 'getFile', summary: 'The file, as stored',
       params: UploadParams,
       response: {
-        200: { description: 'the image bytes, with the type detected at upload', content: Object.fromEntries(ALLOWED_MIME.map((mime) => [mime, { schema: Type.String({ format: 'binary' }) }])) },
+        200: { description: 'the image bytes, with the type detected at upload; revalidate before each use (Cache-Control: no-cache, ETag)', content: Object.fromEntries(ALLOWED_MIME.map((mime) => [mime, { schema: Type.String({ format: 'binary' }) }])) },
+        304: { description: 'not modified: the If-None-Match ETag is current' },
         400: ProblemRef, 404: ProblemRef,
       },
     },
   }, async (req, reply) => {
     const { row, stream } = await service.find(req.params.uploadId)
+    // A file can be deleted, so caches keep it only while the API still says it exists: every use
+    // revalidates (no-cache), and the ETag (its SHA-256) makes that a body-less 304.
+    const etag = `"${row.sha256}"`
+    reply.header('etag', etag).header('cache-control', 'public, no-cache').header('x-content-type-options', 'nosniff')
+    const ifNoneMatch = req.headers['if-none-match']
+    if (ifNoneMatch && ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag || tag.trim() === '*')) {
+      return reply.code(304).send()
+    }
     return reply
       .type(row.mime)
-      .header('x-content-type-options', 'nosniff')
       .header('content-disposition', `inline; filename="${row.originalName}"`)
       .header('content-security-policy', "default-src 'none'; sandbox")
-      .header('cache-control', 'public, max-age=31536000, immutable')
       .header('content-length', row.sizeBytes)
       .send(stream() as never)
   })

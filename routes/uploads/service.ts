@@ -1,9 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto'
-import { eq, sql } from 'drizzle-orm'
+import { and, eq, lt, sql } from 'drizzle-orm'
 import { fileTypeFromBuffer } from 'file-type'
-import { products, uploadedFiles } from '../../db/schema/index.js'
-import type { Db } from '../../db/client.js'
-import { BadRequest, Forbidden, NotFound } from '../../src/errors.js'
+import { products, uploadedFiles, users } from '../../db/schema/index.js'
+import type { Db, Tx } from '../../db/client.js'
+import { BadRequest, ContentTooLarge, Forbidden, NotFound } from '../../src/errors.js'
 import type { FileStorage } from '../../src/storage.js'
 import { ALLOWED_MIME } from './schemas.js'
 
@@ -22,8 +22,25 @@ export const toUpload = (r: Row) => ({
   originalName: r.originalName, url: `/uploads/${r.id}`, createdAt: r.createdAt.toISOString(),
 })
 
-export function createUploadService({ db, storage }: { db: Db; storage: FileStorage }) {
+/** What one account may keep: total bytes and number of files. */
+export interface UploadQuota { bytes: number; files: number }
+export interface UploadQuotas { customer: UploadQuota; admin: UploadQuota }
+
+/** Refuses an upload of `size` bytes that would take the owner past their quota (413). */
+async function checkQuota(db: Db | Tx, ownerId: string, quota: UploadQuota, size: number) {
+  const [used] = await db.select({ files: sql<number>`count(*)::int`, bytes: sql<number>`coalesce(sum(${uploadedFiles.sizeBytes}), 0)::float8` })
+    .from(uploadedFiles).where(eq(uploadedFiles.ownerId, ownerId))
+  if (used!.files + 1 > quota.files) {
+    throw new ContentTooLarge(`You keep ${used!.files} uploads, the most allowed (${quota.files}); delete some first`, 'upload-quota-files')
+  }
+  if (used!.bytes + size > quota.bytes) {
+    throw new ContentTooLarge(`This file (${size} bytes) would take your uploads to ${used!.bytes + size} bytes, over your quota of ${quota.bytes}; delete some first`, 'upload-quota-bytes')
+  }
+}
+
+export function createUploadService({ db, storage, quota }: { db: Db; storage: FileStorage; quota: UploadQuotas }) {
   return {
+    /** Checks the bytes, then stores the file within the owner's quota (admins have a larger one). */
     async store(owner: { userId: string; isAdmin: boolean }, purpose: Purpose, file: { filename: string; bytes: Buffer }) {
       if (purpose === 'product_image' && !owner.isAdmin) throw new Forbidden('Product images are uploaded by admins')
       // The bytes decide: a renamed HTML or SVG file is refused whatever it claims to be.
@@ -31,15 +48,24 @@ export function createUploadService({ db, storage }: { db: Db; storage: FileStor
       if (!detected || !(ALLOWED_MIME as readonly string[]).includes(detected.mime)) {
         throw new BadRequest(`Only ${ALLOWED_MIME.join(', ')} are accepted; this file's content is ${detected?.mime ?? 'not a recognised image'}`, 'unsupported-file-type')
       }
+      const limit = owner.isAdmin ? quota.admin : quota.customer
+      // Refused before the bytes are written when plainly over; checked again under the lock below.
+      await checkQuota(db, owner.userId, limit, file.bytes.length)
       const id = randomUUID()
       const storageKey = `${id}.${detected.ext}`
       await storage.put(storageKey, file.bytes)
       try {
-        const [row] = await db.insert(uploadedFiles).values({
-          id, ownerId: owner.userId, purpose, mime: detected.mime, sizeBytes: file.bytes.length,
-          sha256: createHash('sha256').update(file.bytes).digest('hex'), originalName: sanitizeFileName(file.filename), storageKey,
-        }).returning()
-        return toUpload(row!)
+        const row = await db.transaction(async (tx) => {
+          // One upload per owner at a time, so two racing uploads cannot both fit the last space.
+          await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`uploads:${owner.userId}`}, 0))`)
+          await checkQuota(tx, owner.userId, limit, file.bytes.length)
+          const [inserted] = await tx.insert(uploadedFiles).values({
+            id, ownerId: owner.userId, purpose, mime: detected.mime, sizeBytes: file.bytes.length,
+            sha256: createHash('sha256').update(file.bytes).digest('hex'), originalName: sanitizeFileName(file.filename), storageKey,
+          }).returning()
+          return inserted!
+        })
+        return toUpload(row)
       } catch (err) {
         await storage.remove(storageKey)
         throw err
@@ -62,6 +88,41 @@ export function createUploadService({ db, storage }: { db: Db; storage: FileStor
         return found
       })
       await storage.remove(row.storageKey)
+    },
+
+    /**
+     * The orphan job: uploads older than the grace period that no product image and no avatar
+     * uses are deleted, rows first, then files. Rows another transaction holds (an avatar being
+     * set to one takes a key-share lock through its foreign key) are skipped until the next run.
+     */
+    async removeOrphans(graceHours: number) {
+      const cutoff = new Date(Date.now() - graceHours * 3_600_000)
+      const removed = await db.transaction(async (tx) => {
+        const orphans = await tx.select({ id: uploadedFiles.id }).from(uploadedFiles)
+          .where(and(
+            lt(uploadedFiles.createdAt, cutoff),
+            sql`not exists (select 1 from ${products} where ${uploadedFiles.id} = any(${products.imageIds}))`,
+            sql`not exists (select 1 from ${users} where ${users.avatarId} = ${uploadedFiles.id})`,
+          ))
+          .limit(1000).for('update', { skipLocked: true })
+        if (!orphans.length) return []
+        return tx.delete(uploadedFiles).where(sql`${uploadedFiles.id} = any(${sql.param(orphans.map((o) => o.id))}::uuid[])`)
+          .returning({ storageKey: uploadedFiles.storageKey })
+      })
+      // After the commit: a crash here leaves files without rows, which are never served and
+      // which the sweep below removes on a later run.
+      for (const { storageKey } of removed) await storage.remove(storageKey)
+      // Files without a row (a crash between writing the bytes and inserting the row, or after a
+      // delete's commit), once as old as the grace period, so an upload in flight is never taken.
+      let strayFiles = 0
+      const oldKeys = await storage.listOlderThan(cutoff)
+      for (let i = 0; i < oldKeys.length; i += 1000) {
+        const keys = oldKeys.slice(i, i + 1000)
+        const known = new Set((await db.select({ key: uploadedFiles.storageKey }).from(uploadedFiles)
+          .where(sql`${uploadedFiles.storageKey} = any(${sql.param(keys)}::text[])`)).map((r) => r.key))
+        for (const key of keys.filter((k) => !known.has(k))) { await storage.remove(key); strayFiles++ }
+      }
+      return { removed: removed.length, strayFiles }
     },
 
     /** Checks that ids name uploaded images of the given purpose (product images, avatars). */

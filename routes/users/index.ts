@@ -21,7 +21,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Routes that check the current password are guessing targets too: counted per account (as
   // sign-in is), whatever token or address the attempts come from.
   const passwordChecks = app.limitBy({ name: 'password-check', max: app.config.auth.rateLimitPerAccount, windowSeconds: 15 * 60, key: (req) => req.user.sub })
-  const uploads = createUploadService({ db: app.db, storage: createLocalStorage(app.config.uploads.dir) })
+  const uploads = createUploadService({ db: app.db, storage: createLocalStorage(app.config.uploads.dir), quota: app.config.uploads.quota })
 
   // The signed-in user's own account.
   app.get('/me', {
@@ -49,7 +49,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     onRequest: app.authenticate, preHandler: passwordChecks,
     schema: {
       tags: ['users'], operationId: 'changeMyPassword', summary: 'Change my password; my other sessions end', security: BEARER,
-      body: Type.Ref(PasswordChange), response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef },
+      body: Type.Ref(PasswordChange), response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef, 409: ProblemRef },
     },
   }, async (req, reply) => {
     await service.changePassword(req.user.sub, req.user.sid, req.body)

@@ -2,7 +2,7 @@ import { and, desc, eq, ilike, or, sql, type SQL } from 'drizzle-orm'
 import { addresses, users } from '../../db/schema/index.js'
 import { isUniqueViolation, type Db } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound, Unauthorized } from '../../src/errors.js'
-import { assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
+import { assertHasPassword, assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
 import { newestFirst } from '../../src/pagination.js'
 import type { SessionStore } from '../../src/sessions.js'
 import type { AccountMail } from '../../src/account-mail.js'
@@ -74,6 +74,7 @@ export function createUserService({ db, sessions, accountMail }: UsersDeps) {
 
     async changeEmail(id: string, input: { email: string; password: string }) {
       const user = await requireUser(id)
+      assertHasPassword(user)
       if (!(await verifyPassword(user.passwordHash, input.password))) throw new Unauthorized('The password is not correct', 'invalid-credentials')
       const email = normalizeEmail(input.email)
       if (email === user.email) throw new BadRequest('That is already your email address', 'same-email')
@@ -91,6 +92,7 @@ export function createUserService({ db, sessions, accountMail }: UsersDeps) {
     /** Changes the password and ends every other session of the user. */
     async changePassword(id: string, currentFamilyId: string, input: { currentPassword: string; newPassword: string }) {
       const user = await requireUser(id)
+      assertHasPassword(user)
       if (!(await verifyPassword(user.passwordHash, input.currentPassword))) throw new Unauthorized('The current password is not correct', 'invalid-credentials')
       assertPasswordPolicy(input.newPassword, user.email)
       await update(id, { passwordHash: await hashPassword(input.newPassword) })

@@ -3,7 +3,7 @@ import { orders, payments } from '../../../db/schema/index.js'
 import type { Db } from '../../../db/client.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
-import { ACTIVITY, STOCK_CHANGED, type Actor } from '../../../src/side-effects.js'
+import { ACTIVITY, ORDER_WEBHOOK, STOCK_CHANGED, type Actor } from '../../../src/side-effects.js'
 import { recordRefund, type RefundWorkflow } from '../../payments/workflows/refund.js'
 import { releaseOrder, transition, tryTransition } from '../service.js'
 import { ORDER_MAIL } from '../order-mail.js'
@@ -38,7 +38,7 @@ export function createCancelWorkflow({ db, outbox, refunds, metrics }: CancelDep
           refundIds.push(refund.id)
         }
         const released = await releaseOrder(tx, orderId, 'cancellation')
-        eventIds = await outbox.add(tx, [...STOCK_CHANGED(released?.productIds ?? [], released?.listsChanged ?? false), ACTIVITY(actor, 'order_status_change', { orderId, status: 'cancelled' }), ORDER_MAIL(orderId, 'cancelled')])
+        eventIds = await outbox.add(tx, [...STOCK_CHANGED(released?.productIds ?? [], released?.listsChanged ?? false), ACTIVITY(actor, 'order_status_change', { orderId, status: 'cancelled' }), ORDER_MAIL(orderId, 'cancelled'), ORDER_WEBHOOK('order.cancelled', cancelled)])
       })
       count()
       await outbox.runNow(eventIds)
@@ -58,7 +58,7 @@ export function createCancelWorkflow({ db, outbox, refunds, metrics }: CancelDep
           if (!cancelled) return
           counts.push(() => metrics.order('cancelled', cancelled.currency, cancelled.totalMinor))
           const released = await releaseOrder(tx, id, 'cancellation')
-          eventIds.push(...await outbox.add(tx, [...STOCK_CHANGED(released?.productIds ?? [], released?.listsChanged ?? false), ORDER_MAIL(id, 'cancelled')]))
+          eventIds.push(...await outbox.add(tx, [...STOCK_CHANGED(released?.productIds ?? [], released?.listsChanged ?? false), ORDER_MAIL(id, 'cancelled'), ORDER_WEBHOOK('order.cancelled', cancelled)]))
           expired++
         })
       }

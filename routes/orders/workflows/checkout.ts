@@ -6,11 +6,13 @@ import type { Faults } from '../../../src/faults.js'
 import type { IdempotentAttempt, StoredResponse } from '../../../src/idempotency.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
-import { ACTIVITY, CART_CONSUMED, STOCK_CHANGED, cartKey, type Actor } from '../../../src/side-effects.js'
+import { step } from '../../../src/tracing.js'
+import { ACTIVITY, CART_CONSUMED, ORDER_WEBHOOK, STOCK_CHANGED, WEBHOOK, cartKey, type Actor } from '../../../src/side-effects.js'
 import { redeemInCheckout } from '../../coupons/service.js'
 import { refreshProductAggregates } from '../../products/service.js'
 import type { CartService } from '../../cart/service.js'
-import { computeTotals, type PricedLine } from '../pricing.js'
+import { computeTotals, discountFor, type PricedLine } from '../pricing.js'
+import type { ShippingService } from '../../shipping/service.js'
 import { CheckoutConflict, toOrder } from '../service.js'
 import { LOW_STOCK_MAIL, ORDER_MAIL } from '../order-mail.js'
 
@@ -19,7 +21,8 @@ import { LOW_STOCK_MAIL, ORDER_MAIL } from '../order-mail.js'
 //      so this checkout reads the cart as the shopper sees it. Best effort; the fence in 3 holds anyway.
 //   2. read the cart from MongoDB: lines, coupon, and the checkout generation it is at. Writes nothing.
 //   3. ONE PostgreSQL transaction: lock the variants in id order, check stock, price from the
-//      catalog, redeem the coupon under its lock, take the stock, write the order with item
+//      catalog, redeem the coupon under its lock, pick the shipping option and the tax rate of
+//      the destination (both kept on the order as they are now), take the stock, write the order with item
 //      snapshots, stamped with (cart id, generation) under a unique index: a second order from
 //      the same generation (a retry, a second instance, a checkout that outlived any lock) is a
 //      409. The cart clear, cache invalidation, activity and mails (the customer's, and the
@@ -28,19 +31,20 @@ import { LOW_STOCK_MAIL, ORDER_MAIL } from '../order-mail.js'
 //      commits whole or not at all, and a retry after the commit replays the stored response.
 //   4. after the commit, the outbox events run at once; what fails is retried by the drain job.
 
-export interface CheckoutConfig { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; paymentTimeoutMinutes: number; lowStockThreshold: number }
+export interface CheckoutConfig { pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number }
 export interface CheckoutDeps {
   db: Db
   outbox: Outbox
   faults: Faults
   cart: Pick<CartService, 'forCheckout'>
+  shipping: Pick<ShippingService, 'ready' | 'choose' | 'taxRateFor'>
   metrics: MoneyMetrics
   currency: string
   checkout: CheckoutConfig
 }
-export interface CheckoutInput { shippingAddress?: ShippingAddress; addressId?: string; couponCode?: string | null }
+export interface CheckoutInput { shippingAddress?: ShippingAddress; addressId?: string; couponCode?: string | null; shippingOptionId?: string }
 
-export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, checkout, metrics }: CheckoutDeps) {
+export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, currency, checkout, metrics }: CheckoutDeps) {
   async function resolveAddress(userId: string, input: CheckoutInput): Promise<ShippingAddress> {
     if (input.shippingAddress && input.addressId) throw new Conflict('Send shippingAddress or addressId, not both', 'address-ambiguous')
     if (input.addressId) {
@@ -58,23 +62,24 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, che
     const shippingAddress = await resolveAddress(userId, input)
 
     // 1. settle the cart
-    await outbox.drain({ key: cartKey(userId) }).catch(() => { /* the fence below holds regardless */ })
+    await step('checkout.settle-cart', () => outbox.drain({ key: cartKey(userId) })).catch(() => { /* the fence below holds regardless */ })
 
     // 2. read the cart
-    const contents = await cart.forCheckout(userId)
+    const contents = await step('checkout.read-cart', () => cart.forCheckout(userId))
     if (!contents.lines.length) throw new Conflict('The cart is empty', 'cart-empty')
     const couponCode = input.couponCode !== undefined ? input.couponCode : contents.couponCode
+    await shipping.ready()
 
     // 3. one transaction
     let eventIds: string[] = []
     let response: StoredResponse
     try {
-      response = await db.transaction(async (tx) => {
+      response = await step('checkout.transaction', () => db.transaction(async (tx) => {
         const variantIds = [...new Set(contents.lines.map((l) => l.variantId))].sort()
         const locked = await tx.select({
           id: productVariants.id, productId: productVariants.productId, sku: productVariants.sku, options: productVariants.options,
           priceMinor: productVariants.priceMinor, stock: productVariants.stock, isActive: productVariants.isActive,
-          name: products.name, status: products.status, categoryId: products.categoryId,
+          weightGrams: productVariants.weightGrams, name: products.name, status: products.status, categoryId: products.categoryId,
         }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId))
           .where(inArray(productVariants.id, variantIds)).orderBy(asc(productVariants.id)).for('update', { of: productVariants })
         const byId = new Map(locked.map((v) => [v.id, v]))
@@ -92,13 +97,20 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, che
           return { variantId: v.id, productId: v.productId, categoryId: v.categoryId, unitPriceMinor: v.priceMinor, quantity: l.quantity }
         })
         const redeemed = couponCode ? await redeemInCheckout(tx, couponCode, userId, priced) : null
-        const totals = computeTotals(priced, redeemed?.rule ?? null, { flatMinor: checkout.shippingFlatMinor, freeOverMinor: checkout.shippingFreeOverMinor }, checkout.taxRateBps)
+        const rule = redeemed?.rule ?? null
+        const goodsMinor = priced.reduce((s, l) => s + l.unitPriceMinor * l.quantity, 0) - discountFor(priced, rule).discountMinor
+        const weightGrams = priced.reduce((s, l) => s + (byId.get(l.variantId)!.weightGrams ?? 0) * l.quantity, 0)
+        const destination = { country: shippingAddress.country, region: shippingAddress.region ?? null }
+        const chosen = await shipping.choose(tx, destination, { goodsMinor, weightGrams }, input.shippingOptionId)
+        const taxRate = await shipping.taxRateFor(tx, destination)
+        const totals = computeTotals(priced, rule, chosen.rule, taxRate.rateBps, checkout.pricesIncludeTax)
 
         const [{ n }] = (await tx.execute<{ n: string }>(sql`select nextval('order_number_seq') as n`)).rows as [{ n: string }]
         const [order] = await tx.insert(orders).values({
           number: `SO-${String(n).padStart(6, '0')}`, userId, currency, shippingAddress,
           subtotalMinor: totals.subtotalMinor, discountMinor: totals.discountMinor, shippingMinor: totals.shippingMinor,
           taxMinor: totals.taxMinor, totalMinor: totals.totalMinor,
+          shippingOption: chosen.snapshot, taxRate, pricesIncludeTax: checkout.pricesIncludeTax,
           couponId: redeemed?.coupon.id ?? null, couponCode: redeemed?.coupon.code ?? null,
           expiresAt: new Date(Date.now() + checkout.paymentTimeoutMinutes * 60_000),
           cartId: contents.cartId, cartGeneration: contents.generation,
@@ -106,17 +118,21 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, che
 
         const items: (typeof orderItems.$inferSelect)[] = []
         const fellLow: string[] = []
+        const lowStock: { variantId: string; productId: string; sku: string; stock: number }[] = []
         for (const line of priced) {
           const v = byId.get(line.variantId)!
           const [after] = await tx.update(productVariants).set({ stock: sql`${productVariants.stock} - ${line.quantity}`, updatedAt: new Date() })
             .where(eq(productVariants.id, line.variantId)).returning({ stock: productVariants.stock })
           // This sale took the variant to the threshold or below: the admins hear of it once.
-          if (after!.stock <= checkout.lowStockThreshold && after!.stock + line.quantity > checkout.lowStockThreshold) fellLow.push(line.variantId)
+          if (after!.stock <= checkout.lowStockThreshold && after!.stock + line.quantity > checkout.lowStockThreshold) {
+            fellLow.push(line.variantId)
+            lowStock.push({ variantId: v.id, productId: v.productId, sku: v.sku, stock: after!.stock })
+          }
           await tx.insert(inventoryMovements).values({ variantId: line.variantId, delta: -line.quantity, stockAfter: after!.stock, reason: 'sale', note: `order ${order!.number}` })
           const [item] = await tx.insert(orderItems).values({
             orderId: order!.id, variantId: v.id, productId: v.productId, sku: v.sku, name: v.name, options: v.options,
             unitPriceMinor: v.priceMinor, quantity: line.quantity, lineTotalMinor: v.priceMinor * line.quantity,
-            discountMinor: totals.lineDiscounts.get(v.id) ?? 0,
+            discountMinor: totals.lineDiscounts.get(v.id) ?? 0, taxMinor: totals.lineTaxes.get(v.id) ?? 0,
           }).returning()
           items.push(item!)
         }
@@ -131,12 +147,14 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, che
           ACTIVITY(actor, 'checkout', { orderId: order!.id, number: order!.number, totalMinor: order!.totalMinor }),
           ORDER_MAIL(order!.id, 'placed'),
           ...(fellLow.length ? [LOW_STOCK_MAIL(fellLow)] : []),
+          ORDER_WEBHOOK('order.created', order!),
+          ...(lowStock.length ? [WEBHOOK('stock.low', { threshold: checkout.lowStockThreshold, variants: lowStock })] : []),
         ])
         const placed: StoredResponse = { status: 201, body: toOrder(order!, items.sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0))) }
         faults.at('checkout.before-idempotency-complete')
         await attempt.complete(tx, placed)
         return placed
-      })
+      }))
     } catch (err) {
       if (isUniqueViolation(err, 'orders_cart_generation_key')) {
         throw new Conflict('This cart has just been checked out by another request; review the cart and try again', 'cart-already-checked-out')
@@ -147,7 +165,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, currency, che
     faults.at('checkout.after-order-commit')
 
     // 4. side effects now
-    await outbox.runNow(eventIds)
+    await step('checkout.side-effects', () => outbox.runNow(eventIds))
     return response
   }
 }

@@ -5,6 +5,7 @@ import { Conflict, NotFound, ProviderFailure } from '../../../src/errors.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
 import { ACTIVITY, type Actor } from '../../../src/side-effects.js'
+import { step } from '../../../src/tracing.js'
 import type { PaymentProvider, ProviderName } from '../providers.js'
 import type { RefundWorkflow } from './refund.js'
 import { providerOf } from './pay.js'
@@ -39,7 +40,7 @@ export function createConfirmWorkflow({ db, outbox, providers, refunds, metrics 
       if (payment.status === 'pending' || !payment.providerPaymentId) throw new Conflict('The payment is still being created at the provider; retry shortly', 'payment-pending')
       let outcome
       try {
-        outcome = await providerOf(providers, payment.provider).confirm(payment.providerPaymentId, paymentMethod)
+        outcome = await step('payment.provider-confirm', () => providerOf(providers, payment.provider).confirm(payment.providerPaymentId!, paymentMethod))
       } catch (err) {
         if ((err as { statusCode?: number }).statusCode === 400) throw err
         throw new ProviderFailure(`The payment provider did not answer (${(err as Error).message}); retry`)

@@ -7,6 +7,7 @@ import type { IdempotentAttempt } from '../../../src/idempotency.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
 import { ACTIVITY, type Actor } from '../../../src/side-effects.js'
+import { step } from '../../../src/tracing.js'
 import type { PaymentProvider, ProviderName } from '../providers.js'
 import type { RefundWorkflow } from './refund.js'
 import { applyProviderOutcome, settleThenFollowUp, type PaymentRow } from './settle.js'
@@ -39,7 +40,7 @@ export function createPayWorkflow({ db, outbox, faults, providers, refunds, metr
     const provider = providerOf(providers, payment.provider)
     let created
     try {
-      created = await provider.create({ amountMinor: payment.amountMinor, currency: payment.currency, orderId: payment.orderId, paymentMethod: payment.paymentMethod ?? '', idempotencyKey: `payment:${payment.id}` })
+      created = await step('payment.provider-create', () => provider.create({ amountMinor: payment.amountMinor, currency: payment.currency, orderId: payment.orderId, paymentMethod: payment.paymentMethod ?? '', idempotencyKey: `payment:${payment.id}` }))
     } catch (err) {
       if (err instanceof BadRequest) throw err
       throw new ProviderFailure(`The payment provider did not answer (${(err as Error).message}); retry with the same Idempotency-Key`)
@@ -61,7 +62,7 @@ export function createPayWorkflow({ db, outbox, faults, providers, refunds, metr
       let eventIds: string[] = []
       let recorded: PaymentRow
       try {
-        recorded = await db.transaction(async (tx) => {
+        recorded = await step('payment.record', () => db.transaction(async (tx) => {
           const [order] = await tx.select().from(orders).where(eq(orders.id, orderId)).for('update')
           if (!order || order.userId !== actor.userId) throw new NotFound('order', orderId)
           if (order.status !== 'pending_payment') throw new Conflict(`The order is ${order.status}; only a pending order can be paid`, 'order-not-payable')
@@ -71,14 +72,14 @@ export function createPayWorkflow({ db, outbox, faults, providers, refunds, metr
           await attempt.checkpoint(tx, row!.id)
           eventIds = await outbox.add(tx, [ACTIVITY(actor, 'payment', { paymentId: row!.id, orderId, provider: provider.name })])
           return row!
-        })
+        }))
       } catch (err) {
         if (isUniqueViolation(err, 'payments_one_in_flight_per_order')) {
           throw new Conflict('This order already has a payment in progress or captured; confirm that one instead', 'payment-in-progress')
         }
         throw err
       }
-      await outbox.runNow(eventIds)
+      await step('payment.side-effects', () => outbox.runNow(eventIds))
       faults.at('payment.after-record')
       return send(recorded)
     },

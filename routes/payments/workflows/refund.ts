@@ -6,7 +6,8 @@ import type { Faults } from '../../../src/faults.js'
 import type { IdempotentAttempt } from '../../../src/idempotency.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
-import { STOCK_CHANGED } from '../../../src/side-effects.js'
+import { ORDER_WEBHOOK, STOCK_CHANGED } from '../../../src/side-effects.js'
+import { step } from '../../../src/tracing.js'
 import { releaseOrder, tryTransition } from '../../orders/service.js'
 import { ORDER_MAIL } from '../../orders/order-mail.js'
 import type { PaymentProvider, ProviderName } from '../providers.js'
@@ -49,7 +50,7 @@ export function createRefundWorkflow({ db, outbox, faults, providers, metrics }:
   async function settle(refundId: string, outcome: { providerRefundId: string } | { refused: string }) {
     let eventIds: string[] = []
     let counted: { currency: string; amountMinor: number } | undefined
-    const settled = await db.transaction(async (tx) => {
+    const settled = await step('refund.settle', () => db.transaction(async (tx) => {
       // Locks in the order every workflow takes them: the order, its payment, the refund.
       const [known] = await tx.select({ orderId: payments.orderId, paymentId: payments.id }).from(refunds).innerJoin(payments, eq(payments.id, refunds.paymentId)).where(eq(refunds.id, refundId))
       if (!known) throw new NotFound('refund', refundId)
@@ -64,7 +65,7 @@ export function createRefundWorkflow({ db, outbox, faults, providers, metrics }:
       }
       const [done] = await tx.update(refunds).set({ status: 'succeeded', providerRefundId: outcome.providerRefundId, updatedAt: new Date() }).where(eq(refunds.id, refundId)).returning()
       if (refund.countsTowardOrder) {
-        const [order] = await tx.update(orders).set({ refundedMinor: sql`${orders.refundedMinor} + ${refund.amountMinor}`, updatedAt: new Date() })
+        let [order] = await tx.update(orders).set({ refundedMinor: sql`${orders.refundedMinor} + ${refund.amountMinor}`, updatedAt: new Date() })
           .where(eq(orders.id, known.orderId)).returning()
         const events = [ORDER_MAIL(order!.id, 'refunded', { refundId })]
         counted = { currency: order!.currency, amountMinor: refund.amountMinor }
@@ -74,11 +75,13 @@ export function createRefundWorkflow({ db, outbox, faults, providers, metrics }:
           // Goods not yet sent go back on the shelf.
           const released = moved && (before === 'paid' || before === 'fulfilled') ? await releaseOrder(tx, order!.id, 'return') : null
           if (released) events.push(...STOCK_CHANGED(released.productIds, released.listsChanged))
+          if (moved) order = moved
         }
+        events.push(ORDER_WEBHOOK('order.refunded', order!, { refund: { id: refundId, amountMinor: refund.amountMinor } }))
         eventIds = await outbox.add(tx, events)
       }
       return done!
-    })
+    }))
     if (counted) metrics.order('refunded', counted.currency, counted.amountMinor)
     await outbox.runNow(eventIds)
     return settled
@@ -93,7 +96,7 @@ export function createRefundWorkflow({ db, outbox, faults, providers, metrics }:
     if (!provider) throw new ProviderFailure(`Payment provider ${row.payment.provider} is not enabled; the refund stays pending`)
     let providerRefundId: string
     try {
-      ({ providerRefundId } = await provider.refund({ providerPaymentId: row.payment.providerPaymentId!, amountMinor: row.refund.amountMinor, idempotencyKey: `refund:${row.refund.id}` }))
+      ({ providerRefundId } = await step('refund.provider-refund', () => provider.refund({ providerPaymentId: row.payment.providerPaymentId!, amountMinor: row.refund.amountMinor, idempotencyKey: `refund:${row.refund.id}` })))
     } catch (err) {
       if (isRefusal(err)) return settle(refundId, { refused: (err as Error).message })
       throw new ProviderFailure(`The provider did not confirm the refund (${(err as Error).message}); it stays pending and is retried`)
@@ -111,11 +114,11 @@ export function createRefundWorkflow({ db, outbox, faults, providers, metrics }:
     async refundPayment(adminId: string, paymentId: string, input: { amountMinor?: number; reason?: string }, attempt: IdempotentAttempt) {
       let refundId = attempt.resumeFrom
       if (!refundId) {
-        refundId = await db.transaction(async (tx) => {
+        refundId = await step('refund.record', () => db.transaction(async (tx) => {
           const refund = await recordRefund(tx, { paymentId, amountMinor: input.amountMinor, reason: input.reason ?? null, actorId: adminId, countsTowardOrder: true })
           await attempt.checkpoint(tx, refund.id)
           return refund.id
-        })
+        }))
       }
       faults.at('refund.after-record')
       return send(refundId)

@@ -5,8 +5,10 @@ import { NotFound } from '../../../src/errors.js'
 import { tryTransition } from '../../orders/service.js'
 import { ORDER_MAIL } from '../../orders/order-mail.js'
 import type { Outbox, OutboxEvent } from '../../../src/outbox.js'
+import { ORDER_WEBHOOK } from '../../../src/side-effects.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
 import type { ProviderStatus } from '../providers.js'
+import { step } from '../../../src/tracing.js'
 import { recordRefund, type RefundWorkflow } from './refund.js'
 
 export type PaymentRow = typeof payments.$inferSelect
@@ -40,7 +42,7 @@ export async function applyProviderOutcome(tx: Tx, paymentId: string, outcome: {
     await tx.update(payments).set({ status: 'succeeded', providerPaymentId, failureReason: null, updatedAt: new Date() }).where(eq(payments.id, paymentId))
     const paid = await tryTransition(tx, payment!.orderId, 'paid', { paidAt: new Date() }, 'pending_payment')
     if (paid) {
-      events.push(ORDER_MAIL(paid.id, 'paid'))
+      events.push(ORDER_MAIL(paid.id, 'paid'), ORDER_WEBHOOK('order.paid', paid))
       report = (metrics) => metrics.order('paid', paid.currency, paid.totalMinor)
     }
     else {
@@ -68,14 +70,16 @@ export interface SettleDeps { db: Db; outbox: Outbox; refunds: Pick<RefundWorkfl
  */
 export async function settleThenFollowUp(deps: SettleDeps, work: (tx: Tx) => Promise<SettleResult | null>) {
   let eventIds: string[] = []
-  const settled = await deps.db.transaction(async (tx) => {
+  const settled = await step('payment.settle', () => deps.db.transaction(async (tx) => {
     const result = await work(tx)
     if (result) eventIds = await deps.outbox.add(tx, result.events)
     return result
-  })
+  }))
   if (!settled) return null
   settled.report(deps.metrics)
-  await deps.outbox.runNow(eventIds)
-  await deps.refunds.sendAll(settled.refundIds)
+  await step('payment.follow-up', async () => {
+    await deps.outbox.runNow(eventIds)
+    await deps.refunds.sendAll(settled.refundIds)
+  })
   return settled
 }

@@ -1,0 +1,225 @@
+import { and, asc, eq, inArray, sql } from 'drizzle-orm'
+import { addresses, shippingOptions, shippingZones, taxRates, type ShippingSnapshot, type TaxSnapshot } from '../../db/schema/index.js'
+import { isCheckViolation, isUniqueViolation, type Db, type Tx } from '../../db/client.js'
+import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
+import { shippingRuleFor, type ShippingRule } from '../orders/pricing.js'
+
+// Shipping zones and options, and tax rates by destination: admin CRUD, what applies to a
+// destination, and the defaults seeded from SHIPPING_FLAT_MINOR / SHIPPING_FREE_OVER_MINOR /
+// TAX_RATE_BPS when none exist.
+
+type ZoneRow = typeof shippingZones.$inferSelect
+type OptionRow = typeof shippingOptions.$inferSelect
+type RateRow = typeof taxRates.$inferSelect
+type Reader = Db | Tx
+export interface Band { upTo: number; priceMinor: number }
+export interface OptionInput { name?: string; priceMinor?: number; freeOverMinor?: number | null; bandBasis?: 'weight' | 'subtotal' | null; bands?: Band[]; isActive?: boolean; position?: number }
+export interface RateInput { name?: string; country?: string | null; region?: string | null; rateBps?: number }
+
+const iso = (d: Date) => d.toISOString()
+export const toOption = (o: OptionRow) => ({
+  id: o.id, zoneId: o.zoneId, name: o.name, priceMinor: o.priceMinor, freeOverMinor: o.freeOverMinor, bandBasis: o.bandBasis,
+  bands: o.bands, isActive: o.isActive, position: o.position, createdAt: iso(o.createdAt),
+})
+const toZone = (z: ZoneRow, options: OptionRow[]) => ({ id: z.id, name: z.name, countries: z.countries, options: options.map(toOption), createdAt: iso(z.createdAt) })
+const toRate = (r: RateRow) => ({ id: r.id, name: r.name, country: r.country, region: r.region, rateBps: r.rateBps, createdAt: iso(r.createdAt) })
+const normRegion = (region: string | null | undefined) => (region ? region.trim().toUpperCase() : null)
+
+function checkBands(input: OptionInput, current?: OptionRow) {
+  const basis = input.bandBasis !== undefined ? input.bandBasis : current?.bandBasis ?? null
+  const bands = input.bands ?? current?.bands ?? []
+  if (basis && !bands.length) throw new BadRequest('bandBasis needs at least one band', 'shipping-bands-missing')
+  if (!basis && bands.length) throw new BadRequest('bands need a bandBasis (weight or subtotal)', 'shipping-bands-without-basis')
+  if (new Set(bands.map((b) => b.upTo)).size !== bands.length) throw new BadRequest('Two bands have the same upTo', 'shipping-bands-duplicate')
+}
+
+/** An option chosen for an order: its price rule and what the order keeps of it. */
+export interface ShippingChoice { rule: ShippingRule; snapshot: ShippingSnapshot }
+export interface Destination { country: string; region?: string | null }
+
+export interface ShippingDefaults { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number }
+
+export function createShippingService({ db, defaults }: { db: Db; defaults: ShippingDefaults }) {
+  async function write<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work()
+    } catch (err) {
+      if (isUniqueViolation(err, 'tax_rates_destination_key')) throw new Conflict('A tax rate for that country and region exists already', 'tax-rate-exists')
+      if (isCheckViolation(err)) throw new BadRequest('The values are inconsistent (a region needs a country)', 'invalid-values')
+      throw err
+    }
+  }
+
+  /** Zones that serve a country: those listing it, else the fallback zones (no countries). */
+  async function zonesFor(q: Reader, country: string) {
+    const listed = await q.select().from(shippingZones).where(sql`${shippingZones.countries} @> array[${country}]::text[]`).orderBy(asc(shippingZones.createdAt))
+    if (listed.length) return listed
+    return q.select().from(shippingZones).where(sql`cardinality(${shippingZones.countries}) = 0`).orderBy(asc(shippingZones.createdAt))
+  }
+
+  /** Active options of those zones that reach this cart, with what each charges it. */
+  async function applicable(q: Reader, dest: Destination, cart: { goodsMinor: number; weightGrams: number }) {
+    const zones = await zonesFor(q, dest.country)
+    if (!zones.length) return []
+    const byId = new Map(zones.map((z) => [z.id, z]))
+    const options = await q.select().from(shippingOptions)
+      .where(and(inArray(shippingOptions.zoneId, [...byId.keys()]), eq(shippingOptions.isActive, true)))
+      .orderBy(asc(shippingOptions.position), asc(shippingOptions.name), asc(shippingOptions.id))
+    return options.flatMap((o) => {
+      const rule = shippingRuleFor(o, cart)
+      if (!rule) return []
+      const zone = byId.get(o.zoneId)!
+      const priceMinor = rule.freeOverMinor > 0 && cart.goodsMinor >= rule.freeOverMinor ? 0 : rule.flatMinor
+      return [{ option: o, zone, rule, priceMinor }]
+    })
+  }
+
+  /** The destination's rate: its region's, else its country's, else the default (country null), else none. */
+  async function taxRateFor(q: Reader, dest: Destination): Promise<TaxSnapshot> {
+    const region = normRegion(dest.region)
+    const rows = await q.select().from(taxRates).where(sql`${taxRates.country} = ${dest.country} or ${taxRates.country} is null`)
+    const pick = (region ? rows.find((r) => r.country === dest.country && r.region !== null && r.region === region) : undefined)
+      ?? rows.find((r) => r.country === dest.country && r.region === null)
+      ?? rows.find((r) => r.country === null)
+    return pick ? { rateId: pick.id, name: pick.name, country: pick.country, region: pick.region, rateBps: pick.rateBps } : { rateId: null, name: 'No tax', country: null, region: null, rateBps: 0 }
+  }
+
+  /**
+   * A shop without zones gets one fallback zone with one option from the
+   * SHIPPING_* settings; without tax rates, a default rate of TAX_RATE_BPS. Instances take
+   * turns under an advisory lock, so two starting together make one set.
+   */
+  async function ensureDefaults(settings: ShippingDefaults) {
+    return db.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtext('shop:shipping-defaults'))`)
+      const made = { zone: false, taxRate: false }
+      if (!(await tx.select({ id: shippingZones.id }).from(shippingZones).limit(1)).length) {
+        const [zone] = await tx.insert(shippingZones).values({ name: 'Everywhere', countries: [] }).returning()
+        await tx.insert(shippingOptions).values({ zoneId: zone!.id, name: 'Standard', priceMinor: settings.shippingFlatMinor, freeOverMinor: settings.shippingFreeOverMinor || null })
+        made.zone = true
+      }
+      if (!(await tx.select({ id: taxRates.id }).from(taxRates).limit(1)).length) {
+        await tx.insert(taxRates).values({ name: 'Default', country: null, region: null, rateBps: settings.taxRateBps })
+        made.taxRate = true
+      }
+      return made
+    })
+  }
+  // Seeded once per process, before the first read that needs them (not at start-up: the
+  // OpenAPI generator builds the app without migrating), and tried again after a failure.
+  let seeded: Promise<unknown> | null = null
+  function ready() {
+    seeded ??= ensureDefaults(defaults).catch((err: unknown) => { seeded = null; throw err })
+    return seeded
+  }
+
+  async function getZone(id: string) {
+    const [zone] = await db.select().from(shippingZones).where(eq(shippingZones.id, id))
+    if (!zone) throw new NotFound('shipping zone', id)
+    return toZone(zone, await db.select().from(shippingOptions).where(eq(shippingOptions.zoneId, id)).orderBy(asc(shippingOptions.position), asc(shippingOptions.name)))
+  }
+
+  return {
+    ready,
+    applicable,
+    taxRateFor,
+
+    /** The country and region of one of the user's saved addresses. */
+    async destinationOf(userId: string, addressId: string): Promise<Destination> {
+      const [row] = await db.select({ country: addresses.country, region: addresses.region }).from(addresses).where(and(eq(addresses.id, addressId), eq(addresses.userId, userId)))
+      // Not named back: whether someone else's address id exists is not the caller's to learn.
+      if (!row) throw new NotFound('address')
+      return row
+    },
+
+    /** What each applicable option charges this cart at this destination, and the destination's tax rate. */
+    async quote(dest: Destination, cart: { goodsMinor: number; weightGrams: number }) {
+      await ready()
+      const found = await applicable(db, dest, cart)
+      const rate = await taxRateFor(db, dest)
+      return {
+        country: dest.country, region: dest.region ?? null, goodsMinor: cart.goodsMinor, weightGrams: cart.weightGrams, taxRateBps: rate.rateBps,
+        options: found.map((f) => ({ id: f.option.id, name: f.option.name, zoneId: f.zone.id, zoneName: f.zone.name, priceMinor: f.priceMinor })),
+      }
+    },
+
+    /**
+     * In the checkout transaction: the chosen option if it applies to this destination and cart
+     * (409 otherwise); without a choice, the one option that applies (409 when none or several).
+     */
+    async choose(tx: Tx, dest: Destination, cart: { goodsMinor: number; weightGrams: number }, optionId: string | undefined): Promise<ShippingChoice> {
+      const found = await applicable(tx, dest, cart)
+      const ids = found.map((f) => f.option.id).join(', ')
+      let pick = found[0]
+      if (optionId) {
+        pick = found.find((f) => f.option.id === optionId)
+        if (!pick) throw new Conflict(`Shipping option ${optionId} does not apply to this cart and destination (${dest.country})${ids ? `; these do: ${ids}` : ''}`, 'shipping-option-not-applicable')
+      }
+      else if (!found.length) throw new Conflict(`No shipping option reaches ${dest.country} for this cart`, 'no-shipping-option')
+      else if (found.length > 1) throw new Conflict(`Choose a shippingOptionId: several apply (${ids}); GET /cart/shipping-options lists them`, 'shipping-option-required')
+      return { rule: pick!.rule, snapshot: { optionId: pick!.option.id, name: pick!.option.name, zoneId: pick!.zone.id, zoneName: pick!.zone.name } }
+    },
+
+
+    async listZones() {
+      await ready()
+      const zones = await db.select().from(shippingZones).orderBy(asc(shippingZones.createdAt), asc(shippingZones.id))
+      const options = zones.length ? await db.select().from(shippingOptions).where(inArray(shippingOptions.zoneId, zones.map((z) => z.id))).orderBy(asc(shippingOptions.position), asc(shippingOptions.name)) : []
+      return { items: zones.map((z) => toZone(z, options.filter((o) => o.zoneId === z.id))) }
+    },
+    getZone,
+    async createZone(input: { name: string; countries: string[] }) {
+      await ready()
+      const [zone] = await db.insert(shippingZones).values({ name: input.name, countries: input.countries }).returning()
+      return toZone(zone!, [])
+    },
+    async updateZone(id: string, input: { name?: string; countries?: string[] }) {
+      const [zone] = await db.update(shippingZones).set({ ...input, updatedAt: new Date() }).where(eq(shippingZones.id, id)).returning()
+      if (!zone) throw new NotFound('shipping zone', id)
+      return getZone(id)
+    },
+    /** Deletes a zone and its options; orders keep their snapshot. */
+    async removeZone(id: string) {
+      const gone = await db.delete(shippingZones).where(eq(shippingZones.id, id)).returning({ id: shippingZones.id })
+      if (!gone.length) throw new NotFound('shipping zone', id)
+    },
+
+    async createOption(zoneId: string, input: OptionInput & { name: string; priceMinor: number }) {
+      checkBands(input)
+      const [zone] = await db.select({ id: shippingZones.id }).from(shippingZones).where(eq(shippingZones.id, zoneId))
+      if (!zone) throw new NotFound('shipping zone', zoneId)
+      return write(async () => toOption((await db.insert(shippingOptions).values({ ...input, zoneId }).returning())[0]!))
+    },
+    async updateOption(id: string, input: OptionInput) {
+      const [current] = await db.select().from(shippingOptions).where(eq(shippingOptions.id, id))
+      if (!current) throw new NotFound('shipping option', id)
+      checkBands(input, current)
+      return write(async () => toOption((await db.update(shippingOptions).set({ ...input, updatedAt: new Date() }).where(eq(shippingOptions.id, id)).returning())[0]!))
+    },
+    async removeOption(id: string) {
+      const gone = await db.delete(shippingOptions).where(eq(shippingOptions.id, id)).returning({ id: shippingOptions.id })
+      if (!gone.length) throw new NotFound('shipping option', id)
+    },
+
+    async listTaxRates() {
+      await ready()
+      const rows = await db.select().from(taxRates).orderBy(sql`${taxRates.country} nulls first`, sql`${taxRates.region} nulls first`)
+      return { items: rows.map(toRate) }
+    },
+    async createTaxRate(input: RateInput & { name: string; rateBps: number }) {
+      await ready()
+      return write(async () => toRate((await db.insert(taxRates).values({ ...input, region: normRegion(input.region) }).returning())[0]!))
+    },
+    async updateTaxRate(id: string, input: RateInput) {
+      const values = { ...input, ...(input.region !== undefined ? { region: normRegion(input.region) } : {}), updatedAt: new Date() }
+      const [row] = await write(() => db.update(taxRates).set(values).where(eq(taxRates.id, id)).returning())
+      if (!row) throw new NotFound('tax rate', id)
+      return toRate(row)
+    },
+    async removeTaxRate(id: string) {
+      const gone = await db.delete(taxRates).where(eq(taxRates.id, id)).returning({ id: taxRates.id })
+      if (!gone.length) throw new NotFound('tax rate', id)
+    },
+  }
+}
+export type ShippingService = ReturnType<typeof createShippingService>
