@@ -1,5 +1,7 @@
 import t from 'tap'
-import { buildTestApp, startOwnRedis } from './helpers.js'
+import { buildTestApp, startOwnRedis, testEnv } from './helpers.js'
+import { buildApp } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
 import { registerAdmin } from './users.js'
 import { createCategory, createProduct } from './catalog.js'
 import type { App } from '../src/app.js'
@@ -102,4 +104,28 @@ t.test('a sale makes stale only what it changed: the sold product, and listings 
   t.equal(list.cache, 'miss', 'selling out changes what the listing shows')
   t.equal(list.body.items.find((p: { id: string }) => p.id === sold.id).inStock, false)
   t.equal((await read(app, `/products/${other.id}`)).cache, 'miss', 'and a listing change refreshes details with it (one catalog version)')
+})
+
+t.test('two instances: a hit is the same bytes as a miss, and a write on one makes the other\'s in-process copy stale at once', async (t) => {
+  const a = await buildTestApp(t)
+  // A second instance on the same stores (database, Redis prefix), as behind a load balancer.
+  const b = await buildApp(loadConfig({
+    ...testEnv({ name: 'second', url: a.config.postgres.url! }), MONGODB_URL: a.config.mongo.url!, REDIS_KEY_PREFIX: a.config.redis.keyPrefix,
+  }), { logger: false })
+  t.teardown(() => b.close())
+  const { headers } = await registerAdmin(a)
+  const product = await createProduct(a, headers, { name: 'Shared', variants: [{ priceMinor: 1000, stock: 5 }] })
+  for (const url of ['/products', `/products/${product.id}`]) {
+    const miss = await b.inject({ method: 'GET', url })
+    const hit = await b.inject({ method: 'GET', url })
+    t.equal(hit.headers['x-cache'], 'hit')
+    t.equal(hit.body, miss.body, `${url}: a hit answers the bytes of a miss`)
+    t.equal(hit.headers['content-type'], miss.headers['content-type'])
+    t.equal((await a.inject({ method: 'GET', url })).headers['x-cache'], 'hit', 'the other instance finds it in Redis')
+  }
+  await a.inject({ method: 'PATCH', url: `/products/${product.id}`, headers, payload: { name: 'Renamed elsewhere' } })
+  const after = await read(b, `/products/${product.id}`)
+  t.equal(after.cache, 'miss')
+  t.equal(after.body.name, 'Renamed elsewhere')
+  t.equal((await read(b, '/products')).body.items[0].name, 'Renamed elsewhere')
 })

@@ -81,7 +81,7 @@ export async function buildTestApp(t: Teardown, env: Record<string, string> = {}
   return app
 }
 
-async function deleteRedisKeys(prefix: string) {
+export async function deleteRedisKeys(prefix: string) {
   const redis = new Redis(TEST_REDIS_URL)
   try {
     let cursor = '0'

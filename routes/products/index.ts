@@ -16,8 +16,10 @@ import { createLocalStorage } from '../../src/storage.js'
 
 
 const viewerOf = (req: FastifyRequest) => ({ isAdmin: viewerRole(req) === 'admin' })
+/** Answers a cached read: a hit is sent as the JSON text it was stored as (the same bytes the serializer makes). */
 function cached<T>(reply: FastifyReply, result: CacheResult<T>): T {
   reply.header('x-cache', result.hit ? 'hit' : 'miss')
+  if (result.json !== undefined) return reply.type('application/json; charset=utf-8').send(result.json) as never
   return result.value
 }
 
@@ -29,8 +31,8 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // these two admin routes take up to 1 MiB.
   const CATALOG_BODY_LIMIT = Math.max(app.config.bodyLimit, 1024 * 1024)
   /** A product detail read: answered (with X-Cache) and recorded as a product view. */
-  const viewed = <T extends { id: string }>(req: FastifyRequest, reply: FastifyReply, result: CacheResult<T>) => {
-    app.activity.record(req, 'product_view', { productId: result.value.id })
+  const viewed = <T extends { id: string }>(req: FastifyRequest, reply: FastifyReply, result: CacheResult<T>, productId?: string) => {
+    app.activity.record(req, 'product_view', { productId: productId ?? result.value.id })
     return cached(reply, result)
   }
   const uploads = createUploadService({ db: app.db, storage: createLocalStorage(app.config.uploads.dir), quota: app.config.uploads.quota })
@@ -58,7 +60,7 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['products'], operationId: 'getProduct', summary: 'Read a product with its variants', security: OPTIONAL_BEARER,
       params: ProductIdParams, response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
     },
-  }, async (req, reply) => viewed(req, reply, await service.getById(req.params.productId, viewerOf(req))))
+  }, async (req, reply) => viewed(req, reply, await service.getById(req.params.productId, viewerOf(req)), req.params.productId.toLowerCase()))
 
   app.post('', {
     onRequest: admin,

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, sql, type SQL } from 'drizzle-orm'
+import { and, asc, desc, eq, getTableColumns, inArray, sql, type SQL } from 'drizzle-orm'
 import { inventoryMovements, productVariants, products } from '../../db/schema/index.js'
 import { isForeignKeyViolation, isUniqueViolation, type Db, type Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
@@ -9,7 +9,18 @@ import { WEBHOOK } from '../../src/side-effects.js'
 import { CATALOG_CACHE, categoryAndDescendants, productCache } from '../categories/service.js'
 import type { ProductSort } from './schemas.js'
 
-type ProductRow = typeof products.$inferSelect
+// What reads select of a product: everything but the search vector, which only the WHERE of a
+// search uses (it is the largest column; reading it was most of a listing's bytes).
+const { searchVector: _searchVector, ...readColumns } = getTableColumns(products)
+export const productColumns = readColumns
+// What a list item shows, and the keys its cursor needs.
+const summaryColumns = {
+  id: products.id, slug: products.slug, name: products.name, status: products.status, categoryId: products.categoryId,
+  minPriceMinor: products.minPriceMinor, maxPriceMinor: products.maxPriceMinor, inStock: products.inStock,
+  ratingAvg: products.ratingAvg, ratingCount: products.ratingCount, imageIds: products.imageIds, createdAt: products.createdAt,
+}
+type ProductRow = Omit<typeof products.$inferSelect, 'searchVector'>
+type SummaryRow = Pick<ProductRow, keyof typeof summaryColumns>
 type VariantRow = typeof productVariants.$inferSelect
 type Status = ProductRow['status']
 
@@ -99,7 +110,7 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer) 
   if (query.inStock) filters.push(eq(products.inStock, true))
   if (query.cursor) filters.push(spec.after(decodeCursor(query.cursor, spec.kinds) as (string | number)[]))
 
-  const select = db.select({ product: products, rank: sql<number>`${rank}` }).from(products)
+  const select = db.select({ product: summaryColumns, rank: sql<number>`${rank}` }).from(products)
     .where(and(...filters)).orderBy(...spec.order).limit(query.limit + 1)
   return { select, sort }
 }
@@ -142,8 +153,8 @@ export async function refreshProductAggregates(tx: Tx, productId: string): Promi
  * webhooks); the read-only copies other domains build leave it out.
  */
 export function createProductService({ db, cache, currency, outbox }: { db: Db; cache: Cache; currency: string; outbox?: Pick<Outbox, 'add' | 'runNow'> }) {
-  const findById = db.select().from(products).where(eq(products.id, sql.placeholder('id'))).limit(1).prepare('product_by_id')
-  const findBySlug = db.select().from(products).where(eq(products.slug, sql.placeholder('slug'))).limit(1).prepare('product_by_slug')
+  const findById = db.select(productColumns).from(products).where(eq(products.id, sql.placeholder('id'))).limit(1).prepare('product_by_id')
+  const findBySlug = db.select(productColumns).from(products).where(eq(products.slug, sql.placeholder('slug'))).limit(1).prepare('product_by_slug')
   const variantsOf = db.select().from(productVariants).where(eq(productVariants.productId, sql.placeholder('productId')))
     .orderBy(asc(productVariants.position), asc(productVariants.createdAt)).prepare('variants_of_product')
 
@@ -152,7 +163,7 @@ export function createProductService({ db, cache, currency, outbox }: { db: Db; 
     currency, stock: v.stock, isActive: v.isActive, weightGrams: v.weightGrams,
   })
 
-  function toSummary(row: ProductRow) {
+  function toSummary(row: SummaryRow) {
     return {
       id: row.id, slug: row.slug, name: row.name, status: row.status, categoryId: row.categoryId,
       priceRange: { minMinor: row.minPriceMinor, maxMinor: row.maxPriceMinor, currency },
@@ -235,7 +246,7 @@ export function createProductService({ db, cache, currency, outbox }: { db: Db; 
     /** Active products by id, as list items, for other domains (wishlist). Missing or hidden ones are absent. */
     async summariesByIds(ids: string[]) {
       if (!ids.length) return new Map<string, ReturnType<typeof toSummary>>()
-      const rows = await db.select().from(products).where(and(inArray(products.id, ids), eq(products.status, 'active')))
+      const rows = await db.select(summaryColumns).from(products).where(and(inArray(products.id, ids), eq(products.status, 'active')))
       return new Map(rows.map((r) => [r.id, toSummary(r)]))
     },
 

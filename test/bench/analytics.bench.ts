@@ -1,5 +1,5 @@
-// npm run bench: requests per second of the hot catalog reads, as ratios against GET /health
-// measured in the same run (machines here are noisy; absolute numbers are not comparable).
+// npm run bench:analytics: the admin analytics reports over 20,000 paid orders, timed against
+// GET /health's p99 in the same run (the catalog and the rest: npm run bench, bench/run.ts).
 // Needs the test services (npm run services). Loopback only; each run is bounded in time.
 import autocannon from 'autocannon'
 import { seedCatalog } from '../../db/seed.js'
@@ -21,19 +21,6 @@ async function rate(path: string, headers: Record<string, string> = {}) {
   const result = await autocannon({ url: `${base}${path}`, connections: 20, duration: DURATION_SECONDS, headers })
   if (result.non2xx) throw new Error(`${path}: ${result.non2xx} non-2xx answers`)
   return { rps: result.requests.average, p99: result.latency.p99 }
-}
-
-const baseline = await rate('/health')
-const cases: [string, string, Record<string, string>][] = [
-  ['listing, cached (anonymous)', '/products?limit=20&sort=price_asc', {}],
-  ['listing, uncached (admin reads bypass the cache)', '/products?limit=20&sort=price_asc', admin.headers],
-  ['search, cached', '/products?q=shirt&limit=20', {}],
-  ['search, uncached', '/products?q=shirt&limit=20', admin.headers],
-]
-console.log(`baseline GET /health: ${baseline.rps.toFixed(0)} req/s, p99 ${baseline.p99} ms (${DURATION_SECONDS} s, 20 connections)`)
-for (const [name, path, headers] of cases) {
-  const r = await rate(path, headers)
-  console.log(`${name.padEnd(50)} ${(r.rps / baseline.rps).toFixed(3)} x baseline  (p99 ${r.p99} ms)`)
 }
 
 // Analytics over 20,000 paid orders (about 50,000 items) made in SQL from the seeded catalog.

@@ -1,0 +1,376 @@
+// The machinery of `npm run bench` (bench/run.ts) and of its smoke test: a fresh database on the
+// test services with the seeded catalog, the API (src/server.ts) and the baseline
+// (bench/baseline.ts) each in its own process, the bodies compared, then the scenarios, with
+// rounds alternating API and baseline and the median of each reported.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import autocannon, { type Request as CannonRequest } from 'autocannon'
+import { eq, sql } from 'drizzle-orm'
+import { openDb } from '../db/client.js'
+import { categories, products, users } from '../db/schema/index.js'
+import { seedCatalog } from '../db/seed.js'
+import { buildApp, type App } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import { hashPassword } from '../src/passwords.js'
+import { TEST_MONGODB_URL, TEST_REDIS_URL, adminQuery, databaseUrl, deleteRedisKeys, freePort } from '../test/helpers.js'
+
+export interface BenchOptions {
+  products: number
+  /** Length of one round of one scenario. */
+  seconds: number
+  rounds: number
+  connections: number
+  /** Checkouts per second in the steady-rate scenario. */
+  checkoutRate: number
+  /** Only the scenarios whose name contains one of these. */
+  only?: string[]
+  /** Extra node flags for the API process (e.g. --cpu-prof). */
+  apiNodeArgs?: string[]
+  log?: (line: string) => void
+}
+
+export interface Measure { rps: number; p50: number; p99: number; non2xx: number; errors: number; hitRate: number | null }
+export interface ScenarioResult {
+  name: string
+  /** Each variant's median over the rounds: 'baseline', 'api' (cache on or no cache), 'api uncached'. */
+  variants: Record<string, Measure>
+  rounds: Record<string, Measure[]>
+  note?: string
+}
+export interface BenchResult {
+  startedAt: string
+  machine: { nproc: number; memoryGiB: number; cpu: string; node: string }
+  options: Omit<BenchOptions, 'log'>
+  seedMs: number
+  bodiesMatch: Record<string, boolean>
+  scenarios: ScenarioResult[]
+}
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const PASSWORD = 'correct horse battery'
+const SEARCH_TERMS = ['shirt', 'chair', 'table', 'shoes', 'gloves', 'computer', 'hat', 'keyboard']
+const ADDRESS = { recipientName: 'Bench Buyer', line1: '1 Load Street', city: 'Berlin', postalCode: '10115', country: 'DE' }
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] ?? 0 }
+function medianMeasure(rounds: Measure[]): Measure {
+  const hits = rounds.map((r) => r.hitRate).filter((h): h is number => h !== null)
+  return {
+    rps: median(rounds.map((r) => r.rps)), p50: median(rounds.map((r) => r.p50)), p99: median(rounds.map((r) => r.p99)),
+    non2xx: rounds.reduce((s, r) => s + r.non2xx, 0), errors: rounds.reduce((s, r) => s + r.errors, 0),
+    hitRate: hits.length ? median(hits) : null,
+  }
+}
+
+/** Starts a child process and resolves when it answers GET /health. */
+async function startProcess(name: string, args: string[], env: Record<string, string>, port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${name} exited (${code}): ${stderr}`))))
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    try {
+      const res = await Promise.race([fetch(`http://127.0.0.1:${port}/health`), exited])
+      if (res.ok) { child.removeAllListeners('exit'); return child }
+    } catch (err) {
+      if ((err as Error).message.startsWith(`${name} exited`)) throw err
+    }
+    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`${name} did not answer in 60 s: ${stderr}`) }
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
+
+async function stopProcess(child: ChildProcess) {
+  if (child.exitCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+  await exited
+  clearTimeout(timer)
+}
+
+interface Load {
+  connections: number
+  requests: CannonRequest[]
+  overallRate?: number
+}
+
+/** One autocannon round; hit rate from X-Cache where the answers carry it. */
+async function measure(base: string, load: Load, seconds: number): Promise<Measure> {
+  let hits = 0
+  let looked = 0
+  const requests = load.requests.map((r) => ({
+    ...r,
+    onResponse: (_status: number, _body: string, _context: unknown, headers: Record<string, string>) => {
+      const cache = headers['x-cache']
+      if (cache) { looked++; if (cache === 'hit') hits++ }
+    },
+  }))
+  const result = await autocannon({
+    url: base, connections: load.connections, duration: seconds, requests: requests as CannonRequest[],
+    ...(load.overallRate ? { overallRate: load.overallRate } : {}),
+  })
+  return {
+    rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99,
+    non2xx: result.non2xx, errors: result.errors + result.timeouts, hitRate: looked ? hits / looked : null,
+  }
+}
+
+export async function runBench(opts: BenchOptions): Promise<BenchResult> {
+  const log = opts.log ?? (() => {})
+  const cleanups: (() => Promise<unknown>)[] = []
+  const os = await import('node:os')
+  const result: BenchResult = {
+    startedAt: new Date().toISOString(),
+    machine: { nproc: os.availableParallelism(), memoryGiB: Math.round(os.totalmem() / 2 ** 30), cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version },
+    options: { ...opts, log: undefined } as BenchResult['options'],
+    seedMs: 0,
+    bodiesMatch: {},
+    scenarios: [],
+  }
+  try {
+    // 1. A fresh database, migrated and seeded, and the stores' names of its own.
+    const name = `bench_${randomBytes(5).toString('hex')}`
+    await adminQuery(`create database ${name}`)
+    cleanups.push(() => adminQuery(`drop database if exists ${name} with (force)`))
+    const url = databaseUrl(name)
+    const handle = await openDb({ url, pgliteDataDir: 'memory://', poolMax: 2 })
+    await handle.migrate()
+    await handle.close()
+    const env: Record<string, string> = {
+      NODE_ENV: 'test', LOG_LEVEL: 'warn', HOST: '127.0.0.1',
+      DATABASE_URL: url, DB_MIGRATE: 'false', MONGODB_URL: `${TEST_MONGODB_URL}${name}`, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: `${name}:`,
+      JOBS: 'off', RATE_LIMIT_MAX: '1000000000', AUTH_RATE_LIMIT_MAX: '1000000000', AUTH_ACCOUNT_RATE_LIMIT_MAX: '1000000000',
+    }
+    const setup: App = await buildApp(loadConfig(env), { logger: false })
+    cleanups.push(async () => {
+      await setup.mongo.dropDatabase().catch(() => {})
+      await setup.close()
+      await deleteRedisKeys(env.REDIS_KEY_PREFIX!)
+    })
+    const seedStarted = performance.now()
+    await seedCatalog(setup.db, { categories: 50, products: opts.products, variantsPerProduct: 3, seed: 42 })
+    result.seedMs = Math.round(performance.now() - seedStarted)
+    log(`seeded ${opts.products} products in ${(result.seedMs / 1000).toFixed(1)} s`)
+    // Checkouts must not run the catalog out of stock mid-run (the in-stock flags stay as seeded).
+    await setup.db.execute(sql`update product_variants set stock = stock + 1000000 where stock > 0`)
+    await setup.db.execute(sql`analyze`)
+
+    const hot = (await setup.db.select({ id: products.id }).from(products).where(eq(products.status, 'active')).orderBy(products.createdAt).limit(1000)).map((r) => r.id)
+    const variantRows = await setup.db.execute<{ id: string }>(sql`select v.id from product_variants v join products p on p.id = v.product_id where p.status = 'active' and v.stock > 0 order by v.sku limit 200`)
+    const variants = variantRows.rows.map((r) => r.id)
+    const roots = (await setup.db.select({ id: categories.id }).from(categories).where(sql`${categories.parentId} is null`)).map((r) => r.id)
+
+    // People: one account that signs in (a real argon2 hash), an admin, and customers with carts.
+    const email = 'bench-login@example.com'
+    await setup.db.insert(users).values({ email, name: 'Bench Login', passwordHash: await hashPassword(PASSWORD) })
+    const [admin] = await setup.db.insert(users).values({ email: 'bench-admin@example.com', name: 'Bench Admin', passwordHash: 'x', role: 'admin' }).returning({ id: users.id })
+    const adminSession = await setup.sessions.create(admin!.id)
+    const customerCount = Math.max(8, opts.connections * 4)
+    const customerRows = await setup.db.insert(users).values(Array.from({ length: customerCount }, (_, i) => ({
+      email: `bench-${i}@example.com`, name: `Bench ${i}`, passwordHash: 'x',
+    }))).returning({ id: users.id })
+    const customers = await Promise.all(customerRows.map(async ({ id }) => ({ id, sid: (await setup.sessions.create(id)).familyId })))
+    // Access tokens live 15 minutes: fresh ones for every scenario.
+    const adminAuth = () => ({ authorization: `Bearer ${setup.issueAccessToken({ sub: admin!.id, role: 'admin', sid: adminSession.familyId })}` })
+    const customerAuth = () => customers.map((c) => ({ authorization: `Bearer ${setup.issueAccessToken({ sub: c.id, role: 'customer', sid: c.sid })}` }))
+    for (const [i, auth] of customerAuth().entries()) {
+      for (let k = 0; k < 3; k++) {
+        const res = await setup.inject({ method: 'POST', url: '/cart/items', headers: auth, payload: { variantId: variants[(i * 3 + k) % variants.length], quantity: 1 } })
+        if (res.statusCode !== 200) throw new Error(`filling carts: ${res.statusCode} ${res.body}`)
+      }
+    }
+
+    // Checkout needs a shipping option when several apply to the destination: the standard one.
+    const quote = await setup.inject({ method: 'GET', url: `/cart/shipping-options?country=${ADDRESS.country}`, headers: customerAuth()[0]! })
+    const options = (quote.json() as { options?: { id: string; name: string }[] }).options ?? []
+    const shippingOptionId = (options.find((o) => o.name === 'Standard') ?? options[0])?.id
+
+    // 2. The API and the baseline, each in a process of its own.
+    const apiPort = await freePort()
+    const basePort = await freePort()
+    const tsx = ['--import', 'tsx']
+    const api = await startProcess('API', [...(opts.apiNodeArgs ?? []), ...tsx, 'src/server.ts'], { ...env, PORT: String(apiPort) }, apiPort)
+    cleanups.push(() => stopProcess(api))
+    const baselineProc = await startProcess('baseline', [...tsx, 'bench/baseline.ts'], { DATABASE_URL: url, PORT: String(basePort), STORE_CURRENCY: 'EUR', DB_POOL_MAX: '10' }, basePort)
+    cleanups.push(() => stopProcess(baselineProc))
+    const apiBase = `http://127.0.0.1:${apiPort}`
+    const baselineBase = `http://127.0.0.1:${basePort}`
+    log(`API on ${apiBase}, baseline on ${baselineBase}`)
+
+    // 3. Same bytes: anonymous (a miss, then a hit) and admin answers against the baseline's.
+    const samples: Record<string, string> = {
+      'product by id': `/products/${hot[0]}`,
+      'list page': '/products?limit=20',
+      search: `/products?q=${SEARCH_TERMS[0]}&limit=20`,
+      'category filter': `/products?category=${roots[0]}&limit=20`,
+    }
+    for (const [what, path] of Object.entries(samples)) {
+      const expected = await (await fetch(baselineBase + path)).text()
+      const answers = [
+        await (await fetch(apiBase + path)).text(), await (await fetch(apiBase + path)).text(),
+        await (await fetch(apiBase + path, { headers: adminAuth() })).text(),
+      ]
+      result.bodiesMatch[what] = answers.every((a) => a === expected)
+      if (!result.bodiesMatch[what]) throw new Error(`${what}: the API's body differs from the baseline's\nAPI:      ${answers.find((a) => a !== expected)!.slice(0, 400)}\nbaseline: ${expected.slice(0, 400)}`)
+    }
+    log(`bodies identical: ${Object.keys(result.bodiesMatch).join(', ')}`)
+
+    // 4. The scenarios.
+    const c = opts.connections
+    let turn = 0
+    const rotate = <T>(xs: T[]) => () => xs[turn++ % xs.length]!
+    const get = (paths: () => string, headers?: () => Record<string, string>): CannonRequest => ({
+      method: 'GET',
+      setupRequest: (req) => ({ ...req, path: paths(), headers: { ...req.headers, ...headers?.() } }),
+    } as CannonRequest)
+    const byId = rotate(hot.map((id) => `/products/${id}`))
+    const lists = () => '/products?limit=20'
+    const searches = rotate(SEARCH_TERMS.map((q) => `/products?q=${q}&limit=20`))
+    const byCategory = rotate(roots.map((id) => `/products?category=${id}&limit=20`))
+
+    type Variant = { name: string; base: string; load: () => Load }
+    const scenarios: { name: string; variants: Variant[]; note?: string; warm?: () => Promise<void> }[] = []
+    const readScenario = (name: string, paths: () => string, count: number) => {
+      let admin: Record<string, string> = {}
+      scenarios.push({
+        name,
+        warm: async () => {
+          admin = adminAuth()
+          // Fill the cache once (a round starting cold would measure misses).
+          for (let i = 0; i < count; i += 50) await Promise.all(Array.from({ length: Math.min(50, count - i) }, () => fetch(apiBase + paths()).then((r) => r.arrayBuffer())))
+        },
+        variants: [
+          { name: 'baseline', base: baselineBase, load: () => ({ connections: c, requests: [get(paths)] }) },
+          { name: 'api', base: apiBase, load: () => ({ connections: c, requests: [get(paths)] }) },
+          { name: 'api uncached', base: apiBase, load: () => ({ connections: c, requests: [get(paths, () => admin)] }) },
+        ],
+      })
+    }
+    scenarios.push({
+      name: 'GET /health',
+      variants: [
+        { name: 'baseline', base: baselineBase, load: () => ({ connections: c, requests: [{ method: 'GET', path: '/health' }] }) },
+        { name: 'api', base: apiBase, load: () => ({ connections: c, requests: [{ method: 'GET', path: '/health' }] }) },
+      ],
+      note: 'baseline: a bare node:http answer',
+    })
+    readScenario('product by id', byId, hot.length)
+    readScenario('list page (20)', lists, 1)
+    readScenario('text search', searches, SEARCH_TERMS.length)
+    readScenario('category filter', byCategory, roots.length)
+
+    // Per-customer scenarios: each round of requests of a connection takes the next customer.
+    let auths: Record<string, string>[] = []
+    let nextCustomer = 0
+    const asCustomer = (request: Partial<CannonRequest> & { path?: string }, body?: (ctx: Record<string, unknown>) => unknown, path?: (ctx: Record<string, unknown>) => string, first = false): CannonRequest => ({
+      method: request.method ?? 'GET',
+      setupRequest: (req, context) => {
+        const ctx = context as Record<string, unknown>
+        if (first || ctx.i === undefined) ctx.i = nextCustomer++ % auths.length
+        const i = ctx.i as number
+        ctx.variant ??= variants[(i + nextCustomer) % variants.length]
+        return {
+          ...req, path: path ? path(ctx) : (request.path ?? req.path),
+          headers: { ...req.headers, ...auths[i], ...(body ? { 'content-type': 'application/json' } : {}) },
+          ...(body ? { body: JSON.stringify(body(ctx)) } : {}),
+        }
+      },
+    } as CannonRequest)
+    const refreshAuths = async () => { auths = customerAuth() }
+    scenarios.push({
+      name: 'cart read', warm: refreshAuths,
+      variants: [{ name: 'api', base: apiBase, load: () => ({ connections: c, requests: [asCustomer({ path: '/cart' }, undefined, undefined, true)] }) }],
+      note: 'each connection a signed-in customer with 3 lines; no baseline',
+    })
+    scenarios.push({
+      name: 'add to cart (+ remove)', warm: refreshAuths,
+      variants: [{
+        name: 'api', base: apiBase, load: () => ({
+          connections: c,
+          requests: [
+            asCustomer({ method: 'POST', path: '/cart/items' }, (ctx) => ({ variantId: ctx.variant, quantity: 1 }), undefined, true),
+            asCustomer({ method: 'DELETE' }, undefined, (ctx) => `/cart/items/${ctx.variant as string}`),
+          ],
+        }),
+      }],
+      note: 'POST /cart/items then DELETE of that line, both counted; no baseline',
+    })
+    const loginBody = JSON.stringify({ email, password: PASSWORD })
+    // argon2 is CPU-bound work on libuv's pool: a few connections keep it busy, 50 would only queue.
+    const loginConnections = Math.min(c, 8)
+    const login: CannonRequest = { method: 'POST', path: '/auth/login', headers: { 'content-type': 'application/json' }, body: loginBody }
+    scenarios.push({
+      name: 'login',
+      variants: [
+        { name: 'baseline', base: baselineBase, load: () => ({ connections: loginConnections, requests: [login] }) },
+        { name: 'api', base: apiBase, load: () => ({ connections: loginConnections, requests: [login] }) },
+      ],
+      note: 'baseline: one argon2id verify at the API parameters (19 MiB, t=2, p=1) per request; at most 8 connections',
+    })
+    const checkout = asCustomer({ method: 'POST', path: '/orders' }, () => ({ shippingAddress: ADDRESS, ...(shippingOptionId ? { shippingOptionId } : {}) }))
+    const addOne = asCustomer({ method: 'POST', path: '/cart/items' }, (ctx) => ({ variantId: ctx.variant, quantity: 1 }), undefined, true)
+    scenarios.push({
+      name: `checkout at ${opts.checkoutRate}/s`, warm: refreshAuths,
+      variants: [{ name: 'api', base: apiBase, load: () => ({ connections: Math.min(c, 10), overallRate: opts.checkoutRate * 2, requests: [addOne, checkout] }) }],
+      note: 'add to cart then POST /orders, both counted, at a fixed rate; no baseline',
+    })
+    // Mixed: per connection, cycles of 50: 45 anonymous catalog reads, 4 cart requests, 1 checkout.
+    const browse = [byId, byId, lists, searches, byCategory]
+    const browseRequests = Array.from({ length: 45 }, (_, k) => get(browse[k % browse.length]!))
+    const mixed = [...browseRequests.slice(0, 11), addOne, ...browseRequests.slice(11, 22), asCustomer({ path: '/cart' }),
+      ...browseRequests.slice(22, 33), asCustomer({ method: 'POST', path: '/cart/items' }, (ctx) => ({ variantId: ctx.variant, quantity: 1 })),
+      ...browseRequests.slice(33), asCustomer({ path: '/cart' }), checkout]
+    scenarios.push({
+      name: 'mixed: browse 90%, cart 8%, checkout 2%', warm: refreshAuths,
+      variants: [
+        { name: 'baseline', base: baselineBase, load: () => ({ connections: c, requests: browseRequests }) },
+        { name: 'api', base: apiBase, load: () => ({ connections: c, requests: mixed }) },
+      ],
+      note: 'baseline: the same browse requests only; the ratio compares the API\'s browse share (90% of its req/s) with it',
+    })
+
+    const selected = scenarios.filter((s) => !opts.only?.length || opts.only.some((o) => s.name.includes(o)))
+    for (const scenario of selected) {
+      await scenario.warm?.()
+      const rounds: Record<string, Measure[]> = {}
+      for (let round = 0; round < opts.rounds; round++) {
+        // Alternate which side goes first, so neither always runs on a warmer machine.
+        const order = round % 2 ? [...scenario.variants].reverse() : scenario.variants
+        for (const variant of order) {
+          const m = await measure(variant.base, variant.load(), opts.seconds)
+          ;(rounds[variant.name] ??= []).push(m)
+          log(`${scenario.name} / ${variant.name} round ${round + 1}: ${m.rps.toFixed(0)} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms${m.hitRate !== null ? `, hits ${(m.hitRate * 100).toFixed(0)}%` : ''}${m.non2xx ? `, ${m.non2xx} non-2xx` : ''}`)
+        }
+      }
+      const variantsOut = Object.fromEntries(Object.entries(rounds).map(([k, v]) => [k, medianMeasure(v)]))
+      result.scenarios.push({ name: scenario.name, variants: variantsOut, rounds, note: scenario.note })
+    }
+    return result
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((err: Error) => log(`cleanup: ${err.message}`))
+  }
+}
+
+const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1))
+
+/** The result as a markdown table: one row per scenario and variant, ratios to that scenario's baseline. */
+export function toMarkdown(result: BenchResult): string {
+  const rows = ['| scenario | server | req/s | p50 ms | p99 ms | ratio to baseline | p99 / baseline p99 | cache hits |', '|---|---|---|---|---|---|---|---|']
+  for (const s of result.scenarios) {
+    const base = s.variants.baseline
+    for (const [name, m] of Object.entries(s.variants)) {
+      const isMixed = s.name.startsWith('mixed')
+      const rps = isMixed && name === 'api' ? m.rps * 0.9 : m.rps
+      const ratio = base && name !== 'baseline' ? `${(rps / base.rps).toFixed(2)}x${isMixed ? ' (browse share)' : ''}` : name === 'baseline' ? '1.00' : '-'
+      const p99 = base && name !== 'baseline' && base.p99 > 0 ? `${(m.p99 / base.p99).toFixed(2)}x` : '-'
+      const fail = m.non2xx || m.errors ? ` (${m.non2xx} non-2xx, ${m.errors} errors)` : ''
+      rows.push(`| ${s.name} | ${name}${fail} | ${fmt(m.rps)} | ${m.p50} | ${m.p99} | ${ratio} | ${p99} | ${m.hitRate === null ? '-' : `${(m.hitRate * 100).toFixed(0)}%`} |`)
+    }
+  }
+  const o = result.options
+  return `${rows.join('\n')}\n\n${result.machine.nproc} CPUs (${result.machine.cpu}), ${result.machine.memoryGiB} GiB, Node ${result.machine.node}; ` +
+    `${o.products} products (seeded in ${(result.seedMs / 1000).toFixed(1)} s), ${o.connections} connections, ${o.rounds} rounds of ${o.seconds} s per server, median; bodies identical: ${Object.entries(result.bodiesMatch).map(([k, v]) => `${k} ${v ? 'yes' : 'NO'}`).join(', ')}.`
+}
+

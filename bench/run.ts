@@ -1,0 +1,33 @@
+// npm run bench -- [--products 1000] [--only "product by id,login"]; BENCH_SECONDS (10),
+// BENCH_ROUNDS (3), BENCH_CONNECTIONS (50), BENCH_CHECKOUT_RATE (20 a second), BENCH_CPU_PROF=dir.
+// Prints the markdown table and writes it with the raw rounds to bench/results/.
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { runBench, toMarkdown } from './bench.js'
+
+const { values } = parseArgs({ options: { products: { type: 'string', default: '1000' }, only: { type: 'string' } } })
+const positive = (name: string, raw: string | undefined, fallback: number) => {
+  const n = Number(raw ?? fallback)
+  if (!Number.isFinite(n) || n <= 0) { console.error(`${name} must be a positive number`); process.exit(2) }
+  return n
+}
+const profileDir = process.env.BENCH_CPU_PROF
+const result = await runBench({
+  products: positive('--products', values.products, 1000),
+  seconds: positive('BENCH_SECONDS', process.env.BENCH_SECONDS, 10),
+  rounds: positive('BENCH_ROUNDS', process.env.BENCH_ROUNDS, 3),
+  connections: positive('BENCH_CONNECTIONS', process.env.BENCH_CONNECTIONS, 50),
+  checkoutRate: positive('BENCH_CHECKOUT_RATE', process.env.BENCH_CHECKOUT_RATE, 20),
+  only: values.only?.split(',').map((s) => s.trim()).filter(Boolean),
+  apiNodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+  log: (line) => console.error(line),
+})
+const table = toMarkdown(result)
+console.log(table)
+const dir = fileURLToPath(new URL('results/', import.meta.url))
+mkdirSync(dir, { recursive: true })
+const stem = `catalog-${result.options.products}`
+writeFileSync(`${dir}${stem}.json`, `${JSON.stringify(result, null, 2)}\n`)
+writeFileSync(`${dir}${stem}.md`, `${table}\n`)
+console.error(`written: bench/results/${stem}.json and .md`)

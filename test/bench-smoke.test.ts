@@ -1,0 +1,42 @@
+import t from 'tap'
+import { drizzle } from 'drizzle-orm/node-postgres'
+import { eq, asc, sql } from 'drizzle-orm'
+import * as schema from '../db/schema/index.js'
+import { buildProductListQuery, productColumns } from '../routes/products/service.js'
+import { BASELINE_SQL } from '../bench/baseline.js'
+import { runBench, toMarkdown } from '../bench/bench.js'
+
+// The benchmark is not a test: this proves its machinery still runs end to end on a tiny
+// catalog (about a second per scenario) and that the API and the baseline answer the same bytes.
+// It asserts nothing about speed.
+
+t.test('the baseline runs the SQL the API sends', async (t) => {
+  const db = drizzle.mock({ schema }) as never as Parameters<typeof buildProductListQuery>[0]
+  const { products, productVariants } = schema
+  const id = '00000000-0000-4000-8000-000000000000'
+  const listSql = (query: object) => buildProductListQuery(db, { limit: 20, ...query }, { isAdmin: false }).select.toSQL().sql
+  t.equal(db.select(productColumns).from(products).where(eq(products.id, sql.placeholder('id'))).limit(1).toSQL().sql, BASELINE_SQL.productById)
+  t.equal(db.select().from(productVariants).where(eq(productVariants.productId, sql.placeholder('productId')))
+    .orderBy(asc(productVariants.position), asc(productVariants.createdAt)).toSQL().sql, BASELINE_SQL.variantsOf)
+  t.equal(listSql({}), BASELINE_SQL.newest)
+  t.equal(listSql({ q: 'shirt' }), BASELINE_SQL.search)
+  t.equal(listSql({ category: id }), BASELINE_SQL.category)
+})
+
+t.test('npm run bench runs every scenario against both servers, with identical bodies', { timeout: 300_000 }, async (t) => {
+  const result = await runBench({ products: 40, seconds: 1, rounds: 1, connections: 4, checkoutRate: 4 })
+  t.same(result.bodiesMatch, { 'product by id': true, 'list page': true, search: true, 'category filter': true })
+  const names = result.scenarios.map((s) => s.name)
+  for (const expected of ['GET /health', 'product by id', 'list page (20)', 'text search', 'category filter', 'cart read', 'add to cart (+ remove)', 'login', 'checkout at 4/s', 'mixed: browse 90%, cart 8%, checkout 2%']) {
+    t.ok(names.includes(expected), `ran ${expected}`)
+  }
+  for (const scenario of result.scenarios) {
+    for (const [variant, m] of Object.entries(scenario.variants)) {
+      t.equal(m.errors, 0, `${scenario.name} / ${variant}: no connection errors`)
+      t.equal(m.non2xx, 0, `${scenario.name} / ${variant}: every answer 2xx`)
+    }
+  }
+  // The cached variant of a read answers from the cache after the warm-up.
+  t.ok(result.scenarios.find((s) => s.name === 'product by id')!.variants.api!.hitRate! > 0, 'cache hits seen via X-Cache')
+  t.match(toMarkdown(result), /\| product by id \| baseline \|/)
+})
