@@ -277,11 +277,15 @@ function beforeHooks(f: Fixtures): Record<string, Before> {
     if (Array.isArray(body.imageIds)) patch.imageIds = []
     return { body: patch }
   }
+  // A category's parent: a real one where the fuzzer sent one.
+  const realParent: Before = async ({ body }) => (isObject(body) && typeof body.parentId === 'string' ? { body: { parentId: f.category.id } } : {})
+  // Approving and rejecting each need a return that is still requested.
+  const freshRequestedReturn: Before = async () => ({ pathParameters: { returnId: (await retryConflicts(() => requestedReturn(f.shelf.variants[0]!.id))).id } })
   let reviewId = ''
   let events = 0
   return {
-    'POST /categories': async ({ body }) => (isObject(body) && typeof body.parentId === 'string' ? { body: { parentId: f.category.id } } : {}),
-    'PATCH /categories/{categoryId}': async ({ body }) => (isObject(body) && typeof body.parentId === 'string' ? { body: { parentId: f.category.id } } : {}),
+    'POST /categories': realParent,
+    'PATCH /categories/{categoryId}': realParent,
     'DELETE /categories/{categoryId}': async () => ({ pathParameters: { categoryId: (await category('Fuzz Doomed')).id } }),
     'DELETE /coupons/{couponId}': async () => ({ pathParameters: { couponId: (await coupon()).id } }),
     'POST /coupons/validate': async () => { await ensureLine(f.shelf.variants[0]!.id); return { body: { code: f.coupon.code } } },
@@ -316,8 +320,8 @@ function beforeHooks(f: Fixtures): Record<string, Before> {
       const delivered = await retryConflicts(() => deliveredOrderOf(f.shelf.variants[0]!.id))
       return { pathParameters: { orderId: delivered.id }, body: { items: [{ orderItemId: delivered.items[0]!.id, quantity: 1, reason: 'damaged' }] } }
     },
-    'POST /returns/{returnId}/approve': async () => ({ pathParameters: { returnId: (await retryConflicts(() => requestedReturn(f.shelf.variants[0]!.id))).id } }),
-    'POST /returns/{returnId}/reject': async () => ({ pathParameters: { returnId: (await retryConflicts(() => requestedReturn(f.shelf.variants[0]!.id))).id } }),
+    'POST /returns/{returnId}/approve': freshRequestedReturn,
+    'POST /returns/{returnId}/reject': freshRequestedReturn,
     'POST /returns/{returnId}/receive': async () => {
       const approved = await retryConflicts(() => requestedReturn(f.shelf.variants[0]!.id, 'approved'))
       return { pathParameters: { returnId: approved.id }, body: { items: approved.items.map((item) => ({ returnItemId: item.id, quantity: item.quantity, resellable: true })) } }
