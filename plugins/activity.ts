@@ -66,8 +66,5 @@ export default fp(async (app) => {
     }
   })
   app.addHook('onClose', () => activity.flush())
-  app.jobs.every('activity-retention', 3_600_000, async () => {
-    const { deletedCount } = await entries.deleteMany({ at: { $lt: new Date(Date.now() - app.config.activityRetentionDays * 86_400_000) } })
-    return { removed: deletedCount }
-  })
-}, { name: 'activity', dependencies: ['mongo', 'jobs', 'auth'] })
+  // Its retention job is in plugins/background.ts.
+}, { name: 'activity', dependencies: ['mongo', 'auth'] })

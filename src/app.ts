@@ -20,8 +20,8 @@ import jobsPlugin from '../plugins/jobs.js'
 import activityPlugin from '../plugins/activity.js'
 import outboxPlugin from '../plugins/outbox.js'
 import metricsPlugin from '../plugins/metrics.js'
-import moneyPlugin from '../plugins/money.js'
-import webhooksPlugin from '../plugins/webhooks.js'
+import servicesPlugin from '../plugins/services.js'
+import backgroundPlugin from '../plugins/background.js'
 import healthRoutes from '../routes/health/index.js'
 import authRoutes from '../routes/auth/index.js'
 import usersRoutes from '../routes/users/index.js'
@@ -167,8 +167,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   await app.register(activityPlugin)
   await app.register(outboxPlugin)
   await app.register(metricsPlugin)
-  await app.register(moneyPlugin)
-  await app.register(webhooksPlugin)
+  await app.register(servicesPlugin)
+  await app.register(backgroundPlugin)
 
   for (const schema of contractSchemas) app.addSchema(schema)
   // An operation that declares no query parameters refuses any, as bodies refuse unknown fields:

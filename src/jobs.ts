@@ -1,15 +1,20 @@
 import type { Job, Queue, Worker } from 'bullmq'
 import { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
+import { createWorkQueue, type RunResult, type WorkQueue } from './queue.js'
 
-// Background jobs (retention, expiry). With a Redis server they are BullMQ job schedulers: one
-// schedule per name across all instances, and each run is taken by exactly one worker. The
-// embedded single-process mode runs the same functions on in-process timers.
+// Background jobs (retention, expiry) and work queues (webhook deliveries). With a Redis server
+// the schedules are BullMQ job schedulers: one schedule per name across all instances, and each
+// run is taken by exactly one worker. The embedded single-process mode runs the same functions
+// on in-process timers. Producers enqueue wherever they run; only start() (a process with jobs
+// on: the API by default, or `npm run worker`) runs the schedules and the queue workers.
 
 export type JobFunction = () => Promise<unknown>
 export interface JobRunner {
   /** Runs `run` every `intervalMs`. Call before start(). */
   every(name: string, intervalMs: number, run: JobFunction): void
+  /** A work queue of ids whose worker runs with the schedules. Call before start(). */
+  queue(opts: { name: string; maxRuns: number; concurrency: number; process: (id: string) => Promise<RunResult> }): WorkQueue
   start(): Promise<void>
   close(): Promise<void>
   /** For tests: observe each run as it finishes. */
@@ -24,12 +29,20 @@ const QUEUE = 'maintenance'
 
 export function createJobRunner(opts: { redisUrl?: string; prefix: string; log: FastifyBaseLogger }): JobRunner {
   const jobs = new Map<string, { intervalMs: number; run: JobFunction }>()
+  const queues: WorkQueue[] = []
   const runner: JobRunner = {
     every(name, intervalMs, run) { jobs.set(name, { intervalMs, run }) },
+    queue(queueOpts) {
+      const queue = createWorkQueue({ ...queueOpts, redisUrl: opts.redisUrl, prefix: opts.prefix, log: opts.log, runWorker: true })
+      queues.push(queue)
+      return queue
+    },
     start: async () => {},
     close: async () => {},
     counts: async () => ({}),
   }
+  const startQueues = () => Promise.all(queues.map((q) => q.start()))
+  const closeQueues = () => Promise.all(queues.map((q) => q.close()))
 
   async function runOne(name: string, runId: string) {
     const job = jobs.get(name)
@@ -49,6 +62,7 @@ export function createJobRunner(opts: { redisUrl?: string; prefix: string; log: 
   if (!opts.redisUrl) {
     const timers: NodeJS.Timeout[] = []
     runner.start = async () => {
+      await startQueues()
       for (const [name, { intervalMs }] of jobs) {
         let running = false
         const timer = setInterval(() => {
@@ -62,7 +76,7 @@ export function createJobRunner(opts: { redisUrl?: string; prefix: string; log: 
         timers.push(timer)
       }
     }
-    runner.close = async () => { timers.forEach(clearInterval) }
+    runner.close = async () => { timers.forEach(clearInterval); await closeQueues() }
     return runner
   }
 
@@ -71,6 +85,7 @@ export function createJobRunner(opts: { redisUrl?: string; prefix: string; log: 
   let queue: Queue | undefined
   let worker: Worker | undefined
   runner.start = async () => {
+    await startQueues()
     if (!jobs.size) return
     // Loaded only with a Redis server: the embedded mode and the dev loop never pay for it.
     const { Queue, Worker } = await import('bullmq')
@@ -88,6 +103,7 @@ export function createJobRunner(opts: { redisUrl?: string; prefix: string; log: 
     return counts ? { [QUEUE]: counts } : {}
   }
   runner.close = async () => {
+    await closeQueues()
     await worker?.close()
     await queue?.close()
     await Promise.all([worker, queue].map(async (c) => (await c?.client)?.disconnect()))

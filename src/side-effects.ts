@@ -1,7 +1,7 @@
 import type { OutboxEvent } from './outbox.js'
 import type { ActivityType } from '../db/models/activity.js'
 import type { orders } from '../db/schema/index.js'
-import { CATALOG_CACHE, productCache } from '../routes/categories/service.js'
+import { CATALOG_CACHE, productCache } from './catalog.js'
 
 // The outbox events the money path writes, named once. Handlers: plugins/outbox.ts (cache,
 // activity), plugins/money.ts (cart, order mail) and plugins/webhooks.ts (webhook fan-out).

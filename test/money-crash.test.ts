@@ -101,7 +101,7 @@ t.test('SIGKILL during a storm of checkouts, payments and cancels: nothing doubl
   // Recovery: reconciliation against the provider and the outbox drain, as the jobs would.
   const worker = await buildApp(loadConfig(env), { logger: false })
   t.teardown(() => worker.close())
-  const reconciled = await worker.money.reconcile({ olderThanMs: 0 })
+  const reconciled = await worker.services.reconcile({ olderThanMs: 0 })
   await worker.outbox.drain({ all: true })
   const db = worker.db
 

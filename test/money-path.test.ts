@@ -278,7 +278,7 @@ t.test('faults in payment: after recording, after the provider call; reconciliat
   const o3 = await orderFor('pf-checkout-3')
   app.faults.failOnce('payment.after-provider-call')
   t.equal((await pay(app, buyer.headers, o3.id, 'tok_async', 'pf-pay-0003')).statusCode, 500)
-  const reconciled = await app.money.reconcile({ olderThanMs: 0 })
+  const reconciled = await app.services.reconcile({ olderThanMs: 0 })
   t.equal(reconciled.paymentsSent, 1)
   const [p3] = await app.db.select().from(payments).where(eq(payments.orderId, o3.id))
   t.equal(p3!.status, 'requires_confirmation')
@@ -286,7 +286,7 @@ t.test('faults in payment: after recording, after the provider call; reconciliat
 
   // The customer confirmed at the provider but our answer was lost: reconciliation asks the provider.
   await app.db.update(testProviderPayments).set({ status: 'succeeded' }).where(eq(testProviderPayments.id, p3!.providerPaymentId!))
-  t.equal((await app.money.reconcile({ olderThanMs: 0 })).paymentsSettled, 1)
+  t.equal((await app.services.reconcile({ olderThanMs: 0 })).paymentsSettled, 1)
   t.equal((await app.inject({ method: 'GET', url: `/orders/${o3.id}`, headers: buyer.headers })).json().status, 'paid')
 })
 
@@ -309,7 +309,7 @@ t.test('faults in refunds: after recording, after the provider call; refunded ex
   t.equal((await refund('rf-refund-02', 1500)).statusCode, 500)
   t.equal((await app.db.select().from(refunds).where(eq(refunds.status, 'pending'))).length, 1, 'recorded and reserved, not settled')
   t.equal((await refund('rf-refund-03', order.totalMinor)).statusCode, 409, 'the reservation counts: no overdraw meanwhile')
-  t.equal((await app.money.reconcile({ olderThanMs: 0 })).refundsSent, 1)
+  t.equal((await app.services.reconcile({ olderThanMs: 0 })).refundsSent, 1)
   const replay = await refund('rf-refund-02', 1500)
   t.equal(replay.statusCode, 201)
   t.match(replay.json(), { amountMinor: 1500, status: 'succeeded' })

@@ -156,7 +156,7 @@ t.test('cancel: stock restored exactly once, a paid order is refunded; state mac
 t.test('unpaid orders expire and release their stock; a payment arriving after is refunded', async (t) => {
   const { app, buyer, order, variantId } = await placeOrder(t, { ORDER_PAYMENT_TIMEOUT_MINUTES: '1' })
   const payment = (await pay(app, buyer.headers, order.id, 'tok_async')).json()
-  const service = app.money.cancel
+  const service = app.services.cancel
   t.same(await service.expireUnpaid(new Date()), { expired: 0 }, 'not yet')
   t.same(await service.expireUnpaid(new Date(Date.now() + 61_000)), { expired: 1 })
   t.same(await service.expireUnpaid(new Date(Date.now() + 61_000)), { expired: 0 }, 'once')

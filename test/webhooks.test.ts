@@ -200,9 +200,9 @@ t.test('every event reaches its subscribers once, signed, through the BullMQ wor
 
   // The job ran and succeeded: running it again, or fanning the event out again, sends nothing.
   const [delivery] = await app.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.endpointId, catalogOnly.id))
-  t.same(await app.webhooks.attempt(delivery!.id), { outcome: 'skipped' }, 'a job retried after success does not send')
+  t.same(await app.services.webhooks.attempt(delivery!.id), { outcome: 'skipped' }, 'a job retried after success does not send')
   const [event] = await app.db.select().from(outbox).where(eq(outbox.id, delivery!.eventId))
-  await app.webhooks.fanOut(event!.id, event!.payload as never)
+  await app.services.webhooks.fanOut(event!.id, event!.payload as never)
   t.equal((await app.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.eventId, event!.id))).length, 2, 'one delivery per (event, endpoint), however often the fan-out runs')
   await app.outbox.drain({ all: true })
   await new Promise((r) => setTimeout(r, 300))
@@ -234,7 +234,7 @@ t.test('a receiver that fails twice: retried with exponential backoff, each atte
   const at = delivery!.attempts.map((a) => Date.parse(a.attemptedAt))
   t.ok(at[1]! - at[0]! >= 300, `first retry after the backoff (${at[1]! - at[0]!} ms)`)
   t.ok(at[2]! - at[1]! >= 600, `second after twice the backoff (${at[2]! - at[1]!} ms)`)
-  t.equal((await app.webhooks.get(endpoint.id)).consecutiveFailures, 0, 'a delivery that succeeded in the end is no failure')
+  t.equal((await app.services.webhooks.get(endpoint.id)).consecutiveFailures, 0, 'a delivery that succeeded in the end is no failure')
 })
 
 t.test('a receiver that answers too slowly: a timeout, recorded as a failed attempt', async (t) => {
@@ -248,13 +248,13 @@ t.test('a receiver that answers too slowly: a timeout, recorded as a failed atte
 
   // Jobs are off here: the drain the sweep job runs sends it in this process.
   const started = Date.now()
-  t.same(await app.webhooks.drain(), { succeeded: 0, retry: 0, failed: 1, skipped: 0 })
+  t.same(await app.services.webhooks.drain(), { succeeded: 0, retry: 0, failed: 1, skipped: 0 })
   t.ok(Date.now() - started < 1500, 'the call was cut at the timeout')
   const [delivery] = await deliveriesOf(app, admin.headers, endpoint.id)
   t.equal(delivery!.status, 'failed')
   t.match(delivery!.attempts, [{ succeeded: false, statusCode: null, error: 'timed out after 300 ms' }])
   t.ok(delivery!.attempts[0]!.durationMs >= 290 && delivery!.attempts[0]!.durationMs < 1500, `duration recorded (${delivery!.attempts[0]!.durationMs} ms)`)
-  t.equal((await app.webhooks.get(endpoint.id)).consecutiveFailures, 1)
+  t.equal((await app.services.webhooks.get(endpoint.id)).consecutiveFailures, 1)
 })
 
 t.test('disabled after repeated failed deliveries, with a notice; re-enabled and replayed', async (t) => {
@@ -269,7 +269,7 @@ t.test('disabled after repeated failed deliveries, with a notice; re-enabled and
   const rename = (name: string) => app.inject({ method: 'PATCH', url: `/products/${product.id}`, headers: admin.headers, payload: { name } })
   const drainAll = async () => {
     for (let i = 0; i < 10; i++) {
-      const r = await app.webhooks.drain()
+      const r = await app.services.webhooks.drain()
       if (!r.retry && !r.succeeded && !r.failed) return
       await new Promise((r) => setTimeout(r, 30))
     }
@@ -277,10 +277,10 @@ t.test('disabled after repeated failed deliveries, with a notice; re-enabled and
 
   await rename('One')
   await drainAll()
-  t.match(await app.webhooks.get(endpoint.id), { isActive: true, consecutiveFailures: 1 }, 'one failed delivery (two attempts)')
+  t.match(await app.services.webhooks.get(endpoint.id), { isActive: true, consecutiveFailures: 1 }, 'one failed delivery (two attempts)')
   await rename('Two')
   await drainAll()
-  const disabled = await app.webhooks.get(endpoint.id)
+  const disabled = await app.services.webhooks.get(endpoint.id)
   t.match(disabled, { isActive: false, consecutiveFailures: 2, disabledReason: /2 deliveries in a row failed; last: HTTP 500/ })
   t.ok(disabled.disabledAt)
   t.equal(receiver.at('/down').length, 4, 'two deliveries, two attempts each')
@@ -311,7 +311,7 @@ t.test('disabled after repeated failed deliveries, with a notice; re-enabled and
   await drainAll()
   t.equal(receiver.at('/down').filter((r) => r.headers['shop-event-id'] === failed[0]!.eventId).length, 4)
 
-  t.same(await app.webhooks.purge(0), { removed: 2 }, 'finished deliveries go with retention')
+  t.same(await app.services.webhooks.purge(0), { removed: 2 }, 'finished deliveries go with retention')
   t.equal((await app.db.select().from(webhookDeliveries)).length, 0)
 })
 
@@ -345,8 +345,8 @@ t.test('a crash between the order commit and its webhook and mail: each delivere
   // Everything that could repeat it runs again: the outbox drain, the delivery drain, the sweep.
   // (a drainer that respects claims: `all` would also take the event the job is handling right now)
   await again.outbox.drain()
-  await again.webhooks.drain()
-  await again.webhooks.sweep(0)
+  await again.services.webhooks.drain()
+  await again.services.webhooks.sweep(0)
   await new Promise((r) => setTimeout(r, 500))
   t.equal(receiver.at('/erp').length, 1, 'exactly once')
   t.equal((await again.db.select().from(webhookDeliveries)).length, 1)
@@ -377,10 +377,10 @@ t.test('Redis away when an event fans out: the delivery waits in PostgreSQL and 
   t.equal(delivery!.status, 'pending', 'the delivery row is there, pending')
 
   // The sweep's in-process drain (or the queue, once Redis is back) sends it; the outbox retry adds nothing.
-  t.same(await app.webhooks.drain(), { succeeded: 1, retry: 0, failed: 0, skipped: 0 })
-  await app.webhooks.fanOut(event!.id, event!.payload as never).catch(() => {})
+  t.same(await app.services.webhooks.drain(), { succeeded: 1, retry: 0, failed: 0, skipped: 0 })
+  await app.services.webhooks.fanOut(event!.id, event!.payload as never).catch(() => {})
   t.equal((await app.db.select().from(webhookDeliveries)).length, 1)
-  t.same(await app.webhooks.drain(), { succeeded: 0, retry: 0, failed: 0, skipped: 0 })
+  t.same(await app.services.webhooks.drain(), { succeeded: 0, retry: 0, failed: 0, skipped: 0 })
   t.equal(receiver.at('/patient').length, 1, 'sent once')
   t.equal(receiver.at('/patient')[0]!.headers['shop-event-id'], event!.id)
 })
@@ -394,7 +394,7 @@ t.test('SSRF: with private URLs refused, neither a stored loopback URL nor a nam
   await app.db.update(webhookEndpoints).set({ url: receiver.url('/inside') }).where(eq(webhookEndpoints.id, endpoint.id))
   const ids = await app.db.transaction((tx) => app.outbox.add(tx, [WEBHOOK('product.updated', { change: 'details' })]))
   await app.outbox.runNow(ids)
-  t.same(await app.webhooks.drain(), { succeeded: 0, retry: 0, failed: 1, skipped: 0 })
+  t.same(await app.services.webhooks.drain(), { succeeded: 0, retry: 0, failed: 1, skipped: 0 })
   const [delivery] = await deliveriesOf(app, admin.headers, endpoint.id)
   t.match(delivery!.attempts, [{ succeeded: false, statusCode: null, error: /not sent: url must be https/ }])
 

@@ -3,10 +3,9 @@ import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
 import { LowStock, LowStockQuery, NewCustomers, PaymentStats, RangeQuery, ReturnStats, SalesSummary, ShippingTaxStats, TopProducts, TopProductsQuery } from './schemas.js'
-import { createAnalyticsService } from './service.js'
 
 const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const service = createAnalyticsService({ db: app.db, currency: app.config.currency })
+  const service = app.services.analytics
   const errors = { 400: ProblemRef, 401: ProblemRef, 403: ProblemRef }
   const common = { tags: ['analytics'], security: BEARER }
   // On each route rather than a plugin hook, so the contract states the role (x-roles).

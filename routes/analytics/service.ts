@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm'
 import type { Db } from '../../db/client.js'
 import { BadRequest } from '../../src/errors.js'
-import { roundHalfUp } from '../orders/pricing.js'
+import { roundHalfUp } from '../../src/pricing.js'
 
 // Admin figures computed from the orders, payments and users themselves. Sums and counts come
 // from PostgreSQL; ratios are divided here. Days are UTC.

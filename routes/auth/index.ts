@@ -2,29 +2,18 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
-import { createOneTimeTokens } from '../../src/one-time-tokens.js'
-import { createAccountMail } from '../../src/account-mail.js'
 import { User } from '../users/schemas.js'
-import { createUserService, normalizeEmail } from '../users/service.js'
+import { normalizeEmail } from '../users/service.js'
 import {
   Accepted, AuthResult, ForgotPasswordBody, LoginBody, PasswordConfirm, RecoveryCodes, RefreshBody,
   RegisterBody, ResetPasswordBody, TokenBody, TokenPair, TotpEnableBody, TotpSetup,
 } from './schemas.js'
-import { createAuthService } from './service.js'
-import { createOidcService } from './oidc.js'
 import oidcRoutes from './oidc-routes.js'
-import { createSecretBox } from '../../src/secret-box.js'
 
 
 const auth: FastifyPluginAsyncTypebox = async (app) => {
-  const { auth: authConfig, publicUrl } = app.config
-  const tokens = createOneTimeTokens(app.redis)
-  const accountMail = createAccountMail({ mailer: app.mailer, tokens, publicUrl })
-  const users = createUserService({ db: app.db, sessions: app.sessions, accountMail })
-  const service = createAuthService({
-    db: app.db, redis: app.redis, sessions: app.sessions, tokens, accountMail, users,
-    issueAccessToken: app.issueAccessToken, accessTtlSeconds: authConfig.accessTtlSeconds, totpIssuer: 'Shop', secretBox: createSecretBox(authConfig.totpKeys),
-  })
+  const { auth: authConfig } = app.config
+  const { auth: service, oidc } = app.services
 
   // Guessing is throttled twice: per client IP (route config) and per account (preHandler,
   // after the body is parsed), both counted in Redis so every instance shares the count.
@@ -41,7 +30,6 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
   const resetPerAccount = perAccount('reset-account', false)
   const perUser = app.limitBy({ name: 'user', max: authConfig.rateLimitPerAccount, windowSeconds: window, key: (req) => req.user.sub })
 
-  const oidc = createOidcService({ db: app.db, redis: app.redis, providers: app.config.oidc.providers, auth: service, accountMail })
   await app.register(oidcRoutes, { service: oidc, perIp, loginPerAccount })
 
   app.post('/register', {

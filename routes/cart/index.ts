@@ -4,31 +4,21 @@ import type { FastifyRequest } from 'fastify'
 import { BEARER, BEARER_OR_CART_TOKEN } from '../../plugins/openapi.js'
 import { BadRequest, ProblemRef, Unauthorized } from '../../src/errors.js'
 import { ShippingQuote, ShippingQuoteQuery } from '../shipping/schemas.js'
-import { cartModel } from '../../db/models/cart.js'
 import type { AccessClaims } from '../../plugins/auth.js'
-import { createProductService } from '../products/service.js'
-import { createCouponService } from '../coupons/service.js'
 import { CartCoupon, Cart, CartItemAdd, CartItemUpdate, CartLineParams, CartMerge, CartTokenHeader, GuestCart } from './schemas.js'
-import { createCartService, ownerOf } from './service.js'
+import { ownerOf } from './service.js'
 
 const errors = { 400: ProblemRef, 401: ProblemRef, 404: ProblemRef, 409: ProblemRef }
 
 const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { cart: limits, currency } = app.config
-  const catalog = createProductService({ db: app.db, cache: app.cache, currency })
-  const carts = cartModel(app.mongo)
-  const service = createCartService({ carts, redis: app.redis, catalog, currency, limits })
-  // The unique owner index must exist before the first request, or two first writes make two carts.
-  if (app.mongo.readyState === 1) await carts.init()
-  const coupons = createCouponService({ db: app.db })
+  const { cart: service, coupons, shipping, products: catalog } = app.services
+  const { currency } = app.config
   const owner = (req: FastifyRequest) => ownerOf(req.user as AccessClaims | null, req.headers['x-cart-token'] as string | undefined)
 
   const changed = <T extends { id: string; itemCount: number }>(req: FastifyRequest, action: string, cart: T) => {
     app.activity.record(req, 'cart_change', { action, cartId: cart.id, itemCount: cart.itemCount })
     return cart
   }
-
-  app.jobs.every('guest-cart-retention', 3_600_000, () => service.removeAbandonedGuestCarts(limits.guestRetentionDays))
 
   app.post('/guest', {
     schema: {
@@ -114,7 +104,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (addressId && (country || region)) throw new BadRequest('Send addressId or country (and region), not both', 'destination-ambiguous')
     if (!addressId && !country) throw new BadRequest('Send addressId or country', 'destination-required')
     if (addressId && cartOwner.kind !== 'user') throw new Unauthorized('addressId names a saved address: sign in, or send country')
-    const destination = addressId && cartOwner.kind === 'user' ? await app.money.shipping.destinationOf(cartOwner.userId, addressId) : { country: country!, region: region ?? null }
+    const destination = addressId && cartOwner.kind === 'user' ? await shipping.destinationOf(cartOwner.userId, addressId) : { country: country!, region: region ?? null }
     const { lines, couponCode } = await service.contents(cartOwner)
     const variants = await catalog.variantsForCart(lines.map((l) => l.variantId))
     const categories = await catalog.categoriesOf([...variants.values()].map((v) => v.productId))
@@ -125,7 +115,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const subtotal = priced.reduce((s, l) => s + l.unitPriceMinor * l.quantity, 0)
     const discount = couponCode && cartOwner.kind === 'user' ? (await coupons.validate(couponCode, cartOwner.userId, priced)).discountMinor : 0
     const weightGrams = priced.reduce((s, l) => s + l.weightGrams * l.quantity, 0)
-    const quote = await app.money.shipping.quote(destination, { goodsMinor: subtotal - discount, weightGrams })
+    const quote = await shipping.quote(destination, { goodsMinor: subtotal - discount, weightGrams })
     return { ...quote, currency, pricesIncludeTax: app.config.checkout.pricesIncludeTax }
   })
 

@@ -3,11 +3,10 @@ import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
 import { Category, CategoryCreate, CategoryIdParams, CategoryNode, CategorySlugParams, CategoryTree, CategoryUpdate } from './schemas.js'
-import { createCategoryService } from './service.js'
 
 
 const categoriesRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const service = createCategoryService({ db: app.db, cache: app.cache })
+  const service = app.services.categories
   const admin = app.requireRole('admin')
 
   app.get('', {

@@ -3,10 +3,8 @@ import { categories, products } from '../../db/schema/index.js'
 import { isForeignKeyViolation, isUniqueViolation, type Db } from '../../db/client.js'
 import { Conflict, NotFound } from '../../src/errors.js'
 import type { Cache } from '../../src/cache.js'
+import { CATALOG_CACHE, categoryAndDescendants } from '../../src/catalog.js'
 
-export const CATALOG_CACHE = 'catalog'
-/** A product's own cache namespace: its detail depends on it and on the catalog's. */
-export const productCache = (productId: string) => `product:${productId}`
 
 type CategoryRow = typeof categories.$inferSelect
 export interface CategoryNode {
@@ -16,14 +14,6 @@ export interface CategoryNode {
 const toCategory = (row: CategoryRow) => ({
   id: row.id, parentId: row.parentId, name: row.name, slug: row.slug, description: row.description, position: row.position,
 })
-
-/** The ids of a category and all its descendants, as a subquery. */
-export const categoryAndDescendants = (categoryId: string) => sql`(
-  with recursive sub(id) as (
-    select id from ${categories} where id = ${categoryId}
-    union all
-    select c.id from ${categories} c join sub on c.parent_id = sub.id
-  ) select id from sub)`
 
 // Tree moves are serialised: two concurrent moves could otherwise each pass the cycle check
 // and together make a loop.

@@ -3,17 +3,11 @@ import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
 import { paged } from '../../src/pagination.js'
-import { cartModel } from '../../db/models/cart.js'
-import { createCartService } from '../cart/service.js'
-import { createProductService } from '../products/service.js'
 import { Coupon, CouponCreate, CouponListQuery, CouponPage, CouponParams, CouponUpdate, CouponValidateBody, CouponValidation } from './schemas.js'
-import { createCouponService } from './service.js'
 
 const couponsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { cart: limits, currency } = app.config
-  const service = createCouponService({ db: app.db })
-  const catalog = createProductService({ db: app.db, cache: app.cache, currency })
-  const cart = createCartService({ carts: cartModel(app.mongo), redis: app.redis, catalog, currency, limits })
+  const { coupons: service, products: catalog, cart } = app.services
+  const { currency } = app.config
   const admin = app.requireRole('admin')
   const adminErrors = { 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef }
 

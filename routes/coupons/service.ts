@@ -3,9 +3,9 @@ import { couponRedemptions, coupons } from '../../db/schema/index.js'
 import { isCheckViolation, isUniqueViolation, type Db } from '../../db/client.js'
 import { Conflict, NotFound } from '../../src/errors.js'
 import { newestFirst } from '../../src/pagination.js'
-import { categoryAndDescendants } from '../categories/service.js'
+import { categoryAndDescendants } from '../../src/catalog.js'
 import type { Tx } from '../../db/client.js'
-import { couponShortfall, discountFor, type CouponRule, type PricedLine } from '../orders/pricing.js'
+import { couponShortfall, discountFor, type CouponRule, type PricedLine } from '../../src/pricing.js'
 
 type CouponRow = typeof coupons.$inferSelect
 export type CouponInput = Partial<Omit<CouponRow, 'id' | 'timesRedeemed' | 'createdAt' | 'updatedAt' | 'startsAt' | 'endsAt'>> & { startsAt?: string | null; endsAt?: string | null }

@@ -2,10 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { PROBLEM_CONTENT_TYPE } from '../../src/errors.js'
 import { Liveness, NotReady, Readiness } from './schemas.js'
-import { createHealthService } from './service.js'
 
 const health: FastifyPluginAsyncTypebox = async (app) => {
-  const service = createHealthService({ db: app.db, mongo: app.mongo, redis: app.redis })
+  const service = app.services.health
 
   // Probes are polled by orchestrators from one address; they are exempt from the rate limit.
   app.get('/health', {

@@ -1,25 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import { BEARER } from '../../plugins/openapi.js'
-import { viewerRole } from '../../plugins/auth.js'
 import { ProblemRef } from '../../src/errors.js'
 import { paged } from '../../src/pagination.js'
-import type { StoredResponse } from '../../src/idempotency.js'
+import { sendStored, viewerOf } from '../shared.js'
 import { Payment, PaymentCreate } from '../payments/schemas.js'
 import { toPayment } from '../payments/service.js'
 import { CheckoutBody, IdempotencyHeader, Order, OrderListQuery, OrderPage, OrderParams, OrderStatusChange } from './schemas.js'
 
-/** Sends a (possibly replayed) idempotent response. */
-export function sendStored(reply: FastifyReply, stored: StoredResponse & { replayed: boolean }) {
-  if (stored.replayed) reply.header('idempotent-replayed', 'true')
-  return reply.code(stored.status).send(stored.body)
-}
-const viewerOf = (req: FastifyRequest) => ({ userId: req.user.sub, isAdmin: viewerRole(req) === 'admin' })
 const actorOf = (req: FastifyRequest) => ({ ...viewerOf(req), ip: req.ip })
 
 const ordersRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { idempotency, orders, checkout, cancel, pay } = app.money
+  const { idempotency, orders, checkout, cancel, pay } = app.services
   const admin = app.requireRole('admin')
 
   app.post('', {

@@ -1,17 +1,15 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
-import { viewerRole } from '../../plugins/auth.js'
 import { BadRequest, ProblemRef } from '../../src/errors.js'
 import type { FastifyRequest } from 'fastify'
-import { sendStored } from '../orders/index.js'
+import { sendStored, viewerOf } from '../shared.js'
 import { IdempotencyHeader } from '../orders/schemas.js'
 import { Payment, PaymentConfirm, PaymentParams, Refund, RefundCreate, WebhookAck, WebhookEvent, WebhookHeaders, WebhookParams } from './schemas.js'
 import { toPayment } from './service.js'
 
 const paymentsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { idempotency, payments, confirm, refunds } = app.money
-  const viewerOf = (req: FastifyRequest) => ({ userId: req.user.sub, isAdmin: viewerRole(req) === 'admin' })
+  const { idempotency, payments, confirm, refunds } = app.services
 
   app.get('/:paymentId', {
     onRequest: app.authenticate,

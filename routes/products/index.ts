@@ -10,9 +10,6 @@ import {
   InventoryMovementPage, MovementListQuery, Product, ProductCreate, ProductIdParams, ProductListQuery, ProductPage,
   ProductSlugParams, ProductUpdate, StockAdjustment, Variant, VariantCreate, VariantParams, VariantUpdate,
 } from './schemas.js'
-import { createProductService } from './service.js'
-import { createUploadService } from '../uploads/service.js'
-import { createLocalStorage } from '../../src/storage.js'
 
 
 const viewerOf = (req: FastifyRequest) => ({ isAdmin: viewerRole(req) === 'admin' })
@@ -24,7 +21,7 @@ function cached<T>(reply: FastifyReply, result: CacheResult<T>): T {
 }
 
 const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const service = createProductService({ db: app.db, cache: app.cache, currency: app.config.currency, outbox: app.outbox })
+  const { products: service, uploads } = app.services
   const admin = app.requireRole('admin')
   // A product filled to every maximum of its schema (100 variants of 10 options, 50 attributes, a
   // long description) in a non-Latin script is about 350 KiB: over the small JSON limit, so
@@ -35,7 +32,6 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     app.activity.record(req, 'product_view', { productId: productId ?? result.value.id })
     return cached(reply, result)
   }
-  const uploads = createUploadService({ db: app.db, storage: createLocalStorage(app.config.uploads.dir), quota: app.config.uploads.quota })
 
   app.get('', {
     onRequest: app.identify,

@@ -6,7 +6,7 @@ import { decodeCursor, newestFirst, toPage, type CursorPart } from '../../src/pa
 import type { Cache } from '../../src/cache.js'
 import type { Outbox } from '../../src/outbox.js'
 import { WEBHOOK } from '../../src/side-effects.js'
-import { CATALOG_CACHE, categoryAndDescendants, productCache } from '../categories/service.js'
+import { CATALOG_CACHE, categoryAndDescendants, productCache } from '../../src/catalog.js'
 import type { ProductSort } from './schemas.js'
 
 // What reads select of a product: everything but the search vector, which only the WHERE of a

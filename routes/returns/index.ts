@@ -2,18 +2,16 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { BEARER } from '../../plugins/openapi.js'
-import { viewerRole } from '../../plugins/auth.js'
 import { ProblemRef } from '../../src/errors.js'
 import { paged } from '../../src/pagination.js'
-import { sendStored } from '../orders/index.js'
+import { sendStored, viewerOf } from '../shared.js'
 import { IdempotencyHeader } from '../orders/schemas.js'
 import { Return, ReturnCreate, ReturnListQuery, ReturnOrderParams, ReturnPage, ReturnParams, ReturnReceive, ReturnReject } from './schemas.js'
 
-const viewerOf = (req: FastifyRequest) => ({ userId: req.user.sub, isAdmin: viewerRole(req) === 'admin' })
 const actorOf = (req: FastifyRequest) => ({ userId: req.user.sub, ip: req.ip })
 
 const returnsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { idempotency, returns, refundReturn } = app.money
+  const { idempotency, returns, refundReturn } = app.services
   const admin = app.requireRole('admin')
   const errors = { 400: ProblemRef, 401: ProblemRef, 404: ProblemRef, 409: ProblemRef }
   const adminErrors = { ...errors, 403: ProblemRef }

@@ -4,13 +4,11 @@ import { BEARER } from '../../plugins/openapi.js'
 import { viewerRole } from '../../plugins/auth.js'
 import { ProblemRef } from '../../src/errors.js'
 import { paged } from '../../src/pagination.js'
-import { CATALOG_CACHE } from '../categories/service.js'
 import { ModerationQuery, ProductReviewParams, ProductReviewsQuery, Review, ReviewCreate, ReviewModeration, ReviewPage, ReviewParams, ReviewUpdate } from './schemas.js'
-import { createReviewService } from './service.js'
 
 // Registered without a prefix: reviews hang off products (/products/:productId/reviews) and stand alone (/reviews/:reviewId).
 const reviewsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const service = createReviewService({ db: app.db, autoApprove: app.config.reviewsAutoApprove, onRatingChange: () => app.cache.invalidate(CATALOG_CACHE) })
+  const service = app.services.reviews
   const admin = app.requireRole('admin')
   const errors = { 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef }
 

@@ -10,7 +10,7 @@ import {
 // Admin management of shipping zones, their options, and tax rates. What applies to a cart is
 // GET /cart/shipping-options; checkout charges it.
 const shippingRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const service = app.money.shipping
+  const service = app.services.shipping
   // The guard on each route (not a scope hook), so the contract states it (x-roles).
   const onRequest = app.requireRole('admin')
   const errors = { 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef }

@@ -2,7 +2,7 @@ import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import { addresses, shippingOptions, shippingZones, taxRates, type ShippingSnapshot, type TaxSnapshot } from '../../db/schema/index.js'
 import { isCheckViolation, isUniqueViolation, type Db, type Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
-import { shippingRuleFor, type ShippingRule } from '../orders/pricing.js'
+import { shippingRuleFor, type ShippingRule } from '../../src/pricing.js'
 
 // Shipping zones and options, and tax rates by destination: admin CRUD, what applies to a
 // destination, and the defaults seeded from SHIPPING_FLAT_MINOR / SHIPPING_FREE_OVER_MINOR /

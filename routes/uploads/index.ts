@@ -4,16 +4,13 @@ import multipart from '@fastify/multipart'
 import { BEARER } from '../../plugins/openapi.js'
 import { viewerRole } from '../../plugins/auth.js'
 import { BadRequest, ProblemRef } from '../../src/errors.js'
-import { createLocalStorage } from '../../src/storage.js'
 import { ALLOWED_MIME, Upload, UploadBody, UploadParams, UploadQuery } from './schemas.js'
-import { createUploadService } from './service.js'
 
 const uploadsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { maxBytes, dir, quota, orphanGraceHours } = app.config.uploads
+  const { maxBytes, quota, orphanGraceHours } = app.config.uploads
   // Beyond maxBytes the upload stops with a 413; one file per request.
   await app.register(multipart, { limits: { fileSize: maxBytes, files: 1, fields: 0, parts: 1 }, throwFileSizeLimit: true })
-  const service = createUploadService({ db: app.db, storage: createLocalStorage(dir), quota })
-  app.jobs.every('upload-orphans', 3_600_000, () => service.removeOrphans(orphanGraceHours))
+  const service = app.services.uploads
 
   app.post('', {
     onRequest: app.authenticate,

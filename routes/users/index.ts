@@ -3,25 +3,18 @@ import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
 import { paged } from '../../src/pagination.js'
-import { createOneTimeTokens } from '../../src/one-time-tokens.js'
-import { createAccountMail } from '../../src/account-mail.js'
 import {
   Address, AddressCreate, AddressList, AddressParams, AddressUpdate, EmailChange, PasswordChange,
   ProfileUpdate, RoleChange, User, UserIdParams, UserListQuery, UserPage,
 } from './schemas.js'
-import { createUserService } from './service.js'
-import { createUploadService } from '../uploads/service.js'
-import { createLocalStorage } from '../../src/storage.js'
 
 
 const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const accountMail = createAccountMail({ mailer: app.mailer, tokens: createOneTimeTokens(app.redis), publicUrl: app.config.publicUrl })
-  const service = createUserService({ db: app.db, sessions: app.sessions, accountMail })
+  const { users: service, uploads } = app.services
   const admin = app.requireRole('admin')
   // Routes that check the current password are guessing targets too: counted per account (as
   // sign-in is), whatever token or address the attempts come from.
   const passwordChecks = app.limitBy({ name: 'password-check', max: app.config.auth.rateLimitPerAccount, windowSeconds: 15 * 60, key: (req) => req.user.sub })
-  const uploads = createUploadService({ db: app.db, storage: createLocalStorage(app.config.uploads.dir), quota: app.config.uploads.quota })
 
   // The signed-in user's own account.
   app.get('/me', {

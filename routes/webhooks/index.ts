@@ -9,9 +9,9 @@ import {
 } from './schemas.js'
 
 // Outbound webhook endpoints and their deliveries (admin). Signing, retries and disabling are
-// described in the README ("Outbound webhooks"); the service is app.webhooks (plugins/webhooks.ts).
+// described in the README ("Outbound webhooks"); the service is app.services.webhooks (plugins/services.ts).
 const webhooksRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const service = app.webhooks
+  const service = app.services.webhooks
   const admin = app.requireRole('admin')
   const common = { tags: ['webhooks'], security: BEARER }
   const errors = { 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef }

@@ -2,21 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
-import { cartModel } from '../../db/models/cart.js'
-import { wishlistModel } from '../../db/models/wishlist.js'
 import { Cart } from '../cart/schemas.js'
-import { createCartService } from '../cart/service.js'
-import { createProductService } from '../products/service.js'
 import { MoveToCart, Wishlist, WishlistParams } from './schemas.js'
-import { createWishlistService } from './service.js'
 
 const wishlistRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { cart: limits, currency } = app.config
-  const catalog = createProductService({ db: app.db, cache: app.cache, currency })
-  const cart = createCartService({ carts: cartModel(app.mongo), redis: app.redis, catalog, currency, limits })
-  const items = wishlistModel(app.mongo)
-  const service = createWishlistService({ items, catalog, cart })
-  if (app.mongo.readyState === 1) await items.init()
+  const service = app.services.wishlist
   app.addHook('onRequest', app.authenticate)
 
   app.get('', {

@@ -11,7 +11,7 @@ import { ACTIVITY, CART_CONSUMED, ORDER_WEBHOOK, STOCK_CHANGED, WEBHOOK, cartKey
 import { redeemInCheckout } from '../../coupons/service.js'
 import { refreshProductsAggregates } from '../../products/service.js'
 import type { CartService } from '../../cart/service.js'
-import { computeTotals, discountFor, type PricedLine } from '../pricing.js'
+import { computeTotals, discountFor, type PricedLine } from '../../../src/pricing.js'
 import type { ShippingService } from '../../shipping/service.js'
 import { CheckoutConflict, toOrder } from '../service.js'
 import { LOW_STOCK_MAIL, ORDER_MAIL } from '../order-mail.js'

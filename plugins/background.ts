@@ -1,0 +1,60 @@
+import fp from 'fastify-plugin'
+import { activityModel, type ActivityType } from '../db/models/activity.js'
+
+// What runs in the background, in one place: the outbox handlers (side effects after a commit)
+// and the schedules. The API loads it (outbox events are handled at once by the request that
+// wrote them, and by the drain schedule), and so does the worker (src/worker.ts). The schedules
+// and the queue workers (app.jobs) start only in a process with jobs on: the API unless
+// JOBS=off, and always the worker.
+
+const HOUR = 3_600_000
+const isDuplicateKey = (err: unknown) => (err as { code?: number }).code === 11000
+
+export default fp(async (app) => {
+  const { outbox, jobs, services, config } = app
+  const { checkout: checkoutConfig } = config
+
+  // Outbox handlers, one per topic; every one is idempotent (delivery is at least once).
+  outbox.on('cache.invalidate', async (payload) => { await app.cache.bump(String(payload.namespace)) })
+  // The entry's id is the event's, so a second delivery is a duplicate key, not a second entry.
+  const entries = activityModel(app.mongo)
+  outbox.on('activity.record', async (payload, event) => {
+    try {
+      await entries.collection.insertOne({ _id: event.id as never, type: payload.type as ActivityType, userId: (payload.userId as string | null) ?? null, ip: (payload.ip as string | null) ?? null, at: new Date(String(payload.at)), data: (payload.data as Record<string, unknown>) ?? {} })
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err
+    }
+  })
+  // The cart clear after a checkout: ordered quantities out, generation on.
+  outbox.on('cart.consumed', async (payload) => {
+    app.faults.at('cart.before-clear')
+    await services.cart.consume(String(payload.userId), Number(payload.generation), payload.lines as { variantId: string; quantity: number }[])
+  })
+  // Order notifications and low-stock alerts.
+  const { orderMail, webhooks } = services
+  outbox.on('mail.order', (payload, event) => orderMail.sendOrderMail(event.id, payload as Parameters<typeof orderMail.sendOrderMail>[1]))
+  outbox.on('mail.low-stock', (payload, event) => orderMail.sendLowStock(event.id, payload as { variantIds: string[] }, checkoutConfig.lowStockThreshold))
+  // Outbound webhooks: each event fans out to deliveries, which the `webhooks` queue sends.
+  outbox.on('webhook.event', async (payload, event) => {
+    await webhooks.fanOut(event.id, payload as { type: string; createdAt: string; data: unknown })
+  })
+  const domain = new URL(config.publicUrl).hostname
+  outbox.on('mail.webhook-disabled', (payload, event) => webhooks.mailDisabled(event.id, String(payload.endpointId), app.mailer, domain))
+
+  // Schedules.
+  jobs.every('outbox-drain', 2_000, () => outbox.drain())
+  jobs.every('outbox-purge', HOUR, () => outbox.purge())
+  jobs.every('order-expiry', 60_000, () => services.cancel.expireUnpaid())
+  jobs.every('payments-reconcile', 60_000, () => services.reconcile())
+  jobs.every('idempotency-purge', HOUR, () => services.idempotency.purgeExpired())
+  // Deliveries whose job was lost (Redis flushed, a crash) are queued again; without Redis the
+  // sweep is the delivery loop's safety net and sends what is due itself.
+  jobs.every('webhook-sweep', 60_000, () => (config.redis.url ? webhooks.sweep() : webhooks.drain()))
+  jobs.every('webhook-purge', HOUR, () => webhooks.purge())
+  jobs.every('guest-cart-retention', HOUR, () => services.cart.removeAbandonedGuestCarts(config.cart.guestRetentionDays))
+  jobs.every('upload-orphans', HOUR, () => services.uploads.removeOrphans(config.uploads.orphanGraceHours))
+  jobs.every('activity-retention', HOUR, async () => {
+    const { deletedCount } = await entries.deleteMany({ at: { $lt: new Date(Date.now() - config.activityRetentionDays * 86_400_000) } })
+    return { removed: deletedCount }
+  })
+}, { name: 'background', dependencies: ['services', 'outbox', 'jobs', 'cache', 'mongo', 'mailer'] })

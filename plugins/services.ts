@@ -1,0 +1,123 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { cartModel } from '../db/models/cart.js'
+import { wishlistModel } from '../db/models/wishlist.js'
+import { createAccountMail } from '../src/account-mail.js'
+import { createIdempotency } from '../src/idempotency.js'
+import { createOneTimeTokens } from '../src/one-time-tokens.js'
+import { createSecretBox } from '../src/secret-box.js'
+import { createLocalStorage } from '../src/storage.js'
+import { CATALOG_CACHE } from '../src/catalog.js'
+import { createAnalyticsService } from '../routes/analytics/service.js'
+import { createAuthService } from '../routes/auth/service.js'
+import { createOidcService } from '../routes/auth/oidc.js'
+import { createCartService } from '../routes/cart/service.js'
+import { createCategoryService } from '../routes/categories/service.js'
+import { createCouponService } from '../routes/coupons/service.js'
+import { createHealthService } from '../routes/health/service.js'
+import { createOrderService } from '../routes/orders/service.js'
+import { createOrderMail } from '../routes/orders/order-mail.js'
+import { createCheckoutWorkflow } from '../routes/orders/workflows/checkout.js'
+import { createCancelWorkflow } from '../routes/orders/workflows/cancel.js'
+import { providersFromConfig } from '../routes/payments/providers.js'
+import { createPaymentService } from '../routes/payments/service.js'
+import { createPayWorkflow } from '../routes/payments/workflows/pay.js'
+import { createConfirmWorkflow } from '../routes/payments/workflows/confirm.js'
+import { createRefundWorkflow } from '../routes/payments/workflows/refund.js'
+import { createReconciliation } from '../routes/payments/workflows/reconcile.js'
+import { createProductService } from '../routes/products/service.js'
+import { createReturnService } from '../routes/returns/service.js'
+import { createRefundReturnWorkflow } from '../routes/returns/workflows/refund-return.js'
+import { createReviewService } from '../routes/reviews/service.js'
+import { createShippingService } from '../routes/shipping/service.js'
+import { createUploadService } from '../routes/uploads/service.js'
+import { createUserService } from '../routes/users/service.js'
+import { createSecretBox as createWebhookSecretBox } from '../routes/webhooks/secrets.js'
+import { createWebhookService, type WebhookService } from '../routes/webhooks/service.js'
+import { createWishlistService } from '../routes/wishlist/service.js'
+
+// The composition root: every domain service is built here once, from the infrastructure
+// decorators, and handed to the route plugins (app.services) and to the worker (src/worker.ts),
+// as the Fastify demo app does with its repositories. Services know nothing of Fastify; what
+// runs in the background (schedules, queue workers, outbox handlers) is in plugins/background.ts.
+
+async function buildServices(app: FastifyInstance) {
+  const { db, cache, outbox, faults, metrics, mailer, sessions, redis } = app
+  const config = app.config
+  const { cart: limits, currency, checkout: checkoutConfig } = config
+
+  const tokens = createOneTimeTokens(redis)
+  const accountMail = createAccountMail({ mailer, tokens, publicUrl: config.publicUrl })
+  const users = createUserService({ db, sessions, accountMail })
+  const auth = createAuthService({
+    db, redis, sessions, tokens, accountMail, users,
+    issueAccessToken: app.issueAccessToken, accessTtlSeconds: config.auth.accessTtlSeconds, totpIssuer: 'Shop', secretBox: createSecretBox(config.auth.totpKeys),
+  })
+  const oidc = createOidcService({ db, redis, providers: config.oidc.providers, auth, accountMail })
+
+  const products = createProductService({ db, cache, currency, outbox })
+  const carts = cartModel(app.mongo)
+  const wishlists = wishlistModel(app.mongo)
+  // The unique owner indexes must exist before the first request, or two first writes make two carts.
+  if (app.mongo.readyState === 1) await Promise.all([carts.init(), wishlists.init()])
+  const cart = createCartService({ carts, redis, catalog: products, currency, limits })
+
+  const providers = await providersFromConfig(config.payments, db)
+  const refunds = createRefundWorkflow({ db, outbox, faults, providers, metrics })
+  const pay = createPayWorkflow({ db, outbox, faults, providers, refunds, metrics })
+  const confirm = createConfirmWorkflow({ db, outbox, providers, refunds, metrics })
+  const shipping = createShippingService({ db, defaults: checkoutConfig })
+  const returns = createReturnService({ db, outbox, windowDays: checkoutConfig.returnWindowDays })
+
+  // Webhook deliveries are a work queue of the jobs runner: enqueued here, sent by whichever
+  // process runs the jobs (the API by default, else `npm run worker`).
+  const webhookSettings = config.webhooks
+  const webhookDeliveries = app.jobs.queue({
+    name: 'webhooks', maxRuns: webhookSettings.maxAttempts, concurrency: 5,
+    process: async (id) => {
+      const { retryInMs } = await webhooks.attempt(id)
+      return retryInMs === undefined ? {} : { retryInMs }
+    },
+  })
+  const webhooks: WebhookService = createWebhookService({
+    db, outbox, box: createWebhookSecretBox(webhookSettings.secretsKey), log: app.log, settings: webhookSettings,
+    enqueue: (ids) => webhookDeliveries.add(ids),
+    userAgent: 'shop-api-webhooks/1',
+  })
+
+  return {
+    health: createHealthService({ db, mongo: app.mongo, redis }),
+    users, auth, oidc,
+    categories: createCategoryService({ db, cache }),
+    products,
+    uploads: createUploadService({ db, storage: createLocalStorage(config.uploads.dir), quota: config.uploads.quota }),
+    cart,
+    wishlist: createWishlistService({ items: wishlists, catalog: products, cart }),
+    coupons: createCouponService({ db }),
+    reviews: createReviewService({ db, autoApprove: config.reviewsAutoApprove, onRatingChange: () => cache.invalidate(CATALOG_CACHE) }),
+    analytics: createAnalyticsService({ db, currency }),
+    webhooks,
+    // The money path.
+    idempotency: createIdempotency(db),
+    orders: createOrderService({ db, outbox }),
+    payments: createPaymentService({ db }),
+    checkout: createCheckoutWorkflow({ db, outbox, faults, cart, shipping, currency, checkout: checkoutConfig, metrics }),
+    cancel: createCancelWorkflow({ db, outbox, refunds, metrics }),
+    pay, confirm, refunds,
+    reconcile: createReconciliation({ pay, confirm, refunds, providers }),
+    shipping,
+    returns,
+    refundReturn: createRefundReturnWorkflow({ db, outbox, faults, refunds, returns }),
+    orderMail: createOrderMail({ db, mailer, domain: new URL(config.publicUrl).hostname }),
+  }
+}
+
+export type Services = Awaited<ReturnType<typeof buildServices>>
+
+declare module 'fastify' {
+  interface FastifyInstance { services: Services }
+}
+
+export default fp(async (app) => {
+  app.decorate('services', await buildServices(app))
+}, { name: 'services', dependencies: ['config', 'postgres', 'mongo', 'redis', 'cache', 'jobs', 'outbox', 'mailer', 'metrics', 'auth'] })
