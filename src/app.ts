@@ -198,3 +198,32 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>
+
+/**
+ * The background worker (`npm run worker`, src/worker.ts): the same stores, services and
+ * background work as the API (plugins/services.ts, plugins/background.ts), no API routes, and
+ * jobs always on: the schedules, the outbox drain and the queue workers run here while the API
+ * runs with JOBS=off. It answers GET /health on WORKER_PORT.
+ */
+export async function buildWorker(config: Config, opts: BuildOptions = {}) {
+  const app = Fastify({ logger: opts.logger ?? loggerOptions(config) })
+  await app.register(configPlugin, { config: { ...config, jobs: true } })
+  await app.register(redisPlugin)
+  await app.register(postgresPlugin)
+  await app.register(mongoPlugin)
+  await app.register(mailerPlugin)
+  await app.register(authPlugin)
+  await app.register(cachePlugin)
+  await app.register(jobsPlugin)
+  await app.register(outboxPlugin)
+  await app.register(metricsPlugin)
+  await app.register(servicesPlugin)
+  await app.register(backgroundPlugin)
+  // Its health: 200 while every store answers (a worker without them does nothing), 503 otherwise;
+  // the queues' backlog rides along.
+  app.get('/health', async (_req, reply) => {
+    const report = await app.services.health.readiness()
+    return reply.code(report.ready ? 200 : 503).send({ role: 'worker', ...report, queues: await app.jobs.counts() })
+  })
+  return app
+}

@@ -55,6 +55,7 @@ export const ConfigSchema = Type.Object({
   CART_MAX_QUANTITY: Type.Integer({ minimum: 1, maximum: 10_000, default: 99, description: 'largest quantity of one line' }),
   GUEST_CART_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 365, default: 30, description: 'days after its last change a guest cart is removed' }),
   JOBS: oneOf(['on', 'off'], 'on'),
+  WORKER_PORT: Type.Integer({ minimum: 0, maximum: 65_535, default: 3001, description: 'where `npm run worker` answers GET /health (0: no HTTP port)' }),
   SHIPPING_FLAT_MINOR: Type.Integer({ minimum: 0, default: 499, description: 'shipping charged per order, minor units' }),
   SHIPPING_FREE_OVER_MINOR: Type.Integer({ minimum: 0, default: 5000, description: 'subtotal after discount from which shipping is free; 0 never' }),
   TAX_RATE_BPS: Type.Integer({ minimum: 0, maximum: 10_000, default: 0, description: 'tax rate in basis points (2000 = 20%), added on goods after discount plus shipping' }),
@@ -124,6 +125,8 @@ export interface Config {
   currency: string
   cart: { maxLines: number; maxQuantity: number; guestRetentionDays: number }
   jobs: boolean
+  /** The worker's health port (src/worker.ts); 0: none. */
+  workerPort: number
   reviewsAutoApprove: boolean
   uploads: {
     dir: string
@@ -272,6 +275,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     currency: raw.STORE_CURRENCY,
     cart: { maxLines: raw.CART_MAX_LINES, maxQuantity: raw.CART_MAX_QUANTITY, guestRetentionDays: raw.GUEST_CART_RETENTION_DAYS },
     jobs: raw.JOBS === 'on',
+    workerPort: raw.WORKER_PORT,
     reviewsAutoApprove: truthy(raw.REVIEWS_AUTO_APPROVE),
     uploads: {
       dir: raw.UPLOAD_DIR,
