@@ -1,8 +1,10 @@
 import { sql } from 'drizzle-orm'
-import { categories } from '../db/schema/index.js'
+import { categories, productVariants, products } from '../db/schema/index.js'
+import type { Tx } from '../db/client.js'
 
-// Catalog pieces several domains share (products, categories, coupons, reviews, the outbox's
-// side effects): the cache namespaces of catalog reads and the category subtree query.
+// Catalog pieces several domains share (products, categories, coupons, reviews, orders, returns,
+// the outbox's side effects): the cache namespaces of catalog reads, the category subtree query,
+// and the product aggregates every stock or variant write refreshes.
 
 export const CATALOG_CACHE = 'catalog'
 /** A product's own cache namespace: its detail depends on it and on the catalog's. */
@@ -15,3 +17,41 @@ export const categoryAndDescendants = (categoryId: string) => sql`(
     union all
     select c.id from ${categories} c join sub on c.parent_id = sub.id
   ) select id from sub)`
+
+/**
+ * refreshProductAggregates for several products, in id order: two transactions that touch the
+ * same products (checkouts of different variants) then lock their rows in the same order and
+ * cannot deadlock. True when what listings show of any of them changed.
+ */
+export async function refreshProductsAggregates(tx: Tx, productIds: Iterable<string>): Promise<boolean> {
+  let listsChanged = false
+  for (const productId of [...new Set(productIds)].sort()) listsChanged = (await refreshProductAggregates(tx, productId)) || listsChanged
+  return listsChanged
+}
+
+/**
+ * Recomputes price range and in-stock from the variants; call inside every variant or stock write.
+ * True when what listings show of the product (in stock, price range) changed.
+ */
+export async function refreshProductAggregates(tx: Tx, productId: string): Promise<boolean> {
+  const result = await tx.execute<{ changed: boolean }>(sql`
+    with before as (select in_stock, min_price_minor, max_price_minor from ${products} where id = ${productId})
+    update ${products} p set
+      min_price_minor = coalesce(r.active_min, r.any_min, 0),
+      max_price_minor = coalesce(r.active_max, r.any_max, 0),
+      in_stock = r.in_stock,
+      updated_at = now()
+    from (
+      select min(price_minor) filter (where is_active) as active_min, max(price_minor) filter (where is_active) as active_max,
+             min(price_minor) as any_min, max(price_minor) as any_max, coalesce(bool_or(is_active and stock > 0), false) as in_stock
+      from ${productVariants} where product_id = ${productId}
+    ) r
+    where p.id = ${productId}
+    returning (p.in_stock, p.min_price_minor, p.max_price_minor) is distinct from (select (in_stock, min_price_minor, max_price_minor) from before) as changed`)
+  return result.rows[0]?.changed === true
+}
+
+/**
+ * `outbox` is needed by the service that serves the admin's catalog writes (product.updated
+ * webhooks); the read-only copies other domains build leave it out.
+ */

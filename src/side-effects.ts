@@ -3,8 +3,8 @@ import type { ActivityType } from '../db/models/activity.js'
 import type { orders } from '../db/schema/index.js'
 import { CATALOG_CACHE, productCache } from './catalog.js'
 
-// The outbox events the money path writes, named once. Handlers: plugins/outbox.ts (cache,
-// activity), plugins/money.ts (cart, order mail) and plugins/webhooks.ts (webhook fan-out).
+// The outbox events the money path writes, named once. Their handlers are in
+// plugins/background.ts (the order mail's rendering in routes/orders/order-mail.ts).
 
 /** Who asked, for the activity log. */
 export interface Actor { userId: string | null; ip: string | null }
@@ -51,3 +51,9 @@ export const ORDER_WEBHOOK = (type: Extract<WebhookEventType, `order.${string}`>
   },
   ...extra,
 })
+
+/** Order notifications (routes/orders/order-mail.ts renders and sends them). */
+export type OrderMailKind = 'placed' | 'paid' | 'shipped' | 'cancelled' | 'refunded'
+export const ORDER_MAIL = (orderId: string, kind: OrderMailKind, extra: { refundId?: string } = {}): OutboxEvent =>
+  ({ topic: 'mail.order', key: `order:${orderId}`, payload: { orderId, kind, ...extra } })
+export const LOW_STOCK_MAIL = (variantIds: string[]): OutboxEvent => ({ topic: 'mail.low-stock', payload: { variantIds } })

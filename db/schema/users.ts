@@ -1,7 +1,6 @@
 import { sql } from 'drizzle-orm'
 // Timestamps keep milliseconds, as JavaScript dates do, so a keyset cursor round-trips exactly.
-import { boolean, index, pgEnum, pgTable, text, timestamp, uniqueIndex, uuid, type AnyPgColumn } from 'drizzle-orm/pg-core'
-import { uploadedFiles } from './uploads.js'
+import { boolean, index, integer, pgEnum, pgTable, text, timestamp, uniqueIndex, uuid, type AnyPgColumn } from 'drizzle-orm/pg-core'
 
 export const userRole = pgEnum('user_role', ['customer', 'admin'])
 
@@ -73,3 +72,21 @@ export const addresses = pgTable('addresses', {
   // At most one default address per user, enforced by the database.
   uniqueIndex('addresses_one_default_per_user').on(t.userId).where(sql`${t.isDefault}`),
 ])
+
+// Uploaded files live here with users: each references the other (owner, avatar), and tables in
+// two modules would import each other.
+
+export const uploadPurpose = pgEnum('upload_purpose', ['product_image', 'avatar'])
+
+export const uploadedFiles = pgTable('uploaded_files', {
+  id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+  ownerId: uuid('owner_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  purpose: uploadPurpose('purpose').notNull(),
+  // Decided from the file's bytes, never from its name or the client's Content-Type.
+  mime: text('mime').notNull(),
+  sizeBytes: integer('size_bytes').notNull(),
+  sha256: text('sha256').notNull(),
+  originalName: text('original_name').notNull(),
+  storageKey: text('storage_key').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+}, (t) => [index('uploaded_files_owner_idx').on(t.ownerId, t.createdAt)])

@@ -4,10 +4,10 @@ import type { FastifyRequest } from 'fastify'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
 import { paged } from '../../src/pagination.js'
-import { sendStored, viewerOf } from '../shared.js'
+import { IdempotencyHeader, sendStored, viewerOf } from '../shared.js'
 import { Payment, PaymentCreate } from '../payments/schemas.js'
 import { toPayment } from '../payments/service.js'
-import { CheckoutBody, IdempotencyHeader, Order, OrderListQuery, OrderPage, OrderParams, OrderStatusChange } from './schemas.js'
+import { CheckoutBody, Order, OrderListQuery, OrderPage, OrderParams, OrderStatusChange } from './schemas.js'
 
 const actorOf = (req: FastifyRequest) => ({ ...viewerOf(req), ip: req.ip })
 

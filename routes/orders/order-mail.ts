@@ -3,7 +3,7 @@ import { and, eq, inArray } from 'drizzle-orm'
 import Mustache from 'mustache'
 import { orderItems, orders, productVariants, products, refunds, users } from '../../db/schema/index.js'
 import type { Db } from '../../db/client.js'
-import type { OutboxEvent } from '../../src/outbox.js'
+import type { OrderMailKind } from '../../src/side-effects.js'
 
 // Order notifications. Each is an outbox event written in the transaction that changed the
 // order (src/side-effects.ts), so a mail is never lost when SMTP is down: the drain job retries
@@ -11,7 +11,6 @@ import type { OutboxEvent } from '../../src/outbox.js'
 // after the SMTP server accepted it and before the event was marked done) repeats the same
 // message, which mail clients show once. Templates are files beside this one (text and HTML).
 
-export type OrderMailKind = 'placed' | 'paid' | 'shipped' | 'cancelled' | 'refunded'
 const SUBJECTS: Record<OrderMailKind | 'low-stock', string> = {
   placed: 'Your order {{number}}',
   paid: 'Payment received for order {{number}}',
@@ -21,9 +20,6 @@ const SUBJECTS: Record<OrderMailKind | 'low-stock', string> = {
   'low-stock': 'Low stock: {{count}} variant(s)',
 }
 
-export const ORDER_MAIL = (orderId: string, kind: OrderMailKind, extra: { refundId?: string } = {}): OutboxEvent =>
-  ({ topic: 'mail.order', key: `order:${orderId}`, payload: { orderId, kind, ...extra } })
-export const LOW_STOCK_MAIL = (variantIds: string[]): OutboxEvent => ({ topic: 'mail.low-stock', payload: { variantIds } })
 
 const templates = new Map<string, string>()
 function template(name: string) {

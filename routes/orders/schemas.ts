@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { IDEMPOTENCY_KEY_PATTERN, StringEnum } from '../../src/schema-types.js'
+import { StringEnum } from '../../src/schema-types.js'
 import { PageQuery, pageOf } from '../../src/pagination.js'
 import { AddressCreate } from '../users/schemas.js'
 import { CouponCode } from '../coupons/schemas.js'
@@ -69,8 +69,5 @@ export const OrderStatusChange = Type.Object({
   carrier: Type.Optional(Type.String({ minLength: 1, maxLength: 60, description: 'with status shipped: who carries it (shown to the customer and mailed)' })),
   trackingNumber: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9 ._/-]+$', description: 'with status shipped' })),
 }, { $id: 'OrderStatusChange', additionalProperties: false })
-export const IdempotencyHeader = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ minLength: 8, maxLength: 255, pattern: IDEMPOTENCY_KEY_PATTERN, description: 'retrying with the same key returns the first result (8-255 letters, digits or ._:-; a UUID will do)' })),
-})
 
 export const schemas = [OrderStatusSchema, OrderItem, ShippingAddress, Order, OrderPage, CheckoutBody, OrderStatusChange]

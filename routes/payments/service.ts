@@ -2,7 +2,7 @@ import { eq } from 'drizzle-orm'
 import { orders, payments, refunds } from '../../db/schema/index.js'
 import type { Db } from '../../db/client.js'
 import { NotFound } from '../../src/errors.js'
-import type { Viewer } from '../orders/service.js'
+import type { Viewer } from '../../src/viewer.js'
 
 type PaymentRow = typeof payments.$inferSelect
 

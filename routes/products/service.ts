@@ -6,7 +6,7 @@ import { decodeCursor, newestFirst, toPage, type CursorPart } from '../../src/pa
 import type { Cache } from '../../src/cache.js'
 import type { Outbox } from '../../src/outbox.js'
 import { WEBHOOK } from '../../src/side-effects.js'
-import { CATALOG_CACHE, categoryAndDescendants, productCache } from '../../src/catalog.js'
+import { CATALOG_CACHE, categoryAndDescendants, productCache, refreshProductAggregates } from '../../src/catalog.js'
 import type { ProductSort } from './schemas.js'
 
 // What reads select of a product: everything but the search vector, which only the WHERE of a
@@ -115,43 +115,6 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer) 
   return { select, sort }
 }
 
-/**
- * refreshProductAggregates for several products, in id order: two transactions that touch the
- * same products (checkouts of different variants) then lock their rows in the same order and
- * cannot deadlock. True when what listings show of any of them changed.
- */
-export async function refreshProductsAggregates(tx: Tx, productIds: Iterable<string>): Promise<boolean> {
-  let listsChanged = false
-  for (const productId of [...new Set(productIds)].sort()) listsChanged = (await refreshProductAggregates(tx, productId)) || listsChanged
-  return listsChanged
-}
-
-/**
- * Recomputes price range and in-stock from the variants; call inside every variant or stock write.
- * True when what listings show of the product (in stock, price range) changed.
- */
-export async function refreshProductAggregates(tx: Tx, productId: string): Promise<boolean> {
-  const result = await tx.execute<{ changed: boolean }>(sql`
-    with before as (select in_stock, min_price_minor, max_price_minor from ${products} where id = ${productId})
-    update ${products} p set
-      min_price_minor = coalesce(r.active_min, r.any_min, 0),
-      max_price_minor = coalesce(r.active_max, r.any_max, 0),
-      in_stock = r.in_stock,
-      updated_at = now()
-    from (
-      select min(price_minor) filter (where is_active) as active_min, max(price_minor) filter (where is_active) as active_max,
-             min(price_minor) as any_min, max(price_minor) as any_max, coalesce(bool_or(is_active and stock > 0), false) as in_stock
-      from ${productVariants} where product_id = ${productId}
-    ) r
-    where p.id = ${productId}
-    returning (p.in_stock, p.min_price_minor, p.max_price_minor) is distinct from (select (in_stock, min_price_minor, max_price_minor) from before) as changed`)
-  return result.rows[0]?.changed === true
-}
-
-/**
- * `outbox` is needed by the service that serves the admin's catalog writes (product.updated
- * webhooks); the read-only copies other domains build leave it out.
- */
 export function createProductService({ db, cache, currency, outbox }: { db: Db; cache: Cache; currency: string; outbox?: Pick<Outbox, 'add' | 'runNow'> }) {
   const findById = db.select(productColumns).from(products).where(eq(products.id, sql.placeholder('id'))).limit(1).prepare('product_by_id')
   const findBySlug = db.select(productColumns).from(products).where(eq(products.slug, sql.placeholder('slug'))).limit(1).prepare('product_by_slug')

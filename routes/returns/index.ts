@@ -4,8 +4,7 @@ import type { FastifyRequest } from 'fastify'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
 import { paged } from '../../src/pagination.js'
-import { sendStored, viewerOf } from '../shared.js'
-import { IdempotencyHeader } from '../orders/schemas.js'
+import { IdempotencyHeader, sendStored, viewerOf } from '../shared.js'
 import { Return, ReturnCreate, ReturnListQuery, ReturnOrderParams, ReturnPage, ReturnParams, ReturnReceive, ReturnReject } from './schemas.js'
 
 const actorOf = (req: FastifyRequest) => ({ userId: req.user.sub, ip: req.ip })

@@ -6,8 +6,8 @@ import type { Outbox } from '../../src/outbox.js'
 import { newestFirst } from '../../src/pagination.js'
 import { ACTIVITY, STOCK_CHANGED, type Actor } from '../../src/side-effects.js'
 import { allocate, roundHalfUp } from '../../src/pricing.js'
-import type { Viewer } from '../orders/service.js'
-import { refreshProductsAggregates } from '../products/service.js'
+import type { Viewer } from '../../src/viewer.js'
+import { refreshProductsAggregates } from '../../src/catalog.js'
 import type { RETURN_REASONS, RETURN_STATUSES } from './schemas.js'
 
 // Returns of delivered goods. A customer asks (within RETURN_WINDOW_DAYS of delivery, a reason

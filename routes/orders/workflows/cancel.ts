@@ -3,10 +3,9 @@ import { orders, payments } from '../../../db/schema/index.js'
 import type { Db } from '../../../db/client.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
-import { ACTIVITY, ORDER_WEBHOOK, STOCK_CHANGED, type Actor } from '../../../src/side-effects.js'
+import { ACTIVITY, ORDER_MAIL, ORDER_WEBHOOK, STOCK_CHANGED, type Actor } from '../../../src/side-effects.js'
 import { recordRefund, type RefundWorkflow } from '../../payments/workflows/refund.js'
-import { releaseOrder, transition, tryTransition } from '../service.js'
-import { ORDER_MAIL } from '../order-mail.js'
+import { releaseOrder, transition, tryTransition } from '../../../src/order-status.js'
 
 // Cancel workflow (a customer or an admin), in commit order:
 //   1. ONE transaction: the order moves to `cancelled` through the transition table (409 if it

@@ -7,14 +7,13 @@ import type { IdempotentAttempt, StoredResponse } from '../../../src/idempotency
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
 import { step } from '../../../src/tracing.js'
-import { ACTIVITY, CART_CONSUMED, ORDER_WEBHOOK, STOCK_CHANGED, WEBHOOK, cartKey, type Actor } from '../../../src/side-effects.js'
+import { ACTIVITY, CART_CONSUMED, LOW_STOCK_MAIL, ORDER_MAIL, ORDER_WEBHOOK, STOCK_CHANGED, WEBHOOK, cartKey, type Actor } from '../../../src/side-effects.js'
 import { redeemInCheckout } from '../../coupons/service.js'
-import { refreshProductsAggregates } from '../../products/service.js'
+import { refreshProductsAggregates } from '../../../src/catalog.js'
 import type { CartService } from '../../cart/service.js'
 import { computeTotals, discountFor, type PricedLine } from '../../../src/pricing.js'
 import type { ShippingService } from '../../shipping/service.js'
 import { CheckoutConflict, toOrder } from '../service.js'
-import { LOW_STOCK_MAIL, ORDER_MAIL } from '../order-mail.js'
 
 // Checkout workflow: the user's cart becomes an order. In commit order:
 //   1. settle the cart: an earlier checkout's cart clear still waiting in the outbox runs now,

@@ -6,10 +6,9 @@ import type { Faults } from '../../../src/faults.js'
 import type { IdempotentAttempt } from '../../../src/idempotency.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
-import { ORDER_WEBHOOK, STOCK_CHANGED } from '../../../src/side-effects.js'
+import { ORDER_MAIL, ORDER_WEBHOOK, STOCK_CHANGED } from '../../../src/side-effects.js'
 import { step } from '../../../src/tracing.js'
-import { releaseOrder, tryTransition } from '../../orders/service.js'
-import { ORDER_MAIL } from '../../orders/order-mail.js'
+import { releaseOrder, tryTransition } from '../../../src/order-status.js'
 import type { PaymentProvider, ProviderName } from '../providers.js'
 
 // Refund workflow, in commit order:
