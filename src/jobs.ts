@@ -33,7 +33,7 @@ export function createJobRunner(opts: { redisUrl?: string; prefix: string; log: 
   const runner: JobRunner = {
     every(name, intervalMs, run) { jobs.set(name, { intervalMs, run }) },
     queue(queueOpts) {
-      const queue = createWorkQueue({ ...queueOpts, redisUrl: opts.redisUrl, prefix: opts.prefix, log: opts.log, runWorker: true })
+      const queue = createWorkQueue({ ...queueOpts, redisUrl: opts.redisUrl, prefix: opts.prefix, log: opts.log })
       queues.push(queue)
       return queue
     },

@@ -6,7 +6,8 @@ import type { FastifyBaseLogger } from 'fastify'
 // job id, so adding it again while it waits changes nothing), retried after a failed run with
 // the delay the processor asks for (exponential; the processor keeps the schedule in
 // PostgreSQL). Without a Redis server (embedded mode) the same processor runs on in-process
-// timers. Producers always enqueue; only a process with jobs on runs the worker.
+// timers. Producers always enqueue; start() runs the worker, and the jobs runner (src/jobs.ts)
+// calls it only in a process with jobs on.
 
 /** What a run asks for next: nothing (done), or another run after `retryInMs`. */
 export type RunResult = { retryInMs?: number }
@@ -25,7 +26,7 @@ class RetryLater extends Error {
 export function createWorkQueue(opts: {
   name: string; redisUrl?: string; prefix: string; log: FastifyBaseLogger
   /** Most runs of one job (BullMQ attempts); the processor decides when to stop before that. */
-  maxRuns: number; concurrency: number; runWorker: boolean
+  maxRuns: number; concurrency: number
   process: (id: string) => Promise<RunResult>
 }): WorkQueue {
   if (!opts.redisUrl) {
@@ -43,7 +44,7 @@ export function createWorkQueue(opts: {
     }
     return {
       async add(ids) { if (open) ids.forEach((id) => schedule(id, 0)) },
-      async start() { open = opts.runWorker },
+      async start() { open = true },
       async close() { open = false; timers.forEach(clearTimeout); timers.clear() },
     }
   }
@@ -81,7 +82,6 @@ export function createWorkQueue(opts: {
       try { await Promise.race([adding, giveUp]) } finally { clearTimeout(timer) }
     },
     async start() {
-      if (!opts.runWorker) return
       const { Worker } = await import('bullmq')
       worker = new Worker(opts.name, async (job) => {
         const result = await opts.process(String(job.data.id))
