@@ -1,5 +1,4 @@
 import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from 'drizzle-orm'
-import type { FastifyBaseLogger } from 'fastify'
 import { users, webhookAttempts, webhookDeliveries, webhookEndpoints } from '../../db/schema/index.js'
 import type { Db } from '../../db/client.js'
 import { Conflict, NotFound } from '../../src/errors.js'
@@ -21,7 +20,7 @@ type AttemptRow = typeof webhookAttempts.$inferSelect
 
 export interface WebhookSettings { allowPrivateUrls: boolean; timeoutMs: number; maxAttempts: number; backoffMs: number; disableAfter: number }
 export interface WebhookDeps {
-  db: Db; outbox: Pick<Outbox, 'add' | 'runNow'>; box: SecretBox; log: FastifyBaseLogger; settings: WebhookSettings
+  db: Db; outbox: Pick<Outbox, 'add' | 'runNow'>; box: SecretBox; log: { warn(details: Record<string, unknown>, message: string): void }; settings: WebhookSettings
   /** Hands deliveries to the queue (after their rows are committed). */
   enqueue: (deliveryIds: string[]) => Promise<void>
   userAgent: string
