@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { createWorkQueue, type WorkQueue } from '../src/queue.js'
+import { hasRedisServer } from '../src/redis-client.js'
 import { createSecretBox } from '../routes/webhooks/secrets.js'
 import { createWebhookService, type WebhookService } from '../routes/webhooks/service.js'
 
@@ -19,7 +20,7 @@ export default fp(async (app) => {
     userAgent: 'shop-api-webhooks/1',
   })
   const queue: WorkQueue = createWorkQueue({
-    name: 'webhooks', redisUrl: app.config.redis.url, prefix: app.config.redis.keyPrefix, log: app.log,
+    name: 'webhooks', redis: app.config.redis, log: app.log,
     maxRuns: settings.maxAttempts, concurrency: 5, runWorker: app.config.jobs,
     process: async (id) => {
       const { retryInMs } = await service.attempt(id)
@@ -36,7 +37,7 @@ export default fp(async (app) => {
 
   // Deliveries whose job was lost (Redis flushed, a crash) are queued again; without Redis the
   // sweep is the delivery loop's safety net and sends what is due itself.
-  app.jobs.every('webhook-sweep', 60_000, () => (app.config.redis.url ? service.sweep() : service.drain()))
+  app.jobs.every('webhook-sweep', 60_000, () => (hasRedisServer(app.config.redis) ? service.sweep() : service.drain()))
   app.jobs.every('webhook-purge', 3_600_000, () => service.purge())
   app.addHook('onReady', () => queue.start())
   app.addHook('onClose', () => queue.close())
