@@ -51,6 +51,7 @@ function captureLogs() {
   return { lines, logger: { level: 'warn', stream } }
 }
 
+const METRICS = 'cluster-metrics-token-0123'
 const ADDRESS = { recipientName: 'Ada Lovelace', line1: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'GB' }
 
 async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
@@ -66,7 +67,7 @@ async function until<T>(what: string, probe: () => T | undefined | false, timeou
 t.test('sessions, cache, cart, idempotent checkout and BullMQ on a Redis Cluster', { skip }, async (t) => {
   const logs = captureLogs()
   const prefix = `cluster_${randomBytes(4).toString('hex')}:`
-  const app: App = await buildTestApp(t, { REDIS_CLUSTER_NODES: nodes.join(','), REDIS_KEY_PREFIX: prefix, JOBS: 'on', REFRESH_REUSE_GRACE_SECONDS: '0' }, { logger: logs.logger })
+  const app: App = await buildTestApp(t, { REDIS_CLUSTER_NODES: nodes.join(','), REDIS_KEY_PREFIX: prefix, JOBS: 'on', REFRESH_REUSE_GRACE_SECONDS: '0', METRICS_TOKEN: METRICS }, { logger: logs.logger })
   t.teardown(() => keysByNode(prefix))
   const probeRuns: string[] = []
   app.jobs.every('cluster-probe', 300, async () => 'ok')
@@ -144,6 +145,13 @@ t.test('sessions, cache, cart, idempotent checkout and BullMQ on a Redis Cluster
   for (const kind of ['sf:{', 'rt:{', 'us:{', 'cv:{cache}:', 'ce:', 'rl:']) {
     t.ok(Object.values(byNode).flat().some((k) => k.startsWith(`${prefix}${kind}`)), `${kind}… keys were written`)
   }
+
+  // Readiness pings the cluster; the metrics time the cluster client's commands and count no error.
+  const ready = await app.inject({ method: 'GET', url: '/ready' })
+  t.match(ready.json(), { status: 'ready', checks: { redis: 'up' } })
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${METRICS}` } })).body
+  t.match(metrics, /shop_redis_command_duration_seconds_count\{command="evalsha"\} [1-9]/, 'Lua scripts timed')
+  t.notMatch(metrics, /shop_redis_command_errors_total\{/, 'no Redis command failed')
 
   const redisTrouble = logs.lines.filter((l) => /CROSSSLOT|slot|redis|cache|rate limiter|queue|job failed/i.test(JSON.stringify(l)))
   t.same(redisTrouble, [], 'no Redis error was logged (CROSSSLOT or other)')
