@@ -74,24 +74,31 @@ if ! port_open "$REDIS_PORT"; then
 fi
 wait_port "$REDIS_PORT" redis-server
 
-# Redis Cluster: three masters, no replicas, each with its own dir (nodes.conf lives there).
-# Created only when none of its ports is open; a fresh start forgets the old cluster state.
-cluster_up=0
-for port in $REDIS_CLUSTER_PORTS; do port_open "$port" && cluster_up=1; done
-if [ "$cluster_up" = 0 ]; then
+# Redis Cluster: three masters, no replicas, each with its own dir (its nodes.conf remembers the
+# cluster). Created only when none of its ports is open; a node that alone is down (killed by a
+# test) is started again from its dir and rejoins with its slots (empty: nothing is saved).
+redis_cluster_node() {
+  local d="$DIR/redis-cluster/$1"
+  mkdir -p "$d"
+  redis-server --port "$1" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
+    --cluster-enabled yes --cluster-port $(($1 + REDIS_CLUSTER_BUS_OFFSET)) \
+    --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
+    --dir "$d" --pidfile "$d/redis.pid" --logfile "$d/redis.log"
+}
+cluster_open=0
+for port in $REDIS_CLUSTER_PORTS; do port_open "$port" && cluster_open=$((cluster_open + 1)); done
+if [ "$cluster_open" = 0 ]; then
   nodes=()
   for port in $REDIS_CLUSTER_PORTS; do
-    d="$DIR/redis-cluster/$port"
-    rm -rf "$d" && mkdir -p "$d"
-    redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
-      --cluster-enabled yes --cluster-port $((port + REDIS_CLUSTER_BUS_OFFSET)) \
-      --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
-      --dir "$d" --pidfile "$d/redis.pid" --logfile "$d/redis.log"
+    rm -rf "$DIR/redis-cluster/$port"
+    redis_cluster_node "$port"
     nodes+=("127.0.0.1:$port")
   done
   for port in $REDIS_CLUSTER_PORTS; do wait_port "$port" redis-cluster; done
   redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$DIR/redis-cluster/create.log" 2>&1 \
     || { log "redis cluster create failed; see $DIR/redis-cluster/create.log"; exit 1; }
+else
+  for port in $REDIS_CLUSTER_PORTS; do port_open "$port" || redis_cluster_node "$port"; done
 fi
 for port in $REDIS_CLUSTER_PORTS; do wait_port "$port" redis-cluster; done
 # Every slot served before anyone uses it (gossip takes a moment after create).
