@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { activityModel, type ActivityType } from '../db/models/activity.js'
+import { hasRedisServer } from '../src/redis-client.js'
 
 // What runs in the background, in one place: the outbox handlers (side effects after a commit)
 // and the schedules. The API loads it (outbox events are handled at once by the request that
@@ -49,7 +50,7 @@ export default fp(async (app) => {
   jobs.every('idempotency-purge', HOUR, () => services.idempotency.purgeExpired())
   // Deliveries whose job was lost (Redis flushed, a crash) are queued again; without Redis the
   // sweep is the delivery loop's safety net and sends what is due itself.
-  jobs.every('webhook-sweep', 60_000, () => (config.redis.url ? webhooks.sweep() : webhooks.drain()))
+  jobs.every('webhook-sweep', 60_000, () => (hasRedisServer(config.redis) ? webhooks.sweep() : webhooks.drain()))
   jobs.every('webhook-purge', HOUR, () => webhooks.purge())
   jobs.every('guest-cart-retention', HOUR, () => services.cart.removeAbandonedGuestCarts(config.cart.guestRetentionDays))
   jobs.every('upload-orphans', HOUR, () => services.uploads.removeOrphans(config.uploads.orphanGraceHours))

@@ -7,7 +7,7 @@ declare module 'fastify' {
 
 // Domains register their jobs while loading; the schedule starts once the app is ready.
 export default fp(async (app) => {
-  const runner = createJobRunner({ redisUrl: app.config.redis.url, prefix: app.config.redis.keyPrefix, log: app.log })
+  const runner = createJobRunner({ redis: app.config.redis, log: app.log })
   app.decorate('jobs', runner)
   if (app.config.jobs) app.addHook('onReady', () => runner.start())
   app.addHook('onClose', () => runner.close())

@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import { AppError } from '../src/errors.js'
 import { createMetrics, type Metrics } from '../src/metrics.js'
+import { hasRedisServer } from '../src/redis-client.js'
 
 declare module 'fastify' {
   interface FastifyInstance { metrics: Metrics }
@@ -21,7 +22,7 @@ export default fp(async (app) => {
   const metrics = createMetrics({ processMetrics: Boolean(token) })
   app.decorate('metrics', metrics)
   if (!token) return
-  if (app.config.redis.url) metrics.instrumentRedis(app.redis)
+  if (hasRedisServer(app.config.redis)) metrics.instrumentRedis(app.redis)
   if (app.mongo.readyState === 1) metrics.instrumentMongo(app.mongo.getClient())
   app.jobs.onFinish = (job, seconds, failed) => metrics.jobRun(job, seconds, failed)
 

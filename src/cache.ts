@@ -1,11 +1,13 @@
-import type { Redis } from 'ioredis'
+import { slotKey, type RedisClient } from './redis-client.js'
 import type { FastifyBaseLogger } from 'fastify'
 import { LRUCache } from 'lru-cache'
 import { ALWAYS_AVAILABLE, type RedisHealth } from './redis-health.js'
 
 // The one response cache. Keys carry the versions of the namespaces they depend on
-// (`cache:<ns>[+<ns>]:v<version>[.<version>]:<key>`); a write bumps a version, so every older
-// entry that depends on it becomes unreachable at once and expires on its own TTL.
+// (`ce:<ns>[+<ns>]:v<version>[.<version>]:<key>`); a write bumps a version, so every older
+// entry that depends on it becomes unreachable at once and expires on its own TTL. The versions
+// (`cv:{cache}:<ns>`) share one hash tag, so reading several in one MGET works on a Redis
+// Cluster; the entries spread over the cluster.
 // Entries are JSON text, and a hit hands that text back (`json`) so a route can send it as it is:
 // no parse and no second serialisation on the hot path (`value` parses only when read).
 // In front of Redis sits a small in-process copy of recent entries, keyed by the same versioned
@@ -32,8 +34,8 @@ const fromJson = <T>(json: string): CacheResult<T> => {
   return { hit: true, json, get value() { return (parsed ??= { value: JSON.parse(json) as T }).value } }
 }
 
-export function createCache(redis: Redis, log: FastifyBaseLogger, defaultTtlSeconds: number, onLookup: (namespace: string, hit: boolean) => void = () => {}, health: RedisHealth = ALWAYS_AVAILABLE, options: CacheOptions = {}) {
-  const versionKey = (namespace: string) => `cache:${namespace}:version`
+export function createCache(redis: RedisClient, log: FastifyBaseLogger, defaultTtlSeconds: number, onLookup: (namespace: string, hit: boolean) => void = () => {}, health: RedisHealth = ALWAYS_AVAILABLE, options: CacheOptions = {}) {
+  const versionKey = (namespace: string) => slotKey('cv', 'cache', namespace)
   const localMaxSize = options.localMaxSize ?? 32 * 1024 * 1024
   const local = localMaxSize > 0 ? new LRUCache<string, string>({ maxSize: localMaxSize, sizeCalculation: (json) => Math.max(1, json.length) }) : undefined
   const loading = new Map<string, Promise<unknown>>()
@@ -80,7 +82,7 @@ export function createCache(redis: Redis, log: FastifyBaseLogger, defaultTtlSeco
         onLookup(namespace, false)
         return { value: await load(), hit: false }
       }
-      const entryKey = `cache:${depends.join('+')}:v${version}:${key}`
+      const entryKey = `ce:${depends.join('+')}:v${version}:${key}`
       const kept = local?.get(entryKey)
       if (kept !== undefined) {
         onLookup(namespace, true)

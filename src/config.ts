@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseSecretKeys, type SecretKey } from './secret-box.js'
+import type { RedisConfig } from './redis-client.js'
 
 // Every setting the process reads, with safe development defaults. Secrets have development
 // values so `npm start` works with no environment; production refuses to run on them.
@@ -34,7 +35,9 @@ export const ConfigSchema = Type.Object({
   FERRETDB_BIN: Type.Optional(Type.String({ minLength: 1 })),
   FERRETDB_DATA_DIR: Type.String({ minLength: 1, default: './data/ferretdb' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// URL' })),
-  REDIS_KEY_PREFIX: Type.String({ default: 'shop:' }),
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^[^,:\\s]+:[0-9]+(,[^,:\\s]+:[0-9]+)*$', description: 'comma-separated host:port seed nodes of a Redis Cluster' })),
+  // No braces: a hash tag in the prefix would put every key of the app on one cluster slot.
+  REDIS_KEY_PREFIX: Type.String({ default: 'shop:', pattern: '^[^{}]*$', description: 'text without { or }' }),
   REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 2000, description: 'a Redis command that takes longer fails; the cache and rate limits then go without Redis until it answers again' }),
   JWT_SECRET: Type.String({ minLength: 32, default: DEV_JWT_SECRET, description: 'at least 32 characters' }),
   TOTP_ENCRYPTION_KEYS: Type.String({ default: DEV_TOTP_KEYS, description: 'keys sealing two-factor secrets at rest, <id>:<32 bytes base64>[,<id>:<key>...]; the first seals, all open (rotation: put a new key first)' }),
@@ -107,7 +110,7 @@ export interface Config {
   trustProxy: boolean | string
   postgres: { url?: string; pgliteDataDir: string; pglitePort: number; poolMax: number; migrate: boolean }
   mongo: { url?: string; embedded: 'ferretdb' | 'off'; ferretdbBin?: string; ferretdbDataDir: string }
-  redis: { url?: string; keyPrefix: string; commandTimeoutMs: number }
+  redis: RedisConfig
   jwtSecret: string
   auth: {
     issuer: string
@@ -241,6 +244,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // The embedded stores are single-process conveniences and logged mail leaks reset links;
     // a production shop runs on real services.
     for (const name of ['DATABASE_URL', 'MONGODB_URL', 'REDIS_URL', 'SMTP_URL'] as const) {
+      if (name === 'REDIS_URL' && raw.REDIS_CLUSTER_NODES) continue
       if (!raw[name]) throw new ConfigError(`Missing environment variable ${name}: required when NODE_ENV=production`)
     }
     // With the test provider any customer can mark an order paid (tok_success): a demo only.
@@ -257,7 +261,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: raw.TRUST_PROXY === 'true' ? true : raw.TRUST_PROXY === 'false' ? false : raw.TRUST_PROXY,
     postgres: { url: raw.DATABASE_URL, pgliteDataDir: raw.PGLITE_DATA_DIR, pglitePort: raw.PGLITE_PORT, poolMax: raw.DB_POOL_MAX, migrate: truthy(raw.DB_MIGRATE) },
     mongo: { url: raw.MONGODB_URL, embedded: raw.EMBEDDED_MONGO, ferretdbBin: raw.FERRETDB_BIN, ferretdbDataDir: raw.FERRETDB_DATA_DIR },
-    redis: { url: raw.REDIS_URL, keyPrefix: raw.REDIS_KEY_PREFIX, commandTimeoutMs: raw.REDIS_COMMAND_TIMEOUT_MS },
+    redis: {
+      url: raw.REDIS_URL,
+      clusterNodes: raw.REDIS_CLUSTER_NODES?.split(',').map((node) => {
+        const at = node.lastIndexOf(':')
+        return { host: node.slice(0, at), port: Number(node.slice(at + 1)) }
+      }),
+      keyPrefix: raw.REDIS_KEY_PREFIX,
+      commandTimeoutMs: raw.REDIS_COMMAND_TIMEOUT_MS,
+    },
     jwtSecret: raw.JWT_SECRET,
     auth: {
       issuer: raw.JWT_ISSUER,

@@ -1,5 +1,5 @@
 import type { Job, Queue, Worker } from 'bullmq'
-import { Redis } from 'ioredis'
+import { bullPrefix, connectRedis, hasRedisServer, type RedisConfig } from './redis-client.js'
 import type { FastifyBaseLogger } from 'fastify'
 import { createWorkQueue, type RunResult, type WorkQueue } from './queue.js'
 
@@ -27,13 +27,13 @@ export interface JobRunner {
 
 const QUEUE = 'maintenance'
 
-export function createJobRunner(opts: { redisUrl?: string; prefix: string; log: FastifyBaseLogger }): JobRunner {
+export function createJobRunner(opts: { redis: RedisConfig; log: FastifyBaseLogger }): JobRunner {
   const jobs = new Map<string, { intervalMs: number; run: JobFunction }>()
   const queues: WorkQueue[] = []
   const runner: JobRunner = {
     every(name, intervalMs, run) { jobs.set(name, { intervalMs, run }) },
     queue(queueOpts) {
-      const queue = createWorkQueue({ ...queueOpts, redisUrl: opts.redisUrl, prefix: opts.prefix, log: opts.log })
+      const queue = createWorkQueue({ ...queueOpts, redis: opts.redis, log: opts.log })
       queues.push(queue)
       return queue
     },
@@ -59,7 +59,7 @@ export function createJobRunner(opts: { redisUrl?: string; prefix: string; log: 
     }
   }
 
-  if (!opts.redisUrl) {
+  if (!hasRedisServer(opts.redis)) {
     const timers: NodeJS.Timeout[] = []
     runner.start = async () => {
       await startQueues()
@@ -81,7 +81,8 @@ export function createJobRunner(opts: { redisUrl?: string; prefix: string; log: 
   }
 
   // BullMQ needs its own connections: blocking commands, and no ioredis keyPrefix (it has `prefix`).
-  const connection = () => new Redis(opts.redisUrl!, { maxRetriesPerRequest: null, lazyConnect: false })
+  const connection = () => connectRedis(opts.redis, { maxRetriesPerRequest: null, lazyConnect: false })
+  const prefix = bullPrefix(opts.redis.keyPrefix)
   let queue: Queue | undefined
   let worker: Worker | undefined
   runner.start = async () => {
@@ -89,11 +90,11 @@ export function createJobRunner(opts: { redisUrl?: string; prefix: string; log: 
     if (!jobs.size) return
     // Loaded only with a Redis server: the embedded mode and the dev loop never pay for it.
     const { Queue, Worker } = await import('bullmq')
-    queue = new Queue(QUEUE, { connection: connection(), prefix: `${opts.prefix}bull` })
+    queue = new Queue(QUEUE, { connection: connection(), prefix })
     for (const [name, { intervalMs }] of jobs) {
       await queue.upsertJobScheduler(name, { every: intervalMs }, { name, opts: { removeOnComplete: 100, removeOnFail: 100 } })
     }
-    worker = new Worker(QUEUE, (job: Job) => runOne(job.name, job.id ?? ''), { connection: connection(), prefix: `${opts.prefix}bull`, concurrency: 1 })
+    worker = new Worker(QUEUE, (job: Job) => runOne(job.name, job.id ?? ''), { connection: connection(), prefix, concurrency: 1 })
     worker.on('failed', (job, err) => opts.log.error({ job: job?.name, err }, 'job failed'))
     worker.on('error', (err) => opts.log.warn({ err: err.message }, 'job worker error'))
   }

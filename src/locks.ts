@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './redis-client.js'
 import { Conflict } from './errors.js'
 
 // A short mutual-exclusion lock in Redis (SET NX PX; released only by its holder), for
@@ -8,7 +8,7 @@ import { Conflict } from './errors.js'
 
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`
 
-export async function withLock<T>(redis: Redis, name: string, work: () => Promise<T>, opts: { ttlMs?: number; waitMs?: number } = {}): Promise<T> {
+export async function withLock<T>(redis: RedisClient, name: string, work: () => Promise<T>, opts: { ttlMs?: number; waitMs?: number } = {}): Promise<T> {
   const ttlMs = opts.ttlMs ?? 5000
   const deadline = Date.now() + (opts.waitMs ?? 10_000)
   const key = `lock:${name}`

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { Command, Redis } from 'ioredis'
+import type { Command } from 'ioredis'
+import type { RedisClient } from './redis-client.js'
 import type { mongo } from 'mongoose'
 
 // The Prometheus metrics of one process (GET /metrics, plugins/metrics.ts). Business counters are
@@ -56,7 +57,7 @@ export function createMetrics({ processMetrics = true } = {}) {
      * command, so instead sendCommand is wrapped on this instance (pipelines and MULTI pass
      * through it too); a command re-sent after a reconnect is counted once.
      */
-    instrumentRedis(redis: Redis) {
+    instrumentRedis(redis: RedisClient) {
       const send = redis.sendCommand.bind(redis) as (command: Command, stream?: unknown, node?: unknown) => unknown
       const observe = (command: Command, started: number, failed: boolean) => {
         redisCommands.observe({ command: command.name }, (performance.now() - started) / 1000)
@@ -70,7 +71,7 @@ export function createMetrics({ processMetrics = true } = {}) {
           command.promise.then(() => observe(command, started, false), () => observe(command, started, true))
         }
         return send(command, stream, node)
-      }) as Redis['sendCommand']
+      }) as RedisClient['sendCommand']
     },
 
     /** Times MongoDB commands from the driver's command monitoring (the client needs `monitorCommands: true`). */

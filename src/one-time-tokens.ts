@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './redis-client.js'
 import { randomToken, sha256 } from './sessions.js'
 
 // Single-use tokens sent by mail (password reset, email verification). Only the SHA-256 of the
@@ -8,7 +8,7 @@ export type TokenPurpose = 'password-reset' | 'email-verification'
 
 const key = (purpose: TokenPurpose, token: string) => `ott:${purpose}:${sha256(token)}`
 
-export function createOneTimeTokens(redis: Redis) {
+export function createOneTimeTokens(redis: RedisClient) {
   return {
     async issue(purpose: TokenPurpose, payload: Record<string, string>, ttlSeconds: number) {
       const token = randomToken()

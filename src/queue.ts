@@ -1,5 +1,5 @@
 import type { Queue, Worker } from 'bullmq'
-import { Redis } from 'ioredis'
+import { bullPrefix, connectRedis, hasRedisServer, type RedisClient, type RedisConfig } from './redis-client.js'
 import type { FastifyBaseLogger } from 'fastify'
 
 // A work queue of ids (outbound webhook deliveries): each id is one BullMQ job (the id is the
@@ -24,12 +24,12 @@ class RetryLater extends Error {
 }
 
 export function createWorkQueue(opts: {
-  name: string; redisUrl?: string; prefix: string; log: FastifyBaseLogger
+  name: string; redis: RedisConfig; log: FastifyBaseLogger
   /** Most runs of one job (BullMQ attempts); the processor decides when to stop before that. */
   maxRuns: number; concurrency: number
   process: (id: string) => Promise<RunResult>
 }): WorkQueue {
-  if (!opts.redisUrl) {
+  if (!hasRedisServer(opts.redis)) {
     const timers = new Set<NodeJS.Timeout>()
     let open = false
     const schedule = (id: string, delayMs: number) => {
@@ -50,13 +50,13 @@ export function createWorkQueue(opts: {
   }
 
   // BullMQ needs its own connections (blocking commands, no ioredis keyPrefix; it has `prefix`).
-  const connections: Redis[] = []
+  const connections: RedisClient[] = []
   const connection = () => {
-    const redis = new Redis(opts.redisUrl!, { maxRetriesPerRequest: null, lazyConnect: false })
+    const redis = connectRedis(opts.redis, { maxRetriesPerRequest: null, lazyConnect: false })
     connections.push(redis)
     return redis
   }
-  const prefix = `${opts.prefix}bull`
+  const prefix = bullPrefix(opts.redis.keyPrefix)
   let queue: Promise<Queue> | undefined
   let worker: Worker | undefined
   // Loaded on first use only: the embedded mode and the dev loop never pay for it.

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './redis-client.js'
 import type { FastifyBaseLogger } from 'fastify'
 
 /**
@@ -14,7 +14,7 @@ export interface RedisHealth {
 
 export const ALWAYS_AVAILABLE: RedisHealth = { available: true, failed() {} }
 
-export function createRedisHealth(redis: Redis, log: FastifyBaseLogger, retryMs = 1000): RedisHealth {
+export function createRedisHealth(redis: RedisClient, log: FastifyBaseLogger, retryMs = 1000): RedisHealth {
   let down = false
   let retryAt = 0
   let probing = false

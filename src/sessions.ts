@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import { slotKey, type RedisClient } from './redis-client.js'
 
 // Sign-in sessions in Redis. A session is a refresh-token family: every refresh rotates the
 // token, and presenting an already-rotated token revokes the family (the token was stolen, or
@@ -10,23 +10,32 @@ import type { Redis } from 'ioredis'
 // the race's loser does not end the session the winner was just given. Any older token, or the
 // same one after the grace, still ends the family.
 //
-// Keys (under the client's prefix):
-//   sf:<familyId>   family alive marker -> userId, expires with the session's absolute lifetime
-//   rt:<sha256>     refresh token -> { fid, uid, used }, same expiry as its family
-//   us:<userId>     set of the user's family ids, for "sign out everywhere"
-//   dj:<jti>        denied access token, until the token's own expiry
-//   sp:<familyId>   sha256 of the token the family rotated last, for the grace period
+// Keys (under the client's prefix). A family's keys share the family's hash tag, so the rotation
+// script and the per-request check each stay on one Redis Cluster slot; a refresh token is
+// `<familyId>.<random>`, so its key is found from the token alone.
+//   sf:{<familyId>}           family alive marker -> userId, expires with the session's absolute lifetime
+//   rt:{<familyId>}:<sha256>  refresh token -> { fid, uid, used }, same expiry as its family
+//   sp:{<familyId>}           sha256 of the token the family rotated last, for the grace period
+//   dj:{<familyId>}:<jti>     denied access token of the family, until the token's own expiry
+//   us:{<userId>}             set of the user's family ids, for "sign out everywhere"
 
 export const sha256 = (value: string) => createHash('sha256').update(value).digest('hex')
 
 /** An opaque random token: 256 bits, base64url. */
 export const randomToken = () => randomBytes(32).toString('base64url')
 
-const familyKey = (fid: string) => `sf:${fid}`
-const tokenKey = (token: string) => `rt:${sha256(token)}`
-const userKey = (uid: string) => `us:${uid}`
-const deniedKey = (jti: string) => `dj:${jti}`
-const predecessorKey = (fid: string) => `sp:${fid}`
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+const familyKey = (fid: string) => slotKey('sf', fid)
+const userKey = (uid: string) => slotKey('us', uid)
+const deniedKey = (fid: string, jti: string) => slotKey('dj', fid, jti)
+const predecessorKey = (fid: string) => slotKey('sp', fid)
+const newRefreshToken = (fid: string) => `${fid}.${randomToken()}`
+/** The family a refresh token names, or null for a token not of that form. */
+const familyOfToken = (token: string) => {
+  const fid = token.slice(0, token.indexOf('.'))
+  return UUID.test(fid) ? fid : null
+}
+const tokenKey = (fid: string, token: string) => slotKey('rt', fid, sha256(token))
 
 // Atomic rotation. KEYS: old token, family, new token, family's last rotated token.
 // ARGV: family id, user id, sha256 of the old token, grace in ms.
@@ -53,37 +62,40 @@ export type RotateResult =
   | { outcome: 'rotated'; userId: string; familyId: string; refreshToken: string }
   | { outcome: 'invalid' | 'revoked' | 'reused' }
 
-export function createSessionStore(redis: Redis, opts: { refreshTtlSeconds: number; reuseGraceSeconds?: number }) {
+export function createSessionStore(redis: RedisClient, opts: { refreshTtlSeconds: number; reuseGraceSeconds?: number }) {
   return {
     /** Starts a session; returns its family id and first refresh token. */
     async create(userId: string) {
       const familyId = randomUUID()
-      const refreshToken = randomToken()
+      const refreshToken = newRefreshToken(familyId)
       const ttl = opts.refreshTtlSeconds
+      // The user's list first (two slots, so two transactions): a family that exists is always
+      // listed, and one listed but never created is skipped by revokeAll.
+      await redis.multi().sadd(userKey(userId), familyId).expire(userKey(userId), ttl).exec()
       await redis.multi()
         .set(familyKey(familyId), userId, 'EX', ttl)
-        .hset(tokenKey(refreshToken), { fid: familyId, uid: userId, used: '0' })
-        .expire(tokenKey(refreshToken), ttl)
-        .sadd(userKey(userId), familyId)
-        .expire(userKey(userId), ttl)
+        .hset(tokenKey(familyId, refreshToken), { fid: familyId, uid: userId, used: '0' })
+        .expire(tokenKey(familyId, refreshToken), ttl)
         .exec()
       return { familyId, refreshToken }
     },
 
     /** Exchanges a refresh token for a new one; racing calls within the grace all get one. */
     async rotate(refreshToken: string): Promise<RotateResult> {
-      const record = await redis.hmget(tokenKey(refreshToken), 'fid', 'uid')
-      const [familyId, userId] = record
+      const tokenFamily = familyOfToken(refreshToken)
+      if (!tokenFamily) return { outcome: 'invalid' }
+      const [familyId, userId] = await redis.hmget(tokenKey(tokenFamily, refreshToken), 'fid', 'uid')
       if (!familyId || !userId) return { outcome: 'invalid' }
-      const next = randomToken()
-      const outcome = await redis.eval(ROTATE, 4, tokenKey(refreshToken), familyKey(familyId), tokenKey(next), predecessorKey(familyId), familyId, userId, sha256(refreshToken), String((opts.reuseGraceSeconds ?? 0) * 1000)) as string
+      const next = newRefreshToken(familyId)
+      const outcome = await redis.eval(ROTATE, 4, tokenKey(familyId, refreshToken), familyKey(familyId), tokenKey(familyId, next), predecessorKey(familyId), familyId, userId, sha256(refreshToken), String((opts.reuseGraceSeconds ?? 0) * 1000)) as string
       if (outcome === 'rotated') return { outcome, userId, familyId, refreshToken: next }
       return { outcome: outcome as 'invalid' | 'revoked' | 'reused' }
     },
 
     /** The family a refresh token belongs to, if the token is known. */
     async familyOf(refreshToken: string) {
-      return redis.hget(tokenKey(refreshToken), 'fid')
+      const fid = familyOfToken(refreshToken)
+      return fid ? redis.hget(tokenKey(fid, refreshToken), 'fid') : null
     },
 
     async revokeFamily(familyId: string) {
@@ -94,18 +106,21 @@ export function createSessionStore(redis: Redis, opts: { refreshTtlSeconds: numb
     async revokeAll(userId: string, keepFamilyId?: string) {
       const families = (await redis.smembers(userKey(userId))).filter((fid) => fid !== keepFamilyId)
       if (families.length) {
-        await redis.multi().del(...families.map(familyKey)).srem(userKey(userId), ...families).exec()
+        // Each family has its own slot: ended one by one, then unlisted (a crash in between
+        // leaves ended families listed, which a later call skips).
+        await Promise.all(families.map((fid) => redis.del(familyKey(fid))))
+        await redis.srem(userKey(userId), ...families)
       }
     },
 
-    async denyAccessToken(jti: string, expiresAtSeconds: number) {
-      const ttl = expiresAtSeconds - Math.floor(Date.now() / 1000)
-      if (ttl > 0) await redis.set(deniedKey(jti), '1', 'EX', ttl)
+    async denyAccessToken(claims: { sid: string; jti: string; exp: number }) {
+      const ttl = claims.exp - Math.floor(Date.now() / 1000)
+      if (ttl > 0) await redis.set(deniedKey(claims.sid, claims.jti), '1', 'EX', ttl)
     },
 
     /** One round trip per authenticated request: the token is not denied and its session lives. */
     async isAccessAllowed(jti: string, familyId: string) {
-      const [denied, family] = await redis.mget(deniedKey(jti), familyKey(familyId))
+      const [denied, family] = await redis.mget(deniedKey(familyId, jti), familyKey(familyId))
       return !denied && family !== null
     },
   }

@@ -1,4 +1,5 @@
 import closeWithGrace from 'close-with-grace'
+import { hasRedisServer } from './redis-client.js'
 import { ConfigError, loadConfig } from './config.js'
 import { tracingWanted } from './tracing.js'
 
@@ -11,7 +12,11 @@ try {
   config = loadConfig()
   // Jobs are shared through Redis and the stores must be servers: the embedded mode (PGlite,
   // the in-process Redis stand-in) belongs to one process, which runs its jobs itself.
-  const missing = (['DATABASE_URL', 'REDIS_URL', 'MONGODB_URL'] as const).filter((name) => !process.env[name])
+  const missing = [
+    ...config.postgres.url ? [] : ['DATABASE_URL'],
+    ...hasRedisServer(config.redis) ? [] : ['REDIS_URL (or REDIS_CLUSTER_NODES)'],
+    ...config.mongo.url ? [] : ['MONGODB_URL'],
+  ]
   if (missing.length) throw new ConfigError(`the worker needs the stores as servers: set ${missing.join(', ')} (without them, run the API alone: it runs its jobs itself)`)
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err

@@ -42,9 +42,20 @@ t.test('loadConfig validates each kind of value and names it', async (t) => {
     [{ JWT_SECRET: 'short' }, /JWT_SECRET=.*at least 32 characters/],
     [{ RATE_LIMIT_MAX: '0' }, /RATE_LIMIT_MAX/],
     [{ DB_MIGRATE: 'yes' }, /DB_MIGRATE="yes".*one of true, false/],
+    [{ REDIS_CLUSTER_NODES: 'redis://a:1' }, /REDIS_CLUSTER_NODES=.*host:port/],
+    [{ REDIS_CLUSTER_NODES: 'a:1,b' }, /REDIS_CLUSTER_NODES=/],
+    [{ REDIS_KEY_PREFIX: '{shop}:' }, /REDIS_KEY_PREFIX=.*without \{ or \}/],
   ]
   for (const [env, message] of cases) t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
   t.type(new ConfigError('x'), Error)
+})
+
+t.test('REDIS_CLUSTER_NODES: parsed into seed nodes, and enough Redis for production without REDIS_URL', async (t) => {
+  t.same(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,redis-2.internal:7001' }).redis.clusterNodes, [{ host: '10.0.0.1', port: 7000 }, { host: 'redis-2.internal', port: 7001 }])
+  t.equal(loadConfig({}).redis.clusterNodes, undefined)
+  const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'y'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS, DATABASE_URL: 'postgres://db/shop', MONGODB_URL: 'mongodb://mongo/shop', SMTP_URL: 'smtp://mail:25', PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_test_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' }
+  t.throws(() => loadConfig(production), /Missing environment variable REDIS_URL/)
+  t.ok(loadConfig({ ...production, REDIS_CLUSTER_NODES: 'redis-1:6379' }).redis.clusterNodes, 'a cluster stands in for REDIS_URL')
 })
 
 t.test('defaults work with no environment; empty strings count as unset', async (t) => {

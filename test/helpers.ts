@@ -17,6 +17,8 @@ import { loadConfig } from '../src/config.js'
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/postgres'
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:56379'
+// Seed nodes of the three-master Redis Cluster of test/services.sh; set it empty to skip the cluster test.
+export const TEST_REDIS_CLUSTER_NODES = process.env.TEST_REDIS_CLUSTER_NODES ?? '127.0.0.1:57001,127.0.0.1:57002,127.0.0.1:57003'
 export const TEST_MONGODB_URL = process.env.TEST_MONGODB_URL ?? 'mongodb://127.0.0.1:57017/'
 export const TEST_STRIPE_API_URL = process.env.TEST_STRIPE_API_URL ?? 'http://127.0.0.1:57111'
 // Set TEST_TEMPLATE_DB to run two suites side by side on the same PostgreSQL (test/setup.ts drops and rebuilds it).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts the local test services on loopback: a throwaway PostgreSQL cluster, redis-server,
-# FerretDB (PostgreSQL backend) and stripe-mock. Installs what is missing. Safe to run twice; `stop` stops them.
+# Starts the local test services on loopback: a throwaway PostgreSQL cluster, redis-server, a
+# three-master Redis Cluster, FerretDB (PostgreSQL backend) and stripe-mock. Installs what is missing. Safe to run twice; `stop` stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +8,11 @@ PG_PORT=${TEST_PG_PORT:-55432}
 REDIS_PORT=${TEST_REDIS_PORT:-56379}
 MONGO_PORT=${TEST_MONGO_PORT:-57017}
 STRIPE_MOCK_PORT=${TEST_STRIPE_MOCK_PORT:-57111}
+# Redis Cluster masters: a space- or comma-separated port list, or three ports from a base port.
+REDIS_CLUSTER_BASE=${TEST_REDIS_CLUSTER_BASE_PORT:-57001}
+REDIS_CLUSTER_PORTS=$(echo "${TEST_REDIS_CLUSTER_PORTS:-$REDIS_CLUSTER_BASE $((REDIS_CLUSTER_BASE + 1)) $((REDIS_CLUSTER_BASE + 2))}" | tr ',' ' ')
+# Each node's cluster bus port is its port plus this (Redis's default +10000 would pass 65535).
+REDIS_CLUSTER_BUS_OFFSET=${TEST_REDIS_CLUSTER_BUS_OFFSET:-100}
 STRIPE_MOCK_VERSION=v0.203.0
 # Outside the checkout: the postgres user must be able to reach it, and a clone may live in a private dir.
 DIR=${TEST_SERVICES_DIR:-/tmp/shop-api-services}
@@ -30,6 +35,10 @@ if [ "${1:-start}" = stop ]; then
   [ -f "$DIR/ferretdb.pid" ] && kill "$(cat "$DIR/ferretdb.pid")" 2>/dev/null || true
   [ -f "$DIR/stripe-mock.pid" ] && kill "$(cat "$DIR/stripe-mock.pid")" 2>/dev/null || true
   [ -f "$DIR/redis.pid" ] && kill "$(cat "$DIR/redis.pid")" 2>/dev/null || true
+  for port in $REDIS_CLUSTER_PORTS; do
+    f="$DIR/redis-cluster/$port/redis.pid"
+    [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+  done
   [ -d "$PG_DATA" ] && as_pg "$(pg_bin)/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
   log "stopped"; exit 0
 fi
@@ -65,6 +74,42 @@ if ! port_open "$REDIS_PORT"; then
 fi
 wait_port "$REDIS_PORT" redis-server
 
+# Redis Cluster: three masters, no replicas, each with its own dir (its nodes.conf remembers the
+# cluster). Created only when none of its ports is open; a node that alone is down (killed by a
+# test) is started again from its dir and rejoins with its slots (empty: nothing is saved).
+redis_cluster_node() {
+  local d="$DIR/redis-cluster/$1"
+  mkdir -p "$d"
+  redis-server --port "$1" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
+    --cluster-enabled yes --cluster-port $(($1 + REDIS_CLUSTER_BUS_OFFSET)) \
+    --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
+    --dir "$d" --pidfile "$d/redis.pid" --logfile "$d/redis.log"
+}
+cluster_open=0
+for port in $REDIS_CLUSTER_PORTS; do port_open "$port" && cluster_open=$((cluster_open + 1)); done
+if [ "$cluster_open" = 0 ]; then
+  nodes=()
+  for port in $REDIS_CLUSTER_PORTS; do
+    rm -rf "$DIR/redis-cluster/$port"
+    redis_cluster_node "$port"
+    nodes+=("127.0.0.1:$port")
+  done
+  for port in $REDIS_CLUSTER_PORTS; do wait_port "$port" redis-cluster; done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$DIR/redis-cluster/create.log" 2>&1 \
+    || { log "redis cluster create failed; see $DIR/redis-cluster/create.log"; exit 1; }
+else
+  for port in $REDIS_CLUSTER_PORTS; do port_open "$port" || redis_cluster_node "$port"; done
+fi
+for port in $REDIS_CLUSTER_PORTS; do wait_port "$port" redis-cluster; done
+# Every slot served before anyone uses it (gossip takes a moment after create).
+first_port=${REDIS_CLUSTER_PORTS%% *}
+for _ in $(seq 1 100); do
+  redis-cli -p "$first_port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break
+  sleep 0.2
+done
+redis-cli -p "$first_port" cluster info | grep -q '^cluster_state:ok' || { log "redis cluster not ok; see $DIR/redis-cluster/"; exit 1; }
+REDIS_CLUSTER_NODES=$(printf '127.0.0.1:%s,' $REDIS_CLUSTER_PORTS); REDIS_CLUSTER_NODES=${REDIS_CLUSTER_NODES%,}
+
 # FerretDB (MongoDB wire protocol) on the PostgreSQL backend.
 if ! port_open "$MONGO_PORT"; then
   FERRETDB=${FERRETDB_BIN:-$(command -v ferretdb || true)}
@@ -96,6 +141,7 @@ wait_port "$STRIPE_MOCK_PORT" stripe-mock
 cat <<URLS
 TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+TEST_REDIS_CLUSTER_NODES=$REDIS_CLUSTER_NODES
 TEST_MONGODB_URL=mongodb://127.0.0.1:$MONGO_PORT/
 TEST_STRIPE_API_URL=http://127.0.0.1:$STRIPE_MOCK_PORT
 URLS

@@ -1,6 +1,6 @@
 import { and, eq } from 'drizzle-orm'
 import * as client from 'openid-client'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../../src/redis-client.js'
 import { userIdentities, users } from '../../db/schema/index.js'
 import { isUniqueViolation, type Db } from '../../db/client.js'
 import type { OidcProviderConfig } from '../../src/config.js'
@@ -20,7 +20,7 @@ import type { AuthService } from './service.js'
 
 export interface OidcDeps {
   db: Db
-  redis: Redis
+  redis: RedisClient
   providers: OidcProviderConfig[]
   auth: Pick<AuthService, 'startSession' | 'checkPasswordSignIn'>
   accountMail: AccountMail

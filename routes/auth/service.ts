@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { and, eq, isNull, sql } from 'drizzle-orm'
 import * as OTPAuth from 'otpauth'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../../src/redis-client.js'
 import { recoveryCodes, userIdentities, users } from '../../db/schema/index.js'
 import { isUniqueViolation, type Db } from '../../db/client.js'
 import { BadRequest, Conflict, Forbidden, Unauthorized } from '../../src/errors.js'
@@ -15,7 +15,7 @@ import { normalizeEmail, toUser, type UserRow, type UserService } from '../users
 
 export interface AuthDeps {
   db: Db
-  redis: Redis
+  redis: RedisClient
   sessions: SessionStore
   tokens: OneTimeTokens
   accountMail: AccountMail
@@ -165,12 +165,12 @@ export function createAuthService(deps: AuthDeps) {
 
     async logout(claims: { sid: string; jti: string; exp: number }) {
       await sessions.revokeFamily(claims.sid)
-      await sessions.denyAccessToken(claims.jti, claims.exp)
+      await sessions.denyAccessToken(claims)
     },
 
-    async logoutEverywhere(claims: { sub: string; jti: string; exp: number }) {
+    async logoutEverywhere(claims: { sub: string; sid: string; jti: string; exp: number }) {
       await sessions.revokeAll(claims.sub)
-      await sessions.denyAccessToken(claims.jti, claims.exp)
+      await sessions.denyAccessToken(claims)
     },
 
     async verifyEmail(token: string) {

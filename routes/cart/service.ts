@@ -1,5 +1,5 @@
 import type { Model } from 'mongoose'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../../src/redis-client.js'
 import { withLock } from '../../src/locks.js'
 import type { CartDoc, CartLineDoc } from '../../db/models/cart.js'
 import { BadRequest, Conflict, NotFound, Unauthorized } from '../../src/errors.js'
@@ -9,7 +9,7 @@ import type { LineIssue } from './schemas.js'
 
 export interface CartDeps {
   carts: Model<CartDoc>
-  redis: Redis
+  redis: RedisClient
   catalog: { variantsForCart(ids: string[]): Promise<Map<string, CartVariant>> }
   currency: string
   limits: { maxLines: number; maxQuantity: number }

@@ -1,5 +1,5 @@
 import type { Connection } from 'mongoose'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../../src/redis-client.js'
 import { pingDb, type Db } from '../../db/client.js'
 
 export type StoreCheck = 'up' | 'down'
@@ -13,7 +13,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
-export function createHealthService(deps: { db: Db; mongo: Connection; redis: Redis }) {
+export function createHealthService(deps: { db: Db; mongo: Connection; redis: RedisClient }) {
   const pings = {
     postgres: () => pingDb(deps.db),
     mongo: async () => {
