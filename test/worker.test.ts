@@ -1,3 +1,4 @@
+import { bullPrefix } from '../src/redis-client.js'
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:http'
@@ -107,7 +108,7 @@ t.test('one API (JOBS=off) and one worker: schedules once, enqueued work once, t
   // The store's own record: BullMQ keeps completed runs; each slot once, 2 s apart.
   const redis = new Redis(TEST_REDIS_URL)
   t.teardown(() => redis.disconnect())
-  const completed = (await redis.zrange(`${prefix}bull:maintenance:completed`, 0, -1)).filter((id) => id.startsWith('repeat:outbox-drain:'))
+  const completed = (await redis.zrange(`${bullPrefix(prefix)}:maintenance:completed`, 0, -1)).filter((id) => id.startsWith('repeat:outbox-drain:'))
   const slots = completed.map((id) => Number(id.split(':').pop())).sort((a, b) => a - b)
   t.equal(new Set(slots).size, slots.length, 'each slot completed once in Redis')
   t.ok(slots.slice(1).every((s, i) => s - slots[i]! >= 2000), 'slots 2 s apart: one schedule, not one per process')
