@@ -6,7 +6,8 @@ import { LowStock, LowStockQuery, NewCustomers, PaymentStats, RangeQuery, Return
 import { createAnalyticsService } from './service.js'
 
 const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const service = createAnalyticsService({ db: app.db, currency: app.config.currency })
+  // Reports tolerate replication lag: they read from the replicas when there are any.
+  const service = createAnalyticsService({ db: app.dbRead, currency: app.config.currency })
   const errors = { 400: ProblemRef, 401: ProblemRef, 403: ProblemRef }
   const common = { tags: ['analytics'], security: BEARER }
   // On each route rather than a plugin hook, so the contract states the role (x-roles).

@@ -7,7 +7,7 @@ import { createCategoryService } from './service.js'
 
 
 const categoriesRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const service = createCategoryService({ db: app.db, cache: app.cache })
+  const service = createCategoryService({ db: app.db, dbRead: app.dbRead, cache: app.cache })
   const admin = app.requireRole('admin')
 
   app.get('', {

@@ -1,6 +1,7 @@
 import { asc, eq, sql } from 'drizzle-orm'
 import { categories, products } from '../../db/schema/index.js'
 import { isForeignKeyViolation, isUniqueViolation, type Db } from '../../db/client.js'
+import { replicasCaughtUp } from '../../db/replicas.js'
 import { Conflict, NotFound } from '../../src/errors.js'
 import type { Cache } from '../../src/cache.js'
 
@@ -29,8 +30,9 @@ export const categoryAndDescendants = (categoryId: string) => sql`(
 // and together make a loop.
 const TREE_LOCK = sql`select pg_advisory_xact_lock(7361842002)`
 
-export function createCategoryService({ db, cache }: { db: Db; cache: Cache }) {
-  const allOrdered = db.select().from(categories).orderBy(asc(categories.position), asc(categories.name)).prepare('categories_all')
+/** `dbRead` (replicas when configured) serves the cached public tree, which tolerates replication lag; writes use `db`. */
+export function createCategoryService({ db, dbRead = db, cache }: { db: Db; dbRead?: Db; cache: Cache }) {
+  const allOrdered = dbRead.select().from(categories).orderBy(asc(categories.position), asc(categories.name)).prepare('categories_all')
 
   async function buildTree() {
     const rows = await allOrdered.execute()
@@ -68,6 +70,7 @@ export function createCategoryService({ db, cache }: { db: Db; cache: Cache }) {
     async create(input: { name: string; slug: string; parentId?: string | null; description?: string | null; position?: number }) {
       try {
         const [row] = await db.insert(categories).values(input).returning()
+        await replicasCaughtUp(dbRead)
         await cache.invalidate(CATALOG_CACHE)
         return toCategory(row!)
       } catch (err) {
@@ -87,6 +90,7 @@ export function createCategoryService({ db, cache }: { db: Db; cache: Cache }) {
           if (!updated) throw new NotFound('category', id)
           return updated
         })
+        await replicasCaughtUp(dbRead)
         await cache.invalidate(CATALOG_CACHE)
         return toCategory(row)
       } catch (err) {
@@ -109,6 +113,7 @@ export function createCategoryService({ db, cache }: { db: Db; cache: Cache }) {
         if (isForeignKeyViolation(err)) throw new Conflict('The category is still in use', 'category-not-empty')
         throw err
       }
+      await replicasCaughtUp(dbRead)
       await cache.invalidate(CATALOG_CACHE)
     },
   }

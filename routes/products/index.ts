@@ -24,7 +24,7 @@ function cached<T>(reply: FastifyReply, result: CacheResult<T>): T {
 }
 
 const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const service = createProductService({ db: app.db, cache: app.cache, currency: app.config.currency, outbox: app.outbox })
+  const service = createProductService({ db: app.db, dbRead: app.dbRead, cache: app.cache, currency: app.config.currency, outbox: app.outbox })
   const admin = app.requireRole('admin')
   // A product filled to every maximum of its schema (100 variants of 10 options, 50 attributes, a
   // long description) in a non-Latin script is about 350 KiB: over the small JSON limit, so
