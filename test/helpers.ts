@@ -16,6 +16,8 @@ import { loadConfig } from '../src/config.js'
 // so test files running in parallel never see each other's data.
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/postgres'
+// The streaming replica of TEST_DATABASE_URL (test/read-replicas.test.ts); set it empty to skip those tests.
+export const TEST_DATABASE_REPLICA_URL = process.env.TEST_DATABASE_REPLICA_URL ?? 'postgres://postgres@127.0.0.1:55433/postgres'
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:56379'
 export const TEST_MONGODB_URL = process.env.TEST_MONGODB_URL ?? 'mongodb://127.0.0.1:57017/'
 export const TEST_STRIPE_API_URL = process.env.TEST_STRIPE_API_URL ?? 'http://127.0.0.1:57111'

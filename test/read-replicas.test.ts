@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import pg from 'pg'
 import { buildApp, type App } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { createTestDatabase, deleteRedisKeys, freePort, testEnv } from './helpers.js'
+import { TEST_DATABASE_REPLICA_URL, createTestDatabase, deleteRedisKeys, freePort, testEnv } from './helpers.js'
 import { registerAdmin } from './users.js'
 import { createCategory, createProduct } from './catalog.js'
 
@@ -12,9 +12,9 @@ import { createCategory, createProduct } from './catalog.js'
 // visible: what the API serves then tells which server answered. The replica is shared: every
 // pause is resumed in teardown.
 
-const REPLICA_URL = process.env.TEST_DATABASE_REPLICA_URL
+const REPLICA_URL = TEST_DATABASE_REPLICA_URL
 if (!REPLICA_URL) {
-  t.plan(0, 'TEST_DATABASE_REPLICA_URL is unset: start the replica with bash test/services.sh')
+  t.plan(0, 'TEST_DATABASE_REPLICA_URL is empty: no replica to test against (bash test/services.sh starts one)')
   process.exit(0)
 }
 
