@@ -42,6 +42,8 @@ t.test('loadConfig validates each kind of value and names it', async (t) => {
     [{ JWT_SECRET: 'short' }, /JWT_SECRET=.*at least 32 characters/],
     [{ RATE_LIMIT_MAX: '0' }, /RATE_LIMIT_MAX/],
     [{ DB_MIGRATE: 'yes' }, /DB_MIGRATE="yes".*one of true, false/],
+    [{ DATABASE_URL: 'postgres://p/db', DATABASE_REPLICA_URLS: 'postgres://r1/db,,postgres://r2/db' }, /DATABASE_REPLICA_URLS=.*comma-separated postgres:\/\//],
+    [{ DATABASE_REPLICA_URLS: 'postgres://r1/db' }, /DATABASE_URL: required when DATABASE_REPLICA_URLS is set/],
   ]
   for (const [env, message] of cases) t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
   t.type(new ConfigError('x'), Error)
@@ -57,6 +59,9 @@ t.test('defaults work with no environment; empty strings count as unset', async 
   t.same(custom.corsOrigins, ['https://a.example', 'https://b.example'])
   t.equal(custom.trustProxy, '10.0.0.0/8')
   t.equal(custom.postgres.migrate, false)
+  t.same(config.postgres.replicas.urls, [], 'no replicas: every read on the primary')
+  const replicated = loadConfig({ DATABASE_URL: 'postgres://p/db', DATABASE_REPLICA_URLS: 'postgres://r1:5433/db,postgresql://r2/db' })
+  t.same(replicated.postgres.replicas, { urls: ['postgres://r1:5433/db', 'postgresql://r2/db'], poolMax: 5, maxLagMs: 2000, downSeconds: 10 })
 })
 
 t.test('the compose file sets everything production requires', async (t) => {
