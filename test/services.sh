@@ -62,20 +62,38 @@ psql_q() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc "$1"; }
 if ! port_open "$PG_REPLICA_PORT"; then
   BIN=$(pg_bin)
   system_id() { as_pg "$BIN/pg_controldata" -D "$1" 2>/dev/null | sed -n 's/^Database system identifier: *//p'; }
-  # A copy of an earlier primary (its data dir was removed) cannot follow this one: take a new copy.
-  if [ -f "$PG_REPLICA_DATA/PG_VERSION" ] && [ "$(system_id "$PG_REPLICA_DATA")" != "$(system_id "$PG_DATA")" ]; then
-    log "replica belongs to another primary; copying again"; rm -rf "$PG_REPLICA_DATA"
-  fi
-  # standby.signal is written last: without it the copy is incomplete.
-  if [ ! -f "$PG_REPLICA_DATA/standby.signal" ]; then
+  copy_primary() {
     rm -rf "$PG_REPLICA_DATA" && mkdir -m 700 -p "$PG_REPLICA_DATA"
     [ "$(id -u)" = 0 ] && chown postgres: "$PG_REPLICA_DATA"
     log "copying the primary for the replica (pg_basebackup)"
     as_pg "$BIN/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U postgres -D "$PG_REPLICA_DATA" -R -X stream -c fast >"$DIR/pg-basebackup.log" 2>&1
-  fi
+  }
   # A hot standby needs max_connections at least the primary's.
-  as_pg "$BIN/pg_ctl" -D "$PG_REPLICA_DATA" -l "$DIR/postgres-replica.log" -w start -o \
-    "-h 127.0.0.1 -p $PG_REPLICA_PORT -k $PG_REPLICA_DATA -c fsync=off -c max_connections=300 -c hot_standby_feedback=on" >/dev/null
+  start_replica() {
+    as_pg "$BIN/pg_ctl" -D "$PG_REPLICA_DATA" -l "$DIR/postgres-replica.log" -w start -o \
+      "-h 127.0.0.1 -p $PG_REPLICA_PORT -k $PG_REPLICA_DATA -c fsync=off -c max_connections=300 -c hot_standby_feedback=on" >/dev/null
+  }
+  streaming() {
+    for _ in $(seq 1 50); do
+      [ "$(psql -h 127.0.0.1 -p "$PG_REPLICA_PORT" -U postgres -d postgres -tAc "select status from pg_stat_wal_receiver" 2>/dev/null)" = streaming ] && return 0
+      sleep 0.2
+    done
+    return 1
+  }
+  # standby.signal is written last: without it the copy is incomplete. A copy of an earlier
+  # primary (its data dir was removed) cannot follow this one.
+  if [ ! -f "$PG_REPLICA_DATA/standby.signal" ] || [ "$(system_id "$PG_REPLICA_DATA")" != "$(system_id "$PG_DATA")" ]; then
+    copy_primary
+  fi
+  start_replica
+  # A replica that was down while the primary recycled the WAL it needs never streams again.
+  if ! streaming; then
+    log "replica does not stream (see $DIR/postgres-replica.log); copying again"
+    as_pg "$BIN/pg_ctl" -D "$PG_REPLICA_DATA" -m fast stop >/dev/null
+    copy_primary
+    start_replica
+    streaming || { log "replica does not stream; see $DIR/postgres-replica.log"; exit 1; }
+  fi
 fi
 wait_port "$PG_REPLICA_PORT" "postgres replica"
 
