@@ -75,6 +75,8 @@ export function openReadReplicas(primary: Db, opts: ReplicaOptions): ReadHandle 
   })
   type Replica = (typeof replicas)[number]
   let next = 0
+  // Counts catalog writes that wait for the replicas: a probe that overlapped one checks again.
+  let writes = 0
 
   function markDown(replica: Replica, err: Error) {
     replica.retryAt = Date.now() + opts.downMs
@@ -104,7 +106,10 @@ export function openReadReplicas(primary: Db, opts: ReplicaOptions): ReadHandle 
   async function probe(replica: Replica) {
     replica.probing = true
     try {
-      if (!(await replayed(replica, await primaryPosition()))) throw new Error(`more than ${opts.maxLagMs} ms behind the primary`)
+      for (let seen = -1; seen !== writes;) {
+        seen = writes
+        if (!(await replayed(replica, await primaryPosition()))) throw new Error(`more than ${opts.maxLagMs} ms behind the primary`)
+      }
       replica.up = true
       replica.reported = false
       opts.onHealth?.({ location: replica.location, up: true })
@@ -130,6 +135,7 @@ export function openReadReplicas(primary: Db, opts: ReplicaOptions): ReadHandle 
   }
 
   async function caughtUp() {
+    writes++
     const inUse = replicas.filter((r) => r.up)
     if (!inUse.length) return
     let lsn: string
