@@ -144,6 +144,28 @@ t.test('customers\' catalog reads come from the replica; admin writes answer fre
   t.equal(cached.json().name, 'Renamed by the admin', 'the cached detail is the fresh one')
 })
 
+t.test('with replication running, customers see every catalog write at once', async (t) => {
+  const database = await replicatedDatabase(t)
+  const app = await buildReplicaApp(t, database, replicaUrl(database.name))
+  const { headers } = await registerAdmin(app)
+  const category = await createCategory(app, headers, { name: 'Shelf', slug: 'shelf' })
+  const product = await createProduct(app, headers, { name: 'Lamp', slug: 'lamp', categoryId: category.id, variants: [{ sku: 'LAMP-1', priceMinor: 1000 }] })
+  await replicaInUse(app)
+  const get = async (url: string) => (await app.inject({ method: 'GET', url })).json()
+  for (let i = 1; i <= 5; i++) {
+    // Warm: the replica's answers are cached; then each write must make the next read fresh.
+    await get(`/products/${product.id}`)
+    await get('/categories/by-slug/shelf')
+    await app.inject({ method: 'PATCH', url: `/products/${product.id}`, headers, payload: { name: `Lamp ${i}` } })
+    t.equal((await get(`/products/${product.id}`)).name, `Lamp ${i}`, `product write ${i} seen at once`)
+    await app.inject({ method: 'PATCH', url: `/products/${product.id}/variants/${product.variants[0].id}`, headers, payload: { priceMinor: 1000 + i } })
+    t.equal((await get('/products/by-slug/lamp')).priceRange.minMinor, 1000 + i, `variant write ${i} seen at once`)
+    await app.inject({ method: 'PATCH', url: `/categories/${category.id}`, headers, payload: { name: `Shelf ${i}` } })
+    t.equal((await get('/categories/by-slug/shelf')).name, `Shelf ${i}`, `category write ${i} seen at once`)
+  }
+  t.ok((await replicaReads(app)).replica > 0, 'the replica served reads meanwhile')
+})
+
 /**
  * A TCP relay to the replica. `die()` makes it behave as a replica host that crashed: idle
  * connections see nothing until they send a query, which finds the connection gone; new
