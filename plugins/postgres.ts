@@ -1,8 +1,13 @@
 import fp from 'fastify-plugin'
 import { openDb, type Db } from '../db/client.js'
+import { openReadReplicas } from '../db/replicas.js'
 
 declare module 'fastify' {
-  interface FastifyInstance { db: Db }
+  interface FastifyInstance {
+    db: Db
+    /** For reads that tolerate replication lag (db/replicas.ts); the primary itself without DATABASE_REPLICA_URLS. */
+    dbRead: Db
+  }
 }
 
 export default fp(async (app) => {
@@ -22,4 +27,21 @@ export default fp(async (app) => {
     }
   }
   app.decorate('db', handle.db)
+
+  const { replicas } = postgres
+  if (handle.kind === 'postgres' && replicas.urls.length) {
+    const read = openReadReplicas(handle.db, {
+      urls: replicas.urls, poolMax: replicas.poolMax, downMs: replicas.downSeconds * 1000, maxLagMs: replicas.maxLagMs,
+      // The metrics plugin is registered later; these run only once requests are served.
+      onRead: (result) => app.metrics.replicaRead(result),
+      onHealth: ({ location, up, err }) => up
+        ? app.log.info({ store: 'postgres', replica: location }, 'PostgreSQL replica in use: lag-tolerant reads go to it')
+        : app.log.warn({ store: 'postgres', replica: location, err }, `PostgreSQL replica out of use (unreachable or behind); its reads go to the primary, probed again in ${replicas.downSeconds} s`),
+    })
+    app.addHook('onClose', async () => { await read.close() })
+    app.log.info({ store: 'postgres', replicas: replicas.urls.map((u) => { const url = new URL(u); return `${url.hostname}:${url.port || 5432}${url.pathname}` }) }, 'PostgreSQL: lag-tolerant reads go to the read replicas')
+    app.decorate('dbRead', read.db)
+  } else {
+    app.decorate('dbRead', handle.db)
+  }
 }, { name: 'postgres', dependencies: ['config'] })

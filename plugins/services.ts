@@ -42,7 +42,7 @@ import { createWishlistService } from '../routes/wishlist/service.js'
 // runs in the background (schedules, queue workers, outbox handlers) is in plugins/background.ts.
 
 async function buildServices(app: FastifyInstance) {
-  const { db, cache, outbox, faults, metrics, mailer, sessions, redis } = app
+  const { db, dbRead, cache, outbox, faults, metrics, mailer, sessions, redis } = app
   const config = app.config
   const { cart: limits, currency, checkout: checkoutConfig } = config
 
@@ -55,7 +55,7 @@ async function buildServices(app: FastifyInstance) {
   })
   const oidc = createOidcService({ db, redis, providers: config.oidc.providers, auth, accountMail })
 
-  const products = createProductService({ db, cache, currency, outbox })
+  const products = createProductService({ db, dbRead, cache, currency, outbox })
   const carts = cartModel(app.mongo)
   const wishlists = wishlistModel(app.mongo)
   // The unique owner indexes must exist before the first request, or two first writes make two carts.
@@ -88,14 +88,14 @@ async function buildServices(app: FastifyInstance) {
   return {
     health: createHealthService({ db, mongo: app.mongo, redis }),
     users, auth, oidc,
-    categories: createCategoryService({ db, cache }),
+    categories: createCategoryService({ db, dbRead, cache }),
     products,
     uploads: createUploadService({ db, storage: createLocalStorage(config.uploads.dir), quota: config.uploads.quota }),
     cart,
     wishlist: createWishlistService({ items: wishlists, catalog: products, cart }),
     coupons: createCouponService({ db }),
     reviews: createReviewService({ db, autoApprove: config.reviewsAutoApprove, onRatingChange: () => cache.invalidate(CATALOG_CACHE) }),
-    analytics: createAnalyticsService({ db, currency }),
+    analytics: createAnalyticsService({ db: dbRead, currency }),
     webhooks,
     // The money path.
     idempotency: createIdempotency(db),

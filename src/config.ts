@@ -29,6 +29,10 @@ export const ConfigSchema = Type.Object({
   PGLITE_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 54329, description: 'where the API serves the embedded database to psql and the CLI (another free port when taken)' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 10 }),
   DB_MIGRATE: bool('true'),
+  DATABASE_REPLICA_URLS: Type.Optional(Type.String({ pattern: '^postgres(ql)?://[^,]+(,postgres(ql)?://[^,]+)*$', description: 'comma-separated postgres:// URLs of read replicas (needs DATABASE_URL)' })),
+  DB_REPLICA_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 5, description: 'connections per replica' }),
+  DB_REPLICA_MAX_LAG_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 2000, description: 'a catalog write waits at most this long for each replica to replay it; a replica further behind is taken out of use for DB_REPLICA_DOWN_SECONDS' }),
+  DB_REPLICA_DOWN_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 10, description: 'after a connection failure a replica is skipped (its reads go to the primary) this long' }),
   MONGODB_URL: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', description: 'a mongodb:// URL' })),
   // What to do when MONGODB_URL is unset: start FerretDB on SQLite under FERRETDB_DATA_DIR, or run without MongoDB.
   EMBEDDED_MONGO: oneOf(['ferretdb', 'off'], 'ferretdb'),
@@ -108,7 +112,7 @@ export interface Config {
   port: number
   logLevel: RawConfig['LOG_LEVEL']
   trustProxy: boolean | string
-  postgres: { url?: string; pgliteDataDir: string; pglitePort: number; poolMax: number; migrate: boolean }
+  postgres: { url?: string; pgliteDataDir: string; pglitePort: number; poolMax: number; migrate: boolean; replicas: { urls: string[]; poolMax: number; maxLagMs: number; downSeconds: number } }
   mongo: { url?: string; embedded: 'ferretdb' | 'off'; ferretdbBin?: string; ferretdbDataDir: string }
   redis: RedisConfig
   jwtSecret: string
@@ -228,6 +232,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('Missing environment variable STRIPE_SECRET_KEY or STRIPE_WEBHOOK_SECRET: required when PAYMENT_PROVIDERS includes stripe')
   }
 
+  // Replicas follow a server; the embedded database has none.
+  if (raw.DATABASE_REPLICA_URLS && !raw.DATABASE_URL) throw new ConfigError('Missing environment variable DATABASE_URL: required when DATABASE_REPLICA_URLS is set')
+
   // Node refuses a headers timeout above the request timeout; an idle keep-alive socket must not
   // be cut by the inactivity timeout first.
   if (raw.HTTP_HEADERS_TIMEOUT_MS > raw.HTTP_REQUEST_TIMEOUT_MS) {
@@ -259,7 +266,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: raw.PORT,
     logLevel: raw.LOG_LEVEL,
     trustProxy: raw.TRUST_PROXY === 'true' ? true : raw.TRUST_PROXY === 'false' ? false : raw.TRUST_PROXY,
-    postgres: { url: raw.DATABASE_URL, pgliteDataDir: raw.PGLITE_DATA_DIR, pglitePort: raw.PGLITE_PORT, poolMax: raw.DB_POOL_MAX, migrate: truthy(raw.DB_MIGRATE) },
+    postgres: { url: raw.DATABASE_URL, pgliteDataDir: raw.PGLITE_DATA_DIR, pglitePort: raw.PGLITE_PORT, poolMax: raw.DB_POOL_MAX, migrate: truthy(raw.DB_MIGRATE),
+      replicas: { urls: raw.DATABASE_REPLICA_URLS?.split(',') ?? [], poolMax: raw.DB_REPLICA_POOL_MAX, maxLagMs: raw.DB_REPLICA_MAX_LAG_MS, downSeconds: raw.DB_REPLICA_DOWN_SECONDS } },
     mongo: { url: raw.MONGODB_URL, embedded: raw.EMBEDDED_MONGO, ferretdbBin: raw.FERRETDB_BIN, ferretdbDataDir: raw.FERRETDB_DATA_DIR },
     redis: {
       url: raw.REDIS_URL,

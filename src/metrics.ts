@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Command } from 'ioredis'
 import type { RedisClient } from './redis-client.js'
 import type { mongo } from 'mongoose'
+import type { ReplicaReadResult } from '../db/replicas.js'
 
 // The Prometheus metrics of one process (GET /metrics, plugins/metrics.ts). Business counters are
 // incremented after the commit that makes them true, so they count what happened, once per
@@ -26,6 +27,7 @@ export function createMetrics({ processMetrics = true } = {}) {
   const cache = new Counter({ name: 'shop_cache_lookups_total', help: 'Response cache lookups by namespace and result', labelNames: ['namespace', 'result'] as const, registers: [registry] })
   const activityDropped = new Counter({ name: 'shop_activity_dropped_total', help: 'Activity log entries dropped because the buffer was full (MongoDB slow or away)', registers: [registry] })
   const outboxBacklog = new Gauge({ name: 'shop_outbox_backlog', help: 'Outbox events not yet handled', registers: [registry] })
+  const replicaReads = new Counter({ name: 'shop_postgres_replica_reads_total', help: 'Lag-tolerant reads by where they ran: replica, or the primary because the replica failed (fallback-error) or all were marked down (fallback-down)', labelNames: ['result'] as const, registers: [registry] })
   const poolConnections = new Gauge({ name: 'shop_postgres_pool_connections', help: 'PostgreSQL pool connections by state', labelNames: ['state'] as const, registers: [registry] })
   // Store commands: the shared Redis client's and the MongoDB driver's, by command name.
   const storeBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
@@ -46,6 +48,7 @@ export function createMetrics({ processMetrics = true } = {}) {
     },
     paymentFailed(provider: string, reason: string) { paymentFailures.inc({ provider, reason }) },
     cacheLookup(namespace: string, hit: boolean) { cache.inc({ namespace, result: hit ? 'hit' : 'miss' }) },
+    replicaRead(result: ReplicaReadResult) { replicaReads.inc({ result }) },
     jobRun(job: string, seconds: number, failed: boolean) {
       jobDuration.observe({ job }, seconds)
       if (failed) jobFailures.inc({ job })

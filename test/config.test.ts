@@ -45,6 +45,8 @@ t.test('loadConfig validates each kind of value and names it', async (t) => {
     [{ REDIS_CLUSTER_NODES: 'redis://a:1' }, /REDIS_CLUSTER_NODES=.*host:port/],
     [{ REDIS_CLUSTER_NODES: 'a:1,b' }, /REDIS_CLUSTER_NODES=/],
     [{ REDIS_KEY_PREFIX: '{shop}:' }, /REDIS_KEY_PREFIX=.*without \{ or \}/],
+    [{ DATABASE_URL: 'postgres://p/db', DATABASE_REPLICA_URLS: 'postgres://r1/db,,postgres://r2/db' }, /DATABASE_REPLICA_URLS=.*comma-separated postgres:\/\//],
+    [{ DATABASE_REPLICA_URLS: 'postgres://r1/db' }, /DATABASE_URL: required when DATABASE_REPLICA_URLS is set/],
   ]
   for (const [env, message] of cases) t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
   t.type(new ConfigError('x'), Error)
@@ -68,6 +70,9 @@ t.test('defaults work with no environment; empty strings count as unset', async 
   t.same(custom.corsOrigins, ['https://a.example', 'https://b.example'])
   t.equal(custom.trustProxy, '10.0.0.0/8')
   t.equal(custom.postgres.migrate, false)
+  t.same(config.postgres.replicas.urls, [], 'no replicas: every read on the primary')
+  const replicated = loadConfig({ DATABASE_URL: 'postgres://p/db', DATABASE_REPLICA_URLS: 'postgres://r1:5433/db,postgresql://r2/db' })
+  t.same(replicated.postgres.replicas, { urls: ['postgres://r1:5433/db', 'postgresql://r2/db'], poolMax: 5, maxLagMs: 2000, downSeconds: 10 })
 })
 
 t.test('the compose file sets everything production requires', async (t) => {

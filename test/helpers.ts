@@ -16,6 +16,8 @@ import { loadConfig } from '../src/config.js'
 // so test files running in parallel never see each other's data.
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/postgres'
+// The streaming replica of TEST_DATABASE_URL (test/read-replicas.test.ts); set it empty to skip those tests.
+export const TEST_DATABASE_REPLICA_URL = process.env.TEST_DATABASE_REPLICA_URL ?? 'postgres://postgres@127.0.0.1:55433/postgres'
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:56379'
 // Seed nodes of the three-master Redis Cluster of test/services.sh; set it empty to skip the cluster test.
 export const TEST_REDIS_CLUSTER_NODES = process.env.TEST_REDIS_CLUSTER_NODES ?? '127.0.0.1:57001,127.0.0.1:57002,127.0.0.1:57003'

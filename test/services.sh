@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Starts the local test services on loopback: a throwaway PostgreSQL cluster, redis-server, a
-# three-master Redis Cluster, FerretDB (PostgreSQL backend) and stripe-mock. Installs what is missing. Safe to run twice; `stop` stops them.
+# Starts the local test services on loopback: a throwaway PostgreSQL cluster, a streaming read
+# replica of it, redis-server, a three-master Redis Cluster, FerretDB (PostgreSQL backend) and
+# stripe-mock. Installs what is missing. Safe to run twice; `stop` stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PG_PORT=${TEST_PG_PORT:-55432}
+PG_REPLICA_PORT=${TEST_PG_REPLICA_PORT:-55433}
 REDIS_PORT=${TEST_REDIS_PORT:-56379}
 MONGO_PORT=${TEST_MONGO_PORT:-57017}
 STRIPE_MOCK_PORT=${TEST_STRIPE_MOCK_PORT:-57111}
@@ -17,6 +19,7 @@ STRIPE_MOCK_VERSION=v0.203.0
 # Outside the checkout: the postgres user must be able to reach it, and a clone may live in a private dir.
 DIR=${TEST_SERVICES_DIR:-/tmp/shop-api-services}
 PG_DATA="$DIR/pg"
+PG_REPLICA_DATA="$DIR/pg-replica"
 log() { echo "services: $*" >&2; }
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -39,6 +42,7 @@ if [ "${1:-start}" = stop ]; then
     f="$DIR/redis-cluster/$port/redis.pid"
     [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
   done
+  [ -d "$PG_REPLICA_DATA" ] && as_pg "$(pg_bin)/pg_ctl" -D "$PG_REPLICA_DATA" -m fast stop >/dev/null 2>&1 || true
   [ -d "$PG_DATA" ] && as_pg "$(pg_bin)/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
   log "stopped"; exit 0
 fi
@@ -61,6 +65,46 @@ fi
 wait_port "$PG_PORT" postgres
 psql_q() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc "$1"; }
 [ "$(psql_q "select 1 from pg_database where datname='ferretdb'")" = 1 ] || psql_q "create database ferretdb" >/dev/null
+
+# PostgreSQL read replica: a hot standby streaming from the cluster above (pg_basebackup -R), for
+# the read-replica tests. initdb --auth=trust lets loopback replicate; wal_level=replica is the default.
+if ! port_open "$PG_REPLICA_PORT"; then
+  BIN=$(pg_bin)
+  system_id() { as_pg "$BIN/pg_controldata" -D "$1" 2>/dev/null | sed -n 's/^Database system identifier: *//p'; }
+  copy_primary() {
+    rm -rf "$PG_REPLICA_DATA" && mkdir -m 700 -p "$PG_REPLICA_DATA"
+    [ "$(id -u)" = 0 ] && chown postgres: "$PG_REPLICA_DATA"
+    log "copying the primary for the replica (pg_basebackup)"
+    as_pg "$BIN/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U postgres -D "$PG_REPLICA_DATA" -R -X stream -c fast >"$DIR/pg-basebackup.log" 2>&1
+  }
+  # A hot standby needs max_connections at least the primary's.
+  start_replica() {
+    as_pg "$BIN/pg_ctl" -D "$PG_REPLICA_DATA" -l "$DIR/postgres-replica.log" -w start -o \
+      "-h 127.0.0.1 -p $PG_REPLICA_PORT -k $PG_REPLICA_DATA -c fsync=off -c max_connections=300 -c hot_standby_feedback=on" >/dev/null
+  }
+  streaming() {
+    for _ in $(seq 1 50); do
+      [ "$(psql -h 127.0.0.1 -p "$PG_REPLICA_PORT" -U postgres -d postgres -tAc "select status from pg_stat_wal_receiver" 2>/dev/null)" = streaming ] && return 0
+      sleep 0.2
+    done
+    return 1
+  }
+  # standby.signal is written last: without it the copy is incomplete. A copy of an earlier
+  # primary (its data dir was removed) cannot follow this one.
+  if [ ! -f "$PG_REPLICA_DATA/standby.signal" ] || [ "$(system_id "$PG_REPLICA_DATA")" != "$(system_id "$PG_DATA")" ]; then
+    copy_primary
+  fi
+  start_replica
+  # A replica that was down while the primary recycled the WAL it needs never streams again.
+  if ! streaming; then
+    log "replica does not stream (see $DIR/postgres-replica.log); copying again"
+    as_pg "$BIN/pg_ctl" -D "$PG_REPLICA_DATA" -m fast stop >/dev/null
+    copy_primary
+    start_replica
+    streaming || { log "replica does not stream; see $DIR/postgres-replica.log"; exit 1; }
+  fi
+fi
+wait_port "$PG_REPLICA_PORT" "postgres replica"
 
 # Redis
 if ! command -v redis-server >/dev/null; then
@@ -140,6 +184,7 @@ wait_port "$STRIPE_MOCK_PORT" stripe-mock
 
 cat <<URLS
 TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
+TEST_DATABASE_REPLICA_URL=postgres://postgres@127.0.0.1:$PG_REPLICA_PORT/postgres
 TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 TEST_REDIS_CLUSTER_NODES=$REDIS_CLUSTER_NODES
 TEST_MONGODB_URL=mongodb://127.0.0.1:$MONGO_PORT/

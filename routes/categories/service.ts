@@ -1,6 +1,7 @@
 import { asc, eq, sql } from 'drizzle-orm'
 import { categories, products } from '../../db/schema/index.js'
 import { isForeignKeyViolation, isUniqueViolation, type Db } from '../../db/client.js'
+import { replicasCaughtUp } from '../../db/replicas.js'
 import { Conflict, NotFound } from '../../src/errors.js'
 import type { Cache } from '../../src/cache.js'
 import { CATALOG_CACHE, categoryAndDescendants } from '../../src/catalog.js'
@@ -19,8 +20,9 @@ const toCategory = (row: CategoryRow) => ({
 // and together make a loop.
 const TREE_LOCK = sql`select pg_advisory_xact_lock(7361842002)`
 
-export function createCategoryService({ db, cache }: { db: Db; cache: Cache }) {
-  const allOrdered = db.select().from(categories).orderBy(asc(categories.position), asc(categories.name)).prepare('categories_all')
+/** `dbRead` (replicas when configured) serves the cached public tree, which tolerates replication lag; writes use `db`. */
+export function createCategoryService({ db, dbRead = db, cache }: { db: Db; dbRead?: Db; cache: Cache }) {
+  const allOrdered = dbRead.select().from(categories).orderBy(asc(categories.position), asc(categories.name)).prepare('categories_all')
 
   async function buildTree() {
     const rows = await allOrdered.execute()
@@ -58,6 +60,7 @@ export function createCategoryService({ db, cache }: { db: Db; cache: Cache }) {
     async create(input: { name: string; slug: string; parentId?: string | null; description?: string | null; position?: number }) {
       try {
         const [row] = await db.insert(categories).values(input).returning()
+        await replicasCaughtUp(dbRead)
         await cache.invalidate(CATALOG_CACHE)
         return toCategory(row!)
       } catch (err) {
@@ -77,6 +80,7 @@ export function createCategoryService({ db, cache }: { db: Db; cache: Cache }) {
           if (!updated) throw new NotFound('category', id)
           return updated
         })
+        await replicasCaughtUp(dbRead)
         await cache.invalidate(CATALOG_CACHE)
         return toCategory(row)
       } catch (err) {
@@ -99,6 +103,7 @@ export function createCategoryService({ db, cache }: { db: Db; cache: Cache }) {
         if (isForeignKeyViolation(err)) throw new Conflict('The category is still in use', 'category-not-empty')
         throw err
       }
+      await replicasCaughtUp(dbRead)
       await cache.invalidate(CATALOG_CACHE)
     },
   }

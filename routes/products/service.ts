@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, getTableColumns, inArray, sql, type SQL } from 'drizzle-orm'
 import { inventoryMovements, productVariants, products } from '../../db/schema/index.js'
 import { isForeignKeyViolation, isUniqueViolation, type Db, type Tx } from '../../db/client.js'
+import { replicasCaughtUp } from '../../db/replicas.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import { decodeCursor, newestFirst, toPage, type CursorPart } from '../../src/pagination.js'
 import type { Cache } from '../../src/cache.js'
@@ -115,11 +116,30 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer) 
   return { select, sort }
 }
 
-export function createProductService({ db, cache, currency, outbox }: { db: Db; cache: Cache; currency: string; outbox?: Pick<Outbox, 'add' | 'runNow'> }) {
-  const findById = db.select(productColumns).from(products).where(eq(products.id, sql.placeholder('id'))).limit(1).prepare('product_by_id')
-  const findBySlug = db.select(productColumns).from(products).where(eq(products.slug, sql.placeholder('slug'))).limit(1).prepare('product_by_slug')
-  const variantsOf = db.select().from(productVariants).where(eq(productVariants.productId, sql.placeholder('productId')))
-    .orderBy(asc(productVariants.position), asc(productVariants.createdAt)).prepare('variants_of_product')
+/**
+ * `outbox` is needed by the service that serves the admin's catalog writes (product.updated
+ * webhooks); the read-only copies other domains build leave it out.
+ */
+function prepareReads(db: Db) {
+  return {
+    findById: db.select(productColumns).from(products).where(eq(products.id, sql.placeholder('id'))).limit(1).prepare('product_by_id'),
+    findBySlug: db.select(productColumns).from(products).where(eq(products.slug, sql.placeholder('slug'))).limit(1).prepare('product_by_slug'),
+    variantsOf: db.select().from(productVariants).where(eq(productVariants.productId, sql.placeholder('productId')))
+      .orderBy(asc(productVariants.position), asc(productVariants.createdAt)).prepare('variants_of_product'),
+  }
+}
+
+/**
+ * `dbRead` (app.dbRead, replicas when configured) serves the customers' catalog reads, which
+ * tolerate replication lag; admin views, the product returned after a write and what carts,
+ * coupons and checkout read stay on `db`, the primary.
+ */
+export function createProductService({ db, dbRead = db, cache, currency, outbox }: { db: Db; dbRead?: Db; cache: Cache; currency: string; outbox?: Pick<Outbox, 'add' | 'runNow'> }) {
+  const fresh = prepareReads(db)
+  const lagging = dbRead === db ? fresh : prepareReads(dbRead)
+  const { findById, findBySlug } = fresh
+  /** Admins see the primary; customers' reads may lag. */
+  const readsFor = (viewer: Viewer) => (viewer.isAdmin ? fresh : lagging)
 
   const toVariant = (v: VariantRow) => ({
     id: v.id, sku: v.sku, options: v.options, priceMinor: v.priceMinor, compareAtPriceMinor: v.compareAtPriceMinor,
@@ -136,7 +156,7 @@ export function createProductService({ db, cache, currency, outbox }: { db: Db; 
   }
 
   async function toDetail(row: ProductRow, viewer: Viewer) {
-    const variants = (await variantsOf.execute({ productId: row.id })).filter((v) => viewer.isAdmin || v.isActive)
+    const variants = (await readsFor(viewer).variantsOf.execute({ productId: row.id })).filter((v) => viewer.isAdmin || v.isActive)
     return {
       ...toSummary(row),
       description: row.description, attributes: row.attributes, variants: variants.map(toVariant), updatedAt: row.updatedAt.toISOString(),
@@ -176,6 +196,8 @@ export function createProductService({ db, cache, currency, outbox }: { db: Db; 
     } catch (err) {
       translateWriteError(err)
     }
+    // Cache entries of the new version must not be filled from a replica that lacks the write.
+    await replicasCaughtUp(dbRead)
     await cache.invalidate(CATALOG_CACHE)
     return result
   }
@@ -193,13 +215,13 @@ export function createProductService({ db, cache, currency, outbox }: { db: Db; 
   const followUp = async (eventIds: string[]) => { if (outbox) await outbox.runNow(eventIds) }
 
   async function getById(id: string, viewer: Viewer) {
-    const load = async () => toDetail(visibleOr404((await findById.execute({ id }))[0], viewer, id), viewer)
+    const load = async () => toDetail(visibleOr404((await readsFor(viewer).findById.execute({ id }))[0], viewer, id), viewer)
     // A sale changes this product's stock: it bumps the product's namespace, not the catalog's.
     return viewer.isAdmin ? { value: await load(), hit: false } : cache.wrap([CATALOG_CACHE, productCache(id)], 'detail', load)
   }
 
   async function list(query: ListQuery, viewer: Viewer) {
-    const { select, sort } = buildProductListQuery(db, query, viewer)
+    const { select, sort } = buildProductListQuery(viewer.isAdmin ? db : dbRead, query, viewer)
     const rows = await select
     const page = toPage(rows, query.limit, (r) => keyOf(sort, { ...r.product, rank: r.rank }))
     return { items: page.items.map((r) => toSummary(r.product)), nextCursor: page.nextCursor }
@@ -251,7 +273,7 @@ export function createProductService({ db, cache, currency, outbox }: { db: Db; 
     async getBySlug(slug: string, viewer: Viewer) {
       if (viewer.isAdmin) return { value: await toDetail(visibleOr404((await findBySlug.execute({ slug }))[0], viewer, slug), viewer), hit: false }
       // Slugs change only with catalog writes: the slug's id is cached with the catalog, the detail with the product.
-      const { value: id } = await cache.wrap(CATALOG_CACHE, `slug-id:${slug}`, async () => visibleOr404((await findBySlug.execute({ slug }))[0], viewer, slug).id)
+      const { value: id } = await cache.wrap(CATALOG_CACHE, `slug-id:${slug}`, async () => visibleOr404((await lagging.findBySlug.execute({ slug }))[0], viewer, slug).id)
       return getById(id, viewer)
     },
 

@@ -1,0 +1,219 @@
+import { createServer, Socket, type Server } from 'node:net'
+import t, { type Test } from 'tap'
+import pg from 'pg'
+import { buildApp, type App } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import { TEST_DATABASE_REPLICA_URL, createTestDatabase, deleteRedisKeys, freePort, testEnv } from './helpers.js'
+import { registerAdmin } from './users.js'
+import { createCategory, createProduct } from './catalog.js'
+
+// Lag-tolerant reads against the real streaming replica that test/services.sh starts
+// (pg_basebackup -R of the test PostgreSQL). Pausing WAL replay on the replica makes its lag
+// visible: what the API serves then tells which server answered. The replica is shared: every
+// pause is resumed in teardown.
+
+const REPLICA_URL = TEST_DATABASE_REPLICA_URL
+if (!REPLICA_URL) {
+  t.plan(0, 'TEST_DATABASE_REPLICA_URL is empty: no replica to test against (bash test/services.sh starts one)')
+  process.exit(0)
+}
+
+const replicaUrl = (database: string, port?: number) => {
+  const url = new URL(REPLICA_URL)
+  url.pathname = `/${database}`
+  if (port) url.port = String(port)
+  return url.toString()
+}
+
+async function onReplica<T extends pg.QueryResultRow>(sql: string) {
+  const client = new pg.Client({ connectionString: REPLICA_URL })
+  await client.connect()
+  try { return (await client.query<T>(sql)).rows } finally { await client.end() }
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe().catch(() => undefined)
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+const pauseReplay = async () => {
+  await onReplica('select pg_wal_replay_pause()')
+  await until('replay paused', async () => (await onReplica<{ s: string }>('select pg_get_wal_replay_pause_state() as s'))[0]?.s === 'paused')
+}
+const resumeReplay = () => onReplica('select pg_wal_replay_resume()')
+// Whatever happens in a test, the shared replica replays again.
+t.teardown(resumeReplay)
+
+/** A database on the primary, once the replica has replayed its creation. */
+async function replicatedDatabase(t: Test) {
+  const database = await createTestDatabase(t)
+  await until('the test database on the replica', async () => {
+    const client = new pg.Client({ connectionString: replicaUrl(database.name) })
+    await client.connect()
+    await client.end()
+    return true
+  })
+  return database
+}
+
+async function buildReplicaApp(t: Test, database: { name: string; url: string }, replicaUrls: string) {
+  const config = loadConfig(testEnv(database, { DATABASE_REPLICA_URLS: replicaUrls, DB_REPLICA_MAX_LAG_MS: '300', DB_REPLICA_DOWN_SECONDS: '1' }))
+  const app = await buildApp(config, { logger: false })
+  t.teardown(async () => {
+    await app.mongo.dropDatabase().catch(() => {})
+    await app.close()
+    await deleteRedisKeys(config.redis.keyPrefix)
+  })
+  return app
+}
+
+async function replicaReads(app: App) {
+  const metric = await app.metrics.registry.getSingleMetric('shop_postgres_replica_reads_total')!.get()
+  const count = (result: string) => metric.values.find((v) => v.labels.result === result)?.value ?? 0
+  return { replica: count('replica'), fallbackError: count('fallback-error'), fallbackDown: count('fallback-down') }
+}
+
+// Every public list with a new page size is a new cache key: it reads the database.
+let pageSize = 1
+const listedName = async (app: App) => {
+  const res = await app.inject({ method: 'GET', url: `/products?limit=${pageSize++}` })
+  if (res.statusCode !== 200) throw new Error(`GET /products: ${res.statusCode} ${res.body}`)
+  return res.json().items[0]?.name as string | undefined
+}
+
+/** Waits until the app sends its lag-tolerant reads to a replica again. */
+async function replicaInUse(app: App) {
+  await until('reads served by the replica', async () => {
+    const before = (await replicaReads(app)).replica
+    await listedName(app)
+    return (await replicaReads(app)).replica > before
+  })
+}
+
+t.test('customers\' catalog reads come from the replica; admin writes answer fresh and never leave stale cache entries', async (t) => {
+  const database = await replicatedDatabase(t)
+  const app = await buildReplicaApp(t, database, replicaUrl(database.name))
+  const { headers } = await registerAdmin(app)
+  const product = await createProduct(app, headers, { name: 'Original', slug: 'original' })
+  await replicaInUse(app)
+  t.equal(await listedName(app), 'Original', 'the replica has the product')
+
+  // A change made on the primary behind the API's back is not on the paused replica: customers
+  // still see the old name, an admin (primary) sees the new one.
+  t.teardown(resumeReplay)
+  await pauseReplay()
+  const primary = new pg.Client({ connectionString: database.url })
+  await primary.connect()
+  t.teardown(() => primary.end())
+  await primary.query('update products set name = $1 where id = $2', ['Changed on the primary', product.id])
+  t.equal(await listedName(app), 'Original', 'paused replica: the customer list is the replica\'s')
+  const admin = await app.inject({ method: 'GET', url: `/products/${product.id}`, headers })
+  t.equal(admin.json().name, 'Changed on the primary', 'the admin view reads the primary')
+  t.ok((await replicaReads(app)).replica > 0, 'reads were counted as served by the replica')
+
+  // Replayed: the change reaches customers.
+  await resumeReplay()
+  await until('the change replayed and served', async () => (await listedName(app)) === 'Changed on the primary')
+  t.pass('once replayed, the replica serves the change')
+
+  // An admin write while the replica lags: its own answer comes from the primary, the write waits
+  // up to DB_REPLICA_MAX_LAG_MS for the replica, then takes it out of use, so the next customer
+  // read (which fills the cache) comes from the primary and is not stale.
+  await pauseReplay()
+  const started = Date.now()
+  const patched = await app.inject({ method: 'PATCH', url: `/products/${product.id}`, headers, payload: { name: 'Renamed by the admin' } })
+  t.equal(patched.statusCode, 200)
+  t.equal(patched.json().name, 'Renamed by the admin', 'the write answers with its own change')
+  t.ok(Date.now() - started >= 300, 'the write waited for the lagging replica')
+  const down = (await replicaReads(app)).fallbackDown
+  const detail = await app.inject({ method: 'GET', url: `/products/${product.id}` })
+  t.equal(detail.json().name, 'Renamed by the admin', 'a customer sees the write at once')
+  t.equal(detail.headers['x-cache'], 'miss')
+  t.ok((await replicaReads(app)).fallbackDown > down, 'served by the primary: the lagging replica is out of use')
+
+  // Replaying again, the replica comes back into use after DB_REPLICA_DOWN_SECONDS and a probe.
+  await resumeReplay()
+  await replicaInUse(app)
+  const cached = await app.inject({ method: 'GET', url: `/products/${product.id}` })
+  t.equal(cached.headers['x-cache'], 'hit')
+  t.equal(cached.json().name, 'Renamed by the admin', 'the cached detail is the fresh one')
+})
+
+t.test('with replication running, customers see every catalog write at once', async (t) => {
+  const database = await replicatedDatabase(t)
+  const app = await buildReplicaApp(t, database, replicaUrl(database.name))
+  const { headers } = await registerAdmin(app)
+  const category = await createCategory(app, headers, { name: 'Shelf', slug: 'shelf' })
+  const product = await createProduct(app, headers, { name: 'Lamp', slug: 'lamp', categoryId: category.id, variants: [{ sku: 'LAMP-1', priceMinor: 1000 }] })
+  await replicaInUse(app)
+  const get = async (url: string) => (await app.inject({ method: 'GET', url })).json()
+  for (let i = 1; i <= 5; i++) {
+    // Warm: the replica's answers are cached; then each write must make the next read fresh.
+    await get(`/products/${product.id}`)
+    await get('/categories/by-slug/shelf')
+    await app.inject({ method: 'PATCH', url: `/products/${product.id}`, headers, payload: { name: `Lamp ${i}` } })
+    t.equal((await get(`/products/${product.id}`)).name, `Lamp ${i}`, `product write ${i} seen at once`)
+    await app.inject({ method: 'PATCH', url: `/products/${product.id}/variants/${product.variants[0].id}`, headers, payload: { priceMinor: 1000 + i } })
+    t.equal((await get('/products/by-slug/lamp')).priceRange.minMinor, 1000 + i, `variant write ${i} seen at once`)
+    await app.inject({ method: 'PATCH', url: `/categories/${category.id}`, headers, payload: { name: `Shelf ${i}` } })
+    t.equal((await get('/categories/by-slug/shelf')).name, `Shelf ${i}`, `category write ${i} seen at once`)
+  }
+  t.ok((await replicaReads(app)).replica > 0, 'the replica served reads meanwhile')
+})
+
+/**
+ * A TCP relay to the replica. `die()` makes it behave as a replica host that crashed: idle
+ * connections see nothing until they send a query, which finds the connection gone; new
+ * connections are refused.
+ */
+async function relayTo(port: number) {
+  const sockets = new Set<Socket>()
+  let dead = false
+  const server: Server = createServer((client) => {
+    if (dead) return client.destroy()
+    const upstream = new Socket().connect(port, '127.0.0.1')
+    for (const s of [client, upstream]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => {}) }
+    upstream.pipe(client)
+    client.on('data', (chunk) => { if (dead) { client.destroy(); upstream.destroy() } else upstream.write(chunk) })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as { port: number }).port,
+    die() { dead = true },
+    async close() {
+      await new Promise((resolve) => { server.close(resolve); for (const s of sockets) s.destroy() })
+    },
+  }
+}
+
+t.test('a replica that dies, or never answers, costs no errors: reads fall back to the primary', async (t) => {
+  const database = await replicatedDatabase(t)
+  const relay = await relayTo(Number(new URL(REPLICA_URL).port))
+  t.teardown(() => relay.close())
+  const closedPort = await freePort()
+  // Two replicas: one through the relay, one on a port nothing listens on.
+  const app = await buildReplicaApp(t, database, `${replicaUrl(database.name, relay.port)},${replicaUrl(database.name, closedPort)}`)
+  const { headers } = await registerAdmin(app)
+  const category = await createCategory(app, headers, { slug: 'kept' })
+  const product = await createProduct(app, headers, { name: 'Kept', slug: 'kept', categoryId: category.id })
+  await replicaInUse(app)
+
+  relay.die()
+  const urls = ['/products', `/products/${product.id}`, '/products/by-slug/kept', '/categories', '/categories/by-slug/kept']
+  const statuses: number[] = []
+  for (let round = 0; round < 3; round++) {
+    statuses.push((await app.inject({ method: 'GET', url: `/products?limit=${pageSize++}` })).statusCode)
+    for (const url of urls) statuses.push((await app.inject({ method: 'GET', url })).statusCode)
+    statuses.push((await app.inject({ method: 'GET', url: '/analytics/low-stock', headers })).statusCode)
+  }
+  t.same([...new Set(statuses)], [200], 'every read answered 200')
+  const reads = await replicaReads(app)
+  t.ok(reads.fallbackError >= 1, `the read that met the dead replica ran again on the primary (${reads.fallbackError})`)
+  t.ok(reads.fallbackDown >= 1, `later reads went straight to the primary (${reads.fallbackDown})`)
+  t.equal(await listedName(app), 'Kept')
+})
