@@ -5,10 +5,14 @@ import { DEFAULT_PASSWORD, authHeader, register } from './users.js'
 
 const TOKEN_IN_LINK = /token=([A-Za-z0-9_-]{20,})/
 
-t.test('register, verify email through real SMTP, read me, refresh, logout', async (t) => {
+t.test('register, sign in, verify email through real SMTP, read me, refresh, logout', async (t) => {
   const mailbox = await startMailbox(t)
   const app = await buildTestApp(t, { SMTP_URL: mailbox.url })
-  const { body } = await register(app, { email: 'Ada@Example.com', name: 'Ada' })
+  const registered = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'Ada@Example.com', name: 'Ada', password: DEFAULT_PASSWORD } })
+  t.equal(registered.statusCode, 202)
+  const signedIn = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'ada@example.com', password: DEFAULT_PASSWORD } })
+  t.equal(signedIn.statusCode, 200, 'signs in before verifying')
+  const body = signedIn.json()
   t.match(body.user, { email: 'ada@example.com', name: 'Ada', role: 'customer', emailVerified: false, twoFactorEnabled: false })
   t.equal(body.tokens.tokenType, 'Bearer')
   t.equal(body.tokens.expiresIn, 900)
