@@ -27,8 +27,11 @@ export const ConfigSchema = Type.Object({
   PGLITE_DATA_DIR: Type.String({ minLength: 1, default: './data/pglite', description: 'a directory, or memory:// for an in-memory database' }),
   PGLITE_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 54329, description: 'where the API serves the embedded database to psql and the CLI (another free port when taken)' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 10 }),
+  PG_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'the server cancels an API statement that runs longer; one that gets no answer at all (a hung server or network) fails a second later in the client' }),
+  PG_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5000, description: 'time to open a PostgreSQL connection, or to wait for a free one in the pool' }),
   DB_MIGRATE: bool('true'),
   MONGODB_URL: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', description: 'a mongodb:// URL' })),
+  MONGO_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 3000, description: 'finding a server, opening a connection, or waiting for an answer on one longer than this fails (a retried read can take about three times as long)' }),
   // What to do when MONGODB_URL is unset: start FerretDB on SQLite under FERRETDB_DATA_DIR, or run without MongoDB.
   EMBEDDED_MONGO: oneOf(['ferretdb', 'off'], 'ferretdb'),
   FERRETDB_BIN: Type.Optional(Type.String({ minLength: 1 })),
@@ -104,8 +107,8 @@ export interface Config {
   port: number
   logLevel: RawConfig['LOG_LEVEL']
   trustProxy: boolean | string
-  postgres: { url?: string; pgliteDataDir: string; pglitePort: number; poolMax: number; migrate: boolean }
-  mongo: { url?: string; embedded: 'ferretdb' | 'off'; ferretdbBin?: string; ferretdbDataDir: string }
+  postgres: { url?: string; pgliteDataDir: string; pglitePort: number; poolMax: number; migrate: boolean; statementTimeoutMs: number; connectTimeoutMs: number }
+  mongo: { timeoutMs: number; url?: string; embedded: 'ferretdb' | 'off'; ferretdbBin?: string; ferretdbDataDir: string }
   redis: { url?: string; keyPrefix: string; commandTimeoutMs: number }
   jwtSecret: string
   auth: {
@@ -252,8 +255,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: raw.PORT,
     logLevel: raw.LOG_LEVEL,
     trustProxy: raw.TRUST_PROXY === 'true' ? true : raw.TRUST_PROXY === 'false' ? false : raw.TRUST_PROXY,
-    postgres: { url: raw.DATABASE_URL, pgliteDataDir: raw.PGLITE_DATA_DIR, pglitePort: raw.PGLITE_PORT, poolMax: raw.DB_POOL_MAX, migrate: truthy(raw.DB_MIGRATE) },
-    mongo: { url: raw.MONGODB_URL, embedded: raw.EMBEDDED_MONGO, ferretdbBin: raw.FERRETDB_BIN, ferretdbDataDir: raw.FERRETDB_DATA_DIR },
+    postgres: { url: raw.DATABASE_URL, pgliteDataDir: raw.PGLITE_DATA_DIR, pglitePort: raw.PGLITE_PORT, poolMax: raw.DB_POOL_MAX, migrate: truthy(raw.DB_MIGRATE), statementTimeoutMs: raw.PG_STATEMENT_TIMEOUT_MS, connectTimeoutMs: raw.PG_CONNECT_TIMEOUT_MS },
+    mongo: { timeoutMs: raw.MONGO_TIMEOUT_MS, url: raw.MONGODB_URL, embedded: raw.EMBEDDED_MONGO, ferretdbBin: raw.FERRETDB_BIN, ferretdbDataDir: raw.FERRETDB_DATA_DIR },
     redis: { url: raw.REDIS_URL, keyPrefix: raw.REDIS_KEY_PREFIX, commandTimeoutMs: raw.REDIS_COMMAND_TIMEOUT_MS },
     jwtSecret: raw.JWT_SECRET,
     auth: {
