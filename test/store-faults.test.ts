@@ -1,4 +1,9 @@
 import { randomBytes } from 'node:crypto'
+import { execFile } from 'node:child_process'
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import pg from 'pg'
 import { Toxiproxy } from 'toxiproxy-node-client'
@@ -149,6 +154,7 @@ async function fixtures(app: App, customers: number): Promise<Fixtures> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const run = promisify(execFile)
 
 /** Until one request of every kind and /ready all succeed; answers how long that took. */
 async function recovery(base: string, fx: Fixtures) {
@@ -175,7 +181,7 @@ async function readyNames(base: string, store: Store) {
 type ToxicSpec = { type: 'latency' | 'timeout' | 'limit_data'; attributes: Record<string, number> }
 // `fails`: what needs the store answers 503 (all of it, or 'some': a driver's retry on a fresh
 // connection may absorb a cut, as MongoDB's does for small commands).
-const FAULTS: { name: string; ms: number; toxic?: ToxicSpec; fails: boolean | 'some'; namedByReady: boolean }[] = [
+const FAULTS: (Omit<Fault, 'begin' | 'end'> & { toxic?: ToxicSpec })[] = [
   { name: 'latency', ms: 4000, toxic: { type: 'latency', attributes: { latency: 300, jitter: 0 } }, fails: false, namedByReady: false },
   // A hung store: the connections stay open, no byte comes back.
   { name: 'stall', ms: 10_000, toxic: { type: 'timeout', attributes: { timeout: 0 } }, fails: true, namedByReady: true },
@@ -184,78 +190,135 @@ const FAULTS: { name: string; ms: number; toxic?: ToxicSpec; fails: boolean | 's
   { name: 'down', ms: 3000, fails: true, namedByReady: true },
 ]
 
-t.setTimeout(240_000) // three stores, each through three faults
+interface Fault { name: string; ms: number; fails: boolean | 'some'; namedByReady: boolean; begin(): Promise<unknown>; end(): Promise<unknown> }
+
+/** Runs each fault in turn under the load, checks what must hold during and after it; answers the figures. */
+async function underFaults(t: Test, store: Store, base: string, fx: Fixtures, load: ReturnType<typeof startLoad>, faults: Fault[]) {
+  const figures: string[] = []
+  for (const { name, ms, fails, namedByReady, begin, end } of faults) {
+    load.phase = name
+    const began = load.outcomes.length
+    await begin()
+    await sleep(ms / 2)
+    const readyNamed = await readyNames(base, store)
+    await sleep(ms / 2)
+    load.phase = `after ${name}`
+    await end()
+    const recoveredMs = await recovery(base, fx)
+    await load.settled(name)
+    const during = load.outcomes.slice(began).filter((o) => o.phase === name)
+    const fivexx = during.filter((o) => o.status >= 500)
+    const median503ms = (() => { const ms = fivexx.map((o) => o.ms).sort((a, b) => a - b); return ms.length ? ms[Math.floor(ms.length / 2)]!.toFixed(0) : '-' })()
+    figures.push(`${name}: ${during.length} requests, ${fivexx.length} 5xx (${fivexx.filter((o) => o.status === 503).length} 503, median ${median503ms} ms), slowest ${[...during].sort((a, b) => b.ms - a.ms).slice(0, 3).map((o) => `${o.kind} ${o.status} ${o.ms.toFixed(0)} ms`).join(', ')}, recovered in ${recoveredMs.toFixed(0)} ms`)
+
+    t.ok(recoveredMs < 15_000, `${name}: recovers without a restart (${recoveredMs.toFixed(0)} ms)`)
+    const slow = during.filter((o) => o.status === 0 || o.ms > BOUND_MS)
+    t.same(slow.slice(0, 5), [], `${name}: every request answered within ${BOUND_MS} ms`)
+    const unavailable = during.filter((o) => o.status === 503).map((o) => o.ms).sort((a, b) => a - b)
+    const median503 = unavailable[Math.floor(unavailable.length / 2)] ?? 0
+    t.ok(median503 < FAIL_FAST_MS, `${name}: the median 503 takes ${median503.toFixed(0)} ms`)
+    const bad = during.filter((o) => o.status !== 0 && o.status >= 400 && !(o.status === 503 && o.problemType === 'urn:problem-type:store-unavailable'))
+    t.same(bad.slice(0, 5), [], `${name}: every failure is 503 store-unavailable problem+json`)
+    if (!fails) {
+      t.same(fivexx.slice(0, 5), [], `${name}: slower, but every request succeeds`)
+      continue
+    }
+    if (namedByReady) t.ok(readyNamed, `${name}: /ready answers 503 and names ${store}`)
+    const independent = (Object.keys(KINDS) as Kind[]).filter((k) => !(KINDS[k] as readonly Store[]).includes(store))
+    const broken = during.filter((o) => independent.includes(o.kind) && o.status !== 200 && o.status !== 201)
+    t.same(broken.slice(0, 5), [], `${name}: what does not need ${store} keeps answering (${independent.join(', ')})`)
+    const dependent = (Object.keys(KINDS) as Kind[]).filter((k) => !independent.includes(k) && !(MAY_BE_CACHED[store] ?? []).includes(k))
+    if (fails === true) t.ok(during.some((o) => dependent.includes(o.kind) && o.status === 503), `${name}: what needs ${store} answers 503`)
+  }
+  await load.stop()
+  t.comment(`${store}: ${figures.join('; ')}`)
+}
+
+/**
+ * Money after the faults: every checkout and payment whose answer was lost is retried with its
+ * key, as a client would; then each order and payment in PostgreSQL is one a client was told
+ * about, once. Nothing is left checked out of the PostgreSQL pool (a lost client shrinks it for good).
+ */
+async function moneyHolds(t: Test, app: App, base: string, databaseUrl: string, load: ReturnType<typeof startLoad>) {
+  for (const attempt of load.checkouts.filter((c) => !c.orderId)) {
+    const res = await fetch(`${base}/orders`, { method: 'POST', headers: { ...attempt.headers, 'idempotency-key': attempt.key, 'content-type': 'application/json' }, body: JSON.stringify({ shippingAddress: ADDRESS }) })
+    if (res.status === 201 || res.status === 200) attempt.orderId = String((await res.json() as { id: string }).id)
+  }
+  for (const payment of load.payments.filter((p) => !p.paymentId)) {
+    const res = await fetch(`${base}/orders/${payment.orderId}/payments`, { method: 'POST', headers: { ...payment.headers, 'idempotency-key': payment.key, 'content-type': 'application/json' }, body: JSON.stringify({ provider: 'test', paymentMethod: 'tok_success' }) })
+    if (res.status === 201 || res.status === 200) payment.paymentId = String((await res.json() as { id: string }).id)
+  }
+  const orderIds = new Set(load.checkouts.flatMap((c) => c.orderId ? [c.orderId] : []))
+  const paymentIds = new Set(load.payments.flatMap((p) => p.paymentId ? [p.paymentId] : []))
+  const direct = new pg.Client({ connectionString: databaseUrl })
+  await direct.connect()
+  const inDb = async (table: string) => new Set((await direct.query<{ id: string }>(`select id from ${table}`)).rows.map((r) => r.id))
+  const [orders, paymentRows] = [await inDb('orders'), await inDb('payments')]
+  await direct.end()
+  t.ok(orderIds.size > 0, `${orderIds.size} orders made during the faults`)
+  t.same([...orders].sort(), [...orderIds].sort(), 'every order in PostgreSQL is one a checkout answered, each once')
+  t.same([...paymentRows].sort(), [...paymentIds].sort(), 'every payment in PostgreSQL is one a client was answered, each once')
+  const pool = (app.db as unknown as { $client: { totalCount: number; idleCount: number } }).$client
+  t.equal(pool.totalCount - pool.idleCount, 0, `no PostgreSQL client held once the load is over (${pool.totalCount} open)`)
+  t.same(load.outcomes.filter((o) => o.status === 500 || o.status === 0).slice(0, 5), [], 'never a 500, never without an answer (before, between and after the faults too)')
+}
+
+t.setTimeout(300_000) // three stores through four faults each, and a PostgreSQL stopped and started
 for (const store of ['postgres', 'redis', 'mongo'] as const) {
   t.test(`${store} behind Toxiproxy under load: latency, a stall, a cut mid-response, down and back`, async (t) => {
     const { app, proxy, database, base } = await appBehindProxy(t, store)
     const fx = await fixtures(app, 7)
     const load = startLoad(base, fx, 6)
-    const figures: string[] = []
     await sleep(1500)
-
-    for (const { name, ms, toxic: spec, fails, namedByReady } of FAULTS) {
-      load.phase = name
-      const began = load.outcomes.length
-      const toxic = spec ? await proxy.addToxic({ name: TOXIC, type: spec.type, stream: 'downstream', toxicity: 1, attributes: spec.attributes }) : undefined
-      if (!toxic) await proxy.update({ enabled: false, listen: proxy.listen, upstream: proxy.upstream })
-      await sleep(ms / 2)
-      const readyNamed = await readyNames(base, store)
-      await sleep(ms / 2)
-      load.phase = `after ${name}`
-      if (toxic) await toxic.remove()
-      else await proxy.update({ enabled: true, listen: proxy.listen, upstream: proxy.upstream })
-      const recoveredMs = await recovery(base, fx)
-      await load.settled(name)
-      const during = load.outcomes.slice(began).filter((o) => o.phase === name)
-      const fivexx = during.filter((o) => o.status >= 500)
-      const median503ms = (() => { const ms = fivexx.map((o) => o.ms).sort((a, b) => a - b); return ms.length ? ms[Math.floor(ms.length / 2)]!.toFixed(0) : '-' })()
-      figures.push(`${name}: ${during.length} requests, ${fivexx.length} 5xx (${fivexx.filter((o) => o.status === 503).length} 503, median ${median503ms} ms), slowest ${[...during].sort((a, b) => b.ms - a.ms).slice(0, 3).map((o) => `${o.kind} ${o.status} ${o.ms.toFixed(0)} ms`).join(', ')}, recovered in ${recoveredMs.toFixed(0)} ms`)
-
-      t.ok(recoveredMs < 15_000, `${name}: recovers without a restart (${recoveredMs.toFixed(0)} ms)`)
-      const slow = during.filter((o) => o.status === 0 || o.ms > BOUND_MS)
-      t.same(slow.slice(0, 5), [], `${name}: every request answered within ${BOUND_MS} ms`)
-      const unavailable = during.filter((o) => o.status === 503).map((o) => o.ms).sort((a, b) => a - b)
-      const median503 = unavailable[Math.floor(unavailable.length / 2)] ?? 0
-      t.ok(median503 < FAIL_FAST_MS, `${name}: the median 503 takes ${median503.toFixed(0)} ms`)
-      const bad = during.filter((o) => o.status !== 0 && o.status >= 400 && !(o.status === 503 && o.problemType === 'urn:problem-type:store-unavailable'))
-      t.same(bad.slice(0, 5), [], `${name}: every failure is 503 store-unavailable problem+json`)
-      if (!fails) {
-        t.same(fivexx.slice(0, 5), [], `${name}: slower, but every request succeeds`)
-        continue
-      }
-      if (namedByReady) t.ok(readyNamed, `${name}: /ready answers 503 and names ${store}`)
-      const independent = (Object.keys(KINDS) as Kind[]).filter((k) => !(KINDS[k] as readonly Store[]).includes(store))
-      const broken = during.filter((o) => independent.includes(o.kind) && o.status !== 200 && o.status !== 201)
-      t.same(broken.slice(0, 5), [], `${name}: what does not need ${store} keeps answering (${independent.join(', ')})`)
-      const dependent = (Object.keys(KINDS) as Kind[]).filter((k) => !independent.includes(k) && !(MAY_BE_CACHED[store] ?? []).includes(k))
-      if (fails === true) t.ok(during.some((o) => dependent.includes(o.kind) && o.status === 503), `${name}: what needs ${store} answers 503`)
-    }
-    await load.stop()
-    t.comment(`${store}: ${figures.join('; ')}`)
-
-    // Money: retry every checkout and payment whose answer was lost, with its key, as a client
-    // would. Then each order and payment in PostgreSQL is one a client was told about, once.
-    for (const attempt of load.checkouts.filter((c) => !c.orderId)) {
-      const res = await fetch(`${base}/orders`, { method: 'POST', headers: { ...attempt.headers, 'idempotency-key': attempt.key, 'content-type': 'application/json' }, body: JSON.stringify({ shippingAddress: ADDRESS }) })
-      if (res.status === 201 || res.status === 200) attempt.orderId = String((await res.json() as { id: string }).id)
-    }
-    for (const payment of load.payments.filter((p) => !p.paymentId)) {
-      const res = await fetch(`${base}/orders/${payment.orderId}/payments`, { method: 'POST', headers: { ...payment.headers, 'idempotency-key': payment.key, 'content-type': 'application/json' }, body: JSON.stringify({ provider: 'test', paymentMethod: 'tok_success' }) })
-      if (res.status === 201 || res.status === 200) payment.paymentId = String((await res.json() as { id: string }).id)
-    }
-    const orderIds = new Set(load.checkouts.flatMap((c) => c.orderId ? [c.orderId] : []))
-    const paymentIds = new Set(load.payments.flatMap((p) => p.paymentId ? [p.paymentId] : []))
-    const direct = new pg.Client({ connectionString: database.url })
-    await direct.connect()
-    const inDb = async (table: string) => new Set((await direct.query<{ id: string }>(`select id from ${table}`)).rows.map((r) => r.id))
-    const [orders, paymentRows] = [await inDb('orders'), await inDb('payments')]
-    await direct.end()
-    t.ok(orderIds.size > 0, `${orderIds.size} orders made during the faults`)
-    t.same([...orders].sort(), [...orderIds].sort(), 'every order in PostgreSQL is one a checkout answered, each once')
-    t.same([...paymentRows].sort(), [...paymentIds].sort(), 'every payment in PostgreSQL is one a client was answered, each once')
-    // Nothing is left checked out of the PostgreSQL pool: a lost client would shrink it for good.
-    const pool = (app.db as unknown as { $client: { totalCount: number; idleCount: number } }).$client
-    t.equal(pool.totalCount - pool.idleCount, 0, `no PostgreSQL client held once the load is over (${pool.totalCount} open)`)
-    t.same(load.outcomes.filter((o) => o.status === 500 || o.status === 0).slice(0, 5), [], 'never a 500, never without an answer (before, between and after the faults too)')
+    const enabled = (on: boolean) => proxy.update({ enabled: on, listen: proxy.listen, upstream: proxy.upstream })
+    await underFaults(t, store, base, fx, load, FAULTS.map((f) => ({
+      ...f,
+      begin: () => f.toxic ? proxy.addToxic({ name: TOXIC, type: f.toxic.type, stream: 'downstream', toxicity: 1, attributes: f.toxic.attributes }) : enabled(false),
+      end: () => f.toxic ? proxy.getToxic(TOXIC).then((toxic) => toxic.remove()) : enabled(true),
+    })))
+    await moneyHolds(t, app, base, database.url, load)
   })
+}
+
+// The server itself stopped (fast shutdown: sessions terminated, 57P01) and started again while
+// requests flow: a PostgreSQL cluster of the test's own, so the shared one is never touched.
+t.test('a PostgreSQL server of its own stopped and started under load', async (t) => {
+  const server = await startOwnPostgres(t)
+  const name = `pgown_${randomBytes(6).toString('hex')}`
+  const env = testEnv({ name, url: server.url }, { ...TIMEOUTS, DB_MIGRATE: 'true', RATE_LIMIT_MAX: '1000000', AUTH_RATE_LIMIT_MAX: '1000000' })
+  const config = loadConfig(env)
+  const app = await buildApp(config, { logger: false })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(async () => {
+    await app.mongo.dropDatabase().catch(() => {})
+    await app.close()
+    await deleteRedisKeys(config.redis.keyPrefix)
+  })
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const fx = await fixtures(app, 7)
+  const load = startLoad(base, fx, 6)
+  await sleep(1500)
+  await underFaults(t, 'postgres', base, fx, load, [{ name: 'stopped', ms: 3000, fails: true, namedByReady: true, begin: server.stop, end: server.start }])
+  await moneyHolds(t, app, base, server.url, load)
+})
+
+/** A throwaway PostgreSQL cluster (initdb in a temp dir, own port), run as the postgres user when root. */
+async function startOwnPostgres(t: Test) {
+  const bin = readdirSync('/usr/lib/postgresql').map((v) => join('/usr/lib/postgresql', v, 'bin')).find((d) => existsSync(join(d, 'initdb')))
+  if (!bin) throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql')
+  const dir = mkdtempSync(join(tmpdir(), 'pg-own-'))
+  const asRoot = process.getuid?.() === 0
+  if (asRoot) {
+    const uid = Number((await run('id', ['-u', 'postgres'])).stdout.trim())
+    chownSync(dir, uid, uid)
+  }
+  const pgRun = (cmd: string, args: string[]) => asRoot ? run('runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args]) : run(join(bin, cmd), args)
+  const port = await freePort()
+  const data = join(dir, 'data')
+  await pgRun('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8'])
+  const start = () => pgRun('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', 'start', '-o', `-h 127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off`])
+  const stop = () => pgRun('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop'])
+  await start()
+  t.teardown(async () => { await stop().catch(() => {}); rmSync(dir, { recursive: true, force: true }) })
+  return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, start, stop }
 }
