@@ -38,6 +38,14 @@ export interface OpenDbOptions {
   command?: string
   /** Called when an idle pooled connection dies (server restart, admin kill). */
   onIdleError?: (err: Error) => void
+  /**
+   * Bounds every statement: the server cancels it after this long, and the client gives up a
+   * second later when no answer comes at all (a hung server or network). Unset: unbounded (the
+   * CLI scripts, which may seed or migrate for minutes).
+   */
+  statementTimeoutMs?: number
+  /** Time to open a connection or to wait for a free one in the pool (default 5000). */
+  connectTimeoutMs?: number
 }
 
 export async function openDb(opts: OpenDbOptions): Promise<DbHandle> {
@@ -45,7 +53,7 @@ export async function openDb(opts: OpenDbOptions): Promise<DbHandle> {
     // The embedded directory: through the API that serves it, or opened here and locked.
     const holder = holderOf(opts.pgliteDataDir)
     if (holder?.port && opts.serveEmbeddedOn === undefined) {
-      const handle = await openDb({ ...opts, url: embeddedUrl(holder.port), poolMax: Math.min(opts.poolMax, 4) })
+      const handle = await openDb({ ...opts, url: embeddedUrl(holder.port), poolMax: Math.min(opts.poolMax, 4), statementTimeoutMs: undefined })
       return { ...handle, location: `${opts.pgliteDataDir}, served by the API (pid ${holder.pid}) on port ${holder.port}` }
     }
     if (holder) throw busy(opts.pgliteDataDir, holder)
@@ -58,10 +66,20 @@ export async function openDb(opts: OpenDbOptions): Promise<DbHandle> {
     }
   }
   if (opts.url) {
-    const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolMax, connectionTimeoutMillis: 5000 })
+    const timeout = opts.statementTimeoutMs
+    const pool = new pg.Pool({
+      connectionString: opts.url, max: opts.poolMax, connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+      ...(timeout ? { statement_timeout: timeout, query_timeout: timeout + 1000, idle_in_transaction_session_timeout: timeout + 2000 } : {}),
+    })
     // Without a listener, pg re-throws an idle client's error and the process dies; the pool
     // drops that client and the next query opens a new connection.
     pool.on('error', (err) => opts.onIdleError?.(err))
+    // A checked-out client (a transaction) has no pool listener: a cut connection would crash the
+    // process. Its queries fail with the error already, and the pool drops it on release.
+    pool.on('connect', (client) => {
+      client.on('error', () => {})
+      guardTransactionClient(client)
+    })
     const db = drizzlePg({ client: pool, schema })
     const u = new URL(opts.url)
     return {
@@ -69,19 +87,48 @@ export async function openDb(opts: OpenDbOptions): Promise<DbHandle> {
       kind: 'postgres',
       location: `${u.hostname}:${u.port || 5432}${u.pathname}`,
       async migrate() {
-        const client = await pool.connect()
+        // A connection of its own, without the statement timeout: migrations and the wait for
+        // another instance's migration lock may take longer than any API statement.
+        const client = new pg.Client({ connectionString: opts.url })
+        await client.connect()
         try {
           await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_ID])
           await migratePg(drizzlePg({ client, schema }), { migrationsFolder })
         } finally {
           await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => {})
-          client.release()
+          await client.end()
         }
       },
       close: () => pool.end(),
     }
   }
   return openPglite(opts)
+}
+
+const isBegin = (config: unknown) => /^\s*begin\b/i.test(typeof config === 'string' ? config : String((config as { text?: unknown } | null)?.text ?? ''))
+
+/**
+ * Works around drizzle-orm 0.45's pooled `transaction()` (drizzle-team/drizzle-orm#6114, #6241):
+ * a BEGIN that fails is outside its try/finally, so the client is never released and the pool
+ * shrinks for good (found by test/store-faults.test.ts: three of ten clients lost to one stall);
+ * and a client whose query got no answer (query_timeout) goes back to the pool with that query
+ * still pending, so the next user waits behind it. Here a client whose query got no answer or
+ * lost its connection is closed (the pool drops it on release), and a failed BEGIN releases it.
+ */
+function guardTransactionClient(client: pg.PoolClient) {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown
+  client.query = ((...args: unknown[]) => {
+    const result = query(...args)
+    if (!(result instanceof Promise)) return result
+    return result.catch((err: Error) => {
+      if (/Query read timeout|Connection terminated|not queryable/i.test(err.message)) client.connection.stream.destroy()
+      if (isBegin(args[0])) {
+        client.release(err)
+        client.release = () => {} // should a later drizzle release it too
+      }
+      throw err
+    })
+  }) as typeof client.query
 }
 
 async function openPglite(opts: OpenDbOptions, lock?: ReturnType<typeof takeLock>): Promise<DbHandle> {

@@ -147,7 +147,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     console.error('--variants must be at least 1: every product has a variant')
     process.exit(2)
   }
-  const handle = await openDb(loadConfig().postgres)
+  // Seeding large catalogs runs long statements: no API statement timeout here.
+  const handle = await openDb({ ...loadConfig().postgres, statementTimeoutMs: undefined })
   try {
     await handle.migrate()
     if (!(await catalogIsEmpty(handle.db))) {

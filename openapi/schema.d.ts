@@ -201,8 +201,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Create a customer account and sign in
-         * @description Sends a verification mail. Roles cannot be chosen here.
+         * Create a customer account
+         * @description Answers 202 the same way whether or not the address already has an account, so it cannot be used to find out who is a customer: a new address gets a verification mail, an address with an account gets a mail telling its owner to sign in or reset the password. Sign in afterwards with POST /auth/login. Roles cannot be chosen here.
          */
         post: operations["register"];
         delete?: never;
@@ -3739,25 +3739,16 @@ export interface operations {
         };
         responses: {
             /** @description Default Response */
-            201: {
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AuthResult"];
+                    "application/json": components["schemas"]["Accepted"];
                 };
             };
             /** @description A problem (RFC 9457) */
             400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description A problem (RFC 9457) */
-            409: {
                 headers: {
                     [name: string]: unknown;
                 };

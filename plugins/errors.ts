@@ -10,12 +10,21 @@ import { AppError, PROBLEM_CONTENT_TYPE, Problem, ValidationIssue, type ProblemB
 // errors (404, 413, 415, 429) and crashes. A 5xx never carries the internal message.
 
 // A store that is down is the server's trouble, not the client's: 503, so clients retry.
-const STORE_ERRORS = new Set(['MongoNetworkError', 'MongoServerSelectionError', 'MongoNotConnectedError', 'MongoTopologyClosedError'])
+const STORE_ERRORS = new Set(['MongoNetworkError', 'MongoNetworkTimeoutError', 'MongoServerSelectionError', 'MongoNotConnectedError', 'MongoTopologyClosedError', 'MongoOperationTimeoutError'])
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'])
+// PostgreSQL: a statement cancelled by statement_timeout, a transaction ended by the idle timeout,
+// the server shutting down or refusing connections, a lost connection (class 08).
+const PG_UNAVAILABLE = /^(57014|25P03|57P0[123]|53300|08...)$/
 function isStoreUnavailable(error: Error): boolean {
-  const code = (error as { code?: string }).code
-  return STORE_ERRORS.has(error.name) || code === 'ECONNREFUSED' || code === 'ECONNRESET'
-    // ioredis: a command that timed out (hung server) or could not be queued (no connection)
-    || /before initial connection|Connection is closed|connection timeout|Command timed out|Stream isn't writeable/i.test(error.message)
+  // drizzle wraps the driver's error in `cause`
+  for (let e: Error | undefined = error; e; e = e.cause instanceof Error ? e.cause : undefined) {
+    const code = String((e as { code?: unknown }).code ?? '')
+    if (STORE_ERRORS.has(e.name) || NETWORK_CODES.has(code) || PG_UNAVAILABLE.test(code)) return true
+    // ioredis: a command that timed out (hung server) or could not be queued (no connection);
+    // node-postgres: no answer within query_timeout, a connection lost or not opened in time
+    if (/before initial connection|Connection is closed|connection timeout|Command timed out|Stream isn't writeable|max retries per request|Query read timeout|Connection terminated|timeout exceeded when trying to connect|not queryable/i.test(e.message)) return true
+  }
+  return false
 }
 
 // PostgreSQL data exceptions that only a client's value can cause: NUL or unencodable text,

@@ -9,7 +9,7 @@ declare module 'fastify' {
 const DEFAULT_DB = 'shop'
 
 export default fp(async (app) => {
-  const { url, embedded, ferretdbBin, ferretdbDataDir } = app.config.mongo
+  const { url, embedded, ferretdbBin, ferretdbDataDir, timeoutMs } = app.config.mongo
   let target = url
   let kind = 'server'
   let stopEmbedded = async () => {}
@@ -32,7 +32,11 @@ export default fp(async (app) => {
     const u = new URL(target)
     await connection.openUri(target, {
       dbName: u.pathname.replace(/^\//, '') || DEFAULT_DB,
-      serverSelectionTimeoutMS: 5000,
+      // A hung or unreachable server costs a request a few timeouts at most (a retried read), then
+      // 503: without socketTimeoutMS a stalled connection waits forever, and connecting waits 30 s.
+      serverSelectionTimeoutMS: timeoutMs,
+      connectTimeoutMS: timeoutMs,
+      socketTimeoutMS: timeoutMs,
       bufferCommands: false,
       // Command events for the latency metrics (plugins/metrics.ts), collected only when served.
       monitorCommands: Boolean(app.config.metricsToken),

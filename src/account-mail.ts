@@ -22,6 +22,14 @@ export function createAccountMail(deps: { mailer: Mailer; tokens: OneTimeTokens;
         text: `Hello ${user.name},\n\nconfirm your email address by opening this link within 24 hours:\n${deps.publicUrl}/verify-email?token=${token}\n`,
       })
     },
+    /** To the owner of an address someone tried to register again; carries no token (nothing to act on but their own sign-in). */
+    sendRegistrationAttempt(user: { email: string; name: string }) {
+      deps.mailer.sendLater({
+        to: user.email,
+        subject: 'Someone tried to register with your address',
+        text: `Hello ${user.name},\n\nsomeone tried to register with your address, which already has an account with us; no new account was made and yours is unchanged.\n\nIf it was you, sign in at ${deps.publicUrl}/sign-in, or reset your password at ${deps.publicUrl}/forgot-password if you have forgotten it.\nIf it was not you, you can ignore this mail.\n`,
+      })
+    },
     async sendPasswordReset(user: { id: string; email: string; name: string; passwordHash: string | null }) {
       const token = await deps.tokens.issue('password-reset', { userId: user.id, stamp: accountStamp(user) }, RESET_TTL_SECONDS)
       deps.mailer.sendLater({

@@ -28,12 +28,15 @@ export const ConfigSchema = Type.Object({
   PGLITE_DATA_DIR: Type.String({ minLength: 1, default: './data/pglite', description: 'a directory, or memory:// for an in-memory database' }),
   PGLITE_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 54329, description: 'where the API serves the embedded database to psql and the CLI (another free port when taken)' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 10 }),
+  PG_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'the server cancels an API statement that runs longer; one that gets no answer at all (a hung server or network) fails a second later in the client' }),
+  PG_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5000, description: 'time to open a PostgreSQL connection, or to wait for a free one in the pool' }),
   DB_MIGRATE: bool('true'),
   DATABASE_REPLICA_URLS: Type.Optional(Type.String({ pattern: '^postgres(ql)?://[^,]+(,postgres(ql)?://[^,]+)*$', description: 'comma-separated postgres:// URLs of read replicas (needs DATABASE_URL)' })),
   DB_REPLICA_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 5, description: 'connections per replica' }),
   DB_REPLICA_MAX_LAG_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 2000, description: 'a catalog write waits at most this long for each replica to replay it; a replica further behind is taken out of use for DB_REPLICA_DOWN_SECONDS' }),
   DB_REPLICA_DOWN_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 10, description: 'after a connection failure a replica is skipped (its reads go to the primary) this long' }),
   MONGODB_URL: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', description: 'a mongodb:// URL' })),
+  MONGO_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 3000, description: 'finding a server, opening a connection, or waiting for an answer on one longer than this fails (a retried read can take about three times as long)' }),
   // What to do when MONGODB_URL is unset: start FerretDB on SQLite under FERRETDB_DATA_DIR, or run without MongoDB.
   EMBEDDED_MONGO: oneOf(['ferretdb', 'off'], 'ferretdb'),
   FERRETDB_BIN: Type.Optional(Type.String({ minLength: 1 })),
@@ -112,8 +115,8 @@ export interface Config {
   port: number
   logLevel: RawConfig['LOG_LEVEL']
   trustProxy: boolean | string
-  postgres: { url?: string; pgliteDataDir: string; pglitePort: number; poolMax: number; migrate: boolean; replicas: { urls: string[]; poolMax: number; maxLagMs: number; downSeconds: number } }
-  mongo: { url?: string; embedded: 'ferretdb' | 'off'; ferretdbBin?: string; ferretdbDataDir: string }
+  postgres: { url?: string; pgliteDataDir: string; pglitePort: number; poolMax: number; migrate: boolean; statementTimeoutMs: number; connectTimeoutMs: number; replicas: { urls: string[]; poolMax: number; maxLagMs: number; downSeconds: number } }
+  mongo: { timeoutMs: number; url?: string; embedded: 'ferretdb' | 'off'; ferretdbBin?: string; ferretdbDataDir: string }
   redis: RedisConfig
   jwtSecret: string
   auth: {
@@ -266,9 +269,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: raw.PORT,
     logLevel: raw.LOG_LEVEL,
     trustProxy: raw.TRUST_PROXY === 'true' ? true : raw.TRUST_PROXY === 'false' ? false : raw.TRUST_PROXY,
-    postgres: { url: raw.DATABASE_URL, pgliteDataDir: raw.PGLITE_DATA_DIR, pglitePort: raw.PGLITE_PORT, poolMax: raw.DB_POOL_MAX, migrate: truthy(raw.DB_MIGRATE),
+    postgres: { url: raw.DATABASE_URL, pgliteDataDir: raw.PGLITE_DATA_DIR, pglitePort: raw.PGLITE_PORT, poolMax: raw.DB_POOL_MAX, migrate: truthy(raw.DB_MIGRATE), statementTimeoutMs: raw.PG_STATEMENT_TIMEOUT_MS, connectTimeoutMs: raw.PG_CONNECT_TIMEOUT_MS,
       replicas: { urls: raw.DATABASE_REPLICA_URLS?.split(',') ?? [], poolMax: raw.DB_REPLICA_POOL_MAX, maxLagMs: raw.DB_REPLICA_MAX_LAG_MS, downSeconds: raw.DB_REPLICA_DOWN_SECONDS } },
-    mongo: { url: raw.MONGODB_URL, embedded: raw.EMBEDDED_MONGO, ferretdbBin: raw.FERRETDB_BIN, ferretdbDataDir: raw.FERRETDB_DATA_DIR },
+    mongo: { timeoutMs: raw.MONGO_TIMEOUT_MS, url: raw.MONGODB_URL, embedded: raw.EMBEDDED_MONGO, ferretdbBin: raw.FERRETDB_BIN, ferretdbDataDir: raw.FERRETDB_DATA_DIR },
     redis: {
       url: raw.REDIS_URL,
       clusterNodes: raw.REDIS_CLUSTER_NODES?.split(',').map((node) => {

@@ -1,14 +1,18 @@
 import t from 'tap'
 import { buildTestApp } from './helpers.js'
 import { startMailbox } from './mail.js'
-import { authHeader, register } from './users.js'
+import { DEFAULT_PASSWORD, authHeader, register } from './users.js'
 
 const TOKEN_IN_LINK = /token=([A-Za-z0-9_-]{20,})/
 
-t.test('register, verify email through real SMTP, read me, refresh, logout', async (t) => {
+t.test('register, sign in, verify email through real SMTP, read me, refresh, logout', async (t) => {
   const mailbox = await startMailbox(t)
   const app = await buildTestApp(t, { SMTP_URL: mailbox.url })
-  const { body } = await register(app, { email: 'Ada@Example.com', name: 'Ada' })
+  const registered = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'Ada@Example.com', name: 'Ada', password: DEFAULT_PASSWORD } })
+  t.equal(registered.statusCode, 202)
+  const signedIn = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'ada@example.com', password: DEFAULT_PASSWORD } })
+  t.equal(signedIn.statusCode, 200, 'signs in before verifying')
+  const body = signedIn.json()
   t.match(body.user, { email: 'ada@example.com', name: 'Ada', role: 'customer', emailVerified: false, twoFactorEnabled: false })
   t.equal(body.tokens.tokenType, 'Bearer')
   t.equal(body.tokens.expiresIn, 900)
@@ -56,7 +60,7 @@ t.test('login: right and wrong passwords, unknown email answers the same', async
   t.equal(wrong.json().type, unknown.json().type)
 })
 
-t.test('register validation: password policy, duplicate email, no role smuggling', async (t) => {
+t.test('register validation: password policy, no role smuggling', async (t) => {
   const app = await buildTestApp(t)
   const short = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'c@example.com', password: 'short', name: 'C' } })
   t.equal(short.statusCode, 400)
@@ -67,11 +71,50 @@ t.test('register validation: password policy, duplicate email, no role smuggling
     const res = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'd@example.com', password: 'long enough password', name: 'D', ...extra } })
     t.equal(res.statusCode, 400, `${Object.keys(extra)[0]} is refused`)
   }
-  await register(app, { email: 'e@example.com' })
-  const dup = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'E@example.com', password: 'long enough password', name: 'E' } })
-  t.equal(dup.statusCode, 409)
   const badEmail = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'not-an-email', password: 'long enough password', name: 'F' } })
   t.equal(badEmail.statusCode, 400)
+})
+
+// Registration must not tell whether an address has an account: a taken address answers exactly
+// like a free one (status, body, about the same time) and its owner gets a mail instead.
+t.test('register: a taken email answers like a new one and mails the owner (no enumeration)', async (t) => {
+  const mailbox = await startMailbox(t)
+  const app = await buildTestApp(t, { SMTP_URL: mailbox.url })
+  await register(app, { email: 'owner@example.com', name: 'Owner' })
+  await mailbox.waitFor('owner@example.com', /verify-email/)
+
+  const attempt = (email: string) => app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: 'an attacker password', name: 'Mallory' } })
+  const timed = async (email: string) => { const started = performance.now(); const res = await attempt(email); return { res, ms: performance.now() - started } }
+  const fresh: Awaited<ReturnType<typeof timed>>[] = []
+  const taken: Awaited<ReturnType<typeof timed>>[] = []
+  for (let i = 0; i < 4; i++) {
+    fresh.push(await timed(`new${i}@example.com`))
+    taken.push(await timed(i % 2 ? 'OWNER@example.com' : 'owner@example.com'))
+  }
+  for (const [a, b] of fresh.map((f, i) => [f.res, taken[i]!.res] as const)) {
+    t.equal(b.statusCode, a.statusCode, 'same status')
+    t.equal(b.headers['content-type'], a.headers['content-type'], 'same content type')
+    t.same(b.json(), a.json(), 'same body')
+  }
+  t.equal(fresh[0]!.res.statusCode, 202, 'accepted: the address is confirmed by mail')
+  t.notOk('tokens' in fresh[0]!.res.json(), 'no tokens before the address is known to be free')
+  const median = (runs: { ms: number }[]) => runs.map((r) => r.ms).sort((a, b) => a - b)[Math.floor(runs.length / 2)]!
+  const [freshMs, takenMs] = [median(fresh), median(taken)]
+  t.ok(Math.abs(freshMs - takenMs) < Math.max(60, 0.5 * Math.max(freshMs, takenMs)), `similar time: ${freshMs.toFixed(0)} ms new, ${takenMs.toFixed(0)} ms taken`)
+
+  // The owner learns of it, with what to do; the newcomer gets the usual verification link.
+  const [notice] = await mailbox.waitFor('owner@example.com', /someone tried to register[\s\S]*/i)
+  t.match(notice, /sign in/i)
+  t.match(notice, /reset your password/i)
+  t.notMatch(notice, /an attacker password/, 'the attempted password is not echoed')
+  await mailbox.waitFor('new0@example.com', TOKEN_IN_LINK)
+
+  // Nothing about the owner's account changed.
+  const asAttacker = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'owner@example.com', password: 'an attacker password' } })
+  t.equal(asAttacker.statusCode, 401)
+  const asOwner = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'owner@example.com', password: DEFAULT_PASSWORD } })
+  t.equal(asOwner.statusCode, 200)
+  t.equal(asOwner.json().user.name, 'Owner')
 })
 
 t.test('password reset through real SMTP: same answer for unknown accounts, single use, ends sessions', async (t) => {

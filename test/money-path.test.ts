@@ -70,7 +70,9 @@ t.test('1: a failure after the order commits does not let the retry make a secon
 })
 
 t.test('2: a checkout held on row locks past any lock lifetime cannot place the cart twice, nor wipe a line added meanwhile', async (t) => {
-  const { app, variantId, otherVariantId } = await shop(t)
+  // The checkout waits 31 s on a row lock: beyond the default statement timeout (10 s), which
+  // would end it with a 503; this test is about lock lifetimes, so the bound is lifted.
+  const { app, variantId, otherVariantId } = await shop(t, { PG_STATEMENT_TIMEOUT_MS: '60000' })
   const buyer = await register(app, { email: 'slow@example.com' })
   await addToCart(app, buyer.headers, variantId, 1)
 

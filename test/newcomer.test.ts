@@ -63,8 +63,9 @@ t.test('fresh clone: npm ci && npm start builds FerretDB once, then a customer b
   const ready = await call('GET', '/ready')
   t.equal(ready.status, 200, JSON.stringify(ready.body))
 
-  const signedUp = await call('POST', '/auth/register', { email: 'newcomer@example.com', name: 'New Comer', password: 'a long enough password' })
-  t.equal(signedUp.status, 201)
+  t.equal((await call('POST', '/auth/register', { email: 'newcomer@example.com', name: 'New Comer', password: 'a long enough password' })).status, 202)
+  const signedUp = await call('POST', '/auth/login', { email: 'newcomer@example.com', password: 'a long enough password' })
+  t.equal(signedUp.status, 200)
   const auth = { authorization: `Bearer ${signedUp.body.tokens.accessToken}` }
   const listing = await call('GET', '/products?limit=5&inStock=true')
   t.ok(listing.body.items.length > 0, 'the demo catalog is there')

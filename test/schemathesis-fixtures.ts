@@ -56,7 +56,8 @@ const pay = (orderId: string, paymentMethod = 'tok_success') => call<{ id: strin
 async function account() {
   const email = `fuzz-${Date.now()}-${++keys}@example.com`
   const password = 'fuzz-account-password-1'
-  const { tokens } = await call<{ tokens: { accessToken: string } }>('POST', '/auth/register', { email, password, name: 'Fuzz Account' }, false, {})
+  await call('POST', '/auth/register', { email, password, name: 'Fuzz Account' }, false, {})
+  const { tokens } = await call<{ tokens: { accessToken: string } }>('POST', '/auth/login', { email, password }, false, {})
   return { email, password, headers: { authorization: `Bearer ${tokens.accessToken}` } }
 }
 /** Plays the browser through the provider as a new or given account; answers the callback body. */
@@ -121,7 +122,9 @@ async function setup() {
   const shelfCategory = await category('Fuzz Shelf')
   const fuzzCategory = await category('Fuzz Edited')
   const image = await upload()
-  const member = await call<{ user: { id: string } }>('POST', '/auth/register', { email: `fuzz-member-${Date.now()}@example.com`, password: 'fuzz-member-password-1', name: 'Fuzz Member' }, false, {})
+  const memberAccount = { email: `fuzz-member-${Date.now()}@example.com`, password: 'fuzz-member-password-1' }
+  await call('POST', '/auth/register', { ...memberAccount, name: 'Fuzz Member' }, false, {})
+  const member = await call<{ user: { id: string } }>('POST', '/auth/login', memberAccount, false, {})
 
   const pending = await order(shelf.variants[1]!.id) // read, cancel by the fuzzer; status changes
   const toPay = await order(shelf.variants[1]!.id) // a payment is started by the fuzzer

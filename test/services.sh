@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the local test services on loopback: a throwaway PostgreSQL cluster, a streaming read
-# replica of it, redis-server, a three-master Redis Cluster, FerretDB (PostgreSQL backend) and
-# stripe-mock. Installs what is missing. Safe to run twice; `stop` stops them.
+# replica of it, redis-server, a three-master Redis Cluster, FerretDB (PostgreSQL backend),
+# stripe-mock and Toxiproxy. Installs what is missing. Safe to run twice; `stop` stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,8 @@ REDIS_CLUSTER_PORTS=$(echo "${TEST_REDIS_CLUSTER_PORTS:-$REDIS_CLUSTER_BASE $((R
 # Each node's cluster bus port is its port plus this (Redis's default +10000 would pass 65535).
 REDIS_CLUSTER_BUS_OFFSET=${TEST_REDIS_CLUSTER_BUS_OFFSET:-100}
 STRIPE_MOCK_VERSION=v0.203.0
+TOXIPROXY_PORT=${TEST_TOXIPROXY_PORT:-58474}
+TOXIPROXY_VERSION=v2.5.0
 # Outside the checkout: the postgres user must be able to reach it, and a clone may live in a private dir.
 DIR=${TEST_SERVICES_DIR:-/tmp/shop-api-services}
 PG_DATA="$DIR/pg"
@@ -37,6 +39,7 @@ pg_bin() {
 if [ "${1:-start}" = stop ]; then
   [ -f "$DIR/ferretdb.pid" ] && kill "$(cat "$DIR/ferretdb.pid")" 2>/dev/null || true
   [ -f "$DIR/stripe-mock.pid" ] && kill "$(cat "$DIR/stripe-mock.pid")" 2>/dev/null || true
+  [ -f "$DIR/toxiproxy.pid" ] && kill "$(cat "$DIR/toxiproxy.pid")" 2>/dev/null || true
   [ -f "$DIR/redis.pid" ] && kill "$(cat "$DIR/redis.pid")" 2>/dev/null || true
   for port in $REDIS_CLUSTER_PORTS; do
     f="$DIR/redis-cluster/$port/redis.pid"
@@ -182,6 +185,21 @@ if ! port_open "$STRIPE_MOCK_PORT"; then
 fi
 wait_port "$STRIPE_MOCK_PORT" stripe-mock
 
+# Toxiproxy (Shopify's fault-injection proxy): test/store-faults.test.ts puts its own proxies
+# between the API and each store and adds latency, stalls and cuts. Its binary is named `server`.
+if ! port_open "$TOXIPROXY_PORT"; then
+  TOXIPROXY="$(go env GOPATH)/bin/toxiproxy-server-$TOXIPROXY_VERSION"
+  if ! [ -x "$TOXIPROXY" ]; then
+    log "installing toxiproxy $TOXIPROXY_VERSION"
+    GOBIN_DIR=$(mktemp -d)
+    GOBIN="$GOBIN_DIR" go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" >"$DIR/toxiproxy-install.log" 2>&1
+    mv "$GOBIN_DIR/server" "$TOXIPROXY" && rmdir "$GOBIN_DIR"
+  fi
+  nohup "$TOXIPROXY" -host 127.0.0.1 -port "$TOXIPROXY_PORT" >"$DIR/toxiproxy.log" 2>&1 &
+  echo $! >"$DIR/toxiproxy.pid"
+fi
+wait_port "$TOXIPROXY_PORT" toxiproxy
+
 cat <<URLS
 TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 TEST_DATABASE_REPLICA_URL=postgres://postgres@127.0.0.1:$PG_REPLICA_PORT/postgres
@@ -189,4 +207,5 @@ TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 TEST_REDIS_CLUSTER_NODES=$REDIS_CLUSTER_NODES
 TEST_MONGODB_URL=mongodb://127.0.0.1:$MONGO_PORT/
 TEST_STRIPE_API_URL=http://127.0.0.1:$STRIPE_MOCK_PORT
+TEST_TOXIPROXY_URL=http://127.0.0.1:$TOXIPROXY_PORT
 URLS

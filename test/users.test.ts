@@ -126,7 +126,7 @@ t.test('admin: list and search with cursor paging, read one, change role', async
   t.equal((await app.inject({ method: 'GET', url: '/users?limit=1000', headers: admin.headers })).statusCode, 400)
   t.equal((await app.inject({ method: 'GET', url: '/users?sort=email', headers: admin.headers })).statusCode, 400)
 
-  const target = created[0]
+  const target = created[0]!
   t.equal((await app.inject({ method: 'GET', url: `/users/${target.id}`, headers: admin.headers })).json().email, 'shopper0@example.com')
   t.equal((await app.inject({ method: 'GET', url: '/users/00000000-0000-4000-8000-000000000000', headers: admin.headers })).statusCode, 404)
 

@@ -3,14 +3,25 @@ import type { App } from '../src/app.js'
 export const DEFAULT_PASSWORD = 'correct horse battery'
 export const authHeader = (accessToken: string) => ({ authorization: `Bearer ${accessToken}` })
 
-/** Registers a customer through the API; returns the AuthResult body. */
+/**
+ * Registers a customer through the API (202, nothing revealed), then signs it in as POST /auth/login
+ * would, without spending the login rate limit: returns the AuthResult body `{ user, tokens }`.
+ */
 export async function register(app: App, input: { email: string; name?: string; password?: string }) {
   const res = await app.inject({
     method: 'POST', url: '/auth/register',
     payload: { email: input.email, name: input.name ?? 'Test User', password: input.password ?? DEFAULT_PASSWORD },
   })
-  if (res.statusCode !== 201) throw new Error(`register failed: ${res.statusCode} ${res.body}`)
-  return { body: res.json(), headers: authHeader(res.json().tokens.accessToken) }
+  if (res.statusCode !== 202) throw new Error(`register failed: ${res.statusCode} ${res.body}`)
+  const { users } = await import('../db/schema/index.js')
+  const { normalizeEmail, toUser } = await import('../routes/users/service.js')
+  const { eq } = await import('drizzle-orm')
+  const [row] = await app.db.select().from(users).where(eq(users.email, normalizeEmail(input.email)))
+  if (!row) throw new Error(`register: no account for ${input.email} (was it taken already?)`)
+  const session = await app.sessions.create(row.id)
+  const accessToken = app.issueAccessToken({ sub: row.id, role: row.role, sid: session.familyId })
+  const body = { user: toUser(row), tokens: { tokenType: 'Bearer' as const, accessToken, expiresIn: app.config.auth.accessTtlSeconds, refreshToken: session.refreshToken } }
+  return { body, headers: authHeader(accessToken) }
 }
 
 /** Registers a user, promotes it to admin in the database, and signs in again for an admin token. */

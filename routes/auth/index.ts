@@ -35,12 +35,17 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/register', {
     config: perIp,
     schema: {
-      tags: ['auth'], operationId: 'register', summary: 'Create a customer account and sign in',
-      description: 'Sends a verification mail. Roles cannot be chosen here.',
+      tags: ['auth'], operationId: 'register', summary: 'Create a customer account',
+      description: 'Answers 202 the same way whether or not the address already has an account, so it cannot be used to find out who is a customer: '
+        + 'a new address gets a verification mail, an address with an account gets a mail telling its owner to sign in or reset the password. '
+        + 'Sign in afterwards with POST /auth/login. Roles cannot be chosen here.',
       body: Type.Ref(RegisterBody),
-      response: { 201: Type.Ref(AuthResult), 400: ProblemRef, 409: ProblemRef, 429: ProblemRef },
+      response: { 202: Type.Ref(Accepted), 400: ProblemRef, 429: ProblemRef },
     },
-  }, async (req, reply) => reply.code(201).send(await service.register(req.body)))
+  }, async (req, reply) => {
+    await service.register(req.body)
+    return reply.code(202).send({ message: 'Check your email to confirm the address, then sign in' })
+  })
 
   app.post('/login', {
     config: perIp,

@@ -3,7 +3,7 @@ import { and, eq, isNull, sql } from 'drizzle-orm'
 import * as OTPAuth from 'otpauth'
 import type { RedisClient } from '../../src/redis-client.js'
 import { recoveryCodes, userIdentities, users } from '../../db/schema/index.js'
-import { isUniqueViolation, type Db } from '../../db/client.js'
+import type { Db } from '../../db/client.js'
 import { BadRequest, Conflict, Forbidden, Unauthorized } from '../../src/errors.js'
 import { assertHasPassword, assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
 import { sha256, type SessionStore } from '../../src/sessions.js'
@@ -133,18 +133,20 @@ export function createAuthService(deps: AuthDeps) {
     startSession,
     checkPasswordSignIn,
 
-    async register(input: { email: string; password: string; name: string }) {
+    /**
+     * Creates the account, or, when the address already has one, mails its owner instead: both
+     * take about the same time (the password is hashed either way) and the caller cannot tell
+     * which happened. The new account signs in with POST /auth/login.
+     */
+    async register(input: { email: string; password: string; name: string }): Promise<void> {
       const email = normalizeEmail(input.email)
       assertPasswordPolicy(input.password, email)
-      let user: UserRow
-      try {
-        ;[user] = await db.insert(users).values({ email, name: input.name.trim(), passwordHash: await hashPassword(input.password) }).returning() as [UserRow]
-      } catch (err) {
-        if (isUniqueViolation(err, 'users_email_key')) throw new Conflict('An account with that email address exists; sign in or reset the password', 'email-taken')
-        throw err
-      }
-      await accountMail.sendVerification(user)
-      return startSession(user)
+      const passwordHash = await hashPassword(input.password)
+      const [user] = await db.insert(users).values({ email, name: input.name.trim(), passwordHash })
+        .onConflictDoNothing({ target: users.email }).returning()
+      if (user) return accountMail.sendVerification(user)
+      const [owner] = await findByEmail.execute({ email })
+      if (owner) accountMail.sendRegistrationAttempt(owner)
     },
 
     async login(input: { email: string; password: string; totpCode?: string; recoveryCode?: string }) {
