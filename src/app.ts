@@ -57,6 +57,10 @@ import { schemas as shippingSchemas } from '../routes/shipping/schemas.js'
 import { schemas as returnSchemas } from '../routes/returns/schemas.js'
 import { schemas as webhookSchemas } from '../routes/webhooks/schemas.js'
 
+// A plugin's start-up may take more than Fastify's 10 s default: the embedded PGlite migrates and
+// seeds its demo catalog in WebAssembly, and a busy machine (CI runs many tests at once) slows it.
+const PLUGIN_TIMEOUT_MS = 60_000
+
 // Every contract schema is registered once at the root, so any domain can $ref another's
 // (auth answers with users' User) and OpenAPI names each component after its $id.
 const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas, ...analyticsSchemas, ...shippingSchemas, ...returnSchemas, ...webhookSchemas]
@@ -131,6 +135,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     http: { headersTimeout: config.http.headersTimeoutMs, connectionsCheckingInterval: Math.min(1000, config.http.headersTimeoutMs) },
     // /products and /products/ are one resource; the contract names the form without the slash.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
+    pluginTimeout: PLUGIN_TIMEOUT_MS,
     // A caller's own request id is kept when it is safe to log; otherwise we mint one.
     genReqId: (req) => {
       const given = req.headers['x-request-id']
@@ -206,7 +211,7 @@ export type App = Awaited<ReturnType<typeof buildApp>>
  * runs with JOBS=off. It answers GET /health on WORKER_PORT.
  */
 export async function buildWorker(config: Config, opts: BuildOptions = {}) {
-  const app = Fastify({ logger: opts.logger ?? loggerOptions(config) })
+  const app = Fastify({ logger: opts.logger ?? loggerOptions(config), pluginTimeout: PLUGIN_TIMEOUT_MS })
   await app.register(configPlugin, { config: { ...config, jobs: true } })
   await app.register(redisPlugin)
   await app.register(postgresPlugin)
