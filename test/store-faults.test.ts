@@ -160,13 +160,19 @@ const run = promisify(execFile)
 async function recovery(base: string, fx: Fixtures) {
   const started = performance.now()
   const customer = fx.customers.at(-1)!
-  const ok = async (path: string, headers: Record<string, string> = {}) => (await fetch(base + path, { headers, signal: AbortSignal.timeout(CLIENT_GIVES_UP_MS) }).catch(() => undefined))?.status === 200
+  const paths: [string, Record<string, string>][] = [['/ready', {}], [`/products/${fx.productId}`, {}], ['/products?limit=5', {}], ['/orders?limit=5', customer], ['/cart', customer]]
+  const status = async (path: string, headers: Record<string, string>) => {
+    const res = await fetch(base + path, { headers, signal: AbortSignal.timeout(CLIENT_GIVES_UP_MS) }).catch((err: Error) => err)
+    return res instanceof Error ? res.name : res.status === 200 ? 200 : `${res.status} ${await res.text()}`
+  }
+  let failing: string[] = []
   while (performance.now() - started < 30_000) {
-    const all = await Promise.all([ok('/ready'), ok(`/products/${fx.productId}`), ok('/products?limit=5'), ok('/orders?limit=5', customer), ok('/cart', customer)])
-    if (all.every(Boolean)) return performance.now() - started
+    const answers = await Promise.all(paths.map(([path, headers]) => status(path, headers)))
+    failing = answers.flatMap((answer, i) => answer === 200 ? [] : [`${paths[i]![0]}: ${String(answer).slice(0, 300)}`])
+    if (!failing.length) return { ms: performance.now() - started, failing }
     await sleep(100)
   }
-  return Infinity
+  return { ms: Infinity, failing }
 }
 
 async function readyNames(base: string, store: Store) {
@@ -204,14 +210,14 @@ async function underFaults(t: Test, store: Store, base: string, fx: Fixtures, lo
     await sleep(ms / 2)
     load.phase = `after ${name}`
     await end()
-    const recoveredMs = await recovery(base, fx)
+    const { ms: recoveredMs, failing } = await recovery(base, fx)
     await load.settled(name)
     const during = load.outcomes.slice(began).filter((o) => o.phase === name)
     const fivexx = during.filter((o) => o.status >= 500)
     const median503ms = (() => { const ms = fivexx.map((o) => o.ms).sort((a, b) => a - b); return ms.length ? ms[Math.floor(ms.length / 2)]!.toFixed(0) : '-' })()
     figures.push(`${name}: ${during.length} requests, ${fivexx.length} 5xx (${fivexx.filter((o) => o.status === 503).length} 503, median ${median503ms} ms), slowest ${[...during].sort((a, b) => b.ms - a.ms).slice(0, 3).map((o) => `${o.kind} ${o.status} ${o.ms.toFixed(0)} ms`).join(', ')}, recovered in ${recoveredMs.toFixed(0)} ms`)
 
-    t.ok(recoveredMs < 15_000, `${name}: recovers without a restart (${recoveredMs.toFixed(0)} ms)`)
+    t.ok(recoveredMs < 15_000, `${name}: recovers without a restart (${recoveredMs.toFixed(0)} ms)`, { failing })
     const slow = during.filter((o) => o.status === 0 || o.ms > BOUND_MS)
     t.same(slow.slice(0, 5), [], `${name}: every request answered within ${BOUND_MS} ms`)
     const unavailable = during.filter((o) => o.status === 503).map((o) => o.ms).sort((a, b) => a - b)
