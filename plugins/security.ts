@@ -5,6 +5,7 @@ import rateLimit from '@fastify/rate-limit'
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { TooManyRequests } from '../src/errors.js'
+import { createSyncedRateLimitStore } from '../src/rate-limit-store.js'
 
 export interface KeyedLimit {
   /** Names the counter family in Redis, e.g. 'login-account'. */
@@ -41,12 +42,15 @@ export default fp(async (app) => {
     maxAge: 600,
   })
 
+  // Counted in this process and synchronised with Redis in batches, exactly near a limit (see
+  // src/rate-limit-store.ts): no Redis round trip per request.
+  const counts = createSyncedRateLimitStore(app.redis, app.log, 'rl:', app.redisHealth)
+  app.addHook('onClose', counts.flush)
   await app.register(rateLimit, {
     global: true,
     max: limits.max,
     timeWindow: limits.windowMs,
-    redis: app.redis,
-    nameSpace: 'rl:',
+    store: counts.Store,
     // A Redis outage must not take the shop down with it: requests pass, the error is logged;
     // while Redis is known to be away, the limit is not asked (no request waits on it).
     skipOnError: true,
