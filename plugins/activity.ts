@@ -59,11 +59,13 @@ export default fp(async (app) => {
   app.decorate('activity', activity)
 
   // Every successful admin write is an admin action, whichever domain it touched.
-  app.addHook('onResponse', async (req, reply) => {
+  // A callback hook, not an async one: no promise per request.
+  app.addHook('onResponse', (req, reply, done) => {
     const user = req.user as AccessClaims | null
     if (user?.role === 'admin' && req.method !== 'GET' && req.method !== 'HEAD' && reply.statusCode < 400) {
       activity.record(req, 'admin_action', { method: req.method, route: req.routeOptions.url, params: req.params as Record<string, unknown>, status: reply.statusCode })
     }
+    done()
   })
   app.addHook('onClose', () => activity.flush())
   app.jobs.every('activity-retention', 3_600_000, async () => {
