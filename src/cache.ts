@@ -12,8 +12,9 @@ import { ALWAYS_AVAILABLE, type RedisHealth } from './redis-health.js'
 // keys, so a bump on any instance makes this copy unreachable exactly as it does the Redis entries.
 // With a subscriber connection, the versions too are kept in process: a bump publishes the
 // namespace on a channel and every instance forgets its copy of that version at once (the next
-// lookup reads it again); a version is also read again after `versionTtlMs` in case a message was
-// lost, and all are forgotten when the subscription or Redis comes back. A hit then costs no
+// lookup reads it again). In case a message was lost, a version older than `versionTtlMs` is read
+// again in the background (the lookup does not wait), and one older than twice that before the
+// lookup; all are forgotten when the subscription or Redis comes back. A hit then costs no
 // Redis round trip at all. Without a subscriber the versions are read on every lookup.
 // Concurrent misses of one key load once.
 // Redis trouble never fails a request: a read error is a miss, a write error is dropped; both logged.
@@ -67,6 +68,24 @@ export function createCache(redis: Redis, log: FastifyBaseLogger, defaultTtlSeco
     subscriber.on('error', (err: Error) => log.warn({ err: err.message }, 'cache version channel error'))
   }
 
+  /** Reads versions from Redis, and keeps them unless a bump was announced meanwhile. */
+  async function readVersions(namespaces: string[]): Promise<string> {
+    const started = epoch
+    const read = (await redis.mget(...namespaces.map(versionKey))).map((v) => v ?? '0')
+    if (listening && started === epoch) {
+      const now = Date.now()
+      namespaces.forEach((namespace, i) => versions.set(namespace, [read[i]!, now]))
+    }
+    return read.join('.')
+  }
+  const refreshing = new Set<string>()
+  function refreshVersions(namespaces: string[]) {
+    const key = namespaces.join('+')
+    if (refreshing.has(key)) return
+    refreshing.add(key)
+    readVersions(namespaces).catch((err: Error) => health.failed(err)).finally(() => refreshing.delete(key))
+  }
+
   /** The versions of the namespaces an entry depends on, at most one round trip; null when Redis is away. */
   async function currentVersions(namespaces: string[]): Promise<string | null> {
     const available = health.available
@@ -75,21 +94,22 @@ export function createCache(redis: Redis, log: FastifyBaseLogger, defaultTtlSeco
     if (listening) {
       const now = Date.now()
       let joined = ''
+      let aging = false
       for (const namespace of namespaces) {
         const kept = versions.get(namespace)
-        if (!kept || now - kept[1] > versionTtlMs) { joined = ''; break }
-        joined = joined ? `${joined}.${kept[0]}` : kept[0]
+        const age = kept ? now - kept[1] : Infinity
+        if (age > 2 * versionTtlMs) { joined = ''; break }
+        aging ||= age > versionTtlMs
+        joined = joined ? `${joined}.${kept![0]}` : kept![0]
       }
-      if (joined) return joined
+      if (joined) {
+        // Past its TTL but not twice it: answered with it, read again in the background.
+        if (aging) refreshVersions(namespaces)
+        return joined
+      }
     }
     try {
-      const started = epoch
-      const read = (await redis.mget(...namespaces.map(versionKey))).map((v) => v ?? '0')
-      if (listening && started === epoch) {
-        const now = Date.now()
-        namespaces.forEach((namespace, i) => versions.set(namespace, [read[i]!, now]))
-      }
-      return read.join('.')
+      return await readVersions(namespaces)
     } catch (err) {
       health.failed(err as Error)
       log.warn({ err: (err as Error).message, namespaces }, 'cache unavailable; reading through')
