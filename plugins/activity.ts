@@ -36,7 +36,15 @@ export default fp(async (app) => {
       }
     }
   }
-  const flushSoon = () => { writing = writing.then(writeOut) }
+  // One write queued behind the running one at most: requests that arrive while a batch is being
+  // written join the next batch instead of each queueing a write of its own (under load that made
+  // one insertMany per round trip; MongoDB went from 13% to 9% of the busy time of product views).
+  let queued = false
+  const flushSoon = () => {
+    if (queued) return
+    queued = true
+    writing = writing.then(() => { queued = false; return writeOut() })
+  }
   const activity: ActivityLog = {
     record(req, type, data = {}, userId) {
       if (buffer.length >= MAX_BUFFERED) {
@@ -59,11 +67,13 @@ export default fp(async (app) => {
   app.decorate('activity', activity)
 
   // Every successful admin write is an admin action, whichever domain it touched.
-  app.addHook('onResponse', async (req, reply) => {
+  // A callback hook, not an async one: no promise per request.
+  app.addHook('onResponse', (req, reply, done) => {
     const user = req.user as AccessClaims | null
     if (user?.role === 'admin' && req.method !== 'GET' && req.method !== 'HEAD' && reply.statusCode < 400) {
       activity.record(req, 'admin_action', { method: req.method, route: req.routeOptions.url, params: req.params as Record<string, unknown>, status: reply.statusCode })
     }
+    done()
   })
   app.addHook('onClose', () => activity.flush())
   // Its retention job is in plugins/background.ts.

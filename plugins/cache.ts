@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import type { Redis } from 'ioredis'
 import { createCache, type Cache } from '../src/cache.js'
 
 declare module 'fastify' {
@@ -6,6 +7,14 @@ declare module 'fastify' {
 }
 
 export default fp(async (app) => {
+  // With a Redis server, cache versions are kept in process and announced on a channel, which
+  // needs a connection of its own (the in-process stand-in serves one instance: nothing to tell).
+  const subscriber: Redis | undefined = app.config.redis.url ? app.redis.duplicate() : undefined
   // Lookups are counted by the metrics plugin, registered later; read when a lookup happens.
-  app.decorate('cache', createCache(app.redis, app.log, app.config.cacheTtlSeconds, (namespace, hit) => app.metrics.cacheLookup(namespace, hit), app.redisHealth))
+  app.decorate('cache', createCache(app.redis, app.log, app.config.cacheTtlSeconds, (namespace, hit) => app.metrics.cacheLookup(namespace, hit), app.redisHealth, { subscriber }))
+  if (subscriber) {
+    app.addHook('onClose', async () => { await subscriber.quit().catch(() => subscriber.disconnect()) })
+    // Not fatal: until it connects, versions are read on every lookup.
+    await subscriber.connect().catch((err: Error) => app.log.warn({ err: err.message }, 'cache version channel not connected'))
+  }
 }, { name: 'cache', dependencies: ['config', 'redis'] })

@@ -153,9 +153,11 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     frameworkErrors: frameworkProblem,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  app.addHook('onRequest', async (req, reply) => {
+  // A callback hook, not an async one: no promise per request.
+  app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id)
     bindRequestLog(req.log)
+    done()
   })
 
   await app.register(configPlugin, { config })

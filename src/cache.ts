@@ -11,9 +11,14 @@ import { ALWAYS_AVAILABLE, type RedisHealth } from './redis-health.js'
 // Entries are JSON text, and a hit hands that text back (`json`) so a route can send it as it is:
 // no parse and no second serialisation on the hot path (`value` parses only when read).
 // In front of Redis sits a small in-process copy of recent entries, keyed by the same versioned
-// keys: the versions are still read from Redis on every lookup (one round trip), so a bump on any
-// instance makes this copy unreachable at once, exactly as it does the Redis entries; it saves
-// the second round trip and the transfer of the entry. Concurrent misses of one key load once.
+// keys, so a bump on any instance makes this copy unreachable exactly as it does the Redis entries.
+// With a subscriber connection, the versions too are kept in process: a bump publishes the
+// namespace on a channel and every instance forgets its copy of that version at once (the next
+// lookup reads it again). In case a message was lost, a version older than `versionTtlMs` is read
+// again in the background (the lookup does not wait), and one older than twice that before the
+// lookup; all are forgotten when the subscription or Redis comes back. A hit then costs no
+// Redis round trip at all. Without a subscriber the versions are read on every lookup.
+// Concurrent misses of one key load once.
 // Redis trouble never fails a request: a read error is a miss, a write error is dropped; both logged.
 // While Redis is away (RedisHealth) the cache is not asked at all: reads go to the database.
 
@@ -27,6 +32,10 @@ export interface CacheResult<T> {
 export interface CacheOptions {
   /** Bytes (UTF-16 code units) of entries kept in this process; 0 turns the in-process copy off. */
   localMaxSize?: number
+  /** A connection of its own for the version channel (a subscribed connection runs no other command). */
+  subscriber?: Redis
+  /** How long a version is trusted without a message, in ms. */
+  versionTtlMs?: number
 }
 
 const fromJson = <T>(json: string): CacheResult<T> => {
@@ -40,16 +49,84 @@ export function createCache(redis: RedisClient, log: FastifyBaseLogger, defaultT
   const local = localMaxSize > 0 ? new LRUCache<string, string>({ maxSize: localMaxSize, sizeCalculation: (json) => Math.max(1, json.length) }) : undefined
   const loading = new Map<string, Promise<unknown>>()
 
-  /** The versions of the namespaces an entry depends on, in one round trip; null when Redis is away. */
+  // Versions kept in process: namespace -> [version, read at]. `epoch` moves on every message, so a
+  // read that was on its way while a bump was announced does not store the version it replaced.
+  const { subscriber } = options
+  const versionTtlMs = options.versionTtlMs ?? 2000
+  const channel = `${redis.options.keyPrefix ?? ''}cache:versions`
+  const versions = new Map<string, [string, number]>()
+  let epoch = 0
+  let listening = false
+  let wasAvailable = true
+  const forgetAll = () => { versions.clear(); epoch++ }
+  if (subscriber) {
+    subscriber.on('message', (_channel: string, namespace: string) => { versions.delete(namespace); epoch++ })
+    // On every (re)connection: subscribe, and start again from Redis, since messages may have been
+    // missed meanwhile. Until the subscription answers, versions are read per lookup.
+    subscriber.on('ready', () => {
+      subscriber.subscribe(channel).then(() => { forgetAll(); listening = true }, (err: Error) => log.warn({ err: err.message }, 'cache version channel not subscribed'))
+    })
+    subscriber.on('close', () => { listening = false; forgetAll() })
+    subscriber.on('error', (err: Error) => log.warn({ err: err.message }, 'cache version channel error'))
+  }
+
+  /** Reads versions from Redis, and keeps them unless a bump was announced meanwhile. */
+  async function readVersions(namespaces: string[]): Promise<string> {
+    const started = epoch
+    const read = (await redis.mget(...namespaces.map(versionKey))).map((v) => v ?? '0')
+    if (listening && started === epoch) {
+      const now = Date.now()
+      namespaces.forEach((namespace, i) => versions.set(namespace, [read[i]!, now]))
+    }
+    return read.join('.')
+  }
+  const refreshing = new Set<string>()
+  function refreshVersions(namespaces: string[]) {
+    const key = namespaces.join('+')
+    if (refreshing.has(key)) return
+    refreshing.add(key)
+    readVersions(namespaces).catch((err: Error) => health.failed(err)).finally(() => refreshing.delete(key))
+  }
+
+  /** The versions of the namespaces an entry depends on, at most one round trip; null when Redis is away. */
   async function currentVersions(namespaces: string[]): Promise<string | null> {
-    if (!health.available) return null
+    const available = health.available
+    if (available !== wasAvailable) { wasAvailable = available; forgetAll() }
+    if (!available) return null
+    if (listening) {
+      const now = Date.now()
+      let joined = ''
+      let aging = false
+      for (const namespace of namespaces) {
+        const kept = versions.get(namespace)
+        const age = kept ? now - kept[1] : Infinity
+        if (age > 2 * versionTtlMs) { joined = ''; break }
+        aging ||= age > versionTtlMs
+        joined = joined ? `${joined}.${kept![0]}` : kept![0]
+      }
+      if (joined) {
+        // Past its TTL but not twice it: answered with it, read again in the background.
+        if (aging) refreshVersions(namespaces)
+        return joined
+      }
+    }
     try {
-      return (await redis.mget(...namespaces.map(versionKey))).map((v) => v ?? '0').join('.')
+      return await readVersions(namespaces)
     } catch (err) {
       health.failed(err as Error)
       log.warn({ err: (err as Error).message, namespaces }, 'cache unavailable; reading through')
       return null
     }
+  }
+
+  /** Moves the namespace's version on and tells every instance, in one round trip. */
+  async function bumpVersion(namespace: string) {
+    const results = await redis.multi().incr(versionKey(namespace)).publish(channel, namespace).exec()
+    const failed = results?.find(([err]) => err)?.[0]
+    if (failed) throw failed
+    // This instance forgets it now, not when its own message comes back.
+    versions.delete(namespace)
+    epoch++
   }
 
   /** Loads and stores an entry; concurrent callers for the same key share one load. */
@@ -70,6 +147,7 @@ export function createCache(redis: RedisClient, log: FastifyBaseLogger, defaultT
   }
 
   return {
+
     /**
      * The cached value of `key`, loaded on a miss. An entry may depend on several namespaces (a
      * product's detail on the catalog and on that product): a bump of any of them makes it stale.
@@ -107,13 +185,13 @@ export function createCache(redis: RedisClient, log: FastifyBaseLogger, defaultT
 
     /** Makes every cached entry of the namespace stale, or throws (the outbox retries it). */
     async bump(namespace: string) {
-      await redis.incr(versionKey(namespace))
+      await bumpVersion(namespace)
     },
 
     /** Makes every cached entry of the namespace stale. Called after the write commits. */
     async invalidate(namespace: string) {
       try {
-        await redis.incr(versionKey(namespace))
+        await bumpVersion(namespace)
       } catch (err) {
         // The entries would outlive the write by at most their TTL; say so loudly.
         log.error({ err: (err as Error).message, namespace }, 'cache invalidation failed; entries may be stale until their TTL')

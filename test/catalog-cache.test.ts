@@ -5,6 +5,7 @@ import { loadConfig } from '../src/config.js'
 import { registerAdmin } from './users.js'
 import { createCategory, createProduct } from './catalog.js'
 import type { App } from '../src/app.js'
+import { CATALOG_CACHE } from '../routes/categories/service.js'
 
 async function read(app: App, url: string) {
   const res = await app.inject({ method: 'GET', url })
@@ -68,6 +69,8 @@ t.test('a Redis failure never fails a catalog read', async (t) => {
   t.equal((await read(app, '/products')).cache, 'hit')
 
   await redis.kill()
+  // Versions and entries kept in process are not used once the connection's loss is noticed.
+  for (let i = 0; i < 50 && app.redisHealth.available; i++) await new Promise((resolve) => setTimeout(resolve, 10))
   const list = await read(app, '/products')
   t.equal(list.status, 200)
   t.equal(list.cache, 'miss', 'an unreachable cache is a miss')
@@ -128,4 +131,24 @@ t.test('two instances: a hit is the same bytes as a miss, and a write on one mak
   t.equal(after.cache, 'miss')
   t.equal(after.body.name, 'Renamed elsewhere')
   t.equal((await read(b, '/products')).body.items[0].name, 'Renamed elsewhere')
+})
+
+t.test('cache versions are kept in process: a hit runs no Redis command; a version moved without its message is read again within the fallback TTL', async (t) => {
+  const app = await buildTestApp(t)
+  const { headers } = await registerAdmin(app)
+  await createProduct(app, headers, { name: 'Versioned' })
+  t.equal((await read(app, '/products')).cache, 'miss')
+  t.equal((await read(app, '/products')).cache, 'hit')
+  // A bump that no instance hears of (as if its message were lost): this instance keeps its version...
+  await app.redis.incr(`cache:${CATALOG_CACHE}:version`)
+  t.equal((await read(app, '/products')).cache, 'hit', 'the version is not read from Redis per lookup')
+  // ...for about the fallback TTL (2 s): the first lookup after it reads the version again in the background.
+  await new Promise((resolve) => setTimeout(resolve, 2200))
+  await read(app, '/products')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal((await read(app, '/products')).cache, 'miss', 'then read again')
+  // A bump through the cache is announced and heard at once.
+  t.equal((await read(app, '/products')).cache, 'hit')
+  await app.cache.invalidate(CATALOG_CACHE)
+  t.equal((await read(app, '/products')).cache, 'miss')
 })

@@ -76,6 +76,31 @@ t.test('the rate limit answers 429 with Retry-After, counted in Redis across ins
   t.equal((await first.inject({ method: 'GET', url: '/health' })).statusCode, 200)
 })
 
+t.test('far from the limit, counts are kept in process and synchronised in batches; two instances still share one limit', async (t) => {
+  const prefix = `rl_${randomBytes(4).toString('hex')}:`
+  const env = { RATE_LIMIT_MAX: '200', RATE_LIMIT_WINDOW_MS: '60000', REDIS_KEY_PREFIX: prefix }
+  const first = await buildTestApp(t, env)
+  const second = await buildTestApp(t, env)
+  const counter = 'rl:127.0.0.1'
+
+  for (let i = 0; i < 10; i++) t.equal((await first.inject({ method: 'GET', url: '/docs/json' })).statusCode, 200)
+  t.not(await first.redis.get(counter), '10', 'not one Redis write per request')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal(await first.redis.get(counter), '10', 'the counts reach Redis within the sync interval')
+
+  // Alternate between the instances until one refuses: the limit is shared, within a small tolerance.
+  let allowed = 10
+  let status = 200
+  for (let i = 0; status === 200 && i < 400; i++) {
+    status = (await (i % 2 ? second : first).inject({ method: 'GET', url: '/docs/json' })).statusCode
+    if (status === 200) allowed++
+  }
+  t.equal(status, 429)
+  t.ok(allowed >= 200 && allowed <= 210, `${allowed} requests allowed across two instances for a limit of 200`)
+  t.equal((await first.inject({ method: 'GET', url: '/docs/json' })).statusCode, 429, 'both instances refuse')
+  t.equal((await second.inject({ method: 'GET', url: '/docs/json' })).statusCode, 429)
+})
+
 t.test('helmet security headers are present', async (t) => {
   const app = await buildTestApp(t)
   const res = await app.inject({ method: 'GET', url: '/health' })

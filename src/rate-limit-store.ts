@@ -1,0 +1,137 @@
+import type { Redis } from 'ioredis'
+import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyRateLimitStore } from '@fastify/rate-limit'
+import { ALWAYS_AVAILABLE, type RedisHealth } from './redis-health.js'
+
+// A store for @fastify/rate-limit that counts in Redis, so every instance counts together,
+// without a Redis round trip per request. Far from its limit, a client's requests are counted
+// in this process and added to Redis in one pipelined INCRBY per key every `syncMs`; each sync
+// answers the count of all instances. Within `headroom` of the limit (half the limit, and at
+// least 50 requests), every request is counted in Redis itself, so the limit holds exactly there;
+// what the other instances counted in their last `syncMs` is the tolerance. Small limits (the
+// sign-in limits) are therefore always exact.
+
+export interface SyncedStoreOptions {
+  /** How often counts made in this process are added to Redis. */
+  syncMs?: number
+  /** Requests below the limit from which every request is counted in Redis (at least this, or half the limit). */
+  minHeadroom?: number
+}
+
+interface Counter {
+  /** The count Redis answered last (all instances), for the window ending at `resetAt`. */
+  known: number
+  /** Counted here, not yet sent. */
+  pending: number
+  /** Sent, not yet answered. */
+  inFlight: number
+  resetAt: number
+  windowMs: number
+}
+
+
+// INCRBY, and the window's expiry on the first count: [count, ms left in the window].
+const SCRIPT = `
+local current = redis.call('INCRBY', KEYS[1], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  ttl = tonumber(ARGV[2])
+end
+return {current, ttl}`
+
+type Scripted = Redis & { rateLimitAdd(key: string, by: number, windowMs: number): Promise<[number, number]> }
+
+/** Returns the store class to hand to @fastify/rate-limit (`store`) and a flush for shutdown. */
+export function createSyncedRateLimitStore(redis: Redis, log: FastifyBaseLogger, namespace: string, health: RedisHealth = ALWAYS_AVAILABLE, options: SyncedStoreOptions = {}) {
+  const syncMs = options.syncMs ?? 100
+  const minHeadroom = options.minHeadroom ?? 50
+  if (!('rateLimitAdd' in redis)) redis.defineCommand('rateLimitAdd', { numberOfKeys: 1, lua: SCRIPT })
+  const scripted = redis as Scripted
+  const counters = new Map<string, Counter>()
+  let timer: NodeJS.Timeout | undefined
+
+  const settle = (counter: Counter, sent: number, [current, ttl]: [number, number]) => {
+    counter.inFlight -= sent
+    counter.known = current
+    counter.resetAt = Date.now() + ttl
+  }
+  const failed = (counter: Counter, sent: number, err: Error) => {
+    // Counts lost with a failing Redis: requests pass meanwhile, as with skipOnError.
+    counter.inFlight -= sent
+    health.failed(err)
+    log.warn({ err: err.message }, 'rate limit counts not synchronised')
+  }
+
+  /** Sends every pending count in one pipeline. */
+  function sync() {
+    timer = undefined
+    const now = Date.now()
+    const pipeline = redis.pipeline()
+    const sent: [Counter, number][] = []
+    for (const [key, counter] of counters) {
+      if (counter.pending === 0) {
+        // Idle and past its window: forget it.
+        if (counter.inFlight === 0 && now >= counter.resetAt) counters.delete(key)
+        continue
+      }
+      ;(pipeline as unknown as Scripted).rateLimitAdd(key, counter.pending, counter.windowMs)
+      counter.inFlight += counter.pending
+      sent.push([counter, counter.pending])
+      counter.pending = 0
+    }
+    if (!sent.length) return Promise.resolve()
+    return pipeline.exec().then((results) => {
+      results?.forEach(([err, res], i) => {
+        const [counter, by] = sent[i]!
+        if (err) failed(counter, by, err)
+        else settle(counter, by, res as [number, number])
+      })
+    }, (err: Error) => { for (const [counter, by] of sent) failed(counter, by, err) })
+  }
+
+  class SyncedStore implements FastifyRateLimitStore {
+    constructor(_globalParams?: unknown, private readonly prefix = namespace) {}
+
+    incr(id: string, cb: Parameters<FastifyRateLimitStore['incr']>[1], timeWindow: number, max: number) {
+      const key = this.prefix + id
+      const now = Date.now()
+      let counter = counters.get(key)
+      if (!counter) counters.set(key, counter = { known: 0, pending: 0, inFlight: 0, resetAt: now + timeWindow, windowMs: timeWindow })
+      else if (now >= counter.resetAt) { counter.known = 0; counter.resetAt = now + timeWindow }
+      const estimate = counter.known + counter.inFlight + counter.pending + 1
+      if (max - estimate >= Math.max(minHeadroom, max / 2)) {
+        counter.pending++
+        timer ??= setTimeout(sync, syncMs).unref()
+        cb(null, { current: estimate, ttl: counter.resetAt - now })
+        return
+      }
+      // Near the limit: this request, and what is pending here, counted in Redis now.
+      const by = counter.pending + 1
+      counter.pending = 0
+      counter.inFlight += by
+      const c = counter
+      scripted.rateLimitAdd(key, by, timeWindow).then((res) => {
+        settle(c, by, res)
+        cb(null, { current: res[0], ttl: res[1] })
+      }, (err: Error) => {
+        failed(c, by, err)
+        cb(err)
+      })
+    }
+
+    /** A route's own limit counts apart (the same keys as the plugin's Redis store). */
+    child(routeOptions: Parameters<FastifyRateLimitStore['child']>[0]) {
+      // The plugin passes the route's merged limit options, which carry routeInfo (its typings say RouteOptions).
+      const { routeInfo } = routeOptions as unknown as { routeInfo: { method: string; url: string } }
+      return new SyncedStore(undefined, `${this.prefix}${routeInfo.method}${routeInfo.url}-`)
+    }
+  }
+
+  /** Sends what is counted here now (at shutdown). */
+  const flush = () => {
+    clearTimeout(timer)
+    return sync()
+  }
+  return { Store: SyncedStore, flush }
+}
