@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { Redis } from 'ioredis'
+import { hasRedisServer, type RedisClient } from '../src/redis-client.js'
 import { createCache, type Cache } from '../src/cache.js'
 
 declare module 'fastify' {
@@ -9,7 +9,7 @@ declare module 'fastify' {
 export default fp(async (app) => {
   // With a Redis server, cache versions are kept in process and announced on a channel, which
   // needs a connection of its own (the in-process stand-in serves one instance: nothing to tell).
-  const subscriber: Redis | undefined = app.config.redis.url ? app.redis.duplicate() : undefined
+  const subscriber: RedisClient | undefined = hasRedisServer(app.config.redis) ? app.redis.duplicate() : undefined
   // Lookups are counted by the metrics plugin, registered later; read when a lookup happens.
   app.decorate('cache', createCache(app.redis, app.log, app.config.cacheTtlSeconds, (namespace, hit) => app.metrics.cacheLookup(namespace, hit), app.redisHealth, { subscriber }))
   if (subscriber) {

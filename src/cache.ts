@@ -33,7 +33,7 @@ export interface CacheOptions {
   /** Bytes (UTF-16 code units) of entries kept in this process; 0 turns the in-process copy off. */
   localMaxSize?: number
   /** A connection of its own for the version channel (a subscribed connection runs no other command). */
-  subscriber?: Redis
+  subscriber?: RedisClient
   /** How long a version is trusted without a message, in ms. */
   versionTtlMs?: number
 }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './redis-client.js'
 import type { FastifyBaseLogger } from 'fastify'
 import type { FastifyRateLimitStore } from '@fastify/rate-limit'
 import { ALWAYS_AVAILABLE, type RedisHealth } from './redis-health.js'
@@ -40,10 +40,10 @@ if ttl < 0 then
 end
 return {current, ttl}`
 
-type Scripted = Redis & { rateLimitAdd(key: string, by: number, windowMs: number): Promise<[number, number]> }
+type Scripted = RedisClient & { rateLimitAdd(key: string, by: number, windowMs: number): Promise<[number, number]> }
 
 /** Returns the store class to hand to @fastify/rate-limit (`store`) and a flush for shutdown. */
-export function createSyncedRateLimitStore(redis: Redis, log: FastifyBaseLogger, namespace: string, health: RedisHealth = ALWAYS_AVAILABLE, options: SyncedStoreOptions = {}) {
+export function createSyncedRateLimitStore(redis: RedisClient, log: FastifyBaseLogger, namespace: string, health: RedisHealth = ALWAYS_AVAILABLE, options: SyncedStoreOptions = {}) {
   const syncMs = options.syncMs ?? 100
   const minHeadroom = options.minHeadroom ?? 50
   if (!('rateLimitAdd' in redis)) redis.defineCommand('rateLimitAdd', { numberOfKeys: 1, lua: SCRIPT })
@@ -63,31 +63,38 @@ export function createSyncedRateLimitStore(redis: Redis, log: FastifyBaseLogger,
     log.warn({ err: err.message }, 'rate limit counts not synchronised')
   }
 
-  /** Sends every pending count in one pipeline. */
+  /**
+   * Sends every pending count: in one pipeline to a single server; to a cluster as separate
+   * commands (a cluster pipeline must stay on one slot, and each client's key has its own).
+   */
   function sync() {
     timer = undefined
     const now = Date.now()
-    const pipeline = redis.pipeline()
-    const sent: [Counter, number][] = []
+    const sent: [string, Counter, number][] = []
     for (const [key, counter] of counters) {
       if (counter.pending === 0) {
         // Idle and past its window: forget it.
         if (counter.inFlight === 0 && now >= counter.resetAt) counters.delete(key)
         continue
       }
-      ;(pipeline as unknown as Scripted).rateLimitAdd(key, counter.pending, counter.windowMs)
       counter.inFlight += counter.pending
-      sent.push([counter, counter.pending])
+      sent.push([key, counter, counter.pending])
       counter.pending = 0
     }
     if (!sent.length) return Promise.resolve()
+    if (redis.isCluster) {
+      return Promise.all(sent.map(([key, counter, by]) => scripted.rateLimitAdd(key, by, counter.windowMs)
+        .then((res) => settle(counter, by, res), (err: Error) => failed(counter, by, err)))).then(() => {})
+    }
+    const pipeline = redis.pipeline()
+    for (const [key, counter, by] of sent) (pipeline as unknown as Scripted).rateLimitAdd(key, by, counter.windowMs)
     return pipeline.exec().then((results) => {
       results?.forEach(([err, res], i) => {
-        const [counter, by] = sent[i]!
+        const [, counter, by] = sent[i]!
         if (err) failed(counter, by, err)
         else settle(counter, by, res as [number, number])
       })
-    }, (err: Error) => { for (const [counter, by] of sent) failed(counter, by, err) })
+    }, (err: Error) => { for (const [, counter, by] of sent) failed(counter, by, err) })
   }
 
   class SyncedStore implements FastifyRateLimitStore {

@@ -5,7 +5,7 @@ import { loadConfig } from '../src/config.js'
 import { registerAdmin } from './users.js'
 import { createCategory, createProduct } from './catalog.js'
 import type { App } from '../src/app.js'
-import { CATALOG_CACHE } from '../routes/categories/service.js'
+import { CATALOG_CACHE } from '../src/catalog.js'
 
 async function read(app: App, url: string) {
   const res = await app.inject({ method: 'GET', url })
