@@ -6,6 +6,7 @@ import { registerAdmin } from './users.js'
 import { createCategory, createProduct } from './catalog.js'
 import type { App } from '../src/app.js'
 import { CATALOG_CACHE } from '../src/catalog.js'
+import { slotKey } from '../src/redis-client.js'
 
 async function read(app: App, url: string) {
   const res = await app.inject({ method: 'GET', url })
@@ -140,7 +141,7 @@ t.test('cache versions are kept in process: a hit runs no Redis command; a versi
   t.equal((await read(app, '/products')).cache, 'miss')
   t.equal((await read(app, '/products')).cache, 'hit')
   // A bump that no instance hears of (as if its message were lost): this instance keeps its version...
-  await app.redis.incr(`cache:${CATALOG_CACHE}:version`)
+  await app.redis.incr(slotKey('cv', 'cache', CATALOG_CACHE))
   t.equal((await read(app, '/products')).cache, 'hit', 'the version is not read from Redis per lookup')
   // ...for about the fallback TTL (2 s): the first lookup after it reads the version again in the background.
   await new Promise((resolve) => setTimeout(resolve, 2200))
