@@ -175,3 +175,23 @@ t.test('the rate limit on a Redis Cluster counts across two instances and answer
   t.equal(logins.at(-1), 429, `sign-in attempts: ${logins.join(', ')}`)
   t.same(logs.lines.filter((l) => /CROSSSLOT|slot|redis|rate limiter/i.test(JSON.stringify(l))), [], 'no Redis error was logged')
 })
+
+t.test('far from the limit, counts made in process reach the cluster: one command per key, keys on several slots', { skip }, async (t) => {
+  const logs = captureLogs()
+  const prefix = `cluster_rls_${randomBytes(4).toString('hex')}:`
+  const app = await buildTestApp(t, { REDIS_CLUSTER_NODES: nodes.join(','), REDIS_KEY_PREFIX: prefix, RATE_LIMIT_MAX: '1000', RATE_LIMIT_WINDOW_MS: '60000' }, { logger: logs.logger })
+  t.teardown(() => keysByNode(prefix))
+  // 12 clients, 2 requests each: far from the limit, so counted here and synchronised in one batch.
+  const clients = Array.from({ length: 12 }, (_, i) => `10.77.0.${i + 1}`)
+  for (const remoteAddress of [...clients, ...clients]) t.equal((await app.inject({ method: 'GET', url: '/docs/json', remoteAddress })).statusCode, 200)
+  const read = () => Promise.all(clients.map((ip) => app.redis.get(`rl:${ip}`)))
+  let counts = await read()
+  for (let waited = 0; waited < 3000 && !counts.every((v) => v === '2'); waited += 50) {
+    await new Promise((r) => setTimeout(r, 50))
+    counts = await read()
+  }
+  t.same(counts, clients.map(() => '2'), 'each client counted twice in Redis')
+  const nodesWithCounts = Object.values(await keysByNode(`${prefix}rl:`)).filter((keys) => keys.length > 0).length
+  t.ok(nodesWithCounts > 1, `the counters live on ${nodesWithCounts} masters`)
+  t.same(logs.lines.filter((l) => /CROSSSLOT|slot|rate limit/i.test(JSON.stringify(l))), [], 'no synchronisation failed')
+})
