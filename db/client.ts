@@ -81,11 +81,10 @@ export async function openDb(opts: OpenDbOptions): Promise<DbHandle> {
       guardTransactionClient(client)
     })
     const db = drizzlePg({ client: pool, schema })
-    const u = new URL(opts.url)
     return {
       db,
       kind: 'postgres',
-      location: `${u.hostname}:${u.port || 5432}${u.pathname}`,
+      location: postgresLocation(opts.url),
       async migrate() {
         // A connection of its own, without the statement timeout: migrations and the wait for
         // another instance's migration lock may take longer than any API statement.
@@ -103,6 +102,12 @@ export async function openDb(opts: OpenDbOptions): Promise<DbHandle> {
     }
   }
   return openPglite(opts)
+}
+
+/** Where a postgres:// URL points, for logs: host, port and database, no credentials. */
+export function postgresLocation(url: string): string {
+  const u = new URL(url)
+  return `${u.hostname}:${u.port || 5432}${u.pathname}`
 }
 
 const isBegin = (config: unknown) => /^\s*begin\b/i.test(typeof config === 'string' ? config : String((config as { text?: unknown } | null)?.text ?? ''))

@@ -1,7 +1,7 @@
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
 import { withReplicas } from 'drizzle-orm/pg-core'
 import pg from 'pg'
-import type { Db } from './client.js'
+import { postgresLocation, type Db } from './client.js'
 import * as schema from './schema/index.js'
 
 // The read handle for reads that tolerate replication lag (catalog lists and detail for
@@ -64,12 +64,11 @@ export function replicasCaughtUp(db: Db): Promise<void> {
 export function openReadReplicas(primary: Db, opts: ReplicaOptions): ReadHandle {
   const primaryPool = (primary as unknown as { $client: pg.Pool }).$client
   const replicas = opts.urls.map((url) => {
-    const u = new URL(url)
     // Small pools that give up quickly (a replica cut off by the network times out on the client
     // side): the primary is always there to answer instead.
     const pool = new pg.Pool({ connectionString: url, max: opts.poolMax, connectionTimeoutMillis: 2000, statement_timeout: 15_000, query_timeout: 16_000, idleTimeoutMillis: 30_000 })
     // Not used until a probe finds it caught up with the primary.
-    const replica = { location: `${u.hostname}:${u.port || 5432}${u.pathname}`, pool, up: false, retryAt: 0, probing: false, reported: false }
+    const replica = { location: postgresLocation(url), pool, up: false, retryAt: 0, probing: false, reported: false }
     pool.on('error', (err) => markDown(replica, err))
     return replica
   })

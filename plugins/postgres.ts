@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { openDb, type Db } from '../db/client.js'
+import { openDb, postgresLocation, type Db } from '../db/client.js'
 import { openReadReplicas } from '../db/replicas.js'
 
 declare module 'fastify' {
@@ -39,7 +39,7 @@ export default fp(async (app) => {
         : app.log.warn({ store: 'postgres', replica: location, err }, `PostgreSQL replica out of use (unreachable or behind); its reads go to the primary, probed again in ${replicas.downSeconds} s`),
     })
     app.addHook('onClose', async () => { await read.close() })
-    app.log.info({ store: 'postgres', replicas: replicas.urls.map((u) => { const url = new URL(u); return `${url.hostname}:${url.port || 5432}${url.pathname}` }) }, 'PostgreSQL: lag-tolerant reads go to the read replicas')
+    app.log.info({ store: 'postgres', replicas: replicas.urls.map(postgresLocation) }, 'PostgreSQL: lag-tolerant reads go to the read replicas')
     app.decorate('dbRead', read.db)
   } else {
     app.decorate('dbRead', handle.db)
