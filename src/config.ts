@@ -211,6 +211,22 @@ export class ConfigError extends Error {
 const truthy = (v: string) => v === 'true' || v === '1'
 
 /** Reads and validates the environment. Throws ConfigError with one line naming the variable. */
+/**
+ * For a process's entry point: the config (with `check`, the entry point's own requirements), or
+ * one line naming what is wrong (through `report`) and exit 1, so nothing starts on a bad one.
+ */
+export function loadConfigOrExit({ check, report = (message) => process.stderr.write(`${message}\n`) }: { check?: (config: Config) => void; report?: (message: string) => void } = {}): Config {
+  try {
+    const config = loadConfig()
+    check?.(config)
+    return config
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    report(err.message)
+    process.exit(1)
+  }
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Empty strings count as unset, as in most .env tooling.
   const input: Record<string, unknown> = {}

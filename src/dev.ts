@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { openDb } from '../db/client.js'
 import { catalogIsEmpty, seedCatalog } from '../db/seed.js'
-import { ConfigError, loadConfig } from './config.js'
+import { loadConfigOrExit } from './config.js'
 import { buildFerretDb, FerretDbUnavailable, startEmbeddedFerretDb } from './embedded-ferretdb.js'
 
 // `npm run dev`: the embedded stores start once, here, and stay warm; the API runs as a child
@@ -12,12 +12,7 @@ import { buildFerretDb, FerretDbUnavailable, startEmbeddedFerretDb } from './emb
 // Redis without REDIS_URL stays the in-process stand-in, so sign-ins end at each restart.
 
 const say = (message: string) => process.stderr.write(`dev: ${message}\n`)
-let config
-try { config = loadConfig() } catch (err) {
-  if (!(err instanceof ConfigError)) throw err
-  say(err.message)
-  process.exit(1)
-}
+const config = loadConfigOrExit({ report: say })
 const env: NodeJS.ProcessEnv = { ...process.env }
 const closers: (() => Promise<void>)[] = []
 

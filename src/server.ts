@@ -1,16 +1,9 @@
 import closeWithGrace from 'close-with-grace'
-import { ConfigError, loadConfig } from './config.js'
+import { loadConfigOrExit } from './config.js'
 import { tracingWanted } from './tracing.js'
 
-let config
-try {
-  config = loadConfig()
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err
-  // One line naming the variable, then a non-zero exit: nothing starts on a bad configuration.
-  process.stderr.write(`${err.message}\n`)
-  process.exit(1)
-}
+// One line naming the variable, then a non-zero exit: nothing starts on a bad configuration.
+const config = loadConfigOrExit()
 
 // Tracing instruments pg, ioredis and mongodb as they load, so it starts before the app (which
 // imports them) is imported. Off unless the OTEL_* variables ask for it (README, Operations).
