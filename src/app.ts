@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import Fastify, { type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -60,6 +60,32 @@ import { schemas as webhookSchemas } from '../routes/webhooks/schemas.js'
 // A plugin's start-up may take more than Fastify's 10 s default: the embedded PGlite migrates and
 // seeds its demo catalog in WebAssembly, and a busy machine (CI runs many tests at once) slows it.
 const PLUGIN_TIMEOUT_MS = 60_000
+
+/**
+ * The stores, services and background work, in one order for the API and the worker; `api` adds
+ * what only serves HTTP clients: the gateway (headers, CORS, rate limits), problem documents, the
+ * contract and the activity log of requests.
+ */
+async function registerCore(app: FastifyInstance, config: Config, { api }: { api: boolean }) {
+  await app.register(configPlugin, { config })
+  await app.register(redisPlugin)
+  await app.register(postgresPlugin)
+  await app.register(mongoPlugin)
+  if (api) {
+    await app.register(securityPlugin)
+    await app.register(errorsPlugin)
+    await app.register(openapiPlugin)
+  }
+  await app.register(mailerPlugin)
+  await app.register(authPlugin)
+  await app.register(cachePlugin)
+  await app.register(jobsPlugin)
+  if (api) await app.register(activityPlugin)
+  await app.register(outboxPlugin)
+  await app.register(metricsPlugin)
+  await app.register(servicesPlugin)
+  await app.register(backgroundPlugin)
+}
 
 // Every contract schema is registered once at the root, so any domain can $ref another's
 // (auth answers with users' User) and OpenAPI names each component after its $id.
@@ -160,22 +186,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     done()
   })
 
-  await app.register(configPlugin, { config })
-  await app.register(redisPlugin)
-  await app.register(postgresPlugin)
-  await app.register(mongoPlugin)
-  await app.register(securityPlugin)
-  await app.register(errorsPlugin)
-  await app.register(openapiPlugin)
-  await app.register(mailerPlugin)
-  await app.register(authPlugin)
-  await app.register(cachePlugin)
-  await app.register(jobsPlugin)
-  await app.register(activityPlugin)
-  await app.register(outboxPlugin)
-  await app.register(metricsPlugin)
-  await app.register(servicesPlugin)
-  await app.register(backgroundPlugin)
+  await registerCore(app, config, { api: true })
 
   for (const schema of contractSchemas) app.addSchema(schema)
   // An operation that declares no query parameters refuses any, as bodies refuse unknown fields:
@@ -214,18 +225,7 @@ export type App = Awaited<ReturnType<typeof buildApp>>
  */
 export async function buildWorker(config: Config, opts: BuildOptions = {}) {
   const app = Fastify({ logger: opts.logger ?? loggerOptions(config), pluginTimeout: PLUGIN_TIMEOUT_MS })
-  await app.register(configPlugin, { config: { ...config, jobs: true } })
-  await app.register(redisPlugin)
-  await app.register(postgresPlugin)
-  await app.register(mongoPlugin)
-  await app.register(mailerPlugin)
-  await app.register(authPlugin)
-  await app.register(cachePlugin)
-  await app.register(jobsPlugin)
-  await app.register(outboxPlugin)
-  await app.register(metricsPlugin)
-  await app.register(servicesPlugin)
-  await app.register(backgroundPlugin)
+  await registerCore(app, { ...config, jobs: true }, { api: false })
   // Its health: 200 while every store answers (a worker without them does nothing), 503 otherwise;
   // the queues' backlog rides along.
   app.get('/health', async (_req, reply) => {
