@@ -66,6 +66,19 @@ const PLUGIN_TIMEOUT_MS = 60_000
  * what only serves HTTP clients: the gateway (headers, CORS, rate limits), problem documents, the
  * contract and the activity log of requests.
  */
+/**
+ * Runs `boot`; when it fails part-way, closes what the plugins loaded so far had opened (pools,
+ * clients, timers) before rethrowing, so a caller that catches the error can still exit.
+ */
+async function closingOnFailure(app: FastifyInstance, boot: () => Promise<unknown>) {
+  try {
+    await boot()
+  } catch (err) {
+    await app.close().catch(() => {})
+    throw err
+  }
+}
+
 async function registerCore(app: FastifyInstance, config: Config, { api }: { api: boolean }) {
   await app.register(configPlugin, { config })
   await app.register(redisPlugin)
@@ -186,32 +199,33 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     done()
   })
 
-  await registerCore(app, config, { api: true })
+  await closingOnFailure(app, async () => {
+    await registerCore(app, config, { api: true })
 
-  for (const schema of contractSchemas) app.addSchema(schema)
-  // An operation that declares no query parameters refuses any, as bodies refuse unknown fields:
-  // `?limit=5` on a route that does not page is a client's mistake, answered 400, not ignored.
-  app.addHook('onRoute', (route) => {
-    if (route.schema?.operationId && !route.schema.querystring) route.schema = { ...route.schema, querystring: NO_QUERY }
+    for (const schema of contractSchemas) app.addSchema(schema)
+    // An operation that declares no query parameters refuses any, as bodies refuse unknown fields:
+    // `?limit=5` on a route that does not page is a client's mistake, answered 400, not ignored.
+    app.addHook('onRoute', (route) => {
+      if (route.schema?.operationId && !route.schema.querystring) route.schema = { ...route.schema, querystring: NO_QUERY }
+    })
+    await app.register(healthRoutes)
+    await app.register(authRoutes, { prefix: '/auth' })
+    await app.register(usersRoutes, { prefix: '/users' })
+    await app.register(categoriesRoutes, { prefix: '/categories' })
+    await app.register(productsRoutes, { prefix: '/products' })
+    await app.register(cartRoutes, { prefix: '/cart' })
+    await app.register(wishlistRoutes, { prefix: '/wishlist' })
+    await app.register(couponsRoutes, { prefix: '/coupons' })
+    await app.register(ordersRoutes, { prefix: '/orders' })
+    await app.register(paymentsRoutes, { prefix: '/payments' })
+    await app.register(activityRoutes, { prefix: '/activity' })
+    await app.register(reviewsRoutes)
+    await app.register(uploadsRoutes, { prefix: '/uploads' })
+    await app.register(analyticsRoutes, { prefix: '/analytics' })
+    await app.register(shippingRoutes)
+    await app.register(returnsRoutes)
+    await app.register(webhooksRoutes, { prefix: '/webhooks' })
   })
-  await app.register(healthRoutes)
-  await app.register(authRoutes, { prefix: '/auth' })
-  await app.register(usersRoutes, { prefix: '/users' })
-  await app.register(categoriesRoutes, { prefix: '/categories' })
-  await app.register(productsRoutes, { prefix: '/products' })
-  await app.register(cartRoutes, { prefix: '/cart' })
-  await app.register(wishlistRoutes, { prefix: '/wishlist' })
-  await app.register(couponsRoutes, { prefix: '/coupons' })
-  await app.register(ordersRoutes, { prefix: '/orders' })
-  await app.register(paymentsRoutes, { prefix: '/payments' })
-  await app.register(activityRoutes, { prefix: '/activity' })
-  await app.register(reviewsRoutes)
-  await app.register(uploadsRoutes, { prefix: '/uploads' })
-  await app.register(analyticsRoutes, { prefix: '/analytics' })
-  await app.register(shippingRoutes)
-  await app.register(returnsRoutes)
-  await app.register(webhooksRoutes, { prefix: '/webhooks' })
-
   return app
 }
 
@@ -225,7 +239,7 @@ export type App = Awaited<ReturnType<typeof buildApp>>
  */
 export async function buildWorker(config: Config, opts: BuildOptions = {}) {
   const app = Fastify({ logger: opts.logger ?? loggerOptions(config), pluginTimeout: PLUGIN_TIMEOUT_MS })
-  await registerCore(app, { ...config, jobs: true }, { api: false })
+  await closingOnFailure(app, () => registerCore(app, { ...config, jobs: true }, { api: false }))
   // Its health: 200 while every store answers (a worker without them does nothing), 503 otherwise;
   // the queues' backlog rides along.
   app.get('/health', async (_req, reply) => {
