@@ -35,6 +35,7 @@ import { createUserService } from '../routes/users/service.js'
 import { createSecretBox as createWebhookSecretBox } from '../routes/webhooks/secrets.js'
 import { createWebhookService, type WebhookService } from '../routes/webhooks/service.js'
 import { createWishlistService } from '../routes/wishlist/service.js'
+import { ensureIndexes } from '../src/mongo-indexes.js'
 
 // The composition root: every domain service is built here once, from the infrastructure
 // decorators, and handed to the route plugins (app.services) and to the worker (src/worker.ts),
@@ -59,7 +60,7 @@ async function buildServices(app: FastifyInstance) {
   const carts = cartModel(app.mongo)
   const wishlists = wishlistModel(app.mongo)
   // The unique owner indexes must exist before the first request, or two first writes make two carts.
-  if (app.mongo.readyState === 1) await Promise.all([carts.init(), wishlists.init()])
+  if (app.mongo.readyState === 1) await ensureIndexes([carts, wishlists])
   const cart = createCartService({ carts, redis, catalog: products, currency, limits })
 
   const providers = await providersFromConfig(config.payments, db)

@@ -2,13 +2,14 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
+import { ensureIndexes } from '../../src/mongo-indexes.js'
 import { decodeCursor, paged, toPage } from '../../src/pagination.js'
 import { activityModel, type ActivityDoc } from '../../db/models/activity.js'
 import { ActivityPage, ActivityQuery } from './schemas.js'
 
 const activityRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const entries = activityModel(app.mongo)
-  if (app.mongo.readyState === 1) await entries.init()
+  if (app.mongo.readyState === 1) await ensureIndexes([entries])
 
   app.get('', {
     onRequest: app.requireRole('admin'),
