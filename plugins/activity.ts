@@ -45,21 +45,56 @@ export default fp(async (app) => {
     queued = true
     writing = writing.then(() => { queued = false; return writeOut() })
   }
+  const enqueue = (entry: ActivityDoc) => {
+    if (buffer.length >= MAX_BUFFERED) {
+      app.metrics.activityDropped.inc()
+      return
+    }
+    buffer.push(entry)
+    if (buffer.length >= BATCH) flushSoon()
+    else if (!timer) {
+      timer = setTimeout(() => { timer = undefined; flushSoon() }, FLUSH_MS)
+      timer.unref()
+    }
+  }
+
+  // Anonymous product views are counted, not logged one by one: one entry per product and
+  // VIEW_WINDOW_MS carries `views` (how many) and `since` (the first of them), with no IP. An
+  // entry per view made the MongoDB write, not the read, the cost of a cached product page (npm run
+  // bench: 1.6x the baseline with it, 4.65x without), and an IP per anonymous page view is
+  // personal data not worth keeping. Signed-in views stay entries of their own: a user's history.
+  const VIEW_WINDOW_MS = 10_000
+  const MAX_COUNTED_PRODUCTS = 10_000
+  const anonymousViews = new Map<string, { views: number; since: Date }>()
+  let viewTimer: NodeJS.Timeout | undefined
+  const countView = (productId: string) => {
+    const counted = anonymousViews.get(productId)
+    if (counted) counted.views++
+    else if (anonymousViews.size >= MAX_COUNTED_PRODUCTS) app.metrics.activityDropped.inc()
+    else anonymousViews.set(productId, { views: 1, since: new Date() })
+    if (!viewTimer) {
+      viewTimer = setTimeout(writeViewCounts, VIEW_WINDOW_MS)
+      viewTimer.unref()
+    }
+  }
+  const writeViewCounts = () => {
+    clearTimeout(viewTimer)
+    viewTimer = undefined
+    const at = new Date()
+    for (const [productId, { views, since }] of anonymousViews) {
+      enqueue({ _id: randomUUID(), type: 'product_view', userId: null, at, ip: null, data: { productId, views, since: since.toISOString() } })
+    }
+    anonymousViews.clear()
+  }
+
   const activity: ActivityLog = {
     record(req, type, data = {}, userId) {
-      if (buffer.length >= MAX_BUFFERED) {
-        app.metrics.activityDropped.inc()
-        return
-      }
       const who = userId !== undefined ? userId : ((req.user as AccessClaims | null)?.sub ?? null)
-      buffer.push({ _id: randomUUID(), type, userId: who, at: new Date(), ip: req.ip, data })
-      if (buffer.length >= BATCH) flushSoon()
-      else if (!timer) {
-        timer = setTimeout(() => { timer = undefined; flushSoon() }, FLUSH_MS)
-        timer.unref()
-      }
+      if (type === 'product_view' && who === null && typeof data.productId === 'string') return countView(data.productId)
+      enqueue({ _id: randomUUID(), type, userId: who, at: new Date(), ip: req.ip, data })
     },
     async flush() {
+      writeViewCounts()
       flushSoon()
       await writing
     },

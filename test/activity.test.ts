@@ -44,3 +44,22 @@ t.test('a dead MongoDB does not break sign-in', async (t) => {
   t.equal(login.statusCode, 200)
   await app.activity.flush()
 })
+
+t.test('anonymous product views are counted per product, without an IP; signed-in views stay entries of their own', async (t) => {
+  const app = await buildTestApp(t)
+  const admin = await registerAdmin(app)
+  const [often, once] = [await createProduct(app, admin.headers, { name: 'Often seen' }), await createProduct(app, admin.headers, { name: 'Seen once' })]
+  for (let i = 0; i < 3; i++) await app.inject({ method: 'GET', url: `/products/${often.id}` })
+  await app.inject({ method: 'GET', url: `/products/by-slug/${once.slug}` })
+  const reader = await register(app, { email: 'reader@example.com' })
+  await app.inject({ method: 'GET', url: `/products/${often.id}`, headers: reader.headers })
+  await app.activity.flush()
+
+  const views = (await app.inject({ method: 'GET', url: '/activity?type=product_view&limit=100', headers: admin.headers })).json().items as { userId: string | null; ip: string | null; data: Record<string, unknown> }[]
+  const anonymous = views.filter((v) => v.userId === null)
+  t.same(anonymous.map((v) => [v.data.productId, v.data.views]).sort(), [[often.id, 3], [once.id, 1]].sort(), 'one entry per product, with the count')
+  t.ok(anonymous.every((v) => v.ip === null && typeof v.data.since === 'string'), 'no IP kept; since when it counts')
+  const signedIn = views.filter((v) => v.userId !== null)
+  t.same(signedIn.map((v) => [v.userId, v.data.productId]), [[reader.body.user.id, often.id]], 'a signed-in view is its own entry')
+  t.ok(signedIn[0]!.ip, 'with the IP, as every signed-in action')
+})
