@@ -11,7 +11,7 @@ export default fp(async (app) => {
   // needs a connection of its own (the in-process stand-in serves one instance: nothing to tell).
   const subscriber: RedisClient | undefined = hasRedisServer(app.config.redis) ? app.redis.duplicate() : undefined
   // Lookups are counted by the metrics plugin, registered later; read when a lookup happens.
-  app.decorate('cache', createCache(app.redis, app.log, app.config.cacheTtlSeconds, (namespace, hit) => app.metrics.cacheLookup(namespace, hit), app.redisHealth, { subscriber }))
+  app.decorate('cache', createCache(app.redis, app.log, app.config.cacheTtlSeconds, (namespace, hit) => app.metrics.cacheLookup(namespace, hit), app.redisHealth, { subscriber, enabled: app.config.cacheEnabled }))
   if (subscriber) {
     app.addHook('onClose', async () => { await subscriber.quit().catch(() => subscriber.disconnect()) })
     // Not fatal: until it connects, versions are read on every lookup.

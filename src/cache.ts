@@ -36,6 +36,8 @@ export interface CacheOptions {
   subscriber?: RedisClient
   /** How long a version is trusted without a message, in ms. */
   versionTtlMs?: number
+  /** false: every lookup loads (CACHE=off); versions are still bumped, for instances that cache. */
+  enabled?: boolean
 }
 
 const fromJson = <T>(json: string): CacheResult<T> => {
@@ -155,6 +157,7 @@ export function createCache(redis: RedisClient, log: FastifyBaseLogger, defaultT
     async wrap<T>(namespaces: string | string[], key: string, load: () => Promise<T>, ttlSeconds = defaultTtlSeconds): Promise<CacheResult<T>> {
       const depends = [namespaces].flat()
       const namespace = depends[0]!
+      if (options.enabled === false) return { value: await load(), hit: false }
       const version = await currentVersions(depends)
       if (version === null) {
         onLookup(namespace, false)

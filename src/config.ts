@@ -61,6 +61,7 @@ export const ConfigSchema = Type.Object({
   PUBLIC_URL: Type.String({ pattern: '^https?://', default: 'http://127.0.0.1:3000', description: 'the base URL used in links sent by mail' }),
   STORE_CURRENCY: Type.String({ pattern: '^[A-Z]{3}$', default: 'EUR', description: 'ISO 4217 code, e.g. EUR' }),
   CACHE_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 300 }),
+  CACHE: oneOf(['on', 'off'], 'on'),
   CART_MAX_LINES: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
   CART_MAX_QUANTITY: Type.Integer({ minimum: 1, maximum: 10_000, default: 99, description: 'largest quantity of one line' }),
   GUEST_CART_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 365, default: 30, description: 'days after its last change a guest cart is removed' }),
@@ -150,6 +151,8 @@ export interface Config {
   /** Outbound webhooks. allowPrivateUrls: plain http and private/loopback hosts accepted (off in production unless set). */
   webhooks: { secretsKey: string; allowPrivateUrls: boolean; timeoutMs: number; maxAttempts: number; backoffMs: number; disableAfter: number }
   cacheTtlSeconds: number
+  /** `CACHE=off`: every public catalog read goes to PostgreSQL. */
+  cacheEnabled: boolean
   corsOrigins: string[]
   rateLimit: { max: number; windowMs: number }
   bodyLimit: number
@@ -341,6 +344,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: raw.WEBHOOK_TIMEOUT_MS, maxAttempts: raw.WEBHOOK_MAX_ATTEMPTS, backoffMs: raw.WEBHOOK_BACKOFF_MS, disableAfter: raw.WEBHOOK_DISABLE_AFTER,
     },
     cacheTtlSeconds: raw.CACHE_TTL_SECONDS,
+    cacheEnabled: raw.CACHE === 'on',
     corsOrigins: raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
     rateLimit: { max: raw.RATE_LIMIT_MAX, windowMs: raw.RATE_LIMIT_WINDOW_MS },
     bodyLimit: raw.BODY_LIMIT_BYTES,

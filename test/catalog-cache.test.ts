@@ -1,4 +1,5 @@
 import t from 'tap'
+import { sql } from 'drizzle-orm'
 import { buildTestApp, startOwnRedis, testEnv } from './helpers.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
@@ -152,4 +153,18 @@ t.test('cache versions are kept in process: a hit runs no Redis command; a versi
   t.equal((await read(app, '/products')).cache, 'hit')
   await app.cache.invalidate(CATALOG_CACHE)
   t.equal((await read(app, '/products')).cache, 'miss')
+})
+
+t.test('CACHE=off: every public read goes to PostgreSQL', async (t) => {
+  const app = await buildTestApp(t, { CACHE: 'off' })
+  const { headers } = await registerAdmin(app)
+  const product = await createProduct(app, headers, { name: 'Uncached' })
+  for (const url of ['/products', `/products/${product.id}`]) {
+    const answers = [await read(app, url), await read(app, url)]
+    t.same(answers.map((a) => a.cache), ['miss', 'miss'], `${url}: a miss every time`)
+  }
+  // A change made behind the API's back (no version bump) shows at once.
+  await app.db.execute(sql`update products set name = 'Renamed in SQL' where id = ${product.id}`)
+  t.equal((await read(app, `/products/${product.id}`)).body.name, 'Renamed in SQL')
+  t.equal((await read(app, '/products')).body.items[0].name, 'Renamed in SQL')
 })
