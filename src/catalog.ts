@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm'
+import { sql, type Placeholder } from 'drizzle-orm'
 import { categories, productVariants, products } from '../db/schema/index.js'
 import type { Tx } from '../db/client.js'
 
@@ -11,7 +11,7 @@ export const CATALOG_CACHE = 'catalog'
 export const productCache = (productId: string) => `product:${productId}`
 
 /** The ids of a category and all its descendants, as a subquery. */
-export const categoryAndDescendants = (categoryId: string) => sql`(
+export const categoryAndDescendants = (categoryId: string | Placeholder) => sql`(
   with recursive sub(id) as (
     select id from ${categories} where id = ${categoryId}
     union all

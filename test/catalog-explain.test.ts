@@ -1,5 +1,6 @@
 import t from 'tap'
 import pg from 'pg'
+import { fillPlaceholders } from 'drizzle-orm'
 import { buildProductListQuery, type ListQuery } from '../routes/products/service.js'
 import { buildTestApp, createTestDatabase } from './helpers.js'
 
@@ -35,8 +36,9 @@ t.test('listing a 100k-product catalog uses the indexes, never a sequential scan
   const { rows: [category] } = await client.query<{ id: string }>(`select id from categories where slug = 'category-7'`)
 
   async function plan(query: Partial<ListQuery>) {
-    const { select } = buildProductListQuery(app.db, { limit: 20, ...query }, { isAdmin: false })
-    const { sql, params } = select.toSQL()
+    const listing = buildProductListQuery(app.db, { limit: 20, ...query }, { isAdmin: false })
+    const { sql, params: placeholders } = listing.select.toSQL()
+    const params = fillPlaceholders(placeholders, listing.params)
     const { rows } = await client.query(`explain (format json) ${sql}`, params)
     if (process.env.SHOW_PLANS) console.error(JSON.stringify(query), sql, params, JSON.stringify(rows[0]['QUERY PLAN'][0].Plan, null, 1))
     return walk(rows[0]['QUERY PLAN'][0].Plan as PlanNode)

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, getTableColumns, inArray, sql, type SQL } from 'drizzle-orm'
+import { and, asc, desc, eq, getTableColumns, inArray, sql, type Placeholder, type SQL } from 'drizzle-orm'
 import { inventoryMovements, productVariants, products } from '../../db/schema/index.js'
 import { isForeignKeyViolation, isUniqueViolation, type Db, type Tx } from '../../db/client.js'
 import { replicasCaughtUp } from '../../db/replicas.js'
@@ -50,7 +50,7 @@ export interface Viewer { isAdmin: boolean }
 
 // Each sort: its ORDER BY, the keyset comparison for "after this row", and the row's key.
 // Directions match the partial indexes in db/schema/catalog.ts.
-interface SortSpec { order: SQL[]; after: (key: (string | number)[]) => SQL; kinds: readonly CursorPart[] }
+interface SortSpec { order: SQL[]; after: (key: [Placeholder, Placeholder]) => SQL; kinds: readonly CursorPart[] }
 function sortSpec(sort: ProductSort, rank: SQL): SortSpec {
   switch (sort) {
     case 'relevance': return {
@@ -92,28 +92,37 @@ function keyOf(sort: ProductSort, row: { id: string; createdAt: Date; minPriceMi
 
 /**
  * The listing query, unexecuted, so tests can EXPLAIN exactly what the API runs. Filters are
- * bound parameters; the sort is an enum mapped to fixed SQL, never client text.
+ * bound parameters; the sort is an enum mapped to fixed SQL, never client text. Every value is a
+ * placeholder, filled from `params`, so one listing shape (its sort and which filters it has) is
+ * one prepared statement, named by `shape`: PostgreSQL parses it once per connection, and the
+ * query builder runs once per shape rather than once per request.
  */
 export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer) {
   const status: Status = viewer.isAdmin && query.status ? query.status : 'active'
   if (query.sort === 'relevance' && !query.q) throw new BadRequest('sort=relevance needs a search query (q)', 'invalid-sort')
   if (query.minPrice !== undefined && query.maxPrice !== undefined && query.minPrice > query.maxPrice) throw new BadRequest('minPrice is above maxPrice')
   const sort: ProductSort = query.sort ?? (query.q ? 'relevance' : 'newest')
-  const tsquery = sql`websearch_to_tsquery('english', ${query.q ?? ''})`
-  const rank = query.q ? sql`ts_rank(${products.searchVector}, ${tsquery})` : sql`0::real`
-  const spec = sortSpec(sort, rank)
-
-  const filters: SQL[] = [eq(products.status, status)]
-  if (query.q) filters.push(sql`${products.searchVector} @@ ${tsquery}`)
-  if (query.category) filters.push(sql`${products.categoryId} in ${categoryAndDescendants(query.category)}`)
-  if (query.minPrice !== undefined) filters.push(sql`${products.minPriceMinor} >= ${query.minPrice}`)
-  if (query.maxPrice !== undefined) filters.push(sql`${products.minPriceMinor} <= ${query.maxPrice}`)
-  if (query.inStock) filters.push(eq(products.inStock, true))
-  if (query.cursor) filters.push(spec.after(decodeCursor(query.cursor, spec.kinds) as (string | number)[]))
-
-  const select = db.select({ product: summaryColumns, rank: sql<number>`${rank}` }).from(products)
-    .where(and(...filters)).orderBy(...spec.order).limit(query.limit + 1)
-  return { select, sort }
+  const has = { q: Boolean(query.q), category: Boolean(query.category), minPrice: query.minPrice !== undefined, maxPrice: query.maxPrice !== undefined, inStock: Boolean(query.inStock), cursor: Boolean(query.cursor) }
+  const params: Record<string, unknown> = { status, q: query.q, category: query.category, minPrice: query.minPrice, maxPrice: query.maxPrice, limit: query.limit + 1 }
+  if (query.cursor) [params.after0, params.after1] = decodeCursor(query.cursor, sortSpec(sort, sql`0`).kinds)
+  const shape = `product_list_${sort}_${Object.values(has).map(Number).join('')}`
+  return {
+    sort, shape, params,
+    get select() {
+      const tsquery = sql`websearch_to_tsquery('english', ${sql.placeholder('q')})`
+      const rank = has.q ? sql`ts_rank(${products.searchVector}, ${tsquery})` : sql`0::real`
+      const spec = sortSpec(sort, rank)
+      const filters: SQL[] = [eq(products.status, sql.placeholder('status'))]
+      if (has.q) filters.push(sql`${products.searchVector} @@ ${tsquery}`)
+      if (has.category) filters.push(sql`${products.categoryId} in ${categoryAndDescendants(sql.placeholder('category'))}`)
+      if (has.minPrice) filters.push(sql`${products.minPriceMinor} >= ${sql.placeholder('minPrice')}`)
+      if (has.maxPrice) filters.push(sql`${products.minPriceMinor} <= ${sql.placeholder('maxPrice')}`)
+      if (has.inStock) filters.push(eq(products.inStock, true))
+      if (has.cursor) filters.push(spec.after([sql.placeholder('after0'), sql.placeholder('after1')]))
+      return db.select({ product: summaryColumns, rank: sql<number>`${rank}` }).from(products)
+        .where(and(...filters)).orderBy(...spec.order).limit(sql.placeholder('limit'))
+    },
+  }
 }
 
 /**
@@ -220,9 +229,16 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     return viewer.isAdmin ? { value: await load(), hit: false } : cache.wrap([CATALOG_CACHE, productCache(id)], 'detail', load)
   }
 
+  // One prepared statement per listing shape and pool (at most 6 sorts x 64 filter sets).
+  const listStatements = new Map<Db, Map<string, { execute(params: Record<string, unknown>): Promise<{ product: SummaryRow; rank: number }[]> }>>()
   async function list(query: ListQuery, viewer: Viewer) {
-    const { select, sort } = buildProductListQuery(viewer.isAdmin ? db : dbRead, query, viewer)
-    const rows = await select
+    const on = viewer.isAdmin ? db : dbRead
+    const listing = buildProductListQuery(on, query, viewer)
+    const statements = listStatements.get(on) ?? listStatements.set(on, new Map()).get(on)!
+    let statement = statements.get(listing.shape)
+    if (!statement) statements.set(listing.shape, statement = listing.select.prepare(listing.shape))
+    const { sort } = listing
+    const rows = await statement.execute(listing.params)
     const page = toPage(rows, query.limit, (r) => keyOf(sort, { ...r.product, rank: r.rank }))
     return { items: page.items.map((r) => toSummary(r.product)), nextCursor: page.nextCursor }
   }
