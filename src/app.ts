@@ -62,11 +62,6 @@ import { schemas as webhookSchemas } from '../routes/webhooks/schemas.js'
 const PLUGIN_TIMEOUT_MS = 60_000
 
 /**
- * The stores, services and background work, in one order for the API and the worker; `api` adds
- * what only serves HTTP clients: the gateway (headers, CORS, rate limits), problem documents, the
- * contract and the activity log of requests.
- */
-/**
  * Runs `boot`; when it fails part-way, closes what the plugins loaded so far had opened (pools,
  * clients, timers) before rethrowing, so a caller that catches the error can still exit.
  */
@@ -79,6 +74,11 @@ async function closingOnFailure(app: FastifyInstance, boot: () => Promise<unknow
   }
 }
 
+/**
+ * The stores, services and background work, in one order for the API and the worker; `api` adds
+ * what only serves HTTP clients: the gateway (headers, CORS, rate limits), problem documents, the
+ * contract and the activity log of requests.
+ */
 async function registerCore(app: FastifyInstance, config: Config, { api }: { api: boolean }) {
   await app.register(configPlugin, { config })
   await app.register(redisPlugin)
