@@ -155,9 +155,9 @@ export function createCache(redis: RedisClient, log: FastifyBaseLogger, defaultT
      * product's detail on the catalog and on that product): a bump of any of them makes it stale.
      */
     async wrap<T>(namespaces: string | string[], key: string, load: () => Promise<T>, ttlSeconds = defaultTtlSeconds): Promise<CacheResult<T>> {
+      if (options.enabled === false) return { value: await load(), hit: false }
       const depends = [namespaces].flat()
       const namespace = depends[0]!
-      if (options.enabled === false) return { value: await load(), hit: false }
       const version = await currentVersions(depends)
       if (version === null) {
         onLookup(namespace, false)

@@ -103,15 +103,15 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer) 
   if (query.minPrice !== undefined && query.maxPrice !== undefined && query.minPrice > query.maxPrice) throw new BadRequest('minPrice is above maxPrice')
   const sort: ProductSort = query.sort ?? (query.q ? 'relevance' : 'newest')
   const has = { q: Boolean(query.q), category: Boolean(query.category), minPrice: query.minPrice !== undefined, maxPrice: query.maxPrice !== undefined, inStock: Boolean(query.inStock), cursor: Boolean(query.cursor) }
+  const tsquery = sql`websearch_to_tsquery('english', ${sql.placeholder('q')})`
+  const rank = has.q ? sql`ts_rank(${products.searchVector}, ${tsquery})` : sql`0::real`
+  const spec = sortSpec(sort, rank)
   const params: Record<string, unknown> = { status, q: query.q, category: query.category, minPrice: query.minPrice, maxPrice: query.maxPrice, limit: query.limit + 1 }
-  if (query.cursor) [params.after0, params.after1] = decodeCursor(query.cursor, sortSpec(sort, sql`0`).kinds)
+  if (query.cursor) [params.after0, params.after1] = decodeCursor(query.cursor, spec.kinds)
   const shape = `product_list_${sort}_${Object.values(has).map(Number).join('')}`
   return {
     sort, shape, params,
     get select() {
-      const tsquery = sql`websearch_to_tsquery('english', ${sql.placeholder('q')})`
-      const rank = has.q ? sql`ts_rank(${products.searchVector}, ${tsquery})` : sql`0::real`
-      const spec = sortSpec(sort, rank)
       const filters: SQL[] = [eq(products.status, sql.placeholder('status'))]
       if (has.q) filters.push(sql`${products.searchVector} @@ ${tsquery}`)
       if (has.category) filters.push(sql`${products.categoryId} in ${categoryAndDescendants(sql.placeholder('category'))}`)
