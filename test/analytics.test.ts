@@ -20,6 +20,7 @@ async function order(app: App, headers: Record<string, string>, lines: [string, 
 }
 
 t.test('analytics figures equal an independent calculation over the orders', async (t) => {
+  const testStarted = Date.now()
   const app = await buildTestApp(t, { TAX_RATE_BPS: '1000' })
   const admin = await registerAdmin(app)
   const a = await createProduct(app, admin.headers, { name: 'Alpha', variants: [{ sku: 'A-1', priceMinor: 1200, stock: 100 }] })
@@ -34,9 +35,14 @@ t.test('analytics figures equal an independent calculation over the orders', asy
     await order(app, c1!.headers, [[a.variants[0].id, 5]], 'tok_decline'),
     await order(app, c2!.headers, [[a.variants[0].id, 1]], null),
   ]
-  // Spread the paid orders over two UTC days.
-  const day1 = new Date('2026-11-20T10:00:00Z')
-  const day2 = new Date('2026-11-21T23:30:00Z')
+  // Spread the paid orders over two UTC days counted back from today, so the test holds on any
+  // day: day 1 at 10:00 ten days ago, day 2 the next day at 23:30 (just before a UTC midnight).
+  const DAY = 86_400_000
+  const midnight = (at: number) => Math.floor(at / DAY) * DAY
+  const iso = (at: number) => new Date(at).toISOString()
+  const day1Start = midnight(Date.now()) - 10 * DAY
+  const day1 = new Date(day1Start + 10 * 3_600_000)
+  const day2 = new Date(day1Start + DAY + 23.5 * 3_600_000)
   await app.db.update(orders).set({ paidAt: day1 }).where(eq(orders.id, placed[0]!.order.id))
   await app.db.update(orders).set({ paidAt: day1 }).where(eq(orders.id, placed[1]!.order.id))
   await app.db.update(orders).set({ paidAt: day2 }).where(eq(orders.id, placed[2]!.order.id))
@@ -47,17 +53,18 @@ t.test('analytics figures equal an independent calculation over the orders', asy
   const refunds = [300, 0, 0]
   const revenue = paid.reduce((s, o, i) => s + o.totalMinor - refunds[i]!, 0)
   const get = async (url: string) => (await app.inject({ method: 'GET', url, headers: admin.headers })).json()
-  const range = 'from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z'
+  // From before day 1 to tomorrow: the payments themselves are dated now.
+  const range = `from=${iso(day1Start - 5 * DAY)}&to=${iso(Date.now() + DAY)}`
 
   const sales = await get(`/analytics/sales?${range}`)
   t.equal(sales.orders, 3)
   t.equal(sales.revenueMinor, revenue)
   t.equal(sales.averageOrderValueMinor, Math.round(revenue / 3))
   t.same(sales.byDay, [
-    { day: '2026-11-20', orders: 2, revenueMinor: paid[0].totalMinor - 300 + paid[1].totalMinor },
-    { day: '2026-11-21', orders: 1, revenueMinor: paid[2].totalMinor },
+    { day: iso(day1Start).slice(0, 10), orders: 2, revenueMinor: paid[0].totalMinor - 300 + paid[1].totalMinor },
+    { day: iso(day1Start + DAY).slice(0, 10), orders: 1, revenueMinor: paid[2].totalMinor },
   ])
-  t.equal((await get('/analytics/sales?from=2026-11-21T00:00:00Z&to=2026-11-22T00:00:00Z')).orders, 1, 'the range bounds apply')
+  t.equal((await get(`/analytics/sales?from=${iso(day1Start + DAY)}&to=${iso(day1Start + 2 * DAY)}`)).orders, 1, 'the range bounds apply')
 
   // Units and revenue (after line discounts) per product, from the paid orders' items.
   const byProduct = new Map<string, { units: number; revenue: number }>()
@@ -77,11 +84,11 @@ t.test('analytics figures equal an independent calculation over the orders', asy
   const captured = paid.reduce((s, o) => s + o.totalMinor, 0)
   t.same(pay, [{ provider: 'test', payments: 4, succeeded: 3, failed: 1, successRate: 0.75, capturedMinor: captured, refundedMinor: 300, refundRate: Math.round((300 / captured) * 10_000) / 10_000 }])
 
-  const today = new Date().toISOString().slice(0, 10)
-  const customers = await get(`/analytics/customers?from=${today}T00:00:00Z&to=${new Date(Date.now() + 86_400_000).toISOString()}`)
+  // From when this test started (not today's midnight, which may fall between registering and asking).
+  const customers = await get(`/analytics/customers?from=${iso(testStarted - 60_000)}&to=${iso(Date.now() + DAY)}`)
   t.equal(customers.total, 3, 'the admin is not a customer')
 
   t.equal((await app.inject({ method: 'GET', url: `/analytics/sales?${range}`, headers: c1!.headers })).statusCode, 403)
-  t.equal((await app.inject({ method: 'GET', url: '/analytics/sales?from=2026-12-01T00:00:00Z&to=2026-11-01T00:00:00Z', headers: admin.headers })).statusCode, 400)
+  t.equal((await app.inject({ method: 'GET', url: `/analytics/sales?from=${iso(Date.now())}&to=${iso(Date.now() - 30 * DAY)}`, headers: admin.headers })).statusCode, 400, 'from after to')
   t.equal((await app.inject({ method: 'GET', url: '/analytics/sales?from=yesterday&to=today', headers: admin.headers })).statusCode, 400)
 })

@@ -8,6 +8,13 @@ import { DEFAULT_PASSWORD, register } from './users.js'
 const codeFor = (secret: string, offsetSteps = 0) =>
   new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), digits: 6, period: 30 }).generate({ timestamp: Date.now() + offsetSteps * 30_000 })
 
+/** Waits for a fresh 30 s step when the current one is nearly over, so a code made for "the
+ *  previous step" is not two steps old by the time the server checks it. */
+async function clearOfStepEdge() {
+  const left = 30_000 - (Date.now() % 30_000)
+  if (left < 8_000) await new Promise((r) => setTimeout(r, left + 50))
+}
+
 t.test('TOTP: enable with a code, login requires it, codes and recovery codes are single use, disable with password', async (t) => {
   const app = await buildTestApp(t)
   const { headers } = await register(app, { email: 'twofa@example.com' })
@@ -18,6 +25,7 @@ t.test('TOTP: enable with a code, login requires it, codes and recovery codes ar
 
   const setup = await app.inject({ method: 'POST', url: '/auth/2fa/setup', headers })
   t.equal(setup.statusCode, 200)
+  await clearOfStepEdge()
   const { secret, otpauthUrl } = setup.json()
   t.match(otpauthUrl, /^otpauth:\/\/totp\/Shop:twofa%40example\.com\?/)
   t.equal((await login()).statusCode, 200, 'not required until confirmed')
@@ -61,6 +69,7 @@ t.test('TOTP secrets are sealed at rest; plain or old-key secrets are sealed ane
   const app = await buildTestApp(t, { DATABASE_URL: database.url })
   const { headers, body: { user } } = await register(app, { email: 'sealed@example.com' })
   const { secret } = (await app.inject({ method: 'POST', url: '/auth/2fa/setup', headers })).json()
+  await clearOfStepEdge()
   t.equal((await app.inject({ method: 'POST', url: '/auth/2fa/enable', headers, payload: { code: codeFor(secret, -1) } })).statusCode, 200)
   const stored = async () => (await app.db.select({ totpSecret: users.totpSecret }).from(users).where(eq(users.id, user.id)))[0]!.totpSecret!
   const sealed = await stored()
