@@ -8,7 +8,7 @@ import { loadConfig } from '../src/config.js'
 // PGlite in memory, the in-process Redis stand-in, no MongoDB. `--check` fails when the
 // committed file differs from what the code generates.
 export const OPENAPI_FILE = fileURLToPath(new URL('./openapi.json', import.meta.url))
-// The typed client SDK's types (openapi-typescript), used with openapi-fetch; see the README.
+// The typed client SDK's types (openapi-typescript), used with openapi-fetch; see docs/contract.md.
 export const SDK_TYPES_FILE = fileURLToPath(new URL('./schema.d.ts', import.meta.url))
 
 export async function generateSdkTypes(document: string): Promise<string> {

@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseSecretKeys, type SecretKey } from './secret-box.js'
 import type { RedisConfig } from './redis-client.js'
@@ -9,103 +9,107 @@ const DEV_JWT_SECRET = 'dev-only-jwt-secret-change-me-0123456789abcdef'
 // 32 bytes, for development only: production refuses it.
 const DEV_TOTP_KEYS = `dev:${Buffer.from('dev-only-totp-key-change-me-0123').toString('base64')}`
 const DEV_WEBHOOK_SECRET = 'whsec_dev_only_change_me_0123456789abcdef'
+/** Defaults that only development may run on (docs/configuration.md shows them as such, not their value). */
+export const DEVELOPMENT_SECRETS: ReadonlySet<unknown> = new Set([DEV_JWT_SECRET, DEV_TOTP_KEYS, DEV_WEBHOOK_SECRET])
 
-/** An enumerated string whose error message lists the allowed values (TypeBox's Value checker
- * needs a union of literals here, not the StringEnum the HTTP schemas use). */
-function oneOf<const T extends string>(values: readonly T[], defaultValue: T) {
-  return Type.Union(values.map((v) => Type.Literal(v)), { default: defaultValue, description: `one of ${values.join(', ')}` })
+/** An enumerated string (TypeBox's Value checker needs a union of literals here, not the
+ * StringEnum the HTTP schemas use); `allowedValues` lists them in errors and docs. */
+function oneOf<const T extends string>(values: readonly T[], defaultValue: T | undefined, description: string) {
+  return Type.Union(values.map((v) => Type.Literal(v)), { ...(defaultValue === undefined ? {} : { default: defaultValue }), description })
 }
-const bool = (defaultValue: 'true' | 'false') => oneOf(['true', 'false', '1', '0'], defaultValue)
+const bool = (defaultValue: 'true' | 'false' | undefined, description: string) => oneOf(['true', 'false', '1', '0'], defaultValue, description)
 const OIDC_NAME = '[a-z][a-z0-9_]{0,31}'
 
+// The descriptions are the documentation: `npm run docs:config` renders this schema as
+// docs/configuration.md (CI fails when that file is stale), and a bad value's error quotes them.
+// Plain text on one line each: they end up in a one-line error message too.
 export const ConfigSchema = Type.Object({
-  NODE_ENV: oneOf(['development', 'test', 'production'], 'development'),
-  HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'interface to listen on' }),
-  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
-  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
-  TRUST_PROXY: Type.String({ minLength: 1, default: 'false', description: 'true, false, or a comma-separated list of proxy addresses/CIDRs to trust' }),
-  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'a postgres:// URL' })),
-  PGLITE_DATA_DIR: Type.String({ minLength: 1, default: './data/pglite', description: 'a directory, or memory:// for an in-memory database' }),
-  PGLITE_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 54329, description: 'where the API serves the embedded database to psql and the CLI (another free port when taken)' }),
-  DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 10 }),
-  PG_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'the server cancels an API statement that runs longer; one that gets no answer at all (a hung server or network) fails a second later in the client' }),
-  PG_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5000, description: 'time to open a PostgreSQL connection, or to wait for a free one in the pool' }),
-  DB_MIGRATE: bool('true'),
-  DATABASE_REPLICA_URLS: Type.Optional(Type.String({ pattern: '^postgres(ql)?://[^,]+(,postgres(ql)?://[^,]+)*$', description: 'comma-separated postgres:// URLs of read replicas (needs DATABASE_URL)' })),
-  DB_REPLICA_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 5, description: 'connections per replica' }),
-  DB_REPLICA_MAX_LAG_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 2000, description: 'a catalog write waits at most this long for each replica to replay it; a replica further behind is taken out of use for DB_REPLICA_DOWN_SECONDS' }),
-  DB_REPLICA_DOWN_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 10, description: 'after a connection failure a replica is skipped (its reads go to the primary) this long' }),
-  MONGODB_URL: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', description: 'a mongodb:// URL' })),
-  MONGO_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 3000, description: 'finding a server, opening a connection, or waiting for an answer on one longer than this fails (a retried read can take about three times as long)' }),
-  // What to do when MONGODB_URL is unset: start FerretDB on SQLite under FERRETDB_DATA_DIR, or run without MongoDB.
-  EMBEDDED_MONGO: oneOf(['ferretdb', 'off'], 'ferretdb'),
-  FERRETDB_BIN: Type.Optional(Type.String({ minLength: 1 })),
-  FERRETDB_DATA_DIR: Type.String({ minLength: 1, default: './data/ferretdb' }),
-  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// URL' })),
-  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^[^,:\\s]+:[0-9]+(,[^,:\\s]+:[0-9]+)*$', description: 'comma-separated host:port seed nodes of a Redis Cluster' })),
+  NODE_ENV: oneOf(['development', 'test', 'production'], 'development', 'Production refuses the development secrets (JWT_SECRET, TOTP_ENCRYPTION_KEYS, PAYMENT_WEBHOOK_SECRET), the embedded stores and logged mail: it requires DATABASE_URL, MONGODB_URL, REDIS_URL (or REDIS_CLUSTER_NODES) and SMTP_URL.'),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Interface to listen on.' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'Port to listen on.' }),
+  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'The pino log level; logs are JSON, pretty only on a terminal outside production.'),
+  TRUST_PROXY: Type.String({ minLength: 1, default: 'false', description: 'true, false, or a comma-separated list of proxy addresses/CIDRs whose X-Forwarded-For is trusted (set it to the load balancer so rate limits count the client\'s address).' }),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'A postgres:// URL. Unset: the embedded PGlite under PGLITE_DATA_DIR.' })),
+  PGLITE_DATA_DIR: Type.String({ minLength: 1, default: './data/pglite', description: 'The embedded PGlite database\'s directory, or memory:// for an in-memory database.' }),
+  PGLITE_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 54329, description: 'Where the API serves the embedded database (PostgreSQL wire protocol, on 127.0.0.1) to psql and the CLI; another free port when taken, named in the log.' }),
+  DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 10, description: 'PostgreSQL pool size. Keep it times the number of instances below the server\'s max_connections (or put PgBouncer in transaction mode in front).' }),
+  PG_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'The server cancels an API statement that runs longer (statement_timeout); one that gets no answer at all (a hung server or network) fails a second later in the client (query_timeout), and a transaction left idle 2 s beyond it is ended. Either way the route answers 503. Migrations and db:seed are not bounded.' }),
+  PG_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5000, description: 'Time to open a PostgreSQL connection, or to wait for a free one in the pool (503 beyond).' }),
+  DB_MIGRATE: bool('true', 'Apply migrations at start-up, under an advisory lock so instances take turns.'),
+  DATABASE_REPLICA_URLS: Type.Optional(Type.String({ pattern: '^postgres(ql)?://[^,]+(,postgres(ql)?://[^,]+)*$', description: 'The comma-separated postgres:// URLs of streaming read replicas (needs DATABASE_URL). Unset: every read on the primary. See docs/operations.md#postgresql-read-replicas.' })),
+  DB_REPLICA_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 5, description: 'Connections per replica (connect timeout 2 s, statement timeout 15 s).' }),
+  DB_REPLICA_MAX_LAG_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 2000, description: 'A catalog write waits at most this long for each replica to replay it; a replica further behind is taken out of use.' }),
+  DB_REPLICA_DOWN_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 10, description: 'A replica out of use (connection failure, too far behind) is skipped, its reads going to the primary, and probed again after this long.' }),
+  MONGODB_URL: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', description: 'A mongodb:// URL; its path names the database (default shop). Unset: see EMBEDDED_MONGO.' })),
+  MONGO_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 3000, description: 'Finding a MongoDB server, opening a connection, or waiting for an answer on one longer than this fails (503); a read or write the driver retries once can take about three times as long. It also bounds the retention jobs\' deletes: a worker clearing a large backlog may want more.' }),
+  EMBEDDED_MONGO: oneOf(['ferretdb', 'off'], 'ferretdb', 'Without MONGODB_URL: ferretdb starts FerretDB on SQLite under FERRETDB_DATA_DIR as a child process; off runs without MongoDB.'),
+  FERRETDB_BIN: Type.Optional(Type.String({ minLength: 1, description: 'The FerretDB v1.24 binary for the embedded mode. Unset: searched in PATH, then in $GOPATH/bin (built there by test/install-ferretdb.sh on first start when Go is installed).' })),
+  FERRETDB_DATA_DIR: Type.String({ minLength: 1, default: './data/ferretdb', description: 'Embedded FerretDB\'s SQLite directory.' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'A redis:// URL. Unset: an in-process stand-in (ioredis-mock, one process only).' })),
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^[^,:\\s]+:[0-9]+(,[^,:\\s]+:[0-9]+)*$', description: 'Comma-separated host:port seed nodes of a Redis Cluster (e.g. 10.0.0.1:6379,10.0.0.2:6379); when set, the app, its rate limits and BullMQ use the cluster instead of REDIS_URL. See docs/operations.md#redis-cluster.' })),
   // No braces: a hash tag in the prefix would put every key of the app on one cluster slot.
-  REDIS_KEY_PREFIX: Type.String({ default: 'shop:', pattern: '^[^{}]*$', description: 'text without { or }' }),
-  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 2000, description: 'a Redis command that takes longer fails; the cache and rate limits then go without Redis until it answers again' }),
-  JWT_SECRET: Type.String({ minLength: 32, default: DEV_JWT_SECRET, description: 'at least 32 characters' }),
-  TOTP_ENCRYPTION_KEYS: Type.String({ default: DEV_TOTP_KEYS, description: 'keys sealing two-factor secrets at rest, <id>:<32 bytes base64>[,<id>:<key>...]; the first seals, all open (rotation: put a new key first)' }),
-  JWT_ISSUER: Type.String({ minLength: 1, default: 'shop-api' }),
-  JWT_AUDIENCE: Type.String({ minLength: 1, default: 'shop-clients' }),
-  ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 30, maximum: 900, default: 900, description: 'at most 900 (15 minutes)' }),
-  REFRESH_TOKEN_TTL_DAYS: Type.Integer({ minimum: 1, maximum: 365, default: 30 }),
-  REFRESH_REUSE_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 60, default: 10, description: 'how long the token just rotated may be presented again (a retry, two tabs racing)' }),
-  AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20, description: 'sign-in, register, reset and 2FA requests per minute per IP' }),
-  AUTH_ACCOUNT_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 10, description: 'per 15 minutes: sign-in attempts per account and source address, reset requests per account' }),
-  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, description: 'bearer token of GET /metrics; unset: no /metrics' })),
-  SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://', description: 'an smtp:// or smtps:// URL' })),
-  MAIL_FROM: Type.String({ minLength: 3, default: 'Shop <no-reply@shop.localhost>' }),
-  PUBLIC_URL: Type.String({ pattern: '^https?://', default: 'http://127.0.0.1:3000', description: 'the base URL used in links sent by mail' }),
-  STORE_CURRENCY: Type.String({ pattern: '^[A-Z]{3}$', default: 'EUR', description: 'ISO 4217 code, e.g. EUR' }),
-  CACHE_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 300 }),
-  CACHE: oneOf(['on', 'off'], 'on'),
-  CART_MAX_LINES: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
-  CART_MAX_QUANTITY: Type.Integer({ minimum: 1, maximum: 10_000, default: 99, description: 'largest quantity of one line' }),
-  GUEST_CART_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 365, default: 30, description: 'days after its last change a guest cart is removed' }),
-  JOBS: oneOf(['on', 'off'], 'on'),
-  WORKER_PORT: Type.Integer({ minimum: 0, maximum: 65_535, default: 3001, description: 'where `npm run worker` answers GET /health (0: no HTTP port)' }),
-  SHIPPING_FLAT_MINOR: Type.Integer({ minimum: 0, default: 499, description: 'shipping charged per order, minor units' }),
-  SHIPPING_FREE_OVER_MINOR: Type.Integer({ minimum: 0, default: 5000, description: 'subtotal after discount from which shipping is free; 0 never' }),
-  TAX_RATE_BPS: Type.Integer({ minimum: 0, maximum: 10_000, default: 0, description: 'tax rate in basis points (2000 = 20%), added on goods after discount plus shipping' }),
-  PRICES_INCLUDE_TAX: bool('false'),
-  RETURN_WINDOW_DAYS: Type.Integer({ minimum: 0, maximum: 3650, default: 30, description: 'days after delivery within which a customer may request a return' }),
-  ORDER_PAYMENT_TIMEOUT_MINUTES: Type.Integer({ minimum: 1, maximum: 10_080, default: 30 }),
-  LOW_STOCK_THRESHOLD: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 5, description: 'admins are mailed when a sale takes a variant to this stock or below' }),
-  PAYMENT_PROVIDERS: Type.String({ pattern: '^(test|stripe)(,(test|stripe))*$', default: 'test', description: 'comma-separated: test, stripe' }),
-  PAYMENT_WEBHOOK_SECRET: Type.String({ minLength: 16, default: DEV_WEBHOOK_SECRET, description: 'signing secret of the test provider webhooks' }),
-  STRIPE_SECRET_KEY: Type.Optional(Type.String({ pattern: '^sk_', description: 'an sk_ key' })),
-  STRIPE_WEBHOOK_SECRET: Type.Optional(Type.String({ pattern: '^whsec_', description: 'a whsec_ secret' })),
-  STRIPE_API_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'Stripe API base, e.g. a stripe-mock URL' })),
-  WEBHOOK_SECRETS_KEY: Type.Optional(Type.String({ minLength: 32, description: 'at least 32 characters; encrypts the signing secrets of outbound webhook endpoints at rest (unset: derived from JWT_SECRET)' })),
+  REDIS_KEY_PREFIX: Type.String({ default: 'shop:', pattern: '^[^{}]*$', description: 'Prefix of every Redis key; text without { or } (a hash tag there would put every key on one cluster slot).' }),
+  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 2000, description: 'A Redis command that takes longer fails (a route that needs Redis, such as sign-in, answers 503). After a failure the cache and the rate limits go without Redis (reads from the database, the global limit off, account limits counted in-process) until a probe, at most once a second, finds it back.' }),
+  JWT_SECRET: Type.String({ minLength: 32, default: DEV_JWT_SECRET, description: 'Signs access tokens (HS256); must be set in production.' }),
+  TOTP_ENCRYPTION_KEYS: Type.String({ default: DEV_TOTP_KEYS, description: 'Keys sealing two-factor secrets at rest (AES-256-GCM, bound to the account): <id>:<32 bytes in base64>, comma-separated; the first seals, every one opens; must be set in production (k1:$(openssl rand -base64 32)). Rotation: put a new key first and keep the old one; each secret moves to the new key at its owner\'s next two-factor sign-in (and secrets stored in plain text before sealing existed are sealed then); drop the old key once no totp_secret starts with v1.<old id>.' }),
+  STORE_CURRENCY: Type.String({ pattern: '^[A-Z]{3}$', default: 'EUR', description: 'ISO 4217 code of every price, e.g. EUR (prices are integer minor units).' }),
+  CACHE_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 300, description: 'Lifetime of cached catalog reads (writes make them stale at once).' }),
+  CACHE: oneOf(['on', 'off'], 'on', 'off: public catalog reads skip the cache and go to PostgreSQL every time (to rule the cache out when something looks stale, and for the bench\'s cache-off column); writes still announce their changes to instances that cache.'),
+  CART_MAX_LINES: Type.Integer({ minimum: 1, maximum: 500, default: 50, description: 'Distinct items per cart.' }),
+  CART_MAX_QUANTITY: Type.Integer({ minimum: 1, maximum: 10_000, default: 99, description: 'Largest quantity of one cart line.' }),
+  GUEST_CART_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 365, default: 30, description: 'Guest carts untouched this many days are removed by an hourly job.' }),
+  JOBS: oneOf(['on', 'off'], 'on', 'on: the API runs the background work itself (schedules, the outbox drain and the webhook delivery queue; BullMQ on Redis, each run taken by one instance; in-process timers without Redis). off: the API only enqueues, and `npm run worker` does the work (see docs/operations.md#workers).'),
+  WORKER_PORT: Type.Integer({ minimum: 0, maximum: 65_535, default: 3001, description: 'Where `npm run worker` answers GET /health, on HOST (0: no HTTP port).' }),
+  SHIPPING_FLAT_MINOR: Type.Integer({ minimum: 0, default: 499, description: 'Seed of the default shipping option (zone "Everywhere", option "Standard"): its price in minor units. Used only when no shipping zone exists; see docs/money-path.md#shipping-and-tax.' }),
+  SHIPPING_FREE_OVER_MINOR: Type.Integer({ minimum: 0, default: 5000, description: 'Seed of the default shipping option: free from this subtotal after discount (0: never free). Used only when no shipping zone exists.' }),
+  TAX_RATE_BPS: Type.Integer({ minimum: 0, maximum: 10_000, default: 0, description: 'Seed of the default tax rate (every destination without its own), in basis points (2000 = 20%); used only when no tax rate exists.' }),
+  PRICES_INCLUDE_TAX: bool('false', 'true: catalog and shipping prices include tax (the tax is the part of them that is tax); false: tax is added on top.'),
+  RETURN_WINDOW_DAYS: Type.Integer({ minimum: 0, maximum: 3650, default: 30, description: 'Days after delivery within which a customer may request a return.' }),
+  LOW_STOCK_THRESHOLD: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 5, description: 'Admins are mailed (and a stock.low webhook sent) when a sale takes a variant\'s stock to this or below.' }),
+  ORDER_PAYMENT_TIMEOUT_MINUTES: Type.Integer({ minimum: 1, maximum: 10_080, default: 30, description: 'Unpaid orders are cancelled after this and their stock released (a job, every minute).' }),
+  PAYMENT_PROVIDERS: Type.String({ pattern: '^(test|stripe)(,(test|stripe))*$', default: 'test', description: 'Comma-separated: test, stripe, or both. Production refuses test unless ALLOW_TEST_PAYMENTS=true (with it any customer can mark an order paid: a demo shop only).' }),
+  ALLOW_TEST_PAYMENTS: bool('false', 'Lets production run the test payment provider; see PAYMENT_PROVIDERS.'),
+  PAYMENT_WEBHOOK_SECRET: Type.String({ minLength: 16, default: DEV_WEBHOOK_SECRET, description: 'Signing secret of the test provider\'s webhooks; must be set in production.' }),
+  STRIPE_SECRET_KEY: Type.Optional(Type.String({ pattern: '^sk_', description: 'An sk_ key; required when PAYMENT_PROVIDERS includes stripe.' })),
+  STRIPE_WEBHOOK_SECRET: Type.Optional(Type.String({ pattern: '^whsec_', description: 'A whsec_ secret; required when PAYMENT_PROVIDERS includes stripe.' })),
+  STRIPE_API_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'Points the Stripe SDK elsewhere, e.g. a stripe-mock URL.' })),
+  REVIEWS_AUTO_APPROVE: bool('true', 'Publish reviews at once; false holds them for moderation.'),
+  UPLOAD_DIR: Type.String({ minLength: 1, default: './uploads', description: 'Local file storage of uploads; every instance and worker must mount the same directory.' }),
+  UPLOAD_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 100 * 1024 * 1024, default: 5 * 1024 * 1024, description: 'Largest upload (413 beyond).' }),
+  UPLOAD_QUOTA_FILES: Type.Integer({ minimum: 1, default: 100, description: 'Uploads one customer may keep (413 beyond).' }),
+  UPLOAD_QUOTA_BYTES: Type.Integer({ minimum: 1024, default: 50 * 1024 * 1024, description: 'Total bytes of uploads one customer may keep (413 beyond).' }),
+  UPLOAD_ADMIN_QUOTA_FILES: Type.Integer({ minimum: 1, default: 10_000, description: 'Uploads one admin may keep.' }),
+  UPLOAD_ADMIN_QUOTA_BYTES: Type.Integer({ minimum: 1024, default: 2 * 1024 * 1024 * 1024, description: 'Total bytes of uploads one admin may keep.' }),
+  UPLOAD_ORPHAN_GRACE_HOURS: Type.Integer({ minimum: 1, maximum: 8760, default: 24, description: 'An upload no product or avatar uses is deleted (row and file) this many hours after it was made, by an hourly job.' }),
+  ACTIVITY_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 90, description: 'Activity log entries older than this are removed by an hourly job.' }),
+  CORS_ORIGINS: Type.String({ default: 'http://localhost:3000,http://127.0.0.1:3000', description: 'Comma-separated allowlist of origins; other origins get no CORS headers.' }),
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 300, description: 'Global limit of requests per window per client IP, counted across instances in Redis (/health and /ready are exempt): in process and synchronised every 100 ms while a client is far from it, in Redis on every request within half the limit of it.' }),
+  RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000, description: 'The window of RATE_LIMIT_MAX.' }),
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 10 * 1024 * 1024, default: 262_144, description: 'Largest JSON request body (413 problem+json beyond); product create and update take up to 1 MiB, uploads are limited by UPLOAD_MAX_BYTES instead.' }),
+  HTTP_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000, description: 'A client must send its whole request, headers and body, within this (408 and the socket closed beyond).' }),
+  HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'A client must send its request headers within this (408 beyond); at most HTTP_REQUEST_TIMEOUT_MS.' }),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 72_000, description: 'An idle keep-alive connection is closed after this; keep it above the idle timeout of the proxy in front (60 s on common load balancers), so the proxy closes first and never reuses a socket the API just closed.' }),
+  HTTP_CONNECTION_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 120_000, description: 'A socket with no traffic either way for this long is closed, a stuck handler included; must be above HTTP_KEEP_ALIVE_TIMEOUT_MS.' }),
+  JWT_ISSUER: Type.String({ minLength: 1, default: 'shop-api', description: 'Issuer checked on every access token (HS256 only).' }),
+  JWT_AUDIENCE: Type.String({ minLength: 1, default: 'shop-clients', description: 'Audience checked on every access token.' }),
+  ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 30, maximum: 900, default: 900, description: 'Access token lifetime, at most 900 (15 minutes).' }),
+  REFRESH_REUSE_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 60, default: 10, description: 'How long the refresh token just rotated may be presented again (a lost answer retried, two tabs racing).' }),
+  REFRESH_TOKEN_TTL_DAYS: Type.Integer({ minimum: 1, maximum: 365, default: 30, description: 'Absolute lifetime of a sign-in session (its refresh-token family).' }),
+  AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20, description: 'Sign-in, register, reset and 2FA requests per minute per IP and route.' }),
+  AUTH_ACCOUNT_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 10, description: 'Per 15 minutes: sign-in attempts per account and source address (a stranger elsewhere cannot use up the owner\'s attempts), reset requests per account, and (together) password checks of /users/me/email and /users/me/password per signed-in user. Failed sign-ins to one account from anywhere are slowed, not locked out: after 5 failures in 15 minutes each further failure is answered after 250 ms, then 500 ms, doubling up to 5 s; a right password is answered at once.' }),
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, description: 'Bearer token of GET /metrics (Prometheus text format). Unset: no /metrics, and nothing is timed or collected. See docs/operations.md#metrics.' })),
+  SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://', description: 'An smtp:// or smtps:// URL (smtp://user:pass@host:port); required in production. Unset: mail is logged.' })),
+  MAIL_FROM: Type.String({ minLength: 3, default: 'Shop <no-reply@shop.localhost>', description: 'Sender of account and order mail.' }),
+  PUBLIC_URL: Type.String({ pattern: '^https?://', default: 'http://127.0.0.1:3000', description: 'Base of the links in verification and reset mail, and of the OpenID Connect redirect URIs.' }),
+  // Each named provider reads OIDC_<NAME>_ISSUER, _CLIENT_ID, _CLIENT_SECRET, _REDIRECT_URI and _SCOPE (OIDC_PROVIDER_VARIABLES).
+  OIDC_PROVIDERS: Type.Optional(Type.String({ pattern: `^${OIDC_NAME}(,${OIDC_NAME})*$`, description: 'Comma-separated names (lower-case letters, digits and _, e.g. google,keycloak) of OpenID Connect providers to sign in with; each reads the OIDC_<NAME>_* variables with its name upper-cased. Unset: none.' })),
+  WEBHOOK_SECRETS_KEY: Type.Optional(Type.String({ minLength: 32, description: 'Encrypts the outbound webhook endpoints\' signing secrets at rest. Set it so JWT_SECRET can rotate without them; changing it makes stored secrets unusable (rotate them). Unset: derived from JWT_SECRET.' })),
   // No default: unset means off in production and on elsewhere (tests and development call loopback).
-  WEBHOOK_ALLOW_PRIVATE_URLS: Type.Optional(Type.Union(['true', 'false', '1', '0'].map((v) => Type.Literal(v)), { description: 'one of true, false, 1, 0' })),
-  WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 60_000, default: 10_000, description: 'time an endpoint has to answer one delivery' }),
-  WEBHOOK_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 25, default: 10, description: 'attempts of one delivery before it fails' }),
-  WEBHOOK_BACKOFF_MS: Type.Integer({ minimum: 10, maximum: 3_600_000, default: 60_000, description: 'wait before the first retry; doubles after each failed attempt' }),
-  WEBHOOK_DISABLE_AFTER: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'failed deliveries in a row after which an endpoint is disabled' }),
-  REVIEWS_AUTO_APPROVE: bool('true'),
-  ALLOW_TEST_PAYMENTS: bool('false'),
-  UPLOAD_DIR: Type.String({ minLength: 1, default: './uploads' }),
-  UPLOAD_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 100 * 1024 * 1024, default: 5 * 1024 * 1024 }),
-  ACTIVITY_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 90 }),
-  CORS_ORIGINS: Type.String({ default: 'http://localhost:3000,http://127.0.0.1:3000', description: 'comma-separated list of allowed origins' }),
-  RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 300, description: 'requests per window per client' }),
-  RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
-  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 10 * 1024 * 1024, default: 262_144, description: 'largest JSON request body; uploads have UPLOAD_MAX_BYTES' }),
-  HTTP_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000, description: 'time to receive a whole request, headers and body (408 beyond)' }),
-  HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'time to receive the request headers (408 beyond); at most HTTP_REQUEST_TIMEOUT_MS' }),
-  HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 72_000, description: 'how long an idle keep-alive connection stays open; above the idle timeout of the proxy in front' }),
-  HTTP_CONNECTION_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 120_000, description: 'a socket with no traffic this long is closed (a slow handler included); above HTTP_KEEP_ALIVE_TIMEOUT_MS' }),
-  UPLOAD_QUOTA_BYTES: Type.Integer({ minimum: 1024, default: 50 * 1024 * 1024, description: 'total bytes of uploads one customer may keep' }),
-  UPLOAD_QUOTA_FILES: Type.Integer({ minimum: 1, default: 100, description: 'uploads one customer may keep' }),
-  UPLOAD_ADMIN_QUOTA_BYTES: Type.Integer({ minimum: 1024, default: 2 * 1024 * 1024 * 1024, description: 'total bytes of uploads one admin may keep' }),
-  UPLOAD_ADMIN_QUOTA_FILES: Type.Integer({ minimum: 1, default: 10_000, description: 'uploads one admin may keep' }),
-  UPLOAD_ORPHAN_GRACE_HOURS: Type.Integer({ minimum: 1, maximum: 8760, default: 24, description: 'an upload no product or avatar uses is deleted after this many hours' }),
-  // Each named provider reads OIDC_<NAME>_ISSUER, _CLIENT_ID, _CLIENT_SECRET, _REDIRECT_URI and _SCOPE (see oidcProvidersFrom).
-  OIDC_PROVIDERS: Type.Optional(Type.String({ pattern: `^${OIDC_NAME}(,${OIDC_NAME})*$`, description: 'comma-separated provider names of lower-case letters, digits and _, e.g. google,keycloak' })),
+  WEBHOOK_ALLOW_PRIVATE_URLS: Type.Optional(bool(undefined, 'Accept http and private or loopback webhook URLs. Unset: false in production, true elsewhere.')),
+  WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 60_000, default: 10_000, description: 'Time an endpoint has to answer one delivery.' }),
+  WEBHOOK_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 25, default: 10, description: 'Attempts of one delivery before it fails.' }),
+  WEBHOOK_BACKOFF_MS: Type.Integer({ minimum: 10, maximum: 3_600_000, default: 60_000, description: 'Wait before the first retry of a delivery; doubled after each failed attempt.' }),
+  WEBHOOK_DISABLE_AFTER: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'Deliveries in a row that fail all their attempts before the endpoint is disabled.' }),
 }, { additionalProperties: true })
 
 type RawConfig = Static<typeof ConfigSchema>
@@ -173,6 +177,16 @@ export interface OidcProviderConfig {
   allowInsecure: boolean
 }
 
+/** What each provider named in OIDC_PROVIDERS reads, as OIDC_<NAME>_<key> with its name upper-cased
+ * (docs/configuration.md is generated from this); no default: required. */
+export const OIDC_PROVIDER_VARIABLES = {
+  ISSUER: { description: 'The provider\'s issuer URL (discovery at /.well-known/openid-configuration); https in production, http allowed elsewhere.' },
+  CLIENT_ID: { description: 'The shop\'s confidential client at the provider.' },
+  CLIENT_SECRET: { description: 'That client\'s secret (sent as client_secret_post).' },
+  REDIRECT_URI: { default: 'PUBLIC_URL + /sign-in/<name>/callback', description: 'The shop\'s page the provider returns the browser to (register it at the provider); no query or fragment.' },
+  SCOPE: { default: 'openid email profile', description: 'Space-separated scopes asked for; must include openid.' },
+} as const satisfies Record<string, { default?: string; description: string }>
+
 /** The OIDC_<NAME>_* variables of each provider in OIDC_PROVIDERS; throws ConfigError naming a missing or bad one. */
 function oidcProvidersFrom(env: NodeJS.ProcessEnv, names: string | undefined, publicUrl: string, production: boolean): OidcProviderConfig[] {
   if (!names) return []
@@ -198,7 +212,7 @@ function oidcProvidersFrom(env: NodeJS.ProcessEnv, names: string | undefined, pu
     const redirectUri = url('REDIRECT_URI', read('REDIRECT_URI') ?? `${publicUrl}/sign-in/${name}/callback`)
     // The callback rebuilds the redirect from this URI plus code, state and iss.
     if (/[?#]/.test(redirectUri)) throw new ConfigError(`Invalid environment variable ${prefix}REDIRECT_URI=${JSON.stringify(redirectUri)}: a URL without query or fragment`)
-    const scope = read('SCOPE') ?? 'openid email profile'
+    const scope = read('SCOPE') ?? OIDC_PROVIDER_VARIABLES.SCOPE.default
     if (!scope.split(' ').includes('openid')) throw new ConfigError(`Invalid environment variable ${prefix}SCOPE=${JSON.stringify(scope)}: space-separated scopes including openid`)
     return {
       name, issuer, clientId: clientId!, clientSecret: clientSecret!, redirectUri, scope,
@@ -207,13 +221,22 @@ function oidcProvidersFrom(env: NodeJS.ProcessEnv, names: string | undefined, pu
   })
 }
 
+/** The values a setting accepts, in words, for its error message and docs/configuration.md;
+ * undefined where only the description can say (URLs and other patterns). */
+export function allowedValues(schema: TSchema): string | undefined {
+  const s = schema as { anyOf?: { const?: unknown }[]; type?: string; minimum?: number; maximum?: number; minLength?: number }
+  if (s.anyOf?.every((member) => typeof member.const === 'string')) return `one of ${s.anyOf.map((member) => member.const).join(', ')}`
+  if (s.type === 'integer') return s.maximum === undefined ? `an integer of at least ${s.minimum ?? 0}` : `an integer from ${s.minimum ?? 0} to ${s.maximum}`
+  if (s.type === 'string' && (s.minLength ?? 0) > 1) return `at least ${s.minLength} characters`
+  return undefined
+}
+
 export class ConfigError extends Error {
   override name = 'ConfigError'
 }
 
 const truthy = (v: string) => v === 'true' || v === '1'
 
-/** Reads and validates the environment. Throws ConfigError with one line naming the variable. */
 /**
  * For a process's entry point: the config (with `check`, the entry point's own requirements), or
  * one line naming what is wrong (through `report`) and exit 1, so nothing starts on a bad one.
@@ -230,6 +253,7 @@ export function loadConfigOrExit({ check, report = (message) => process.stderr.w
   }
 }
 
+/** Reads and validates the environment. Throws ConfigError with one line naming the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Empty strings count as unset, as in most .env tooling.
   const input: Record<string, unknown> = {}
@@ -241,8 +265,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const error = Value.Errors(ConfigSchema, withDefaults).First()
   if (error) {
     const name = error.path.replace(/^\//, '')
-    const schema = (ConfigSchema.properties as Record<string, { description?: string }>)[name]
-    const expected = schema?.description ? `${error.message}: ${schema.description}` : error.message
+    const schema = (ConfigSchema.properties as Record<string, TSchema>)[name]
+    const explained = schema ? [allowedValues(schema), schema.description].filter(Boolean).join('. ') : ''
+    const expected = explained ? `${error.message}: ${explained}` : error.message
     throw new ConfigError(`Invalid environment variable ${name}=${JSON.stringify(env[name] ?? '')}: ${expected}`)
   }
   const raw = withDefaults as RawConfig

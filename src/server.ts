@@ -6,7 +6,7 @@ import { tracingWanted } from './tracing.js'
 const config = loadConfigOrExit()
 
 // Tracing instruments pg, ioredis and mongodb as they load, so it starts before the app (which
-// imports them) is imported. Off unless the OTEL_* variables ask for it (README, Operations).
+// imports them) is imported. Off unless the OTEL_* variables ask for it (docs/operations.md#tracing).
 const tracing = tracingWanted() ? await (await import('./telemetry.js')).startTracing() : undefined
 const { buildApp } = await import('./app.js')
 const app = await buildApp(config)

@@ -119,9 +119,9 @@ t.test('the app accepts the manifests\' configuration once the Secret is filled,
   const podEnv = Object.fromEntries((api.spec.template.spec.containers[0]!.env ?? []).map((e) => [e.name, e.value ?? '']))
 
   // Every key is a variable the app reads (a misspelt one would be ignored in silence).
-  const tableRows = readFileSync(new URL('../README.md', import.meta.url), 'utf8').split('\n').filter((line) => line.startsWith('| `'))
+  const tableRows = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8').split('\n').filter((line) => line.startsWith('| `'))
   for (const name of [...Object.keys(configMap.data), ...Object.keys(secret.stringData), ...Object.keys(podEnv)]) {
-    t.ok(tableRows.some((row) => row.split('|')[1]!.includes(`\`${name}\``)), `${name} is documented in the README's Environment table`)
+    t.ok(tableRows.some((row) => row.split('|')[1]!.includes(`\`${name}\``)), `${name} is documented in docs/configuration.md`)
   }
   // Every secret compose requires is in the Secret, and none has a value in the repository.
   for (const name of composeAppEnv({}).required) t.ok(name in secret.stringData || name in configMap.data, `${name} is configured`)

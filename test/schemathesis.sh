@@ -2,7 +2,7 @@
 # Runs schemathesis against the running API as an admin, over every operation: no server errors
 # and no response that breaks its schema. Needs the test services (test/services.sh) and
 # schemathesis (pip install schemathesis==4.32.5). Checks left out, with their reasons, are in
-# the README ("Contract checks").
+# docs/contract.md ("Contract checks").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${SCHEMATHESIS_PORT:-57300}

@@ -54,7 +54,7 @@ async function startReceiver(t: { teardown(fn: () => unknown): void }) {
   }
 }
 
-/** The receiver's check, as the README shows it: HMAC-SHA256 of `${t}.${body}`, compared in constant time, within 5 minutes. */
+/** The receiver's check, as docs/webhooks.md shows it: HMAC-SHA256 of `${t}.${body}`, compared in constant time, within 5 minutes. */
 function verify(secret: string, header: string | undefined, body: string, toleranceSeconds = 300) {
   const parts = Object.fromEntries((header ?? '').split(',').map((p) => p.split('=') as [string, string]))
   const timestamp = Number(parts.t)

@@ -9,7 +9,7 @@ import {
 } from './schemas.js'
 
 // Outbound webhook endpoints and their deliveries (admin). Signing, retries and disabling are
-// described in the README ("Outbound webhooks"); the service is app.services.webhooks (plugins/services.ts).
+// described in docs/webhooks.md; the service is app.services.webhooks (plugins/services.ts).
 const webhooksRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const service = app.services.webhooks
   const admin = app.requireRole('admin')
