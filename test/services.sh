@@ -180,7 +180,8 @@ if ! port_open "$STRIPE_MOCK_PORT"; then
     log "installing stripe-mock $STRIPE_MOCK_VERSION"
     go install "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION" >"$DIR/stripe-mock-install.log" 2>&1
   fi
-  nohup "$STRIPE_MOCK" -http-addr "127.0.0.1:$STRIPE_MOCK_PORT" >"$DIR/stripe-mock.log" 2>&1 &
+  # Its HTTPS listener gets the next port: the default (12112) would collide with a second set of services.
+  nohup "$STRIPE_MOCK" -http-addr "127.0.0.1:$STRIPE_MOCK_PORT" -https-addr "127.0.0.1:$((STRIPE_MOCK_PORT + 1))" >"$DIR/stripe-mock.log" 2>&1 &
   echo $! >"$DIR/stripe-mock.pid"
 fi
 wait_port "$STRIPE_MOCK_PORT" stripe-mock

@@ -145,8 +145,10 @@ t.test('the orphan job deletes uploads no product or avatar uses after the grace
   const strayOld = '00000000-0000-4000-8000-000000000001.png'
   const strayNew = '00000000-0000-4000-8000-000000000002.png'
   writeFileSync(join(dir, strayOld), png()); writeFileSync(join(dir, strayNew), png())
+  // Both ages set from this process's clock, which the orphan job reads, not left to the file system's.
   const dayAgo = new Date(Date.now() - 25 * 3_600_000)
   utimesSync(join(dir, strayOld), dayAgo, dayAgo)
+  utimesSync(join(dir, strayNew), new Date(), new Date())
   t.same(await service.removeOrphans(24), { removed: 2, strayFiles: 1 })
   for (const gone of [orphanImage, orphanAvatar]) t.equal((await app.inject({ method: 'GET', url: gone.url })).statusCode, 404)
   for (const kept of [productImage, avatar, recent]) t.equal((await app.inject({ method: 'GET', url: kept.url })).statusCode, 200)
