@@ -92,7 +92,7 @@ t.test('tracingWanted: the OTEL_* variables', async (t) => {
 
 t.test('passwords: not the email, and an account without one is told how to set one', async (t) => {
   for (const password of ['ada@example.com', 'ADA@EXAMPLE.COM', 'ada', 'Ada']) {
-    t.throws(() => assertPasswordPolicy(password, ' Ada@Example.com '), { statusCode: 400, slug: 'weak-password' }, password)
+    t.throws(() => assertPasswordPolicy(password, ' Ada@Example.com '), { name: 'AppError', statusCode: 400, slug: 'weak-password' }, password)
   }
   t.doesNotThrow(() => assertPasswordPolicy('ada@example.co', 'ada@example.com'))
   t.doesNotThrow(() => assertPasswordPolicy('ada-lovelace-1815', 'ada@example.com'))
@@ -128,8 +128,8 @@ t.test('input normalisation', async (t) => {
 t.test('ownerOf: a signed-in user, else a guest cart token, else 401', async (t) => {
   t.same(ownerOf({ sub: 'u1' }, 'token'), { kind: 'user', userId: 'u1' }, 'a signed-in user\'s own cart, whatever token is sent')
   t.same(ownerOf(null, 'token'), { kind: 'guest', token: 'token' })
-  t.throws(() => ownerOf(null, undefined), { statusCode: 401, slug: 'cart-required' })
-  t.throws(() => ownerOf(null, ''), { statusCode: 401 }, 'an empty token is none')
+  t.throws(() => ownerOf(null, undefined), { name: 'AppError', statusCode: 401, slug: 'cart-required' })
+  t.throws(() => ownerOf(null, ''), { name: 'AppError', statusCode: 401 }, 'an empty token is none')
 })
 
 t.test('outbox events of the money path', async (t) => {

@@ -71,7 +71,8 @@ t.test('toPage: one row more than the page says there is a next page', async (t)
 })
 
 t.test('paged fills in the default limit and keeps one given', async (t) => {
-  t.same(paged({ cursor: 'c' }), { cursor: 'c', limit: PAGE_LIMIT_DEFAULT })
+  const query: { limit?: number; cursor?: string } = { cursor: 'c' }
+  t.same(paged(query), { cursor: 'c', limit: PAGE_LIMIT_DEFAULT })
   t.equal(PAGE_LIMIT_DEFAULT, 20)
   t.same(paged({ limit: 1 }), { limit: 1 })
 })

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { createHmac } from 'node:crypto'
 import { drizzle } from 'drizzle-orm/node-postgres'
+import * as schema from '../../db/schema/index.js'
 import { checkEndpointUrl, isReservedAddress } from '../../routes/webhooks/delivery.js'
 import { retryDelayMs } from '../../routes/webhooks/service.js'
 import { TEST_SIGNATURE_HEADER, WEBHOOK_TOLERANCE_SECONDS, createTestProvider, signTestWebhook } from '../../routes/payments/providers.js'
@@ -67,7 +68,7 @@ t.test('signTestWebhook: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">', async (t) =
 
 t.test('the test provider checks the signature, its age and the event before trusting a webhook', async (t) => {
   // parseWebhook reads no table; a database without a connection proves it.
-  const provider = createTestProvider('whsec_test', drizzle.mock())
+  const provider = createTestProvider('whsec_test', drizzle.mock({ schema }))
   const now = Math.floor(Date.now() / 1000)
   const event = JSON.stringify({ id: 'evt_1', type: 'payment.succeeded', data: { paymentId: 'tp_1' } })
   const signed = (body: string, at = now, secret = 'whsec_test') => ({ [TEST_SIGNATURE_HEADER]: signTestWebhook(secret, body, at) })
