@@ -261,11 +261,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const value = env[key]
     if (value !== undefined && value !== '') input[key] = value
   }
-  const withDefaults = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, input)) as Record<string, unknown>
+  // Value.Convert reads an integer as parseInt does ('20.5' is 20, '1e3' is 1, 'true' is 1): a
+  // value not written as a whole number stays text, which the check below refuses.
+  const properties = ConfigSchema.properties as Record<string, TSchema>
+  const notWhole = Object.entries(input).filter(([key, value]) => properties[key]?.type === 'integer' && !/^\s*-?\d+\s*$/.test(String(value)))
+  const converted = Value.Convert(ConfigSchema, input) as Record<string, unknown>
+  for (const [key, value] of notWhole) converted[key] = value
+  const withDefaults = Value.Default(ConfigSchema, converted) as Record<string, unknown>
   const error = Value.Errors(ConfigSchema, withDefaults).First()
   if (error) {
     const name = error.path.replace(/^\//, '')
-    const schema = (ConfigSchema.properties as Record<string, TSchema>)[name]
+    const schema = properties[name]
     const explained = schema ? [allowedValues(schema), schema.description].filter(Boolean).join('. ') : ''
     const expected = explained ? `${error.message}: ${explained}` : error.message
     throw new ConfigError(`Invalid environment variable ${name}=${JSON.stringify(env[name] ?? '')}: ${expected}`)

@@ -8,7 +8,7 @@ import { refreshProductsAggregates } from './catalog.js'
 // moves an order (checkout, payment, cancel and expiry, refunds, returns): the only writers of
 // an order's status.
 
-type OrderStatus = typeof orders.$inferSelect['status']
+export type OrderStatus = typeof orders.$inferSelect['status']
 
 /** Where an order may go from each status. paid comes only from a payment, refunded only from refunds. */
 export const TRANSITIONS: Record<OrderStatus, readonly OrderStatus[]> = {
@@ -20,6 +20,10 @@ export const TRANSITIONS: Record<OrderStatus, readonly OrderStatus[]> = {
   cancelled: [],
   refunded: [],
 }
+
+/** Whether an order in `current` may move to `to`; with `from`, only when it is still in `from`. */
+export const canTransition = (current: OrderStatus, to: OrderStatus, from?: OrderStatus) =>
+  TRANSITIONS[current].includes(to) && (from === undefined || current === from)
 
 /**
  * Puts an order's stock back and gives back its coupon use, once: the stock_released_at guard
@@ -55,7 +59,7 @@ export async function releaseOrder(tx: Tx, orderId: string, reason: 'cancellatio
 export async function tryTransition(tx: Tx, orderId: string, to: OrderStatus, extra: Partial<typeof orders.$inferInsert> = {}, from?: OrderStatus) {
   const [row] = await tx.select().from(orders).where(eq(orders.id, orderId)).for('update')
   if (!row) throw new NotFound('order', orderId)
-  if (!TRANSITIONS[row.status].includes(to) || (from !== undefined && row.status !== from)) return null
+  if (!canTransition(row.status, to, from)) return null
   const [updated] = await tx.update(orders).set({ status: to, updatedAt: new Date(), ...extra }).where(eq(orders.id, orderId)).returning()
   return updated!
 }

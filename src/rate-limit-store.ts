@@ -18,7 +18,7 @@ export interface SyncedStoreOptions {
   minHeadroom?: number
 }
 
-interface Counter {
+export interface Counter {
   /** The count Redis answered last (all instances), for the window ending at `resetAt`. */
   known: number
   /** Counted here, not yet sent. */
@@ -29,6 +29,21 @@ interface Counter {
   windowMs: number
 }
 
+/** The key's counter at `now`: a new one, or this one with its window started again once past its end. */
+export function counterAt(counter: Counter | undefined, now: number, timeWindow: number): Counter {
+  if (!counter) return { known: 0, pending: 0, inFlight: 0, resetAt: now + timeWindow, windowMs: timeWindow }
+  if (now >= counter.resetAt) { counter.known = 0; counter.resetAt = now + timeWindow }
+  return counter
+}
+
+/**
+ * The count this request makes as far as this process knows, and whether it may be counted here
+ * and synced later: only with at least `minHeadroom` requests, and half the limit, still to spare.
+ */
+export function estimateOf(counter: Pick<Counter, 'known' | 'inFlight' | 'pending'>, max: number, minHeadroom: number) {
+  const estimate = counter.known + counter.inFlight + counter.pending + 1
+  return { estimate, countHere: max - estimate >= Math.max(minHeadroom, max / 2) }
+}
 
 // INCRBY, and the window's expiry on the first count: [count, ms left in the window].
 const SCRIPT = `
@@ -103,11 +118,10 @@ export function createSyncedRateLimitStore(redis: RedisClient, log: FastifyBaseL
     incr(id: string, cb: Parameters<FastifyRateLimitStore['incr']>[1], timeWindow: number, max: number) {
       const key = this.prefix + id
       const now = Date.now()
-      let counter = counters.get(key)
-      if (!counter) counters.set(key, counter = { known: 0, pending: 0, inFlight: 0, resetAt: now + timeWindow, windowMs: timeWindow })
-      else if (now >= counter.resetAt) { counter.known = 0; counter.resetAt = now + timeWindow }
-      const estimate = counter.known + counter.inFlight + counter.pending + 1
-      if (max - estimate >= Math.max(minHeadroom, max / 2)) {
+      const counter = counterAt(counters.get(key), now, timeWindow)
+      counters.set(key, counter)
+      const { estimate, countHere } = estimateOf(counter, max, minHeadroom)
+      if (countHere) {
         counter.pending++
         timer ??= setTimeout(sync, syncMs).unref()
         cb(null, { current: estimate, ttl: counter.resetAt - now })
@@ -117,12 +131,11 @@ export function createSyncedRateLimitStore(redis: RedisClient, log: FastifyBaseL
       const by = counter.pending + 1
       counter.pending = 0
       counter.inFlight += by
-      const c = counter
       scripted.rateLimitAdd(key, by, timeWindow).then((res) => {
-        settle(c, by, res)
+        settle(counter, by, res)
         cb(null, { current: res[0], ttl: res[1] })
       }, (err: Error) => {
-        failed(c, by, err)
+        failed(counter, by, err)
         cb(err)
       })
     }

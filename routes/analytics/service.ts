@@ -7,9 +7,11 @@ import { roundHalfUp } from '../../src/pricing.js'
 // from PostgreSQL; ratios are divided here. Days are UTC.
 
 interface Range { from: string; to: string }
-const ratio = (a: number, b: number) => (b === 0 ? 0 : Math.round((a / b) * 10_000) / 10_000)
+/** a / b to four decimals; 0 when there is nothing to divide by. */
+export const ratio = (a: number, b: number) => (b === 0 ? 0 : Math.round((a / b) * 10_000) / 10_000)
 
-function checkRange({ from, to }: Range) {
+/** Refuses an empty, reversed or longer-than-366-days range (400). */
+export function checkRange({ from, to }: Range) {
   if (Date.parse(from) >= Date.parse(to)) throw new BadRequest('from must be before to', 'invalid-range')
   if (Date.parse(to) - Date.parse(from) > 366 * 86_400_000) throw new BadRequest('A range covers at most 366 days', 'invalid-range')
 }

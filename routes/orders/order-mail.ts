@@ -40,13 +40,15 @@ function render(kind: OrderMailKind | 'low-stock', view: Record<string, unknown>
   }
 }
 
+/** An amount in minor units as a reader sees it: the currency's own number of decimals (EUR 2, JPY 0, BHD 3). */
+export function formatMoney(minor: number, currency: string) {
+  const format = new Intl.NumberFormat('en', { style: 'currency', currency })
+  return format.format(minor / 10 ** (format.resolvedOptions().maximumFractionDigits ?? 2))
+}
+
 export interface MailSender { send(message: { to: string | string[]; subject: string; text: string; html?: string; messageId?: string }): Promise<void> }
 
 export function createOrderMail({ db, mailer, domain }: { db: Db; mailer: MailSender; domain: string }) {
-  const money = (minor: number, currency: string) => {
-    const format = new Intl.NumberFormat('en', { style: 'currency', currency })
-    return format.format(minor / 10 ** (format.resolvedOptions().maximumFractionDigits ?? 2))
-  }
   const messageId = (eventId: string) => `<${eventId}@${domain}>`
 
   return {
@@ -55,7 +57,7 @@ export function createOrderMail({ db, mailer, domain }: { db: Db; mailer: MailSe
       if (!row) return
       const { order } = row
       const items = await db.select().from(orderItems).where(eq(orderItems.orderId, order.id))
-      const m = (minor: number) => money(minor, order.currency)
+      const m = (minor: number) => formatMoney(minor, order.currency)
       const a = order.shippingAddress
       let amount = order.refundedMinor
       if (payload.refundId) {

@@ -34,13 +34,21 @@ type OrderItemRow = typeof orderItems.$inferSelect
  * prices include it. Orders placed before lines carried their tax share (no tax snapshot) get it
  * spread now, as checkout spreads it today.
  */
-function lineValues(order: OrderRow, items: OrderItemRow[]) {
-  const net = (i: OrderItemRow) => i.lineTotalMinor - i.discountMinor
+export function lineValues(order: Pick<OrderRow, 'taxRate' | 'taxMinor' | 'shippingMinor' | 'pricesIncludeTax'>, items: Pick<OrderItemRow, 'id' | 'lineTotalMinor' | 'discountMinor' | 'taxMinor'>[]) {
+  const net = (i: (typeof items)[number]) => i.lineTotalMinor - i.discountMinor
   const legacy = order.taxRate === null && order.taxMinor > 0
     ? allocate(order.taxMinor, [...items.map((i): [string, number] => [i.id, net(i)]), ['~shipping', order.shippingMinor]])
     : null
   return new Map(items.map((i) => [i.id, net(i) + (order.pricesIncludeTax ? 0 : legacy ? legacy.get(i.id) ?? 0 : i.taxMinor)]))
 }
+
+/**
+ * What `quantity` more units of a line worth `value` for its `ordered` units refund, when
+ * `earlier` units of it were refunded before: the value of all units back so far less what the
+ * earlier ones got, so a line returned in parts never pays back more (or less) than its value.
+ */
+export const refundForUnits = (value: number, ordered: number, earlier: number, quantity: number) =>
+  roundHalfUp((earlier + quantity) * value, ordered) - roundHalfUp(earlier * value, ordered)
 
 /** Locks the return's order, then the return, and checks the return is in `from`. */
 export async function lockReturn(tx: Tx, returnId: string, from: Status, verb: string) {
@@ -182,7 +190,7 @@ export function createReturnService({ db, outbox, windowDays }: ReturnDeps) {
           const restocked = got?.resellable && orderItem.variantId ? quantity : 0
           const earlier = before.find((b) => b.orderItemId === orderItem.id)?.quantity ?? 0
           const value = values.get(orderItem.id)!
-          refundMinor += roundHalfUp((earlier + quantity) * value, orderItem.quantity) - roundHalfUp(earlier * value, orderItem.quantity)
+          refundMinor += refundForUnits(value, orderItem.quantity, earlier, quantity)
           let restockedQuantity = 0
           if (restocked > 0) {
             const [variant] = await tx.update(productVariants).set({ stock: sql`${productVariants.stock} + ${restocked}`, updatedAt: new Date() })

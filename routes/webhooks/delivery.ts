@@ -15,7 +15,9 @@ import { BadRequest } from '../../src/errors.js'
 
 const RESERVED = new BlockList()
 for (const [net, prefix] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24], ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4]] as const) RESERVED.addSubnet(net, prefix, 'ipv4')
-for (const [net, prefix] of [['::', 128], ['::1', 128], ['::ffff:0:0', 96], ['64:ff9b::', 96], ['100::', 64], ['2001:db8::', 32], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) RESERVED.addSubnet(net, prefix, 'ipv6')
+// No ::ffff:0:0/96: BlockList checks an IPv4-mapped address against the IPv4 subnets above, and
+// matches every IPv4 address against that subnet, which would refuse all public IPv4 hosts.
+for (const [net, prefix] of [['::', 128], ['::1', 128], ['64:ff9b::', 96], ['100::', 64], ['2001:db8::', 32], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) RESERVED.addSubnet(net, prefix, 'ipv6')
 
 /** True for an address a webhook may not reach from a production shop. */
 export function isReservedAddress(address: string): boolean {
