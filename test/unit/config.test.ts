@@ -96,7 +96,7 @@ t.test('secrets and providers that do not fit are refused, naming the variable',
     refused({ PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_x' }, /STRIPE_WEBHOOK_SECRET/),
     refused({ PAYMENT_PROVIDERS: 'paypal' }, /PAYMENT_PROVIDERS="paypal"/),
     refused({ PAYMENT_PROVIDERS: 'test,' }, /PAYMENT_PROVIDERS="test,"/),
-    refused({ STRIPE_SECRET_KEY: 'pk_live_x' }, /STRIPE_SECRET_KEY="pk_live_x".*an sk_ key/),
+    refused({ STRIPE_SECRET_KEY: 'pk_live_x' }, /STRIPE_SECRET_KEY="pk_live_x".*an sk_ key/i),
     refused({ METRICS_TOKEN: 'short' }, /METRICS_TOKEN/),
     refused({ ...PRODUCTION, TOTP_ENCRYPTION_KEYS: `${PRODUCTION.TOTP_ENCRYPTION_KEYS},${loadConfigDevTotp()}` }, /production refuses the development key/),
   ]) t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
