@@ -5,7 +5,11 @@
 # checkout paid through HTTP. Needs root (apt, podman). No image registry is reachable here, so
 # the base is a Debian bookworm made with debootstrap, with this machine's Node.js copied in; the
 # Dockerfile's own default base stays the official Node image.
+# `container.sh base` makes the base image, `build` also builds the app's image, `run` runs and
+# checks an image already built; no argument does all three (CI starts base and build early, in
+# the background, and runs the check after the tests).
 set -euo pipefail
+PHASE=${1:-all}
 cd "$(dirname "$0")/.."
 log() { printf 'container: %s\n' "$*" >&2; }
 BASE=localhost/shop-base-bookworm-node:$(node -p process.versions.node)-$(cat /etc/ssl/certs/ca-certificates.crt "$0" | sha256sum | cut -c1-8)
@@ -60,8 +64,13 @@ if ! podman image exists "$BASE"; then
   rm -rf "$root"
 fi
 
+[ "$PHASE" = base ] && exit 0
+
+if [ "$PHASE" != run ]; then
 log "building $IMAGE"
 podman build --network host --build-arg "BASE_IMAGE=$BASE" -t "$IMAGE" . >/tmp/container-build.log 2>&1 || { tail -30 /tmp/container-build.log; exit 1; }
+fi
+[ "$PHASE" = build ] && exit 0
 
 psql_admin() { psql -h 127.0.0.1 -p 55432 -U postgres -d postgres -qtAc "$1"; }
 psql_admin "create database $DB"
