@@ -8,8 +8,11 @@ import { Conflict } from './errors.js'
 
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`
 
+/** How long a lock lives unless its holder says otherwise. */
+export const DEFAULT_LOCK_TTL_MS = 5000
+
 export async function withLock<T>(redis: RedisClient, name: string, work: () => Promise<T>, opts: { ttlMs?: number; waitMs?: number } = {}): Promise<T> {
-  const ttlMs = opts.ttlMs ?? 5000
+  const ttlMs = opts.ttlMs ?? DEFAULT_LOCK_TTL_MS
   const deadline = Date.now() + (opts.waitMs ?? 10_000)
   const key = `lock:${name}`
   const token = randomUUID()

@@ -8,6 +8,8 @@ import { buildTestApp, databaseUrl } from './helpers.js'
 import { register, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
 import type { App } from '../src/app.js'
+import { DEFAULT_LOCK_TTL_MS } from '../src/locks.js'
+import { LEASE_MS } from '../src/idempotency.js'
 
 // The money path's defects of issue 11, each reproduced through HTTP against real stores.
 
@@ -76,7 +78,8 @@ t.test('2: a checkout held on row locks past any lock lifetime cannot place the 
   const buyer = await register(app, { email: 'slow@example.com' })
   await addToCart(app, buyer.headers, variantId, 1)
 
-  // Another session holds the variant's row lock longer than the old 30 s cart lock lived.
+  // Another session holds the variant's row lock longer than any lock of ours lives (the cart's
+  // Redis lock, the idempotency lease): waiting longer than both proves no lifetime is relied on.
   const holder = new pg.Client({ connectionString: app.config.postgres.url })
   await holder.connect()
   t.teardown(() => holder.end())
@@ -84,7 +87,7 @@ t.test('2: a checkout held on row locks past any lock lifetime cannot place the 
   await holder.query('select 1 from product_variants where id = $1 for update', [variantId])
 
   const first = checkout(app, buyer.headers, 'slow-checkout-1')
-  await new Promise((r) => setTimeout(r, 31_000))
+  await new Promise((r) => setTimeout(r, Math.max(DEFAULT_LOCK_TTL_MS, LEASE_MS) + 2_000))
   const added = await addToCart(app, buyer.headers, otherVariantId, 1)
   t.equal(added.statusCode, 200, 'the shopper can still change the cart')
   const second = checkout(app, buyer.headers, 'slow-checkout-2')
