@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { activityModel, type ActivityType } from '../db/models/activity.js'
+import { activityModel } from '../db/models/activity.js'
 import { hasRedisServer } from '../src/redis-client.js'
 
 // What runs in the background, in one place: the outbox handlers (side effects after a commit)
@@ -15,32 +15,31 @@ export default fp(async (app) => {
   const { outbox, jobs, services, config } = app
   const { checkout: checkoutConfig } = config
 
-  // Outbox handlers, one per topic; every one is idempotent (delivery is at least once).
-  outbox.on('cache.invalidate', async (payload) => { await app.cache.bump(String(payload.namespace)) })
+  // Outbox handlers, one per topic of OutboxTopics (src/side-effects.ts), which types each
+  // payload; every one is idempotent (delivery is at least once).
+  outbox.on('cache.invalidate', async ({ namespace }) => { await app.cache.bump(namespace) })
   // The entry's id is the event's, so a second delivery is a duplicate key, not a second entry.
   const entries = activityModel(app.mongo)
   outbox.on('activity.record', async (payload, event) => {
     try {
-      await entries.collection.insertOne({ _id: event.id as never, type: payload.type as ActivityType, userId: (payload.userId as string | null) ?? null, ip: (payload.ip as string | null) ?? null, at: new Date(String(payload.at)), data: (payload.data as Record<string, unknown>) ?? {} })
+      await entries.collection.insertOne({ _id: event.id as never, type: payload.type, userId: payload.userId, ip: payload.ip, at: new Date(payload.at), data: payload.data })
     } catch (err) {
       if (!isDuplicateKey(err)) throw err
     }
   })
   // The cart clear after a checkout: ordered quantities out, generation on.
-  outbox.on('cart.consumed', async (payload) => {
+  outbox.on('cart.consumed', async ({ userId, generation, lines }) => {
     app.faults.at('cart.before-clear')
-    await services.cart.consume(String(payload.userId), Number(payload.generation), payload.lines as { variantId: string; quantity: number }[])
+    await services.cart.consume(userId, generation, lines)
   })
   // Order notifications and low-stock alerts.
   const { orderMail, webhooks } = services
-  outbox.on('mail.order', (payload, event) => orderMail.sendOrderMail(event.id, payload as Parameters<typeof orderMail.sendOrderMail>[1]))
-  outbox.on('mail.low-stock', (payload, event) => orderMail.sendLowStock(event.id, payload as { variantIds: string[] }, checkoutConfig.lowStockThreshold))
+  outbox.on('mail.order', (payload, event) => orderMail.sendOrderMail(event.id, payload))
+  outbox.on('mail.low-stock', (payload, event) => orderMail.sendLowStock(event.id, payload, checkoutConfig.lowStockThreshold))
   // Outbound webhooks: each event fans out to deliveries, which the `webhooks` queue sends.
-  outbox.on('webhook.event', async (payload, event) => {
-    await webhooks.fanOut(event.id, payload as { type: string; createdAt: string; data: unknown })
-  })
+  outbox.on('webhook.event', async (payload, event) => { await webhooks.fanOut(event.id, payload) })
   const domain = new URL(config.publicUrl).hostname
-  outbox.on('mail.webhook-disabled', (payload, event) => webhooks.mailDisabled(event.id, String(payload.endpointId), app.mailer, domain))
+  outbox.on('mail.webhook-disabled', ({ endpointId }, event) => webhooks.mailDisabled(event.id, endpointId, app.mailer, domain))
 
   // Schedules.
   jobs.every('outbox-drain', 2_000, () => outbox.drain())

@@ -2,15 +2,33 @@ import { and, asc, eq, inArray, isNull, lt, lte, sql, type SQL } from 'drizzle-o
 import type { FastifyBaseLogger } from 'fastify'
 import { outbox } from '../db/schema/index.js'
 import type { Db, Tx } from '../db/client.js'
+import type { OutboxEvent, OutboxTopic, OutboxTopics } from './side-effects.js'
+import { step } from './tracing.js'
 
 // The transactional outbox: a side effect of a committed change (cart clear, cache
 // invalidation, activity entry) is written as a row in the same transaction as the change, then
 // handled after the commit, at once by the request that made it and again by the drain job for
 // whatever failed or was cut short by a crash. Delivery is at least once, so every handler is
-// idempotent; events of one key (a cart) are handled in the order they were written.
+// idempotent; events of one key (a cart) are handled in the order they were written. Topics and
+// their payloads are one typed map (OutboxTopics in src/side-effects.ts).
 
-export type OutboxHandler = (payload: Record<string, unknown>, event: { id: string; key: string | null }) => Promise<void>
-export interface OutboxEvent { topic: string; payload: Record<string, unknown>; key?: string }
+export type OutboxHandler<T extends OutboxTopic> = (payload: OutboxTopics[T], event: { id: string; key: string | null }) => Promise<void>
+/** Writes events in the transaction of outbox.transaction that handed it out. */
+export type Emit = (events: OutboxEvent[]) => Promise<void>
+/** The one handler of each topic (of these topics). */
+type Handlers<T extends OutboxTopic = OutboxTopic> = { [K in T]?: OutboxHandler<K> }
+export interface RunResult { done: number; failed: number }
+export interface TransactionOptions<R> {
+  /** The tracing step around the transaction (e.g. 'checkout.transaction'). */
+  span?: string
+  /**
+   * What comes between the commit and the events (counters, cache, fault points), given the
+   * result. It may run the events itself with `runEvents` (in a tracing step of its own, or
+   * before more work); else they run once it returns. When it throws they are left to the drain
+   * job, as after a crash.
+   */
+  afterCommit?: (result: R, runEvents: () => Promise<RunResult>) => unknown
+}
 
 /** How long a claimed event is left to its claimer before another drainer may take it. */
 const CLAIM_MS = 30_000
@@ -18,7 +36,13 @@ const BATCH = 100
 const backoffMs = (attempts: number) => Math.min(1000 * 2 ** Math.min(attempts, 10), 300_000)
 
 export function createOutbox(db: Db, log: FastifyBaseLogger) {
-  const handlers = new Map<string, OutboxHandler>()
+  const handlers: Handlers = {}
+
+  function dispatch<T extends OutboxTopic>(topic: T, payload: OutboxTopics[T], event: { id: string; key: string | null }) {
+    const handler = handlers[topic]
+    if (!handler) throw new Error(`no outbox handler for ${topic}`)
+    return handler(payload, event)
+  }
 
   /** Claims due events (optionally only these ids, or one key) so no other drainer runs them meanwhile. */
   async function claim(filter: { ids?: string[]; key?: string; all?: boolean }) {
@@ -44,9 +68,9 @@ export function createOutbox(db: Db, log: FastifyBaseLogger) {
         continue
       }
       try {
-        const handler = handlers.get(row.topic)
-        if (!handler) throw new Error(`no outbox handler for ${row.topic}`)
-        await handler(row.payload, { id: row.id, key: row.key })
+        // The row as add() wrote it: its topic names its payload's type.
+        const event = { topic: row.topic, payload: row.payload } as OutboxEvent
+        await dispatch(event.topic, event.payload, { id: row.id, key: row.key })
         await db.update(outbox).set({ processedAt: new Date(), lastError: null }).where(eq(outbox.id, row.id))
         done++
       } catch (err) {
@@ -61,26 +85,49 @@ export function createOutbox(db: Db, log: FastifyBaseLogger) {
     return { done, failed }
   }
 
+  /** Writes events in the caller's transaction; returns their ids for `runNow` (writers use `transaction`). */
+  async function add(tx: Tx, events: OutboxEvent[]): Promise<string[]> {
+    if (!events.length) return []
+    const rows = await tx.insert(outbox).values(events.map((e) => ({ topic: e.topic, payload: e.payload, key: e.key ?? null }))).returning({ id: outbox.id })
+    return rows.map((r) => r.id)
+  }
+
+  /** Handles just-committed events now; what fails stays for the drain job. Never throws. */
+  async function runNow(ids: string[]): Promise<RunResult> {
+    if (!ids.length) return { done: 0, failed: 0 }
+    try {
+      return await handle(await claim({ ids }))
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'outbox not handled now; the drain job will')
+      return { done: 0, failed: ids.length }
+    }
+  }
+
   return {
     /** Registers the one handler of a topic. */
-    on(topic: string, handler: OutboxHandler) { handlers.set(topic, handler) },
-
-    /** Writes events in the caller's transaction; returns their ids for `runNow`. */
-    async add(tx: Tx, events: OutboxEvent[]): Promise<string[]> {
-      if (!events.length) return []
-      const rows = await tx.insert(outbox).values(events.map((e) => ({ topic: e.topic, payload: e.payload, key: e.key ?? null }))).returning({ id: outbox.id })
-      return rows.map((r) => r.id)
+    on<T extends OutboxTopic>(topic: T, handler: OutboxHandler<T>) {
+      const ofTopic: Handlers<T> = handlers
+      ofTopic[topic] = handler
     },
 
-    /** Handles just-committed events now; what fails stays for the drain job. Never throws. */
-    async runNow(ids: string[]) {
-      if (!ids.length) return { done: 0, failed: 0 }
-      try {
-        return await handle(await claim({ ids }))
-      } catch (err) {
-        log.warn({ err: (err as Error).message }, 'outbox not handled now; the drain job will')
-        return { done: 0, failed: ids.length }
-      }
+    add,
+    runNow,
+
+    /**
+     * A change and its side effects, the way every writer does it: `work` runs in one transaction
+     * and writes its events through `emit`, in that transaction; after the commit (and
+     * `afterCommit`) they are handled at once, and what fails stays for the drain job. Returns
+     * what `work` returned.
+     */
+    async transaction<R>(work: (tx: Tx, emit: Emit) => Promise<R>, options: TransactionOptions<R> = {}): Promise<R> {
+      const ids: string[] = []
+      const commit = () => db.transaction((tx) => work(tx, async (events) => { ids.push(...await add(tx, events)) }))
+      const result = await (options.span ? step(options.span, commit) : commit())
+      let ran = false
+      const runEvents = () => { ran = true; return runNow(ids) }
+      await options.afterCommit?.(result, runEvents)
+      if (!ran) await runNow(ids)
+      return result
     },
 
     /**

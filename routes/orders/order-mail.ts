@@ -3,7 +3,7 @@ import { and, eq, inArray } from 'drizzle-orm'
 import Mustache from 'mustache'
 import { orderItems, orders, productVariants, products, refunds, users } from '../../db/schema/index.js'
 import type { Db } from '../../db/client.js'
-import type { OrderMailKind } from '../../src/side-effects.js'
+import type { OrderMailKind, OutboxTopics } from '../../src/side-effects.js'
 
 // Order notifications. Each is an outbox event written in the transaction that changed the
 // order (src/side-effects.ts), so a mail is never lost when SMTP is down: the drain job retries
@@ -52,7 +52,7 @@ export function createOrderMail({ db, mailer, domain }: { db: Db; mailer: MailSe
   const messageId = (eventId: string) => `<${eventId}@${domain}>`
 
   return {
-    async sendOrderMail(eventId: string, payload: { orderId: string; kind: OrderMailKind; refundId?: string }) {
+    async sendOrderMail(eventId: string, payload: OutboxTopics['mail.order']) {
       const [row] = await db.select({ order: orders, email: users.email, name: users.name }).from(orders).innerJoin(users, eq(users.id, orders.userId)).where(eq(orders.id, payload.orderId))
       if (!row) return
       const { order } = row
@@ -75,7 +75,7 @@ export function createOrderMail({ db, mailer, domain }: { db: Db; mailer: MailSe
       await mailer.send({ to: row.email, ...render(payload.kind, view), messageId: messageId(eventId) })
     },
 
-    async sendLowStock(eventId: string, payload: { variantIds: string[] }, threshold: number) {
+    async sendLowStock(eventId: string, payload: OutboxTopics['mail.low-stock'], threshold: number) {
       const admins = await db.select({ email: users.email }).from(users).where(and(eq(users.role, 'admin'), eq(users.isActive, true)))
       if (!admins.length || !payload.variantIds.length) return
       const variants = await db.select({ sku: productVariants.sku, name: products.name, stock: productVariants.stock })

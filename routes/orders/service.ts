@@ -77,13 +77,11 @@ export function createOrderService({ db, outbox }: OrderDeps) {
     /** Admin moves along the machine: fulfilled, shipped (mailed, with carrier and tracking), delivered. Cancelling is its own workflow. */
     async advance(orderId: string, to: 'fulfilled' | 'shipped' | 'delivered', shipment: { carrier?: string; trackingNumber?: string } = {}) {
       if (to !== 'shipped' && (shipment.carrier || shipment.trackingNumber)) throw new BadRequest('carrier and trackingNumber go with status shipped', 'shipment-without-shipping')
-      let eventIds: string[] = []
-      const row = await db.transaction(async (tx) => {
+      const row = await outbox.transaction(async (tx, emit) => {
         const moved = await transition(tx, orderId, to, to === 'shipped' ? { shippingCarrier: shipment.carrier ?? null, trackingNumber: shipment.trackingNumber ?? null } : to === 'delivered' ? { deliveredAt: new Date() } : {})
-        if (to === 'shipped') eventIds = await outbox.add(tx, [ORDER_MAIL(orderId, 'shipped'), ORDER_WEBHOOK('order.shipped', moved)])
+        if (to === 'shipped') await emit([ORDER_MAIL(orderId, 'shipped'), ORDER_WEBHOOK('order.shipped', moved)])
         return moved
       })
-      await outbox.runNow(eventIds)
       return view(row)
     },
   }

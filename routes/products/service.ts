@@ -5,7 +5,7 @@ import { replicasCaughtUp } from '../../db/replicas.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import { decodeCursor, newestFirst, toPage, type CursorPart } from '../../src/pagination.js'
 import type { Cache } from '../../src/cache.js'
-import type { Outbox } from '../../src/outbox.js'
+import type { Emit, Outbox } from '../../src/outbox.js'
 import { WEBHOOK } from '../../src/side-effects.js'
 import { CATALOG_CACHE, categoryAndDescendants, productCache, refreshProductAggregates } from '../../src/catalog.js'
 import type { ProductSort } from './schemas.js'
@@ -125,10 +125,6 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer) 
   }
 }
 
-/**
- * `outbox` is needed by the service that serves the admin's catalog writes (product.updated
- * webhooks); the read-only copies other domains build leave it out.
- */
 function prepareReads(db: Db) {
   return {
     findById: db.select(productColumns).from(products).where(eq(products.id, sql.placeholder('id'))).limit(1).prepare('product_by_id'),
@@ -143,7 +139,7 @@ function prepareReads(db: Db) {
  * tolerate replication lag; admin views, the product returned after a write and what carts,
  * coupons and checkout read stay on `db`, the primary.
  */
-export function createProductService({ db, dbRead = db, cache, currency, outbox }: { db: Db; dbRead?: Db; cache: Cache; currency: string; outbox?: Pick<Outbox, 'add' | 'runNow'> }) {
+export function createProductService({ db, dbRead = db, cache, currency, outbox }: { db: Db; dbRead?: Db; cache: Cache; currency: string; outbox: Pick<Outbox, 'transaction'> }) {
   const fresh = prepareReads(db)
   const lagging = dbRead === db ? fresh : prepareReads(dbRead)
   const { findById, findBySlug } = fresh
@@ -197,31 +193,30 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     throw err
   }
 
-  /** Runs a catalog write in a transaction and, once committed, makes cached reads stale. */
-  async function write<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
-    let result: T
+  /** Runs a catalog write in a transaction and, once committed, makes cached reads stale, then runs its events. */
+  async function write<T>(work: (tx: Tx, emit: Emit) => Promise<T>): Promise<T> {
     try {
-      result = await db.transaction(work)
+      return await outbox.transaction(work, {
+        afterCommit: async () => {
+          // Cache entries of the new version must not be filled from a replica that lacks the write.
+          await replicasCaughtUp(dbRead)
+          await cache.invalidate(CATALOG_CACHE)
+        },
+      })
     } catch (err) {
       translateWriteError(err)
     }
-    // Cache entries of the new version must not be filled from a replica that lacks the write.
-    await replicasCaughtUp(dbRead)
-    await cache.invalidate(CATALOG_CACHE)
-    return result
   }
 
   /** A catalog write that changed an existing product: its product.updated event, in the same transaction. */
-  async function productUpdated(tx: Tx, productId: string, change: 'details' | 'variant-added' | 'variant-updated' | 'variant-removed' | 'stock-adjusted', variantId?: string) {
-    if (!outbox) return []
+  async function productUpdated(tx: Tx, emit: Emit, productId: string, change: 'details' | 'variant-added' | 'variant-updated' | 'variant-removed' | 'stock-adjusted', variantId?: string) {
     const [p] = await tx.select().from(products).where(eq(products.id, productId))
-    if (!p) return []
-    return outbox.add(tx, [WEBHOOK('product.updated', {
+    if (!p) return
+    await emit([WEBHOOK('product.updated', {
       change, ...(variantId ? { variantId } : {}),
       product: { id: p.id, slug: p.slug, name: p.name, status: p.status, categoryId: p.categoryId, minPriceMinor: p.minPriceMinor, maxPriceMinor: p.maxPriceMinor, currency, inStock: p.inStock, updatedAt: p.updatedAt.toISOString() },
     })])
   }
-  const followUp = async (eventIds: string[]) => { if (outbox) await outbox.runNow(eventIds) }
 
   async function getById(id: string, viewer: Viewer) {
     const load = async () => toDetail(visibleOr404((await readsFor(viewer).findById.execute({ id }))[0], viewer, id), viewer)
@@ -305,11 +300,11 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     },
 
     async update(id: string, input: Partial<Omit<ProductInput, 'variants'>>) {
-      await followUp(await write(async (tx) => {
+      await write(async (tx, emit) => {
         const updated = await tx.update(products).set({ ...input, updatedAt: new Date() }).where(eq(products.id, id)).returning({ id: products.id })
         if (!updated.length) throw new NotFound('product', id)
-        return productUpdated(tx, id, 'details')
-      }))
+        await productUpdated(tx, emit, id, 'details')
+      })
       return toDetail((await findById.execute({ id }))[0]!, { isAdmin: true })
     },
 
@@ -321,32 +316,32 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     },
 
     async addVariant(productId: string, input: VariantInput, actorId: string) {
-      const { variant: row, eventIds } = await write(async (tx) => {
+      const row = await write(async (tx, emit) => {
         const [product] = await tx.select({ id: products.id }).from(products).where(eq(products.id, productId)).for('update')
         if (!product) throw new NotFound('product', productId)
         const [{ next }] = await tx.select({ next: sql<number>`coalesce(max(position) + 1, 0)::int` }).from(productVariants).where(eq(productVariants.productId, productId)) as [{ next: number }]
         const [variant] = await insertVariants(tx, productId, [input], actorId, next)
         await refreshProductAggregates(tx, productId)
-        return { variant: variant!, eventIds: await productUpdated(tx, productId, 'variant-added', variant!.id) }
+        await productUpdated(tx, emit, productId, 'variant-added', variant!.id)
+        return variant!
       })
-      await followUp(eventIds)
       return toVariant(row)
     },
 
     async updateVariant(productId: string, variantId: string, input: Omit<Partial<VariantInput>, 'stock'>) {
-      const { variant: row, eventIds } = await write(async (tx) => {
+      const row = await write(async (tx, emit) => {
         const [variant] = await tx.update(productVariants).set({ ...input, updatedAt: new Date() })
           .where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId))).returning()
         if (!variant) throw new NotFound('variant', variantId)
         await refreshProductAggregates(tx, productId)
-        return { variant, eventIds: await productUpdated(tx, productId, 'variant-updated', variantId) }
+        await productUpdated(tx, emit, productId, 'variant-updated', variantId)
+        return variant
       })
-      await followUp(eventIds)
       return toVariant(row)
     },
 
     async removeVariant(productId: string, variantId: string) {
-      await write(async (tx) => {
+      await write(async (tx, emit) => {
         // Lock the product so two deletes cannot each leave the other as "not the last".
         const [product] = await tx.select({ id: products.id }).from(products).where(eq(products.id, productId)).for('update')
         if (!product) throw new NotFound('product', productId)
@@ -355,13 +350,13 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
         if (!deleted.length) throw new NotFound('variant', variantId)
         if (n <= 1) throw new Conflict('A product keeps at least one variant; delete the product instead', 'last-variant')
         await refreshProductAggregates(tx, productId)
-        return productUpdated(tx, productId, 'variant-removed', variantId)
-      }).then(followUp)
+        await productUpdated(tx, emit, productId, 'variant-removed', variantId)
+      })
     },
 
     /** Changes stock by delta in one statement that cannot take it below zero, with its movement record. */
     async adjustStock(productId: string, variantId: string, input: { delta: number; reason: 'restock' | 'correction' | 'damage' | 'return'; note?: string }, actorId: string) {
-      const { variant: row, eventIds } = await write(async (tx) => {
+      const row = await write(async (tx, emit) => {
         const [variant] = await tx.update(productVariants)
           .set({ stock: sql`${productVariants.stock} + ${input.delta}`, updatedAt: new Date() })
           .where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId), sql`${productVariants.stock} + ${input.delta} >= 0`))
@@ -374,9 +369,9 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
         }
         await tx.insert(inventoryMovements).values({ variantId, delta: input.delta, stockAfter: variant.stock, reason: input.reason, note: input.note ?? null, actorId })
         await refreshProductAggregates(tx, productId)
-        return { variant, eventIds: await productUpdated(tx, productId, 'stock-adjusted', variantId) }
+        await productUpdated(tx, emit, productId, 'stock-adjusted', variantId)
+        return variant
       })
-      await followUp(eventIds)
       return toVariant(row)
     },
 

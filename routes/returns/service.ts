@@ -4,7 +4,7 @@ import type { Db, Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import type { Outbox } from '../../src/outbox.js'
 import { newestFirst } from '../../src/pagination.js'
-import { ACTIVITY, STOCK_CHANGED, type Actor } from '../../src/side-effects.js'
+import { ACTIVITY, STOCK_CHANGED, type Actor, type OutboxEvent } from '../../src/side-effects.js'
 import { allocate, roundHalfUp } from '../../src/pricing.js'
 import type { Viewer } from '../../src/viewer.js'
 import { refreshProductsAggregates } from '../../src/catalog.js'
@@ -94,14 +94,12 @@ export function createReturnService({ db, outbox, windowDays }: ReturnDeps) {
   }
 
   /** Runs a change of one return and its outbox events in one transaction, then the events. */
-  async function change(work: (tx: Tx) => Promise<{ row: ReturnRow; events: Parameters<Outbox['add']>[1] }>) {
-    let eventIds: string[] = []
-    const row = await db.transaction(async (tx) => {
+  async function change(work: (tx: Tx) => Promise<{ row: ReturnRow; events: OutboxEvent[] }>) {
+    const row = await outbox.transaction(async (tx, emit) => {
       const done = await work(tx)
-      eventIds = await outbox.add(tx, done.events)
+      await emit(done.events)
       return done.row
     })
-    await outbox.runNow(eventIds)
     return view(row)
   }
 

@@ -2,15 +2,16 @@ import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from 'drizzle-orm'
 import { users, webhookAttempts, webhookDeliveries, webhookEndpoints } from '../../db/schema/index.js'
 import type { Db } from '../../db/client.js'
 import { Conflict, NotFound } from '../../src/errors.js'
-import type { Outbox, OutboxEvent } from '../../src/outbox.js'
+import type { Outbox } from '../../src/outbox.js'
 import { newestFirst } from '../../src/pagination.js'
-import type { WebhookEventType } from '../../src/side-effects.js'
+import type { OutboxEvent, OutboxTopics, WebhookEventType } from '../../src/side-effects.js'
 import type { MailSender } from '../orders/order-mail.js'
 import { checkEndpointUrl, postSigned, type AttemptResult } from './delivery.js'
 import { newSigningSecret, type SecretBox } from './secrets.js'
 
 // Outbound webhooks: endpoints (admin), the fan-out of an event to one delivery per subscribed
-// endpoint, and one attempt of a delivery at a time (run by the queue, plugins/webhooks.ts).
+// endpoint, and one attempt of a delivery at a time (run by the `webhooks` queue that
+// plugins/services.ts builds on app.jobs).
 // PostgreSQL holds the truth: a delivery's state, its next due time, every attempt; the queue
 // only says when to look again.
 
@@ -20,7 +21,7 @@ type AttemptRow = typeof webhookAttempts.$inferSelect
 
 export interface WebhookSettings { allowPrivateUrls: boolean; timeoutMs: number; maxAttempts: number; backoffMs: number; disableAfter: number }
 export interface WebhookDeps {
-  db: Db; outbox: Pick<Outbox, 'add' | 'runNow'>; box: SecretBox; log: { warn(details: Record<string, unknown>, message: string): void }; settings: WebhookSettings
+  db: Db; outbox: Pick<Outbox, 'transaction'>; box: SecretBox; log: { warn(details: Record<string, unknown>, message: string): void }; settings: WebhookSettings
   /** Hands deliveries to the queue (after their rows are committed). */
   enqueue: (deliveryIds: string[]) => Promise<void>
   userAgent: string
@@ -33,7 +34,7 @@ export const retryDelayMs = (backoffMs: number, failedAttempts: number) => backo
 /** How long finished deliveries and their attempts are kept. */
 export const RETENTION_DAYS = 30
 
-export const ENDPOINT_DISABLED_MAIL = (endpointId: string): OutboxEvent => ({ topic: 'mail.webhook-disabled', payload: { endpointId } })
+export const ENDPOINT_DISABLED_MAIL = (endpointId: string): OutboxEvent<'mail.webhook-disabled'> => ({ topic: 'mail.webhook-disabled', payload: { endpointId } })
 
 const toEndpoint = (e: EndpointRow) => ({
   id: e.id, url: e.url, description: e.description, events: e.events as WebhookEventType[], isActive: e.isActive,
@@ -77,13 +78,12 @@ export function createWebhookService({ db, outbox, box, log, settings, enqueue, 
   /** Writes what one attempt gave, in one transaction: the attempt, the delivery, the endpoint's failure streak. */
   async function record(delivery: DeliveryRow, result: AttemptResult, attemptedAt: Date) {
     const attempts = delivery.attempts + 1
-    let disabled = false
-    const eventIds = await db.transaction(async (tx) => {
+    const disabled = await outbox.transaction(async (tx, emit) => {
       await tx.insert(webhookAttempts).values({ deliveryId: delivery.id, attemptedAt, ...result })
       if (result.succeeded) {
         await tx.update(webhookDeliveries).set({ status: 'succeeded', attempts, succeededAt: new Date(), leasedUntil: null, lastError: null, updatedAt: new Date() }).where(eq(webhookDeliveries.id, delivery.id))
         await tx.update(webhookEndpoints).set({ consecutiveFailures: 0 }).where(and(eq(webhookEndpoints.id, delivery.endpointId), sql`${webhookEndpoints.consecutiveFailures} <> 0`))
-        return []
+        return false
       }
       const final = attempts >= settings.maxAttempts
       await tx.update(webhookDeliveries).set({
@@ -91,17 +91,16 @@ export function createWebhookService({ db, outbox, box, log, settings, enqueue, 
         // The database's clock, as the lease check reads it; the queue's delay starts later still.
         nextAttemptAt: sql`now() + make_interval(secs => ${retryDelayMs(settings.backoffMs, attempts) / 1000})`,
       }).where(eq(webhookDeliveries.id, delivery.id))
-      if (!final) return []
+      if (!final) return false
       const [endpoint] = await tx.update(webhookEndpoints).set({ consecutiveFailures: sql`${webhookEndpoints.consecutiveFailures} + 1` })
         .where(eq(webhookEndpoints.id, delivery.endpointId)).returning()
-      if (!endpoint || !endpoint.isActive || endpoint.consecutiveFailures < settings.disableAfter) return []
-      disabled = true
+      if (!endpoint || !endpoint.isActive || endpoint.consecutiveFailures < settings.disableAfter) return false
       await tx.update(webhookEndpoints).set({ isActive: false, disabledAt: new Date(), disabledReason: `${endpoint.consecutiveFailures} deliveries in a row failed; last: ${result.error ?? 'unknown'}`.slice(0, 500), updatedAt: new Date() })
         .where(eq(webhookEndpoints.id, endpoint.id))
-      return outbox.add(tx, [ENDPOINT_DISABLED_MAIL(endpoint.id)])
+      await emit([ENDPOINT_DISABLED_MAIL(endpoint.id)])
+      return true
     })
     if (disabled) log.warn({ endpointId: delivery.endpointId, failures: settings.disableAfter }, 'webhook endpoint disabled after repeated failed deliveries')
-    await outbox.runNow(eventIds)
     return { attempts, final: !result.succeeded && attempts >= settings.maxAttempts }
   }
 
@@ -181,7 +180,7 @@ export function createWebhookService({ db, outbox, box, log, settings, enqueue, 
      * The outbox handler of `webhook.event`: one delivery per active endpoint subscribed to the
      * type (unique on event and endpoint, so running it again adds nothing), then queued.
      */
-    async fanOut(eventId: string, payload: { type: string; createdAt: string; data: unknown }) {
+    async fanOut(eventId: string, payload: OutboxTopics['webhook.event']) {
       const endpoints = await db.select({ id: webhookEndpoints.id }).from(webhookEndpoints)
         .where(and(eq(webhookEndpoints.isActive, true), sql`${payload.type} = any(${webhookEndpoints.events})`))
       if (endpoints.length) {

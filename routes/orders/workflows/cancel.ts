@@ -11,25 +11,25 @@ import { releaseOrder, transition, tryTransition } from '../../../src/order-stat
 //   1. ONE transaction: the order moves to `cancelled` through the transition table (409 if it
 //      may not), its stock and coupon use go back once (stock_released_at), a refund of what is
 //      left of each captured payment is recorded (pending, reserved), and the cache
-//      invalidation and activity go into the outbox.
-//   2. after the commit, each refund is sent to the provider (refund workflow, steps 2-3); one
-//      whose outcome is unknown stays pending and reconciliation sends it again.
+//      invalidation, activity, the customer's mail and the order.cancelled webhook go into the
+//      outbox.
+//   2. after the commit, the outbox events run at once; then each refund is sent to the provider
+//      (refund workflow, steps 2-3); one whose outcome is unknown stays pending and
+//      reconciliation sends it again.
 //
 // Expiry workflow (job, every minute): unpaid orders past their time, each in its own
-// transaction, move to `cancelled` through the same table and release their stock; a payment
-// still in flight for one is refunded if it is captured later (see payments/workflows/settle.ts).
+// transaction whose outbox events run after its commit, move to `cancelled` through the same
+// table and release their stock; a payment still in flight for one is refunded if it is
+// captured later (see payments/workflows/settle.ts).
 
 export interface CancelDeps { db: Db; outbox: Outbox; refunds: RefundWorkflow; metrics: MoneyMetrics }
 
 export function createCancelWorkflow({ db, outbox, refunds, metrics }: CancelDeps) {
   return {
     async cancel(actor: Actor & { isAdmin: boolean }, orderId: string) {
-      let eventIds: string[] = []
-      let count = () => {}
-      const refundIds: string[] = []
-      await db.transaction(async (tx) => {
+      const { refundIds } = await outbox.transaction(async (tx, emit) => {
+        const refundIds: string[] = []
         const cancelled = await transition(tx, orderId, 'cancelled', { cancelledAt: new Date() })
-        count = () => metrics.order('cancelled', cancelled.currency, cancelled.totalMinor)
         const captured = await tx.select().from(payments).where(and(eq(payments.orderId, orderId), eq(payments.status, 'succeeded')))
         for (const payment of captured) {
           if (payment.amountMinor - payment.refundedMinor <= 0) continue
@@ -37,10 +37,9 @@ export function createCancelWorkflow({ db, outbox, refunds, metrics }: CancelDep
           refundIds.push(refund.id)
         }
         const released = await releaseOrder(tx, orderId, 'cancellation')
-        eventIds = await outbox.add(tx, [...STOCK_CHANGED(released?.productIds ?? [], released?.listsChanged ?? false), ACTIVITY(actor, 'order_status_change', { orderId, status: 'cancelled' }), ORDER_MAIL(orderId, 'cancelled'), ORDER_WEBHOOK('order.cancelled', cancelled)])
-      })
-      count()
-      await outbox.runNow(eventIds)
+        await emit([...STOCK_CHANGED(released?.productIds ?? [], released?.listsChanged ?? false), ACTIVITY(actor, 'order_status_change', { orderId, status: 'cancelled' }), ORDER_MAIL(orderId, 'cancelled'), ORDER_WEBHOOK('order.cancelled', cancelled)])
+        return { cancelled, refundIds }
+      }, { afterCommit: ({ cancelled }) => metrics.order('cancelled', cancelled.currency, cancelled.totalMinor) })
       await refunds.sendAll(refundIds)
     },
 
@@ -48,21 +47,17 @@ export function createCancelWorkflow({ db, outbox, refunds, metrics }: CancelDep
     async expireUnpaid(now = new Date()) {
       const due = await db.select({ id: orders.id }).from(orders).where(and(eq(orders.status, 'pending_payment'), lt(orders.expiresAt, now))).limit(500)
       let expired = 0
-      const eventIds: string[] = []
-      const counts: (() => void)[] = []
       for (const { id } of due) {
-        await db.transaction(async (tx) => {
+        const cancelled = await outbox.transaction(async (tx, emit) => {
           // Paid or cancelled meanwhile: not this job's any more.
           const cancelled = await tryTransition(tx, id, 'cancelled', { cancelledAt: now }, 'pending_payment')
-          if (!cancelled) return
-          counts.push(() => metrics.order('cancelled', cancelled.currency, cancelled.totalMinor))
+          if (!cancelled) return null
           const released = await releaseOrder(tx, id, 'cancellation')
-          eventIds.push(...await outbox.add(tx, [...STOCK_CHANGED(released?.productIds ?? [], released?.listsChanged ?? false), ORDER_MAIL(id, 'cancelled'), ORDER_WEBHOOK('order.cancelled', cancelled)]))
-          expired++
-        })
+          await emit([...STOCK_CHANGED(released?.productIds ?? [], released?.listsChanged ?? false), ORDER_MAIL(id, 'cancelled'), ORDER_WEBHOOK('order.cancelled', cancelled)])
+          return cancelled
+        }, { afterCommit: (cancelled) => { if (cancelled) metrics.order('cancelled', cancelled.currency, cancelled.totalMinor) } })
+        if (cancelled) expired++
       }
-      counts.forEach((count) => count())
-      await outbox.runNow(eventIds)
       return { expired }
     },
   }

@@ -69,11 +69,9 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
     const couponCode = input.couponCode !== undefined ? input.couponCode : contents.couponCode
     await shipping.ready()
 
-    // 3. one transaction
-    let eventIds: string[] = []
-    let response: StoredResponse
+    // 3. one transaction, then 4. its side effects
     try {
-      response = await step('checkout.transaction', () => db.transaction(async (tx) => {
+      return await outbox.transaction(async (tx, emit): Promise<StoredResponse> => {
         const variantIds = [...new Set(contents.lines.map((l) => l.variantId))].sort()
         const locked = await tx.select({
           id: productVariants.id, productId: productVariants.productId, sku: productVariants.sku, options: productVariants.options,
@@ -139,7 +137,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
         const listsChanged = await refreshProductsAggregates(tx, sold)
         if (redeemed) await tx.insert(couponRedemptions).values({ couponId: redeemed.coupon.id, userId, orderId: order!.id })
 
-        eventIds = await outbox.add(tx, [
+        await emit([
           CART_CONSUMED(userId, contents.generation, contents.lines),
           ...STOCK_CHANGED(sold, listsChanged),
           ACTIVITY(actor, 'checkout', { orderId: order!.id, number: order!.number, totalMinor: order!.totalMinor }),
@@ -152,19 +150,20 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
         faults.at('checkout.before-idempotency-complete')
         await attempt.complete(tx, placed)
         return placed
-      }))
+      }, {
+        span: 'checkout.transaction',
+        afterCommit: async (placed, runEvents) => {
+          metrics.order('placed', currency, (placed.body as { totalMinor: number }).totalMinor)
+          faults.at('checkout.after-order-commit')
+          await step('checkout.side-effects', runEvents)
+        },
+      })
     } catch (err) {
       if (isUniqueViolation(err, 'orders_cart_generation_key')) {
         throw new Conflict('This cart has just been checked out by another request; review the cart and try again', 'cart-already-checked-out')
       }
       throw err
     }
-    metrics.order('placed', currency, (response.body as { totalMinor: number }).totalMinor)
-    faults.at('checkout.after-order-commit')
-
-    // 4. side effects now
-    await step('checkout.side-effects', () => outbox.runNow(eventIds))
-    return response
   }
 }
 export type CheckoutWorkflow = ReturnType<typeof createCheckoutWorkflow>

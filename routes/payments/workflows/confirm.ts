@@ -4,7 +4,7 @@ import type { Db } from '../../../db/client.js'
 import { Conflict, NotFound, ProviderFailure } from '../../../src/errors.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
-import { ACTIVITY, type Actor } from '../../../src/side-effects.js'
+import { ACTIVITY, type Actor, type OutboxEvent } from '../../../src/side-effects.js'
 import { step } from '../../../src/tracing.js'
 import type { PaymentProvider, ProviderName } from '../providers.js'
 import type { RefundWorkflow } from './refund.js'
@@ -25,8 +25,8 @@ import { applyProviderOutcome, settleThenFollowUp, type PaymentRow } from './set
 export interface ConfirmDeps { db: Db; outbox: Outbox; providers: Map<ProviderName, PaymentProvider>; refunds: RefundWorkflow; metrics: MoneyMetrics }
 
 export function createConfirmWorkflow({ db, outbox, providers, refunds, metrics }: ConfirmDeps) {
-  async function settle(paymentId: string, outcome: Parameters<typeof applyProviderOutcome>[2], events: (payment: PaymentRow) => Parameters<Outbox['add']>[1] = () => []) {
-    const settled = await settleThenFollowUp({ db, outbox, refunds, metrics }, async (tx) => {
+  async function settle(paymentId: string, outcome: Parameters<typeof applyProviderOutcome>[2], events: (payment: PaymentRow) => OutboxEvent[] = () => []) {
+    const settled = await settleThenFollowUp({ outbox, refunds, metrics }, async (tx) => {
       const result = await applyProviderOutcome(tx, paymentId, outcome)
       return { ...result, events: [...result.events, ...events(result.payment)] }
     })
@@ -53,7 +53,7 @@ export function createConfirmWorkflow({ db, outbox, providers, refunds, metrics 
       const provider = providerOf(providers, providerName)
       const event = provider.parseWebhook(rawBody, headers)
       let duplicate = false
-      await settleThenFollowUp({ db, outbox, refunds, metrics }, async (tx) => {
+      await settleThenFollowUp({ outbox, refunds, metrics }, async (tx) => {
         const fresh = await tx.insert(webhookEvents).values({ provider: provider.name, eventId: event.eventId, type: event.type }).onConflictDoNothing().returning({ eventId: webhookEvents.eventId })
         if (!fresh.length) { duplicate = true; return null }
         if (event.type === 'ignored' || !event.providerPaymentId) return null

@@ -46,7 +46,7 @@ export function createPayWorkflow({ db, outbox, faults, providers, refunds, metr
       throw new ProviderFailure(`The payment provider did not answer (${(err as Error).message}); retry with the same Idempotency-Key`)
     }
     faults.at('payment.after-provider-call')
-    const settled = await settleThenFollowUp({ db, outbox, refunds, metrics }, (tx) => applyProviderOutcome(tx, payment.id, created))
+    const settled = await settleThenFollowUp({ outbox, refunds, metrics }, (tx) => applyProviderOutcome(tx, payment.id, created))
     return settled!.payment
   }
 
@@ -59,10 +59,9 @@ export function createPayWorkflow({ db, outbox, faults, providers, refunds, metr
         const [recorded] = await db.select().from(payments).where(eq(payments.id, attempt.resumeFrom))
         if (recorded) return send(recorded)
       }
-      let eventIds: string[] = []
       let recorded: PaymentRow
       try {
-        recorded = await step('payment.record', () => db.transaction(async (tx) => {
+        recorded = await outbox.transaction(async (tx, emit) => {
           const [order] = await tx.select().from(orders).where(eq(orders.id, orderId)).for('update')
           if (!order || order.userId !== actor.userId) throw new NotFound('order', orderId)
           if (order.status !== 'pending_payment') throw new Conflict(`The order is ${order.status}; only a pending order can be paid`, 'order-not-payable')
@@ -70,16 +69,15 @@ export function createPayWorkflow({ db, outbox, faults, providers, refunds, metr
             orderId, provider: provider.name, status: 'pending', amountMinor: order.totalMinor, currency: order.currency, paymentMethod: input.paymentMethod,
           }).returning()
           await attempt.checkpoint(tx, row!.id)
-          eventIds = await outbox.add(tx, [ACTIVITY(actor, 'payment', { paymentId: row!.id, orderId, provider: provider.name })])
+          await emit([ACTIVITY(actor, 'payment', { paymentId: row!.id, orderId, provider: provider.name })])
           return row!
-        }))
+        }, { span: 'payment.record', afterCommit: (_, runEvents) => step('payment.side-effects', runEvents) })
       } catch (err) {
         if (isUniqueViolation(err, 'payments_one_in_flight_per_order')) {
           throw new Conflict('This order already has a payment in progress or captured; confirm that one instead', 'payment-in-progress')
         }
         throw err
       }
-      await step('payment.side-effects', () => outbox.runNow(eventIds))
       faults.at('payment.after-record')
       return send(recorded)
     },

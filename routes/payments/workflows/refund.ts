@@ -6,7 +6,7 @@ import type { Faults } from '../../../src/faults.js'
 import type { IdempotentAttempt } from '../../../src/idempotency.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
-import { ORDER_MAIL, ORDER_WEBHOOK, STOCK_CHANGED } from '../../../src/side-effects.js'
+import { ORDER_MAIL, ORDER_WEBHOOK, STOCK_CHANGED, type OutboxEvent } from '../../../src/side-effects.js'
 import { step } from '../../../src/tracing.js'
 import { releaseOrder, tryTransition } from '../../../src/order-status.js'
 import type { PaymentProvider, ProviderName } from '../providers.js'
@@ -47,9 +47,8 @@ const isRefusal = (err: unknown) => err instanceof AppError && err.statusCode !=
 export function createRefundWorkflow({ db, outbox, faults, providers, metrics }: RefundDeps) {
   /** Step 3. Idempotent: a refund already settled is returned as it is. */
   async function settle(refundId: string, outcome: { providerRefundId: string } | { refused: string }) {
-    let eventIds: string[] = []
     let counted: { currency: string; amountMinor: number } | undefined
-    const settled = await step('refund.settle', () => db.transaction(async (tx) => {
+    return outbox.transaction(async (tx, emit) => {
       // Locks in the order every workflow takes them: the order, its payment, the refund.
       const [known] = await tx.select({ orderId: payments.orderId, paymentId: payments.id }).from(refunds).innerJoin(payments, eq(payments.id, refunds.paymentId)).where(eq(refunds.id, refundId))
       if (!known) throw new NotFound('refund', refundId)
@@ -66,7 +65,7 @@ export function createRefundWorkflow({ db, outbox, faults, providers, metrics }:
       if (refund.countsTowardOrder) {
         let [order] = await tx.update(orders).set({ refundedMinor: sql`${orders.refundedMinor} + ${refund.amountMinor}`, updatedAt: new Date() })
           .where(eq(orders.id, known.orderId)).returning()
-        const events = [ORDER_MAIL(order!.id, 'refunded', { refundId })]
+        const events: OutboxEvent[] = [ORDER_MAIL(order!.id, 'refunded', { refundId })]
         counted = { currency: order!.currency, amountMinor: refund.amountMinor }
         if (order!.refundedMinor >= order!.totalMinor) {
           const before = order!.status
@@ -77,13 +76,13 @@ export function createRefundWorkflow({ db, outbox, faults, providers, metrics }:
           if (moved) order = moved
         }
         events.push(ORDER_WEBHOOK('order.refunded', order!, { refund: { id: refundId, amountMinor: refund.amountMinor } }))
-        eventIds = await outbox.add(tx, events)
+        await emit(events)
       }
       return done!
-    }))
-    if (counted) metrics.order('refunded', counted.currency, counted.amountMinor)
-    await outbox.runNow(eventIds)
-    return settled
+    }, {
+      span: 'refund.settle',
+      afterCommit: () => { if (counted) metrics.order('refunded', counted.currency, counted.amountMinor) },
+    })
   }
 
   /** Steps 2 and 3 for a recorded refund. Throws ProviderFailure when the outcome is unknown (it stays pending). */

@@ -1,10 +1,10 @@
 import { eq } from 'drizzle-orm'
 import { orders, payments } from '../../../db/schema/index.js'
-import type { Db, Tx } from '../../../db/client.js'
+import type { Tx } from '../../../db/client.js'
 import { NotFound } from '../../../src/errors.js'
 import { tryTransition } from '../../../src/order-status.js'
-import type { Outbox, OutboxEvent } from '../../../src/outbox.js'
-import { ORDER_MAIL, ORDER_WEBHOOK } from '../../../src/side-effects.js'
+import type { Outbox } from '../../../src/outbox.js'
+import { ORDER_MAIL, ORDER_WEBHOOK, type OutboxEvent } from '../../../src/side-effects.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
 import type { ProviderStatus } from '../providers.js'
 import { step } from '../../../src/tracing.js'
@@ -60,7 +60,7 @@ export async function applyProviderOutcome(tx: Tx, paymentId: string, outcome: {
 }
 
 export type SettleResult = Awaited<ReturnType<typeof applyProviderOutcome>>
-export interface SettleDeps { db: Db; outbox: Outbox; refunds: Pick<RefundWorkflow, 'sendAll'>; metrics: MoneyMetrics }
+export interface SettleDeps { outbox: Pick<Outbox, 'transaction'>; refunds: Pick<RefundWorkflow, 'sendAll'>; metrics: MoneyMetrics }
 
 /**
  * The one shape of "settle, then follow up": `work` applies a provider's answer in a transaction
@@ -68,17 +68,19 @@ export interface SettleDeps { db: Db; outbox: Outbox; refunds: Pick<RefundWorkfl
  * counters move, the events run, and the refunds it recorded are sent.
  */
 export async function settleThenFollowUp(deps: SettleDeps, work: (tx: Tx) => Promise<SettleResult | null>) {
-  let eventIds: string[] = []
-  const settled = await step('payment.settle', () => deps.db.transaction(async (tx) => {
+  return deps.outbox.transaction(async (tx, emit) => {
     const result = await work(tx)
-    if (result) eventIds = await deps.outbox.add(tx, result.events)
+    if (result) await emit(result.events)
     return result
-  }))
-  if (!settled) return null
-  settled.report(deps.metrics)
-  await step('payment.follow-up', async () => {
-    await deps.outbox.runNow(eventIds)
-    await deps.refunds.sendAll(settled.refundIds)
+  }, {
+    span: 'payment.settle',
+    afterCommit: async (settled, runEvents) => {
+      if (!settled) return
+      settled.report(deps.metrics)
+      await step('payment.follow-up', async () => {
+        await runEvents()
+        await deps.refunds.sendAll(settled.refundIds)
+      })
+    },
   })
-  return settled
 }

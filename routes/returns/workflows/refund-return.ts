@@ -27,8 +27,7 @@ export function createRefundReturnWorkflow({ db, outbox, faults, refunds, return
     let refundId = attempt.resumeFrom
     if (!refundId) {
       // 1. record
-      let eventIds: string[] = []
-      refundId = await db.transaction(async (tx) => {
+      refundId = await outbox.transaction(async (tx, emit) => {
         const { order, row } = await lockReturn(tx, returnId, 'received', 'refunded')
         let recorded: string | null = null
         if (row.refundMinor! > 0) {
@@ -41,10 +40,9 @@ export function createRefundReturnWorkflow({ db, outbox, faults, refunds, return
           await attempt.checkpoint(tx, refund.id)
         }
         await tx.update(returns).set({ status: 'refunded', refundId: recorded, refundedAt: new Date(), updatedAt: new Date() }).where(eq(returns.id, returnId))
-        eventIds = await outbox.add(tx, [ACTIVITY(actor, 'admin_action', { action: 'return_refund', returnId, refundMinor: row.refundMinor })])
+        await emit([ACTIVITY(actor, 'admin_action', { action: 'return_refund', returnId, refundMinor: row.refundMinor })])
         return recorded
       })
-      await outbox.runNow(eventIds)
     }
     faults.at('return.after-record')
     // 2. send and settle
