@@ -1,11 +1,14 @@
 import t from 'tap'
 import mongoose from 'mongoose'
 import { Redis } from 'ioredis'
-import { TEST_MONGODB_URL, TEST_REDIS_URL, adminQuery, createTestStores, freePort, startProcess, waitUntil } from './helpers.js'
+import { TEST_MONGODB_URL, TEST_REDIS_URL, adminQuery, buildTestApp, createTestStores, freePort, startProcess, waitUntil } from './helpers.js'
+import { registerAdmin } from './users.js'
+import { createProduct } from './catalog.js'
 
-// The helpers every test that starts a process goes through (test/helpers.ts): a wait that does
+// The test helpers themselves (test/helpers.ts). For the processes tests start: a wait that does
 // not come fails with the process's output, an early exit fails the wait at once, and teardown
-// leaves no process and no store behind.
+// leaves no process behind. For the stores: teardown leaves no database, MongoDB database or
+// Redis key behind.
 
 const node = (code: string) => [process.execPath, '-e', code]
 
@@ -64,4 +67,18 @@ t.test('createTestStores: at teardown the database, the MongoDB database and the
   t.equal((await adminQuery('select 1 from pg_database where datname = $1', [name])).rowCount, 0, 'the database is dropped')
   t.same(await redis.keys(`${name}:*`), [], 'the Redis keys are deleted')
   t.notOk((await mongoDatabases()).includes(name), 'the MongoDB database is dropped')
+})
+
+t.test('buildTestApp: at teardown no MongoDB database is left, activity log included', async (t) => {
+  const mongo = await mongoose.createConnection(TEST_MONGODB_URL).asPromise()
+  t.teardown(() => mongo.close())
+  let name = ''
+  await t.test('an app that logs activity', async (t) => {
+    const app = await buildTestApp(t)
+    name = app.mongo.db!.databaseName
+    const admin = await registerAdmin(app) // an admin's writes are logged
+    const product = await createProduct(app, admin.headers, { variants: [{ priceMinor: 100, stock: 1 }] })
+    t.equal((await app.inject({ method: 'GET', url: `/products/${product.id}` })).statusCode, 200) // a counted view
+  })
+  t.notOk((await mongo.listDatabases()).databases.some((d) => d.name === name), `MongoDB database ${name} dropped`)
 })
