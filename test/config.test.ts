@@ -1,35 +1,35 @@
-import t from 'tap'
-import { spawnSync } from 'node:child_process'
+import t, { type Test } from 'tap'
 import { ConfigError, loadConfig } from '../src/config.js'
+import { runProcess, tsx } from './helpers.js'
 // A production key of the right shape (32 bytes), not the development one.
 const PRODUCTION_TOTP_KEYS = `k1:${Buffer.alloc(32, 9).toString('base64')}`
 
-function startServer(env: Record<string, string>) {
+function startServer(t: Test, env: Record<string, string>) {
   // A clean environment: only what the case sets, plus PATH to find node.
-  return spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 30_000,
-  })
+  return runProcess(t, tsx('src/server.ts'), { env: { PATH: process.env.PATH ?? '', ...env }, timeoutMs: 30_000 })
 }
 
 t.test('a bad value stops the process with one line naming the variable', async (t) => {
-  const res = startServer({ PORT: 'eighty' })
-  t.equal(res.status, 1)
+  const res = await startServer(t, { PORT: 'eighty' })
+  t.equal(res.code, 1)
   t.equal(res.stderr.trim().split('\n').length, 1, 'exactly one line')
   t.match(res.stderr, /^Invalid environment variable PORT="eighty": Expected integer/)
   t.equal(res.stdout, '', 'nothing started')
 })
 
 t.test('production refuses the development secret and the embedded stores', async (t) => {
-  const devSecret = startServer({ NODE_ENV: 'production' })
-  t.equal(devSecret.status, 1)
+  // Four separate starts; side by side, they take the time of one.
+  const [devSecret, devWebhookSecret, devTotpKey, noStores] = await Promise.all([
+    startServer(t, { NODE_ENV: 'production' }),
+    startServer(t, { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) }),
+    startServer(t, { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'y'.repeat(40) }),
+    startServer(t, { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'y'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS }),
+  ])
+  t.equal(devSecret.code, 1)
   t.match(devSecret.stderr, /JWT_SECRET: production refuses the development secret/)
-
-  const devWebhookSecret = startServer({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) })
   t.match(devWebhookSecret.stderr, /PAYMENT_WEBHOOK_SECRET: production refuses/)
-  const devTotpKey = startServer({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'y'.repeat(40) })
   t.match(devTotpKey.stderr, /TOTP_ENCRYPTION_KEYS: production refuses the development key/)
-  const noStores = startServer({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'y'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS })
-  t.equal(noStores.status, 1)
+  t.equal(noStores.code, 1)
   t.match(noStores.stderr, /Missing environment variable DATABASE_URL/)
 })
 

@@ -1,18 +1,17 @@
-import t from 'tap'
-import { spawnSync } from 'node:child_process'
-import { buildTestApp, createTestDatabase } from './helpers.js'
+import t, { type Test } from 'tap'
+import { buildTestApp, createTestDatabase, runProcess, tsx } from './helpers.js'
 import { register } from './users.js'
 
-const run = (args: string[], env: Record<string, string>) => spawnSync(process.execPath, ['--import', 'tsx', 'db/create-admin.ts', ...args], {
-  env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 30_000,
+const run = (t: Test, args: string[], env: Record<string, string>) => runProcess(t, tsx('db/create-admin.ts', ...args), {
+  env: { PATH: process.env.PATH ?? '', ...env }, timeoutMs: 30_000,
 })
 
 t.test('user:create-admin creates an admin that can sign in, and promotes an existing account', async (t) => {
   const db = await createTestDatabase(t)
   const app = await buildTestApp(t, { DATABASE_URL: db.url })
 
-  const created = run(['--email', 'Boss@Example.com'], { DATABASE_URL: db.url })
-  t.equal(created.status, 0, created.stderr)
+  const created = await run(t, ['--email', 'Boss@Example.com'], { DATABASE_URL: db.url })
+  t.equal(created.code, 0, created.stderr)
   const password = created.stdout.match(/password \(shown once\): (\S+)/)?.[1]
   t.ok(password, 'a generated password is printed once')
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'boss@example.com', password } })
@@ -21,11 +20,11 @@ t.test('user:create-admin creates an admin that can sign in, and promotes an exi
   t.equal((await app.inject({ method: 'GET', url: '/users', headers: { authorization: `Bearer ${login.json().tokens.accessToken}` } })).statusCode, 200)
 
   await register(app, { email: 'later@example.com' })
-  const promoted = run(['--email', 'later@example.com'], { DATABASE_URL: db.url })
-  t.equal(promoted.status, 0, promoted.stderr)
+  const promoted = await run(t, ['--email', 'later@example.com'], { DATABASE_URL: db.url })
+  t.equal(promoted.code, 0, promoted.stderr)
   t.match(promoted.stdout, /now an admin/)
 
-  const bad = run(['--email', 'nope'], { DATABASE_URL: db.url })
-  t.equal(bad.status, 2)
+  const bad = await run(t, ['--email', 'nope'], { DATABASE_URL: db.url })
+  t.equal(bad.code, 2)
   t.match(bad.stderr, /usage/)
 })

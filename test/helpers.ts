@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { get as httpGet } from 'node:http'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startEmbeddedFerretDb } from '../src/embedded-ferretdb.js'
 import pg from 'pg'
 import { Redis } from 'ioredis'
+import mongoose from 'mongoose'
 import { buildApp, type App, type BuildOptions } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 
@@ -78,6 +80,9 @@ export async function buildTestApp(t: Teardown, env: Record<string, string> = {}
   const config = loadConfig(testEnv(await createTestDatabase(t), env))
   const app = await buildApp(config, opts)
   t.teardown(async () => {
+    // The activity log writes what it holds when the app closes, which made the dropped MongoDB
+    // database again: written out first, the drop is the last word.
+    if (app.hasDecorator('activity')) await app.activity.flush()
     await app.mongo.dropDatabase().catch(() => {})
     await app.close()
     await deleteRedisKeys(config.redis.keyPrefix)
@@ -116,20 +121,211 @@ export async function startOwnFerretDb(t: Teardown) {
   return { url: ferret.url, stop: ferret.stop }
 }
 
-/** A redis-server of the test's own on a free port; `kill()` takes Redis away mid-test. */
 /** A Redis server of the test's own, which the test may kill, start again on the same port, or hang (SIGSTOP). */
 export async function startOwnRedis(t: Teardown) {
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'redis-'))
-  let redis: ReturnType<typeof spawn>
-  let exited: Promise<unknown>
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  let redis: TestProcess
   const start = async () => {
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir], { stdio: 'ignore' })
-    exited = new Promise((resolve) => redis.once('exit', resolve))
-    await new Promise((r) => setTimeout(r, 300))
+    redis = startProcess(t, ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir], { name: 'redis-server' })
+    await redis.waitForOutput(/Ready to accept connections/, 10_000)
   }
-  const kill = async () => { redis.kill('SIGCONT'); redis.kill('SIGKILL'); await exited }
+  const kill = async () => { redis.signal('SIGCONT'); redis.signal('SIGKILL'); await redis.exited }
   await start()
-  t.teardown(async () => { await kill(); rmSync(dir, { recursive: true, force: true }) })
-  return { url: `redis://127.0.0.1:${port}`, kill, start, hang: () => redis.kill('SIGSTOP'), resume: () => redis.kill('SIGCONT') }
+  return { url: `redis://127.0.0.1:${port}`, kill, start, hang: () => redis.signal('SIGSTOP'), resume: () => redis.signal('SIGCONT') }
+}
+
+// One way to start a process in a test: the API (`tsx('src/server.ts')`), the worker, a CLI
+// command, redis-server. The process runs in its own process group with its output kept; each
+// wait names what it waits for and has a deadline, and fails the test with the process's output
+// when the condition does not come (or the process exits first); teardown kills the whole group.
+// Processes on the shared stores take them from createTestStores, which drops them at teardown.
+
+/** Long enough for a tsx boot on a loaded two-core machine; a start that takes longer is broken. */
+export const PROCESS_WAIT_MS = 60_000
+const POLL_MS = 50
+const OUTPUT_TAIL = 4000
+
+export interface Exit { code: number | null; signal: NodeJS.Signals | null }
+export interface TestProcess {
+  readonly name: string
+  readonly pid: number
+  /** stdout and stderr, interleaved as they came. */
+  output(): string
+  stdout(): string
+  stderr(): string
+  /** The JSON lines of stdout (pino's log lines), parsed. */
+  logs(): Record<string, unknown>[]
+  /** Settles when the process has exited and its output is read; never rejects. */
+  readonly exited: Promise<Exit>
+  /** Signals the whole process group; nothing once the process has exited. */
+  signal(sig: NodeJS.Signals): void
+  /** Until `probe` answers something other than undefined or false (a throw counts as not yet); answers that. */
+  waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs?: number): Promise<T>
+  /** Until GET `url` answers 2xx, on a fresh connection each time (no keep-alive left open to the process). */
+  waitForHttp(url: string, timeoutMs?: number): Promise<{ status: number; body: string }>
+  /** Until its output has a line matching `pattern`; answers the line. */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<string>
+  /** Until it exits by itself. */
+  waitForExit(timeoutMs?: number): Promise<Exit>
+  /** Signals the group (SIGTERM by default) and waits for the exit. */
+  stop(sig?: NodeJS.Signals, timeoutMs?: number): Promise<Exit>
+}
+/** A test, as far as the process helpers need it (tap's Test). */
+interface TestLike extends Teardown { passing?(): boolean }
+
+/** `node --import tsx script ...args`: how the project's scripts run. */
+export const tsx = (script: string, ...args: string[]) => [process.execPath, '--import', 'tsx', script, ...args]
+
+const liveGroups = new Set<number>()
+let killOnExit = false
+
+/**
+ * Starts `command` in a process group of its own. `env` is its whole environment (default: this
+ * process's). At teardown the group is killed (SIGKILL) and, if the test failed, the output's
+ * tail is printed so an assertion failure comes with what the process said.
+ */
+export function startProcess(t: TestLike, command: string[], opts: { env?: Record<string, string | undefined>; cwd?: string; name?: string } = {}): TestProcess {
+  // Named by its script when it is one of ours (tsx), else by its program.
+  const name = opts.name ?? (command[0] === process.execPath && command[2] === 'tsx' ? command[3]! : command[0]!)
+  const child = spawn(command[0]!, command.slice(1), { cwd: opts.cwd, env: (opts.env ?? process.env) as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  let output = ''
+  let stdout = ''
+  let stderr = ''
+  let partial = ''
+  const logs: Record<string, unknown>[] = []
+  let exit: Exit | undefined
+  let spawnError: Error | undefined
+  let shown = false
+  // Wakes the waits on new output and on exit, so they do not have to poll for those.
+  let wake: () => void = () => {}
+  let changed = new Promise<void>((r) => { wake = r })
+  const notify = () => { const w = wake; changed = new Promise<void>((r) => { wake = r }); w() }
+
+  child.stdout!.on('data', (chunk: Buffer) => {
+    const text = chunk.toString('utf8')
+    stdout += text
+    output += text
+    const lines = (partial + text).split('\n')
+    partial = lines.pop()!
+    for (const line of lines) if (line.startsWith('{')) { try { logs.push(JSON.parse(line) as Record<string, unknown>) } catch { /* not a log line */ } }
+    notify()
+  })
+  child.stderr!.on('data', (chunk: Buffer) => { const text = chunk.toString('utf8'); stderr += text; output += text; notify() })
+  const exited = new Promise<Exit>((resolve) => {
+    let code: Exit | undefined
+    const done = (e: Exit) => { if (exit) return; exit = e; if (child.pid) liveGroups.delete(child.pid); notify(); resolve(e) }
+    child.once('error', (err) => { spawnError = err; done({ code: null, signal: null }) })
+    // 'close' comes once the output is read; a grandchild holding the pipes must not hold the test.
+    child.once('exit', (c, s) => { code = { code: c, signal: s }; setTimeout(() => done(code!), 2000).unref() })
+    child.once('close', (c, s) => done(code ?? { code: c, signal: s }))
+  })
+  if (child.pid) {
+    liveGroups.add(child.pid)
+    if (!killOnExit) {
+      killOnExit = true
+      // A test process that ends without its teardowns (a crash, tap's timeout) leaves nothing running.
+      process.once('exit', () => { for (const pgid of liveGroups) { try { process.kill(-pgid, 'SIGKILL') } catch { /* gone */ } } })
+    }
+  }
+
+  const describeExit = (e: Exit) => spawnError ? `could not start: ${spawnError.message}` : `exited with ${e.signal ?? `code ${e.code}`}`
+  const tail = () => { shown = true; const out = output.length > OUTPUT_TAIL ? `...${output.slice(-OUTPUT_TAIL)}` : output; return `\n--- ${name} (pid ${child.pid}) output ---\n${out || '(none)'}\n--- end of ${name} output ---` }
+  const signal = (sig: NodeJS.Signals) => { if (!exit && child.pid) { try { process.kill(-child.pid, sig) } catch { /* already gone */ } } }
+
+  async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = PROCESS_WAIT_MS): Promise<T> {
+    const started = performance.now()
+    let last: unknown
+    for (;;) {
+      const ended = exit
+      const wakeUp = changed
+      try {
+        const value = await probe()
+        if (value !== undefined && value !== false) return value
+      } catch (err) { last = err }
+      const lastTry = last === undefined ? '' : ` (last try: ${last instanceof Error ? last.message : String(last)})`
+      if (ended) throw new Error(`${name} ${describeExit(ended)} before ${what}${lastTry}${tail()}`)
+      const left = timeoutMs - (performance.now() - started)
+      if (left <= 0) throw new Error(`${name}: ${what} did not happen within ${timeoutMs} ms${lastTry}${tail()}`)
+      await Promise.race([wakeUp, new Promise((r) => setTimeout(r, Math.min(POLL_MS, left)))])
+    }
+  }
+
+  const proc: TestProcess = {
+    name, pid: child.pid ?? -1, exited, signal, waitFor,
+    output: () => output, stdout: () => stdout, stderr: () => stderr, logs: () => logs,
+    waitForHttp: (url, timeoutMs) => waitFor(`${url} answers 2xx`, () => httpOk(url), timeoutMs),
+    waitForOutput: (pattern, timeoutMs) => waitFor(`output matching ${pattern}`, () => output.split('\n').find((line) => pattern.test(line)), timeoutMs),
+    waitForExit: (timeoutMs) => waitFor('its exit', () => exit, timeoutMs),
+    stop: (sig = 'SIGTERM', timeoutMs) => { signal(sig); return waitFor(`its exit after ${sig}`, () => exit, timeoutMs) },
+  }
+  t.teardown(async () => {
+    signal('SIGCONT')
+    signal('SIGKILL')
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000).unref())])
+    if (t.passing?.() === false && !shown) process.stderr.write(`${tail()}\n`)
+  })
+  return proc
+}
+
+/** GET `url` on a connection of its own (closed after): answers the status and body when 2xx; throws otherwise. */
+function httpOk(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { agent: false, timeout: 5000 }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => { body += chunk })
+      res.on('end', () => {
+        const status = res.statusCode ?? 0
+        if (status >= 200 && status < 300) resolve({ status, body })
+        else reject(new Error(`HTTP ${status}: ${body.slice(0, 200)}`))
+      })
+      res.on('error', reject)
+    })
+    req.on('timeout', () => req.destroy(new Error('no answer within 5 s')))
+    req.on('error', reject)
+  })
+}
+
+/** Runs `command` to its end (see startProcess); fails the test with the output if it has not exited within `timeoutMs`. */
+export async function runProcess(t: TestLike, command: string[], opts: { env?: Record<string, string | undefined>; cwd?: string; name?: string; timeoutMs?: number } = {}) {
+  const proc = startProcess(t, command, opts)
+  const { code, signal } = await proc.waitForExit(opts.timeoutMs)
+  return { code, signal, stdout: proc.stdout(), stderr: proc.stderr(), output: proc.output() }
+}
+
+/** Until `probe` answers something other than undefined or false (a throw counts as not yet); fails naming `what` after `timeoutMs`. */
+export async function waitUntil<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = PROCESS_WAIT_MS, intervalMs = POLL_MS): Promise<T> {
+  const started = performance.now()
+  let last: unknown
+  for (;;) {
+    try {
+      const value = await probe()
+      if (value !== undefined && value !== false) return value
+    } catch (err) { last = err }
+    if (performance.now() - started >= timeoutMs) throw new Error(`${what} did not happen within ${timeoutMs} ms${last === undefined ? '' : ` (last try: ${last instanceof Error ? last.message : String(last)})`}`)
+    await new Promise((r) => setTimeout(r, intervalMs))
+  }
+}
+
+/**
+ * Isolated stores for processes the test starts: a database cloned from the template, and the
+ * MongoDB database and Redis prefix of the same name (testEnv); at teardown the Redis keys and
+ * the MongoDB database go, then the database. `env` is testEnv's overrides.
+ */
+export async function createTestStores(t: Teardown, env: Record<string, string> = {}) {
+  const database = await createTestDatabase(t)
+  t.teardown(() => dropMongoAndRedis(database.name))
+  return { database, env: testEnv(database, env) }
+}
+
+async function dropMongoAndRedis(name: string) {
+  // A teardown that throws skips the ones after it (the database's drop): each failure is said and passed over.
+  const warn = (what: string) => (err: Error) => { process.stderr.write(`teardown: could not ${what} of ${name}: ${err.message}\n`) }
+  await deleteRedisKeys(`${name}:`).catch(warn('delete the Redis keys'))
+  const mongo = mongoose.createConnection(`${TEST_MONGODB_URL}${name}`, { serverSelectionTimeoutMS: 10_000 })
+  mongo.on('error', () => {})
+  await mongo.asPromise().then(() => mongo.dropDatabase()).catch(warn('drop the MongoDB database'))
+  await mongo.close().catch(() => {})
 }

@@ -1,10 +1,9 @@
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { eq, inArray, isNull } from 'drizzle-orm'
 import { inventoryMovements, orderItems, orders, outbox, payments, productVariants, refunds, testProviderPayments, testProviderRefunds } from '../db/schema/index.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { createTestDatabase, freePort, testEnv } from './helpers.js'
+import { createTestStores, freePort, startProcess, tsx, type TestProcess } from './helpers.js'
 import { quickCustomers, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
 
@@ -19,13 +18,12 @@ const ADDRESS = { recipientName: 'Crash Test', line1: '1 Power Cut Lane', city: 
 const random = (min: number, max: number) => min + Math.floor(Math.random() * (max - min))
 
 t.test('SIGKILL during a storm of checkouts, payments and cancels: nothing doubled, nothing lost', { timeout: 300_000 }, async (t) => {
-  const database = await createTestDatabase(t)
   const port = await freePort()
-  const env = testEnv(database, { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '1000000', DB_POOL_MAX: '20' })
+  const { env } = await createTestStores(t, { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '1000000', DB_POOL_MAX: '20' })
 
   // Catalog and customers, made in-process; the customers' sessions live in the shared Redis.
   const seed = await buildApp(loadConfig(env), { logger: false })
-  t.teardown(async () => { await seed.mongo.dropDatabase().catch(() => {}); await seed.close() })
+  t.teardown(() => seed.close())
   const admin = await registerAdmin(seed)
   const variants: { id: string; stock: number }[] = []
   for (let i = 0; i < 4; i++) {
@@ -40,22 +38,12 @@ t.test('SIGKILL during a storm of checkouts, payments and cancels: nothing doubl
     }
   }
 
-  let server: ChildProcess | undefined
+  let server: TestProcess | undefined
   const start = async () => {
-    server = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
-    for (let i = 0; i < 200; i++) {
-      try { if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) return } catch { /* not yet */ }
-      await new Promise((r) => setTimeout(r, 100))
-    }
-    throw new Error('the API did not start')
+    server = startProcess(t, tsx('src/server.ts'), { env: { ...process.env, ...env } })
+    await server.waitForHttp(`http://127.0.0.1:${port}/health`)
   }
-  const kill = async () => {
-    const proc = server!
-    const exited = new Promise((r) => proc.once('exit', r))
-    proc.kill('SIGKILL')
-    await exited
-  }
-  t.teardown(() => { server?.kill('SIGKILL') })
+  const kill = async () => { await server!.stop('SIGKILL') }
 
   const call = async (method: string, path: string, headers: Record<string, string>, body?: object) => {
     try {

@@ -1,9 +1,9 @@
 import t from 'tap'
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
-import { freePort } from './helpers.js'
+import { freePort, runProcess, startProcess, tsx } from './helpers.js'
 
 // The README's first command on a fresh checkout: `npm ci && npm start` with no environment
 // (only PORT, so it does not collide with a developer's server). Go is on the machine but
@@ -17,40 +17,21 @@ const goEnv = (name: string) => execFileSync('go', ['env', name], { encoding: 'u
 const pathWithout = (dirs: (string | undefined)[]) => (process.env.PATH ?? '').split(delimiter)
   .filter((d) => !dirs.includes(d) && !existsSync(join(d, 'ferretdb'))).join(delimiter)
 
-async function waitFor(url: string, seconds: number, alive: () => boolean, output: () => string = () => '') {
-  for (let i = 0; i < seconds * 5; i++) {
-    if (!alive()) throw new Error(`the server exited:\n${output().slice(-3000)}`)
-    try { if ((await fetch(url)).ok) return } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 200))
-  }
-  throw new Error(`${url} did not answer within ${seconds} s:\n${output().slice(-3000)}`)
-}
-
-function serve(t: { teardown(fn: () => unknown): void }, cwd: string, command: string[], env: Record<string, string>) {
-  let output = ''
-  const child = spawn(command[0]!, command.slice(1), { cwd, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
-  child.stdout.on('data', (d) => { output += d })
-  child.stderr.on('data', (d) => { output += d })
-  let exited = false
-  const done = new Promise((r) => child.once('exit', () => { exited = true; r(undefined) }))
-  const stop = async () => { if (!exited) { process.kill(-child.pid!, 'SIGTERM'); await done } }
-  t.teardown(stop)
-  return { output: () => output, alive: () => !exited, stop }
-}
-
 t.test('fresh clone: npm ci && npm start builds FerretDB once, then a customer buys and pays', { timeout: 600_000, skip: goDir ? false : 'Go is not installed' }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'newcomer-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  execFileSync('git', ['clone', '--quiet', process.cwd(), join(dir, 'shop')])
+  const cloned = await runProcess(t, ['git', 'clone', '--quiet', process.cwd(), join(dir, 'shop')])
+  t.equal(cloned.code, 0, cloned.output)
   const cwd = join(dir, 'shop')
-  execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--prefer-offline'], { cwd, stdio: 'ignore' })
+  const installed = await runProcess(t, ['npm', 'ci', '--no-audit', '--no-fund', '--prefer-offline'], { cwd, timeoutMs: 300_000 })
+  t.equal(installed.code, 0, installed.output)
 
   const port = String(await freePort())
   // A machine with Go and no FerretDB: an empty GOPATH; the module and build caches are shared,
   // so the build takes seconds here rather than minutes.
   const env = { PATH: pathWithout([]), HOME: process.env.HOME ?? dir, PORT: port, GOPATH: join(dir, 'gopath'), GOMODCACHE: goEnv('GOMODCACHE'), GOCACHE: goEnv('GOCACHE'), GOFLAGS: '-mod=mod', GOPROXY: goEnv('GOPROXY') }
-  const server = serve(t, cwd, ['npm', 'start'], env)
-  await waitFor(`http://127.0.0.1:${port}/ready`, 400, server.alive, server.output)
+  const server = startProcess(t, ['npm', 'start'], { cwd, env })
+  await server.waitForHttp(`http://127.0.0.1:${port}/ready`, 400_000)
   t.match(server.output(), /building it once with Go/, 'the start said it builds FerretDB')
   t.match(server.output(), /FerretDB built in \d+ s/)
 
@@ -87,10 +68,10 @@ t.test('without Go and without FerretDB, the start says exactly what to install'
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const path = pathWithout([goDir])
   const port = String(await freePort())
-  const server = serve(t, process.cwd(), [process.execPath, '--import', 'tsx', 'src/server.ts'], {
-    PATH: path, HOME: dir, GOPATH: join(dir, 'gopath'), PORT: port, PGLITE_DATA_DIR: 'memory://', FERRETDB_DATA_DIR: join(dir, 'ferretdb'), UPLOAD_DIR: join(dir, 'uploads'),
+  const server = startProcess(t, tsx('src/server.ts'), {
+    env: { PATH: path, HOME: dir, GOPATH: join(dir, 'gopath'), PORT: port, PGLITE_DATA_DIR: 'memory://', FERRETDB_DATA_DIR: join(dir, 'ferretdb'), UPLOAD_DIR: join(dir, 'uploads') },
   })
-  await waitFor(`http://127.0.0.1:${port}/health`, 60, server.alive, server.output)
+  await server.waitForHttp(`http://127.0.0.1:${port}/health`)
   t.match(server.output(), /install Go 1\.22 or newer/, 'the log names what to install')
   const ready = await fetch(`http://127.0.0.1:${port}/ready`)
   t.equal(ready.status, 503, '/ready reports MongoDB down')

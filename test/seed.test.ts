@@ -1,10 +1,9 @@
-import t from 'tap'
-import { spawnSync } from 'node:child_process'
+import t, { type Test } from 'tap'
 import pg from 'pg'
-import { createTestDatabase } from './helpers.js'
+import { createTestDatabase, runProcess, tsx } from './helpers.js'
 
-const seed = (url: string, args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'db/seed.ts', ...args], {
-  env: { PATH: process.env.PATH ?? '', DATABASE_URL: url }, encoding: 'utf8', timeout: 60_000,
+const seed = (t: Test, url: string, args: string[]) => runProcess(t, tsx('db/seed.ts', ...args), {
+  env: { PATH: process.env.PATH ?? '', DATABASE_URL: url }, timeoutMs: 60_000,
 })
 
 async function snapshot(url: string) {
@@ -26,9 +25,9 @@ async function snapshot(url: string) {
 
 t.test('db:seed builds the same catalog every time, with consistent aggregates', async (t) => {
   const [a, b] = [await createTestDatabase(t), await createTestDatabase(t)]
-  for (const db of [a, b]) {
-    const res = seed(db.url, ['--categories', '8', '--products', '40', '--variants', '2', '--seed', '7'])
-    t.equal(res.status, 0, res.stderr)
+  // Two databases seeded side by side: the same seed gives the same catalog.
+  for (const res of await Promise.all([a, b].map((db) => seed(t, db.url, ['--categories', '8', '--products', '40', '--variants', '2', '--seed', '7'])))) {
+    t.equal(res.code, 0, res.stderr)
     t.match(res.stdout, /seeded 8 categories, 40 products, 80 variants, 4 shipping zones, 8 tax rates/)
   }
   const [first, second] = [await snapshot(a.url), await snapshot(b.url)]
@@ -49,11 +48,11 @@ t.test('db:seed builds the same catalog every time, with consistent aggregates',
   t.match(zones, [{ name: 'EU', options: 1 }, { name: 'Germany', countries: ['DE'], options: 2 }, { name: 'Rest of the world', countries: [], options: 1 }, { name: 'UK and Switzerland', options: 1 }])
   t.equal(weights.missing, 0, 'every demo variant has a weight')
 
-  const again = seed(a.url, ['--products', '5'])
-  t.equal(again.status, 1, 'refuses to seed over an existing catalog')
-  const reset = seed(a.url, ['--categories', '2', '--products', '5', '--reset'])
-  t.equal(reset.status, 0, reset.stderr)
+  const again = await seed(t, a.url, ['--products', '5'])
+  t.equal(again.code, 1, 'refuses to seed over an existing catalog')
+  const reset = await seed(t, a.url, ['--categories', '2', '--products', '5', '--reset'])
+  t.equal(reset.code, 0, reset.stderr)
   t.equal((await snapshot(a.url)).rows.length, 5)
   t.match(reset.stdout, /0 shipping zones, 0 tax rates/, 'zones and rates already there are kept')
-  t.equal(seed(a.url, ['--products', 'many']).status, 2)
+  t.equal((await seed(t, a.url, ['--products', 'many'])).code, 2)
 })

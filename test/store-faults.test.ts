@@ -1,15 +1,13 @@
 import { randomBytes } from 'node:crypto'
-import { execFile } from 'node:child_process'
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import pg from 'pg'
 import { Toxiproxy } from 'toxiproxy-node-client'
 import { buildApp, type App } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { createTestDatabase, deleteRedisKeys, freePort, testEnv } from './helpers.js'
+import { createTestDatabase, deleteRedisKeys, freePort, runProcess, testEnv } from './helpers.js'
 import { quickCustomers, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
 
@@ -154,7 +152,6 @@ async function fixtures(app: App, customers: number): Promise<Fixtures> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const run = promisify(execFile)
 
 /** Until one request of every kind and /ready all succeed; answers how long that took. */
 async function recovery(base: string, fx: Fixtures) {
@@ -314,11 +311,18 @@ async function startOwnPostgres(t: Test) {
   if (!bin) throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql')
   const dir = mkdtempSync(join(tmpdir(), 'pg-own-'))
   const asRoot = process.getuid?.() === 0
+  // Each command must succeed; a failure says what it printed.
+  const run = async (command: string[]) => {
+    const result = await runProcess(t, command, { timeoutMs: 60_000 })
+    if (result.code !== 0) throw new Error(`${command.join(' ')} exited with ${result.signal ?? `code ${result.code}`}:\n${result.output}`)
+    return result.stdout
+  }
   if (asRoot) {
-    const uid = Number((await run('id', ['-u', 'postgres'])).stdout.trim())
+    const uid = Number((await run(['id', '-u', 'postgres'])).trim())
     chownSync(dir, uid, uid)
   }
-  const pgRun = (cmd: string, args: string[]) => asRoot ? run('runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args]) : run(join(bin, cmd), args)
+  // pg_ctl starts the server in a session of its own: it outlives this command, and teardown stops it.
+  const pgRun = (cmd: string, args: string[]) => run(asRoot ? ['runuser', '-u', 'postgres', '--', join(bin, cmd), ...args] : [join(bin, cmd), ...args])
   const port = await freePort()
   const data = join(dir, 'data')
   await pgRun('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8'])

@@ -1,14 +1,14 @@
 import { bullPrefix } from '../src/redis-client.js'
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Queue } from 'bullmq'
 import { eq } from 'drizzle-orm'
 import { Redis } from 'ioredis'
 import { webhookDeliveries } from '../db/schema/index.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { TEST_REDIS_URL, createTestDatabase, deleteRedisKeys, freePort, testEnv } from './helpers.js'
+import { TEST_REDIS_URL, createTestStores, freePort, startProcess, tsx, waitUntil, type TestProcess } from './helpers.js'
 import { quickCustomers, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
 
@@ -17,41 +17,11 @@ import { createProduct } from './catalog.js'
 // enqueues (webhook deliveries) once, and the API keeps serving while the worker is down; what
 // was enqueued meanwhile is done once the worker is back.
 
-interface Proc { child: ChildProcess; lines: Record<string, unknown>[]; exited: Promise<number | null> }
-
-function start(script: string, env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
-  const lines: Record<string, unknown>[] = []
-  let rest = ''
-  child.stdout!.on('data', (chunk: Buffer) => {
-    const text = rest + chunk.toString('utf8')
-    const parts = text.split('\n')
-    rest = parts.pop()!
-    for (const line of parts) { try { lines.push(JSON.parse(line) as Record<string, unknown>) } catch { /* not a log line */ } }
-  })
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  return { child, lines, exited }
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      const value = await probe()
-      if (value !== undefined && value !== false) return value
-    } catch { /* not yet */ }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-const healthy = (port: number) => until(`:${port}/health`, async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok || undefined)
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const jobRuns = (proc: Proc, job: string) => proc.lines.filter((l) => l.msg === 'job finished' && l.job === job).map((l) => String(l.runId))
+const jobRuns = (proc: TestProcess, job: string) => proc.logs().filter((l) => l.msg === 'job finished' && l.job === job).map((l) => String(l.runId))
 
 t.test('one API (JOBS=off) and one worker: schedules once, enqueued work once, the API serves while the worker is down', { timeout: 180_000 }, async (t) => {
-  const database = await createTestDatabase(t)
   const [apiPort, workerPort] = [await freePort(), await freePort()]
-  const env = testEnv(database, { HOST: '127.0.0.1', LOG_LEVEL: 'info', WEBHOOK_BACKOFF_MS: '1000' })
+  const { env } = await createTestStores(t, { HOST: '127.0.0.1', LOG_LEVEL: 'info', WEBHOOK_BACKOFF_MS: '1000' })
   const prefix = env.REDIS_KEY_PREFIX!
 
   // A webhook receiver: the work the API enqueues and the worker does.
@@ -66,7 +36,7 @@ t.test('one API (JOBS=off) and one worker: schedules once, enqueued work once, t
 
   // Fixtures through an in-process app on the same stores (JOBS=off: it runs no job either).
   const seed = await buildApp(loadConfig(env), { logger: false })
-  t.teardown(async () => { await seed.mongo.dropDatabase().catch(() => {}); await seed.close(); await deleteRedisKeys(prefix) })
+  t.teardown(() => seed.close())
   const admin = await registerAdmin(seed)
   const product = await createProduct(seed, admin.headers, { variants: [{ priceMinor: 1500, stock: 20 }] })
   const variantId = product.variants[0].id as string
@@ -74,14 +44,20 @@ t.test('one API (JOBS=off) and one worker: schedules once, enqueued work once, t
   const endpoint = await seed.inject({ method: 'POST', url: '/webhooks/endpoints', headers: admin.headers, payload: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, events: ['order.created'] } })
   t.equal(endpoint.statusCode, 201)
 
-  const api = start('src/server.ts', { ...env, JOBS: 'off', PORT: String(apiPort) })
-  let worker = start('src/worker.ts', { ...env, WORKER_PORT: String(workerPort) })
-  const procs = [api]
-  t.teardown(async () => { for (const p of [...procs, worker]) p.child.kill('SIGKILL') })
-  await Promise.all([healthy(apiPort), healthy(workerPort)])
+  // The webhook deliveries' BullMQ queue, read from outside: its jobs and the workers taking them.
+  const queueRedis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null })
+  const webhooksQueue = new Queue('webhooks', { connection: queueRedis, prefix: bullPrefix(prefix) })
+  t.teardown(async () => { await webhooksQueue.close(); queueRedis.disconnect() })
+  const queueIdle = async () => Object.values(await webhooksQueue.getJobCounts('wait', 'active', 'delayed', 'prioritized')).every((n) => n === 0)
+
+  const api = startProcess(t, tsx('src/server.ts'), { env: { ...process.env, ...env, JOBS: 'off', PORT: String(apiPort) } })
+  const startWorker = () => startProcess(t, tsx('src/worker.ts'), { env: { ...process.env, ...env, WORKER_PORT: String(workerPort) } })
+  let worker = startWorker()
+  await Promise.all([api.waitForHttp(`http://127.0.0.1:${apiPort}/health`), worker.waitForHttp(`http://127.0.0.1:${workerPort}/health`)])
   const health = await (await fetch(`http://127.0.0.1:${workerPort}/health`)).json() as { role: string; ready: boolean }
   t.match(health, { role: 'worker', ready: true }, 'the worker answers its health port')
-  t.ok(worker.lines.some((l) => l.msg === 'worker running: schedules, outbox drain and queue workers'), 'and says it runs in its log')
+  t.ok(worker.logs().some((l) => l.msg === 'worker running: schedules, outbox drain and queue workers'), 'and says it runs in its log')
+  t.equal(await webhooksQueue.getWorkersCount(), 1, 'one process works the webhooks queue: the worker')
 
   const http = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => fetch(`http://127.0.0.1:${apiPort}${path}`, {
     method, headers: { ...customer!.headers, ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body),
@@ -95,16 +71,16 @@ t.test('one API (JOBS=off) and one worker: schedules once, enqueued work once, t
 
   // 1. Work the API enqueues is done by the worker, once.
   const first = await checkout('worker-1')
-  await until('the first webhook', () => received.length >= 1 || undefined)
+  await worker.waitFor('the first webhook', () => received.length >= 1)
   const [delivery] = await seed.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.endpointId, endpoint.json().id))
   t.equal(delivery!.status, 'succeeded')
 
   // 2. Scheduled runs: the outbox drain (every 2 s) runs in the worker only, once per slot.
-  await sleep(7000)
+  await worker.waitFor('three outbox-drain runs', () => jobRuns(worker, 'outbox-drain').length >= 3, 30_000)
   const drains = jobRuns(worker, 'outbox-drain')
   t.ok(drains.length >= 3, `${drains.length} outbox-drain runs in the worker`)
   t.equal(new Set(drains).size, drains.length, 'no run twice')
-  t.same(api.lines.filter((l) => l.msg === 'job finished'), [], 'the API (JOBS=off) runs no scheduled job')
+  t.same(api.logs().filter((l) => l.msg === 'job finished'), [], 'the API (JOBS=off) runs no scheduled job')
   // The store's own record: BullMQ keeps completed runs; each slot once, 2 s apart.
   const redis = new Redis(TEST_REDIS_URL)
   t.teardown(() => redis.disconnect())
@@ -115,32 +91,33 @@ t.test('one API (JOBS=off) and one worker: schedules once, enqueued work once, t
   t.ok(drains.every((id) => completed.includes(id)), 'every run the worker logged is a completed job in Redis')
 
   // 3. The worker goes away (SIGTERM: a graceful stop, exit 0).
-  worker.child.kill('SIGTERM')
-  t.equal(await worker.exited, 0, 'the worker exits 0 on SIGTERM')
-  t.ok(worker.lines.some((l) => l.msg === 'worker stopped'), 'after saying so')
-  procs.push(worker)
+  t.equal((await worker.stop('SIGTERM')).code, 0, 'the worker exits 0 on SIGTERM')
+  t.ok(worker.logs().some((l) => l.msg === 'worker stopped'), 'after saying so')
 
   // The API keeps serving: a catalog read and a checkout.
   const read = await http('GET', `/products/${product.id}`)
   t.equal(read.status, 200, 'catalog read while the worker is down')
   const second = await checkout('worker-2')
   t.not(second.id, first.id)
-  await sleep(3000)
+  // Its delivery is enqueued and stays there: no process takes the queue's jobs while the worker is down.
+  await waitUntil('the second delivery waiting in the webhooks queue', async () => (await webhooksQueue.getJobCounts('wait')).wait! >= 1, 30_000)
+  t.equal(await webhooksQueue.getWorkersCount(), 0, 'no process works the webhooks queue (the API has JOBS=off)')
   t.equal(received.length, 1, 'nothing delivered while no worker runs')
 
   // 4. The worker is back: the queued delivery is done, once.
-  worker = start('src/worker.ts', { ...env, WORKER_PORT: String(workerPort) })
-  await healthy(workerPort)
-  await until('the second webhook', () => received.length >= 2 || undefined)
-  await sleep(3000)
+  worker = startWorker()
+  await worker.waitForHttp(`http://127.0.0.1:${workerPort}/health`)
+  await worker.waitFor('the second webhook', () => received.length >= 2)
+  // No second send can follow: one more outbox drain has run (it would enqueue a delivery again) and the queue is empty.
+  const drainsSoFar = jobRuns(worker, 'outbox-drain').length
+  await worker.waitFor('one more outbox-drain run', () => jobRuns(worker, 'outbox-drain').length > drainsSoFar, 30_000)
+  await worker.waitFor('the webhooks queue empty', queueIdle, 30_000)
   t.equal(received.length, 2, 'two orders, two deliveries: none lost, none doubled')
   t.equal(new Set(received.map((r) => r.id)).size, 2, 'each delivery received once')
   t.same(received.map((r) => r.type), ['order.created', 'order.created'])
   const bodies = await seed.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.endpointId, endpoint.json().id))
   t.same(bodies.map((d) => d.status).sort(), ['succeeded', 'succeeded'])
   t.ok(bodies.every((d) => d.attempts === 1), 'each sent in one attempt')
-  worker.child.kill('SIGTERM')
-  t.equal(await worker.exited, 0)
-  api.child.kill('SIGTERM')
-  t.equal(await api.exited, 0)
+  t.equal((await worker.stop('SIGTERM')).code, 0)
+  t.equal((await api.stop('SIGTERM')).code, 0)
 })
