@@ -128,7 +128,10 @@ export async function startOwnRedis(t: Teardown) {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   let redis: TestProcess
   const start = async () => {
-    redis = startProcess(t, ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir], { name: 'redis-server' })
+    // Without libfaketime: the suite may run with its clock moved (faketime), which hangs
+    // redis-server at start; Redis's expiries are relative, so it needs no moved clock.
+    const { LD_PRELOAD: _faketime, ...env } = process.env
+    redis = startProcess(t, ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir], { name: 'redis-server', env })
     await redis.waitForOutput(/Ready to accept connections/, 10_000)
   }
   const kill = async () => { redis.signal('SIGCONT'); redis.signal('SIGKILL'); await redis.exited }
