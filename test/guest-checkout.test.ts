@@ -237,3 +237,32 @@ t.test('a per-customer coupon limit counts per email for guests', async (t) => {
   await app.inject({ method: 'POST', url: `/orders/guest/${placed.order.id}/cancel`, headers: asGuest(placed.orderToken) })
   t.equal((await guestCheckout(app, await guestCart(app, variantId, 1, 'thrifty@example.com'), undefined, withCoupon)).json().order.discountMinor, 700)
 })
+
+t.test('guest orders of one email are claimed into the account once its owner verifies the address, and only then', async (t) => {
+  const mailbox = await startMailbox(t)
+  const app = await buildTestApp(t, { SMTP_URL: mailbox.url })
+  const admin = await registerAdmin(app)
+  const product = await createProduct(app, admin.headers, { variants: [{ priceMinor: 900, stock: 20 }] })
+  const variantId = product.variants[0].id as string
+  const placed = []
+  for (const email of ['later@example.com', 'Later@Example.com']) placed.push((await guestCheckout(app, await guestCart(app, variantId, 1, email))).json().order.id)
+  const someoneElses = (await guestCheckout(app, await guestCart(app, variantId, 1, 'someone@example.com'))).json().order.id
+
+  const credentials = { email: 'later@example.com', password: 'correct horse battery' }
+  t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload: { ...credentials, name: 'Later' } })).statusCode, 202)
+  const signIn = async () => {
+    const res = await app.inject({ method: 'POST', url: '/auth/login', payload: credentials })
+    t.equal(res.statusCode, 200, res.body)
+    return { authorization: `Bearer ${res.json().tokens.accessToken}` }
+  }
+  const mine = async (headers: Headers) => ((await app.inject({ method: 'GET', url: '/orders', headers })).json().items as { id: string }[]).map((o) => o.id).sort()
+  t.same(await mine(await signIn()), [], 'an account that has not proved the address sees none of them')
+
+  const [, token] = await mailbox.waitFor('later@example.com', /verify-email\?token=([\w-]+)/)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/verify-email', payload: { token } })).statusCode, 200)
+  const headers = await signIn()
+  t.same(await mine(headers), [...placed].sort(), 'both guest orders, once')
+  t.same(await mine(await signIn()), [...placed].sort(), 'signing in again claims nothing twice')
+  t.notOk((await mine(headers)).includes(someoneElses), "another address's order stays the guest's")
+  t.equal((await app.inject({ method: 'GET', url: `/orders/${placed[0]}`, headers })).json().guestEmail, 'later@example.com', 'the order keeps the email it was placed with')
+})
