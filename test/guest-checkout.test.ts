@@ -43,6 +43,7 @@ t.test('a guest buys, pays and confirms with the order token, gets the mail with
   t.match(order, { status: 'pending_payment', userId: null, guestEmail: 'guest.one@example.com', subtotalMinor: 8400 })
   t.ok(Date.parse(orderTokenExpiresAt) > Date.now(), 'the token expires in the future')
   t.equal(await stockOf(app, variantId), 3)
+  t.same((await app.inject({ method: 'GET', url: '/cart', headers: cart })).json().lines, [], 'the guest cart is cleared after the commit')
   const [stored] = await app.db.select().from(orderAccessTokens).where(eq(orderAccessTokens.orderId, order.id))
   t.not(stored!.tokenHash, orderToken, 'only a hash of the token is stored')
   const { rows: keys } = await app.db.execute<{ body: string }>(sql`select response_body::text as body from idempotency_keys`)
