@@ -1,7 +1,10 @@
 import t from 'tap'
-import { eq, sql } from 'drizzle-orm'
-import { orderAccessTokens, productVariants } from '../db/schema/index.js'
-import { buildTestApp } from './helpers.js'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { eq, isNotNull, sql } from 'drizzle-orm'
+import { inventoryMovements, orderAccessTokens, orderItems, orders, productVariants } from '../db/schema/index.js'
+import { buildApp } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import { buildTestApp, createTestDatabase, freePort, testEnv } from './helpers.js'
 import { startMailbox } from './mail.js'
 import { register, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
@@ -266,4 +269,69 @@ t.test('guest orders of one email are claimed into the account once its owner ve
   t.same(await mine(await signIn()), [...placed].sort(), 'signing in again claims nothing twice')
   t.notOk((await mine(headers)).includes(someoneElses), "another address's order stays the guest's")
   t.equal((await app.inject({ method: 'GET', url: `/orders/${placed[0]}`, headers })).json().guestEmail, 'later@example.com', 'the order keeps the email it was placed with')
+})
+
+t.test('SIGKILL while 40 guests check out: each retry with its key replays its order; one order per cart, stock moved once', { timeout: 180_000 }, async (t) => {
+  const database = await createTestDatabase(t)
+  const port = await freePort()
+  const env = testEnv(database, { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '1000000', DB_POOL_MAX: '20' })
+  const seed = await buildApp(loadConfig(env), { logger: false })
+  t.teardown(async () => { await seed.mongo.dropDatabase().catch(() => {}); await seed.close() })
+  const admin = await registerAdmin(seed)
+  const product = await createProduct(seed, admin.headers, { variants: [{ priceMinor: 1999, stock: 1000 }] })
+  const variantId = product.variants[0].id as string
+  const carts: Headers[] = []
+  for (let i = 0; i < 40; i++) carts.push(await guestCart(seed, variantId, 1 + (i % 3), `crash${i}@example.com`))
+
+  let server: ChildProcess | undefined
+  const start = async () => {
+    server = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
+    for (let i = 0; i < 200; i++) {
+      try { if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) return } catch { /* not yet */ }
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    throw new Error('the API did not start')
+  }
+  t.teardown(() => { server?.kill('SIGKILL') })
+  const answers = new Map<number, Set<string>>()
+  const attempt = async (cart: Headers, i: number) => {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/orders/guest`, { method: 'POST', headers: { ...cart, 'idempotency-key': `guest-crash-${i}`, 'content-type': 'application/json' }, body: JSON.stringify({ shippingAddress: ADDRESS }) })
+      const body = await res.json().catch(() => null) as { order?: { id: string } } | null
+      if (res.status === 201 && body?.order) answers.set(i, (answers.get(i) ?? new Set()).add(body.order.id))
+      return res.status
+    } catch {
+      return 0 // the process died under the request
+    }
+  }
+
+  await start()
+  const running = Promise.all(carts.map(attempt))
+  // Killed once some orders have committed and others are still under way.
+  const committed = async () => (await seed.db.execute<{ n: number }>(sql`select count(*)::int as n from orders`)).rows[0]!.n
+  for (let i = 0; i < 300 && (await committed()) < 5; i++) await new Promise((r) => setTimeout(r, 20))
+  const proc = server!
+  const exited = new Promise((r) => proc.once('exit', r))
+  proc.kill('SIGKILL')
+  await exited
+  const first = await running
+  const atKill = await committed()
+  t.comment(`killed with ${atKill} orders committed: ${first.filter((s) => s === 201).length} answered, ${first.filter((s) => s === 0).length} cut off`)
+  t.ok(atKill > 0 && atKill < carts.length, 'the kill fell in the middle of the checkouts')
+  await start()
+  // Until every key has its answer: a retry that arrives within the dead attempt's lease waits or is told to retry.
+  for (let pass = 0; pass < 20 && answers.size < carts.length; pass++) await Promise.all(carts.map((c, i) => (answers.has(i) ? null : attempt(c, i))))
+  const replays = await Promise.all(carts.map(attempt))
+  t.same([...new Set(replays)], [201], 'every key answers 201 after the restart')
+  t.same([...answers.entries()].filter(([, ids]) => ids.size !== 1).map(([i]) => i), [], 'every answer of a key names the same order')
+  server!.kill('SIGKILL')
+
+  await seed.outbox.drain({ all: true })
+  const placed = await seed.db.select().from(orders).where(isNotNull(orders.guestEmail))
+  t.equal(placed.length, carts.length, 'one order per guest cart, none doubled')
+  t.equal(new Set(placed.map((o) => o.guestEmail)).size, carts.length)
+  const sold = (await seed.db.select({ quantity: orderItems.quantity }).from(orderItems)).reduce((n, r) => n + r.quantity, 0)
+  t.equal(sold, carts.reduce((n, _, i) => n + 1 + (i % 3), 0), 'each cart bought what it held, once')
+  t.equal(await stockOf(seed, variantId), 1000 - sold, 'stock moved once per order')
+  t.equal((await seed.db.select().from(inventoryMovements).where(eq(inventoryMovements.reason, 'sale'))).length, carts.length, 'one sale movement per order')
 })
