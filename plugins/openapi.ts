@@ -50,6 +50,14 @@ export const LINKS: Record<string, Record<string, Record<string, Link>>> = {
     Cancel: { operationId: 'cancelOrder', parameters: { orderId: id } },
     ChangeStatus: { operationId: 'changeOrderStatus', parameters: { orderId: id } },
   } },
+  guestCheckout: { 201: {
+    GetGuestOrder: { operationId: 'getGuestOrder', parameters: { orderId: '$response.body#/order/id', 'header.x-order-token': '$response.body#/orderToken' } },
+    PayGuestOrder: { operationId: 'createGuestPayment', parameters: { orderId: '$response.body#/order/id', 'header.x-order-token': '$response.body#/orderToken' } },
+    CancelGuestOrder: { operationId: 'cancelGuestOrder', parameters: { orderId: '$response.body#/order/id', 'header.x-order-token': '$response.body#/orderToken' } },
+  } },
+  createGuestPayment: { 201: {
+    Confirm: { operationId: 'confirmGuestPayment', parameters: { orderId: '$request.path.orderId', paymentId: id, 'header.x-order-token': '$request.header.x-order-token' } },
+  } },
   createPayment: { 201: {
     GetPayment: { operationId: 'getPayment', parameters: { paymentId: id } },
     Confirm: { operationId: 'confirmPayment', parameters: { paymentId: id } },
