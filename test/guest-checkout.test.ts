@@ -271,6 +271,23 @@ t.test('guest orders of one email are claimed into the account once its owner ve
   t.equal((await app.inject({ method: 'GET', url: `/orders/${placed[0]}`, headers })).json().guestEmail, 'later@example.com', 'the order keeps the email it was placed with')
 })
 
+t.test('one email holds at most GUEST_MAX_UNPAID_ORDERS unpaid guest orders, also when its checkouts race', async (t) => {
+  const app = await buildTestApp(t, { GUEST_MAX_UNPAID_ORDERS: '2' })
+  const admin = await registerAdmin(app)
+  const product = await createProduct(app, admin.headers, { variants: [{ priceMinor: 1000, stock: 50 }] })
+  const variantId = product.variants[0].id as string
+  const carts = []
+  for (let i = 0; i < 6; i++) carts.push(await guestCart(app, variantId, 1, i % 2 ? 'Hoarder@example.com' : 'hoarder@example.com'))
+  const results = await Promise.all(carts.map((c) => guestCheckout(app, c)))
+  t.same(results.map((r) => r.statusCode).sort(), [201, 201, 409, 409, 409, 409], 'two placed')
+  t.ok(results.filter((r) => r.statusCode === 409).every((r) => r.json().type === 'urn:problem-type:too-many-unpaid-orders'))
+  t.equal(await stockOf(app, variantId), 48, 'the refused ones reserved nothing')
+  t.equal((await guestCheckout(app, await guestCart(app, variantId, 1, 'patient@example.com'))).statusCode, 201, 'another email is not held up')
+  const held = results.find((r) => r.statusCode === 201)!.json()
+  await app.inject({ method: 'POST', url: `/orders/guest/${held.order.id}/cancel`, headers: asGuest(held.orderToken) })
+  t.equal((await guestCheckout(app, carts[results.findIndex((r) => r.statusCode === 409)]!)).statusCode, 201, 'once one is cancelled, the email may place another')
+})
+
 t.test('SIGKILL while 40 guests check out: each retry with its key replays its order; one order per cart, stock moved once', { timeout: 180_000 }, async (t) => {
   const database = await createTestDatabase(t)
   const port = await freePort()

@@ -35,7 +35,7 @@ import { CheckoutConflict, toOrder } from '../service.js'
 // coupon limit counts that email. Its access token is issued by the route, outside the stored
 // answer (a secret is never kept in idempotency_keys): see routes/orders/guest.ts.
 
-export interface CheckoutConfig { pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number }
+export interface CheckoutConfig { pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number; guestMaxUnpaidOrders: number }
 export interface CheckoutDeps {
   db: Db
   outbox: Outbox
@@ -81,6 +81,13 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
     // 3. one transaction, then 4. its side effects
     try {
       return await outbox.transaction(async (tx, emit): Promise<StoredResponse> => {
+        // A guest's unpaid orders hold stock and coupon uses: one email holds a bounded number at
+        // once, counted under a lock of that email (taken before any row lock, so in one order).
+        if (guestEmail) {
+          await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`guest-unpaid:${guestEmail}`}))`)
+          const [{ n }] = (await tx.execute<{ n: number }>(sql`select count(*)::int as n from orders where guest_email = ${guestEmail} and user_id is null and status = 'pending_payment'`)).rows as [{ n: number }]
+          if (n >= checkout.guestMaxUnpaidOrders) throw new Conflict(`This email already has ${n} unpaid orders: pay or cancel one first`, 'too-many-unpaid-orders')
+        }
         const variantIds = [...new Set(contents.lines.map((l) => l.variantId))].sort()
         const locked = await tx.select({
           id: productVariants.id, productId: productVariants.productId, sku: productVariants.sku, options: productVariants.options,
