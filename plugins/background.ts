@@ -28,9 +28,10 @@ export default fp(async (app) => {
     }
   })
   // The cart clear after a checkout: ordered quantities out, generation on.
-  outbox.on('cart.consumed', async ({ userId, generation, lines }) => {
+  outbox.on('cart.consumed', async (payload) => {
     app.faults.at('cart.before-clear')
-    await services.cart.consume(userId, generation, lines)
+    const cart = 'owner' in payload ? { kind: 'owned' as const, owned: payload.owner } : { kind: 'user' as const, userId: payload.userId }
+    await services.cart.consume(cart, payload.generation, payload.lines)
   })
   // Order notifications and low-stock alerts.
   const { orderMail, webhooks } = services
@@ -47,6 +48,7 @@ export default fp(async (app) => {
   jobs.every('order-expiry', 60_000, () => services.cancel.expireUnpaid())
   jobs.every('payments-reconcile', 60_000, () => services.reconcile())
   jobs.every('idempotency-purge', HOUR, () => services.idempotency.purgeExpired())
+  jobs.every('order-access-purge', HOUR, () => services.orderAccess.purge())
   // Deliveries whose job was lost (Redis flushed, a crash) are queued again; without Redis the
   // sweep is the delivery loop's safety net and sends what is due itself.
   jobs.every('webhook-sweep', 60_000, () => (hasRedisServer(config.redis) ? webhooks.sweep() : webhooks.drain()))

@@ -50,6 +50,14 @@ export const LINKS: Record<string, Record<string, Record<string, Link>>> = {
     Cancel: { operationId: 'cancelOrder', parameters: { orderId: id } },
     ChangeStatus: { operationId: 'changeOrderStatus', parameters: { orderId: id } },
   } },
+  guestCheckout: { 201: {
+    GetGuestOrder: { operationId: 'getGuestOrder', parameters: { orderId: '$response.body#/order/id', 'header.x-order-token': '$response.body#/orderToken' } },
+    PayGuestOrder: { operationId: 'createGuestPayment', parameters: { orderId: '$response.body#/order/id', 'header.x-order-token': '$response.body#/orderToken' } },
+    CancelGuestOrder: { operationId: 'cancelGuestOrder', parameters: { orderId: '$response.body#/order/id', 'header.x-order-token': '$response.body#/orderToken' } },
+  } },
+  createGuestPayment: { 201: {
+    Confirm: { operationId: 'confirmGuestPayment', parameters: { orderId: '$request.path.orderId', paymentId: id, 'header.x-order-token': '$request.header.x-order-token' } },
+  } },
   createPayment: { 201: {
     GetPayment: { operationId: 'getPayment', parameters: { paymentId: id } },
     Confirm: { operationId: 'confirmPayment', parameters: { paymentId: id } },
@@ -98,6 +106,7 @@ export default fp(async (app) => {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
           cartToken: { type: 'apiKey', in: 'header', name: 'X-Cart-Token', description: 'a guest cart token from POST /cart/guest' },
+          orderToken: { type: 'apiKey', in: 'header', name: 'X-Order-Token', description: 'a guest order\'s access token, from the guest checkout answer or the order mail: opens that one order' },
         },
       },
       tags: [
@@ -162,3 +171,6 @@ export const BEARER: SecurityRequirements = [{ bearerAuth: [] }]
 /** Anonymous allowed; a token, when sent, is checked (admins see more). */
 export const OPTIONAL_BEARER: SecurityRequirements = [{}, { bearerAuth: [] }]
 export const BEARER_OR_CART_TOKEN: SecurityRequirements = [{ bearerAuth: [] }, { cartToken: [] }]
+/** A guest: the cart token (guest checkout) or the order token (a guest order). */
+export const CART_TOKEN: SecurityRequirements = [{ cartToken: [] }]
+export const ORDER_TOKEN: SecurityRequirements = [{ orderToken: [] }]

@@ -17,6 +17,7 @@ import { createCouponService } from '../routes/coupons/service.js'
 import { createHealthService } from '../routes/health/service.js'
 import { createOrderService } from '../routes/orders/service.js'
 import { createOrderMail } from '../routes/orders/order-mail.js'
+import { createOrderAccess } from '../routes/orders/access.js'
 import { createCheckoutWorkflow } from '../routes/orders/workflows/checkout.js'
 import { createCancelWorkflow } from '../routes/orders/workflows/cancel.js'
 import { providersFromConfig } from '../routes/payments/providers.js'
@@ -69,6 +70,7 @@ async function buildServices(app: FastifyInstance) {
   const confirm = createConfirmWorkflow({ db, outbox, providers, refunds, metrics })
   const shipping = createShippingService({ db, defaults: checkoutConfig })
   const returns = createReturnService({ db, outbox, windowDays: checkoutConfig.returnWindowDays })
+  const orderAccess = createOrderAccess({ db, ttlHours: checkoutConfig.orderAccessTtlHours })
 
   // Webhook deliveries are a work queue of the jobs runner: enqueued here, sent by whichever
   // process runs the jobs (the API by default, else `npm run worker`).
@@ -109,7 +111,8 @@ async function buildServices(app: FastifyInstance) {
     shipping,
     returns,
     refundReturn: createRefundReturnWorkflow({ db, outbox, faults, refunds, returns }),
-    orderMail: createOrderMail({ db, mailer, domain: new URL(config.publicUrl).hostname }),
+    orderAccess,
+    orderMail: createOrderMail({ db, mailer, domain: new URL(config.publicUrl).hostname, publicUrl: config.publicUrl, links: orderAccess }),
   }
 }
 

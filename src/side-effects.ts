@@ -15,7 +15,7 @@ export interface OutboxTopics {
   /** One activity log entry; the event's id is the entry's. */
   'activity.record': { type: ActivityType; userId: string | null; ip: string | null; at: string; data: Record<string, unknown> }
   /** A checkout took these lines from the user's cart at this generation (cart service `consume`). */
-  'cart.consumed': { userId: string; generation: number; lines: { variantId: string; quantity: number }[] }
+  'cart.consumed': { userId: string; generation: number; lines: { variantId: string; quantity: number }[] } | { owner: string; generation: number; lines: { variantId: string; quantity: number }[] }
   /** An outbound webhook event, fanned out to its subscribers (routes/webhooks/service.ts `fanOut`). */
   'webhook.event': { type: WebhookEventType; createdAt: string; data: Record<string, unknown> }
   /** The customer's mail about their order (routes/orders/order-mail.ts renders and sends it). */
@@ -48,8 +48,12 @@ export const ACTIVITY = (actor: Actor, type: ActivityType, data: Record<string, 
 
 /** The outbox key of a user's cart: its events are handled in order. */
 export const cartKey = (userId: string) => `cart:user:${userId}`
+/** The same for a guest cart, named by its stored owner key (`guest:<sha256 of its token>`). */
+export const guestCartKey = (owner: string) => `cart:${owner}`
 export const CART_CONSUMED = (userId: string, generation: number, lines: { variantId: string; quantity: number }[]): OutboxEvent<'cart.consumed'> =>
   ({ topic: 'cart.consumed', key: cartKey(userId), payload: { userId, generation, lines } })
+export const GUEST_CART_CONSUMED = (owner: string, generation: number, lines: { variantId: string; quantity: number }[]): OutboxEvent<'cart.consumed'> =>
+  ({ topic: 'cart.consumed', key: guestCartKey(owner), payload: { owner, generation, lines } })
 
 /** What outbound webhook endpoints may subscribe to (routes/webhooks). */
 export const WEBHOOK_EVENT_TYPES = ['order.created', 'order.paid', 'order.shipped', 'order.cancelled', 'order.refunded', 'product.updated', 'stock.low'] as const
@@ -77,7 +81,8 @@ export const ORDER_WEBHOOK = (type: Extract<WebhookEventType, `order.${string}`>
 })
 
 /** Order notifications (routes/orders/order-mail.ts renders and sends them). */
-export type OrderMailKind = 'placed' | 'paid' | 'shipped' | 'cancelled' | 'refunded'
+/** `link`: a guest asked for their order's link again (lookup by number and email). */
+export type OrderMailKind = 'placed' | 'paid' | 'shipped' | 'cancelled' | 'refunded' | 'link'
 export const ORDER_MAIL = (orderId: string, kind: OrderMailKind, extra: { refundId?: string } = {}): OutboxEvent<'mail.order'> =>
   ({ topic: 'mail.order', key: `order:${orderId}`, payload: { orderId, kind, ...extra } })
 export const LOW_STOCK_MAIL = (variantIds: string[]): OutboxEvent<'mail.low-stock'> => ({ topic: 'mail.low-stock', payload: { variantIds } })

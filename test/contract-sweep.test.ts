@@ -29,7 +29,9 @@ const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json() as {
 const ops: Op[] = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ ...op, method: method.toUpperCase(), path })))
 const params = (op: Op, where: Parameter['in']) => (op.parameters ?? []).filter((p) => p.in === where)
 const resolve = (schema: Schema): Schema => schema.$ref ? resolve(doc.components.schemas[schema.$ref.replace('#/components/schemas/', '')]!) : schema
-const bearerOnly = (op: Op) => (op.security ?? []).length > 0 && !(op.security ?? []).some((s) => Object.keys(s).length === 0)
+const bearerOnly = (op: Op) => (op.security ?? []).length > 0 && !(op.security ?? []).some((s) => Object.keys(s).length === 0) && (op.security ?? []).some((s) => 'bearerAuth' in s)
+/** Operations a guest order's token opens (no account): swept with another order's token. */
+const orderTokenOnly = (op: Op) => (op.security ?? []).length > 0 && (op.security ?? []).every((s) => 'orderToken' in s)
 
 // ---- the world the sweep runs in, built through the API ----
 const admin = await registerAdmin(app)
@@ -168,6 +170,31 @@ t.test("with another customer's token, every operation on an id of Ada's is 404,
   }
   t.ok(swept.length >= 15, `${swept.length} operations swept`)
   t.same(await adaState(), before, "Ada's address, order, payment, review, cart, wishlist and file are as they were")
+})
+
+t.test("with another guest order's token, every order-token operation on a guest order is 404, and the order is as it was", async (t) => {
+  const guestOrder = async (email: string) => {
+    const { cartToken } = await call('POST', '/cart/guest', {})
+    const cart = { 'x-cart-token': cartToken }
+    await call('POST', '/cart/items', cart, { variantId: product.variants[0].id, quantity: 1 })
+    await call('PUT', '/cart/contact', cart, { email })
+    const placed = await call('POST', '/orders/guest', cart, { shippingAddress: addressBody })
+    const headers = { 'x-order-token': placed.orderToken }
+    const payment = await call('POST', `/orders/guest/${placed.order.id}/payments`, headers, { provider: 'test', paymentMethod: 'tok_success' })
+    return { ids: { orderId: placed.order.id as string, paymentId: payment.id as string }, headers }
+  }
+  const gail = await guestOrder('gail@example.com')
+  const gus = await guestOrder('gus@example.com')
+  const gails = () => call('GET', `/orders/guest/${gail.ids.orderId}`, gail.headers)
+  const before = await gails()
+  const swept = ops.filter(orderTokenOnly)
+  for (const op of swept) {
+    const res = await send(op, gus.headers, { url: pathOf(op, gail.ids) })
+    t.equal(res.statusCode, 404, `${label(op)}: ${res.body.slice(0, 200)}`)
+    t.equal(res.headers['content-type'], PROBLEM, label(op))
+  }
+  t.ok(swept.length >= 5, `${swept.length} operations swept`)
+  t.same(await gails(), before, "Gail's order is as it was, and her token still opens it")
 })
 
 // Ada's private objects (the catalog's products and variants are public), and body fields naming them.

@@ -95,7 +95,7 @@ t.test('SIGKILL during a storm of checkouts, payments and cancels: nothing doubl
 
   const allOrders = await db.select().from(orders).where(inArray(orders.userId, customers.map((c) => c.id)))
   const byUser = new Map<string, number>()
-  for (const o of allOrders) byUser.set(o.userId, (byUser.get(o.userId) ?? 0) + 1)
+  for (const o of allOrders) byUser.set(o.userId!, (byUser.get(o.userId!) ?? 0) + 1)
   t.equal(allOrders.length, CUSTOMERS, 'every customer has an order')
   t.ok([...byUser.values()].every((n) => n === 1), 'and exactly one: one cart, one key, one order')
   t.same([...answers.entries()].filter(([, ids]) => ids.size !== 1).map(([key]) => key), [], 'every retry with a key returned the original answer')

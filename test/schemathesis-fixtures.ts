@@ -106,6 +106,22 @@ async function requestedReturn(variantId: string, status: 'requested' | 'approve
   return asked
 }
 
+/** A guest cart (no account) holding one line and a contact email; answers its X-Cart-Token header. */
+async function guestCart(variantId: string) {
+  const { cartToken } = await call<{ cartToken: string }>('POST', '/cart/guest', undefined, false, {})
+  const headers = { 'x-cart-token': cartToken }
+  await call('POST', '/cart/items', { variantId, quantity: 1 }, false, headers)
+  await call('PUT', '/cart/contact', { email: `fuzz-guest-${++keys}@example.com` }, false, headers)
+  return headers
+}
+/** A guest order of its own and its order token (X-Order-Token), optionally with a payment started. */
+async function guestOrder(variantId: string, payment?: string) {
+  const placed = await call<{ order: { id: string }; orderToken: string }>('POST', '/orders/guest', { shippingAddress: address }, true, await guestCart(variantId))
+  const headers = { 'x-order-token': placed.orderToken }
+  const paid = payment ? await call<{ id: string }>('POST', `/orders/guest/${placed.order.id}/payments`, { provider: 'test', paymentMethod: payment }, true, headers) : null
+  return { orderId: placed.order.id, headers, paymentId: paid?.id ?? '' }
+}
+
 type Fixtures = Awaited<ReturnType<typeof setup>>
 async function setup() {
   // The fuzzer changes, deletes and archives `main`, `deletable` and `variantHost`; `shelf`,
@@ -153,6 +169,8 @@ async function setup() {
   // A customer whose password the fuzzer resets, with tokens read from the mails it gets.
   const resetter = { email: `fuzz-reset-${Date.now()}@example.com`, password: 'fuzz-reset-password-1', name: 'Fuzz Reset' }
   await call('POST', '/auth/register', resetter, false, {})
+  // A guest order the fuzzer reads with its order token; the hooks make fresh ones for what consumes.
+  const guest = await guestOrder(shelf.variants[1]!.id, 'tok_success')
 
   const operations: [string, Record<string, string>][] = [
     ['GET /products/{productId}', { productId: main.id }],
@@ -219,12 +237,17 @@ async function setup() {
     ['POST /auth/oidc/{provider}/link/start', { provider: 'local' }],
     ['POST /auth/oidc/{provider}/link/callback', { provider: 'local' }],
     ['DELETE /auth/identities/{provider}', { provider: 'local' }],
+    ['GET /orders/guest/{orderId}', { orderId: guest.orderId }],
+    ['POST /orders/guest/{orderId}/cancel', { orderId: guest.orderId }], // renewed by its hook, as are the guest operations below
+    ['DELETE /orders/guest/{orderId}/token', { orderId: guest.orderId }],
+    ['POST /orders/guest/{orderId}/payments', { orderId: guest.orderId }],
+    ['POST /orders/guest/{orderId}/payments/{paymentId}/confirm', { orderId: guest.orderId, paymentId: guest.paymentId }],
     ['GET /users/{userId}', { userId: member.user.id }],
     ['PATCH /users/{userId}/role', { userId: member.user.id }],
     ['POST /users/{userId}/deactivate', { userId: member.user.id }],
     ['POST /users/{userId}/reactivate', { userId: member.user.id }],
   ]
-  return { shelf, reviewed, mover, saved, coupon: cartCoupon, category: shelfCategory, resetter, zone, shippingOption: shippingOption!, operations }
+  return { shelf, reviewed, mover, saved, coupon: cartCoupon, category: shelfCategory, resetter, zone, shippingOption: shippingOption!, guest, operations }
 }
 
 function toml(operations: [string, Record<string, string>][]) {
@@ -372,6 +395,22 @@ function beforeHooks(f: Fixtures): Record<string, Before> {
       if (isObject(body) && typeof body.shippingOptionId === 'string') patch.shippingOptionId = f.shippingOption.id
       if (isObject(body) && isObject(body.shippingAddress)) patch.shippingAddress = { ...body.shippingAddress, country: 'FR', region: undefined }
       return { body: patch }
+    },
+    // Guest checkout: a guest cart of its own with a line and a contact email, shipping to France.
+    'POST /orders/guest': async ({ body }) => {
+      const patch: Record<string, unknown> = { shippingAddress: isObject(body) && isObject(body.shippingAddress) ? { ...body.shippingAddress, country: 'FR', region: undefined } : address }
+      if (isObject(body) && typeof body.couponCode === 'string') patch.couponCode = f.coupon.code
+      if (isObject(body) && typeof body.shippingOptionId === 'string') patch.shippingOptionId = f.shippingOption.id
+      return { headers: await guestCart(f.shelf.variants[1]!.id), body: patch }
+    },
+    // A guest order's operations carry its order token; what consumes the order or the token gets a fresh one.
+    'GET /orders/guest/{orderId}': async () => ({ headers: f.guest.headers, pathParameters: { orderId: f.guest.orderId } }),
+    'POST /orders/guest/{orderId}/cancel': async () => { const g = await guestOrder(f.shelf.variants[1]!.id); return { headers: g.headers, pathParameters: { orderId: g.orderId } } },
+    'DELETE /orders/guest/{orderId}/token': async () => { const g = await guestOrder(f.shelf.variants[1]!.id); return { headers: g.headers, pathParameters: { orderId: g.orderId } } },
+    'POST /orders/guest/{orderId}/payments': async () => { const g = await guestOrder(f.shelf.variants[1]!.id); return { headers: g.headers, pathParameters: { orderId: g.orderId } } },
+    'POST /orders/guest/{orderId}/payments/{paymentId}/confirm': async () => {
+      const g = await guestOrder(f.shelf.variants[1]!.id, 'tok_success')
+      return { headers: g.headers, pathParameters: { orderId: g.orderId, paymentId: g.paymentId }, body: { paymentMethod: 'tok_success' } }
     },
     'POST /products': async ({ body }) => productIds(body),
     'PATCH /products/{productId}': async ({ body }) => productIds(body),

@@ -22,6 +22,8 @@ const CartSchema = new Schema({
   lines: { type: [CartLineSchema], default: [] },
   // A code the shopper applied; checked again, with its limits, at checkout.
   couponCode: { type: String, default: null },
+  // A guest's contact address (PUT /cart/contact): guest checkout sends the order mail there.
+  email: { type: String, default: null },
   version: { type: Number, required: true, default: 0 },
   // How many checkouts consumed this cart. An order records the generation it consumed under a
   // unique index in PostgreSQL, and clearing the cart after it moves the generation on: so one
@@ -33,7 +35,7 @@ CartSchema.index({ kind: 1, updatedAt: 1 })
 
 /** A cart as read with lean(): plain data. */
 export interface CartLineDoc { variantId: string; productId: string; quantity: number; addedUnitPriceMinor: number; addedAt: Date }
-export interface CartDoc { _id: string; owner: string; kind: 'user' | 'guest'; lines: CartLineDoc[]; couponCode?: string | null; version: number; checkoutGeneration?: number; createdAt: Date; updatedAt: Date }
+export interface CartDoc { _id: string; owner: string; kind: 'user' | 'guest'; lines: CartLineDoc[]; couponCode?: string | null; email?: string | null; version: number; checkoutGeneration?: number; createdAt: Date; updatedAt: Date }
 
 export function cartModel(connection: Connection): Model<CartDoc> {
   return (connection.models.Cart as Model<CartDoc> | undefined) ?? connection.model<CartDoc>('Cart', CartSchema)

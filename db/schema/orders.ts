@@ -46,7 +46,11 @@ export interface TaxSnapshot { rateId: string | null; name: string; country: str
 export const orders = pgTable('orders', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
   number: text('number').notNull(),
-  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'restrict' }),
+  // Null for a guest order (guestEmail says whom it is for) until the verified owner of that
+  // address claims it into their account.
+  userId: uuid('user_id').references(() => users.id, { onDelete: 'restrict' }),
+  // The contact address a guest checked out with (normalised); kept after a claim.
+  guestEmail: text('guest_email'),
   status: orderStatus('status').notNull().default('pending_payment'),
   currency: text('currency').notNull(),
   subtotalMinor: integer('subtotal_minor').notNull(),
@@ -86,6 +90,8 @@ export const orders = pgTable('orders', {
   index('orders_created_idx').on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
   index('orders_pending_expiry_idx').on(t.expiresAt).where(sql`status = 'pending_payment'`),
   index('orders_paid_at_idx').on(t.paidAt).where(sql`paid_at is not null`),
+  index('orders_guest_email_idx').on(t.guestEmail).where(sql`guest_email is not null`),
+  check('orders_buyer_check', sql`${t.userId} is not null or ${t.guestEmail} is not null`),
   check('orders_money_check', sql`${t.subtotalMinor} >= 0 and ${t.discountMinor} >= 0 and ${t.shippingMinor} >= 0 and ${t.taxMinor} >= 0
     and ${t.totalMinor} = ${t.subtotalMinor} - ${t.discountMinor} + ${t.shippingMinor} + case when ${t.pricesIncludeTax} then 0 else ${t.taxMinor} end
     and ${t.refundedMinor} >= 0 and ${t.refundedMinor} <= ${t.totalMinor}`),
@@ -115,12 +121,33 @@ export const orderItems = pgTable('order_items', {
 export const couponRedemptions = pgTable('coupon_redemptions', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
   couponId: uuid('coupon_id').notNull().references(() => coupons.id, { onDelete: 'cascade' }),
-  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  // Null for a guest's redemption; `email` then names the buyer (per-customer limits count by it).
+  userId: uuid('user_id').references(() => users.id, { onDelete: 'cascade' }),
+  email: text('email'),
   orderId: uuid('order_id').notNull().references(() => orders.id, { onDelete: 'cascade' }),
   createdAt: ts('created_at').notNull().defaultNow(),
 }, (t) => [
   uniqueIndex('coupon_redemptions_order_key').on(t.orderId),
   index('coupon_redemptions_coupon_user_idx').on(t.couponId, t.userId),
+  index('coupon_redemptions_coupon_email_idx').on(t.couponId, t.email),
+])
+
+/**
+ * Capability tokens for one order (guest checkout): who holds one reads, pays and cancels that
+ * order and nothing else. Only the SHA-256 of the 256-bit random token is stored; a token is
+ * dead once revoked or past expires_at.
+ */
+export const orderAccessTokens = pgTable('order_access_tokens', {
+  id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+  orderId: uuid('order_id').notNull().references(() => orders.id, { onDelete: 'cascade' }),
+  tokenHash: text('token_hash').notNull(),
+  expiresAt: ts('expires_at').notNull(),
+  revokedAt: ts('revoked_at'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+}, (t) => [
+  uniqueIndex('order_access_tokens_hash_key').on(t.tokenHash),
+  index('order_access_tokens_order_idx').on(t.orderId),
+  index('order_access_tokens_expires_idx').on(t.expiresAt),
 ])
 
 // pending: recorded, the provider has not answered yet (a crash here is settled by reconciliation).

@@ -12,6 +12,7 @@ import type { SecretBox } from '../../src/secret-box.js'
 import { accountStamp, type AccountMail } from '../../src/account-mail.js'
 import type { AccessClaims } from '../../plugins/auth.js'
 import { normalizeEmail, toUser, type UserRow, type UserService } from '../users/service.js'
+import { claimGuestOrders } from '../../src/guest-orders.js'
 
 export interface AuthDeps {
   db: Db
@@ -78,6 +79,8 @@ export function createAuthService(deps: AuthDeps) {
 
   /** What every sign-in (password or OpenID Connect) ends with: a new session and its token pair. */
   async function startSession(user: UserRow) {
+    // A verified owner of an address takes the guest orders placed with it (once).
+    await claimGuestOrders(db, user)
     return { user: toUser(user), tokens: await tokensFor(user, await sessions.create(user.id)) }
   }
 
@@ -182,6 +185,7 @@ export function createAuthService(deps: AuthDeps) {
       const updated = await db.update(users).set({ emailVerifiedAt: new Date(), updatedAt: new Date() })
         .where(and(eq(users.id, payload.userId), eq(users.email, payload.email))).returning()
       if (!updated[0]) throw new BadRequest('The verification link is not valid or has expired', 'invalid-token')
+      await claimGuestOrders(db, updated[0])
       return toUser(updated[0])
     },
 

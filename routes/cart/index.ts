@@ -5,8 +5,9 @@ import { BEARER, BEARER_OR_CART_TOKEN } from '../../plugins/openapi.js'
 import { BadRequest, ProblemRef, Unauthorized } from '../../src/errors.js'
 import { ShippingQuote, ShippingQuoteQuery } from '../shipping/schemas.js'
 import type { AccessClaims } from '../../plugins/auth.js'
-import { CartCoupon, Cart, CartItemAdd, CartItemUpdate, CartLineParams, CartMerge, CartTokenHeader, GuestCart } from './schemas.js'
+import { CartContact, CartCoupon, Cart, CartItemAdd, CartItemUpdate, CartLineParams, CartMerge, CartTokenHeader, GuestCart } from './schemas.js'
 import { ownerOf } from './service.js'
+import { normalizeEmail } from '../users/service.js'
 
 const errors = { 400: ProblemRef, 401: ProblemRef, 404: ProblemRef, 409: ProblemRef }
 
@@ -90,6 +91,15 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
       security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, response: { 200: Type.Ref(Cart), ...errors },
     },
   }, (req) => service.setCoupon(owner(req), null))
+
+  app.put('/contact', {
+    onRequest: app.identify,
+    schema: {
+      tags: ['cart'], operationId: 'setCartContact', summary: 'Set the contact email a guest checks out with',
+      description: 'Guest checkout (POST /orders/guest) mails the order and its link here. Any address is accepted, including one that has an account: nothing tells which.',
+      security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, body: Type.Ref(CartContact), response: { 200: Type.Ref(Cart), ...errors },
+    },
+  }, (req) => service.setEmail(owner(req), normalizeEmail(req.body.email)))
 
   app.get('/shipping-options', {
     onRequest: app.identify,

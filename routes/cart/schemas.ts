@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import { StringEnum } from '../../src/schema-types.js'
+import { Email } from '../users/schemas.js'
 
 export const LINE_ISSUES = ['unavailable', 'out_of_stock', 'insufficient_stock', 'price_increased', 'price_decreased'] as const
 export type LineIssue = (typeof LINE_ISSUES)[number]
@@ -27,6 +28,7 @@ export const Cart = Type.Object({
   subtotalMinor: Type.Integer({ minimum: 0, description: 'sum of available line totals, priced now' }),
   currency: Type.String({ pattern: '^[A-Z]{3}$' }),
   couponCode: Type.Union([Type.Null(), Type.String()], { description: 'applied code; its discount is computed at checkout (see POST /coupons/validate)' }),
+  email: Type.Union([Type.Null(), Type.String()], { description: 'the contact email a guest checks out with (PUT /cart/contact)' }),
   updatedAt: Type.String({ format: 'date-time' }),
 }, { $id: 'Cart', additionalProperties: false })
 
@@ -43,9 +45,10 @@ export const CartItemAdd = Type.Object({
 export const CartItemUpdate = Type.Object({ quantity: Quantity }, { $id: 'CartItemUpdate', additionalProperties: false })
 export const CartMerge = Type.Object({ cartToken: Type.String({ minLength: 20, maxLength: 200 }) }, { $id: 'CartMerge', additionalProperties: false })
 export const CartCoupon = Type.Object({ code: Type.String({ pattern: '^[A-Za-z0-9_-]{3,40}$' }) }, { $id: 'CartCoupon', additionalProperties: false })
+export const CartContact = Type.Object({ email: Email }, { $id: 'CartContact', additionalProperties: false })
 export const CartLineParams = Type.Object({ variantId: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
 export const CartTokenHeader = Type.Object({
   'x-cart-token': Type.Optional(Type.String({ minLength: 20, maxLength: 200, description: 'a guest cart token; ignored when signed in' })),
 })
 
-export const schemas = [CartLine, Cart, GuestCart, CartItemAdd, CartItemUpdate, CartMerge, CartCoupon]
+export const schemas = [CartLine, Cart, GuestCart, CartItemAdd, CartItemUpdate, CartMerge, CartCoupon, CartContact]

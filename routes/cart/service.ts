@@ -17,7 +17,9 @@ export interface CartDeps {
 
 /** Who a cart belongs to: a signed-in user, or whoever holds a guest cart's token. */
 export type CartOwner = { kind: 'user'; userId: string } | { kind: 'guest'; token: string }
-const ownerKey = (owner: CartOwner) => (owner.kind === 'user' ? `user:${owner.userId}` : `guest:${sha256(owner.token)}`)
+/** A cart named by its stored owner key (what the outbox carries: never a guest's raw token). */
+export type CartRef = CartOwner | { kind: 'owned'; owned: string }
+export const ownerKey = (owner: CartRef) => (owner.kind === 'owned' ? owner.owned : owner.kind === 'user' ? `user:${owner.userId}` : `guest:${sha256(owner.token)}`)
 
 const MAX_ATTEMPTS = 100
 const isDuplicateKey = (err: unknown) => (err as { code?: number }).code === 11000
@@ -25,11 +27,11 @@ const pause = (attempt: number) => new Promise((r) => setTimeout(r, Math.random(
 
 export function createCartService({ carts, redis, catalog, currency, limits }: CartDeps) {
   /** The owner's cart; a user's is created on first use, a guest's must exist. */
-  async function load(owner: CartOwner): Promise<CartDoc> {
+  async function load(owner: CartRef): Promise<CartDoc> {
     const owned = ownerKey(owner)
     const found = await carts.findOne({ owner: owned }).lean<CartDoc>()
     if (found) return found
-    if (owner.kind === 'guest') throw new NotFound('cart')
+    if (owner.kind !== 'user') throw new NotFound('cart')
     try {
       return (await carts.create({ owner: owned, kind: 'user' })).toObject() as CartDoc
     } catch (err) {
@@ -43,7 +45,7 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
    * names the version it read (optimistic concurrency, for MongoDB itself). Parallel changes all
    * land; none is lost. `change` returns the fields to set, or null to leave the cart as it is.
    */
-  async function mutateCart(owner: CartOwner, change: (cart: CartDoc) => Partial<Pick<CartDoc, 'lines' | 'couponCode' | 'checkoutGeneration'>> | null): Promise<CartDoc> {
+  async function mutateCart(owner: CartRef, change: (cart: CartDoc) => Partial<Pick<CartDoc, 'lines' | 'couponCode' | 'email' | 'checkoutGeneration'>> | null): Promise<CartDoc> {
     return withLock(redis, `cart:${ownerKey(owner)}`, async () => {
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
         const cart = await load(owner)
@@ -91,7 +93,7 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
         lineTotalMinor, stock: v?.stock ?? 0, available, issues,
       }
     })
-    return { id: cart._id, kind: cart.kind as 'user' | 'guest', lines, itemCount, subtotalMinor, currency, couponCode: cart.couponCode ?? null, updatedAt: cart.updatedAt.toISOString() }
+    return { id: cart._id, kind: cart.kind as 'user' | 'guest', lines, itemCount, subtotalMinor, currency, couponCode: cart.couponCode ?? null, email: cart.email ?? null, updatedAt: cart.updatedAt.toISOString() }
   }
 
   async function requirePurchasable(variantId: string) {
@@ -156,17 +158,20 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
     /** Stores a coupon code on the cart (null removes it); checkout validates it for real. */
     async setCoupon(owner: CartOwner, code: string | null) { return view(await mutate(owner, (lines) => lines, code)) },
 
+    /** Stores the contact address a guest checks out with (guest checkout mails the order there). */
+    async setEmail(owner: CartOwner, email: string) { return view(await mutateCart(owner, () => ({ email }))) },
+
     /** The raw lines and code (for coupon validation; checkout uses checkoutWith). */
     async contents(owner: CartOwner) {
       const cart = await load(owner)
       return { lines: cart.lines.map((l) => ({ variantId: l.variantId, quantity: l.quantity })), couponCode: cart.couponCode ?? null }
     },
 
-    /** What checkout needs: the cart's id, the generation it would consume, its lines and code. */
-    async forCheckout(userId: string) {
-      const cart = await load({ kind: 'user', userId })
+    /** What checkout needs: the cart's id, the generation it would consume, its lines, code and contact email. */
+    async forCheckout(owner: CartOwner) {
+      const cart = await load(owner)
       return {
-        cartId: cart._id, generation: cart.checkoutGeneration ?? 0, couponCode: cart.couponCode ?? null,
+        cartId: cart._id, generation: cart.checkoutGeneration ?? 0, couponCode: cart.couponCode ?? null, email: cart.email ?? null,
         lines: cart.lines.map((l) => ({ variantId: l.variantId, quantity: l.quantity })),
       }
     },
@@ -176,8 +181,10 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
      * quantities out (a line added meanwhile stays), drops the coupon and moves the generation
      * on. Idempotent: a cart already past that generation is left alone.
      */
-    async consume(userId: string, generation: number, ordered: { variantId: string; quantity: number }[]) {
-      const cart = await mutateCart({ kind: 'user', userId }, (current) => {
+    async consume(owner: CartRef, generation: number, ordered: { variantId: string; quantity: number }[]) {
+      // A guest cart merged or removed since has nothing left to clear.
+      if (owner.kind !== 'user' && !(await carts.exists({ owner: ownerKey(owner) }))) return { lines: 0 }
+      const cart = await mutateCart(owner, (current) => {
         if ((current.checkoutGeneration ?? 0) > generation) return null
         const lines = current.lines
           .map((line) => ({ ...line, quantity: line.quantity - (ordered.find((o) => o.variantId === line.variantId)?.quantity ?? 0) }))

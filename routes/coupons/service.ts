@@ -1,5 +1,5 @@
 import { and, count, eq, sql } from 'drizzle-orm'
-import { couponRedemptions, coupons } from '../../db/schema/index.js'
+import { couponRedemptions, coupons, users } from '../../db/schema/index.js'
 import { isCheckViolation, isUniqueViolation, type Db } from '../../db/client.js'
 import { Conflict, NotFound } from '../../src/errors.js'
 import { newestFirst } from '../../src/pagination.js'
@@ -37,13 +37,18 @@ async function ruleOf(db: Db | Tx, row: CouponRow): Promise<CouponRule> {
 }
 
 /** Everything that makes a code unusable now, in the order a shopper would want to hear it. */
-async function checkUsable(db: Db | Tx, row: CouponRow | undefined, userId: string, lines: PricedLine[], now = new Date()) {
+/** Whose limit a redemption counts against: a customer's account, or a guest's email. */
+export type Redeemer = { userId: string } | { email: string }
+
+async function checkUsable(db: Db | Tx, row: CouponRow | undefined, redeemer: Redeemer, lines: PricedLine[], now = new Date()) {
   if (!row || !row.isActive) throw new CouponNotApplicable('The code does not exist or is no longer active')
   if (row.startsAt && row.startsAt > now) throw new CouponNotApplicable('The code is not valid yet')
   if (row.endsAt && row.endsAt <= now) throw new CouponNotApplicable('The code has expired')
   if (row.usageLimit !== null && row.timesRedeemed >= row.usageLimit) throw new CouponNotApplicable('The code has been used up')
   if (row.perCustomerLimit !== null) {
-    const [used] = await db.select({ n: count() }).from(couponRedemptions).where(and(eq(couponRedemptions.couponId, row.id), eq(couponRedemptions.userId, userId)))
+    // A guest's uses count by email, which also holds the uses of the account with that address.
+    const whose = 'userId' in redeemer ? eq(couponRedemptions.userId, redeemer.userId) : eq(couponRedemptions.email, redeemer.email)
+    const [used] = await db.select({ n: count() }).from(couponRedemptions).where(and(eq(couponRedemptions.couponId, row.id), whose))
     if ((used?.n ?? 0) >= row.perCustomerLimit) throw new CouponNotApplicable('You have already used this code as often as it allows')
   }
   const rule = await ruleOf(db, row)
@@ -109,7 +114,7 @@ export function createCouponService({ db }: { db: Db }) {
     async validate(code: string, userId: string, lines: PricedLine[]) {
       const [row] = await byCode(code)
       try {
-        const rule = await checkUsable(db, row, userId, lines)
+        const rule = await checkUsable(db, row, { userId }, lines)
         return { code: normalizeCode(code), valid: true, reason: null, discountMinor: discountFor(lines, rule).discountMinor }
       } catch (err) {
         if (err instanceof CouponNotApplicable) return { code: normalizeCode(code), valid: false, reason: err.message, discountMinor: 0 }
@@ -130,9 +135,13 @@ export function createCouponService({ db }: { db: Db }) {
  * Inside the checkout transaction: locks the coupon row (so concurrent checkouts with this code
  * take turns), checks every limit against committed redemptions, and counts this use.
  */
-export async function redeemInCheckout(tx: Tx, code: string, userId: string, lines: PricedLine[]) {
+export async function redeemInCheckout(tx: Tx, code: string, redeemer: Redeemer, lines: PricedLine[]) {
   const [row] = await tx.select().from(coupons).where(eq(coupons.code, normalizeCode(code))).for('update')
-  const rule = await checkUsable(tx, row, userId, lines)
+  const rule = await checkUsable(tx, row, redeemer, lines)
   await tx.update(coupons).set({ timesRedeemed: sql`${coupons.timesRedeemed} + 1` }).where(eq(coupons.id, row!.id))
-  return { coupon: row!, rule }
+  // The redemption records the buyer's email too (a customer's account address), so a guest
+  // checking out with that address later counts the account's uses.
+  const email = 'email' in redeemer ? redeemer.email
+    : (await tx.select({ email: users.email }).from(users).where(eq(users.id, redeemer.userId)))[0]?.email ?? null
+  return { coupon: row!, rule, email }
 }

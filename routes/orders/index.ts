@@ -7,6 +7,7 @@ import { paged } from '../../src/pagination.js'
 import { IdempotencyHeader, sendStored, viewerOf } from '../shared.js'
 import { Payment, PaymentCreate } from '../payments/schemas.js'
 import { toPayment } from '../payments/service.js'
+import guestOrderRoutes from './guest.js'
 import { CheckoutBody, Order, OrderListQuery, OrderPage, OrderParams, OrderStatusChange } from './schemas.js'
 
 const actorOf = (req: FastifyRequest) => ({ ...viewerOf(req), ip: req.ip })
@@ -14,6 +15,7 @@ const actorOf = (req: FastifyRequest) => ({ ...viewerOf(req), ip: req.ip })
 const ordersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { idempotency, orders, checkout, cancel, pay } = app.services
   const admin = app.requireRole('admin')
+  await app.register(guestOrderRoutes, { prefix: '/guest' })
 
   app.post('', {
     onRequest: app.authenticate,
@@ -25,7 +27,7 @@ const ordersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req, reply) => sendStored(reply, await idempotency.run(
     { userId: req.user.sub, scope: 'checkout', key: req.headers['idempotency-key'], request: req.body },
-    (attempt) => checkout(actorOf(req), req.body, attempt),
+    (attempt) => checkout(actorOf(req), { kind: 'user', userId: req.user.sub }, req.body, attempt),
   )))
 
   app.get('', {

@@ -10,6 +10,9 @@ import type { OrderMailKind, OutboxTopics } from '../../src/side-effects.js'
 // it. Its Message-ID is the event's id, so the one case that can repeat it (the process dying
 // after the SMTP server accepted it and before the event was marked done) repeats the same
 // message, which mail clients show once. Templates are files beside this one (text and HTML).
+// A guest order's mail goes to its contact email; its placed mail and the lookup's link mail
+// carry a link with a fresh order access token (minted as the mail is sent, so no secret waits
+// in the outbox; a re-sent mail carries another token for the same order).
 
 const SUBJECTS: Record<OrderMailKind | 'low-stock', string> = {
   placed: 'Your order {{number}}',
@@ -17,6 +20,7 @@ const SUBJECTS: Record<OrderMailKind | 'low-stock', string> = {
   shipped: 'Your order {{number}} has shipped',
   cancelled: 'Your order {{number}} is cancelled',
   refunded: 'Refund for order {{number}}',
+  link: 'The link to your order {{number}}',
   'low-stock': 'Low stock: {{count}} variant(s)',
 }
 
@@ -48,14 +52,21 @@ export function formatMoney(minor: number, currency: string) {
 
 export interface MailSender { send(message: { to: string | string[]; subject: string; text: string; html?: string; messageId?: string }): Promise<void> }
 
-export function createOrderMail({ db, mailer, domain }: { db: Db; mailer: MailSender; domain: string }) {
+export interface OrderLinks { issue(orderId: string): Promise<{ token: string; expiresAt: Date }> }
+
+export function createOrderMail({ db, mailer, domain, publicUrl, links }: { db: Db; mailer: MailSender; domain: string; publicUrl: string; links: OrderLinks }) {
   const messageId = (eventId: string) => `<${eventId}@${domain}>`
 
   return {
     async sendOrderMail(eventId: string, payload: OutboxTopics['mail.order']) {
-      const [row] = await db.select({ order: orders, email: users.email, name: users.name }).from(orders).innerJoin(users, eq(users.id, orders.userId)).where(eq(orders.id, payload.orderId))
+      const [row] = await db.select({ order: orders, email: users.email, name: users.name }).from(orders).leftJoin(users, eq(users.id, orders.userId)).where(eq(orders.id, payload.orderId))
       if (!row) return
       const { order } = row
+      // The link is for guests: a lookup's mail goes to the address the guest gave, never to an account's.
+      const to = payload.kind === 'link' ? order.guestEmail : row.email ?? order.guestEmail
+      if (!to) return
+      const wantsLink = payload.kind === 'link' || (payload.kind === 'placed' && order.userId === null)
+      const access = wantsLink ? await links.issue(order.id) : null
       const items = await db.select().from(orderItems).where(eq(orderItems.orderId, order.id))
       const m = (minor: number) => formatMoney(minor, order.currency)
       const a = order.shippingAddress
@@ -65,14 +76,15 @@ export function createOrderMail({ db, mailer, domain }: { db: Db; mailer: MailSe
         amount = refund?.amountMinor ?? amount
       }
       const view = {
-        name: row.name, number: order.number, total: m(order.totalMinor), subtotal: m(order.subtotalMinor), discount: m(order.discountMinor),
+        name: row.name ?? order.shippingAddress.recipientName, number: order.number,
+        link: access ? `${publicUrl}/order-status/${order.id}#token=${access.token}` : null, linkExpires: access?.expiresAt.toISOString() ?? null, total: m(order.totalMinor), subtotal: m(order.subtotalMinor), discount: m(order.discountMinor),
         hasDiscount: order.discountMinor > 0, shipping: m(order.shippingMinor), tax: m(order.taxMinor),
         address: [a.recipientName, a.line1, a.line2, `${a.postalCode} ${a.city}`, a.region, a.country].filter(Boolean).join(', '),
         items: items.map((i) => ({ quantity: i.quantity, name: i.name, sku: i.sku, lineTotal: m(i.lineTotalMinor) })),
         carrier: order.shippingCarrier, trackingNumber: order.trackingNumber, wasPaid: order.paidAt !== null,
         amount: m(amount), fully: order.refundedMinor >= order.totalMinor,
       }
-      await mailer.send({ to: row.email, ...render(payload.kind, view), messageId: messageId(eventId) })
+      await mailer.send({ to, ...render(payload.kind, view), messageId: messageId(eventId) })
     },
 
     async sendLowStock(eventId: string, payload: OutboxTopics['mail.low-stock'], threshold: number) {

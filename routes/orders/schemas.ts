@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import { StringEnum } from '../../src/schema-types.js'
 import { PageQuery, pageOf } from '../../src/pagination.js'
-import { AddressCreate } from '../users/schemas.js'
+import { AddressCreate, Email } from '../users/schemas.js'
 import { CouponCode } from '../coupons/schemas.js'
 
 export const ORDER_STATUSES = ['pending_payment', 'paid', 'fulfilled', 'shipped', 'delivered', 'cancelled', 'refunded'] as const
@@ -25,7 +25,8 @@ export const ShippingAddress = Type.Object({
 export const Order = Type.Object({
   id: Type.String({ format: 'uuid' }),
   number: Type.String({ description: 'human-readable, e.g. SO-001042' }),
-  userId: Type.String({ format: 'uuid' }),
+  userId: Type.Union([Type.Null(), Type.String({ format: 'uuid' })], { description: 'null for a guest order not claimed into an account' }),
+  guestEmail: Type.Union([Type.Null(), Type.String()], { description: 'the contact address of a guest order; null for a customer\'s' }),
   status: Type.Ref(OrderStatusSchema),
   currency: Type.String(),
   subtotalMinor: Type.Integer(), discountMinor: Type.Integer(), shippingMinor: Type.Integer(), taxMinor: Type.Integer(),
@@ -58,6 +59,30 @@ export const CheckoutBody = Type.Object({
   shippingOptionId: Type.Optional(Type.String({ format: 'uuid', description: 'from GET /cart/shipping-options; may be left out when exactly one option applies (409 when none or several do, or the one sent does not)' })),
 }, { $id: 'CheckoutBody', additionalProperties: false, description: 'Prices and totals are computed by the server; none can be sent.' })
 
+export const GuestCheckoutBody = Type.Object({
+  shippingAddress: Type.Ref(AddressCreate),
+  couponCode: Type.Optional(Type.Union([Type.Null(), CouponCode], { description: "overrides the cart's code; null checks out without one" })),
+  shippingOptionId: Type.Optional(Type.String({ format: 'uuid', description: 'from GET /cart/shipping-options; may be left out when exactly one option applies' })),
+}, { $id: 'GuestCheckoutBody', additionalProperties: false, description: 'The contact email comes from the cart (PUT /cart/contact). Prices and totals are computed by the server; none can be sent.' })
+
+export const GuestOrderPlaced = Type.Object({
+  order: Type.Ref(Order),
+  orderToken: Type.String({ description: 'send as X-Order-Token to read, pay or cancel this order (and nothing else); shown here and mailed, stored only as a hash' }),
+  orderTokenExpiresAt: Type.String({ format: 'date-time' }),
+}, { $id: 'GuestOrderPlaced', additionalProperties: false })
+
+export const GuestOrderLookup = Type.Object({
+  number: Type.String({ minLength: 1, maxLength: 40, description: 'the order number, e.g. SO-001042' }),
+  email: Email,
+}, { $id: 'GuestOrderLookup', additionalProperties: false })
+export const GuestOrderLookupAccepted = Type.Object({
+  message: Type.String(),
+}, { $id: 'GuestOrderLookupAccepted', additionalProperties: false, description: 'the same answer whether or not such an order exists' })
+
+export const OrderTokenHeader = Type.Object({
+  'x-order-token': Type.String({ minLength: 20, maxLength: 200, description: 'the order token of a guest order (checkout answer or order mail)' }),
+})
+
 export const OrderListQuery = Type.Object({
   ...PageQuery,
   status: Type.Optional(Type.Ref(OrderStatusSchema)),
@@ -70,4 +95,4 @@ export const OrderStatusChange = Type.Object({
   trackingNumber: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9 ._/-]+$', description: 'with status shipped' })),
 }, { $id: 'OrderStatusChange', additionalProperties: false })
 
-export const schemas = [OrderStatusSchema, OrderItem, ShippingAddress, Order, OrderPage, CheckoutBody, OrderStatusChange]
+export const schemas = [OrderStatusSchema, OrderItem, ShippingAddress, Order, OrderPage, CheckoutBody, OrderStatusChange, GuestCheckoutBody, GuestOrderPlaced, GuestOrderLookup, GuestOrderLookupAccepted]

@@ -25,7 +25,7 @@ const iso = (d: Date | null) => (d ? d.toISOString() : null)
 export function toOrder(row: OrderRow, items: ItemRow[]) {
   const a = row.shippingAddress
   return {
-    id: row.id, number: row.number, userId: row.userId, status: row.status, currency: row.currency,
+    id: row.id, number: row.number, userId: row.userId, guestEmail: row.guestEmail, status: row.status, currency: row.currency,
     subtotalMinor: row.subtotalMinor, discountMinor: row.discountMinor, shippingMinor: row.shippingMinor, taxMinor: row.taxMinor,
     totalMinor: row.totalMinor, refundedMinor: row.refundedMinor, couponCode: row.couponCode, pricesIncludeTax: row.pricesIncludeTax,
     shippingOption: row.shippingOption ? { id: row.shippingOption.optionId, name: row.shippingOption.name, zoneId: row.shippingOption.zoneId, zoneName: row.shippingOption.zoneName } : null,
@@ -72,6 +72,19 @@ export function createOrderService({ db, outbox }: OrderDeps) {
       const page = keyset.page(rows, query.limit)
       const items = await itemsOf(page.items.map((r) => r.id))
       return { items: page.items.map((r) => toOrder(r, items.get(r.id) ?? [])), nextCursor: page.nextCursor }
+    },
+
+    /**
+     * "I lost the mail": when an order of this number was placed as a guest with this email, its
+     * link is mailed there again (fresh token). The caller learns nothing: the same answer either
+     * way, and the mail is sent in the background after the commit, so the answer's timing does
+     * not wait on SMTP for a real order.
+     */
+    async requestGuestLink(number: string, email: string) {
+      await outbox.transaction(async (tx, emit) => {
+        const [row] = await tx.select({ id: orders.id }).from(orders).where(and(eq(orders.number, number.trim().toUpperCase()), eq(orders.guestEmail, email)))
+        if (row) await emit([ORDER_MAIL(row.id, 'link')])
+      }, { afterCommit: (_, runEvents) => { void runEvents() } })
     },
 
     /** Admin moves along the machine: fulfilled, shipped (mailed, with carrier and tracking), delivered. Cancelling is its own workflow. */

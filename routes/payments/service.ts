@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm'
+import { and, eq } from 'drizzle-orm'
 import { orders, payments, refunds } from '../../db/schema/index.js'
 import type { Db } from '../../db/client.js'
 import { NotFound } from '../../src/errors.js'
@@ -25,6 +25,12 @@ export function createPaymentService({ db }: { db: Db }) {
   }
   return {
     requireVisible,
+    /** A payment of this order (a guest's order token opened it), else 404. */
+    async requireOfOrder(orderId: string, paymentId: string) {
+      const [row] = await db.select().from(payments).where(and(eq(payments.id, paymentId), eq(payments.orderId, orderId)))
+      if (!row) throw new NotFound('payment', paymentId)
+      return row
+    },
     async get(viewer: Viewer, paymentId: string) { return toPayment(await requireVisible(viewer, paymentId)) },
     async refundView(refundId: string) {
       const [row] = await db.select({ refund: refunds, payment: payments }).from(refunds).innerJoin(payments, eq(payments.id, refunds.paymentId)).where(eq(refunds.id, refundId))

@@ -2,6 +2,7 @@ import { and, eq, lt } from 'drizzle-orm'
 import { orders, payments } from '../../../db/schema/index.js'
 import type { Db } from '../../../db/client.js'
 import type { Outbox } from '../../../src/outbox.js'
+import { Conflict } from '../../../src/errors.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
 import { ACTIVITY, ORDER_MAIL, ORDER_WEBHOOK, STOCK_CHANGED, type Actor } from '../../../src/side-effects.js'
 import { recordRefund, type RefundWorkflow } from '../../payments/workflows/refund.js'
@@ -26,10 +27,14 @@ export interface CancelDeps { db: Db; outbox: Outbox; refunds: RefundWorkflow; m
 
 export function createCancelWorkflow({ db, outbox, refunds, metrics }: CancelDeps) {
   return {
-    async cancel(actor: Actor & { isAdmin: boolean }, orderId: string) {
+    /** `onlyUnpaid`: a guest's cancel, refused (409) once the order is paid, so it never turns into a refund. */
+    async cancel(actor: Actor & { isAdmin: boolean }, orderId: string, { onlyUnpaid = false } = {}) {
       const { refundIds } = await outbox.transaction(async (tx, emit) => {
         const refundIds: string[] = []
-        const cancelled = await transition(tx, orderId, 'cancelled', { cancelledAt: new Date() })
+        const cancelled = onlyUnpaid
+          ? await tryTransition(tx, orderId, 'cancelled', { cancelledAt: new Date() }, 'pending_payment')
+          : await transition(tx, orderId, 'cancelled', { cancelledAt: new Date() })
+        if (!cancelled) throw new Conflict('Only an unpaid order can be cancelled here', 'order-not-cancellable')
         const captured = await tx.select().from(payments).where(and(eq(payments.orderId, orderId), eq(payments.status, 'succeeded')))
         for (const payment of captured) {
           if (payment.amountMinor - payment.refundedMinor <= 0) continue

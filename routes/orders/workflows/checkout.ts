@@ -1,16 +1,16 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import { addresses, couponRedemptions, inventoryMovements, orderItems, orders, productVariants, products, type ShippingAddress } from '../../../db/schema/index.js'
 import { isUniqueViolation, type Db } from '../../../db/client.js'
-import { Conflict, NotFound } from '../../../src/errors.js'
+import { BadRequest, Conflict, NotFound } from '../../../src/errors.js'
 import type { Faults } from '../../../src/faults.js'
 import type { IdempotentAttempt, StoredResponse } from '../../../src/idempotency.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
 import { step } from '../../../src/tracing.js'
-import { ACTIVITY, CART_CONSUMED, LOW_STOCK_MAIL, ORDER_MAIL, ORDER_WEBHOOK, STOCK_CHANGED, WEBHOOK, cartKey, type Actor } from '../../../src/side-effects.js'
+import { ACTIVITY, CART_CONSUMED, GUEST_CART_CONSUMED, LOW_STOCK_MAIL, ORDER_MAIL, ORDER_WEBHOOK, STOCK_CHANGED, WEBHOOK, cartKey, guestCartKey, type Actor } from '../../../src/side-effects.js'
 import { redeemInCheckout } from '../../coupons/service.js'
 import { refreshProductsAggregates } from '../../../src/catalog.js'
-import type { CartService } from '../../cart/service.js'
+import { ownerKey, type CartOwner, type CartService } from '../../cart/service.js'
 import { computeTotals, discountFor, type PricedLine } from '../../../src/pricing.js'
 import type { ShippingService } from '../../shipping/service.js'
 import { CheckoutConflict, toOrder } from '../service.js'
@@ -29,8 +29,13 @@ import { CheckoutConflict, toOrder } from '../service.js'
 //      Idempotency-Key's response is stored, all in this transaction. Nothing to undo: it
 //      commits whole or not at all, and a retry after the commit replays the stored response.
 //   4. after the commit, the outbox events run at once; what fails is retried by the drain job.
+//
+// A guest (the holder of a guest cart's token) checks out through the same steps: the buyer is
+// the cart, the order has no user and carries the cart's contact email, and a per-customer
+// coupon limit counts that email. Its access token is issued by the route, outside the stored
+// answer (a secret is never kept in idempotency_keys): see routes/orders/guest.ts.
 
-export interface CheckoutConfig { pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number }
+export interface CheckoutConfig { pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number; guestMaxUnpaidOrders: number }
 export interface CheckoutDeps {
   db: Db
   outbox: Outbox
@@ -44,9 +49,10 @@ export interface CheckoutDeps {
 export interface CheckoutInput { shippingAddress?: ShippingAddress; addressId?: string; couponCode?: string | null; shippingOptionId?: string }
 
 export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, currency, checkout, metrics }: CheckoutDeps) {
-  async function resolveAddress(userId: string, input: CheckoutInput): Promise<ShippingAddress> {
+  async function resolveAddress(userId: string | null, input: CheckoutInput): Promise<ShippingAddress> {
     if (input.shippingAddress && input.addressId) throw new Conflict('Send shippingAddress or addressId, not both', 'address-ambiguous')
     if (input.addressId) {
+      if (userId === null) throw new BadRequest('addressId names a saved address: send shippingAddress', 'address-required')
       const [saved] = await db.select().from(addresses).where(and(eq(addresses.id, input.addressId), eq(addresses.userId, userId)))
       if (!saved) throw new NotFound('address', input.addressId)
       return { recipientName: saved.recipientName, line1: saved.line1, line2: saved.line2, city: saved.city, region: saved.region, postalCode: saved.postalCode, country: saved.country, phone: saved.phone }
@@ -56,22 +62,32 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
     return address
   }
 
-  return async function placeOrder(actor: Actor & { userId: string }, input: CheckoutInput, attempt: IdempotentAttempt): Promise<StoredResponse> {
-    const { userId } = actor
+  return async function placeOrder(actor: Actor, buyer: CartOwner, input: CheckoutInput, attempt: IdempotentAttempt): Promise<StoredResponse> {
+    const userId = buyer.kind === 'user' ? buyer.userId : null
     const shippingAddress = await resolveAddress(userId, input)
+    const owned = ownerKey(buyer)
 
     // 1. settle the cart
-    await step('checkout.settle-cart', () => outbox.drain({ key: cartKey(userId) })).catch(() => { /* the fence below holds regardless */ })
+    await step('checkout.settle-cart', () => outbox.drain({ key: userId ? cartKey(userId) : guestCartKey(owned) })).catch(() => { /* the fence below holds regardless */ })
 
     // 2. read the cart
-    const contents = await step('checkout.read-cart', () => cart.forCheckout(userId))
+    const contents = await step('checkout.read-cart', () => cart.forCheckout(buyer))
     if (!contents.lines.length) throw new Conflict('The cart is empty', 'cart-empty')
+    const guestEmail = userId ? null : contents.email
+    if (!userId && !guestEmail) throw new Conflict('A guest cart needs a contact email first (PUT /cart/contact)', 'contact-required')
     const couponCode = input.couponCode !== undefined ? input.couponCode : contents.couponCode
     await shipping.ready()
 
     // 3. one transaction, then 4. its side effects
     try {
       return await outbox.transaction(async (tx, emit): Promise<StoredResponse> => {
+        // A guest's unpaid orders hold stock and coupon uses: one email holds a bounded number at
+        // once, counted under a lock of that email (taken before any row lock, so in one order).
+        if (guestEmail) {
+          await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`guest-unpaid:${guestEmail}`}))`)
+          const [{ n }] = (await tx.execute<{ n: number }>(sql`select count(*)::int as n from orders where guest_email = ${guestEmail} and user_id is null and status = 'pending_payment'`)).rows as [{ n: number }]
+          if (n >= checkout.guestMaxUnpaidOrders) throw new Conflict(`This email already has ${n} unpaid orders: pay or cancel one first`, 'too-many-unpaid-orders')
+        }
         const variantIds = [...new Set(contents.lines.map((l) => l.variantId))].sort()
         const locked = await tx.select({
           id: productVariants.id, productId: productVariants.productId, sku: productVariants.sku, options: productVariants.options,
@@ -93,7 +109,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
           const v = byId.get(l.variantId)!
           return { variantId: v.id, productId: v.productId, categoryId: v.categoryId, unitPriceMinor: v.priceMinor, quantity: l.quantity }
         })
-        const redeemed = couponCode ? await redeemInCheckout(tx, couponCode, userId, priced) : null
+        const redeemed = couponCode ? await redeemInCheckout(tx, couponCode, userId ? { userId } : { email: guestEmail! }, priced) : null
         const rule = redeemed?.rule ?? null
         const goodsMinor = priced.reduce((s, l) => s + l.unitPriceMinor * l.quantity, 0) - discountFor(priced, rule).discountMinor
         const weightGrams = priced.reduce((s, l) => s + (byId.get(l.variantId)!.weightGrams ?? 0) * l.quantity, 0)
@@ -104,7 +120,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
 
         const [{ n }] = (await tx.execute<{ n: string }>(sql`select nextval('order_number_seq') as n`)).rows as [{ n: string }]
         const [order] = await tx.insert(orders).values({
-          number: `SO-${String(n).padStart(6, '0')}`, userId, currency, shippingAddress,
+          number: `SO-${String(n).padStart(6, '0')}`, userId, guestEmail, currency, shippingAddress,
           subtotalMinor: totals.subtotalMinor, discountMinor: totals.discountMinor, shippingMinor: totals.shippingMinor,
           taxMinor: totals.taxMinor, totalMinor: totals.totalMinor,
           shippingOption: chosen.snapshot, taxRate, pricesIncludeTax: checkout.pricesIncludeTax,
@@ -135,10 +151,10 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
         }
         const sold = new Set(priced.map((l) => l.productId))
         const listsChanged = await refreshProductsAggregates(tx, sold)
-        if (redeemed) await tx.insert(couponRedemptions).values({ couponId: redeemed.coupon.id, userId, orderId: order!.id })
+        if (redeemed) await tx.insert(couponRedemptions).values({ couponId: redeemed.coupon.id, userId, email: redeemed.email, orderId: order!.id })
 
         await emit([
-          CART_CONSUMED(userId, contents.generation, contents.lines),
+          userId ? CART_CONSUMED(userId, contents.generation, contents.lines) : GUEST_CART_CONSUMED(owned, contents.generation, contents.lines),
           ...STOCK_CHANGED(sold, listsChanged),
           ACTIVITY(actor, 'checkout', { orderId: order!.id, number: order!.number, totalMinor: order!.totalMinor }),
           ORDER_MAIL(order!.id, 'placed'),

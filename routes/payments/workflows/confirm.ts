@@ -35,7 +35,7 @@ export function createConfirmWorkflow({ db, outbox, providers, refunds, metrics 
 
   return {
     settle,
-    async confirm(actor: Actor & { userId: string }, payment: PaymentRow, paymentMethod: string) {
+    async confirm(actor: Actor, payment: PaymentRow, paymentMethod: string) {
       if (payment.status === 'succeeded' || payment.status === 'failed') return payment
       if (payment.status === 'pending' || !payment.providerPaymentId) throw new Conflict('The payment is still being created at the provider; retry shortly', 'payment-pending')
       let outcome

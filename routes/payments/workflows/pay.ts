@@ -8,6 +8,7 @@ import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
 import { ACTIVITY, type Actor } from '../../../src/side-effects.js'
 import { step } from '../../../src/tracing.js'
+import { ownsOrder, type Buyer } from '../../../src/viewer.js'
 import type { PaymentProvider, ProviderName } from '../providers.js'
 import type { RefundWorkflow } from './refund.js'
 import { applyProviderOutcome, settleThenFollowUp, type PaymentRow } from './settle.js'
@@ -52,7 +53,7 @@ export function createPayWorkflow({ db, outbox, faults, providers, refunds, metr
 
   return {
     send,
-    async pay(actor: Actor & { userId: string }, orderId: string, input: { provider: ProviderName; paymentMethod: string }, attempt: IdempotentAttempt) {
+    async pay(actor: Actor & Buyer, orderId: string, input: { provider: ProviderName; paymentMethod: string }, attempt: IdempotentAttempt) {
       const provider = providerOf(providers, input.provider)
       // A retry of an attempt that died after step 1 resumes with its payment.
       if (attempt.resumeFrom) {
@@ -63,7 +64,7 @@ export function createPayWorkflow({ db, outbox, faults, providers, refunds, metr
       try {
         recorded = await outbox.transaction(async (tx, emit) => {
           const [order] = await tx.select().from(orders).where(eq(orders.id, orderId)).for('update')
-          if (!order || order.userId !== actor.userId) throw new NotFound('order', orderId)
+          if (!order || !ownsOrder(actor, order)) throw new NotFound('order', orderId)
           if (order.status !== 'pending_payment') throw new Conflict(`The order is ${order.status}; only a pending order can be paid`, 'order-not-payable')
           const [row] = await tx.insert(payments).values({
             orderId, provider: provider.name, status: 'pending', amountMinor: order.totalMinor, currency: order.currency, paymentMethod: input.paymentMethod,

@@ -1,0 +1,16 @@
+import { and, eq, isNull } from 'drizzle-orm'
+import { orders } from '../db/schema/index.js'
+import type { Db } from '../db/client.js'
+
+/**
+ * Guest orders placed with this address become the account's, when the account has proved it
+ * owns the address (verified email): called on verification and on every sign-in. Once: only
+ * orders without a user are taken, so a second call, or a later owner of the address, takes
+ * nothing already claimed. Typing an address at checkout never moves an order into an account.
+ */
+export async function claimGuestOrders(db: Db, user: { id: string; email: string; emailVerifiedAt: Date | null }) {
+  if (!user.emailVerifiedAt) return { claimed: 0 }
+  const claimed = await db.update(orders).set({ userId: user.id, updatedAt: new Date() })
+    .where(and(isNull(orders.userId), eq(orders.guestEmail, user.email))).returning({ id: orders.id })
+  return { claimed: claimed.length }
+}
