@@ -202,7 +202,7 @@ export interface paths {
         put?: never;
         /**
          * Create a customer account
-         * @description Answers 202 the same way whether or not the address already has an account, so it cannot be used to find out who is a customer: a new address gets a verification mail, an address with an account gets a mail telling its owner to sign in or reset the password. Sign in afterwards with POST /auth/login. Roles cannot be chosen here.
+         * @description Answers 202 the same way whether or not the address already has an account, so it cannot be used to find out who is a customer: a new address gets a verification mail, an address with an account gets a mail telling its owner to sign in or reset the password. Open the link of the verification mail (POST /auth/verify-email), then sign in with POST /auth/login. Roles cannot be chosen here.
          */
         post: operations["register"];
         delete?: never;
@@ -220,7 +220,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Sign in with email and password (and a 2FA code when enabled) */
+        /**
+         * Sign in with email and password (and a 2FA code when enabled)
+         * @description Only an account whose address is verified signs in. An unverified one is answered exactly as a wrong password is (401 invalid-credentials), so sign-in does not tell whether an address was free; a right password mails the verification link again.
+         */
         post: operations["login"];
         delete?: never;
         options?: never;

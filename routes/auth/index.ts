@@ -38,7 +38,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['auth'], operationId: 'register', summary: 'Create a customer account',
       description: 'Answers 202 the same way whether or not the address already has an account, so it cannot be used to find out who is a customer: '
         + 'a new address gets a verification mail, an address with an account gets a mail telling its owner to sign in or reset the password. '
-        + 'Sign in afterwards with POST /auth/login. Roles cannot be chosen here.',
+        + 'Open the link of the verification mail (POST /auth/verify-email), then sign in with POST /auth/login. Roles cannot be chosen here.',
       body: Type.Ref(RegisterBody),
       response: { 202: Type.Ref(Accepted), 400: ProblemRef, 429: ProblemRef },
     },
@@ -52,6 +52,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     preHandler: loginPerAccount,
     schema: {
       tags: ['auth'], operationId: 'login', summary: 'Sign in with email and password (and a 2FA code when enabled)',
+      description: 'Only an account whose address is verified signs in. An unverified one is answered exactly as a wrong password is (401 invalid-credentials), so sign-in does not tell whether an address was free; a right password mails the verification link again.',
       body: Type.Ref(LoginBody),
       response: { 200: Type.Ref(AuthResult), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 429: ProblemRef },
     },

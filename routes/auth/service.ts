@@ -35,7 +35,11 @@ const totpContext = (userId: string) => `totp:${userId}`
 const RECOVERY_CODE_COUNT = 10
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
 
-const invalidCredentials = () => new Unauthorized('The email or password is not correct', 'invalid-credentials')
+// An account whose address is not verified yet gets this answer too: sign-in must not tell
+// whether an address was free when someone registered it.
+const invalidCredentials = () => new Unauthorized('The email or password is not correct, or the address is not confirmed yet (open the link in the mail we sent)', 'invalid-credentials')
+/** How often a right password on an unverified account mails the verification link again. */
+const VERIFICATION_NUDGE_SECONDS = 10 * 60
 const normalizeRecoveryCode = (code: string) => code.replace('-', '').toUpperCase()
 
 function newRecoveryCode() {
@@ -113,6 +117,12 @@ export function createAuthService(deps: AuthDeps) {
     const [user] = await findByEmail.execute({ email: normalizeEmail(input.email) })
     // Unknown email and wrong password take the same time and give the same answer.
     if (!(await verifyPassword(user?.passwordHash, input.password)) || !user) throw invalidCredentials()
+    // Only a verified address signs in: whoever registered someone else's address cannot use it.
+    // The answer is a wrong password's; the mailbox gets the link again (not more than once in 10 minutes).
+    if (!user.emailVerifiedAt) {
+      if (user.isActive && await redis.set(`verification-nudge:${user.id}`, '1', 'EX', VERIFICATION_NUDGE_SECONDS, 'NX').catch(() => null)) await accountMail.sendVerification(user)
+      throw invalidCredentials()
+    }
     if (!user.isActive) throw new Forbidden('This account is deactivated', 'account-deactivated')
     if (user.totpSecret && user.totpEnabledAt) {
       if (input.totpCode) {
@@ -205,7 +215,9 @@ export function createAuthService(deps: AuthDeps) {
       assertPasswordPolicy(password, user.email)
       const passwordHash = await hashPassword(password)
       await db.transaction(async (tx) => {
-        await tx.update(users).set({ passwordHash, updatedAt: new Date() }).where(eq(users.id, user.id))
+        // The link came to the address (the stamp binds it), so it verifies the address too: the
+        // owner of an address someone registered unverified takes the account back this way.
+        await tx.update(users).set({ passwordHash, emailVerifiedAt: user.emailVerifiedAt ?? new Date(), updatedAt: new Date() }).where(eq(users.id, user.id))
         // The reset proves the mailbox. A provider account that never vouched for the address
         // loses its link, so whoever made an account with someone else's address at a lax
         // provider does not keep a way in after the owner takes it back.
