@@ -294,7 +294,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Confirm an email address with the token from the mail */
+        /**
+         * Confirm an email address with the token from the mail
+         * @description Verifies the address of a new account, or finishes moving an account to the address the link was mailed to (409 email-taken when another account took it meanwhile).
+         */
         post: operations["verifyEmail"];
         delete?: never;
         options?: never;
@@ -437,7 +440,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Change my email address (password required; re-verification follows) */
+        /**
+         * Ask to move my account to another email address (password required)
+         * @description Answers 202 the same way whether or not the new address has an account, so it cannot be used to find out who is a customer. A free address gets a link that makes the change when posted to POST /auth/verify-email; the owner of a taken one is told instead; my current address is told either way.
+         */
         post: operations["changeMyEmail"];
         delete?: never;
         options?: never;
@@ -4039,6 +4045,15 @@ export interface operations {
                 };
             };
             /** @description A problem (RFC 9457) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4554,12 +4569,12 @@ export interface operations {
         };
         responses: {
             /** @description Default Response */
-            200: {
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["User"];
+                    "application/json": components["schemas"]["Accepted"];
                 };
             };
             /** @description A problem (RFC 9457) */

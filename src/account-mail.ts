@@ -22,6 +22,31 @@ export function createAccountMail(deps: { mailer: Mailer; tokens: OneTimeTokens;
         text: `Hello ${user.name},\n\nconfirm your email address by opening this link within 24 hours:\n${deps.publicUrl}/verify-email?token=${token}\n`,
       })
     },
+    /** To the address an account asked to move to: following the link makes the change. */
+    async sendEmailChange(user: { id: string; email: string }, newEmail: string) {
+      const token = await deps.tokens.issue('email-verification', { userId: user.id, email: newEmail, from: user.email }, VERIFICATION_TTL_SECONDS)
+      deps.mailer.sendLater({
+        to: newEmail,
+        subject: 'Confirm your new email address',
+        text: `Hello,\n\nan account asked to use this address from now on. Confirm it by opening this link within 24 hours:\n${deps.publicUrl}/verify-email?token=${token}\n\nIf you did not ask for this, ignore this mail; nothing changes.\n`,
+      })
+    },
+    /** To an account's current address when a move to another one is asked, whether or not that one is free. */
+    sendEmailChangeNotice(user: { email: string; name: string }, newEmail: string) {
+      deps.mailer.sendLater({
+        to: user.email,
+        subject: 'A change of your email address was asked',
+        text: `Hello ${user.name},\n\nsomeone signed in to your account asked to move it to ${newEmail}. It moves only when that address confirms.\n\nIf it was not you, change your password at ${deps.publicUrl}/account and sign out everywhere.\n`,
+      })
+    },
+    /** To the owner of an address another account asked to move to; carries no token. */
+    sendEmailChangeAttempt(user: { email: string; name: string }) {
+      deps.mailer.sendLater({
+        to: user.email,
+        subject: 'Someone asked to move an account to your address',
+        text: `Hello ${user.name},\n\nanother account asked to move to your address, which already has an account with us; nothing was changed and yours is unchanged.\nIf it was not you, you can ignore this mail.\n`,
+      })
+    },
     /** To the owner of an address someone tried to register again; carries no token (nothing to act on but their own sign-in). */
     sendRegistrationAttempt(user: { email: string; name: string }) {
       deps.mailer.sendLater({

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { buildTestApp } from './helpers.js'
 import { startMailbox } from './mail.js'
-import { DEFAULT_PASSWORD } from './users.js'
+import { DEFAULT_PASSWORD, register } from './users.js'
 
 // Issue #24: nobody may adopt or keep an account that is not theirs. Each test here was seen
 // failing on the code before its fix.
@@ -38,4 +38,30 @@ t.test('sign-in waits for the verified address and answers an unverified account
   t.equal((await app.inject({ method: 'POST', url: '/auth/verify-email', payload: { token: freeToken } })).statusCode, 200)
   t.equal((await login('free@example.com', 'a stranger password')).statusCode, 200, 'signs in once verified')
   t.equal((await login('owner@example.com', DEFAULT_PASSWORD)).statusCode, 200, 'the owner was never affected')
+})
+
+t.test('changing my address answers the same whether or not the new one is taken, and changes only through the new mailbox', async (t) => {
+  const mailbox = await startMailbox(t)
+  const app = await buildTestApp(t, { SMTP_URL: mailbox.url })
+  const { headers } = await register(app, { email: 'mover@example.com' })
+  await register(app, { email: 'taken@example.com', name: 'Taken Owner' })
+  const change = (email: string) => app.inject({ method: 'POST', url: '/users/me/email', headers, payload: { email, password: DEFAULT_PASSWORD } })
+
+  const toTaken = await change('taken@example.com')
+  const toFree = await change('Free@Example.com')
+  t.equal(toTaken.statusCode, toFree.statusCode, 'same status for a taken and a free address')
+  t.same(toTaken.json(), toFree.json(), 'same body')
+  t.equal(toFree.statusCode, 202, 'accepted: the new address confirms by mail')
+  const me = await app.inject({ method: 'GET', url: '/users/me', headers })
+  t.match(me.json(), { email: 'mover@example.com', emailVerified: true }, 'nothing changes before the new mailbox confirms')
+
+  // The owner of the taken address is told; the free address gets the link that makes the change.
+  await mailbox.waitFor('taken@example.com', /asked to move[\s\S]*/i)
+  await mailbox.waitFor('mover@example.com', /free@example\.com/)
+  const [, token] = await mailbox.waitFor('free@example.com', VERIFY_LINK)
+  const confirmed = await app.inject({ method: 'POST', url: '/auth/verify-email', payload: { token } })
+  t.equal(confirmed.statusCode, 200)
+  t.match(confirmed.json(), { email: 'free@example.com', emailVerified: true })
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'free@example.com', password: DEFAULT_PASSWORD } })).statusCode, 200)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'taken@example.com', password: DEFAULT_PASSWORD } })).json().user.name, 'Taken Owner', 'the taken account is unchanged')
 })

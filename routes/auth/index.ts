@@ -100,8 +100,9 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     config: perIp,
     schema: {
       tags: ['auth'], operationId: 'verifyEmail', summary: 'Confirm an email address with the token from the mail',
+      description: 'Verifies the address of a new account, or finishes moving an account to the address the link was mailed to (409 email-taken when another account took it meanwhile).',
       body: Type.Ref(TokenBody),
-      response: { 200: Type.Ref(User), 400: ProblemRef, 429: ProblemRef },
+      response: { 200: Type.Ref(User), 400: ProblemRef, 409: ProblemRef, 429: ProblemRef },
     },
   }, (req) => service.verifyEmail(req.body.token))
 

@@ -3,7 +3,7 @@ import { and, eq, isNull, sql } from 'drizzle-orm'
 import * as OTPAuth from 'otpauth'
 import type { RedisClient } from '../../src/redis-client.js'
 import { recoveryCodes, userIdentities, users } from '../../db/schema/index.js'
-import type { Db } from '../../db/client.js'
+import { isUniqueViolation, type Db } from '../../db/client.js'
 import { BadRequest, Conflict, Forbidden, Unauthorized } from '../../src/errors.js'
 import { assertHasPassword, assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
 import { sha256, type SessionStore } from '../../src/sessions.js'
@@ -188,9 +188,17 @@ export function createAuthService(deps: AuthDeps) {
     async verifyEmail(token: string) {
       const payload = await tokens.consume('email-verification', token)
       if (!payload?.userId || !payload.email) throw new BadRequest('The verification link is not valid or has expired', 'invalid-token')
-      // The address must still be the one the link was sent to.
-      const updated = await db.update(users).set({ emailVerifiedAt: new Date(), updatedAt: new Date() })
-        .where(and(eq(users.id, payload.userId), eq(users.email, payload.email))).returning()
+      // A move to another address (`from`): the account must still have the address it asked from,
+      // and the new one must still be free. Otherwise the address must still be the one the link was sent to.
+      let updated: UserRow[]
+      try {
+        updated = await db.update(users).set({ ...(payload.from ? { email: payload.email } : {}), emailVerifiedAt: new Date(), updatedAt: new Date() })
+          .where(and(eq(users.id, payload.userId), eq(users.email, payload.from ?? payload.email))).returning()
+      } catch (err) {
+        // The follower of the link holds that mailbox, so telling them it was taken meanwhile reveals nothing.
+        if (isUniqueViolation(err, 'users_email_key')) throw new Conflict('Another account uses that email address now', 'email-taken')
+        throw err
+      }
       if (!updated[0]) throw new BadRequest('The verification link is not valid or has expired', 'invalid-token')
       return toUser(updated[0])
     },

@@ -1,6 +1,6 @@
 import { and, desc, eq, ilike, or, sql, type SQL } from 'drizzle-orm'
 import { addresses, users } from '../../db/schema/index.js'
-import { isUniqueViolation, type Db } from '../../db/client.js'
+import type { Db } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound, Unauthorized } from '../../src/errors.js'
 import { assertHasPassword, assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
 import { newestFirst } from '../../src/pagination.js'
@@ -72,21 +72,22 @@ export function createUserService({ db, sessions, accountMail }: UsersDeps) {
       return toUser(await update(id, { ...(input.name !== undefined ? { name: input.name.trim() } : {}), ...(input.avatarId !== undefined ? { avatarId: input.avatarId } : {}) }))
     },
 
+    /**
+     * Asks to move the account to another address. Nothing changes until the new mailbox follows
+     * the link sent to it (POST /auth/verify-email), and the answer is the same whether or not the
+     * address has an account (whose owner is told instead), so this cannot find out who is a
+     * customer. The current address is told either way.
+     */
     async changeEmail(id: string, input: { email: string; password: string }) {
       const user = await requireUser(id)
       assertHasPassword(user)
       if (!(await verifyPassword(user.passwordHash, input.password))) throw new Unauthorized('The password is not correct', 'invalid-credentials')
       const email = normalizeEmail(input.email)
       if (email === user.email) throw new BadRequest('That is already your email address', 'same-email')
-      let row: UserRow
-      try {
-        row = await update(id, { email, emailVerifiedAt: null })
-      } catch (err) {
-        if (isUniqueViolation(err, 'users_email_key')) throw new Conflict('Another account uses that email address', 'email-taken')
-        throw err
-      }
-      await accountMail.sendVerification(row)
-      return toUser(row)
+      const [owner] = await db.select().from(users).where(eq(users.email, email))
+      if (owner) accountMail.sendEmailChangeAttempt(owner)
+      else await accountMail.sendEmailChange(user, email)
+      accountMail.sendEmailChangeNotice(user, email)
     },
 
     /** Changes the password and ends every other session of the user. */
