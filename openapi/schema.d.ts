@@ -125,7 +125,7 @@ export interface paths {
         put?: never;
         /**
          * Start linking a provider account to my account
-         * @description As the sign-in start; the redirect is then posted to `/auth/oidc/{provider}/link/callback` with my token.
+         * @description As the sign-in start; the redirect is then posted to `/auth/oidc/{provider}/link/callback` with my token. Needs a recent sign-in (5 minutes; else 403 reauthentication-required: POST /auth/reauthenticate first). My address is mailed when the link is made.
          */
         post: operations["startProviderLink"];
         delete?: never;
@@ -285,6 +285,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/auth/reauthenticate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm it is me again (password, and 2FA code when enabled)
+         * @description Linking a provider and changing two-factor authentication need a sign-in or a re-authentication of the last 5 minutes. An account without a password signs in again with its provider instead (409 no-password).
+         */
+        post: operations["reauthenticate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/auth/verify-email": {
         parameters: {
             query?: never;
@@ -371,7 +391,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Start enabling TOTP two-factor authentication */
+        /**
+         * Start enabling TOTP two-factor authentication
+         * @description Needs a recent sign-in, as enabling and disabling do (403 reauthentication-required: POST /auth/reauthenticate first). Every 2FA change is mailed to my address.
+         */
         post: operations["setupTwoFactor"];
         delete?: never;
         options?: never;
@@ -405,7 +428,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Turn two-factor authentication off (password required) */
+        /** Turn two-factor authentication off (password and a recent sign-in with the second factor required) */
         post: operations["disableTwoFactor"];
         delete?: never;
         options?: never;
@@ -568,6 +591,26 @@ export interface paths {
         /** Deactivate an account; it cannot sign in and its sessions end (admin) */
         post: operations["deactivateUser"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{userId}/two-factor": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Clear an account's two-factor authentication; its sessions end (admin)
+         * @description For an owner who lost both authenticator and recovery codes, after checking who asks outside the shop (a password reset keeps 2FA on purpose). Recorded in the activity log as an admin action; the owner is told by mail.
+         */
+        delete: operations["clearUserTwoFactor"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1955,6 +1998,13 @@ export interface components {
             token: string;
             /** @description 10 to 128 characters, not your email address */
             password: string;
+        };
+        ReauthenticateBody: {
+            password: string;
+            /** @description 6-digit code from the authenticator app */
+            totpCode?: string;
+            /** @description one of the recovery codes, e.g. ABCDE-FGHIJ */
+            recoveryCode?: string;
         };
         Accepted: {
             message: string;
@@ -3458,6 +3508,15 @@ export interface operations {
                 };
             };
             /** @description A problem (RFC 9457) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4013,6 +4072,91 @@ export interface operations {
             };
         };
     };
+    reauthenticate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReauthenticateBody"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A problem (RFC 9457) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     verifyEmail: {
         parameters: {
             query?: never;
@@ -4275,6 +4419,15 @@ export interface operations {
                 };
             };
             /** @description A problem (RFC 9457) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4327,6 +4480,15 @@ export interface operations {
             };
             /** @description A problem (RFC 9457) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4403,6 +4565,15 @@ export interface operations {
             };
             /** @description A problem (RFC 9457) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5295,6 +5466,91 @@ export interface operations {
         };
     };
     deactivateUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    clearUserTwoFactor: {
         parameters: {
             query?: never;
             header?: never;

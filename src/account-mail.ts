@@ -22,6 +22,14 @@ export function createAccountMail(deps: { mailer: Mailer; tokens: OneTimeTokens;
         text: `Hello ${user.name},\n\nconfirm your email address by opening this link within 24 hours:\n${deps.publicUrl}/verify-email?token=${token}\n`,
       })
     },
+    /** To the owner on every change of how the account is entered: a provider linked, two-factor on or off. */
+    sendSecurityNotice(user: { email: string; name: string }, change: string) {
+      deps.mailer.sendLater({
+        to: user.email,
+        subject: 'A change to how your account is signed in to',
+        text: `Hello ${user.name},\n\n${change}\n\nIf it was not you, reset your password at ${deps.publicUrl}/forgot-password: that ends every session and removes the provider links you did not confirm. Then contact us.\n`,
+      })
+    },
     /** To the address an account asked to move to: following the link makes the change. */
     async sendEmailChange(user: { id: string; email: string }, newEmail: string) {
       const token = await deps.tokens.issue('email-verification', { userId: user.id, email: newEmail, from: user.email }, VERIFICATION_TTL_SECONDS)

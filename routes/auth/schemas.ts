@@ -41,6 +41,12 @@ export const TotpEnableBody = Type.Object({ code: TotpCode }, { $id: 'TotpEnable
 export const RecoveryCodes = Type.Object({
   recoveryCodes: Type.Array(Type.String(), { description: 'shown once; each works once in place of a code' }),
 }, { $id: 'RecoveryCodes', additionalProperties: false })
+export const ReauthenticateBody = Type.Object({
+  password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }),
+  totpCode: Type.Optional(TotpCode),
+  recoveryCode: Type.Optional(RecoveryCode),
+}, { $id: 'ReauthenticateBody', additionalProperties: false })
+
 export const PasswordConfirm = Type.Object({ password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }) }, { $id: 'PasswordConfirm', additionalProperties: false })
 
 // OpenID Connect sign-in (routes/auth/oidc-routes.ts).
@@ -92,6 +98,6 @@ export const IdentityList = Type.Object({
 }, { $id: 'IdentityList', additionalProperties: false })
 
 export const schemas = [
-  RegisterBody, LoginBody, TokenPair, AuthResult, RefreshBody, TokenBody, ForgotPasswordBody, ResetPasswordBody, Accepted, TotpSetup, TotpEnableBody, RecoveryCodes, PasswordConfirm,
+  RegisterBody, LoginBody, TokenPair, AuthResult, RefreshBody, TokenBody, ForgotPasswordBody, ResetPasswordBody, ReauthenticateBody, Accepted, TotpSetup, TotpEnableBody, RecoveryCodes, PasswordConfirm,
   OidcProviderList, OidcAuthorization, OidcCallbackBody, OidcLinkRequired, OidcLinkConfirmBody, LinkedIdentity, IdentityList,
 ]

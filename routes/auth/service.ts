@@ -5,13 +5,14 @@ import type { RedisClient } from '../../src/redis-client.js'
 import { recoveryCodes, userIdentities, users } from '../../db/schema/index.js'
 import { isUniqueViolation, type Db } from '../../db/client.js'
 import { BadRequest, Conflict, Forbidden, Unauthorized } from '../../src/errors.js'
+import { RECENT_AUTH_SECONDS } from '../../src/sessions.js'
 import { assertHasPassword, assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
 import { sha256, type SessionStore } from '../../src/sessions.js'
 import type { OneTimeTokens } from '../../src/one-time-tokens.js'
 import type { SecretBox } from '../../src/secret-box.js'
 import { accountStamp, type AccountMail } from '../../src/account-mail.js'
 import type { AccessClaims } from '../../plugins/auth.js'
-import { normalizeEmail, toUser, type UserRow, type UserService } from '../users/service.js'
+import { normalizeEmail, removeUnconfirmedLinks, toUser, type UserRow, type UserService } from '../users/service.js'
 
 export interface AuthDeps {
   db: Db
@@ -139,9 +140,34 @@ export function createAuthService(deps: AuthDeps) {
     return user
   }
 
+  /** Refuses unless the session's sign-in or re-authentication is recent (a token stolen later is not). */
+  async function requireRecentSignIn(sid: string) {
+    if (!(await sessions.isRecentlyAuthenticated(sid))) {
+      throw new Forbidden(`Confirm it is you first: POST /auth/reauthenticate with your password (and two-factor code), or sign in again, within ${RECENT_AUTH_SECONDS / 60} minutes before this`, 'reauthentication-required')
+    }
+  }
+
+  async function clearTotp(userId: string) {
+    return db.transaction(async (tx) => {
+      const [row] = await tx.update(users).set({ totpSecret: null, totpEnabledAt: null, updatedAt: new Date() }).where(eq(users.id, userId)).returning()
+      await tx.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId))
+      return row!
+    })
+  }
+
   return {
     startSession,
     checkPasswordSignIn,
+    requireRecentSignIn,
+
+    /** The signed-in user proves the password (and second factor) again; the session counts as recently signed in. */
+    async reauthenticate(claims: { sub: string; sid: string }, input: { password: string; totpCode?: string; recoveryCode?: string }) {
+      const user = await deps.users.requireUser(claims.sub)
+      assertHasPassword(user)
+      const checked = await checkPasswordSignIn({ ...input, email: user.email })
+      if (checked.id !== user.id) throw invalidCredentials()
+      await sessions.markAuthenticated(claims.sid)
+    },
 
     /**
      * Creates the account, or, when the address already has one, mails its owner instead: both
@@ -181,9 +207,13 @@ export function createAuthService(deps: AuthDeps) {
     },
 
     async logoutEverywhere(claims: { sub: string; sid: string; jti: string; exp: number }) {
+      const user = await deps.users.requireUser(claims.sub)
+      // An account with no password keeps its links: they are its only way in.
+      if (user.passwordHash !== null) await removeUnconfirmedLinks(db, user)
       await sessions.revokeAll(claims.sub)
       await sessions.denyAccessToken(claims)
     },
+
 
     async verifyEmail(token: string) {
       const payload = await tokens.consume('email-verification', token)
@@ -226,10 +256,12 @@ export function createAuthService(deps: AuthDeps) {
         // The link came to the address (the stamp binds it), so it verifies the address too: the
         // owner of an address someone registered unverified takes the account back this way.
         await tx.update(users).set({ passwordHash, emailVerifiedAt: user.emailVerifiedAt ?? new Date(), updatedAt: new Date() }).where(eq(users.id, user.id))
-        // The reset proves the mailbox. A provider account that never vouched for the address
-        // loses its link, so whoever made an account with someone else's address at a lax
-        // provider does not keep a way in after the owner takes it back.
-        await tx.delete(userIdentities).where(and(eq(userIdentities.userId, user.id), eq(userIdentities.emailVerified, false)))
+        // The reset proves the mailbox: every link it does not vouch for goes, so whoever made an
+        // account with someone else's address at a lax provider, or linked their own provider
+        // account with the password or a session, keeps no way in after the owner takes it back.
+        // The second factor stays: a mailbox alone must not be enough to take an account that has
+        // one (lost authenticator and codes: an admin clears it, DELETE /users/{userId}/two-factor).
+        await removeUnconfirmedLinks(tx, user, true)
       })
       await sessions.revokeAll(user.id)
     },
@@ -260,6 +292,7 @@ export function createAuthService(deps: AuthDeps) {
         await tx.insert(recoveryCodes).values(codes.map((c) => ({ userId, codeHash: sha256(normalizeRecoveryCode(c)) })))
       })
       await redis.del(`totp-setup:${userId}`)
+      accountMail.sendSecurityNotice(user, 'Two-factor authentication was turned on for your account.')
       return { recoveryCodes: codes }
     },
 
@@ -268,10 +301,18 @@ export function createAuthService(deps: AuthDeps) {
       assertHasPassword(user)
       if (!(await verifyPassword(user.passwordHash, password))) throw new Unauthorized('The password is not correct', 'invalid-credentials')
       if (!user.totpEnabledAt) throw new Conflict('Two-factor authentication is not enabled', 'totp-disabled')
-      await db.transaction(async (tx) => {
-        await tx.update(users).set({ totpSecret: null, totpEnabledAt: null, updatedAt: new Date() }).where(eq(users.id, userId))
-        await tx.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId))
-      })
+      await clearTotp(userId)
+      accountMail.sendSecurityNotice(user, 'Two-factor authentication was turned off for your account.')
+    },
+
+    /** An admin clears the second factor of an owner who lost authenticator and codes; every session ends. */
+    async adminClearTotp(userId: string) {
+      const user = await deps.users.requireUser(userId)
+      if (!user.totpEnabledAt) throw new Conflict('Two-factor authentication is not enabled', 'totp-disabled')
+      const row = await clearTotp(userId)
+      await sessions.revokeAll(userId)
+      accountMail.sendSecurityNotice(user, 'Two-factor authentication was turned off for your account by our support team.')
+      return toUser(row)
     },
   }
 }

@@ -119,6 +119,16 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, (req) => service.setActive(req.user.sub, req.params.userId, false))
 
+  app.delete('/:userId/two-factor', {
+    onRequest: admin,
+    schema: {
+      tags: ['users'], operationId: 'clearUserTwoFactor', summary: "Clear an account's two-factor authentication; its sessions end (admin)", security: BEARER,
+      description: 'For an owner who lost both authenticator and recovery codes, after checking who asks outside the shop (a password reset keeps 2FA on purpose). '
+        + 'Recorded in the activity log as an admin action; the owner is told by mail.',
+      params: UserIdParams, response: { 200: Type.Ref(User), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
+    },
+  }, (req) => app.services.auth.adminClearTotp(req.params.userId))
+
   app.post('/:userId/reactivate', {
     onRequest: admin,
     schema: {
