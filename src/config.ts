@@ -276,6 +276,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       if (name === 'REDIS_URL' && raw.REDIS_CLUSTER_NODES) continue
       if (!raw[name]) throw new ConfigError(`Missing environment variable ${name}: required when NODE_ENV=production`)
     }
+    // `true` trusts every hop, so the left-most X-Forwarded-For, which the client writes, would be
+    // the client's address for every per-IP limit: production names the proxy's addresses instead.
+    if (raw.TRUST_PROXY === 'true') {
+      throw new ConfigError('Invalid environment variable TRUST_PROXY=true: production refuses it (clients would choose their own address through X-Forwarded-For); set the address range of your proxy or load balancer, e.g. 10.0.0.0/8, or false when clients connect directly')
+    }
     // With the test provider any customer can mark an order paid (tok_success): a demo only.
     if (raw.PAYMENT_PROVIDERS.split(',').includes('test') && !truthy(raw.ALLOW_TEST_PAYMENTS)) {
       throw new ConfigError('Invalid environment variable PAYMENT_PROVIDERS: production refuses the test provider (anyone could mark an order paid); use stripe, or set ALLOW_TEST_PAYMENTS=true for a demo shop')

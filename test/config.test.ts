@@ -47,6 +47,7 @@ t.test('loadConfig validates each kind of value and names it', async (t) => {
     [{ REDIS_KEY_PREFIX: '{shop}:' }, /REDIS_KEY_PREFIX=.*without \{ or \}/],
     [{ DATABASE_URL: 'postgres://p/db', DATABASE_REPLICA_URLS: 'postgres://r1/db,,postgres://r2/db' }, /DATABASE_REPLICA_URLS=.*comma-separated postgres:\/\//],
     [{ DATABASE_REPLICA_URLS: 'postgres://r1/db' }, /DATABASE_URL: required when DATABASE_REPLICA_URLS is set/],
+    [{ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'y'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS, TRUST_PROXY: 'true' }, /TRUST_PROXY=true: production refuses it/],
   ]
   for (const [env, message] of cases) t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
   t.type(new ConfigError('x'), Error)

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
+import { normalizeIP } from '@fastify/rate-limit'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
 import { User } from '../users/schemas.js'
@@ -22,7 +23,8 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
   const window = 15 * 60
   const perAccount = (name: string, bySource: boolean) => app.limitBy({
     name, max: authConfig.rateLimitPerAccount, windowSeconds: window,
-    key: (req) => `${normalizeEmail((req.body as { email: string }).email)}${bySource ? `|${req.ip}` : ''}`,
+    // A source is an IPv4 address or an IPv6 /64 (one client holds a whole /64), as the per-IP limits count.
+    key: (req) => `${normalizeEmail((req.body as { email: string }).email)}${bySource ? `|${normalizeIP(req.ip)}` : ''}`,
   })
   // Sign-in is limited per account *and source*: a stranger elsewhere cannot use up the owner's
   // attempts (guesses from many sources are slowed down instead, in the service). Separate
