@@ -270,16 +270,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (raw.JWT_SECRET === DEV_JWT_SECRET) throw new ConfigError('Invalid environment variable JWT_SECRET: production refuses the development secret; set a random value of at least 32 characters')
     if (raw.PAYMENT_WEBHOOK_SECRET === DEV_WEBHOOK_SECRET) throw new ConfigError('Invalid environment variable PAYMENT_WEBHOOK_SECRET: production refuses the development secret')
     if (raw.TOTP_ENCRYPTION_KEYS.split(',').some((part) => DEV_TOTP_KEYS === part.trim())) throw new ConfigError('Invalid environment variable TOTP_ENCRYPTION_KEYS: production refuses the development key; set <id>:<32 random bytes in base64>')
+    // `true` trusts every hop, so the left-most X-Forwarded-For, which the client writes, would be
+    // the client's address for every per-IP limit: production names the proxy's addresses instead.
+    if (raw.TRUST_PROXY === 'true') {
+      throw new ConfigError('Invalid environment variable TRUST_PROXY=true: production refuses it (clients would choose their own address through X-Forwarded-For); set the address range of your proxy or load balancer, e.g. 10.0.0.0/8, or false when clients connect directly')
+    }
     // The embedded stores are single-process conveniences and logged mail leaks reset links;
     // a production shop runs on real services.
     for (const name of ['DATABASE_URL', 'MONGODB_URL', 'REDIS_URL', 'SMTP_URL'] as const) {
       if (name === 'REDIS_URL' && raw.REDIS_CLUSTER_NODES) continue
       if (!raw[name]) throw new ConfigError(`Missing environment variable ${name}: required when NODE_ENV=production`)
-    }
-    // `true` trusts every hop, so the left-most X-Forwarded-For, which the client writes, would be
-    // the client's address for every per-IP limit: production names the proxy's addresses instead.
-    if (raw.TRUST_PROXY === 'true') {
-      throw new ConfigError('Invalid environment variable TRUST_PROXY=true: production refuses it (clients would choose their own address through X-Forwarded-For); set the address range of your proxy or load balancer, e.g. 10.0.0.0/8, or false when clients connect directly')
     }
     // With the test provider any customer can mark an order paid (tok_success): a demo only.
     if (raw.PAYMENT_PROVIDERS.split(',').includes('test') && !truthy(raw.ALLOW_TEST_PAYMENTS)) {
