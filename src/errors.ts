@@ -61,7 +61,8 @@ export class Unprocessable extends AppError {
   constructor(detail: string, slug = 'unprocessable') { super(422, slug, 'Unprocessable Content', detail) }
 }
 export class TooManyRequests extends AppError {
-  constructor(detail: string) { super(429, 'rate-limited', 'Too Many Requests', detail) }
+  /** Answered as Retry-After when set. */
+  constructor(detail: string, readonly retryAfterSeconds?: number) { super(429, 'rate-limited', 'Too Many Requests', detail) }
 }
 export class ServiceUnavailable extends AppError {
   constructor(detail: string, slug = 'unavailable') { super(503, slug, 'Service Unavailable', detail) }

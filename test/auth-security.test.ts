@@ -182,3 +182,24 @@ t.test('failed sign-ins by a stranger do not block the owner from asking for a r
   const forgot = await app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email: 'owner@example.com' } })
   t.equal(forgot.statusCode, 202)
 })
+
+// Issue #24: only wrong passwords waited, so guesses sent in parallel and given up after a short
+// time read every slow answer as a miss: the slow-down cost a parallel guesser nothing.
+t.test('parallel guesses take turns too: the right password is not told apart by its speed, and a flood is refused', async (t) => {
+  const app = await buildTestApp(t, { AUTH_ACCOUNT_RATE_LIMIT_MAX: '1000', AUTH_RATE_LIMIT_MAX: '1000' })
+  await register(app, { email: 'parallel@example.com' })
+  const attempt = (i: number, password = 'guess guess guess') => app.inject({ method: 'POST', url: '/auth/login', remoteAddress: `10.2.${i >> 8}.${i & 255}`, payload: { email: 'parallel@example.com', password } })
+  for (let i = 0; i < 5; i++) t.equal((await attempt(i)).statusCode, 401, 'a free failure')
+
+  const started = performance.now()
+  const timed = (i: number, password?: string) => attempt(i, password).then((res) => ({ status: res.statusCode, ms: performance.now() - started, retryAfter: res.headers['retry-after'] }))
+  const burst = await Promise.all([timed(10), timed(11), timed(12, DEFAULT_PASSWORD), timed(13), timed(14)])
+  const right = burst[2]!
+  t.equal(right.status, 200)
+  t.ok(burst.some((b) => b.status === 401 && b.ms < right.ms), `a guess is answered before the right password (${burst.map((b) => `${b.status}:${b.ms.toFixed(0)}`).join(' ')})`)
+
+  const flood = await Promise.all(Array.from({ length: 40 }, (_, i) => timed(100 + i)))
+  const refused = flood.filter((f) => f.status === 429)
+  t.ok(refused.length > 0, `guesses beyond the turns of the next 10 s are refused (${refused.length} of 40)`)
+  t.ok(refused.every((f) => Number(f.retryAfter) > 0), 'with Retry-After')
+})

@@ -4,7 +4,7 @@ import * as OTPAuth from 'otpauth'
 import type { RedisClient } from '../../src/redis-client.js'
 import { recoveryCodes, users } from '../../db/schema/index.js'
 import { isUniqueViolation, type Db } from '../../db/client.js'
-import { BadRequest, Conflict, Forbidden, Unauthorized } from '../../src/errors.js'
+import { BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized } from '../../src/errors.js'
 import { RECENT_AUTH_SECONDS } from '../../src/sessions.js'
 import { assertHasPassword, assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
 import { sha256, type SessionStore } from '../../src/sessions.js'
@@ -29,6 +29,24 @@ export interface AuthDeps {
 }
 
 const TOTP_SETUP_TTL_SECONDS = 600
+/** The spacing of sign-in turns to an account with `failures` recent failures. */
+const slowDownMs = (failures: number) => Math.min(5000, 250 * 2 ** (failures - FREE_FAILURES))
+/** An attempt whose turn is further away than this is refused rather than kept waiting. */
+const MAX_TURN_WAIT_MS = 10_000
+/**
+ * Takes the account's next sign-in turn: `spacing` ms after now and after the latest turn taken
+ * (KEYS[1], ms of Redis time). ARGV: spacing ms, longest wait ms. Returns the wait before the
+ * turn, or minus the wait when that is longer than allowed (no turn is taken then).
+ */
+const TAKE_TURN = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local start = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0')) + tonumber(ARGV[1])
+local wait = start - now
+if wait > tonumber(ARGV[2]) then return -wait end
+redis.call('SET', KEYS[1], start, 'PX', wait + 1000)
+return wait
+`
 const FREE_FAILURES = 5
 const FAILURE_WINDOW_SECONDS = 15 * 60
 /** What a sealed TOTP secret is bound to: it opens only for its own account. */
@@ -87,29 +105,50 @@ export function createAuthService(deps: AuthDeps) {
   }
 
   /**
-   * Failed sign-ins to one account from anywhere are slowed down, never locked out: the first
-   * FREE_FAILURES answer at once, then each waits twice as long as the one before, up to 5 s.
-   * A right password is answered at once, so strangers cannot keep the owner out (limits per
-   * account and source, and per IP, stop any one address).
+   * Failed sign-ins to one account from anywhere slow it down, never lock it out: after
+   * FREE_FAILURES failures in the window, sign-ins to the account take turns, each turn
+   * `slowDownMs` after the later of now and the turn before (250 ms, doubling per further
+   * failure, up to 5 s). Every
+   * attempt waits for its turn before its password is checked, the right one too: answering a
+   * right password at once would let parallel guesses read a slow answer as a miss and not wait.
+   * An attempt whose turn is more than MAX_TURN_WAIT_MS away is refused (429 with Retry-After)
+   * unchecked, so guesses in parallel are spaced just as guesses in a row. Limits per account and
+   * source, and per IP, stop any one address.
    */
-  async function slowDownFailure(email: string) {
-    const key = `login-failures:${email}`
-    let failures: number
+  async function waitForTurn(email: string) {
+    let wait: number
     try {
-      failures = await redis.incr(key)
-      if (failures === 1) await redis.expire(key, FAILURE_WINDOW_SECONDS)
+      const failures = Number(await redis.get(`login-failures:${email}`) ?? 0)
+      if (failures < FREE_FAILURES) return
+      wait = await redis.eval(TAKE_TURN, 1, `login-turn:${email}`, slowDownMs(failures), MAX_TURN_WAIT_MS) as number
     } catch {
       return // Redis away: the per-source limits (in-process meanwhile) still apply
     }
-    if (failures > FREE_FAILURES) await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** (failures - FREE_FAILURES - 1))))
+    if (wait < 0) {
+      const seconds = Math.ceil(-wait / 1000)
+      throw new TooManyRequests(`Too many sign-in attempts to this account at once; retry in ${seconds} s`, seconds)
+    }
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+  }
+
+  async function countFailure(email: string) {
+    const key = `login-failures:${email}`
+    try {
+      const failures = await redis.incr(key)
+      if (failures === 1) await redis.expire(key, FAILURE_WINDOW_SECONDS)
+    } catch {
+      // Redis away: see waitForTurn
+    }
   }
 
   /** The checks of password sign-in (password, active account, second factor); returns the account. */
   async function checkPasswordSignIn(input: { email: string; password: string; totpCode?: string; recoveryCode?: string }) {
+    const email = normalizeEmail(input.email)
+    await waitForTurn(email)
     try {
       return await checkCredentials(input)
     } catch (err) {
-      if (err instanceof Unauthorized && (err.slug === 'invalid-credentials' || err.slug === 'invalid-totp')) await slowDownFailure(normalizeEmail(input.email))
+      if (err instanceof Unauthorized && (err.slug === 'invalid-credentials' || err.slug === 'invalid-totp')) await countFailure(email)
       throw err
     }
   }
