@@ -191,3 +191,12 @@ t.test('2FA changes need a recent sign-in and are mailed; a reset keeps 2FA; an 
   const audit = (await app.inject({ method: 'GET', url: `/activity?type=admin_action&userId=${admin.user.id}`, headers: admin.headers })).json().items
   t.ok(audit.some((a: { data: { route: string; params: { userId: string } } }) => a.data.route === '/users/:userId/two-factor' && a.data.params.userId === owner.body.user.id), 'audited')
 })
+
+t.test('the verification mail does not carry the free-text name to an address nobody has confirmed', async (t) => {
+  const mailbox = await startMailbox(t)
+  const app = await buildTestApp(t, { SMTP_URL: mailbox.url })
+  const name = 'Cheap pills at evil.example'
+  t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'spam-target@example.com', password: DEFAULT_PASSWORD, name } })).statusCode, 202)
+  const [mail] = await mailbox.waitFor('spam-target@example.com', /[\s\S]*verify-email[\s\S]*/)
+  t.notMatch(mail, /evil\.example/, 'the name a stranger typed is not mailed')
+})
