@@ -4,7 +4,7 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { pgError } from '../db/client.js'
 import { requestTraceId } from '../src/tracing.js'
-import { AppError, PROBLEM_CONTENT_TYPE, Problem, TooManyRequests, ValidationIssue, type ProblemBody } from '../src/errors.js'
+import { AppError, PROBLEM_CONTENT_TYPE, Problem, ValidationIssue, type ProblemBody } from '../src/errors.js'
 
 // Every error leaves as application/problem+json: domain errors, validation failures, framework
 // errors (404, 413, 415, 429) and crashes. A 5xx never carries the internal message.
@@ -91,7 +91,7 @@ export default fp(async (app) => {
     if (traceId) body.traceId = traceId
     if (body.status >= 500) req.log.error({ err: error }, 'request failed')
     else req.log.info({ status: body.status, detail: body.detail }, 'request rejected')
-    if (error instanceof TooManyRequests && error.retryAfterSeconds) reply.header('retry-after', error.retryAfterSeconds)
+    if (error instanceof AppError && error.retryAfterSeconds) reply.header('retry-after', error.retryAfterSeconds)
     return sendProblem(reply, body)
   })
 

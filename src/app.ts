@@ -1,3 +1,4 @@
+import { limitPasswordHashing } from './passwords.js'
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { AjvCompiler } from '@fastify/ajv-compiler'
@@ -157,6 +158,7 @@ export interface BuildOptions {
 
 /** Builds the whole API: infrastructure plugins first, then the encapsulated domain routes. */
 export async function buildApp(config: Config, opts: BuildOptions = {}) {
+  limitPasswordHashing(config.auth.passwordHashing)
   const app = Fastify({
     logger: opts.logger ?? loggerOptions(config),
     trustProxy: config.trustProxy,

@@ -54,6 +54,8 @@ export const ConfigSchema = Type.Object({
   REFRESH_TOKEN_TTL_DAYS: Type.Integer({ minimum: 1, maximum: 365, default: 30 }),
   REFRESH_REUSE_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 60, default: 10, description: 'how long the token just rotated may be presented again (a retry, two tabs racing)' }),
   AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20, description: 'sign-in, register, reset and 2FA requests per minute per IP' }),
+  PASSWORD_HASH_CONCURRENCY: Type.Integer({ minimum: 1, default: 2, description: 'password hashes (argon2) computed at once' }),
+  PASSWORD_HASH_QUEUE: Type.Integer({ minimum: 0, default: 64, description: 'password hashes waiting at most; beyond, 503 with Retry-After' }),
   AUTH_ACCOUNT_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 10, description: 'per 15 minutes: sign-in attempts per account and source address, reset requests per account' }),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, description: 'bearer token of GET /metrics; unset: no /metrics' })),
   SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://', description: 'an smtp:// or smtps:// URL' })),
@@ -128,6 +130,7 @@ export interface Config {
     refreshReuseGraceSeconds: number
     rateLimitPerIp: number
     rateLimitPerAccount: number
+    passwordHashing: { concurrency: number; queue: number }
     totpKeys: SecretKey[]
   }
   mail: { smtpUrl?: string; from: string }
@@ -314,6 +317,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       refreshReuseGraceSeconds: raw.REFRESH_REUSE_GRACE_SECONDS,
       rateLimitPerIp: raw.AUTH_RATE_LIMIT_MAX,
       rateLimitPerAccount: raw.AUTH_ACCOUNT_RATE_LIMIT_MAX,
+      passwordHashing: { concurrency: raw.PASSWORD_HASH_CONCURRENCY, queue: raw.PASSWORD_HASH_QUEUE },
       totpKeys,
     },
     mail: { smtpUrl: raw.SMTP_URL, from: raw.MAIL_FROM },

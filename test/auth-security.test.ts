@@ -203,3 +203,16 @@ t.test('parallel guesses take turns too: the right password is not told apart by
   t.ok(refused.length > 0, `guesses beyond the turns of the next 10 s are refused (${refused.length} of 40)`)
   t.ok(refused.every((f) => Number(f.retryAfter) > 0), 'with Retry-After')
 })
+
+// Issue #24: argon2 work was unbounded, so a flood of sign-ins queued without end on the thread
+// pool every password check (and the rest of the app's file and crypto work) shares.
+t.test('password hashing is bounded: beyond the queue a sign-in is shed with 503 and Retry-After', async (t) => {
+  const app = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '1000', AUTH_ACCOUNT_RATE_LIMIT_MAX: '1000', PASSWORD_HASH_CONCURRENCY: '1', PASSWORD_HASH_QUEUE: '2' })
+  const flood = await Promise.all(Array.from({ length: 12 }, (_, i) => app.inject({
+    method: 'POST', url: '/auth/login', remoteAddress: `10.3.0.${i}`, payload: { email: `nobody${i}@example.com`, password: 'guess guess guess' },
+  })))
+  const shed = flood.filter((res) => res.statusCode === 503)
+  t.ok(shed.length > 0, `some are shed (${flood.map((r) => r.statusCode).join(' ')})`)
+  t.ok(shed.every((res) => Number(res.headers['retry-after']) > 0 && res.json().type === 'urn:problem-type:overloaded'), 'with Retry-After')
+  t.ok(flood.filter((res) => res.statusCode === 401).length >= 3, 'the ones admitted are answered')
+})
