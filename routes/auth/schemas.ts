@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import { PASSWORD_MAX_LENGTH } from '../../src/passwords.js'
 import { Email, Password, PersonName, User } from '../users/schemas.js'
+import { Accepted } from '../../src/schema-types.js'
 
 const OpaqueToken = Type.String({ minLength: 20, maxLength: 200 })
 const TotpCode = Type.String({ pattern: '^[0-9]{6}$', description: '6-digit code from the authenticator app' })
@@ -31,7 +32,7 @@ export const RefreshBody = Type.Object({ refreshToken: OpaqueToken }, { $id: 'Re
 export const TokenBody = Type.Object({ token: OpaqueToken }, { $id: 'TokenBody', additionalProperties: false })
 export const ForgotPasswordBody = Type.Object({ email: Email }, { $id: 'ForgotPasswordBody', additionalProperties: false })
 export const ResetPasswordBody = Type.Object({ token: OpaqueToken, password: Password }, { $id: 'ResetPasswordBody', additionalProperties: false })
-export const Accepted = Type.Object({ message: Type.String() }, { $id: 'Accepted', additionalProperties: false })
+export { Accepted }
 
 export const TotpSetup = Type.Object({
   secret: Type.String({ description: 'base32 secret, for manual entry' }),

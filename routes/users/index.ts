@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
 import { paged } from '../../src/pagination.js'
-import { Accepted } from '../auth/schemas.js'
+import { Accepted } from '../../src/schema-types.js'
 import {
   Address, AddressCreate, AddressList, AddressParams, AddressUpdate, EmailChange, PasswordChange,
   ProfileUpdate, RoleChange, User, UserIdParams, UserListQuery, UserPage,
