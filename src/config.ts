@@ -284,6 +284,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       if (name === 'REDIS_URL' && raw.REDIS_CLUSTER_NODES) continue
       if (!raw[name]) throw new ConfigError(`Missing environment variable ${name}: required when NODE_ENV=production`)
     }
+    // A key of its own: derived from JWT_SECRET, rotating that secret (or its leak) would take the webhook secrets with it.
+    if (!raw.WEBHOOK_SECRETS_KEY) throw new ConfigError('Missing environment variable WEBHOOK_SECRETS_KEY: required when NODE_ENV=production (at least 32 random characters)')
     // With the test provider any customer can mark an order paid (tok_success): a demo only.
     if (raw.PAYMENT_PROVIDERS.split(',').includes('test') && !truthy(raw.ALLOW_TEST_PAYMENTS)) {
       throw new ConfigError('Invalid environment variable PAYMENT_PROVIDERS: production refuses the test provider (anyone could mark an order paid); use stripe, or set ALLOW_TEST_PAYMENTS=true for a demo shop')
