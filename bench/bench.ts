@@ -164,7 +164,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
 
     // People: one account that signs in (a real argon2 hash), an admin, and customers with carts.
     const email = 'bench-login@example.com'
-    await setup.db.insert(users).values({ email, name: 'Bench Login', passwordHash: await hashPassword(PASSWORD) })
+    await setup.db.insert(users).values({ email, name: 'Bench Login', passwordHash: await hashPassword(PASSWORD), emailVerifiedAt: new Date() })
     const [admin] = await setup.db.insert(users).values({ email: 'bench-admin@example.com', name: 'Bench Admin', passwordHash: 'x', role: 'admin' }).returning({ id: users.id })
     const adminSession = await setup.sessions.create(admin!.id)
     const customerCount = Math.max(8, opts.connections * 4)

@@ -1,4 +1,4 @@
-// Creates the first admin, or promotes an existing account:
+// Creates the first admin, or promotes an existing account whose address is verified (ending its sessions):
 //   npm run user:create-admin -- --email admin@example.com [--name "Shop Admin"]
 // The password comes from ADMIN_PASSWORD; without it a random one is generated and printed once.
 import { randomBytes } from 'node:crypto'
@@ -7,6 +7,8 @@ import { eq } from 'drizzle-orm'
 import { openDb } from './client.js'
 import { users } from './schema/index.js'
 import { loadConfig } from '../src/config.js'
+import { connectRedis, hasRedisServer } from '../src/redis-client.js'
+import { createSessionStore } from '../src/sessions.js'
 import { assertPasswordPolicy, hashPassword, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../src/passwords.js'
 
 const { values } = parseArgs({ options: { email: { type: 'string' }, name: { type: 'string', default: 'Shop Admin' } } })
@@ -21,13 +23,29 @@ if (given !== undefined && (given.length < PASSWORD_MIN_LENGTH || given.length >
   process.exit(2)
 }
 
-const handle = await openDb(loadConfig().postgres)
+const config = loadConfig()
+const handle = await openDb(config.postgres)
 try {
   await handle.migrate()
   const [existing] = await handle.db.select().from(users).where(eq(users.email, email))
-  if (existing) {
+  if (existing && !existing.emailVerifiedAt) {
+    // Anyone can register an address: only its mailbox's owner may be made an admin.
+    console.error(`${email} has an account whose address is not verified, so it is not promoted: its owner verifies it (the link of the verification mail, or a password reset), then run this again`)
+    process.exitCode = 1
+  } else if (existing) {
     await handle.db.update(users).set({ role: 'admin', isActive: true, updatedAt: new Date() }).where(eq(users.id, existing.id))
-    console.log(`${email} is now an admin (password unchanged)`)
+    // No token issued before keeps working with the new role: the admin signs in again.
+    if (hasRedisServer(config.redis)) {
+      const redis = connectRedis(config.redis, { keyPrefix: config.redis.keyPrefix, maxRetriesPerRequest: 1, connectTimeout: 5000 })
+      try {
+        await createSessionStore(redis, { refreshTtlSeconds: config.auth.refreshTtlSeconds }).revokeAll(existing.id)
+      } finally {
+        redis.disconnect()
+      }
+      console.log(`${email} is now an admin (password unchanged; its sessions ended, sign in again)`)
+    } else {
+      console.log(`${email} is now an admin (password unchanged; no REDIS_URL, so sessions live in the API process: restart it to end them)`)
+    }
   } else {
     const password = given ?? randomBytes(18).toString('base64url')
     assertPasswordPolicy(password, email)

@@ -125,7 +125,7 @@ export interface paths {
         put?: never;
         /**
          * Start linking a provider account to my account
-         * @description As the sign-in start; the redirect is then posted to `/auth/oidc/{provider}/link/callback` with my token.
+         * @description As the sign-in start; the redirect is then posted to `/auth/oidc/{provider}/link/callback` with my token. Needs a recent sign-in (5 minutes; else 403 reauthentication-required: POST /auth/reauthenticate first). My address is mailed when the link is made.
          */
         post: operations["startProviderLink"];
         delete?: never;
@@ -202,7 +202,7 @@ export interface paths {
         put?: never;
         /**
          * Create a customer account
-         * @description Answers 202 the same way whether or not the address already has an account, so it cannot be used to find out who is a customer: a new address gets a verification mail, an address with an account gets a mail telling its owner to sign in or reset the password. Sign in afterwards with POST /auth/login. Roles cannot be chosen here.
+         * @description Answers 202 the same way whether or not the address already has an account, so it cannot be used to find out who is a customer: a new address gets a verification mail, an address with an account gets a mail telling its owner to sign in or reset the password. Open the link of the verification mail (POST /auth/verify-email), then sign in with POST /auth/login. Roles cannot be chosen here.
          */
         post: operations["register"];
         delete?: never;
@@ -220,7 +220,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Sign in with email and password (and a 2FA code when enabled) */
+        /**
+         * Sign in with email and password (and a 2FA code when enabled)
+         * @description Only an account whose address is verified signs in. An unverified one is answered exactly as a wrong password is (401 invalid-credentials), so sign-in does not tell whether an address was free; a right password mails the verification link again.
+         */
         post: operations["login"];
         delete?: never;
         options?: never;
@@ -282,6 +285,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/auth/reauthenticate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm it is me again (password, and 2FA code when enabled)
+         * @description Linking a provider and changing two-factor authentication need a sign-in or a re-authentication of the last 5 minutes. An account without a password signs in again with its provider instead (409 no-password).
+         */
+        post: operations["reauthenticate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/auth/verify-email": {
         parameters: {
             query?: never;
@@ -291,7 +314,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Confirm an email address with the token from the mail */
+        /**
+         * Confirm an email address with the token from the mail
+         * @description Verifies the address of a new account, or finishes moving an account to the address the link was mailed to (409 email-taken when another account took it meanwhile).
+         */
         post: operations["verifyEmail"];
         delete?: never;
         options?: never;
@@ -365,7 +391,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Start enabling TOTP two-factor authentication */
+        /**
+         * Start enabling TOTP two-factor authentication
+         * @description Needs a recent sign-in, as enabling and disabling do (403 reauthentication-required: POST /auth/reauthenticate first). Every 2FA change is mailed to my address.
+         */
         post: operations["setupTwoFactor"];
         delete?: never;
         options?: never;
@@ -399,7 +428,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Turn two-factor authentication off (password required) */
+        /** Turn two-factor authentication off (password and a recent sign-in with the second factor required) */
         post: operations["disableTwoFactor"];
         delete?: never;
         options?: never;
@@ -434,7 +463,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Change my email address (password required; re-verification follows) */
+        /**
+         * Ask to move my account to another email address (password required)
+         * @description Answers 202 the same way whether or not the new address has an account, so it cannot be used to find out who is a customer. A free address gets a link that makes the change when posted to POST /auth/verify-email; the owner of a taken one is told instead; my current address is told either way.
+         */
         post: operations["changeMyEmail"];
         delete?: never;
         options?: never;
@@ -559,6 +591,26 @@ export interface paths {
         /** Deactivate an account; it cannot sign in and its sessions end (admin) */
         post: operations["deactivateUser"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{userId}/two-factor": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Clear an account's two-factor authentication; its sessions end (admin)
+         * @description For an owner who lost both authenticator and recovery codes, after checking who asks outside the shop (a password reset keeps 2FA on purpose). Recorded in the activity log as an admin action; the owner is told by mail.
+         */
+        delete: operations["clearUserTwoFactor"];
         options?: never;
         head?: never;
         patch?: never;
@@ -2098,6 +2150,13 @@ export interface components {
             /** @description 10 to 128 characters, not your email address */
             password: string;
         };
+        ReauthenticateBody: {
+            password: string;
+            /** @description 6-digit code from the authenticator app */
+            totpCode?: string;
+            /** @description one of the recovery codes, e.g. ABCDE-FGHIJ */
+            recoveryCode?: string;
+        };
         Accepted: {
             message: string;
         };
@@ -3636,6 +3695,15 @@ export interface operations {
                 };
             };
             /** @description A problem (RFC 9457) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4191,6 +4259,91 @@ export interface operations {
             };
         };
     };
+    reauthenticate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReauthenticateBody"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A problem (RFC 9457) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     verifyEmail: {
         parameters: {
             query?: never;
@@ -4215,6 +4368,15 @@ export interface operations {
             };
             /** @description A problem (RFC 9457) */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4444,6 +4606,15 @@ export interface operations {
                 };
             };
             /** @description A problem (RFC 9457) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4496,6 +4667,15 @@ export interface operations {
             };
             /** @description A problem (RFC 9457) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4572,6 +4752,15 @@ export interface operations {
             };
             /** @description A problem (RFC 9457) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4738,12 +4927,12 @@ export interface operations {
         };
         responses: {
             /** @description Default Response */
-            200: {
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["User"];
+                    "application/json": components["schemas"]["Accepted"];
                 };
             };
             /** @description A problem (RFC 9457) */
@@ -5464,6 +5653,91 @@ export interface operations {
         };
     };
     deactivateUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    clearUserTwoFactor: {
         parameters: {
             query?: never;
             header?: never;

@@ -91,6 +91,7 @@ export default fp(async (app) => {
     if (traceId) body.traceId = traceId
     if (body.status >= 500) req.log.error({ err: error }, 'request failed')
     else req.log.info({ status: body.status, detail: body.detail }, 'request rejected')
+    if (error instanceof AppError && error.retryAfterSeconds) reply.header('retry-after', error.retryAfterSeconds)
     return sendProblem(reply, body)
   })
 

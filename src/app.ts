@@ -6,6 +6,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { Config } from './config.js'
 import { bindRequestLog, traceLogFields } from './tracing.js'
+import { limitPasswordHashing } from './passwords.js'
 import configPlugin from '../plugins/config.js'
 import postgresPlugin from '../plugins/postgres.js'
 import mongoPlugin from '../plugins/mongo.js'
@@ -157,6 +158,7 @@ export interface BuildOptions {
 
 /** Builds the whole API: infrastructure plugins first, then the encapsulated domain routes. */
 export async function buildApp(config: Config, opts: BuildOptions = {}) {
+  limitPasswordHashing(config.auth.passwordHashing)
   const app = Fastify({
     logger: opts.logger ?? loggerOptions(config),
     trustProxy: config.trustProxy,

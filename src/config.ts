@@ -28,7 +28,7 @@ export const ConfigSchema = Type.Object({
   HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Interface to listen on.' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'Port to listen on.' }),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'The pino log level; logs are JSON, pretty only on a terminal outside production.'),
-  TRUST_PROXY: Type.String({ minLength: 1, default: 'false', description: 'true, false, or a comma-separated list of proxy addresses/CIDRs whose X-Forwarded-For is trusted (set it to the load balancer so rate limits count the client\'s address).' }),
+  TRUST_PROXY: Type.String({ minLength: 1, default: 'false', description: 'false, or the comma-separated proxy addresses/CIDRs whose X-Forwarded-For entries are trusted (set it to the load balancer\'s address range so rate limits count the client\'s address); true (trust every hop: clients choose their address) is refused in production. Per-IP limits count an IPv6 client per /64.' }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'A postgres:// URL. Unset: the embedded PGlite under PGLITE_DATA_DIR.' })),
   PGLITE_DATA_DIR: Type.String({ minLength: 1, default: './data/pglite', description: 'The embedded PGlite database\'s directory, or memory:// for an in-memory database.' }),
   PGLITE_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 54329, description: 'Where the API serves the embedded database (PostgreSQL wire protocol, on 127.0.0.1) to psql and the CLI; another free port when taken, named in the log.' }),
@@ -97,15 +97,17 @@ export const ConfigSchema = Type.Object({
   ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 30, maximum: 900, default: 900, description: 'Access token lifetime, at most 900 (15 minutes).' }),
   REFRESH_REUSE_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 60, default: 10, description: 'How long the refresh token just rotated may be presented again (a lost answer retried, two tabs racing).' }),
   REFRESH_TOKEN_TTL_DAYS: Type.Integer({ minimum: 1, maximum: 365, default: 30, description: 'Absolute lifetime of a sign-in session (its refresh-token family).' }),
-  AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20, description: 'Sign-in, register, reset and 2FA requests per minute per IP and route.' }),
-  AUTH_ACCOUNT_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 10, description: 'Per 15 minutes: sign-in attempts per account and source address (a stranger elsewhere cannot use up the owner\'s attempts), reset requests per account, and (together) password checks of /users/me/email and /users/me/password per signed-in user. Failed sign-ins to one account from anywhere are slowed, not locked out: after 5 failures in 15 minutes each further failure is answered after 250 ms, then 500 ms, doubling up to 5 s; a right password is answered at once.' }),
+  AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20, description: 'Sign-in, register, reset and 2FA requests per minute per IP and route; coupon codes tried (PUT /cart/coupon, POST /coupons/validate) too.' }),
+  PASSWORD_HASH_CONCURRENCY: Type.Integer({ minimum: 1, default: 2, description: 'Password hashes (argon2id, 19 MiB each) computed at once, on libuv\'s thread pool.' }),
+  PASSWORD_HASH_QUEUE: Type.Integer({ minimum: 0, default: 64, description: 'Password hashes waiting at most; a sign-in or registration beyond that is answered 503 overloaded with Retry-After at once.' }),
+  AUTH_ACCOUNT_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 10, description: 'Per 15 minutes: sign-in attempts per account and source address (a stranger elsewhere cannot use up the owner\'s attempts), reset requests per account, and (together) password checks of /users/me/email and /users/me/password per signed-in user. Failed sign-ins to one account from anywhere slow it down, not lock it out: after 5 failures in 15 minutes sign-ins to the account take turns, each waiting 250 ms, then 500 ms, doubling per failure up to 5 s after the turn before, the right password too (so parallel guesses cannot read a slow answer as a miss); an attempt whose turn is over 10 s away is refused (429, Retry-After) unchecked.' }),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, description: 'Bearer token of GET /metrics (Prometheus text format). Unset: no /metrics, and nothing is timed or collected. See docs/operations.md#metrics.' })),
   SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://', description: 'An smtp:// or smtps:// URL (smtp://user:pass@host:port); required in production. Unset: mail is logged.' })),
   MAIL_FROM: Type.String({ minLength: 3, default: 'Shop <no-reply@shop.localhost>', description: 'Sender of account and order mail.' }),
   PUBLIC_URL: Type.String({ pattern: '^https?://', default: 'http://127.0.0.1:3000', description: 'Base of the links in verification and reset mail, and of the OpenID Connect redirect URIs.' }),
   // Each named provider reads OIDC_<NAME>_ISSUER, _CLIENT_ID, _CLIENT_SECRET, _REDIRECT_URI and _SCOPE (OIDC_PROVIDER_VARIABLES).
   OIDC_PROVIDERS: Type.Optional(Type.String({ pattern: `^${OIDC_NAME}(,${OIDC_NAME})*$`, description: 'Comma-separated names (lower-case letters, digits and _, e.g. google,keycloak) of OpenID Connect providers to sign in with; each reads the OIDC_<NAME>_* variables with its name upper-cased. Unset: none.' })),
-  WEBHOOK_SECRETS_KEY: Type.Optional(Type.String({ minLength: 32, description: 'Encrypts the outbound webhook endpoints\' signing secrets at rest. Set it so JWT_SECRET can rotate without them; changing it makes stored secrets unusable (rotate them). Unset: derived from JWT_SECRET.' })),
+  WEBHOOK_SECRETS_KEY: Type.Optional(Type.String({ minLength: 32, description: 'Encrypts the outbound webhook endpoints\' signing secrets at rest. Set it so JWT_SECRET can rotate without them; changing it makes stored secrets unusable (rotate them). Unset: derived from JWT_SECRET, in development only (production requires it).' })),
   // No default: unset means off in production and on elsewhere (tests and development call loopback).
   WEBHOOK_ALLOW_PRIVATE_URLS: Type.Optional(bool(undefined, 'Accept http and private or loopback webhook URLs. Unset: false in production, true elsewhere.')),
   WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 60_000, default: 10_000, description: 'Time an endpoint has to answer one delivery.' }),
@@ -134,6 +136,7 @@ export interface Config {
     refreshReuseGraceSeconds: number
     rateLimitPerIp: number
     rateLimitPerAccount: number
+    passwordHashing: { concurrency: number; queue: number }
     totpKeys: SecretKey[]
   }
   mail: { smtpUrl?: string; from: string }
@@ -303,12 +306,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (raw.JWT_SECRET === DEV_JWT_SECRET) throw new ConfigError('Invalid environment variable JWT_SECRET: production refuses the development secret; set a random value of at least 32 characters')
     if (raw.PAYMENT_WEBHOOK_SECRET === DEV_WEBHOOK_SECRET) throw new ConfigError('Invalid environment variable PAYMENT_WEBHOOK_SECRET: production refuses the development secret')
     if (raw.TOTP_ENCRYPTION_KEYS.split(',').some((part) => DEV_TOTP_KEYS === part.trim())) throw new ConfigError('Invalid environment variable TOTP_ENCRYPTION_KEYS: production refuses the development key; set <id>:<32 random bytes in base64>')
+    // `true` trusts every hop, so the left-most X-Forwarded-For, which the client writes, would be
+    // the client's address for every per-IP limit: production names the proxy's addresses instead.
+    if (raw.TRUST_PROXY === 'true') {
+      throw new ConfigError('Invalid environment variable TRUST_PROXY=true: production refuses it (clients would choose their own address through X-Forwarded-For); set the address range of your proxy or load balancer, e.g. 10.0.0.0/8, or false when clients connect directly')
+    }
     // The embedded stores are single-process conveniences and logged mail leaks reset links;
     // a production shop runs on real services.
     for (const name of ['DATABASE_URL', 'MONGODB_URL', 'REDIS_URL', 'SMTP_URL'] as const) {
       if (name === 'REDIS_URL' && raw.REDIS_CLUSTER_NODES) continue
       if (!raw[name]) throw new ConfigError(`Missing environment variable ${name}: required when NODE_ENV=production`)
     }
+    // A key of its own: derived from JWT_SECRET, rotating that secret (or its leak) would take the webhook secrets with it.
+    if (!raw.WEBHOOK_SECRETS_KEY) throw new ConfigError('Missing environment variable WEBHOOK_SECRETS_KEY: required when NODE_ENV=production (at least 32 random characters)')
     // With the test provider any customer can mark an order paid (tok_success): a demo only.
     if (raw.PAYMENT_PROVIDERS.split(',').includes('test') && !truthy(raw.ALLOW_TEST_PAYMENTS)) {
       throw new ConfigError('Invalid environment variable PAYMENT_PROVIDERS: production refuses the test provider (anyone could mark an order paid); use stripe, or set ALLOW_TEST_PAYMENTS=true for a demo shop')
@@ -342,6 +352,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       refreshReuseGraceSeconds: raw.REFRESH_REUSE_GRACE_SECONDS,
       rateLimitPerIp: raw.AUTH_RATE_LIMIT_MAX,
       rateLimitPerAccount: raw.AUTH_ACCOUNT_RATE_LIMIT_MAX,
+      passwordHashing: { concurrency: raw.PASSWORD_HASH_CONCURRENCY, queue: raw.PASSWORD_HASH_QUEUE },
       totpKeys,
     },
     mail: { smtpUrl: raw.SMTP_URL, from: raw.MAIL_FROM },

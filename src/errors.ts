@@ -26,6 +26,8 @@ export class AppError extends Error {
   override name = 'AppError'
   /** Per-item details, answered as the problem's `errors` (e.g. each cart line that failed). */
   issues?: { path: string; message: string }[]
+  /** Answered as Retry-After when set (429, 503). */
+  retryAfterSeconds?: number
   constructor(
     readonly statusCode: number,
     readonly slug: string,
@@ -61,7 +63,10 @@ export class Unprocessable extends AppError {
   constructor(detail: string, slug = 'unprocessable') { super(422, slug, 'Unprocessable Content', detail) }
 }
 export class TooManyRequests extends AppError {
-  constructor(detail: string) { super(429, 'rate-limited', 'Too Many Requests', detail) }
+  constructor(detail: string, retryAfterSeconds?: number) {
+    super(429, 'rate-limited', 'Too Many Requests', detail)
+    this.retryAfterSeconds = retryAfterSeconds
+  }
 }
 export class ServiceUnavailable extends AppError {
   constructor(detail: string, slug = 'unavailable') { super(503, slug, 'Service Unavailable', detail) }

@@ -1,5 +1,5 @@
 import argon2 from 'argon2'
-import { BadRequest, Conflict } from './errors.js'
+import { BadRequest, Conflict, ServiceUnavailable } from './errors.js'
 
 // argon2id at the OWASP minimum (19 MiB, t=2, p=1).
 const ARGON2_OPTIONS = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const
@@ -7,21 +7,50 @@ const ARGON2_OPTIONS = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2,
 export const PASSWORD_MIN_LENGTH = 10
 export const PASSWORD_MAX_LENGTH = 128
 
+/**
+ * argon2 runs on libuv's thread pool (4 threads unless UV_THREADPOOL_SIZE says otherwise), which
+ * file and crypto work share: at most `concurrency` hashes run at once and at most `queue` wait;
+ * beyond that a request is shed at once with 503 and Retry-After rather than queued without end.
+ */
+function createHashGate(concurrency: number, queue: number) {
+  let active = 0
+  const waiting: (() => void)[] = []
+  return async <T>(work: () => Promise<T>): Promise<T> => {
+    if (active < concurrency) active++
+    else if (waiting.length >= queue) throw Object.assign(new ServiceUnavailable('Too many password checks at once; retry in a second', 'overloaded'), { retryAfterSeconds: 1 })
+    else await new Promise<void>((resolve) => waiting.push(resolve)) // the finishing one hands its place over
+    try {
+      return await work()
+    } finally {
+      const next = waiting.shift()
+      if (next) next()
+      else active--
+    }
+  }
+}
+let gate = createHashGate(2, 64)
+
+/** Sets the bounds of concurrent password hashing (PASSWORD_HASH_CONCURRENCY, PASSWORD_HASH_QUEUE); the app does at start. */
+export function limitPasswordHashing(limits: { concurrency: number; queue: number }) {
+  gate = createHashGate(limits.concurrency, limits.queue)
+}
+
 export function hashPassword(password: string) {
-  return argon2.hash(password, ARGON2_OPTIONS)
+  return gate(() => argon2.hash(password, ARGON2_OPTIONS))
 }
 
 // Verified against when an email is unknown, so a miss costs as long as a wrong password.
-const decoyHash = hashPassword('decoy-password-for-timing')
+const decoyHash = argon2.hash('decoy-password-for-timing', ARGON2_OPTIONS)
 
 /** Compares in constant time; with no stored hash (no such user, or an account without a
  * password) it burns the same time and fails. */
 export async function verifyPassword(storedHash: string | null | undefined, password: string) {
   if (!storedHash) {
-    await argon2.verify(await decoyHash, password).catch(() => false)
+    const decoy = await decoyHash
+    await gate(() => argon2.verify(decoy, password).catch(() => false))
     return false
   }
-  return argon2.verify(storedHash, password).catch(() => false)
+  return gate(() => argon2.verify(storedHash, password).catch(() => false))
 }
 
 /** The rules beyond length (which the schemas enforce): not the email or its local part. */

@@ -33,3 +33,6 @@ export function StringMap<T extends TSchema>(value: T, options: { maxKeyLength: 
     ...(options.description ? { description: options.description } : {}),
   })
 }
+
+/** The answer of a request that is accepted and finished by mail (registered with the auth schemas). */
+export const Accepted = Type.Object({ message: Type.String() }, { $id: 'Accepted', additionalProperties: false })

@@ -29,6 +29,10 @@ const familyKey = (fid: string) => slotKey('sf', fid)
 const userKey = (uid: string) => slotKey('us', uid)
 const deniedKey = (fid: string, jti: string) => slotKey('dj', fid, jti)
 const predecessorKey = (fid: string) => slotKey('sp', fid)
+/** Set while the session's sign-in (or its latest re-authentication) is recent. */
+const recentAuthKey = (fid: string) => slotKey('sa', fid)
+/** How long a sign-in counts as recent for linking a provider and changing the second factor. */
+export const RECENT_AUTH_SECONDS = 5 * 60
 const newRefreshToken = (fid: string) => `${fid}.${randomToken()}`
 /** The family a refresh token names, or null for a token not of that form. */
 const familyOfToken = (token: string) => {
@@ -76,8 +80,20 @@ export function createSessionStore(redis: RedisClient, opts: { refreshTtlSeconds
         .set(familyKey(familyId), userId, 'EX', ttl)
         .hset(tokenKey(familyId, refreshToken), { fid: familyId, uid: userId, used: '0' })
         .expire(tokenKey(familyId, refreshToken), ttl)
+        // A new session is a sign-in: recent for a few minutes (refreshes do not renew it).
+        .set(recentAuthKey(familyId), '1', 'EX', RECENT_AUTH_SECONDS)
         .exec()
       return { familyId, refreshToken }
+    },
+
+    /** The session's holder proved the credentials again just now. */
+    async markAuthenticated(familyId: string) {
+      await redis.set(recentAuthKey(familyId), '1', 'EX', RECENT_AUTH_SECONDS)
+    },
+
+    /** Whether the session's sign-in or re-authentication is recent: a token stolen later is not. */
+    async isRecentlyAuthenticated(familyId: string) {
+      return (await redis.exists(recentAuthKey(familyId))) === 1
     },
 
     /** Exchanges a refresh token for a new one; racing calls within the grace all get one. */

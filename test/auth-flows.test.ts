@@ -5,15 +5,25 @@ import { DEFAULT_PASSWORD, authHeader, register } from './users.js'
 
 const TOKEN_IN_LINK = /token=([A-Za-z0-9_-]{20,})/
 
-t.test('register, sign in, verify email through real SMTP, read me, refresh, logout', async (t) => {
+t.test('register, verify email through real SMTP, sign in, read me, refresh, logout', async (t) => {
   const mailbox = await startMailbox(t)
   const app = await buildTestApp(t, { SMTP_URL: mailbox.url })
   const registered = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'Ada@Example.com', name: 'Ada', password: DEFAULT_PASSWORD } })
   t.equal(registered.statusCode, 202)
+  const early = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'ada@example.com', password: DEFAULT_PASSWORD } })
+  t.equal(early.statusCode, 401, 'no sign-in before the address is verified')
+
+  const [, verifyToken] = await mailbox.waitFor('ada@example.com', TOKEN_IN_LINK)
+  const verified = await app.inject({ method: 'POST', url: '/auth/verify-email', payload: { token: verifyToken } })
+  t.equal(verified.statusCode, 200)
+  t.equal(verified.json().emailVerified, true)
+  const again = await app.inject({ method: 'POST', url: '/auth/verify-email', payload: { token: verifyToken } })
+  t.equal(again.statusCode, 400, 'a verification token works once')
+
   const signedIn = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'ada@example.com', password: DEFAULT_PASSWORD } })
-  t.equal(signedIn.statusCode, 200, 'signs in before verifying')
+  t.equal(signedIn.statusCode, 200, 'signs in once verified')
   const body = signedIn.json()
-  t.match(body.user, { email: 'ada@example.com', name: 'Ada', role: 'customer', emailVerified: false, twoFactorEnabled: false })
+  t.match(body.user, { email: 'ada@example.com', name: 'Ada', role: 'customer', emailVerified: true, twoFactorEnabled: false })
   t.equal(body.tokens.tokenType, 'Bearer')
   t.equal(body.tokens.expiresIn, 900)
   t.ok(Buffer.from(body.tokens.refreshToken, 'base64url').length >= 32, 'refresh token has at least 256 bits')
@@ -23,13 +33,6 @@ t.test('register, sign in, verify email through real SMTP, read me, refresh, log
   t.equal(header.alg, 'HS256')
   t.match(payload, { iss: 'shop-api', aud: 'shop-clients', sub: body.user.id, role: 'customer' })
   t.ok(payload.exp - payload.iat <= 900)
-
-  const [, verifyToken] = await mailbox.waitFor('ada@example.com', TOKEN_IN_LINK)
-  const verified = await app.inject({ method: 'POST', url: '/auth/verify-email', payload: { token: verifyToken } })
-  t.equal(verified.statusCode, 200)
-  t.equal(verified.json().emailVerified, true)
-  const again = await app.inject({ method: 'POST', url: '/auth/verify-email', payload: { token: verifyToken } })
-  t.equal(again.statusCode, 400, 'a verification token works once')
 
   const me = await app.inject({ method: 'GET', url: '/users/me', headers: authHeader(body.tokens.accessToken) })
   t.equal(me.statusCode, 200)

@@ -182,3 +182,37 @@ t.test('failed sign-ins by a stranger do not block the owner from asking for a r
   const forgot = await app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email: 'owner@example.com' } })
   t.equal(forgot.statusCode, 202)
 })
+
+// Issue #24: only wrong passwords waited, so guesses sent in parallel and given up after a short
+// time read every slow answer as a miss: the slow-down cost a parallel guesser nothing.
+t.test('parallel guesses take turns too: the right password is not told apart by its speed, and a flood is refused', async (t) => {
+  const app = await buildTestApp(t, { AUTH_ACCOUNT_RATE_LIMIT_MAX: '1000', AUTH_RATE_LIMIT_MAX: '1000' })
+  await register(app, { email: 'parallel@example.com' })
+  const attempt = (i: number, password = 'guess guess guess') => app.inject({ method: 'POST', url: '/auth/login', remoteAddress: `10.2.${i >> 8}.${i & 255}`, payload: { email: 'parallel@example.com', password } })
+  for (let i = 0; i < 5; i++) t.equal((await attempt(i)).statusCode, 401, 'a free failure')
+
+  const started = performance.now()
+  const timed = (i: number, password?: string) => attempt(i, password).then((res) => ({ status: res.statusCode, ms: performance.now() - started, retryAfter: res.headers['retry-after'] }))
+  const burst = await Promise.all([timed(10), timed(11), timed(12, DEFAULT_PASSWORD), timed(13), timed(14)])
+  const right = burst[2]!
+  t.equal(right.status, 200)
+  t.ok(burst.some((b) => b.status === 401 && b.ms < right.ms), `a guess is answered before the right password (${burst.map((b) => `${b.status}:${b.ms.toFixed(0)}`).join(' ')})`)
+
+  const flood = await Promise.all(Array.from({ length: 40 }, (_, i) => timed(100 + i)))
+  const refused = flood.filter((f) => f.status === 429)
+  t.ok(refused.length > 0, `guesses beyond the turns of the next 10 s are refused (${refused.length} of 40)`)
+  t.ok(refused.every((f) => Number(f.retryAfter) > 0), 'with Retry-After')
+})
+
+// Issue #24: argon2 work was unbounded, so a flood of sign-ins queued without end on the thread
+// pool every password check (and the rest of the app's file and crypto work) shares.
+t.test('password hashing is bounded: beyond the queue a sign-in is shed with 503 and Retry-After', async (t) => {
+  const app = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '1000', AUTH_ACCOUNT_RATE_LIMIT_MAX: '1000', PASSWORD_HASH_CONCURRENCY: '1', PASSWORD_HASH_QUEUE: '2' })
+  const flood = await Promise.all(Array.from({ length: 12 }, (_, i) => app.inject({
+    method: 'POST', url: '/auth/login', remoteAddress: `10.3.0.${i}`, payload: { email: `nobody${i}@example.com`, password: 'guess guess guess' },
+  })))
+  const shed = flood.filter((res) => res.statusCode === 503)
+  t.ok(shed.length > 0, `some are shed (${flood.map((r) => r.statusCode).join(' ')})`)
+  t.ok(shed.every((res) => Number(res.headers['retry-after']) > 0 && res.json().type === 'urn:problem-type:overloaded'), 'with Retry-After')
+  t.ok(flood.filter((res) => res.statusCode === 401).length >= 3, 'the ones admitted are answered')
+})

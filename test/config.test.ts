@@ -47,6 +47,7 @@ t.test('loadConfig validates each kind of value and names it', async (t) => {
     [{ REDIS_KEY_PREFIX: '{shop}:' }, /REDIS_KEY_PREFIX=.*without \{ or \}/],
     [{ DATABASE_URL: 'postgres://p/db', DATABASE_REPLICA_URLS: 'postgres://r1/db,,postgres://r2/db' }, /DATABASE_REPLICA_URLS=.*comma-separated postgres:\/\//],
     [{ DATABASE_REPLICA_URLS: 'postgres://r1/db' }, /DATABASE_URL: required when DATABASE_REPLICA_URLS is set/],
+    [{ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'y'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS, TRUST_PROXY: 'true' }, /TRUST_PROXY=true: production refuses it/],
   ]
   for (const [env, message] of cases) t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
   t.type(new ConfigError('x'), Error)
@@ -55,7 +56,7 @@ t.test('loadConfig validates each kind of value and names it', async (t) => {
 t.test('REDIS_CLUSTER_NODES: parsed into seed nodes, and enough Redis for production without REDIS_URL', async (t) => {
   t.same(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,redis-2.internal:7001' }).redis.clusterNodes, [{ host: '10.0.0.1', port: 7000 }, { host: 'redis-2.internal', port: 7001 }])
   t.equal(loadConfig({}).redis.clusterNodes, undefined)
-  const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'y'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS, DATABASE_URL: 'postgres://db/shop', MONGODB_URL: 'mongodb://mongo/shop', SMTP_URL: 'smtp://mail:25', PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_test_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' }
+  const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'y'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS, WEBHOOK_SECRETS_KEY: 'k'.repeat(40), DATABASE_URL: 'postgres://db/shop', MONGODB_URL: 'mongodb://mongo/shop', SMTP_URL: 'smtp://mail:25', PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_test_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' }
   t.throws(() => loadConfig(production), /Missing environment variable REDIS_URL/)
   t.ok(loadConfig({ ...production, REDIS_CLUSTER_NODES: 'redis-1:6379' }).redis.clusterNodes, 'a cluster stands in for REDIS_URL')
 })
@@ -77,12 +78,14 @@ t.test('defaults work with no environment; empty strings count as unset', async 
 
 t.test('the compose file sets everything production requires', async (t) => {
   const { composeAppEnv } = await import('./compose.js')
-  const { env, required } = composeAppEnv({ JWT_SECRET: 'j'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'w'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS, SMTP_URL: 'smtp://mail.example.com:587', PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' })
-  t.same(required.sort(), ['JWT_SECRET', 'PAYMENT_PROVIDERS', 'PAYMENT_WEBHOOK_SECRET', 'SMTP_URL', 'TOTP_ENCRYPTION_KEYS'], 'the operator must give each secret, the mail server and the payment provider')
+  const { env, required } = composeAppEnv({ JWT_SECRET: 'j'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'w'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS, WEBHOOK_SECRETS_KEY: 'k'.repeat(40), SMTP_URL: 'smtp://mail.example.com:587', PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' })
+  t.same(required.sort(), ['JWT_SECRET', 'PAYMENT_PROVIDERS', 'PAYMENT_WEBHOOK_SECRET', 'SMTP_URL', 'TOTP_ENCRYPTION_KEYS', 'WEBHOOK_SECRETS_KEY'], 'the operator must give each secret, the mail server and the payment provider')
   const config = loadConfig(env)
   t.equal(config.env, 'production')
   t.ok(config.postgres.url && config.mongo.url && config.redis.url, 'on real services')
   t.throws(() => loadConfig({ ...env, PAYMENT_WEBHOOK_SECRET: '' }), ConfigError, 'and without a given secret it refuses to start')
+  // Issue #24: webhook signing secrets were sealed under a key derived from JWT_SECRET when this was unset, in production too.
+  t.throws(() => loadConfig({ ...env, WEBHOOK_SECRETS_KEY: '' }), /WEBHOOK_SECRETS_KEY: required when NODE_ENV=production/, 'a key of its own for webhook secrets')
   t.throws(() => loadConfig({ ...env, PAYMENT_PROVIDERS: 'test' }), /production refuses the test provider/, 'the test provider is refused in production')
   t.equal(loadConfig({ ...env, PAYMENT_PROVIDERS: 'test', ALLOW_TEST_PAYMENTS: 'true' }).payments.providers[0], 'test', 'unless a demo says so')
 })
@@ -105,7 +108,7 @@ t.test('OpenID Connect providers: each named one needs its issuer and client; pr
   for (const [env, message] of cases) t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
 
   const { composeAppEnv } = await import('./compose.js')
-  const { env } = composeAppEnv({ JWT_SECRET: 'j'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'w'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS, SMTP_URL: 'smtp://mail.example.com:587', PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' })
+  const { env } = composeAppEnv({ JWT_SECRET: 'j'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'w'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS, WEBHOOK_SECRETS_KEY: 'k'.repeat(40), SMTP_URL: 'smtp://mail.example.com:587', PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' })
   t.throws(() => loadConfig({ ...env, ...keycloak }), /OIDC_KEYCLOAK_ISSUER=.*production requires an https URL/)
   t.equal(loadConfig({ ...env, ...keycloak, OIDC_KEYCLOAK_ISSUER: 'https://id.example/realms/shop' }).oidc.providers[0]?.allowInsecure, false)
 })

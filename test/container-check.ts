@@ -29,7 +29,8 @@ const applied = await db.query('select count(*)::int as n from drizzle.__drizzle
 check(applied.rows[0].n === journal.entries.length, `applied all ${journal.entries.length} migrations to the empty database`)
 
 const adminSignup = await call('POST', '/auth/register', { email: 'ops@example.com', name: 'Ops', password: 'a long admin password' })
-await db.query(`update users set role = 'admin' where email = 'ops@example.com'`)
+// Not about verification (sign-in waits for it): verified and promoted in the database.
+await db.query(`update users set role = 'admin', email_verified_at = now() where email = 'ops@example.com'`)
 const adminLogin = await call('POST', '/auth/login', { email: 'ops@example.com', password: 'a long admin password' })
 const admin = { authorization: `Bearer ${adminLogin.body?.tokens?.accessToken}` }
 check(adminSignup.status === 202 && adminLogin.status === 200, 'an admin signs in')
@@ -37,6 +38,7 @@ const product = await call('POST', '/products', { name: 'Container Mug', slug: '
 check(product.status === 201, `a product is created (${product.status})`)
 
 await call('POST', '/auth/register', { email: 'buyer@example.com', name: 'Buyer', password: 'a long buyer password' })
+await db.query(`update users set email_verified_at = now() where email = 'buyer@example.com'`)
 const buyer = await call('POST', '/auth/login', { email: 'buyer@example.com', password: 'a long buyer password' })
 const auth = { authorization: `Bearer ${buyer.body?.tokens?.accessToken}` }
 await call('POST', '/cart/items', { variantId: product.body?.variants?.[0]?.id, quantity: 2 }, auth)

@@ -30,7 +30,7 @@ t.test('shopper and admin journeys through the SDK', async (t) => {
   // Admin: the first admin, then a category and a product with an image; stock adjusted.
   const adminReg = await api.POST('/auth/register', { body: { email: 'owner@example.com', password: 'owner password 1', name: 'Owner' } })
   t.equal(adminReg.response.status, 202)
-  await app.db.update(users).set({ role: 'admin' }).where(eq(users.email, 'owner@example.com'))
+  await app.db.update(users).set({ role: 'admin', emailVerifiedAt: new Date() }).where(eq(users.email, 'owner@example.com'))
   const adminLogin = await api.POST('/auth/login', { body: { email: 'owner@example.com', password: 'owner password 1' } })
   const admin = as(adminLogin.data!.tokens.accessToken)
   const category = await api.POST('/categories', { ...admin, body: { name: 'Knitwear', slug: 'knitwear' } })
@@ -53,11 +53,11 @@ t.test('shopper and admin journeys through the SDK', async (t) => {
   // Shopper: register, verify by mail, browse and search.
   const reg = await api.POST('/auth/register', { body: { email: 'shopper@example.com', password: 'shopper password 1', name: 'Shopper' } })
   t.equal(reg.response.status, 202)
-  const signIn = await api.POST('/auth/login', { body: { email: 'shopper@example.com', password: 'shopper password 1' } })
-  const shopper = as(signIn.data!.tokens.accessToken)
   const [, token] = await mailbox.waitFor('shopper@example.com', /token=([A-Za-z0-9_-]{20,})/)
   const verified = await api.POST('/auth/verify-email', { body: { token: token! } })
   t.equal(verified.data!.emailVerified, true)
+  const signIn = await api.POST('/auth/login', { body: { email: 'shopper@example.com', password: 'shopper password 1' } })
+  const shopper = as(signIn.data!.tokens.accessToken)
   const found = await api.GET('/products', { params: { query: { q: 'merino', limit: 10 } } })
   t.same(found.data!.items.map((p) => p.slug), ['merino-sweater'])
   const bySlug = await api.GET('/products/by-slug/{slug}', { params: { path: { slug: 'merino-sweater' } } })

@@ -27,6 +27,8 @@ t.test('a completed reset or an email change voids every older reset token', asy
   const beforeMove = await forgot('owner@example.com')
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'owner@example.com', password: 'the second new password' } })
   const headers = { authorization: `Bearer ${login.json().tokens.accessToken}` }
-  t.equal((await app.inject({ method: 'POST', url: '/users/me/email', headers, payload: { email: 'moved@example.com', password: 'the second new password' } })).statusCode, 200)
+  t.equal((await app.inject({ method: 'POST', url: '/users/me/email', headers, payload: { email: 'moved@example.com', password: 'the second new password' } })).statusCode, 202)
+  const [, moveToken] = await mailbox.waitFor('moved@example.com', /verify-email\?token=([A-Za-z0-9_-]{20,})/)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/verify-email', payload: { token: moveToken } })).statusCode, 200, 'the move is confirmed')
   t.equal((await reset(beforeMove, 'a takeover password')).statusCode, 400, 'a token mailed to the old address no longer works')
 })

@@ -4,10 +4,12 @@ export const DEFAULT_PASSWORD = 'correct horse battery'
 export const authHeader = (accessToken: string) => ({ authorization: `Bearer ${accessToken}` })
 
 /**
- * Registers a customer through the API (202, nothing revealed), then signs it in as POST /auth/login
- * would, without spending the login rate limit: returns the AuthResult body `{ user, tokens }`.
+ * Registers a customer through the API (202, nothing revealed), marks its address verified in the
+ * database (as its verification link would; `verified: false` leaves it unverified, and then it
+ * cannot sign in with POST /auth/login), then signs it in as POST /auth/login would, without
+ * spending the login rate limit: returns the AuthResult body `{ user, tokens }`.
  */
-export async function register(app: App, input: { email: string; name?: string; password?: string }) {
+export async function register(app: App, input: { email: string; name?: string; password?: string; verified?: boolean }) {
   const res = await app.inject({
     method: 'POST', url: '/auth/register',
     payload: { email: input.email, name: input.name ?? 'Test User', password: input.password ?? DEFAULT_PASSWORD },
@@ -16,7 +18,9 @@ export async function register(app: App, input: { email: string; name?: string; 
   const { users } = await import('../db/schema/index.js')
   const { normalizeEmail, toUser } = await import('../routes/users/service.js')
   const { eq } = await import('drizzle-orm')
-  const [row] = await app.db.select().from(users).where(eq(users.email, normalizeEmail(input.email)))
+  const [row] = input.verified === false
+    ? await app.db.select().from(users).where(eq(users.email, normalizeEmail(input.email)))
+    : await app.db.update(users).set({ emailVerifiedAt: new Date() }).where(eq(users.email, normalizeEmail(input.email))).returning()
   if (!row) throw new Error(`register: no account for ${input.email} (was it taken already?)`)
   const session = await app.sessions.create(row.id)
   const accessToken = app.issueAccessToken({ sub: row.id, role: row.role, sid: session.familyId })

@@ -38,6 +38,13 @@ export const userIdentities = pgTable('user_identities', {
   subject: text('subject').notNull(),
   email: text('email'),
   emailVerified: boolean('email_verified').notNull(),
+  /**
+   * When the owner confirmed the link: made by a recently signed-in session, the owner's password
+   * (confirm-link), or the provider account that created the account. Null for links made with
+   * nothing but a session (before linking needed a recent sign-in): sign-out everywhere, a
+   * password change and a reset remove those.
+   */
+  confirmedAt: timestamp('confirmed_at', { withTimezone: true, precision: 3 }),
   createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
 }, (t) => [
   uniqueIndex('user_identities_provider_subject_key').on(t.provider, t.subject),

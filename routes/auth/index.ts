@@ -1,12 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
+import { normalizeIP } from '@fastify/rate-limit'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
 import { User } from '../users/schemas.js'
 import { normalizeEmail } from '../users/service.js'
 import {
   Accepted, AuthResult, ForgotPasswordBody, LoginBody, PasswordConfirm, RecoveryCodes, RefreshBody,
-  RegisterBody, ResetPasswordBody, TokenBody, TokenPair, TotpEnableBody, TotpSetup,
+  ReauthenticateBody, RegisterBody, ResetPasswordBody, TokenBody, TokenPair, TotpEnableBody, TotpSetup,
 } from './schemas.js'
 import oidcRoutes from './oidc-routes.js'
 
@@ -21,7 +23,8 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
   const window = 15 * 60
   const perAccount = (name: string, bySource: boolean) => app.limitBy({
     name, max: authConfig.rateLimitPerAccount, windowSeconds: window,
-    key: (req) => `${normalizeEmail((req.body as { email: string }).email)}${bySource ? `|${req.ip}` : ''}`,
+    // A source is an IPv4 address or an IPv6 /64 (one client holds a whole /64), as the per-IP limits count.
+    key: (req) => `${normalizeEmail((req.body as { email: string }).email)}${bySource ? `|${normalizeIP(req.ip)}` : ''}`,
   })
   // Sign-in is limited per account *and source*: a stranger elsewhere cannot use up the owner's
   // attempts (guesses from many sources are slowed down instead, in the service). Separate
@@ -30,7 +33,11 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
   const resetPerAccount = perAccount('reset-account', false)
   const perUser = app.limitBy({ name: 'user', max: authConfig.rateLimitPerAccount, windowSeconds: window, key: (req) => req.user.sub })
 
-  await app.register(oidcRoutes, { service: oidc, perIp, loginPerAccount })
+  // Adding a way in or changing the second factor needs a sign-in (or re-authentication) of the
+  // last few minutes, so a stolen access token cannot make itself permanent.
+  const recentSignIn = (req: FastifyRequest) => service.requireRecentSignIn(req.user.sid)
+
+  await app.register(oidcRoutes, { service: oidc, perIp, loginPerAccount, recentSignIn })
 
   app.post('/register', {
     config: perIp,
@@ -38,7 +45,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['auth'], operationId: 'register', summary: 'Create a customer account',
       description: 'Answers 202 the same way whether or not the address already has an account, so it cannot be used to find out who is a customer: '
         + 'a new address gets a verification mail, an address with an account gets a mail telling its owner to sign in or reset the password. '
-        + 'Sign in afterwards with POST /auth/login. Roles cannot be chosen here.',
+        + 'Open the link of the verification mail (POST /auth/verify-email), then sign in with POST /auth/login. Roles cannot be chosen here.',
       body: Type.Ref(RegisterBody),
       response: { 202: Type.Ref(Accepted), 400: ProblemRef, 429: ProblemRef },
     },
@@ -52,6 +59,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     preHandler: loginPerAccount,
     schema: {
       tags: ['auth'], operationId: 'login', summary: 'Sign in with email and password (and a 2FA code when enabled)',
+      description: 'Only an account whose address is verified signs in. An unverified one is answered exactly as a wrong password is (401 invalid-credentials), so sign-in does not tell whether an address was free; a right password mails the verification link again.',
       body: Type.Ref(LoginBody),
       response: { 200: Type.Ref(AuthResult), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 429: ProblemRef },
     },
@@ -95,12 +103,28 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     return reply.code(204).send(null)
   })
 
+  app.post('/reauthenticate', {
+    config: perIp,
+    onRequest: app.authenticate, preHandler: perUser,
+    schema: {
+      tags: ['auth'], operationId: 'reauthenticate', summary: 'Confirm it is me again (password, and 2FA code when enabled)', security: BEARER,
+      description: 'Linking a provider and changing two-factor authentication need a sign-in or a re-authentication of the last 5 minutes. '
+        + 'An account without a password signs in again with its provider instead (409 no-password).',
+      body: Type.Ref(ReauthenticateBody),
+      response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 409: ProblemRef, 429: ProblemRef },
+    },
+  }, async (req, reply) => {
+    await service.reauthenticate(req.user, req.body)
+    return reply.code(204).send(null)
+  })
+
   app.post('/verify-email', {
     config: perIp,
     schema: {
       tags: ['auth'], operationId: 'verifyEmail', summary: 'Confirm an email address with the token from the mail',
+      description: 'Verifies the address of a new account, or finishes moving an account to the address the link was mailed to (409 email-taken when another account took it meanwhile).',
       body: Type.Ref(TokenBody),
-      response: { 200: Type.Ref(User), 400: ProblemRef, 429: ProblemRef },
+      response: { 200: Type.Ref(User), 400: ProblemRef, 409: ProblemRef, 429: ProblemRef },
     },
   }, (req) => service.verifyEmail(req.body.token))
 
@@ -145,30 +169,31 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/2fa/setup', {
     config: perIp,
-    onRequest: app.authenticate,
+    onRequest: app.authenticate, preHandler: recentSignIn,
     schema: {
       tags: ['auth'], operationId: 'setupTwoFactor', summary: 'Start enabling TOTP two-factor authentication', security: BEARER,
-      response: { 200: Type.Ref(TotpSetup), 401: ProblemRef, 409: ProblemRef, 429: ProblemRef },
+      description: 'Needs a recent sign-in, as enabling and disabling do (403 reauthentication-required: POST /auth/reauthenticate first). Every 2FA change is mailed to my address.',
+      response: { 200: Type.Ref(TotpSetup), 401: ProblemRef, 403: ProblemRef, 409: ProblemRef, 429: ProblemRef },
     },
   }, (req) => service.setupTotp(req.user.sub))
 
   app.post('/2fa/enable', {
     config: perIp,
-    onRequest: app.authenticate, preHandler: perUser,
+    onRequest: app.authenticate, preHandler: [perUser, recentSignIn],
     schema: {
       tags: ['auth'], operationId: 'enableTwoFactor', summary: 'Confirm TOTP with a code; returns recovery codes once', security: BEARER,
       body: Type.Ref(TotpEnableBody),
-      response: { 200: Type.Ref(RecoveryCodes), 400: ProblemRef, 401: ProblemRef, 409: ProblemRef, 429: ProblemRef },
+      response: { 200: Type.Ref(RecoveryCodes), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 409: ProblemRef, 429: ProblemRef },
     },
   }, (req) => service.enableTotp(req.user.sub, req.body.code))
 
   app.post('/2fa/disable', {
     config: perIp,
-    onRequest: app.authenticate, preHandler: perUser,
+    onRequest: app.authenticate, preHandler: [perUser, recentSignIn],
     schema: {
-      tags: ['auth'], operationId: 'disableTwoFactor', summary: 'Turn two-factor authentication off (password required)', security: BEARER,
+      tags: ['auth'], operationId: 'disableTwoFactor', summary: 'Turn two-factor authentication off (password and a recent sign-in with the second factor required)', security: BEARER,
       body: Type.Ref(PasswordConfirm),
-      response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef, 409: ProblemRef, 429: ProblemRef },
+      response: { 204: Type.Null(), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 409: ProblemRef, 429: ProblemRef },
     },
   }, async (req, reply) => {
     await service.disableTotp(req.user.sub, req.body.password)

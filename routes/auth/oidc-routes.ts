@@ -14,12 +14,14 @@ export interface OidcRouteOptions {
   perIp: { rateLimit: { max: number; timeWindow: number } }
   /** Password sign-in's per-account counter: confirming a link is a password sign-in. */
   loginPerAccount: (req: FastifyRequest, reply: FastifyReply) => Promise<void>
+  /** Refuses a session whose sign-in is not recent: a stolen token cannot add a way in. */
+  recentSignIn: (req: FastifyRequest) => Promise<void>
 }
 
 // Sign-in with OpenID Connect providers (registered inside routes/auth, so under /auth). The
 // shop's page at the provider's redirect URI posts the code and state it received to the
 // callback; tokens are answered as JSON, as password sign-in answers them.
-const oidcRoutes: FastifyPluginAsyncTypebox<OidcRouteOptions> = async (app, { service, perIp, loginPerAccount }) => {
+const oidcRoutes: FastifyPluginAsyncTypebox<OidcRouteOptions> = async (app, { service, perIp, loginPerAccount, recentSignIn }) => {
   app.get('/oidc/providers', {
     schema: {
       tags: ['auth'], operationId: 'listSignInProviders', summary: 'List the OpenID Connect providers one can sign in with',
@@ -73,12 +75,13 @@ const oidcRoutes: FastifyPluginAsyncTypebox<OidcRouteOptions> = async (app, { se
 
   app.post('/oidc/:provider/link/start', {
     config: perIp,
-    onRequest: app.authenticate,
+    onRequest: app.authenticate, preHandler: recentSignIn,
     schema: {
       tags: ['auth'], operationId: 'startProviderLink', summary: 'Start linking a provider account to my account', security: BEARER,
-      description: 'As the sign-in start; the redirect is then posted to `/auth/oidc/{provider}/link/callback` with my token.',
+      description: 'As the sign-in start; the redirect is then posted to `/auth/oidc/{provider}/link/callback` with my token. '
+        + 'Needs a recent sign-in (5 minutes; else 403 reauthentication-required: POST /auth/reauthenticate first). My address is mailed when the link is made.',
       params: OidcProviderParams,
-      response: { 200: Type.Ref(OidcAuthorization), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef, 502: ProblemRef, 503: ProblemRef },
+      response: { 200: Type.Ref(OidcAuthorization), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 502: ProblemRef, 503: ProblemRef },
     },
   }, (req) => service.startLink(req.params.provider, req.user.sub))
 

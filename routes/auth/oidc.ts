@@ -139,7 +139,8 @@ export function createOidcService(deps: OidcDeps) {
 
   async function insertIdentity(executor: Pick<Db, 'insert'>, userId: string, identity: ProviderIdentity) {
     try {
-      await executor.insert(userIdentities).values({ userId, provider: identity.provider, subject: identity.subject, email: identity.email, emailVerified: identity.emailVerified })
+      // Every way in to a link is a confirmation by the owner: a recent sign-in, the password, or the account's creation.
+      await executor.insert(userIdentities).values({ userId, provider: identity.provider, subject: identity.subject, email: identity.email, emailVerified: identity.emailVerified, confirmedAt: new Date() })
     } catch (err) {
       if (isUniqueViolation(err, 'user_identities_provider_subject_key')) throw new Conflict('This provider account is already linked to an account', 'oidc-identity-taken')
       if (isUniqueViolation(err, 'user_identities_user_provider_key')) throw new Conflict(`This account is already linked to another ${identity.provider} account; unlink it first`, 'oidc-provider-linked')
@@ -182,13 +183,17 @@ export function createOidcService(deps: OidcDeps) {
     }
   }
 
+  /** The owner hears of every new way in. */
+  const notifyLinked = (user: UserRow, identity: ProviderIdentity) => deps.accountMail.sendSecurityNotice(user,
+    `A ${identity.provider} account${identity.email ? ` (${identity.email})` : ''} was linked to your account; it can now sign you in.`)
+
   return {
     providers: () => ({ items: deps.providers.map((p) => ({ name: p.name })) }),
 
     /** Starts a sign-in: the URL to send the browser to. */
     startSignIn: (providerName: string) => begin(providerName),
 
-    /** Starts linking a provider account to the signed-in user. */
+    /** Starts linking a provider account to the signed-in user (whose sign-in the route requires to be recent). */
     startLink: (providerName: string, userId: string) => begin(providerName, userId),
 
     /**
@@ -232,6 +237,7 @@ export function createOidcService(deps: OidcDeps) {
       // One use: of two racing confirmations only one links.
       if (!(await redis.del(linkKey(input.linkToken)))) throw linkInvalid()
       await insertIdentity(db, user.id, pending.identity)
+      notifyLinked(user, pending.identity)
       return auth.startSession(user)
     },
 
@@ -239,7 +245,11 @@ export function createOidcService(deps: OidcDeps) {
     async linkCallback(providerName: string, input: Authorization, userId: string) {
       const identity = await complete(providerName, input, { linkUserId: userId })
       const linked = await linkedUser(identity)
-      if (linked?.id !== userId) await insertIdentity(db, userId, identity)
+      if (linked?.id !== userId) {
+        await insertIdentity(db, userId, identity)
+        const [user] = await db.select().from(users).where(eq(users.id, userId))
+        if (user) notifyLinked(user, identity)
+      }
       return identitiesOf(userId)
     },
 

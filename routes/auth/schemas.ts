@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import { PASSWORD_MAX_LENGTH } from '../../src/passwords.js'
 import { Email, Password, PersonName, User } from '../users/schemas.js'
+import { Accepted } from '../../src/schema-types.js'
 
 const OpaqueToken = Type.String({ minLength: 20, maxLength: 200 })
 const TotpCode = Type.String({ pattern: '^[0-9]{6}$', description: '6-digit code from the authenticator app' })
@@ -31,7 +32,7 @@ export const RefreshBody = Type.Object({ refreshToken: OpaqueToken }, { $id: 'Re
 export const TokenBody = Type.Object({ token: OpaqueToken }, { $id: 'TokenBody', additionalProperties: false })
 export const ForgotPasswordBody = Type.Object({ email: Email }, { $id: 'ForgotPasswordBody', additionalProperties: false })
 export const ResetPasswordBody = Type.Object({ token: OpaqueToken, password: Password }, { $id: 'ResetPasswordBody', additionalProperties: false })
-export const Accepted = Type.Object({ message: Type.String() }, { $id: 'Accepted', additionalProperties: false })
+export { Accepted }
 
 export const TotpSetup = Type.Object({
   secret: Type.String({ description: 'base32 secret, for manual entry' }),
@@ -41,6 +42,12 @@ export const TotpEnableBody = Type.Object({ code: TotpCode }, { $id: 'TotpEnable
 export const RecoveryCodes = Type.Object({
   recoveryCodes: Type.Array(Type.String(), { description: 'shown once; each works once in place of a code' }),
 }, { $id: 'RecoveryCodes', additionalProperties: false })
+export const ReauthenticateBody = Type.Object({
+  password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }),
+  totpCode: Type.Optional(TotpCode),
+  recoveryCode: Type.Optional(RecoveryCode),
+}, { $id: 'ReauthenticateBody', additionalProperties: false })
+
 export const PasswordConfirm = Type.Object({ password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }) }, { $id: 'PasswordConfirm', additionalProperties: false })
 
 // OpenID Connect sign-in (routes/auth/oidc-routes.ts).
@@ -92,6 +99,6 @@ export const IdentityList = Type.Object({
 }, { $id: 'IdentityList', additionalProperties: false })
 
 export const schemas = [
-  RegisterBody, LoginBody, TokenPair, AuthResult, RefreshBody, TokenBody, ForgotPasswordBody, ResetPasswordBody, Accepted, TotpSetup, TotpEnableBody, RecoveryCodes, PasswordConfirm,
+  RegisterBody, LoginBody, TokenPair, AuthResult, RefreshBody, TokenBody, ForgotPasswordBody, ResetPasswordBody, ReauthenticateBody, Accepted, TotpSetup, TotpEnableBody, RecoveryCodes, PasswordConfirm,
   OidcProviderList, OidcAuthorization, OidcCallbackBody, OidcLinkRequired, OidcLinkConfirmBody, LinkedIdentity, IdentityList,
 ]

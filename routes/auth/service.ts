@@ -2,16 +2,17 @@ import { randomBytes } from 'node:crypto'
 import { and, eq, isNull, sql } from 'drizzle-orm'
 import * as OTPAuth from 'otpauth'
 import type { RedisClient } from '../../src/redis-client.js'
-import { recoveryCodes, userIdentities, users } from '../../db/schema/index.js'
-import type { Db } from '../../db/client.js'
-import { BadRequest, Conflict, Forbidden, Unauthorized } from '../../src/errors.js'
+import { recoveryCodes, users } from '../../db/schema/index.js'
+import { isUniqueViolation, type Db } from '../../db/client.js'
+import { BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized } from '../../src/errors.js'
+import { RECENT_AUTH_SECONDS } from '../../src/sessions.js'
 import { assertHasPassword, assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
 import { sha256, type SessionStore } from '../../src/sessions.js'
 import type { OneTimeTokens } from '../../src/one-time-tokens.js'
 import type { SecretBox } from '../../src/secret-box.js'
 import { accountStamp, type AccountMail } from '../../src/account-mail.js'
 import type { AccessClaims } from '../../plugins/auth.js'
-import { normalizeEmail, toUser, type UserRow, type UserService } from '../users/service.js'
+import { normalizeEmail, removeUnconfirmedLinks, toUser, type UserRow, type UserService } from '../users/service.js'
 import { claimGuestOrders } from '../../src/guest-orders.js'
 
 export interface AuthDeps {
@@ -29,6 +30,24 @@ export interface AuthDeps {
 }
 
 const TOTP_SETUP_TTL_SECONDS = 600
+/** The spacing of sign-in turns to an account with `failures` recent failures. */
+const slowDownMs = (failures: number) => Math.min(5000, 250 * 2 ** (failures - FREE_FAILURES))
+/** An attempt whose turn is further away than this is refused rather than kept waiting. */
+const MAX_TURN_WAIT_MS = 10_000
+/**
+ * Takes the account's next sign-in turn: `spacing` ms after now and after the latest turn taken
+ * (KEYS[1], ms of Redis time). ARGV: spacing ms, longest wait ms. Returns the wait before the
+ * turn, or minus the wait when that is longer than allowed (no turn is taken then).
+ */
+const TAKE_TURN = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local start = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0')) + tonumber(ARGV[1])
+local wait = start - now
+if wait > tonumber(ARGV[2]) then return -wait end
+redis.call('SET', KEYS[1], start, 'PX', wait + 1000)
+return wait
+`
 const FREE_FAILURES = 5
 const FAILURE_WINDOW_SECONDS = 15 * 60
 /** What a sealed TOTP secret is bound to: it opens only for its own account. */
@@ -36,7 +55,11 @@ const totpContext = (userId: string) => `totp:${userId}`
 const RECOVERY_CODE_COUNT = 10
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
 
-const invalidCredentials = () => new Unauthorized('The email or password is not correct', 'invalid-credentials')
+// An account whose address is not verified yet gets this answer too: sign-in must not tell
+// whether an address was free when someone registered it.
+const invalidCredentials = () => new Unauthorized('The email or password is not correct, or the address is not confirmed yet (open the link in the mail we sent)', 'invalid-credentials')
+/** How often a right password on an unverified account mails the verification link again. */
+const VERIFICATION_NUDGE_SECONDS = 10 * 60
 const normalizeRecoveryCode = (code: string) => code.replace('-', '').toUpperCase()
 
 function newRecoveryCode() {
@@ -85,29 +108,50 @@ export function createAuthService(deps: AuthDeps) {
   }
 
   /**
-   * Failed sign-ins to one account from anywhere are slowed down, never locked out: the first
-   * FREE_FAILURES answer at once, then each waits twice as long as the one before, up to 5 s.
-   * A right password is answered at once, so strangers cannot keep the owner out (limits per
-   * account and source, and per IP, stop any one address).
+   * Failed sign-ins to one account from anywhere slow it down, never lock it out: after
+   * FREE_FAILURES failures in the window, sign-ins to the account take turns, each turn
+   * `slowDownMs` after the later of now and the turn before (250 ms, doubling per further
+   * failure, up to 5 s). Every
+   * attempt waits for its turn before its password is checked, the right one too: answering a
+   * right password at once would let parallel guesses read a slow answer as a miss and not wait.
+   * An attempt whose turn is more than MAX_TURN_WAIT_MS away is refused (429 with Retry-After)
+   * unchecked, so guesses in parallel are spaced just as guesses in a row. Limits per account and
+   * source, and per IP, stop any one address.
    */
-  async function slowDownFailure(email: string) {
-    const key = `login-failures:${email}`
-    let failures: number
+  async function waitForTurn(email: string) {
+    let wait: number
     try {
-      failures = await redis.incr(key)
-      if (failures === 1) await redis.expire(key, FAILURE_WINDOW_SECONDS)
+      const failures = Number(await redis.get(`login-failures:${email}`) ?? 0)
+      if (failures < FREE_FAILURES) return
+      wait = await redis.eval(TAKE_TURN, 1, `login-turn:${email}`, slowDownMs(failures), MAX_TURN_WAIT_MS) as number
     } catch {
       return // Redis away: the per-source limits (in-process meanwhile) still apply
     }
-    if (failures > FREE_FAILURES) await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** (failures - FREE_FAILURES - 1))))
+    if (wait < 0) {
+      const seconds = Math.ceil(-wait / 1000)
+      throw new TooManyRequests(`Too many sign-in attempts to this account at once; retry in ${seconds} s`, seconds)
+    }
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+  }
+
+  async function countFailure(email: string) {
+    const key = `login-failures:${email}`
+    try {
+      const failures = await redis.incr(key)
+      if (failures === 1) await redis.expire(key, FAILURE_WINDOW_SECONDS)
+    } catch {
+      // Redis away: see waitForTurn
+    }
   }
 
   /** The checks of password sign-in (password, active account, second factor); returns the account. */
   async function checkPasswordSignIn(input: { email: string; password: string; totpCode?: string; recoveryCode?: string }) {
+    const email = normalizeEmail(input.email)
+    await waitForTurn(email)
     try {
       return await checkCredentials(input)
     } catch (err) {
-      if (err instanceof Unauthorized && (err.slug === 'invalid-credentials' || err.slug === 'invalid-totp')) await slowDownFailure(normalizeEmail(input.email))
+      if (err instanceof Unauthorized && (err.slug === 'invalid-credentials' || err.slug === 'invalid-totp')) await countFailure(email)
       throw err
     }
   }
@@ -116,6 +160,12 @@ export function createAuthService(deps: AuthDeps) {
     const [user] = await findByEmail.execute({ email: normalizeEmail(input.email) })
     // Unknown email and wrong password take the same time and give the same answer.
     if (!(await verifyPassword(user?.passwordHash, input.password)) || !user) throw invalidCredentials()
+    // Only a verified address signs in: whoever registered someone else's address cannot use it.
+    // The answer is a wrong password's; the mailbox gets the link again (not more than once in 10 minutes).
+    if (!user.emailVerifiedAt) {
+      if (user.isActive && await redis.set(`verification-nudge:${user.id}`, '1', 'EX', VERIFICATION_NUDGE_SECONDS, 'NX').catch(() => null)) await accountMail.sendVerification(user)
+      throw invalidCredentials()
+    }
     if (!user.isActive) throw new Forbidden('This account is deactivated', 'account-deactivated')
     if (user.totpSecret && user.totpEnabledAt) {
       if (input.totpCode) {
@@ -132,9 +182,34 @@ export function createAuthService(deps: AuthDeps) {
     return user
   }
 
+  /** Refuses unless the session's sign-in or re-authentication is recent (a token stolen later is not). */
+  async function requireRecentSignIn(sid: string) {
+    if (!(await sessions.isRecentlyAuthenticated(sid))) {
+      throw new Forbidden(`Confirm it is you first: POST /auth/reauthenticate with your password (and two-factor code), or sign in again, within ${RECENT_AUTH_SECONDS / 60} minutes before this`, 'reauthentication-required')
+    }
+  }
+
+  async function clearTotp(userId: string) {
+    return db.transaction(async (tx) => {
+      const [row] = await tx.update(users).set({ totpSecret: null, totpEnabledAt: null, updatedAt: new Date() }).where(eq(users.id, userId)).returning()
+      await tx.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId))
+      return row!
+    })
+  }
+
   return {
     startSession,
     checkPasswordSignIn,
+    requireRecentSignIn,
+
+    /** The signed-in user proves the password (and second factor) again; the session counts as recently signed in. */
+    async reauthenticate(claims: { sub: string; sid: string }, input: { password: string; totpCode?: string; recoveryCode?: string }) {
+      const user = await deps.users.requireUser(claims.sub)
+      assertHasPassword(user)
+      const checked = await checkPasswordSignIn({ ...input, email: user.email })
+      if (checked.id !== user.id) throw invalidCredentials()
+      await sessions.markAuthenticated(claims.sid)
+    },
 
     /**
      * Creates the account, or, when the address already has one, mails its owner instead: both
@@ -174,16 +249,28 @@ export function createAuthService(deps: AuthDeps) {
     },
 
     async logoutEverywhere(claims: { sub: string; sid: string; jti: string; exp: number }) {
+      const user = await deps.users.requireUser(claims.sub)
+      // An account with no password keeps its links: they are its only way in.
+      if (user.passwordHash !== null) await removeUnconfirmedLinks(db, user)
       await sessions.revokeAll(claims.sub)
       await sessions.denyAccessToken(claims)
     },
 
+
     async verifyEmail(token: string) {
       const payload = await tokens.consume('email-verification', token)
       if (!payload?.userId || !payload.email) throw new BadRequest('The verification link is not valid or has expired', 'invalid-token')
-      // The address must still be the one the link was sent to.
-      const updated = await db.update(users).set({ emailVerifiedAt: new Date(), updatedAt: new Date() })
-        .where(and(eq(users.id, payload.userId), eq(users.email, payload.email))).returning()
+      // A move to another address (`from`): the account must still have the address it asked from,
+      // and the new one must still be free. Otherwise the address must still be the one the link was sent to.
+      let updated: UserRow[]
+      try {
+        updated = await db.update(users).set({ ...(payload.from ? { email: payload.email } : {}), emailVerifiedAt: new Date(), updatedAt: new Date() })
+          .where(and(eq(users.id, payload.userId), eq(users.email, payload.from ?? payload.email))).returning()
+      } catch (err) {
+        // The follower of the link holds that mailbox, so telling them it was taken meanwhile reveals nothing.
+        if (isUniqueViolation(err, 'users_email_key')) throw new Conflict('Another account uses that email address now', 'email-taken')
+        throw err
+      }
       if (!updated[0]) throw new BadRequest('The verification link is not valid or has expired', 'invalid-token')
       await claimGuestOrders(db, updated[0])
       return toUser(updated[0])
@@ -209,11 +296,15 @@ export function createAuthService(deps: AuthDeps) {
       assertPasswordPolicy(password, user.email)
       const passwordHash = await hashPassword(password)
       await db.transaction(async (tx) => {
-        await tx.update(users).set({ passwordHash, updatedAt: new Date() }).where(eq(users.id, user.id))
-        // The reset proves the mailbox. A provider account that never vouched for the address
-        // loses its link, so whoever made an account with someone else's address at a lax
-        // provider does not keep a way in after the owner takes it back.
-        await tx.delete(userIdentities).where(and(eq(userIdentities.userId, user.id), eq(userIdentities.emailVerified, false)))
+        // The link came to the address (the stamp binds it), so it verifies the address too: the
+        // owner of an address someone registered unverified takes the account back this way.
+        await tx.update(users).set({ passwordHash, emailVerifiedAt: user.emailVerifiedAt ?? new Date(), updatedAt: new Date() }).where(eq(users.id, user.id))
+        // The reset proves the mailbox: every link it does not vouch for goes, so whoever made an
+        // account with someone else's address at a lax provider, or linked their own provider
+        // account with the password or a session, keeps no way in after the owner takes it back.
+        // The second factor stays: a mailbox alone must not be enough to take an account that has
+        // one (lost authenticator and codes: an admin clears it, DELETE /users/{userId}/two-factor).
+        await removeUnconfirmedLinks(tx, user, true)
       })
       await sessions.revokeAll(user.id)
     },
@@ -244,6 +335,7 @@ export function createAuthService(deps: AuthDeps) {
         await tx.insert(recoveryCodes).values(codes.map((c) => ({ userId, codeHash: sha256(normalizeRecoveryCode(c)) })))
       })
       await redis.del(`totp-setup:${userId}`)
+      accountMail.sendSecurityNotice(user, 'Two-factor authentication was turned on for your account.')
       return { recoveryCodes: codes }
     },
 
@@ -252,10 +344,18 @@ export function createAuthService(deps: AuthDeps) {
       assertHasPassword(user)
       if (!(await verifyPassword(user.passwordHash, password))) throw new Unauthorized('The password is not correct', 'invalid-credentials')
       if (!user.totpEnabledAt) throw new Conflict('Two-factor authentication is not enabled', 'totp-disabled')
-      await db.transaction(async (tx) => {
-        await tx.update(users).set({ totpSecret: null, totpEnabledAt: null, updatedAt: new Date() }).where(eq(users.id, userId))
-        await tx.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId))
-      })
+      await clearTotp(userId)
+      accountMail.sendSecurityNotice(user, 'Two-factor authentication was turned off for your account.')
+    },
+
+    /** An admin clears the second factor of an owner who lost authenticator and codes; every session ends. */
+    async adminClearTotp(userId: string) {
+      const user = await deps.users.requireUser(userId)
+      if (!user.totpEnabledAt) throw new Conflict('Two-factor authentication is not enabled', 'totp-disabled')
+      const row = await clearTotp(userId)
+      await sessions.revokeAll(userId)
+      accountMail.sendSecurityNotice(user, 'Two-factor authentication was turned off for your account by our support team.')
+      return toUser(row)
     },
   }
 }

@@ -69,12 +69,16 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req) => changed(req, 'clear', await service.clear(owner(req))))
 
+  // Trying codes is guessing: limited per client as sign-in is (a fresh guest cart is free).
+  const guessing = { rateLimit: { max: app.config.auth.rateLimitPerIp, timeWindow: 60_000 } }
+
   app.put('/coupon', {
+    config: guessing,
     onRequest: app.identify,
     schema: {
       tags: ['cart'], operationId: 'applyCartCoupon', summary: 'Apply a coupon code to the cart',
       description: 'The code must exist and be active; its limits and eligibility are checked at checkout (POST /coupons/validate explains them now).',
-      security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, body: Type.Ref(CartCoupon), response: { 200: Type.Ref(Cart), ...errors },
+      security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, body: Type.Ref(CartCoupon), response: { 200: Type.Ref(Cart), ...errors, 429: ProblemRef },
     },
   }, async (req) => {
     // Whose cart first: a caller who has none learns nothing about which codes exist.

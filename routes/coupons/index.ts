@@ -12,10 +12,12 @@ const couponsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const adminErrors = { 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef }
 
   app.post('/validate', {
+    // Trying codes is guessing: limited per client as sign-in is.
+    config: { rateLimit: { max: app.config.auth.rateLimitPerIp, timeWindow: 60_000 } },
     onRequest: app.authenticate,
     schema: {
       tags: ['coupons'], operationId: 'validateCoupon', summary: 'Would this code apply to my cart? Explains why not',
-      security: BEARER, body: Type.Ref(CouponValidateBody), response: { 200: Type.Ref(CouponValidation), 400: ProblemRef, 401: ProblemRef },
+      security: BEARER, body: Type.Ref(CouponValidateBody), response: { 200: Type.Ref(CouponValidation), 400: ProblemRef, 401: ProblemRef, 429: ProblemRef },
     },
   }, async (req) => {
     const { lines } = await cart.contents({ kind: 'user', userId: req.user.sub })

@@ -1,6 +1,6 @@
-import { and, desc, eq, ilike, or, sql, type SQL } from 'drizzle-orm'
-import { addresses, users } from '../../db/schema/index.js'
-import { isUniqueViolation, type Db } from '../../db/client.js'
+import { and, desc, eq, ilike, isNotNull, not, or, sql, type SQL } from 'drizzle-orm'
+import { addresses, userIdentities, users } from '../../db/schema/index.js'
+import type { Db } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound, Unauthorized } from '../../src/errors.js'
 import { assertHasPassword, assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
 import { newestFirst } from '../../src/pagination.js'
@@ -37,6 +37,19 @@ function toAddress(row: AddressRow) {
 }
 
 export const normalizeEmail = (email: string) => email.trim().toLowerCase()
+
+/**
+ * What sign-out everywhere, a password change and a reset take away besides sessions. Links the
+ * owner did not confirm always go. A reset proves only the mailbox, and whoever knew the old
+ * password could have confirmed a link with it, so after a reset only the links the mailbox
+ * vouches for stay: those whose provider verified the account's own address.
+ */
+export async function removeUnconfirmedLinks(executor: Pick<Db, 'delete'>, user: Pick<UserRow, 'id' | 'email'>, afterReset = false) {
+  // coalesce: a link without an email is not vouched for (and `not null` would keep it).
+  const keep = afterReset ? sql`coalesce(${userIdentities.emailVerified} and ${userIdentities.email} = ${user.email}, false)` : isNotNull(userIdentities.confirmedAt)
+  return executor.delete(userIdentities).where(and(eq(userIdentities.userId, user.id), not(keep)))
+    .returning({ provider: userIdentities.provider, email: userIdentities.email })
+}
 const likePattern = (q: string) => `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
 
 export interface UsersDeps { db: Db; sessions: SessionStore; accountMail: AccountMail }
@@ -72,30 +85,32 @@ export function createUserService({ db, sessions, accountMail }: UsersDeps) {
       return toUser(await update(id, { ...(input.name !== undefined ? { name: input.name.trim() } : {}), ...(input.avatarId !== undefined ? { avatarId: input.avatarId } : {}) }))
     },
 
+    /**
+     * Asks to move the account to another address. Nothing changes until the new mailbox follows
+     * the link sent to it (POST /auth/verify-email), and the answer is the same whether or not the
+     * address has an account (whose owner is told instead), so this cannot find out who is a
+     * customer. The current address is told either way.
+     */
     async changeEmail(id: string, input: { email: string; password: string }) {
       const user = await requireUser(id)
       assertHasPassword(user)
       if (!(await verifyPassword(user.passwordHash, input.password))) throw new Unauthorized('The password is not correct', 'invalid-credentials')
       const email = normalizeEmail(input.email)
       if (email === user.email) throw new BadRequest('That is already your email address', 'same-email')
-      let row: UserRow
-      try {
-        row = await update(id, { email, emailVerifiedAt: null })
-      } catch (err) {
-        if (isUniqueViolation(err, 'users_email_key')) throw new Conflict('Another account uses that email address', 'email-taken')
-        throw err
-      }
-      await accountMail.sendVerification(row)
-      return toUser(row)
+      const [owner] = await db.select().from(users).where(eq(users.email, email))
+      if (owner) accountMail.sendEmailChangeAttempt(owner)
+      else await accountMail.sendEmailChange(user, email)
+      accountMail.sendEmailChangeNotice(user, email)
     },
 
-    /** Changes the password and ends every other session of the user. */
+    /** Changes the password, ends every other session of the user and removes the links the owner did not confirm. */
     async changePassword(id: string, currentFamilyId: string, input: { currentPassword: string; newPassword: string }) {
       const user = await requireUser(id)
       assertHasPassword(user)
       if (!(await verifyPassword(user.passwordHash, input.currentPassword))) throw new Unauthorized('The current password is not correct', 'invalid-credentials')
       assertPasswordPolicy(input.newPassword, user.email)
       await update(id, { passwordHash: await hashPassword(input.newPassword) })
+      await removeUnconfirmedLinks(db, user)
       await sessions.revokeAll(id, currentFamilyId)
     },
 
