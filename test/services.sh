@@ -23,6 +23,13 @@ DIR=${TEST_SERVICES_DIR:-/tmp/shop-api-services}
 PG_DATA="$DIR/pg"
 PG_REPLICA_DATA="$DIR/pg-replica"
 log() { echo "services: $*" >&2; }
+# Starts a long-lived server in a session of its own, its pid in $1 and its output in $2: in the
+# caller's process group it would die with whatever started it (a shell tool that ends its job's
+# group, a test runner killing a child's group) while the ports stay taken by nothing.
+daemon() {
+  local pidfile=$1 logfile=$2; shift 2
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >"$logfile" 2>&1 </dev/null &
+}
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {
@@ -165,11 +172,10 @@ if ! port_open "$MONGO_PORT"; then
     FERRETDB=$(bash test/install-ferretdb.sh)
   fi
   mkdir -p "$DIR/ferretdb"
-  nohup "$FERRETDB" --handler=postgresql \
+  daemon "$DIR/ferretdb.pid" "$DIR/ferretdb.log" "$FERRETDB" --handler=postgresql \
     --postgresql-url="postgres://postgres@127.0.0.1:$PG_PORT/ferretdb" \
     --listen-addr="127.0.0.1:$MONGO_PORT" --debug-addr=127.0.0.1:0 --telemetry=disable \
-    --state-dir="$DIR/ferretdb" --log-level=WARN >"$DIR/ferretdb.log" 2>&1 &
-  echo $! >"$DIR/ferretdb.pid"
+    --state-dir="$DIR/ferretdb" --log-level=WARN
 fi
 wait_port "$MONGO_PORT" ferretdb
 
@@ -181,8 +187,7 @@ if ! port_open "$STRIPE_MOCK_PORT"; then
     go install "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION" >"$DIR/stripe-mock-install.log" 2>&1
   fi
   # Its HTTPS listener gets the next port: the default (12112) would collide with a second set of services.
-  nohup "$STRIPE_MOCK" -http-addr "127.0.0.1:$STRIPE_MOCK_PORT" -https-addr "127.0.0.1:$((STRIPE_MOCK_PORT + 1))" >"$DIR/stripe-mock.log" 2>&1 &
-  echo $! >"$DIR/stripe-mock.pid"
+  daemon "$DIR/stripe-mock.pid" "$DIR/stripe-mock.log" "$STRIPE_MOCK" -http-addr "127.0.0.1:$STRIPE_MOCK_PORT" -https-addr "127.0.0.1:$((STRIPE_MOCK_PORT + 1))"
 fi
 wait_port "$STRIPE_MOCK_PORT" stripe-mock
 
@@ -196,8 +201,7 @@ if ! port_open "$TOXIPROXY_PORT"; then
     GOBIN="$GOBIN_DIR" go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" >"$DIR/toxiproxy-install.log" 2>&1
     mv "$GOBIN_DIR/server" "$TOXIPROXY" && rmdir "$GOBIN_DIR"
   fi
-  nohup "$TOXIPROXY" -host 127.0.0.1 -port "$TOXIPROXY_PORT" >"$DIR/toxiproxy.log" 2>&1 &
-  echo $! >"$DIR/toxiproxy.pid"
+  daemon "$DIR/toxiproxy.pid" "$DIR/toxiproxy.log" "$TOXIPROXY" -host 127.0.0.1 -port "$TOXIPROXY_PORT"
 fi
 wait_port "$TOXIPROXY_PORT" toxiproxy
 
