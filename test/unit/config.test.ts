@@ -8,7 +8,7 @@ import { ConfigError, loadConfig } from '../../src/config.js'
 const PRODUCTION = {
   NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'y'.repeat(40), TOTP_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 9).toString('base64')}`,
   DATABASE_URL: 'postgres://db/shop', MONGODB_URL: 'mongodb://mongo/shop', REDIS_URL: 'redis://redis:6379', SMTP_URL: 'smtp://mail:25',
-  PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_test_x', STRIPE_WEBHOOK_SECRET: 'whsec_x',
+  PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_test_x', STRIPE_WEBHOOK_SECRET: 'whsec_x', WEBHOOK_SECRETS_KEY: 'w'.repeat(40),
 }
 const refused = (env: Record<string, string>, message: RegExp) => [env, message] as const
 
