@@ -202,6 +202,8 @@ export function createErasureWorkflow(deps: ErasureDeps) {
         const mentions = (column: typeof outboxTable.payload | typeof webhookDeliveries.body) =>
           sql`(strpos(${column}::text, ${user.id}) > 0 or strpos(${column}::text, ${user.email}) > 0)`
         await tx.update(outboxTable).set({ payload: sql`${swap(outboxTable.payload)}::jsonb` }).where(mentions(outboxTable.payload))
+        // An event's key can name the person too (their cart's: cart:user:<id>).
+        await tx.update(outboxTable).set({ key: sql`replace(${outboxTable.key}, ${user.id}, ${tombstone})` }).where(sql`strpos(${outboxTable.key}, ${user.id}) > 0`)
         await tx.update(webhookDeliveries).set({ body: swap(webhookDeliveries.body) }).where(mentions(webhookDeliveries.body))
         const now = new Date()
         await tx.update(erasureRequests).set({ status: 'completed', step: 'account', userId: null, completedAt: now, updatedAt: now, lockedUntil: null, lastError: null })
