@@ -151,7 +151,10 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
         + '409 erasure-unpaid-order / erasure-open-return as for the request.',
       body: Type.Ref(ErasureConfirm), response: { 202: Type.Ref(ErasureRequest), 400: ProblemRef, 401: ProblemRef, 409: ProblemRef, 429: ProblemRef },
     },
-  }, async (req, reply) => reply.code(202).send(await erasure.confirm(req.user.sub, req.body.token)))
+  }, async (req, reply) => {
+    const { tombstoneId: _anonymous, ...request } = await erasure.confirm(req.user.sub, req.body.token)
+    return reply.code(202).send(request)
+  })
 
   // Administration.
   app.post('/:userId/erasure', {
@@ -162,7 +165,12 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
         + 'an admin account must be made a customer first. Recorded in the activity log as an admin action (naming the anonymous account the kept orders move to).',
       params: UserIdParams, response: { 202: Type.Ref(ErasureRequest), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
-  }, async (req, reply) => reply.code(202).send(await erasure.startByAdmin(req.user.sub, req.params.userId)))
+  }, async (req, reply) => {
+    const { tombstoneId, ...request } = await erasure.startByAdmin(req.user.sub, req.params.userId)
+    // The audit entry names the anonymous account the kept orders move to: the person's id is erased.
+    req.auditParams = { userId: tombstoneId, erasureId: request.id }
+    return reply.code(202).send(request)
+  })
 
   app.get('', {
     onRequest: admin,

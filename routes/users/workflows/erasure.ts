@@ -134,7 +134,7 @@ export function createErasureWorkflow(deps: ErasureDeps) {
     })
     // At once rather than at the first step: the person's tokens stop now.
     await deps.sessions.revokeAll(userId).catch(() => { /* the first step does it again */ })
-    return toErasureRequest(row)
+    return { ...toErasureRequest(row), tombstoneId: row.tombstoneId }
   }
 
   // ---- the steps, in order; each idempotent ----
