@@ -4,7 +4,6 @@ import { pipeline } from 'node:stream/promises'
 import { buffer } from 'node:stream/consumers'
 import { and, asc, desc, eq, inArray, isNotNull, lt, or, sql } from 'drizzle-orm'
 import type { Model } from 'mongoose'
-import tar from 'tar-stream'
 import {
   addresses, couponRedemptions, dataExports, orderItems, orders, payments, refunds, returnItems, returns, reviewVotes, reviews, userIdentities, users,
 } from '../../db/schema/index.js'
@@ -111,6 +110,8 @@ export function createDataExportService(deps: DataExportDeps) {
 
   /** The tar.gz of data.json and the files, in memory (files are at most the upload quota). */
   async function archive(gathered: NonNullable<Awaited<ReturnType<typeof gather>>>) {
+    // Loaded when an archive is built, not at start-up.
+    const { default: tar } = await import('tar-stream')
     const pack = tar.pack()
     const chunks: Buffer[] = []
     const written = pipeline(pack, createGzip(), new Writable({ write(chunk: Buffer, _enc, done) { chunks.push(chunk); done() } }))
