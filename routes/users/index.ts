@@ -90,7 +90,8 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   // My data: an export to download, and erasure.
-  const dataRequests = app.limitBy({ name: 'data-request', max: 10, windowSeconds: 3600, key: (req) => req.user.sub })
+  // Each builds an archive or sends a mail: counted per account like the password checks.
+  const dataRequests = app.limitBy({ name: 'data-request', max: app.config.auth.rateLimitPerAccount, windowSeconds: 15 * 60, key: (req) => req.user.sub })
 
   app.post('/me/export', {
     onRequest: app.authenticate, preHandler: dataRequests,
