@@ -12,6 +12,8 @@ export interface ActivityLog {
 
 declare module 'fastify' {
   interface FastifyInstance { activity: ActivityLog }
+  /** What an admin action's entry records instead of the route's params (an erasure names the anonymous account, not the person). */
+  interface FastifyRequest { auditParams?: Record<string, unknown> }
 }
 
 export default fp(async (app) => {
@@ -106,7 +108,7 @@ export default fp(async (app) => {
   app.addHook('onResponse', (req, reply, done) => {
     const user = req.user as AccessClaims | null
     if (user?.role === 'admin' && req.method !== 'GET' && req.method !== 'HEAD' && reply.statusCode < 400) {
-      activity.record(req, 'admin_action', { method: req.method, route: req.routeOptions.url, params: req.params as Record<string, unknown>, status: reply.statusCode })
+      activity.record(req, 'admin_action', { method: req.method, route: req.routeOptions.url, params: req.auditParams ?? req.params as Record<string, unknown>, status: reply.statusCode })
     }
     done()
   })

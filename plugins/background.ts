@@ -55,6 +55,10 @@ export default fp(async (app) => {
   jobs.every('webhook-purge', HOUR, () => webhooks.purge())
   jobs.every('guest-cart-retention', HOUR, () => services.cart.removeAbandonedGuestCarts(config.cart.guestRetentionDays))
   jobs.every('upload-orphans', HOUR, () => services.uploads.removeOrphans(config.uploads.orphanGraceHours))
+  // A customer's data: exports built and erasures run (or resumed after a dead worker's lease).
+  jobs.every('data-exports', 5_000, () => services.dataExports.runDue())
+  jobs.every('data-export-purge', HOUR, () => services.dataExports.purgeExpired())
+  jobs.every('erasures', 5_000, () => services.erasure.runDue())
   jobs.every('activity-retention', HOUR, async () => {
     const { deletedCount } = await entries.deleteMany({ at: { $lt: new Date(Date.now() - config.activityRetentionDays * 86_400_000) } })
     return { removed: deletedCount }

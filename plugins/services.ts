@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { cartModel } from '../db/models/cart.js'
 import { wishlistModel } from '../db/models/wishlist.js'
+import { activityModel } from '../db/models/activity.js'
 import { createAccountMail } from '../src/account-mail.js'
 import { createIdempotency } from '../src/idempotency.js'
 import { createOneTimeTokens } from '../src/one-time-tokens.js'
@@ -33,6 +34,8 @@ import { createReviewService } from '../routes/reviews/service.js'
 import { createShippingService } from '../routes/shipping/service.js'
 import { createUploadService } from '../routes/uploads/service.js'
 import { createUserService } from '../routes/users/service.js'
+import { createDataExportService } from '../routes/users/data-export.js'
+import { createErasureWorkflow } from '../routes/users/workflows/erasure.js'
 import { createSecretBox as createWebhookSecretBox } from '../routes/webhooks/secrets.js'
 import { createWebhookService, type WebhookService } from '../routes/webhooks/service.js'
 import { createWishlistService } from '../routes/wishlist/service.js'
@@ -88,16 +91,31 @@ async function buildServices(app: FastifyInstance) {
     userAgent: 'shop-api-webhooks/1',
   })
 
+  const uploads = createUploadService({ db, storage: createLocalStorage(config.uploads.dir), quota: config.uploads.quota })
+  const reviews = createReviewService({ db, autoApprove: config.reviewsAutoApprove, onRatingChange: () => cache.invalidate(CATALOG_CACHE) })
+  // A customer's data: exports (kept in a private storage of their own) and erasures.
+  const activity = activityModel(app.mongo)
+  const { privacy } = config
+  const dataExports = createDataExportService({
+    db, redis, storage: createLocalStorage(privacy.exportDir), uploads, carts, wishlists, activity,
+    settings: { exportTtlHours: privacy.exportTtlHours, linkTtlSeconds: privacy.linkTtlSeconds, leaseSeconds: privacy.leaseSeconds },
+  })
+  const erasure = createErasureWorkflow({
+    db, redis, redisKeyPrefix: config.redis.keyPrefix, sessions, outbox, tokens, accountMail, uploads, reviews, exports: dataExports,
+    carts, wishlists, activity, leaseSeconds: privacy.leaseSeconds,
+  })
+
   return {
     health: createHealthService({ db, mongo: app.mongo, redis }),
     users, auth, oidc,
     categories: createCategoryService({ db, dbRead, cache }),
     products,
-    uploads: createUploadService({ db, storage: createLocalStorage(config.uploads.dir), quota: config.uploads.quota }),
+    uploads,
     cart,
     wishlist: createWishlistService({ items: wishlists, catalog: products, cart }),
     coupons: createCouponService({ db }),
-    reviews: createReviewService({ db, autoApprove: config.reviewsAutoApprove, onRatingChange: () => cache.invalidate(CATALOG_CACHE) }),
+    reviews,
+    dataExports, erasure,
     analytics: createAnalyticsService({ db: dbRead, currency }),
     webhooks,
     // The money path.

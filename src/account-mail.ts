@@ -4,6 +4,7 @@ import type { OneTimeTokens } from './one-time-tokens.js'
 
 export const VERIFICATION_TTL_SECONDS = 24 * 3600
 export const RESET_TTL_SECONDS = 30 * 60
+export const ERASURE_CONFIRM_TTL_SECONDS = 60 * 60
 
 /**
  * A reset token is bound to the account as it was when the token was mailed: a later email
@@ -68,6 +69,15 @@ export function createAccountMail(deps: { mailer: Mailer; tokens: OneTimeTokens;
         to: user.email,
         subject: 'Someone tried to register with your address',
         text: `${hello(user)}\n\nsomeone tried to register with your address, which already has an account with us; no new account was made and yours is unchanged.\n\nIf it was you, sign in at ${deps.publicUrl}/sign-in, or reset your password at ${deps.publicUrl}/forgot-password if you have forgotten it.\nIf it was not you, you can ignore this mail.\n`,
+      })
+    },
+    /** To the owner who asked to erase the account: the token confirms it (POST /users/me/erasure/confirm). */
+    async sendErasureConfirmation(user: { id: string; email: string; name: string; emailVerifiedAt: Date | null; passwordHash: string | null }) {
+      const token = await deps.tokens.issue('account-erasure', { userId: user.id, stamp: accountStamp(user) }, ERASURE_CONFIRM_TTL_SECONDS)
+      deps.mailer.sendLater({
+        to: user.email,
+        subject: 'Confirm that your account should be erased',
+        text: `${hello(user)}\n\nyou asked us to erase your account and the personal data we hold about you. This cannot be undone: your orders are kept for our accounts with your name, email and address removed, and everything else goes.\n\nConfirm within an hour by opening this link while signed in:\n${deps.publicUrl}/erase-account?token=${token}\n\nIf you did not ask for this, ignore this mail and change your password; nothing is erased.\n`,
       })
     },
     async sendPasswordReset(user: { id: string; email: string; name: string; emailVerifiedAt: Date | null; passwordHash: string | null }) {

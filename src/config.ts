@@ -83,6 +83,10 @@ export const ConfigSchema = Type.Object({
   UPLOAD_ADMIN_QUOTA_FILES: Type.Integer({ minimum: 1, default: 10_000, description: 'Uploads one admin may keep.' }),
   UPLOAD_ADMIN_QUOTA_BYTES: Type.Integer({ minimum: 1024, default: 2 * 1024 * 1024 * 1024, description: 'Total bytes of uploads one admin may keep.' }),
   UPLOAD_ORPHAN_GRACE_HOURS: Type.Integer({ minimum: 1, maximum: 8760, default: 24, description: 'An upload no product or avatar uses is deleted (row and file) this many hours after it was made, by an hourly job.' }),
+  DATA_EXPORT_DIR: Type.String({ minLength: 1, default: './data/exports', description: 'Where customers\' data export archives are kept (private: served only through a short-lived link); every instance and worker must mount the same directory.' }),
+  DATA_EXPORT_TTL_HOURS: Type.Integer({ minimum: 1, maximum: 720, default: 72, description: 'A data export archive can be downloaded this long after it is built; then an hourly job deletes it.' }),
+  DATA_EXPORT_LINK_TTL_SECONDS: Type.Integer({ minimum: 30, maximum: 86_400, default: 600, description: 'Lifetime of a download link of a data export (each read of a ready export gives a new one).' }),
+  DATA_REQUEST_LEASE_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 120, description: 'A worker building an export or running an erasure holds it this long, renewed at each step; a worker that died loses it after this, and the next run resumes the work.' }),
   ACTIVITY_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 90, description: 'Activity log entries older than this are removed by an hourly job.' }),
   CORS_ORIGINS: Type.String({ default: 'http://localhost:3000,http://127.0.0.1:3000', description: 'Comma-separated allowlist of origins; other origins get no CORS headers.' }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 300, description: 'Global limit of requests per window per client IP, counted across instances in Redis (/health and /ready are exempt): in process and synchronised every 100 ms while a client is far from it, in Redis on every request within half the limit of it.' }),
@@ -155,6 +159,8 @@ export interface Config {
     orphanGraceHours: number
   }
   activityRetentionDays: number
+  /** Data exports and erasures (routes/users/data-export.ts, routes/users/workflows/erasure.ts). */
+  privacy: { exportDir: string; exportTtlHours: number; linkTtlSeconds: number; leaseSeconds: number }
   checkout: { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number; returnWindowDays: number; orderAccessTtlHours: number; guestMaxUnpaidOrders: number }
   payments: { providers: ('test' | 'stripe')[]; webhookSecret: string; stripe: { secretKey?: string; webhookSecret?: string; apiUrl?: string } }
   /** Outbound webhooks. allowPrivateUrls: plain http and private/loopback hosts accepted (off in production unless set). */
@@ -370,6 +376,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       orphanGraceHours: raw.UPLOAD_ORPHAN_GRACE_HOURS,
     },
     activityRetentionDays: raw.ACTIVITY_RETENTION_DAYS,
+    privacy: { exportDir: raw.DATA_EXPORT_DIR, exportTtlHours: raw.DATA_EXPORT_TTL_HOURS, linkTtlSeconds: raw.DATA_EXPORT_LINK_TTL_SECONDS, leaseSeconds: raw.DATA_REQUEST_LEASE_SECONDS },
     checkout: {
       shippingFlatMinor: raw.SHIPPING_FLAT_MINOR, shippingFreeOverMinor: raw.SHIPPING_FREE_OVER_MINOR,
       taxRateBps: raw.TAX_RATE_BPS, pricesIncludeTax: truthy(raw.PRICES_INCLUDE_TAX), paymentTimeoutMinutes: raw.ORDER_PAYMENT_TIMEOUT_MINUTES,

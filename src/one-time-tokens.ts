@@ -1,10 +1,10 @@
 import type { RedisClient } from './redis-client.js'
 import { randomToken, sha256 } from './sessions.js'
 
-// Single-use tokens sent by mail (password reset, email verification). Only the SHA-256 of the
+// Single-use tokens sent by mail (password reset, email verification, confirming an erasure). Only the SHA-256 of the
 // token is stored; GETDEL makes using one atomic, so a token works once even under a race.
 
-export type TokenPurpose = 'password-reset' | 'email-verification'
+export type TokenPurpose = 'password-reset' | 'email-verification' | 'account-erasure'
 
 const key = (purpose: TokenPurpose, token: string) => `ott:${purpose}:${sha256(token)}`
 

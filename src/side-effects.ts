@@ -56,7 +56,7 @@ export const GUEST_CART_CONSUMED = (owner: string, generation: number, lines: { 
   ({ topic: 'cart.consumed', key: guestCartKey(owner), payload: { owner, generation, lines } })
 
 /** What outbound webhook endpoints may subscribe to (routes/webhooks). */
-export const WEBHOOK_EVENT_TYPES = ['order.created', 'order.paid', 'order.shipped', 'order.cancelled', 'order.refunded', 'product.updated', 'stock.low'] as const
+export const WEBHOOK_EVENT_TYPES = ['order.created', 'order.paid', 'order.shipped', 'order.cancelled', 'order.refunded', 'product.updated', 'stock.low', 'customer.erased'] as const
 export type WebhookEventType = typeof WEBHOOK_EVENT_TYPES[number]
 
 /**

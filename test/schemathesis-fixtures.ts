@@ -147,6 +147,11 @@ async function setup() {
   const memberAccount = { email: `fuzz-member-${Date.now()}@example.com`, password: 'fuzz-member-password-1' }
   await registerVerified({ ...memberAccount, name: 'Fuzz Member' })
   const member = await call<{ user: { id: string } }>('POST', '/auth/login', memberAccount, false, {})
+  // A customer of its own for the admin's erasure (which takes the account away), and an export of the fuzzer's own.
+  const erasableAccount = { email: `fuzz-erasable-${Date.now()}@example.com`, password: 'fuzz-erasable-password-1' }
+  await registerVerified({ ...erasableAccount, name: 'Fuzz Erasable' })
+  const erasable = await call<{ user: { id: string } }>('POST', '/auth/login', erasableAccount, false, {})
+  const dataExport = await call<{ id: string }>('POST', '/users/me/export')
 
   const pending = await order(shelf.variants[1]!.id) // read, cancel by the fuzzer; status changes
   const toPay = await order(shelf.variants[1]!.id) // a payment is started by the fuzzer
@@ -252,6 +257,9 @@ async function setup() {
     ['PATCH /users/{userId}/role', { userId: member.user.id }],
     ['POST /users/{userId}/deactivate', { userId: member.user.id }],
     ['POST /users/{userId}/reactivate', { userId: member.user.id }],
+    ['POST /users/{userId}/erasure', { userId: erasable.user.id }],
+    ['GET /users/me/export/{exportId}', { exportId: dataExport.id }],
+    ['GET /users/me/export/{exportId}/download', { exportId: dataExport.id }],
   ]
   return { shelf, reviewed, mover, saved, coupon: cartCoupon, category: shelfCategory, resetter, zone, shippingOption: shippingOption!, guest, operations }
 }

@@ -109,6 +109,26 @@ export function createReviewService({ db, autoApprove, onRatingChange }: { db: D
       })
     },
 
+    /**
+     * Deletes every review a user wrote (with its votes, and its part of the product's rating) and
+     * takes back their helpful votes on others' reviews (an erasure). Idempotent: a second run finds nothing.
+     */
+    async removeAllOf(userId: string) {
+      return write(async (tx) => {
+        const gone = await tx.delete(reviews).where(eq(reviews.userId, userId)).returning()
+        for (const r of gone) {
+          const c = counted(r)
+          await adjustRating(tx, r.productId, -c.n, -c.sum)
+        }
+        const votes = await tx.delete(reviewVotes).where(eq(reviewVotes.userId, userId)).returning({ reviewId: reviewVotes.reviewId })
+        if (votes.length) {
+          await tx.update(reviews).set({ helpfulCount: sql`greatest(${reviews.helpfulCount} - 1, 0)` })
+            .where(inArray(reviews.id, votes.map((v) => v.reviewId)))
+        }
+        return { reviews: gone.length, votes: votes.length }
+      })
+    },
+
     async moderate(reviewId: string, status: Status) {
       const row = await write(async (tx) => {
         const [before] = await tx.select().from(reviews).where(eq(reviews.id, reviewId)).for('update')
@@ -136,3 +156,4 @@ export function createReviewService({ db, autoApprove, onRatingChange }: { db: D
     },
   }
 }
+export type ReviewService = ReturnType<typeof createReviewService>

@@ -125,6 +125,30 @@ export function createUploadService({ db, storage, quota }: { db: Db; storage: F
       return { removed: removed.length, strayFiles }
     },
 
+    /** An owner's files, oldest first, each with a way to read its bytes (a data export). */
+    async filesOf(ownerId: string) {
+      const rows = await db.select().from(uploadedFiles).where(eq(uploadedFiles.ownerId, ownerId)).orderBy(uploadedFiles.createdAt, uploadedFiles.id)
+      return rows.map((row) => ({ row, read: () => storage.read(row.storageKey) }))
+    },
+
+    /**
+     * Deletes every file of an owner (an erasure): the avatar first stops pointing at one, then
+     * per file the bytes, then the row. Idempotent: a crash between the two leaves the row, and
+     * the next run removes the (already gone) bytes again and then the row.
+     */
+    async removeAllOf(ownerId: string) {
+      await db.update(users).set({ avatarId: null }).where(eq(users.id, ownerId))
+      const rows = await db.select({ id: uploadedFiles.id, storageKey: uploadedFiles.storageKey }).from(uploadedFiles).where(eq(uploadedFiles.ownerId, ownerId))
+      for (const row of rows) {
+        await storage.remove(row.storageKey)
+        await db.transaction(async (tx) => {
+          await tx.update(products).set({ imageIds: sql`array_remove(${products.imageIds}, ${row.id}::uuid)` }).where(sql`${row.id}::uuid = any(${products.imageIds})`)
+          await tx.delete(uploadedFiles).where(eq(uploadedFiles.id, row.id))
+        })
+      }
+      return { removed: rows.length }
+    },
+
     /** Checks that ids name uploaded images of the given purpose (product images, avatars). */
     async requireImages(ids: string[], purpose: Purpose, ownerId?: string) {
       if (!ids.length) return

@@ -83,4 +83,31 @@ export const UserPage = pageOf(Type.Ref(User), 'UserPage')
 
 export const RoleChange = Type.Object({ role: Type.Ref(RoleSchema) }, { $id: 'RoleChange', additionalProperties: false })
 
-export const schemas = [RoleSchema, User, ProfileUpdate, EmailChange, PasswordChange, Address, AddressCreate, AddressUpdate, AddressList, UserPage, RoleChange]
+// A customer's data (docs/accounts.md#your-data).
+export const DataExport = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  status: StringEnum(['pending', 'ready', 'failed', 'expired'], { description: 'pending: being gathered by the worker; ready: downloadable until expiresAt; expired: the archive is deleted' }),
+  sizeBytes: Type.Union([Type.Null(), Type.Integer()]),
+  createdAt: Type.String({ format: 'date-time' }),
+  completedAt: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
+  expiresAt: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
+  downloadUrl: Type.Union([Type.Null(), Type.String({ description: 'a short-lived link to the tar.gz (data.json and my files); each read of a ready export gives a new one' })]),
+  downloadExpiresAt: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
+}, { $id: 'DataExport', additionalProperties: false })
+export const DataExportParams = Type.Object({ exportId: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
+export const DataExportDownloadQuery = Type.Object({
+  token: Type.String({ minLength: 1, maxLength: 200, description: 'the token of the link in downloadUrl' }),
+}, { additionalProperties: false })
+
+export const ErasureRequest = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  status: StringEnum(['running', 'completed']),
+  step: Type.String({ description: 'the last step done' }),
+  createdAt: Type.String({ format: 'date-time' }),
+  completedAt: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
+}, { $id: 'ErasureRequest', additionalProperties: false })
+export const ErasureConfirm = Type.Object({
+  token: Type.String({ minLength: 1, maxLength: 200, description: 'the token of the link mailed by POST /users/me/erasure' }),
+}, { $id: 'ErasureConfirm', additionalProperties: false })
+
+export const schemas = [RoleSchema, User, ProfileUpdate, EmailChange, PasswordChange, Address, AddressCreate, AddressUpdate, AddressList, UserPage, RoleChange, DataExport, ErasureRequest, ErasureConfirm]
