@@ -263,15 +263,26 @@ export function createAuthService(deps: AuthDeps) {
       // A move to another address (`from`): the account must still have the address it asked from,
       // and the new one must still be free. Otherwise the address must still be the one the link was sent to.
       let updated: UserRow[]
+      let unvouched: unknown[] = []
       try {
-        updated = await db.update(users).set({ ...(payload.from ? { email: payload.email } : {}), emailVerifiedAt: new Date(), updatedAt: new Date() })
-          .where(and(eq(users.id, payload.userId), eq(users.email, payload.from ?? payload.email))).returning()
+        updated = await db.transaction(async (tx) => {
+          const [before] = await tx.select({ emailVerifiedAt: users.emailVerifiedAt }).from(users).where(eq(users.id, payload.userId!)).for('update')
+          const rows = await tx.update(users).set({ ...(payload.from ? { email: payload.email } : {}), emailVerifiedAt: new Date(), updatedAt: new Date() })
+            .where(and(eq(users.id, payload.userId!), eq(users.email, payload.from ?? payload.email!))).returning()
+          // The first proof of the address vouches for the mailbox, not for a provider account
+          // linked before it: such links (left by sign-ins with an email the provider had not
+          // verified, before those were refused) go, as a reset removes them, and so do the
+          // sessions they made. The mailbox's owner then sets a password by reset.
+          if (rows[0] && before && !before.emailVerifiedAt) unvouched = await removeUnconfirmedLinks(tx, rows[0], true)
+          return rows
+        })
       } catch (err) {
         // The follower of the link holds that mailbox, so telling them it was taken meanwhile reveals nothing.
         if (isUniqueViolation(err, 'users_email_key')) throw new Conflict('Another account uses that email address now', 'email-taken')
         throw err
       }
       if (!updated[0]) throw new BadRequest('The verification link is not valid or has expired', 'invalid-token')
+      if (unvouched.length) await sessions.revokeAll(updated[0].id)
       await claimGuestOrders(db, updated[0])
       return toUser(updated[0])
     },
