@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto'
-import { and, eq, isNull, sql } from 'drizzle-orm'
+import { and, eq, isNotNull, isNull, or, sql } from 'drizzle-orm'
 import * as OTPAuth from 'otpauth'
 import type { RedisClient } from '../../src/redis-client.js'
 import { recoveryCodes, users } from '../../db/schema/index.js'
 import { isUniqueViolation, type Db } from '../../db/client.js'
 import { BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized } from '../../src/errors.js'
 import { RECENT_AUTH_SECONDS } from '../../src/sessions.js'
-import { assertHasPassword, assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
+import { assertHasPassword, assertPasswordPolicy, hashPassword, hashWithSalt, verifyPassword } from '../../src/passwords.js'
 import { sha256, type SessionStore } from '../../src/sessions.js'
 import type { OneTimeTokens } from '../../src/one-time-tokens.js'
 import type { SecretBox } from '../../src/secret-box.js'
@@ -62,6 +62,13 @@ const invalidCredentials = () => new Unauthorized('The email or password is not 
 const VERIFICATION_NUDGE_SECONDS = 10 * 60
 const normalizeRecoveryCode = (code: string) => code.replace('-', '').toUpperCase()
 
+/**
+ * A recovery code as stored: argon2id of its SHA-256 under the account's salt. The SHA-256 inside
+ * is what codes stored before were, so those are salted without knowing the codes.
+ */
+const storedRecoveryCode = (digest: string, salt: string) => hashWithSalt(digest, Buffer.from(salt, 'base64'))
+const newRecoveryCodeSalt = () => randomBytes(16).toString('base64')
+
 function newRecoveryCode() {
   const chars = [...randomBytes(10)].map((b) => BASE32[b & 31]).join('')
   return `${chars.slice(0, 5)}-${chars.slice(5)}`
@@ -84,11 +91,38 @@ export function createAuthService(deps: AuthDeps) {
     return (await redis.set(`totp-used:${user.id}:${step}`, '1', 'EX', 120, 'NX')) === 'OK'
   }
 
+  /** The account's recovery code salt, if any of its codes is salted. */
+  async function recoveryCodeSalt(userId: string) {
+    const [row] = await db.select({ salt: recoveryCodes.salt }).from(recoveryCodes).where(and(eq(recoveryCodes.userId, userId), isNotNull(recoveryCodes.salt))).limit(1)
+    return row?.salt ?? null
+  }
+
   async function consumeRecoveryCode(userId: string, code: string) {
+    const digest = sha256(normalizeRecoveryCode(code))
+    const salt = await recoveryCodeSalt(userId)
+    const legacy = and(isNull(recoveryCodes.salt), eq(recoveryCodes.codeHash, digest))
+    const matches = salt ? or(and(eq(recoveryCodes.salt, salt), eq(recoveryCodes.codeHash, await storedRecoveryCode(digest, salt))), legacy) : legacy
     const used = await db.update(recoveryCodes).set({ usedAt: new Date() })
-      .where(and(eq(recoveryCodes.userId, userId), eq(recoveryCodes.codeHash, sha256(normalizeRecoveryCode(code))), isNull(recoveryCodes.usedAt)))
+      .where(and(eq(recoveryCodes.userId, userId), isNull(recoveryCodes.usedAt), matches))
       .returning({ id: recoveryCodes.id })
     return used.length === 1
+  }
+
+  /**
+   * Salts the account's codes still stored as plain SHA-256 (from before salting): once, at a
+   * sign-in with a second factor. A failure (hashing shed under load) leaves them for the next one.
+   */
+  async function saltLegacyRecoveryCodes(userId: string) {
+    const legacy = await db.select({ id: recoveryCodes.id, codeHash: recoveryCodes.codeHash }).from(recoveryCodes)
+      .where(and(eq(recoveryCodes.userId, userId), isNull(recoveryCodes.salt)))
+    if (!legacy.length) return
+    const salt = await recoveryCodeSalt(userId) ?? newRecoveryCodeSalt()
+    for (const row of legacy) {
+      const codeHash = await storedRecoveryCode(row.codeHash, salt)
+      // Unless used or replaced meanwhile (the hash is what it was).
+      await db.update(recoveryCodes).set({ codeHash, salt })
+        .where(and(eq(recoveryCodes.id, row.id), isNull(recoveryCodes.salt), eq(recoveryCodes.codeHash, row.codeHash)))
+    }
   }
 
   async function tokensFor(user: UserRow, session: { familyId: string; refreshToken: string }) {
@@ -178,6 +212,7 @@ export function createAuthService(deps: AuthDeps) {
       } else {
         throw new Unauthorized('This account requires a two-factor code (totpCode) or a recovery code', 'totp-required')
       }
+      await saltLegacyRecoveryCodes(user.id).catch(() => {})
     }
     return user
   }
@@ -340,10 +375,12 @@ export function createAuthService(deps: AuthDeps) {
       const secret = deps.secretBox.open(pending, totpContext(userId)).plain
       if (!(await checkTotp(user, secret, code))) throw new BadRequest('The code does not match the authenticator', 'invalid-totp')
       const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode)
+      const salt = newRecoveryCodeSalt()
+      const hashes = await Promise.all(codes.map((c) => storedRecoveryCode(sha256(normalizeRecoveryCode(c)), salt)))
       await db.transaction(async (tx) => {
         await tx.update(users).set({ totpSecret: deps.secretBox.seal(secret, totpContext(userId)), totpEnabledAt: new Date(), updatedAt: new Date() }).where(eq(users.id, userId))
         await tx.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId))
-        await tx.insert(recoveryCodes).values(codes.map((c) => ({ userId, codeHash: sha256(normalizeRecoveryCode(c)) })))
+        await tx.insert(recoveryCodes).values(hashes.map((codeHash) => ({ userId, codeHash, salt })))
       })
       await redis.del(`totp-setup:${userId}`)
       accountMail.sendSecurityNotice(user, 'Two-factor authentication was turned on for your account.')
