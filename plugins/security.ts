@@ -72,10 +72,10 @@ export default fp(async (app) => {
     max: limits.max,
     timeWindow: limits.windowMs,
     store: counts.Store,
-    // A Redis outage must not take the shop down with it: requests pass, the error is logged;
-    // while Redis is known to be away, the limit is not asked (no request waits on it).
+    // A Redis outage must not take the shop down with it, nor the limit off: while Redis is
+    // away the store counts in this process alone (a limit per instance). skipOnError: an
+    // unexpected store failure lets the request through rather than answering 500.
     skipOnError: true,
-    allowList: () => !app.redisHealth.available,
     errorResponseBuilder: (_req, ctx) => new TooManyRequests(`Rate limit of ${ctx.max} requests per ${ctx.after} exceeded; retry in ${Math.ceil(ctx.ttl / 1000)} s`),
   })
 

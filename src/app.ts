@@ -57,6 +57,7 @@ import { schemas as analyticsSchemas } from '../routes/analytics/schemas.js'
 import { schemas as shippingSchemas } from '../routes/shipping/schemas.js'
 import { schemas as returnSchemas } from '../routes/returns/schemas.js'
 import { schemas as webhookSchemas } from '../routes/webhooks/schemas.js'
+import { serializeError } from './log-errors.js'
 
 // A plugin's start-up may take more than Fastify's 10 s default: the embedded PGlite migrates and
 // seeds its demo catalog in WebAssembly, and a busy machine (CI runs many tests at once) slows it.
@@ -144,6 +145,8 @@ export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
       ],
       censor: '[redacted]',
     },
+    // Errors without the values database errors quote (statement parameters, failing rows).
+    serializers: { err: serializeError },
     // With tracing on, each line written inside a request names its trace and span.
     mixin: traceLogFields,
     // Human-readable logs for a developer at a terminal, JSON everywhere else.

@@ -39,6 +39,14 @@ export function hashPassword(password: string) {
   return gate(() => argon2.hash(password, ARGON2_OPTIONS))
 }
 
+/**
+ * argon2id with the password parameters under a given salt, as hex: for secrets that are looked
+ * up by their hash (recovery codes), so one hash per attempt. Shares the password hashing bounds.
+ */
+export async function hashWithSalt(secret: string, salt: Buffer) {
+  return (await gate(() => argon2.hash(secret, { ...ARGON2_OPTIONS, salt, raw: true }))).toString('hex')
+}
+
 // Verified against when an email is unknown, so a miss costs as long as a wrong password.
 const decoyHash = argon2.hash('decoy-password-for-timing', ARGON2_OPTIONS)
 

@@ -10,12 +10,43 @@ import { ALWAYS_AVAILABLE, type RedisHealth } from './redis-health.js'
 // least 50 requests), every request is counted in Redis itself, so the limit holds exactly there;
 // what the other instances counted in their last `syncMs` is the tolerance. Small limits (the
 // sign-in limits) are therefore always exact.
+//
+// While Redis is away (RedisHealth), every request is counted in this process alone: each
+// instance then enforces the limit on its own, rather than no instance at all. Those counts are
+// not sent to Redis later; once it answers again, counting goes back to it.
 
 export interface SyncedStoreOptions {
   /** How often counts made in this process are added to Redis. */
   syncMs?: number
   /** Requests below the limit from which every request is counted in Redis (at least this, or half the limit). */
   minHeadroom?: number
+}
+
+/** The most clients counted in the process while Redis is away; beyond it the oldest is forgotten. */
+export const MAX_LOCAL_KEYS = 100_000
+
+/** Fixed-window counts kept in this process alone, for while Redis is away. */
+export function createLocalCounts(maxKeys = MAX_LOCAL_KEYS) {
+  const windows = new Map<string, { count: number; resetAt: number }>()
+  return {
+    /** Counts one request of `key`: the count in its window and the ms left of the window. */
+    incr(key: string, timeWindow: number, now = Date.now()) {
+      let entry = windows.get(key)
+      if (!entry || now >= entry.resetAt) {
+        windows.delete(key)
+        if (windows.size >= maxKeys) {
+          for (const [k, e] of windows) if (now >= e.resetAt) windows.delete(k)
+          // Still full: the oldest window goes (a Map iterates in insertion order).
+          if (windows.size >= maxKeys) windows.delete(windows.keys().next().value!)
+        }
+        entry = { count: 0, resetAt: now + timeWindow }
+        windows.set(key, entry)
+      }
+      entry.count++
+      return { current: entry.count, ttl: entry.resetAt - now }
+    },
+    get size() { return windows.size },
+  }
 }
 
 export interface Counter {
@@ -64,6 +95,7 @@ export function createSyncedRateLimitStore(redis: RedisClient, log: FastifyBaseL
   if (!('rateLimitAdd' in redis)) redis.defineCommand('rateLimitAdd', { numberOfKeys: 1, lua: SCRIPT })
   const scripted = redis as Scripted
   const counters = new Map<string, Counter>()
+  const local = createLocalCounts()
   let timer: NodeJS.Timeout | undefined
 
   const settle = (counter: Counter, sent: number, [current, ttl]: [number, number]) => {
@@ -72,7 +104,7 @@ export function createSyncedRateLimitStore(redis: RedisClient, log: FastifyBaseL
     counter.resetAt = Date.now() + ttl
   }
   const failed = (counter: Counter, sent: number, err: Error) => {
-    // Counts lost with a failing Redis: requests pass meanwhile, as with skipOnError.
+    // Counts lost with a failing Redis; until it answers again, requests are counted in the process alone.
     counter.inFlight -= sent
     health.failed(err)
     log.warn({ err: err.message }, 'rate limit counts not synchronised')
@@ -118,6 +150,11 @@ export function createSyncedRateLimitStore(redis: RedisClient, log: FastifyBaseL
     incr(id: string, cb: Parameters<FastifyRateLimitStore['incr']>[1], timeWindow: number, max: number) {
       const key = this.prefix + id
       const now = Date.now()
+      // Redis known to be away: counted here alone, at once (no request waits on a dead Redis).
+      if (!health.available) {
+        cb(null, local.incr(key, timeWindow, now))
+        return
+      }
       const counter = counterAt(counters.get(key), now, timeWindow)
       counters.set(key, counter)
       const { estimate, countHere } = estimateOf(counter, max, minHeadroom)
@@ -135,8 +172,9 @@ export function createSyncedRateLimitStore(redis: RedisClient, log: FastifyBaseL
         settle(counter, by, res)
         cb(null, { current: res[0], ttl: res[1] })
       }, (err: Error) => {
+        // Redis failed just now: this request is the first counted here alone.
         failed(counter, by, err)
-        cb(err)
+        cb(null, local.incr(key, timeWindow))
       })
     }
 

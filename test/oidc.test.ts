@@ -19,6 +19,7 @@ const accounts: Record<string, TestAccount> = {
   'carol-other': { email: 'carol.elsewhere@example.com', email_verified: true },
   'dan-idp': { email: 'dan@example.com', email_verified: true, name: 'Dan' },
   squatter: { email: 'victim@example.com', email_verified: false },
+  squatter2: { email: 'owner@example.com', email_verified: false },
 }
 
 const idp = await startOidcProvider(t, accounts)
@@ -158,10 +159,15 @@ t.test('an unverified email never links to an existing account nor duplicates it
   t.equal((await app.db.select().from(users).where(eq(users.email, 'alice@example.com'))).length, 1)
   t.same(await app.db.select().from(userIdentities).where(eq(userIdentities.userId, alice.body.user.id)), [])
 
-  // With no account at that address, an unverified email makes an account that is not verified.
+  // With no account at that address the answer is the same, and no account is made: one made
+  // then would be the provider account's, under an address its holder was never shown to own,
+  // and whoever owns the mailbox would verify it for them with the link we mail.
   const fresh = await callback(await authorizeAs('new-unverified'))
-  t.equal(fresh.statusCode, 200)
-  t.match(fresh.json().user, { email: 'una@example.com', emailVerified: false })
+  t.equal(fresh.statusCode, 409, fresh.body)
+  t.equal(fresh.json().type, 'urn:problem-type:oidc-email-unverified')
+  t.same(await app.db.select().from(users).where(eq(users.email, 'una@example.com')), [], 'no account at that address')
+  t.same(await app.db.select().from(userIdentities).where(eq(userIdentities.subject, 'new-unverified')), [], 'no link')
+  t.same(mailbox.received.filter((mail) => mail.to.includes('una@example.com')), [], 'nothing mailed to the address')
 })
 
 t.test('an existing account is linked only after its owner confirms with the password', async (t) => {
@@ -228,12 +234,21 @@ t.test('a signed-in user links a provider account with another email; the last w
   t.equal((await app.db.select().from(userIdentities).where(and(eq(userIdentities.userId, nova.json().user.id), eq(userIdentities.provider, 'local')))).length, 1)
 })
 
-t.test('an account made with an unverified email: the owner of the mailbox takes it back by reset, and the provider link goes', async (t) => {
-  // Someone signs up at a lax provider with an address that is not theirs.
-  const squatter = await callback(await authorizeAs('squatter'))
-  t.equal(squatter.statusCode, 200)
-  t.equal(squatter.json().user.emailVerified, false)
-  await mailbox.waitFor('victim@example.com', /verify-email\?token=/)
+/**
+ * An account as sign-in with an unverified provider email made it before such sign-ins were
+ * refused: no password, the address unverified, the provider account linked at creation, and a
+ * session of the provider account's holder.
+ */
+async function legacySquatterAccount(email: string, subject: string) {
+  const [user] = await app.db.insert(users).values({ email, name: 'Squatter', passwordHash: null }).returning()
+  await app.db.insert(userIdentities).values({ userId: user!.id, provider: 'local', subject, email, emailVerified: false, confirmedAt: new Date() })
+  const session = await app.sessions.create(user!.id)
+  return { user: user!, headers: authHeader(app.issueAccessToken({ sub: user!.id, role: user!.role, sid: session.familyId })) }
+}
+
+t.test('an account made with an unverified email before: the owner of the mailbox takes it back by reset, and the provider link goes', async (t) => {
+  const squatter = await legacySquatterAccount('victim@example.com', 'squatter')
+  t.equal((await callback(await authorizeAs('squatter'))).statusCode, 200, 'the provider account signed in to it')
 
   // The real owner asks for a reset, which sets the first password of the account.
   await app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email: 'victim@example.com' } })
@@ -241,12 +256,29 @@ t.test('an account made with an unverified email: the owner of the mailbox takes
   const reset = await app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token, password: 'the owner takes it back' } })
   t.equal(reset.statusCode, 204)
 
-  t.equal((await app.inject({ method: 'GET', url: '/users/me', headers: authHeader(squatter.json().tokens.accessToken) })).statusCode, 401, 'the squatter session ended')
+  t.equal((await app.inject({ method: 'GET', url: '/users/me', headers: squatter.headers })).statusCode, 401, 'the squatter session ended')
   const again = await callback(await authorizeAs('squatter'))
   t.equal(again.statusCode, 409, 'the unverified provider account no longer signs in')
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'victim@example.com', password: 'the owner takes it back' } })
   t.equal(login.statusCode, 200)
   t.same((await app.inject({ method: 'GET', url: '/auth/identities', headers: authHeader(login.json().tokens.accessToken) })).json(), { hasPassword: true, items: [] })
+})
+
+t.test('an account made with an unverified email before: the owner verifying the address does not hand it to the provider account', async (t) => {
+  const squatter = await legacySquatterAccount('owner@example.com', 'squatter2')
+  // The verification mail reaches the mailbox's owner, who follows it (as anyone would who just signed up somewhere).
+  t.equal((await app.inject({ method: 'POST', url: '/auth/verify-email/resend', headers: squatter.headers })).statusCode, 202)
+  const [, token] = await mailbox.waitFor('owner@example.com', /verify-email\?token=([A-Za-z0-9_-]{20,})/)
+  const verified = await app.inject({ method: 'POST', url: '/auth/verify-email', payload: { token } })
+  t.equal(verified.statusCode, 200, verified.body)
+  t.equal(verified.json().emailVerified, true)
+
+  // The mailbox vouched for the address, not for the provider account: its link and sessions go.
+  t.same(await app.db.select().from(userIdentities).where(eq(userIdentities.userId, squatter.user.id)), [], 'the link is gone')
+  t.equal((await app.inject({ method: 'GET', url: '/users/me', headers: squatter.headers })).statusCode, 401, 'the squatter session ended')
+  const again = await callback(await authorizeAs('squatter2'))
+  t.equal(again.statusCode, 409, 'the provider account does not sign in to the verified account')
+  t.equal(again.json().type, 'urn:problem-type:oidc-email-unverified')
 })
 
 t.test('a provider that cannot be reached is a 503, and nothing is kept', async (t) => {

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { buildTestApp, startOwnRedis } from './helpers.js'
+import { Redis } from 'ioredis'
+import { buildTestApp, startOwnRedis, waitUntil } from './helpers.js'
 import { DEFAULT_PASSWORD, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
 import type { App } from '../src/app.js'
@@ -64,3 +65,39 @@ for (const outage of ['killed', 'hung'] as const) {
     t.ok(await untilHit(app, '/products'), 'the cache is used again once Redis is back')
   })
 }
+
+// The global limit does not lapse with Redis: while Redis is away each instance counts on its
+// own (a limit per instance rather than none), and once Redis is back the counts are shared again.
+t.test('Redis killed: the global rate limit counts in the process, and in Redis again once it is back', async (t) => {
+  const redis = await startOwnRedis(t)
+  const app = await buildTestApp(t, { REDIS_URL: redis.url, RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW_MS: '60000' })
+  const statuses = async (count: number) => {
+    const seen: number[] = []
+    for (let i = 0; i < count; i++) seen.push((await app.inject({ method: 'GET', url: '/categories' })).statusCode)
+    return seen
+  }
+  t.same(await statuses(6), [200, 200, 200, 200, 200, 429], 'counted in Redis')
+
+  await redis.kill()
+  await app.inject({ method: 'GET', url: '/categories' }) // the request that finds Redis gone (it passes)
+  const withoutRedis = await statuses(7)
+  t.same(withoutRedis.slice(-2), [429, 429], `limited without Redis too: ${withoutRedis.join(' ')}`)
+  t.same(withoutRedis.slice(0, 4), [200, 200, 200, 200], 'counted afresh in the process')
+  const limited = await app.inject({ method: 'GET', url: '/categories' })
+  t.equal(limited.json().type, 'urn:problem-type:rate-limited')
+  t.ok(Number(limited.headers['retry-after']) > 0, 'with Retry-After')
+
+  await redis.start()
+  const probe = new Redis(redis.url)
+  t.teardown(() => probe.quit())
+  // Back on Redis: the (empty, restarted) server holds the count again, and its limit applies.
+  const counted = await waitUntil('the count in Redis again', async () => {
+    await app.inject({ method: 'GET', url: '/categories' })
+    const keys = await probe.keys('*rl:*')
+    return keys.length > 0 && keys
+  }, 10_000, 200)
+  const before = Number(await probe.get(counted[0]!))
+  t.ok(before >= 1, `Redis counts again (${before})`)
+  await statuses(5)
+  t.equal(Number(await probe.get(counted[0]!)), before + 5, 'every request counted in Redis')
+})

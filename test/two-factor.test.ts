@@ -1,7 +1,8 @@
 import t from 'tap'
 import * as OTPAuth from 'otpauth'
-import { eq } from 'drizzle-orm'
+import { eq, sql } from 'drizzle-orm'
 import { users } from '../db/schema/index.js'
+import { sha256 } from '../src/sessions.js'
 import { buildTestApp, createTestDatabase } from './helpers.js'
 import { DEFAULT_PASSWORD, register } from './users.js'
 
@@ -87,4 +88,70 @@ t.test('TOTP secrets are sealed at rest; plain or old-key secrets are sealed ane
   const rotated = await buildTestApp(t, { DATABASE_URL: database.url, TOTP_ENCRYPTION_KEYS: `${newKey},dev:${Buffer.from('dev-only-totp-key-change-me-0123').toString('base64')}` })
   t.equal((await login(rotated, -1)).statusCode, 200, 'the old key still opens')
   t.match(await stored(), /^v1\.new\./, 'sealed under the new key')
+})
+
+/** Turns 2FA on for a new verified customer through the API; returns its secret and recovery codes. */
+async function enableTwoFactor(app: Awaited<ReturnType<typeof buildTestApp>>, email: string) {
+  const { headers, body: { user } } = await register(app, { email })
+  const { secret } = (await app.inject({ method: 'POST', url: '/auth/2fa/setup', headers })).json()
+  await clearOfStepEdge()
+  const enabled = await app.inject({ method: 'POST', url: '/auth/2fa/enable', headers, payload: { code: codeFor(secret, -1) } })
+  if (enabled.statusCode !== 200) throw new Error(`enable failed: ${enabled.statusCode} ${enabled.body}`)
+  return { user, headers, secret, recoveryCodes: enabled.json().recoveryCodes as string[] }
+}
+type StoredCode = { code_hash: string; salt: string | null; used_at: Date | null }
+const storedCodes = async (app: Awaited<ReturnType<typeof buildTestApp>>, userId: string) =>
+  (await app.db.execute(sql`select * from recovery_codes where user_id = ${userId}`)).rows as StoredCode[]
+/** The fast hashes an attacker with the table would try first: SHA-256 of the code, with and without its dash. */
+const fastHashes = (codes: string[]) => new Set(codes.flatMap((c) => [sha256(c), sha256(c.replace('-', '')), sha256(c.replace('-', '').toLowerCase())]))
+
+t.test('recovery codes are stored salted and slow: no fast hash of a code, a salt of each account', async (t) => {
+  const app = await buildTestApp(t)
+  const a = await enableTwoFactor(app, 'salted-a@example.com')
+  const b = await enableTwoFactor(app, 'salted-b@example.com')
+  const salts: (string | null)[] = []
+  for (const who of [a, b]) {
+    const rows = await storedCodes(app, who.user.id)
+    t.equal(rows.length, 10)
+    const fast = fastHashes(who.recoveryCodes)
+    t.notOk(rows.some((r) => fast.has(r.code_hash)), 'no row holds an unsalted SHA-256 of a code')
+    t.ok(rows.every((r) => typeof r.salt === 'string' && Buffer.from(r.salt, 'base64').length >= 16), 'each row names a salt of at least 16 bytes')
+    t.equal(new Set(rows.map((r) => r.salt)).size, 1, 'one salt per account: a code is hashed once per attempt')
+    salts.push(rows[0]?.salt ?? null)
+  }
+  t.not(salts[0], salts[1], 'accounts have different salts')
+
+  const login = (email: string, recoveryCode: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: DEFAULT_PASSWORD, recoveryCode } })
+  t.equal((await login('salted-a@example.com', b.recoveryCodes[0]!)).statusCode, 401, "another account's code does not work")
+  t.equal((await login('salted-a@example.com', a.recoveryCodes[3]!.toLowerCase())).statusCode, 200, 'a code signs in (case and dash do not matter)')
+  t.equal((await login('salted-a@example.com', a.recoveryCodes[3]!)).statusCode, 401, 'once')
+})
+
+t.test('recovery codes stored as plain SHA-256 before keep working, and are salted at the next sign-in with a second factor', async (t) => {
+  const app = await buildTestApp(t)
+  const who = await enableTwoFactor(app, 'legacy-codes@example.com')
+  // The codes as enable stored them before: SHA-256 of the code without its dash, no salt.
+  const legacy = ['ABCDE-FGHIJ', 'KLMNO-PQRST', 'UVWXY-Z2345', '7ZZZZ-YYYY6']
+  await app.db.execute(sql`delete from recovery_codes where user_id = ${who.user.id}`)
+  for (const code of legacy) await app.db.execute(sql`insert into recovery_codes (user_id, code_hash) values (${who.user.id}, ${sha256(code.replace('-', ''))})`)
+  const login = (extra: object) => app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'legacy-codes@example.com', password: DEFAULT_PASSWORD, ...extra } })
+
+  t.equal((await login({ recoveryCode: legacy[0] })).statusCode, 200, 'a code stored before signs in')
+  const rows = await storedCodes(app, who.user.id)
+  t.equal(rows.length, 4)
+  t.notOk(rows.some((r) => fastHashes(legacy).has(r.code_hash)), 'no fast hash is left after that sign-in')
+  t.equal(new Set(rows.map((r) => r.salt)).size, 1)
+  t.ok(rows[0]?.salt, 'all salted, with one salt')
+
+  t.equal((await login({ recoveryCode: legacy[0] })).statusCode, 401, 'the used code stays used')
+  t.equal((await login({ recoveryCode: legacy[1] })).statusCode, 200, 'the other codes, salted now, still sign in')
+  t.equal((await login({ recoveryCode: legacy[1] })).statusCode, 401, 'once')
+
+  // A sign-in with the authenticator salts them too.
+  await app.db.execute(sql`delete from recovery_codes where user_id = ${who.user.id} and used_at is null`)
+  await app.db.execute(sql`insert into recovery_codes (user_id, code_hash) values (${who.user.id}, ${sha256('UVWXYZ2345')})`)
+  await clearOfStepEdge()
+  t.equal((await login({ totpCode: codeFor(who.secret) })).statusCode, 200)
+  t.ok((await storedCodes(app, who.user.id)).every((r) => r.salt && r.code_hash !== sha256('UVWXYZ2345')), 'salted at a TOTP sign-in')
+  t.equal((await login({ recoveryCode: legacy[2] })).statusCode, 200, 'and it still works')
 })

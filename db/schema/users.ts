@@ -51,11 +51,19 @@ export const userIdentities = pgTable('user_identities', {
   uniqueIndex('user_identities_user_provider_key').on(t.userId, t.provider),
 ])
 
-/** Single-use two-factor recovery codes, stored as SHA-256 hashes (the codes are random, 80 bits). */
+/**
+ * Single-use two-factor recovery codes (random, 50 bits). Stored as argon2id (the password
+ * parameters) of the code's SHA-256 under `salt`, one salt per account, so a code is hashed once
+ * per attempt and a copy of the table cannot be searched quickly. Rows without a salt hold the
+ * plain SHA-256 that was stored before; they still work and are salted at the owner's next
+ * sign-in with a second factor.
+ */
 export const recoveryCodes = pgTable('recovery_codes', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
   userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
   codeHash: text('code_hash').notNull(),
+  /** Base64 argon2 salt; null: `codeHash` is the legacy plain SHA-256. */
+  salt: text('salt'),
   usedAt: timestamp('used_at', { withTimezone: true, precision: 3 }),
 }, (t) => [uniqueIndex('recovery_codes_user_hash_key').on(t.userId, t.codeHash)])
 

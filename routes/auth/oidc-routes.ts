@@ -43,7 +43,7 @@ const oidcRoutes: FastifyPluginAsyncTypebox<OidcRouteOptions> = async (app, { se
     config: perIp,
     schema: {
       tags: ['auth'], operationId: 'finishProviderSignIn', summary: 'Finish signing in with a provider',
-      description: 'Each state works once. 200: signed in (a provider account seen before, or a new customer account). 202: an account with the email the provider verified exists; its owner confirms the link at `/auth/oidc/confirm-link` with the password. 409: an account with the email exists and cannot be linked this way (the provider did not verify the address, or the account has no password: sign in and link from the account).',
+      description: 'Each state works once. 200: signed in (a provider account seen before, or a new customer account for an email the provider verified). 202: an account with the email the provider verified exists; its owner confirms the link at `/auth/oidc/confirm-link` with the password. 409: `oidc-email-unverified`, the provider did not verify the email, so it makes no account and joins none; `oidc-link-requires-sign-in`, an account with the email has no password (sign in and link from the account).',
       params: OidcProviderParams,
       body: Type.Ref(OidcCallbackBody),
       response: {

@@ -161,7 +161,8 @@ export function createOidcService(deps: OidcDeps) {
           email: identity.email,
           name: (identity.name ?? identity.email.split('@')[0]!).slice(0, 100),
           passwordHash: null,
-          emailVerifiedAt: identity.emailVerified ? new Date() : null,
+          // Only an address the provider verified makes an account (see callback).
+          emailVerifiedAt: new Date(),
         }).returning() as [UserRow]
         await insertIdentity(tx, user.id, identity)
         return user
@@ -197,9 +198,10 @@ export function createOidcService(deps: OidcDeps) {
     startLink: (providerName: string, userId: string) => begin(providerName, userId),
 
     /**
-     * Finishes a sign-in. A linked provider account signs in; a new one makes a customer account;
-     * one whose verified email belongs to an account with a password answers a link token that
-     * the owner confirms with that password. Anything else is refused.
+     * Finishes a sign-in. A linked provider account signs in; a new one with an email its provider
+     * verified makes a customer account; one whose verified email belongs to an account with a
+     * password answers a link token that the owner confirms with that password. Anything else,
+     * an unverified email above all, is refused.
      */
     async callback(providerName: string, input: Authorization) {
       const identity = await complete(providerName, input, {})
@@ -210,15 +212,14 @@ export function createOidcService(deps: OidcDeps) {
       }
       const email = identity.email
       if (!email) throw new Unprocessable('The provider did not share an email address; allow the email scope and sign in again', 'oidc-email-missing')
-      const [existing] = await db.select().from(users).where(eq(users.email, email))
-      if (!existing) {
-        const user = await createAccount({ ...identity, email })
-        if (!identity.emailVerified) await deps.accountMail.sendVerification(user)
-        return { signedIn: await auth.startSession(user) }
-      }
+      // An address the provider has not verified makes no account and joins none: an account
+      // made with it would be the provider account's, and whoever owns the mailbox would later
+      // verify it for them. The same answer whether or not the address has an account.
       if (!identity.emailVerified) {
-        throw new Conflict('An account with this email address exists and the provider has not verified the address, so it cannot be linked; sign in with your password and link the provider from your account', 'oidc-email-unverified')
+        throw new Conflict('The provider has not verified this email address, so it cannot sign in here: verify it with the provider, or register with a password (and link the provider from your account afterwards)', 'oidc-email-unverified')
       }
+      const [existing] = await db.select().from(users).where(eq(users.email, email))
+      if (!existing) return { signedIn: await auth.startSession(await createAccount({ ...identity, email })) }
       if (existing.passwordHash === null) {
         throw new Conflict('An account with this email address exists; sign in with the provider it uses and link this one from your account', 'oidc-link-requires-sign-in')
       }

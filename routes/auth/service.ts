@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto'
-import { and, eq, isNull, sql } from 'drizzle-orm'
+import { and, eq, isNotNull, isNull, or, sql } from 'drizzle-orm'
 import * as OTPAuth from 'otpauth'
 import type { RedisClient } from '../../src/redis-client.js'
 import { recoveryCodes, users } from '../../db/schema/index.js'
 import { isUniqueViolation, type Db } from '../../db/client.js'
 import { BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized } from '../../src/errors.js'
 import { RECENT_AUTH_SECONDS } from '../../src/sessions.js'
-import { assertHasPassword, assertPasswordPolicy, hashPassword, verifyPassword } from '../../src/passwords.js'
+import { assertHasPassword, assertPasswordPolicy, hashPassword, hashWithSalt, verifyPassword } from '../../src/passwords.js'
 import { sha256, type SessionStore } from '../../src/sessions.js'
 import type { OneTimeTokens } from '../../src/one-time-tokens.js'
 import type { SecretBox } from '../../src/secret-box.js'
@@ -62,6 +62,13 @@ const invalidCredentials = () => new Unauthorized('The email or password is not 
 const VERIFICATION_NUDGE_SECONDS = 10 * 60
 const normalizeRecoveryCode = (code: string) => code.replace('-', '').toUpperCase()
 
+/**
+ * A recovery code as stored: argon2id of its SHA-256 under the account's salt. The SHA-256 inside
+ * is what codes stored before were, so those are salted without knowing the codes.
+ */
+const storedRecoveryCode = (digest: string, salt: string) => hashWithSalt(digest, Buffer.from(salt, 'base64'))
+const newRecoveryCodeSalt = () => randomBytes(16).toString('base64')
+
 function newRecoveryCode() {
   const chars = [...randomBytes(10)].map((b) => BASE32[b & 31]).join('')
   return `${chars.slice(0, 5)}-${chars.slice(5)}`
@@ -84,11 +91,38 @@ export function createAuthService(deps: AuthDeps) {
     return (await redis.set(`totp-used:${user.id}:${step}`, '1', 'EX', 120, 'NX')) === 'OK'
   }
 
+  /** The account's recovery code salt, if any of its codes is salted. */
+  async function recoveryCodeSalt(userId: string) {
+    const [row] = await db.select({ salt: recoveryCodes.salt }).from(recoveryCodes).where(and(eq(recoveryCodes.userId, userId), isNotNull(recoveryCodes.salt))).limit(1)
+    return row?.salt ?? null
+  }
+
   async function consumeRecoveryCode(userId: string, code: string) {
+    const digest = sha256(normalizeRecoveryCode(code))
+    const salt = await recoveryCodeSalt(userId)
+    const legacy = and(isNull(recoveryCodes.salt), eq(recoveryCodes.codeHash, digest))
+    const matches = salt ? or(and(eq(recoveryCodes.salt, salt), eq(recoveryCodes.codeHash, await storedRecoveryCode(digest, salt))), legacy) : legacy
     const used = await db.update(recoveryCodes).set({ usedAt: new Date() })
-      .where(and(eq(recoveryCodes.userId, userId), eq(recoveryCodes.codeHash, sha256(normalizeRecoveryCode(code))), isNull(recoveryCodes.usedAt)))
+      .where(and(eq(recoveryCodes.userId, userId), isNull(recoveryCodes.usedAt), matches))
       .returning({ id: recoveryCodes.id })
     return used.length === 1
+  }
+
+  /**
+   * Salts the account's codes still stored as plain SHA-256 (from before salting): once, at a
+   * sign-in with a second factor. A failure (hashing shed under load) leaves them for the next one.
+   */
+  async function saltLegacyRecoveryCodes(userId: string) {
+    const legacy = await db.select({ id: recoveryCodes.id, codeHash: recoveryCodes.codeHash }).from(recoveryCodes)
+      .where(and(eq(recoveryCodes.userId, userId), isNull(recoveryCodes.salt)))
+    if (!legacy.length) return
+    const salt = await recoveryCodeSalt(userId) ?? newRecoveryCodeSalt()
+    for (const row of legacy) {
+      const codeHash = await storedRecoveryCode(row.codeHash, salt)
+      // Unless used or replaced meanwhile (the hash is what it was).
+      await db.update(recoveryCodes).set({ codeHash, salt })
+        .where(and(eq(recoveryCodes.id, row.id), isNull(recoveryCodes.salt), eq(recoveryCodes.codeHash, row.codeHash)))
+    }
   }
 
   async function tokensFor(user: UserRow, session: { familyId: string; refreshToken: string }) {
@@ -178,6 +212,7 @@ export function createAuthService(deps: AuthDeps) {
       } else {
         throw new Unauthorized('This account requires a two-factor code (totpCode) or a recovery code', 'totp-required')
       }
+      await saltLegacyRecoveryCodes(user.id).catch(() => {})
     }
     return user
   }
@@ -263,15 +298,26 @@ export function createAuthService(deps: AuthDeps) {
       // A move to another address (`from`): the account must still have the address it asked from,
       // and the new one must still be free. Otherwise the address must still be the one the link was sent to.
       let updated: UserRow[]
+      let unvouched: unknown[] = []
       try {
-        updated = await db.update(users).set({ ...(payload.from ? { email: payload.email } : {}), emailVerifiedAt: new Date(), updatedAt: new Date() })
-          .where(and(eq(users.id, payload.userId), eq(users.email, payload.from ?? payload.email))).returning()
+        updated = await db.transaction(async (tx) => {
+          const [before] = await tx.select({ emailVerifiedAt: users.emailVerifiedAt }).from(users).where(eq(users.id, payload.userId!)).for('update')
+          const rows = await tx.update(users).set({ ...(payload.from ? { email: payload.email } : {}), emailVerifiedAt: new Date(), updatedAt: new Date() })
+            .where(and(eq(users.id, payload.userId!), eq(users.email, payload.from ?? payload.email!))).returning()
+          // The first proof of the address vouches for the mailbox, not for a provider account
+          // linked before it: such links (left by sign-ins with an email the provider had not
+          // verified, before those were refused) go, as a reset removes them, and so do the
+          // sessions they made. The mailbox's owner then sets a password by reset.
+          if (rows[0] && before && !before.emailVerifiedAt) unvouched = await removeUnconfirmedLinks(tx, rows[0], true)
+          return rows
+        })
       } catch (err) {
         // The follower of the link holds that mailbox, so telling them it was taken meanwhile reveals nothing.
         if (isUniqueViolation(err, 'users_email_key')) throw new Conflict('Another account uses that email address now', 'email-taken')
         throw err
       }
       if (!updated[0]) throw new BadRequest('The verification link is not valid or has expired', 'invalid-token')
+      if (unvouched.length) await sessions.revokeAll(updated[0].id)
       await claimGuestOrders(db, updated[0])
       return toUser(updated[0])
     },
@@ -329,10 +375,12 @@ export function createAuthService(deps: AuthDeps) {
       const secret = deps.secretBox.open(pending, totpContext(userId)).plain
       if (!(await checkTotp(user, secret, code))) throw new BadRequest('The code does not match the authenticator', 'invalid-totp')
       const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode)
+      const salt = newRecoveryCodeSalt()
+      const hashes = await Promise.all(codes.map((c) => storedRecoveryCode(sha256(normalizeRecoveryCode(c)), salt)))
       await db.transaction(async (tx) => {
         await tx.update(users).set({ totpSecret: deps.secretBox.seal(secret, totpContext(userId)), totpEnabledAt: new Date(), updatedAt: new Date() }).where(eq(users.id, userId))
         await tx.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId))
-        await tx.insert(recoveryCodes).values(codes.map((c) => ({ userId, codeHash: sha256(normalizeRecoveryCode(c)) })))
+        await tx.insert(recoveryCodes).values(hashes.map((codeHash) => ({ userId, codeHash, salt })))
       })
       await redis.del(`totp-setup:${userId}`)
       accountMail.sendSecurityNotice(user, 'Two-factor authentication was turned on for your account.')

@@ -1,7 +1,8 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns'
 import http from 'node:http'
 import https from 'node:https'
-import { BlockList, isIP } from 'node:net'
+import { isIP } from 'node:net'
+import ipaddr from 'ipaddr.js'
 import { signTestWebhook } from '../payments/providers.js'
 import { BadRequest } from '../../src/errors.js'
 
@@ -13,19 +14,25 @@ import { BadRequest } from '../../src/errors.js'
 // delivery against the addresses DNS gives at connection time (so rebinding a name to a private
 // address later does not help), and redirects are never followed.
 
-const RESERVED = new BlockList()
-for (const [net, prefix] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24], ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4]] as const) RESERVED.addSubnet(net, prefix, 'ipv4')
-// No ::ffff:0:0/96: BlockList checks an IPv4-mapped address against the IPv4 subnets above, and
-// matches every IPv4 address against that subnet, which would refuse all public IPv4 hosts.
-for (const [net, prefix] of [['::', 128], ['::1', 128], ['64:ff9b::', 96], ['100::', 64], ['2001:db8::', 32], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) RESERVED.addSubnet(net, prefix, 'ipv6')
-
-/** True for an address a webhook may not reach from a production shop. */
+/**
+ * True for an address a webhook may not reach from a production shop: anything ipaddr.js does not
+ * classify as plain unicast (private, loopback, link-local and cloud metadata, carrier-grade NAT,
+ * documentation, multicast, and IPv6's special ranges: unique and site-local, 6to4, Teredo, NAT64
+ * well-known and local-use, IPv4-translated). An IPv4-mapped address is judged by its IPv4
+ * address; the deprecated IPv4-compatible ::/96, which ipaddr.js calls unicast, is refused too.
+ * Transition forms are refused whole, even around a public IPv4 address: a relay or translator
+ * could carry the request into a network of ours.
+ */
 export function isReservedAddress(address: string): boolean {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
-  if (mapped) return isReservedAddress(mapped[1]!)
-  const family = isIP(address)
-  if (!family) return true
-  return RESERVED.check(address, family === 4 ? 'ipv4' : 'ipv6')
+  // node's parser, not ipaddr.js's: it refuses the shorthands (0x7f000001, 2130706433, 127.1) that ipaddr.js accepts.
+  if (!isIP(address)) return true
+  let parsed = ipaddr.parse(address)
+  if (parsed.kind() === 'ipv6') {
+    const v6 = parsed as ipaddr.IPv6
+    if (v6.isIPv4MappedAddress()) parsed = v6.toIPv4Address()
+    else if (v6.parts.slice(0, 6).every((part) => part === 0)) return true
+  }
+  return parsed.range() !== 'unicast'
 }
 
 /** Checks an endpoint URL as an admin gives it; answers 400 with the reason. */

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { counterAt, estimateOf, type Counter } from '../../src/rate-limit-store.js'
+import { counterAt, createLocalCounts, estimateOf, type Counter } from '../../src/rate-limit-store.js'
 
 // The arithmetic of the synced rate-limit store (src/rate-limit-store.ts): a request is counted
 // in this process only while the limit is far off (at least `minHeadroom` requests and half the
@@ -53,4 +53,23 @@ t.test('counterAt: a new counter opens a window; a counter past its end starts a
   t.equal(counterAt(ended, now, 60_000), ended)
   t.same(ended, { known: 0, pending: 3, inFlight: 2, resetAt: now + 60_000, windowMs: 60_000 },
     'at its end: what Redis counted is forgotten; counts not yet answered are kept (Redis adds them to the new window)')
+})
+
+t.test('createLocalCounts: fixed windows per key while Redis is away, bounded in keys', async (t) => {
+  const counts = createLocalCounts(3)
+  const now = 1_000_000
+  t.same([1, 2, 3].map(() => counts.incr('a', 60_000, now).current), [1, 2, 3])
+  t.same(counts.incr('a', 60_000, now + 59_999), { current: 4, ttl: 1 }, 'the window runs from the first request')
+  t.same(counts.incr('a', 60_000, now + 60_000), { current: 1, ttl: 60_000 }, 'a new window at its end')
+  t.equal(counts.incr('b', 60_000, now).current, 1, 'each key counts apart')
+
+  counts.incr('c', 60_000, now + 60_000)
+  t.equal(counts.size, 3)
+  counts.incr('d', 60_000, now + 60_001) // full: the expired window of b goes first
+  t.equal(counts.size, 3)
+  t.equal(counts.incr('a', 60_000, now + 60_002).current, 2, 'a kept its count')
+  counts.incr('e', 60_000, now + 60_003) // full and nothing expired: the oldest window (a's, begun at now + 60 s) goes
+  t.equal(counts.size, 3)
+  t.equal(counts.incr('c', 60_000, now + 60_004).current, 2, 'c kept its count')
+  t.equal(counts.incr('a', 60_000, now + 60_005).current, 1, 'a was forgotten')
 })

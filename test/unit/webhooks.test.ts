@@ -18,6 +18,24 @@ t.test('isReservedAddress: private, loopback, link-local and reserved addresses'
   for (const notAnAddress of ['', 'example.com', '10.0.0.256', '1.2.3']) t.ok(isReservedAddress(notAnAddress), `${JSON.stringify(notAnAddress)} is not an address: refused`)
 })
 
+t.test('isReservedAddress: IPv6 forms that reach IPv4 or private networks, and every other special range', async (t) => {
+  const reserved = [
+    '2002:a00:1::1', '2002:7f00:1::', '2002:808:808::1', // 6to4 (2002::/16) embeds an IPv4 address; relays are not ours to trust
+    '::a00:1', '::7f00:1', '::808:808', // IPv4-compatible (::/96, deprecated)
+    '64:ff9b::808:808', '64:ff9b:1::a00:1', '64:ff9b:1:ffff::1', // NAT64, well-known and local-use (64:ff9b:1::/48)
+    'fec0::1', 'feff::1', // site-local (fec0::/10, deprecated)
+    '::ffff:0:a00:1', // IPv4-translated (RFC 6145)
+    '2001::1', '2001:0:4136:e378::1', // Teredo
+    '100::1', '2001:2::1', '2001:10::1', '3fff::1', '5f00::1',
+    'fe80::1%eth0',
+  ]
+  for (const address of reserved) t.ok(isReservedAddress(address), `${address} is refused`)
+  for (const address of ['2606:4700:4700::1111', '2a00:1450:4001:80b::200e', '::ffff:1.1.1.1', '1.0.0.1']) t.notOk(isReservedAddress(address), `${address} is public`)
+  for (const address of ['192.88.99.1', '192.175.48.1', '0.1.2.3']) t.ok(isReservedAddress(address), `${address} is refused`)
+  t.throws(() => checkEndpointUrl('https://[2002:a9fe:a9fe::]/latest/meta-data', false), { statusCode: 400, message: /public address/ }, 'cloud metadata through 6to4')
+  t.throws(() => checkEndpointUrl('https://[64:ff9b:1::a9fe:a9fe]/', false), { statusCode: 400, message: /public address/ }, 'cloud metadata through local-use NAT64')
+})
+
 t.test('checkEndpointUrl: a public https URL without credentials or fragment, in production', async (t) => {
   t.equal(checkEndpointUrl('https://Hooks.Example.com/in?x=1', false), 'https://hooks.example.com/in?x=1', 'answered normalised')
   t.equal(checkEndpointUrl('https://203.0.114.5:8443/hook', false), 'https://203.0.114.5:8443/hook')
