@@ -12,6 +12,7 @@ import type { ActivityDoc } from '../../db/models/activity.js'
 import type { CartDoc } from '../../db/models/cart.js'
 import type { WishlistItemDoc } from '../../db/models/wishlist.js'
 import { NotFound } from '../../src/errors.js'
+import { claimLeased } from '../../src/leases.js'
 import type { RedisClient } from '../../src/redis-client.js'
 import { randomToken, sha256 } from '../../src/sessions.js'
 import type { FileStorage } from '../../src/storage.js'
@@ -184,12 +185,7 @@ export function createDataExportService(deps: DataExportDeps) {
       let built = 0
       let failed = 0
       for (let i = 0; i < limit; i++) {
-        const [row] = await db.update(dataExports)
-          .set({ attempts: sql`${dataExports.attempts} + 1`, lockedUntil: sql`now() + make_interval(secs => ${settings.leaseSeconds})` })
-          .where(inArray(dataExports.id, db.select({ id: dataExports.id }).from(dataExports)
-            .where(and(eq(dataExports.status, 'pending'), or(sql`${dataExports.lockedUntil} is null`, lt(dataExports.lockedUntil, sql`now()`))))
-            .orderBy(asc(dataExports.createdAt)).limit(1).for('update', { skipLocked: true })))
-          .returning()
+        const row = await claimLeased(db, dataExports, eq(dataExports.status, 'pending'), settings.leaseSeconds)
         if (!row) break
         try {
           await build(row)

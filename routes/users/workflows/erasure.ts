@@ -1,4 +1,4 @@
-import { and, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm'
+import { and, eq, inArray, or, sql } from 'drizzle-orm'
 import { Cluster } from 'ioredis'
 import type { Model } from 'mongoose'
 import {
@@ -12,6 +12,7 @@ import type { WishlistItemDoc } from '../../../db/models/wishlist.js'
 import type { AccountMail } from '../../../src/account-mail.js'
 import { accountStamp } from '../../../src/account-mail.js'
 import { Conflict, NotFound } from '../../../src/errors.js'
+import { claimLeased } from '../../../src/leases.js'
 import type { OneTimeTokens } from '../../../src/one-time-tokens.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { RedisClient } from '../../../src/redis-client.js'
@@ -266,12 +267,7 @@ export function createErasureWorkflow(deps: ErasureDeps) {
       let completed = 0
       let failed = 0
       for (let i = 0; i < limit; i++) {
-        const [req] = await db.update(erasureRequests)
-          .set({ attempts: sql`${erasureRequests.attempts} + 1`, lockedUntil: sql`now() + make_interval(secs => ${deps.leaseSeconds})` })
-          .where(inArray(erasureRequests.id, db.select({ id: erasureRequests.id }).from(erasureRequests)
-            .where(and(eq(erasureRequests.status, 'running'), or(isNull(erasureRequests.lockedUntil), lt(erasureRequests.lockedUntil, sql`now()`))))
-            .orderBy(erasureRequests.createdAt).limit(1).for('update', { skipLocked: true })))
-          .returning()
+        const req = await claimLeased(db, erasureRequests, eq(erasureRequests.status, 'running'), deps.leaseSeconds)
         if (!req) break
         try {
           await run(req)
