@@ -1,7 +1,8 @@
 // Real data for schemathesis (test/schemathesis.sh), as a small service the run talks to:
 // - it holds a real SMTP server (MAIL_PORT) the API mails to, so reset and verification tokens
 //   come from real mails;
-// - POST /setup {baseUrl, token}: creates, through the API and as the fuzzing admin, a catalog, a
+// - POST /setup {baseUrl, email, password}: signs in as the fuzzing admin (again every few
+//   minutes: a run can outlast the 15-minute access token on a loaded machine), then creates, through the API and as the fuzzing admin, a catalog, a
 //   cart, a wishlist, an address, a coupon, orders in each state, payments and reviews, and answers
 //   a schemathesis config that gives every operation with ids in its path ids that exist;
 // - POST /before {operation, pathParameters, body}: called by test/schemathesis_hooks.py before
@@ -471,7 +472,12 @@ createServer((req, res) => {
   readJson(req).then(async (input) => {
     if (req.url === '/setup') {
       base = input.baseUrl
-      auth = { authorization: `Bearer ${input.token}` }
+      const signIn = async () => {
+        const { tokens } = await call<{ tokens: { accessToken: string } }>('POST', '/auth/login', { email: input.email, password: input.password }, false, {})
+        auth = { authorization: `Bearer ${tokens.accessToken}` }
+      }
+      await signIn()
+      setInterval(() => { signIn().catch((err: unknown) => console.error(err)) }, 5 * 60_000).unref()
       const fixtures = await setup()
       hooks = beforeHooks(fixtures)
       return answer(200, toml(fixtures.operations), 'text/plain')
@@ -480,7 +486,9 @@ createServer((req, res) => {
     if (req.url === '/before') {
       const run = serial.then(() => hooks[input.operation]?.(input) ?? {})
       serial = run.catch(() => {})
-      return answer(200, await run)
+      // The admin's current token, unless the hook names an account of its own.
+      const patch: { headers?: Record<string, string> } = await run
+      return answer(200, { ...patch, headers: { ...auth, ...patch.headers } })
     }
     answer(404, { error: 'unknown' })
   }).catch((err: Error) => { console.error(err); answer(500, { error: err.message }) })

@@ -37,8 +37,6 @@ trap cleanup EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.3; done
 
 ADMIN_PASSWORD=$ADMIN_PASSWORD node --import tsx db/create-admin.ts --email "$ADMIN_EMAIL" >/dev/null
-TOKEN=$(curl -fs -X POST "http://127.0.0.1:$PORT/auth/login" -H 'content-type: application/json' \
-  -d "{\"email\":\"$ADMIN_EMAIL\",\"password\":\"$ADMIN_PASSWORD\"}" | node -pe 'JSON.parse(require("fs").readFileSync(0)).tokens.accessToken')
 # A little catalog, so operations that read products find some.
 DATABASE_URL=$DATABASE_URL node --import tsx db/seed.ts --categories 3 --products 10 --variants 2 >/dev/null
 
@@ -46,8 +44,8 @@ DATABASE_URL=$DATABASE_URL node --import tsx db/seed.ts --categories 3 --product
 # request consumes (no "missing test data", no "schema validation mismatch" from random ids).
 CONFIG=$(mktemp --suffix=.toml)
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$FIXTURES_PORT/" && break; sleep 0.3; done
-curl -fsS -X POST "http://127.0.0.1:$FIXTURES_PORT/setup" -d "{\"baseUrl\":\"http://127.0.0.1:$PORT\",\"token\":\"$TOKEN\"}" >"$CONFIG"
-export SCHEMATHESIS_FIXTURES_URL="http://127.0.0.1:$FIXTURES_PORT" SCHEMATHESIS_ADMIN_TOKEN="$TOKEN" SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$PWD/test"
+curl -fsS -X POST "http://127.0.0.1:$FIXTURES_PORT/setup" -d "{\"baseUrl\":\"http://127.0.0.1:$PORT\",\"email\":\"$ADMIN_EMAIL\",\"password\":\"$ADMIN_PASSWORD\"}" >"$CONFIG"
+export SCHEMATHESIS_FIXTURES_URL="http://127.0.0.1:$FIXTURES_PORT" SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$PWD/test"
 
 st --config-file "$CONFIG" run "http://127.0.0.1:$PORT/docs/json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
