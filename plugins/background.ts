@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { activityModel } from '../db/models/activity.js'
+import { deleteOlderThan } from '../src/mongo-retention.js'
 import { hasRedisServer } from '../src/redis-client.js'
 
 // What runs in the background, in one place: the outbox handlers (side effects after a commit)
@@ -53,14 +54,11 @@ export default fp(async (app) => {
   // sweep is the delivery loop's safety net and sends what is due itself.
   jobs.every('webhook-sweep', 60_000, () => (hasRedisServer(config.redis) ? webhooks.sweep() : webhooks.drain()))
   jobs.every('webhook-purge', HOUR, () => webhooks.purge())
-  jobs.every('guest-cart-retention', HOUR, () => services.cart.removeAbandonedGuestCarts(config.cart.guestRetentionDays))
+  jobs.every('guest-cart-retention', HOUR, () => services.cart.removeAbandonedGuestCarts(config.cart.guestRetentionDays, config.mongo.timeoutMs))
   jobs.every('upload-orphans', HOUR, () => services.uploads.removeOrphans(config.uploads.orphanGraceHours))
   // A customer's data: exports built and erasures run (or resumed after a dead worker's lease).
   jobs.every('data-exports', 5_000, () => services.dataExports.runDue())
   jobs.every('data-export-purge', HOUR, () => services.dataExports.purgeExpired())
   jobs.every('erasures', 5_000, () => services.erasure.runDue())
-  jobs.every('activity-retention', HOUR, async () => {
-    const { deletedCount } = await entries.deleteMany({ at: { $lt: new Date(Date.now() - config.activityRetentionDays * 86_400_000) } })
-    return { removed: deletedCount }
-  })
+  jobs.every('activity-retention', HOUR, () => deleteOlderThan(entries, 'at', new Date(Date.now() - config.activityRetentionDays * 86_400_000), { budgetMs: config.mongo.timeoutMs }))
 }, { name: 'background', dependencies: ['services', 'outbox', 'jobs', 'cache', 'mongo', 'mailer'] })

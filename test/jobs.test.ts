@@ -1,6 +1,8 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
+import { activityModel } from '../db/models/activity.js'
 import { cartModel } from '../db/models/cart.js'
+import { deleteOlderThan } from '../src/mongo-retention.js'
 import { buildTestApp } from './helpers.js'
 
 t.test('abandoned guest carts are removed after the retention; recent and user carts stay', async (t) => {
@@ -14,9 +16,30 @@ t.test('abandoned guest carts are removed after the retention; recent and user c
   ])
   const { createCartService } = await import('../routes/cart/service.js')
   const service = createCartService({ carts, redis: app.redis, catalog: { variantsForCart: async () => new Map() }, currency: 'EUR', limits: app.config.cart })
-  t.same(await service.removeAbandonedGuestCarts(30), { removed: 1 })
+  t.same(await service.removeAbandonedGuestCarts(30, 3000), { removed: 1 })
   t.same((await carts.find({}).lean()).map((c) => c._id).sort(), ['new-guest', 'old-user'])
-  t.same(await service.removeAbandonedGuestCarts(30), { removed: 0 }, 'idempotent')
+  t.same(await service.removeAbandonedGuestCarts(30, 3000), { removed: 0 }, 'idempotent')
+})
+
+t.test('retention deletes in time windows: every old entry goes, recent ones stay, a second run finds nothing', async (t) => {
+  const app = await buildTestApp(t, { JOBS: 'off' })
+  const entries = activityModel(app.mongo)
+  const day = 86_400_000
+  const at = (daysAgo: number) => new Date(Date.now() - daysAgo * day)
+  // Old entries spread over 200 days with a gap of a year: many windows, growing as they go.
+  const old = Array.from({ length: 170 }, (_, i) => ({ type: 'retention.old', at: at(i < 150 ? 91 + (i % 200) : 700 + i), data: { i } }))
+  const recent = Array.from({ length: 30 }, (_, i) => ({ type: 'retention.recent', at: at(i % 89), data: { i } }))
+  await entries.collection.insertMany([...old, ...recent] as never[])
+  const first = await deleteOlderThan(entries, 'at', at(90), { budgetMs: 3000 })
+  t.equal(first.removed, 170, 'every old entry removed')
+  t.ok(first.batches > 1, `in ${first.batches} windows, not one command`)
+  t.equal(await entries.collection.countDocuments({ type: 'retention.old' }), 0, 'no old entry left')
+  t.equal(await entries.collection.countDocuments({ type: 'retention.recent' }), 30, 'every recent entry kept')
+  t.equal((await deleteOlderThan(entries, 'at', at(90), { budgetMs: 3000 })).removed, 0, 'idempotent')
+  // A filter narrows what goes: only the named type.
+  await entries.collection.insertMany([{ type: 'retention.keep', at: at(120), data: {} }, { type: 'retention.old', at: at(120), data: {} }] as never[])
+  t.equal((await deleteOlderThan(entries, 'at', at(90), { budgetMs: 3000, filter: { type: 'retention.old' } })).removed, 1)
+  t.equal(await entries.collection.countDocuments({ type: 'retention.keep' }), 1)
 })
 
 t.test('a scheduled job runs once per slot across several instances', async (t) => {

@@ -1,6 +1,7 @@
 import type { Model } from 'mongoose'
 import type { RedisClient } from '../../src/redis-client.js'
 import { withLock } from '../../src/locks.js'
+import { deleteOlderThan } from '../../src/mongo-retention.js'
 import type { CartDoc, CartLineDoc } from '../../db/models/cart.js'
 import { BadRequest, Conflict, NotFound, Unauthorized } from '../../src/errors.js'
 import { randomToken, sha256 } from '../../src/sessions.js'
@@ -215,11 +216,11 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
       return view(cart)
     },
 
-    /** Removes guest carts untouched for `olderThanDays`. Idempotent; safe to run anywhere. */
-    async removeAbandonedGuestCarts(olderThanDays: number) {
+    /** Removes guest carts untouched for `olderThanDays`, each delete within `budgetMs`. Idempotent; safe to run anywhere. */
+    async removeAbandonedGuestCarts(olderThanDays: number, budgetMs: number) {
       const cutoff = new Date(Date.now() - olderThanDays * 86_400_000)
-      const { deletedCount } = await carts.deleteMany({ kind: 'guest', updatedAt: { $lt: cutoff } })
-      return { removed: deletedCount }
+      const { removed } = await deleteOlderThan(carts, 'updatedAt', cutoff, { budgetMs, filter: { kind: 'guest' } })
+      return { removed }
     },
   }
 }
