@@ -83,7 +83,7 @@ t.test('the packed SDK, installed into an empty project, walks the whole journey
   const email = 'sdk-shopper@example.com'
   const password = 'sdk shopper password 1'
   const registered = await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password, name: 'Sam Shopper' } })
-  t.equal(registered.statusCode, 202)
+  t.equal(registered.statusCode, 202, 'the customer registered')
   await app.db.update(users).set({ emailVerifiedAt: new Date() }).where(eq(users.email, email))
   await app.listen({ host: '127.0.0.1', port: 0 })
   const proxy = await startFaultyProxy(t, `http://127.0.0.1:${(app.server.address() as { port: number }).port}`)
@@ -101,18 +101,18 @@ t.test('the packed SDK, installed into an empty project, walks the whole journey
   const [customer] = await app.db.select({ id: users.id }).from(users).where(eq(users.email, email))
   const [made] = await app.db.select({ n: count() }).from(orders).where(eq(orders.userId, customer!.id))
   t.equal(made!.n, 1, 'one order')
-  t.same(seen.myOrderIds, [seen.order.id])
-  t.match(seen.order, { status: 'paid', payment: 'succeeded' })
+  t.same(seen.myOrderIds, [seen.order.id], 'the customer sees that one order')
+  t.match(seen.order, { status: 'paid', payment: 'succeeded' }, 'paid')
 
-  t.equal(seen.fiveCallsOk, true)
+  t.equal(seen.fiveCallsOk, true, 'the five refused calls succeeded after the refresh')
   t.equal(seen.refreshesForFive, 1, 'five refused calls shared one refresh')
   t.same(seen.raced, [true, true], 'two tabs refreshing the same token both kept the session')
-  t.same(seen.afterRace, [email, email])
-  t.match(seen.guestOrder, { status: 'paid', tokenKept: true })
+  t.same(seen.afterRace, [email, email], 'both tabs call on with their new tokens')
+  t.match(seen.guestOrder, { status: 'paid', tokenKept: true }, 'the guest paid the order its kept token reaches')
 
   const [active] = await app.db.select({ n: count() }).from(products).where(eq(products.status, 'active'))
   t.equal(seen.listed, active!.n, 'the listing was paged to its end')
   t.equal(seen.distinct, seen.listed, 'no product twice')
   t.ok(seen.listed > 100, 'over several pages')
-  t.same(seen.problem, { status: 404, title: 'Not Found' })
+  t.same(seen.problem, { status: 404, title: 'Not Found' }, 'a failed call throws its problem document')
 })

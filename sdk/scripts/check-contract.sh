@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OASDIFF=github.com/oasdiff/oasdiff@v1.39.0
-BIN="$(go env GOPATH)/bin/oasdiff"
+GOBIN_DIR=$(go env GOBIN); BIN="${GOBIN_DIR:-$(go env GOPATH)/bin}/oasdiff"
 "$BIN" --version 2>/dev/null | grep -q '1.39.0' || go install "$OASDIFF"
 
 contract=$(node -p 'JSON.parse(require("fs").readFileSync("openapi/openapi.json", "utf8")).info.version')

@@ -112,8 +112,9 @@ export function createShopClient(options: ShopClientOptions) {
    * One request with its retries. A clone is sent each time, so the body and the headers
    * (among them the Idempotency-Key) are the same on every attempt. Lost connections are retried
    * only where repeating is harmless: safe methods, operations carrying an Idempotency-Key, and a
-   * refresh (the API accepts the token just rotated again for a few seconds). 429 was not
-   * processed, so any request is retried; 503 only where a lost connection would be.
+   * refresh (the API accepts the token just rotated again for a few seconds). A 429, or a 503
+   * with Retry-After (the API shedding load), was not processed, so any request is retried; a
+   * plain 503 (a store failing mid-request) only where a lost connection would be.
    */
   async function send(request: Request): Promise<Response> {
     const repeatable = SAFE_METHODS.has(request.method) || request.headers.has('idempotency-key') || new URL(request.url).pathname.endsWith('/auth/refresh')
@@ -127,7 +128,8 @@ export function createShopClient(options: ShopClientOptions) {
         await sleep(backoff, request.signal)
         continue
       }
-      const retryable = response.status === 429 || (response.status === 503 && repeatable)
+      const shed = response.status === 429 || (response.status === 503 && response.headers.has('retry-after'))
+      const retryable = shed || (response.status === 503 && repeatable)
       if (!retryable || attempt >= retries) return response
       const wait = retryAfterMs(response) ?? backoff
       if (wait > maxRetryAfterMs) return response
