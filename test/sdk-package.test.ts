@@ -106,6 +106,7 @@ t.test('the packed SDK, installed into an empty project, walks the whole journey
 
   t.equal(seen.fiveCallsOk, true, 'the five refused calls succeeded after the refresh')
   t.equal(seen.refreshesForFive, 1, 'five refused calls shared one refresh')
+  t.equal(seen.writeAfterRefresh, 1, 'a refused write was sent again, with its body, after a refresh')
   t.same(seen.raced, [true, true], 'two tabs refreshing the same token both kept the session')
   t.same(seen.afterRace, [email, email], 'both tabs call on with their new tokens')
   t.match(seen.guestOrder, { status: 'paid', tokenKept: true }, 'the guest paid the order its kept token reaches')

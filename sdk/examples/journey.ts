@@ -38,6 +38,9 @@ shop.setTokens({ ...shop.state.tokens!, accessToken: 'an.expired.token' })
 const before = refreshCalls
 const five = await Promise.all(Array.from({ length: 5 }, () => ok(shop.api.GET('/users/me'))))
 const refreshesForFive = refreshCalls - before
+// A write refused for its token is sent again, body and all, after the refresh.
+shop.setTokens({ ...shop.state.tokens!, accessToken: 'an.expired.token' })
+const cartAfterRefresh = await ok(shop.api.POST('/cart/items', { body: { variantId: variant.id, quantity: 1 } }))
 // Two tabs sharing one saved session refresh at once: the API's grace lets both keep it.
 const saved: ClientState = shop.state
 const tabs = [createShopClient({ baseUrl, state: saved }), createShopClient({ baseUrl, state: saved })]
@@ -66,7 +69,7 @@ try { await ok(shop.api.GET('/orders/{orderId}', { params: { path: { orderId: '0
 console.log(JSON.stringify({
   categories: tree.items.length, waitedForRetryAfterMs, signedInAs: me.user.email,
   order: { id: order.id, status: paid.status, payment: payment.status }, myOrderIds: myOrders.items.map((o) => o.id),
-  fiveCallsOk: five.every((u) => u.email === credentials.email), refreshesForFive, raced, afterRace,
+  fiveCallsOk: five.every((u) => u.email === credentials.email), refreshesForFive, writeAfterRefresh: cartAfterRefresh.itemCount, raced, afterRace,
   guestOrder: { id: guestOrder.id, status: guestOrder.status, tokenKept: Boolean(guest.state.orderTokens[placed.order.id]) },
   listed: slugs.length, distinct: new Set(slugs).size,
   problem: problem && { status: problem.status, title: problem.problem.title },
