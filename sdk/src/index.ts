@@ -81,7 +81,7 @@ export type ListInit<P extends CursorListing> = {
   signal?: AbortSignal
 }
 
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
+const REPEATABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
 const sleep = (ms: number, signal?: AbortSignal | null) => new Promise<void>((resolve, reject) => {
   if (signal?.aborted) return reject(signal.reason)
   const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
@@ -117,7 +117,7 @@ export function createShopClient(options: ShopClientOptions) {
    * plain 503 (a store failing mid-request) only where a lost connection would be.
    */
   async function send(request: Request): Promise<Response> {
-    const repeatable = SAFE_METHODS.has(request.method) || request.headers.has('idempotency-key') || new URL(request.url).pathname.endsWith('/auth/refresh')
+    const repeatable = REPEATABLE_METHODS.has(request.method) || request.headers.has('idempotency-key') || new URL(request.url).pathname.endsWith('/auth/refresh')
     for (let attempt = 0; ; attempt++) {
       const backoff = retryDelayMs * 2 ** attempt * (0.5 + Math.random() / 2)
       let response: Response
