@@ -58,7 +58,8 @@ export default fp(async (app) => {
     // An origin outside the allowlist gets no Access-Control-Allow-Origin, so browsers block it.
     origin: corsOrigins,
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
-    allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Cart-Token', 'X-Request-Id'],
+    // Every header a browser client sends (sdk/ fills the first five by itself).
+    allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Cart-Token', 'X-Order-Token', 'X-Request-Id'],
     exposedHeaders: ['X-Request-Id', 'Retry-After', 'X-Cache', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'],
     maxAge: 600,
   })

@@ -125,6 +125,10 @@ t.test('CORS allows the allowlist and nothing else', async (t) => {
   t.equal(preflight.statusCode, 204)
   t.equal(preflight.headers['access-control-allow-origin'], 'https://shop.example')
   t.match(preflight.headers['access-control-allow-headers'], /Authorization/)
+  // What the browser SDK (sdk/) sends on its own, guest orders' token among them.
+  for (const header of ['Idempotency-Key', 'X-Cart-Token', 'X-Order-Token']) {
+    t.match(preflight.headers['access-control-allow-headers'], new RegExp(`\\b${header}\\b`), `a browser may send ${header}`)
+  }
 
   for (const origin of ['https://evil.example', 'https://shop.example.evil.example', 'null']) {
     const denied = await app.inject({ method: 'GET', url: '/health', headers: { origin } })
