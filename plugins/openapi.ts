@@ -7,7 +7,7 @@ export const API_INFO = {
   title: 'Shop API',
   // The contract's version, which sdk/package.json's must equal; a breaking change must move its
   // major (the minor below 1.0), else `npm run contract:breaking` fails (docs/clients.md).
-  version: '0.1.0',
+  version: '0.2.0',
   description: 'E-commerce backend. Money is an integer count of minor units plus an ISO 4217 currency; errors are RFC 9457 problem details.',
 }
 

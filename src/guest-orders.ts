@@ -1,5 +1,5 @@
-import { and, eq, isNull } from 'drizzle-orm'
-import { orders } from '../db/schema/index.js'
+import { and, eq, inArray, isNull } from 'drizzle-orm'
+import { orders, returns } from '../db/schema/index.js'
 import type { Db } from '../db/client.js'
 
 /**
@@ -7,10 +7,17 @@ import type { Db } from '../db/client.js'
  * owns the address (verified email): called on verification and on every sign-in. Once: only
  * orders without a user are taken, so a second call, or a later owner of the address, takes
  * nothing already claimed. Typing an address at checkout never moves an order into an account.
+ * Returns the guest asked for with the order token come along, in the same transaction.
  */
 export async function claimGuestOrders(db: Db, user: { id: string; email: string; emailVerifiedAt: Date | null }) {
   if (!user.emailVerifiedAt) return { claimed: 0 }
-  const claimed = await db.update(orders).set({ userId: user.id, updatedAt: new Date() })
-    .where(and(isNull(orders.userId), eq(orders.guestEmail, user.email))).returning({ id: orders.id })
-  return { claimed: claimed.length }
+  return db.transaction(async (tx) => {
+    const claimed = await tx.update(orders).set({ userId: user.id, updatedAt: new Date() })
+      .where(and(isNull(orders.userId), eq(orders.guestEmail, user.email))).returning({ id: orders.id })
+    if (claimed.length) {
+      await tx.update(returns).set({ userId: user.id, updatedAt: new Date() })
+        .where(and(isNull(returns.userId), inArray(returns.orderId, claimed.map((o) => o.id))))
+    }
+    return { claimed: claimed.length }
+  })
 }

@@ -354,3 +354,57 @@ t.test('SIGKILL while 40 guests check out: each retry with its key replays its o
   t.equal(await stockOf(seed, variantId), 1000 - sold, 'stock moved once per order')
   t.equal((await seed.db.select().from(inventoryMovements).where(eq(inventoryMovements.reason, 'sale'))).length, carts.length, 'one sale movement per order')
 })
+
+t.test('a guest asks for a return with the order token and follows it; an admin resends the link; the return moves into the account that claims the order', async (t) => {
+  const mailbox = await startMailbox(t)
+  const app = await buildTestApp(t, { SMTP_URL: mailbox.url })
+  const admin = await registerAdmin(app)
+  const product = await createProduct(app, admin.headers, { variants: [{ priceMinor: 1500, stock: 10 }] })
+  const variantId = product.variants[0].id as string
+  const placed = (await guestCheckout(app, await guestCart(app, variantId, 2, 'returner@example.com'))).json()
+  const { order, orderToken } = placed
+  const paid = await app.inject({ method: 'POST', url: `/orders/guest/${order.id}/payments`, headers: { ...asGuest(orderToken), 'idempotency-key': 'guest-return-pay-1' }, payload: { provider: 'test', paymentMethod: 'tok_success' } })
+  t.equal((await app.inject({ method: 'POST', url: `/orders/guest/${order.id}/payments/${paid.json().id}/confirm`, headers: asGuest(orderToken), payload: { paymentMethod: 'tok_success' } })).statusCode, 200)
+  const item = { orderItemId: order.items[0].id as string, quantity: 1, reason: 'damaged' }
+  t.equal((await app.inject({ method: 'POST', url: `/orders/guest/${order.id}/returns`, headers: asGuest(orderToken), payload: { items: [item] } })).statusCode, 409, 'not before delivery')
+  for (const status of ['fulfilled', 'shipped', 'delivered']) {
+    t.equal((await app.inject({ method: 'PATCH', url: `/orders/${order.id}/status`, headers: admin.headers, payload: { status } })).statusCode, 200)
+  }
+
+  const asked = await app.inject({ method: 'POST', url: `/orders/guest/${order.id}/returns`, headers: asGuest(orderToken), payload: { items: [item] } })
+  t.equal(asked.statusCode, 201, asked.body)
+  t.match(asked.json(), { orderId: order.id, userId: null, status: 'requested', items: [{ orderItemId: item.orderItemId, quantity: 1 }] })
+  t.equal((await app.inject({ method: 'POST', url: `/orders/guest/${order.id}/returns`, headers: asGuest(orderToken), payload: { items: [{ ...item, quantity: 2 }] } })).statusCode, 409, 'never more than was bought')
+  const listed = await app.inject({ method: 'GET', url: `/orders/guest/${order.id}/returns`, headers: asGuest(orderToken) })
+  t.same(listed.json().map((r: { id: string }) => r.id), [asked.json().id], 'the guest follows it with the token')
+  const other = (await guestCheckout(app, await guestCart(app, variantId, 1, 'other@example.com'))).json()
+  t.equal((await app.inject({ method: 'GET', url: `/orders/guest/${order.id}/returns`, headers: asGuest(other.orderToken) })).statusCode, 404, "another order's token reads no returns")
+  t.equal((await app.inject({ method: 'POST', url: `/orders/guest/${order.id}/returns`, headers: asGuest(other.orderToken), payload: { items: [item] } })).statusCode, 404, 'nor asks for one')
+  t.equal((await app.inject({ method: 'POST', url: `/orders/${order.id}/returns`, headers: admin.headers, payload: { items: [item] } })).statusCode, 404, 'the customer route is for the order\'s owner')
+
+  // The admin resends the link: a fresh token mailed to the order's email, which opens the order.
+  const linkIn = new RegExp(`order-status/${order.id}#token=([A-Za-z0-9_-]{43})`)
+  await mailbox.waitFor('returner@example.com', linkIn) // the placed mail's link, taken first
+  t.equal((await app.inject({ method: 'POST', url: `/orders/${order.id}/guest-link`, headers: (await register(app, { email: 'nosy@example.com' })).headers })).statusCode, 403, 'admins only')
+  t.equal((await app.inject({ method: 'POST', url: `/orders/${order.id}/guest-link`, headers: admin.headers })).statusCode, 202)
+  const [, linkToken] = await mailbox.waitFor('returner@example.com', linkIn)
+  t.not(linkToken, orderToken)
+  t.equal((await app.inject({ method: 'GET', url: `/orders/guest/${order.id}`, headers: asGuest(linkToken!) })).statusCode, 200, 'the resent link opens the order')
+  const customer = await register(app, { email: 'customer@example.com' })
+  const own = await app.inject({ method: 'POST', url: '/cart/items', headers: customer.headers, payload: { variantId, quantity: 1 } })
+  t.equal(own.statusCode, 200)
+  const customerOrder = (await app.inject({ method: 'POST', url: '/orders', headers: customer.headers, payload: { shippingAddress: ADDRESS } })).json()
+  t.equal((await app.inject({ method: 'POST', url: `/orders/${customerOrder.id}/guest-link`, headers: admin.headers })).statusCode, 409, "a customer's order has no guest link")
+  t.equal((await app.inject({ method: 'POST', url: '/orders/00000000-0000-4000-8000-000000000000/guest-link', headers: admin.headers })).statusCode, 404)
+
+  // The owner of the address verifies it: the order and its return become the account's.
+  const credentials = { email: 'returner@example.com', password: 'correct horse battery' }
+  t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload: { ...credentials, name: 'Returner' } })).statusCode, 202)
+  const [, verify] = await mailbox.waitFor('returner@example.com', /verify-email\?token=([\w-]+)/)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/verify-email', payload: { token: verify } })).statusCode, 200)
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: credentials })
+  const headers = { authorization: `Bearer ${login.json().tokens.accessToken}` }
+  const mine = (await app.inject({ method: 'GET', url: '/returns', headers })).json().items as { id: string; userId: string }[]
+  t.same(mine.map((r) => r.id), [asked.json().id], 'the return is in the account')
+  t.equal(mine[0]!.userId, login.json().user.id)
+})

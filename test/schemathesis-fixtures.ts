@@ -420,6 +420,9 @@ function beforeHooks(f: Fixtures): Record<string, Before> {
     },
     // A guest order's operations carry its order token; what consumes the order or the token gets a fresh one.
     'GET /orders/guest/{orderId}': async () => ({ headers: f.guest.headers, pathParameters: { orderId: f.guest.orderId } }),
+    'GET /orders/guest/{orderId}/returns': async () => ({ headers: f.guest.headers, pathParameters: { orderId: f.guest.orderId } }),
+    'POST /orders/guest/{orderId}/returns': async () => ({ headers: f.guest.headers, pathParameters: { orderId: f.guest.orderId } }),
+    'POST /orders/{orderId}/guest-link': async () => ({ pathParameters: { orderId: f.guest.orderId } }),
     'POST /orders/guest/{orderId}/cancel': async () => { const g = await guestOrder(f.shelf.variants[1]!.id); return { headers: g.headers, pathParameters: { orderId: g.orderId } } },
     'DELETE /orders/guest/{orderId}/token': async () => { const g = await guestOrder(f.shelf.variants[1]!.id); return { headers: g.headers, pathParameters: { orderId: g.orderId } } },
     'POST /orders/guest/{orderId}/payments': async () => { const g = await guestOrder(f.shelf.variants[1]!.id); return { headers: g.headers, pathParameters: { orderId: g.orderId } } },

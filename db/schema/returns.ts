@@ -12,7 +12,8 @@ export const returnReason = pgEnum('return_reason', ['damaged', 'defective', 'wr
 export const returns = pgTable('returns', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
   orderId: uuid('order_id').notNull().references(() => orders.id, { onDelete: 'restrict' }),
-  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'restrict' }),
+  // The order's owner; null while it is a guest order (its return was asked for with the order token).
+  userId: uuid('user_id').references(() => users.id, { onDelete: 'restrict' }),
   status: returnStatus('status').notNull().default('requested'),
   // Fixed when the goods are received: what the customer gets back for what came back.
   refundMinor: integer('refund_minor'),

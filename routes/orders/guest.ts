@@ -6,6 +6,7 @@ import { ProblemRef } from '../../src/errors.js'
 import { sha256 } from '../../src/sessions.js'
 import { IdempotencyHeader, sendStored } from '../shared.js'
 import { Payment, PaymentConfirm, PaymentCreate } from '../payments/schemas.js'
+import { Return, ReturnCreate } from '../returns/schemas.js'
 import { toPayment } from '../payments/service.js'
 import { ownerOf } from '../cart/service.js'
 import { normalizeEmail } from '../users/service.js'
@@ -13,7 +14,7 @@ import { GuestCheckoutBody, GuestOrderLookup, GuestOrderLookupAccepted, GuestOrd
 
 // Guest orders: checkout from a guest cart (X-Cart-Token) through the same workflow as a
 // customer's, then the order's own capability token (X-Order-Token) reads, pays, confirms and
-// cancels (while unpaid) that one order, through the same workflows. A token that does not open
+// cancels (while unpaid) that one order and asks for its returns, through the same workflows. A token that does not open
 // the order in the path is a 404, as for an order that does not exist.
 
 /** Guests have no user id; their Idempotency-Keys are kept under this one, scoped by cart or order. */
@@ -23,7 +24,7 @@ const GuestPaymentParams = Type.Object({ orderId: Type.String({ format: 'uuid' }
 const errors = { 400: ProblemRef, 401: ProblemRef, 404: ProblemRef }
 
 const guestOrderRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { idempotency, orders, checkout, cancel, pay, confirm, payments, orderAccess } = app.services
+  const { idempotency, orders, checkout, cancel, pay, confirm, payments, orderAccess, returns } = app.services
   const guest = (req: FastifyRequest) => ({ userId: null, ip: req.ip })
   const tokenOf = (req: FastifyRequest) => req.headers['x-order-token'] as string | undefined
   /** The order the request's token opens (the path's), else 404. */
@@ -79,6 +80,24 @@ const guestOrderRoutes: FastifyPluginAsyncTypebox = async (app) => {
     await cancel.cancel({ ...guest(req), isAdmin: false }, order.id, { onlyUnpaid: true })
     return orders.view(await opened(req))
   })
+
+  app.post('/:orderId/returns', {
+    schema: {
+      tags: ['returns'], operationId: 'requestGuestReturn', summary: 'Ask to return items of a delivered guest order',
+      description: 'As requestReturn, with the order token: within RETURN_WINDOW_DAYS of delivery, a reason per line, never more of a line than was bought (409).',
+      security: ORDER_TOKEN, headers: OrderTokenHeader, params: OrderParams, body: Type.Ref(ReturnCreate), response: { 201: Type.Ref(Return), ...errors, 409: ProblemRef },
+    },
+  }, async (req, reply) => {
+    const order = await opened(req)
+    return reply.code(201).send(await returns.request(guest(req), order.id, req.body.items, { byOrderToken: true }))
+  })
+
+  app.get('/:orderId/returns', {
+    schema: {
+      tags: ['returns'], operationId: 'listGuestReturns', summary: 'The returns of a guest order, oldest first',
+      security: ORDER_TOKEN, headers: OrderTokenHeader, params: OrderParams, response: { 200: Type.Array(Type.Ref(Return)), ...errors },
+    },
+  }, async (req) => returns.ofOrder((await opened(req)).id))
 
   app.delete('/:orderId/token', {
     schema: {

@@ -8,7 +8,7 @@ import { IdempotencyHeader, sendStored, viewerOf } from '../shared.js'
 import { Payment, PaymentCreate } from '../payments/schemas.js'
 import { toPayment } from '../payments/service.js'
 import guestOrderRoutes from './guest.js'
-import { CheckoutBody, Order, OrderListQuery, OrderPage, OrderParams, OrderStatusChange } from './schemas.js'
+import { CheckoutBody, GuestOrderLookupAccepted, Order, OrderListQuery, OrderPage, OrderParams, OrderStatusChange } from './schemas.js'
 
 const actorOf = (req: FastifyRequest) => ({ ...viewerOf(req), ip: req.ip })
 
@@ -72,6 +72,19 @@ const ordersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const order = await orders.advance(orderId, req.body.status, { carrier: req.body.carrier, trackingNumber: req.body.trackingNumber })
     app.activity.record(req, 'order_status_change', { orderId: order.id, status: order.status })
     return order
+  })
+
+  app.post('/:orderId/guest-link', {
+    onRequest: admin,
+    schema: {
+      tags: ['orders'], operationId: 'resendGuestOrderLink', summary: 'Mail a guest order\'s link to its email again (admin)',
+      description: 'A fresh order token, in a mail to the email the order was placed with (never to another address). 409 for an order placed from an account.',
+      security: BEARER, params: OrderParams, response: { 202: Type.Ref(GuestOrderLookupAccepted), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef },
+    },
+  }, async (req, reply) => {
+    await orders.resendGuestLink(req.params.orderId)
+    app.activity.record(req, 'admin_action', { action: 'guest_link_resend', orderId: req.params.orderId })
+    return reply.code(202).send({ message: 'The order\'s link is on its way to the email it was placed with.' })
   })
 
   app.post('/:orderId/payments', {

@@ -87,6 +87,16 @@ export function createOrderService({ db, outbox }: OrderDeps) {
       }, { afterCommit: (_, runEvents) => { void runEvents() } })
     },
 
+    /** Mails a guest order's link (a fresh order token) to its email again, for an admin answering the guest. */
+    async resendGuestLink(orderId: string) {
+      await outbox.transaction(async (tx, emit) => {
+        const [row] = await tx.select({ id: orders.id, guestEmail: orders.guestEmail }).from(orders).where(eq(orders.id, orderId))
+        if (!row) throw new NotFound('order', orderId)
+        if (!row.guestEmail) throw new Conflict('This order was not placed as a guest: its customer reads it in their account', 'not-a-guest-order')
+        await emit([ORDER_MAIL(row.id, 'link')])
+      }, { afterCommit: (_, runEvents) => { void runEvents() } })
+    },
+
     /** Admin moves along the machine: fulfilled, shipped (mailed, with carrier and tracking), delivered. Cancelling is its own workflow. */
     async advance(orderId: string, to: 'fulfilled' | 'shipped' | 'delivered', shipment: { carrier?: string; trackingNumber?: string } = {}) {
       if (to !== 'shipped' && (shipment.carrier || shipment.trackingNumber)) throw new BadRequest('carrier and trackingNumber go with status shipped', 'shipment-without-shipping')

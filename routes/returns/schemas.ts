@@ -22,7 +22,7 @@ export const Return = Type.Object({
   id: Type.String({ format: 'uuid' }),
   orderId: Type.String({ format: 'uuid' }),
   orderNumber: Type.String(),
-  userId: Type.String({ format: 'uuid' }),
+  userId: Type.Union([Type.String({ format: 'uuid' }), Type.Null()], { description: 'the order\'s owner; null for a guest order' }),
   status: Type.Ref(ReturnStatusSchema),
   items: Type.Array(Type.Ref(ReturnItem)),
   currency: Type.String(),

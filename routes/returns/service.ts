@@ -108,6 +108,11 @@ export function createReturnService({ db, outbox, windowDays }: ReturnDeps) {
     view,
     async get(viewer: Viewer, returnId: string) { return view(await requireVisible(viewer, returnId)) },
 
+    /** The returns of one order, oldest first (a guest follows them with the order's token). */
+    async ofOrder(orderId: string) {
+      return views(await db.select().from(returns).where(eq(returns.orderId, orderId)).orderBy(asc(returns.createdAt), asc(returns.id)))
+    },
+
     async list(viewer: Viewer, query: { limit: number; cursor?: string; status?: Status }) {
       const filters: SQL[] = []
       if (!viewer.isAdmin) filters.push(eq(returns.userId, viewer.userId))
@@ -119,11 +124,16 @@ export function createReturnService({ db, outbox, windowDays }: ReturnDeps) {
     },
 
     /** A customer asks to return delivered items of their order, within the window. */
-    async request(actor: Actor & { userId: string }, orderId: string, lines: { orderItemId: string; quantity: number; reason: Reason; note?: string }[]) {
+    /**
+     * A return of a delivered order. `byOrderToken`: the guest's order token has already opened
+     * this order (routes/orders/guest.ts), so the actor need not own it; the return belongs to
+     * whoever owns the order (nobody for a guest order not yet claimed).
+     */
+    async request(actor: Actor, orderId: string, lines: { orderItemId: string; quantity: number; reason: Reason; note?: string }[], opts: { byOrderToken?: boolean } = {}) {
       if (new Set(lines.map((l) => l.orderItemId)).size !== lines.length) throw new BadRequest('Each order item may appear once', 'return-duplicate-item')
       return change(async (tx) => {
         const [order] = await tx.select().from(orders).where(eq(orders.id, orderId)).for('update')
-        if (!order || order.userId !== actor.userId) throw new NotFound('order', orderId)
+        if (!order || (!opts.byOrderToken && (actor.userId === null || order.userId !== actor.userId))) throw new NotFound('order', orderId)
         if (order.status !== 'delivered') throw new Conflict(`Only a delivered order can be returned (this one is ${order.status})`, 'order-not-delivered')
         const deliveredAt = order.deliveredAt ?? order.updatedAt
         if (Date.now() > deliveredAt.getTime() + windowDays * 86_400_000) throw new Conflict(`Returns are accepted for ${windowDays} days after delivery`, 'return-window-closed')
@@ -137,7 +147,7 @@ export function createReturnService({ db, outbox, windowDays }: ReturnDeps) {
           const left = item.quantity - (asked.find((a) => a.orderItemId === item.id)?.quantity ?? 0)
           if (line.quantity > left) throw new Conflict(`At most ${left} of ${item.sku} can still be returned`, 'return-exceeds-ordered')
         }
-        const [row] = await tx.insert(returns).values({ orderId, userId: actor.userId }).returning()
+        const [row] = await tx.insert(returns).values({ orderId, userId: order.userId }).returning()
         await tx.insert(returnItems).values(lines.map((l) => ({ returnId: row!.id, orderItemId: l.orderItemId, quantity: l.quantity, reason: l.reason, note: l.note ?? null })))
         return { row: row!, events: [ACTIVITY(actor, 'order_status_change', { orderId, returnId: row!.id, status: 'return_requested' })] }
       })

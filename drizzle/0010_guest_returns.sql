@@ -1,0 +1,1 @@
+ALTER TABLE "returns" ALTER COLUMN "user_id" DROP NOT NULL;
