@@ -1357,7 +1357,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Cancel my order while unpaid or paid (a paid one is refunded) */
+        /**
+         * Cancel my order while unpaid or paid (a paid one is refunded)
+         * @description A payment still in flight is cancelled at the provider, so it is never captured; one the provider captured first is refunded.
+         */
         post: operations["cancelOrder"];
         delete?: never;
         options?: never;
