@@ -11,7 +11,10 @@ import * as schema from './schema/index.js'
 // finds it answering and at most maxLagMs behind the primary; a replica that fails to connect, or
 // falls behind while a write waits for it (replicasCaughtUp), is out of use for downMs and then
 // probed again. The read that failed runs once more on the primary, so a dead replica costs one
-// slow query, never an error.
+// slow query, never an error. A replica in use is also checked every maxLagMs, whether or not
+// anything is written through this API (another service, a script, a replica whose replay
+// stalls): one that has not replayed the primary's position within maxLagMs is taken out, so no
+// read is served by a replica much more than twice maxLagMs behind.
 
 /** Where a read went: a replica, or the primary because the replica failed or none was up. */
 export type ReplicaReadResult = 'replica' | 'fallback-error' | 'fallback-down'
@@ -133,8 +136,8 @@ export function openReadReplicas(primary: Db, opts: ReplicaOptions): ReadHandle 
     return undefined
   }
 
-  async function caughtUp() {
-    writes++
+  /** Takes out of use each replica in use that does not replay the primary's position now within maxLagMs. */
+  async function enforceLag() {
     const inUse = replicas.filter((r) => r.up)
     if (!inUse.length) return
     let lsn: string
@@ -153,6 +156,18 @@ export function openReadReplicas(primary: Db, opts: ReplicaOptions): ReadHandle 
       }
     }))
   }
+
+  async function caughtUp() {
+    writes++
+    await enforceLag()
+  }
+
+  // The lag bound when nothing is written here: one check at a time, every maxLagMs.
+  let checking: Promise<void> | undefined
+  const lagTimer = setInterval(() => {
+    checking ??= enforceLag().finally(() => { checking = undefined })
+  }, opts.maxLagMs)
+  lagTimer.unref()
 
   // Stands in for a pg.Pool under drizzle: its queries (plain and prepared) all go through query().
   const router = {
@@ -184,6 +199,8 @@ export function openReadReplicas(primary: Db, opts: ReplicaOptions): ReadHandle 
   return {
     db,
     async close() {
+      clearInterval(lagTimer)
+      await checking
       while (replicas.some((r) => r.probing)) await sleep(10)
       await Promise.all(replicas.map((r) => r.pool.end()))
     },

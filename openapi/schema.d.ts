@@ -26,7 +26,7 @@ export interface paths {
         };
         /**
          * Readiness: every store answers
-         * @description Pings PostgreSQL, MongoDB and Redis. 503 names each store that did not answer.
+         * @description Pings PostgreSQL, MongoDB and Redis (on a Redis Cluster, every master, and the cluster state). 503 names each store that did not answer; a Redis Cluster that serves every slot but has lost a node or a replica is `degraded`, still ready.
          */
         get: operations["getReadiness"];
         put?: never;
@@ -1378,7 +1378,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Cancel my order while unpaid or paid (a paid one is refunded) */
+        /**
+         * Cancel my order while unpaid or paid (a paid one is refunded)
+         * @description A payment still in flight is cancelled at the provider, so it is never captured; one the provider captured first is refunded.
+         */
         post: operations["cancelOrder"];
         delete?: never;
         options?: never;
@@ -2150,8 +2153,11 @@ export interface components {
             /** @description OpenTelemetry trace id of a 5xx, when tracing is on */
             traceId?: string;
         };
-        /** @enum {string} */
-        StoreState: "up" | "down";
+        /**
+         * @description degraded: serving, but short of a node (a Redis Cluster with a failed node or a master without a replica)
+         * @enum {string}
+         */
+        StoreState: "up" | "down" | "degraded";
         Liveness: {
             /** @enum {string} */
             status: "ok";

@@ -41,11 +41,12 @@ export default fp(async (app) => {
   // Outbound webhooks: each event fans out to deliveries, which the `webhooks` queue sends.
   outbox.on('webhook.event', async (payload, event) => { await webhooks.fanOut(event.id, payload) })
   const domain = new URL(config.publicUrl).hostname
-  outbox.on('mail.webhook-disabled', ({ endpointId }, event) => webhooks.mailDisabled(event.id, endpointId, app.mailer, domain))
+  outbox.on('mail.webhook-disabled', ({ endpointId }, event) => webhooks.mailDisabled(event.id, endpointId, services.mailOnce, domain))
 
   // Schedules.
   jobs.every('outbox-drain', 2_000, () => outbox.drain())
   jobs.every('outbox-purge', HOUR, () => outbox.purge())
+  jobs.every('sent-mail-purge', HOUR, () => services.mailOnce.purge())
   jobs.every('order-expiry', 60_000, () => services.cancel.expireUnpaid())
   jobs.every('payments-reconcile', 60_000, () => services.reconcile())
   jobs.every('idempotency-purge', HOUR, () => services.idempotency.purgeExpired())

@@ -20,6 +20,7 @@ import { createOrderService } from '../routes/orders/service.js'
 import { createOrderMail } from '../routes/orders/order-mail.js'
 import { createOrderAccess } from '../routes/orders/access.js'
 import { createCheckoutWorkflow } from '../routes/orders/workflows/checkout.js'
+import { createSentMail } from '../src/sent-mail.js'
 import { createCancelWorkflow } from '../routes/orders/workflows/cancel.js'
 import { providersFromConfig } from '../routes/payments/providers.js'
 import { createPaymentService } from '../routes/payments/service.js'
@@ -66,6 +67,9 @@ async function buildServices(app: FastifyInstance) {
   // The unique owner indexes must exist before the first request, or two first writes make two carts.
   if (app.mongo.readyState === 1) await ensureIndexes([carts, wishlists])
   const cart = createCartService({ carts, redis, catalog: products, currency, limits })
+
+  // The outbox's mail handlers send through this: a retried event does not mail anyone twice.
+  const mailOnce = createSentMail({ db, mailer, faults })
 
   const providers = await providersFromConfig(config.payments, db)
   const refunds = createRefundWorkflow({ db, outbox, faults, providers, metrics })
@@ -123,14 +127,15 @@ async function buildServices(app: FastifyInstance) {
     orders: createOrderService({ db, outbox }),
     payments: createPaymentService({ db }),
     checkout: createCheckoutWorkflow({ db, outbox, faults, cart, shipping, currency, checkout: checkoutConfig, metrics }),
-    cancel: createCancelWorkflow({ db, outbox, refunds, metrics }),
+    cancel: createCancelWorkflow({ db, outbox, refunds, metrics, providers, log: app.log }),
     pay, confirm, refunds,
-    reconcile: createReconciliation({ pay, confirm, refunds, providers }),
+    reconcile: createReconciliation({ db, outbox, metrics, pay, confirm, refunds, providers }),
     shipping,
     returns,
     refundReturn: createRefundReturnWorkflow({ db, outbox, faults, refunds, returns }),
     orderAccess,
-    orderMail: createOrderMail({ db, mailer, domain: new URL(config.publicUrl).hostname, publicUrl: config.publicUrl, links: orderAccess }),
+    mailOnce,
+    orderMail: createOrderMail({ db, mailer: mailOnce, domain: new URL(config.publicUrl).hostname, publicUrl: config.publicUrl, links: orderAccess }),
   }
 }
 

@@ -1,3 +1,5 @@
+import { Cluster } from 'ioredis'
+import { randomInt } from 'node:crypto'
 import { slotKey, type RedisClient } from './redis-client.js'
 import type { FastifyBaseLogger } from 'fastify'
 import { LRUCache } from 'lru-cache'
@@ -19,6 +21,12 @@ import { ALWAYS_AVAILABLE, type RedisHealth } from './redis-health.js'
 // lookup; all are forgotten when the subscription or Redis comes back. A hit then costs no
 // Redis round trip at all. Without a subscriber the versions are read on every lookup.
 // Concurrent misses of one key load once.
+// A Redis Cluster failover can lose the last writes of the master that died (replication is
+// asynchronous), a bump among them: the promoted replica would answer a version from before the
+// bump, and the entries of that version (here and on the other masters) would be served again.
+// So a bump moves a version on by a random step, never back to a value it had, and every entry
+// also depends on one generation (`cv:{cache}:*generation`): when the client loses a node, the
+// cache is not used until the generation has moved on, which makes every earlier entry unreachable.
 // Redis trouble never fails a request: a read error is a miss, a write error is dropped; both logged.
 // While Redis is away (RedisHealth) the cache is not asked at all: reads go to the database.
 
@@ -45,6 +53,9 @@ const fromJson = <T>(json: string): CacheResult<T> => {
   return { hit: true, json, get value() { return (parsed ??= { value: JSON.parse(json) as T }).value } }
 }
 
+/** The namespace every entry depends on besides its own: moved on after a failover. */
+const GENERATION = '*generation'
+
 export function createCache(redis: RedisClient, log: FastifyBaseLogger, defaultTtlSeconds: number, onLookup: (namespace: string, hit: boolean) => void = () => {}, health: RedisHealth = ALWAYS_AVAILABLE, options: CacheOptions = {}) {
   const versionKey = (namespace: string) => slotKey('cv', 'cache', namespace)
   const localMaxSize = options.localMaxSize ?? 32 * 1024 * 1024
@@ -61,6 +72,17 @@ export function createCache(redis: RedisClient, log: FastifyBaseLogger, defaultT
   let listening = false
   let wasAvailable = true
   const forgetAll = () => { versions.clear(); epoch++ }
+  // Set when the cluster client loses a node; cleared once the generation has moved on.
+  let failedOver = false
+  let settling: Promise<boolean> | undefined
+  if (redis instanceof Cluster) redis.on('-node', () => { failedOver = true; forgetAll() })
+  function settleFailover(): Promise<boolean> {
+    settling ??= bumpVersion(GENERATION).then(() => { failedOver = false; log.info('cache generation moved on after a Redis node was lost'); return true }, (err: Error) => {
+      health.failed(err)
+      return false
+    }).finally(() => { settling = undefined })
+    return settling
+  }
   if (subscriber) {
     subscriber.on('message', (_channel: string, namespace: string) => { versions.delete(namespace); epoch++ })
     // On every (re)connection: subscribe, and start again from Redis, since messages may have been
@@ -95,6 +117,7 @@ export function createCache(redis: RedisClient, log: FastifyBaseLogger, defaultT
     const available = health.available
     if (available !== wasAvailable) { wasAvailable = available; forgetAll() }
     if (!available) return null
+    if (failedOver && !(await settleFailover())) return null
     if (listening) {
       const now = Date.now()
       let joined = ''
@@ -123,7 +146,8 @@ export function createCache(redis: RedisClient, log: FastifyBaseLogger, defaultT
 
   /** Moves the namespace's version on and tells every instance, in one round trip. */
   async function bumpVersion(namespace: string) {
-    const results = await redis.multi().incr(versionKey(namespace)).publish(channel, namespace).exec()
+    // A random step: a value this key had before (and which a failover could bring back) never comes again.
+    const results = await redis.multi().incrby(versionKey(namespace), randomInt(1, 2 ** 31)).publish(channel, namespace).exec()
     const failed = results?.find(([err]) => err)?.[0]
     if (failed) throw failed
     // This instance forgets it now, not when its own message comes back.
@@ -158,7 +182,7 @@ export function createCache(redis: RedisClient, log: FastifyBaseLogger, defaultT
       if (options.enabled === false) return { value: await load(), hit: false }
       const depends = [namespaces].flat()
       const namespace = depends[0]!
-      const version = await currentVersions(depends)
+      const version = await currentVersions([...depends, GENERATION])
       if (version === null) {
         onLookup(namespace, false)
         return { value: await load(), hit: false }

@@ -1,4 +1,4 @@
-// Named step boundaries of the money-path workflows. In production nothing is armed and `at` is
+// Named step boundaries of the money-path workflows (and of the outbox's mail handlers). In production nothing is armed and `at` is
 // a set lookup; tests arm a point to make the next pass through it throw once, which is how the
 // recovery of every step is proven (test/money-path.test.ts).
 
@@ -11,6 +11,7 @@ export type FaultPoint =
   | 'refund.after-record'
   | 'refund.after-provider-call'
   | 'return.after-record'
+  | 'mail.after-send'
 
 export class InjectedFault extends Error {
   override name = 'InjectedFault'

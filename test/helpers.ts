@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { get as httpGet } from 'node:http'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -137,6 +137,71 @@ export async function startOwnRedis(t: Teardown) {
   const kill = async () => { redis.signal('SIGCONT'); redis.signal('SIGKILL'); await redis.exited }
   await start()
   return { url: `redis://127.0.0.1:${port}`, kill, start, hang: () => redis.signal('SIGSTOP'), resume: () => redis.signal('SIGCONT') }
+}
+
+/**
+ * A Redis Cluster of the test's own (`masters` masters with `replicas` replicas each, every node a
+ * redis-server the test may kill or start again), so a test can take a master away without
+ * touching the shared cluster other tests use. A short node timeout makes failover quick.
+ */
+export async function startOwnRedisCluster(t: TestLike, { masters = 3, replicas = 1, nodeTimeoutMs = 1000 } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'redis-cluster-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const { LD_PRELOAD: _faketime, ...env } = process.env
+  const ports: number[] = []
+  for (let i = 0; i < masters * (1 + replicas); i++) ports.push(await freePort())
+  const busPorts = new Map<number, number>()
+  for (const port of ports) busPorts.set(port, await freePort())
+  const nodes = new Map<number, TestProcess>()
+  const start = async (port: number) => {
+    const nodeDir = join(dir, String(port))
+    mkdirSync(nodeDir, { recursive: true })
+    const node = startProcess(t, ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--cluster-enabled', 'yes', '--cluster-port', String(busPorts.get(port)), '--cluster-config-file', 'nodes.conf',
+      '--cluster-node-timeout', String(nodeTimeoutMs), '--repl-diskless-sync-delay', '0', '--dir', nodeDir], { name: `redis-cluster-${port}`, env })
+    nodes.set(port, node)
+    await node.waitForOutput(/Ready to accept connections/, 10_000)
+  }
+  await Promise.all(ports.map(start))
+  await runProcess(t, ['redis-cli', '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { env, name: 'redis-cli' })
+  const ask = async <T>(port: number, fn: (r: Redis) => Promise<T>) => {
+    const r = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null })
+    try { await r.connect(); return await fn(r) } finally { r.disconnect() }
+  }
+  const state = (port: number) => ask(port, async (r) => /cluster_state:(\w+)/.exec(String(await r.cluster('INFO')))?.[1] ?? 'unknown').catch(() => 'unreachable')
+  const down = new Set<number>()
+  const alive = () => ports.filter((p) => !down.has(p))
+  /** The node serving `slot` as master, as a live node sees the cluster now. */
+  const masterOf = async (slot: number) => {
+    const slots = await ask(alive()[0]!, (r) => r.cluster('SLOTS'))
+    return slots.find(([from, to]) => slot >= from && slot <= to)?.[2]?.[1]
+  }
+  await waitUntil('the cluster to serve every slot', async () => (await Promise.all(ports.map(state))).every((s) => s === 'ok'), 20_000, 100)
+  // A replica that has not finished its first sync cannot take over: wait for every link.
+  const link = (port: number) => ask(port, async (r) => /role:slave[\s\S]*master_link_status:(\w+)/.exec(await r.info('replication'))?.[1] ?? 'master').catch(() => 'unreachable')
+  await waitUntil('every replica to be in sync', async () => (await Promise.all(ports.map(link))).every((s) => s === 'up' || s === 'master'), 20_000, 100)
+  return {
+    /** Every node, as REDIS_CLUSTER_NODES wants them. */
+    nodes: ports.map((p) => `127.0.0.1:${p}`).join(','),
+    ports,
+    state,
+    masterOf,
+    keySlot: (key: string) => ask(alive()[0]!, (r) => r.cluster('KEYSLOT', key)) as Promise<number>,
+    /** Kills a node (SIGKILL: no goodbye to the cluster), and resolves once it is gone. */
+    async kill(port: number) { const node = nodes.get(port)!; down.add(port); node.signal('SIGKILL'); await node.exited },
+    /** Stops (SIGSTOP) or continues (SIGCONT) a node: a stopped replica misses what its master writes. */
+    pause(port: number) { nodes.get(port)!.signal('SIGSTOP') },
+    resume(port: number) { nodes.get(port)!.signal('SIGCONT') },
+    /** The port of a replica of the master on `port`. */
+    async replicaOf(port: number) {
+      const lines = String(await ask(port, (r) => r.cluster('NODES'))).trim().split('\n').map((l) => l.split(' '))
+      const id = lines.find((l) => l[1]!.startsWith(`127.0.0.1:${port}@`))![0]
+      const replica = lines.find((l) => l[3] === id)
+      return replica ? Number(/:(\d+)@/.exec(replica[1]!)![1]) : undefined
+    },
+    /** Starts a killed node again from its directory (it rejoins as it was, or as a replica). */
+    async start(port: number) { await start(port); down.delete(port) },
+  }
 }
 
 // One way to start a process in a test: the API (`tsx('src/server.ts')`), the worker, a CLI

@@ -127,10 +127,14 @@ t.test('3: two payments on one order cannot both capture; a late capture is refu
   const back = await app.db.select().from(testProviderRefunds)
   t.same(back.map((r) => r.amountMinor), [order.totalMinor], 'and refunded it once, in full')
 
-  // A capture that arrives after the order stopped being payable goes back, on the payment only.
+  // A capture we learn of after the order stopped being payable goes back, on the payment only.
+  // (The provider captured before the cancel reached it; a payment not captured yet is
+  // cancelled instead: test/cancel-payments.test.ts.)
   await addToCart(app, buyer.headers, variantId, 1)
   const late = (await checkout(app, buyer.headers, 'co-late-00001')).json()
   const pending = (await pay(app, buyer.headers, late.id, 'tok_async', 'pay-late-0001')).json()
+  const [inFlight] = await app.db.select().from(payments).where(eq(payments.id, pending.id))
+  await app.db.update(testProviderPayments).set({ status: 'succeeded' }).where(eq(testProviderPayments.id, inFlight!.providerPaymentId!))
   t.equal((await app.inject({ method: 'POST', url: `/orders/${late.id}/cancel`, headers: buyer.headers })).statusCode, 200)
   const lateCapture = await confirm(app, buyer.headers, pending.id)
   t.match(lateCapture.json(), { status: 'succeeded', refundedMinor: late.totalMinor })

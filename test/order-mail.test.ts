@@ -70,3 +70,22 @@ t.test('SMTP down at checkout: the mail waits in the outbox and goes once SMTP i
   await mailbox.waitFor('patient@example.com', new RegExp(`thank you for your order ${order.number}`))
   t.same(await again.outbox.drain({ all: true }), { done: 0, failed: 0 }, 'and never again')
 })
+
+t.test('mail sent once: the process dies after SMTP accepted the mail and before the outbox marked it; the retry does not send it again', async (t) => {
+  const mailbox = await startMailbox(t)
+  const app = await buildTestApp(t, { SMTP_URL: mailbox.url })
+  const admin = await registerAdmin(app)
+  const product = await createProduct(app, admin.headers, { variants: [{ priceMinor: 1000, stock: 50 }] })
+  const buyer = await register(app, { email: 'once@example.com' })
+  await mailbox.waitFor('once@example.com', /confirm your email/).catch(() => null)
+
+  // The fault point sits after SMTP's answer, where a crash leaves the event to be retried.
+  app.faults.failOnce('mail.after-send')
+  const order = await checkout(app, buyer.headers, product.variants[0].id, 1, 'once-checkout-1')
+  await mailbox.waitFor('once@example.com', new RegExp(`thank you for your order ${order.number}`))
+  t.equal(await app.outbox.pending(), 1, 'the event was not marked done: the outbox retries it')
+
+  t.same(await app.outbox.drain({ all: true }), { done: 1, failed: 0 }, 'the retry succeeds')
+  t.equal(await app.outbox.pending(), 0)
+  t.same(mailbox.received.filter((m) => m.to.includes('once@example.com')).map((m) => m.subject), [], 'and sends nothing a second time')
+})

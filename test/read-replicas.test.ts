@@ -147,6 +147,41 @@ t.test('customers\' catalog reads come from the replica; admin writes answer fre
   t.equal(cached.json().name, 'Renamed by the admin', 'the cached detail is the fresh one')
 })
 
+t.test('a replica that falls behind is taken out within the lag bound, even with no write through the API, and put back once it replays', async (t) => {
+  const database = await replicatedDatabase(t)
+  const app = await buildReplicaApp(t, database, replicaUrl(database.name))
+  const { headers } = await registerAdmin(app)
+  const product = await createProduct(app, headers, { name: 'Steady', slug: 'steady' })
+  await replicaInUse(app)
+
+  // A change the API does not make (another service, a script) and so cannot wait for: the
+  // paused replica never replays it, and must not keep serving what it has.
+  t.teardown(resumeReplay)
+  await pauseReplay()
+  const primary = new pg.Client({ connectionString: database.url })
+  await primary.connect()
+  t.teardown(() => primary.end())
+  await primary.query('update products set name = $1 where id = $2', ['Changed behind the API', product.id])
+  const changedAt = Date.now()
+  const down = (await replicaReads(app)).fallbackDown
+  await until('the lagging replica taken out of use', async () => (await listedName(app)) === 'Changed behind the API', 5000)
+  const outAfterMs = Date.now() - changedAt
+  t.comment(`the replica, 300 ms bound, was out of use ${outAfterMs} ms after the change`)
+  // Checked every DB_REPLICA_MAX_LAG_MS, each check waiting at most that long: about twice the bound.
+  t.ok(outAfterMs < 2000, `taken out within the bound (twice 300 ms, plus slack for a loaded machine): ${outAfterMs} ms`)
+  const seen = []
+  for (let i = 0; i < 8; i++) {
+    seen.push(await listedName(app))
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  t.same(seen, seen.map(() => 'Changed behind the API'), 'while it lags, probes keep it out: never the stale name again')
+  t.ok((await replicaReads(app)).fallbackDown > down, 'the reads went to the primary')
+
+  await resumeReplay()
+  await replicaInUse(app)
+  t.equal(await listedName(app), 'Changed behind the API', 'back in use once it has replayed')
+})
+
 t.test('with replication running, customers see every catalog write at once', async (t) => {
   const database = await replicatedDatabase(t)
   const app = await buildReplicaApp(t, database, replicaUrl(database.name))
@@ -188,6 +223,8 @@ async function relayTo(port: number) {
   return {
     port: (server.address() as { port: number }).port,
     die() { dead = true },
+    /** The host is back: new connections reach the replica again. */
+    revive() { dead = false },
     async close() {
       await new Promise((resolve) => { server.close(resolve); for (const s of sockets) s.destroy() })
     },
@@ -218,5 +255,18 @@ t.test('a replica that dies, or never answers, costs no errors: reads fall back 
   const reads = await replicaReads(app)
   t.ok(reads.fallbackError >= 1, `the read that met the dead replica ran again on the primary (${reads.fallbackError})`)
   t.ok(reads.fallbackDown >= 1, `later reads went straight to the primary (${reads.fallbackDown})`)
+  t.equal(await listedName(app), 'Kept')
+
+  // The host comes back: after DB_REPLICA_DOWN_SECONDS a probe puts the replica back in use, and
+  // no read fails on the way.
+  relay.revive()
+  const before = (await replicaReads(app)).replica
+  const during: number[] = []
+  await until('the revived replica back in use', async () => {
+    for (const url of urls) during.push((await app.inject({ method: 'GET', url })).statusCode)
+    during.push((await app.inject({ method: 'GET', url: uncachedList() })).statusCode)
+    return (await replicaReads(app)).replica > before
+  })
+  t.same([...new Set(during)], [200], `every read answered 200 while it came back (${during.length} reads)`)
   t.equal(await listedName(app), 'Kept')
 })

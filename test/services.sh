@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the local test services on loopback: a throwaway PostgreSQL cluster, a streaming read
-# replica of it, redis-server, a three-master Redis Cluster, FerretDB (PostgreSQL backend),
+# replica of it, redis-server, a Redis Cluster of three masters with a replica each, FerretDB (PostgreSQL backend),
 # stripe-mock and Toxiproxy. Installs what is missing. Safe to run twice; `stop` stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,9 +10,13 @@ PG_REPLICA_PORT=${TEST_PG_REPLICA_PORT:-55433}
 REDIS_PORT=${TEST_REDIS_PORT:-56379}
 MONGO_PORT=${TEST_MONGO_PORT:-57017}
 STRIPE_MOCK_PORT=${TEST_STRIPE_MOCK_PORT:-57111}
-# Redis Cluster masters: a space- or comma-separated port list, or three ports from a base port.
+# Redis Cluster masters: a space- or comma-separated port list, or three ports from a base port;
+# their replicas (one per master, in the same order) likewise, or the next three ports.
 REDIS_CLUSTER_BASE=${TEST_REDIS_CLUSTER_BASE_PORT:-57001}
 REDIS_CLUSTER_PORTS=$(echo "${TEST_REDIS_CLUSTER_PORTS:-$REDIS_CLUSTER_BASE $((REDIS_CLUSTER_BASE + 1)) $((REDIS_CLUSTER_BASE + 2))}" | tr ',' ' ')
+REDIS_CLUSTER_REPLICA_PORTS=$(echo "${TEST_REDIS_CLUSTER_REPLICA_PORTS:-$((REDIS_CLUSTER_BASE + 3)) $((REDIS_CLUSTER_BASE + 4)) $((REDIS_CLUSTER_BASE + 5))}" | tr ',' ' ')
+# Short, so a replica takes over within a few seconds of its master's death (Redis's default is 15 s).
+REDIS_CLUSTER_NODE_TIMEOUT_MS=${TEST_REDIS_CLUSTER_NODE_TIMEOUT_MS:-2000}
 # Each node's cluster bus port is its port plus this (Redis's default +10000 would pass 65535).
 REDIS_CLUSTER_BUS_OFFSET=${TEST_REDIS_CLUSTER_BUS_OFFSET:-100}
 STRIPE_MOCK_VERSION=v0.203.0
@@ -48,7 +52,7 @@ if [ "${1:-start}" = stop ]; then
   [ -f "$DIR/stripe-mock.pid" ] && kill "$(cat "$DIR/stripe-mock.pid")" 2>/dev/null || true
   [ -f "$DIR/toxiproxy.pid" ] && kill "$(cat "$DIR/toxiproxy.pid")" 2>/dev/null || true
   [ -f "$DIR/redis.pid" ] && kill "$(cat "$DIR/redis.pid")" 2>/dev/null || true
-  for port in $REDIS_CLUSTER_PORTS; do
+  for port in $REDIS_CLUSTER_PORTS $REDIS_CLUSTER_REPLICA_PORTS; do
     f="$DIR/redis-cluster/$port/redis.pid"
     [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
   done
@@ -128,40 +132,74 @@ if ! port_open "$REDIS_PORT"; then
 fi
 wait_port "$REDIS_PORT" redis-server
 
-# Redis Cluster: three masters, no replicas, each with its own dir (its nodes.conf remembers the
-# cluster). Created only when none of its ports is open; a node that alone is down (killed by a
-# test) is started again from its dir and rejoins with its slots (empty: nothing is saved).
+# Redis Cluster: three masters with a replica each, each node with its own dir (its nodes.conf
+# remembers the cluster). Created only when none of the masters' ports is open; a node that alone
+# is down (killed by a test) is started again from its dir and rejoins (a master whose replica
+# took over comes back as a replica; nothing is saved). A replica missing from a cluster made
+# before replicas were added (or whose dir is gone) is started and added to its master.
 redis_cluster_node() {
   local d="$DIR/redis-cluster/$1"
   mkdir -p "$d"
   redis-server --port "$1" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
     --cluster-enabled yes --cluster-port $(($1 + REDIS_CLUSTER_BUS_OFFSET)) \
-    --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
+    --cluster-config-file nodes.conf --cluster-node-timeout "$REDIS_CLUSTER_NODE_TIMEOUT_MS" \
+    --repl-diskless-sync-delay 0 \
     --dir "$d" --pidfile "$d/redis.pid" --logfile "$d/redis.log"
 }
+cluster_ok() { redis-cli -p "$1" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; }
+wait_cluster_ok() {
+  for _ in $(seq 1 100); do cluster_ok "$1" && return 0; sleep 0.2; done
+  cluster_ok "$1" || { log "redis cluster not ok; see $DIR/redis-cluster/"; exit 1; }
+}
+first_port=${REDIS_CLUSTER_PORTS%% *}
 cluster_open=0
 for port in $REDIS_CLUSTER_PORTS; do port_open "$port" && cluster_open=$((cluster_open + 1)); done
 if [ "$cluster_open" = 0 ]; then
   nodes=()
-  for port in $REDIS_CLUSTER_PORTS; do
+  for port in $REDIS_CLUSTER_PORTS $REDIS_CLUSTER_REPLICA_PORTS; do
+    port_open "$port" && { log "redis cluster port $port is taken by something else"; exit 1; }
     rm -rf "$DIR/redis-cluster/$port"
     redis_cluster_node "$port"
     nodes+=("127.0.0.1:$port")
   done
-  for port in $REDIS_CLUSTER_PORTS; do wait_port "$port" redis-cluster; done
-  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$DIR/redis-cluster/create.log" 2>&1 \
+  for port in $REDIS_CLUSTER_PORTS $REDIS_CLUSTER_REPLICA_PORTS; do wait_port "$port" redis-cluster; done
+  # Masters first: on one host redis-cli makes the first three masters and the rest their replicas.
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$DIR/redis-cluster/create.log" 2>&1 \
     || { log "redis cluster create failed; see $DIR/redis-cluster/create.log"; exit 1; }
 else
   for port in $REDIS_CLUSTER_PORTS; do port_open "$port" || redis_cluster_node "$port"; done
+  for port in $REDIS_CLUSTER_PORTS; do wait_port "$port" redis-cluster; done
+  wait_cluster_ok "$first_port"
+  set -- $REDIS_CLUSTER_PORTS
+  for replica in $REDIS_CLUSTER_REPLICA_PORTS; do
+    master=$1; shift
+    port_open "$replica" || { redis_cluster_node "$replica"; wait_port "$replica" redis-cluster; }
+    # A replica that remembers a cluster its master does not know (the masters were made anew
+    # since) forgets it and joins again.
+    if ! redis-cli -p "$master" cluster nodes 2>/dev/null | grep -q "^$(redis-cli -p "$replica" cluster myid) "; then
+      redis-cli -p "$replica" cluster reset hard >/dev/null
+    fi
+    if ! redis-cli -p "$master" cluster nodes 2>/dev/null | grep -q "^$(redis-cli -p "$replica" cluster myid) "; then
+      master_id=$(redis-cli -p "$master" cluster myid)
+      redis-cli --cluster add-node "127.0.0.1:$replica" "127.0.0.1:$master" --cluster-slave --cluster-master-id "$master_id" \
+        >"$DIR/redis-cluster/add-$replica.log" 2>&1 || { log "adding replica $replica failed; see $DIR/redis-cluster/add-$replica.log"; exit 1; }
+    fi
+  done
 fi
-for port in $REDIS_CLUSTER_PORTS; do wait_port "$port" redis-cluster; done
-# Every slot served before anyone uses it (gossip takes a moment after create).
-first_port=${REDIS_CLUSTER_PORTS%% *}
+for port in $REDIS_CLUSTER_PORTS $REDIS_CLUSTER_REPLICA_PORTS; do wait_port "$port" redis-cluster; done
+# Every slot served before anyone uses it (gossip takes a moment after create), and every
+# replica in sync (one that never synced cannot take over).
+wait_cluster_ok "$first_port"
 for _ in $(seq 1 100); do
-  redis-cli -p "$first_port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break
+  [ "$(redis-cli -p "$first_port" cluster nodes 2>/dev/null | awk '$3 ~ /slave/ && $3 !~ /fail/ && $8 == "connected"' | wc -l)" -ge "$(echo $REDIS_CLUSTER_REPLICA_PORTS | wc -w)" ] && break
   sleep 0.2
 done
-redis-cli -p "$first_port" cluster info | grep -q '^cluster_state:ok' || { log "redis cluster not ok; see $DIR/redis-cluster/"; exit 1; }
+for replica in $REDIS_CLUSTER_REPLICA_PORTS; do
+  for _ in $(seq 1 100); do
+    redis-cli -p "$replica" info replication 2>/dev/null | grep -Eq '^(role:master|master_link_status:up)' && break
+    sleep 0.2
+  done
+done
 REDIS_CLUSTER_NODES=$(printf '127.0.0.1:%s,' $REDIS_CLUSTER_PORTS); REDIS_CLUSTER_NODES=${REDIS_CLUSTER_NODES%,}
 
 # FerretDB (MongoDB wire protocol) on the PostgreSQL backend.

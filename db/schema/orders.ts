@@ -255,6 +255,15 @@ export const outbox = pgTable('outbox', {
  * keeps its own records, written outside our transactions, and honours idempotency keys as Stripe
  * does: the same key returns the same object; the same key with other parameters is an error.
  */
+// What the outbox's mail handlers sent, by Message-ID (the outbox event's id) and recipient,
+// written as soon as SMTP accepts: a retry of the event (the process died before the outbox
+// marked it done) skips who already has it (src/sent-mail.ts); purged after 7 days.
+export const sentMail = pgTable('sent_mail', {
+  messageId: text('message_id').notNull(),
+  recipient: text('recipient').notNull(),
+  sentAt: ts('sent_at').notNull().defaultNow(),
+}, (t) => [primaryKey({ columns: [t.messageId, t.recipient] }), index('sent_mail_sent_at_idx').on(t.sentAt)])
+
 export const testProviderPayments = pgTable('test_provider_payments', {
   id: text('id').primaryKey(),
   idempotencyKey: text('idempotency_key').notNull(),

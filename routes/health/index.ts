@@ -19,7 +19,7 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
     config: { rateLimit: false },
     schema: {
       tags: ['health'], operationId: 'getReadiness', summary: 'Readiness: every store answers',
-      description: 'Pings PostgreSQL, MongoDB and Redis. 503 names each store that did not answer.',
+      description: 'Pings PostgreSQL, MongoDB and Redis (on a Redis Cluster, every master, and the cluster state). 503 names each store that did not answer; a Redis Cluster that serves every slot but has lost a node or a replica is `degraded`, still ready.',
       response: { 200: Type.Ref(Readiness), 503: Type.Ref(NotReady) },
     },
   }, async (req, reply) => {

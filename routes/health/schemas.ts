@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import { StringEnum } from '../../src/schema-types.js'
 
-export const StoreState = StringEnum(['up', 'down'], { $id: 'StoreState' })
+export const StoreState = StringEnum(['up', 'down', 'degraded'], { $id: 'StoreState', description: 'degraded: serving, but short of a node (a Redis Cluster with a failed node or a master without a replica)' })
 
 export const Liveness = Type.Object({
   status: Type.Literal('ok'),

@@ -46,7 +46,7 @@ const ordersRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/:orderId/cancel', {
     onRequest: app.authenticate,
     schema: {
-      tags: ['orders'], operationId: 'cancelOrder', summary: 'Cancel my order while unpaid or paid (a paid one is refunded)', security: BEARER,
+      tags: ['orders'], operationId: 'cancelOrder', summary: 'Cancel my order while unpaid or paid (a paid one is refunded)', description: 'A payment still in flight is cancelled at the provider, so it is never captured; one the provider captured first is refunded.', security: BEARER,
       params: OrderParams, response: { 200: Type.Ref(Order), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef, 409: ProblemRef },
     },
   }, async (req) => {

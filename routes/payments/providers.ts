@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { and, eq, ne, sql } from 'drizzle-orm'
+import { and, eq, ne, notInArray, sql } from 'drizzle-orm'
 import type Stripe from 'stripe'
 import type { Db } from '../../db/client.js'
 import { testProviderPayments, testProviderRefunds } from '../../db/schema/index.js'
@@ -22,6 +22,12 @@ export interface PaymentProvider {
   /** The provider's current view of a payment (reconciliation). */
   retrieve(providerPaymentId: string): Promise<Omit<ProviderPayment, 'providerPaymentId'>>
   refund(input: { providerPaymentId: string; amountMinor: number; idempotencyKey: string }): Promise<{ providerRefundId: string }>
+  /**
+   * Cancels a payment not captured yet, so it can never be captured; answers the payment's state
+   * afterwards: failed ('canceled') once cancelled, succeeded when the capture came first (then
+   * the caller refunds). Cancelling twice answers the same.
+   */
+  cancel(providerPaymentId: string): Promise<Omit<ProviderPayment, 'providerPaymentId'>>
   /** Verifies the signature over the raw body and decodes the event, or throws 400. */
   parseWebhook(rawBody: Buffer, headers: Record<string, string | string[] | undefined>): WebhookEvent
 }
@@ -53,7 +59,10 @@ export function createTestProvider(webhookSecret: string, db: Db): PaymentProvid
     if (!row) throw new ProviderFailure(`No such payment: ${id}`, 'provider-resource-missing')
     return row
   }
-  const outcome = (row: typeof testProviderPayments.$inferSelect) => ({ status: row.status as ProviderStatus, ...(row.failureReason ? { failureReason: row.failureReason } : {}) })
+  // Its own `canceled` reads as a failure to us, as Stripe's canceled intent does.
+  const outcome = (row: typeof testProviderPayments.$inferSelect) => row.status === 'canceled'
+    ? { status: 'failed' as const, failureReason: 'canceled' }
+    : { status: row.status as ProviderStatus, ...(row.failureReason ? { failureReason: row.failureReason } : {}) }
   return {
     name: 'test',
     async create({ amountMinor, currency, orderId, idempotencyKey }) {
@@ -68,8 +77,14 @@ export function createTestProvider(webhookSecret: string, db: Db): PaymentProvid
     async confirm(id, paymentMethod) {
       const result = TEST_OUTCOMES[paymentMethod]
       if (!result) throw new BadRequest(`Unknown test payment method; use one of ${Object.keys(TEST_OUTCOMES).join(', ')}`, 'invalid-payment-method')
-      // A captured payment stays captured; confirming it again answers what it is.
+      // A captured payment stays captured and a cancelled one cancelled; confirming answers what it is.
       await db.update(testProviderPayments).set({ status: result.status, failureReason: result.failureReason ?? null })
+        .where(and(eq(testProviderPayments.id, id), notInArray(testProviderPayments.status, ['succeeded', 'canceled'])))
+      return outcome(await payment(id))
+    },
+    async cancel(id) {
+      // One statement, so a capture racing it either came first (and stays) or never happens.
+      await db.update(testProviderPayments).set({ status: 'canceled', failureReason: null })
         .where(and(eq(testProviderPayments.id, id), ne(testProviderPayments.status, 'succeeded')))
       return outcome(await payment(id))
     },
@@ -141,6 +156,18 @@ export function createStripeProvider(StripeSdk: typeof Stripe, opts: { secretKey
     async retrieve(id) {
       const intent = await stripe.paymentIntents.retrieve(id)
       return { status: stripeStatus(intent), failureReason: intent.last_payment_error?.code }
+    },
+    async cancel(id) {
+      try {
+        // Stripe cancels only what is not captured: an answer is a cancelled intent.
+        await stripe.paymentIntents.cancel(id)
+        return { status: 'failed', failureReason: 'canceled' }
+      } catch (err) {
+        // Captured (or cancelled) before this call: Stripe refuses; its current state answers.
+        if ((err as { code?: string }).code !== 'payment_intent_unexpected_state') throw err
+        const intent = await stripe.paymentIntents.retrieve(id)
+        return { status: stripeStatus(intent), failureReason: intent.status === 'canceled' ? 'canceled' : intent.last_payment_error?.code }
+      }
     },
     async refund({ providerPaymentId, amountMinor, idempotencyKey }) {
       const refund = await stripe.refunds.create({ payment_intent: providerPaymentId, amount: amountMinor }, { idempotencyKey })

@@ -11,7 +11,7 @@ import { step } from '../../../src/tracing.js'
 import { ownsOrder, type Buyer } from '../../../src/viewer.js'
 import type { PaymentProvider, ProviderName } from '../providers.js'
 import type { RefundWorkflow } from './refund.js'
-import { applyProviderOutcome, settleThenFollowUp, type PaymentRow } from './settle.js'
+import { applyProviderOutcome, cancelAtProvider, orderIsGone, settleThenFollowUp, type PaymentRow } from './settle.js'
 
 // Pay workflow: a customer starts paying for a pending order. In commit order:
 //   1. record (transaction): the order locked, still the customer's and pending_payment; a
@@ -24,7 +24,8 @@ import { applyProviderOutcome, settleThenFollowUp, type PaymentRow } from './set
 //      longer payable records a refund, sent after the commit (refund workflow).
 // Recovery: a crash or timeout after 1 leaves the payment pending; the retry with the same
 // Idempotency-Key resumes at 2 with the payment its checkpoint names, and reconciliation does
-// the same for a client that never retries.
+// the same for a client that never retries. An order cancelled meanwhile has its payment
+// cancelled at the provider right after 3 (settle.ts, cancelAtProvider).
 
 export interface PaymentDeps { db: Db; outbox: Outbox; faults: Faults; providers: Map<ProviderName, PaymentProvider>; refunds: RefundWorkflow; metrics: MoneyMetrics }
 
@@ -47,8 +48,10 @@ export function createPayWorkflow({ db, outbox, faults, providers, refunds, metr
       throw new ProviderFailure(`The payment provider did not answer (${(err as Error).message}); retry with the same Idempotency-Key`)
     }
     faults.at('payment.after-provider-call')
-    const settled = await settleThenFollowUp({ outbox, refunds, metrics }, (tx) => applyProviderOutcome(tx, payment.id, created))
-    return settled!.payment
+    const settled = (await settleThenFollowUp({ outbox, refunds, metrics }, (tx) => applyProviderOutcome(tx, payment.id, created)))!.payment
+    // The order was cancelled while this payment was being created: it must never be captured.
+    if (settled.status === 'requires_confirmation' && await orderIsGone(db, settled.orderId)) return cancelAtProvider({ outbox, refunds, metrics, providers }, settled)
+    return settled
   }
 
   return {

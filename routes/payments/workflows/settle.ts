@@ -1,12 +1,12 @@
 import { eq } from 'drizzle-orm'
 import { orders, payments } from '../../../db/schema/index.js'
-import type { Tx } from '../../../db/client.js'
+import type { Db, Tx } from '../../../db/client.js'
 import { NotFound } from '../../../src/errors.js'
 import { tryTransition } from '../../../src/order-status.js'
 import type { Outbox } from '../../../src/outbox.js'
 import { ORDER_MAIL, ORDER_WEBHOOK, type OutboxEvent } from '../../../src/side-effects.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
-import type { ProviderStatus } from '../providers.js'
+import type { PaymentProvider, ProviderName, ProviderStatus } from '../providers.js'
 import { step } from '../../../src/tracing.js'
 import { recordRefund, type RefundWorkflow } from './refund.js'
 
@@ -83,4 +83,28 @@ export async function settleThenFollowUp(deps: SettleDeps, work: (tx: Tx) => Pro
       })
     },
   })
+}
+
+export interface VoidDeps extends SettleDeps { providers: Map<ProviderName, PaymentProvider> }
+
+/**
+ * A payment in flight for an order that is gone (cancelled, expired) is cancelled at the
+ * provider, so it can never be captured; a capture that came first is settled like any other,
+ * which for an order no longer payable records and sends a refund of it. A payment the provider
+ * has not created yet (no id) is left to pay's send, which comes here once it has one.
+ * Errors propagate: the payment stays in flight and reconciliation comes back to it.
+ */
+export async function cancelAtProvider(deps: VoidDeps, payment: PaymentRow) {
+  if (payment.status !== 'requires_confirmation' || !payment.providerPaymentId) return payment
+  const provider = deps.providers.get(payment.provider as ProviderName)
+  if (!provider) return payment
+  const outcome = await step('payment.provider-cancel', () => provider.cancel(payment.providerPaymentId!))
+  const settled = await settleThenFollowUp(deps, (tx) => applyProviderOutcome(tx, payment.id, outcome))
+  return settled!.payment
+}
+
+/** Whether the payment's order can no longer be paid, so a payment in flight for it must not be captured. */
+export async function orderIsGone(db: Db, orderId: string) {
+  const [order] = await db.select({ status: orders.status }).from(orders).where(eq(orders.id, orderId))
+  return order?.status === 'cancelled'
 }

@@ -3,7 +3,7 @@ import { Cluster } from 'ioredis'
 import type { Model } from 'mongoose'
 import {
   addresses, couponRedemptions, erasureRequests, idempotencyKeys, orderAccessTokens, orders, outbox as outboxTable, recoveryCodes, refunds,
-  returnItems, returns, userIdentities, users, webhookDeliveries,
+  returnItems, returns, sentMail, userIdentities, users, webhookDeliveries,
 } from '../../../db/schema/index.js'
 import type { Db, Tx } from '../../../db/client.js'
 import type { ActivityDoc } from '../../../db/models/activity.js'
@@ -197,6 +197,8 @@ export function createErasureWorkflow(deps: ErasureDeps) {
         await tx.update(couponRedemptions).set({ email: placeholder }).where(eq(couponRedemptions.email, user.email))
         await tx.update(refunds).set({ actorId: null }).where(eq(refunds.actorId, user.id))
         await tx.delete(idempotencyKeys).where(eq(idempotencyKeys.userId, user.id))
+        // Who was mailed what (src/sent-mail.ts): the address goes; a retried mail to it is moot now.
+        await tx.delete(sentMail).where(eq(sentMail.recipient, user.email.toLowerCase()))
         // Events and webhook bodies written about the person (an order event names its user id).
         const swap = (column: typeof outboxTable.payload | typeof webhookDeliveries.body) =>
           sql`replace(replace(${column}::text, ${user.id}, ${tombstone}), ${user.email}, ${placeholder})`
