@@ -1,6 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm'
 import { check, customType, index, integer, jsonb, numeric, pgEnum, pgTable, text, timestamp, uniqueIndex, uuid, boolean, type AnyPgColumn } from 'drizzle-orm/pg-core'
-import { users } from './users.js'
 
 const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' })
 
