@@ -9,7 +9,7 @@ import { sql } from 'drizzle-orm'
 import { categories, productVariants, products, shippingOptions, shippingZones, taxRates } from './schema/index.js'
 import { openDb, type Db, type Tx } from './client.js'
 import { loadConfig } from '../src/config.js'
-import { bulkInitialStock } from '../src/inventory.js'
+import { bulkRestock } from '../src/inventory.js'
 
 export interface SeedOptions { categories: number; products: number; variantsPerProduct: number; seed: number }
 export const DEFAULT_SEED: SeedOptions = { categories: 50, products: 1000, variantsPerProduct: 3, seed: 42 }
@@ -74,7 +74,7 @@ export async function seedCatalog(db: Db, options: SeedOptions = DEFAULT_SEED) {
       if (variants.length) {
         const made = await tx.insert(productVariants).values(variants.map(({ stock: _stock, ...v }) => v)).returning({ id: productVariants.id })
         // The stock is the inventory module's to write: levels at the default location, with their movements.
-        await bulkInitialStock(tx, made.map((m, i) => ({ id: m.id, stock: variants[i]!.stock })), 'seed')
+        await bulkRestock(tx, made.map((m, i) => ({ id: m.id, stock: variants[i]!.stock })), 'seed')
       }
       variantCount += variants.length
     }

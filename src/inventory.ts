@@ -291,17 +291,19 @@ export async function initialStock(tx: Tx, variants: { id: string; stock: number
 }
 
 /**
- * initialStock for many variants at once in three statements (the seed's thousands of variants):
- * levels at the default location, what can be sold, and a restock movement each.
+ * Adds units on hand at the default location for many variants at once, in three statements
+ * (the seed's thousands of variants, a benchmark's restock): levels, what can be sold, and a
+ * restock movement each.
  */
-export async function bulkInitialStock(tx: Tx, variants: { id: string; stock: number }[], note: string) {
+export async function bulkRestock(tx: Tx, variants: { id: string; stock: number }[], note: string) {
   const stocked = variants.filter((v) => v.stock > 0)
   if (!stocked.length) return
   const ids = sql`${`{${stocked.map((v) => v.id).join(',')}}`}::uuid[]`
   const qty = sql`${`{${stocked.map((v) => v.stock).join(',')}}`}::int[]`
   const locationId = await defaultLocationId(tx)
-  await tx.execute(sql`insert into ${stockLevels} (variant_id, location_id, on_hand) select id, ${locationId}, n from unnest(${ids}, ${qty}) as t(id, n)`)
-  await tx.execute(sql`update ${productVariants} v set stock = v.stock + t.n from unnest(${ids}, ${qty}) as t(id, n) where v.id = t.id`)
+  await tx.execute(sql`insert into ${stockLevels} (variant_id, location_id, on_hand) select id, ${locationId}, n from unnest(${ids}, ${qty}) as t(id, n)
+    on conflict (variant_id, location_id) do update set on_hand = ${stockLevels}.on_hand + excluded.on_hand, updated_at = now()`)
+  await tx.execute(sql`update ${productVariants} v set stock = v.stock + t.n, updated_at = now() from unnest(${ids}, ${qty}) as t(id, n) where v.id = t.id`)
   await tx.execute(sql`insert into ${inventoryMovements} (variant_id, location_id, delta, stock_after, on_hand_delta, reason, note)
     select v.id, ${locationId}, t.n, v.stock, t.n, 'restock', ${note} from unnest(${ids}, ${qty}) as t(id, n) join ${productVariants} v on v.id = t.id`)
 }
