@@ -65,13 +65,18 @@ async function moveSellable(tx: Tx, variantId: string, delta: number, change: St
   const [v] = await tx.update(productVariants).set({ stock: sql`${productVariants.stock} + ${delta}`, updatedAt: new Date() })
     .where(eq(productVariants.id, variantId)).returning({ stock: productVariants.stock, productId: productVariants.productId, sku: productVariants.sku })
   if (!v) throw new NotFound('variant', variantId)
+  await noteSellable(tx, { variantId, ...v }, delta, change, lowStockThreshold)
+  return v.stock
+}
+
+/** Folds a variant's new stock into `change`: the product's aggregates when it crossed zero, a low-stock crossing. */
+async function noteSellable(tx: Tx, v: { variantId: string; productId: string; sku: string; stock: number }, delta: number, change: StockChange, lowStockThreshold?: number) {
   const before = v.stock - delta
   change.productIds.add(v.productId)
   if ((before > 0) !== (v.stock > 0)) change.listsChanged = (await refreshProductsAggregates(tx, [v.productId])) || change.listsChanged
   if (lowStockThreshold !== undefined && delta < 0 && v.stock <= lowStockThreshold && before > lowStockThreshold) {
-    change.lowStock.push({ variantId, productId: v.productId, sku: v.sku, stock: v.stock })
+    change.lowStock.push({ variantId: v.variantId, productId: v.productId, sku: v.sku, stock: v.stock })
   }
-  return v.stock
 }
 
 async function record(tx: Tx, rows: Movement[]) {
@@ -182,6 +187,33 @@ export async function reserve(tx: Tx, order: { id: string; number: string }, lin
   for (const l of lines) byVariant.set(l.variantId, (byVariant.get(l.variantId) ?? 0) + l.quantity)
   for (const variantId of [...byVariant.keys()].sort()) {
     const quantity = byVariant.get(variantId)!
+    // The common case in one statement (one round trip under the row locks): one location fills
+    // the line; the level, the variant, the reservation and its movement are written together.
+    if (!problems.length) {
+      const { rows: [fast] } = await tx.execute<{ location_id: string; stock: number; product_id: string; sku: string }>(sql`
+        with pick as (
+          select sl.location_id from ${stockLevels} sl join ${stockLocations} l on l.id = sl.location_id
+          where sl.variant_id = ${variantId} and l.is_active and sl.on_hand - sl.reserved >= ${quantity}
+          order by l.priority, l.name limit 1),
+        lvl as (
+          update ${stockLevels} s set reserved = s.reserved + ${quantity}, updated_at = now() from pick
+          where s.variant_id = ${variantId} and s.location_id = pick.location_id and s.on_hand - s.reserved >= ${quantity}
+          returning s.location_id),
+        var as (
+          update ${productVariants} set stock = stock - ${quantity}, updated_at = now()
+          where id = ${variantId} and exists (select 1 from lvl) returning stock, product_id, sku),
+        res as (
+          insert into ${stockReservations} (order_id, variant_id, location_id, quantity)
+          select ${order.id}, ${variantId}, location_id, ${quantity} from lvl returning 1),
+        mov as (
+          insert into ${inventoryMovements} (variant_id, location_id, delta, stock_after, on_hand_delta, reserved_delta, reason, reference)
+          select ${variantId}, lvl.location_id, ${-quantity}, var.stock, 0, ${quantity}, 'sale', ${`order ${order.number}`} from lvl, var returning 1)
+        select lvl.location_id, var.stock, var.product_id, var.sku from lvl, var`)
+      if (fast) {
+        await noteSellable(tx, { variantId, productId: fast.product_id, sku: fast.sku, stock: fast.stock }, -quantity, change, lowStockThreshold)
+        continue
+      }
+    }
     const pieces: { locationId: string; quantity: number }[] = []
     // One location that can fill the line; a concurrent buyer may get there first, so try again
     // while one still can.

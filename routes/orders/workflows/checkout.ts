@@ -144,20 +144,22 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
           items.push(item!)
         }
         if (redeemed) await tx.insert(couponRedemptions).values({ couponId: redeemed.coupon.id, userId, email: redeemed.email, orderId: order!.id })
-        // Last write: the stock, where buyers of one variant queue on its level row until the commit.
-        const stock = await step('checkout.reserve-stock', () => reserve(tx, order!, priced, checkout.lowStockThreshold, (problems) => new CheckoutConflict(problems)))
-
         await emit([
           userId ? CART_CONSUMED(userId, contents.generation, contents.lines) : GUEST_CART_CONSUMED(owned, contents.generation, contents.lines),
-          ...STOCK_CHANGED(stock.productIds, stock.listsChanged),
+          ...STOCK_CHANGED(priced.map((l) => l.productId), false),
           ACTIVITY(actor, 'checkout', { orderId: order!.id, number: order!.number, totalMinor: order!.totalMinor }),
           ORDER_MAIL(order!.id, 'placed'),
           ORDER_WEBHOOK('order.created', order!),
-          ...lowStockEvents(stock, checkout.lowStockThreshold),
         ])
         const placed: StoredResponse = { status: 201, body: toOrder(order!, items.sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0))) }
         faults.at('checkout.before-idempotency-complete')
         await attempt.complete(tx, placed)
+
+        // Last write: the stock. Buyers of one variant queue on its level row from here to the
+        // commit, so nothing else comes after it but the rare events it causes (sold out, low stock).
+        const stock = await step('checkout.reserve-stock', () => reserve(tx, order!, priced, checkout.lowStockThreshold, (problems) => new CheckoutConflict(problems)))
+        const caused = [...(stock.listsChanged ? STOCK_CHANGED([], true) : []), ...lowStockEvents(stock, checkout.lowStockThreshold)]
+        if (caused.length) await emit(caused)
         return placed
       }, {
         span: 'checkout.transaction',
