@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
+import pg from 'pg'
 import autocannon, { type Request as CannonRequest } from 'autocannon'
 import { eq, sql } from 'drizzle-orm'
 import { openDb } from '../db/client.js'
@@ -12,6 +13,7 @@ import { categories, products, users } from '../db/schema/index.js'
 import { seedCatalog } from '../db/seed.js'
 import { buildApp, type App } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
+import { bulkRestock } from '../src/inventory.js'
 import { hashPassword } from '../src/passwords.js'
 import { TEST_MONGODB_URL, TEST_REDIS_URL, adminQuery, databaseUrl, deleteRedisKeys, freePort } from '../test/helpers.js'
 
@@ -45,7 +47,19 @@ export interface BenchResult {
   seedMs: number
   bodiesMatch: Record<string, boolean>
   scenarios: ScenarioResult[]
+  flashSale?: FlashSaleResult
 }
+
+/** One flash sale: every buyer's checkout sent at once through HTTP. */
+export interface FlashRun {
+  buyers: number; units: number; orders: number; refused: number; other: number
+  /** From the first request to the last order placed, and to the last answer (sold out). */
+  lastOrderMs: number; allAnsweredMs: number
+  ordersPerSecond: number
+  /** pg_stat_activity sampled every 10 ms while it ran: backends of the API waiting on a lock, in a transaction, or running a query. */
+  lockWaitSamples: { samples: number; peakLockWaiters: number; meanLockWaiters: number; meanActive: number; meanIdleInTransaction: number; lockWaitEvents: Record<string, number> }
+}
+export interface FlashSaleResult { hot: FlashRun; spread: FlashRun; hotToSpread: number }
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const PASSWORD = 'correct horse battery'
@@ -153,8 +167,10 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     await seedCatalog(setup.db, { categories: 50, products: opts.products, variantsPerProduct: 3, seed: 42 })
     result.seedMs = Math.round(performance.now() - seedStarted)
     log(`seeded ${opts.products} products in ${(result.seedMs / 1000).toFixed(1)} s`)
-    // Checkouts must not run the catalog out of stock mid-run (the in-stock flags stay as seeded).
-    await setup.db.execute(sql`update product_variants set stock = stock + 1000000 where stock > 0`)
+    // Checkouts must not run the catalog out of stock mid-run (the in-stock flags stay as seeded);
+    // through the inventory module, the only writer of stock.
+    const stocked = (await setup.db.execute<{ id: string }>(sql`select id from product_variants where stock > 0`)).rows
+    await setup.db.transaction((tx) => bulkRestock(tx, stocked.map((v) => ({ id: v.id, stock: 1_000_000 })), 'bench'))
     await setup.db.execute(sql`analyze`)
 
     const hot = (await setup.db.select({ id: products.id }).from(products).where(eq(products.status, 'active')).orderBy(products.createdAt).limit(1000)).map((r) => r.id)
@@ -334,6 +350,10 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
       note: 'baseline: the same browse requests only; the ratio compares the API\'s browse share (90% of its req/s) with it',
     })
 
+    if (!opts.only?.length || opts.only.some((o) => 'flash sale'.includes(o))) {
+      result.flashSale = await flashSale({ setup, url, apiBase, shippingOptionId, log })
+    }
+
     const selected = scenarios.filter((s) => !opts.only?.length || opts.only.some((o) => s.name.includes(o)))
     for (const scenario of selected) {
       await scenario.warm?.()
@@ -356,6 +376,90 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   }
 }
 
+/**
+ * The flash sale: 300 buyers of one variant with 100 units, then 300 buyers of 300 variants
+ * (one each, plenty of stock), each buyer's POST /orders sent at the same moment through HTTP.
+ * Exactly `units` orders may come out of the first. While each runs, pg_stat_activity is
+ * sampled: how many of the API's backends wait on a lock, run, or sit in a transaction.
+ */
+async function flashSale({ setup, url, apiBase, shippingOptionId, log }: { setup: App; url: string; apiBase: string; shippingOptionId?: string; log: (line: string) => void }): Promise<FlashSaleResult> {
+  const BUYERS = 300
+  const HOT_UNITS = 100
+  const [admin] = await setup.db.insert(users).values({ email: 'flash-admin@example.com', name: 'Flash Admin', passwordHash: 'x', role: 'admin' }).returning({ id: users.id })
+  const adminAuth = { authorization: `Bearer ${setup.issueAccessToken({ sub: admin!.id, role: 'admin', sid: (await setup.sessions.create(admin!.id)).familyId })}` }
+  const create = async (name: string, variants: number, stock: number): Promise<string[]> => {
+    const res = await setup.inject({
+      method: 'POST', url: '/products', headers: adminAuth,
+      payload: { name, slug: name.toLowerCase().replace(/[^a-z0-9]+/g, '-'), status: 'active', variants: Array.from({ length: variants }, (_, i) => ({ sku: `${name}-${i}`.toUpperCase().replace(/[^A-Z0-9-]/g, '-'), priceMinor: 1000, stock, options: { n: String(i) } })) },
+    })
+    if (res.statusCode !== 201) throw new Error(`flash product: ${res.statusCode} ${res.body}`)
+    return (res.json() as { variants: { id: string }[] }).variants.map((v) => v.id)
+  }
+  const buyersFor = async (tag: string, variantFor: (i: number) => string) => {
+    const rows = await setup.db.insert(users).values(Array.from({ length: BUYERS }, (_, i) => ({ email: `flash-${tag}-${i}@example.com`, name: `Flash ${i}`, passwordHash: 'x' }))).returning({ id: users.id })
+    const auths = await Promise.all(rows.map(async ({ id }) => ({ authorization: `Bearer ${setup.issueAccessToken({ sub: id, role: 'customer', sid: (await setup.sessions.create(id)).familyId })}` })))
+    for (const [i, auth] of auths.entries()) {
+      const res = await setup.inject({ method: 'POST', url: '/cart/items', headers: auth, payload: { variantId: variantFor(i), quantity: 1 } })
+      if (res.statusCode !== 200) throw new Error(`flash cart: ${res.statusCode} ${res.body}`)
+    }
+    return auths
+  }
+  const [hotVariant] = await create('Flash Hot', 1, HOT_UNITS)
+  // 300 variants over 3 products of 100 variants each, every one with plenty of stock.
+  const spreadVariants = [...await create('Flash Spread A', 100, 1000), ...await create('Flash Spread B', 100, 1000), ...await create('Flash Spread C', 100, 1000)]
+  const hotBuyers = await buyersFor('hot', () => hotVariant!)
+  const spreadBuyers = await buyersFor('spread', (i) => spreadVariants[i]!)
+
+  const sampler = new pg.Client({ connectionString: url })
+  await sampler.connect()
+  try {
+    const run = async (auths: Record<string, string>[], units: number): Promise<FlashRun> => {
+      const samples: { waiting: number; active: number; idleTx: number; events: string[] }[] = []
+      let sampling = true
+      const sampling$ = (async () => {
+        while (sampling) {
+          const { rows } = await sampler.query<{ state: string | null; wait_event_type: string | null; wait_event: string | null }>(
+            `select state, wait_event_type, wait_event from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'`)
+          const waiting = rows.filter((r) => r.wait_event_type === 'Lock')
+          samples.push({ waiting: waiting.length, active: rows.filter((r) => r.state === 'active').length, idleTx: rows.filter((r) => r.state === 'idle in transaction').length, events: waiting.map((r) => r.wait_event ?? '?') })
+          await new Promise((r) => setTimeout(r, 10))
+        }
+      })()
+      const body = JSON.stringify({ shippingAddress: ADDRESS, ...(shippingOptionId ? { shippingOptionId } : {}) })
+      const started = performance.now()
+      const answers = await Promise.all(auths.map(async (auth) => {
+        const res = await fetch(`${apiBase}/orders`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body })
+        await res.arrayBuffer()
+        return { status: res.status, at: performance.now() - started }
+      }))
+      sampling = false
+      await sampling$
+      const placed = answers.filter((a) => a.status === 201)
+      const lastOrderMs = Math.max(0, ...placed.map((a) => a.at))
+      const events: Record<string, number> = {}
+      for (const e of samples.flatMap((x) => x.events)) events[e] = (events[e] ?? 0) + 1
+      const mean = (f: (x: typeof samples[number]) => number) => samples.length ? samples.reduce((n, x) => n + f(x), 0) / samples.length : 0
+      return {
+        buyers: auths.length, units, orders: placed.length, refused: answers.filter((a) => a.status === 409).length,
+        other: answers.filter((a) => a.status !== 201 && a.status !== 409).length,
+        lastOrderMs: Math.round(lastOrderMs), allAnsweredMs: Math.round(Math.max(...answers.map((a) => a.at))),
+        ordersPerSecond: lastOrderMs > 0 ? placed.length / (lastOrderMs / 1000) : 0,
+        lockWaitSamples: {
+          samples: samples.length, peakLockWaiters: Math.max(0, ...samples.map((x) => x.waiting)),
+          meanLockWaiters: mean((x) => x.waiting), meanActive: mean((x) => x.active), meanIdleInTransaction: mean((x) => x.idleTx), lockWaitEvents: events,
+        },
+      }
+    }
+    const hot = await run(hotBuyers, HOT_UNITS)
+    log(`flash sale, hot: ${hot.orders} orders, ${hot.refused} refused, ${hot.other} other; last order at ${hot.lastOrderMs} ms, sold out (all answered) at ${hot.allAnsweredMs} ms; ${hot.ordersPerSecond.toFixed(0)} orders/s; lock waiters mean ${hot.lockWaitSamples.meanLockWaiters.toFixed(1)} peak ${hot.lockWaitSamples.peakLockWaiters}`)
+    const spread = await run(spreadBuyers, BUYERS * 1000)
+    log(`flash sale, spread: ${spread.orders} orders, ${spread.other} other; all answered at ${spread.allAnsweredMs} ms; ${spread.ordersPerSecond.toFixed(0)} orders/s; lock waiters mean ${spread.lockWaitSamples.meanLockWaiters.toFixed(1)} peak ${spread.lockWaitSamples.peakLockWaiters}`)
+    return { hot, spread, hotToSpread: spread.ordersPerSecond > 0 ? hot.ordersPerSecond / spread.ordersPerSecond : 0 }
+  } finally {
+    await sampler.end()
+  }
+}
+
 const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1))
 
 /** The result as a markdown table: one row per scenario and variant, ratios to that scenario's baseline. */
@@ -373,7 +477,11 @@ export function toMarkdown(result: BenchResult): string {
     }
   }
   const o = result.options
-  return `${rows.join('\n')}\n\n${result.machine.nproc} CPUs (${result.machine.cpu}), ${result.machine.memoryGiB} GiB, Node ${result.machine.node}; ` +
+  const f = result.flashSale
+  const flash = f ? `\n\n| flash sale | buyers | units | orders | 409s | other | last order ms | all answered ms | orders/s | hot/spread | lock waiters mean / peak |\n|---|---|---|---|---|---|---|---|---|---|---|\n` +
+    ([['hot: 1 variant', f.hot], ['spread: 300 variants', f.spread]] as const).map(([name, r]) =>
+      `| ${name} | ${r.buyers} | ${name.startsWith('hot') ? r.units : '-'} | ${r.orders} | ${r.refused} | ${r.other} | ${r.lastOrderMs} | ${r.allAnsweredMs} | ${fmt(r.ordersPerSecond)} | ${name.startsWith('hot') ? `${f.hotToSpread.toFixed(2)}x` : '1.00'} | ${r.lockWaitSamples.meanLockWaiters.toFixed(1)} / ${r.lockWaitSamples.peakLockWaiters} |`).join('\n') : ''
+  return `${rows.join('\n')}${flash}\n\n${result.machine.nproc} CPUs (${result.machine.cpu}), ${result.machine.memoryGiB} GiB, Node ${result.machine.node}; ` +
     `${o.products} products (seeded in ${(result.seedMs / 1000).toFixed(1)} s), ${o.connections} connections, ${o.rounds} rounds of ${o.seconds} s per server, median; bodies identical: ${Object.entries(result.bodiesMatch).map(([k, v]) => `${k} ${v ? 'yes' : 'NO'}`).join(', ')}.`
 }
 

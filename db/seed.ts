@@ -9,6 +9,7 @@ import { sql } from 'drizzle-orm'
 import { categories, productVariants, products, shippingOptions, shippingZones, taxRates } from './schema/index.js'
 import { openDb, type Db, type Tx } from './client.js'
 import { loadConfig } from '../src/config.js'
+import { bulkRestock } from '../src/inventory.js'
 
 export interface SeedOptions { categories: number; products: number; variantsPerProduct: number; seed: number }
 export const DEFAULT_SEED: SeedOptions = { categories: 50, products: 1000, variantsPerProduct: 3, seed: 42 }
@@ -70,19 +71,20 @@ export async function seedCatalog(db: Db, options: SeedOptions = DEFAULT_SEED) {
           position: j,
         }))
       })
-      if (variants.length) await tx.insert(productVariants).values(variants)
+      if (variants.length) {
+        const made = await tx.insert(productVariants).values(variants.map(({ stock: _stock, ...v }) => v)).returning({ id: productVariants.id })
+        // The stock is the inventory module's to write: levels at the default location, with their movements.
+        await bulkRestock(tx, made.map((m, i) => ({ id: m.id, stock: variants[i]!.stock })), 'seed')
+      }
       variantCount += variants.length
     }
 
-    // Aggregates and the initial-stock movements, in SQL, as the product service would keep them.
+    // Aggregates, in SQL, as the product service would keep them.
     await tx.execute(sql`
       update ${products} p set min_price_minor = r.min_price, max_price_minor = r.max_price, in_stock = r.in_stock
       from (select product_id, min(price_minor) min_price, max(price_minor) max_price, bool_or(is_active and stock > 0) in_stock
             from ${productVariants} group by product_id) r
       where r.product_id = p.id`)
-    await tx.execute(sql`
-      insert into inventory_movements (variant_id, delta, stock_after, reason, note)
-      select id, stock, stock, 'restock', 'seed' from ${productVariants} where stock > 0`)
     const shipping = await seedShippingAndTax(tx)
     return { categories: categoryIds.length, products: options.products, variants: variantCount, ...shipping }
   })

@@ -120,6 +120,7 @@ export default fp(async (app) => {
         { name: 'cart', description: 'Carts for signed-in users and guests, priced from the catalog on every read' },
         { name: 'wishlist', description: 'Products saved for later' },
         { name: 'coupons', description: 'Discount codes and their limits' },
+        { name: 'inventory', description: 'Stock locations, levels per location, transfers (admin)' },
         { name: 'orders', description: 'Checkout and orders; the state machine' },
         { name: 'payments', description: 'Payments through providers, signed webhooks, refunds' },
         { name: 'reviews', description: 'Verified-purchase product reviews and moderation' },

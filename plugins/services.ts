@@ -15,6 +15,7 @@ import { createOidcService } from '../routes/auth/oidc.js'
 import { createCartService } from '../routes/cart/service.js'
 import { createCategoryService } from '../routes/categories/service.js'
 import { createCouponService } from '../routes/coupons/service.js'
+import { createInventoryService } from '../routes/inventory/service.js'
 import { createHealthService } from '../routes/health/service.js'
 import { createOrderService } from '../routes/orders/service.js'
 import { createOrderMail } from '../routes/orders/order-mail.js'
@@ -118,6 +119,7 @@ async function buildServices(app: FastifyInstance) {
     cart,
     wishlist: createWishlistService({ items: wishlists, catalog: products, cart }),
     coupons: createCouponService({ db }),
+    inventory: createInventoryService({ db, outbox }),
     reviews,
     dataExports, erasure,
     analytics: createAnalyticsService({ db: dbRead, currency }),

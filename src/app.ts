@@ -31,6 +31,7 @@ import productsRoutes from '../routes/products/index.js'
 import cartRoutes from '../routes/cart/index.js'
 import wishlistRoutes from '../routes/wishlist/index.js'
 import couponsRoutes from '../routes/coupons/index.js'
+import inventoryRoutes from '../routes/inventory/index.js'
 import ordersRoutes from '../routes/orders/index.js'
 import paymentsRoutes from '../routes/payments/index.js'
 import activityRoutes from '../routes/activity/index.js'
@@ -48,6 +49,7 @@ import { schemas as productSchemas } from '../routes/products/schemas.js'
 import { schemas as cartSchemas } from '../routes/cart/schemas.js'
 import { schemas as wishlistSchemas } from '../routes/wishlist/schemas.js'
 import { schemas as couponSchemas } from '../routes/coupons/schemas.js'
+import { schemas as inventorySchemas } from '../routes/inventory/schemas.js'
 import { schemas as orderSchemas } from '../routes/orders/schemas.js'
 import { schemas as paymentSchemas } from '../routes/payments/schemas.js'
 import { schemas as activitySchemas } from '../routes/activity/schemas.js'
@@ -104,7 +106,7 @@ async function registerCore(app: FastifyInstance, config: Config, { api }: { api
 
 // Every contract schema is registered once at the root, so any domain can $ref another's
 // (auth answers with users' User) and OpenAPI names each component after its $id.
-const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas, ...analyticsSchemas, ...shippingSchemas, ...returnSchemas, ...webhookSchemas]
+const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...inventorySchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas, ...analyticsSchemas, ...shippingSchemas, ...returnSchemas, ...webhookSchemas]
 
 const NO_QUERY = Type.Object({}, { additionalProperties: false })
 
@@ -221,6 +223,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     await app.register(cartRoutes, { prefix: '/cart' })
     await app.register(wishlistRoutes, { prefix: '/wishlist' })
     await app.register(couponsRoutes, { prefix: '/coupons' })
+    await app.register(inventoryRoutes, { prefix: '/inventory' })
     await app.register(ordersRoutes, { prefix: '/orders' })
     await app.register(paymentsRoutes, { prefix: '/payments' })
     await app.register(activityRoutes, { prefix: '/activity' })

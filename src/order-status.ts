@@ -1,8 +1,8 @@
-import { and, asc, eq, isNull, sql } from 'drizzle-orm'
-import { couponRedemptions, coupons, inventoryMovements, orderItems, orders, productVariants } from '../db/schema/index.js'
+import { and, eq, isNull, sql } from 'drizzle-orm'
+import { couponRedemptions, coupons, orders } from '../db/schema/index.js'
 import type { Tx } from '../db/client.js'
 import { Conflict, NotFound } from './errors.js'
-import { refreshProductsAggregates } from './catalog.js'
+import { releaseOrder as releaseOrderStock } from './inventory.js'
 
 // The order's state machine and the one release of its stock, shared by every workflow that
 // moves an order (checkout, payment, cancel and expiry, refunds, returns): the only writers of
@@ -26,7 +26,8 @@ export const canTransition = (current: OrderStatus, to: OrderStatus, from?: Orde
   TRANSITIONS[current].includes(to) && (from === undefined || current === from)
 
 /**
- * Puts an order's stock back and gives back its coupon use, once: the stock_released_at guard
+ * Puts an order's stock back (through the inventory module: each reservation released or
+ * returned once) and gives back its coupon use, once: the stock_released_at guard
  * makes a second call (double cancel, cancel racing expiry, refund after cancel) do nothing.
  * Returns what it touched, for the cache events (null when already released).
  */
@@ -34,22 +35,12 @@ export async function releaseOrder(tx: Tx, orderId: string, reason: 'cancellatio
   const [claimed] = await tx.update(orders).set({ stockReleasedAt: new Date() })
     .where(and(eq(orders.id, orderId), isNull(orders.stockReleasedAt))).returning({ id: orders.id, couponId: orders.couponId })
   if (!claimed) return null
-  const items = await tx.select().from(orderItems).where(eq(orderItems.orderId, orderId)).orderBy(asc(orderItems.variantId))
-  const touched = new Set<string>()
-  for (const item of items) {
-    if (!item.variantId) continue
-    const [variant] = await tx.update(productVariants).set({ stock: sql`${productVariants.stock} + ${item.quantity}`, updatedAt: new Date() })
-      .where(eq(productVariants.id, item.variantId)).returning({ stock: productVariants.stock, productId: productVariants.productId })
-    if (!variant) continue
-    await tx.insert(inventoryMovements).values({ variantId: item.variantId, delta: item.quantity, stockAfter: variant.stock, reason, note: `order ${orderId}` })
-    touched.add(variant.productId)
-  }
-  const listsChanged = await refreshProductsAggregates(tx, touched)
+  const stock = await releaseOrderStock(tx, orderId, reason)
   if (claimed.couponId) {
     const gone = await tx.delete(couponRedemptions).where(eq(couponRedemptions.orderId, orderId)).returning({ id: couponRedemptions.id })
     if (gone.length) await tx.update(coupons).set({ timesRedeemed: sql`${coupons.timesRedeemed} - 1` }).where(eq(coupons.id, claimed.couponId))
   }
-  return { productIds: [...touched], listsChanged }
+  return { productIds: [...stock.productIds], listsChanged: stock.listsChanged }
 }
 
 /**

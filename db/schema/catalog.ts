@@ -1,6 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm'
 import { check, customType, index, integer, jsonb, numeric, pgEnum, pgTable, text, timestamp, uniqueIndex, uuid, boolean, type AnyPgColumn } from 'drizzle-orm/pg-core'
-import { users } from './users.js'
 
 const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' })
 
@@ -64,6 +63,8 @@ export const productVariants = pgTable('product_variants', {
   options: jsonb('options').$type<Record<string, string>>().notNull().default({}),
   priceMinor: integer('price_minor').notNull(),
   compareAtPriceMinor: integer('compare_at_price_minor'),
+  // What can be sold: the sum over locations of on_hand - reserved (stock_levels). Kept by the
+  // inventory module (src/inventory.ts) in the same statement order as the levels, never by hand.
   stock: integer('stock').notNull().default(0),
   // For weight-banded shipping; unknown counts as 0.
   weightGrams: integer('weight_grams'),
@@ -80,16 +81,3 @@ export const productVariants = pgTable('product_variants', {
   check('product_variants_weight_check', sql`${t.weightGrams} is null or ${t.weightGrams} >= 0`),
 ])
 
-export const inventoryReason = pgEnum('inventory_reason', ['restock', 'correction', 'damage', 'return', 'sale', 'cancellation'])
-
-/** Every stock change with its reason: the audit trail behind product_variants.stock. */
-export const inventoryMovements = pgTable('inventory_movements', {
-  id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
-  variantId: uuid('variant_id').notNull().references(() => productVariants.id, { onDelete: 'cascade' }),
-  delta: integer('delta').notNull(),
-  stockAfter: integer('stock_after').notNull(),
-  reason: inventoryReason('reason').notNull(),
-  note: text('note'),
-  actorId: uuid('actor_id').references(() => users.id, { onDelete: 'set null' }),
-  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-}, (t) => [index('inventory_movements_variant_idx').on(t.variantId, t.createdAt.desc().nullsFirst())])

@@ -86,21 +86,26 @@ export const ProductUpdate = Type.Partial(Type.Omit(ProductCreate, ['variants'])
 
 export const InventoryReason = StringEnum(
   ['restock', 'correction', 'damage', 'return'],
-  { $id: 'InventoryReason', description: 'sale and cancellation movements are written by checkout, not by hand' },
+  { $id: 'InventoryReason', description: 'sale, claim, cancellation and transfer movements are written by checkout, payments and transfers, not by hand' },
 )
 
 export const StockAdjustment = Type.Object({
   delta: Type.Integer({ minimum: -10_000_000, maximum: 10_000_000, not: { const: 0 }, description: 'units to add (positive) or remove (negative)' }),
   reason: Type.Ref(InventoryReason),
   note: Type.Optional(Type.String({ maxLength: 500 })),
+  locationId: Type.Optional(Type.String({ format: 'uuid', description: 'the stock location; the default location when left out' })),
 }, { $id: 'StockAdjustment', additionalProperties: false })
 
 export const InventoryMovement = Type.Object({
   id: Type.String({ format: 'uuid' }),
   variantId: Type.String({ format: 'uuid' }),
-  delta: Type.Integer(),
-  stockAfter: Type.Integer(),
+  delta: Type.Integer({ description: 'change of what can be sold of the variant (all locations)' }),
+  stockAfter: Type.Integer({ description: 'what can be sold of the variant afterwards' }),
   reason: Type.String(),
+  locationId: Type.Union([Type.Null(), Type.String({ format: 'uuid' })]),
+  onHandDelta: Type.Integer({ description: 'change of on hand at the location' }),
+  reservedDelta: Type.Integer({ description: 'change of reserved at the location' }),
+  reference: Type.Union([Type.Null(), Type.String()], { description: 'what caused it: an order, a return, a transfer' }),
   note: Type.Union([Type.Null(), Type.String()]),
   actorId: Type.Union([Type.Null(), Type.String({ format: 'uuid' })]),
   createdAt: Type.String({ format: 'date-time' }),

@@ -8,6 +8,7 @@ import type { Cache } from '../../src/cache.js'
 import type { Emit, Outbox } from '../../src/outbox.js'
 import { WEBHOOK } from '../../src/side-effects.js'
 import { CATALOG_CACHE, categoryAndDescendants, productCache, refreshProductAggregates } from '../../src/catalog.js'
+import { adjust, initialStock } from '../../src/inventory.js'
 import type { ProductSort } from './schemas.js'
 
 // What reads select of a product: everything but the search vector, which only the WHERE of a
@@ -177,13 +178,11 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
   async function insertVariants(tx: Tx, productId: string, variants: VariantInput[], actorId: string | null, firstPosition = 0) {
     const rows = await tx.insert(productVariants).values(variants.map((v, i) => ({
       productId, sku: v.sku, options: v.options ?? {}, priceMinor: v.priceMinor, compareAtPriceMinor: v.compareAtPriceMinor ?? null,
-      stock: v.stock ?? 0, isActive: v.isActive ?? true, weightGrams: v.weightGrams ?? null, position: firstPosition + i,
+      isActive: v.isActive ?? true, weightGrams: v.weightGrams ?? null, position: firstPosition + i,
     }))).returning()
-    const stocked = rows.filter((r) => r.stock > 0)
-    if (stocked.length) {
-      await tx.insert(inventoryMovements).values(stocked.map((r) => ({ variantId: r.id, delta: r.stock, stockAfter: r.stock, reason: 'restock' as const, note: 'initial stock', actorId })))
-    }
-    return rows
+    // The stock itself is the inventory module's to write: a level at the default location.
+    await initialStock(tx, rows.map((r, i) => ({ id: r.id, stock: variants[i]!.stock ?? 0 })), actorId)
+    return rows.map((r, i) => ({ ...r, stock: variants[i]!.stock ?? 0 }))
   }
 
   function translateWriteError(err: unknown): never {
@@ -355,22 +354,16 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     },
 
     /** Changes stock by delta in one statement that cannot take it below zero, with its movement record. */
-    async adjustStock(productId: string, variantId: string, input: { delta: number; reason: 'restock' | 'correction' | 'damage' | 'return'; note?: string }, actorId: string) {
+    async adjustStock(productId: string, variantId: string, input: { delta: number; reason: 'restock' | 'correction' | 'damage' | 'return'; note?: string; locationId?: string }, actorId: string) {
       const row = await write(async (tx, emit) => {
-        const [variant] = await tx.update(productVariants)
-          .set({ stock: sql`${productVariants.stock} + ${input.delta}`, updatedAt: new Date() })
-          .where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId), sql`${productVariants.stock} + ${input.delta} >= 0`))
-          .returning()
-        if (!variant) {
-          const [exists] = await tx.select({ stock: productVariants.stock }).from(productVariants)
-            .where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId)))
-          if (!exists) throw new NotFound('variant', variantId)
-          throw new Conflict(`Stock is ${exists.stock}; removing ${-input.delta} would take it below zero`, 'insufficient-stock')
-        }
-        await tx.insert(inventoryMovements).values({ variantId, delta: input.delta, stockAfter: variant.stock, reason: input.reason, note: input.note ?? null, actorId })
+        const [exists] = await tx.select({ id: productVariants.id }).from(productVariants)
+          .where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId)))
+        if (!exists) throw new NotFound('variant', variantId)
+        await adjust(tx, { variantId, locationId: input.locationId, delta: input.delta, reason: input.reason, note: input.note ?? null, actorId })
         await refreshProductAggregates(tx, productId)
         await productUpdated(tx, emit, productId, 'stock-adjusted', variantId)
-        return variant
+        const [variant] = await tx.select().from(productVariants).where(eq(productVariants.id, variantId))
+        return variant!
       })
       return toVariant(row)
     },

@@ -51,7 +51,7 @@ const returnsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       description: 'Once per return: a second call finds it received (409). Fixes the refund: the goods that came back, after their discount, with their tax.',
       security: BEARER, params: ReturnParams, body: Type.Ref(ReturnReceive), response: { 200: Type.Ref(Return), ...adminErrors },
     },
-  }, (req) => returns.receive(actorOf(req), req.params.returnId, req.body.items))
+  }, (req) => returns.receive(actorOf(req), req.params.returnId, req.body.items, req.body.locationId))
 
   app.post('/returns/:returnId/refund', {
     onRequest: admin,

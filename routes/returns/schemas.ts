@@ -56,6 +56,7 @@ export const ReturnReceive = Type.Object({
     quantity: Type.Integer({ minimum: 0, maximum: 10_000, description: 'how many came back (at most those asked for)' }),
     resellable: Type.Boolean({ description: 'true: they go back into stock' }),
   }, { additionalProperties: false }), { maxItems: 100, description: 'the lines that came back; a line left out came back with none' }),
+  locationId: Type.Optional(Type.String({ format: 'uuid', description: 'the stock location the resellable goods go back into; the default location when left out' })),
 }, { $id: 'ReturnReceive', additionalProperties: false })
 
 export const ReturnListQuery = Type.Object({

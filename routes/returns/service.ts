@@ -1,5 +1,5 @@
 import { and, asc, eq, inArray, ne, sql, type SQL } from 'drizzle-orm'
-import { inventoryMovements, orderItems, orders, productVariants, refunds, returnItems, returns } from '../../db/schema/index.js'
+import { orderItems, orders, productVariants, refunds, returnItems, returns } from '../../db/schema/index.js'
 import type { Db, Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import type { Outbox } from '../../src/outbox.js'
@@ -7,7 +7,7 @@ import { newestFirst } from '../../src/pagination.js'
 import { ACTIVITY, STOCK_CHANGED, type Actor, type OutboxEvent } from '../../src/side-effects.js'
 import { allocate, roundHalfUp } from '../../src/pricing.js'
 import type { Viewer } from '../../src/viewer.js'
-import { refreshProductsAggregates } from '../../src/catalog.js'
+import { adjust, emptyChange } from '../../src/inventory.js'
 import type { RETURN_REASONS, RETURN_STATUSES } from './schemas.js'
 
 // Returns of delivered goods. A customer asks (within RETURN_WINDOW_DAYS of delivery, a reason
@@ -174,7 +174,7 @@ export function createReturnService({ db, outbox, windowDays }: ReturnDeps) {
      * the refund is fixed. Each line's refund is its value for the units received so far across
      * all this order's returns less what earlier returns got, so rounding never pays a line twice.
      */
-    async receive(actor: Actor, returnId: string, received: { returnItemId: string; quantity: number; resellable: boolean }[]) {
+    async receive(actor: Actor, returnId: string, received: { returnItemId: string; quantity: number; resellable: boolean }[], locationId?: string) {
       if (new Set(received.map((r) => r.returnItemId)).size !== received.length) throw new BadRequest('Each return item may appear once', 'return-duplicate-item')
       return change(async (tx) => {
         const { order } = await lockReturn(tx, returnId, 'approved', 'received')
@@ -191,7 +191,7 @@ export function createReturnService({ db, outbox, windowDays }: ReturnDeps) {
 
         const values = lineValues(order, await tx.select().from(orderItems).where(eq(orderItems.orderId, order.id)))
         let refundMinor = 0
-        const touched = new Set<string>()
+        const stock = emptyChange()
         for (const { item, orderItem } of lines) {
           const got = received.find((r) => r.returnItemId === item.id)
           const quantity = got?.quantity ?? 0
@@ -201,19 +201,17 @@ export function createReturnService({ db, outbox, windowDays }: ReturnDeps) {
           refundMinor += refundForUnits(value, orderItem.quantity, earlier, quantity)
           let restockedQuantity = 0
           if (restocked > 0) {
-            const [variant] = await tx.update(productVariants).set({ stock: sql`${productVariants.stock} + ${restocked}`, updatedAt: new Date() })
-              .where(eq(productVariants.id, orderItem.variantId!)).returning({ stock: productVariants.stock, productId: productVariants.productId })
+            // Once: the return moved approved -> received under its lock above, so a second receive is a 409.
+            const [variant] = await tx.select({ id: productVariants.id }).from(productVariants).where(eq(productVariants.id, orderItem.variantId!))
             if (variant) {
-              await tx.insert(inventoryMovements).values({ variantId: orderItem.variantId!, delta: restocked, stockAfter: variant.stock, reason: 'return', note: `return ${returnId} of order ${order.number}`, actorId: actor.userId })
-              touched.add(variant.productId)
+              await adjust(tx, { variantId: variant.id, locationId, delta: restocked, reason: 'return', reference: `return ${returnId}`, note: `return ${returnId} of order ${order.number}`, actorId: actor.userId }, stock)
               restockedQuantity = restocked
             }
           }
           await tx.update(returnItems).set({ receivedQuantity: quantity, restockedQuantity }).where(eq(returnItems.id, item.id))
         }
-        const listsChanged = await refreshProductsAggregates(tx, touched)
         const [row] = await tx.update(returns).set({ status: 'received', refundMinor, receivedAt: new Date(), updatedAt: new Date() }).where(eq(returns.id, returnId)).returning()
-        return { row: row!, events: [...STOCK_CHANGED(touched, listsChanged), ACTIVITY(actor, 'admin_action', { action: 'return_receive', returnId, refundMinor })] }
+        return { row: row!, events: [...STOCK_CHANGED(stock.productIds, stock.listsChanged), ACTIVITY(actor, 'admin_action', { action: 'return_receive', returnId, refundMinor })] }
       })
     },
   }

@@ -1,5 +1,5 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
-import { addresses, couponRedemptions, inventoryMovements, orderItems, orders, productVariants, products, type ShippingAddress } from '../../../db/schema/index.js'
+import { addresses, couponRedemptions, orderItems, orders, productVariants, products, type ShippingAddress } from '../../../db/schema/index.js'
 import { isUniqueViolation, type Db } from '../../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../../src/errors.js'
 import type { Faults } from '../../../src/faults.js'
@@ -7,9 +7,9 @@ import type { IdempotentAttempt, StoredResponse } from '../../../src/idempotency
 import type { Outbox } from '../../../src/outbox.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
 import { step } from '../../../src/tracing.js'
-import { ACTIVITY, CART_CONSUMED, GUEST_CART_CONSUMED, LOW_STOCK_MAIL, ORDER_MAIL, ORDER_WEBHOOK, STOCK_CHANGED, WEBHOOK, cartKey, guestCartKey, type Actor } from '../../../src/side-effects.js'
+import { ACTIVITY, CART_CONSUMED, GUEST_CART_CONSUMED, ORDER_MAIL, ORDER_WEBHOOK, STOCK_CHANGED, cartKey, guestCartKey, type Actor } from '../../../src/side-effects.js'
 import { redeemInCheckout } from '../../coupons/service.js'
-import { refreshProductsAggregates } from '../../../src/catalog.js'
+import { lowStockEvents, reserve } from '../../../src/inventory.js'
 import { ownerKey, type CartOwner, type CartService } from '../../cart/service.js'
 import { computeTotals, discountFor, type PricedLine } from '../../../src/pricing.js'
 import type { ShippingService } from '../../shipping/service.js'
@@ -19,12 +19,14 @@ import { CheckoutConflict, toOrder } from '../service.js'
 //   1. settle the cart: an earlier checkout's cart clear still waiting in the outbox runs now,
 //      so this checkout reads the cart as the shopper sees it. Best effort; the fence in 3 holds anyway.
 //   2. read the cart from MongoDB: lines, coupon, and the checkout generation it is at. Writes nothing.
-//   3. ONE PostgreSQL transaction: lock the variants in id order, check stock, price from the
+//   3. ONE PostgreSQL transaction: read the variants and turn away what cannot be bought, price from the
 //      catalog, redeem the coupon under its lock, pick the shipping option and the tax rate of
-//      the destination (both kept on the order as they are now), take the stock, write the order with item
+//      the destination (both kept on the order as they are now), write the order with item
 //      snapshots, stamped with (cart id, generation) under a unique index: a second order from
 //      the same generation (a retry, a second instance, a checkout that outlived any lock) is a
-//      409. The cart clear, cache invalidation, activity and mails (the customer's, and the
+//      409. Last, reserve the stock (src/inventory.ts: a conditional update per level, so a
+//      level's row lock is held only from there to the commit; a line that cannot be filled is a
+//      409 naming it). The cart clear, cache invalidation, activity and mails (the customer's, and the
 //      admins' when stock fell low) go into the outbox, and the
 //      Idempotency-Key's response is stored, all in this transaction. Nothing to undo: it
 //      commits whole or not at all, and a retry after the commit replays the stored response.
@@ -88,13 +90,15 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
           const [{ n }] = (await tx.execute<{ n: number }>(sql`select count(*)::int as n from orders where guest_email = ${guestEmail} and user_id is null and status = 'pending_payment'`)).rows as [{ n: number }]
           if (n >= checkout.guestMaxUnpaidOrders) throw new Conflict(`This email already has ${n} unpaid orders: pay or cancel one first`, 'too-many-unpaid-orders')
         }
+        // Read, not locked: this check only turns buyers away early (a sold-out variant costs no
+        // lock). The stock is taken by inventory.reserve as the last write, which checks again.
         const variantIds = [...new Set(contents.lines.map((l) => l.variantId))].sort()
         const locked = await tx.select({
           id: productVariants.id, productId: productVariants.productId, sku: productVariants.sku, options: productVariants.options,
           priceMinor: productVariants.priceMinor, stock: productVariants.stock, isActive: productVariants.isActive,
           weightGrams: productVariants.weightGrams, name: products.name, status: products.status, categoryId: products.categoryId,
         }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId))
-          .where(inArray(productVariants.id, variantIds)).orderBy(asc(productVariants.id)).for('update', { of: productVariants })
+          .where(inArray(productVariants.id, variantIds)).orderBy(asc(productVariants.id))
         const byId = new Map(locked.map((v) => [v.id, v]))
 
         const problems: { variantId: string; message: string }[] = []
@@ -130,18 +134,8 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
         }).returning()
 
         const items: (typeof orderItems.$inferSelect)[] = []
-        const fellLow: string[] = []
-        const lowStock: { variantId: string; productId: string; sku: string; stock: number }[] = []
         for (const line of priced) {
           const v = byId.get(line.variantId)!
-          const [after] = await tx.update(productVariants).set({ stock: sql`${productVariants.stock} - ${line.quantity}`, updatedAt: new Date() })
-            .where(eq(productVariants.id, line.variantId)).returning({ stock: productVariants.stock })
-          // This sale took the variant to the threshold or below: the admins hear of it once.
-          if (after!.stock <= checkout.lowStockThreshold && after!.stock + line.quantity > checkout.lowStockThreshold) {
-            fellLow.push(line.variantId)
-            lowStock.push({ variantId: v.id, productId: v.productId, sku: v.sku, stock: after!.stock })
-          }
-          await tx.insert(inventoryMovements).values({ variantId: line.variantId, delta: -line.quantity, stockAfter: after!.stock, reason: 'sale', note: `order ${order!.number}` })
           const [item] = await tx.insert(orderItems).values({
             orderId: order!.id, variantId: v.id, productId: v.productId, sku: v.sku, name: v.name, options: v.options,
             unitPriceMinor: v.priceMinor, quantity: line.quantity, lineTotalMinor: v.priceMinor * line.quantity,
@@ -149,22 +143,23 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
           }).returning()
           items.push(item!)
         }
-        const sold = new Set(priced.map((l) => l.productId))
-        const listsChanged = await refreshProductsAggregates(tx, sold)
         if (redeemed) await tx.insert(couponRedemptions).values({ couponId: redeemed.coupon.id, userId, email: redeemed.email, orderId: order!.id })
-
         await emit([
           userId ? CART_CONSUMED(userId, contents.generation, contents.lines) : GUEST_CART_CONSUMED(owned, contents.generation, contents.lines),
-          ...STOCK_CHANGED(sold, listsChanged),
+          ...STOCK_CHANGED(priced.map((l) => l.productId), false),
           ACTIVITY(actor, 'checkout', { orderId: order!.id, number: order!.number, totalMinor: order!.totalMinor }),
           ORDER_MAIL(order!.id, 'placed'),
-          ...(fellLow.length ? [LOW_STOCK_MAIL(fellLow)] : []),
           ORDER_WEBHOOK('order.created', order!),
-          ...(lowStock.length ? [WEBHOOK('stock.low', { threshold: checkout.lowStockThreshold, variants: lowStock })] : []),
         ])
         const placed: StoredResponse = { status: 201, body: toOrder(order!, items.sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0))) }
         faults.at('checkout.before-idempotency-complete')
         await attempt.complete(tx, placed)
+
+        // Last write: the stock. Buyers of one variant queue on its level row from here to the
+        // commit, so nothing else comes after it but the rare events it causes (sold out, low stock).
+        const stock = await step('checkout.reserve-stock', () => reserve(tx, order!, priced, checkout.lowStockThreshold, (problems) => new CheckoutConflict(problems)))
+        const caused = [...(stock.listsChanged ? STOCK_CHANGED([], true) : []), ...lowStockEvents(stock, checkout.lowStockThreshold)]
+        if (caused.length) await emit(caused)
         return placed
       }, {
         span: 'checkout.transaction',

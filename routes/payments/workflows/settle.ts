@@ -3,6 +3,7 @@ import { orders, payments } from '../../../db/schema/index.js'
 import type { Db, Tx } from '../../../db/client.js'
 import { NotFound } from '../../../src/errors.js'
 import { tryTransition } from '../../../src/order-status.js'
+import { claim } from '../../../src/inventory.js'
 import type { Outbox } from '../../../src/outbox.js'
 import { ORDER_MAIL, ORDER_WEBHOOK, type OutboxEvent } from '../../../src/side-effects.js'
 import type { MoneyMetrics } from '../../../src/metrics.js'
@@ -41,6 +42,8 @@ export async function applyProviderOutcome(tx: Tx, paymentId: string, outcome: {
     await tx.update(payments).set({ status: 'succeeded', providerPaymentId, failureReason: null, updatedAt: new Date() }).where(eq(payments.id, paymentId))
     const paid = await tryTransition(tx, payment!.orderId, 'paid', { paidAt: new Date() }, 'pending_payment')
     if (paid) {
+      // The order's reserved units leave the shelf: once, whichever answer (pay, confirm, webhook, reconciliation) lands first.
+      await claim(tx, paid.id)
       events.push(ORDER_MAIL(paid.id, 'paid'), ORDER_WEBHOOK('order.paid', paid))
       report = (metrics) => metrics.order('paid', paid.currency, paid.totalMinor)
     }
