@@ -128,7 +128,7 @@ export interface Config {
   port: number
   logLevel: RawConfig['LOG_LEVEL']
   trustProxy: boolean | string
-  postgres: { url?: string; pgliteDataDir: string; pglitePort: number; poolMax: number; migrate: boolean; statementTimeoutMs: number; connectTimeoutMs: number; replicas: { urls: string[]; poolMax: number; maxLagMs: number; downSeconds: number } }
+  postgres: { url?: string; storeCurrency: string; pgliteDataDir: string; pglitePort: number; poolMax: number; migrate: boolean; statementTimeoutMs: number; connectTimeoutMs: number; replicas: { urls: string[]; poolMax: number; maxLagMs: number; downSeconds: number } }
   mongo: { timeoutMs: number; url?: string; embedded: 'ferretdb' | 'off'; ferretdbBin?: string; ferretdbDataDir: string }
   redis: RedisConfig
   jwtSecret: string
@@ -337,7 +337,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: raw.PORT,
     logLevel: raw.LOG_LEVEL,
     trustProxy: raw.TRUST_PROXY === 'true' ? true : raw.TRUST_PROXY === 'false' ? false : raw.TRUST_PROXY,
-    postgres: { url: raw.DATABASE_URL, pgliteDataDir: raw.PGLITE_DATA_DIR, pglitePort: raw.PGLITE_PORT, poolMax: raw.DB_POOL_MAX, migrate: truthy(raw.DB_MIGRATE), statementTimeoutMs: raw.PG_STATEMENT_TIMEOUT_MS, connectTimeoutMs: raw.PG_CONNECT_TIMEOUT_MS,
+    postgres: { url: raw.DATABASE_URL, storeCurrency: raw.STORE_CURRENCY, pgliteDataDir: raw.PGLITE_DATA_DIR, pglitePort: raw.PGLITE_PORT, poolMax: raw.DB_POOL_MAX, migrate: truthy(raw.DB_MIGRATE), statementTimeoutMs: raw.PG_STATEMENT_TIMEOUT_MS, connectTimeoutMs: raw.PG_CONNECT_TIMEOUT_MS,
       replicas: { urls: raw.DATABASE_REPLICA_URLS?.split(',') ?? [], poolMax: raw.DB_REPLICA_POOL_MAX, maxLagMs: raw.DB_REPLICA_MAX_LAG_MS, downSeconds: raw.DB_REPLICA_DOWN_SECONDS } },
     mongo: { timeoutMs: raw.MONGO_TIMEOUT_MS, url: raw.MONGODB_URL, embedded: raw.EMBEDDED_MONGO, ferretdbBin: raw.FERRETDB_BIN, ferretdbDataDir: raw.FERRETDB_DATA_DIR },
     redis: {
