@@ -28,6 +28,7 @@ import { createConfirmWorkflow } from '../routes/payments/workflows/confirm.js'
 import { createRefundWorkflow } from '../routes/payments/workflows/refund.js'
 import { createReconciliation } from '../routes/payments/workflows/reconcile.js'
 import { createProductService } from '../routes/products/service.js'
+import { createPricingService } from '../routes/pricing/service.js'
 import { createReturnService } from '../routes/returns/service.js'
 import { createRefundReturnWorkflow } from '../routes/returns/workflows/refund-return.js'
 import { createReviewService } from '../routes/reviews/service.js'
@@ -66,6 +67,8 @@ async function buildServices(app: FastifyInstance) {
   // The unique owner indexes must exist before the first request, or two first writes make two carts.
   if (app.mongo.readyState === 1) await ensureIndexes([carts, wishlists])
   const cart = createCartService({ carts, redis, catalog: products, currency, limits })
+  // Regions, groups and price lists: a write that changes catalog prices makes cached reads stale.
+  const pricing = createPricingService({ db, changed: () => cache.invalidate(CATALOG_CACHE) })
 
   const providers = await providersFromConfig(config.payments, db)
   const refunds = createRefundWorkflow({ db, outbox, faults, providers, metrics })
@@ -110,10 +113,11 @@ async function buildServices(app: FastifyInstance) {
     users, auth, oidc,
     categories: createCategoryService({ db, dbRead, cache }),
     products,
+    pricing,
     uploads,
     cart,
     wishlist: createWishlistService({ items: wishlists, catalog: products, cart }),
-    coupons: createCouponService({ db }),
+    coupons: createCouponService({ db, currency }),
     reviews,
     dataExports, erasure,
     analytics: createAnalyticsService({ db: dbRead, currency }),
@@ -122,7 +126,7 @@ async function buildServices(app: FastifyInstance) {
     idempotency: createIdempotency(db),
     orders: createOrderService({ db, outbox }),
     payments: createPaymentService({ db }),
-    checkout: createCheckoutWorkflow({ db, outbox, faults, cart, shipping, currency, checkout: checkoutConfig, metrics }),
+    checkout: createCheckoutWorkflow({ db, outbox, faults, cart, shipping, checkout: checkoutConfig, metrics }),
     cancel: createCancelWorkflow({ db, outbox, refunds, metrics }),
     pay, confirm, refunds,
     reconcile: createReconciliation({ pay, confirm, refunds, providers }),

@@ -1,5 +1,5 @@
 import { sql, type Placeholder } from 'drizzle-orm'
-import { categories, productVariants, products } from '../db/schema/index.js'
+import { categories, productPriceRanges, productVariants, products, variantPrices } from '../db/schema/index.js'
 import type { Tx } from '../db/client.js'
 
 // Catalog pieces several domains share (products, categories, coupons, reviews, orders, returns,
@@ -34,6 +34,15 @@ export async function refreshProductsAggregates(tx: Tx, productIds: Iterable<str
  * True when what listings show of the product (in stock, price range) changed.
  */
 export async function refreshProductAggregates(tx: Tx, productId: string): Promise<boolean> {
+  // The range in each currency the product is sold in, by the same rule (what listings in that currency use).
+  await tx.execute(sql`delete from ${productPriceRanges} where product_id = ${productId}`)
+  await tx.execute(sql`
+    insert into ${productPriceRanges} (product_id, currency, min_minor, max_minor)
+    select ${productId}, vp.currency,
+           coalesce(min(vp.amount_minor) filter (where v.is_active), min(vp.amount_minor)),
+           coalesce(max(vp.amount_minor) filter (where v.is_active), max(vp.amount_minor))
+    from ${variantPrices} vp join ${productVariants} v on v.id = vp.variant_id
+    where v.product_id = ${productId} group by vp.currency`)
   const result = await tx.execute<{ changed: boolean }>(sql`
     with before as (select in_stock, min_price_minor, max_price_minor from ${products} where id = ${productId})
     update ${products} p set
