@@ -30,19 +30,31 @@ export async function refreshProductsAggregates(tx: Tx, productIds: Iterable<str
 }
 
 /**
+ * Recomputes the product's base price range in each currency it is sold in (active variants',
+ * else all), what listings in that currency filter and sort by. Call in every variant or price
+ * write (stock does not change it, so checkout does not).
+ */
+export async function refreshPriceRanges(tx: Tx, productId: string) {
+  await tx.execute(sql`
+    with r as (
+      select vp.currency,
+             coalesce(min(vp.amount_minor) filter (where v.is_active), min(vp.amount_minor)) as min_minor,
+             coalesce(max(vp.amount_minor) filter (where v.is_active), max(vp.amount_minor)) as max_minor
+      from ${variantPrices} vp join ${productVariants} v on v.id = vp.variant_id
+      where v.product_id = ${productId} group by vp.currency
+    ), gone as (
+      delete from ${productPriceRanges} where product_id = ${productId} and currency not in (select currency from r)
+    )
+    insert into ${productPriceRanges} (product_id, currency, min_minor, max_minor)
+    select ${productId}, currency, min_minor, max_minor from r
+    on conflict (product_id, currency) do update set min_minor = excluded.min_minor, max_minor = excluded.max_minor`)
+}
+
+/**
  * Recomputes price range and in-stock from the variants; call inside every variant or stock write.
  * True when what listings show of the product (in stock, price range) changed.
  */
 export async function refreshProductAggregates(tx: Tx, productId: string): Promise<boolean> {
-  // The range in each currency the product is sold in, by the same rule (what listings in that currency use).
-  await tx.execute(sql`delete from ${productPriceRanges} where product_id = ${productId}`)
-  await tx.execute(sql`
-    insert into ${productPriceRanges} (product_id, currency, min_minor, max_minor)
-    select ${productId}, vp.currency,
-           coalesce(min(vp.amount_minor) filter (where v.is_active), min(vp.amount_minor)),
-           coalesce(max(vp.amount_minor) filter (where v.is_active), max(vp.amount_minor))
-    from ${variantPrices} vp join ${productVariants} v on v.id = vp.variant_id
-    where v.product_id = ${productId} group by vp.currency`)
   const result = await tx.execute<{ changed: boolean }>(sql`
     with before as (select in_stock, min_price_minor, max_price_minor from ${products} where id = ${productId})
     update ${products} p set

@@ -8,7 +8,7 @@ import { decodeCursor, newestFirst, toPage, type CursorPart } from '../../src/pa
 import type { Cache } from '../../src/cache.js'
 import type { Emit, Outbox } from '../../src/outbox.js'
 import { WEBHOOK } from '../../src/side-effects.js'
-import { CATALOG_CACHE, categoryAndDescendants, productCache, refreshProductAggregates } from '../../src/catalog.js'
+import { CATALOG_CACHE, categoryAndDescendants, productCache, refreshPriceRanges, refreshProductAggregates } from '../../src/catalog.js'
 import type { ProductSort } from './schemas.js'
 import { createHash } from 'node:crypto'
 import { groupsOf, isCurrency, loadSchedule, priceVariants, pricingMoment, type PricingContext } from '../../src/prices.js'
@@ -399,6 +399,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
           .onConflictDoUpdate({ target: [variantPrices.variantId, variantPrices.currency], set: { amountMinor, updatedAt: new Date() } })
         if (inCurrency === currency) await tx.update(productVariants).set({ priceMinor: amountMinor, updatedAt: new Date() }).where(eq(productVariants.id, variantId))
         await refreshProductAggregates(tx, productId)
+        await refreshPriceRanges(tx, productId)
         await productUpdated(tx, emit, productId, 'variant-updated', variantId)
       })
       return { currency: inCurrency, amountMinor }
@@ -412,6 +413,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
         const deleted = await tx.delete(variantPrices).where(and(eq(variantPrices.variantId, variantId), eq(variantPrices.currency, inCurrency))).returning({ currency: variantPrices.currency })
         if (!deleted.length) throw new NotFound('price', `${variantId} in ${inCurrency}`)
         await refreshProductAggregates(tx, productId)
+        await refreshPriceRanges(tx, productId)
         await productUpdated(tx, emit, productId, 'variant-updated', variantId)
       })
     },
@@ -422,6 +424,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
         const [row] = await tx.insert(products).values(fields).returning({ id: products.id })
         await insertVariants(tx, row!.id, variants, actorId)
         await refreshProductAggregates(tx, row!.id)
+        await refreshPriceRanges(tx, row!.id)
         return row!.id
       })
       return toDetail((await findById.execute({ id }))[0]!, { isAdmin: true })
@@ -450,6 +453,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
         const [{ next }] = await tx.select({ next: sql<number>`coalesce(max(position) + 1, 0)::int` }).from(productVariants).where(eq(productVariants.productId, productId)) as [{ next: number }]
         const [variant] = await insertVariants(tx, productId, [input], actorId, next)
         await refreshProductAggregates(tx, productId)
+        await refreshPriceRanges(tx, productId)
         await productUpdated(tx, emit, productId, 'variant-added', variant!.id)
         return variant!
       })
@@ -466,6 +470,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
             .onConflictDoUpdate({ target: [variantPrices.variantId, variantPrices.currency], set: { amountMinor: input.priceMinor, updatedAt: new Date() } })
         }
         await refreshProductAggregates(tx, productId)
+        await refreshPriceRanges(tx, productId)
         await productUpdated(tx, emit, productId, 'variant-updated', variantId)
         return variant
       })
@@ -482,6 +487,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
         if (!deleted.length) throw new NotFound('variant', variantId)
         if (n <= 1) throw new Conflict('A product keeps at least one variant; delete the product instead', 'last-variant')
         await refreshProductAggregates(tx, productId)
+        await refreshPriceRanges(tx, productId)
         await productUpdated(tx, emit, productId, 'variant-removed', variantId)
       })
     },
@@ -501,6 +507,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
         }
         await tx.insert(inventoryMovements).values({ variantId, delta: input.delta, stockAfter: variant.stock, reason: input.reason, note: input.note ?? null, actorId })
         await refreshProductAggregates(tx, productId)
+        await refreshPriceRanges(tx, productId)
         await productUpdated(tx, emit, productId, 'stock-adjusted', variantId)
         return variant
       })
