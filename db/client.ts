@@ -46,6 +46,8 @@ export interface OpenDbOptions {
   statementTimeoutMs?: number
   /** Time to open a connection or to wait for a free one in the pool (default 5000). */
   connectTimeoutMs?: number
+  /** STORE_CURRENCY, for the migration that turns single-currency prices into this currency's (0011). */
+  storeCurrency?: string
 }
 
 export async function openDb(opts: OpenDbOptions): Promise<DbHandle> {
@@ -92,6 +94,7 @@ export async function openDb(opts: OpenDbOptions): Promise<DbHandle> {
         await client.connect()
         try {
           await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_ID])
+          if (opts.storeCurrency) await client.query("select set_config('shop.store_currency', $1, false)", [opts.storeCurrency])
           await migratePg(drizzlePg({ client, schema }), { migrationsFolder })
         } finally {
           await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => {})
@@ -153,7 +156,10 @@ async function openPglite(opts: OpenDbOptions, lock?: ReturnType<typeof takeLock
     kind: 'pglite',
     location: served ? `${opts.pgliteDataDir}, served on ${embeddedUrl(served.port)}` : opts.pgliteDataDir,
     servedUrl: served ? embeddedUrl(served.port) : undefined,
-    migrate: () => migratePglite(db as never, { migrationsFolder }),
+    async migrate() {
+      if (opts.storeCurrency) await client.query("select set_config('shop.store_currency', $1, false)", [opts.storeCurrency])
+      await migratePglite(db as never, { migrationsFolder })
+    },
     async close() {
       await served?.stop()
       await client.close()

@@ -23,8 +23,11 @@ export async function catalogIsEmpty(db: Db) {
   return rows[0]!.empty
 }
 
-/** Inserts the demo catalog into an empty catalog; returns what it made. */
-export async function seedCatalog(db: Db, options: SeedOptions = DEFAULT_SEED) {
+/**
+ * Inserts the demo catalog into an empty catalog; returns what it made. Prices are in `currency`
+ * (STORE_CURRENCY), by default the default region's.
+ */
+export async function seedCatalog(db: Db, options: SeedOptions = DEFAULT_SEED, currency?: string) {
   const faker = new Faker({ locale: [en] })
   faker.seed(options.seed)
 
@@ -85,6 +88,14 @@ export async function seedCatalog(db: Db, options: SeedOptions = DEFAULT_SEED) {
       from (select product_id, min(price_minor) min_price, max(price_minor) max_price, bool_or(is_active and stock > 0) in_stock
             from ${productVariants} group by product_id) r
       where r.product_id = p.id`)
+    // Every price is the store currency's (variant_prices), with each product's range in it.
+    const inCurrency = currency ?? sql`coalesce((select currency from regions where is_default), 'EUR')`
+    await tx.execute(sql`
+      insert into variant_prices (variant_id, currency, amount_minor) select id, ${inCurrency}, price_minor from ${productVariants}
+      on conflict (variant_id, currency) do update set amount_minor = excluded.amount_minor`)
+    await tx.execute(sql`
+      insert into product_price_ranges (product_id, currency, min_minor, max_minor) select id, ${inCurrency}, min_price_minor, max_price_minor from ${products}
+      on conflict (product_id, currency) do update set min_minor = excluded.min_minor, max_minor = excluded.max_minor`)
     const shipping = await seedShippingAndTax(tx)
     return { categories: categoryIds.length, products: options.products, variants: variantCount, ...shipping }
   })
@@ -150,7 +161,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     process.exit(2)
   }
   // Seeding large catalogs runs long statements: no API statement timeout here.
-  const handle = await openDb({ ...loadConfig().postgres, statementTimeoutMs: undefined })
+  const config = loadConfig()
+  const handle = await openDb({ ...config.postgres, statementTimeoutMs: undefined })
   try {
     await handle.migrate()
     if (!(await catalogIsEmpty(handle.db))) {
@@ -161,7 +173,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       await handle.db.execute(sql`truncate ${productVariants}, ${products}, ${categories} cascade`)
     }
     const started = Date.now()
-    const made = await seedCatalog(handle.db, options)
+    const made = await seedCatalog(handle.db, options, config.currency)
     console.log(`seeded ${made.categories} categories, ${made.products} products, ${made.variants} variants, ${made.shippingZones} shipping zones, ${made.taxRates} tax rates into ${handle.kind} (${handle.location}) in ${Date.now() - started} ms`)
   } finally {
     await handle.close()

@@ -22,7 +22,7 @@ export default fp(async (app) => {
     // The embedded mode is a demo: an empty catalog gets the deterministic demo catalog.
     const { catalogIsEmpty, seedCatalog } = await import('../db/seed.js')
     if (await catalogIsEmpty(handle.db)) {
-      const made = await seedCatalog(handle.db)
+      const made = await seedCatalog(handle.db, undefined, postgres.storeCurrency)
       app.log.info({ store: 'postgres', ...made }, 'PGlite: seeded the demo catalog (npm run db:seed -- --help for sizes)')
     }
   }

@@ -30,6 +30,7 @@ import { createConfirmWorkflow } from '../routes/payments/workflows/confirm.js'
 import { createRefundWorkflow } from '../routes/payments/workflows/refund.js'
 import { createReconciliation } from '../routes/payments/workflows/reconcile.js'
 import { createProductService } from '../routes/products/service.js'
+import { createPricingService } from '../routes/pricing/service.js'
 import { createReturnService } from '../routes/returns/service.js'
 import { createRefundReturnWorkflow } from '../routes/returns/workflows/refund-return.js'
 import { createReviewService } from '../routes/reviews/service.js'
@@ -68,6 +69,8 @@ async function buildServices(app: FastifyInstance) {
   // The unique owner indexes must exist before the first request, or two first writes make two carts.
   if (app.mongo.readyState === 1) await ensureIndexes([carts, wishlists])
   const cart = createCartService({ carts, redis, catalog: products, currency, limits })
+  // Regions, groups and price lists: a write that changes catalog prices makes cached reads stale.
+  const pricing = createPricingService({ db, changed: () => cache.invalidate(CATALOG_CACHE) })
 
   // The outbox's mail handlers send through this: a retried event does not mail anyone twice.
   const mailOnce = createSentMail({ db, mailer, faults })
@@ -115,10 +118,11 @@ async function buildServices(app: FastifyInstance) {
     users, auth, oidc,
     categories: createCategoryService({ db, dbRead, cache }),
     products,
+    pricing,
     uploads,
     cart,
     wishlist: createWishlistService({ items: wishlists, catalog: products, cart }),
-    coupons: createCouponService({ db }),
+    coupons: createCouponService({ db, currency }),
     inventory: createInventoryService({ db, outbox }),
     reviews,
     dataExports, erasure,
@@ -128,7 +132,7 @@ async function buildServices(app: FastifyInstance) {
     idempotency: createIdempotency(db),
     orders: createOrderService({ db, outbox }),
     payments: createPaymentService({ db }),
-    checkout: createCheckoutWorkflow({ db, outbox, faults, cart, shipping, currency, checkout: checkoutConfig, metrics }),
+    checkout: createCheckoutWorkflow({ db, outbox, faults, cart, shipping, checkout: checkoutConfig, metrics }),
     cancel: createCancelWorkflow({ db, outbox, refunds, metrics, providers, log: app.log }),
     pay, confirm, refunds,
     reconcile: createReconciliation({ db, outbox, metrics, pay, confirm, refunds, providers }),

@@ -39,6 +39,7 @@ import reviewsRoutes from '../routes/reviews/index.js'
 import uploadsRoutes from '../routes/uploads/index.js'
 import analyticsRoutes from '../routes/analytics/index.js'
 import shippingRoutes from '../routes/shipping/index.js'
+import pricingRoutes from '../routes/pricing/index.js'
 import returnsRoutes from '../routes/returns/index.js'
 import webhooksRoutes from '../routes/webhooks/index.js'
 import { schemas as healthSchemas } from '../routes/health/schemas.js'
@@ -57,6 +58,7 @@ import { schemas as reviewSchemas } from '../routes/reviews/schemas.js'
 import { schemas as uploadSchemas } from '../routes/uploads/schemas.js'
 import { schemas as analyticsSchemas } from '../routes/analytics/schemas.js'
 import { schemas as shippingSchemas } from '../routes/shipping/schemas.js'
+import { schemas as pricingSchemas } from '../routes/pricing/schemas.js'
 import { schemas as returnSchemas } from '../routes/returns/schemas.js'
 import { schemas as webhookSchemas } from '../routes/webhooks/schemas.js'
 import { serializeError } from './log-errors.js'
@@ -106,7 +108,7 @@ async function registerCore(app: FastifyInstance, config: Config, { api }: { api
 
 // Every contract schema is registered once at the root, so any domain can $ref another's
 // (auth answers with users' User) and OpenAPI names each component after its $id.
-const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...inventorySchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas, ...analyticsSchemas, ...shippingSchemas, ...returnSchemas, ...webhookSchemas]
+const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...inventorySchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas, ...analyticsSchemas, ...shippingSchemas, ...pricingSchemas, ...returnSchemas, ...webhookSchemas]
 
 const NO_QUERY = Type.Object({}, { additionalProperties: false })
 
@@ -231,6 +233,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     await app.register(uploadsRoutes, { prefix: '/uploads' })
     await app.register(analyticsRoutes, { prefix: '/analytics' })
     await app.register(shippingRoutes)
+    await app.register(pricingRoutes)
     await app.register(returnsRoutes)
     await app.register(webhooksRoutes, { prefix: '/webhooks' })
   })

@@ -173,6 +173,8 @@ export function createCache(redis: RedisClient, log: FastifyBaseLogger, defaultT
   }
 
   return {
+    /** How long an entry lives unless its caller says less. */
+    ttlSeconds: defaultTtlSeconds,
 
     /**
      * The cached value of `key`, loaded on a miss. An entry may depend on several namespaces (a

@@ -1,5 +1,5 @@
 import { sql, type Placeholder } from 'drizzle-orm'
-import { categories, productVariants, products } from '../db/schema/index.js'
+import { categories, productPriceRanges, productVariants, products, variantPrices } from '../db/schema/index.js'
 import type { Tx } from '../db/client.js'
 
 // Catalog pieces several domains share (products, categories, coupons, reviews, orders, returns,
@@ -27,6 +27,27 @@ export async function refreshProductsAggregates(tx: Tx, productIds: Iterable<str
   let listsChanged = false
   for (const productId of [...new Set(productIds)].sort()) listsChanged = (await refreshProductAggregates(tx, productId)) || listsChanged
   return listsChanged
+}
+
+/**
+ * Recomputes the product's base price range in each currency it is sold in (active variants',
+ * else all), what listings in that currency filter and sort by. Call in every variant or price
+ * write (stock does not change it, so checkout does not).
+ */
+export async function refreshPriceRanges(tx: Tx, productId: string) {
+  await tx.execute(sql`
+    with r as (
+      select vp.currency,
+             coalesce(min(vp.amount_minor) filter (where v.is_active), min(vp.amount_minor)) as min_minor,
+             coalesce(max(vp.amount_minor) filter (where v.is_active), max(vp.amount_minor)) as max_minor
+      from ${variantPrices} vp join ${productVariants} v on v.id = vp.variant_id
+      where v.product_id = ${productId} group by vp.currency
+    ), gone as (
+      delete from ${productPriceRanges} where product_id = ${productId} and currency not in (select currency from r)
+    )
+    insert into ${productPriceRanges} (product_id, currency, min_minor, max_minor)
+    select ${productId}, currency, min_minor, max_minor from r
+    on conflict (product_id, currency) do update set min_minor = excluded.min_minor, max_minor = excluded.max_minor`)
 }
 
 /**

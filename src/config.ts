@@ -52,7 +52,7 @@ export const ConfigSchema = Type.Object({
   REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 2000, description: 'A Redis command that takes longer fails (a route that needs Redis, such as sign-in, answers 503). After a failure the cache and the rate limits go without Redis (reads from the database, the global and account limits counted in each process alone) until a probe, at most once a second, finds it back.' }),
   JWT_SECRET: Type.String({ minLength: 32, default: DEV_JWT_SECRET, description: 'Signs access tokens (HS256); must be set in production.' }),
   TOTP_ENCRYPTION_KEYS: Type.String({ default: DEV_TOTP_KEYS, description: 'Keys sealing two-factor secrets at rest (AES-256-GCM, bound to the account): <id>:<32 bytes in base64>, comma-separated; the first seals, every one opens; must be set in production (k1:$(openssl rand -base64 32)). Rotation: put a new key first and keep the old one; each secret moves to the new key at its owner\'s next two-factor sign-in (and secrets stored in plain text before sealing existed are sealed then); drop the old key once no totp_secret starts with v1.<old id>.' }),
-  STORE_CURRENCY: Type.String({ pattern: '^[A-Z]{3}$', default: 'EUR', description: 'ISO 4217 code of every price, e.g. EUR (prices are integer minor units).' }),
+  STORE_CURRENCY: Type.String({ pattern: '^[A-Z]{3}$', default: 'EUR', description: 'ISO 4217 code of the store currency, e.g. EUR: a variant\'s priceMinor, catalog reads without ?currency and carts without a region are in it; other currencies come with regions (prices are integer minor units). The upgrade to regions (migration 0011) makes it the default region\'s.' }),
   CACHE_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 300, description: 'Lifetime of cached catalog reads (writes make them stale at once).' }),
   CACHE: oneOf(['on', 'off'], 'on', 'off: public catalog reads skip the cache and go to PostgreSQL every time (to rule the cache out when something looks stale, and for the bench\'s cache-off column); writes still announce their changes to instances that cache.'),
   CART_MAX_LINES: Type.Integer({ minimum: 1, maximum: 500, default: 50, description: 'Distinct items per cart.' }),
@@ -128,7 +128,7 @@ export interface Config {
   port: number
   logLevel: RawConfig['LOG_LEVEL']
   trustProxy: boolean | string
-  postgres: { url?: string; pgliteDataDir: string; pglitePort: number; poolMax: number; migrate: boolean; statementTimeoutMs: number; connectTimeoutMs: number; replicas: { urls: string[]; poolMax: number; maxLagMs: number; downSeconds: number } }
+  postgres: { url?: string; storeCurrency: string; pgliteDataDir: string; pglitePort: number; poolMax: number; migrate: boolean; statementTimeoutMs: number; connectTimeoutMs: number; replicas: { urls: string[]; poolMax: number; maxLagMs: number; downSeconds: number } }
   mongo: { timeoutMs: number; url?: string; embedded: 'ferretdb' | 'off'; ferretdbBin?: string; ferretdbDataDir: string }
   redis: RedisConfig
   jwtSecret: string
@@ -337,7 +337,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: raw.PORT,
     logLevel: raw.LOG_LEVEL,
     trustProxy: raw.TRUST_PROXY === 'true' ? true : raw.TRUST_PROXY === 'false' ? false : raw.TRUST_PROXY,
-    postgres: { url: raw.DATABASE_URL, pgliteDataDir: raw.PGLITE_DATA_DIR, pglitePort: raw.PGLITE_PORT, poolMax: raw.DB_POOL_MAX, migrate: truthy(raw.DB_MIGRATE), statementTimeoutMs: raw.PG_STATEMENT_TIMEOUT_MS, connectTimeoutMs: raw.PG_CONNECT_TIMEOUT_MS,
+    postgres: { url: raw.DATABASE_URL, storeCurrency: raw.STORE_CURRENCY, pgliteDataDir: raw.PGLITE_DATA_DIR, pglitePort: raw.PGLITE_PORT, poolMax: raw.DB_POOL_MAX, migrate: truthy(raw.DB_MIGRATE), statementTimeoutMs: raw.PG_STATEMENT_TIMEOUT_MS, connectTimeoutMs: raw.PG_CONNECT_TIMEOUT_MS,
       replicas: { urls: raw.DATABASE_REPLICA_URLS?.split(',') ?? [], poolMax: raw.DB_REPLICA_POOL_MAX, maxLagMs: raw.DB_REPLICA_MAX_LAG_MS, downSeconds: raw.DB_REPLICA_DOWN_SECONDS } },
     mongo: { timeoutMs: raw.MONGO_TIMEOUT_MS, url: raw.MONGODB_URL, embedded: raw.EMBEDDED_MONGO, ferretdbBin: raw.FERRETDB_BIN, ferretdbDataDir: raw.FERRETDB_DATA_DIR },
     redis: {

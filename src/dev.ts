@@ -20,7 +20,7 @@ if (!config.postgres.url && !config.postgres.pgliteDataDir.startsWith('memory://
   const handle = await openDb({ ...config.postgres, serveEmbeddedOn: config.postgres.pglitePort, command: 'npm run dev' })
   closers.push(() => handle.close())
   await handle.migrate()
-  if (await catalogIsEmpty(handle.db)) say(`seeded the demo catalog: ${JSON.stringify(await seedCatalog(handle.db))}`)
+  if (await catalogIsEmpty(handle.db)) say(`seeded the demo catalog: ${JSON.stringify(await seedCatalog(handle.db, undefined, config.currency))}`)
   env.DATABASE_URL = handle.servedUrl
   say(`PGlite ${config.postgres.pgliteDataDir} served at ${handle.servedUrl}`)
 }

@@ -22,6 +22,10 @@ const CartSchema = new Schema({
   lines: { type: [CartLineSchema], default: [] },
   // A code the shopper applied; checked again, with its limits, at checkout.
   couponCode: { type: String, default: null },
+  // The cart's region and currency (PUT /cart/region); unset: the store currency. Every line is
+  // priced in it, and checkout charges in it.
+  regionId: { type: String, default: null },
+  currency: { type: String, default: null },
   // A guest's contact address (PUT /cart/contact): guest checkout sends the order mail there.
   email: { type: String, default: null },
   version: { type: Number, required: true, default: 0 },
@@ -35,7 +39,7 @@ CartSchema.index({ kind: 1, updatedAt: 1 })
 
 /** A cart as read with lean(): plain data. */
 export interface CartLineDoc { variantId: string; productId: string; quantity: number; addedUnitPriceMinor: number; addedAt: Date }
-export interface CartDoc { _id: string; owner: string; kind: 'user' | 'guest'; lines: CartLineDoc[]; couponCode?: string | null; email?: string | null; version: number; checkoutGeneration?: number; createdAt: Date; updatedAt: Date }
+export interface CartDoc { _id: string; owner: string; kind: 'user' | 'guest'; lines: CartLineDoc[]; couponCode?: string | null; email?: string | null; regionId?: string | null; currency?: string | null; version: number; checkoutGeneration?: number; createdAt: Date; updatedAt: Date }
 
 export function cartModel(connection: Connection): Model<CartDoc> {
   return (connection.models.Cart as Model<CartDoc> | undefined) ?? connection.model<CartDoc>('Cart', CartSchema)

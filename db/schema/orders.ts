@@ -11,8 +11,10 @@ export const coupons = pgTable('coupons', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
   code: text('code').notNull(),
   kind: couponKind('kind').notNull(),
-  // percentage: 1-100; fixed: minor units of the store currency.
+  // percentage: 1-100; fixed: minor units of `currency`.
   value: integer('value').notNull(),
+  // The currency a fixed amount is in (it applies to carts in that currency only); null for percentages.
+  currency: text('currency'),
   minSubtotalMinor: integer('min_subtotal_minor').notNull().default(0),
   maxDiscountMinor: integer('max_discount_minor'),
   startsAt: ts('starts_at'),
@@ -28,6 +30,7 @@ export const coupons = pgTable('coupons', {
   updatedAt: ts('updated_at').notNull().defaultNow(),
 }, (t) => [
   uniqueIndex('coupons_code_key').on(t.code),
+  check('coupons_currency_check', sql`(${t.kind} = 'fixed') = (${t.currency} is not null)`),
   check('coupons_value_check', sql`(${t.kind} = 'percentage' and ${t.value} between 1 and 100) or (${t.kind} = 'fixed' and ${t.value} > 0)`),
   check('coupons_redeemed_check', sql`${t.timesRedeemed} >= 0 and (${t.usageLimit} is null or ${t.timesRedeemed} <= ${t.usageLimit})`),
 ])

@@ -4,6 +4,7 @@ import { DateTimeInput, StringEnum } from '../../src/schema-types.js'
 const Range = {
   from: DateTimeInput({ description: 'inclusive' }),
   to: DateTimeInput({ description: 'exclusive' }),
+  currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', description: 'the currency whose orders are summed (default the store currency); amounts of different currencies are never added' })),
 }
 export const RangeQuery = Type.Object(Range, { additionalProperties: false })
 export const TopProductsQuery = Type.Object({ ...Range, by: Type.Optional(StringEnum(['revenue', 'units'], { default: 'revenue' })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 10 })) }, { additionalProperties: false })
@@ -16,8 +17,10 @@ export const SalesSummary = Type.Object({
   revenueMinor: Type.Integer({ description: 'their totals less refunds' }),
   averageOrderValueMinor: Type.Integer(),
   byDay: Type.Array(Type.Object({ day: Day, orders: Type.Integer(), revenueMinor: Type.Integer() }, { additionalProperties: false })),
+  byCurrency: Type.Array(Type.Object({ currency: Type.String(), orders: Type.Integer(), revenueMinor: Type.Integer(), averageOrderValueMinor: Type.Integer() }, { additionalProperties: false }), { description: 'every currency paid in the range, each summed apart' }),
 }, { $id: 'SalesSummary', additionalProperties: false })
 export const TopProducts = Type.Object({
+  currency: Type.String(),
   items: Type.Array(Type.Object({ productId: Type.Union([Type.Null(), Type.String()]), name: Type.String(), units: Type.Integer(), revenueMinor: Type.Integer() }, { additionalProperties: false })),
 }, { $id: 'TopProducts', additionalProperties: false })
 export const LowStock = Type.Object({
@@ -25,7 +28,7 @@ export const LowStock = Type.Object({
 }, { $id: 'LowStock', additionalProperties: false })
 export const PaymentStats = Type.Object({
   byProvider: Type.Array(Type.Object({
-    provider: Type.String(), payments: Type.Integer(), succeeded: Type.Integer(), failed: Type.Integer(),
+    provider: Type.String(), currency: Type.String(), payments: Type.Integer(), succeeded: Type.Integer(), failed: Type.Integer(),
     successRate: Type.Number({ description: 'succeeded / (succeeded + failed), 0 when none finished' }),
     capturedMinor: Type.Integer(), refundedMinor: Type.Integer(),
     refundRate: Type.Number({ description: 'refunded / captured amount' }),

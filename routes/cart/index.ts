@@ -5,15 +5,14 @@ import { BEARER, BEARER_OR_CART_TOKEN } from '../../plugins/openapi.js'
 import { BadRequest, ProblemRef, Unauthorized } from '../../src/errors.js'
 import { ShippingQuote, ShippingQuoteQuery } from '../shipping/schemas.js'
 import type { AccessClaims } from '../../plugins/auth.js'
-import { CartContact, CartCoupon, Cart, CartItemAdd, CartItemUpdate, CartLineParams, CartMerge, CartTokenHeader, GuestCart } from './schemas.js'
+import { CartContact, CartCoupon, CartRegion, Cart, CartItemAdd, CartItemUpdate, CartLineParams, CartMerge, CartTokenHeader, GuestCart } from './schemas.js'
 import { ownerOf } from './service.js'
 import { normalizeEmail } from '../users/service.js'
 
 const errors = { 400: ProblemRef, 401: ProblemRef, 404: ProblemRef, 409: ProblemRef }
 
 const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { cart: service, coupons, shipping, products: catalog } = app.services
-  const { currency } = app.config
+  const { cart: service, coupons, shipping, pricing } = app.services
   const owner = (req: FastifyRequest) => ownerOf(req.user as AccessClaims | null, req.headers['x-cart-token'] as string | undefined)
 
   const changed = <T extends { id: string; itemCount: number }>(req: FastifyRequest, action: string, cart: T) => {
@@ -119,18 +118,26 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (!addressId && !country) throw new BadRequest('Send addressId or country', 'destination-required')
     if (addressId && cartOwner.kind !== 'user') throw new Unauthorized('addressId names a saved address: sign in, or send country')
     const destination = addressId && cartOwner.kind === 'user' ? await shipping.destinationOf(cartOwner.userId, addressId) : { country: country!, region: region ?? null }
-    const { lines, couponCode } = await service.contents(cartOwner)
-    const variants = await catalog.variantsForCart(lines.map((l) => l.variantId))
-    const categories = await catalog.categoriesOf([...variants.values()].map((v) => v.productId))
-    const priced = lines.flatMap((l) => {
-      const v = variants.get(l.variantId)
-      return v?.purchasable ? [{ variantId: v.variantId, productId: v.productId, categoryId: categories.get(v.productId) ?? null, unitPriceMinor: v.priceMinor, quantity: l.quantity, weightGrams: v.weightGrams ?? 0 }] : []
-    })
+    const { lines: priced, couponCode, currency, regionId } = await service.priced(cartOwner)
     const subtotal = priced.reduce((s, l) => s + l.unitPriceMinor * l.quantity, 0)
-    const discount = couponCode && cartOwner.kind === 'user' ? (await coupons.validate(couponCode, cartOwner.userId, priced)).discountMinor : 0
+    const discount = couponCode && cartOwner.kind === 'user' ? (await coupons.validate(couponCode, cartOwner.userId, priced, currency)).discountMinor : 0
     const weightGrams = priced.reduce((s, l) => s + l.weightGrams * l.quantity, 0)
     const quote = await shipping.quote(destination, { goodsMinor: subtotal - discount, weightGrams })
-    return { ...quote, currency, pricesIncludeTax: app.config.checkout.pricesIncludeTax }
+    const pricesIncludeTax = regionId ? (await pricing.resolveRegion({ regionId }).catch(() => null))?.pricesIncludeTax ?? app.config.checkout.pricesIncludeTax : app.config.checkout.pricesIncludeTax
+    return { ...quote, currency, pricesIncludeTax }
+  })
+
+  app.put('/region', {
+    onRequest: app.identify,
+    schema: {
+      tags: ['cart'], operationId: 'setCartRegion', summary: 'Put the cart in a region (by id or shipping country) and re-price it',
+      description: "Every line is priced again in the region's currency; 409 when one has no price there (the cart is left as it was). Checkout charges in the cart's currency.",
+      security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, body: Type.Ref(CartRegion), response: { 200: Type.Ref(Cart), ...errors },
+    },
+  }, async (req) => {
+    const cartOwner = owner(req)
+    const region = await pricing.resolveRegion(req.body)
+    return changed(req, 'set-region', await service.setRegion(cartOwner, region))
   })
 
   app.post('/merge', {

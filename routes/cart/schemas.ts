@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox'
 import { StringEnum } from '../../src/schema-types.js'
 import { Email } from '../users/schemas.js'
 
-export const LINE_ISSUES = ['unavailable', 'out_of_stock', 'insufficient_stock', 'price_increased', 'price_decreased'] as const
+export const LINE_ISSUES = ['unavailable', 'not_sold_in_currency', 'out_of_stock', 'insufficient_stock', 'price_increased', 'price_decreased'] as const
 export type LineIssue = (typeof LINE_ISSUES)[number]
 
 export const CartLine = Type.Object({
@@ -26,7 +26,8 @@ export const Cart = Type.Object({
   lines: Type.Array(Type.Ref(CartLine)),
   itemCount: Type.Integer({ minimum: 0, description: 'sum of quantities of available lines' }),
   subtotalMinor: Type.Integer({ minimum: 0, description: 'sum of available line totals, priced now' }),
-  currency: Type.String({ pattern: '^[A-Z]{3}$' }),
+  currency: Type.String({ pattern: '^[A-Z]{3}$', description: 'every price of the cart is in it; checkout charges in it' }),
+  regionId: Type.Union([Type.Null(), Type.String({ format: 'uuid' })], { description: 'the region chosen (PUT /cart/region); null: the store currency' }),
   couponCode: Type.Union([Type.Null(), Type.String()], { description: 'applied code; its discount is computed at checkout (see POST /coupons/validate)' }),
   email: Type.Union([Type.Null(), Type.String()], { description: 'the contact email a guest checks out with (PUT /cart/contact)' }),
   updatedAt: Type.String({ format: 'date-time' }),
@@ -46,9 +47,13 @@ export const CartItemUpdate = Type.Object({ quantity: Quantity }, { $id: 'CartIt
 export const CartMerge = Type.Object({ cartToken: Type.String({ minLength: 20, maxLength: 200 }) }, { $id: 'CartMerge', additionalProperties: false })
 export const CartCoupon = Type.Object({ code: Type.String({ pattern: '^[A-Za-z0-9_-]{3,40}$' }) }, { $id: 'CartCoupon', additionalProperties: false })
 export const CartContact = Type.Object({ email: Email }, { $id: 'CartContact', additionalProperties: false })
+export const CartRegion = Type.Object({
+  regionId: Type.Optional(Type.String({ format: 'uuid' })),
+  country: Type.Optional(Type.String({ pattern: '^[A-Za-z]{2}$', description: 'ISO 3166-1 alpha-2: the region that lists it' })),
+}, { $id: 'CartRegion', additionalProperties: false, minProperties: 1, maxProperties: 1, description: 'a region by id, or the region of a shipping country' })
 export const CartLineParams = Type.Object({ variantId: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
 export const CartTokenHeader = Type.Object({
   'x-cart-token': Type.Optional(Type.String({ minLength: 20, maxLength: 200, description: 'a guest cart token; ignored when signed in' })),
 })
 
-export const schemas = [CartLine, Cart, GuestCart, CartItemAdd, CartItemUpdate, CartMerge, CartCoupon, CartContact]
+export const schemas = [CartLine, Cart, GuestCart, CartItemAdd, CartItemUpdate, CartMerge, CartCoupon, CartContact, CartRegion]

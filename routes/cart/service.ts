@@ -7,11 +7,16 @@ import { BadRequest, Conflict, NotFound, Unauthorized } from '../../src/errors.j
 import { randomToken, sha256 } from '../../src/sessions.js'
 import type { CartVariant } from '../products/service.js'
 import type { LineIssue } from './schemas.js'
+import type { PricingContext } from '../../src/prices.js'
+
+/** A region as a cart needs it (routes/regions/service.ts). */
+export interface CartRegionRef { id: string; currency: string }
 
 export interface CartDeps {
   carts: Model<CartDoc>
   redis: RedisClient
-  catalog: { variantsForCart(ids: string[]): Promise<Map<string, CartVariant>> }
+  catalog: { variantsForCart(ids: string[], ctx: PricingContext, quantities?: Map<string, number>): Promise<Map<string, CartVariant>>; categoriesOf?(productIds: string[]): Promise<Map<string, string | null>> }
+  /** The store currency: a cart's until it names a region. */
   currency: string
   limits: { maxLines: number; maxQuantity: number }
 }
@@ -46,7 +51,7 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
    * names the version it read (optimistic concurrency, for MongoDB itself). Parallel changes all
    * land; none is lost. `change` returns the fields to set, or null to leave the cart as it is.
    */
-  async function mutateCart(owner: CartRef, change: (cart: CartDoc) => Partial<Pick<CartDoc, 'lines' | 'couponCode' | 'email' | 'checkoutGeneration'>> | null): Promise<CartDoc> {
+  async function mutateCart(owner: CartRef, change: (cart: CartDoc) => Partial<Pick<CartDoc, 'lines' | 'couponCode' | 'email' | 'checkoutGeneration' | 'regionId' | 'currency'>> | null): Promise<CartDoc> {
     return withLock(redis, `cart:${ownerKey(owner)}`, async () => {
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
         const cart = await load(owner)
@@ -73,34 +78,49 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
     })
   }
 
+  /** Whom and in what the cart is priced: its currency, and its owner when signed in (group prices). */
+  const pricingOf = (cart: Pick<CartDoc, 'owner' | 'currency'>): PricingContext => ({
+    currency: cart.currency ?? currency,
+    userId: cart.owner.startsWith('user:') ? cart.owner.slice('user:'.length) : null,
+  })
+  const quantitiesOf = (lines: { variantId: string; quantity: number }[]) => new Map(lines.map((l) => [l.variantId, l.quantity]))
+
   async function view(cart: CartDoc) {
-    const variants = await catalog.variantsForCart(cart.lines.map((l) => l.variantId))
+    const pricing = pricingOf(cart)
+    const variants = await catalog.variantsForCart(cart.lines.map((l) => l.variantId), pricing, quantitiesOf(cart.lines))
     let subtotalMinor = 0
     let itemCount = 0
     const lines = cart.lines.map((line) => {
       const v = variants.get(line.variantId)
       const issues: LineIssue[] = []
       if (!v || !v.purchasable) issues.push('unavailable')
+      else if (v.priceMinor === null) issues.push('not_sold_in_currency')
       else if (v.stock === 0) issues.push('out_of_stock')
       else if (v.stock < line.quantity) issues.push('insufficient_stock')
-      if (v && v.priceMinor > line.addedUnitPriceMinor) issues.push('price_increased')
-      if (v && v.priceMinor < line.addedUnitPriceMinor) issues.push('price_decreased')
-      const available = !issues.some((i) => i === 'unavailable' || i === 'out_of_stock' || i === 'insufficient_stock')
-      const lineTotalMinor = available && v ? v.priceMinor * line.quantity : 0
+      const price = v?.priceMinor ?? null
+      if (price !== null && price > line.addedUnitPriceMinor) issues.push('price_increased')
+      if (price !== null && price < line.addedUnitPriceMinor) issues.push('price_decreased')
+      const available = price !== null && !issues.some((i) => i === 'unavailable' || i === 'out_of_stock' || i === 'insufficient_stock')
+      const lineTotalMinor = available ? price * line.quantity : 0
       if (available) { subtotalMinor += lineTotalMinor; itemCount += line.quantity }
       return {
         variantId: line.variantId, productId: line.productId, sku: v?.sku ?? null, name: v?.name ?? null, options: v?.options ?? {},
-        quantity: line.quantity, unitPriceMinor: v?.purchasable ? v.priceMinor : null, addedUnitPriceMinor: line.addedUnitPriceMinor,
+        quantity: line.quantity, unitPriceMinor: v?.purchasable ? price : null, addedUnitPriceMinor: line.addedUnitPriceMinor,
         lineTotalMinor, stock: v?.stock ?? 0, available, issues,
       }
     })
-    return { id: cart._id, kind: cart.kind as 'user' | 'guest', lines, itemCount, subtotalMinor, currency, couponCode: cart.couponCode ?? null, email: cart.email ?? null, updatedAt: cart.updatedAt.toISOString() }
+    return {
+      id: cart._id, kind: cart.kind as 'user' | 'guest', lines, itemCount, subtotalMinor, currency: pricing.currency, regionId: cart.regionId ?? null,
+      couponCode: cart.couponCode ?? null, email: cart.email ?? null, updatedAt: cart.updatedAt.toISOString(),
+    }
   }
 
-  async function requirePurchasable(variantId: string) {
-    const v = (await catalog.variantsForCart([variantId])).get(variantId)
+  /** The variant, purchasable and priced in the cart's currency at this quantity, or a 404/409. */
+  async function requirePurchasable(cart: CartDoc, variantId: string, quantity: number) {
+    const v = (await catalog.variantsForCart([variantId], pricingOf(cart), new Map([[variantId, quantity]]))).get(variantId)
     if (!v || !v.purchasable) throw new NotFound('variant', variantId)
-    return v
+    if (v.priceMinor === null) throw new Conflict(`${v.sku} has no price in ${pricingOf(cart).currency}: it cannot be bought in this cart's currency`, 'not-sold-in-currency')
+    return v as CartVariant & { priceMinor: number }
   }
 
   /** Checks one line's quantity against the limits and the stock right now. */
@@ -119,7 +139,8 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
     async get(owner: CartOwner) { return view(await load(owner)) },
 
     async addItem(owner: CartOwner, variantId: string, quantity: number) {
-      const v = await requirePurchasable(variantId)
+      const current = await load(owner)
+      const v = await requirePurchasable(current, variantId, quantity + (current.lines.find((l) => l.variantId === variantId)?.quantity ?? 0))
       const cart = await mutate(owner, (lines) => {
         const line = lines.find((l) => l.variantId === variantId)
         if (line) {
@@ -135,7 +156,7 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
     },
 
     async setQuantity(owner: CartOwner, variantId: string, quantity: number) {
-      const v = await requirePurchasable(variantId)
+      const v = await requirePurchasable(await load(owner), variantId, quantity)
       checkQuantity(v, quantity)
       const cart = await mutate(owner, (lines) => {
         const line = lines.find((l) => l.variantId === variantId)
@@ -162,16 +183,50 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
     /** Stores the contact address a guest checks out with (guest checkout mails the order there). */
     async setEmail(owner: CartOwner, email: string) { return view(await mutateCart(owner, () => ({ email }))) },
 
-    /** The raw lines and code (for coupon validation; checkout uses checkoutWith). */
-    async contents(owner: CartOwner) {
-      const cart = await load(owner)
-      return { lines: cart.lines.map((l) => ({ variantId: l.variantId, quantity: l.quantity })), couponCode: cart.couponCode ?? null }
+    /**
+     * Puts the cart in a region (by id, or the region of a shipping country) and re-prices every
+     * line in its currency. A line without a price there makes it a 409 and the cart stays as it
+     * was: a cart never holds lines of two currencies.
+     */
+    async setRegion(owner: CartOwner, region: CartRegionRef) {
+      const current = await load(owner)
+      const pricing = { ...pricingOf(current), currency: region.currency }
+      const variants = await catalog.variantsForCart(current.lines.map((l) => l.variantId), pricing, quantitiesOf(current.lines))
+      const unpriced = current.lines.filter((l) => variants.get(l.variantId)?.purchasable && variants.get(l.variantId)?.priceMinor === null)
+      if (unpriced.length) {
+        throw new Conflict(`${unpriced.map((l) => variants.get(l.variantId)!.sku).join(', ')} cannot be bought in ${region.currency}: remove them first`, 'not-sold-in-currency')
+      }
+      const cart = await mutateCart(owner, (c) => ({
+        regionId: region.id, currency: region.currency,
+        // The prices the shopper compares against become this currency's, so no line reads as "changed".
+        lines: c.lines.map((l) => ({ ...l, addedUnitPriceMinor: variants.get(l.variantId)?.priceMinor ?? l.addedUnitPriceMinor })),
+      }))
+      return view(cart)
     },
 
-    /** What checkout needs: the cart's id, the generation it would consume, its lines, code and contact email. */
+    /**
+     * The available lines priced now in the cart's currency, for quotes and coupon checks (checkout
+     * prices again in its transaction).
+     */
+    async priced(owner: CartOwner) {
+      const cart = await load(owner)
+      const pricing = pricingOf(cart)
+      const variants = await catalog.variantsForCart(cart.lines.map((l) => l.variantId), pricing, quantitiesOf(cart.lines))
+      const categories = catalog.categoriesOf ? await catalog.categoriesOf([...variants.values()].map((v) => v.productId)) : new Map<string, string | null>()
+      const lines = cart.lines.flatMap((l) => {
+        const v = variants.get(l.variantId)
+        return v?.purchasable && v.priceMinor !== null
+          ? [{ variantId: v.variantId, productId: v.productId, categoryId: categories.get(v.productId) ?? null, unitPriceMinor: v.priceMinor, quantity: l.quantity, weightGrams: v.weightGrams ?? 0 }]
+          : []
+      })
+      return { currency: pricing.currency, regionId: cart.regionId ?? null, couponCode: cart.couponCode ?? null, lines }
+    },
+
+    /** What checkout needs: the cart's id, the generation it would consume, its lines, code, contact email and currency. */
     async forCheckout(owner: CartOwner) {
       const cart = await load(owner)
       return {
+        currency: cart.currency ?? currency, regionId: cart.regionId ?? null,
         cartId: cart._id, generation: cart.checkoutGeneration ?? 0, couponCode: cart.couponCode ?? null, email: cart.email ?? null,
         lines: cart.lines.map((l) => ({ variantId: l.variantId, quantity: l.quantity })),
       }
@@ -201,15 +256,17 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
      */
     async merge(userId: string, cartToken: string) {
       const guest = await takeGuestCart(cartToken)
-      const variants = await catalog.variantsForCart(guest.lines.map((l) => l.variantId))
+      // Priced in the user's cart's currency: a line not sold in it stays behind.
+      const target = await load({ kind: 'user', userId })
+      const variants = await catalog.variantsForCart(guest.lines.map((l) => l.variantId), pricingOf(target))
       const cart = await mutate({ kind: 'user', userId }, (lines) => {
         for (const incoming of guest.lines) {
           const v = variants.get(incoming.variantId)
-          if (!v || !v.purchasable || v.stock === 0) continue
+          if (!v || !v.purchasable || v.stock === 0 || v.priceMinor === null) continue
           const cap = Math.min(v.stock, limits.maxQuantity)
           const line = lines.find((l) => l.variantId === incoming.variantId)
           if (line) line.quantity = Math.min(line.quantity + incoming.quantity, cap)
-          else if (lines.length < limits.maxLines) lines.push({ ...incoming, quantity: Math.min(incoming.quantity, cap) })
+          else if (lines.length < limits.maxLines) lines.push({ ...incoming, addedUnitPriceMinor: v.priceMinor, quantity: Math.min(incoming.quantity, cap) })
         }
         return lines
       })

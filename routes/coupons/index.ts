@@ -6,8 +6,7 @@ import { paged } from '../../src/pagination.js'
 import { Coupon, CouponCreate, CouponListQuery, CouponPage, CouponParams, CouponUpdate, CouponValidateBody, CouponValidation } from './schemas.js'
 
 const couponsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { coupons: service, products: catalog, cart } = app.services
-  const { currency } = app.config
+  const { coupons: service, cart } = app.services
   const admin = app.requireRole('admin')
   const adminErrors = { 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 404: ProblemRef, 409: ProblemRef }
 
@@ -20,14 +19,9 @@ const couponsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       security: BEARER, body: Type.Ref(CouponValidateBody), response: { 200: Type.Ref(CouponValidation), 400: ProblemRef, 401: ProblemRef, 429: ProblemRef },
     },
   }, async (req) => {
-    const { lines } = await cart.contents({ kind: 'user', userId: req.user.sub })
-    const variants = await catalog.variantsForCart(lines.map((l) => l.variantId))
-    const categories = await catalog.categoriesOf([...variants.values()].map((v) => v.productId))
-    const priced = lines.flatMap((l) => {
-      const v = variants.get(l.variantId)
-      return v?.purchasable ? [{ variantId: v.variantId, productId: v.productId, categoryId: categories.get(v.productId) ?? null, unitPriceMinor: v.priceMinor, quantity: l.quantity }] : []
-    })
-    return { ...(await service.validate(req.body.code, req.user.sub, priced)), currency }
+    // The cart priced for this shopper in its currency, by the one pricing function.
+    const { lines, currency } = await cart.priced({ kind: 'user', userId: req.user.sub })
+    return { ...(await service.validate(req.body.code, req.user.sub, lines, currency)), currency }
   })
 
   app.post('', {

@@ -1,7 +1,8 @@
 import { and, count, eq, sql } from 'drizzle-orm'
 import { couponRedemptions, coupons, users } from '../../db/schema/index.js'
 import { isCheckViolation, isUniqueViolation, type Db } from '../../db/client.js'
-import { Conflict, NotFound } from '../../src/errors.js'
+import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
+import { isCurrency } from '../../src/prices.js'
 import { newestFirst } from '../../src/pagination.js'
 import { categoryAndDescendants } from '../../src/catalog.js'
 import type { Tx } from '../../db/client.js'
@@ -15,7 +16,7 @@ const iso = (d: Date | null) => (d ? d.toISOString() : null)
 
 export function toCoupon(row: CouponRow) {
   return {
-    id: row.id, code: row.code, kind: row.kind, value: row.value, minSubtotalMinor: row.minSubtotalMinor, maxDiscountMinor: row.maxDiscountMinor,
+    id: row.id, code: row.code, kind: row.kind, value: row.value, currency: row.currency, minSubtotalMinor: row.minSubtotalMinor, maxDiscountMinor: row.maxDiscountMinor,
     startsAt: iso(row.startsAt), endsAt: iso(row.endsAt), usageLimit: row.usageLimit, perCustomerLimit: row.perCustomerLimit,
     timesRedeemed: row.timesRedeemed, productIds: row.productIds, categoryIds: row.categoryIds, isActive: row.isActive, createdAt: row.createdAt.toISOString(),
   }
@@ -40,8 +41,10 @@ async function ruleOf(db: Db | Tx, row: CouponRow): Promise<CouponRule> {
 /** Whose limit a redemption counts against: a customer's account, or a guest's email. */
 export type Redeemer = { userId: string } | { email: string }
 
-async function checkUsable(db: Db | Tx, row: CouponRow | undefined, redeemer: Redeemer, lines: PricedLine[], now = new Date()) {
+async function checkUsable(db: Db | Tx, row: CouponRow | undefined, redeemer: Redeemer, lines: PricedLine[], currency: string, now = new Date()) {
   if (!row || !row.isActive) throw new CouponNotApplicable('The code does not exist or is no longer active')
+  // A fixed amount is money of one currency: never taken off an order in another.
+  if (row.kind === 'fixed' && row.currency !== currency) throw new CouponNotApplicable(`The code takes ${row.currency} off, and this cart is in ${currency}`)
   if (row.startsAt && row.startsAt > now) throw new CouponNotApplicable('The code is not valid yet')
   if (row.endsAt && row.endsAt <= now) throw new CouponNotApplicable('The code has expired')
   if (row.usageLimit !== null && row.timesRedeemed >= row.usageLimit) throw new CouponNotApplicable('The code has been used up')
@@ -57,13 +60,19 @@ async function checkUsable(db: Db | Tx, row: CouponRow | undefined, redeemer: Re
   return rule
 }
 
-export function createCouponService({ db }: { db: Db }) {
+/** `currency`: the store currency, which a fixed-amount coupon created without one is in. */
+export function createCouponService({ db, currency: storeCurrency }: { db: Db; currency: string }) {
   const byCode = (code: string) => db.select().from(coupons).where(eq(coupons.code, normalizeCode(code))).limit(1)
 
-  function values(input: CouponInput) {
-    const { startsAt, endsAt, code, ...rest } = input
+  function values(input: CouponInput, current?: CouponRow) {
+    const { startsAt, endsAt, code, currency, ...rest } = input
+    // A fixed amount names its currency (the store's unless given); a percentage has none.
+    const kind = input.kind ?? current?.kind
+    const fixedCurrency = kind === 'fixed' ? (currency ?? current?.currency ?? storeCurrency) : null
+    if (fixedCurrency && !isCurrency(fixedCurrency)) throw new BadRequest(`${fixedCurrency} is not an ISO 4217 currency`, 'unknown-currency')
     return {
       ...rest,
+      currency: fixedCurrency,
       ...(code !== undefined ? { code: normalizeCode(code) } : {}),
       ...(startsAt !== undefined ? { startsAt: startsAt ? new Date(startsAt) : null } : {}),
       ...(endsAt !== undefined ? { endsAt: endsAt ? new Date(endsAt) : null } : {}),
@@ -86,7 +95,9 @@ export function createCouponService({ db }: { db: Db }) {
     },
     async update(id: string, input: CouponInput) {
       return write(async () => {
-        const [row] = await db.update(coupons).set({ ...values(input), updatedAt: new Date() }).where(eq(coupons.id, id)).returning()
+        const [current] = await db.select().from(coupons).where(eq(coupons.id, id))
+        if (!current) throw new NotFound('coupon', id)
+        const [row] = await db.update(coupons).set({ ...values(input, current), updatedAt: new Date() }).where(eq(coupons.id, id)).returning()
         if (!row) throw new NotFound('coupon', id)
         return toCoupon(row)
       })
@@ -111,10 +122,10 @@ export function createCouponService({ db }: { db: Db }) {
     },
 
     /** Explains whether a code applies to these lines for this customer now, and what it takes off. */
-    async validate(code: string, userId: string, lines: PricedLine[]) {
+    async validate(code: string, userId: string, lines: PricedLine[], currency: string) {
       const [row] = await byCode(code)
       try {
-        const rule = await checkUsable(db, row, { userId }, lines)
+        const rule = await checkUsable(db, row, { userId }, lines, currency)
         return { code: normalizeCode(code), valid: true, reason: null, discountMinor: discountFor(lines, rule).discountMinor }
       } catch (err) {
         if (err instanceof CouponNotApplicable) return { code: normalizeCode(code), valid: false, reason: err.message, discountMinor: 0 }
@@ -135,9 +146,9 @@ export function createCouponService({ db }: { db: Db }) {
  * Inside the checkout transaction: locks the coupon row (so concurrent checkouts with this code
  * take turns), checks every limit against committed redemptions, and counts this use.
  */
-export async function redeemInCheckout(tx: Tx, code: string, redeemer: Redeemer, lines: PricedLine[]) {
+export async function redeemInCheckout(tx: Tx, code: string, redeemer: Redeemer, lines: PricedLine[], currency: string) {
   const [row] = await tx.select().from(coupons).where(eq(coupons.code, normalizeCode(code))).for('update')
-  const rule = await checkUsable(tx, row, redeemer, lines)
+  const rule = await checkUsable(tx, row, redeemer, lines, currency)
   await tx.update(coupons).set({ timesRedeemed: sql`${coupons.timesRedeemed} + 1` }).where(eq(coupons.id, row!.id))
   // The redemption records the buyer's email too (a customer's account address), so a guest
   // checking out with that address later counts the account's uses.

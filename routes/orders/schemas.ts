@@ -57,12 +57,14 @@ export const CheckoutBody = Type.Object({
   addressId: Type.Optional(Type.String({ format: 'uuid', description: 'one of my saved addresses, instead of shippingAddress' })),
   couponCode: Type.Optional(Type.Union([Type.Null(), CouponCode], { description: "overrides the cart's code; null checks out without one" })),
   shippingOptionId: Type.Optional(Type.String({ format: 'uuid', description: 'from GET /cart/shipping-options; may be left out when exactly one option applies (409 when none or several do, or the one sent does not)' })),
+  currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', description: "the currency the client shows: when sent, it must be the cart's (409 otherwise, and nothing is charged)" })),
 }, { $id: 'CheckoutBody', additionalProperties: false, description: 'Prices and totals are computed by the server; none can be sent.' })
 
 export const GuestCheckoutBody = Type.Object({
   shippingAddress: Type.Ref(AddressCreate),
   couponCode: Type.Optional(Type.Union([Type.Null(), CouponCode], { description: "overrides the cart's code; null checks out without one" })),
   shippingOptionId: Type.Optional(Type.String({ format: 'uuid', description: 'from GET /cart/shipping-options; may be left out when exactly one option applies' })),
+  currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', description: "the currency the client shows: when sent, it must be the cart's (409 otherwise, and nothing is charged)" })),
 }, { $id: 'GuestCheckoutBody', additionalProperties: false, description: 'The contact email comes from the cart (PUT /cart/contact). Prices and totals are computed by the server; none can be sent.' })
 
 export const GuestOrderPlaced = Type.Object({

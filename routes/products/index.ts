@@ -7,12 +7,12 @@ import { paged } from '../../src/pagination.js'
 import type { CacheResult } from '../../src/cache.js'
 import { viewerRole } from '../../plugins/auth.js'
 import {
-  InventoryMovementPage, MovementListQuery, Product, ProductCreate, ProductIdParams, ProductListQuery, ProductPage,
+  CurrencyQuery, InventoryMovementPage, MovementListQuery, Product, ProductCreate, ProductIdParams, ProductListQuery, ProductPage,
   ProductSlugParams, ProductUpdate, StockAdjustment, Variant, VariantCreate, VariantParams, VariantUpdate,
 } from './schemas.js'
 
 
-const viewerOf = (req: FastifyRequest) => ({ isAdmin: viewerRole(req) === 'admin' })
+const viewerOf = (req: FastifyRequest) => ({ isAdmin: viewerRole(req) === 'admin', userId: (req.user as { sub?: string } | null)?.sub ?? null })
 /** Answers a cached read: a hit is sent as the JSON text it was stored as (the same bytes the serializer makes). */
 function cached<T>(reply: FastifyReply, result: CacheResult<T>): T {
   reply.header('x-cache', result.hit ? 'hit' : 'miss')
@@ -46,17 +46,18 @@ const productsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     onRequest: app.identify,
     schema: {
       tags: ['products'], operationId: 'getProductBySlug', summary: 'Read a product by its slug', security: OPTIONAL_BEARER,
-      params: ProductSlugParams, response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
+      params: ProductSlugParams, querystring: CurrencyQuery, response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
     },
-  }, async (req, reply) => viewed(req, reply, await service.getBySlug(req.params.slug, viewerOf(req))))
+  }, async (req, reply) => viewed(req, reply, await service.getBySlug(req.params.slug, viewerOf(req), req.query)))
 
   app.get('/:productId', {
     onRequest: app.identify,
     schema: {
       tags: ['products'], operationId: 'getProduct', summary: 'Read a product with its variants', security: OPTIONAL_BEARER,
-      params: ProductIdParams, response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
+      description: 'Customers see the prices they would pay (src/prices.ts: price lists, their customer groups) in the currency asked for.',
+      params: ProductIdParams, querystring: CurrencyQuery, response: { 200: Type.Ref(Product), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
     },
-  }, async (req, reply) => viewed(req, reply, await service.getById(req.params.productId, viewerOf(req)), req.params.productId.toLowerCase()))
+  }, async (req, reply) => viewed(req, reply, await service.getById(req.params.productId, viewerOf(req), req.query), req.params.productId.toLowerCase()))
 
   app.post('', {
     onRequest: admin,

@@ -4,6 +4,11 @@ import { PageQuery, pageOf } from '../../src/pagination.js'
 import { Slug } from '../categories/schemas.js'
 
 const Minor = (description: string) => Type.Integer({ minimum: 0, maximum: 100_000_000, description: `${description}, in minor units of the store currency` })
+const CurrencyAsked = {
+  currency: Type.Optional(Type.String({ pattern: '^[A-Za-z]{3}$', description: 'ISO 4217: prices in this currency (default the store currency); products and variants not sold in it are left out' })),
+  region: Type.Optional(Type.String({ format: 'uuid', description: "a region: prices in its currency (instead of currency)" })),
+}
+export const CurrencyQuery = Type.Object(CurrencyAsked, { additionalProperties: false })
 const Currency = Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217' })
 const OptionValues = StringMap(Type.String({ minLength: 1, maxLength: 100 }), {
   maxKeyLength: 40, maxProperties: 10, description: 'option name to value, e.g. { "size": "M", "colour": "red" }',
@@ -119,8 +124,9 @@ export const ProductListQuery = Type.Object({
   ...PageQuery,
   q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'full-text search over name and description' })),
   category: Type.Optional(Type.String({ format: 'uuid', description: 'a category id; includes its descendants' })),
-  minPrice: Type.Optional(Minor('lowest variant price at least')),
-  maxPrice: Type.Optional(Minor('lowest variant price at most')),
+  minPrice: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000_000, description: 'lowest variant base price at least, in minor units of the listing currency' })),
+  maxPrice: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000_000, description: 'lowest variant base price at most, in minor units of the listing currency' })),
+  ...CurrencyAsked,
   inStock: Type.Optional(Type.Boolean({ description: 'only products with an active variant in stock' })),
   sort: Type.Optional(StringEnum(SORTS, { description: 'default: relevance with q, newest without' })),
   status: Type.Optional(Type.Ref(ProductStatus, { description: 'admins only; customers always see active products' })),

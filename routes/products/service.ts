@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, getTableColumns, inArray, sql, type Placeholder, type SQL } from 'drizzle-orm'
-import { inventoryMovements, productVariants, products } from '../../db/schema/index.js'
+import type { AnyPgColumn } from 'drizzle-orm/pg-core'
+import { inventoryMovements, productPriceRanges, productVariants, products, regions, variantPrices } from '../../db/schema/index.js'
 import { isForeignKeyViolation, isUniqueViolation, type Db, type Tx } from '../../db/client.js'
 import { replicasCaughtUp } from '../../db/replicas.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
@@ -7,9 +8,11 @@ import { decodeCursor, newestFirst, toPage, type CursorPart } from '../../src/pa
 import type { Cache } from '../../src/cache.js'
 import type { Emit, Outbox } from '../../src/outbox.js'
 import { WEBHOOK } from '../../src/side-effects.js'
-import { CATALOG_CACHE, categoryAndDescendants, productCache, refreshProductAggregates } from '../../src/catalog.js'
+import { CATALOG_CACHE, categoryAndDescendants, productCache, refreshPriceRanges, refreshProductAggregates } from '../../src/catalog.js'
 import { adjust, initialStock } from '../../src/inventory.js'
 import type { ProductSort } from './schemas.js'
+import { createHash } from 'node:crypto'
+import { groupsOf, isCurrency, loadSchedule, priceVariants, pricingMoment, type PricingContext } from '../../src/prices.js'
 
 // What reads select of a product: everything but the search vector, which only the WHERE of a
 // search uses (it is the largest column; reading it was most of a listing's bytes).
@@ -36,23 +39,30 @@ export interface ProductInput {
 export interface ListQuery {
   limit: number; cursor?: string; q?: string; category?: string; minPrice?: number; maxPrice?: number
   inStock?: boolean; sort?: ProductSort; status?: Status
+  /** The currency to list, filter and sort prices in (default: the store currency). */
+  currency?: string
 }
 
 export interface CartVariant {
-  variantId: string; productId: string; sku: string; options: Record<string, string>; priceMinor: number; stock: number
+  variantId: string; productId: string; sku: string; options: Record<string, string>
+  /** The shopper's price (src/prices.ts) in the cart's currency; null: not sold in that currency. */
+  priceMinor: number | null; stock: number
   variantActive: boolean; productStatus: Status; name: string; slug: string; imageIds: string[]; weightGrams: number | null
   /** Active variant of an active product: can be put in a cart and bought. */
   purchasable: boolean
 }
 
-/** Who is looking: customers see active products and variants only. */
-export interface Viewer { isAdmin: boolean }
+/**
+ * Who is looking: customers see active products and variants only, priced for them (userId: a
+ * signed-in shopper, whose customer groups may have prices); admins see base prices.
+ */
+export interface Viewer { isAdmin: boolean; userId?: string | null }
 
 
 // Each sort: its ORDER BY, the keyset comparison for "after this row", and the row's key.
 // Directions match the partial indexes in db/schema/catalog.ts.
 interface SortSpec { order: SQL[]; after: (key: [Placeholder, Placeholder]) => SQL; kinds: readonly CursorPart[] }
-function sortSpec(sort: ProductSort, rank: SQL): SortSpec {
+function sortSpec(sort: ProductSort, rank: SQL, price: AnyPgColumn): SortSpec {
   switch (sort) {
     case 'relevance': return {
       order: [sql`${rank} desc`, desc(products.id)], kinds: ['number', 'uuid'],
@@ -63,12 +73,12 @@ function sortSpec(sort: ProductSort, rank: SQL): SortSpec {
       after: ([c, id]) => sql`(${products.createdAt}, ${products.id}) < (${c}::timestamptz, ${id}::uuid)`,
     }
     case 'price_asc': return {
-      order: [asc(products.minPriceMinor), asc(products.id)], kinds: ['integer', 'uuid'],
-      after: ([p, id]) => sql`(${products.minPriceMinor}, ${products.id}) > (${p}::int, ${id}::uuid)`,
+      order: [asc(price), asc(products.id)], kinds: ['integer', 'uuid'],
+      after: ([p, id]) => sql`(${price}, ${products.id}) > (${p}::int, ${id}::uuid)`,
     }
     case 'price_desc': return {
-      order: [desc(products.minPriceMinor), desc(products.id)], kinds: ['integer', 'uuid'],
-      after: ([p, id]) => sql`(${products.minPriceMinor}, ${products.id}) < (${p}::int, ${id}::uuid)`,
+      order: [desc(price), desc(products.id)], kinds: ['integer', 'uuid'],
+      after: ([p, id]) => sql`(${price}, ${products.id}) < (${p}::int, ${id}::uuid)`,
     }
     case 'rating': return {
       order: [desc(products.ratingAvg), desc(products.id)], kinds: ['decimal', 'uuid'],
@@ -98,7 +108,7 @@ function keyOf(sort: ProductSort, row: { id: string; createdAt: Date; minPriceMi
  * one prepared statement, named by `shape`: PostgreSQL parses it once per connection, and the
  * query builder runs once per shape rather than once per request.
  */
-export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer) {
+export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, storeCurrency = query.currency) {
   const status: Status = viewer.isAdmin && query.status ? query.status : 'active'
   if (query.sort === 'relevance' && !query.q) throw new BadRequest('sort=relevance needs a search query (q)', 'invalid-sort')
   if (query.minPrice !== undefined && query.maxPrice !== undefined && query.minPrice > query.maxPrice) throw new BadRequest('minPrice is above maxPrice')
@@ -106,21 +116,31 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer) 
   const has = { q: Boolean(query.q), category: Boolean(query.category), minPrice: query.minPrice !== undefined, maxPrice: query.maxPrice !== undefined, inStock: Boolean(query.inStock), cursor: Boolean(query.cursor) }
   const tsquery = sql`websearch_to_tsquery('english', ${sql.placeholder('q')})`
   const rank = has.q ? sql`ts_rank(${products.searchVector}, ${tsquery})` : sql`0::real`
-  const spec = sortSpec(sort, rank)
-  const params: Record<string, unknown> = { status, q: query.q, category: query.category, minPrice: query.minPrice, maxPrice: query.maxPrice, limit: query.limit + 1 }
+  // The store currency's range is on the product row (its indexes serve the bench's listings);
+  // another currency's comes from product_price_ranges, and a product without it is not listed.
+  const foreign = query.currency !== undefined && query.currency !== storeCurrency
+  const minPrice = foreign ? productPriceRanges.minMinor : products.minPriceMinor
+  const spec = sortSpec(sort, rank, minPrice)
+  const params: Record<string, unknown> = { status, q: query.q, category: query.category, minPrice: query.minPrice, maxPrice: query.maxPrice, currency: query.currency, limit: query.limit + 1 }
   if (query.cursor) [params.after0, params.after1] = decodeCursor(query.cursor, spec.kinds)
-  const shape = `product_list_${sort}_${Object.values(has).map(Number).join('')}`
+  const shape = `product_list_${sort}_${Object.values(has).map(Number).join('')}${foreign ? '_fx' : ''}`
   return {
     sort, shape, params,
     get select() {
       const filters: SQL[] = [eq(products.status, sql.placeholder('status'))]
       if (has.q) filters.push(sql`${products.searchVector} @@ ${tsquery}`)
       if (has.category) filters.push(sql`${products.categoryId} in ${categoryAndDescendants(sql.placeholder('category'))}`)
-      if (has.minPrice) filters.push(sql`${products.minPriceMinor} >= ${sql.placeholder('minPrice')}`)
-      if (has.maxPrice) filters.push(sql`${products.minPriceMinor} <= ${sql.placeholder('maxPrice')}`)
+      if (has.minPrice) filters.push(sql`${minPrice} >= ${sql.placeholder('minPrice')}`)
+      if (has.maxPrice) filters.push(sql`${minPrice} <= ${sql.placeholder('maxPrice')}`)
       if (has.inStock) filters.push(eq(products.inStock, true))
       if (has.cursor) filters.push(spec.after([sql.placeholder('after0'), sql.placeholder('after1')]))
-      return db.select({ product: summaryColumns, rank: sql<number>`${rank}` }).from(products)
+      if (!foreign) {
+        return db.select({ product: summaryColumns, rank: sql<number>`${rank}` }).from(products)
+          .where(and(...filters)).orderBy(...spec.order).limit(sql.placeholder('limit'))
+      }
+      const columns = { ...summaryColumns, minPriceMinor: productPriceRanges.minMinor, maxPriceMinor: productPriceRanges.maxMinor }
+      return db.select({ product: columns, rank: sql<number>`${rank}` }).from(products)
+        .innerJoin(productPriceRanges, and(eq(productPriceRanges.productId, products.id), eq(productPriceRanges.currency, sql.placeholder('currency'))))
         .where(and(...filters)).orderBy(...spec.order).limit(sql.placeholder('limit'))
     },
   }
@@ -147,26 +167,86 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
   /** Admins see the primary; customers' reads may lag. */
   const readsFor = (viewer: Viewer) => (viewer.isAdmin ? fresh : lagging)
 
+  // What admins see and write: base prices in the store currency (product_variants.price_minor
+  // mirrors that currency's row of variant_prices); other currencies through the price operations.
   const toVariant = (v: VariantRow) => ({
     id: v.id, sku: v.sku, options: v.options, priceMinor: v.priceMinor, compareAtPriceMinor: v.compareAtPriceMinor,
     currency, stock: v.stock, isActive: v.isActive, weightGrams: v.weightGrams,
   })
 
-  function toSummary(row: SummaryRow) {
+  function toSummary(row: SummaryRow, inCurrency = currency) {
     return {
       id: row.id, slug: row.slug, name: row.name, status: row.status, categoryId: row.categoryId,
-      priceRange: { minMinor: row.minPriceMinor, maxMinor: row.maxPriceMinor, currency },
+      priceRange: { minMinor: row.minPriceMinor, maxMinor: row.maxPriceMinor, currency: inCurrency },
       inStock: row.inStock, rating: { average: Number(row.ratingAvg), count: row.ratingCount },
       imageIds: row.imageIds, createdAt: row.createdAt.toISOString(),
     }
   }
 
-  async function toDetail(row: ProductRow, viewer: Viewer) {
+  /** A customer's product page: active variants priced for them in ctx.currency; those without a price there are not shown. */
+  async function toDetail(row: ProductRow, viewer: Viewer, ctx?: PricingContext) {
     const variants = (await readsFor(viewer).variantsOf.execute({ productId: row.id })).filter((v) => viewer.isAdmin || v.isActive)
-    return {
-      ...toSummary(row),
-      description: row.description, attributes: row.attributes, variants: variants.map(toVariant), updatedAt: row.updatedAt.toISOString(),
+    // Keys in the schema's order: a cache hit sends the stored text, which must be the bytes a miss serialises.
+    const detail = (range: ReturnType<typeof toSummary>['priceRange'], shown: ReturnType<typeof toVariant>[]) => ({
+      ...toSummary(row), priceRange: range, description: row.description, attributes: row.attributes, variants: shown, updatedAt: row.updatedAt.toISOString(),
+    })
+    if (viewer.isAdmin || !ctx) return detail(toSummary(row).priceRange, variants.map(toVariant))
+    const prices = await priceVariants(dbRead, ctx, variants.map((v) => ({ variantId: v.id, quantity: 1 })))
+    const priced = variants.flatMap((v) => {
+      const p = prices.get(v.id)
+      if (!p) return []
+      // A list price shows the base price struck through; the stored "was" price is the store currency's.
+      const compareAt = p.unitPriceMinor < p.baseMinor ? p.baseMinor : ctx.currency === currency ? v.compareAtPriceMinor : null
+      return [{ ...toVariant(v), priceMinor: p.unitPriceMinor, compareAtPriceMinor: compareAt, currency: ctx.currency }]
+    })
+    if (!priced.length) throw new NotFound('product', `${row.id} in ${ctx.currency}`)
+    const amounts = priced.map((v) => v.priceMinor)
+    return detail({ minMinor: Math.min(...amounts), maxMinor: Math.max(...amounts), currency: ctx.currency }, priced)
+  }
+
+  /** A currency, or the currency of a region, as a catalog read asks for it; the store currency by default. */
+  async function currencyOf(ask: { currency?: string; region?: string }) {
+    if (ask.currency && ask.region) throw new BadRequest('Send currency or region, not both', 'currency-ambiguous')
+    if (ask.region) {
+      const { value } = await cache.wrap(CATALOG_CACHE, `region-currency:${ask.region}`, async () =>
+        (await dbRead.select({ currency: regions.currency }).from(regions).where(eq(regions.id, ask.region!)))[0]?.currency ?? null)
+      if (!value) throw new NotFound('region', ask.region)
+      return value
     }
+    const asked = ask.currency?.toUpperCase()
+    if (asked && !isCurrency(asked)) throw new BadRequest(`${asked} is not an ISO 4217 currency`, 'unknown-currency')
+    return asked ?? currency
+  }
+
+  /**
+   * The pricing context of a customer's catalog read, and what its cache entry depends on: the
+   * currency and the price lists that apply to this shopper now (so a sale that starts or ends
+   * moves the key at that moment), with a lifetime that never reaches past the next start or end.
+   */
+  async function pricingFor(viewer: Viewer, inCurrency: string) {
+    const now = Date.now()
+    const groups = viewer.userId ? await groupsOf(dbRead, viewer.userId) : []
+    const { value: schedule } = await cache.wrap(CATALOG_CACHE, 'price-schedule', () => loadSchedule(dbRead))
+    const moment = pricingMoment(schedule, groups, now)
+    const lists = moment.key === '-' ? '-' : createHash('sha256').update(moment.key).digest('base64url').slice(0, 16)
+    const ttl = moment.msToNextChange === null ? cache.ttlSeconds : Math.max(1, Math.min(cache.ttlSeconds, Math.ceil(moment.msToNextChange / 1000)))
+    return { ctx: { currency: inCurrency, userId: viewer.userId ?? null, at: new Date(now) }, key: `${inCurrency}:${lists}`, ttl, listsApply: moment.key !== '-' }
+  }
+
+  /** Base ranges of listed products, replaced by the shopper's prices when price lists apply. */
+  async function withListPrices(items: ReturnType<typeof toSummary>[], ctx: PricingContext) {
+    if (!items.length) return items
+    const variants = await dbRead.select({ id: productVariants.id, productId: productVariants.productId }).from(productVariants)
+      .where(and(inArray(productVariants.productId, items.map((i) => i.id)), eq(productVariants.isActive, true)))
+    const prices = await priceVariants(dbRead, ctx, variants.map((v) => ({ variantId: v.id, quantity: 1 })))
+    const ranges = new Map<string, { minMinor: number; maxMinor: number }>()
+    for (const v of variants) {
+      const p = prices.get(v.id)
+      if (!p) continue
+      const r = ranges.get(v.productId)
+      ranges.set(v.productId, r ? { minMinor: Math.min(r.minMinor, p.unitPriceMinor), maxMinor: Math.max(r.maxMinor, p.unitPriceMinor) } : { minMinor: p.unitPriceMinor, maxMinor: p.unitPriceMinor })
+    }
+    return items.map((i) => { const r = ranges.get(i.id); return r ? { ...i, priceRange: { ...r, currency: ctx.currency } } : i })
   }
 
   function visibleOr404(row: ProductRow | undefined, viewer: Viewer, ref: string): ProductRow {
@@ -180,6 +260,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
       productId, sku: v.sku, options: v.options ?? {}, priceMinor: v.priceMinor, compareAtPriceMinor: v.compareAtPriceMinor ?? null,
       isActive: v.isActive ?? true, weightGrams: v.weightGrams ?? null, position: firstPosition + i,
     }))).returning()
+    await tx.insert(variantPrices).values(rows.map((r) => ({ variantId: r.id, currency, amountMinor: r.priceMinor })))
     // The stock itself is the inventory module's to write: a level at the default location.
     await initialStock(tx, rows.map((r, i) => ({ id: r.id, stock: variants[i]!.stock ?? 0 })), actorId)
     return rows.map((r, i) => ({ ...r, stock: variants[i]!.stock ?? 0 }))
@@ -190,6 +271,11 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     if (isUniqueViolation(err, 'product_variants_sku_key')) throw new Conflict('A variant with that SKU exists', 'sku-taken')
     if (isForeignKeyViolation(err)) throw new NotFound('category')
     throw err
+  }
+
+  async function requireVariant(productId: string, variantId: string, on: Db | Tx = db) {
+    const [variant] = await on.select({ id: productVariants.id }).from(productVariants).where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId)))
+    if (!variant) throw new NotFound('variant', variantId)
   }
 
   /** Runs a catalog write in a transaction and, once committed, makes cached reads stale, then runs its events. */
@@ -217,24 +303,27 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     })])
   }
 
-  async function getById(id: string, viewer: Viewer) {
-    const load = async () => toDetail(visibleOr404((await readsFor(viewer).findById.execute({ id }))[0], viewer, id), viewer)
+  async function getById(id: string, viewer: Viewer, ask: { currency?: string; region?: string } = {}) {
+    if (viewer.isAdmin) return { value: await toDetail(visibleOr404((await readsFor(viewer).findById.execute({ id }))[0], viewer, id), viewer), hit: false }
+    const pricing = await pricingFor(viewer, await currencyOf(ask))
+    const load = async () => toDetail(visibleOr404((await readsFor(viewer).findById.execute({ id }))[0], viewer, id), viewer, pricing.ctx)
     // A sale changes this product's stock: it bumps the product's namespace, not the catalog's.
-    return viewer.isAdmin ? { value: await load(), hit: false } : cache.wrap([CATALOG_CACHE, productCache(id)], 'detail', load)
+    return cache.wrap([CATALOG_CACHE, productCache(id)], `detail:${pricing.key}`, load, pricing.ttl)
   }
 
   // One prepared statement per listing shape and pool (at most 6 sorts x 64 filter sets).
   const listStatements = new Map<Db, Map<string, { execute(params: Record<string, unknown>): Promise<{ product: SummaryRow; rank: number }[]> }>>()
-  async function list(query: ListQuery, viewer: Viewer) {
+  async function list(query: ListQuery, viewer: Viewer, ctx?: PricingContext & { listsApply: boolean }) {
     const on = viewer.isAdmin ? db : dbRead
-    const listing = buildProductListQuery(on, query, viewer)
+    const listing = buildProductListQuery(on, { ...query, currency: ctx?.currency }, viewer, currency)
     const statements = listStatements.get(on) ?? listStatements.set(on, new Map()).get(on)!
     let statement = statements.get(listing.shape)
     if (!statement) statements.set(listing.shape, statement = listing.select.prepare(listing.shape))
     const { sort } = listing
     const rows = await statement.execute(listing.params)
     const page = toPage(rows, query.limit, (r) => keyOf(sort, { ...r.product, rank: r.rank }))
-    return { items: page.items.map((r) => toSummary(r.product)), nextCursor: page.nextCursor }
+    const items = page.items.map((r) => toSummary(r.product, ctx?.currency))
+    return { items: ctx?.listsApply ? await withListPrices(items, ctx) : items, nextCursor: page.nextCursor }
   }
 
   return {
@@ -245,15 +334,19 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
       return new Map(rows.map((r) => [r.id, toSummary(r)]))
     },
 
-    /** Variants with what a cart needs to price and check them, read at this moment. */
-    async variantsForCart(variantIds: string[]) {
+    /**
+     * Variants with what a cart needs to price and check them, read at this moment, priced by
+     * the pricing function for ctx (a line's quantity decides quantity tiers; 1 when not given).
+     */
+    async variantsForCart(variantIds: string[], ctx: PricingContext, quantities: Map<string, number> = new Map()) {
       if (!variantIds.length) return new Map<string, CartVariant>()
       const rows = await db.select({
         variantId: productVariants.id, productId: products.id, sku: productVariants.sku, options: productVariants.options,
-        priceMinor: productVariants.priceMinor, stock: productVariants.stock, variantActive: productVariants.isActive, weightGrams: productVariants.weightGrams,
+        stock: productVariants.stock, variantActive: productVariants.isActive, weightGrams: productVariants.weightGrams,
         productStatus: products.status, name: products.name, slug: products.slug, imageIds: products.imageIds,
       }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId)).where(inArray(productVariants.id, variantIds))
-      return new Map(rows.map((r) => [r.variantId, { ...r, purchasable: r.variantActive && r.productStatus === 'active' }]))
+      const prices = await priceVariants(db, ctx, rows.map((r) => ({ variantId: r.variantId, quantity: quantities.get(r.variantId) ?? 1 })))
+      return new Map(rows.map((r) => [r.variantId, { ...r, priceMinor: prices.get(r.variantId)?.unitPriceMinor ?? null, purchasable: r.variantActive && r.productStatus === 'active' }]))
     },
 
     /** Each product's category, for coupon eligibility. */
@@ -272,19 +365,56 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     },
 
     /** Public reads go through the cache; admin views are always fresh. */
-    async list(query: ListQuery, viewer: Viewer) {
-      if (viewer.isAdmin) return { value: await list(query, viewer), hit: false }
-      const key = `list:${JSON.stringify(Object.entries(query).filter(([k, v]) => v !== undefined && k !== 'status').sort())}`
-      return cache.wrap(CATALOG_CACHE, key, () => list(query, viewer))
+    async list(query: ListQuery & { region?: string }, viewer: Viewer) {
+      const { currency: askedCurrency, region, ...rest } = query
+      if (viewer.isAdmin) return { value: await list(rest, viewer), hit: false }
+      const pricing = await pricingFor(viewer, await currencyOf({ currency: askedCurrency, region }))
+      const key = `list:${pricing.key}:${JSON.stringify(Object.entries(rest).filter(([k, v]) => v !== undefined && k !== 'status').sort())}`
+      return cache.wrap(CATALOG_CACHE, key, () => list(rest, viewer, { ...pricing.ctx, listsApply: pricing.listsApply }), pricing.ttl)
     },
 
     getById,
 
-    async getBySlug(slug: string, viewer: Viewer) {
+    async getBySlug(slug: string, viewer: Viewer, ask: { currency?: string; region?: string } = {}) {
       if (viewer.isAdmin) return { value: await toDetail(visibleOr404((await findBySlug.execute({ slug }))[0], viewer, slug), viewer), hit: false }
       // Slugs change only with catalog writes: the slug's id is cached with the catalog, the detail with the product.
       const { value: id } = await cache.wrap(CATALOG_CACHE, `slug-id:${slug}`, async () => visibleOr404((await lagging.findBySlug.execute({ slug }))[0], viewer, slug).id)
-      return getById(id, viewer)
+      return getById(id, viewer, ask)
+    },
+
+    /** A variant's base prices in every currency (admin). */
+    async variantPrices(productId: string, variantId: string) {
+      await requireVariant(productId, variantId)
+      const rows = await db.select().from(variantPrices).where(eq(variantPrices.variantId, variantId)).orderBy(asc(variantPrices.currency))
+      return rows.map((r) => ({ currency: r.currency, amountMinor: r.amountMinor }))
+    },
+
+    /** Sets a variant's base price in a currency (the store currency's is also the variant's priceMinor). */
+    async setVariantPrice(productId: string, variantId: string, inCurrency: string, amountMinor: number) {
+      if (!isCurrency(inCurrency)) throw new BadRequest(`${inCurrency} is not an ISO 4217 currency`, 'unknown-currency')
+      await write(async (tx, emit) => {
+        await requireVariant(productId, variantId, tx)
+        await tx.insert(variantPrices).values({ variantId, currency: inCurrency, amountMinor })
+          .onConflictDoUpdate({ target: [variantPrices.variantId, variantPrices.currency], set: { amountMinor, updatedAt: new Date() } })
+        if (inCurrency === currency) await tx.update(productVariants).set({ priceMinor: amountMinor, updatedAt: new Date() }).where(eq(productVariants.id, variantId))
+        await refreshProductAggregates(tx, productId)
+        await refreshPriceRanges(tx, productId)
+        await productUpdated(tx, emit, productId, 'variant-updated', variantId)
+      })
+      return { currency: inCurrency, amountMinor }
+    },
+
+    /** Stops selling a variant in a currency; the store currency's price cannot go. */
+    async removeVariantPrice(productId: string, variantId: string, inCurrency: string) {
+      if (inCurrency === currency) throw new Conflict(`${currency} is the store currency: every variant has a price in it`, 'store-currency-price')
+      await write(async (tx, emit) => {
+        await requireVariant(productId, variantId, tx)
+        const deleted = await tx.delete(variantPrices).where(and(eq(variantPrices.variantId, variantId), eq(variantPrices.currency, inCurrency))).returning({ currency: variantPrices.currency })
+        if (!deleted.length) throw new NotFound('price', `${variantId} in ${inCurrency}`)
+        await refreshProductAggregates(tx, productId)
+        await refreshPriceRanges(tx, productId)
+        await productUpdated(tx, emit, productId, 'variant-updated', variantId)
+      })
     },
 
     async create(input: ProductInput, actorId: string) {
@@ -293,6 +423,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
         const [row] = await tx.insert(products).values(fields).returning({ id: products.id })
         await insertVariants(tx, row!.id, variants, actorId)
         await refreshProductAggregates(tx, row!.id)
+        await refreshPriceRanges(tx, row!.id)
         return row!.id
       })
       return toDetail((await findById.execute({ id }))[0]!, { isAdmin: true })
@@ -321,6 +452,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
         const [{ next }] = await tx.select({ next: sql<number>`coalesce(max(position) + 1, 0)::int` }).from(productVariants).where(eq(productVariants.productId, productId)) as [{ next: number }]
         const [variant] = await insertVariants(tx, productId, [input], actorId, next)
         await refreshProductAggregates(tx, productId)
+        await refreshPriceRanges(tx, productId)
         await productUpdated(tx, emit, productId, 'variant-added', variant!.id)
         return variant!
       })
@@ -332,7 +464,12 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
         const [variant] = await tx.update(productVariants).set({ ...input, updatedAt: new Date() })
           .where(and(eq(productVariants.id, variantId), eq(productVariants.productId, productId))).returning()
         if (!variant) throw new NotFound('variant', variantId)
+        if (input.priceMinor !== undefined) {
+          await tx.insert(variantPrices).values({ variantId, currency, amountMinor: input.priceMinor })
+            .onConflictDoUpdate({ target: [variantPrices.variantId, variantPrices.currency], set: { amountMinor: input.priceMinor, updatedAt: new Date() } })
+        }
         await refreshProductAggregates(tx, productId)
+        await refreshPriceRanges(tx, productId)
         await productUpdated(tx, emit, productId, 'variant-updated', variantId)
         return variant
       })
@@ -349,6 +486,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
         if (!deleted.length) throw new NotFound('variant', variantId)
         if (n <= 1) throw new Conflict('A product keeps at least one variant; delete the product instead', 'last-variant')
         await refreshProductAggregates(tx, productId)
+        await refreshPriceRanges(tx, productId)
         await productUpdated(tx, emit, productId, 'variant-removed', variantId)
       })
     },
@@ -361,6 +499,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
         if (!exists) throw new NotFound('variant', variantId)
         await adjust(tx, { variantId, locationId: input.locationId, delta: input.delta, reason: input.reason, note: input.note ?? null, actorId })
         await refreshProductAggregates(tx, productId)
+        await refreshPriceRanges(tx, productId)
         await productUpdated(tx, emit, productId, 'stock-adjusted', variantId)
         const [variant] = await tx.select().from(productVariants).where(eq(productVariants.id, variantId))
         return variant!

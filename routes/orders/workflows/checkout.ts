@@ -1,5 +1,5 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
-import { addresses, couponRedemptions, orderItems, orders, productVariants, products, type ShippingAddress } from '../../../db/schema/index.js'
+import { addresses, couponRedemptions, orderItems, orders, productVariants, products, regions, type ShippingAddress } from '../../../db/schema/index.js'
 import { isUniqueViolation, type Db } from '../../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../../src/errors.js'
 import type { Faults } from '../../../src/faults.js'
@@ -12,6 +12,7 @@ import { redeemInCheckout } from '../../coupons/service.js'
 import { lowStockEvents, reserve } from '../../../src/inventory.js'
 import { ownerKey, type CartOwner, type CartService } from '../../cart/service.js'
 import { computeTotals, discountFor, type PricedLine } from '../../../src/pricing.js'
+import { priceVariants } from '../../../src/prices.js'
 import type { ShippingService } from '../../shipping/service.js'
 import { CheckoutConflict, toOrder } from '../service.js'
 
@@ -45,12 +46,15 @@ export interface CheckoutDeps {
   cart: Pick<CartService, 'forCheckout'>
   shipping: Pick<ShippingService, 'ready' | 'choose' | 'taxRateFor'>
   metrics: MoneyMetrics
-  currency: string
   checkout: CheckoutConfig
 }
-export interface CheckoutInput { shippingAddress?: ShippingAddress; addressId?: string; couponCode?: string | null; shippingOptionId?: string }
+export interface CheckoutInput {
+  shippingAddress?: ShippingAddress; addressId?: string; couponCode?: string | null; shippingOptionId?: string
+  /** The currency the client believes it pays in: anything but the cart's is refused before any write. */
+  currency?: string
+}
 
-export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, currency, checkout, metrics }: CheckoutDeps) {
+export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, checkout, metrics }: CheckoutDeps) {
   async function resolveAddress(userId: string | null, input: CheckoutInput): Promise<ShippingAddress> {
     if (input.shippingAddress && input.addressId) throw new Conflict('Send shippingAddress or addressId, not both', 'address-ambiguous')
     if (input.addressId) {
@@ -75,6 +79,11 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
     // 2. read the cart
     const contents = await step('checkout.read-cart', () => cart.forCheckout(buyer))
     if (!contents.lines.length) throw new Conflict('The cart is empty', 'cart-empty')
+    // The order is in the cart's currency, never in one the client names (it would pay unconverted amounts).
+    const { currency } = contents
+    if (input.currency !== undefined && input.currency !== currency) {
+      throw new Conflict(`The cart is in ${currency}, not ${input.currency}: review it (GET /cart) and check out in ${currency}`, 'currency-mismatch')
+    }
     const guestEmail = userId ? null : contents.email
     if (!userId && !guestEmail) throw new Conflict('A guest cart needs a contact email first (PUT /cart/contact)', 'contact-required')
     const couponCode = input.couponCode !== undefined ? input.couponCode : contents.couponCode
@@ -95,39 +104,47 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
         const variantIds = [...new Set(contents.lines.map((l) => l.variantId))].sort()
         const locked = await tx.select({
           id: productVariants.id, productId: productVariants.productId, sku: productVariants.sku, options: productVariants.options,
-          priceMinor: productVariants.priceMinor, stock: productVariants.stock, isActive: productVariants.isActive,
+          stock: productVariants.stock, isActive: productVariants.isActive,
           weightGrams: productVariants.weightGrams, name: products.name, status: products.status, categoryId: products.categoryId,
         }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId))
           .where(inArray(productVariants.id, variantIds)).orderBy(asc(productVariants.id))
         const byId = new Map(locked.map((v) => [v.id, v]))
 
+        // Priced by the one pricing function in this transaction: the buyer's customer groups are
+        // read under it, as are the price lists and base prices in the cart's currency.
+        const prices = await priceVariants(tx, { currency, userId }, contents.lines)
         const problems: { variantId: string; message: string }[] = []
         for (const line of contents.lines) {
           const v = byId.get(line.variantId)
           if (!v || !v.isActive || v.status !== 'active') problems.push({ variantId: line.variantId, message: 'no longer available' })
+          else if (!prices.has(line.variantId)) problems.push({ variantId: line.variantId, message: `not sold in ${currency}` })
           else if (v.stock < line.quantity) problems.push({ variantId: line.variantId, message: v.stock === 0 ? 'out of stock' : `only ${v.stock} left` })
         }
         if (problems.length) throw new CheckoutConflict(problems)
+        // The cart's region decides whether its prices include tax; a cart without one has the store's mode.
+        const [region] = contents.regionId ? await tx.select({ pricesIncludeTax: regions.pricesIncludeTax }).from(regions).where(eq(regions.id, contents.regionId)) : []
+        const pricesIncludeTax = region?.pricesIncludeTax ?? checkout.pricesIncludeTax
 
         const priced: PricedLine[] = contents.lines.map((l) => {
           const v = byId.get(l.variantId)!
-          return { variantId: v.id, productId: v.productId, categoryId: v.categoryId, unitPriceMinor: v.priceMinor, quantity: l.quantity }
+          return { variantId: v.id, productId: v.productId, categoryId: v.categoryId, unitPriceMinor: prices.get(v.id)!.unitPriceMinor, quantity: l.quantity }
         })
-        const redeemed = couponCode ? await redeemInCheckout(tx, couponCode, userId ? { userId } : { email: guestEmail! }, priced) : null
+        const unitPrice = new Map(priced.map((l) => [l.variantId, l.unitPriceMinor]))
+        const redeemed = couponCode ? await redeemInCheckout(tx, couponCode, userId ? { userId } : { email: guestEmail! }, priced, currency) : null
         const rule = redeemed?.rule ?? null
         const goodsMinor = priced.reduce((s, l) => s + l.unitPriceMinor * l.quantity, 0) - discountFor(priced, rule).discountMinor
         const weightGrams = priced.reduce((s, l) => s + (byId.get(l.variantId)!.weightGrams ?? 0) * l.quantity, 0)
         const destination = { country: shippingAddress.country, region: shippingAddress.region ?? null }
         const chosen = await shipping.choose(tx, destination, { goodsMinor, weightGrams }, input.shippingOptionId)
         const taxRate = await shipping.taxRateFor(tx, destination)
-        const totals = computeTotals(priced, rule, chosen.rule, taxRate.rateBps, checkout.pricesIncludeTax)
+        const totals = computeTotals(priced, rule, chosen.rule, taxRate.rateBps, pricesIncludeTax)
 
         const [{ n }] = (await tx.execute<{ n: string }>(sql`select nextval('order_number_seq') as n`)).rows as [{ n: string }]
         const [order] = await tx.insert(orders).values({
           number: `SO-${String(n).padStart(6, '0')}`, userId, guestEmail, currency, shippingAddress,
           subtotalMinor: totals.subtotalMinor, discountMinor: totals.discountMinor, shippingMinor: totals.shippingMinor,
           taxMinor: totals.taxMinor, totalMinor: totals.totalMinor,
-          shippingOption: chosen.snapshot, taxRate, pricesIncludeTax: checkout.pricesIncludeTax,
+          shippingOption: chosen.snapshot, taxRate, pricesIncludeTax,
           couponId: redeemed?.coupon.id ?? null, couponCode: redeemed?.coupon.code ?? null,
           expiresAt: new Date(Date.now() + checkout.paymentTimeoutMinutes * 60_000),
           cartId: contents.cartId, cartGeneration: contents.generation,
@@ -138,7 +155,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, cur
           const v = byId.get(line.variantId)!
           const [item] = await tx.insert(orderItems).values({
             orderId: order!.id, variantId: v.id, productId: v.productId, sku: v.sku, name: v.name, options: v.options,
-            unitPriceMinor: v.priceMinor, quantity: line.quantity, lineTotalMinor: v.priceMinor * line.quantity,
+            unitPriceMinor: unitPrice.get(v.id)!, quantity: line.quantity, lineTotalMinor: unitPrice.get(v.id)! * line.quantity,
             discountMinor: totals.lineDiscounts.get(v.id) ?? 0, taxMinor: totals.lineTaxes.get(v.id) ?? 0,
           }).returning()
           items.push(item!)

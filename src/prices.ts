@@ -1,0 +1,113 @@
+import { and, eq, gt, inArray, isNull, lte, or, sql } from 'drizzle-orm'
+import currencyCodes from 'currency-codes'
+import { customerGroupMembers, priceListPrices, priceLists, variantPrices } from '../db/schema/index.js'
+import type { Db, Tx } from '../db/client.js'
+
+// The one pricing function: what a shopper sees and pays for a variant, in one currency.
+//
+// The rule, for one line (a variant, a quantity) in a currency, now, for a shopper:
+//   1. The base price is the variant's price in that currency (variant_prices). No base price:
+//      the variant is not sold in that currency, whatever price list names it.
+//   2. A price list applies when its status is active, now is within [startsAt, endsAt), it names
+//      no customer group or the shopper is signed in and a member of it, the line's quantity is at
+//      least its minQuantity, and it has a price for the variant in that currency.
+//   3. If an override list applies, the lowest applicable override price is the price, even
+//      above the base (a contract price is a contract price).
+//   4. Otherwise the price is the lowest of the base price and every applicable sale price.
+// Listings, product pages, carts, coupon checks and checkout all call priceVariants; checkout
+// calls it with its transaction, so group membership is read under the transaction that prices
+// the order.
+
+/** ISO 4217 minor-unit exponent of a currency (JPY 0, EUR 2, KWD 3); undefined when not a currency. */
+export function currencyDigits(code: string): number | undefined {
+  const found = /^[A-Z]{3}$/.test(code) ? currencyCodes.code(code) : undefined
+  // X-codes (gold, testing, "no currency") are not money a shop takes.
+  return found && !code.startsWith('X') ? found.digits : undefined
+}
+export const isCurrency = (code: string) => currencyDigits(code) !== undefined
+
+export interface PricingContext {
+  currency: string
+  /** The signed-in shopper, or null for a guest: only a member gets a group's prices. */
+  userId: string | null
+  at?: Date
+}
+export interface LinePrice {
+  unitPriceMinor: number
+  baseMinor: number
+  /** The price list the price came from, null for the base price. */
+  priceListId: string | null
+}
+interface Candidate { priceListId: string; kind: 'sale' | 'override'; minQuantity: number; amountMinor: number }
+
+/** Rules 3 and 4 on one line's base price and the lists that apply to it (rule 2 done by the caller). */
+export function choosePrice(baseMinor: number, candidates: Candidate[], quantity: number): LinePrice {
+  const applicable = candidates.filter((c) => quantity >= c.minQuantity)
+  const lowest = (cs: Candidate[]) => cs.reduce<Candidate | undefined>((best, c) => (!best || c.amountMinor < best.amountMinor || (c.amountMinor === best.amountMinor && c.priceListId < best.priceListId) ? c : best), undefined)
+  const override = lowest(applicable.filter((c) => c.kind === 'override'))
+  if (override) return { unitPriceMinor: override.amountMinor, baseMinor, priceListId: override.priceListId }
+  const sale = lowest(applicable.filter((c) => c.kind === 'sale'))
+  if (sale && sale.amountMinor < baseMinor) return { unitPriceMinor: sale.amountMinor, baseMinor, priceListId: sale.priceListId }
+  return { unitPriceMinor: baseMinor, baseMinor, priceListId: null }
+}
+
+/**
+ * Prices of these lines in ctx.currency for ctx's shopper. A variant absent from the answer has
+ * no price in that currency (it cannot be bought there). Two queries, whatever the number of lines.
+ */
+export async function priceVariants(db: Db | Tx, ctx: PricingContext, lines: { variantId: string; quantity: number }[]): Promise<Map<string, LinePrice>> {
+  const ids = [...new Set(lines.map((l) => l.variantId))]
+  const result = new Map<string, LinePrice>()
+  if (!ids.length) return result
+  const at = ctx.at ?? new Date()
+  const bases = await db.select({ variantId: variantPrices.variantId, amountMinor: variantPrices.amountMinor }).from(variantPrices)
+    .where(and(inArray(variantPrices.variantId, ids), eq(variantPrices.currency, ctx.currency)))
+  if (!bases.length) return result
+  const member = ctx.userId === null ? sql`false`
+    : sql`exists (select 1 from ${customerGroupMembers} m where m.group_id = ${priceLists.customerGroupId} and m.user_id = ${ctx.userId})`
+  const listed = await db.select({
+    variantId: priceListPrices.variantId, priceListId: priceLists.id, kind: priceLists.kind, minQuantity: priceLists.minQuantity, amountMinor: priceListPrices.amountMinor,
+  }).from(priceListPrices).innerJoin(priceLists, eq(priceLists.id, priceListPrices.priceListId))
+    .where(and(
+      inArray(priceListPrices.variantId, bases.map((b) => b.variantId)), eq(priceListPrices.currency, ctx.currency), eq(priceLists.status, 'active'),
+      or(isNull(priceLists.startsAt), lte(priceLists.startsAt, at)), or(isNull(priceLists.endsAt), gt(priceLists.endsAt, at)),
+      or(isNull(priceLists.customerGroupId), member),
+    ))
+  const byVariant = new Map<string, Candidate[]>()
+  for (const c of listed) (byVariant.get(c.variantId) ?? byVariant.set(c.variantId, []).get(c.variantId)!).push(c)
+  const baseOf = new Map(bases.map((b) => [b.variantId, b.amountMinor]))
+  for (const line of lines) {
+    const base = baseOf.get(line.variantId)
+    if (base === undefined || result.has(line.variantId)) continue
+    result.set(line.variantId, choosePrice(base, byVariant.get(line.variantId) ?? [], line.quantity))
+  }
+  return result
+}
+
+/** The customer groups a signed-in shopper is in (part of a catalog read's pricing context). */
+export async function groupsOf(db: Db | Tx, userId: string | null): Promise<string[]> {
+  if (!userId) return []
+  const rows = await db.select({ groupId: customerGroupMembers.groupId }).from(customerGroupMembers).where(eq(customerGroupMembers.userId, userId))
+  return rows.map((r) => r.groupId).sort()
+}
+
+/** An active-status price list's window and group: what decides, without I/O, which lists apply at a moment. */
+export interface ScheduledList { id: string; startsAt: number | null; endsAt: number | null; groupId: string | null }
+
+export async function loadSchedule(db: Db | Tx): Promise<ScheduledList[]> {
+  const rows = await db.select({ id: priceLists.id, startsAt: priceLists.startsAt, endsAt: priceLists.endsAt, groupId: priceLists.customerGroupId })
+    .from(priceLists).where(eq(priceLists.status, 'active'))
+  return rows.map((r) => ({ id: r.id, startsAt: r.startsAt?.getTime() ?? null, endsAt: r.endsAt?.getTime() ?? null, groupId: r.groupId })).sort((a, b) => (a.id < b.id ? -1 : 1))
+}
+
+/**
+ * What a cached catalog price depends on at `now` for a shopper in these groups: the ids of the
+ * lists that apply (a sale starting or ending changes it, so the cache key moves on at that very
+ * moment), and the milliseconds until the next start or end (no entry lives past it).
+ */
+export function pricingMoment(schedule: ScheduledList[], groups: string[], now: number): { key: string; msToNextChange: number | null } {
+  const mine = schedule.filter((l) => l.groupId === null || groups.includes(l.groupId))
+  const active = mine.filter((l) => (l.startsAt === null || l.startsAt <= now) && (l.endsAt === null || now < l.endsAt)).map((l) => l.id)
+  const next = mine.flatMap((l) => [l.startsAt, l.endsAt]).filter((t): t is number => t !== null && t > now)
+  return { key: active.join(',') || '-', msToNextChange: next.length ? Math.min(...next) - now : null }
+}

@@ -1,0 +1,179 @@
+import t from 'tap'
+import { and, eq } from 'drizzle-orm'
+import { orders, productVariants } from '../db/schema/index.js'
+import { buildTestApp, waitUntil } from './helpers.js'
+import { quickCustomers, registerAdmin } from './users.js'
+import { createProduct } from './catalog.js'
+import type { App } from '../src/app.js'
+
+// Regions, prices per currency, price lists and customer groups, through HTTP on real stores.
+
+type Headers = Record<string, string>
+const JP = { recipientName: 'B', line1: '1-1 Chiyoda', city: 'Tokyo', postalCode: '100-0001', country: 'JP' }
+const DE = { recipientName: 'A', line1: '1 Strasse', city: 'Berlin', postalCode: '10115', country: 'DE' }
+const iso = (at: number) => new Date(at).toISOString()
+
+const get = (app: App, url: string, headers: Headers = {}) => app.inject({ method: 'GET', url, headers })
+const add = (app: App, headers: Headers, variantId: string, quantity = 1) => app.inject({ method: 'POST', url: '/cart/items', headers, payload: { variantId, quantity } })
+const checkout = (app: App, headers: Headers, payload: object) => app.inject({ method: 'POST', url: '/orders', headers, payload })
+async function pay(app: App, headers: Headers, orderId: string) {
+  const payment = (await app.inject({ method: 'POST', url: `/orders/${orderId}/payments`, headers, payload: { provider: 'test', paymentMethod: 'tok_success' } })).json()
+  const confirmed = await app.inject({ method: 'POST', url: `/payments/${payment.id}/confirm`, headers, payload: { paymentMethod: 'tok_success' } })
+  return { payment, confirmed: confirmed.json() }
+}
+const stockOf = async (app: App, variantId: string) => (await app.db.select({ stock: productVariants.stock }).from(productVariants).where(eq(productVariants.id, variantId)))[0]!.stock
+
+async function setPrice(app: App, admin: Headers, product: { id: string; variants: { id: string }[] }, currency: string, amountMinor: number) {
+  const res = await app.inject({ method: 'PUT', url: `/products/${product.id}/variants/${product.variants[0]!.id}/prices/${currency}`, headers: admin, payload: { amountMinor } })
+  if (res.statusCode !== 200) throw new Error(`setPrice: ${res.statusCode} ${res.body}`)
+}
+
+t.test('regions: each shopper sees and pays in the currency of their region; another currency is refused and charges nothing', async (t) => {
+  const started = Date.now()
+  const app = await buildTestApp(t, { STORE_CURRENCY: 'EUR' })
+  const admin = (await registerAdmin(app)).headers
+  const kettle = await createProduct(app, admin, { name: 'Kettle', variants: [{ sku: 'KETTLE', priceMinor: 1999, stock: 20 }] })
+  const euOnly = await createProduct(app, admin, { name: 'Plug adapter', variants: [{ sku: 'PLUG-EU', priceMinor: 500, stock: 20 }] })
+  await setPrice(app, admin, kettle, 'JPY', 2500)
+
+  const japan = await app.inject({ method: 'POST', url: '/regions', headers: admin, payload: { name: 'Japan', currency: 'JPY', countries: ['JP'] } })
+  t.equal(japan.statusCode, 201, japan.body)
+  t.equal((await app.inject({ method: 'POST', url: '/regions', headers: admin, payload: { name: 'Japan again', currency: 'JPY', countries: ['JP'] } })).statusCode, 409, 'a country is in one region only')
+  t.equal((await app.inject({ method: 'POST', url: '/regions', headers: admin, payload: { name: 'Gold', currency: 'XAU' } })).statusCode, 400, 'not a currency a shop takes')
+  t.equal((await app.inject({ method: 'GET', url: '/regions', headers: (await quickCustomers(app, 1))[0]!.headers })).statusCode, 403, 'regions are admin operations')
+
+  // The catalog in each currency: the JPY listing has only what is sold in JPY, at its JPY price.
+  t.match((await get(app, `/products/${kettle.id}?currency=JPY`)).json(), { priceRange: { minMinor: 2500, maxMinor: 2500, currency: 'JPY' }, variants: [{ priceMinor: 2500, currency: 'JPY' }] })
+  t.match((await get(app, `/products/${kettle.id}?region=${japan.json().id}`)).json(), { variants: [{ priceMinor: 2500, currency: 'JPY' }] })
+  t.match((await get(app, `/products/${kettle.id}`)).json(), { variants: [{ priceMinor: 1999, currency: 'EUR' }] })
+  const jpyList = (await get(app, '/products?currency=JPY')).json()
+  t.same(jpyList.items.map((i: { name: string; priceRange: unknown }) => [i.name, i.priceRange]), [['Kettle', { minMinor: 2500, maxMinor: 2500, currency: 'JPY' }]])
+  t.equal((await get(app, '/products?currency=EUR')).json().items.length, 2)
+  t.equal((await get(app, `/products/${euOnly.id}?currency=JPY`)).statusCode, 404, 'not sold in JPY')
+  t.equal((await get(app, '/products?currency=ABC')).statusCode, 400)
+
+  const [a, b, c] = await quickCustomers(app, 3)
+  // B ships to Japan: the cart is in JPY.
+  const region = await app.inject({ method: 'PUT', url: '/cart/region', headers: b!.headers, payload: { country: 'JP' } })
+  t.match(region.json(), { currency: 'JPY', regionId: japan.json().id })
+  t.match((await add(app, b!.headers, kettle.variants[0].id, 2)).json(), { currency: 'JPY', subtotalMinor: 5000, lines: [{ unitPriceMinor: 2500 }] })
+  const unpriced = await add(app, b!.headers, euOnly.variants[0].id)
+  t.equal(unpriced.statusCode, 409)
+  t.match(unpriced.json(), { type: /not-sold-in-currency/, detail: /JPY/ })
+
+  // A client that sends another currency than its cart's: refused, no order, no stock taken.
+  const stockBefore = await stockOf(app, kettle.variants[0].id)
+  const mismatch = await checkout(app, b!.headers, { shippingAddress: JP, currency: 'EUR' })
+  t.equal(mismatch.statusCode, 409)
+  t.match(mismatch.json(), { type: /currency-mismatch/ })
+  t.equal((await app.db.select().from(orders).where(eq(orders.userId, b!.id))).length, 0, 'no order was written')
+  t.equal(await stockOf(app, kettle.variants[0].id), stockBefore, 'no stock was taken')
+
+  const jpyOrder = (await checkout(app, b!.headers, { shippingAddress: JP, currency: 'JPY' })).json()
+  t.match(jpyOrder, { currency: 'JPY', subtotalMinor: 5000, items: [{ unitPriceMinor: 2500, quantity: 2 }] })
+  const jpyPaid = await pay(app, b!.headers, jpyOrder.id)
+  t.match(jpyPaid.payment, { currency: 'JPY', amountMinor: jpyOrder.totalMinor })
+
+  // A stays in the store currency.
+  await add(app, a!.headers, kettle.variants[0].id)
+  const eurOrder = (await checkout(app, a!.headers, { shippingAddress: DE })).json()
+  t.match(eurOrder, { currency: 'EUR', subtotalMinor: 1999, items: [{ unitPriceMinor: 1999 }] })
+  t.match((await pay(app, a!.headers, eurOrder.id)).payment, { currency: 'EUR', amountMinor: eurOrder.totalMinor })
+
+  // Moving a cart to a region where one of its lines is not sold: refused, the cart stays as it was.
+  await add(app, c!.headers, euOnly.variants[0].id)
+  const move = await app.inject({ method: 'PUT', url: '/cart/region', headers: c!.headers, payload: { country: 'JP' } })
+  t.equal(move.statusCode, 409)
+  t.match((await get(app, '/cart', c!.headers)).json(), { currency: 'EUR', regionId: null, subtotalMinor: 500 })
+
+  // A fixed-amount coupon names its currency: it takes nothing off a cart in another.
+  t.equal((await app.inject({ method: 'POST', url: '/coupons', headers: admin, payload: { code: 'FIVEEUR', kind: 'fixed', value: 500 } })).json().currency, 'EUR')
+  await add(app, b!.headers, kettle.variants[0].id)
+  t.match((await app.inject({ method: 'POST', url: '/coupons/validate', headers: b!.headers, payload: { code: 'FIVEEUR' } })).json(), { valid: false, reason: /EUR/, currency: 'JPY' })
+
+  // Analytics: the JPY and the EUR order are summed apart, never added.
+  const range = `from=${encodeURIComponent(iso(started - 60_000))}&to=${encodeURIComponent(iso(Date.now() + 60_000))}`
+  const sales = (await get(app, `/analytics/sales?${range}`, admin)).json()
+  t.same(sales.byCurrency.map((c: { currency: string; orders: number; revenueMinor: number }) => [c.currency, c.orders, c.revenueMinor]),
+    [['EUR', 1, eurOrder.totalMinor], ['JPY', 1, jpyOrder.totalMinor]])
+  t.match(sales, { currency: 'EUR', orders: 1, revenueMinor: eurOrder.totalMinor })
+  t.match((await get(app, `/analytics/sales?${range}&currency=JPY`, admin)).json(), { currency: 'JPY', orders: 1, revenueMinor: jpyOrder.totalMinor })
+})
+
+t.test('a sale starts and ends at its times, without a write and without a stale cached price', async (t) => {
+  const app = await buildTestApp(t)
+  const admin = (await registerAdmin(app)).headers
+  const lamp = await createProduct(app, admin, { name: 'Lamp', variants: [{ sku: 'LAMP', priceMinor: 4000, stock: 5 }] })
+  const at = Date.now()
+  const startsAt = at + 2500
+  const endsAt = at + 5000
+  const list = await app.inject({
+    method: 'POST', url: '/price-lists', headers: admin,
+    payload: { name: 'Weekend', kind: 'sale', status: 'active', startsAt: iso(startsAt), endsAt: iso(endsAt), prices: [{ variantId: lamp.variants[0].id, currency: 'EUR', amountMinor: 2900 }] },
+  })
+  t.equal(list.statusCode, 201, list.body)
+
+  const detail = async () => {
+    const res = await get(app, `/products/${lamp.id}`)
+    return { price: res.json().variants[0].priceMinor as number, was: res.json().variants[0].compareAtPriceMinor as number | null, cache: res.headers['x-cache'] }
+  }
+  const listed = async () => (await get(app, '/products')).json().items[0].priceRange.minMinor as number
+  t.match(await detail(), { price: 4000, cache: 'miss' })
+  t.match(await detail(), { price: 4000, cache: 'hit' }, 'cached before the sale')
+  t.equal(await listed(), 4000)
+  t.ok(Date.now() < startsAt, 'the reads above ran before the start')
+
+  await waitUntil('the sale to start', () => Date.now() >= startsAt, 10_000, 50)
+  t.match(await detail(), { price: 2900, was: 4000 }, 'the sale price at its start, though the entry before was cached')
+  t.equal(await listed(), 2900, 'listings too')
+  const [shopper] = await quickCustomers(app, 1)
+  t.match((await add(app, shopper!.headers, lamp.variants[0].id)).json(), { subtotalMinor: 2900 }, 'and the cart')
+  t.ok(Date.now() < endsAt, 'still within the sale')
+
+  await waitUntil('the sale to end', () => Date.now() >= endsAt, 10_000, 50)
+  t.match(await detail(), { price: 4000, was: null }, 'the base price again at its end')
+  t.equal(await listed(), 4000)
+  t.match((await get(app, '/cart', shopper!.headers)).json(), { subtotalMinor: 4000 })
+})
+
+t.test('a trade group member pays the group price; a guest and another customer do not', async (t) => {
+  const app = await buildTestApp(t)
+  const admin = (await registerAdmin(app)).headers
+  const drill = await createProduct(app, admin, { name: 'Drill', variants: [{ sku: 'DRILL', priceMinor: 10000, stock: 50 }] })
+  const group = await app.inject({ method: 'POST', url: '/customer-groups', headers: admin, payload: { name: 'Trade' } })
+  t.equal(group.statusCode, 201)
+  const [member, other] = await quickCustomers(app, 2)
+  t.equal((await app.inject({ method: 'POST', url: `/customer-groups/${group.json().id}/members`, headers: admin, payload: { userId: member!.id } })).statusCode, 204)
+  // A contract price above a sale still wins for the group (override), and a quantity tier on top.
+  const trade = await app.inject({
+    method: 'POST', url: '/price-lists', headers: admin,
+    payload: { name: 'Trade prices', kind: 'override', status: 'active', customerGroupId: group.json().id, prices: [{ variantId: drill.variants[0].id, currency: 'EUR', amountMinor: 8000 }] },
+  })
+  t.equal(trade.statusCode, 201, trade.body)
+  const bulk = await app.inject({
+    method: 'POST', url: '/price-lists', headers: admin,
+    payload: { name: 'Bulk', kind: 'sale', status: 'active', minQuantity: 10, prices: [{ variantId: drill.variants[0].id, currency: 'EUR', amountMinor: 9000 }] },
+  })
+  t.equal(bulk.statusCode, 201)
+
+  const price = async (headers: Headers = {}) => (await get(app, `/products/${drill.id}`, headers)).json().variants[0].priceMinor
+  t.equal(await price(), 10000, 'a guest sees the base price')
+  t.equal(await price(member!.headers), 8000, 'the member sees the group price')
+  t.equal(await price(other!.headers), 10000, 'another customer does not')
+  t.equal(await price(), 10000, 'and the guest still does not, after the member\'s read was cached')
+
+  const guest = (await app.inject({ method: 'POST', url: '/cart/guest' })).json()
+  t.match((await add(app, { 'x-cart-token': guest.cartToken }, drill.variants[0].id)).json(), { subtotalMinor: 10000 })
+  t.match((await add(app, other!.headers, drill.variants[0].id, 10)).json(), { subtotalMinor: 90000 }, 'the bulk tier from 10')
+
+  await add(app, member!.headers, drill.variants[0].id, 2)
+  const order = (await checkout(app, member!.headers, { shippingAddress: DE })).json()
+  t.match(order, { currency: 'EUR', subtotalMinor: 16000, items: [{ unitPriceMinor: 8000, quantity: 2 }] })
+
+  // Out of the group, the member pays the base price again: membership is read when pricing.
+  await app.inject({ method: 'DELETE', url: `/customer-groups/${group.json().id}/members/${member!.id}`, headers: admin })
+  await add(app, member!.headers, drill.variants[0].id)
+  const second = (await checkout(app, member!.headers, { shippingAddress: DE })).json()
+  t.match(second, { subtotalMinor: 10000, items: [{ unitPriceMinor: 10000 }] })
+  t.equal((await app.db.select().from(orders).where(and(eq(orders.userId, member!.id)))).length, 2)
+})
