@@ -69,11 +69,13 @@ t.test('a checkout is one trace: the request, its workflow steps, and the stores
   t.ok(below.every(({ span }) => span.spanContext().traceId === root.spanContext().traceId))
 
   const steps = below.filter(({ span }) => span.name.startsWith('checkout.')).map(({ span }) => span.name)
-  t.same(steps, ['checkout.settle-cart', 'checkout.read-cart', 'checkout.transaction', 'checkout.side-effects'], 'each step, in order')
+  t.same(steps, ['checkout.settle-cart', 'checkout.read-cart', 'checkout.transaction', 'checkout.reserve-stock', 'checkout.side-effects'], 'each step, in order')
   const under = (step: string, system: string) => below.filter(({ span, path }) => path.includes(step) && db(span) === system)
   const pgInTx = under('checkout.transaction', 'postgresql')
   t.ok(pgInTx.length >= 5, `PostgreSQL queries in the transaction step (${pgInTx.length})`)
-  t.ok(pgInTx.some(({ span }) => String(span.attributes['db.query.text']).includes('for update')), 'the row locks among them')
+  // The stock reservation is the transaction's last write (its level's row lock is held the least).
+  t.ok(under('checkout.reserve-stock', 'postgresql').some(({ path }) => path.includes('checkout.transaction')), 'the stock reservation inside the transaction')
+  t.ok(under('checkout.reserve-stock', 'postgresql').some(({ span }) => String(span.attributes['db.query.text']).includes('stock_levels')), 'writes the stock levels')
   t.ok(under('checkout.read-cart', 'mongodb').length >= 1, 'the cart read from MongoDB')
   t.ok(below.some(({ span }) => db(span) === 'redis'), 'Redis (the rate limit) under the request')
 
