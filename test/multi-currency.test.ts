@@ -69,8 +69,24 @@ t.test('regions: each shopper sees and pays in the currency of their region; ano
   t.equal((await app.db.select().from(orders).where(eq(orders.userId, b!.id))).length, 0, 'no order was written')
   t.equal(await stockOf(app, kettle.variants[0].id), stockBefore, 'no stock was taken')
 
+  // Shipping is priced per currency too: the store's EUR option is not offered to a JPY cart (its
+  // 4.99 would be charged as 4 yen or 499 yen), so the cart cannot check out until the shop prices one in JPY.
+  const zones = (await get(app, '/shipping/zones', admin)).json()
+  const fallback = zones.items.find((z: { countries: string[] }) => z.countries.length === 0)
+  t.match(fallback.options, [{ currency: 'EUR' }], 'the default option is in the store currency')
+  t.same((await get(app, '/cart/shipping-options?country=JP', b!.headers)).json().options, [], 'no EUR option for a JPY cart')
+  const noShipping = await checkout(app, b!.headers, { shippingAddress: JP, currency: 'JPY' })
+  t.equal(noShipping.statusCode, 409)
+  t.match(noShipping.json(), { type: /no-shipping-option/ })
+  t.equal((await app.db.select().from(orders).where(eq(orders.userId, b!.id))).length, 0, 'no order without a shipping option in JPY')
+  const badCurrency = await app.inject({ method: 'POST', url: `/shipping/zones/${fallback.id}/options`, headers: admin, payload: { name: 'Japan Post', currency: 'XYZ', priceMinor: 900 } })
+  t.equal(badCurrency.statusCode, 400, 'not an ISO 4217 code')
+  const jpyShipping = await app.inject({ method: 'POST', url: `/shipping/zones/${fallback.id}/options`, headers: admin, payload: { name: 'Japan Post', currency: 'JPY', priceMinor: 900 } })
+  t.equal(jpyShipping.statusCode, 201, jpyShipping.body)
+  t.match((await get(app, '/cart/shipping-options?country=JP', b!.headers)).json(), { currency: 'JPY', options: [{ name: 'Japan Post', priceMinor: 900 }] })
+
   const jpyOrder = (await checkout(app, b!.headers, { shippingAddress: JP, currency: 'JPY' })).json()
-  t.match(jpyOrder, { currency: 'JPY', subtotalMinor: 5000, items: [{ unitPriceMinor: 2500, quantity: 2 }] })
+  t.match(jpyOrder, { currency: 'JPY', subtotalMinor: 5000, shippingMinor: 900, items: [{ unitPriceMinor: 2500, quantity: 2 }] })
   const jpyPaid = await pay(app, b!.headers, jpyOrder.id)
   t.match(jpyPaid.payment, { currency: 'JPY', amountMinor: jpyOrder.totalMinor })
 
