@@ -1,7 +1,7 @@
 import t from 'tap'
 import { and, eq } from 'drizzle-orm'
 import { orders, productVariants } from '../db/schema/index.js'
-import { buildTestApp, waitUntil } from './helpers.js'
+import { buildTestApp, upgradeFixture, waitUntil } from './helpers.js'
 import { quickCustomers, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
 import type { App } from '../src/app.js'
@@ -192,4 +192,33 @@ t.test('a trade group member pays the group price; a guest and another customer 
   const second = (await checkout(app, member!.headers, { shippingAddress: DE })).json()
   t.match(second, { subtotalMinor: 10000, items: [{ unitPriceMinor: 10000 }] })
   t.equal((await app.db.select().from(orders).where(and(eq(orders.userId, member!.id)))).length, 2)
+})
+
+t.test('the upgrade to currencies keeps a single-currency shop as it was: prices, coupons, shipping and every order total', async (t) => {
+  // A shop on the migrations before multi_currency, selling in GBP, with a placed order.
+  const { client, upgrade } = await upgradeFixture(t, 'multi_currency')
+  const { rows: [p] } = await client.query(`insert into products (name, slug, status, min_price_minor, max_price_minor) values ('Teapot', 'teapot', 'active', 1500, 2500) returning id`)
+  const { rows: variants } = await client.query(`insert into product_variants (product_id, sku, price_minor, stock) values ($1, 'POT-S', 1500, 3), ($1, 'POT-L', 2500, 5) returning id, sku`, [p.id])
+  await client.query(`insert into coupons (code, kind, value) values ('TENOFF', 'fixed', 1000), ('TENPC', 'percentage', 10)`)
+  const { rows: [zone] } = await client.query(`insert into shipping_zones (name, countries) values ('UK', '{GB}') returning id`)
+  await client.query(`insert into shipping_options (zone_id, name, price_minor) values ($1, 'Royal Mail', 395)`, [zone.id])
+  const { rows: [order] } = await client.query(`insert into orders (number, guest_email, currency, subtotal_minor, discount_minor, shipping_minor, tax_minor, total_minor, shipping_address)
+    values ('SO-000001', 'old@example.com', 'GBP', 4000, 1000, 395, 565, 3960, '{"recipientName":"O","line1":"1 Road","city":"London","postalCode":"N1","country":"GB"}') returning id`)
+  await client.query(`insert into order_items (order_id, variant_id, product_id, sku, name, unit_price_minor, quantity, line_total_minor) values ($1, $2, $3, 'POT-S', 'Teapot', 1500, 1, 1500), ($1, $4, $3, 'POT-L', 'Teapot', 2500, 1, 2500)`,
+    [order.id, variants[0].id, p.id, variants[1].id])
+  const snapshot = async () => (await client.query(`select o.number, o.currency, o.subtotal_minor, o.discount_minor, o.shipping_minor, o.tax_minor, o.total_minor,
+    (select json_agg(json_build_object('sku', i.sku, 'unit', i.unit_price_minor, 'total', i.line_total_minor) order by i.sku) from order_items i where i.order_id = o.id) items from orders o`)).rows
+  const before = await snapshot()
+
+  // The migration reads STORE_CURRENCY as the app sets it on each connection.
+  await client.query(`select set_config('shop.store_currency', 'GBP', false)`)
+  await upgrade()
+
+  t.same(await snapshot(), before, 'every order total and line unchanged')
+  t.same((await client.query(`select name, currency, is_default from regions`)).rows, [{ name: 'Default', currency: 'GBP', is_default: true }], 'one default region in the store currency')
+  t.same((await client.query(`select v.sku, vp.currency, vp.amount_minor from variant_prices vp join product_variants v on v.id = vp.variant_id order by v.sku`)).rows,
+    [{ sku: 'POT-L', currency: 'GBP', amount_minor: 2500 }, { sku: 'POT-S', currency: 'GBP', amount_minor: 1500 }], 'each price kept, in GBP')
+  t.same((await client.query(`select currency, min_minor, max_minor from product_price_ranges`)).rows, [{ currency: 'GBP', min_minor: 1500, max_minor: 2500 }])
+  t.same((await client.query(`select code, currency from coupons order by code`)).rows, [{ code: 'TENOFF', currency: 'GBP' }, { code: 'TENPC', currency: null }], 'a fixed coupon is in the store currency')
+  t.same((await client.query(`select name, currency from shipping_options`)).rows, [{ name: 'Royal Mail', currency: 'GBP' }], 'the shipping option too')
 })
