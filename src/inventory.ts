@@ -2,7 +2,7 @@ import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import { inventoryMovements, orderItems, productVariants, stockLevels, stockLocations, stockReservations } from '../db/schema/index.js'
 import type { Tx } from '../db/client.js'
 import { Conflict, NotFound } from './errors.js'
-import { refreshProductsAggregates } from './catalog.js'
+import { refreshManyProducts, refreshProductsAggregates } from './catalog.js'
 import { LOW_STOCK_MAIL, WEBHOOK, type OutboxEvent } from './side-effects.js'
 
 // The inventory module: the ONLY writer of stock (stock_levels, product_variants.stock, the
@@ -380,6 +380,8 @@ export async function setLevels(tx: Tx, levels: { variantId: string; locationId:
     variantId: m.variant_id, locationId: m.location_id, delta: m.delta, stockAfter: stockAfter.get(m.variant_id) ?? 0,
     onHandDelta: m.delta, reservedDelta: 0, reason: input.reason, note: input.note, actorId: input.actorId,
   })))
-  change.listsChanged = await refreshProductsAggregates(tx, change.productIds)
+  // Aggregates (in stock) of many products at once: the caller's batch may hold hundreds.
+  await refreshManyProducts(tx, change.productIds)
+  change.listsChanged = true
   return change
 }

@@ -19,7 +19,8 @@ const catalogIoRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   // A CSV body is the request stream itself, read by the handler (no body held in memory).
   app.addContentTypeParser(CSV_TYPES, (_req, payload, done) => done(null, payload))
-  await app.register(multipart, { limits: { fileSize: maxBytes, files: 1, fields: 0, parts: 1 }, throwFileSizeLimit: true })
+  // One byte over the limit reaches the service, which answers 413 (a truncated stream would not say it).
+  await app.register(multipart, { limits: { fileSize: maxBytes + 1, files: 1, fields: 0, parts: 1 }, throwFileSizeLimit: true })
 
   app.post('/imports/products', {
     onRequest,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { PassThrough, Transform, type Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { stringify } from 'csv-stringify'
 import { and, asc, eq, gt, inArray, or, sql, type SQL } from 'drizzle-orm'
 import { Type } from '@sinclair/typebox'
@@ -9,7 +9,7 @@ import {
 } from '../../db/schema/index.js'
 import type { Db, Tx } from '../../db/client.js'
 import type { Cache } from '../../src/cache.js'
-import { CATALOG_CACHE, categoryAndDescendants, refreshPriceRanges, refreshProductsAggregates } from '../../src/catalog.js'
+import { CATALOG_CACHE, categoryAndDescendants, refreshManyProducts } from '../../src/catalog.js'
 import { BadRequest, ContentTooLarge, NotFound, Conflict } from '../../src/errors.js'
 import { setLevels } from '../../src/inventory.js'
 import { claimLeased } from '../../src/leases.js'
@@ -316,9 +316,7 @@ async function applyPlan(tx: Tx, plan: Plan, storeCurrency: string, jobId: strin
   const levels = (isNew: boolean) => plan.levels.filter((l) => l.isNew === isNew).map((l) => ({ variantId: variantIdOf.get(l.sku)!, locationId: l.locationId, onHand: l.onHand }))
   await setLevels(tx, levels(true), { reason: 'restock', note, actorId })
   await setLevels(tx, levels(false), { reason: 'correction', note, actorId })
-  const touched = [...plan.touchedProducts].sort()
-  await refreshProductsAggregates(tx, touched)
-  for (const id of touched) await refreshPriceRanges(tx, id)
+  await refreshManyProducts(tx, plan.touchedProducts)
 }
 
 export function toCatalogJob(row: JobRow) {
@@ -594,19 +592,22 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
     async startImport(source: Readable, input: { mode: 'all' | 'good-rows'; dryRun: boolean; actorId: string }) {
       const id = randomUUID()
       const key = `${id}.csv`
-      let seen = 0
-      const limit = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          seen += chunk.length
-          if (seen > settings.maxBytes) done(new ContentTooLarge(`A catalog import is at most ${settings.maxBytes} bytes`))
-          else done(null, chunk)
-        },
-      })
+      // Counted as it streams to disk; past the limit the rest is drained unread, and the answer is 413.
+      const it = (source as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
+      async function* limited() {
+        let seen = 0
+        for (;;) {
+          const { value, done } = await it.next()
+          if (done) return
+          seen += value.length
+          if (seen > settings.maxBytes) { source.resume(); throw new ContentTooLarge(`A catalog import is at most ${settings.maxBytes} bytes`) }
+          yield value
+        }
+      }
       let size: number
       try {
-        size = await storage.write(key, source.pipe(limit))
+        size = await storage.write(key, Readable.from(limited()))
       } catch (err) {
-        source.resume()
         await storage.remove(key)
         throw err
       }
