@@ -2,9 +2,11 @@ import t from 'tap'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { like, sql } from 'drizzle-orm'
-import { inventoryMovements, productVariants, products, stockLevels, variantPrices } from '../db/schema/index.js'
-import { buildTestApp } from './helpers.js'
+import { eq, like, sql } from 'drizzle-orm'
+import { catalogJobs, inventoryMovements, productVariants, products, stockLevels, variantPrices } from '../db/schema/index.js'
+import { buildApp } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import { buildTestApp, createTestStores, freePort, startProcess, tsx, waitUntil } from './helpers.js'
 import { createCategory, createProduct } from './catalog.js'
 import { register, registerAdmin } from './users.js'
 
@@ -210,4 +212,57 @@ t.test('bad input is a clear 4xx or a failed job with its reason, never a 500', 
   t.equal((await app.inject({ method: 'POST', url: `/imports/${pending.id}/cancel`, headers: admin.headers })).statusCode, 409)
   await app.services.catalogIo.runDue()
   t.equal((await catalogState('cancel-me')).products.length, 0)
+})
+
+t.test('SIGKILL of the worker in the middle of an import: the re-run ends with the catalog of one clean run', { timeout: 240_000 }, async (t) => {
+  const workerPort = await freePort()
+  const { env } = await createTestStores(t, { HOST: '127.0.0.1', LOG_LEVEL: 'warn', CATALOG_FILES_DIR: mkdtempSync(join(tmpdir(), 'catalog-crash-')), CATALOG_JOB_LEASE_SECONDS: '5', RATE_LIMIT_MAX: '100000' })
+  const seed = await buildApp(loadConfig(env), { logger: false })
+  t.teardown(() => seed.close())
+  const boss = await registerAdmin(seed)
+  const post = async (csv: string) => {
+    const res = await seed.inject({ method: 'POST', url: '/imports/products', headers: { ...boss.headers, 'content-type': 'text/csv' }, payload: csv })
+    if (res.statusCode !== 202) throw new Error(res.body)
+    return res.json().id as string
+  }
+  const jobOf = async (id: string) => (await seed.db.select().from(catalogJobs).where(eq(catalogJobs.id, id)))[0]!
+  /** The catalog a prefix's import made, without ids, times and the prefix. */
+  const endOf = async (prefix: string) => {
+    const rows = await seed.db.execute<Record<string, unknown>>(sql`
+      select replace(p.slug, ${prefix}, '') as slug, p.name, p.status, p.min_price_minor, p.max_price_minor, p.in_stock,
+             replace(v.sku, ${prefix.toUpperCase()}, '') as sku, v.price_minor, v.stock, v.weight_grams, v.position,
+             (select string_agg(currency || amount_minor, ',' order by currency) from variant_prices where variant_id = v.id) as prices,
+             (select string_agg(on_hand::text || '/' || reserved::text, ',') from stock_levels where variant_id = v.id) as levels,
+             (select count(*)::int from inventory_movements where variant_id = v.id) as movements
+      from products p join product_variants v on v.product_id = p.id where p.slug like ${`${prefix}-%`} order by 1, 7`)
+    return rows.rows
+  }
+  const ROWS = 8000
+
+  // The clean run, in this process.
+  const clean = await post(bigFile('clean', ROWS, 0).csv)
+  await seed.services.catalogIo.runDue()
+  t.equal((await jobOf(clean)).status, 'completed')
+
+  // The crashed run: a real worker process takes it from the queue and is killed once batches of the write pass are committed.
+  const crashed = await post(bigFile('crash', ROWS, 0).csv)
+  const worker = startProcess(t, tsx('src/worker.ts'), { env: { ...process.env, ...env, WORKER_PORT: String(workerPort) } })
+  await waitUntil('the worker has committed some batches of the write pass', async () => {
+    const job = await jobOf(crashed)
+    return job.bytesDone > (job.sizeBytes ?? 0) && job.created > 0
+  }, 120_000, 10)
+  await worker.stop('SIGKILL')
+  const mid = await jobOf(crashed)
+  const [{ n: written }] = await seed.db.select({ n: sql<number>`count(*)::int` }).from(productVariants).where(like(productVariants.sku, 'CRASH-%')) as [{ n: number }]
+  t.equal(mid.status, 'running', 'killed while running')
+  t.ok(written > 0 && written < ROWS, `killed half-way: ${written} of ${ROWS} variants written`)
+
+  // The lease passes; the next run (here in this process, as a new worker would) does the job again from the top.
+  await waitUntil('the lease has passed', async () => (await jobOf(crashed)).lockedUntil! < new Date(), 30_000)
+  await seed.services.catalogIo.runDue()
+  const done = await jobOf(crashed)
+  t.equal(done.status, 'completed')
+  t.equal(done.attempts, 2)
+  t.same({ created: done.created, unchanged: done.unchanged }, { created: ROWS - written, unchanged: written }, 'the re-run created what the killed one had not written')
+  t.same(await endOf('crash'), await endOf('clean'), 'the same catalog as the clean run: every value, every stock level, one movement per stocked variant')
 })
