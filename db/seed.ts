@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { Faker, en } from '@faker-js/faker'
-import { sql } from 'drizzle-orm'
+import { sql, type SQL } from 'drizzle-orm'
 import { categories, productVariants, products, shippingOptions, shippingZones, taxRates } from './schema/index.js'
 import { openDb, type Db, type Tx } from './client.js'
 import { loadConfig } from '../src/config.js'
@@ -96,7 +96,7 @@ export async function seedCatalog(db: Db, options: SeedOptions = DEFAULT_SEED, c
     await tx.execute(sql`
       insert into product_price_ranges (product_id, currency, min_minor, max_minor) select id, ${inCurrency}, min_price_minor, max_price_minor from ${products}
       on conflict (product_id, currency) do update set min_minor = excluded.min_minor, max_minor = excluded.max_minor`)
-    const shipping = await seedShippingAndTax(tx)
+    const shipping = await seedShippingAndTax(tx, inCurrency)
     return { categories: categoryIds.length, products: options.products, variants: variantCount, ...shipping }
   })
 }
@@ -104,23 +104,23 @@ export async function seedCatalog(db: Db, options: SeedOptions = DEFAULT_SEED, c
 /**
  * Demo shipping zones and tax rates, when the shop has none: Germany (Standard, or Express by
  * weight: the checkout must choose), the EU, the UK and Switzerland, and the rest of the world by
- * order value; VAT for Germany and a few EU countries, none elsewhere.
+ * order value; VAT for Germany and a few EU countries, none elsewhere. Priced in the catalog's currency.
  */
-export async function seedShippingAndTax(tx: Tx) {
+async function seedShippingAndTax(tx: Tx, currency: string | SQL) {
   const made = { shippingZones: 0, taxRates: 0 }
   if (!(await tx.select({ id: shippingZones.id }).from(shippingZones).limit(1)).length) {
-    const zones: { name: string; countries: string[]; options: (typeof shippingOptions.$inferInsert)[] }[] = [
+    const zones: { name: string; countries: string[]; options: Omit<typeof shippingOptions.$inferInsert, 'zoneId' | 'currency'>[] }[] = [
       { name: 'Germany', countries: ['DE'], options: [
-        { zoneId: '', name: 'Standard', priceMinor: 499, freeOverMinor: 5000 },
-        { zoneId: '', name: 'Express', priceMinor: 0, bandBasis: 'weight', bands: [{ upTo: 2000, priceMinor: 990 }, { upTo: 10_000, priceMinor: 1990 }], position: 1 },
+        { name: 'Standard', priceMinor: 499, freeOverMinor: 5000 },
+        { name: 'Express', priceMinor: 0, bandBasis: 'weight', bands: [{ upTo: 2000, priceMinor: 990 }, { upTo: 10_000, priceMinor: 1990 }], position: 1 },
       ] },
-      { name: 'EU', countries: ['AT', 'BE', 'DK', 'ES', 'FI', 'FR', 'IE', 'IT', 'LU', 'NL', 'PL', 'PT', 'SE'], options: [{ zoneId: '', name: 'EU Standard', priceMinor: 899, freeOverMinor: 10_000 }] },
-      { name: 'UK and Switzerland', countries: ['GB', 'CH'], options: [{ zoneId: '', name: 'International', priceMinor: 1499 }] },
-      { name: 'Rest of the world', countries: [], options: [{ zoneId: '', name: 'Worldwide', priceMinor: 0, bandBasis: 'subtotal', bands: [{ upTo: 10_000, priceMinor: 2499 }, { upTo: 100_000, priceMinor: 3999 }] }] },
+      { name: 'EU', countries: ['AT', 'BE', 'DK', 'ES', 'FI', 'FR', 'IE', 'IT', 'LU', 'NL', 'PL', 'PT', 'SE'], options: [{ name: 'EU Standard', priceMinor: 899, freeOverMinor: 10_000 }] },
+      { name: 'UK and Switzerland', countries: ['GB', 'CH'], options: [{ name: 'International', priceMinor: 1499 }] },
+      { name: 'Rest of the world', countries: [], options: [{ name: 'Worldwide', priceMinor: 0, bandBasis: 'subtotal', bands: [{ upTo: 10_000, priceMinor: 2499 }, { upTo: 100_000, priceMinor: 3999 }] }] },
     ]
     for (const zone of zones) {
       const [row] = await tx.insert(shippingZones).values({ name: zone.name, countries: zone.countries }).returning({ id: shippingZones.id })
-      await tx.insert(shippingOptions).values(zone.options.map((o) => ({ ...o, zoneId: row!.id })))
+      await tx.insert(shippingOptions).values(zone.options.map((o) => ({ ...o, currency, zoneId: row!.id })))
       made.shippingZones++
     }
   }

@@ -3721,6 +3721,8 @@ export interface components {
             /** Format: uuid */
             zoneId: string;
             name: string;
+            /** @description the currency of its price, bands and free-over amount: it is offered to carts in that currency only */
+            currency: string;
             /** @description the price when the option has no bands */
             priceMinor: number;
             /** @description free from this amount of goods after discount; null: never free */
@@ -3757,6 +3759,8 @@ export interface components {
         };
         ShippingOptionCreate: {
             name: string;
+            /** @description ISO 4217: the option's amounts are in it and it is offered to carts in it only (default the store currency) */
+            currency?: string;
             priceMinor: number;
             freeOverMinor?: null | number;
             /** @description with bands: the price is that of the first band whose upTo covers the cart; beyond the last the option does not apply */
@@ -3767,6 +3771,8 @@ export interface components {
         };
         ShippingOptionUpdate: {
             name?: string;
+            /** @description ISO 4217: the option's amounts are in it and it is offered to carts in it only (default the store currency) */
+            currency?: string;
             priceMinor?: number;
             freeOverMinor?: null | number;
             /** @description with bands: the price is that of the first band whose upTo covers the cart; beyond the last the option does not apply */

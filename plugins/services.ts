@@ -80,7 +80,7 @@ async function buildServices(app: FastifyInstance) {
   const refunds = createRefundWorkflow({ db, outbox, faults, providers, metrics })
   const pay = createPayWorkflow({ db, outbox, faults, providers, refunds, metrics })
   const confirm = createConfirmWorkflow({ db, outbox, providers, refunds, metrics })
-  const shipping = createShippingService({ db, defaults: checkoutConfig })
+  const shipping = createShippingService({ db, defaults: checkoutConfig, currency })
   const returns = createReturnService({ db, outbox, windowDays: checkoutConfig.returnWindowDays })
   const orderAccess = createOrderAccess({ db, ttlHours: checkoutConfig.orderAccessTtlHours })
 

@@ -36,3 +36,6 @@ export function StringMap<T extends TSchema>(value: T, options: { maxKeyLength: 
 
 /** The answer of a request that is accepted and finished by mail (registered with the auth schemas). */
 export const Accepted = Type.Object({ message: Type.String() }, { $id: 'Accepted', additionalProperties: false })
+
+/** An ISO 4217 code; amounts in it are integer minor units of its own exponent. */
+export const CurrencyCode = Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217 (amounts are in its minor units: JPY 0 decimals, EUR 2, KWD 3)' })

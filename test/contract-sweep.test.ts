@@ -91,6 +91,8 @@ const adaIds: Record<string, string> = {
   addressId: adas.address.id, orderId: adas.order.id, paymentId: adas.payment.id, reviewId: adas.review.id,
   uploadId: avatar.id, variantId: product.variants[1].id, productId: product.id, userId: ada.body.user.id,
   couponId: coupons[0].id, categoryId: category.id, slug: product.slug, provider: 'test', endpointId: endpoint.id, returnId: adasReturn.id,
+  // Not an object's id: a value its pattern accepts.
+  currency: 'EUR',
 }
 const pathOf = (op: Op, ids: Record<string, string> = adaIds) => op.path.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(ids[name] ?? randomUUID()))
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { get as httpGet } from 'node:http'
@@ -396,4 +397,24 @@ async function dropMongoAndRedis(name: string) {
   mongo.on('error', () => {})
   await mongo.asPromise().then(() => mongo.dropDatabase()).catch(warn('drop the MongoDB database'))
   await mongo.close().catch(() => {})
+}
+
+/**
+ * An empty database and the committed migrations, to test an upgrade: apply those before the
+ * migration tagged `…_<name>`, write data as the shop had it then, and apply the rest.
+ */
+export async function upgradeFixture(t: Teardown, name: string) {
+  const db = await createTestDatabase(t)
+  const client = new pg.Client({ connectionString: db.url })
+  await client.connect()
+  t.teardown(() => client.end())
+  await client.query('drop schema public cascade; create schema public; drop schema if exists drizzle cascade')
+  const { readMigrationFiles } = await import('drizzle-orm/migrator')
+  const migrations = readMigrationFiles({ migrationsFolder: 'drizzle' })
+  const journal = JSON.parse(await readFile('drizzle/meta/_journal.json', 'utf8')) as { entries: { tag: string }[] }
+  const at = journal.entries.findIndex((e) => e.tag.endsWith(`_${name}`))
+  if (at < 0) throw new Error(`no migration named ${name}`)
+  const apply = async (list: typeof migrations) => { for (const m of list) for (const stmt of m.sql) await client.query(stmt) }
+  await apply(migrations.slice(0, at))
+  return { client, upgrade: () => apply(migrations.slice(at)) }
 }

@@ -1,9 +1,7 @@
 import t from 'tap'
-import { readFile } from 'node:fs/promises'
-import pg from 'pg'
 import { and, eq } from 'drizzle-orm'
 import { inventoryMovements, productVariants, stockLevels, stockReservations } from '../db/schema/index.js'
-import { buildTestApp, createTestDatabase } from './helpers.js'
+import { buildTestApp, upgradeFixture } from './helpers.js'
 import { quickCustomers, register, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
 import { claim, releaseOrder } from '../src/inventory.js'
@@ -159,21 +157,11 @@ t.test('a return restocks its location once', async (t) => {
 })
 
 t.test('the upgrade migration keeps every variant\'s stock as its level at the default location', async (t) => {
-  // A database migrated up to the one before inventory_locations, with stock as it was, then
-  // migrated through it.
-  const db = await createTestDatabase(t)
-  const client = new pg.Client({ connectionString: db.url })
-  await client.connect()
-  t.teardown(() => client.end())
-  await client.query('drop schema public cascade; create schema public; drop schema if exists drizzle cascade')
-  const { readMigrationFiles } = await import('drizzle-orm/migrator')
-  const migrations = readMigrationFiles({ migrationsFolder: 'drizzle' })
-  const journal = JSON.parse(await readFile('drizzle/meta/_journal.json', 'utf8')) as { entries: { tag: string }[] }
-  const upgrade = journal.entries.findIndex((e) => e.tag.endsWith('_inventory_locations'))
-  for (const m of migrations.slice(0, upgrade)) for (const stmt of m.sql) await client.query(stmt)
+  // A database migrated up to the one before inventory_locations, with stock as it was, then upgraded.
+  const { client, upgrade } = await upgradeFixture(t, 'inventory_locations')
   const { rows: [p] } = await client.query(`insert into products (name, slug, status) values ('Old', 'old', 'active') returning id`)
   await client.query(`insert into product_variants (product_id, sku, price_minor, stock) values ($1, 'OLD-1', 100, 17), ($1, 'OLD-2', 100, 0), ($1, 'OLD-3', 100, 250)`, [p.id])
-  for (const m of migrations.slice(upgrade, upgrade + 1)) for (const stmt of m.sql) await client.query(stmt)
+  await upgrade()
   const { rows } = await client.query(`select v.sku, v.stock, l.on_hand, l.reserved, loc.is_default from product_variants v
     join stock_levels l on l.variant_id = v.id join stock_locations loc on loc.id = l.location_id order by v.sku`)
   t.same(rows.map((r) => [r.sku, r.stock, r.on_hand, r.reserved, r.is_default]), [['OLD-1', 17, 17, 0, true], ['OLD-2', 0, 0, 0, true], ['OLD-3', 250, 250, 0, true]])

@@ -72,8 +72,9 @@ t.test('rate-limit refusals and cache lookups are counted', async (t) => {
   for (let i = 0; i < 6; i++) await app.inject({ method: 'GET', url: '/products?limit=5' })
   const text = await scrape(app)
   t.equal(sample(text, 'shop_rate_limited_total', { route: '/products' }), 2, 'the two over the limit')
-  t.equal(sample(text, 'shop_cache_lookups_total', { result: 'miss' }), 1, 'the first read missed')
-  t.equal(sample(text, 'shop_cache_lookups_total', { result: 'hit' }), 3, 'the next three hit')
+  // Each listing looks up the price-list schedule (what prices apply now) and then the page.
+  t.equal(sample(text, 'shop_cache_lookups_total', { namespace: 'catalog', result: 'miss' }), 2, 'the first read missed both')
+  t.equal(sample(text, 'shop_cache_lookups_total', { namespace: 'catalog', result: 'hit' }), 6, 'the next three hit both')
 })
 
 t.test('Redis and MongoDB commands: counted by name, failures apart', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { eq, inArray, isNull } from 'drizzle-orm'
-import { inventoryMovements, orderItems, orders, outbox, payments, productVariants, refunds, testProviderPayments, testProviderRefunds } from '../db/schema/index.js'
+import { inventoryMovements, orderItems, orders, outbox, payments, productVariants, refunds, stockLevels, stockReservations, testProviderPayments, testProviderRefunds } from '../db/schema/index.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { createTestStores, freePort, startProcess, tsx, type TestProcess } from './helpers.js'
@@ -110,6 +110,26 @@ t.test('SIGKILL during a storm of checkouts, payments and cancels: nothing doubl
     t.equal(moves.filter((m) => m.note !== 'initial stock').reduce((n, m) => n + m.delta, 0), row!.stock - v.stock, 'and its movements since add up to that')
     t.equal(moves.filter((m) => m.reason === 'sale').length, sold.length, 'one sale movement per order line')
     t.equal(moves.filter((m) => m.reason === 'cancellation').length, sold.filter((s) => s.status === 'cancelled').length, 'one release per cancelled order line')
+  }
+
+  // Reservations: each order line holds one, claimed once its order is paid and released once it
+  // is cancelled unpaid, each moved once; a level's reserved count is what its held reservations add up to.
+  const held = await db.select().from(stockReservations).where(inArray(stockReservations.orderId, allOrders.map((o) => o.id)))
+  const lines = await db.select().from(orderItems).where(inArray(orderItems.orderId, allOrders.map((o) => o.id)))
+  // A cancelled order that had been paid (and was refunded) gave its claimed units back: returned.
+  const stateFor = (o: { status: string; refundedMinor: number }) =>
+    o.status === 'cancelled' ? (o.refundedMinor > 0 ? 'returned' : 'released') : o.status === 'pending_payment' ? 'held' : 'claimed'
+  const wrong = allOrders.flatMap((o) => {
+    const mine = held.filter((r) => r.orderId === o.id)
+    const units = lines.filter((l) => l.orderId === o.id).reduce((n, l) => n + l.quantity, 0)
+    const ok = mine.reduce((n, r) => n + r.quantity, 0) === units && mine.every((r) => r.state === stateFor(o))
+    return ok ? [] : [`${o.number} ${o.status}: ${mine.map((r) => `${r.quantity} ${r.state}`).join(', ')} for ${units} units`]
+  })
+  t.same(wrong, [], 'every reservation is claimed or released exactly as its order ended')
+  const levels = await db.select().from(stockLevels).where(inArray(stockLevels.variantId, variants.map((v) => v.id)))
+  for (const level of levels) {
+    const holding = held.filter((r) => r.variantId === level.variantId && r.locationId === level.locationId && r.state === 'held').reduce((n, r) => n + r.quantity, 0)
+    t.equal(level.reserved, holding, `variant ${level.variantId.slice(0, 8)}: reserved is what held reservations add up to`)
   }
 
   // Money: every capture at the provider is exactly one succeeded payment of a paid, or cancelled and refunded, order.

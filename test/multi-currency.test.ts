@@ -1,7 +1,7 @@
 import t from 'tap'
 import { and, eq } from 'drizzle-orm'
 import { orders, productVariants } from '../db/schema/index.js'
-import { buildTestApp, waitUntil } from './helpers.js'
+import { buildTestApp, upgradeFixture, waitUntil } from './helpers.js'
 import { quickCustomers, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
 import type { App } from '../src/app.js'
@@ -69,8 +69,24 @@ t.test('regions: each shopper sees and pays in the currency of their region; ano
   t.equal((await app.db.select().from(orders).where(eq(orders.userId, b!.id))).length, 0, 'no order was written')
   t.equal(await stockOf(app, kettle.variants[0].id), stockBefore, 'no stock was taken')
 
+  // Shipping is priced per currency too: the store's EUR option is not offered to a JPY cart (its
+  // 4.99 would be charged as 4 yen or 499 yen), so the cart cannot check out until the shop prices one in JPY.
+  const zones = (await get(app, '/shipping/zones', admin)).json()
+  const fallback = zones.items.find((z: { countries: string[] }) => z.countries.length === 0)
+  t.match(fallback.options, [{ currency: 'EUR' }], 'the default option is in the store currency')
+  t.same((await get(app, '/cart/shipping-options?country=JP', b!.headers)).json().options, [], 'no EUR option for a JPY cart')
+  const noShipping = await checkout(app, b!.headers, { shippingAddress: JP, currency: 'JPY' })
+  t.equal(noShipping.statusCode, 409)
+  t.match(noShipping.json(), { type: /no-shipping-option/ })
+  t.equal((await app.db.select().from(orders).where(eq(orders.userId, b!.id))).length, 0, 'no order without a shipping option in JPY')
+  const badCurrency = await app.inject({ method: 'POST', url: `/shipping/zones/${fallback.id}/options`, headers: admin, payload: { name: 'Japan Post', currency: 'XYZ', priceMinor: 900 } })
+  t.equal(badCurrency.statusCode, 400, 'not an ISO 4217 code')
+  const jpyShipping = await app.inject({ method: 'POST', url: `/shipping/zones/${fallback.id}/options`, headers: admin, payload: { name: 'Japan Post', currency: 'JPY', priceMinor: 900 } })
+  t.equal(jpyShipping.statusCode, 201, jpyShipping.body)
+  t.match((await get(app, '/cart/shipping-options?country=JP', b!.headers)).json(), { currency: 'JPY', options: [{ name: 'Japan Post', priceMinor: 900 }] })
+
   const jpyOrder = (await checkout(app, b!.headers, { shippingAddress: JP, currency: 'JPY' })).json()
-  t.match(jpyOrder, { currency: 'JPY', subtotalMinor: 5000, items: [{ unitPriceMinor: 2500, quantity: 2 }] })
+  t.match(jpyOrder, { currency: 'JPY', subtotalMinor: 5000, shippingMinor: 900, items: [{ unitPriceMinor: 2500, quantity: 2 }] })
   const jpyPaid = await pay(app, b!.headers, jpyOrder.id)
   t.match(jpyPaid.payment, { currency: 'JPY', amountMinor: jpyOrder.totalMinor })
 
@@ -176,4 +192,33 @@ t.test('a trade group member pays the group price; a guest and another customer 
   const second = (await checkout(app, member!.headers, { shippingAddress: DE })).json()
   t.match(second, { subtotalMinor: 10000, items: [{ unitPriceMinor: 10000 }] })
   t.equal((await app.db.select().from(orders).where(and(eq(orders.userId, member!.id)))).length, 2)
+})
+
+t.test('the upgrade to currencies keeps a single-currency shop as it was: prices, coupons, shipping and every order total', async (t) => {
+  // A shop on the migrations before multi_currency, selling in GBP, with a placed order.
+  const { client, upgrade } = await upgradeFixture(t, 'multi_currency')
+  const { rows: [p] } = await client.query(`insert into products (name, slug, status, min_price_minor, max_price_minor) values ('Teapot', 'teapot', 'active', 1500, 2500) returning id`)
+  const { rows: variants } = await client.query(`insert into product_variants (product_id, sku, price_minor, stock) values ($1, 'POT-S', 1500, 3), ($1, 'POT-L', 2500, 5) returning id, sku`, [p.id])
+  await client.query(`insert into coupons (code, kind, value) values ('TENOFF', 'fixed', 1000), ('TENPC', 'percentage', 10)`)
+  const { rows: [zone] } = await client.query(`insert into shipping_zones (name, countries) values ('UK', '{GB}') returning id`)
+  await client.query(`insert into shipping_options (zone_id, name, price_minor) values ($1, 'Royal Mail', 395)`, [zone.id])
+  const { rows: [order] } = await client.query(`insert into orders (number, guest_email, currency, subtotal_minor, discount_minor, shipping_minor, tax_minor, total_minor, shipping_address)
+    values ('SO-000001', 'old@example.com', 'GBP', 4000, 1000, 395, 565, 3960, '{"recipientName":"O","line1":"1 Road","city":"London","postalCode":"N1","country":"GB"}') returning id`)
+  await client.query(`insert into order_items (order_id, variant_id, product_id, sku, name, unit_price_minor, quantity, line_total_minor) values ($1, $2, $3, 'POT-S', 'Teapot', 1500, 1, 1500), ($1, $4, $3, 'POT-L', 'Teapot', 2500, 1, 2500)`,
+    [order.id, variants[0].id, p.id, variants[1].id])
+  const snapshot = async () => (await client.query(`select o.number, o.currency, o.subtotal_minor, o.discount_minor, o.shipping_minor, o.tax_minor, o.total_minor,
+    (select json_agg(json_build_object('sku', i.sku, 'unit', i.unit_price_minor, 'total', i.line_total_minor) order by i.sku) from order_items i where i.order_id = o.id) items from orders o`)).rows
+  const before = await snapshot()
+
+  // The migration reads STORE_CURRENCY as the app sets it on each connection.
+  await client.query(`select set_config('shop.store_currency', 'GBP', false)`)
+  await upgrade()
+
+  t.same(await snapshot(), before, 'every order total and line unchanged')
+  t.same((await client.query(`select name, currency, is_default from regions`)).rows, [{ name: 'Default', currency: 'GBP', is_default: true }], 'one default region in the store currency')
+  t.same((await client.query(`select v.sku, vp.currency, vp.amount_minor from variant_prices vp join product_variants v on v.id = vp.variant_id order by v.sku`)).rows,
+    [{ sku: 'POT-L', currency: 'GBP', amount_minor: 2500 }, { sku: 'POT-S', currency: 'GBP', amount_minor: 1500 }], 'each price kept, in GBP')
+  t.same((await client.query(`select currency, min_minor, max_minor from product_price_ranges`)).rows, [{ currency: 'GBP', min_minor: 1500, max_minor: 2500 }])
+  t.same((await client.query(`select code, currency from coupons order by code`)).rows, [{ code: 'TENOFF', currency: 'GBP' }, { code: 'TENPC', currency: null }], 'a fixed coupon is in the store currency')
+  t.same((await client.query(`select name, currency from shipping_options`)).rows, [{ name: 'Royal Mail', currency: 'GBP' }], 'the shipping option too')
 })

@@ -23,6 +23,8 @@ export const shippingOptions = pgTable('shipping_options', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
   zoneId: uuid('zone_id').notNull().references(() => shippingZones.id, { onDelete: 'cascade' }),
   name: text('name').notNull(),
+  // The currency of the price, bands and free-over amount: the option is offered to carts in it only.
+  currency: text('currency').notNull(),
   priceMinor: integer('price_minor').notNull(),
   // Free from this amount of goods after discount; null: never free.
   freeOverMinor: integer('free_over_minor'),

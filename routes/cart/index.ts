@@ -122,7 +122,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const subtotal = priced.reduce((s, l) => s + l.unitPriceMinor * l.quantity, 0)
     const discount = couponCode && cartOwner.kind === 'user' ? (await coupons.validate(couponCode, cartOwner.userId, priced, currency)).discountMinor : 0
     const weightGrams = priced.reduce((s, l) => s + l.weightGrams * l.quantity, 0)
-    const quote = await shipping.quote(destination, { goodsMinor: subtotal - discount, weightGrams })
+    const quote = await shipping.quote(destination, { goodsMinor: subtotal - discount, weightGrams, currency })
     const pricesIncludeTax = regionId ? (await pricing.resolveRegion({ regionId }).catch(() => null))?.pricesIncludeTax ?? app.config.checkout.pricesIncludeTax : app.config.checkout.pricesIncludeTax
     return { ...quote, currency, pricesIncludeTax }
   })

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
-import { DateTimeInput, StringEnum } from '../../src/schema-types.js'
+import { CurrencyCode, DateTimeInput, StringEnum } from '../../src/schema-types.js'
 
-export const CurrencyCode = Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217 (amounts are in its minor units: JPY 0 decimals, EUR 2, KWD 3)' })
+export { CurrencyCode }
 const Minor = Type.Integer({ minimum: 0, maximum: 100_000_000, description: 'minor units of the currency' })
 const Uuid = Type.String({ format: 'uuid' })
 const Name = Type.String({ minLength: 1, maxLength: 100 })

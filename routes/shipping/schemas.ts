@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { StringEnum } from '../../src/schema-types.js'
+import { CurrencyCode, StringEnum } from '../../src/schema-types.js'
 
 const Minor = Type.Integer({ minimum: 0, maximum: 100_000_000 })
 export const CountryCode = Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2' })
@@ -15,6 +15,7 @@ export const ShippingOption = Type.Object({
   id: Type.String({ format: 'uuid' }),
   zoneId: Type.String({ format: 'uuid' }),
   name: Type.String(),
+  currency: Type.String({ description: "the currency of its price, bands and free-over amount: it is offered to carts in that currency only" }),
   priceMinor: Type.Integer({ description: 'the price when the option has no bands' }),
   freeOverMinor: Type.Union([Type.Null(), Type.Integer()], { description: 'free from this amount of goods after discount; null: never free' }),
   bandBasis: Type.Union([Type.Null(), StringEnum(['weight', 'subtotal'])]),
@@ -42,6 +43,7 @@ export const ShippingZoneUpdate = Type.Partial(Type.Object(zoneFields), { $id: '
 
 const optionFields = {
   name: Name,
+  currency: Type.Optional({ ...CurrencyCode, description: "ISO 4217: the option's amounts are in it and it is offered to carts in it only (default the store currency)" }),
   priceMinor: Minor,
   freeOverMinor: Type.Optional(Type.Union([Type.Null(), Type.Integer({ minimum: 1, maximum: 100_000_000 })])),
   bandBasis: Type.Optional(Type.Union([Type.Null(), StringEnum(['weight', 'subtotal'])], { description: 'with bands: the price is that of the first band whose upTo covers the cart; beyond the last the option does not apply' })),

@@ -3,6 +3,7 @@ import { addresses, shippingOptions, shippingZones, taxRates, type ShippingSnaps
 import { isCheckViolation, isUniqueViolation, type Db, type Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import { shippingRuleFor, type ShippingRule } from '../../src/pricing.js'
+import { isCurrency } from '../../src/prices.js'
 
 // Shipping zones and options, and tax rates by destination: admin CRUD, what applies to a
 // destination, and the defaults seeded from SHIPPING_FLAT_MINOR / SHIPPING_FREE_OVER_MINOR /
@@ -13,12 +14,12 @@ type OptionRow = typeof shippingOptions.$inferSelect
 type RateRow = typeof taxRates.$inferSelect
 type Reader = Db | Tx
 export interface Band { upTo: number; priceMinor: number }
-export interface OptionInput { name?: string; priceMinor?: number; freeOverMinor?: number | null; bandBasis?: 'weight' | 'subtotal' | null; bands?: Band[]; isActive?: boolean; position?: number }
+export interface OptionInput { name?: string; currency?: string; priceMinor?: number; freeOverMinor?: number | null; bandBasis?: 'weight' | 'subtotal' | null; bands?: Band[]; isActive?: boolean; position?: number }
 export interface RateInput { name?: string; country?: string | null; region?: string | null; rateBps?: number }
 
 const iso = (d: Date) => d.toISOString()
 export const toOption = (o: OptionRow) => ({
-  id: o.id, zoneId: o.zoneId, name: o.name, priceMinor: o.priceMinor, freeOverMinor: o.freeOverMinor, bandBasis: o.bandBasis,
+  id: o.id, zoneId: o.zoneId, name: o.name, currency: o.currency, priceMinor: o.priceMinor, freeOverMinor: o.freeOverMinor, bandBasis: o.bandBasis,
   bands: o.bands, isActive: o.isActive, position: o.position, createdAt: iso(o.createdAt),
 })
 const toZone = (z: ZoneRow, options: OptionRow[]) => ({ id: z.id, name: z.name, countries: z.countries, options: options.map(toOption), createdAt: iso(z.createdAt) })
@@ -36,10 +37,16 @@ function checkBands(input: OptionInput, current?: OptionRow) {
 /** An option chosen for an order: its price rule and what the order keeps of it. */
 export interface ShippingChoice { rule: ShippingRule; snapshot: ShippingSnapshot }
 export interface Destination { country: string; region?: string | null }
+/** What an option's price depends on: the goods after discount and their weight, in the cart's currency. */
+export interface ShippedCart { goodsMinor: number; weightGrams: number; currency: string }
 
 export interface ShippingDefaults { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number }
 
-export function createShippingService({ db, defaults }: { db: Db; defaults: ShippingDefaults }) {
+export function createShippingService({ db, defaults, currency: storeCurrency }: { db: Db; defaults: ShippingDefaults; currency: string }) {
+  function checkCurrency(code: string | undefined) {
+    if (code !== undefined && !isCurrency(code)) throw new BadRequest(`${code} is not an ISO 4217 currency`, 'invalid-currency')
+  }
+
   async function write<T>(work: () => Promise<T>): Promise<T> {
     try {
       return await work()
@@ -58,12 +65,13 @@ export function createShippingService({ db, defaults }: { db: Db; defaults: Ship
   }
 
   /** Active options of those zones that reach this cart, with what each charges it. */
-  async function applicable(q: Reader, dest: Destination, cart: { goodsMinor: number; weightGrams: number }) {
+  async function applicable(q: Reader, dest: Destination, cart: ShippedCart) {
     const zones = await zonesFor(q, dest.country)
     if (!zones.length) return []
     const byId = new Map(zones.map((z) => [z.id, z]))
     const options = await q.select().from(shippingOptions)
-      .where(and(inArray(shippingOptions.zoneId, [...byId.keys()]), eq(shippingOptions.isActive, true)))
+      // An option priced in another currency never reaches the cart: its amounts would be charged unconverted.
+      .where(and(inArray(shippingOptions.zoneId, [...byId.keys()]), eq(shippingOptions.isActive, true), eq(shippingOptions.currency, cart.currency)))
       .orderBy(asc(shippingOptions.position), asc(shippingOptions.name), asc(shippingOptions.id))
     return options.flatMap((o) => {
       const rule = shippingRuleFor(o, cart)
@@ -95,7 +103,7 @@ export function createShippingService({ db, defaults }: { db: Db; defaults: Ship
       const made = { zone: false, taxRate: false }
       if (!(await tx.select({ id: shippingZones.id }).from(shippingZones).limit(1)).length) {
         const [zone] = await tx.insert(shippingZones).values({ name: 'Everywhere', countries: [] }).returning()
-        await tx.insert(shippingOptions).values({ zoneId: zone!.id, name: 'Standard', priceMinor: settings.shippingFlatMinor, freeOverMinor: settings.shippingFreeOverMinor || null })
+        await tx.insert(shippingOptions).values({ zoneId: zone!.id, name: 'Standard', currency: storeCurrency, priceMinor: settings.shippingFlatMinor, freeOverMinor: settings.shippingFreeOverMinor || null })
         made.zone = true
       }
       if (!(await tx.select({ id: taxRates.id }).from(taxRates).limit(1)).length) {
@@ -133,7 +141,7 @@ export function createShippingService({ db, defaults }: { db: Db; defaults: Ship
     },
 
     /** What each applicable option charges this cart at this destination, and the destination's tax rate. */
-    async quote(dest: Destination, cart: { goodsMinor: number; weightGrams: number }) {
+    async quote(dest: Destination, cart: ShippedCart) {
       await ready()
       const found = await applicable(db, dest, cart)
       const rate = await taxRateFor(db, dest)
@@ -147,7 +155,7 @@ export function createShippingService({ db, defaults }: { db: Db; defaults: Ship
      * In the checkout transaction: the chosen option if it applies to this destination and cart
      * (409 otherwise); without a choice, the one option that applies (409 when none or several).
      */
-    async choose(tx: Tx, dest: Destination, cart: { goodsMinor: number; weightGrams: number }, optionId: string | undefined): Promise<ShippingChoice> {
+    async choose(tx: Tx, dest: Destination, cart: ShippedCart, optionId: string | undefined): Promise<ShippingChoice> {
       const found = await applicable(tx, dest, cart)
       const ids = found.map((f) => f.option.id).join(', ')
       let pick = found[0]
@@ -186,14 +194,16 @@ export function createShippingService({ db, defaults }: { db: Db; defaults: Ship
 
     async createOption(zoneId: string, input: OptionInput & { name: string; priceMinor: number }) {
       checkBands(input)
+      checkCurrency(input.currency)
       const [zone] = await db.select({ id: shippingZones.id }).from(shippingZones).where(eq(shippingZones.id, zoneId))
       if (!zone) throw new NotFound('shipping zone', zoneId)
-      return write(async () => toOption((await db.insert(shippingOptions).values({ ...input, zoneId }).returning())[0]!))
+      return write(async () => toOption((await db.insert(shippingOptions).values({ ...input, currency: input.currency ?? storeCurrency, zoneId }).returning())[0]!))
     },
     async updateOption(id: string, input: OptionInput) {
       const [current] = await db.select().from(shippingOptions).where(eq(shippingOptions.id, id))
       if (!current) throw new NotFound('shipping option', id)
       checkBands(input, current)
+      checkCurrency(input.currency)
       return write(async () => toOption((await db.update(shippingOptions).set({ ...input, updatedAt: new Date() }).where(eq(shippingOptions.id, id)).returning())[0]!))
     },
     async removeOption(id: string) {

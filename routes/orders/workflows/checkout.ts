@@ -135,7 +135,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
         const goodsMinor = priced.reduce((s, l) => s + l.unitPriceMinor * l.quantity, 0) - discountFor(priced, rule).discountMinor
         const weightGrams = priced.reduce((s, l) => s + (byId.get(l.variantId)!.weightGrams ?? 0) * l.quantity, 0)
         const destination = { country: shippingAddress.country, region: shippingAddress.region ?? null }
-        const chosen = await shipping.choose(tx, destination, { goodsMinor, weightGrams }, input.shippingOptionId)
+        const chosen = await shipping.choose(tx, destination, { goodsMinor, weightGrams, currency }, input.shippingOptionId)
         const taxRate = await shipping.taxRateFor(tx, destination)
         const totals = computeTotals(priced, rule, chosen.rule, taxRate.rateBps, pricesIncludeTax)
 
