@@ -42,6 +42,7 @@ import { createErasureWorkflow } from '../routes/users/workflows/erasure.js'
 import { createSecretBox as createWebhookSecretBox } from '../routes/webhooks/secrets.js'
 import { createWebhookService, type WebhookService } from '../routes/webhooks/service.js'
 import { createWishlistService } from '../routes/wishlist/service.js'
+import { createCatalogIoService, type CatalogIoService } from '../routes/catalog-io/service.js'
 import { ensureIndexes } from '../src/mongo-indexes.js'
 
 // The composition root: every domain service is built here once, from the infrastructure
@@ -113,7 +114,19 @@ async function buildServices(app: FastifyInstance) {
     carts, wishlists, activity, leaseSeconds: privacy.leaseSeconds,
   })
 
+  // Catalog CSV imports and exports: a work queue of job ids (one job at a time, so a large
+  // import never holds up the schedules), swept by a schedule for jobs whose queue entry was lost.
+  const catalogQueue = app.jobs.queue({
+    name: 'catalog-jobs', maxRuns: 1, concurrency: 1,
+    process: async (id) => { await catalogIo.runJob(id); return {} },
+  })
+  const catalogIo: CatalogIoService = createCatalogIoService({
+    db, cache, currency, storage: createLocalStorage(config.catalogIo.dir), enqueue: (ids) => catalogQueue.add(ids),
+    settings: { maxBytes: config.catalogIo.maxBytes, leaseSeconds: config.catalogIo.leaseSeconds },
+  })
+
   return {
+    catalogIo,
     health: createHealthService({ db, mongo: app.mongo, redis }),
     users, auth, oidc,
     categories: createCategoryService({ db, dbRead, cache }),

@@ -42,6 +42,7 @@ import shippingRoutes from '../routes/shipping/index.js'
 import pricingRoutes from '../routes/pricing/index.js'
 import returnsRoutes from '../routes/returns/index.js'
 import webhooksRoutes from '../routes/webhooks/index.js'
+import catalogIoRoutes from '../routes/catalog-io/index.js'
 import { schemas as healthSchemas } from '../routes/health/schemas.js'
 import { schemas as authSchemas } from '../routes/auth/schemas.js'
 import { schemas as userSchemas } from '../routes/users/schemas.js'
@@ -61,6 +62,7 @@ import { schemas as shippingSchemas } from '../routes/shipping/schemas.js'
 import { schemas as pricingSchemas } from '../routes/pricing/schemas.js'
 import { schemas as returnSchemas } from '../routes/returns/schemas.js'
 import { schemas as webhookSchemas } from '../routes/webhooks/schemas.js'
+import { schemas as catalogIoSchemas } from '../routes/catalog-io/schemas.js'
 import { serializeError } from './log-errors.js'
 
 // A plugin's start-up may take more than Fastify's 10 s default: the embedded PGlite migrates and
@@ -108,7 +110,7 @@ async function registerCore(app: FastifyInstance, config: Config, { api }: { api
 
 // Every contract schema is registered once at the root, so any domain can $ref another's
 // (auth answers with users' User) and OpenAPI names each component after its $id.
-const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...inventorySchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas, ...analyticsSchemas, ...shippingSchemas, ...pricingSchemas, ...returnSchemas, ...webhookSchemas]
+const contractSchemas = [...healthSchemas, ...userSchemas, ...authSchemas, ...categorySchemas, ...productSchemas, ...cartSchemas, ...wishlistSchemas, ...couponSchemas, ...inventorySchemas, ...orderSchemas, ...paymentSchemas, ...activitySchemas, ...reviewSchemas, ...uploadSchemas, ...analyticsSchemas, ...shippingSchemas, ...pricingSchemas, ...returnSchemas, ...webhookSchemas, ...catalogIoSchemas]
 
 const NO_QUERY = Type.Object({}, { additionalProperties: false })
 
@@ -236,6 +238,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     await app.register(pricingRoutes)
     await app.register(returnsRoutes)
     await app.register(webhooksRoutes, { prefix: '/webhooks' })
+    await app.register(catalogIoRoutes)
   })
   return app
 }

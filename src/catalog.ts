@@ -76,3 +76,41 @@ export async function refreshProductAggregates(tx: Tx, productId: string): Promi
  * `outbox` is needed by the service that serves the admin's catalog writes (product.updated
  * webhooks); the read-only copies other domains build leave it out.
  */
+
+/**
+ * refreshProductAggregates and refreshPriceRanges for many products in a few statements (catalog
+ * imports: hundreds of products per batch). The products are locked in id order first, as
+ * refreshProductsAggregates locks them, so a concurrent checkout cannot deadlock with it; a
+ * product whose aggregates already match is not written.
+ */
+export async function refreshManyProducts(tx: Tx, productIds: Iterable<string>): Promise<void> {
+  const ids = [...new Set(productIds)].sort()
+  if (!ids.length) return
+  const list = sql`${`{${ids.join(',')}}`}::uuid[]`
+  await tx.execute(sql`select id from ${products} where id = any(${list}) order by id for update`)
+  await tx.execute(sql`
+    update ${products} p set min_price_minor = r.min_minor, max_price_minor = r.max_minor, in_stock = r.in_stock, updated_at = now()
+    from (
+      select product_id,
+             coalesce(min(price_minor) filter (where is_active), min(price_minor), 0) as min_minor,
+             coalesce(max(price_minor) filter (where is_active), max(price_minor), 0) as max_minor,
+             coalesce(bool_or(is_active and stock > 0), false) as in_stock
+      from ${productVariants} where product_id = any(${list}) group by product_id
+    ) r
+    where p.id = r.product_id and (p.min_price_minor, p.max_price_minor, p.in_stock) is distinct from (r.min_minor, r.max_minor, r.in_stock)`)
+  await tx.execute(sql`
+    with r as (
+      select v.product_id, vp.currency,
+             coalesce(min(vp.amount_minor) filter (where v.is_active), min(vp.amount_minor)) as min_minor,
+             coalesce(max(vp.amount_minor) filter (where v.is_active), max(vp.amount_minor)) as max_minor
+      from ${variantPrices} vp join ${productVariants} v on v.id = vp.variant_id
+      where v.product_id = any(${list}) group by v.product_id, vp.currency
+    ), gone as (
+      delete from ${productPriceRanges} pr where pr.product_id = any(${list})
+        and not exists (select 1 from r where r.product_id = pr.product_id and r.currency = pr.currency)
+    )
+    insert into ${productPriceRanges} (product_id, currency, min_minor, max_minor)
+    select product_id, currency, min_minor, max_minor from r
+    on conflict (product_id, currency) do update set min_minor = excluded.min_minor, max_minor = excluded.max_minor
+    where (${productPriceRanges}.min_minor, ${productPriceRanges}.max_minor) is distinct from (excluded.min_minor, excluded.max_minor)`)
+}

@@ -2,7 +2,7 @@ import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import { inventoryMovements, orderItems, productVariants, stockLevels, stockLocations, stockReservations } from '../db/schema/index.js'
 import type { Tx } from '../db/client.js'
 import { Conflict, NotFound } from './errors.js'
-import { refreshProductsAggregates } from './catalog.js'
+import { refreshManyProducts, refreshProductsAggregates } from './catalog.js'
 import { LOW_STOCK_MAIL, WEBHOOK, type OutboxEvent } from './side-effects.js'
 
 // The inventory module: the ONLY writer of stock (stock_levels, product_variants.stock, the
@@ -338,4 +338,50 @@ export async function bulkRestock(tx: Tx, variants: { id: string; stock: number 
   await tx.execute(sql`update ${productVariants} v set stock = v.stock + t.n, updated_at = now() from unnest(${ids}, ${qty}) as t(id, n) where v.id = t.id`)
   await tx.execute(sql`insert into ${inventoryMovements} (variant_id, location_id, delta, stock_after, on_hand_delta, reason, note)
     select v.id, ${locationId}, t.n, v.stock, t.n, 'restock', ${note} from unnest(${ids}, ${qty}) as t(id, n) join ${productVariants} v on v.id = t.id`)
+}
+
+/**
+ * Sets on hand at many (variant, location) levels at once, a stock take of a whole file (catalog
+ * imports): levels that already hold the count are left alone, the others move in a few
+ * statements (levels, what can be sold, one movement per moved level with `reason`). A count
+ * below what is reserved at a location is refused by the levels' CHECK constraint: callers check
+ * it first to say which row. Returns the products whose stock moved.
+ */
+export async function setLevels(tx: Tx, levels: { variantId: string; locationId: string; onHand: number }[], input: { reason: 'restock' | 'correction'; note: string; actorId: string | null }): Promise<StockChange> {
+  const change = emptyChange()
+  if (!levels.length) return change
+  // Lock order as everywhere in this module: variants by id, a variant's levels before its row.
+  const sorted = [...levels].sort((a, b) => (a.variantId === b.variantId ? (a.locationId < b.locationId ? -1 : 1) : a.variantId < b.variantId ? -1 : 1))
+  const ids = sql`${`{${sorted.map((l) => l.variantId).join(',')}}`}::uuid[]`
+  const locations = sql`${`{${sorted.map((l) => l.locationId).join(',')}}`}::uuid[]`
+  const counts = sql`${`{${sorted.map((l) => l.onHand).join(',')}}`}::int[]`
+  await tx.execute(sql`insert into ${stockLevels} (variant_id, location_id, on_hand)
+    select v, l, 0 from unnest(${ids}, ${locations}) as t(v, l) order by v, l on conflict (variant_id, location_id) do nothing`)
+  const moved = await tx.execute<{ variant_id: string; location_id: string; delta: number }>(sql`
+    with old as (
+      select s.variant_id, s.location_id, s.on_hand as before, t.n
+      from ${stockLevels} s join unnest(${ids}, ${locations}, ${counts}) as t(v, l, n) on s.variant_id = t.v and s.location_id = t.l
+      where s.on_hand <> t.n order by s.variant_id, s.location_id for update of s
+    )
+    update ${stockLevels} s set on_hand = old.n, updated_at = now() from old
+    where s.variant_id = old.variant_id and s.location_id = old.location_id
+    returning s.variant_id, s.location_id, (old.n - old.before)::int as delta`)
+  if (!moved.rows.length) return change
+  const byVariant = new Map<string, number>()
+  for (const m of moved.rows) byVariant.set(m.variant_id, (byVariant.get(m.variant_id) ?? 0) + m.delta)
+  const vIds = sql`${`{${[...byVariant.keys()].join(',')}}`}::uuid[]`
+  const vDeltas = sql`${`{${[...byVariant.values()].join(',')}}`}::int[]`
+  const after = await tx.execute<{ id: string; product_id: string; stock: number }>(sql`
+    update ${productVariants} v set stock = v.stock + t.d, updated_at = now() from unnest(${vIds}, ${vDeltas}) as t(id, d)
+    where v.id = t.id returning v.id, v.product_id, v.stock`)
+  const stockAfter = new Map(after.rows.map((r) => [r.id, r.stock]))
+  for (const r of after.rows) change.productIds.add(r.product_id)
+  await record(tx, moved.rows.map((m) => ({
+    variantId: m.variant_id, locationId: m.location_id, delta: m.delta, stockAfter: stockAfter.get(m.variant_id) ?? 0,
+    onHandDelta: m.delta, reservedDelta: 0, reason: input.reason, note: input.note, actorId: input.actorId,
+  })))
+  // Aggregates (in stock) of many products at once: the caller's batch may hold hundreds.
+  await refreshManyProducts(tx, change.productIds)
+  change.listsChanged = true
+  return change
 }

@@ -1,4 +1,5 @@
-import { createReadStream } from 'node:fs'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { pipeline } from 'node:stream/promises'
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
@@ -6,6 +7,8 @@ import type { Readable } from 'node:stream'
 // Where uploaded bytes live. Local disk now; an object store later implements the same calls.
 export interface FileStorage {
   put(key: string, bytes: Buffer): Promise<void>
+  /** Writes a stream under a new key (bounded memory, whatever its size); returns the bytes written. */
+  write(key: string, source: Readable): Promise<number>
   read(key: string): Readable
   remove(key: string): Promise<void>
   /** Every stored key written before `before` (for the orphan job). */
@@ -25,6 +28,13 @@ export function createLocalStorage(dir: string): FileStorage {
     async put(key, bytes) {
       await mkdir(root, { recursive: true })
       await writeFile(pathOf(key), bytes, { flag: 'wx' })
+    },
+    async write(key, source) {
+      await mkdir(root, { recursive: true })
+      let bytes = 0
+      source.on('data', (chunk: Buffer) => { bytes += chunk.length })
+      await pipeline(source, createWriteStream(pathOf(key), { flags: 'wx' }))
+      return bytes
     },
     read: (key) => createReadStream(pathOf(key)),
     async remove(key) { await rm(pathOf(key), { force: true }) },

@@ -24,7 +24,8 @@ const PROBLEM = 'application/problem+json; charset=utf-8'
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
 
 // The sweep sends a few thousand requests from one address: the rate limit is tested elsewhere.
-const app = await buildTestApp(t, { UPLOAD_DIR: t.testdir(), RATE_LIMIT_MAX: '1000000' })
+// The catalog import takes files as large as uploads here, so one file over that size proves both limits.
+const app = await buildTestApp(t, { UPLOAD_DIR: t.testdir(), CATALOG_FILES_DIR: t.testdir(), RATE_LIMIT_MAX: '1000000', CATALOG_IMPORT_MAX_BYTES: String(5 * 1024 * 1024) })
 const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json() as { paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, Schema> } }
 const ops: Op[] = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ ...op, method: method.toUpperCase(), path })))
 const params = (op: Op, where: Parameter['in']) => (op.parameters ?? []).filter((p) => p.in === where)

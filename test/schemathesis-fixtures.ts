@@ -153,6 +153,10 @@ async function setup() {
   await registerVerified({ ...erasableAccount, name: 'Fuzz Erasable' })
   const erasable = await call<{ user: { id: string } }>('POST', '/auth/login', erasableAccount, false, {})
   const dataExport = await call<{ id: string }>('POST', '/users/me/export')
+  // A catalog import (a small CSV body) and a catalog export: jobs to read, cancel and download.
+  const catalogImport = await fetch(`${base}/imports/products?dryRun=true`, { method: 'POST', headers: { ...auth, 'content-type': 'text/csv' }, body: `handle,name,sku,price_EUR\nfuzz-import,Fuzz Import,FUZZ-IMPORT-${Date.now()},1.00\n` })
+    .then(async (res) => { if (res.status !== 202) throw new Error(`fixture POST /imports/products: ${res.status} ${await res.text()}`); return res.json() as Promise<{ id: string }> })
+  const catalogExport = await call<{ id: string }>('POST', '/exports/products')
 
   const pending = await order(shelf.variants[1]!.id) // read, cancel by the fuzzer; status changes
   const toPay = await order(shelf.variants[1]!.id) // a payment is started by the fuzzer
@@ -261,6 +265,11 @@ async function setup() {
     ['POST /users/{userId}/erasure', { userId: erasable.user.id }],
     ['GET /users/me/export/{exportId}', { exportId: dataExport.id }],
     ['GET /users/me/export/{exportId}/download', { exportId: dataExport.id }],
+    ['GET /imports/{jobId}', { jobId: catalogImport.id }],
+    ['POST /imports/{jobId}/cancel', { jobId: catalogImport.id }], // a second cancel is the documented 409
+    ['GET /exports/{jobId}', { jobId: catalogExport.id }],
+    ['POST /exports/{jobId}/cancel', { jobId: catalogExport.id }],
+    ['GET /exports/{jobId}/file', { jobId: catalogExport.id }], // 404 until the worker has built it
   ]
   return { shelf, reviewed, mover, saved, coupon: cartCoupon, category: shelfCategory, resetter, zone, shippingOption: shippingOption!, guest, operations }
 }

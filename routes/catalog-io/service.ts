@@ -1,0 +1,671 @@
+import { randomUUID } from 'node:crypto'
+import { PassThrough, Readable } from 'node:stream'
+import { stringify } from 'csv-stringify'
+import { and, asc, eq, gt, inArray, or, sql, type SQL } from 'drizzle-orm'
+import { Type } from '@sinclair/typebox'
+import { AjvCompiler } from '@fastify/ajv-compiler'
+import {
+  catalogJobs, categories, productVariants, products, stockLevels, stockLocations, variantPrices, type RowError,
+} from '../../db/schema/index.js'
+import type { Db, Tx } from '../../db/client.js'
+import type { Cache } from '../../src/cache.js'
+import { CATALOG_CACHE, categoryAndDescendants, refreshManyProducts } from '../../src/catalog.js'
+import { BadRequest, ContentTooLarge, NotFound, Conflict } from '../../src/errors.js'
+import { setLevels } from '../../src/inventory.js'
+import { claimLeased } from '../../src/leases.js'
+import type { FileStorage } from '../../src/storage.js'
+import { ProductCreate, ProductStatus, VariantCreate } from '../products/schemas.js'
+import { FIXED_COLUMNS, formatMoney, parseMoney, peekFirstLine, readHeader, readRecords, safeCell, sniffDelimiter, unsafeCell, type Header } from './csv.js'
+
+// Catalog imports and exports as job resources (docs/import-export.md). The API stores the
+// uploaded file and a pending row; the worker (plugins/background.ts: a BullMQ work queue, and a
+// sweep for rows whose job was lost) takes the row under a lease and runs it:
+//
+// Import, two streamed passes over the file, in batches of BATCH rows:
+//   1. Validate: every row against the API's TypeBox schemas, across rows (a SKU twice, one handle
+//      with two sets of product fields) and against the catalog (a SKU of another product, a new
+//      variant without a store-currency price, a count below what is reserved). Each row is
+//      classified as would-create / would-update / unchanged: that is the dry run's answer.
+//      Bad rows in mode `all`: the job fails with its report, nothing written.
+//   2. Write (not for a dry run): each batch in one transaction, an upsert by handle and SKU that
+//      writes only what differs (so the same file again writes nothing); stock through the
+//      inventory module. One catalog cache invalidation when the job ends.
+// A worker that dies mid-way leaves committed batches; the next run starts again from the top and,
+// since every write is an upsert to the file's values, ends where one clean run ends.
+
+const BATCH = 500
+const MAX_ATTEMPTS = 3
+const MAX_REPORTED_ERRORS = 1000
+
+type JobRow = typeof catalogJobs.$inferSelect
+type Status = 'draft' | 'active' | 'archived'
+
+export interface CatalogIoDeps {
+  db: Db
+  cache: Cache
+  /** Private storage of uploaded and exported files (never the public uploads). */
+  storage: FileStorage
+  /** The store currency: every variant has a price in it. */
+  currency: string
+  /** Hands job ids to the worker's queue. */
+  enqueue(ids: string[]): Promise<void>
+  settings: { maxBytes: number; leaseSeconds: number }
+}
+
+// The rows are checked against the API's own product and variant schemas (the subset a CSV carries).
+const ProductFields = Type.Pick(ProductCreate, ['slug', 'name', 'description', 'status'])
+const VariantFields = Type.Pick(VariantCreate, ['sku', 'options', 'weightGrams', 'priceMinor'])
+// Compiled as the API compiles request bodies (the same Ajv, no coercion: "12" is not a number).
+type Validate = ((value: unknown) => boolean) & { errors?: { instancePath: string; message?: string }[] | null }
+const compileBody = AjvCompiler()({ ProductStatus }, { customOptions: { coerceTypes: false, allErrors: true } } as never)
+const compileSchema = (schema: object) => compileBody({ schema, method: 'POST', url: '/imports/products', httpPart: 'body' } as never) as unknown as Validate
+const validateProduct = compileSchema(ProductFields)
+const validateVariant = compileSchema(Type.Partial(VariantFields))
+const errorsOf = (validate: Validate, value: unknown) => (validate(value) ? [] : (validate.errors ?? []).map((e) => ({ path: e.instancePath, message: e.message ?? 'is not valid' })))
+const PATH_TO_COLUMN: Record<string, string> = { slug: 'handle', name: 'name', description: 'description', status: 'status', sku: 'sku', weightGrams: 'weight_grams' }
+
+/** One data row, read and checked on its own. Undefined fields: the cell was empty (leave as is; a new record takes the default). */
+interface Row {
+  line: number
+  handle: string
+  name: string
+  description?: string
+  status?: Status
+  categoryId?: string
+  sku: string
+  weightGrams?: number
+  /** Undefined when the file has no option columns. */
+  options?: Record<string, string>
+  prices: Map<string, number>
+  stock: Map<string, number>
+}
+
+interface Lookups {
+  header: Header
+  /** Category slug -> id and parent. */
+  categories: Map<string, { id: string; parentId: string | null }>
+  categoryById: Map<string, { slug: string; parentId: string | null }>
+  /** stock_<name> column -> location id. */
+  locationOf: Map<string, string>
+}
+
+const cell = (cells: string[], index: number | undefined) => (index === undefined ? '' : unsafeCell((cells[index] ?? '').trim()))
+
+function resolveCategory(path: string, lookups: Lookups): string | null {
+  const slugs = path.split(/\s*[/>]\s*/).filter(Boolean)
+  const last = lookups.categories.get(slugs[slugs.length - 1] ?? '')
+  if (!last) return null
+  // Every slug of the path must be the next ancestor up.
+  let parentId = last.parentId
+  for (let i = slugs.length - 2; i >= 0; i--) {
+    const parent = parentId ? lookups.categoryById.get(parentId) : undefined
+    if (!parent || parent.slug !== slugs[i]) return null
+    parentId = parent.parentId
+  }
+  return last.id
+}
+
+function categoryPath(categoryId: string | null, lookups: Lookups): string {
+  const slugs: string[] = []
+  for (let id = categoryId; id; ) {
+    const c = lookups.categoryById.get(id)
+    if (!c) break
+    slugs.unshift(c.slug)
+    id = c.parentId
+  }
+  return slugs.join('/')
+}
+
+/** A record as a Row, or the reasons it is not one. */
+function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; errors: RowError[] } {
+  const { header } = lookups
+  const errors: RowError[] = []
+  const bad = (column: string | null, reason: string) => errors.push({ line, column, reason })
+  if (cells.length !== header.width) {
+    bad(null, `has ${cells.length} cells; the header has ${header.width}`)
+    return { errors }
+  }
+  const f = header.fixed
+  const description = cell(cells, f.description)
+  const status = cell(cells, f.status)
+  const product = { slug: cell(cells, f.handle), name: cell(cells, f.name), ...(f.description !== undefined ? { description } : {}), ...(status ? { status } : {}) }
+  for (const e of errorsOf(validateProduct, product)) {
+    const column = PATH_TO_COLUMN[e.path.split('/')[1] ?? ''] ?? null
+    if (!errors.some((x) => x.column === column)) bad(column, e.message)
+  }
+  const variant: Record<string, unknown> = { sku: cell(cells, f.sku) }
+  const weight = cell(cells, f.weight_grams)
+  if (weight) {
+    if (/^\d{1,9}$/.test(weight)) variant.weightGrams = Number(weight)
+    else bad('weight_grams', 'must be a whole number of grams')
+  }
+  if (header.options.length) {
+    variant.options = Object.fromEntries(header.options.map((o) => [o.name, cell(cells, o.index)]).filter(([, v]) => v))
+  }
+  for (const e of errorsOf(validateVariant, variant)) {
+    const [, field, key] = e.path.split('/')
+    const column = field === 'options' ? (key ? `option_${key}` : header.options[0]?.column ?? 'options') : PATH_TO_COLUMN[field ?? ''] ?? null
+    if (!errors.some((x) => x.column === column)) bad(column, e.message)
+  }
+  const prices = new Map<string, number>()
+  for (const p of header.prices) {
+    const text = cell(cells, p.index)
+    if (!text) continue
+    const minor = parseMoney(text, p.currency)
+    if (minor === null || !validateVariant({ priceMinor: minor })) bad(p.column, `must be an amount in ${p.currency} such as ${formatMoney(1299, p.currency)} (at most ${formatMoney(100_000_000, p.currency)})`)
+    else prices.set(p.currency, minor)
+  }
+  const stock = new Map<string, number>()
+  for (const s of header.stocks) {
+    const text = cell(cells, s.index)
+    if (!text) continue
+    if (/^\d{1,8}$/.test(text) && Number(text) <= 10_000_000) stock.set(lookups.locationOf.get(s.column)!, Number(text))
+    else bad(s.column, 'must be a whole number of units on hand, 0 to 10000000')
+  }
+  const categoryText = cell(cells, f.category)
+  let categoryId: string | undefined
+  if (categoryText) {
+    categoryId = resolveCategory(categoryText, lookups) ?? undefined
+    if (!categoryId) bad('category', `no category at the path ${categoryText} (category slugs from the top, separated by /)`)
+  }
+  if (errors.length) return { errors }
+  return {
+    errors,
+    row: {
+      line, handle: product.slug, name: product.name, description: f.description !== undefined ? description : undefined,
+      status: (status || undefined) as Status | undefined, categoryId, sku: variant.sku as string,
+      weightGrams: variant.weightGrams as number | undefined, options: variant.options as Record<string, string> | undefined, prices, stock,
+    },
+  }
+}
+
+type ProductChange = Partial<{ name: string; description: string; status: Status; categoryId: string }>
+type Outcome = 'created' | 'updated' | 'unchanged'
+
+/** What one batch would write, and each good row's outcome; rows the catalog refuses get errors. */
+interface Plan {
+  outcomes: Map<number, Outcome>
+  errors: RowError[]
+  newProducts: Map<string, Row>
+  productUpdates: Map<string, { id: string; set: ProductChange }>
+  newVariants: Row[]
+  variantUpdates: { id: string; productId: string; set: Partial<{ options: Record<string, string>; weightGrams: number; priceMinor: number }> }[]
+  prices: { sku: string; currency: string; amountMinor: number }[]
+  levels: { sku: string; locationId: string; onHand: number; isNew: boolean }[]
+  touchedProducts: Set<string>
+}
+
+const sameOptions = (a: Record<string, string>, b: Record<string, string>) => {
+  const ka = Object.keys(a).sort()
+  const kb = Object.keys(b).sort()
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k])
+}
+
+async function planBatch(db: Db | Tx, rows: Row[], storeCurrency: string, plannedProducts?: Set<string>): Promise<Plan> {
+  const plan: Plan = {
+    outcomes: new Map(), errors: [], newProducts: new Map(), productUpdates: new Map(), newVariants: [], variantUpdates: [], prices: [], levels: [], touchedProducts: new Set(),
+  }
+  if (!rows.length) return plan
+  const handles = [...new Set(rows.map((r) => r.handle))]
+  const skus = rows.map((r) => r.sku)
+  const productRows = await db.select({ id: products.id, slug: products.slug, name: products.name, description: products.description, status: products.status, categoryId: products.categoryId })
+    .from(products).where(inArray(products.slug, handles))
+  const productBySlug = new Map(productRows.map((p) => [p.slug, p]))
+  const variantRows = await db.select({ id: productVariants.id, sku: productVariants.sku, productId: productVariants.productId, options: productVariants.options, weightGrams: productVariants.weightGrams, priceMinor: productVariants.priceMinor, slug: products.slug })
+    .from(productVariants).innerJoin(products, eq(products.id, productVariants.productId)).where(inArray(productVariants.sku, skus))
+  const variantBySku = new Map(variantRows.map((v) => [v.sku, v]))
+  const ids = variantRows.map((v) => v.id)
+  const priceRows = ids.length ? await db.select().from(variantPrices).where(inArray(variantPrices.variantId, ids)) : []
+  const priceOf = new Map(priceRows.map((p) => [`${p.variantId}:${p.currency}`, p.amountMinor]))
+  const levelRows = ids.length ? await db.select().from(stockLevels).where(inArray(stockLevels.variantId, ids)) : []
+  const levelOf = new Map(levelRows.map((l) => [`${l.variantId}:${l.locationId}`, l]))
+
+  for (const row of rows) {
+    const bad = (column: string | null, reason: string) => plan.errors.push({ line: row.line, column, reason })
+    const existing = variantBySku.get(row.sku)
+    if (existing && existing.slug !== row.handle) { bad('sku', `belongs to the product ${existing.slug}`); continue }
+    if (!existing && !row.prices.has(storeCurrency)) { bad(`price_${storeCurrency}`, `a new variant needs a price in ${storeCurrency}, the store currency`); continue }
+    const product = productBySlug.get(row.handle)
+    let changed = false
+    if (!product) {
+      if (!plannedProducts?.has(row.handle) && !plan.newProducts.has(row.handle)) plan.newProducts.set(row.handle, row)
+    } else if (!plannedProducts?.has(row.handle)) {
+      const set: ProductChange = {}
+      if (row.name !== product.name) set.name = row.name
+      if (row.description !== undefined && row.description !== product.description) set.description = row.description
+      if (row.status !== undefined && row.status !== product.status) set.status = row.status
+      if (row.categoryId !== undefined && row.categoryId !== product.categoryId) set.categoryId = row.categoryId
+      if (Object.keys(set).length) {
+        changed = true
+        plan.productUpdates.set(row.handle, { id: product.id, set: { ...plan.productUpdates.get(row.handle)?.set, ...set } })
+      } else if (plan.productUpdates.has(row.handle)) changed = true
+    }
+    if (!existing) {
+      plan.newVariants.push(row)
+      for (const [currency, amountMinor] of row.prices) plan.prices.push({ sku: row.sku, currency, amountMinor })
+      for (const [locationId, onHand] of row.stock) if (onHand > 0) plan.levels.push({ sku: row.sku, locationId, onHand, isNew: true })
+      plan.outcomes.set(row.line, 'created')
+      continue
+    }
+    const set: Plan['variantUpdates'][number]['set'] = {}
+    if (row.options !== undefined && !sameOptions(row.options, existing.options)) set.options = row.options
+    if (row.weightGrams !== undefined && row.weightGrams !== existing.weightGrams) set.weightGrams = row.weightGrams
+    const storePrice = row.prices.get(storeCurrency)
+    if (storePrice !== undefined && storePrice !== existing.priceMinor) set.priceMinor = storePrice
+    if (Object.keys(set).length) { plan.variantUpdates.push({ id: existing.id, productId: existing.productId, set }); changed = true }
+    for (const [currency, amountMinor] of row.prices) {
+      if (priceOf.get(`${existing.id}:${currency}`) !== amountMinor) { plan.prices.push({ sku: row.sku, currency, amountMinor }); changed = true }
+    }
+    for (const [locationId, onHand] of row.stock) {
+      const level = levelOf.get(`${existing.id}:${locationId}`)
+      if ((level?.onHand ?? 0) === onHand) continue
+      if (level && onHand < level.reserved) { bad(`stock_${locationId}`, `${level.reserved} units are reserved there; on hand cannot go below that`); changed = false; break }
+      plan.levels.push({ sku: row.sku, locationId, onHand, isNew: false })
+      changed = true
+    }
+    if (plan.errors.some((e) => e.line === row.line)) continue
+    if (changed) plan.touchedProducts.add(existing.productId)
+    plan.outcomes.set(row.line, changed ? 'updated' : 'unchanged')
+  }
+  return plan
+}
+
+/** Writes a batch's plan in the caller's transaction. */
+async function applyPlan(tx: Tx, plan: Plan, storeCurrency: string, jobId: string, actorId: string | null) {
+  const productIdOf = new Map<string, string>()
+  if (plan.newProducts.size) {
+    const inserted = await tx.insert(products).values([...plan.newProducts.values()].map((r) => ({
+      slug: r.handle, name: r.name, description: r.description ?? '', status: r.status ?? 'draft', categoryId: r.categoryId ?? null,
+    }))).returning({ id: products.id, slug: products.slug })
+    for (const p of inserted) { productIdOf.set(p.slug, p.id); plan.touchedProducts.add(p.id) }
+  }
+  for (const { id, set } of plan.productUpdates.values()) {
+    await tx.update(products).set({ ...set, updatedAt: new Date() }).where(eq(products.id, id))
+  }
+  const variantIdOf = new Map<string, string>()
+  if (plan.newVariants.length) {
+    const missing = [...new Set(plan.newVariants.map((r) => r.handle).filter((h) => !productIdOf.has(h)))]
+    if (missing.length) {
+      for (const p of await tx.select({ id: products.id, slug: products.slug }).from(products).where(inArray(products.slug, missing))) productIdOf.set(p.slug, p.id)
+    }
+    const productIds = [...new Set(plan.newVariants.map((r) => productIdOf.get(r.handle)!))]
+    const next = new Map((await tx.select({ productId: productVariants.productId, next: sql<number>`max(${productVariants.position}) + 1` }).from(productVariants)
+      .where(inArray(productVariants.productId, productIds)).groupBy(productVariants.productId)).map((r) => [r.productId, Number(r.next)]))
+    const inserted = await tx.insert(productVariants).values(plan.newVariants.map((r) => {
+      const productId = productIdOf.get(r.handle)!
+      const position = next.get(productId) ?? 0
+      next.set(productId, position + 1)
+      plan.touchedProducts.add(productId)
+      return { productId, sku: r.sku, options: r.options ?? {}, priceMinor: r.prices.get(storeCurrency)!, weightGrams: r.weightGrams ?? null, position }
+    })).returning({ id: productVariants.id, sku: productVariants.sku })
+    for (const v of inserted) variantIdOf.set(v.sku, v.id)
+  }
+  for (const { id, set } of plan.variantUpdates) {
+    await tx.update(productVariants).set({ ...set, updatedAt: new Date() }).where(eq(productVariants.id, id))
+  }
+  const needIds = [...new Set([...plan.prices, ...plan.levels].map((x) => x.sku).filter((s) => !variantIdOf.has(s)))]
+  if (needIds.length) {
+    for (const v of await tx.select({ id: productVariants.id, sku: productVariants.sku }).from(productVariants).where(inArray(productVariants.sku, needIds))) variantIdOf.set(v.sku, v.id)
+  }
+  if (plan.prices.length) {
+    await tx.insert(variantPrices).values(plan.prices.map((p) => ({ variantId: variantIdOf.get(p.sku)!, currency: p.currency, amountMinor: p.amountMinor })))
+      .onConflictDoUpdate({ target: [variantPrices.variantId, variantPrices.currency], set: { amountMinor: sql`excluded.amount_minor`, updatedAt: new Date() } })
+  }
+  // Stock is the inventory module's to write: new variants' stock as a restock, the rest as a stock take.
+  const note = `catalog import ${jobId}`
+  const levels = (isNew: boolean) => plan.levels.filter((l) => l.isNew === isNew).map((l) => ({ variantId: variantIdOf.get(l.sku)!, locationId: l.locationId, onHand: l.onHand }))
+  await setLevels(tx, levels(true), { reason: 'restock', note, actorId })
+  await setLevels(tx, levels(false), { reason: 'correction', note, actorId })
+  await refreshManyProducts(tx, plan.touchedProducts)
+}
+
+export function toCatalogJob(row: JobRow) {
+  const passes = row.kind === 'import' && !row.dryRun ? 2 : 1
+  const total = (row.sizeBytes ?? 0) * passes
+  const percentage = row.status === 'completed' ? 100 : total > 0 ? Math.min(99, Math.floor((row.bytesDone * 100) / total)) : 0
+  return {
+    id: row.id, kind: row.kind, status: row.status, mode: row.mode as 'all' | 'good-rows', dryRun: row.dryRun, percentage,
+    rowsRead: row.rowsRead, created: row.created, updated: row.updated, unchanged: row.unchanged, failed: row.failed,
+    errors: row.errors, errorsTruncated: row.errors.length >= MAX_REPORTED_ERRORS, lastError: row.lastError,
+    downloadUrl: row.kind === 'export' && row.status === 'completed' ? `/exports/${row.id}/file` : null,
+    createdAt: row.createdAt.toISOString(), startedAt: row.startedAt?.toISOString() ?? null, completedAt: row.completedAt?.toISOString() ?? null,
+  }
+}
+
+/** Thrown inside a job when its row says it was cancelled (or taken by another worker). */
+class Stopped extends Error {}
+
+export function createCatalogIoService(deps: CatalogIoDeps) {
+  const { db, storage, currency, settings } = deps
+
+  async function requireJob(id: string, kind: 'import' | 'export') {
+    const [row] = await db.select().from(catalogJobs).where(and(eq(catalogJobs.id, id), eq(catalogJobs.kind, kind)))
+    if (!row) throw new NotFound(kind, id)
+    return row
+  }
+
+  /** Saves progress and renews the lease; stops the job when it is no longer running (cancelled). */
+  async function progress(id: string, set: Partial<typeof catalogJobs.$inferInsert>) {
+    const [row] = await db.update(catalogJobs).set({ ...set, lockedUntil: sql`now() + make_interval(secs => ${settings.leaseSeconds})` })
+      .where(and(eq(catalogJobs.id, id), eq(catalogJobs.status, 'running'))).returning({ id: catalogJobs.id })
+    if (!row) throw new Stopped()
+  }
+
+  async function finish(id: string, set: Partial<typeof catalogJobs.$inferInsert>) {
+    await db.update(catalogJobs).set({ ...set, lockedUntil: null, completedAt: new Date() }).where(and(eq(catalogJobs.id, id), eq(catalogJobs.status, 'running')))
+  }
+
+  async function lookups(header: Header): Promise<{ lookups: Lookups; problems: RowError[] }> {
+    const cats = await db.select({ id: categories.id, slug: categories.slug, parentId: categories.parentId }).from(categories)
+    const locations = await db.select({ id: stockLocations.id, name: stockLocations.name }).from(stockLocations)
+    const byName = new Map(locations.map((l) => [l.name.toLowerCase(), l.id]))
+    const locationOf = new Map<string, string>()
+    const problems: RowError[] = []
+    for (const s of header.stocks) {
+      const id = byName.get(s.location.toLowerCase())
+      if (id) locationOf.set(s.column, id)
+      else problems.push({ line: 1, column: s.column, reason: `no stock location named ${s.location}` })
+    }
+    return {
+      problems,
+      lookups: {
+        header, locationOf,
+        categories: new Map(cats.map((c) => [c.slug, { id: c.id, parentId: c.parentId }])),
+        categoryById: new Map(cats.map((c) => [c.id, { slug: c.slug, parentId: c.parentId }])),
+      },
+    }
+  }
+
+  /** The file's records after the header, with the header read and checked. */
+  async function open(storageKey: string) {
+    const { firstLine, stream } = await peekFirstLine(storage.read(storageKey))
+    return { delimiter: sniffDelimiter(firstLine), stream }
+  }
+
+  async function runImport(job: JobRow) {
+    const key = job.storageKey!
+    const size = job.sizeBytes ?? 0
+    const columnName = (c: string | null, lk: Lookups) => {
+      // Stock errors name the column as the file does.
+      if (c?.startsWith('stock_')) for (const [column, id] of lk.locationOf) if (c === `stock_${id}`) return column
+      return c
+    }
+
+    // Pass 1: validate and classify.
+    const { delimiter, stream } = await open(key)
+    let bytes = 0
+    const records = readRecords(stream, delimiter, (b) => { bytes = b })
+    const first = await records.next()
+    if (first.done) { await finish(job.id, { status: 'failed', lastError: 'the file is empty: it needs a header row' }); return }
+    const { header, problems } = readHeader(first.value.cells)
+    if (!problems.length && !header.prices.some((p) => p.currency === currency) && header.fixed.sku !== undefined) {
+      // Without it no new variant can be priced; existing ones could, but a file that cannot create is refused whole.
+      problems.push({ column: `price_${currency}`, reason: `required column is missing (${currency} is the store currency)` })
+    }
+    const found = problems.length ? { lookups: undefined, problems: [] as RowError[] } : await lookups(header)
+    const headerErrors = [...problems.map((p) => ({ line: 1, column: p.column, reason: p.reason })), ...found.problems]
+    if (headerErrors.length || !found.lookups) {
+      stream.destroy()
+      await finish(job.id, { status: 'failed', errors: headerErrors, lastError: 'the header is not one this import reads' })
+      return
+    }
+    const lk = found.lookups
+    const errors: RowError[] = []
+    const badLines = new Set<number>()
+    let failed = 0
+    let rowsRead = 0
+    const counts = { created: 0, updated: 0, unchanged: 0 }
+    const skuLine = new Map<string, number>()
+    const productOf = new Map<string, { line: number; key: string }>()
+    const planned = new Set<string>()
+    const report = (rowErrors: RowError[]) => {
+      if (!rowErrors.length) return
+      const line = rowErrors[0]!.line
+      if (!badLines.has(line)) { badLines.add(line); failed++ }
+      for (const e of rowErrors) if (errors.length < MAX_REPORTED_ERRORS) errors.push({ ...e, column: columnName(e.column, lk) })
+    }
+    let batch: Row[] = []
+    const validateBatch = async () => {
+      const plan = await planBatch(db, batch, currency, planned)
+      for (const e of plan.errors) report([e])
+      for (const [, outcome] of plan.outcomes) counts[outcome]++
+      for (const r of batch) if (!badLines.has(r.line)) planned.add(r.handle)
+      batch = []
+      await progress(job.id, { rowsRead, failed, bytesDone: bytes, ...counts, errors })
+    }
+    for await (const record of records) {
+      rowsRead++
+      const { row, errors: rowErrors } = readRow(record.line, record.cells, lk)
+      if (!row) { report(rowErrors); continue }
+      const seenSku = skuLine.get(row.sku)
+      if (seenSku !== undefined) { report([{ line: row.line, column: 'sku', reason: `the SKU is on line ${seenSku} already` }]); continue }
+      skuLine.set(row.sku, row.line)
+      const fields = JSON.stringify([row.name, row.description, row.status, row.categoryId])
+      const seenProduct = productOf.get(row.handle)
+      if (seenProduct && seenProduct.key !== fields) { report([{ line: row.line, column: 'handle', reason: `the product's name, description, status or category differ from line ${seenProduct.line}` }]); continue }
+      if (!seenProduct) productOf.set(row.handle, { line: row.line, key: fields })
+      batch.push(row)
+      if (batch.length >= BATCH) await validateBatch()
+    }
+    await validateBatch()
+    skuLine.clear()
+    productOf.clear()
+
+    if (job.dryRun || (failed > 0 && job.mode === 'all') || rowsRead === failed) {
+      const refused = failed > 0 && job.mode === 'all'
+      await finish(job.id, {
+        status: refused ? 'failed' : 'completed', rowsRead, failed, errors, bytesDone: size, ...counts,
+        lastError: refused ? `${failed} bad rows: nothing was imported (send mode=good-rows to import the others)` : null,
+      })
+      return
+    }
+
+    // Pass 2: write, batch by batch, the good rows only.
+    const counted = { created: 0, updated: 0, unchanged: 0 }
+    let changedAny = false
+    const second = await open(key)
+    const rows2 = readRecords(second.stream, second.delimiter, (b) => { bytes = size + b })
+    await rows2.next()
+    let writeBatch: Row[] = []
+    const writeOne = async () => {
+      if (!writeBatch.length) return
+      const rows = writeBatch
+      writeBatch = []
+      await db.transaction(async (tx) => {
+        const plan = await planBatch(tx, rows, currency)
+        if (plan.errors.length) throw new Conflict(`line ${plan.errors[0]!.line}: ${plan.errors[0]!.reason} (the catalog changed during the import)`)
+        for (const [, outcome] of plan.outcomes) { counted[outcome]++; if (outcome !== 'unchanged') changedAny = true }
+        if (plan.newProducts.size || plan.productUpdates.size) changedAny = true
+        await applyPlan(tx, plan, currency, job.id, job.createdBy)
+      })
+      await progress(job.id, { bytesDone: bytes, ...counted })
+    }
+    for await (const record of rows2) {
+      if (badLines.has(record.line)) continue
+      const { row } = readRow(record.line, record.cells, lk)
+      if (!row) continue
+      writeBatch.push(row)
+      if (writeBatch.length >= BATCH) await writeOne()
+    }
+    await writeOne()
+    // One invalidation for the whole import; also after a re-run of a job that may have died
+    // between its last commit and this line.
+    if (changedAny || job.attempts > 1) await deps.cache.invalidate(CATALOG_CACHE)
+    await finish(job.id, { status: 'completed', bytesDone: 2 * size, ...counted })
+  }
+
+  async function runExport(job: JobRow) {
+    const filters: SQL[] = []
+    if (job.filters.status) filters.push(eq(products.status, job.filters.status as Status))
+    if (job.filters.category) filters.push(sql`${products.categoryId} in ${categoryAndDescendants(job.filters.category)}`)
+    const where = filters.length ? and(...filters) : undefined
+    const [{ total }] = await db.select({ total: sql<number>`count(*)::int` }).from(products).where(where) as [{ total: number }]
+    const currencies = (await db.selectDistinct({ currency: variantPrices.currency }).from(variantPrices)).map((r) => r.currency)
+      .sort((a, b) => (a === currency ? -1 : b === currency ? 1 : a < b ? -1 : 1))
+    if (!currencies.includes(currency)) currencies.unshift(currency)
+    const locations = await db.select({ id: stockLocations.id, name: stockLocations.name }).from(stockLocations).orderBy(asc(stockLocations.name))
+    const optionNames = (await db.execute<{ k: string }>(sql`select distinct jsonb_object_keys(${productVariants.options}) as k from ${productVariants} order by k`)).rows.map((r) => r.k)
+    const cats = await db.select({ id: categories.id, slug: categories.slug, parentId: categories.parentId }).from(categories)
+    const lk = { categoryById: new Map(cats.map((c) => [c.id, { slug: c.slug, parentId: c.parentId }])) } as Lookups
+    const columns = [...FIXED_COLUMNS, ...optionNames.map((o) => `option_${o}`), ...currencies.map((c) => `price_${c}`), ...locations.map((l) => `stock_${l.name}`)]
+
+    const csv = stringify({ header: true, columns, cast: { string: safeCell } })
+    const out = new PassThrough()
+    out.write('\ufeff') // Excel reads UTF-8 only with a BOM; the import takes it or not.
+    csv.pipe(out)
+    const key = `${job.id}.csv`
+    await storage.remove(key)
+    const writing = storage.write(key, out)
+    writing.catch(() => {})
+    let rows = 0
+    let done = 0
+    let after: string | null = null
+    try {
+      for (;;) {
+        const page = await db.select({ id: products.id, slug: products.slug, name: products.name, description: products.description, status: products.status, categoryId: products.categoryId })
+          .from(products).where(and(where, after === null ? undefined : gt(products.slug, after))).orderBy(asc(products.slug)).limit(BATCH)
+        if (!page.length) break
+        after = page[page.length - 1]!.slug
+        const ids = page.map((p) => p.id)
+        const variants = await db.select().from(productVariants).where(inArray(productVariants.productId, ids))
+          .orderBy(asc(productVariants.position), asc(productVariants.createdAt), asc(productVariants.id))
+        const vIds = variants.map((v) => v.id)
+        const prices = vIds.length ? await db.select().from(variantPrices).where(inArray(variantPrices.variantId, vIds)) : []
+        const priceOf = new Map(prices.map((p) => [`${p.variantId}:${p.currency}`, p.amountMinor]))
+        const levels = vIds.length ? await db.select().from(stockLevels).where(inArray(stockLevels.variantId, vIds)) : []
+        const levelOf = new Map(levels.map((l) => [`${l.variantId}:${l.locationId}`, l.onHand]))
+        for (const p of page) {
+          for (const v of variants.filter((x) => x.productId === p.id)) {
+            const record = [
+              p.slug, p.name, p.description, p.status, categoryPath(p.categoryId, lk), v.sku, v.weightGrams === null ? '' : String(v.weightGrams),
+              ...optionNames.map((o) => v.options[o] ?? ''),
+              ...currencies.map((c) => { const m = priceOf.get(`${v.id}:${c}`); return m === undefined ? '' : formatMoney(m, c) }),
+              ...locations.map((l) => { const n = levelOf.get(`${v.id}:${l.id}`); return n === undefined ? '' : String(n) }),
+            ]
+            if (!csv.write(record)) await new Promise((r) => csv.once('drain', r))
+            rows++
+          }
+        }
+        done += page.length
+        await progress(job.id, { rowsRead: rows, bytesDone: done, sizeBytes: Math.max(total, 1) })
+      }
+      csv.end()
+      const size = await writing
+      await finish(job.id, { status: 'completed', storageKey: key, rowsRead: rows, bytesDone: size, sizeBytes: size })
+    } catch (err) {
+      csv.destroy()
+      out.destroy()
+      await writing.catch(() => {})
+      await storage.remove(key)
+      throw err
+    }
+  }
+
+  async function run(job: JobRow) {
+    try {
+      if (job.attempts > MAX_ATTEMPTS) {
+        await finish(job.id, { status: 'failed', lastError: job.lastError ?? 'gave up after retries' })
+        return 'failed'
+      }
+      await db.update(catalogJobs).set({ status: 'running', startedAt: job.startedAt ?? new Date() }).where(and(eq(catalogJobs.id, job.id), inArray(catalogJobs.status, ['pending', 'running'])))
+      if (job.kind === 'import') await runImport({ ...job, status: 'running' })
+      else await runExport({ ...job, status: 'running' })
+      return 'done'
+    } catch (err) {
+      if (err instanceof Stopped) return 'stopped'
+      // The lease passes and a later run tries again (MAX_ATTEMPTS in all).
+      const parseError = (err as { code?: string }).code?.startsWith('CSV_')
+      const message = (err as Error).message.slice(0, 1000)
+      if (parseError || job.attempts >= MAX_ATTEMPTS) await finish(job.id, { status: 'failed', lastError: parseError ? `the file is not valid CSV: ${message}` : message })
+      else await db.update(catalogJobs).set({ lastError: message }).where(eq(catalogJobs.id, job.id))
+      return 'failed'
+    }
+  }
+
+  const ready = (extra?: SQL): SQL => and(inArray(catalogJobs.status, ['pending', 'running']), extra)!
+
+  return {
+    /**
+     * Stores an uploaded CSV (streamed to disk, at most maxBytes: 413 beyond) and queues its import.
+     * Nothing is read here: the worker reads and reports.
+     */
+    async startImport(source: Readable, input: { mode: 'all' | 'good-rows'; dryRun: boolean; actorId: string }) {
+      const id = randomUUID()
+      const key = `${id}.csv`
+      // Counted as it streams to disk; past the limit the rest is drained unread, and the answer is 413.
+      const it = (source as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
+      async function* limited() {
+        let seen = 0
+        for (;;) {
+          const { value, done } = await it.next()
+          if (done) return
+          seen += value.length
+          if (seen > settings.maxBytes) { source.resume(); throw new ContentTooLarge(`A catalog import is at most ${settings.maxBytes} bytes`) }
+          yield value
+        }
+      }
+      let size: number
+      try {
+        size = await storage.write(key, Readable.from(limited()))
+      } catch (err) {
+        await storage.remove(key)
+        throw err
+      }
+      if (size === 0) { await storage.remove(key); throw new BadRequest('The file is empty', 'empty-file') }
+      const [row] = await db.insert(catalogJobs).values({ id, kind: 'import', mode: input.mode, dryRun: input.dryRun, storageKey: key, sizeBytes: size, createdBy: input.actorId }).returning()
+      await deps.enqueue([id]).catch(() => {}) // the sweep queues it when Redis does not take it now
+      return toCatalogJob(row!)
+    },
+
+    async startExport(filters: { status?: Status; category?: string }, actorId: string) {
+      const [row] = await db.insert(catalogJobs).values({ kind: 'export', filters, createdBy: actorId }).returning()
+      await deps.enqueue([row!.id]).catch(() => {})
+      return toCatalogJob(row!)
+    },
+
+    async get(id: string, kind: 'import' | 'export') { return toCatalogJob(await requireJob(id, kind)) },
+
+    /** Cancels a job that has not ended; the worker stops after its current batch (batches already written stay). */
+    async cancel(id: string, kind: 'import' | 'export') {
+      const [row] = await db.update(catalogJobs).set({ status: 'cancelled', completedAt: new Date(), lockedUntil: null })
+        .where(and(eq(catalogJobs.id, id), eq(catalogJobs.kind, kind), inArray(catalogJobs.status, ['pending', 'running']))).returning()
+      if (row) return toCatalogJob(row)
+      const existing = await requireJob(id, kind)
+      throw new Conflict(`The job is ${existing.status} already`, 'job-ended')
+    },
+
+    /** A completed export's file. */
+    async exportFile(id: string) {
+      const row = await requireJob(id, 'export')
+      if (row.status !== 'completed' || !row.storageKey) throw new NotFound('export file', id)
+      const key = row.storageKey
+      return { row, stream: () => storage.read(key) }
+    },
+
+    /** The queue's run for one job id: claims it under a lease (nobody else runs it meanwhile) and runs it. */
+    async runJob(id: string) {
+      const job = await claimLeased(db, catalogJobs, ready(eq(catalogJobs.id, id)), settings.leaseSeconds)
+      return job ? run(job) : 'not-due'
+    },
+
+    /** Runs due jobs one after the other (tests, and the embedded mode's safety net). */
+    async runDue(limit = 10) {
+      const results: string[] = []
+      for (let i = 0; i < limit; i++) {
+        const job = await claimLeased(db, catalogJobs, ready(), settings.leaseSeconds)
+        if (!job) break
+        results.push(await run(job))
+      }
+      return results
+    },
+
+    /** Jobs waiting, or whose worker died (lease passed): queued again (their job in the queue may be lost). */
+    async sweep() {
+      const due = await db.select({ id: catalogJobs.id }).from(catalogJobs)
+        .where(ready(or(sql`${catalogJobs.lockedUntil} is null`, sql`${catalogJobs.lockedUntil} < now()`))).limit(100)
+      await deps.enqueue(due.map((d) => d.id))
+      return { queued: due.length }
+    },
+  }
+}
+export type CatalogIoService = ReturnType<typeof createCatalogIoService>
