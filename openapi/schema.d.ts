@@ -3626,6 +3626,17 @@ export interface components {
                 orders: number;
                 revenueMinor: number;
             }[];
+            /** @description the same orders and revenue split by who placed them: a guest (also once claimed into an account) or a signed-in customer */
+            byBuyer: {
+                guests: {
+                    orders: number;
+                    revenueMinor: number;
+                };
+                customers: {
+                    orders: number;
+                    revenueMinor: number;
+                };
+            };
             /** @description every currency paid in the range, each summed apart */
             byCurrency: {
                 currency: string;

@@ -6,7 +6,7 @@ import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { buildTestApp, createTestDatabase, freePort, testEnv } from './helpers.js'
 import { startMailbox } from './mail.js'
-import { register, registerAdmin } from './users.js'
+import { quickCustomers, register, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
 import type { App } from '../src/app.js'
 
@@ -99,6 +99,17 @@ t.test('a guest buys, pays and confirms with the order token, gets the mail with
   // The admin sees the guest order with its email.
   const listed = (await app.inject({ method: 'GET', url: '/orders', headers: admin.headers })).json().items
   t.ok(listed.some((o: { id: string; guestEmail: string | null }) => o.id === order.id && o.guestEmail === 'guest.one@example.com'))
+
+  // Analytics count guests and customers apart: this paid guest order, and a customer's.
+  const [customer] = await quickCustomers(app, 1)
+  await app.inject({ method: 'POST', url: '/cart/items', headers: customer!.headers, payload: { variantId, quantity: 1 } })
+  const bought = (await app.inject({ method: 'POST', url: '/orders', headers: customer!.headers, payload: { shippingAddress: { recipientName: 'C', line1: '1 Way', city: 'Berlin', postalCode: '10115', country: 'DE' } } })).json()
+  const paying = (await app.inject({ method: 'POST', url: `/orders/${bought.id}/payments`, headers: customer!.headers, payload: { provider: 'test', paymentMethod: 'tok_success' } })).json()
+  t.equal((await app.inject({ method: 'POST', url: `/payments/${paying.id}/confirm`, headers: customer!.headers, payload: { paymentMethod: 'tok_success' } })).statusCode, 200)
+  const range = `from=${new Date(Date.now() - 86_400_000).toISOString()}&to=${new Date(Date.now() + 86_400_000).toISOString()}`
+  const sales = (await app.inject({ method: 'GET', url: `/analytics/sales?${range}`, headers: admin.headers })).json()
+  t.same(sales.byBuyer, { guests: { orders: 1, revenueMinor: order.totalMinor }, customers: { orders: 1, revenueMinor: bought.totalMinor } }, 'guests and customers apart')
+  t.equal(sales.orders, 2)
 })
 
 t.test('a guest cancels while unpaid: stock goes back', async (t) => {

@@ -11,12 +11,17 @@ export const TopProductsQuery = Type.Object({ ...Range, by: Type.Optional(String
 export const LowStockQuery = Type.Object({ threshold: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000, default: 5 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })) }, { additionalProperties: false })
 
 const Day = Type.String({ format: 'date', description: 'UTC day' })
+const BuyerTotals = Type.Object({ orders: Type.Integer(), revenueMinor: Type.Integer() }, { additionalProperties: false })
 export const SalesSummary = Type.Object({
   currency: Type.String(),
   orders: Type.Integer({ description: 'orders paid in the range' }),
   revenueMinor: Type.Integer({ description: 'their totals less refunds' }),
   averageOrderValueMinor: Type.Integer(),
   byDay: Type.Array(Type.Object({ day: Day, orders: Type.Integer(), revenueMinor: Type.Integer() }, { additionalProperties: false })),
+  byBuyer: Type.Object({
+    guests: BuyerTotals,
+    customers: BuyerTotals,
+  }, { additionalProperties: false, description: 'the same orders and revenue split by who placed them: a guest (also once claimed into an account) or a signed-in customer' }),
   byCurrency: Type.Array(Type.Object({ currency: Type.String(), orders: Type.Integer(), revenueMinor: Type.Integer(), averageOrderValueMinor: Type.Integer() }, { additionalProperties: false }), { description: 'every currency paid in the range, each summed apart' }),
 }, { $id: 'SalesSummary', additionalProperties: false })
 export const TopProducts = Type.Object({

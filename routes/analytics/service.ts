@@ -23,9 +23,12 @@ export function createAnalyticsService({ db, currency: storeCurrency }: { db: Db
     async sales(range: Range) {
       checkRange(range)
       const currency = range.currency ?? storeCurrency
-      const byDay = await rows<{ day: string; orders: number; revenue: string }>(sql`
+      // An order placed as a guest (it has a guest email) counts as a guest's, also once claimed.
+      const byDay = await rows<{ day: string; orders: number; revenue: string; guest_orders: number; guest_revenue: string }>(sql`
         select to_char(date_trunc('day', paid_at at time zone 'UTC'), 'YYYY-MM-DD') as day,
-               count(*)::int as orders, sum(total_minor - refunded_minor)::bigint as revenue
+               count(*)::int as orders, sum(total_minor - refunded_minor)::bigint as revenue,
+               count(*) filter (where guest_email is not null)::int as guest_orders,
+               coalesce(sum(total_minor - refunded_minor) filter (where guest_email is not null), 0)::bigint as guest_revenue
         from orders where paid_at >= ${range.from}::timestamptz and paid_at < ${range.to}::timestamptz and currency = ${currency}
         group by 1 order by 1`)
       const byCurrency = await rows<{ currency: string; orders: number; revenue: string }>(sql`
@@ -34,9 +37,15 @@ export function createAnalyticsService({ db, currency: storeCurrency }: { db: Db
         group by 1 order by 1`)
       const orders = byDay.reduce((s, d) => s + d.orders, 0)
       const revenueMinor = byDay.reduce((s, d) => s + Number(d.revenue), 0)
+      const guestOrders = byDay.reduce((s, d) => s + d.guest_orders, 0)
+      const guestRevenueMinor = byDay.reduce((s, d) => s + Number(d.guest_revenue), 0)
       return {
         currency, orders, revenueMinor, averageOrderValueMinor: orders ? roundHalfUp(revenueMinor, orders) : 0,
         byDay: byDay.map((d) => ({ day: d.day, orders: d.orders, revenueMinor: Number(d.revenue) })),
+        byBuyer: {
+          guests: { orders: guestOrders, revenueMinor: guestRevenueMinor },
+          customers: { orders: orders - guestOrders, revenueMinor: revenueMinor - guestRevenueMinor },
+        },
         byCurrency: byCurrency.map((c) => ({
           currency: c.currency, orders: c.orders, revenueMinor: Number(c.revenue), averageOrderValueMinor: c.orders ? roundHalfUp(Number(c.revenue), c.orders) : 0,
         })),
