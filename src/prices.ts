@@ -2,6 +2,7 @@ import { and, eq, gt, inArray, isNull, lte, or, sql } from 'drizzle-orm'
 import currencyCodes from 'currency-codes'
 import { customerGroupMembers, priceListPrices, priceLists, variantPrices } from '../db/schema/index.js'
 import type { Db, Tx } from '../db/client.js'
+import { BadRequest } from './errors.js'
 
 // The one pricing function: what a shopper sees and pays for a variant, in one currency.
 //
@@ -25,6 +26,10 @@ export function currencyDigits(code: string): number | undefined {
   return found && !code.startsWith('X') ? found.digits : undefined
 }
 export const isCurrency = (code: string) => currencyDigits(code) !== undefined
+/** A 400 for a code that is not an ISO 4217 currency (a client's input, not a server fault). */
+export function requireCurrency(code: string) {
+  if (!isCurrency(code)) throw new BadRequest(`${code} is not an ISO 4217 currency`, 'unknown-currency')
+}
 
 export interface PricingContext {
   currency: string

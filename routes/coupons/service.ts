@@ -1,8 +1,8 @@
 import { and, count, eq, sql } from 'drizzle-orm'
 import { couponRedemptions, coupons, users } from '../../db/schema/index.js'
 import { isCheckViolation, isUniqueViolation, type Db } from '../../db/client.js'
-import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
-import { isCurrency } from '../../src/prices.js'
+import { Conflict, NotFound } from '../../src/errors.js'
+import { requireCurrency } from '../../src/prices.js'
 import { newestFirst } from '../../src/pagination.js'
 import { categoryAndDescendants } from '../../src/catalog.js'
 import type { Tx } from '../../db/client.js'
@@ -69,7 +69,7 @@ export function createCouponService({ db, currency: storeCurrency }: { db: Db; c
     // A fixed amount names its currency (the store's unless given); a percentage has none.
     const kind = input.kind ?? current?.kind
     const fixedCurrency = kind === 'fixed' ? (currency ?? current?.currency ?? storeCurrency) : null
-    if (fixedCurrency && !isCurrency(fixedCurrency)) throw new BadRequest(`${fixedCurrency} is not an ISO 4217 currency`, 'unknown-currency')
+    if (fixedCurrency) requireCurrency(fixedCurrency)
     return {
       ...rest,
       currency: fixedCurrency,

@@ -2,7 +2,7 @@ import { and, asc, eq, inArray } from 'drizzle-orm'
 import { customerGroupMembers, customerGroups, priceListPrices, priceLists, productVariants, regionCountries, regions, users } from '../../db/schema/index.js'
 import { isCheckViolation, isForeignKeyViolation, isUniqueViolation, type Db, type Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
-import { isCurrency } from '../../src/prices.js'
+import { requireCurrency } from '../../src/prices.js'
 
 // Regions (countries, currency, tax mode), customer groups and their members, and price lists
 // with their prices: admin operations, and what a cart and checkout read of a region. Every write
@@ -25,10 +25,6 @@ const toList = (l: ListRow) => ({
   id: l.id, name: l.name, kind: l.kind, status: l.status, startsAt: iso(l.startsAt), endsAt: iso(l.endsAt),
   customerGroupId: l.customerGroupId, minQuantity: l.minQuantity, createdAt: l.createdAt.toISOString(), updatedAt: l.updatedAt.toISOString(),
 })
-
-function requireCurrency(code: string) {
-  if (!isCurrency(code)) throw new BadRequest(`${code} is not an ISO 4217 currency`, 'unknown-currency')
-}
 
 export function createPricingService({ db, changed }: { db: Db; changed: () => Promise<void> }) {
   async function write<T>(work: (tx: Tx) => Promise<T>, invalidate = true): Promise<T> {

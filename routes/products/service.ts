@@ -12,7 +12,7 @@ import { CATALOG_CACHE, categoryAndDescendants, productCache, refreshPriceRanges
 import { adjust, initialStock } from '../../src/inventory.js'
 import type { ProductSort } from './schemas.js'
 import { createHash } from 'node:crypto'
-import { groupsOf, isCurrency, loadSchedule, priceVariants, pricingMoment, type PricingContext } from '../../src/prices.js'
+import { groupsOf, loadSchedule, requireCurrency, priceVariants, pricingMoment, type PricingContext } from '../../src/prices.js'
 
 // What reads select of a product: everything but the search vector, which only the WHERE of a
 // search uses (it is the largest column; reading it was most of a listing's bytes).
@@ -214,7 +214,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
       return value
     }
     const asked = ask.currency?.toUpperCase()
-    if (asked && !isCurrency(asked)) throw new BadRequest(`${asked} is not an ISO 4217 currency`, 'unknown-currency')
+    if (asked) requireCurrency(asked)
     return asked ?? currency
   }
 
@@ -391,7 +391,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
 
     /** Sets a variant's base price in a currency (the store currency's is also the variant's priceMinor). */
     async setVariantPrice(productId: string, variantId: string, inCurrency: string, amountMinor: number) {
-      if (!isCurrency(inCurrency)) throw new BadRequest(`${inCurrency} is not an ISO 4217 currency`, 'unknown-currency')
+      requireCurrency(inCurrency)
       await write(async (tx, emit) => {
         await requireVariant(productId, variantId, tx)
         await tx.insert(variantPrices).values({ variantId, currency: inCurrency, amountMinor })

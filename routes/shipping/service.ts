@@ -3,7 +3,7 @@ import { addresses, shippingOptions, shippingZones, taxRates, type ShippingSnaps
 import { isCheckViolation, isUniqueViolation, type Db, type Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import { shippingRuleFor, type ShippingRule } from '../../src/pricing.js'
-import { isCurrency } from '../../src/prices.js'
+import { requireCurrency } from '../../src/prices.js'
 
 // Shipping zones and options, and tax rates by destination: admin CRUD, what applies to a
 // destination, and the defaults seeded from SHIPPING_FLAT_MINOR / SHIPPING_FREE_OVER_MINOR /
@@ -43,9 +43,6 @@ export interface ShippedCart { goodsMinor: number; weightGrams: number; currency
 export interface ShippingDefaults { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number }
 
 export function createShippingService({ db, defaults, currency: storeCurrency }: { db: Db; defaults: ShippingDefaults; currency: string }) {
-  function checkCurrency(code: string | undefined) {
-    if (code !== undefined && !isCurrency(code)) throw new BadRequest(`${code} is not an ISO 4217 currency`, 'invalid-currency')
-  }
 
   async function write<T>(work: () => Promise<T>): Promise<T> {
     try {
@@ -194,7 +191,7 @@ export function createShippingService({ db, defaults, currency: storeCurrency }:
 
     async createOption(zoneId: string, input: OptionInput & { name: string; priceMinor: number }) {
       checkBands(input)
-      checkCurrency(input.currency)
+      if (input.currency !== undefined) requireCurrency(input.currency)
       const [zone] = await db.select({ id: shippingZones.id }).from(shippingZones).where(eq(shippingZones.id, zoneId))
       if (!zone) throw new NotFound('shipping zone', zoneId)
       return write(async () => toOption((await db.insert(shippingOptions).values({ ...input, currency: input.currency ?? storeCurrency, zoneId }).returning())[0]!))
@@ -203,7 +200,7 @@ export function createShippingService({ db, defaults, currency: storeCurrency }:
       const [current] = await db.select().from(shippingOptions).where(eq(shippingOptions.id, id))
       if (!current) throw new NotFound('shipping option', id)
       checkBands(input, current)
-      checkCurrency(input.currency)
+      if (input.currency !== undefined) requireCurrency(input.currency)
       return write(async () => toOption((await db.update(shippingOptions).set({ ...input, updatedAt: new Date() }).where(eq(shippingOptions.id, id)).returning())[0]!))
     },
     async removeOption(id: string) {
