@@ -174,12 +174,10 @@ else
   for replica in $REDIS_CLUSTER_REPLICA_PORTS; do
     master=$1; shift
     port_open "$replica" || { redis_cluster_node "$replica"; wait_port "$replica" redis-cluster; }
-    # A replica that remembers a cluster its master does not know (the masters were made anew
-    # since) forgets it and joins again.
+    # A replica its master does not know joins: a new one, or one that remembers a cluster made
+    # anew since (it forgets that first).
     if ! redis-cli -p "$master" cluster nodes 2>/dev/null | grep -q "^$(redis-cli -p "$replica" cluster myid) "; then
       redis-cli -p "$replica" cluster reset hard >/dev/null
-    fi
-    if ! redis-cli -p "$master" cluster nodes 2>/dev/null | grep -q "^$(redis-cli -p "$replica" cluster myid) "; then
       master_id=$(redis-cli -p "$master" cluster myid)
       redis-cli --cluster add-node "127.0.0.1:$replica" "127.0.0.1:$master" --cluster-slave --cluster-master-id "$master_id" \
         >"$DIR/redis-cluster/add-$replica.log" 2>&1 || { log "adding replica $replica failed; see $DIR/redis-cluster/add-$replica.log"; exit 1; }
