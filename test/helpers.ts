@@ -6,6 +6,7 @@ import { get as httpGet } from 'node:http'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import { startEmbeddedFerretDb } from '../src/embedded-ferretdb.js'
 import pg from 'pg'
 import { Redis } from 'ioredis'
@@ -418,3 +419,11 @@ export async function upgradeFixture(t: Teardown, name: string) {
   await apply(migrations.slice(0, at))
   return { client, upgrade: () => apply(migrations.slice(at)) }
 }
+
+/** A logger stream for an app under test: every JSON line it writes, parsed, in order. */
+export function captureLogs() {
+  const lines: LogLine[] = []
+  const stream = new Writable({ write(chunk, _enc, done) { for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line) as LogLine); done() } })
+  return { lines, stream }
+}
+export type LogLine = { level: number; time: number; msg: string; err?: unknown } & Record<string, unknown>

@@ -2,9 +2,8 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Writable } from 'node:stream'
 import { Cluster, Redis } from 'ioredis'
-import { buildTestApp, TEST_REDIS_CLUSTER_NODES } from './helpers.js'
+import { buildTestApp, captureLogs, TEST_REDIS_CLUSTER_NODES } from './helpers.js'
 import { authHeader, DEFAULT_PASSWORD, register, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
 import type { App } from '../src/app.js'
@@ -44,12 +43,6 @@ async function keysByNode(prefix: string) {
   return found
 }
 
-/** A logger stream keeping warnings and errors, so a Redis error the app swallows (cache, rate limits) still fails the test. */
-function captureLogs() {
-  const lines: { level: number; msg: string; err?: unknown }[] = []
-  const stream = new Writable({ write(chunk, _enc, done) { for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line)); done() } })
-  return { lines, logger: { level: 'warn', stream } }
-}
 
 const METRICS = 'cluster-metrics-token-0123'
 const ADDRESS = { recipientName: 'Ada Lovelace', line1: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'GB' }
@@ -67,7 +60,7 @@ async function until<T>(what: string, probe: () => T | undefined | false, timeou
 t.test('sessions, cache, cart, idempotent checkout and BullMQ on a Redis Cluster', { skip }, async (t) => {
   const logs = captureLogs()
   const prefix = `cluster_${randomBytes(4).toString('hex')}:`
-  const app: App = await buildTestApp(t, { REDIS_CLUSTER_NODES: nodes.join(','), REDIS_KEY_PREFIX: prefix, JOBS: 'on', REFRESH_REUSE_GRACE_SECONDS: '0', METRICS_TOKEN: METRICS }, { logger: logs.logger })
+  const app: App = await buildTestApp(t, { REDIS_CLUSTER_NODES: nodes.join(','), REDIS_KEY_PREFIX: prefix, JOBS: 'on', REFRESH_REUSE_GRACE_SECONDS: '0', METRICS_TOKEN: METRICS }, { logger: { level: 'warn', stream: logs.stream } })
   t.teardown(() => keysByNode(prefix))
   const probeRuns: string[] = []
   app.jobs.every('cluster-probe', 300, async () => 'ok')
@@ -162,8 +155,8 @@ t.test('the rate limit on a Redis Cluster counts across two instances and answer
   const logs = captureLogs()
   const prefix = `cluster_rl_${randomBytes(4).toString('hex')}:`
   const env = { REDIS_CLUSTER_NODES: nodes.join(','), REDIS_KEY_PREFIX: prefix, RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '60000', AUTH_ACCOUNT_RATE_LIMIT_MAX: '2' }
-  const one = await buildTestApp(t, env, { logger: logs.logger })
-  const two = await buildTestApp(t, env, { logger: logs.logger })
+  const one = await buildTestApp(t, env, { logger: { level: 'warn', stream: logs.stream } })
+  const two = await buildTestApp(t, env, { logger: { level: 'warn', stream: logs.stream } })
   t.teardown(() => keysByNode(prefix))
   const statuses = []
   for (const app of [one, two, one, two]) statuses.push((await app.inject({ method: 'GET', url: '/docs/json' })).statusCode)
@@ -179,7 +172,7 @@ t.test('the rate limit on a Redis Cluster counts across two instances and answer
 t.test('far from the limit, counts made in process reach the cluster: one command per key, keys on several slots', { skip }, async (t) => {
   const logs = captureLogs()
   const prefix = `cluster_rls_${randomBytes(4).toString('hex')}:`
-  const app = await buildTestApp(t, { REDIS_CLUSTER_NODES: nodes.join(','), REDIS_KEY_PREFIX: prefix, RATE_LIMIT_MAX: '1000', RATE_LIMIT_WINDOW_MS: '60000' }, { logger: logs.logger })
+  const app = await buildTestApp(t, { REDIS_CLUSTER_NODES: nodes.join(','), REDIS_KEY_PREFIX: prefix, RATE_LIMIT_MAX: '1000', RATE_LIMIT_WINDOW_MS: '60000' }, { logger: { level: 'warn', stream: logs.stream } })
   t.teardown(() => keysByNode(prefix))
   // 12 clients, 2 requests each: far from the limit, so counted here and synchronised in one batch.
   const clients = Array.from({ length: 12 }, (_, i) => `10.77.0.${i + 1}`)

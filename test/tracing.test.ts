@@ -1,5 +1,4 @@
 import t from 'tap'
-import { Writable } from 'node:stream'
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
 import { startTracing } from '../src/telemetry.js'
 
@@ -11,7 +10,7 @@ import { startTracing } from '../src/telemetry.js'
 const exporter = new InMemorySpanExporter()
 const sdk = await startTracing({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
 t.teardown(() => sdk.shutdown())
-const { buildTestApp } = await import('./helpers.js')
+const { buildTestApp, captureLogs } = await import('./helpers.js')
 const { loggerOptions } = await import('../src/app.js')
 const { loadConfig } = await import('../src/config.js')
 const { register, registerAdmin } = await import('./users.js')
@@ -22,8 +21,7 @@ const ADDRESS = { recipientName: 'Katherine Johnson', line1: '1 Langley Road', c
 
 /** The app with its production logger options, writing JSON lines into `lines`. */
 async function tracedApp(t: Parameters<typeof buildTestApp>[0]) {
-  const lines: Record<string, unknown>[] = []
-  const stream = new Writable({ write(chunk, _enc, done) { lines.push(JSON.parse(String(chunk)) as Record<string, unknown>); done() } })
+  const { lines, stream } = captureLogs()
   const logger = { ...(loggerOptions(loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info' })) as object), stream }
   const app = await buildTestApp(t, { LOG_LEVEL: 'info' }, { logger })
   return { app, lines }
