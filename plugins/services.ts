@@ -21,6 +21,7 @@ import { createOrderService } from '../routes/orders/service.js'
 import { createOrderMail } from '../routes/orders/order-mail.js'
 import { createOrderAccess } from '../routes/orders/access.js'
 import { createCheckoutWorkflow } from '../routes/orders/workflows/checkout.js'
+import { guestClientKeyer } from '../src/guest-orders.js'
 import { createSentMail } from '../src/sent-mail.js'
 import { createCancelWorkflow } from '../routes/orders/workflows/cancel.js'
 import { providersFromConfig } from '../routes/payments/providers.js'
@@ -145,7 +146,7 @@ async function buildServices(app: FastifyInstance) {
     idempotency: createIdempotency(db),
     orders: createOrderService({ db, outbox }),
     payments: createPaymentService({ db }),
-    checkout: createCheckoutWorkflow({ db, outbox, faults, cart, shipping, checkout: checkoutConfig, metrics }),
+    checkout: createCheckoutWorkflow({ db, outbox, faults, cart, shipping, checkout: checkoutConfig, metrics, guestClientKey: guestClientKeyer(config.jwtSecret) }),
     cancel: createCancelWorkflow({ db, outbox, refunds, metrics, providers, log: app.log }),
     pay, confirm, refunds,
     reconcile: createReconciliation({ db, outbox, metrics, pay, confirm, refunds, providers }),

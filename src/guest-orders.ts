@@ -1,6 +1,16 @@
 import { and, eq, inArray, isNull } from 'drizzle-orm'
 import { orders, returns } from '../db/schema/index.js'
 import type { Db } from '../db/client.js'
+import { createHmac } from 'node:crypto'
+import { normalizeIP } from '@fastify/rate-limit'
+
+/**
+ * The client address an unpaid guest order counts against: an IPv4 address or an IPv6 /64 (as
+ * the per-IP rate limits count), kept as an HMAC under the server's secret so the stored value
+ * names no address.
+ */
+export const guestClientKeyer = (secret: string) => (ip: string) =>
+  createHmac('sha256', secret).update(`guest-client:${normalizeIP(ip)}`).digest('base64url')
 
 /**
  * Guest orders placed with this address become the account's, when the account has proved it
@@ -12,7 +22,7 @@ import type { Db } from '../db/client.js'
 export async function claimGuestOrders(db: Db, user: { id: string; email: string; emailVerifiedAt: Date | null }) {
   if (!user.emailVerifiedAt) return { claimed: 0 }
   return db.transaction(async (tx) => {
-    const claimed = await tx.update(orders).set({ userId: user.id, updatedAt: new Date() })
+    const claimed = await tx.update(orders).set({ userId: user.id, guestClient: null, updatedAt: new Date() })
       .where(and(isNull(orders.userId), eq(orders.guestEmail, user.email))).returning({ id: orders.id })
     if (claimed.length) {
       await tx.update(returns).set({ userId: user.id, updatedAt: new Date() })

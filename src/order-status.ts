@@ -51,7 +51,8 @@ export async function tryTransition(tx: Tx, orderId: string, to: OrderStatus, ex
   const [row] = await tx.select().from(orders).where(eq(orders.id, orderId)).for('update')
   if (!row) throw new NotFound('order', orderId)
   if (!canTransition(row.status, to, from)) return null
-  const [updated] = await tx.update(orders).set({ status: to, updatedAt: new Date(), ...extra }).where(eq(orders.id, orderId)).returning()
+  // Out of pending_payment, the order no longer counts against its guest client's bound.
+  const [updated] = await tx.update(orders).set({ status: to, updatedAt: new Date(), guestClient: null, ...extra }).where(eq(orders.id, orderId)).returning()
   return updated!
 }
 

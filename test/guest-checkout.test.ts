@@ -301,10 +301,48 @@ t.test('one email holds at most GUEST_MAX_UNPAID_ORDERS unpaid guest orders, als
   t.equal((await guestCheckout(app, carts[results.findIndex((r) => r.statusCode === 409)]!)).statusCode, 201, 'once one is cancelled, the email may place another')
 })
 
+t.test('one client address holds at most GUEST_MAX_UNPAID_ORDERS_PER_CLIENT unpaid guest orders whatever emails it types; an IPv6 client counts per /64', async (t) => {
+  const app = await buildTestApp(t, { GUEST_MAX_UNPAID_ORDERS_PER_CLIENT: '3' })
+  const admin = await registerAdmin(app)
+  const product = await createProduct(app, admin.headers, { variants: [{ priceMinor: 1000, stock: 50 }] })
+  const variantId = product.variants[0].id as string
+  const from = (remoteAddress: string, headers: Headers) =>
+    app.inject({ method: 'POST', url: '/orders/guest', headers, remoteAddress, payload: { shippingAddress: ADDRESS } })
+
+  const carts = []
+  for (let i = 0; i < 7; i++) carts.push(await guestCart(app, variantId, 1, `script-${i}@example.com`))
+  const results = await Promise.all(carts.map((c) => from('203.0.113.7', c)))
+  t.same(results.map((r) => r.statusCode).sort(), [201, 201, 201, 409, 409, 409, 409], 'three placed from one address, with seven emails')
+  t.ok(results.filter((r) => r.statusCode === 409).every((r) => r.json().type === 'urn:problem-type:too-many-unpaid-orders'))
+  t.equal(await stockOf(app, variantId), 47, 'the refused ones reserved nothing')
+  const stored = await app.db.select({ client: orders.guestClient }).from(orders)
+  t.ok(stored.every((o) => o.client && !o.client.includes('203.0.113')), 'the address is stored keyed, not readable')
+  t.equal(new Set(stored.map((o) => o.client)).size, 1, 'one key for the one address')
+
+  t.equal((await from('198.51.100.9', await guestCart(app, variantId, 1, 'neighbour@example.com'))).statusCode, 201, 'another address is not held up')
+  // Two addresses of one IPv6 /64 are one client.
+  t.equal((await from('2001:db8:1:2::10', await guestCart(app, variantId, 1, 'v6-a@example.com'))).statusCode, 201)
+  t.equal((await from('2001:db8:1:2::10', await guestCart(app, variantId, 1, 'v6-b@example.com'))).statusCode, 201)
+  t.equal((await from('2001:db8:1:2::99', await guestCart(app, variantId, 1, 'v6-c@example.com'))).statusCode, 201)
+  const v6 = await from('2001:db8:1:2:ffff::1', await guestCart(app, variantId, 1, 'v6-d@example.com'))
+  t.equal(v6.statusCode, 409, 'the fourth from the same /64 is refused')
+  t.equal((await from('2001:db8:1:3::1', await guestCart(app, variantId, 1, 'v6-e@example.com'))).statusCode, 201, 'the next /64 is another client')
+
+  // A paid order no longer counts (nor keeps the address); the address may place another.
+  const placed = results.find((r) => r.statusCode === 201)!.json()
+  const payment = await app.inject({ method: 'POST', url: `/orders/guest/${placed.order.id}/payments`, headers: { ...asGuest(placed.orderToken), 'idempotency-key': 'client-bound-pay-1' }, payload: { provider: 'test', paymentMethod: 'tok_success' } })
+  t.equal(payment.statusCode, 201, payment.body)
+  t.equal((await app.inject({ method: 'POST', url: `/orders/guest/${placed.order.id}/payments/${payment.json().id}/confirm`, headers: asGuest(placed.orderToken), payload: { paymentMethod: 'tok_success' } })).json().status, 'succeeded')
+  const [paid] = await app.db.select({ client: orders.guestClient }).from(orders).where(eq(orders.id, placed.order.id))
+  t.equal(paid!.client, null, 'the paid order keeps no client key')
+  t.equal((await from('203.0.113.7', carts[results.findIndex((r) => r.statusCode === 409)]!)).statusCode, 201, 'once one is paid, the address may place another')
+})
+
 t.test('SIGKILL while 40 guests check out: each retry with its key replays its order; one order per cart, stock moved once', { timeout: 180_000 }, async (t) => {
   const database = await createTestDatabase(t)
   const port = await freePort()
-  const env = testEnv(database, { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '1000000', DB_POOL_MAX: '20' })
+  // The 40 guests all come from this machine's one address.
+  const env = testEnv(database, { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '1000000', DB_POOL_MAX: '20', GUEST_MAX_UNPAID_ORDERS_PER_CLIENT: '1000' })
   const seed = await buildApp(loadConfig(env), { logger: false })
   t.teardown(async () => { await seed.mongo.dropDatabase().catch(() => {}); await seed.close() })
   const admin = await registerAdmin(seed)

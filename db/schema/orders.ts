@@ -54,6 +54,10 @@ export const orders = pgTable('orders', {
   userId: uuid('user_id').references(() => users.id, { onDelete: 'restrict' }),
   // The contact address a guest checked out with (normalised); kept after a claim.
   guestEmail: text('guest_email'),
+  // Which client address placed a guest order while it is unpaid, as a keyed hash (the address
+  // cannot be read back): unpaid guest orders per address are bounded. Cleared once the order is
+  // paid or cancelled, and on erasure.
+  guestClient: text('guest_client'),
   status: orderStatus('status').notNull().default('pending_payment'),
   currency: text('currency').notNull(),
   subtotalMinor: integer('subtotal_minor').notNull(),
@@ -94,6 +98,7 @@ export const orders = pgTable('orders', {
   index('orders_pending_expiry_idx').on(t.expiresAt).where(sql`status = 'pending_payment'`),
   index('orders_paid_at_idx').on(t.paidAt).where(sql`paid_at is not null`),
   index('orders_guest_email_idx').on(t.guestEmail).where(sql`guest_email is not null`),
+  index('orders_guest_client_unpaid_idx').on(t.guestClient).where(sql`guest_client is not null and status = 'pending_payment'`),
   check('orders_buyer_check', sql`${t.userId} is not null or ${t.guestEmail} is not null`),
   check('orders_money_check', sql`${t.subtotalMinor} >= 0 and ${t.discountMinor} >= 0 and ${t.shippingMinor} >= 0 and ${t.taxMinor} >= 0
     and ${t.totalMinor} = ${t.subtotalMinor} - ${t.discountMinor} + ${t.shippingMinor} + case when ${t.pricesIncludeTax} then 0 else ${t.taxMinor} end

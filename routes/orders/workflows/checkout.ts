@@ -38,7 +38,7 @@ import { CheckoutConflict, toOrder } from '../service.js'
 // coupon limit counts that email. Its access token is issued by the route, outside the stored
 // answer (a secret is never kept in idempotency_keys): see routes/orders/guest.ts.
 
-export interface CheckoutConfig { pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number; guestMaxUnpaidOrders: number }
+export interface CheckoutConfig { pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number; guestMaxUnpaidOrders: number; guestMaxUnpaidOrdersPerClient: number }
 export interface CheckoutDeps {
   db: Db
   outbox: Outbox
@@ -47,6 +47,8 @@ export interface CheckoutDeps {
   shipping: Pick<ShippingService, 'ready' | 'choose' | 'taxRateFor'>
   metrics: MoneyMetrics
   checkout: CheckoutConfig
+  /** A client address as stored with an unpaid guest order: keyed, so it cannot be read back. */
+  guestClientKey: (ip: string) => string
 }
 export interface CheckoutInput {
   shippingAddress?: ShippingAddress; addressId?: string; couponCode?: string | null; shippingOptionId?: string
@@ -54,7 +56,7 @@ export interface CheckoutInput {
   currency?: string
 }
 
-export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, checkout, metrics }: CheckoutDeps) {
+export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, checkout, metrics, guestClientKey }: CheckoutDeps) {
   async function resolveAddress(userId: string | null, input: CheckoutInput): Promise<ShippingAddress> {
     if (input.shippingAddress && input.addressId) throw new Conflict('Send shippingAddress or addressId, not both', 'address-ambiguous')
     if (input.addressId) {
@@ -85,6 +87,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
       throw new Conflict(`The cart is in ${currency}, not ${input.currency}: review it (GET /cart) and check out in ${currency}`, 'currency-mismatch')
     }
     const guestEmail = userId ? null : contents.email
+    const guestClient = guestEmail && actor.ip ? guestClientKey(actor.ip) : null
     if (!userId && !guestEmail) throw new Conflict('A guest cart needs a contact email first (PUT /cart/contact)', 'contact-required')
     const couponCode = input.couponCode !== undefined ? input.couponCode : contents.couponCode
     await shipping.ready()
@@ -94,6 +97,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
       return await outbox.transaction(async (tx, emit): Promise<StoredResponse> => {
         // A guest's unpaid orders hold stock and coupon uses: one email holds a bounded number at
         // once, counted under a lock of that email (taken before any row lock, so in one order).
+        // The client address's bound is checked last (below).
         if (guestEmail) {
           await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`guest-unpaid:${guestEmail}`}))`)
           const [{ n }] = (await tx.execute<{ n: number }>(sql`select count(*)::int as n from orders where guest_email = ${guestEmail} and user_id is null and status = 'pending_payment'`)).rows as [{ n: number }]
@@ -141,7 +145,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
 
         const [{ n }] = (await tx.execute<{ n: string }>(sql`select nextval('order_number_seq') as n`)).rows as [{ n: string }]
         const [order] = await tx.insert(orders).values({
-          number: `SO-${String(n).padStart(6, '0')}`, userId, guestEmail, currency, shippingAddress,
+          number: `SO-${String(n).padStart(6, '0')}`, userId, guestEmail, guestClient, currency, shippingAddress,
           subtotalMinor: totals.subtotalMinor, discountMinor: totals.discountMinor, shippingMinor: totals.shippingMinor,
           taxMinor: totals.taxMinor, totalMinor: totals.totalMinor,
           shippingOption: chosen.snapshot, taxRate, pricesIncludeTax,
@@ -177,6 +181,14 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
         const stock = await step('checkout.reserve-stock', () => reserve(tx, order!, priced, checkout.lowStockThreshold, (problems) => new CheckoutConflict(problems)))
         const caused = [...(stock.listsChanged ? STOCK_CHANGED([], true) : []), ...lowStockEvents(stock, checkout.lowStockThreshold)]
         if (caused.length) await emit(caused)
+        // One client address holds a bounded number of unpaid guest orders, this one included,
+        // counted under a lock of the address. Taken last, so it is held only up to the commit:
+        // guests behind one address (an office, a carrier's NAT) do not queue whole checkouts.
+        if (guestClient) {
+          await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`guest-unpaid-client:${guestClient}`}))`)
+          const [{ n: held }] = (await tx.execute<{ n: number }>(sql`select count(*)::int as n from orders where guest_client = ${guestClient} and user_id is null and status = 'pending_payment'`)).rows as [{ n: number }]
+          if (held > checkout.guestMaxUnpaidOrdersPerClient) throw new Conflict(`Too many unpaid guest orders from this address (${held - 1}): pay or cancel one first`, 'too-many-unpaid-orders')
+        }
         return placed
       }, {
         span: 'checkout.transaction',

@@ -185,6 +185,7 @@ export function createErasureWorkflow(deps: ErasureDeps) {
           await tx.update(orders).set({
             userId: tombstone,
             guestEmail: sql`case when ${orders.guestEmail} is null then null else ${placeholder} end`,
+            guestClient: null,
             // The country stays: the tax owed and the figures per country depend on it.
             shippingAddress: sql`jsonb_build_object('recipientName', ${ERASED_NAME}::text, 'line1', 'erased', 'city', 'erased', 'postalCode', 'erased', 'country', ${orders.shippingAddress}->>'country')`,
             updatedAt: new Date(),

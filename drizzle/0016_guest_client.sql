@@ -1,0 +1,2 @@
+ALTER TABLE "orders" ADD COLUMN "guest_client" text;--> statement-breakpoint
+CREATE INDEX "orders_guest_client_unpaid_idx" ON "orders" USING btree ("guest_client") WHERE guest_client is not null and status = 'pending_payment';
