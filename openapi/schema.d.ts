@@ -1103,7 +1103,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** My wishlist, newest first */
+        /**
+         * My wishlist, newest first
+         * @description Each product priced as I would pay for it (price lists, my customer groups) in the currency asked for, else my cart's.
+         */
         get: operations["getWishlist"];
         put?: never;
         post?: never;
@@ -3166,7 +3169,7 @@ export interface components {
             productId: string;
             /** Format: date-time */
             addedAt: string;
-            /** @description null when the product is no longer sold */
+            /** @description null when the product is no longer sold, or not sold in this currency */
             product: null | components["schemas"]["ProductSummary"];
         };
         Wishlist: {
@@ -9553,7 +9556,12 @@ export interface operations {
     };
     getWishlist: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description ISO 4217: prices in this currency (default the store currency); products and variants not sold in it are left out */
+                currency?: string;
+                /** @description a region: prices in its currency (instead of currency) */
+                region?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -9570,7 +9578,25 @@ export interface operations {
                 };
             };
             /** @description A problem (RFC 9457) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9591,7 +9617,12 @@ export interface operations {
     };
     addWishlistItem: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description ISO 4217: prices in this currency (default the store currency); products and variants not sold in it are left out */
+                currency?: string;
+                /** @description a region: prices in its currency (instead of currency) */
+                region?: string;
+            };
             header?: never;
             path: {
                 productId: string;

@@ -233,20 +233,29 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     return { ctx: { currency: inCurrency, userId: viewer.userId ?? null, at: new Date(now) }, key: `${inCurrency}:${lists}`, ttl, listsApply: moment.key !== '-' }
   }
 
-  /** Base ranges of listed products, replaced by the shopper's prices when price lists apply. */
-  async function withListPrices(items: ReturnType<typeof toSummary>[], ctx: PricingContext) {
-    if (!items.length) return items
-    const variants = await dbRead.select({ id: productVariants.id, productId: productVariants.productId }).from(productVariants)
-      .where(and(inArray(productVariants.productId, items.map((i) => i.id)), eq(productVariants.isActive, true)))
-    const prices = await priceVariants(dbRead, ctx, variants.map((v) => ({ variantId: v.id, quantity: 1 })))
-    const ranges = new Map<string, { minMinor: number; maxMinor: number }>()
+  /**
+   * The range of each product's active variants' prices for ctx's shopper (the pricing function:
+   * price lists, groups); a product with no active variant priced in ctx.currency is absent.
+   */
+  async function shopperRanges(productIds: string[], ctx: PricingContext, on: Db = dbRead) {
+    const ranges = new Map<string, { minMinor: number; maxMinor: number; currency: string }>()
+    if (!productIds.length) return ranges
+    const variants = await on.select({ id: productVariants.id, productId: productVariants.productId }).from(productVariants)
+      .where(and(inArray(productVariants.productId, productIds), eq(productVariants.isActive, true)))
+    const prices = await priceVariants(on, ctx, variants.map((v) => ({ variantId: v.id, quantity: 1 })))
     for (const v of variants) {
       const p = prices.get(v.id)
       if (!p) continue
       const r = ranges.get(v.productId)
-      ranges.set(v.productId, r ? { minMinor: Math.min(r.minMinor, p.unitPriceMinor), maxMinor: Math.max(r.maxMinor, p.unitPriceMinor) } : { minMinor: p.unitPriceMinor, maxMinor: p.unitPriceMinor })
+      ranges.set(v.productId, r ? { ...r, minMinor: Math.min(r.minMinor, p.unitPriceMinor), maxMinor: Math.max(r.maxMinor, p.unitPriceMinor) } : { minMinor: p.unitPriceMinor, maxMinor: p.unitPriceMinor, currency: ctx.currency })
     }
-    return items.map((i) => { const r = ranges.get(i.id); return r ? { ...i, priceRange: { ...r, currency: ctx.currency } } : i })
+    return ranges
+  }
+
+  /** Base ranges of listed products, replaced by the shopper's prices when price lists apply. */
+  async function withListPrices(items: ReturnType<typeof toSummary>[], ctx: PricingContext) {
+    const ranges = await shopperRanges(items.map((i) => i.id), ctx)
+    return items.map((i) => { const r = ranges.get(i.id); return r ? { ...i, priceRange: r } : i })
   }
 
   function visibleOr404(row: ProductRow | undefined, viewer: Viewer, ref: string): ProductRow {
@@ -333,6 +342,20 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
       const rows = await db.select(summaryColumns).from(products).where(and(inArray(products.id, ids), eq(products.status, 'active')))
       return new Map(rows.map((r) => [r.id, toSummary(r)]))
     },
+
+    /**
+     * Active products by id as list items priced for a signed-in shopper in a currency (wishlist):
+     * the prices the pricing function gives them; a product not sold in that currency is absent.
+     */
+    async pricedSummaries(ids: string[], ctx: PricingContext) {
+      if (!ids.length) return new Map<string, ReturnType<typeof toSummary>>()
+      const rows = await db.select(summaryColumns).from(products).where(and(inArray(products.id, ids), eq(products.status, 'active')))
+      const ranges = await shopperRanges(rows.map((r) => r.id), ctx, db)
+      return new Map(rows.flatMap((r) => { const range = ranges.get(r.id); return range ? [[r.id, { ...toSummary(r), priceRange: range }] as const] : [] }))
+    },
+
+    /** The currency a catalog read asks for (a currency, or a region's), the store currency by default. */
+    currencyOf,
 
     /**
      * Variants with what a cart needs to price and check them, read at this moment, priced by
