@@ -7650,9 +7650,9 @@ export interface operations {
                 q?: string;
                 /** @description a category id; includes its descendants */
                 category?: string;
-                /** @description lowest variant base price at least, in minor units of the listing currency */
+                /** @description lowest variant price at least, as the shopper pays it (price lists, customer groups), in minor units of the listing currency */
                 minPrice?: number;
-                /** @description lowest variant base price at most, in minor units of the listing currency */
+                /** @description lowest variant price at most, as the shopper pays it (price lists, customer groups), in minor units of the listing currency */
                 maxPrice?: number;
                 /** @description ISO 4217: prices in this currency (default the store currency); products and variants not sold in it are left out */
                 currency?: string;
@@ -7660,7 +7660,7 @@ export interface operations {
                 region?: string;
                 /** @description only products with an active variant in stock */
                 inStock?: boolean;
-                /** @description default: relevance with q, newest without */
+                /** @description default: relevance with q, newest without; the price sorts use the lowest variant price the shopper pays in the listing currency */
                 sort?: "relevance" | "newest" | "price_asc" | "price_desc" | "rating" | "name";
                 status?: components["schemas"]["ProductStatus"];
             };
