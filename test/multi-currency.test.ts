@@ -280,8 +280,10 @@ t.test('listings sort and filter by the price the shopper pays in the asked curr
   t.same(seen, ['C', 'B', 'A'])
 
   // The listing's prices are the product pages' (the one pricing function), for each shopper and currency.
-  for (const [headers, query] of [[{}, ''], [{}, 'currency=JPY'], [member!.headers, '']] as const) {
+  for (const [headers, query] of [[{}, ''], [{}, 'currency=JPY'], [member!.headers, ''], [{}, 'sort=price_asc'], [{}, 'currency=JPY&sort=price_desc'], [member!.headers, 'sort=price_asc']] as const) {
     const listed = (await get(app, `/products?${query}`, headers)).json().items
-    for (const item of listed) t.same(item.priceRange, (await get(app, `/products/${item.id}?${query}`, headers)).json().priceRange, `${item.name} ${query || 'EUR'}`)
+    t.equal(listed.length, 3)
+    const currency = query.includes('JPY') ? 'currency=JPY' : ''
+    for (const item of listed) t.same(item.priceRange, (await get(app, `/products/${item.id}?${currency}`, headers)).json().priceRange, `${item.name} ${query || 'EUR'}`)
   }
 })

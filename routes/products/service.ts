@@ -302,6 +302,12 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     return ranges
   }
 
+  /** Base ranges of listed products, replaced by the shopper's prices when price lists apply. */
+  async function withListPrices(items: ReturnType<typeof toSummary>[], ctx: PricingContext) {
+    const ranges = await shopperRanges(items.map((i) => i.id), ctx)
+    return items.map((i) => { const r = ranges.get(i.id); return r ? { ...i, priceRange: r } : i })
+  }
+
   function visibleOr404(row: ProductRow | undefined, viewer: Viewer, ref: string): ProductRow {
     // A draft or archived product does not exist for customers.
     if (!row || (!viewer.isAdmin && row.status !== 'active')) throw new NotFound('product', ref)
@@ -368,8 +374,12 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
   const listStatements = new Map<Db, Map<string, { execute(params: Record<string, unknown>): Promise<{ product: SummaryRow; rank: number }[]> }>>()
   async function list(query: ListQuery, viewer: Viewer, ctx?: PricingContext & { lists: string[] }) {
     const on = viewer.isAdmin ? db : dbRead
-    // With price lists applying, the query itself prices (shows, filters, sorts) as the shopper pays.
-    const listing = buildProductListQuery(on, { ...query, currency: ctx?.currency }, viewer, currency, ctx?.lists)
+    // With price lists applying and the price deciding the page (a price sort or filter), the
+    // query itself prices as the shopper pays; otherwise the page is found as without lists and
+    // its prices are the pricing function's (cheaper: the lists' products are not all priced).
+    const byPrice = query.sort === 'price_asc' || query.sort === 'price_desc' || query.minPrice !== undefined || query.maxPrice !== undefined
+    const lists = ctx?.lists.length ? ctx.lists : []
+    const listing = buildProductListQuery(on, { ...query, currency: ctx?.currency }, viewer, currency, byPrice ? lists : [])
     const statements = listStatements.get(on) ?? listStatements.set(on, new Map()).get(on)!
     let statement = statements.get(listing.shape)
     if (!statement) statements.set(listing.shape, statement = listing.select.prepare(listing.shape))
@@ -377,7 +387,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     const rows = await statement.execute(listing.params)
     const page = toPage(rows, query.limit, (r) => keyOf(sort, { ...r.product, rank: r.rank }))
     const items = page.items.map((r) => toSummary(r.product, ctx?.currency))
-    return { items, nextCursor: page.nextCursor }
+    return { items: lists.length && !byPrice ? await withListPrices(items, ctx!) : items, nextCursor: page.nextCursor }
   }
 
   return {
