@@ -171,6 +171,11 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     // through the inventory module, the only writer of stock.
     const stocked = (await setup.db.execute<{ id: string }>(sql`select id from product_variants where stock > 0`)).rows
     await setup.db.transaction((tx) => bulkRestock(tx, stocked.map((v) => ({ id: v.id, stock: 1_000_000 })), 'bench'))
+    // A second currency: every variant also priced in USD (a listing in it reads product_price_ranges).
+    await setup.db.execute(sql`insert into variant_prices (variant_id, currency, amount_minor) select id, 'USD', round(price_minor * 1.08)::int from product_variants`)
+    await setup.db.execute(sql`insert into product_price_ranges (product_id, currency, min_minor, max_minor)
+      select v.product_id, 'USD', coalesce(min(vp.amount_minor) filter (where v.is_active), min(vp.amount_minor)), coalesce(max(vp.amount_minor) filter (where v.is_active), max(vp.amount_minor))
+      from variant_prices vp join product_variants v on v.id = vp.variant_id where vp.currency = 'USD' group by v.product_id`)
     await setup.db.execute(sql`analyze`)
 
     const hot = (await setup.db.select({ id: products.id }).from(products).where(eq(products.status, 'active')).orderBy(products.createdAt).limit(1000)).map((r) => r.id)
@@ -252,16 +257,18 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     const byCategory = rotate(roots.map((id) => `/products?category=${id}&limit=20`))
 
     type Variant = { name: string; base: string; load: () => Load }
-    const scenarios: { name: string; variants: Variant[]; note?: string; warm?: () => Promise<void> }[] = []
-    const readScenario = (name: string, paths: () => string, count: number) => {
+    const scenarios: { name: string; variants: Variant[]; note?: string; warm?: () => Promise<void>; after?: () => Promise<void> }[] = []
+    /** A read against the baseline; `baselinePaths` when the baseline answers another request (it knows no price lists). */
+    const readScenario = (name: string, paths: () => string, count: number, more: { baselinePaths?: () => string; before?: () => Promise<void>; after?: () => Promise<void>; note?: string } = {}) => {
       scenarios.push({
-        name,
+        name, note: more.note, after: more.after,
         warm: async () => {
+          await more.before?.()
           // Fill the cache once (a round starting cold would measure misses).
           for (let i = 0; i < count; i += 50) await Promise.all(Array.from({ length: Math.min(50, count - i) }, () => fetch(apiBase + paths()).then((r) => r.arrayBuffer())))
         },
         variants: [
-          { name: 'baseline', base: baselineBase, load: () => ({ connections: c, requests: [get(paths)] }) },
+          { name: 'baseline', base: baselineBase, load: () => ({ connections: c, requests: [get(more.baselinePaths ?? paths)] }) },
           { name: 'api', base: apiBase, load: () => ({ connections: c, requests: [get(paths)] }) },
           { name: 'api cache off', base: apiOffBase, load: () => ({ connections: c, requests: [get(paths)] }) },
         ],
@@ -277,6 +284,28 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     })
     readScenario('product by id', byId, hot.length)
     readScenario('list page (20)', lists, 1)
+    // Two currencies and an active sale (500 variants priced in EUR and USD): the shopper's prices
+    // decide the page and its order. The list exists only for this scenario, so the other rows and
+    // the body comparison with the baseline (which knows no price lists) are as before.
+    const pricedLists = rotate(['/products?limit=20', '/products?limit=20&sort=price_asc', '/products?limit=20&currency=USD', '/products?limit=20&currency=USD&sort=price_asc'])
+    let saleId: string | undefined
+    readScenario('list page (20), 2 currencies + price list', pricedLists, 4, {
+      baselinePaths: lists,
+      before: async () => {
+        const sold = await setup.db.execute<{ id: string; price_minor: number }>(sql`select id, price_minor from product_variants where is_active order by sku limit 500`)
+        const prices = sold.rows.flatMap((v) => [{ variantId: v.id, currency: 'EUR', amountMinor: Math.floor(v.price_minor * 0.7) }, { variantId: v.id, currency: 'USD', amountMinor: Math.floor(v.price_minor * 0.75) }])
+        const res = await setup.inject({ method: 'POST', url: '/price-lists', headers: adminAuth(), payload: { name: 'Bench sale', kind: 'sale', status: 'active', prices } })
+        if (res.statusCode !== 201) throw new Error(`price list: ${res.statusCode} ${res.body}`)
+        saleId = res.json().id
+        // The API processes learn of the write through the cache's version channel.
+        await new Promise((r) => setTimeout(r, 500))
+      },
+      after: async () => {
+        if (saleId) await setup.inject({ method: 'DELETE', url: `/price-lists/${saleId}`, headers: adminAuth() })
+        await new Promise((r) => setTimeout(r, 500))
+      },
+      note: 'API: EUR and USD pages, newest and by price, under an active sale on 500 variants in both currencies; baseline: the list page row\'s plain EUR page',
+    })
     readScenario('text search', searches, SEARCH_TERMS.length)
     readScenario('category filter', byCategory, roots.length)
 
@@ -367,6 +396,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
           log(`${scenario.name} / ${variant.name} round ${round + 1}: ${m.rps.toFixed(0)} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms${m.hitRate !== null ? `, hits ${(m.hitRate * 100).toFixed(0)}%` : ''}${m.non2xx ? `, ${m.non2xx} non-2xx` : ''}`)
         }
       }
+      await scenario.after?.()
       const variantsOut = Object.fromEntries(Object.entries(rounds).map(([k, v]) => [k, medianMeasure(v)]))
       result.scenarios.push({ name: scenario.name, variants: variantsOut, rounds, note: scenario.note })
     }

@@ -1103,7 +1103,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** My wishlist, newest first */
+        /**
+         * My wishlist, newest first
+         * @description Each product priced as I would pay for it (price lists, my customer groups) in the currency asked for, else my cart's.
+         */
         get: operations["getWishlist"];
         put?: never;
         post?: never;
@@ -3166,7 +3169,7 @@ export interface components {
             productId: string;
             /** Format: date-time */
             addedAt: string;
-            /** @description null when the product is no longer sold */
+            /** @description null when the product is no longer sold, or not sold in this currency */
             product: null | components["schemas"]["ProductSummary"];
         };
         Wishlist: {
@@ -7647,9 +7650,9 @@ export interface operations {
                 q?: string;
                 /** @description a category id; includes its descendants */
                 category?: string;
-                /** @description lowest variant base price at least, in minor units of the listing currency */
+                /** @description lowest variant price at least, as the shopper pays it (price lists, customer groups), in minor units of the listing currency */
                 minPrice?: number;
-                /** @description lowest variant base price at most, in minor units of the listing currency */
+                /** @description lowest variant price at most, as the shopper pays it (price lists, customer groups), in minor units of the listing currency */
                 maxPrice?: number;
                 /** @description ISO 4217: prices in this currency (default the store currency); products and variants not sold in it are left out */
                 currency?: string;
@@ -7657,7 +7660,7 @@ export interface operations {
                 region?: string;
                 /** @description only products with an active variant in stock */
                 inStock?: boolean;
-                /** @description default: relevance with q, newest without */
+                /** @description default: relevance with q, newest without; the price sorts use the lowest variant price the shopper pays in the listing currency */
                 sort?: "relevance" | "newest" | "price_asc" | "price_desc" | "rating" | "name";
                 status?: components["schemas"]["ProductStatus"];
             };
@@ -9553,7 +9556,12 @@ export interface operations {
     };
     getWishlist: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description ISO 4217: prices in this currency (default the store currency); products and variants not sold in it are left out */
+                currency?: string;
+                /** @description a region: prices in its currency (instead of currency) */
+                region?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -9570,7 +9578,25 @@ export interface operations {
                 };
             };
             /** @description A problem (RFC 9457) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9591,7 +9617,12 @@ export interface operations {
     };
     addWishlistItem: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description ISO 4217: prices in this currency (default the store currency); products and variants not sold in it are left out */
+                currency?: string;
+                /** @description a region: prices in its currency (instead of currency) */
+                region?: string;
+            };
             header?: never;
             path: {
                 productId: string;

@@ -1,6 +1,6 @@
-import { and, eq, gt, inArray, isNull, lte, or, sql } from 'drizzle-orm'
+import { and, eq, gt, inArray, isNull, lte, or, sql, type Placeholder, type SQL } from 'drizzle-orm'
 import currencyCodes from 'currency-codes'
-import { customerGroupMembers, priceListPrices, priceLists, variantPrices } from '../db/schema/index.js'
+import { customerGroupMembers, priceListPrices, priceLists, productVariants, variantPrices } from '../db/schema/index.js'
 import type { Db, Tx } from '../db/client.js'
 import { BadRequest } from './errors.js'
 
@@ -110,9 +110,43 @@ export async function loadSchedule(db: Db | Tx): Promise<ScheduledList[]> {
  * lists that apply (a sale starting or ending changes it, so the cache key moves on at that very
  * moment), and the milliseconds until the next start or end (no entry lives past it).
  */
-export function pricingMoment(schedule: ScheduledList[], groups: string[], now: number): { key: string; msToNextChange: number | null } {
+export function pricingMoment(schedule: ScheduledList[], groups: string[], now: number): { key: string; lists: string[]; msToNextChange: number | null } {
   const mine = schedule.filter((l) => l.groupId === null || groups.includes(l.groupId))
   const active = mine.filter((l) => (l.startsAt === null || l.startsAt <= now) && (l.endsAt === null || now < l.endsAt)).map((l) => l.id)
   const next = mine.flatMap((l) => [l.startsAt, l.endsAt]).filter((t): t is number => t !== null && t > now)
-  return { key: active.join(',') || '-', msToNextChange: next.length ? Math.min(...next) - now : null }
+  return { key: active.join(',') || '-', lists: active, msToNextChange: next.length ? Math.min(...next) - now : null }
+}
+
+/**
+ * The same rule as priceVariants, in SQL, for listings that sort and filter by the price a shopper
+ * pays: one row per product with an active variant priced by one of `lists` in `currency`, with
+ * the range of its active variants' prices at quantity 1 (rule 2's quantity; the window and the
+ * group are already decided: `lists` are the ids pricingMoment found applying to this shopper now).
+ * An override's lowest price wins (rule 3), else the lowest of base and sales (rule 4); a variant
+ * without a base price in the currency is not sold in it (rule 1). Products absent from it list
+ * at their base range (product_price_ranges). test/multi-currency.test.ts checks that listings
+ * and product pages agree.
+ */
+export function listedPriceRanges(currency: SQL | Placeholder, lists: SQL) {
+  return sql`
+    with candidate as (
+      select lp.variant_id,
+             min(lp.amount_minor) filter (where l.kind = 'override') as override_minor,
+             min(lp.amount_minor) filter (where l.kind = 'sale') as sale_minor
+      from ${priceListPrices} lp join ${priceLists} l on l.id = lp.price_list_id
+      where lp.price_list_id = any(${lists}) and lp.currency = ${currency} and l.min_quantity <= 1
+      group by lp.variant_id
+    )
+    -- The products they touch, each found by its variant's primary key (a sale is a small share of a catalog).
+    , touched as (
+      select distinct (select pv.product_id from ${productVariants} pv where pv.id = candidate.variant_id and pv.is_active) as product_id from candidate
+    )
+    select v.product_id,
+           min(coalesce(c.override_minor, least(vp.amount_minor, c.sale_minor)))::int as listed_min_minor,
+           max(coalesce(c.override_minor, least(vp.amount_minor, c.sale_minor)))::int as listed_max_minor
+    from touched t
+    join ${productVariants} v on v.product_id = t.product_id and v.is_active
+    join ${variantPrices} vp on vp.variant_id = v.id and vp.currency = ${currency}
+    left join candidate c on c.variant_id = v.id
+    group by v.product_id`
 }

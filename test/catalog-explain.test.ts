@@ -35,8 +35,8 @@ t.test('listing a 100k-product catalog uses the indexes, never a sequential scan
   t.equal(Number(counted[0]?.count), 100_000)
   const { rows: [category] } = await client.query<{ id: string }>(`select id from categories where slug = 'category-7'`)
 
-  async function plan(query: Partial<ListQuery>) {
-    const listing = buildProductListQuery(app.db, { limit: 20, ...query }, { isAdmin: false })
+  async function plan(query: Partial<ListQuery>, lists: string[] = []) {
+    const listing = buildProductListQuery(app.db, { limit: 20, ...query }, { isAdmin: false }, 'EUR', lists)
     const { sql, params: placeholders } = listing.select.toSQL()
     const params = fillPlaceholders(placeholders, listing.params)
     const { rows } = await client.query(`explain (format json) ${sql}`, params)
@@ -67,6 +67,29 @@ t.test('listing a 100k-product catalog uses the indexes, never a sequential scan
     const nodes = await plan(query)
     const seqScans = nodes.filter((n) => n['Node Type'] === 'Seq Scan' && (n['Relation Name'] === 'products' || n['Relation Name'] === 'product_variants'))
     t.same(seqScans, [], `${name}: no sequential scan of products or variants`)
+    t.ok(nodes.some((n) => index.test(n['Index Name'] ?? '')), `${name}: uses ${index} (${nodes.map((n) => n['Index Name'] ?? n['Node Type']).join(', ')})`)
+  }
+
+  // With a price list applying (a sale on 1,000 of the 100,000 variants, in EUR and JPY), the
+  // listing prices as the shopper pays: the base half still reads its index in order, and the
+  // listed products are found from the list's prices, not by scanning the catalog.
+  await client.query(`insert into variant_prices (variant_id, currency, amount_minor) select id, 'EUR', price_minor from product_variants union all select id, 'JPY', price_minor * 3 from product_variants`)
+  await client.query(`insert into product_price_ranges (product_id, currency, min_minor, max_minor) select product_id, currency, min(amount_minor), max(amount_minor) from variant_prices vp join product_variants v on v.id = vp.variant_id group by product_id, currency`)
+  const { rows: [sale] } = await client.query<{ id: string }>(`insert into price_lists (name, kind, status) values ('Sale', 'sale', 'active') returning id`)
+  await client.query(`insert into price_list_prices (price_list_id, variant_id, currency, amount_minor) select $1, variant_id, currency, amount_minor / 2 from variant_prices where variant_id in (select id from product_variants order by sku limit 1000)`, [sale!.id])
+  await client.query('analyze')
+  const lists = [sale!.id]
+  const priced: [string, Partial<ListQuery>, RegExp][] = [
+    ['priced: price ascending', { sort: 'price_asc', currency: 'EUR' }, /^products_active_price_idx$/],
+    ['priced: price descending in JPY', { sort: 'price_desc', currency: 'JPY' }, /^product_price_ranges_listing_idx$/],
+    ['priced: newest under a price cap', { sort: 'newest', currency: 'EUR', maxPrice: 20000 }, /^products_active_newest_idx$/],
+    ['priced: JPY price range', { sort: 'price_asc', currency: 'JPY', minPrice: 3000, maxPrice: 60000 }, /^product_price_ranges_listing_idx$/],
+  ]
+  for (const [name, query, index] of priced) {
+    const nodes = await plan(query, lists)
+    // (price_list_prices is read whole here, rightly: every row of it is the sale's.)
+    const seqScans = nodes.filter((n) => n['Node Type'] === 'Seq Scan' && ['products', 'product_variants', 'variant_prices', 'product_price_ranges'].includes(n['Relation Name'] ?? ''))
+    t.same(seqScans, [], `${name}: no sequential scan of the catalog or its prices`)
     t.ok(nodes.some((n) => index.test(n['Index Name'] ?? '')), `${name}: uses ${index} (${nodes.map((n) => n['Index Name'] ?? n['Node Type']).join(', ')})`)
   }
 

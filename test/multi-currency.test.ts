@@ -222,3 +222,68 @@ t.test('the upgrade to currencies keeps a single-currency shop as it was: prices
   t.same((await client.query(`select code, currency from coupons order by code`)).rows, [{ code: 'TENOFF', currency: 'GBP' }, { code: 'TENPC', currency: null }], 'a fixed coupon is in the store currency')
   t.same((await client.query(`select name, currency from shipping_options`)).rows, [{ name: 'Royal Mail', currency: 'GBP' }], 'the shipping option too')
 })
+
+t.test('listings sort and filter by the price the shopper pays in the asked currency, price lists and groups included', async (t) => {
+  const app = await buildTestApp(t, { STORE_CURRENCY: 'EUR' })
+  const admin = (await registerAdmin(app)).headers
+  // Base prices: EUR order A < B < C; in JPY, A is dearer than B.
+  const a = await createProduct(app, admin, { name: 'A', variants: [{ sku: 'A', priceMinor: 1000, stock: 5 }] })
+  const b = await createProduct(app, admin, { name: 'B', variants: [{ sku: 'B1', priceMinor: 2000, stock: 5 }, { sku: 'B2', priceMinor: 2500, stock: 5 }] })
+  const c = await createProduct(app, admin, { name: 'C', variants: [{ sku: 'C', priceMinor: 3000, stock: 5 }] })
+  await setPrice(app, admin, a, 'JPY', 3000)
+  await setPrice(app, admin, b, 'JPY', 2000)
+  await app.inject({ method: 'PUT', url: `/products/${b.id}/variants/${b.variants[1].id}/prices/JPY`, headers: admin, payload: { amountMinor: 2600 } })
+  await setPrice(app, admin, c, 'JPY', 4000)
+  const names = async (url: string, headers: Headers = {}) => {
+    const res = await get(app, url, headers)
+    t.equal(res.statusCode, 200, res.body)
+    return res.json().items.map((i: { name: string; priceRange: { minMinor: number } }) => `${i.name} ${i.priceRange.minMinor}`)
+  }
+  t.same(await names('/products?currency=JPY&sort=price_asc'), ['B 2000', 'A 3000', 'C 4000'], 'without lists: by the JPY base price, not the store currency\'s')
+
+  // A sale running now makes C the cheapest in both currencies; a quantity tier changes no listing.
+  const sale = await app.inject({
+    method: 'POST', url: '/price-lists', headers: admin,
+    payload: {
+      name: 'Sale', kind: 'sale', status: 'active', startsAt: iso(Date.now() - 60_000), endsAt: iso(Date.now() + 3_600_000),
+      prices: [{ variantId: c.variants[0].id, currency: 'EUR', amountMinor: 500 }, { variantId: c.variants[0].id, currency: 'JPY', amountMinor: 1000 }],
+    },
+  })
+  t.equal(sale.statusCode, 201, sale.body)
+  const bulk = await app.inject({ method: 'POST', url: '/price-lists', headers: admin, payload: { name: 'Bulk', kind: 'sale', status: 'active', minQuantity: 10, prices: [{ variantId: a.variants[0].id, currency: 'JPY', amountMinor: 10 }] } })
+  t.equal(bulk.statusCode, 201, bulk.body)
+  // A trade group's contract price for A, above its base: members pay it, so it sorts A last for them.
+  const group = (await app.inject({ method: 'POST', url: '/customer-groups', headers: admin, payload: { name: 'Trade' } })).json()
+  const trade = await app.inject({ method: 'POST', url: '/price-lists', headers: admin, payload: { name: 'Trade', kind: 'override', status: 'active', customerGroupId: group.id, prices: [{ variantId: a.variants[0].id, currency: 'EUR', amountMinor: 9000 }] } })
+  t.equal(trade.statusCode, 201, trade.body)
+  const [member, other] = await quickCustomers(app, 2)
+  t.equal((await app.inject({ method: 'POST', url: `/customer-groups/${group.id}/members`, headers: admin, payload: { userId: member!.id } })).statusCode, 204)
+
+  t.same(await names('/products?currency=JPY&sort=price_asc'), ['C 1000', 'B 2000', 'A 3000'], 'JPY, the sale price sorts')
+  t.same(await names('/products?currency=JPY&sort=price_desc'), ['A 3000', 'B 2000', 'C 1000'])
+  t.same(await names('/products?sort=price_asc'), ['C 500', 'A 1000', 'B 2000'], 'EUR, the store currency')
+  t.same(await names('/products?sort=price_asc', member!.headers), ['C 500', 'B 2000', 'A 9000'], 'a member: the override above the base')
+  t.same(await names('/products?sort=price_asc', other!.headers), ['C 500', 'A 1000', 'B 2000'], 'another customer, after the member\'s page was cached')
+  t.same(await names('/products?currency=JPY&maxPrice=1500'), ['C 1000'], 'maxPrice by the sale price')
+  t.same(await names('/products?currency=JPY&minPrice=3500'), [], 'minPrice by the sale price: C\'s base is above it, its price is not')
+  t.same(await names('/products?minPrice=5000', member!.headers), ['A 9000'], 'filters by the member\'s price')
+  t.same(await names('/products?sort=name&maxPrice=999'), ['C 500'], 'a price filter under another sort')
+
+  // Paging one at a time through the sale-priced order: each product once, in order.
+  const seen: string[] = []
+  let cursor: string | null = null
+  do {
+    const page: { items: { name: string }[]; nextCursor: string | null } = (await get(app, `/products?currency=JPY&sort=price_asc&limit=1${cursor ? `&cursor=${cursor}` : ''}`)).json()
+    seen.push(...page.items.map((i) => i.name))
+    cursor = page.nextCursor
+  } while (cursor && seen.length < 10)
+  t.same(seen, ['C', 'B', 'A'])
+
+  // The listing's prices are the product pages' (the one pricing function), for each shopper and currency.
+  for (const [headers, query] of [[{}, ''], [{}, 'currency=JPY'], [member!.headers, ''], [{}, 'sort=price_asc'], [{}, 'currency=JPY&sort=price_desc'], [member!.headers, 'sort=price_asc']] as const) {
+    const listed = (await get(app, `/products?${query}`, headers)).json().items
+    t.equal(listed.length, 3)
+    const currency = query.includes('JPY') ? 'currency=JPY' : ''
+    for (const item of listed) t.same(item.priceRange, (await get(app, `/products/${item.id}?${currency}`, headers)).json().priceRange, `${item.name} ${query || 'EUR'}`)
+  }
+})

@@ -40,3 +40,55 @@ t.test('wishlist: idempotent add, list with products, remove, move to cart; priv
   t.same(afterArchive.items.map((i: { product: unknown }) => i.product), [null], 'an archived product shows as no longer sold')
   t.equal((await app.inject({ method: 'DELETE', url: `/wishlist/items/${single.id}`, headers: ada.headers })).statusCode, 204)
 })
+
+t.test('wishlist prices are the shopper\'s: in the asked currency or the cart\'s, with the price lists and groups that apply', async (t) => {
+  const app = await buildTestApp(t, { STORE_CURRENCY: 'EUR' })
+  const admin = (await registerAdmin(app)).headers
+  const kettle = await createProduct(app, admin, { name: 'Kettle', variants: [{ priceMinor: 2000, stock: 5 }, { priceMinor: 2600, stock: 5 }] })
+  const euOnly = await createProduct(app, admin, { name: 'Plug', variants: [{ priceMinor: 500, stock: 5 }] })
+  for (const [variant, amountMinor] of [[kettle.variants[0].id, 3000], [kettle.variants[1].id, 3500]] as const) {
+    const res = await app.inject({ method: 'PUT', url: `/products/${kettle.id}/variants/${variant}/prices/JPY`, headers: admin, payload: { amountMinor } })
+    t.equal(res.statusCode, 200, res.body)
+  }
+  const japan = (await app.inject({ method: 'POST', url: '/regions', headers: admin, payload: { name: 'Japan', currency: 'JPY', countries: ['JP'] } })).json()
+  // A sale running now in both currencies, on the cheaper variant.
+  const sale = await app.inject({
+    method: 'POST', url: '/price-lists', headers: admin,
+    payload: {
+      name: 'Sale', kind: 'sale', status: 'active', startsAt: new Date(Date.now() - 60_000).toISOString(), endsAt: new Date(Date.now() + 3_600_000).toISOString(),
+      prices: [{ variantId: kettle.variants[0].id, currency: 'EUR', amountMinor: 1500 }, { variantId: kettle.variants[0].id, currency: 'JPY', amountMinor: 2400 }],
+    },
+  })
+  t.equal(sale.statusCode, 201, sale.body)
+  // A trade group's override above the base, for its members only.
+  const group = (await app.inject({ method: 'POST', url: '/customer-groups', headers: admin, payload: { name: 'Trade' } })).json()
+  const trade = await app.inject({
+    method: 'POST', url: '/price-lists', headers: admin,
+    payload: { name: 'Trade', kind: 'override', status: 'active', customerGroupId: group.id, prices: [{ variantId: kettle.variants[1].id, currency: 'EUR', amountMinor: 1200 }] },
+  })
+  t.equal(trade.statusCode, 201, trade.body)
+
+  const ada = await register(app, { email: 'ada@example.com' })
+  const bob = await register(app, { email: 'bob@example.com' })
+  t.equal((await app.inject({ method: 'POST', url: `/customer-groups/${group.id}/members`, headers: admin, payload: { userId: bob.body.user.id } })).statusCode, 204)
+  for (const who of [ada, bob]) {
+    for (const id of [kettle.id, euOnly.id]) t.equal((await app.inject({ method: 'PUT', url: `/wishlist/items/${id}`, headers: who.headers })).statusCode, 200)
+  }
+  const ranges = async (headers: Record<string, string>, query = '') => {
+    const res = await app.inject({ method: 'GET', url: `/wishlist${query}`, headers })
+    t.equal(res.statusCode, 200, res.body)
+    return Object.fromEntries(res.json().items.map((i: { productId: string; product: { priceRange: unknown } | null }) => [i.productId === kettle.id ? 'kettle' : 'plug', i.product?.priceRange ?? null]))
+  }
+
+  t.same(await ranges(ada.headers), { kettle: { minMinor: 1500, maxMinor: 2600, currency: 'EUR' }, plug: { minMinor: 500, maxMinor: 500, currency: 'EUR' } }, 'the sale price in the store currency')
+  t.same(await ranges(ada.headers, '?currency=JPY'), { kettle: { minMinor: 2400, maxMinor: 3500, currency: 'JPY' }, plug: null }, 'in JPY: the JPY sale price; a product not sold in JPY shows as not sold')
+  t.same(await ranges(ada.headers, `?region=${japan.id}`), { kettle: { minMinor: 2400, maxMinor: 3500, currency: 'JPY' }, plug: null }, 'a region names its currency')
+  t.same(await ranges(bob.headers), { kettle: { minMinor: 1200, maxMinor: 1500, currency: 'EUR' }, plug: { minMinor: 500, maxMinor: 500, currency: 'EUR' } }, 'the group override for a member')
+  t.equal((await app.inject({ method: 'GET', url: '/wishlist?currency=ABC', headers: ada.headers })).statusCode, 400, 'not a currency')
+
+  // A shopper whose cart is in Japan's region sees the wishlist in yen without asking.
+  await app.inject({ method: 'DELETE', url: `/wishlist/items/${euOnly.id}`, headers: ada.headers })
+  t.match((await app.inject({ method: 'PUT', url: '/cart/region', headers: ada.headers, payload: { country: 'JP' } })).json(), { currency: 'JPY' })
+  t.same(await ranges(ada.headers), { kettle: { minMinor: 2400, maxMinor: 3500, currency: 'JPY' } }, "the cart's currency by default")
+  t.equal((await app.inject({ method: 'PUT', url: `/wishlist/items/${kettle.id}`, headers: ada.headers })).json().items[0].product.priceRange.currency, 'JPY', 'and in the list an add answers')
+})

@@ -138,6 +138,12 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
 
     async get(owner: CartOwner) { return view(await load(owner)) },
 
+    /** The currency a user's cart is priced in (its region's), without making a cart for a user who has none. */
+    async currencyOf(userId: string): Promise<string> {
+      const found = await carts.findOne({ owner: ownerKey({ kind: 'user', userId }) }, { currency: 1 }).lean<Pick<CartDoc, 'currency'>>()
+      return found?.currency ?? currency
+    },
+
     async addItem(owner: CartOwner, variantId: string, quantity: number) {
       const current = await load(owner)
       const v = await requirePurchasable(current, variantId, quantity + (current.lines.find((l) => l.variantId === variantId)?.quantity ?? 0))

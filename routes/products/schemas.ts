@@ -124,11 +124,11 @@ export const ProductListQuery = Type.Object({
   ...PageQuery,
   q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'full-text search over name and description' })),
   category: Type.Optional(Type.String({ format: 'uuid', description: 'a category id; includes its descendants' })),
-  minPrice: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000_000, description: 'lowest variant base price at least, in minor units of the listing currency' })),
-  maxPrice: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000_000, description: 'lowest variant base price at most, in minor units of the listing currency' })),
+  minPrice: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000_000, description: 'lowest variant price at least, as the shopper pays it (price lists, customer groups), in minor units of the listing currency' })),
+  maxPrice: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000_000, description: 'lowest variant price at most, as the shopper pays it (price lists, customer groups), in minor units of the listing currency' })),
   ...CurrencyAsked,
   inStock: Type.Optional(Type.Boolean({ description: 'only products with an active variant in stock' })),
-  sort: Type.Optional(StringEnum(SORTS, { description: 'default: relevance with q, newest without' })),
+  sort: Type.Optional(StringEnum(SORTS, { description: 'default: relevance with q, newest without; the price sorts use the lowest variant price the shopper pays in the listing currency' })),
   status: Type.Optional(Type.Ref(ProductStatus, { description: 'admins only; customers always see active products' })),
 }, { additionalProperties: false })
 export const ProductPage = pageOf(Type.Ref(ProductSummary), 'ProductPage')

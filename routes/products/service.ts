@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, getTableColumns, inArray, sql, type Placeholder, type SQL } from 'drizzle-orm'
-import type { AnyPgColumn } from 'drizzle-orm/pg-core'
+import { unionAll, type AnyPgColumn } from 'drizzle-orm/pg-core'
 import { inventoryMovements, productPriceRanges, productVariants, products, regions, variantPrices } from '../../db/schema/index.js'
 import { isForeignKeyViolation, isUniqueViolation, type Db, type Tx } from '../../db/client.js'
 import { replicasCaughtUp } from '../../db/replicas.js'
@@ -12,7 +12,7 @@ import { CATALOG_CACHE, categoryAndDescendants, productCache, refreshPriceRanges
 import { adjust, initialStock } from '../../src/inventory.js'
 import type { ProductSort } from './schemas.js'
 import { createHash } from 'node:crypto'
-import { groupsOf, loadSchedule, requireCurrency, priceVariants, pricingMoment, type PricingContext } from '../../src/prices.js'
+import { groupsOf, listedPriceRanges, loadSchedule, requireCurrency, priceVariants, pricingMoment, type PricingContext } from '../../src/prices.js'
 
 // What reads select of a product: everything but the search vector, which only the WHERE of a
 // search uses (it is the largest column; reading it was most of a listing's bytes).
@@ -62,7 +62,7 @@ export interface Viewer { isAdmin: boolean; userId?: string | null }
 // Each sort: its ORDER BY, the keyset comparison for "after this row", and the row's key.
 // Directions match the partial indexes in db/schema/catalog.ts.
 interface SortSpec { order: SQL[]; after: (key: [Placeholder, Placeholder]) => SQL; kinds: readonly CursorPart[] }
-function sortSpec(sort: ProductSort, rank: SQL, price: AnyPgColumn): SortSpec {
+function sortSpec(sort: ProductSort, rank: SQL, price: AnyPgColumn | SQL): SortSpec {
   switch (sort) {
     case 'relevance': return {
       order: [sql`${rank} desc`, desc(products.id)], kinds: ['number', 'uuid'],
@@ -107,8 +107,13 @@ function keyOf(sort: ProductSort, row: { id: string; createdAt: Date; minPriceMi
  * placeholder, filled from `params`, so one listing shape (its sort and which filters it has) is
  * one prepared statement, named by `shape`: PostgreSQL parses it once per connection, and the
  * query builder runs once per shape rather than once per request.
+ *
+ * `lists`: the price lists that apply to the shopper now (src/prices.ts pricingMoment). With
+ * any, prices (shown, filtered and sorted by) are the shopper's: the products those lists price
+ * are listed at listedPriceRanges, the rest at their base range, as two ordered and limited
+ * halves merged; the base half still reads its index in order, skipping the (few) listed products.
  */
-export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, storeCurrency = query.currency) {
+export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, storeCurrency = query.currency, lists: string[] = []) {
   const status: Status = viewer.isAdmin && query.status ? query.status : 'active'
   if (query.sort === 'relevance' && !query.q) throw new BadRequest('sort=relevance needs a search query (q)', 'invalid-sort')
   if (query.minPrice !== undefined && query.maxPrice !== undefined && query.minPrice > query.maxPrice) throw new BadRequest('minPrice is above maxPrice')
@@ -119,30 +124,75 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
   // The store currency's range is on the product row (its indexes serve the bench's listings);
   // another currency's comes from product_price_ranges, and a product without it is not listed.
   const foreign = query.currency !== undefined && query.currency !== storeCurrency
+  const priced = lists.length > 0 && query.currency !== undefined
   const minPrice = foreign ? productPriceRanges.minMinor : products.minPriceMinor
+  const maxPrice = foreign ? productPriceRanges.maxMinor : products.maxPriceMinor
   const spec = sortSpec(sort, rank, minPrice)
   const params: Record<string, unknown> = { status, q: query.q, category: query.category, minPrice: query.minPrice, maxPrice: query.maxPrice, currency: query.currency, limit: query.limit + 1 }
   if (query.cursor) [params.after0, params.after1] = decodeCursor(query.cursor, spec.kinds)
-  const shape = `product_list_${sort}_${Object.values(has).map(Number).join('')}${foreign ? '_fx' : ''}`
+  if (priced) params.lists = `{${lists.join(',')}}`
+  const shape = `product_list_${sort}_${Object.values(has).map(Number).join('')}${foreign ? '_fx' : ''}${priced ? '_pl' : ''}`
+  /** The WHERE of a listing whose price (filtered, and the keyset's for the price sorts) is `price`. */
+  const where = (price: AnyPgColumn | SQL, after: SortSpec['after']) => {
+    const filters: SQL[] = [eq(products.status, sql.placeholder('status'))]
+    if (has.q) filters.push(sql`${products.searchVector} @@ ${tsquery}`)
+    if (has.category) filters.push(sql`${products.categoryId} in ${categoryAndDescendants(sql.placeholder('category'))}`)
+    if (has.minPrice) filters.push(sql`${price} >= ${sql.placeholder('minPrice')}`)
+    if (has.maxPrice) filters.push(sql`${price} <= ${sql.placeholder('maxPrice')}`)
+    if (has.inStock) filters.push(eq(products.inStock, true))
+    if (has.cursor) filters.push(after([sql.placeholder('after0'), sql.placeholder('after1')]))
+    return filters
+  }
   return {
     sort, shape, params,
     get select() {
-      const filters: SQL[] = [eq(products.status, sql.placeholder('status'))]
-      if (has.q) filters.push(sql`${products.searchVector} @@ ${tsquery}`)
-      if (has.category) filters.push(sql`${products.categoryId} in ${categoryAndDescendants(sql.placeholder('category'))}`)
-      if (has.minPrice) filters.push(sql`${minPrice} >= ${sql.placeholder('minPrice')}`)
-      if (has.maxPrice) filters.push(sql`${minPrice} <= ${sql.placeholder('maxPrice')}`)
-      if (has.inStock) filters.push(eq(products.inStock, true))
-      if (has.cursor) filters.push(spec.after([sql.placeholder('after0'), sql.placeholder('after1')]))
-      if (!foreign) {
-        return db.select({ product: summaryColumns, rank: sql<number>`${rank}` }).from(products)
+      if (!priced) {
+        const filters = where(minPrice, spec.after)
+        if (!foreign) {
+          return db.select({ product: summaryColumns, rank: sql<number>`${rank}` }).from(products)
+            .where(and(...filters)).orderBy(...spec.order).limit(sql.placeholder('limit'))
+        }
+        const columns = { ...summaryColumns, minPriceMinor: productPriceRanges.minMinor, maxPriceMinor: productPriceRanges.maxMinor }
+        return db.select({ product: columns, rank: sql<number>`${rank}` }).from(products)
+          .innerJoin(productPriceRanges, and(eq(productPriceRanges.productId, products.id), eq(productPriceRanges.currency, sql.placeholder('currency'))))
           .where(and(...filters)).orderBy(...spec.order).limit(sql.placeholder('limit'))
       }
-      const columns = { ...summaryColumns, minPriceMinor: productPriceRanges.minMinor, maxPriceMinor: productPriceRanges.maxMinor }
-      return db.select({ product: columns, rank: sql<number>`${rank}` }).from(products)
-        .innerJoin(productPriceRanges, and(eq(productPriceRanges.productId, products.id), eq(productPriceRanges.currency, sql.placeholder('currency'))))
-        .where(and(...filters)).orderBy(...spec.order).limit(sql.placeholder('limit'))
+      const listed = db.$with('listed', {
+        productId: sql<string>`product_id`.as('product_id'), minMinor: sql<number>`listed_min_minor`.as('listed_min_minor'), maxMinor: sql<number>`listed_max_minor`.as('listed_max_minor'),
+      }).as(listedPriceRanges(sql.placeholder('currency'), sql`${sql.placeholder('lists')}::uuid[]`))
+      const columns = (min: AnyPgColumn | SQL, max: AnyPgColumn | SQL) => ({
+        ...summaryColumns, minPriceMinor: sql<number>`${min}`.as('price_min'), maxPriceMinor: sql<number>`${max}`.as('price_max'), rank: sql<number>`${rank}`.as('rank'),
+      })
+      // The base half: products no applying list prices, at their base range, in index order.
+      const baseRows = db.select(columns(minPrice, maxPrice)).from(products)
+      const baseHalf = (foreign
+        ? baseRows.innerJoin(productPriceRanges, and(eq(productPriceRanges.productId, products.id), eq(productPriceRanges.currency, sql.placeholder('currency'))))
+        : baseRows)
+        .where(and(...where(minPrice, spec.after), sql`${products.id} not in (select product_id from ${listed})`))
+        .orderBy(...spec.order).limit(sql.placeholder('limit'))
+      const listedPrice = sql`${listed.minMinor}`
+      const listedSpec = sortSpec(sort, rank, listedPrice)
+      const listedHalf = db.select(columns(listedPrice, sql`${listed.maxMinor}`)).from(listed).innerJoin(products, eq(products.id, listed.productId))
+        .where(and(...where(listedPrice, listedSpec.after))).orderBy(...listedSpec.order).limit(sql.placeholder('limit'))
+      const u = unionAll(baseHalf, listedHalf).as('u')
+      const product = {
+        id: u.id, slug: u.slug, name: u.name, status: u.status, categoryId: u.categoryId, minPriceMinor: u.minPriceMinor, maxPriceMinor: u.maxPriceMinor,
+        inStock: u.inStock, ratingAvg: u.ratingAvg, ratingCount: u.ratingCount, imageIds: u.imageIds, createdAt: u.createdAt,
+      }
+      return db.with(listed).select({ product, rank: u.rank }).from(u).orderBy(...mergedOrder(sort, u)).limit(sql.placeholder('limit'))
     },
+  }
+}
+
+/** The ORDER BY of the merged halves of a priced listing: the sort's, on the halves' output columns. */
+function mergedOrder(sort: ProductSort, u: { rank: SQL.Aliased<number>; id: AnyPgColumn; createdAt: AnyPgColumn; minPriceMinor: SQL.Aliased<number>; ratingAvg: AnyPgColumn; name: AnyPgColumn }): SQL[] {
+  switch (sort) {
+    case 'relevance': return [sql`${u.rank} desc`, desc(u.id)]
+    case 'newest': return [desc(u.createdAt), desc(u.id)]
+    case 'price_asc': return [sql`${u.minPriceMinor} asc`, asc(u.id)]
+    case 'price_desc': return [sql`${u.minPriceMinor} desc`, desc(u.id)]
+    case 'rating': return [desc(u.ratingAvg), desc(u.id)]
+    case 'name': return [asc(u.name), asc(u.id)]
   }
 }
 
@@ -230,23 +280,32 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     const moment = pricingMoment(schedule, groups, now)
     const lists = moment.key === '-' ? '-' : createHash('sha256').update(moment.key).digest('base64url').slice(0, 16)
     const ttl = moment.msToNextChange === null ? cache.ttlSeconds : Math.max(1, Math.min(cache.ttlSeconds, Math.ceil(moment.msToNextChange / 1000)))
-    return { ctx: { currency: inCurrency, userId: viewer.userId ?? null, at: new Date(now) }, key: `${inCurrency}:${lists}`, ttl, listsApply: moment.key !== '-' }
+    return { ctx: { currency: inCurrency, userId: viewer.userId ?? null, at: new Date(now) }, key: `${inCurrency}:${lists}`, ttl, lists: moment.lists }
   }
 
-  /** Base ranges of listed products, replaced by the shopper's prices when price lists apply. */
-  async function withListPrices(items: ReturnType<typeof toSummary>[], ctx: PricingContext) {
-    if (!items.length) return items
-    const variants = await dbRead.select({ id: productVariants.id, productId: productVariants.productId }).from(productVariants)
-      .where(and(inArray(productVariants.productId, items.map((i) => i.id)), eq(productVariants.isActive, true)))
-    const prices = await priceVariants(dbRead, ctx, variants.map((v) => ({ variantId: v.id, quantity: 1 })))
-    const ranges = new Map<string, { minMinor: number; maxMinor: number }>()
+  /**
+   * The range of each product's active variants' prices for ctx's shopper (the pricing function:
+   * price lists, groups); a product with no active variant priced in ctx.currency is absent.
+   */
+  async function shopperRanges(productIds: string[], ctx: PricingContext, on: Db = dbRead) {
+    const ranges = new Map<string, { minMinor: number; maxMinor: number; currency: string }>()
+    if (!productIds.length) return ranges
+    const variants = await on.select({ id: productVariants.id, productId: productVariants.productId }).from(productVariants)
+      .where(and(inArray(productVariants.productId, productIds), eq(productVariants.isActive, true)))
+    const prices = await priceVariants(on, ctx, variants.map((v) => ({ variantId: v.id, quantity: 1 })))
     for (const v of variants) {
       const p = prices.get(v.id)
       if (!p) continue
       const r = ranges.get(v.productId)
-      ranges.set(v.productId, r ? { minMinor: Math.min(r.minMinor, p.unitPriceMinor), maxMinor: Math.max(r.maxMinor, p.unitPriceMinor) } : { minMinor: p.unitPriceMinor, maxMinor: p.unitPriceMinor })
+      ranges.set(v.productId, r ? { ...r, minMinor: Math.min(r.minMinor, p.unitPriceMinor), maxMinor: Math.max(r.maxMinor, p.unitPriceMinor) } : { minMinor: p.unitPriceMinor, maxMinor: p.unitPriceMinor, currency: ctx.currency })
     }
-    return items.map((i) => { const r = ranges.get(i.id); return r ? { ...i, priceRange: { ...r, currency: ctx.currency } } : i })
+    return ranges
+  }
+
+  /** Base ranges of listed products, replaced by the shopper's prices when price lists apply. */
+  async function withListPrices(items: ReturnType<typeof toSummary>[], ctx: PricingContext) {
+    const ranges = await shopperRanges(items.map((i) => i.id), ctx)
+    return items.map((i) => { const r = ranges.get(i.id); return r ? { ...i, priceRange: r } : i })
   }
 
   function visibleOr404(row: ProductRow | undefined, viewer: Viewer, ref: string): ProductRow {
@@ -313,9 +372,14 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
 
   // One prepared statement per listing shape and pool (at most 6 sorts x 64 filter sets).
   const listStatements = new Map<Db, Map<string, { execute(params: Record<string, unknown>): Promise<{ product: SummaryRow; rank: number }[]> }>>()
-  async function list(query: ListQuery, viewer: Viewer, ctx?: PricingContext & { listsApply: boolean }) {
+  async function list(query: ListQuery, viewer: Viewer, ctx?: PricingContext & { lists: string[] }) {
     const on = viewer.isAdmin ? db : dbRead
-    const listing = buildProductListQuery(on, { ...query, currency: ctx?.currency }, viewer, currency)
+    // With price lists applying and the price deciding the page (a price sort or filter), the
+    // query itself prices as the shopper pays; otherwise the page is found as without lists and
+    // its prices are the pricing function's (cheaper: the lists' products are not all priced).
+    const byPrice = query.sort === 'price_asc' || query.sort === 'price_desc' || query.minPrice !== undefined || query.maxPrice !== undefined
+    const lists = ctx?.lists.length ? ctx.lists : []
+    const listing = buildProductListQuery(on, { ...query, currency: ctx?.currency }, viewer, currency, byPrice ? lists : [])
     const statements = listStatements.get(on) ?? listStatements.set(on, new Map()).get(on)!
     let statement = statements.get(listing.shape)
     if (!statement) statements.set(listing.shape, statement = listing.select.prepare(listing.shape))
@@ -323,7 +387,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     const rows = await statement.execute(listing.params)
     const page = toPage(rows, query.limit, (r) => keyOf(sort, { ...r.product, rank: r.rank }))
     const items = page.items.map((r) => toSummary(r.product, ctx?.currency))
-    return { items: ctx?.listsApply ? await withListPrices(items, ctx) : items, nextCursor: page.nextCursor }
+    return { items: lists.length && !byPrice ? await withListPrices(items, ctx!) : items, nextCursor: page.nextCursor }
   }
 
   return {
@@ -333,6 +397,20 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
       const rows = await db.select(summaryColumns).from(products).where(and(inArray(products.id, ids), eq(products.status, 'active')))
       return new Map(rows.map((r) => [r.id, toSummary(r)]))
     },
+
+    /**
+     * Active products by id as list items priced for a signed-in shopper in a currency (wishlist):
+     * the prices the pricing function gives them; a product not sold in that currency is absent.
+     */
+    async pricedSummaries(ids: string[], ctx: PricingContext) {
+      if (!ids.length) return new Map<string, ReturnType<typeof toSummary>>()
+      const rows = await db.select(summaryColumns).from(products).where(and(inArray(products.id, ids), eq(products.status, 'active')))
+      const ranges = await shopperRanges(rows.map((r) => r.id), ctx, db)
+      return new Map(rows.flatMap((r) => { const range = ranges.get(r.id); return range ? [[r.id, { ...toSummary(r), priceRange: range }] as const] : [] }))
+    },
+
+    /** The currency a catalog read asks for (a currency, or a region's), the store currency by default. */
+    currencyOf,
 
     /**
      * Variants with what a cart needs to price and check them, read at this moment, priced by
@@ -370,7 +448,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
       if (viewer.isAdmin) return { value: await list(rest, viewer), hit: false }
       const pricing = await pricingFor(viewer, await currencyOf({ currency: askedCurrency, region }))
       const key = `list:${pricing.key}:${JSON.stringify(Object.entries(rest).filter(([k, v]) => v !== undefined && k !== 'status').sort())}`
-      return cache.wrap(CATALOG_CACHE, key, () => list(rest, viewer, { ...pricing.ctx, listsApply: pricing.listsApply }), pricing.ttl)
+      return cache.wrap(CATALOG_CACHE, key, () => list(rest, viewer, { ...pricing.ctx, lists: pricing.lists }), pricing.ttl)
     },
 
     getById,

@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox'
 import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
 import { Cart } from '../cart/schemas.js'
+import { CurrencyQuery } from '../products/schemas.js'
 import { MoveToCart, Wishlist, WishlistParams } from './schemas.js'
 
 const wishlistRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -10,15 +11,18 @@ const wishlistRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.addHook('onRequest', app.authenticate)
 
   app.get('', {
-    schema: { tags: ['wishlist'], operationId: 'getWishlist', summary: 'My wishlist, newest first', security: BEARER, response: { 200: Type.Ref(Wishlist), 401: ProblemRef } },
-  }, (req) => service.list(req.user.sub))
+    schema: { tags: ['wishlist'], operationId: 'getWishlist', summary: 'My wishlist, newest first', security: BEARER,
+      description: 'Each product priced as I would pay for it (price lists, my customer groups) in the currency asked for, else my cart\'s.',
+      querystring: CurrencyQuery, response: { 200: Type.Ref(Wishlist), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
+    },
+  }, (req) => service.list(req.user.sub, req.query))
 
   app.put('/items/:productId', {
     schema: {
       tags: ['wishlist'], operationId: 'addWishlistItem', summary: 'Save a product (idempotent)', security: BEARER,
-      params: WishlistParams, response: { 200: Type.Ref(Wishlist), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
+      params: WishlistParams, querystring: CurrencyQuery, response: { 200: Type.Ref(Wishlist), 400: ProblemRef, 401: ProblemRef, 404: ProblemRef },
     },
-  }, (req) => service.add(req.user.sub, req.params.productId))
+  }, (req) => service.add(req.user.sub, req.params.productId, req.query))
 
   app.delete('/items/:productId', {
     schema: {

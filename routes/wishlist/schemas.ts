@@ -4,7 +4,7 @@ import { ProductSummary } from '../products/schemas.js'
 export const WishlistItem = Type.Object({
   productId: Type.String({ format: 'uuid' }),
   addedAt: Type.String({ format: 'date-time' }),
-  product: Type.Union([Type.Null(), Type.Ref(ProductSummary)], { description: 'null when the product is no longer sold' }),
+  product: Type.Union([Type.Null(), Type.Ref(ProductSummary)], { description: 'null when the product is no longer sold, or not sold in this currency' }),
 }, { $id: 'WishlistItem', additionalProperties: false })
 
 export const Wishlist = Type.Object({ items: Type.Array(Type.Ref(WishlistItem)) }, { $id: 'Wishlist', additionalProperties: false })

@@ -4,14 +4,19 @@ import { BadRequest, NotFound } from '../../src/errors.js'
 import type { CartService } from '../cart/service.js'
 import type { createProductService } from '../products/service.js'
 
-type Catalog = Pick<ReturnType<typeof createProductService>, 'summariesByIds' | 'activeVariantIds'>
+type Catalog = Pick<ReturnType<typeof createProductService>, 'summariesByIds' | 'pricedSummaries' | 'currencyOf' | 'activeVariantIds'>
+/** What a wishlist read is priced in: a currency or a region asked for; the shopper's cart's currency by default. */
+export interface CurrencyAsk { currency?: string; region?: string }
 
 export const MAX_WISHLIST_ITEMS = 200
 
 export function createWishlistService({ items, catalog, cart }: { items: Model<WishlistItemDoc>; catalog: Catalog; cart: CartService }) {
-  async function list(userId: string) {
+  async function list(userId: string, ask: CurrencyAsk = {}) {
+    // The currency first: a bad code is a 400 before any read.
+    const currency = ask.currency || ask.region ? await catalog.currencyOf(ask) : await cart.currencyOf(userId)
     const rows = await items.find({ userId }).sort({ addedAt: -1 }).limit(MAX_WISHLIST_ITEMS).lean<WishlistItemDoc[]>()
-    const products = await catalog.summariesByIds(rows.map((r) => r.productId))
+    // The prices this shopper would pay (price lists, customer groups), as the product pages show them.
+    const products = await catalog.pricedSummaries(rows.map((r) => r.productId), { currency, userId })
     return { items: rows.map((r) => ({ productId: r.productId, addedAt: r.addedAt.toISOString(), product: products.get(r.productId) ?? null })) }
   }
 
@@ -24,7 +29,7 @@ export function createWishlistService({ items, catalog, cart }: { items: Model<W
     list,
 
     /** Idempotent: adding twice keeps one entry with the first date. */
-    async add(userId: string, productId: string) {
+    async add(userId: string, productId: string, ask: CurrencyAsk = {}) {
       if (!(await catalog.summariesByIds([productId])).has(productId)) throw new NotFound('product', productId)
       if (await items.countDocuments({ userId }) >= MAX_WISHLIST_ITEMS) throw new BadRequest(`A wishlist holds at most ${MAX_WISHLIST_ITEMS} products`, 'wishlist-full')
       try {
@@ -33,7 +38,7 @@ export function createWishlistService({ items, catalog, cart }: { items: Model<W
         // Two racing upserts of one pair: the unique index lets one insert; the other is the same add.
         if ((err as { code?: number }).code !== 11000) throw err
       }
-      return list(userId)
+      return list(userId, ask)
     },
 
     remove,
