@@ -435,11 +435,12 @@ export type LogLine = { level: number; time: number; msg: string; err?: unknown 
 const TEST_S3_BUCKET = 'shop-test'
 
 /**
- * Settings for STORAGE=s3 on the test S3 server: one bucket (made if missing), a key prefix of
+ * Settings for STORAGE=s3 on the test S3 server: one bucket (made if missing, its uploads areas
+ * readable by anyone), a key prefix of
  * this test's own, whose objects are deleted when the test ends. `client` reads the bucket directly.
  */
 export async function s3TestEnv(t: Teardown, env: Record<string, string> = {}) {
-  const { CreateBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client } = await import('@aws-sdk/client-s3')
+  const { CreateBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, PutBucketPolicyCommand, S3Client } = await import('@aws-sdk/client-s3')
   const client = new S3Client({
     endpoint: TEST_S3_ENDPOINT, region: 'us-east-1', forcePathStyle: true,
     credentials: { accessKeyId: TEST_S3_ACCESS_KEY_ID, secretAccessKey: TEST_S3_SECRET_ACCESS_KEY },
@@ -447,6 +448,11 @@ export async function s3TestEnv(t: Teardown, env: Record<string, string> = {}) {
   await client.send(new CreateBucketCommand({ Bucket: TEST_S3_BUCKET })).catch((err: Error) => {
     if (!['BucketAlreadyOwnedByYou', 'BucketAlreadyExists'].includes(err.name)) throw err
   })
+  // As in production with S3_PUBLIC_URL: anyone may read the uploads area, nothing else.
+  await client.send(new PutBucketPolicyCommand({
+    Bucket: TEST_S3_BUCKET,
+    Policy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: ['*'] }, Action: ['s3:GetObject'], Resource: [`arn:aws:s3:::${TEST_S3_BUCKET}/*/uploads/*`] }] }),
+  }))
   const prefix = `test-${randomBytes(8).toString('hex')}/`
   t.teardown(async () => {
     let ContinuationToken: string | undefined

@@ -152,8 +152,8 @@ export function createUploadService({ db, storage, quota }: { db: Db; storage: F
      * uses are deleted, rows first, then files. Rows another transaction holds (an avatar being
      * set to one takes a key-share lock through its foreign key) are skipped until the next run.
      */
-    async removeOrphans(graceHours: number) {
-      const cutoff = new Date(Date.now() - graceHours * 3_600_000)
+    async removeOrphans(graceHours: number, now = new Date()) {
+      const cutoff = new Date(now.getTime() - graceHours * 3_600_000)
       const removed = await db.transaction(async (tx) => {
         const orphans = await tx.select({ id: uploadedFiles.id }).from(uploadedFiles)
           .where(and(
