@@ -6514,6 +6514,15 @@ export interface operations {
                     "application/gzip": string;
                 };
             };
+            /** @description with object storage (STORAGE=s3): to a presigned link of the store, valid S3_SIGNED_URL_TTL_SECONDS */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
             /** @description A problem (RFC 9457) */
             400: {
                 headers: {
@@ -13342,7 +13351,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the image bytes, with the type detected at upload; revalidate before each use (Cache-Control: no-cache, ETag) */
+            /** @description the image bytes, with the type detected at upload. A product image never changes under its id: cached a year (Cache-Control: public, max-age=31536000, immutable). Others revalidate before each use (Cache-Control: no-cache, ETag), so a deleted one stops being served at once */
             200: {
                 headers: {
                     [name: string]: unknown;

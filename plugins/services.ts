@@ -7,7 +7,7 @@ import { createAccountMail } from '../src/account-mail.js'
 import { createIdempotency } from '../src/idempotency.js'
 import { createOneTimeTokens } from '../src/one-time-tokens.js'
 import { createSecretBox } from '../src/secret-box.js'
-import { createLocalStorage } from '../src/storage.js'
+import { createStorages } from '../src/storage.js'
 import { CATALOG_CACHE } from '../src/catalog.js'
 import { createAnalyticsService } from '../routes/analytics/service.js'
 import { createAuthService } from '../routes/auth/service.js'
@@ -101,14 +101,16 @@ async function buildServices(app: FastifyInstance) {
     userAgent: 'shop-api-webhooks/1',
   })
 
-  const uploads = createUploadService({ db, storage: createLocalStorage(config.uploads.dir), quota: config.uploads.quota })
+  const storages = createStorages({ kind: config.storage, s3: config.s3, dirs: { uploads: config.uploads.dir, exports: config.privacy.exportDir, catalogFiles: config.catalogIo.dir } })
+  app.addHook('onClose', async () => { storages.close() })
+  const uploads = createUploadService({ db, storage: storages.uploads, quota: config.uploads.quota })
   const reviews = createReviewService({ db, autoApprove: config.reviewsAutoApprove, onRatingChange: () => cache.invalidate(CATALOG_CACHE) })
   // A customer's data: exports (kept in a private storage of their own) and erasures.
   const activity = activityModel(app.mongo)
   const { privacy } = config
   const dataExports = createDataExportService({
-    db, redis, storage: createLocalStorage(privacy.exportDir), uploads, carts, wishlists, activity,
-    settings: { exportTtlHours: privacy.exportTtlHours, linkTtlSeconds: privacy.linkTtlSeconds, leaseSeconds: privacy.leaseSeconds },
+    db, redis, storage: storages.exports, uploads, carts, wishlists, activity,
+    settings: { exportTtlHours: privacy.exportTtlHours, linkTtlSeconds: privacy.linkTtlSeconds, leaseSeconds: privacy.leaseSeconds, signedUrlTtlSeconds: config.s3?.signedUrlTtlSeconds ?? 60 },
   })
   const erasure = createErasureWorkflow({
     db, redis, redisKeyPrefix: config.redis.keyPrefix, sessions, outbox, tokens, accountMail, uploads, reviews, exports: dataExports,
@@ -122,7 +124,7 @@ async function buildServices(app: FastifyInstance) {
     process: async (id) => { await catalogIo.runJob(id); return {} },
   })
   const catalogIo: CatalogIoService = createCatalogIoService({
-    db, cache, currency, storage: createLocalStorage(config.catalogIo.dir), enqueue: (ids) => catalogQueue.add(ids),
+    db, cache, currency, storage: storages.catalogFiles, enqueue: (ids) => catalogQueue.add(ids),
     settings: { maxBytes: config.catalogIo.maxBytes, leaseSeconds: config.catalogIo.leaseSeconds },
   })
 

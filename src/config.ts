@@ -2,6 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseSecretKeys, type SecretKey } from './secret-box.js'
 import type { RedisConfig } from './redis-client.js'
+import type { S3Settings } from './storage.js'
 
 // Every setting the process reads, with safe development defaults. Secrets have development
 // values so `npm start` works with no environment; production refuses to run on them.
@@ -77,7 +78,19 @@ export const ConfigSchema = Type.Object({
   STRIPE_WEBHOOK_SECRET: Type.Optional(Type.String({ pattern: '^whsec_', description: 'A whsec_ secret; required when PAYMENT_PROVIDERS includes stripe.' })),
   STRIPE_API_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'Points the Stripe SDK elsewhere, e.g. a stripe-mock URL.' })),
   REVIEWS_AUTO_APPROVE: bool('true', 'Publish reviews at once; false holds them for moderation.'),
-  UPLOAD_DIR: Type.String({ minLength: 1, default: './uploads', description: 'Local file storage of uploads; every instance and worker must mount the same directory.' }),
+  STORAGE: oneOf(['local', 's3'], 'local', 'Where uploads, data exports and catalog CSV files are kept. local: on disk under UPLOAD_DIR, DATA_EXPORT_DIR and CATALOG_FILES_DIR (one instance, or a directory every instance mounts). s3: in S3_BUCKET of an S3-compatible object store (AWS S3, MinIO, SeaweedFS, ...), so instances share nothing on disk; see docs/operations.md#file-storage.'),
+  S3_BUCKET: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$', description: 'The bucket (it must exist); required with STORAGE=s3.' })),
+  S3_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://', description: 'The store\'s URL, for a store other than AWS S3 (e.g. http://minio:9000). Unset: AWS S3 in S3_REGION.' })),
+  S3_REGION: Type.String({ minLength: 1, default: 'us-east-1', description: 'The bucket\'s region (most S3-compatible stores accept us-east-1).' }),
+  S3_ACCESS_KEY_ID: Type.Optional(Type.String({ minLength: 1, description: 'Access key. Unset: the AWS SDK\'s own chain (AWS_* environment, web identity, instance role).' })),
+  S3_SECRET_ACCESS_KEY: Type.Optional(Type.String({ minLength: 1, description: 'Secret of S3_ACCESS_KEY_ID.' })),
+  S3_FORCE_PATH_STYLE: bool('false', 'true: address the bucket as ENDPOINT/BUCKET/key (MinIO, SeaweedFS and most self-hosted stores); false: as BUCKET.ENDPOINT/key (AWS S3).'),
+  S3_PREFIX: Type.String({ pattern: '^([A-Za-z0-9._-]+/)*$', default: '', description: 'Prefix of every key (ending in /), so several shops or environments can share one bucket. Objects are kept under PREFIX/uploads/, PREFIX/exports/ and PREFIX/catalog-files/.' }),
+  S3_PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'Base URL under which the bucket\'s keys are public (a CDN in front of the bucket, or the bucket\'s public address), e.g. https://cdn.example.com for https://cdn.example.com/uploads/ID.png. Set: product image URLs point there (immutable, cached a year); only PREFIX/uploads/ needs to be public. Unset: the API serves them.' })),
+  S3_SIGNED_URL_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 60, description: 'With STORAGE=s3, a download link of a private file (data export, catalog export) redirects to a presigned link of the store valid this long.' }),
+  S3_PART_SIZE_BYTES: Type.Integer({ minimum: 5 * 1024 * 1024, maximum: 512 * 1024 * 1024, default: 8 * 1024 * 1024, description: 'Files larger than this are sent in parts of this size (multipart upload); memory per upload in flight is about this times S3_UPLOAD_QUEUE.' }),
+  S3_UPLOAD_QUEUE: Type.Integer({ minimum: 1, maximum: 16, default: 2, description: 'Parts of one upload sent at once.' }),
+  UPLOAD_DIR: Type.String({ minLength: 1, default: './uploads', description: 'With STORAGE=local: the directory of uploads; every instance and worker must mount the same one.' }),
   UPLOAD_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 100 * 1024 * 1024, default: 5 * 1024 * 1024, description: 'Largest upload (413 beyond).' }),
   UPLOAD_QUOTA_FILES: Type.Integer({ minimum: 1, default: 100, description: 'Uploads one customer may keep (413 beyond).' }),
   UPLOAD_QUOTA_BYTES: Type.Integer({ minimum: 1024, default: 50 * 1024 * 1024, description: 'Total bytes of uploads one customer may keep (413 beyond).' }),
@@ -162,6 +175,9 @@ export interface Config {
     quota: { customer: { bytes: number; files: number }; admin: { bytes: number; files: number } }
     orphanGraceHours: number
   }
+  /** Where files are kept (src/storage.ts); s3 is set when storage is s3. */
+  storage: 'local' | 's3'
+  s3?: S3Settings & { signedUrlTtlSeconds: number }
   activityRetentionDays: number
   /** Data exports and erasures (routes/users/data-export.ts, routes/users/workflows/erasure.ts). */
   catalogIo: { dir: string; maxBytes: number; leaseSeconds: number }
@@ -297,6 +313,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   try { totpKeys = parseSecretKeys(raw.TOTP_ENCRYPTION_KEYS) } catch (err) {
     throw new ConfigError(`Invalid environment variable TOTP_ENCRYPTION_KEYS: ${(err as Error).message}`)
   }
+  if (raw.STORAGE === 's3' && !raw.S3_BUCKET) throw new ConfigError('Missing environment variable S3_BUCKET: required when STORAGE=s3')
+  if (Boolean(raw.S3_ACCESS_KEY_ID) !== Boolean(raw.S3_SECRET_ACCESS_KEY)) {
+    throw new ConfigError('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY are set together or not at all')
+  }
   if (raw.PAYMENT_PROVIDERS.split(',').includes('stripe') && (!raw.STRIPE_SECRET_KEY || !raw.STRIPE_WEBHOOK_SECRET)) {
     throw new ConfigError('Missing environment variable STRIPE_SECRET_KEY or STRIPE_WEBHOOK_SECRET: required when PAYMENT_PROVIDERS includes stripe')
   }
@@ -380,6 +400,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       quota: { customer: { bytes: raw.UPLOAD_QUOTA_BYTES, files: raw.UPLOAD_QUOTA_FILES }, admin: { bytes: raw.UPLOAD_ADMIN_QUOTA_BYTES, files: raw.UPLOAD_ADMIN_QUOTA_FILES } },
       orphanGraceHours: raw.UPLOAD_ORPHAN_GRACE_HOURS,
     },
+    storage: raw.STORAGE,
+    s3: raw.STORAGE === 's3'
+      ? {
+          bucket: raw.S3_BUCKET!, endpoint: raw.S3_ENDPOINT, region: raw.S3_REGION, prefix: raw.S3_PREFIX,
+          forcePathStyle: truthy(raw.S3_FORCE_PATH_STYLE), accessKeyId: raw.S3_ACCESS_KEY_ID, secretAccessKey: raw.S3_SECRET_ACCESS_KEY,
+          publicUrl: raw.S3_PUBLIC_URL, partSizeBytes: raw.S3_PART_SIZE_BYTES, queueSize: raw.S3_UPLOAD_QUEUE, signedUrlTtlSeconds: raw.S3_SIGNED_URL_TTL_SECONDS,
+        }
+      : undefined,
     activityRetentionDays: raw.ACTIVITY_RETENTION_DAYS,
     catalogIo: { dir: raw.CATALOG_FILES_DIR, maxBytes: raw.CATALOG_IMPORT_MAX_BYTES, leaseSeconds: raw.CATALOG_JOB_LEASE_SECONDS },
     privacy: { exportDir: raw.DATA_EXPORT_DIR, exportTtlHours: raw.DATA_EXPORT_TTL_HOURS, linkTtlSeconds: raw.DATA_EXPORT_LINK_TTL_SECONDS, leaseSeconds: raw.DATA_REQUEST_LEASE_SECONDS },

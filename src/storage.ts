@@ -2,20 +2,44 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import type { Readable } from 'node:stream'
+import { PassThrough, Transform, type Readable } from 'node:stream'
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { Upload } from '@aws-sdk/lib-storage'
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 
-// Where uploaded bytes live. Local disk now; an object store later implements the same calls.
+/** How an object is served by the store itself (an S3 bucket or a CDN in front of it). */
+export interface ObjectMeta { contentType?: string; cacheControl?: string }
+
+// Where stored bytes live: local disk (the embedded default) or an S3-compatible object store.
+// Every call streams; nothing reads a whole file into memory except put(), given bytes already.
 export interface FileStorage {
-  put(key: string, bytes: Buffer): Promise<void>
+  readonly kind: 'local' | 's3'
+  put(key: string, bytes: Buffer, meta?: ObjectMeta): Promise<void>
   /** Writes a stream under a new key (bounded memory, whatever its size); returns the bytes written. */
-  write(key: string, source: Readable): Promise<number>
+  write(key: string, source: Readable, meta?: ObjectMeta): Promise<number>
+  /** The bytes of a key; a missing key is an error on the stream. */
   read(key: string): Readable
+  /** Idempotent: removing a missing key is not an error. */
   remove(key: string): Promise<void>
   /** Every stored key written before `before` (for the orphan job). */
   listOlderThan(before: Date): Promise<string[]>
+  /**
+   * A short-lived link the store itself answers (S3 presigned GET), or undefined when the bytes
+   * can only be served through the API (local disk).
+   */
+  signedUrl(key: string, opts: { expiresInSeconds: number; filename?: string; contentType?: string }): Promise<string | undefined>
+  /** A public, cacheable URL of the key on the store or its CDN, when one is configured. */
+  publicUrl(key: string): string | undefined
 }
 
 const SAFE_KEY = /^[a-z0-9-]+\.[a-z0-9]+$/
+
+/** Counts the bytes that pass. */
+function counter() {
+  let bytes = 0
+  const stream = new Transform({ transform(chunk: Buffer, _enc, done) { bytes += chunk.length; done(null, chunk) } })
+  return { stream, bytes: () => bytes }
+}
 
 export function createLocalStorage(dir: string): FileStorage {
   const root = resolve(dir)
@@ -25,16 +49,16 @@ export function createLocalStorage(dir: string): FileStorage {
     return join(root, key)
   }
   return {
+    kind: 'local',
     async put(key, bytes) {
       await mkdir(root, { recursive: true })
       await writeFile(pathOf(key), bytes, { flag: 'wx' })
     },
     async write(key, source) {
       await mkdir(root, { recursive: true })
-      let bytes = 0
-      source.on('data', (chunk: Buffer) => { bytes += chunk.length })
-      await pipeline(source, createWriteStream(pathOf(key), { flags: 'wx' }))
-      return bytes
+      const count = counter()
+      await pipeline(source, count.stream, createWriteStream(pathOf(key), { flags: 'wx' }))
+      return count.bytes()
     },
     read: (key) => createReadStream(pathOf(key)),
     async remove(key) { await rm(pathOf(key), { force: true }) },
@@ -47,5 +71,108 @@ export function createLocalStorage(dir: string): FileStorage {
       }
       return old
     },
+    signedUrl: async () => undefined,
+    publicUrl: () => undefined,
+  }
+}
+
+export interface S3Settings {
+  endpoint?: string
+  region: string
+  bucket: string
+  /** Prepended to every key: several shops or environments can share a bucket. */
+  prefix: string
+  forcePathStyle: boolean
+  accessKeyId?: string
+  secretAccessKey?: string
+  /** Base URL under which the bucket's objects are public (a CDN or the bucket's own website), if any. */
+  publicUrl?: string
+  /** Multipart upload: bytes per part (at least 5 MiB, S3's minimum) and parts in flight; memory per upload is about their product. */
+  partSizeBytes: number
+  queueSize: number
+}
+
+export function createS3Client(s3: S3Settings) {
+  return new S3Client({
+    endpoint: s3.endpoint, region: s3.region, forcePathStyle: s3.forcePathStyle,
+    // Unset keys: the SDK's own chain (environment, web identity, instance role).
+    credentials: s3.accessKeyId && s3.secretAccessKey ? { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } : undefined,
+  })
+}
+
+/** One area of the bucket (`area/` under the prefix), e.g. the public uploads or the private exports. */
+export function createS3Storage(client: S3Client, s3: S3Settings, area: string): FileStorage {
+  const Bucket = s3.bucket
+  const base = `${s3.prefix}${area}/`
+  const keyOf = (key: string) => {
+    if (!SAFE_KEY.test(key)) throw new Error(`unsafe storage key ${key}`)
+    return base + key
+  }
+  return {
+    kind: 's3',
+    async put(key, bytes, meta = {}) {
+      await client.send(new PutObjectCommand({ Bucket, Key: keyOf(key), Body: bytes, ContentType: meta.contentType, CacheControl: meta.cacheControl }))
+    },
+    async write(key, source, meta = {}) {
+      const count = counter()
+      // lib-storage sends parts of partSizeBytes as they fill (a single PUT when the stream is
+      // smaller), queueSize at a time, so memory stays at about partSize x queueSize.
+      const upload = new Upload({
+        client, partSize: s3.partSizeBytes, queueSize: s3.queueSize, leavePartsOnError: false,
+        params: { Bucket, Key: keyOf(key), Body: source.pipe(count.stream), ContentType: meta.contentType, CacheControl: meta.cacheControl },
+      })
+      // A failing source must fail the upload (pipe() does not forward errors), which then aborts.
+      const failed = new Promise<never>((_, reject) => source.once('error', (err) => { void upload.abort().catch(() => {}); reject(err) }))
+      await Promise.race([upload.done(), failed])
+      return count.bytes()
+    },
+    read(key) {
+      const out = new PassThrough()
+      client.send(new GetObjectCommand({ Bucket, Key: keyOf(key) }))
+        .then((res) => pipeline(res.Body as Readable, out))
+        .catch((err: Error) => out.destroy(err))
+      return out
+    },
+    async remove(key) {
+      await client.send(new DeleteObjectCommand({ Bucket, Key: keyOf(key) }))
+    },
+    async listOlderThan(before) {
+      const old: string[] = []
+      let ContinuationToken: string | undefined
+      do {
+        const page = await client.send(new ListObjectsV2Command({ Bucket, Prefix: base, ContinuationToken }))
+        for (const object of page.Contents ?? []) {
+          const key = object.Key?.slice(base.length)
+          if (key && SAFE_KEY.test(key) && object.LastModified && object.LastModified < before) old.push(key)
+        }
+        ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined
+      } while (ContinuationToken)
+      return old
+    },
+    signedUrl(key, { expiresInSeconds, filename, contentType }) {
+      return getSignedUrl(client, new GetObjectCommand({
+        Bucket, Key: keyOf(key), ResponseContentType: contentType,
+        ResponseContentDisposition: filename ? `attachment; filename="${filename}"` : undefined,
+      }), { expiresIn: expiresInSeconds })
+    },
+    publicUrl: (key) => (s3.publicUrl ? `${s3.publicUrl.replace(/\/$/, '')}/${keyOf(key)}` : undefined),
+  }
+}
+
+/**
+ * The three storages the app keeps files in: public uploads, private data exports and private
+ * catalog CSV files; on S3 one client and one bucket, an area of keys each.
+ */
+export function createStorages(opts: { kind: 'local' | 's3'; s3?: S3Settings; dirs: { uploads: string; exports: string; catalogFiles: string } }) {
+  if (opts.kind === 'local' || !opts.s3) {
+    return {
+      uploads: createLocalStorage(opts.dirs.uploads), exports: createLocalStorage(opts.dirs.exports),
+      catalogFiles: createLocalStorage(opts.dirs.catalogFiles), close: () => {},
+    }
+  }
+  const client = createS3Client(opts.s3)
+  return {
+    uploads: createS3Storage(client, opts.s3, 'uploads'), exports: createS3Storage(client, opts.s3, 'exports'),
+    catalogFiles: createS3Storage(client, opts.s3, 'catalog-files'), close: () => client.destroy(),
   }
 }

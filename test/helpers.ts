@@ -27,6 +27,10 @@ export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:5
 export const TEST_REDIS_CLUSTER_NODES = process.env.TEST_REDIS_CLUSTER_NODES ?? '127.0.0.1:57001,127.0.0.1:57002,127.0.0.1:57003'
 export const TEST_MONGODB_URL = process.env.TEST_MONGODB_URL ?? 'mongodb://127.0.0.1:57017/'
 export const TEST_STRIPE_API_URL = process.env.TEST_STRIPE_API_URL ?? 'http://127.0.0.1:57111'
+// The S3-compatible server (MinIO) of test/services.sh, for STORAGE=s3.
+export const TEST_S3_ENDPOINT = process.env.TEST_S3_ENDPOINT ?? 'http://127.0.0.1:57600'
+export const TEST_S3_ACCESS_KEY_ID = process.env.TEST_S3_ACCESS_KEY_ID ?? 'shoptest'
+export const TEST_S3_SECRET_ACCESS_KEY = process.env.TEST_S3_SECRET_ACCESS_KEY ?? 'shoptest-secret-key'
 // Set TEST_TEMPLATE_DB to run two suites side by side on the same PostgreSQL (test/setup.ts drops and rebuilds it).
 export const TEMPLATE_DB = process.env.TEST_TEMPLATE_DB ?? 'shop_test_template'
 
@@ -427,3 +431,44 @@ export function captureLogs() {
   return { lines, stream }
 }
 export type LogLine = { level: number; time: number; msg: string; err?: unknown } & Record<string, unknown>
+
+const TEST_S3_BUCKET = 'shop-test'
+
+/**
+ * Settings for STORAGE=s3 on the test S3 server: one bucket (made if missing, its uploads areas
+ * readable by anyone), a key prefix of
+ * this test's own, whose objects are deleted when the test ends. `client` reads the bucket directly.
+ */
+export async function s3TestEnv(t: Teardown, env: Record<string, string> = {}) {
+  const { CreateBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, PutBucketPolicyCommand, S3Client } = await import('@aws-sdk/client-s3')
+  const client = new S3Client({
+    endpoint: TEST_S3_ENDPOINT, region: 'us-east-1', forcePathStyle: true,
+    credentials: { accessKeyId: TEST_S3_ACCESS_KEY_ID, secretAccessKey: TEST_S3_SECRET_ACCESS_KEY },
+  })
+  await client.send(new CreateBucketCommand({ Bucket: TEST_S3_BUCKET })).catch((err: Error) => {
+    if (!['BucketAlreadyOwnedByYou', 'BucketAlreadyExists'].includes(err.name)) throw err
+  })
+  // As in production with S3_PUBLIC_URL: anyone may read the uploads area, nothing else.
+  await client.send(new PutBucketPolicyCommand({
+    Bucket: TEST_S3_BUCKET,
+    Policy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: ['*'] }, Action: ['s3:GetObject'], Resource: [`arn:aws:s3:::${TEST_S3_BUCKET}/*/uploads/*`] }] }),
+  }))
+  const prefix = `test-${randomBytes(8).toString('hex')}/`
+  t.teardown(async () => {
+    let ContinuationToken: string | undefined
+    do {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: TEST_S3_BUCKET, Prefix: prefix, ContinuationToken }))
+      const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }))
+      if (keys.length) await client.send(new DeleteObjectsCommand({ Bucket: TEST_S3_BUCKET, Delete: { Objects: keys } }))
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined
+    } while (ContinuationToken)
+    client.destroy()
+  })
+  return {
+    client, bucket: TEST_S3_BUCKET, prefix,
+    env: {
+      STORAGE: 's3', S3_BUCKET: TEST_S3_BUCKET, S3_ENDPOINT: TEST_S3_ENDPOINT, S3_FORCE_PATH_STYLE: 'true', S3_PREFIX: prefix,
+      S3_ACCESS_KEY_ID: TEST_S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY: TEST_S3_SECRET_ACCESS_KEY, ...env,
+    },
+  }
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the local test services on loopback: a throwaway PostgreSQL cluster, a streaming read
 # replica of it, redis-server, a Redis Cluster of three masters with a replica each, FerretDB (PostgreSQL backend),
-# stripe-mock and Toxiproxy. Installs what is missing. Safe to run twice; `stop` stops them.
+# stripe-mock, Toxiproxy and MinIO (S3-compatible object storage). Installs what is missing. Safe to run twice; `stop` stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,10 @@ REDIS_CLUSTER_BUS_OFFSET=${TEST_REDIS_CLUSTER_BUS_OFFSET:-100}
 STRIPE_MOCK_VERSION=v0.203.0
 TOXIPROXY_PORT=${TEST_TOXIPROXY_PORT:-58474}
 TOXIPROXY_VERSION=v2.5.0
+# MinIO: the S3 API on this port, its web console (unused, but it must listen somewhere) on the next.
+S3_PORT=${TEST_S3_PORT:-57600}
+S3_ACCESS_KEY=shoptest
+S3_SECRET_KEY=shoptest-secret-key
 # Outside the checkout: the postgres user must be able to reach it, and a clone may live in a private dir.
 DIR=${TEST_SERVICES_DIR:-/tmp/shop-api-services}
 PG_DATA="$DIR/pg"
@@ -51,6 +55,7 @@ if [ "${1:-start}" = stop ]; then
   [ -f "$DIR/ferretdb.pid" ] && kill "$(cat "$DIR/ferretdb.pid")" 2>/dev/null || true
   [ -f "$DIR/stripe-mock.pid" ] && kill "$(cat "$DIR/stripe-mock.pid")" 2>/dev/null || true
   [ -f "$DIR/toxiproxy.pid" ] && kill "$(cat "$DIR/toxiproxy.pid")" 2>/dev/null || true
+  [ -f "$DIR/minio.pid" ] && kill "$(cat "$DIR/minio.pid")" 2>/dev/null || true
   [ -f "$DIR/redis.pid" ] && kill "$(cat "$DIR/redis.pid")" 2>/dev/null || true
   for port in $REDIS_CLUSTER_PORTS $REDIS_CLUSTER_REPLICA_PORTS; do
     f="$DIR/redis-cluster/$port/redis.pid"
@@ -241,6 +246,17 @@ if ! port_open "$TOXIPROXY_PORT"; then
 fi
 wait_port "$TOXIPROXY_PORT" toxiproxy
 
+# MinIO: an S3-compatible server for STORAGE=s3 (built from source by test/install-s3.sh, which
+# CI starts early in the background). Tests make the buckets they use.
+if ! port_open "$S3_PORT"; then
+  MINIO=$(bash test/install-s3.sh)
+  mkdir -p "$DIR/minio"
+  MINIO_ROOT_USER=$S3_ACCESS_KEY MINIO_ROOT_PASSWORD=$S3_SECRET_KEY MINIO_BROWSER=off MINIO_UPDATE=off \
+    daemon "$DIR/minio.pid" "$DIR/minio.log" "$MINIO" server "$DIR/minio/data" --quiet \
+    --address "127.0.0.1:$S3_PORT" --console-address "127.0.0.1:$((S3_PORT + 1))"
+fi
+wait_port "$S3_PORT" minio
+
 cat <<URLS
 TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 TEST_DATABASE_REPLICA_URL=postgres://postgres@127.0.0.1:$PG_REPLICA_PORT/postgres
@@ -249,4 +265,7 @@ TEST_REDIS_CLUSTER_NODES=$REDIS_CLUSTER_NODES
 TEST_MONGODB_URL=mongodb://127.0.0.1:$MONGO_PORT/
 TEST_STRIPE_API_URL=http://127.0.0.1:$STRIPE_MOCK_PORT
 TEST_TOXIPROXY_URL=http://127.0.0.1:$TOXIPROXY_PORT
+TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+TEST_S3_ACCESS_KEY_ID=$S3_ACCESS_KEY
+TEST_S3_SECRET_ACCESS_KEY=$S3_SECRET_KEY
 URLS

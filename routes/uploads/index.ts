@@ -4,6 +4,7 @@ import multipart from '@fastify/multipart'
 import { BEARER } from '../../plugins/openapi.js'
 import { viewerRole } from '../../plugins/auth.js'
 import { BadRequest, ProblemRef } from '../../src/errors.js'
+import { cacheControlOf } from './service.js'
 import { ALLOWED_MIME, Upload, UploadBody, UploadParams, UploadQuery } from './schemas.js'
 
 const uploadsRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -26,17 +27,19 @@ const uploadsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req, reply) => {
     if (!req.isMultipart()) throw new BadRequest('Send multipart/form-data with one file field', 'not-multipart')
-    let file, bytes
+    let file
     try {
       file = await req.file()
-      bytes = await file?.toBuffer()
     } catch (err) {
       // Size and count limits carry their status (413); anything else is a malformed body.
       if ((err as { statusCode?: number }).statusCode) throw err
       throw new BadRequest(`Malformed multipart body: ${(err as Error).message}`, 'malformed-multipart')
     }
-    if (!file || !bytes) throw new BadRequest('No file in the request', 'no-file')
-    const stored = await service.store({ userId: req.user.sub, isAdmin: viewerRole(req) === 'admin' }, req.query.purpose, { filename: file.filename, bytes })
+    if (!file) throw new BadRequest('No file in the request', 'no-file')
+    // Streamed to storage as it arrives: memory stays bounded whatever the file's size.
+    const source = file.file
+    const stored = await service.store({ userId: req.user.sub, isAdmin: viewerRole(req) === 'admin' }, req.query.purpose,
+      { filename: file.filename, stream: source, truncated: () => source.truncated })
     return reply.code(201).send(stored)
   })
 
@@ -45,17 +48,18 @@ const uploadsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['uploads'], operationId: 'getFile', summary: 'The file, as stored',
       params: UploadParams,
       response: {
-        200: { description: 'the image bytes, with the type detected at upload; revalidate before each use (Cache-Control: no-cache, ETag)', content: Object.fromEntries(ALLOWED_MIME.map((mime) => [mime, { schema: Type.String({ format: 'binary' }) }])) },
+        200: { description: 'the image bytes, with the type detected at upload. A product image never changes under its id: cached a year (Cache-Control: public, max-age=31536000, immutable). Others revalidate before each use (Cache-Control: no-cache, ETag), so a deleted one stops being served at once', content: Object.fromEntries(ALLOWED_MIME.map((mime) => [mime, { schema: Type.String({ format: 'binary' }) }])) },
         304: { description: 'not modified: the If-None-Match ETag is current' },
         400: ProblemRef, 404: ProblemRef,
       },
     },
   }, async (req, reply) => {
     const { row, stream } = await service.find(req.params.uploadId)
-    // A file can be deleted, so caches keep it only while the API still says it exists: every use
-    // revalidates (no-cache), and the ETag (its SHA-256) makes that a body-less 304.
+    // An avatar can be deleted, so caches keep it only while the API still says it exists: every
+    // use revalidates (no-cache), and the ETag (its SHA-256) makes that a body-less 304. Product
+    // images are public catalog pictures that never change under their id: cached a year.
     const etag = `"${row.sha256}"`
-    reply.header('etag', etag).header('cache-control', 'public, no-cache').header('x-content-type-options', 'nosniff')
+    reply.header('etag', etag).header('cache-control', cacheControlOf(row.purpose)).header('x-content-type-options', 'nosniff')
     const ifNoneMatch = req.headers['if-none-match']
     if (ifNoneMatch && ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag || tag.trim() === '*')) {
       return reply.code(304).send()

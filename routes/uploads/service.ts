@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { and, eq, lt, sql } from 'drizzle-orm'
 import { fileTypeFromBuffer } from 'file-type'
+import { Readable, Transform } from 'node:stream'
 import { products, uploadedFiles, users } from '../../db/schema/index.js'
 import type { Db, Tx } from '../../db/client.js'
 import { BadRequest, ContentTooLarge, Forbidden, NotFound } from '../../src/errors.js'
@@ -17,10 +18,44 @@ export function sanitizeFileName(name: string) {
   return clean || 'file'
 }
 
-export const toUpload = (r: Row) => ({
+/**
+ * Product images never change under their name (an id is never reused), so caches keep them a
+ * year; other uploads (avatars) revalidate every use, so a deleted one stops being served at once.
+ */
+export const cacheControlOf = (purpose: Purpose) => (purpose === 'product_image' ? 'public, max-age=31536000, immutable' : 'public, no-cache')
+
+/** Where an upload is served: the store's public URL (a CDN) for product images when one is set, else the API. */
+export const uploadUrl = (r: Pick<Row, 'id' | 'purpose' | 'storageKey'>, storage?: FileStorage) =>
+  (r.purpose === 'product_image' && storage?.publicUrl(r.storageKey)) || `/uploads/${r.id}`
+
+export const toUpload = (r: Row, storage?: FileStorage) => ({
   id: r.id, purpose: r.purpose, mime: r.mime as (typeof ALLOWED_MIME)[number], sizeBytes: r.sizeBytes, sha256: r.sha256,
-  originalName: r.originalName, url: `/uploads/${r.id}`, createdAt: r.createdAt.toISOString(),
+  originalName: r.originalName, url: uploadUrl(r, storage), createdAt: r.createdAt.toISOString(),
 })
+
+/** The first `bytes` of a stream (fewer if it is shorter) and a stream of the whole, read once. */
+async function peek(source: Readable, bytes: number) {
+  const it = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+  const chunks: Buffer[] = []
+  let size = 0
+  let ended = false
+  while (size < bytes) {
+    const next = await it.next()
+    if (next.done) { ended = true; break }
+    chunks.push(next.value)
+    size += next.value.length
+  }
+  const head = Buffer.concat(chunks)
+  async function* whole() {
+    yield head
+    if (ended) return
+    for (let next = await it.next(); !next.done; next = await it.next()) yield next.value
+  }
+  return { head, stream: Readable.from(whole(), { objectMode: false }) }
+}
+
+const tooLarge = () => new ContentTooLarge('The file is larger than the largest upload allowed', 'file-too-large')
+const malformed = (err: Error) => new BadRequest(`Malformed multipart body: ${err.message}`, 'malformed-multipart')
 
 /** What one account may keep: total bytes and number of files. */
 export interface UploadQuota { bytes: number; files: number }
@@ -40,32 +75,54 @@ async function checkQuota(db: Db | Tx, ownerId: string, quota: UploadQuota, size
 
 export function createUploadService({ db, storage, quota }: { db: Db; storage: FileStorage; quota: UploadQuotas }) {
   return {
-    /** Checks the bytes, then stores the file within the owner's quota (admins have a larger one). */
-    async store(owner: { userId: string; isAdmin: boolean }, purpose: Purpose, file: { filename: string; bytes: Buffer }) {
+    /**
+     * Checks the type from the first bytes, then streams the file to storage (hashing and counting
+     * on the way, never holding it whole) and records it within the owner's quota (admins have a
+     * larger one). `truncated` tells whether the request's size limit cut the stream short.
+     */
+    async store(owner: { userId: string; isAdmin: boolean }, purpose: Purpose, file: { filename: string; stream: Readable; truncated: () => boolean }) {
       if (purpose === 'product_image' && !owner.isAdmin) throw new Forbidden('Product images are uploaded by admins')
       // The bytes decide: a renamed HTML or SVG file is refused whatever it claims to be.
-      const detected = await fileTypeFromBuffer(file.bytes)
+      const { head, stream } = await peek(file.stream, 4100).catch((err: Error) => { throw malformed(err) })
+      const detected = await fileTypeFromBuffer(head)
       if (!detected || !(ALLOWED_MIME as readonly string[]).includes(detected.mime)) {
+        stream.resume()
         throw new BadRequest(`Only ${ALLOWED_MIME.join(', ')} are accepted; this file's content is ${detected?.mime ?? 'not a recognised image'}`, 'unsupported-file-type')
       }
       const limit = owner.isAdmin ? quota.admin : quota.customer
       // Refused before the bytes are written when plainly over; checked again under the lock below.
-      await checkQuota(db, owner.userId, limit, file.bytes.length)
+      try { await checkQuota(db, owner.userId, limit, 0) } catch (err) { stream.resume(); throw err }
       const id = randomUUID()
       const storageKey = `${id}.${detected.ext}`
-      await storage.put(storageKey, file.bytes)
+      // The source failing (a client gone, a malformed body) is the client's fault, told apart
+      // from the store failing.
+      let sourceError: Error | undefined
+      const hash = createHash('sha256')
+      const hashing = new Transform({ transform(chunk: Buffer, _enc, done) { hash.update(chunk); done(null, chunk) } })
+      stream.once('error', (err) => { sourceError = err; hashing.destroy(err) })
+      stream.pipe(hashing)
+      let size: number
+      try {
+        size = await storage.write(storageKey, hashing, { contentType: detected.mime, cacheControl: cacheControlOf(purpose) })
+      } catch (err) {
+        await storage.remove(storageKey).catch(() => {})
+        if (file.truncated()) throw tooLarge()
+        if (sourceError) throw malformed(sourceError)
+        throw err
+      }
+      if (file.truncated()) { await storage.remove(storageKey); throw tooLarge() }
       try {
         const row = await db.transaction(async (tx) => {
           // One upload per owner at a time, so two racing uploads cannot both fit the last space.
           await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`uploads:${owner.userId}`}, 0))`)
-          await checkQuota(tx, owner.userId, limit, file.bytes.length)
+          await checkQuota(tx, owner.userId, limit, size)
           const [inserted] = await tx.insert(uploadedFiles).values({
-            id, ownerId: owner.userId, purpose, mime: detected.mime, sizeBytes: file.bytes.length,
-            sha256: createHash('sha256').update(file.bytes).digest('hex'), originalName: sanitizeFileName(file.filename), storageKey,
+            id, ownerId: owner.userId, purpose, mime: detected.mime, sizeBytes: size,
+            sha256: hash.digest('hex'), originalName: sanitizeFileName(file.filename), storageKey,
           }).returning()
           return inserted!
         })
-        return toUpload(row)
+        return toUpload(row, storage)
       } catch (err) {
         await storage.remove(storageKey)
         throw err
@@ -95,8 +152,8 @@ export function createUploadService({ db, storage, quota }: { db: Db; storage: F
      * uses are deleted, rows first, then files. Rows another transaction holds (an avatar being
      * set to one takes a key-share lock through its foreign key) are skipped until the next run.
      */
-    async removeOrphans(graceHours: number) {
-      const cutoff = new Date(Date.now() - graceHours * 3_600_000)
+    async removeOrphans(graceHours: number, now = new Date()) {
+      const cutoff = new Date(now.getTime() - graceHours * 3_600_000)
       const removed = await db.transaction(async (tx) => {
         const orphans = await tx.select({ id: uploadedFiles.id }).from(uploadedFiles)
           .where(and(

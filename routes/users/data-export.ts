@@ -39,7 +39,8 @@ export interface DataExportDeps {
   carts: Model<CartDoc>
   wishlists: Model<WishlistItemDoc>
   activity: Model<ActivityDoc>
-  settings: { exportTtlHours: number; linkTtlSeconds: number; leaseSeconds: number }
+  /** signedUrlTtlSeconds: life of the store's presigned link a download redirects to (object storage only). */
+  settings: { exportTtlHours: number; linkTtlSeconds: number; leaseSeconds: number; signedUrlTtlSeconds: number }
 }
 
 export function toDataExport(row: ExportRow, link?: { url: string; expiresAt: Date }) {
@@ -174,7 +175,12 @@ export function createDataExportService(deps: DataExportDeps) {
       const [row] = await db.select().from(dataExports).where(eq(dataExports.id, exportId))
       if (!row || row.status !== 'ready' || !row.storageKey || !row.expiresAt || row.expiresAt <= new Date()) throw new NotFound('export', exportId)
       const storageKey = row.storageKey
-      return { row, stream: () => storage.read(storageKey) }
+      // Object storage answers the download itself, through a presigned link that outlives the
+      // redirect by seconds only; on local disk the API streams it.
+      const signedUrl = await storage.signedUrl(storageKey, {
+        expiresInSeconds: settings.signedUrlTtlSeconds, filename: `shop-data-${row.id}.tar.gz`, contentType: 'application/gzip',
+      })
+      return { row, signedUrl, stream: () => storage.read(storageKey) }
     },
 
     /**

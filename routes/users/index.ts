@@ -118,11 +118,13 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
       params: DataExportParams, querystring: DataExportDownloadQuery,
       response: {
         200: { description: 'the archive: data.json and files/', content: { 'application/gzip': { schema: Type.String({ format: 'binary' }) } } },
+        302: { description: 'with object storage (STORAGE=s3): to a presigned link of the store, valid S3_SIGNED_URL_TTL_SECONDS' },
         400: ProblemRef, 404: ProblemRef,
       },
     },
   }, async (req, reply) => {
-    const { row, stream } = await dataExports.download(req.params.exportId, req.query.token)
+    const { row, signedUrl, stream } = await dataExports.download(req.params.exportId, req.query.token)
+    if (signedUrl) return reply.header('cache-control', 'private, no-store').redirect(signedUrl, 302)
     reply.type('application/gzip')
       .header('content-disposition', `attachment; filename="shop-data-${row.id}.tar.gz"`)
       .header('cache-control', 'private, no-store')
