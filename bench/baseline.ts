@@ -97,7 +97,8 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
 export async function startBaseline(opts: { databaseUrl: string; mongodbUrl?: string; jwtSecret?: string; port?: number; currency?: string; poolMax?: number }): Promise<Baseline> {
   const currency = opts.currency ?? 'EUR'
   const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolMax ?? 10 })
-  const mongo = opts.mongodbUrl ? await new MongoClient(opts.mongodbUrl).connect() : null
+  // As few connections as the pg pool: FerretDB (on PostgreSQL) was seen to hang for good under 300 at once.
+  const mongo = opts.mongodbUrl ? await new MongoClient(opts.mongodbUrl, { maxPoolSize: opts.poolMax ?? 10 }).connect() : null
   const carts = mongo?.db().collection<CartDoc>('carts')
   const passwordHash = await hashPassword(BENCH_PASSWORD)
   const started = Date.now()

@@ -403,14 +403,19 @@ async function checkoutBursts({ setup, apiBase, baselineBase, shippingOptionId, 
     }
     const started = performance.now()
     const answers = await Promise.all(auths.map(async (auth) => {
-      const res = await fetch(`${base}/orders`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body })
-      await res.arrayBuffer()
-      return { status: res.status, ms: performance.now() - started }
+      try {
+        const res = await fetch(`${base}/orders`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(120_000) })
+        await res.arrayBuffer()
+        return { status: res.status, ms: performance.now() - started }
+      } catch {
+        return { status: 0, ms: performance.now() - started }
+      }
     }))
     const waits = answers.map((a) => a.ms).sort((a, b) => a - b)
     const at = (q: number) => Math.round(waits[Math.min(waits.length - 1, Math.ceil(q * waits.length) - 1)]!)
     const placed = answers.filter((a) => a.status === 201).length
-    return { rps: placed / (waits[waits.length - 1]! / 1000), p50: at(0.5), p99: at(0.99), non2xx: n - placed, errors: 0, hitRate: null }
+    const failed = answers.filter((a) => a.status === 0).length
+    return { rps: placed / (waits[waits.length - 1]! / 1000), p50: at(0.5), p99: at(0.99), non2xx: n - placed - failed, errors: failed, hitRate: null }
   }
   const out: ScenarioResult[] = []
   for (const n of sizes) {
