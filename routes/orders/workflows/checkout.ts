@@ -73,8 +73,9 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
     return address
   }
 
-  // Checkouts are admitted in arrival order, a few at a time, from start to side effects: each
-  // takes the pool a dozen times, and unbounded they all advance together and all answer late.
+  // Checkouts are admitted in arrival order, about a pool's worth at a time, from start to side
+  // effects: each takes the pool about ten times, and unbounded they all advance together, all
+  // answer late, and under load some wait past the pool's connect timeout.
   const admit = createGate(checkout.concurrency, checkout.queue,
     () => Object.assign(new ServiceUnavailable('Too many checkouts at once; retry in a second', 'overloaded'), { retryAfterSeconds: 1 }))
 
