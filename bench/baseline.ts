@@ -1,10 +1,14 @@
 // The baseline the API is measured against (npm run bench): node:http and `pg` with named
 // prepared statements, running the same SQL as the API's catalog reads and answering the same
 // JSON bytes, with nothing else (no framework, validation, auth, cache, rate limit or logging).
-// Also a bare /health answer and a login that is one argon2 verify at the API's parameters.
-//   tsx bench/baseline.ts   (DATABASE_URL, PORT, STORE_CURRENCY, DB_POOL_MAX from the environment)
+// Also a bare /health answer, a login that is one argon2 verify at the API's parameters, and a
+// checkout (POST /orders): the cart read with the plain MongoDB driver, then on one pooled
+// connection one transaction with the statements the API's checkout writes, then the cart cleared.
+//   tsx bench/baseline.ts   (DATABASE_URL, MONGODB_URL, JWT_SECRET, PORT, STORE_CURRENCY, DB_POOL_MAX from the environment)
+import { createHmac, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { fileURLToPath } from 'node:url'
+import { MongoClient } from 'mongodb'
 import pg from 'pg'
 import { hashPassword, verifyPassword } from '../src/passwords.js'
 
@@ -25,6 +29,41 @@ export const BASELINE_SQL = {
   ) select id from sub)) order by "products"."created_at" desc, "products"."id" desc limit $3`,
 }
 
+// The checkout's statements, as the API's checkout sends them (routes/orders/workflows/checkout.ts,
+// src/prices.ts, routes/shipping, src/inventory.ts), arrays as `= any($n)` instead of `in (...)`.
+export const CHECKOUT_SQL = {
+  variants: 'select v.id, v.product_id, v.sku, v.options, v.stock, v.is_active, v.weight_grams, p.name, p.status, p.category_id from product_variants v join products p on p.id = v.product_id where v.id = any($1) order by v.id',
+  basePrices: 'select variant_id, amount_minor from variant_prices where variant_id = any($1) and currency = $2',
+  listPrices: `select pp.variant_id, l.id, l.kind, l.min_quantity, pp.amount_minor from price_list_prices pp join price_lists l on l.id = pp.price_list_id
+    where pp.variant_id = any($1) and pp.currency = $2 and l.status = 'active' and (l.starts_at is null or l.starts_at <= now()) and (l.ends_at is null or l.ends_at > now())
+    and (l.customer_group_id is null or exists (select 1 from customer_group_members m where m.group_id = l.customer_group_id and m.user_id = $3))`,
+  zones: 'select id, name from shipping_zones where countries @> array[$1]::text[] order by created_at',
+  options: 'select id, zone_id, name, price_minor, free_over_minor from shipping_options where zone_id = any($1) and is_active and currency = $2 order by position, name, id',
+  taxRates: 'select id, name, country, region, rate_bps from tax_rates where country = $1 or country is null',
+  orderNumber: "select nextval('order_number_seq') as n",
+  order: `insert into orders (number, user_id, currency, subtotal_minor, discount_minor, shipping_minor, tax_minor, total_minor, shipping_address, shipping_option, tax_rate, prices_include_tax, expires_at, cart_id, cart_generation)
+    values ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10, false, now() + interval '30 minutes', $11, $12) returning *`,
+  item: `insert into order_items (order_id, variant_id, product_id, sku, name, options, unit_price_minor, quantity, line_total_minor, discount_minor, tax_minor)
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10) returning *`,
+  outbox: 'insert into outbox (topic, key, payload) select * from unnest($1::text[], $2::text[], $3::jsonb[]) returning id',
+  // src/inventory.ts reserve(): level, variant, reservation and movement in one statement.
+  reserve: `with pick as (
+      select sl.location_id from stock_levels sl join stock_locations l on l.id = sl.location_id
+      where sl.variant_id = $1 and l.is_active and sl.on_hand - sl.reserved >= $2 order by l.priority, l.name limit 1),
+    lvl as (
+      update stock_levels s set reserved = s.reserved + $2, updated_at = now() from pick
+      where s.variant_id = $1 and s.location_id = pick.location_id and s.on_hand - s.reserved >= $2 returning s.location_id),
+    var as (update product_variants set stock = stock - $2, updated_at = now() where id = $1 and exists (select 1 from lvl) returning stock, product_id, sku),
+    res as (insert into stock_reservations (order_id, variant_id, location_id, quantity) select $3, $1, location_id, $2 from lvl returning 1),
+    mov as (
+      insert into inventory_movements (variant_id, location_id, delta, stock_after, on_hand_delta, reserved_delta, reason, reference)
+      select $1, lvl.location_id, -$2::int, var.stock, 0, $2, 'sale', $4 from lvl, var returning 1)
+    select lvl.location_id, var.stock from lvl, var`,
+}
+
+interface CartLine { variantId: string; quantity: number }
+interface CartDoc { _id: string; owner: string; lines: CartLine[]; currency?: string | null; checkoutGeneration?: number }
+
 interface ProductRow {
   id: string; slug: string; name: string; description: string; status: string; category_id: string | null
   attributes: Record<string, string>; image_ids: string[]; min_price_minor: number; max_price_minor: number; in_stock: boolean
@@ -39,9 +78,28 @@ const BENCH_PASSWORD = 'correct horse battery'
 
 export interface Baseline { server: Server; port: number; close(): Promise<void> }
 
-export async function startBaseline(opts: { databaseUrl: string; port?: number; currency?: string; poolMax?: number }): Promise<Baseline> {
+/** The access token's subject when its HS256 signature holds (what the API's authenticate checks first). */
+function bearerSubject(header: string | undefined, secret: string): string | null {
+  const [h, p, sig] = header?.startsWith('Bearer ') ? header.slice(7).split('.') : []
+  if (!h || !p || !sig) return null
+  const expected = createHmac('sha256', secret).update(`${h}.${p}`).digest()
+  const given = Buffer.from(sig, 'base64url')
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null
+  return (JSON.parse(Buffer.from(p, 'base64url').toString()) as { sub?: string }).sub ?? null
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  let body = ''
+  for await (const chunk of req) body += chunk
+  return JSON.parse(body || '{}') as Record<string, unknown>
+}
+
+export async function startBaseline(opts: { databaseUrl: string; mongodbUrl?: string; jwtSecret?: string; port?: number; currency?: string; poolMax?: number }): Promise<Baseline> {
   const currency = opts.currency ?? 'EUR'
   const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolMax ?? 10 })
+  // As few connections as the pg pool: FerretDB (on PostgreSQL) was seen to hang for good under 300 at once.
+  const mongo = opts.mongodbUrl ? await new MongoClient(opts.mongodbUrl, { maxPoolSize: opts.poolMax ?? 10 }).connect() : null
+  const carts = mongo?.db().collection<CartDoc>('carts')
   const passwordHash = await hashPassword(BENCH_PASSWORD)
   const started = Date.now()
   const query = async <T extends pg.QueryResultRow>(name: keyof typeof BASELINE_SQL, values: unknown[]) =>
@@ -83,6 +141,7 @@ export async function startBaseline(opts: { databaseUrl: string; port?: number; 
         : await query<ProductRow>('newest', ['active', 21])
       return send(res, 200, JSON.stringify(page(rows, (r) => [r.created_at.toISOString(), r.id])))
     }
+    if (url.pathname === '/orders' && req.method === 'POST') return checkout(req, res)
     const id = url.pathname.startsWith('/products/') ? url.pathname.slice('/products/'.length) : ''
     if (UUID.test(id)) {
       const [row] = await query<ProductRow>('productById', [id, 1])
@@ -100,6 +159,69 @@ export async function startBaseline(opts: { databaseUrl: string; port?: number; 
     send(res, 404, '{}')
   }
 
+  // Checkout: the cart from MongoDB, one transaction on one connection, then the cart cleared.
+  async function checkout(req: IncomingMessage, res: ServerResponse) {
+    const userId = bearerSubject(req.headers.authorization, opts.jwtSecret ?? '')
+    if (!userId || !carts) return send(res, 401, '{}')
+    const input = await readJson(req) as { shippingAddress: { country: string }; shippingOptionId?: string }
+    const cart = await carts.findOne({ owner: `user:${userId}` })
+    if (!cart?.lines.length) return send(res, 409, '{}')
+    const cartCurrency = cart.currency ?? currency
+    const ids = [...new Set(cart.lines.map((l) => l.variantId))].sort()
+    const client = await pool.connect()
+    let order: Record<string, unknown>
+    const items: Record<string, unknown>[] = []
+    try {
+      const q = async <T extends pg.QueryResultRow>(name: keyof typeof CHECKOUT_SQL, values: unknown[] = []) =>
+        (await client.query<T>({ name, text: CHECKOUT_SQL[name], values })).rows
+      await client.query('begin')
+      const variants = new Map((await q<{ id: string; product_id: string; sku: string; options: unknown; stock: number; is_active: boolean; name: string; status: string }>('variants', [ids])).map((v) => [v.id, v]))
+      const base = new Map((await q<{ variant_id: string; amount_minor: number }>('basePrices', [ids, cartCurrency])).map((p) => [p.variant_id, p.amount_minor]))
+      await q('listPrices', [ids, cartCurrency, userId])
+      if (cart.lines.some((l) => { const v = variants.get(l.variantId); return !v || !v.is_active || v.status !== 'active' || !base.has(l.variantId) || v.stock < l.quantity })) {
+        await client.query('rollback')
+        return send(res, 409, '{}')
+      }
+      const goods = cart.lines.reduce((s, l) => s + base.get(l.variantId)! * l.quantity, 0)
+      const zones = await q<{ id: string; name: string }>('zones', [input.shippingAddress.country])
+      const options = await q<{ id: string; zone_id: string; name: string; price_minor: number; free_over_minor: number | null }>('options', [zones.map((z) => z.id), cartCurrency])
+      const option = options.find((o) => o.id === input.shippingOptionId) ?? options[0]
+      if (!option) { await client.query('rollback'); return send(res, 409, '{}') }
+      const shippingMinor = option.free_over_minor !== null && goods >= option.free_over_minor ? 0 : option.price_minor
+      const rates = await q<{ id: string; name: string; country: string | null; region: string | null; rate_bps: number }>('taxRates', [input.shippingAddress.country])
+      const rate = rates.find((r) => r.country === input.shippingAddress.country) ?? rates[0] ?? null
+      const taxMinor = Math.round((goods + shippingMinor) * (rate?.rate_bps ?? 0) / 10_000)
+      const [{ n }] = await q<{ n: string }>('orderNumber') as [{ n: string }]
+      ;[order] = await q('order', [`SO-${n.padStart(6, '0')}`, userId, cartCurrency, goods, shippingMinor, taxMinor, goods + shippingMinor + taxMinor, input.shippingAddress,
+        { optionId: option.id, name: option.name, zoneId: option.zone_id, zoneName: zones.find((z) => z.id === option.zone_id)?.name ?? '' },
+        rate && { rateId: rate.id, name: rate.name, country: rate.country, region: rate.region, rateBps: rate.rate_bps }, cart._id, cart.checkoutGeneration ?? 0]) as [Record<string, unknown>]
+      for (const l of cart.lines) {
+        const v = variants.get(l.variantId)!
+        const unit = base.get(l.variantId)!
+        items.push(...await q('item', [order.id, v.id, v.product_id, v.sku, v.name, v.options, unit, l.quantity, unit * l.quantity, 0]))
+      }
+      // The five events the API writes: cart clear, cache, activity, mail, webhook.
+      const events = [['cart.consumed', `cart:user:${userId}`, { userId, lines: cart.lines }], ['cache.invalidate', null, { key: 'product' }],
+        ['activity.record', null, { orderId: order.id }], ['mail.order', `order:${order.id as string}`, { orderId: order.id, kind: 'placed' }], ['webhook.event', null, { order }]] as const
+      await q('outbox', [events.map((e) => e[0]), events.map((e) => e[1]), events.map((e) => JSON.stringify(e[2]))])
+      for (const l of cart.lines) {
+        if (!(await q('reserve', [l.variantId, l.quantity, order.id, `order ${order.number as string}`])).length) {
+          await client.query('rollback')
+          return send(res, 409, '{}')
+        }
+      }
+      await client.query('commit')
+    } catch (err) {
+      await client.query('rollback').catch(() => {})
+      throw err
+    } finally {
+      client.release()
+    }
+    // What the API's cart.consumed event does: the ordered lines out, the generation moved on.
+    await carts.updateOne({ _id: cart._id, checkoutGeneration: cart.checkoutGeneration ?? 0 }, { $set: { lines: [], couponCode: null, checkoutGeneration: (cart.checkoutGeneration ?? 0) + 1 } })
+    send(res, 201, JSON.stringify({ ...order, items }))
+  }
+
   const server = createServer((req, res) => {
     handle(req, res).catch((err: Error) => send(res, 500, JSON.stringify({ error: err.message })))
   })
@@ -111,13 +233,14 @@ export async function startBaseline(opts: { databaseUrl: string; port?: number; 
     async close() {
       await new Promise((resolve) => server.close(resolve))
       await pool.end()
+      await mongo?.close()
     },
   }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const baseline = await startBaseline({
-    databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/postgres',
+    databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/postgres', mongodbUrl: process.env.MONGODB_URL, jwtSecret: process.env.JWT_SECRET,
     port: Number(process.env.PORT ?? 0), currency: process.env.STORE_CURRENCY, poolMax: Number(process.env.DB_POOL_MAX ?? 10),
   })
   // The bench reads the port from this line.

@@ -155,7 +155,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     const env: Record<string, string> = {
       NODE_ENV: 'test', LOG_LEVEL: 'warn', HOST: '127.0.0.1',
       DATABASE_URL: url, DB_MIGRATE: 'false', MONGODB_URL: `${TEST_MONGODB_URL}${name}`, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: `${name}:`,
-      JOBS: 'off', RATE_LIMIT_MAX: '1000000000', AUTH_RATE_LIMIT_MAX: '1000000000', AUTH_ACCOUNT_RATE_LIMIT_MAX: '1000000000',
+      JWT_SECRET: randomBytes(32).toString('hex'), JOBS: 'off', RATE_LIMIT_MAX: '1000000000', AUTH_RATE_LIMIT_MAX: '1000000000', AUTH_ACCOUNT_RATE_LIMIT_MAX: '1000000000',
     }
     const setup: App = await buildApp(loadConfig(env), { logger: false })
     cleanups.push(async () => {
@@ -219,7 +219,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     const apiOff = await startProcess('API (cache off)', [...(opts.apiNodeArgs ?? []), ...tsx, 'src/server.ts'], { ...env, PORT: String(apiOffPort), CACHE: 'off' }, apiOffPort)
     cleanups.push(() => stopProcess(apiOff))
     const apiOffBase = `http://127.0.0.1:${apiOffPort}`
-    const baselineProc = await startProcess('baseline', [...tsx, 'bench/baseline.ts'], { DATABASE_URL: url, PORT: String(basePort), STORE_CURRENCY: 'EUR', DB_POOL_MAX: '10' }, basePort)
+    const baselineProc = await startProcess('baseline', [...tsx, 'bench/baseline.ts'], { DATABASE_URL: url, MONGODB_URL: env.MONGODB_URL!, JWT_SECRET: env.JWT_SECRET!, PORT: String(basePort), STORE_CURRENCY: 'EUR', DB_POOL_MAX: '10' }, basePort)
     cleanups.push(() => stopProcess(baselineProc))
     const apiBase = `http://127.0.0.1:${apiPort}`
     const baselineBase = `http://127.0.0.1:${basePort}`
@@ -379,6 +379,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
       note: 'baseline: the same browse requests only; the ratio compares the API\'s browse share (90% of its req/s) with it',
     })
 
+    if (!opts.only?.length || opts.only.some((o) => 'checkout burst'.includes(o))) {
+      result.scenarios.push(...await checkoutBursts({ setup, apiBase, baselineBase, shippingOptionId, rounds: opts.rounds, log }))
+    }
     if (!opts.only?.length || opts.only.some((o) => 'flash sale'.includes(o))) {
       result.flashSale = await flashSale({ setup, url, apiBase, shippingOptionId, log })
     }
@@ -404,6 +407,64 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((err: Error) => log(`cleanup: ${err.message}`))
   }
+}
+
+/**
+ * Checkout bursts: 10, 50 and 300 signed-in buyers, each with one line of a variant no other buyer
+ * of the burst has, place their orders at the same moment through HTTP, against the API and the
+ * baseline in alternating order. Carts are filled again before every burst (not measured).
+ * Throughput is orders over the time to the last answer; p50 and p99 are of each buyer's wait.
+ */
+async function checkoutBursts({ setup, apiBase, baselineBase, shippingOptionId, rounds, log }: { setup: App; apiBase: string; baselineBase: string; shippingOptionId?: string; rounds: number; log: (line: string) => void }): Promise<ScenarioResult[]> {
+  const variantIds = (await setup.db.execute<{ id: string }>(sql`select v.id from product_variants v join products p on p.id = v.product_id where p.status = 'active' and v.is_active and v.stock > 1000 order by v.sku desc limit 300`)).rows.map((r) => r.id)
+  // A small catalog (the smoke test's) runs the bursts it has variants for.
+  const sizes = [10, 50, 300].filter((n) => n <= variantIds.length)
+  const most = Math.max(0, ...sizes)
+  const rows = await setup.db.insert(users).values(Array.from({ length: most }, (_, i) => ({ email: `burst-${i}@example.com`, name: `Burst ${i}`, passwordHash: 'x' }))).returning({ id: users.id })
+  const sessions = await Promise.all(rows.map(async ({ id }) => ({ id, sid: (await setup.sessions.create(id)).familyId })))
+  const body = JSON.stringify({ shippingAddress: ADDRESS, ...(shippingOptionId ? { shippingOptionId } : {}) })
+  const burst = async (base: string, n: number): Promise<Measure> => {
+    const auths = sessions.slice(0, n).map((c) => ({ authorization: `Bearer ${setup.issueAccessToken({ sub: c.id, role: 'customer', sid: c.sid })}` }))
+    for (let i = 0; i < n; i += 50) {
+      await Promise.all(auths.slice(i, i + 50).map(async (auth, k) => {
+        const res = await setup.inject({ method: 'POST', url: '/cart/items', headers: auth, payload: { variantId: variantIds[i + k], quantity: 1 } })
+        if (res.statusCode !== 200) throw new Error(`burst cart: ${res.statusCode} ${res.body}`)
+      }))
+    }
+    const started = performance.now()
+    const answers = await Promise.all(auths.map(async (auth) => {
+      try {
+        const res = await fetch(`${base}/orders`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(120_000) })
+        await res.arrayBuffer()
+        return { status: res.status, ms: performance.now() - started }
+      } catch {
+        return { status: 0, ms: performance.now() - started }
+      }
+    }))
+    const waits = answers.map((a) => a.ms).sort((a, b) => a - b)
+    const at = (q: number) => Math.round(waits[Math.min(waits.length - 1, Math.ceil(q * waits.length) - 1)]!)
+    const placed = answers.filter((a) => a.status === 201).length
+    const failed = answers.filter((a) => a.status === 0).length
+    return { rps: placed / (waits[waits.length - 1]! / 1000), p50: at(0.5), p99: at(0.99), non2xx: n - placed - failed, errors: failed, hitRate: null }
+  }
+  const out: ScenarioResult[] = []
+  for (const n of sizes) {
+    const sides = [{ name: 'baseline', base: baselineBase }, { name: 'api', base: apiBase }]
+    const measured: Record<string, Measure[]> = {}
+    for (let round = 0; round < rounds; round++) {
+      for (const side of round % 2 ? [...sides].reverse() : sides) {
+        const m = await burst(side.base, n)
+        ;(measured[side.name] ??= []).push(m)
+        log(`checkout burst ${n} / ${side.name} round ${round + 1}: ${m.rps.toFixed(0)} orders/s, p50 ${m.p50} ms, p99 ${m.p99} ms${m.non2xx ? `, ${m.non2xx} not placed` : ''}`)
+      }
+    }
+    out.push({
+      name: `checkout burst (${n} at once)`, rounds: measured,
+      variants: Object.fromEntries(Object.entries(measured).map(([k, v]) => [k, medianMeasure(v)])),
+      note: 'each buyer a different variant; req/s is orders over the time to the last answer; baseline: node:http, the MongoDB driver and pg, one transaction on one connection',
+    })
+  }
+  return out
 }
 
 /**

@@ -70,6 +70,8 @@ export const ConfigSchema = Type.Object({
   ORDER_ACCESS_TOKEN_TTL_HOURS: Type.Integer({ minimum: 1, maximum: 8_760, default: 168, description: 'Lifetime of a guest order\'s access token (the link in its mail and the token in the checkout answer); a lookup by order number and email mails a fresh one.' }),
   GUEST_MAX_UNPAID_ORDERS: Type.Integer({ minimum: 1, maximum: 1000, default: 3, description: 'How many unpaid guest orders one contact email may hold at once (each reserves stock and coupon uses until paid, cancelled or expired); guest checkout beyond it is a 409.' }),
   GUEST_MAX_UNPAID_ORDERS_PER_CLIENT: Type.Integer({ minimum: 1, maximum: 10_000, default: 20, description: 'How many unpaid guest orders one client address (an IPv4 address or an IPv6 /64, as TRUST_PROXY resolves it) may hold at once, whatever emails it types; beyond it guest checkout is a 409. Room for a shared office or carrier NAT, a bound for a script holding stock.' }),
+  CHECKOUT_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 500, default: 10, description: 'Checkouts run at once per instance; the rest wait their turn in arrival order, so a started checkout finishes instead of sharing the pool and the CPU with every later one (see docs/operations.md#checkout-admission).' }),
+  CHECKOUT_QUEUE: Type.Integer({ minimum: 0, default: 2000, description: 'Checkouts waiting their turn at most per instance; one beyond that is answered 503 overloaded with Retry-After at once.' }),
   ORDER_PAYMENT_TIMEOUT_MINUTES: Type.Integer({ minimum: 1, maximum: 10_080, default: 30, description: 'Unpaid orders are cancelled after this and their stock released (a job, every minute).' }),
   PAYMENT_PROVIDERS: Type.String({ pattern: '^(test|stripe)(,(test|stripe))*$', default: 'test', description: 'Comma-separated: test, stripe, or both. Production refuses test unless ALLOW_TEST_PAYMENTS=true (with it any customer can mark an order paid: a demo shop only).' }),
   ALLOW_TEST_PAYMENTS: bool('false', 'Lets production run the test payment provider; see PAYMENT_PROVIDERS.'),
@@ -182,7 +184,7 @@ export interface Config {
   /** Data exports and erasures (routes/users/data-export.ts, routes/users/workflows/erasure.ts). */
   catalogIo: { dir: string; maxBytes: number; leaseSeconds: number }
   privacy: { exportDir: string; exportTtlHours: number; linkTtlSeconds: number; leaseSeconds: number }
-  checkout: { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number; returnWindowDays: number; orderAccessTtlHours: number; guestMaxUnpaidOrders: number; guestMaxUnpaidOrdersPerClient: number }
+  checkout: { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number; returnWindowDays: number; orderAccessTtlHours: number; guestMaxUnpaidOrders: number; guestMaxUnpaidOrdersPerClient: number; concurrency: number; queue: number }
   payments: { providers: ('test' | 'stripe')[]; webhookSecret: string; stripe: { secretKey?: string; webhookSecret?: string; apiUrl?: string } }
   /** Outbound webhooks. allowPrivateUrls: plain http and private/loopback hosts accepted (off in production unless set). */
   webhooks: { secretsKey: string; allowPrivateUrls: boolean; timeoutMs: number; maxAttempts: number; backoffMs: number; disableAfter: number }
@@ -415,6 +417,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       shippingFlatMinor: raw.SHIPPING_FLAT_MINOR, shippingFreeOverMinor: raw.SHIPPING_FREE_OVER_MINOR,
       taxRateBps: raw.TAX_RATE_BPS, pricesIncludeTax: truthy(raw.PRICES_INCLUDE_TAX), paymentTimeoutMinutes: raw.ORDER_PAYMENT_TIMEOUT_MINUTES,
       lowStockThreshold: raw.LOW_STOCK_THRESHOLD, returnWindowDays: raw.RETURN_WINDOW_DAYS, orderAccessTtlHours: raw.ORDER_ACCESS_TOKEN_TTL_HOURS, guestMaxUnpaidOrders: raw.GUEST_MAX_UNPAID_ORDERS, guestMaxUnpaidOrdersPerClient: raw.GUEST_MAX_UNPAID_ORDERS_PER_CLIENT,
+      concurrency: raw.CHECKOUT_CONCURRENCY, queue: raw.CHECKOUT_QUEUE,
     },
     payments: {
       providers: raw.PAYMENT_PROVIDERS.split(',') as ('test' | 'stripe')[],

@@ -58,9 +58,20 @@ export function createOutbox(db: Db, log: FastifyBaseLogger) {
   }
 
   async function handle(rows: Awaited<ReturnType<typeof claim>>) {
-    let done = 0
+    const done: string[] = []
     let failed = 0
     const blockedKeys = new Set<string>()
+    try {
+      await handleEach(rows, done, blockedKeys, () => { failed++ })
+    } finally {
+      // One statement marks every handled event (a checkout has five): each was its own pool
+      // take and round trip. Cut short before it, they run again, as after any crash.
+      if (done.length) await db.update(outbox).set({ processedAt: new Date(), lastError: null }).where(inArray(outbox.id, done))
+    }
+    return { done: done.length, failed }
+  }
+
+  async function handleEach(rows: Awaited<ReturnType<typeof claim>>, done: string[], blockedKeys: Set<string>, fail: () => void) {
     for (const row of rows) {
       // A later event of a key whose earlier event failed waits for it.
       if (row.key && blockedKeys.has(row.key)) {
@@ -71,10 +82,9 @@ export function createOutbox(db: Db, log: FastifyBaseLogger) {
         // The row as add() wrote it: its topic names its payload's type.
         const event = { topic: row.topic, payload: row.payload } as OutboxEvent
         await dispatch(event.topic, event.payload, { id: row.id, key: row.key })
-        await db.update(outbox).set({ processedAt: new Date(), lastError: null }).where(eq(outbox.id, row.id))
-        done++
+        done.push(row.id)
       } catch (err) {
-        failed++
+        fail()
         if (row.key) blockedKeys.add(row.key)
         const message = (err as Error).message
         log.warn({ outboxId: row.id, topic: row.topic, attempts: row.attempts, err: message }, 'outbox event failed; will retry')
@@ -82,7 +92,6 @@ export function createOutbox(db: Db, log: FastifyBaseLogger) {
           .where(eq(outbox.id, row.id)).catch(() => { /* the claim expires on its own */ })
       }
     }
-    return { done, failed }
   }
 
   /** Writes events in the caller's transaction; returns their ids for `runNow` (writers use `transaction`). */

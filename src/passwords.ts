@@ -1,5 +1,6 @@
 import argon2 from 'argon2'
 import { BadRequest, Conflict, ServiceUnavailable } from './errors.js'
+import { createGate } from './gate.js'
 
 // argon2id at the OWASP minimum (19 MiB, t=2, p=1).
 const ARGON2_OPTIONS = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const
@@ -12,22 +13,8 @@ export const PASSWORD_MAX_LENGTH = 128
  * file and crypto work share: at most `concurrency` hashes run at once and at most `queue` wait;
  * beyond that a request is shed at once with 503 and Retry-After rather than queued without end.
  */
-function createHashGate(concurrency: number, queue: number) {
-  let active = 0
-  const waiting: (() => void)[] = []
-  return async <T>(work: () => Promise<T>): Promise<T> => {
-    if (active < concurrency) active++
-    else if (waiting.length >= queue) throw Object.assign(new ServiceUnavailable('Too many password checks at once; retry in a second', 'overloaded'), { retryAfterSeconds: 1 })
-    else await new Promise<void>((resolve) => waiting.push(resolve)) // the finishing one hands its place over
-    try {
-      return await work()
-    } finally {
-      const next = waiting.shift()
-      if (next) next()
-      else active--
-    }
-  }
-}
+const createHashGate = (concurrency: number, queue: number) => createGate(concurrency, queue,
+  () => Object.assign(new ServiceUnavailable('Too many password checks at once; retry in a second', 'overloaded'), { retryAfterSeconds: 1 }))
 let gate = createHashGate(2, 64)
 
 /** Sets the bounds of concurrent password hashing (PASSWORD_HASH_CONCURRENCY, PASSWORD_HASH_QUEUE); the app does at start. */

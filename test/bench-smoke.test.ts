@@ -27,7 +27,7 @@ t.test('npm run bench runs every scenario against both servers, with identical b
   const result = await runBench({ products: 40, seconds: 1, rounds: 1, connections: 4, checkoutRate: 4 })
   t.same(result.bodiesMatch, { 'product by id': true, 'list page': true, search: true, 'category filter': true })
   const names = result.scenarios.map((s) => s.name)
-  for (const expected of ['GET /health', 'product by id', 'list page (20)', 'list page (20), 2 currencies + price list', 'text search', 'category filter', 'cart read', 'add to cart (+ remove)', 'login', 'checkout at 4/s', 'mixed: browse 90%, cart 8%, checkout 2%']) {
+  for (const expected of ['GET /health', 'product by id', 'list page (20)', 'list page (20), 2 currencies + price list', 'text search', 'category filter', 'cart read', 'add to cart (+ remove)', 'login', 'checkout at 4/s', 'checkout burst (10 at once)', 'mixed: browse 90%, cart 8%, checkout 2%']) {
     t.ok(names.includes(expected), `ran ${expected}`)
   }
   for (const scenario of result.scenarios) {

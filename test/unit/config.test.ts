@@ -13,7 +13,7 @@ const PRODUCTION = {
 const refused = (env: Record<string, string>, message: RegExp) => [env, message] as const
 
 t.test('money settings: bounds of the tax rate, currency code and shipping amounts', async (t) => {
-  t.same(loadConfig({}).checkout, { shippingFlatMinor: 499, shippingFreeOverMinor: 5000, taxRateBps: 0, pricesIncludeTax: false, paymentTimeoutMinutes: 30, lowStockThreshold: 5, returnWindowDays: 30, orderAccessTtlHours: 168, guestMaxUnpaidOrders: 3, guestMaxUnpaidOrdersPerClient: 20 })
+  t.same(loadConfig({}).checkout, { shippingFlatMinor: 499, shippingFreeOverMinor: 5000, taxRateBps: 0, pricesIncludeTax: false, paymentTimeoutMinutes: 30, lowStockThreshold: 5, returnWindowDays: 30, orderAccessTtlHours: 168, guestMaxUnpaidOrders: 3, guestMaxUnpaidOrdersPerClient: 20, concurrency: 10, queue: 2000 })
   t.equal(loadConfig({}).currency, 'EUR')
   t.equal(loadConfig({ TAX_RATE_BPS: '10000' }).checkout.taxRateBps, 10_000, '100% is the highest rate')
   t.equal(loadConfig({ TAX_RATE_BPS: '0' }).checkout.taxRateBps, 0)

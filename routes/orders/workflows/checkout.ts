@@ -1,7 +1,8 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import { addresses, couponRedemptions, orderItems, orders, productVariants, products, regions, type ShippingAddress } from '../../../db/schema/index.js'
 import { isUniqueViolation, type Db } from '../../../db/client.js'
-import { BadRequest, Conflict, NotFound } from '../../../src/errors.js'
+import { BadRequest, Conflict, NotFound, ServiceUnavailable } from '../../../src/errors.js'
+import { createGate } from '../../../src/gate.js'
 import type { Faults } from '../../../src/faults.js'
 import type { IdempotentAttempt, StoredResponse } from '../../../src/idempotency.js'
 import type { Outbox } from '../../../src/outbox.js'
@@ -38,7 +39,11 @@ import { CheckoutConflict, toOrder } from '../service.js'
 // coupon limit counts that email. Its access token is issued by the route, outside the stored
 // answer (a secret is never kept in idempotency_keys): see routes/orders/guest.ts.
 
-export interface CheckoutConfig { pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number; guestMaxUnpaidOrders: number; guestMaxUnpaidOrdersPerClient: number }
+export interface CheckoutConfig {
+  pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number; guestMaxUnpaidOrders: number; guestMaxUnpaidOrdersPerClient: number
+  /** Checkouts run at once, and waiting their turn at most (src/gate.ts). */
+  concurrency: number; queue: number
+}
 export interface CheckoutDeps {
   db: Db
   outbox: Outbox
@@ -70,7 +75,16 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
     return address
   }
 
-  return async function placeOrder(actor: Actor, buyer: CartOwner, input: CheckoutInput, attempt: IdempotentAttempt): Promise<StoredResponse> {
+  // Checkouts are admitted in arrival order, about a pool's worth at a time, from start to side
+  // effects: each takes the pool about ten times, and unbounded they all advance together, all
+  // answer late, and under load some wait past the pool's connect timeout.
+  const admit = createGate(checkout.concurrency, checkout.queue,
+    () => Object.assign(new ServiceUnavailable('Too many checkouts at once; retry in a second', 'overloaded'), { retryAfterSeconds: 1 }))
+
+  return (actor: Actor, buyer: CartOwner, input: CheckoutInput, attempt: IdempotentAttempt): Promise<StoredResponse> =>
+    admit(() => placeOrder(actor, buyer, input, attempt))
+
+  async function placeOrder(actor: Actor, buyer: CartOwner, input: CheckoutInput, attempt: IdempotentAttempt): Promise<StoredResponse> {
     const userId = buyer.kind === 'user' ? buyer.userId : null
     const shippingAddress = await resolveAddress(userId, input)
     const owned = ownerKey(buyer)
