@@ -2531,6 +2531,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/exports/orders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export orders for accounting as CSV (admin)
+         * @description Answers 202 with the export job; poll GET /exports/{jobId}, then download downloadUrl. One row per order line, orders created in [from, to): order number, date (ISO 8601, UTC), buyer kind (guest or customer) and email, currency and its ISO 4217 exponent, line and order net, tax, shipping, discount and total in integer minor units, payment and refund state. Amounts are per order, in its own currency: nothing is summed, least of all across currencies.
+         */
+        post: operations["exportOrders"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/exports/{jobId}": {
         parameters: {
             query?: never;
@@ -4210,6 +4230,11 @@ export interface components {
             /** @enum {string} */
             kind: "import" | "export";
             /**
+             * @description what the job imports or exports: the catalog, or orders for accounting
+             * @enum {string}
+             */
+            subject: "products" | "orders";
+            /**
              * @description failed: the file had bad rows (mode all), could not be read, or the work failed after retries
              * @enum {string}
              */
@@ -4234,7 +4259,7 @@ export interface components {
             errorsTruncated: boolean;
             /** @description why the job failed, when not for bad rows */
             lastError: null | string;
-            /** @description a completed export: where its CSV is (admin bearer token) */
+            /** @description a completed export: where its CSV is (admin bearer token); null once the file is past its retention */
             downloadUrl: null | string;
             /** Format: date-time */
             createdAt: string;
@@ -18575,6 +18600,88 @@ export interface operations {
                 status?: "draft" | "active" | "archived";
                 /** @description a category id; includes its descendants */
                 category?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogJob"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    exportOrders: {
+        parameters: {
+            query: {
+                /** @description orders created at or after this instant; ISO 8601 with a zone, years 1970-9999 */
+                from: string;
+                /** @description orders created before this instant (at most 366 days after from); ISO 8601 with a zone, years 1970-9999 */
+                to: string;
+                status?: components["schemas"]["OrderStatus"];
+                /** @description only orders in this currency (default: every currency, each order in its own) */
+                currency?: string;
             };
             header?: never;
             path?: never;

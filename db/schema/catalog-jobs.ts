@@ -16,6 +16,9 @@ export const catalogJobKind = pgEnum('catalog_job_kind', ['import', 'export'])
 // retries spent) and cancelled are final.
 export const catalogJobStatus = pgEnum('catalog_job_status', ['pending', 'running', 'completed', 'failed', 'cancelled'])
 
+/** Product exports: status, category; order exports: the range of created_at [from, to), status, currency. */
+export interface ExportFilters { status?: string; category?: string; from?: string; to?: string; currency?: string }
+
 /** One bad cell of an import: the file's line (1 is the header), the column and why. */
 export interface RowError { line: number; column: string | null; reason: string }
 
@@ -26,8 +29,9 @@ export const catalogJobs = pgTable('catalog_jobs', {
   // Imports: 'all' (a file with any bad row imports nothing) or 'good-rows'; and whether it is a dry run.
   mode: text('mode').notNull().default('all'),
   dryRun: boolean('dry_run').notNull().default(false),
-  // Exports: the listing filters it was asked with.
-  filters: jsonb('filters').$type<{ status?: string; category?: string }>().notNull().default({}),
+  // Exports: what is exported (the catalog, or orders for accounting) and the filters it was asked with.
+  subject: text('subject').$type<'products' | 'orders'>().notNull().default('products'),
+  filters: jsonb('filters').$type<ExportFilters>().notNull().default({}),
   // The import's uploaded file, or the export's built file, in the catalog file storage.
   storageKey: text('storage_key'),
   sizeBytes: integer('size_bytes'),

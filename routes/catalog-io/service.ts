@@ -5,13 +5,16 @@ import { and, asc, eq, gt, inArray, or, sql, type SQL } from 'drizzle-orm'
 import { Type } from '@sinclair/typebox'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import {
-  catalogJobs, categories, productVariants, products, stockLevels, stockLocations, variantPrices, type RowError,
+  catalogJobs, categories, productVariants, products, stockLevels, stockLocations, variantPrices, type ExportFilters, type RowError,
 } from '../../db/schema/index.js'
 import type { Db, Tx } from '../../db/client.js'
 import type { Cache } from '../../src/cache.js'
 import { CATALOG_CACHE, categoryAndDescendants, refreshManyProducts } from '../../src/catalog.js'
 import { BadRequest, ContentTooLarge, NotFound, Conflict } from '../../src/errors.js'
 import { setLevels } from '../../src/inventory.js'
+import { requireCurrency } from '../../src/prices.js'
+import { checkRange } from '../analytics/service.js'
+import { ORDER_COLUMNS, countOrders, orderRecords } from './orders-export.js'
 import { claimLeased } from '../../src/leases.js'
 import type { FileStorage } from '../../src/storage.js'
 import { ProductCreate, ProductStatus, VariantCreate } from '../products/schemas.js'
@@ -324,10 +327,10 @@ export function toCatalogJob(row: JobRow) {
   const total = (row.sizeBytes ?? 0) * passes
   const percentage = row.status === 'completed' ? 100 : total > 0 ? Math.min(99, Math.floor((row.bytesDone * 100) / total)) : 0
   return {
-    id: row.id, kind: row.kind, status: row.status, mode: row.mode as 'all' | 'good-rows', dryRun: row.dryRun, percentage,
+    id: row.id, kind: row.kind, subject: row.subject, status: row.status, mode: row.mode as 'all' | 'good-rows', dryRun: row.dryRun, percentage,
     rowsRead: row.rowsRead, created: row.created, updated: row.updated, unchanged: row.unchanged, failed: row.failed,
     errors: row.errors, errorsTruncated: row.errors.length >= MAX_REPORTED_ERRORS, lastError: row.lastError,
-    downloadUrl: row.kind === 'export' && row.status === 'completed' ? `/exports/${row.id}/file` : null,
+    downloadUrl: row.kind === 'export' && row.status === 'completed' && row.storageKey ? `/exports/${row.id}/file` : null,
     createdAt: row.createdAt.toISOString(), startedAt: row.startedAt?.toISOString() ?? null, completedAt: row.completedAt?.toISOString() ?? null,
   }
 }
@@ -509,18 +512,10 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
     const lk = { categoryById: new Map(cats.map((c) => [c.id, { slug: c.slug, parentId: c.parentId }])) } as Lookups
     const columns = [...FIXED_COLUMNS, ...optionNames.map((o) => `option_${o}`), ...currencies.map((c) => `price_${c}`), ...locations.map((l) => `stock_${l.name}`)]
 
-    const csv = stringify({ header: true, columns, cast: { string: safeCell } })
-    const out = new PassThrough()
-    out.write('\ufeff') // Excel reads UTF-8 only with a BOM; the import takes it or not.
-    csv.pipe(out)
-    const key = `${job.id}.csv`
-    await storage.remove(key)
-    const writing = storage.write(key, out)
-    writing.catch(() => {})
-    let rows = 0
-    let done = 0
-    let after: string | null = null
-    try {
+    await writeCsv(job, columns, async (write) => {
+      let rows = 0
+      let done = 0
+      let after: string | null = null
       for (;;) {
         const page = await db.select({ id: products.id, slug: products.slug, name: products.name, description: products.description, status: products.status, categoryId: products.categoryId })
           .from(products).where(and(where, after === null ? undefined : gt(products.slug, after))).orderBy(asc(products.slug)).limit(BATCH)
@@ -536,19 +531,55 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
         const levelOf = new Map(levels.map((l) => [`${l.variantId}:${l.locationId}`, l.onHand]))
         for (const p of page) {
           for (const v of variants.filter((x) => x.productId === p.id)) {
-            const record = [
+            await write([
               p.slug, p.name, p.description, p.status, categoryPath(p.categoryId, lk), v.sku, v.weightGrams === null ? '' : String(v.weightGrams),
               ...optionNames.map((o) => v.options[o] ?? ''),
               ...currencies.map((c) => { const m = priceOf.get(`${v.id}:${c}`); return m === undefined ? '' : formatMoney(m, c) }),
               ...locations.map((l) => { const n = levelOf.get(`${v.id}:${l.id}`); return n === undefined ? '' : String(n) }),
-            ]
-            if (!csv.write(record)) await new Promise((r) => csv.once('drain', r))
+            ])
             rows++
           }
         }
         done += page.length
         await progress(job.id, { rowsRead: rows, bytesDone: done, sizeBytes: Math.max(total, 1) })
       }
+      return rows
+    })
+  }
+
+  /** Orders for accounting, one row per order line (orders-export.ts). */
+  async function runOrderExport(job: JobRow) {
+    const total = await countOrders(db, job.filters)
+    await writeCsv(job, [...ORDER_COLUMNS], async (write) => {
+      let rows = 0
+      let done = 0
+      for await (const page of orderRecords(db, job.filters, BATCH)) {
+        for (const record of page.records) await write(record)
+        rows += page.records.length
+        done += page.orders
+        await progress(job.id, { rowsRead: rows, bytesDone: done, sizeBytes: Math.max(total, 1) })
+      }
+      return rows
+    })
+  }
+
+  /**
+   * Streams an export's records into its file in the private storage (a BOM, then the CSV with
+   * every cell guarded against formula injection) and completes the job; on failure the partial
+   * file is removed. `produce` writes the records (waiting on back-pressure) and returns how many.
+   */
+  async function writeCsv(job: JobRow, columns: string[], produce: (write: (record: string[]) => Promise<void>) => Promise<number>) {
+    const csv = stringify({ header: true, columns, cast: { string: safeCell } })
+    const out = new PassThrough()
+    out.write('\ufeff') // Excel reads UTF-8 only with a BOM; the import takes it or not.
+    csv.pipe(out)
+    const key = `${job.id}.csv`
+    await storage.remove(key)
+    const writing = storage.write(key, out)
+    writing.catch(() => {})
+    const write = async (record: string[]) => { if (!csv.write(record)) await new Promise((r) => csv.once('drain', r)) }
+    try {
+      const rows = await produce(write)
       csv.end()
       const size = await writing
       await finish(job.id, { status: 'completed', storageKey: key, rowsRead: rows, bytesDone: size, sizeBytes: size })
@@ -569,6 +600,7 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
       }
       await db.update(catalogJobs).set({ status: 'running', startedAt: job.startedAt ?? new Date() }).where(and(eq(catalogJobs.id, job.id), inArray(catalogJobs.status, ['pending', 'running'])))
       if (job.kind === 'import') await runImport({ ...job, status: 'running' })
+      else if (job.subject === 'orders') await runOrderExport({ ...job, status: 'running' })
       else await runExport({ ...job, status: 'running' })
       return 'done'
     } catch (err) {
@@ -580,6 +612,12 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
       else await db.update(catalogJobs).set({ lastError: message }).where(eq(catalogJobs.id, job.id))
       return 'failed'
     }
+  }
+
+  async function queueExport(subject: 'products' | 'orders', filters: ExportFilters, actorId: string) {
+    const [row] = await db.insert(catalogJobs).values({ kind: 'export', subject, filters, createdBy: actorId }).returning()
+    await deps.enqueue([row!.id]).catch(() => {})
+    return toCatalogJob(row!)
   }
 
   const ready = (extra?: SQL): SQL => and(inArray(catalogJobs.status, ['pending', 'running']), extra)!
@@ -618,9 +656,15 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
     },
 
     async startExport(filters: { status?: Status; category?: string }, actorId: string) {
-      const [row] = await db.insert(catalogJobs).values({ kind: 'export', filters, createdBy: actorId }).returning()
-      await deps.enqueue([row!.id]).catch(() => {})
-      return toCatalogJob(row!)
+      return queueExport('products', filters, actorId)
+    },
+
+    /** Orders created in [from, to) (at most 366 days), optionally of one status and currency, for accounting. */
+    async startOrderExport(filters: { from: string; to: string; status?: string; currency?: string }, actorId: string) {
+      checkRange(filters)
+      if (filters.currency) requireCurrency(filters.currency)
+      // Stored as instants, so the job exports the range asked whatever the zone it was written in.
+      return queueExport('orders', { ...filters, from: new Date(filters.from).toISOString(), to: new Date(filters.to).toISOString() }, actorId)
     },
 
     async get(id: string, kind: 'import' | 'export') { return toCatalogJob(await requireJob(id, kind)) },

@@ -1,0 +1,1 @@
+ALTER TABLE "catalog_jobs" ADD COLUMN "subject" text DEFAULT 'products' NOT NULL;
