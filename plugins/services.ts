@@ -122,7 +122,7 @@ async function buildServices(app: FastifyInstance) {
   })
   const catalogIo: CatalogIoService = createCatalogIoService({
     db, cache, currency, storage: createLocalStorage(config.catalogIo.dir), enqueue: (ids) => catalogQueue.add(ids),
-    settings: { maxBytes: config.catalogIo.maxBytes, leaseSeconds: config.catalogIo.leaseSeconds },
+    settings: { maxBytes: config.catalogIo.maxBytes, leaseSeconds: config.catalogIo.leaseSeconds, fileRetentionDays: config.catalogIo.fileRetentionDays },
   })
 
   return {

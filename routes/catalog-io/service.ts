@@ -52,7 +52,7 @@ export interface CatalogIoDeps {
   currency: string
   /** Hands job ids to the worker's queue. */
   enqueue(ids: string[]): Promise<void>
-  settings: { maxBytes: number; leaseSeconds: number }
+  settings: { maxBytes: number; leaseSeconds: number; fileRetentionDays: number }
 }
 
 // The rows are checked against the API's own product and variant schemas (the subset a CSV carries).
@@ -701,6 +701,36 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
         results.push(await run(job))
       }
       return results
+    },
+
+    /**
+     * Retention (hourly): the files of jobs that ended more than fileRetentionDays ago are deleted
+     * (uploads hold the shop's data, order exports its customers'). The row lets go of its key
+     * first, then the file goes: a crash in between leaves a file no row refers to, which the
+     * second step deletes, as it does any file left by an upload whose row was never written.
+     */
+    async purgeFiles() {
+      const cutoff = sql`now() - make_interval(days => ${settings.fileRetentionDays})`
+      let files = 0
+      for (;;) {
+        const { rows: ended } = await db.execute<{ key: string }>(sql`
+          with due as (
+            select id, storage_key from catalog_jobs
+            where status in ('completed', 'failed', 'cancelled') and storage_key is not null and completed_at < ${cutoff}
+            limit 500 for update skip locked
+          )
+          update catalog_jobs j set storage_key = null from due where j.id = due.id returning due.storage_key as key`)
+        for (const { key } of ended) if (key) { await storage.remove(key); files++ }
+        if (ended.length < 500) break
+      }
+      const old = await storage.listOlderThan(new Date(Date.now() - settings.fileRetentionDays * 86_400_000))
+      let orphans = 0
+      for (let i = 0; i < old.length; i += 500) {
+        const keys = old.slice(i, i + 500)
+        const kept = new Set((await db.select({ key: catalogJobs.storageKey }).from(catalogJobs).where(inArray(catalogJobs.storageKey, keys))).map((r) => r.key))
+        for (const key of keys) if (!kept.has(key)) { await storage.remove(key); orphans++ }
+      }
+      return { files, orphans }
     },
 
     /** Jobs waiting, or whose worker died (lease passed): queued again (their job in the queue may be lost). */
