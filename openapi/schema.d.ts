@@ -2465,7 +2465,7 @@ export interface paths {
         put?: never;
         /**
          * Import products and variants from a CSV (admin)
-         * @description Answers 202 with the import job; poll GET /imports/{jobId}. The CSV: multipart/form-data (field "file") or the body itself as text/csv; UTF-8 with or without BOM, comma or semicolon, at most 209715200 bytes (413 beyond). Columns: handle, name, description, status, category (slug path), sku, weight_grams, option_<name>, price_<currency> (major units, e.g. 12.99), stock_<location name> (on hand). Upsert by handle and SKU: the same file again changes nothing.
+         * @description Answers 202 with the import job; poll GET /imports/{jobId}. The CSV: multipart/form-data (field "file") or the body itself as text/csv; UTF-8 with or without BOM, comma or semicolon, at most 209715200 bytes (413 beyond). Columns: handle, name, description, status, category (slug path), sku, weight_grams, option_<name>, price_<currency> (major units, e.g. 12.99), stock_<location name> (on hand), active (true/false), images (product image upload ids separated by |), compare_at_<store currency>, attribute_<name>. Upsert by handle and SKU: the same file again changes nothing.
          */
         post: operations["importProducts"];
         delete?: never;

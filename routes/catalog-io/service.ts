@@ -5,7 +5,7 @@ import { and, asc, eq, gt, inArray, or, sql, type SQL } from 'drizzle-orm'
 import { Type } from '@sinclair/typebox'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import {
-  catalogJobs, categories, productVariants, products, stockLevels, stockLocations, variantPrices, type ExportFilters, type RowError,
+  catalogJobs, categories, productVariants, products, stockLevels, stockLocations, uploadedFiles, variantPrices, type ExportFilters, type RowError,
 } from '../../db/schema/index.js'
 import type { Db, Tx } from '../../db/client.js'
 import type { Cache } from '../../src/cache.js'
@@ -18,7 +18,7 @@ import { ORDER_COLUMNS, countOrders, orderRecords } from './orders-export.js'
 import { claimLeased } from '../../src/leases.js'
 import type { FileStorage } from '../../src/storage.js'
 import { ProductCreate, ProductStatus, VariantCreate } from '../products/schemas.js'
-import { FIXED_COLUMNS, formatMoney, parseMoney, peekFirstLine, readHeader, readRecords, safeCell, sniffDelimiter, unsafeCell, type Header } from './csv.js'
+import { FIXED_COLUMNS, IMAGE_SEPARATOR, LATER_COLUMNS, formatMoney, parseMoney, peekFirstLine, readHeader, readRecords, safeCell, sniffDelimiter, unsafeCell, type Header } from './csv.js'
 
 // Catalog imports and exports as job resources (docs/import-export.md). The API stores the
 // uploaded file and a pending row; the worker (plugins/background.ts: a BullMQ work queue, and a
@@ -56,8 +56,8 @@ export interface CatalogIoDeps {
 }
 
 // The rows are checked against the API's own product and variant schemas (the subset a CSV carries).
-const ProductFields = Type.Pick(ProductCreate, ['slug', 'name', 'description', 'status'])
-const VariantFields = Type.Pick(VariantCreate, ['sku', 'options', 'weightGrams', 'priceMinor'])
+const ProductFields = Type.Pick(ProductCreate, ['slug', 'name', 'description', 'status', 'attributes', 'imageIds'])
+const VariantFields = Type.Pick(VariantCreate, ['sku', 'options', 'weightGrams', 'priceMinor', 'compareAtPriceMinor', 'isActive'])
 // Compiled as the API compiles request bodies (the same Ajv, no coercion: "12" is not a number).
 type Validate = ((value: unknown) => boolean) & { errors?: { instancePath: string; message?: string }[] | null }
 const compileBody = AjvCompiler()({ ProductStatus }, { customOptions: { coerceTypes: false, allErrors: true } } as never)
@@ -65,7 +65,7 @@ const compileSchema = (schema: object) => compileBody({ schema, method: 'POST', 
 const validateProduct = compileSchema(ProductFields)
 const validateVariant = compileSchema(Type.Partial(VariantFields))
 const errorsOf = (validate: Validate, value: unknown) => (validate(value) ? [] : (validate.errors ?? []).map((e) => ({ path: e.instancePath, message: e.message ?? 'is not valid' })))
-const PATH_TO_COLUMN: Record<string, string> = { slug: 'handle', name: 'name', description: 'description', status: 'status', sku: 'sku', weightGrams: 'weight_grams' }
+const PATH_TO_COLUMN: Record<string, string> = { slug: 'handle', name: 'name', description: 'description', status: 'status', sku: 'sku', weightGrams: 'weight_grams', imageIds: 'images', isActive: 'active' }
 
 /** One data row, read and checked on its own. Undefined fields: the cell was empty (leave as is; a new record takes the default). */
 interface Row {
@@ -79,6 +79,12 @@ interface Row {
   weightGrams?: number
   /** Undefined when the file has no option columns. */
   options?: Record<string, string>
+  /** Product attributes: undefined when the file has no attribute columns. */
+  attributes?: Record<string, string>
+  /** Upload ids of product images, in order; undefined when the cell is empty or absent. */
+  imageIds?: string[]
+  compareAtMinor?: number
+  isActive?: boolean
   prices: Map<string, number>
   stock: Map<string, number>
 }
@@ -131,9 +137,16 @@ function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; 
   const f = header.fixed
   const description = cell(cells, f.description)
   const status = cell(cells, f.status)
-  const product = { slug: cell(cells, f.handle), name: cell(cells, f.name), ...(f.description !== undefined ? { description } : {}), ...(status ? { status } : {}) }
+  const images = cell(cells, f.images)
+  const imageIds = images ? images.split(IMAGE_SEPARATOR).map((x) => x.trim()).filter(Boolean) : undefined
+  const attributes = header.attributes.length ? Object.fromEntries(header.attributes.map((a) => [a.name, cell(cells, a.index)]).filter(([, v]) => v)) : undefined
+  const product = {
+    slug: cell(cells, f.handle), name: cell(cells, f.name), ...(f.description !== undefined ? { description } : {}), ...(status ? { status } : {}),
+    ...(attributes ? { attributes } : {}), ...(imageIds ? { imageIds } : {}),
+  }
   for (const e of errorsOf(validateProduct, product)) {
-    const column = PATH_TO_COLUMN[e.path.split('/')[1] ?? ''] ?? null
+    const [, field, key] = e.path.split('/')
+    const column = field === 'attributes' ? (key ? `attribute_${key}` : header.attributes[0]?.column ?? null) : PATH_TO_COLUMN[field ?? ''] ?? null
     if (!errors.some((x) => x.column === column)) bad(column, e.message)
   }
   const variant: Record<string, unknown> = { sku: cell(cells, f.sku) }
@@ -141,6 +154,17 @@ function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; 
   if (weight) {
     if (/^\d{1,9}$/.test(weight)) variant.weightGrams = Number(weight)
     else bad('weight_grams', 'must be a whole number of grams')
+  }
+  const active = cell(cells, f.active).toLowerCase()
+  if (active) {
+    if (active === 'true' || active === 'false') variant.isActive = active === 'true'
+    else bad('active', 'must be true or false')
+  }
+  if (header.compareAt) {
+    const text = cell(cells, header.compareAt.index)
+    const minor = text ? parseMoney(text, header.compareAt.currency) : undefined
+    if (minor === null) bad(header.compareAt.column, `must be an amount in ${header.compareAt.currency} such as ${formatMoney(1299, header.compareAt.currency)}`)
+    else if (minor !== undefined) variant.compareAtPriceMinor = minor
   }
   if (header.options.length) {
     variant.options = Object.fromEntries(header.options.map((o) => [o.name, cell(cells, o.index)]).filter(([, v]) => v))
@@ -178,11 +202,12 @@ function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; 
       line, handle: product.slug, name: product.name, description: f.description !== undefined ? description : undefined,
       status: (status || undefined) as Status | undefined, categoryId, sku: variant.sku as string,
       weightGrams: variant.weightGrams as number | undefined, options: variant.options as Record<string, string> | undefined, prices, stock,
+      attributes, imageIds, compareAtMinor: variant.compareAtPriceMinor as number | undefined, isActive: variant.isActive as boolean | undefined,
     },
   }
 }
 
-type ProductChange = Partial<{ name: string; description: string; status: Status; categoryId: string }>
+type ProductChange = Partial<{ name: string; description: string; status: Status; categoryId: string; attributes: Record<string, string>; imageIds: string[] }>
 type Outcome = 'created' | 'updated' | 'unchanged'
 
 /** What one batch would write, and each good row's outcome; rows the catalog refuses get errors. */
@@ -192,7 +217,7 @@ interface Plan {
   newProducts: Map<string, Row>
   productUpdates: Map<string, { id: string; set: ProductChange }>
   newVariants: Row[]
-  variantUpdates: { id: string; productId: string; set: Partial<{ options: Record<string, string>; weightGrams: number; priceMinor: number }> }[]
+  variantUpdates: { id: string; productId: string; set: Partial<{ options: Record<string, string>; weightGrams: number; priceMinor: number; compareAtPriceMinor: number; isActive: boolean }> }[]
   prices: { sku: string; currency: string; amountMinor: number }[]
   levels: { sku: string; locationId: string; onHand: number; isNew: boolean }[]
   touchedProducts: Set<string>
@@ -211,10 +236,14 @@ async function planBatch(db: Db | Tx, rows: Row[], storeCurrency: string, planne
   if (!rows.length) return plan
   const handles = [...new Set(rows.map((r) => r.handle))]
   const skus = rows.map((r) => r.sku)
-  const productRows = await db.select({ id: products.id, slug: products.slug, name: products.name, description: products.description, status: products.status, categoryId: products.categoryId })
+  const productRows = await db.select({ id: products.id, slug: products.slug, name: products.name, description: products.description, status: products.status, categoryId: products.categoryId, attributes: products.attributes, imageIds: products.imageIds })
     .from(products).where(inArray(products.slug, handles))
+  // Images are uploads made for products (POST /uploads, purpose product_image), as the product routes require.
+  const imageIds = [...new Set(rows.flatMap((r) => r.imageIds ?? []))]
+  const uploaded = new Set(imageIds.length ? (await db.select({ id: uploadedFiles.id }).from(uploadedFiles)
+    .where(and(inArray(uploadedFiles.id, imageIds), eq(uploadedFiles.purpose, 'product_image')))).map((u) => u.id) : [])
   const productBySlug = new Map(productRows.map((p) => [p.slug, p]))
-  const variantRows = await db.select({ id: productVariants.id, sku: productVariants.sku, productId: productVariants.productId, options: productVariants.options, weightGrams: productVariants.weightGrams, priceMinor: productVariants.priceMinor, slug: products.slug })
+  const variantRows = await db.select({ id: productVariants.id, sku: productVariants.sku, productId: productVariants.productId, options: productVariants.options, weightGrams: productVariants.weightGrams, priceMinor: productVariants.priceMinor, compareAtPriceMinor: productVariants.compareAtPriceMinor, isActive: productVariants.isActive, slug: products.slug })
     .from(productVariants).innerJoin(products, eq(products.id, productVariants.productId)).where(inArray(productVariants.sku, skus))
   const variantBySku = new Map(variantRows.map((v) => [v.sku, v]))
   const ids = variantRows.map((v) => v.id)
@@ -228,6 +257,8 @@ async function planBatch(db: Db | Tx, rows: Row[], storeCurrency: string, planne
     const existing = variantBySku.get(row.sku)
     if (existing && existing.slug !== row.handle) { bad('sku', `belongs to the product ${existing.slug}`); continue }
     if (!existing && !row.prices.has(storeCurrency)) { bad(`price_${storeCurrency}`, `a new variant needs a price in ${storeCurrency}, the store currency`); continue }
+    const notUploaded = (row.imageIds ?? []).filter((id) => !uploaded.has(id))
+    if (notUploaded.length) { bad('images', `not uploaded product images: ${notUploaded.join(', ')}`); continue }
     const product = productBySlug.get(row.handle)
     let changed = false
     if (!product) {
@@ -238,6 +269,8 @@ async function planBatch(db: Db | Tx, rows: Row[], storeCurrency: string, planne
       if (row.description !== undefined && row.description !== product.description) set.description = row.description
       if (row.status !== undefined && row.status !== product.status) set.status = row.status
       if (row.categoryId !== undefined && row.categoryId !== product.categoryId) set.categoryId = row.categoryId
+      if (row.attributes !== undefined && !sameOptions(row.attributes, product.attributes)) set.attributes = row.attributes
+      if (row.imageIds !== undefined && row.imageIds.join() !== product.imageIds.join()) set.imageIds = row.imageIds
       if (Object.keys(set).length) {
         changed = true
         plan.productUpdates.set(row.handle, { id: product.id, set: { ...plan.productUpdates.get(row.handle)?.set, ...set } })
@@ -253,6 +286,8 @@ async function planBatch(db: Db | Tx, rows: Row[], storeCurrency: string, planne
     const set: Plan['variantUpdates'][number]['set'] = {}
     if (row.options !== undefined && !sameOptions(row.options, existing.options)) set.options = row.options
     if (row.weightGrams !== undefined && row.weightGrams !== existing.weightGrams) set.weightGrams = row.weightGrams
+    if (row.compareAtMinor !== undefined && row.compareAtMinor !== existing.compareAtPriceMinor) set.compareAtPriceMinor = row.compareAtMinor
+    if (row.isActive !== undefined && row.isActive !== existing.isActive) set.isActive = row.isActive
     const storePrice = row.prices.get(storeCurrency)
     if (storePrice !== undefined && storePrice !== existing.priceMinor) set.priceMinor = storePrice
     if (Object.keys(set).length) { plan.variantUpdates.push({ id: existing.id, productId: existing.productId, set }); changed = true }
@@ -279,6 +314,7 @@ async function applyPlan(tx: Tx, plan: Plan, storeCurrency: string, jobId: strin
   if (plan.newProducts.size) {
     const inserted = await tx.insert(products).values([...plan.newProducts.values()].map((r) => ({
       slug: r.handle, name: r.name, description: r.description ?? '', status: r.status ?? 'draft', categoryId: r.categoryId ?? null,
+      attributes: r.attributes ?? {}, imageIds: r.imageIds ?? [],
     }))).returning({ id: products.id, slug: products.slug })
     for (const p of inserted) { productIdOf.set(p.slug, p.id); plan.touchedProducts.add(p.id) }
   }
@@ -299,7 +335,10 @@ async function applyPlan(tx: Tx, plan: Plan, storeCurrency: string, jobId: strin
       const position = next.get(productId) ?? 0
       next.set(productId, position + 1)
       plan.touchedProducts.add(productId)
-      return { productId, sku: r.sku, options: r.options ?? {}, priceMinor: r.prices.get(storeCurrency)!, weightGrams: r.weightGrams ?? null, position }
+      return {
+        productId, sku: r.sku, options: r.options ?? {}, priceMinor: r.prices.get(storeCurrency)!, weightGrams: r.weightGrams ?? null, position,
+        compareAtPriceMinor: r.compareAtMinor ?? null, isActive: r.isActive ?? true,
+      }
     })).returning({ id: productVariants.id, sku: productVariants.sku })
     for (const v of inserted) variantIdOf.set(v.sku, v.id)
   }
@@ -405,6 +444,8 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
       // Without it no new variant can be priced; existing ones could, but a file that cannot create is refused whole.
       problems.push({ column: `price_${currency}`, reason: `required column is missing (${currency} is the store currency)` })
     }
+    // The "was" price sits beside the variant's store-currency price (compareAtPriceMinor).
+    if (header.compareAt && header.compareAt.currency !== currency) problems.push({ column: header.compareAt.column, reason: `the compare-at price is in ${currency}, the store currency` })
     const found = problems.length ? { lookups: undefined, problems: [] as RowError[] } : await lookups(header)
     const headerErrors = [...problems.map((p) => ({ line: 1, column: p.column, reason: p.reason })), ...found.problems]
     if (headerErrors.length || !found.lookups) {
@@ -443,9 +484,9 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
       const seenSku = skuLine.get(row.sku)
       if (seenSku !== undefined) { report([{ line: row.line, column: 'sku', reason: `the SKU is on line ${seenSku} already` }]); continue }
       skuLine.set(row.sku, row.line)
-      const fields = JSON.stringify([row.name, row.description, row.status, row.categoryId])
+      const fields = JSON.stringify([row.name, row.description, row.status, row.categoryId, row.attributes && Object.entries(row.attributes).sort(), row.imageIds])
       const seenProduct = productOf.get(row.handle)
-      if (seenProduct && seenProduct.key !== fields) { report([{ line: row.line, column: 'handle', reason: `the product's name, description, status or category differ from line ${seenProduct.line}` }]); continue }
+      if (seenProduct && seenProduct.key !== fields) { report([{ line: row.line, column: 'handle', reason: `the product's name, description, status, category, attributes or images differ from line ${seenProduct.line}` }]); continue }
       if (!seenProduct) productOf.set(row.handle, { line: row.line, key: fields })
       batch.push(row)
       if (batch.length >= BATCH) await validateBatch()
@@ -510,14 +551,18 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
     const optionNames = (await db.execute<{ k: string }>(sql`select distinct jsonb_object_keys(${productVariants.options}) as k from ${productVariants} order by k`)).rows.map((r) => r.k)
     const cats = await db.select({ id: categories.id, slug: categories.slug, parentId: categories.parentId }).from(categories)
     const lk = { categoryById: new Map(cats.map((c) => [c.id, { slug: c.slug, parentId: c.parentId }])) } as Lookups
-    const columns = [...FIXED_COLUMNS, ...optionNames.map((o) => `option_${o}`), ...currencies.map((c) => `price_${c}`), ...locations.map((l) => `stock_${l.name}`)]
+    const attributeNames = (await db.execute<{ k: string }>(sql`select distinct jsonb_object_keys(${products.attributes}) as k from ${products} order by k`)).rows.map((r) => r.k)
+    const columns = [
+      ...FIXED_COLUMNS, ...optionNames.map((o) => `option_${o}`), ...currencies.map((c) => `price_${c}`), ...locations.map((l) => `stock_${l.name}`),
+      ...LATER_COLUMNS, `compare_at_${currency}`, ...attributeNames.map((a) => `attribute_${a}`),
+    ]
 
     await writeCsv(job, columns, async (write) => {
       let rows = 0
       let done = 0
       let after: string | null = null
       for (;;) {
-        const page = await db.select({ id: products.id, slug: products.slug, name: products.name, description: products.description, status: products.status, categoryId: products.categoryId })
+        const page = await db.select({ id: products.id, slug: products.slug, name: products.name, description: products.description, status: products.status, categoryId: products.categoryId, attributes: products.attributes, imageIds: products.imageIds })
           .from(products).where(and(where, after === null ? undefined : gt(products.slug, after))).orderBy(asc(products.slug)).limit(BATCH)
         if (!page.length) break
         after = page[page.length - 1]!.slug
@@ -536,6 +581,8 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
               ...optionNames.map((o) => v.options[o] ?? ''),
               ...currencies.map((c) => { const m = priceOf.get(`${v.id}:${c}`); return m === undefined ? '' : formatMoney(m, c) }),
               ...locations.map((l) => { const n = levelOf.get(`${v.id}:${l.id}`); return n === undefined ? '' : String(n) }),
+              String(v.isActive), p.imageIds.join(IMAGE_SEPARATOR), v.compareAtPriceMinor === null ? '' : formatMoney(v.compareAtPriceMinor, currency),
+              ...attributeNames.map((a) => p.attributes[a] ?? ''),
             ])
             rows++
           }
