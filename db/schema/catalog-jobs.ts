@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import { boolean, index, integer, jsonb, pgEnum, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core'
+import { boolean, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core'
 import { users } from './users.js'
 
 // Catalog imports and exports (docs/import-export.md): job resources. A row records what was
@@ -52,4 +52,23 @@ export const catalogJobs = pgTable('catalog_jobs', {
   completedAt: ts('completed_at'),
 }, (t) => [
   index('catalog_jobs_status_idx').on(t.status, t.createdAt),
+])
+
+/**
+ * What an import's validation pass has seen so far, kept in PostgreSQL rather than in the
+ * worker's memory so that memory stays bounded whatever the file's size: each SKU and handle
+ * with the line it was first on (and, for a handle, its product fields and whether a good row
+ * of it was planned), and each bad line (kind 'bad', key the line), which the write pass skips.
+ * Rows of a job are deleted when it starts again and when it ends.
+ */
+export const catalogImportKeys = pgTable('catalog_import_keys', {
+  jobId: uuid('job_id').notNull().references(() => catalogJobs.id, { onDelete: 'cascade' }),
+  kind: text('kind').$type<'sku' | 'handle' | 'bad'>().notNull(),
+  key: text('key').notNull(),
+  line: integer('line').notNull(),
+  fields: text('fields'),
+  planned: boolean('planned').notNull().default(false),
+}, (t) => [
+  primaryKey({ columns: [t.jobId, t.kind, t.key] }),
+  index('catalog_import_keys_line_idx').on(t.jobId, t.kind, t.line),
 ])

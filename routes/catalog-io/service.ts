@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import { PassThrough, Readable } from 'node:stream'
 import { stringify } from 'csv-stringify'
-import { and, asc, eq, gt, inArray, or, sql, type SQL } from 'drizzle-orm'
+import { and, asc, eq, gt, gte, inArray, lte, or, sql, type SQL } from 'drizzle-orm'
 import { Type } from '@sinclair/typebox'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import {
-  catalogJobs, categories, productVariants, products, stockLevels, stockLocations, uploadedFiles, variantPrices, type ExportFilters, type RowError,
+  catalogImportKeys, catalogJobs, categories, productVariants, products, stockLevels, stockLocations, uploadedFiles, variantPrices, type ExportFilters, type RowError,
 } from '../../db/schema/index.js'
 import type { Db, Tx } from '../../db/client.js'
 import type { Cache } from '../../src/cache.js'
@@ -455,13 +455,13 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
     }
     const lk = found.lookups
     const errors: RowError[] = []
-    const badLines = new Set<number>()
     let failed = 0
     let rowsRead = 0
     const counts = { created: 0, updated: 0, unchanged: 0 }
-    const skuLine = new Map<string, number>()
-    const productOf = new Map<string, { line: number; key: string }>()
-    const planned = new Set<string>()
+    // What earlier batches saw lives in catalog_import_keys (memory holds one batch); a re-run starts it afresh.
+    await db.delete(catalogImportKeys).where(eq(catalogImportKeys.jobId, job.id))
+    // Bad lines of the current window, written to the table when the window is flushed.
+    let badLines = new Set<number>()
     const report = (rowErrors: RowError[]) => {
       if (!rowErrors.length) return
       const line = rowErrors[0]!.line
@@ -470,33 +470,61 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
     }
     let batch: Row[] = []
     const validateBatch = async () => {
-      const plan = await planBatch(db, batch, currency, planned)
+      // Across rows: a SKU seen on an earlier line, a handle whose product fields differ from its first line.
+      const skus = [...new Set(batch.map((r) => r.sku))]
+      const handles = [...new Set(batch.map((r) => r.handle))]
+      const earlier = batch.length ? await db.select().from(catalogImportKeys).where(and(eq(catalogImportKeys.jobId, job.id), or(
+        and(eq(catalogImportKeys.kind, 'sku'), inArray(catalogImportKeys.key, skus)),
+        and(eq(catalogImportKeys.kind, 'handle'), inArray(catalogImportKeys.key, handles)),
+      ))) : []
+      const skuLine = new Map(earlier.filter((k) => k.kind === 'sku').map((k) => [k.key, k.line]))
+      const productOf = new Map(earlier.filter((k) => k.kind === 'handle').map((k) => [k.key, { line: k.line, key: k.fields ?? '', planned: k.planned }]))
+      const planned = new Set([...productOf].filter(([, p]) => p.planned).map(([handle]) => handle))
+      const newSkus: { sku: string; line: number }[] = []
+      const newHandles = new Map<string, { line: number; fields: string }>()
+      const candidates: Row[] = []
+      for (const row of batch) {
+        const seenSku = skuLine.get(row.sku)
+        if (seenSku !== undefined) { report([{ line: row.line, column: 'sku', reason: `the SKU is on line ${seenSku} already` }]); continue }
+        skuLine.set(row.sku, row.line)
+        newSkus.push({ sku: row.sku, line: row.line })
+        const fields = JSON.stringify([row.name, row.description, row.status, row.categoryId, row.attributes && Object.entries(row.attributes).sort(), row.imageIds])
+        const seenProduct = productOf.get(row.handle)
+        if (seenProduct && seenProduct.key !== fields) { report([{ line: row.line, column: 'handle', reason: `the product's name, description, status, category, attributes or images differ from line ${seenProduct.line}` }]); continue }
+        if (!seenProduct) { productOf.set(row.handle, { line: row.line, key: fields, planned: false }); newHandles.set(row.handle, { line: row.line, fields }) }
+        candidates.push(row)
+      }
+      const plan = await planBatch(db, candidates, currency, planned)
       for (const e of plan.errors) report([e])
       for (const [, outcome] of plan.outcomes) counts[outcome]++
-      for (const r of batch) if (!badLines.has(r.line)) planned.add(r.handle)
+      const nowPlanned = new Set(candidates.filter((r) => !badLines.has(r.line)).map((r) => r.handle))
+      const keyRows = [
+        ...newSkus.map((k) => ({ jobId: job.id, kind: 'sku' as const, key: k.sku, line: k.line })),
+        ...[...newHandles].map(([handle, h]) => ({ jobId: job.id, kind: 'handle' as const, key: handle, line: h.line, fields: h.fields, planned: nowPlanned.has(handle) })),
+        ...[...badLines].map((line) => ({ jobId: job.id, kind: 'bad' as const, key: String(line), line })),
+      ]
+      if (keyRows.length) await db.insert(catalogImportKeys).values(keyRows).onConflictDoNothing()
+      const plannedNow = [...nowPlanned].filter((h) => !newHandles.has(h) && !planned.has(h))
+      if (plannedNow.length) {
+        await db.update(catalogImportKeys).set({ planned: true })
+          .where(and(eq(catalogImportKeys.jobId, job.id), eq(catalogImportKeys.kind, 'handle'), inArray(catalogImportKeys.key, plannedNow)))
+      }
       batch = []
+      badLines = new Set()
       await progress(job.id, { rowsRead, failed, bytesDone: bytes, ...counts, errors })
     }
     for await (const record of records) {
       rowsRead++
       const { row, errors: rowErrors } = readRow(record.line, record.cells, lk)
-      if (!row) { report(rowErrors); continue }
-      const seenSku = skuLine.get(row.sku)
-      if (seenSku !== undefined) { report([{ line: row.line, column: 'sku', reason: `the SKU is on line ${seenSku} already` }]); continue }
-      skuLine.set(row.sku, row.line)
-      const fields = JSON.stringify([row.name, row.description, row.status, row.categoryId, row.attributes && Object.entries(row.attributes).sort(), row.imageIds])
-      const seenProduct = productOf.get(row.handle)
-      if (seenProduct && seenProduct.key !== fields) { report([{ line: row.line, column: 'handle', reason: `the product's name, description, status, category, attributes or images differ from line ${seenProduct.line}` }]); continue }
-      if (!seenProduct) productOf.set(row.handle, { line: row.line, key: fields })
-      batch.push(row)
-      if (batch.length >= BATCH) await validateBatch()
+      if (!row) report(rowErrors)
+      else batch.push(row)
+      if (batch.length + badLines.size >= BATCH) await validateBatch()
     }
     await validateBatch()
-    skuLine.clear()
-    productOf.clear()
 
     if (job.dryRun || (failed > 0 && job.mode === 'all') || rowsRead === failed) {
       const refused = failed > 0 && job.mode === 'all'
+      await db.delete(catalogImportKeys).where(eq(catalogImportKeys.jobId, job.id))
       await finish(job.id, {
         status: refused ? 'failed' : 'completed', rowsRead, failed, errors, bytesDone: size, ...counts,
         lastError: refused ? `${failed} bad rows: nothing was imported (send mode=good-rows to import the others)` : null,
@@ -513,8 +541,12 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
     let writeBatch: Row[] = []
     const writeOne = async () => {
       if (!writeBatch.length) return
-      const rows = writeBatch
+      // The bad lines of the batch's range, found by the validation pass, are skipped.
+      const bad = new Set((await db.select({ line: catalogImportKeys.line }).from(catalogImportKeys).where(and(eq(catalogImportKeys.jobId, job.id), eq(catalogImportKeys.kind, 'bad'),
+        gte(catalogImportKeys.line, writeBatch[0]!.line), lte(catalogImportKeys.line, writeBatch[writeBatch.length - 1]!.line)))).map((b) => b.line))
+      const rows = writeBatch.filter((r) => !bad.has(r.line))
       writeBatch = []
+      if (!rows.length) return
       await db.transaction(async (tx) => {
         const plan = await planBatch(tx, rows, currency)
         if (plan.errors.length) throw new Conflict(`line ${plan.errors[0]!.line}: ${plan.errors[0]!.reason} (the catalog changed during the import)`)
@@ -525,7 +557,6 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
       await progress(job.id, { bytesDone: bytes, ...counted })
     }
     for await (const record of rows2) {
-      if (badLines.has(record.line)) continue
       const { row } = readRow(record.line, record.cells, lk)
       if (!row) continue
       writeBatch.push(row)
@@ -535,6 +566,7 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
     // One invalidation for the whole import; also after a re-run of a job that may have died
     // between its last commit and this line.
     if (changedAny || job.attempts > 1) await deps.cache.invalidate(CATALOG_CACHE)
+    await db.delete(catalogImportKeys).where(eq(catalogImportKeys.jobId, job.id))
     await finish(job.id, { status: 'completed', bytesDone: 2 * size, ...counted })
   }
 
@@ -777,6 +809,8 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
         const kept = new Set((await db.select({ key: catalogJobs.storageKey }).from(catalogJobs).where(inArray(catalogJobs.storageKey, keys))).map((r) => r.key))
         for (const key of keys) if (!kept.has(key)) { await storage.remove(key); orphans++ }
       }
+      // The validation pass's keys of jobs that ended without cleaning up (cancelled, failed after retries).
+      await db.execute(sql`delete from catalog_import_keys k using catalog_jobs j where j.id = k.job_id and j.status not in ('pending', 'running')`)
       return { files, orphans }
     },
 
