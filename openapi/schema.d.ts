@@ -2468,7 +2468,7 @@ export interface paths {
         put?: never;
         /**
          * Import products and variants from a CSV (admin)
-         * @description Answers 202 with the import job; poll GET /imports/{jobId}. The CSV: multipart/form-data (field "file") or the body itself as text/csv; UTF-8 with or without BOM, comma or semicolon, at most 209715200 bytes (413 beyond). Columns: handle, name, description, status, category (slug path), sku, weight_grams, option_<name>, price_<currency> (major units, e.g. 12.99), stock_<location name> (on hand). Upsert by handle and SKU: the same file again changes nothing.
+         * @description Answers 202 with the import job; poll GET /imports/{jobId}. The CSV: multipart/form-data (field "file") or the body itself as text/csv; UTF-8 with or without BOM, comma or semicolon, at most 209715200 bytes (413 beyond). Columns: handle, name, description, status, category (slug path), sku, weight_grams, option_<name>, price_<currency> (major units, e.g. 12.99), stock_<location name> (on hand), active (true/false), images (product image upload ids separated by |), compare_at_<store currency>, attribute_<name>. Upsert by handle and SKU: the same file again changes nothing.
          */
         post: operations["importProducts"];
         delete?: never;
@@ -2528,6 +2528,26 @@ export interface paths {
          * @description Answers 202 with the export job; poll GET /exports/{jobId}, then download downloadUrl. Same columns as the import: the file imported back changes nothing. Cells a spreadsheet would run as a formula start with an apostrophe.
          */
         post: operations["exportProducts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/exports/orders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export orders for accounting as CSV (admin)
+         * @description Answers 202 with the export job; poll GET /exports/{jobId}, then download downloadUrl. One row per order line, orders created in [from, to): order number, date (ISO 8601, UTC), buyer kind (guest or customer) and email, currency and its ISO 4217 exponent, line and order net, tax, shipping, discount and total in integer minor units, payment and refund state. Amounts are per order, in its own currency: nothing is summed, least of all across currencies.
+         */
+        post: operations["exportOrders"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4213,6 +4233,11 @@ export interface components {
             /** @enum {string} */
             kind: "import" | "export";
             /**
+             * @description what the job imports or exports: the catalog, or orders for accounting
+             * @enum {string}
+             */
+            subject: "products" | "orders";
+            /**
              * @description failed: the file had bad rows (mode all), could not be read, or the work failed after retries
              * @enum {string}
              */
@@ -4237,7 +4262,7 @@ export interface components {
             errorsTruncated: boolean;
             /** @description why the job failed, when not for bad rows */
             lastError: null | string;
-            /** @description a completed export: where its CSV is (admin bearer token) */
+            /** @description a completed export: where its CSV is (admin bearer token); null once the file is past its retention */
             downloadUrl: null | string;
             /** Format: date-time */
             createdAt: string;
@@ -18615,6 +18640,88 @@ export interface operations {
                 status?: "draft" | "active" | "archived";
                 /** @description a category id; includes its descendants */
                 category?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogJob"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    exportOrders: {
+        parameters: {
+            query: {
+                /** @description orders created at or after this instant; ISO 8601 with a zone, years 1970-9999 */
+                from: string;
+                /** @description orders created before this instant (at most 366 days after from); ISO 8601 with a zone, years 1970-9999 */
+                to: string;
+                status?: components["schemas"]["OrderStatus"];
+                /** @description only orders in this currency (default: every currency, each order in its own) */
+                currency?: string;
             };
             header?: never;
             path?: never;

@@ -64,5 +64,6 @@ export default fp(async (app) => {
   // Catalog imports and exports run in their own queue; this queues again those whose entry was
   // lost (Redis flushed, a worker that died: its lease passes), and runs them itself without Redis.
   jobs.every('catalog-jobs-sweep', 30_000, () => (hasRedisServer(config.redis) ? services.catalogIo.sweep() : services.catalogIo.runDue(1)))
+  jobs.every('catalog-files-purge', HOUR, () => services.catalogIo.purgeFiles())
   jobs.every('activity-retention', HOUR, () => deleteOlderThan(entries, 'at', new Date(Date.now() - config.activityRetentionDays * 86_400_000), { budgetMs: config.mongo.timeoutMs }))
 }, { name: 'background', dependencies: ['services', 'outbox', 'jobs', 'cache', 'mongo', 'mailer'] })

@@ -105,6 +105,7 @@ export const ConfigSchema = Type.Object({
   CATALOG_FILES_DIR: Type.String({ minLength: 1, default: './data/catalog-files', description: 'Where catalog CSV imports (as uploaded) and exports (as built) are kept, private to admins; every instance and worker must mount the same directory.' }),
   CATALOG_IMPORT_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 2_000_000_000, default: 200 * 1024 * 1024, description: 'Largest catalog CSV import (413 beyond); the file is streamed to disk and parsed as a stream, so memory does not grow with it.' }),
   CATALOG_JOB_LEASE_SECONDS: Type.Integer({ minimum: 5, maximum: 3600, default: 120, description: 'A worker running a catalog import or export holds it this long, renewed after every batch; a worker that died loses it after this, and the next run does the job again from the top (imports are upserts, so the result is that of one run).' }),
+  CATALOG_FILE_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 7, description: 'Catalog import uploads and export files (products and orders; they hold customer data) are deleted this many days after their job ended, by an hourly job; the job row and its counts stay, its download goes (404). Files no job refers to are deleted after the same time.' }),
   DATA_REQUEST_LEASE_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 120, description: 'A worker building an export or running an erasure holds it this long, renewed at each step; a worker that died loses it after this, and the next run resumes the work.' }),
   ACTIVITY_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 90, description: 'Activity log entries older than this are removed by an hourly job.' }),
   CORS_ORIGINS: Type.String({ default: 'http://localhost:3000,http://127.0.0.1:3000', description: 'Comma-separated allowlist of origins; other origins get no CORS headers.' }),
@@ -182,7 +183,7 @@ export interface Config {
   s3?: S3Settings & { signedUrlTtlSeconds: number }
   activityRetentionDays: number
   /** Data exports and erasures (routes/users/data-export.ts, routes/users/workflows/erasure.ts). */
-  catalogIo: { dir: string; maxBytes: number; leaseSeconds: number }
+  catalogIo: { dir: string; maxBytes: number; leaseSeconds: number; fileRetentionDays: number }
   privacy: { exportDir: string; exportTtlHours: number; linkTtlSeconds: number; leaseSeconds: number }
   checkout: { shippingFlatMinor: number; shippingFreeOverMinor: number; taxRateBps: number; pricesIncludeTax: boolean; paymentTimeoutMinutes: number; lowStockThreshold: number; returnWindowDays: number; orderAccessTtlHours: number; guestMaxUnpaidOrders: number; guestMaxUnpaidOrdersPerClient: number; concurrency: number; queue: number }
   payments: { providers: ('test' | 'stripe')[]; webhookSecret: string; stripe: { secretKey?: string; webhookSecret?: string; apiUrl?: string } }
@@ -411,7 +412,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         }
       : undefined,
     activityRetentionDays: raw.ACTIVITY_RETENTION_DAYS,
-    catalogIo: { dir: raw.CATALOG_FILES_DIR, maxBytes: raw.CATALOG_IMPORT_MAX_BYTES, leaseSeconds: raw.CATALOG_JOB_LEASE_SECONDS },
+    catalogIo: { dir: raw.CATALOG_FILES_DIR, maxBytes: raw.CATALOG_IMPORT_MAX_BYTES, leaseSeconds: raw.CATALOG_JOB_LEASE_SECONDS, fileRetentionDays: raw.CATALOG_FILE_RETENTION_DAYS },
     privacy: { exportDir: raw.DATA_EXPORT_DIR, exportTtlHours: raw.DATA_EXPORT_TTL_HOURS, linkTtlSeconds: raw.DATA_EXPORT_LINK_TTL_SECONDS, leaseSeconds: raw.DATA_REQUEST_LEASE_SECONDS },
     checkout: {
       shippingFlatMinor: raw.SHIPPING_FLAT_MINOR, shippingFreeOverMinor: raw.SHIPPING_FREE_OVER_MINOR,

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import { boolean, index, integer, jsonb, pgEnum, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core'
+import { boolean, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core'
 import { users } from './users.js'
 
 // Catalog imports and exports (docs/import-export.md): job resources. A row records what was
@@ -16,6 +16,9 @@ export const catalogJobKind = pgEnum('catalog_job_kind', ['import', 'export'])
 // retries spent) and cancelled are final.
 export const catalogJobStatus = pgEnum('catalog_job_status', ['pending', 'running', 'completed', 'failed', 'cancelled'])
 
+/** Product exports: status, category; order exports: the range of created_at [from, to), status, currency. */
+export interface ExportFilters { status?: string; category?: string; from?: string; to?: string; currency?: string }
+
 /** One bad cell of an import: the file's line (1 is the header), the column and why. */
 export interface RowError { line: number; column: string | null; reason: string }
 
@@ -26,8 +29,9 @@ export const catalogJobs = pgTable('catalog_jobs', {
   // Imports: 'all' (a file with any bad row imports nothing) or 'good-rows'; and whether it is a dry run.
   mode: text('mode').notNull().default('all'),
   dryRun: boolean('dry_run').notNull().default(false),
-  // Exports: the listing filters it was asked with.
-  filters: jsonb('filters').$type<{ status?: string; category?: string }>().notNull().default({}),
+  // Exports: what is exported (the catalog, or orders for accounting) and the filters it was asked with.
+  subject: text('subject').$type<'products' | 'orders'>().notNull().default('products'),
+  filters: jsonb('filters').$type<ExportFilters>().notNull().default({}),
   // The import's uploaded file, or the export's built file, in the catalog file storage.
   storageKey: text('storage_key'),
   sizeBytes: integer('size_bytes'),
@@ -48,4 +52,23 @@ export const catalogJobs = pgTable('catalog_jobs', {
   completedAt: ts('completed_at'),
 }, (t) => [
   index('catalog_jobs_status_idx').on(t.status, t.createdAt),
+])
+
+/**
+ * What an import's validation pass has seen so far, kept in PostgreSQL rather than in the
+ * worker's memory so that memory stays bounded whatever the file's size: each SKU and handle
+ * with the line it was first on (and, for a handle, its product fields and whether a good row
+ * of it was planned), and each bad line (kind 'bad', key the line), which the write pass skips.
+ * Rows of a job are deleted when it starts again and when it ends.
+ */
+export const catalogImportKeys = pgTable('catalog_import_keys', {
+  jobId: uuid('job_id').notNull().references(() => catalogJobs.id, { onDelete: 'cascade' }),
+  kind: text('kind').$type<'sku' | 'handle' | 'bad'>().notNull(),
+  key: text('key').notNull(),
+  line: integer('line').notNull(),
+  fields: text('fields'),
+  planned: boolean('planned').notNull().default(false),
+}, (t) => [
+  primaryKey({ columns: [t.jobId, t.kind, t.key] }),
+  index('catalog_import_keys_line_idx').on(t.jobId, t.kind, t.line),
 ])

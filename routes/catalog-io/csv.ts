@@ -5,9 +5,14 @@ import { currencyDigits } from '../../src/prices.js'
 // The CSV format of catalog imports and exports (docs/import-export.md), as pure functions: the
 // columns, money in major units, the spreadsheet-formula guard, and the streamed parser.
 
-/** Fixed columns, in the order an export writes them; option_*, price_* and stock_* follow. */
+/** Fixed columns, in the order an export writes them; option_*, price_* and stock_* follow, then LATER_COLUMNS. */
 export const FIXED_COLUMNS = ['handle', 'name', 'description', 'status', 'category', 'sku', 'weight_grams'] as const
-export type FixedColumn = (typeof FIXED_COLUMNS)[number]
+/** Columns added after the first format, written after stock_* (so files of the first format read as before); compare_at_* and attribute_* follow. */
+export const LATER_COLUMNS = ['active', 'images'] as const
+const KNOWN_COLUMNS: readonly string[] = [...FIXED_COLUMNS, ...LATER_COLUMNS]
+export type FixedColumn = (typeof FIXED_COLUMNS)[number] | (typeof LATER_COLUMNS)[number]
+/** Product images in the images cell: upload ids, separated by | (in display order). */
+export const IMAGE_SEPARATOR = '|'
 
 export interface Header {
   /** Column index of each fixed column the file has. */
@@ -18,27 +23,37 @@ export interface Header {
   prices: { currency: string; index: number; column: string }[]
   /** stock_<location name>, the name as written. */
   stocks: { location: string; index: number; column: string }[]
+  /** compare_at_<ISO 4217>: the variant's "was" price (the store currency only). */
+  compareAt?: { currency: string; index: number; column: string }
+  /** attribute_<name>: a product attribute. */
+  attributes: { name: string; index: number; column: string }[]
   width: number
   names: string[]
 }
 
 /** Reads the header row; unknown or repeated columns and missing required ones are errors (the file is refused). */
 export function readHeader(cells: string[]): { header: Header; problems: { column: string; reason: string }[] } {
-  const header: Header = { fixed: {}, options: [], prices: [], stocks: [], width: cells.length, names: cells.map((c) => c.trim()) }
+  const header: Header = { fixed: {}, options: [], prices: [], stocks: [], attributes: [], width: cells.length, names: cells.map((c) => c.trim()) }
   const problems: { column: string; reason: string }[] = []
   const seen = new Set<string>()
   header.names.forEach((name, index) => {
     const lower = name.toLowerCase()
     if (seen.has(lower)) { problems.push({ column: name, reason: 'column appears twice' }); return }
     seen.add(lower)
-    if ((FIXED_COLUMNS as readonly string[]).includes(lower)) header.fixed[lower as FixedColumn] = index
+    if (KNOWN_COLUMNS.includes(lower)) header.fixed[lower as FixedColumn] = index
     else if (lower.startsWith('option_') && name.length > 7) header.options.push({ name: name.slice(7), index, column: name })
     else if (/^price_[a-z]{3}$/i.test(name)) {
       const currency = name.slice(6).toUpperCase()
       if (currencyDigits(currency) === undefined) problems.push({ column: name, reason: `${currency} is not an ISO 4217 currency` })
       else header.prices.push({ currency, index, column: name })
-    } else if (lower.startsWith('stock_') && name.length > 6) header.stocks.push({ location: name.slice(6), index, column: name })
-    else problems.push({ column: name || `#${index + 1}`, reason: 'unknown column (expected handle, name, description, status, category, sku, weight_grams, option_<name>, price_<currency>, stock_<location>)' })
+    } else if (/^compare_at_[a-z]{3}$/i.test(name)) {
+      const currency = name.slice(11).toUpperCase()
+      if (currencyDigits(currency) === undefined) problems.push({ column: name, reason: `${currency} is not an ISO 4217 currency` })
+      else if (header.compareAt) problems.push({ column: name, reason: `one compare_at column only (${header.compareAt.column} is there)` })
+      else header.compareAt = { currency, index, column: name }
+    } else if (lower.startsWith('attribute_') && name.length > 10) header.attributes.push({ name: name.slice(10), index, column: name })
+    else if (lower.startsWith('stock_') && name.length > 6) header.stocks.push({ location: name.slice(6), index, column: name })
+    else problems.push({ column: name || `#${index + 1}`, reason: 'unknown column (expected handle, name, description, status, category, sku, weight_grams, active, images, option_<name>, price_<currency>, compare_at_<currency>, stock_<location>, attribute_<name>)' })
   })
   for (const required of ['handle', 'name', 'sku'] as const) {
     if (header.fixed[required] === undefined) problems.push({ column: required, reason: 'required column is missing' })

@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox'
 import multipart from '@fastify/multipart'
 import { BEARER } from '../../plugins/openapi.js'
 import { BadRequest, ProblemRef } from '../../src/errors.js'
-import { CatalogJob, ExportQuery, ImportBody, ImportQuery, JobParams } from './schemas.js'
+import { CatalogJob, ExportQuery, ImportBody, ImportQuery, JobParams, OrderExportQuery } from './schemas.js'
 
 // Catalog CSV imports and exports (admin), as job resources run by the worker: POST answers 202
 // with the job, GET polls it. The format and the rules: docs/import-export.md.
@@ -29,7 +29,8 @@ const catalogIoRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       ...imports, operationId: 'importProducts', summary: 'Import products and variants from a CSV (admin)',
       description: `Answers 202 with the import job; poll GET /imports/{jobId}. The CSV: multipart/form-data (field "file") or the body itself as text/csv; UTF-8 with or without BOM, comma or semicolon, at most ${maxBytes} bytes (413 beyond). `
-        + 'Columns: handle, name, description, status, category (slug path), sku, weight_grams, option_<name>, price_<currency> (major units, e.g. 12.99), stock_<location name> (on hand). Upsert by handle and SKU: the same file again changes nothing.',
+        + 'Columns: handle, name, description, status, category (slug path), sku, weight_grams, option_<name>, price_<currency> (major units, e.g. 12.99), stock_<location name> (on hand), '
+        + 'active (true/false), images (product image upload ids separated by |), compare_at_<store currency>, attribute_<name>. Upsert by handle and SKU: the same file again changes nothing.',
       consumes: ['multipart/form-data', ...CSV_TYPES], querystring: ImportQuery, body: Type.Ref(ImportBody),
       response: { 202: Type.Ref(CatalogJob), ...errors, 413: ProblemRef, 415: ProblemRef },
     },
@@ -74,6 +75,20 @@ const catalogIoRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return reply.code(202).header('location', `/exports/${job.id}`).send(job)
   })
 
+  app.post('/exports/orders', {
+    onRequest,
+    schema: {
+      ...imports, operationId: 'exportOrders', summary: 'Export orders for accounting as CSV (admin)',
+      description: 'Answers 202 with the export job; poll GET /exports/{jobId}, then download downloadUrl. One row per order line, orders created in [from, to): '
+        + 'order number, date (ISO 8601, UTC), buyer kind (guest or customer) and email, currency and its ISO 4217 exponent, line and order net, tax, shipping, discount and total in integer minor units, payment and refund state. '
+        + 'Amounts are per order, in its own currency: nothing is summed, least of all across currencies.',
+      querystring: OrderExportQuery, response: { 202: Type.Ref(CatalogJob), ...errors },
+    },
+  }, async (req, reply) => {
+    const job = await service.startOrderExport(req.query, req.user.sub)
+    return reply.code(202).header('location', `/exports/${job.id}`).send(job)
+  })
+
   app.get('/exports/:jobId', {
     onRequest,
     schema: { ...imports, operationId: 'getExport', summary: 'An export job (admin)', params: JobParams, response: { 200: Type.Ref(CatalogJob), ...errors } },
@@ -93,7 +108,7 @@ const catalogIoRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req, reply) => {
     const { row, stream } = await service.exportFile(req.params.jobId)
     return reply.type('text/csv; charset=utf-8')
-      .header('content-disposition', `attachment; filename="products-${row.createdAt.toISOString().slice(0, 10)}.csv"`)
+      .header('content-disposition', `attachment; filename="${row.subject}-${row.createdAt.toISOString().slice(0, 10)}.csv"`)
       .header('cache-control', 'private, no-store')
       .send(stream() as never)
   })

@@ -1,21 +1,24 @@
 import { randomUUID } from 'node:crypto'
 import { PassThrough, Readable } from 'node:stream'
 import { stringify } from 'csv-stringify'
-import { and, asc, eq, gt, inArray, or, sql, type SQL } from 'drizzle-orm'
+import { and, asc, eq, gt, gte, inArray, lte, or, sql, type SQL } from 'drizzle-orm'
 import { Type } from '@sinclair/typebox'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import {
-  catalogJobs, categories, productVariants, products, stockLevels, stockLocations, variantPrices, type RowError,
+  catalogImportKeys, catalogJobs, categories, productVariants, products, stockLevels, stockLocations, uploadedFiles, variantPrices, type ExportFilters, type RowError,
 } from '../../db/schema/index.js'
 import type { Db, Tx } from '../../db/client.js'
 import type { Cache } from '../../src/cache.js'
 import { CATALOG_CACHE, categoryAndDescendants, refreshManyProducts } from '../../src/catalog.js'
 import { BadRequest, ContentTooLarge, NotFound, Conflict } from '../../src/errors.js'
 import { setLevels } from '../../src/inventory.js'
+import { requireCurrency } from '../../src/prices.js'
+import { checkRange } from '../analytics/service.js'
+import { ORDER_COLUMNS, countOrders, orderRecords } from './orders-export.js'
 import { claimLeased } from '../../src/leases.js'
 import type { FileStorage } from '../../src/storage.js'
 import { ProductCreate, ProductStatus, VariantCreate } from '../products/schemas.js'
-import { FIXED_COLUMNS, formatMoney, parseMoney, peekFirstLine, readHeader, readRecords, safeCell, sniffDelimiter, unsafeCell, type Header } from './csv.js'
+import { FIXED_COLUMNS, IMAGE_SEPARATOR, LATER_COLUMNS, formatMoney, parseMoney, peekFirstLine, readHeader, readRecords, safeCell, sniffDelimiter, unsafeCell, type Header } from './csv.js'
 
 // Catalog imports and exports as job resources (docs/import-export.md). The API stores the
 // uploaded file and a pending row; the worker (plugins/background.ts: a BullMQ work queue, and a
@@ -49,12 +52,12 @@ export interface CatalogIoDeps {
   currency: string
   /** Hands job ids to the worker's queue. */
   enqueue(ids: string[]): Promise<void>
-  settings: { maxBytes: number; leaseSeconds: number }
+  settings: { maxBytes: number; leaseSeconds: number; fileRetentionDays: number }
 }
 
 // The rows are checked against the API's own product and variant schemas (the subset a CSV carries).
-const ProductFields = Type.Pick(ProductCreate, ['slug', 'name', 'description', 'status'])
-const VariantFields = Type.Pick(VariantCreate, ['sku', 'options', 'weightGrams', 'priceMinor'])
+const ProductFields = Type.Pick(ProductCreate, ['slug', 'name', 'description', 'status', 'attributes', 'imageIds'])
+const VariantFields = Type.Pick(VariantCreate, ['sku', 'options', 'weightGrams', 'priceMinor', 'compareAtPriceMinor', 'isActive'])
 // Compiled as the API compiles request bodies (the same Ajv, no coercion: "12" is not a number).
 type Validate = ((value: unknown) => boolean) & { errors?: { instancePath: string; message?: string }[] | null }
 const compileBody = AjvCompiler()({ ProductStatus }, { customOptions: { coerceTypes: false, allErrors: true } } as never)
@@ -62,7 +65,7 @@ const compileSchema = (schema: object) => compileBody({ schema, method: 'POST', 
 const validateProduct = compileSchema(ProductFields)
 const validateVariant = compileSchema(Type.Partial(VariantFields))
 const errorsOf = (validate: Validate, value: unknown) => (validate(value) ? [] : (validate.errors ?? []).map((e) => ({ path: e.instancePath, message: e.message ?? 'is not valid' })))
-const PATH_TO_COLUMN: Record<string, string> = { slug: 'handle', name: 'name', description: 'description', status: 'status', sku: 'sku', weightGrams: 'weight_grams' }
+const PATH_TO_COLUMN: Record<string, string> = { slug: 'handle', name: 'name', description: 'description', status: 'status', sku: 'sku', weightGrams: 'weight_grams', imageIds: 'images', isActive: 'active' }
 
 /** One data row, read and checked on its own. Undefined fields: the cell was empty (leave as is; a new record takes the default). */
 interface Row {
@@ -76,6 +79,12 @@ interface Row {
   weightGrams?: number
   /** Undefined when the file has no option columns. */
   options?: Record<string, string>
+  /** Product attributes: undefined when the file has no attribute columns. */
+  attributes?: Record<string, string>
+  /** Upload ids of product images, in order; undefined when the cell is empty or absent. */
+  imageIds?: string[]
+  compareAtMinor?: number
+  isActive?: boolean
   prices: Map<string, number>
   stock: Map<string, number>
 }
@@ -128,9 +137,16 @@ function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; 
   const f = header.fixed
   const description = cell(cells, f.description)
   const status = cell(cells, f.status)
-  const product = { slug: cell(cells, f.handle), name: cell(cells, f.name), ...(f.description !== undefined ? { description } : {}), ...(status ? { status } : {}) }
+  const images = cell(cells, f.images)
+  const imageIds = images ? images.split(IMAGE_SEPARATOR).map((x) => x.trim()).filter(Boolean) : undefined
+  const attributes = header.attributes.length ? Object.fromEntries(header.attributes.map((a) => [a.name, cell(cells, a.index)]).filter(([, v]) => v)) : undefined
+  const product = {
+    slug: cell(cells, f.handle), name: cell(cells, f.name), ...(f.description !== undefined ? { description } : {}), ...(status ? { status } : {}),
+    ...(attributes ? { attributes } : {}), ...(imageIds ? { imageIds } : {}),
+  }
   for (const e of errorsOf(validateProduct, product)) {
-    const column = PATH_TO_COLUMN[e.path.split('/')[1] ?? ''] ?? null
+    const [, field, key] = e.path.split('/')
+    const column = field === 'attributes' ? (key ? `attribute_${key}` : header.attributes[0]?.column ?? null) : PATH_TO_COLUMN[field ?? ''] ?? null
     if (!errors.some((x) => x.column === column)) bad(column, e.message)
   }
   const variant: Record<string, unknown> = { sku: cell(cells, f.sku) }
@@ -138,6 +154,17 @@ function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; 
   if (weight) {
     if (/^\d{1,9}$/.test(weight)) variant.weightGrams = Number(weight)
     else bad('weight_grams', 'must be a whole number of grams')
+  }
+  const active = cell(cells, f.active).toLowerCase()
+  if (active) {
+    if (active === 'true' || active === 'false') variant.isActive = active === 'true'
+    else bad('active', 'must be true or false')
+  }
+  if (header.compareAt) {
+    const text = cell(cells, header.compareAt.index)
+    const minor = text ? parseMoney(text, header.compareAt.currency) : undefined
+    if (minor === null) bad(header.compareAt.column, `must be an amount in ${header.compareAt.currency} such as ${formatMoney(1299, header.compareAt.currency)}`)
+    else if (minor !== undefined) variant.compareAtPriceMinor = minor
   }
   if (header.options.length) {
     variant.options = Object.fromEntries(header.options.map((o) => [o.name, cell(cells, o.index)]).filter(([, v]) => v))
@@ -175,11 +202,12 @@ function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; 
       line, handle: product.slug, name: product.name, description: f.description !== undefined ? description : undefined,
       status: (status || undefined) as Status | undefined, categoryId, sku: variant.sku as string,
       weightGrams: variant.weightGrams as number | undefined, options: variant.options as Record<string, string> | undefined, prices, stock,
+      attributes, imageIds, compareAtMinor: variant.compareAtPriceMinor as number | undefined, isActive: variant.isActive as boolean | undefined,
     },
   }
 }
 
-type ProductChange = Partial<{ name: string; description: string; status: Status; categoryId: string }>
+type ProductChange = Partial<{ name: string; description: string; status: Status; categoryId: string; attributes: Record<string, string>; imageIds: string[] }>
 type Outcome = 'created' | 'updated' | 'unchanged'
 
 /** What one batch would write, and each good row's outcome; rows the catalog refuses get errors. */
@@ -189,7 +217,7 @@ interface Plan {
   newProducts: Map<string, Row>
   productUpdates: Map<string, { id: string; set: ProductChange }>
   newVariants: Row[]
-  variantUpdates: { id: string; productId: string; set: Partial<{ options: Record<string, string>; weightGrams: number; priceMinor: number }> }[]
+  variantUpdates: { id: string; productId: string; set: Partial<{ options: Record<string, string>; weightGrams: number; priceMinor: number; compareAtPriceMinor: number; isActive: boolean }> }[]
   prices: { sku: string; currency: string; amountMinor: number }[]
   levels: { sku: string; locationId: string; onHand: number; isNew: boolean }[]
   touchedProducts: Set<string>
@@ -208,10 +236,14 @@ async function planBatch(db: Db | Tx, rows: Row[], storeCurrency: string, planne
   if (!rows.length) return plan
   const handles = [...new Set(rows.map((r) => r.handle))]
   const skus = rows.map((r) => r.sku)
-  const productRows = await db.select({ id: products.id, slug: products.slug, name: products.name, description: products.description, status: products.status, categoryId: products.categoryId })
+  const productRows = await db.select({ id: products.id, slug: products.slug, name: products.name, description: products.description, status: products.status, categoryId: products.categoryId, attributes: products.attributes, imageIds: products.imageIds })
     .from(products).where(inArray(products.slug, handles))
+  // Images are uploads made for products (POST /uploads, purpose product_image), as the product routes require.
+  const imageIds = [...new Set(rows.flatMap((r) => r.imageIds ?? []))]
+  const uploaded = new Set(imageIds.length ? (await db.select({ id: uploadedFiles.id }).from(uploadedFiles)
+    .where(and(inArray(uploadedFiles.id, imageIds), eq(uploadedFiles.purpose, 'product_image')))).map((u) => u.id) : [])
   const productBySlug = new Map(productRows.map((p) => [p.slug, p]))
-  const variantRows = await db.select({ id: productVariants.id, sku: productVariants.sku, productId: productVariants.productId, options: productVariants.options, weightGrams: productVariants.weightGrams, priceMinor: productVariants.priceMinor, slug: products.slug })
+  const variantRows = await db.select({ id: productVariants.id, sku: productVariants.sku, productId: productVariants.productId, options: productVariants.options, weightGrams: productVariants.weightGrams, priceMinor: productVariants.priceMinor, compareAtPriceMinor: productVariants.compareAtPriceMinor, isActive: productVariants.isActive, slug: products.slug })
     .from(productVariants).innerJoin(products, eq(products.id, productVariants.productId)).where(inArray(productVariants.sku, skus))
   const variantBySku = new Map(variantRows.map((v) => [v.sku, v]))
   const ids = variantRows.map((v) => v.id)
@@ -225,6 +257,8 @@ async function planBatch(db: Db | Tx, rows: Row[], storeCurrency: string, planne
     const existing = variantBySku.get(row.sku)
     if (existing && existing.slug !== row.handle) { bad('sku', `belongs to the product ${existing.slug}`); continue }
     if (!existing && !row.prices.has(storeCurrency)) { bad(`price_${storeCurrency}`, `a new variant needs a price in ${storeCurrency}, the store currency`); continue }
+    const notUploaded = (row.imageIds ?? []).filter((id) => !uploaded.has(id))
+    if (notUploaded.length) { bad('images', `not uploaded product images: ${notUploaded.join(', ')}`); continue }
     const product = productBySlug.get(row.handle)
     let changed = false
     if (!product) {
@@ -235,6 +269,8 @@ async function planBatch(db: Db | Tx, rows: Row[], storeCurrency: string, planne
       if (row.description !== undefined && row.description !== product.description) set.description = row.description
       if (row.status !== undefined && row.status !== product.status) set.status = row.status
       if (row.categoryId !== undefined && row.categoryId !== product.categoryId) set.categoryId = row.categoryId
+      if (row.attributes !== undefined && !sameOptions(row.attributes, product.attributes)) set.attributes = row.attributes
+      if (row.imageIds !== undefined && row.imageIds.join() !== product.imageIds.join()) set.imageIds = row.imageIds
       if (Object.keys(set).length) {
         changed = true
         plan.productUpdates.set(row.handle, { id: product.id, set: { ...plan.productUpdates.get(row.handle)?.set, ...set } })
@@ -250,6 +286,8 @@ async function planBatch(db: Db | Tx, rows: Row[], storeCurrency: string, planne
     const set: Plan['variantUpdates'][number]['set'] = {}
     if (row.options !== undefined && !sameOptions(row.options, existing.options)) set.options = row.options
     if (row.weightGrams !== undefined && row.weightGrams !== existing.weightGrams) set.weightGrams = row.weightGrams
+    if (row.compareAtMinor !== undefined && row.compareAtMinor !== existing.compareAtPriceMinor) set.compareAtPriceMinor = row.compareAtMinor
+    if (row.isActive !== undefined && row.isActive !== existing.isActive) set.isActive = row.isActive
     const storePrice = row.prices.get(storeCurrency)
     if (storePrice !== undefined && storePrice !== existing.priceMinor) set.priceMinor = storePrice
     if (Object.keys(set).length) { plan.variantUpdates.push({ id: existing.id, productId: existing.productId, set }); changed = true }
@@ -276,6 +314,7 @@ async function applyPlan(tx: Tx, plan: Plan, storeCurrency: string, jobId: strin
   if (plan.newProducts.size) {
     const inserted = await tx.insert(products).values([...plan.newProducts.values()].map((r) => ({
       slug: r.handle, name: r.name, description: r.description ?? '', status: r.status ?? 'draft', categoryId: r.categoryId ?? null,
+      attributes: r.attributes ?? {}, imageIds: r.imageIds ?? [],
     }))).returning({ id: products.id, slug: products.slug })
     for (const p of inserted) { productIdOf.set(p.slug, p.id); plan.touchedProducts.add(p.id) }
   }
@@ -296,7 +335,10 @@ async function applyPlan(tx: Tx, plan: Plan, storeCurrency: string, jobId: strin
       const position = next.get(productId) ?? 0
       next.set(productId, position + 1)
       plan.touchedProducts.add(productId)
-      return { productId, sku: r.sku, options: r.options ?? {}, priceMinor: r.prices.get(storeCurrency)!, weightGrams: r.weightGrams ?? null, position }
+      return {
+        productId, sku: r.sku, options: r.options ?? {}, priceMinor: r.prices.get(storeCurrency)!, weightGrams: r.weightGrams ?? null, position,
+        compareAtPriceMinor: r.compareAtMinor ?? null, isActive: r.isActive ?? true,
+      }
     })).returning({ id: productVariants.id, sku: productVariants.sku })
     for (const v of inserted) variantIdOf.set(v.sku, v.id)
   }
@@ -324,10 +366,10 @@ export function toCatalogJob(row: JobRow) {
   const total = (row.sizeBytes ?? 0) * passes
   const percentage = row.status === 'completed' ? 100 : total > 0 ? Math.min(99, Math.floor((row.bytesDone * 100) / total)) : 0
   return {
-    id: row.id, kind: row.kind, status: row.status, mode: row.mode as 'all' | 'good-rows', dryRun: row.dryRun, percentage,
+    id: row.id, kind: row.kind, subject: row.subject, status: row.status, mode: row.mode as 'all' | 'good-rows', dryRun: row.dryRun, percentage,
     rowsRead: row.rowsRead, created: row.created, updated: row.updated, unchanged: row.unchanged, failed: row.failed,
     errors: row.errors, errorsTruncated: row.errors.length >= MAX_REPORTED_ERRORS, lastError: row.lastError,
-    downloadUrl: row.kind === 'export' && row.status === 'completed' ? `/exports/${row.id}/file` : null,
+    downloadUrl: row.kind === 'export' && row.status === 'completed' && row.storageKey ? `/exports/${row.id}/file` : null,
     createdAt: row.createdAt.toISOString(), startedAt: row.startedAt?.toISOString() ?? null, completedAt: row.completedAt?.toISOString() ?? null,
   }
 }
@@ -402,6 +444,8 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
       // Without it no new variant can be priced; existing ones could, but a file that cannot create is refused whole.
       problems.push({ column: `price_${currency}`, reason: `required column is missing (${currency} is the store currency)` })
     }
+    // The "was" price sits beside the variant's store-currency price (compareAtPriceMinor).
+    if (header.compareAt && header.compareAt.currency !== currency) problems.push({ column: header.compareAt.column, reason: `the compare-at price is in ${currency}, the store currency` })
     const found = problems.length ? { lookups: undefined, problems: [] as RowError[] } : await lookups(header)
     const headerErrors = [...problems.map((p) => ({ line: 1, column: p.column, reason: p.reason })), ...found.problems]
     if (headerErrors.length || !found.lookups) {
@@ -411,13 +455,13 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
     }
     const lk = found.lookups
     const errors: RowError[] = []
-    const badLines = new Set<number>()
     let failed = 0
     let rowsRead = 0
     const counts = { created: 0, updated: 0, unchanged: 0 }
-    const skuLine = new Map<string, number>()
-    const productOf = new Map<string, { line: number; key: string }>()
-    const planned = new Set<string>()
+    // What earlier batches saw lives in catalog_import_keys (memory holds one batch); a re-run starts it afresh.
+    await db.delete(catalogImportKeys).where(eq(catalogImportKeys.jobId, job.id))
+    // Bad lines of the current window, written to the table when the window is flushed.
+    let badLines = new Set<number>()
     const report = (rowErrors: RowError[]) => {
       if (!rowErrors.length) return
       const line = rowErrors[0]!.line
@@ -426,33 +470,61 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
     }
     let batch: Row[] = []
     const validateBatch = async () => {
-      const plan = await planBatch(db, batch, currency, planned)
+      // Across rows: a SKU seen on an earlier line, a handle whose product fields differ from its first line.
+      const skus = [...new Set(batch.map((r) => r.sku))]
+      const handles = [...new Set(batch.map((r) => r.handle))]
+      const earlier = batch.length ? await db.select().from(catalogImportKeys).where(and(eq(catalogImportKeys.jobId, job.id), or(
+        and(eq(catalogImportKeys.kind, 'sku'), inArray(catalogImportKeys.key, skus)),
+        and(eq(catalogImportKeys.kind, 'handle'), inArray(catalogImportKeys.key, handles)),
+      ))) : []
+      const skuLine = new Map(earlier.filter((k) => k.kind === 'sku').map((k) => [k.key, k.line]))
+      const productOf = new Map(earlier.filter((k) => k.kind === 'handle').map((k) => [k.key, { line: k.line, key: k.fields ?? '', planned: k.planned }]))
+      const planned = new Set([...productOf].filter(([, p]) => p.planned).map(([handle]) => handle))
+      const newSkus: { sku: string; line: number }[] = []
+      const newHandles = new Map<string, { line: number; fields: string }>()
+      const candidates: Row[] = []
+      for (const row of batch) {
+        const seenSku = skuLine.get(row.sku)
+        if (seenSku !== undefined) { report([{ line: row.line, column: 'sku', reason: `the SKU is on line ${seenSku} already` }]); continue }
+        skuLine.set(row.sku, row.line)
+        newSkus.push({ sku: row.sku, line: row.line })
+        const fields = JSON.stringify([row.name, row.description, row.status, row.categoryId, row.attributes && Object.entries(row.attributes).sort(), row.imageIds])
+        const seenProduct = productOf.get(row.handle)
+        if (seenProduct && seenProduct.key !== fields) { report([{ line: row.line, column: 'handle', reason: `the product's name, description, status, category, attributes or images differ from line ${seenProduct.line}` }]); continue }
+        if (!seenProduct) { productOf.set(row.handle, { line: row.line, key: fields, planned: false }); newHandles.set(row.handle, { line: row.line, fields }) }
+        candidates.push(row)
+      }
+      const plan = await planBatch(db, candidates, currency, planned)
       for (const e of plan.errors) report([e])
       for (const [, outcome] of plan.outcomes) counts[outcome]++
-      for (const r of batch) if (!badLines.has(r.line)) planned.add(r.handle)
+      const nowPlanned = new Set(candidates.filter((r) => !badLines.has(r.line)).map((r) => r.handle))
+      const keyRows = [
+        ...newSkus.map((k) => ({ jobId: job.id, kind: 'sku' as const, key: k.sku, line: k.line })),
+        ...[...newHandles].map(([handle, h]) => ({ jobId: job.id, kind: 'handle' as const, key: handle, line: h.line, fields: h.fields, planned: nowPlanned.has(handle) })),
+        ...[...badLines].map((line) => ({ jobId: job.id, kind: 'bad' as const, key: String(line), line })),
+      ]
+      if (keyRows.length) await db.insert(catalogImportKeys).values(keyRows).onConflictDoNothing()
+      const plannedNow = [...nowPlanned].filter((h) => !newHandles.has(h) && !planned.has(h))
+      if (plannedNow.length) {
+        await db.update(catalogImportKeys).set({ planned: true })
+          .where(and(eq(catalogImportKeys.jobId, job.id), eq(catalogImportKeys.kind, 'handle'), inArray(catalogImportKeys.key, plannedNow)))
+      }
       batch = []
+      badLines = new Set()
       await progress(job.id, { rowsRead, failed, bytesDone: bytes, ...counts, errors })
     }
     for await (const record of records) {
       rowsRead++
       const { row, errors: rowErrors } = readRow(record.line, record.cells, lk)
-      if (!row) { report(rowErrors); continue }
-      const seenSku = skuLine.get(row.sku)
-      if (seenSku !== undefined) { report([{ line: row.line, column: 'sku', reason: `the SKU is on line ${seenSku} already` }]); continue }
-      skuLine.set(row.sku, row.line)
-      const fields = JSON.stringify([row.name, row.description, row.status, row.categoryId])
-      const seenProduct = productOf.get(row.handle)
-      if (seenProduct && seenProduct.key !== fields) { report([{ line: row.line, column: 'handle', reason: `the product's name, description, status or category differ from line ${seenProduct.line}` }]); continue }
-      if (!seenProduct) productOf.set(row.handle, { line: row.line, key: fields })
-      batch.push(row)
-      if (batch.length >= BATCH) await validateBatch()
+      if (!row) report(rowErrors)
+      else batch.push(row)
+      if (batch.length + badLines.size >= BATCH) await validateBatch()
     }
     await validateBatch()
-    skuLine.clear()
-    productOf.clear()
 
     if (job.dryRun || (failed > 0 && job.mode === 'all') || rowsRead === failed) {
       const refused = failed > 0 && job.mode === 'all'
+      await db.delete(catalogImportKeys).where(eq(catalogImportKeys.jobId, job.id))
       await finish(job.id, {
         status: refused ? 'failed' : 'completed', rowsRead, failed, errors, bytesDone: size, ...counts,
         lastError: refused ? `${failed} bad rows: nothing was imported (send mode=good-rows to import the others)` : null,
@@ -469,8 +541,12 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
     let writeBatch: Row[] = []
     const writeOne = async () => {
       if (!writeBatch.length) return
-      const rows = writeBatch
+      // The bad lines of the batch's range, found by the validation pass, are skipped.
+      const bad = new Set((await db.select({ line: catalogImportKeys.line }).from(catalogImportKeys).where(and(eq(catalogImportKeys.jobId, job.id), eq(catalogImportKeys.kind, 'bad'),
+        gte(catalogImportKeys.line, writeBatch[0]!.line), lte(catalogImportKeys.line, writeBatch[writeBatch.length - 1]!.line)))).map((b) => b.line))
+      const rows = writeBatch.filter((r) => !bad.has(r.line))
       writeBatch = []
+      if (!rows.length) return
       await db.transaction(async (tx) => {
         const plan = await planBatch(tx, rows, currency)
         if (plan.errors.length) throw new Conflict(`line ${plan.errors[0]!.line}: ${plan.errors[0]!.reason} (the catalog changed during the import)`)
@@ -481,7 +557,6 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
       await progress(job.id, { bytesDone: bytes, ...counted })
     }
     for await (const record of rows2) {
-      if (badLines.has(record.line)) continue
       const { row } = readRow(record.line, record.cells, lk)
       if (!row) continue
       writeBatch.push(row)
@@ -491,6 +566,7 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
     // One invalidation for the whole import; also after a re-run of a job that may have died
     // between its last commit and this line.
     if (changedAny || job.attempts > 1) await deps.cache.invalidate(CATALOG_CACHE)
+    await db.delete(catalogImportKeys).where(eq(catalogImportKeys.jobId, job.id))
     await finish(job.id, { status: 'completed', bytesDone: 2 * size, ...counted })
   }
 
@@ -507,22 +583,18 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
     const optionNames = (await db.execute<{ k: string }>(sql`select distinct jsonb_object_keys(${productVariants.options}) as k from ${productVariants} order by k`)).rows.map((r) => r.k)
     const cats = await db.select({ id: categories.id, slug: categories.slug, parentId: categories.parentId }).from(categories)
     const lk = { categoryById: new Map(cats.map((c) => [c.id, { slug: c.slug, parentId: c.parentId }])) } as Lookups
-    const columns = [...FIXED_COLUMNS, ...optionNames.map((o) => `option_${o}`), ...currencies.map((c) => `price_${c}`), ...locations.map((l) => `stock_${l.name}`)]
+    const attributeNames = (await db.execute<{ k: string }>(sql`select distinct jsonb_object_keys(${products.attributes}) as k from ${products} order by k`)).rows.map((r) => r.k)
+    const columns = [
+      ...FIXED_COLUMNS, ...optionNames.map((o) => `option_${o}`), ...currencies.map((c) => `price_${c}`), ...locations.map((l) => `stock_${l.name}`),
+      ...LATER_COLUMNS, `compare_at_${currency}`, ...attributeNames.map((a) => `attribute_${a}`),
+    ]
 
-    const csv = stringify({ header: true, columns, cast: { string: safeCell } })
-    const out = new PassThrough()
-    out.write('\ufeff') // Excel reads UTF-8 only with a BOM; the import takes it or not.
-    csv.pipe(out)
-    const key = `${job.id}.csv`
-    await storage.remove(key)
-    const writing = storage.write(key, out)
-    writing.catch(() => {})
-    let rows = 0
-    let done = 0
-    let after: string | null = null
-    try {
+    await writeCsv(job, columns, async (write) => {
+      let rows = 0
+      let done = 0
+      let after: string | null = null
       for (;;) {
-        const page = await db.select({ id: products.id, slug: products.slug, name: products.name, description: products.description, status: products.status, categoryId: products.categoryId })
+        const page = await db.select({ id: products.id, slug: products.slug, name: products.name, description: products.description, status: products.status, categoryId: products.categoryId, attributes: products.attributes, imageIds: products.imageIds })
           .from(products).where(and(where, after === null ? undefined : gt(products.slug, after))).orderBy(asc(products.slug)).limit(BATCH)
         if (!page.length) break
         after = page[page.length - 1]!.slug
@@ -536,19 +608,57 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
         const levelOf = new Map(levels.map((l) => [`${l.variantId}:${l.locationId}`, l.onHand]))
         for (const p of page) {
           for (const v of variants.filter((x) => x.productId === p.id)) {
-            const record = [
+            await write([
               p.slug, p.name, p.description, p.status, categoryPath(p.categoryId, lk), v.sku, v.weightGrams === null ? '' : String(v.weightGrams),
               ...optionNames.map((o) => v.options[o] ?? ''),
               ...currencies.map((c) => { const m = priceOf.get(`${v.id}:${c}`); return m === undefined ? '' : formatMoney(m, c) }),
               ...locations.map((l) => { const n = levelOf.get(`${v.id}:${l.id}`); return n === undefined ? '' : String(n) }),
-            ]
-            if (!csv.write(record)) await new Promise((r) => csv.once('drain', r))
+              String(v.isActive), p.imageIds.join(IMAGE_SEPARATOR), v.compareAtPriceMinor === null ? '' : formatMoney(v.compareAtPriceMinor, currency),
+              ...attributeNames.map((a) => p.attributes[a] ?? ''),
+            ])
             rows++
           }
         }
         done += page.length
         await progress(job.id, { rowsRead: rows, bytesDone: done, sizeBytes: Math.max(total, 1) })
       }
+      return rows
+    })
+  }
+
+  /** Orders for accounting, one row per order line (orders-export.ts). */
+  async function runOrderExport(job: JobRow) {
+    const total = await countOrders(db, job.filters)
+    await writeCsv(job, [...ORDER_COLUMNS], async (write) => {
+      let rows = 0
+      let done = 0
+      for await (const page of orderRecords(db, job.filters, BATCH)) {
+        for (const record of page.records) await write(record)
+        rows += page.records.length
+        done += page.orders
+        await progress(job.id, { rowsRead: rows, bytesDone: done, sizeBytes: Math.max(total, 1) })
+      }
+      return rows
+    })
+  }
+
+  /**
+   * Streams an export's records into its file in the private storage (a BOM, then the CSV with
+   * every cell guarded against formula injection) and completes the job; on failure the partial
+   * file is removed. `produce` writes the records (waiting on back-pressure) and returns how many.
+   */
+  async function writeCsv(job: JobRow, columns: string[], produce: (write: (record: string[]) => Promise<void>) => Promise<number>) {
+    const csv = stringify({ header: true, columns, cast: { string: safeCell } })
+    const out = new PassThrough()
+    out.write('\ufeff') // Excel reads UTF-8 only with a BOM; the import takes it or not.
+    csv.pipe(out)
+    const key = `${job.id}.csv`
+    await storage.remove(key)
+    const writing = storage.write(key, out)
+    writing.catch(() => {})
+    const write = async (record: string[]) => { if (!csv.write(record)) await new Promise((r) => csv.once('drain', r)) }
+    try {
+      const rows = await produce(write)
       csv.end()
       const size = await writing
       await finish(job.id, { status: 'completed', storageKey: key, rowsRead: rows, bytesDone: size, sizeBytes: size })
@@ -569,6 +679,7 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
       }
       await db.update(catalogJobs).set({ status: 'running', startedAt: job.startedAt ?? new Date() }).where(and(eq(catalogJobs.id, job.id), inArray(catalogJobs.status, ['pending', 'running'])))
       if (job.kind === 'import') await runImport({ ...job, status: 'running' })
+      else if (job.subject === 'orders') await runOrderExport({ ...job, status: 'running' })
       else await runExport({ ...job, status: 'running' })
       return 'done'
     } catch (err) {
@@ -580,6 +691,12 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
       else await db.update(catalogJobs).set({ lastError: message }).where(eq(catalogJobs.id, job.id))
       return 'failed'
     }
+  }
+
+  async function queueExport(subject: 'products' | 'orders', filters: ExportFilters, actorId: string) {
+    const [row] = await db.insert(catalogJobs).values({ kind: 'export', subject, filters, createdBy: actorId }).returning()
+    await deps.enqueue([row!.id]).catch(() => {})
+    return toCatalogJob(row!)
   }
 
   const ready = (extra?: SQL): SQL => and(inArray(catalogJobs.status, ['pending', 'running']), extra)!
@@ -618,9 +735,15 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
     },
 
     async startExport(filters: { status?: Status; category?: string }, actorId: string) {
-      const [row] = await db.insert(catalogJobs).values({ kind: 'export', filters, createdBy: actorId }).returning()
-      await deps.enqueue([row!.id]).catch(() => {})
-      return toCatalogJob(row!)
+      return queueExport('products', filters, actorId)
+    },
+
+    /** Orders created in [from, to) (at most 366 days), optionally of one status and currency, for accounting. */
+    async startOrderExport(filters: { from: string; to: string; status?: string; currency?: string }, actorId: string) {
+      checkRange(filters)
+      if (filters.currency) requireCurrency(filters.currency)
+      // Stored as instants, so the job exports the range asked whatever the zone it was written in.
+      return queueExport('orders', { ...filters, from: new Date(filters.from).toISOString(), to: new Date(filters.to).toISOString() }, actorId)
     },
 
     async get(id: string, kind: 'import' | 'export') { return toCatalogJob(await requireJob(id, kind)) },
@@ -657,6 +780,38 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
         results.push(await run(job))
       }
       return results
+    },
+
+    /**
+     * Retention (hourly): the files of jobs that ended more than fileRetentionDays ago are deleted
+     * (uploads hold the shop's data, order exports its customers'). The row lets go of its key
+     * first, then the file goes: a crash in between leaves a file no row refers to, which the
+     * second step deletes, as it does any file left by an upload whose row was never written.
+     */
+    async purgeFiles() {
+      const cutoff = sql`now() - make_interval(days => ${settings.fileRetentionDays})`
+      let files = 0
+      for (;;) {
+        const { rows: ended } = await db.execute<{ key: string }>(sql`
+          with due as (
+            select id, storage_key from catalog_jobs
+            where status in ('completed', 'failed', 'cancelled') and storage_key is not null and completed_at < ${cutoff}
+            limit 500 for update skip locked
+          )
+          update catalog_jobs j set storage_key = null from due where j.id = due.id returning due.storage_key as key`)
+        for (const { key } of ended) if (key) { await storage.remove(key); files++ }
+        if (ended.length < 500) break
+      }
+      const old = await storage.listOlderThan(new Date(Date.now() - settings.fileRetentionDays * 86_400_000))
+      let orphans = 0
+      for (let i = 0; i < old.length; i += 500) {
+        const keys = old.slice(i, i + 500)
+        const kept = new Set((await db.select({ key: catalogJobs.storageKey }).from(catalogJobs).where(inArray(catalogJobs.storageKey, keys))).map((r) => r.key))
+        for (const key of keys) if (!kept.has(key)) { await storage.remove(key); orphans++ }
+      }
+      // The validation pass's keys of jobs that ended without cleaning up (cancelled, failed after retries).
+      await db.execute(sql`delete from catalog_import_keys k using catalog_jobs j where j.id = k.job_id and j.status not in ('pending', 'running')`)
+      return { files, orphans }
     },
 
     /** Jobs waiting, or whose worker died (lease passed): queued again (their job in the queue may be lost). */
