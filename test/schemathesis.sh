@@ -21,6 +21,8 @@ export DATABASE_URL="postgres://postgres@127.0.0.1:55432/$DB" MONGODB_URL="mongo
 export REDIS_URL=redis://127.0.0.1:56379 REDIS_KEY_PREFIX="$DB:" UPLOAD_DIR="$(mktemp -d)"
 # The fuzzer sends thousands of requests from one address; the limits are tested elsewhere.
 export RATE_LIMIT_MAX=1000000 AUTH_RATE_LIMIT_MAX=1000000 AUTH_ACCOUNT_RATE_LIMIT_MAX=1000000
+# Every guest order the hooks make comes from this one address and most stay unpaid.
+export GUEST_MAX_UNPAID_ORDERS_PER_CLIENT=10000
 # Mail goes to the fixture service's SMTP server, which reads reset and verification tokens from it;
 # the hooks sign webhook bodies with this run's secret.
 export SMTP_URL="smtp://127.0.0.1:$MAIL_PORT" PAYMENT_WEBHOOK_SECRET="fuzz-webhook-secret-$$-$RANDOM"
