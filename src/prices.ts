@@ -126,21 +126,28 @@ export function pricingMoment(schedule: ScheduledList[], groups: string[], now: 
  * without a base price in the currency is not sold in it (rule 1). Products absent from it list
  * at their base range (product_price_ranges). test/multi-currency.test.ts checks that listings
  * and product pages agree.
+ *
+ * `only`: a uuid[] of products (a listing page found without the lists' prices) limits the work
+ * to them: their ranges, one statement, whatever the size of the sale.
  */
-export function listedPriceRanges(currency: SQL | Placeholder, lists: SQL) {
+export function listedPriceRanges(currency: SQL | Placeholder, lists: SQL, only?: SQL) {
+  const candidateWhere = only
+    ? sql`and lp.variant_id in (select pv.id from ${productVariants} pv where pv.product_id = any(${only}))`
+    : sql``
+  // The products they touch, each found by its variant's primary key (a sale is a small share of a catalog).
+  const touched = only
+    ? sql`select unnest(${only}) as product_id`
+    : sql`select distinct (select pv.product_id from ${productVariants} pv where pv.id = candidate.variant_id and pv.is_active) as product_id from candidate`
   return sql`
     with candidate as (
       select lp.variant_id,
              min(lp.amount_minor) filter (where l.kind = 'override') as override_minor,
              min(lp.amount_minor) filter (where l.kind = 'sale') as sale_minor
       from ${priceListPrices} lp join ${priceLists} l on l.id = lp.price_list_id
-      where lp.price_list_id = any(${lists}) and lp.currency = ${currency} and l.min_quantity <= 1
+      where lp.price_list_id = any(${lists}) and lp.currency = ${currency} and l.min_quantity <= 1 ${candidateWhere}
       group by lp.variant_id
     )
-    -- The products they touch, each found by its variant's primary key (a sale is a small share of a catalog).
-    , touched as (
-      select distinct (select pv.product_id from ${productVariants} pv where pv.id = candidate.variant_id and pv.is_active) as product_id from candidate
-    )
+    , touched as (${touched})
     select v.product_id,
            min(coalesce(c.override_minor, least(vp.amount_minor, c.sale_minor)))::int as listed_min_minor,
            max(coalesce(c.override_minor, least(vp.amount_minor, c.sale_minor)))::int as listed_max_minor

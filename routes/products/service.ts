@@ -302,10 +302,25 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     return ranges
   }
 
-  /** Base ranges of listed products, replaced by the shopper's prices when price lists apply. */
-  async function withListPrices(items: ReturnType<typeof toSummary>[], ctx: PricingContext) {
-    const ranges = await shopperRanges(items.map((i) => i.id), ctx)
-    return items.map((i) => { const r = ranges.get(i.id); return r ? { ...i, priceRange: r } : i })
+  /**
+   * A page's ranges under the lists that apply to the shopper (pricingMoment decided them): the
+   * pricing function's rule in SQL (listedPriceRanges), one prepared statement per pool.
+   */
+  const pageRangeStatements = new Map<Db, ReturnType<typeof preparePageRanges>>()
+  function preparePageRanges(on: Db) {
+    const listed = on.$with('listed', {
+      productId: sql<string>`product_id`.as('product_id'), minMinor: sql<number>`listed_min_minor`.as('listed_min_minor'), maxMinor: sql<number>`listed_max_minor`.as('listed_max_minor'),
+    }).as(listedPriceRanges(sql.placeholder('currency'), sql`${sql.placeholder('lists')}::uuid[]`, sql`${sql.placeholder('products')}::uuid[]`))
+    return on.with(listed).select({ productId: listed.productId, minMinor: listed.minMinor, maxMinor: listed.maxMinor }).from(listed).prepare('product_page_ranges')
+  }
+
+  /** Base ranges of a listing page's products, replaced by the shopper's prices when price lists apply. */
+  async function withListPrices(items: ReturnType<typeof toSummary>[], ctx: PricingContext & { lists: string[] }, on: Db) {
+    if (!items.length) return items
+    const statement = pageRangeStatements.get(on) ?? pageRangeStatements.set(on, preparePageRanges(on)).get(on)!
+    const rows = await statement.execute({ currency: ctx.currency, lists: `{${ctx.lists.join(',')}}`, products: `{${items.map((i) => i.id).join(',')}}` })
+    const ranges = new Map(rows.map((r) => [r.productId, r]))
+    return items.map((i) => { const r = ranges.get(i.id); return r ? { ...i, priceRange: { minMinor: r.minMinor, maxMinor: r.maxMinor, currency: ctx.currency } } : i })
   }
 
   function visibleOr404(row: ProductRow | undefined, viewer: Viewer, ref: string): ProductRow {
@@ -387,7 +402,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     const rows = await statement.execute(listing.params)
     const page = toPage(rows, query.limit, (r) => keyOf(sort, { ...r.product, rank: r.rank }))
     const items = page.items.map((r) => toSummary(r.product, ctx?.currency))
-    return { items: lists.length && !byPrice ? await withListPrices(items, ctx!) : items, nextCursor: page.nextCursor }
+    return { items: lists.length && !byPrice ? await withListPrices(items, ctx!, on) : items, nextCursor: page.nextCursor }
   }
 
   return {
