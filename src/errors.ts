@@ -71,6 +71,13 @@ export class TooManyRequests extends AppError {
 export class ServiceUnavailable extends AppError {
   constructor(detail: string, slug = 'unavailable') { super(503, slug, 'Service Unavailable', detail) }
 }
+/** Admission control shed the request (src/gate.ts): 503 `overloaded`, worth retrying in a second. */
+export class Overloaded extends ServiceUnavailable {
+  constructor(detail: string) {
+    super(detail, 'overloaded')
+    this.retryAfterSeconds = 1
+  }
+}
 
 /** A payment provider refused or failed a call; what we recorded stays pending and is reconciled. */
 export class ProviderFailure extends AppError {

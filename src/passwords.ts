@@ -1,5 +1,5 @@
 import argon2 from 'argon2'
-import { BadRequest, Conflict, ServiceUnavailable } from './errors.js'
+import { BadRequest, Conflict, Overloaded } from './errors.js'
 import { createGate } from './gate.js'
 
 // argon2id at the OWASP minimum (19 MiB, t=2, p=1).
@@ -14,7 +14,7 @@ export const PASSWORD_MAX_LENGTH = 128
  * beyond that a request is shed at once with 503 and Retry-After rather than queued without end.
  */
 const createHashGate = (concurrency: number, queue: number) => createGate(concurrency, queue,
-  () => Object.assign(new ServiceUnavailable('Too many password checks at once; retry in a second', 'overloaded'), { retryAfterSeconds: 1 }))
+  () => new Overloaded('Too many password checks at once; retry in a second'))
 let gate = createHashGate(2, 64)
 
 /** Sets the bounds of concurrent password hashing (PASSWORD_HASH_CONCURRENCY, PASSWORD_HASH_QUEUE); the app does at start. */

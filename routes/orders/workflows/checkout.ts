@@ -1,7 +1,7 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import { addresses, couponRedemptions, orderItems, orders, productVariants, products, regions, type ShippingAddress } from '../../../db/schema/index.js'
-import { isUniqueViolation, type Db } from '../../../db/client.js'
-import { BadRequest, Conflict, NotFound, ServiceUnavailable } from '../../../src/errors.js'
+import { isUniqueViolation, type Db, type Tx } from '../../../db/client.js'
+import { BadRequest, Conflict, NotFound, Overloaded } from '../../../src/errors.js'
 import { createGate } from '../../../src/gate.js'
 import type { Faults } from '../../../src/faults.js'
 import type { IdempotentAttempt, StoredResponse } from '../../../src/idempotency.js'
@@ -61,6 +61,16 @@ export interface CheckoutInput {
   currency?: string
 }
 
+/**
+ * The unpaid guest orders that hold this email or client address (`column`), counted under a lock
+ * of that key held to the end of the transaction, so two checkouts cannot both pass one bound.
+ */
+async function unpaidGuestOrders(tx: Tx, column: typeof orders.guestEmail | typeof orders.guestClient, value: string): Promise<number> {
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`guest-unpaid:${column.name}:${value}`}))`)
+  const [{ n }] = (await tx.execute<{ n: number }>(sql`select count(*)::int as n from ${orders} where ${column} = ${value} and ${orders.userId} is null and ${orders.status} = 'pending_payment'`)).rows as [{ n: number }]
+  return n
+}
+
 export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, checkout, metrics, guestClientKey }: CheckoutDeps) {
   async function resolveAddress(userId: string | null, input: CheckoutInput): Promise<ShippingAddress> {
     if (input.shippingAddress && input.addressId) throw new Conflict('Send shippingAddress or addressId, not both', 'address-ambiguous')
@@ -79,7 +89,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
   // effects: each takes the pool about ten times, and unbounded they all advance together, all
   // answer late, and under load some wait past the pool's connect timeout.
   const admit = createGate(checkout.concurrency, checkout.queue,
-    () => Object.assign(new ServiceUnavailable('Too many checkouts at once; retry in a second', 'overloaded'), { retryAfterSeconds: 1 }))
+    () => new Overloaded('Too many checkouts at once; retry in a second'))
 
   return (actor: Actor, buyer: CartOwner, input: CheckoutInput, attempt: IdempotentAttempt): Promise<StoredResponse> =>
     admit(() => placeOrder(actor, buyer, input, attempt))
@@ -113,8 +123,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
         // once, counted under a lock of that email (taken before any row lock, so in one order).
         // The client address's bound is checked last (below).
         if (guestEmail) {
-          await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`guest-unpaid:${guestEmail}`}))`)
-          const [{ n }] = (await tx.execute<{ n: number }>(sql`select count(*)::int as n from orders where guest_email = ${guestEmail} and user_id is null and status = 'pending_payment'`)).rows as [{ n: number }]
+          const n = await unpaidGuestOrders(tx, orders.guestEmail, guestEmail)
           if (n >= checkout.guestMaxUnpaidOrders) throw new Conflict(`This email already has ${n} unpaid orders: pay or cancel one first`, 'too-many-unpaid-orders')
         }
         // Read, not locked: this check only turns buyers away early (a sold-out variant costs no
@@ -199,8 +208,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
         // counted under a lock of the address. Taken last, so it is held only up to the commit:
         // guests behind one address (an office, a carrier's NAT) do not queue whole checkouts.
         if (guestClient) {
-          await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`guest-unpaid-client:${guestClient}`}))`)
-          const [{ n: held }] = (await tx.execute<{ n: number }>(sql`select count(*)::int as n from orders where guest_client = ${guestClient} and user_id is null and status = 'pending_payment'`)).rows as [{ n: number }]
+          const held = await unpaidGuestOrders(tx, orders.guestClient, guestClient)
           if (held > checkout.guestMaxUnpaidOrdersPerClient) throw new Conflict(`Too many unpaid guest orders from this address (${held - 1}): pay or cancel one first`, 'too-many-unpaid-orders')
         }
         return placed
