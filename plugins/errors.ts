@@ -10,7 +10,7 @@ import { AppError, PROBLEM_CONTENT_TYPE, Problem, ValidationIssue, type ProblemB
 // errors (404, 413, 415, 429) and crashes. A 5xx never carries the internal message.
 
 // A store that is down is the server's trouble, not the client's: 503, so clients retry.
-const STORE_ERRORS = new Set(['MongoNetworkError', 'MongoNetworkTimeoutError', 'MongoServerSelectionError', 'MongoNotConnectedError', 'MongoTopologyClosedError', 'MongoOperationTimeoutError'])
+const STORE_ERRORS = new Set(['MongoNetworkError', 'MongoNetworkTimeoutError', 'MongoServerSelectionError', 'MongoNotConnectedError', 'MongoTopologyClosedError', 'MongoOperationTimeoutError', 'MongoWaitQueueTimeoutError'])
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'])
 // PostgreSQL: a statement cancelled by statement_timeout, a transaction ended by the idle timeout,
 // the server shutting down or refusing connections, a lost connection (class 08).

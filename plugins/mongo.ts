@@ -9,7 +9,7 @@ declare module 'fastify' {
 const DEFAULT_DB = 'shop'
 
 export default fp(async (app) => {
-  const { url, embedded, ferretdbBin, ferretdbDataDir, timeoutMs } = app.config.mongo
+  const { url, embedded, ferretdbBin, ferretdbDataDir, timeoutMs, poolMax } = app.config.mongo
   let target = url
   let kind = 'server'
   let stopEmbedded = async () => {}
@@ -37,6 +37,9 @@ export default fp(async (app) => {
       serverSelectionTimeoutMS: timeoutMs,
       connectTimeoutMS: timeoutMs,
       socketTimeoutMS: timeoutMs,
+      // A bounded pool, and a bounded wait for it: a burst queues here, not on the server.
+      maxPoolSize: poolMax,
+      waitQueueTimeoutMS: timeoutMs,
       bufferCommands: false,
       // Command events for the latency metrics (plugins/metrics.ts), collected only when served.
       monitorCommands: Boolean(app.config.metricsToken),

@@ -43,6 +43,7 @@ export const ConfigSchema = Type.Object({
   DB_REPLICA_DOWN_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 10, description: 'A replica out of use (connection failure, too far behind) is skipped, its reads going to the primary, and probed again after this long.' }),
   MONGODB_URL: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', description: 'A mongodb:// URL; its path names the database (default shop). Unset: see EMBEDDED_MONGO.' })),
   MONGO_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 3000, description: 'Finding a MongoDB server, opening a connection, or waiting for an answer on one longer than this fails (503); a read or write the driver retries once can take about three times as long. It also bounds the retention jobs\' deletes: a worker clearing a large backlog may want more.' }),
+  MONGO_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 20, description: 'Connections to the MongoDB server per instance; a request finding them all busy waits at most MONGO_TIMEOUT_MS, then 503. The driver\'s default (100) let one burst of checkouts open enough connections to wedge FerretDB 1.24\'s own PostgreSQL pool.' }),
   EMBEDDED_MONGO: oneOf(['ferretdb', 'off'], 'ferretdb', 'Without MONGODB_URL: ferretdb starts FerretDB on SQLite under FERRETDB_DATA_DIR as a child process; off runs without MongoDB.'),
   FERRETDB_BIN: Type.Optional(Type.String({ minLength: 1, description: 'The FerretDB v1.24 binary for the embedded mode. Unset: searched in PATH, then in $GOPATH/bin (built there by test/install-ferretdb.sh on first start when Go is installed).' })),
   FERRETDB_DATA_DIR: Type.String({ minLength: 1, default: './data/ferretdb', description: 'Embedded FerretDB\'s SQLite directory.' }),
@@ -149,7 +150,7 @@ export interface Config {
   logLevel: RawConfig['LOG_LEVEL']
   trustProxy: boolean | string
   postgres: { url?: string; storeCurrency: string; pgliteDataDir: string; pglitePort: number; poolMax: number; migrate: boolean; statementTimeoutMs: number; connectTimeoutMs: number; replicas: { urls: string[]; poolMax: number; maxLagMs: number; downSeconds: number } }
-  mongo: { timeoutMs: number; url?: string; embedded: 'ferretdb' | 'off'; ferretdbBin?: string; ferretdbDataDir: string }
+  mongo: { timeoutMs: number; poolMax: number; url?: string; embedded: 'ferretdb' | 'off'; ferretdbBin?: string; ferretdbDataDir: string }
   redis: RedisConfig
   jwtSecret: string
   auth: {
@@ -367,7 +368,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: raw.TRUST_PROXY === 'true' ? true : raw.TRUST_PROXY === 'false' ? false : raw.TRUST_PROXY,
     postgres: { url: raw.DATABASE_URL, storeCurrency: raw.STORE_CURRENCY, pgliteDataDir: raw.PGLITE_DATA_DIR, pglitePort: raw.PGLITE_PORT, poolMax: raw.DB_POOL_MAX, migrate: truthy(raw.DB_MIGRATE), statementTimeoutMs: raw.PG_STATEMENT_TIMEOUT_MS, connectTimeoutMs: raw.PG_CONNECT_TIMEOUT_MS,
       replicas: { urls: raw.DATABASE_REPLICA_URLS?.split(',') ?? [], poolMax: raw.DB_REPLICA_POOL_MAX, maxLagMs: raw.DB_REPLICA_MAX_LAG_MS, downSeconds: raw.DB_REPLICA_DOWN_SECONDS } },
-    mongo: { timeoutMs: raw.MONGO_TIMEOUT_MS, url: raw.MONGODB_URL, embedded: raw.EMBEDDED_MONGO, ferretdbBin: raw.FERRETDB_BIN, ferretdbDataDir: raw.FERRETDB_DATA_DIR },
+    mongo: { timeoutMs: raw.MONGO_TIMEOUT_MS, poolMax: raw.MONGO_POOL_MAX, url: raw.MONGODB_URL, embedded: raw.EMBEDDED_MONGO, ferretdbBin: raw.FERRETDB_BIN, ferretdbDataDir: raw.FERRETDB_DATA_DIR },
     redis: {
       url: raw.REDIS_URL,
       clusterNodes: raw.REDIS_CLUSTER_NODES?.split(',').map((node) => {
