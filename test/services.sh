@@ -4,6 +4,8 @@
 # stripe-mock, Toxiproxy and MinIO (S3-compatible object storage). Installs what is missing. Safe to run twice; `stop` stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# start (the default), stop, or watchdog; kept here, as the Redis Cluster set-up reuses "$@".
+MODE=${1:-start}
 
 PG_PORT=${TEST_PG_PORT:-55432}
 PG_REPLICA_PORT=${TEST_PG_REPLICA_PORT:-55433}
@@ -51,7 +53,8 @@ pg_bin() {
   log "PostgreSQL server binaries not found: apt-get install postgresql"; exit 1
 }
 
-if [ "${1:-start}" = stop ]; then
+if [ "$MODE" = stop ]; then
+  [ -f "$DIR/watchdog.pid" ] && kill "$(cat "$DIR/watchdog.pid")" 2>/dev/null || true
   [ -f "$DIR/ferretdb.pid" ] && kill "$(cat "$DIR/ferretdb.pid")" 2>/dev/null || true
   [ -f "$DIR/stripe-mock.pid" ] && kill "$(cat "$DIR/stripe-mock.pid")" 2>/dev/null || true
   [ -f "$DIR/toxiproxy.pid" ] && kill "$(cat "$DIR/toxiproxy.pid")" 2>/dev/null || true
@@ -205,7 +208,32 @@ for replica in $REDIS_CLUSTER_REPLICA_PORTS; do
 done
 REDIS_CLUSTER_NODES=$(printf '127.0.0.1:%s,' $REDIS_CLUSTER_PORTS); REDIS_CLUSTER_NODES=${REDIS_CLUSTER_NODES%,}
 
-# FerretDB (MongoDB wire protocol) on the PostgreSQL backend.
+# FerretDB (MongoDB wire protocol) on the PostgreSQL backend. FerretDB 1.24 has been seen wedged
+# after a burst of connections: the port accepts, but no command is answered, not even ping (its
+# own PostgreSQL pool stuck in Acquire). Such a server is restarted, not reused: here, and every
+# 15 s by the watchdog that TEST_SERVICES_WATCHDOG=1 starts (CI does, for the test run).
+mongo_answers() {
+  [ -d node_modules/mongodb ] || return 0 # without the driver nothing can ask: the open port must do
+  timeout 15 node -e '
+    const { MongoClient } = require("mongodb")
+    const client = new MongoClient(process.argv[1], { serverSelectionTimeoutMS: 5000, socketTimeoutMS: 5000, connectTimeoutMS: 5000 })
+    client.db("admin").command({ ping: 1 }).then(() => process.exit(0), () => process.exit(1))' "mongodb://127.0.0.1:$MONGO_PORT/" 2>/dev/null
+}
+restart_wedged_ferretdb() {
+  log "FerretDB on $MONGO_PORT accepts connections but does not answer ping: restarting it"
+  [ -f "$DIR/ferretdb.pid" ] && kill -9 "$(cat "$DIR/ferretdb.pid")" 2>/dev/null || true
+  for _ in $(seq 1 50); do port_open "$MONGO_PORT" || break; sleep 0.2; done
+}
+if [ "$MODE" = watchdog ]; then
+  misses=0
+  while sleep 15; do
+    if mongo_answers; then misses=0; continue; fi
+    misses=$((misses + 1))
+    # Twice in a row: one slow ping under a loaded machine is not a wedge.
+    if [ "$misses" -ge 2 ]; then restart_wedged_ferretdb; bash "$0" >/dev/null; misses=0; fi
+  done
+fi
+if port_open "$MONGO_PORT" && ! mongo_answers; then restart_wedged_ferretdb; fi
 if ! port_open "$MONGO_PORT"; then
   FERRETDB=${FERRETDB_BIN:-$(command -v ferretdb || true)}
   if [ -z "$FERRETDB" ] || ! "$FERRETDB" --version >/dev/null 2>&1; then
@@ -258,6 +286,10 @@ elif ! port_open "$S3_PORT"; then
     daemon "$DIR/minio.pid" "$DIR/minio.log" "$MINIO" server "$DIR/minio/data" --quiet \
     --address "127.0.0.1:$S3_PORT" --console-address "127.0.0.1:$((S3_PORT + 1))"
   wait_port "$S3_PORT" minio
+fi
+
+if [ "${TEST_SERVICES_WATCHDOG:-}" = 1 ] && ! { [ -f "$DIR/watchdog.pid" ] && kill -0 "$(cat "$DIR/watchdog.pid")" 2>/dev/null; }; then
+  daemon "$DIR/watchdog.pid" "$DIR/watchdog.log" bash "$0" watchdog
 fi
 
 cat <<URLS
