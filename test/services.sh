@@ -214,9 +214,9 @@ REDIS_CLUSTER_NODES=$(printf '127.0.0.1:%s,' $REDIS_CLUSTER_PORTS); REDIS_CLUSTE
 # 15 s by the watchdog that TEST_SERVICES_WATCHDOG=1 starts (CI does, for the test run).
 mongo_answers() {
   [ -d node_modules/mongodb ] || return 0 # without the driver nothing can ask: the open port must do
-  timeout 15 node -e '
+  timeout 25 node -e '
     const { MongoClient } = require("mongodb")
-    const client = new MongoClient(process.argv[1], { serverSelectionTimeoutMS: 5000, socketTimeoutMS: 5000, connectTimeoutMS: 5000 })
+    const client = new MongoClient(process.argv[1], { serverSelectionTimeoutMS: 10000, socketTimeoutMS: 10000, connectTimeoutMS: 10000 })
     client.db("admin").command({ ping: 1 }).then(() => process.exit(0), () => process.exit(1))' "mongodb://127.0.0.1:$MONGO_PORT/" 2>/dev/null
 }
 restart_wedged_ferretdb() {
