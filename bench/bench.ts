@@ -29,6 +29,8 @@ export interface BenchOptions {
   only?: string[]
   /** Extra node flags for the API process (e.g. --cpu-prof). */
   apiNodeArgs?: string[]
+  /** Buyers in each flash-sale run (300); the hot variant has a third of that in stock. */
+  flashBuyers?: number
   log?: (line: string) => void
 }
 
@@ -383,7 +385,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
       result.scenarios.push(...await checkoutBursts({ setup, apiBase, baselineBase, shippingOptionId, rounds: opts.rounds, log }))
     }
     if (!opts.only?.length || opts.only.some((o) => 'flash sale'.includes(o))) {
-      result.flashSale = await flashSale({ setup, url, apiBase, shippingOptionId, log })
+      result.flashSale = await flashSale({ setup, url, apiBase, shippingOptionId, log, buyers: opts.flashBuyers ?? 300 })
     }
 
     const selected = scenarios.filter((s) => !opts.only?.length || opts.only.some((o) => s.name.includes(o)))
@@ -473,9 +475,9 @@ async function checkoutBursts({ setup, apiBase, baselineBase, shippingOptionId, 
  * Exactly `units` orders may come out of the first. While each runs, pg_stat_activity is
  * sampled: how many of the API's backends wait on a lock, run, or sit in a transaction.
  */
-async function flashSale({ setup, url, apiBase, shippingOptionId, log }: { setup: App; url: string; apiBase: string; shippingOptionId?: string; log: (line: string) => void }): Promise<FlashSaleResult> {
-  const BUYERS = 300
-  const HOT_UNITS = 100
+async function flashSale({ setup, url, apiBase, shippingOptionId, log, buyers }: { setup: App; url: string; apiBase: string; shippingOptionId?: string; log: (line: string) => void; buyers: number }): Promise<FlashSaleResult> {
+  const BUYERS = buyers
+  const HOT_UNITS = Math.floor(buyers / 3)
   const [admin] = await setup.db.insert(users).values({ email: 'flash-admin@example.com', name: 'Flash Admin', passwordHash: 'x', role: 'admin' }).returning({ id: users.id })
   const adminAuth = { authorization: `Bearer ${setup.issueAccessToken({ sub: admin!.id, role: 'admin', sid: (await setup.sessions.create(admin!.id)).familyId })}` }
   const create = async (name: string, variants: number, stock: number): Promise<string[]> => {
@@ -496,8 +498,9 @@ async function flashSale({ setup, url, apiBase, shippingOptionId, log }: { setup
     return auths
   }
   const [hotVariant] = await create('Flash Hot', 1, HOT_UNITS)
-  // 300 variants over 3 products of 100 variants each, every one with plenty of stock.
-  const spreadVariants = [...await create('Flash Spread A', 100, 1000), ...await create('Flash Spread B', 100, 1000), ...await create('Flash Spread C', 100, 1000)]
+  // As many variants as buyers, over 3 products, every one with plenty of stock.
+  const perProduct = Math.ceil(BUYERS / 3)
+  const spreadVariants = [...await create('Flash Spread A', perProduct, 1000), ...await create('Flash Spread B', perProduct, 1000), ...await create('Flash Spread C', perProduct, 1000)]
   const hotBuyers = await buyersFor('hot', () => hotVariant!)
   const spreadBuyers = await buyersFor('spread', (i) => spreadVariants[i]!)
 

@@ -24,7 +24,7 @@ t.test('the baseline runs the SQL the API sends', async (t) => {
 })
 
 t.test('npm run bench runs every scenario against both servers, with identical bodies', { timeout: 300_000 }, async (t) => {
-  const result = await runBench({ products: 40, seconds: 1, rounds: 1, connections: 4, checkoutRate: 4 })
+  const result = await runBench({ products: 40, seconds: 1, rounds: 1, connections: 4, checkoutRate: 4, flashBuyers: 30 })
   t.same(result.bodiesMatch, { 'product by id': true, 'list page': true, search: true, 'category filter': true })
   const names = result.scenarios.map((s) => s.name)
   for (const expected of ['GET /health', 'product by id', 'list page (20)', 'list page (20), 2 currencies + price list', 'text search', 'category filter', 'cart read', 'add to cart (+ remove)', 'login', 'checkout at 4/s', 'checkout burst (10 at once)', 'mixed: browse 90%, cart 8%, checkout 2%']) {
@@ -39,4 +39,8 @@ t.test('npm run bench runs every scenario against both servers, with identical b
   // The cached variant of a read answers from the cache after the warm-up.
   t.ok(result.scenarios.find((s) => s.name === 'product by id')!.variants.api!.hitRate! > 0, 'cache hits seen via X-Cache')
   t.match(toMarkdown(result), /\| product by id \| baseline \|/)
+  // The flash sale never oversells: 30 buyers of a variant with 10 units, all at once.
+  const flash = result.flashSale!
+  t.same({ orders: flash.hot.orders, refused: flash.hot.refused, other: flash.hot.other }, { orders: 10, refused: 20, other: 0 }, 'the hot variant sold exactly its 10 units, the rest refused with 409')
+  t.same({ orders: flash.spread.orders, other: flash.spread.other }, { orders: 30, other: 0 }, 'every spread buyer got an order')
 })
