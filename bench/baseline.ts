@@ -3,7 +3,8 @@
 // JSON bytes, with nothing else (no framework, validation, auth, cache, rate limit or logging).
 // Also a bare /health answer, a login that is one argon2 verify at the API's parameters, and a
 // checkout (POST /orders): the cart read with the plain MongoDB driver, then on one pooled
-// connection one transaction with the statements the API's checkout writes, then the cart cleared.
+// connection one transaction with the statements the API's checkout writes, then the cart cleared;
+// and the cart's read, add and remove with the API's MongoDB operations at their least.
 //   tsx bench/baseline.ts   (DATABASE_URL, MONGODB_URL, JWT_SECRET, PORT, STORE_CURRENCY, DB_POOL_MAX from the environment)
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -61,8 +62,8 @@ export const CHECKOUT_SQL = {
     select lvl.location_id, var.stock from lvl, var`,
 }
 
-interface CartLine { variantId: string; quantity: number }
-interface CartDoc { _id: string; owner: string; lines: CartLine[]; currency?: string | null; checkoutGeneration?: number }
+interface CartLine { variantId: string; productId?: string; quantity: number; addedUnitPriceMinor?: number; addedAt?: Date }
+interface CartDoc { _id: string; owner: string; lines: CartLine[]; version?: number; currency?: string | null; checkoutGeneration?: number; updatedAt?: Date }
 
 interface ProductRow {
   id: string; slug: string; name: string; description: string; status: string; category_id: string | null
@@ -142,6 +143,9 @@ export async function startBaseline(opts: { databaseUrl: string; mongodbUrl?: st
       return send(res, 200, JSON.stringify(page(rows, (r) => [r.created_at.toISOString(), r.id])))
     }
     if (url.pathname === '/orders' && req.method === 'POST') return checkout(req, res)
+    if (url.pathname === '/cart' && req.method === 'GET') return cartRead(req, res)
+    if (url.pathname === '/cart/items' && req.method === 'POST') return cartAdd(req, res)
+    if (url.pathname.startsWith('/cart/items/') && req.method === 'DELETE') return cartRemove(req, res, url.pathname.slice('/cart/items/'.length))
     const id = url.pathname.startsWith('/products/') ? url.pathname.slice('/products/'.length) : ''
     if (UUID.test(id)) {
       const [row] = await query<ProductRow>('productById', [id, 1])
@@ -157,6 +161,77 @@ export async function startBaseline(opts: { databaseUrl: string; mongodbUrl?: st
       }))
     }
     send(res, 404, '{}')
+  }
+
+  // The cart: the API's MongoDB operations at their least (a read is one findOne; a change is a
+  // findOne and an updateOne naming the version read) and its pricing statements (variants, base
+  // and list prices, as its checkout sends them), on a pooled connection each.
+  const priced = async (ids: string[], cartCurrency: string, userId: string) => {
+    if (!ids.length) return new Map<string, { sku: string; name: string; options: unknown; stock: number; buyable: boolean; price: number | null; productId: string }>()
+    const one = async <T extends pg.QueryResultRow>(name: keyof typeof CHECKOUT_SQL, values: unknown[]) => (await pool.query<T>({ name, text: CHECKOUT_SQL[name], values })).rows
+    const variants = await one<{ id: string; product_id: string; sku: string; options: unknown; stock: number; is_active: boolean; name: string; status: string }>('variants', [ids])
+    const base = new Map((await one<{ variant_id: string; amount_minor: number }>('basePrices', [ids, cartCurrency])).map((p) => [p.variant_id, p.amount_minor]))
+    const lists = await one<{ variant_id: string; amount_minor: number }>('listPrices', [ids, cartCurrency, userId])
+    return new Map(variants.map((v) => {
+      const sale = lists.filter((l) => l.variant_id === v.id).map((l) => l.amount_minor)
+      const b = base.get(v.id)
+      return [v.id, { sku: v.sku, name: v.name, options: v.options, stock: v.stock, buyable: v.is_active && v.status === 'active', price: b === undefined ? null : Math.min(b, ...sale), productId: v.product_id }]
+    }))
+  }
+  const cartView = async (cart: CartDoc, userId: string) => {
+    const cartCurrency = cart.currency ?? currency
+    const variants = await priced(cart.lines.map((l) => l.variantId), cartCurrency, userId)
+    let subtotalMinor = 0
+    const lines = cart.lines.map((l) => {
+      const v = variants.get(l.variantId)
+      const available = Boolean(v?.buyable && v.price !== null && v.stock >= l.quantity)
+      const lineTotalMinor = available ? v!.price! * l.quantity : 0
+      subtotalMinor += lineTotalMinor
+      return { variantId: l.variantId, productId: l.productId, sku: v?.sku ?? null, name: v?.name ?? null, options: v?.options ?? {}, quantity: l.quantity, unitPriceMinor: v?.price ?? null, lineTotalMinor, stock: v?.stock ?? 0, available }
+    })
+    return JSON.stringify({ id: cart._id, lines, subtotalMinor, currency: cartCurrency, updatedAt: cart.updatedAt ?? null })
+  }
+  async function cartRead(req: IncomingMessage, res: ServerResponse) {
+    const userId = bearerSubject(req.headers.authorization, opts.jwtSecret ?? '')
+    if (!userId || !carts) return send(res, 401, '{}')
+    const cart = await carts.findOne({ owner: `user:${userId}` })
+    if (!cart) return send(res, 404, '{}')
+    send(res, 200, await cartView(cart, userId))
+  }
+  /** One optimistic change of a user's cart: read, change, write naming the version read. */
+  async function changeCart(userId: string, change: (cart: CartDoc) => CartLine[] | null): Promise<CartDoc | null> {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const cart = await carts!.findOne({ owner: `user:${userId}` })
+      if (!cart) return null
+      const lines = change(cart)
+      if (!lines) return null
+      const set = { lines, version: (cart.version ?? 0) + 1, updatedAt: new Date() }
+      if ((await carts!.updateOne({ _id: cart._id, version: cart.version ?? 0 }, { $set: set })).matchedCount === 1) return { ...cart, ...set }
+    }
+    return null
+  }
+  async function cartAdd(req: IncomingMessage, res: ServerResponse) {
+    const userId = bearerSubject(req.headers.authorization, opts.jwtSecret ?? '')
+    if (!userId || !carts) return send(res, 401, '{}')
+    const { variantId, quantity } = await readJson(req) as { variantId: string; quantity: number }
+    const cart0 = await carts.findOne({ owner: `user:${userId}` })
+    const v = (await priced([variantId], cart0?.currency ?? currency, userId)).get(variantId)
+    if (!v || !v.buyable || v.price === null) return send(res, 404, '{}')
+    const cart = await changeCart(userId, (c) => {
+      const line = c.lines.find((l) => l.variantId === variantId)
+      if ((line?.quantity ?? 0) + quantity > v.stock) return null
+      return line ? c.lines.map((l) => (l === line ? { ...l, quantity: l.quantity + quantity } : l))
+        : [...c.lines, { variantId, productId: v.productId, quantity, addedUnitPriceMinor: v.price!, addedAt: new Date() }]
+    })
+    if (!cart) return send(res, 409, '{}')
+    send(res, 200, await cartView(cart, userId))
+  }
+  async function cartRemove(req: IncomingMessage, res: ServerResponse, variantId: string) {
+    const userId = bearerSubject(req.headers.authorization, opts.jwtSecret ?? '')
+    if (!userId || !carts) return send(res, 401, '{}')
+    const cart = await changeCart(userId, (c) => (c.lines.some((l) => l.variantId === variantId) ? c.lines.filter((l) => l.variantId !== variantId) : null))
+    if (!cart) return send(res, 404, '{}')
+    send(res, 200, await cartView(cart, userId))
   }
 
   // Checkout: the cart from MongoDB, one transaction on one connection, then the cart cleared.

@@ -331,21 +331,24 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     const refreshAuths = async () => { auths = customerAuth() }
     scenarios.push({
       name: 'cart read', warm: refreshAuths,
-      variants: [{ name: 'api', base: apiBase, load: () => ({ connections: c, requests: [asCustomer({ path: '/cart' }, undefined, undefined, true)] }) }],
-      note: 'each connection a signed-in customer with 3 lines; no baseline',
+      variants: [
+        { name: 'baseline', base: baselineBase, load: () => ({ connections: c, requests: [asCustomer({ path: '/cart' }, undefined, undefined, true)] }) },
+        { name: 'api', base: apiBase, load: () => ({ connections: c, requests: [asCustomer({ path: '/cart' }, undefined, undefined, true)] }) },
+      ],
+      note: 'each connection a signed-in customer with 3 lines; baseline: one findOne and the pricing statements',
     })
     scenarios.push({
       name: 'add to cart (+ remove)', warm: refreshAuths,
-      variants: [{
-        name: 'api', base: apiBase, load: () => ({
+      variants: (['baseline', 'api'] as const).map((name) => ({
+        name, base: name === 'api' ? apiBase : baselineBase, load: () => ({
           connections: c,
           requests: [
             asCustomer({ method: 'POST', path: '/cart/items' }, (ctx) => ({ variantId: ctx.variant, quantity: 1 }), undefined, true),
             asCustomer({ method: 'DELETE' }, undefined, (ctx) => `/cart/items/${ctx.variant as string}`),
           ],
         }),
-      }],
-      note: 'POST /cart/items then DELETE of that line, both counted; no baseline',
+      })),
+      note: 'POST /cart/items then DELETE of that line, both counted; baseline: findOne, the pricing statements, an updateOne naming the version, and the view priced',
     })
     const loginBody = JSON.stringify({ email, password: PASSWORD })
     // argon2 is CPU-bound work on libuv's pool: a few connections keep it busy, 50 would only queue.
