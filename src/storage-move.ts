@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { pipeline } from 'node:stream/promises'
 import { ChecksumMode, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { SAFE_KEY, type ObjectMeta, type S3Settings } from './storage.js'
 
@@ -27,9 +26,7 @@ export interface MoveEvent { area: string; key: string; outcome: 'copied' | 'ski
 async function digestOf(path: string) {
   const sha256 = createHash('sha256')
   const md5 = createHash('md5')
-  await pipeline(createReadStream(path), async function* (source: AsyncIterable<Buffer>) {
-    for await (const chunk of source) { sha256.update(chunk); md5.update(chunk) }
-  })
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) { sha256.update(chunk); md5.update(chunk) }
   return { sha256: sha256.digest('base64'), md5: md5.digest('hex') }
 }
 
