@@ -79,10 +79,12 @@ trap cleanup EXIT
 
 # The compose file's app environment, with its ${VAR:?} secrets given and the stores pointed at
 # the test services (compose names them postgres, mongo, redis; here they are on loopback).
+# Files stay on the container's disk: compose's minio service is not run here, and the test
+# MinIO (s3-build in .ci/run) may not be up when this job starts.
 env_file=$(mktemp)
 node --import tsx test/compose-env.ts \
   DATABASE_URL="postgres://postgres@127.0.0.1:55432/$DB" MONGODB_URL="mongodb://127.0.0.1:57017/$DB" \
-  REDIS_URL=redis://127.0.0.1:56379 REDIS_KEY_PREFIX="$DB:" PORT="$PORT" >"$env_file"
+  REDIS_URL=redis://127.0.0.1:56379 REDIS_KEY_PREFIX="$DB:" PORT="$PORT" STORAGE=local >"$env_file"
 podman rm -f shop-api-ci >/dev/null 2>&1 || true
 podman run -d --name shop-api-ci --network host --env-file "$env_file" "$IMAGE" >/dev/null
 for _ in $(seq 1 120); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.5; done
