@@ -18984,6 +18984,15 @@ export interface operations {
                     "text/csv": string;
                 };
             };
+            /** @description with object storage (STORAGE=s3): to a presigned link of the store, valid S3_SIGNED_URL_TTL_SECONDS */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
             /** @description A problem (RFC 9457) */
             400: {
                 headers: {

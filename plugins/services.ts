@@ -125,7 +125,7 @@ async function buildServices(app: FastifyInstance) {
   })
   const catalogIo: CatalogIoService = createCatalogIoService({
     db, cache, currency, storage: storages.catalogFiles, enqueue: (ids) => catalogQueue.add(ids),
-    settings: { maxBytes: config.catalogIo.maxBytes, leaseSeconds: config.catalogIo.leaseSeconds, fileRetentionDays: config.catalogIo.fileRetentionDays },
+    settings: { maxBytes: config.catalogIo.maxBytes, leaseSeconds: config.catalogIo.leaseSeconds, fileRetentionDays: config.catalogIo.fileRetentionDays, signedUrlTtlSeconds: config.s3?.signedUrlTtlSeconds ?? 60 },
   })
 
   return {

@@ -32,7 +32,8 @@ export interface FileStorage {
   publicUrl(key: string): string | undefined
 }
 
-const SAFE_KEY = /^[a-z0-9-]+\.[a-z0-9]+$/
+/** The shape of every key we write (an id and an extension): no path can be made of one. */
+export const SAFE_KEY = /^[a-z0-9-]+\.[a-z0-9]+$/
 
 /** Counts the bytes that pass. */
 function counter() {

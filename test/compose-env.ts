@@ -9,6 +9,7 @@ const secrets: Record<string, string> = {
   PAYMENT_WEBHOOK_SECRET: randomBytes(24).toString('hex'),
   TOTP_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
   WEBHOOK_SECRETS_KEY: randomBytes(32).toString('hex'),
+  S3_SECRET_ACCESS_KEY: randomBytes(24).toString('hex'),
   // Nothing listens there: mail is sent in the background and a failure is only logged.
   SMTP_URL: 'smtp://127.0.0.1:2525',
   // A demo shop: the container check pays with the test provider.

@@ -1,4 +1,6 @@
 import t, { type Test } from 'tap'
+import { readFileSync } from 'node:fs'
+import { parse } from 'yaml'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { runProcess, tsx } from './helpers.js'
 // A production key of the right shape (32 bytes), not the development one.
@@ -78,11 +80,20 @@ t.test('defaults work with no environment; empty strings count as unset', async 
 
 t.test('the compose file sets everything production requires', async (t) => {
   const { composeAppEnv } = await import('./compose.js')
-  const { env, required } = composeAppEnv({ JWT_SECRET: 'j'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'w'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS, WEBHOOK_SECRETS_KEY: 'k'.repeat(40), SMTP_URL: 'smtp://mail.example.com:587', PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' })
-  t.same(required.sort(), ['JWT_SECRET', 'PAYMENT_PROVIDERS', 'PAYMENT_WEBHOOK_SECRET', 'SMTP_URL', 'TOTP_ENCRYPTION_KEYS', 'WEBHOOK_SECRETS_KEY'], 'the operator must give each secret, the mail server and the payment provider')
+  const { env, required } = composeAppEnv({ JWT_SECRET: 'j'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'w'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS, WEBHOOK_SECRETS_KEY: 'k'.repeat(40), SMTP_URL: 'smtp://mail.example.com:587', PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_x', S3_SECRET_ACCESS_KEY: 's'.repeat(40) })
+  t.same(required.sort(), ['JWT_SECRET', 'PAYMENT_PROVIDERS', 'PAYMENT_WEBHOOK_SECRET', 'S3_SECRET_ACCESS_KEY', 'SMTP_URL', 'TOTP_ENCRYPTION_KEYS', 'WEBHOOK_SECRETS_KEY'], 'the operator must give each secret, the mail server and the payment provider')
   const config = loadConfig(env)
   t.equal(config.env, 'production')
   t.ok(config.postgres.url && config.mongo.url && config.redis.url, 'on real services')
+  // Files in the compose file's MinIO (issue #30), not on a volume of the app's.
+  t.equal(config.storage, 's3')
+  t.match(config.s3, { endpoint: 'http://minio:9000', bucket: 'shop', forcePathStyle: true, accessKeyId: 'shop', secretAccessKey: 's'.repeat(40) })
+  const compose = parse(readFileSync(new URL('../docker-compose.yml', import.meta.url), 'utf8')) as { services: Record<string, { image?: string; volumes?: string[]; environment?: Record<string, string>; depends_on?: Record<string, unknown> }>; volumes: Record<string, unknown> }
+  t.match(compose.services.minio?.image, /^minio\/minio/, 'a MinIO service')
+  t.equal(compose.services.minio?.environment?.MINIO_ROOT_PASSWORD, compose.services.app!.environment!.S3_SECRET_ACCESS_KEY, 'whose root password is the app\'s key')
+  t.ok(compose.services.app!.depends_on?.['minio-bucket'], 'the app starts once the bucket exists')
+  t.notOk(compose.services.app!.volumes, 'no uploads volume on the app')
+  t.notOk('uploads' in compose.volumes)
   t.throws(() => loadConfig({ ...env, PAYMENT_WEBHOOK_SECRET: '' }), ConfigError, 'and without a given secret it refuses to start')
   // Issue #24: webhook signing secrets were sealed under a key derived from JWT_SECRET when this was unset, in production too.
   t.throws(() => loadConfig({ ...env, WEBHOOK_SECRETS_KEY: '' }), /WEBHOOK_SECRETS_KEY: required when NODE_ENV=production/, 'a key of its own for webhook secrets')
@@ -108,7 +119,7 @@ t.test('OpenID Connect providers: each named one needs its issuer and client; pr
   for (const [env, message] of cases) t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
 
   const { composeAppEnv } = await import('./compose.js')
-  const { env } = composeAppEnv({ JWT_SECRET: 'j'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'w'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS, WEBHOOK_SECRETS_KEY: 'k'.repeat(40), SMTP_URL: 'smtp://mail.example.com:587', PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' })
+  const { env } = composeAppEnv({ JWT_SECRET: 'j'.repeat(40), PAYMENT_WEBHOOK_SECRET: 'w'.repeat(40), TOTP_ENCRYPTION_KEYS: PRODUCTION_TOTP_KEYS, WEBHOOK_SECRETS_KEY: 'k'.repeat(40), SMTP_URL: 'smtp://mail.example.com:587', PAYMENT_PROVIDERS: 'stripe', STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_x', S3_SECRET_ACCESS_KEY: 's'.repeat(40) })
   t.throws(() => loadConfig({ ...env, ...keycloak }), /OIDC_KEYCLOAK_ISSUER=.*production requires an https URL/)
   t.equal(loadConfig({ ...env, ...keycloak, OIDC_KEYCLOAK_ISSUER: 'https://id.example/realms/shop' }).oidc.providers[0]?.allowInsecure, false)
 })

@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs'
 import pg from 'pg'
-import { TEST_DATABASE_URL } from './helpers.js'
+import { CreateBucketCommand, DeleteObjectsCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
+import { TEST_DATABASE_URL, TEST_S3_ACCESS_KEY_ID, TEST_S3_ENDPOINT, TEST_S3_SECRET_ACCESS_KEY } from './helpers.js'
+import { multipartBody, png } from './uploads-fixtures.js'
 
 // What test/container.sh checks against the running image: it serves, it is ready on its
-// stores, it migrated the empty database itself, it runs as a non-root user, and a customer can
-// buy and pay. Exits non-zero with a line saying what failed.
+// stores, it migrated the empty database itself, it runs as a non-root user, a customer can
+// buy and pay, and files go to the object store (STORAGE=s3, the test MinIO). Exits non-zero with a line saying what failed.
 
 const base = process.env.BASE_URL!
 const failures: string[] = []
@@ -49,5 +51,27 @@ const confirmed = await call('POST', `/payments/${payment.body?.id}/confirm`, { 
 check(confirmed.body?.status === 'succeeded', 'the payment is captured')
 check((await call('GET', `/orders/${order.body?.id}`, undefined, auth)).body?.status === 'paid', 'the order is paid')
 await db.end()
+
+// An avatar goes to the bucket, under the run's prefix, and comes back through the API.
+const Bucket = process.env.CONTAINER_S3_BUCKET!
+const prefix = process.env.CONTAINER_S3_PREFIX!
+const s3 = new S3Client({ endpoint: TEST_S3_ENDPOINT, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: TEST_S3_ACCESS_KEY_ID, secretAccessKey: TEST_S3_SECRET_ACCESS_KEY } })
+await s3.send(new CreateBucketCommand({ Bucket })).catch((err: Error) => { if (!['BucketAlreadyOwnedByYou', 'BucketAlreadyExists'].includes(err.name)) throw err })
+try {
+  const image = png()
+  const form = multipartBody('me.png', 'image/png', image)
+  const uploaded = await fetch(`${base}/uploads?purpose=avatar`, { method: 'POST', headers: { ...auth, 'content-type': form.contentType }, body: form.payload })
+  const file = await uploaded.json() as { id?: string; url?: string }
+  check(uploaded.status === 201, `an upload is stored (${uploaded.status})`)
+  const head = await s3.send(new HeadObjectCommand({ Bucket, Key: `${prefix}uploads/${file.id}.png` })).catch(() => undefined)
+  check(head?.ContentLength === image.length, `the upload is an object of the bucket (${prefix}uploads/${file.id}.png)`)
+  const back = await fetch(`${base}${file.url}`, { headers: auth })
+  check(back.status === 200 && Buffer.from(await back.arrayBuffer()).equals(image), 'the API serves it back from the bucket')
+} finally {
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket, Prefix: prefix }))
+  const keys = (listed.Contents ?? []).map((o) => ({ Key: o.Key! }))
+  if (keys.length) await s3.send(new DeleteObjectsCommand({ Bucket, Delete: { Objects: keys } }))
+  s3.destroy()
+}
 if (failures.length) { console.error(`container: ${failures.length} failed`); process.exit(1) }
 console.log('container: all checks passed')

@@ -52,7 +52,7 @@ const modelName = (doc: Doc) => {
 }
 
 t.test('every manifest is a valid Kubernetes object with no unknown field', async (t) => {
-  t.ok(docs.length >= 8, `${docs.length} objects`)
+  t.ok(docs.length >= 7, `${docs.length} objects`)
   for (const doc of docs) {
     const where = `${doc.kind} ${doc.metadata.name}`
     const mod = await import(`kubernetes-models/${doc.apiVersion}/${doc.kind}`) as Record<string, new (data: unknown) => { validate(): void }>
@@ -99,7 +99,7 @@ t.test('the manifests agree with the image, the API and each other', async (t) =
     t.equal(deployment.spec.template.spec.securityContext?.runAsUser, 1000, `${deployment.metadata.name}: uid 1000`)
     t.same(deployment.spec.selector.matchLabels, Object.fromEntries(Object.entries(deployment.spec.template.metadata.labels).filter(([k]) => k in deployment.spec.selector.matchLabels)), `${deployment.metadata.name}: the selector matches its pods`)
     t.same(deployment.spec.template.spec.containers[0]!.envFrom, [{ configMapRef: { name: 'shop-api' } }, { secretRef: { name: 'shop-api' } }], `${deployment.metadata.name}: config from the ConfigMap and the Secret`)
-    t.equal(deployment.spec.template.spec.volumes?.find((v) => v.name === 'uploads')?.persistentVolumeClaim?.claimName, 'shop-api-uploads', `${deployment.metadata.name}: shared uploads volume`)
+    t.same(deployment.spec.template.spec.volumes?.filter((v) => v.persistentVolumeClaim), [], `${deployment.metadata.name}: no shared volume (files are in the object store)`)
   }
   t.equal(api.spec.selector.matchLabels['app.kubernetes.io/component'], 'api')
   t.equal(worker.spec.selector.matchLabels['app.kubernetes.io/component'], 'worker', 'the Service cannot select the worker')
@@ -109,7 +109,7 @@ t.test('the manifests agree with the image, the API and each other', async (t) =
   t.equal(service.spec.ports[0]!.targetPort, apiContainer!.ports?.[0]?.name, 'and targets the named port')
   const hpa = find<Doc & { spec: { scaleTargetRef: { kind: string; name: string } } }>('HorizontalPodAutoscaler', 'shop-api')
   t.same(hpa.spec.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name: 'shop-api' })
-  find('PersistentVolumeClaim', 'shop-api-uploads')
+  t.same(docs.filter((d) => d.kind === 'PersistentVolumeClaim'), [], 'no ReadWriteMany uploads claim')
 })
 
 t.test('the app accepts the manifests\' configuration once the Secret is filled, and refuses it empty', async (t) => {
@@ -145,4 +145,10 @@ t.test('the app accepts the manifests\' configuration once the Secret is filled,
   const config = loadConfig(filled)
   t.equal(config.env, 'production')
   t.equal(config.port, 3000)
+  // Files in the object store, its keys from the Secret (empty: the pod's role).
+  t.equal(config.storage, 's3')
+  t.match(config.s3, { bucket: configMap.data.S3_BUCKET, region: configMap.data.S3_REGION, accessKeyId: undefined, secretAccessKey: undefined })
+  t.ok('S3_ACCESS_KEY_ID' in secret.stringData && 'S3_SECRET_ACCESS_KEY' in secret.stringData, 'the S3 keys are read from the Secret')
+  t.notOk(Object.keys(configMap.data).some((k) => k.startsWith('S3_') && /KEY/.test(k)), 'and not from the ConfigMap')
+  t.match(loadConfig({ ...filled, S3_ACCESS_KEY_ID: 'AKIAEXAMPLE', S3_SECRET_ACCESS_KEY: 'secret' }).s3, { accessKeyId: 'AKIAEXAMPLE', secretAccessKey: 'secret' })
 })

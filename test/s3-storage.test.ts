@@ -12,6 +12,7 @@ import { sql } from 'drizzle-orm'
 import { buildTestApp, s3TestEnv } from './helpers.js'
 import { register, registerAdmin } from './users.js'
 import { png, upload } from './uploads-fixtures.js'
+import { createProduct } from './catalog.js'
 import { uploadedFiles } from '../db/schema/index.js'
 
 // STORAGE=s3 against the real S3-compatible server of test/services.sh (MinIO): uploads,
@@ -202,4 +203,42 @@ t.test("a private file (a customer's data export) is read through a signed link 
   await sleep(3500)
   const expired = await fetch(signed)
   t.equal(expired.status, 403, 'the signed link has expired')
+})
+
+t.test('an admin catalog export and an orders export are downloaded through a signed link of the bucket, after the admin check', async (t) => {
+  const s3 = await s3TestEnv(t)
+  const app = await buildTestApp(t, { ...s3.env, S3_SIGNED_URL_TTL_SECONDS: '2' })
+  const admin = await registerAdmin(app)
+  const ada = await register(app, { email: 'ada@example.com' })
+  await createProduct(app, admin.headers, { name: 'Kettle', variants: [{ sku: 'KETTLE', priceMinor: 1999, stock: 5 }] })
+  const started = [
+    (await app.inject({ method: 'POST', url: '/exports/products', headers: admin.headers })).json(),
+    (await app.inject({ method: 'POST', url: '/exports/orders', headers: admin.headers, query: { from: new Date(Date.now() - 86_400_000).toISOString(), to: new Date(Date.now() + 86_400_000).toISOString() } })).json(),
+  ] as { id: string; subject: string }[]
+  await app.services.catalogIo.runDue()
+  t.same(await keysUnder(s3, 'catalog-files'), started.map((j) => `${j.id}.csv`).sort(), 'kept in the private catalog-files area')
+
+  const signedLinks: string[] = []
+  for (const { id, subject } of started) {
+    const job = (await app.inject({ method: 'GET', url: `/exports/${id}`, headers: admin.headers })).json()
+    t.equal(job.downloadUrl, `/exports/${id}/file`)
+    t.equal((await app.inject({ method: 'GET', url: job.downloadUrl })).statusCode, 401, 'no link without a token')
+    t.equal((await app.inject({ method: 'GET', url: job.downloadUrl, headers: ada.headers })).statusCode, 403, 'no link for a customer')
+    const redirect = await app.inject({ method: 'GET', url: job.downloadUrl, headers: admin.headers })
+    t.equal(redirect.statusCode, 302, `${subject}: a redirect to the store`)
+    t.match(redirect.headers['cache-control'], /no-store/)
+    const signed = redirect.headers.location as string
+    t.match(signed, /X-Amz-Signature=/)
+    const csv = await fetch(signed)
+    t.equal(csv.status, 200, `${subject}: the signed link works`)
+    t.match(csv.headers.get('content-type'), /^text\/csv/)
+    t.match(csv.headers.get('content-disposition'), new RegExp(`^attachment; filename="${subject}-\\d{4}-\\d{2}-\\d{2}\\.csv"$`))
+    const body = await csv.text()
+    t.ok(body.replace(/^\ufeff/, '').length > 0, 'the CSV')
+    if (subject === 'products') t.match(body, 'KETTLE')
+    t.equal((await fetch(signed.split('?')[0]!)).status, 403, `${subject}: the object itself is not public`)
+    signedLinks.push(signed)
+  }
+  await sleep(3500)
+  for (const signed of signedLinks) t.equal((await fetch(signed)).status, 403, 'the signed link has expired')
 })

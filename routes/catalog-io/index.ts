@@ -103,12 +103,17 @@ const catalogIoRoutes: FastifyPluginAsyncTypebox = async (app) => {
     onRequest,
     schema: {
       ...imports, operationId: 'downloadExport', summary: "A completed export's CSV (admin)", params: JobParams,
-      response: { 200: { description: 'the CSV (UTF-8 with BOM)', content: { 'text/csv': { schema: Type.String({ format: 'binary' }) } } }, ...errors },
+      response: {
+        200: { description: 'the CSV (UTF-8 with BOM)', content: { 'text/csv': { schema: Type.String({ format: 'binary' }) } } },
+        302: { description: 'with object storage (STORAGE=s3): to a presigned link of the store, valid S3_SIGNED_URL_TTL_SECONDS' },
+        ...errors,
+      },
     },
   }, async (req, reply) => {
-    const { row, stream } = await service.exportFile(req.params.jobId)
+    const { filename, signedUrl, stream } = await service.exportFile(req.params.jobId)
+    if (signedUrl) return reply.header('cache-control', 'private, no-store').redirect(signedUrl, 302)
     return reply.type('text/csv; charset=utf-8')
-      .header('content-disposition', `attachment; filename="${row.subject}-${row.createdAt.toISOString().slice(0, 10)}.csv"`)
+      .header('content-disposition', `attachment; filename="${filename}"`)
       .header('cache-control', 'private, no-store')
       .send(stream() as never)
   })

@@ -52,7 +52,8 @@ export interface CatalogIoDeps {
   currency: string
   /** Hands job ids to the worker's queue. */
   enqueue(ids: string[]): Promise<void>
-  settings: { maxBytes: number; leaseSeconds: number; fileRetentionDays: number }
+  /** signedUrlTtlSeconds: life of the store's presigned link an export download redirects to (object storage only). */
+  settings: { maxBytes: number; leaseSeconds: number; fileRetentionDays: number; signedUrlTtlSeconds: number }
 }
 
 // The rows are checked against the API's own product and variant schemas (the subset a CSV carries).
@@ -757,12 +758,17 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
       throw new Conflict(`The job is ${existing.status} already`, 'job-ended')
     },
 
-    /** A completed export's file. */
+    /**
+     * A completed export's file. Object storage answers the download itself, through a presigned
+     * link (the caller has passed the admin check); on local disk the API streams it.
+     */
     async exportFile(id: string) {
       const row = await requireJob(id, 'export')
       if (row.status !== 'completed' || !row.storageKey) throw new NotFound('export file', id)
       const key = row.storageKey
-      return { row, stream: () => storage.read(key) }
+      const filename = `${row.subject}-${row.createdAt.toISOString().slice(0, 10)}.csv`
+      const signedUrl = await storage.signedUrl(key, { expiresInSeconds: settings.signedUrlTtlSeconds, filename, contentType: 'text/csv; charset=utf-8' })
+      return { row, filename, signedUrl, stream: () => storage.read(key) }
     },
 
     /** The queue's run for one job id: claims it under a lease (nobody else runs it meanwhile) and runs it. */
