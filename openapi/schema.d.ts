@@ -1045,7 +1045,7 @@ export interface paths {
         };
         /**
          * Shipping options for my cart at a destination, with their prices now
-         * @description Name the destination by `addressId` (signed in) or `country` (and `region`). The options listed are those checkout accepts as `shippingOptionId`; prices use the available lines after the cart coupon (signed in). The tax rate of the destination comes with them.
+         * @description Name the destination by `addressId` (signed in) or `country` (and `region`). The options listed are those checkout accepts as `shippingOptionId`, less those whose zone cannot fill the available lines from the stock locations serving it; prices use the available lines after the cart coupon (signed in). The tax rate of the destination comes with them.
          */
         get: operations["listCartShippingOptions"];
         put?: never;
@@ -1923,6 +1923,54 @@ export interface paths {
         head?: never;
         /** Change a shipping zone (admin) */
         patch: operations["updateShippingZone"];
+        trace?: never;
+    };
+    "/shipping/zones/{zoneId}/locations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The stock locations that serve a shipping zone (admin)
+         * @description Checkout reserves the units of an order shipped to this zone only at these locations, by the inventory allocation rule (docs/inventory.md). A zone that names none is served by every active location.
+         */
+        get: operations["getShippingZoneLocations"];
+        /**
+         * Name the stock locations that serve a shipping zone (admin)
+         * @description Checkout reserves the units of an order shipped to this zone only at these locations, by the inventory allocation rule (docs/inventory.md). A zone that names none is served by every active location. Replaces the set; an empty list gives the zone back to every active location. 404 names an unknown location.
+         */
+        put: operations["setShippingZoneLocations"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/shipping/zones/{zoneId}/locations/{locationId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Add a stock location to those serving a shipping zone (admin)
+         * @description Checkout reserves the units of an order shipped to this zone only at these locations, by the inventory allocation rule (docs/inventory.md). A zone that names none is served by every active location. Adding one already there changes nothing.
+         */
+        put: operations["addShippingZoneLocation"];
+        post?: never;
+        /**
+         * Remove a stock location from those serving a shipping zone (admin)
+         * @description Checkout reserves the units of an order shipped to this zone only at these locations, by the inventory allocation rule (docs/inventory.md). A zone that names none is served by every active location. Removing one not there changes nothing; removing the last gives the zone back to every active location.
+         */
+        delete: operations["removeShippingZoneLocation"];
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/shipping/zones/{zoneId}/options": {
@@ -3744,6 +3792,18 @@ export interface components {
                 units: number;
             }[];
         };
+        ShippingZoneLocationsSet: {
+            /** @description the stock locations that serve the zone; empty: every active location does */
+            locationIds: string[];
+        };
+        /** @description The stock locations an order to this zone is reserved from (in the inventory's allocation order: priority, then name). Inactive ones named here serve nothing until active again. */
+        ShippingZoneLocations: {
+            /** Format: uuid */
+            zoneId: string;
+            locationIds: string[];
+            /** @description true when the zone names no location: every active location serves it */
+            allLocations: boolean;
+        };
         ShippingBand: {
             /** @description grams (weight bands) or minor units of goods after discount (subtotal bands), inclusive */
             upTo: number;
@@ -3856,7 +3916,7 @@ export interface components {
             pricesIncludeTax: boolean;
             /** @description the rate of this destination */
             taxRateBps: number;
-            /** @description what checkout accepts as shippingOptionId for this destination */
+            /** @description what checkout accepts as shippingOptionId for this destination, less the options whose zone cannot fill the available lines from the stock locations serving it */
             options: {
                 /** Format: uuid */
                 id: string;
@@ -14366,6 +14426,370 @@ export interface operations {
             };
             /** @description A problem (RFC 9457) */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getShippingZoneLocations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                zoneId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stock locations an order to this zone is reserved from (in the inventory's allocation order: priority, then name). Inactive ones named here serve nothing until active again. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShippingZoneLocations"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setShippingZoneLocations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                zoneId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ShippingZoneLocationsSet"];
+            };
+        };
+        responses: {
+            /** @description The stock locations an order to this zone is reserved from (in the inventory's allocation order: priority, then name). Inactive ones named here serve nothing until active again. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShippingZoneLocations"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    addShippingZoneLocation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                zoneId: string;
+                locationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stock locations an order to this zone is reserved from (in the inventory's allocation order: priority, then name). Inactive ones named here serve nothing until active again. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShippingZoneLocations"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    removeShippingZoneLocation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                zoneId: string;
+                locationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stock locations an order to this zone is reserved from (in the inventory's allocation order: priority, then name). Inactive ones named here serve nothing until active again. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShippingZoneLocations"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };

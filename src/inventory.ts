@@ -1,6 +1,6 @@
-import { and, asc, eq, inArray, sql } from 'drizzle-orm'
-import { inventoryMovements, orderItems, productVariants, stockLevels, stockLocations, stockReservations } from '../db/schema/index.js'
-import type { Tx } from '../db/client.js'
+import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm'
+import { inventoryMovements, orderItems, productVariants, shippingZoneLocations, stockLevels, stockLocations, stockReservations } from '../db/schema/index.js'
+import type { Db, Tx } from '../db/client.js'
 import { Conflict, NotFound } from './errors.js'
 import { refreshManyProducts, refreshProductsAggregates } from './catalog.js'
 import { LOW_STOCK_MAIL, WEBHOOK, type OutboxEvent } from './side-effects.js'
@@ -16,9 +16,14 @@ import { LOW_STOCK_MAIL, WEBHOOK, type OutboxEvent } from './side-effects.js'
 // Lock order, so writers cannot deadlock each other: variants by id, and for one variant its
 // level rows before its product_variants row.
 //
-// Allocation rule (reserve): for each line, the first active location by (priority, name) that
-// can fill the whole line; when none can, the line is split across active locations in that
-// same order, taking what each has. Not enough in all of them together: the line cannot be bought.
+// Serving locations: an order reserves only at the active locations that serve its shipping zone
+// (shipping_zone_locations); a zone that names none is served by every active location.
+//
+// Allocation rule (reserve), among the serving locations: for each line, the first by (priority,
+// name) that can fill the whole line (fewest locations first: one parcel when one can); when none
+// can, the line is split across them in that same order, taking what each has. Not enough in all
+// of them together: the line cannot be bought for that destination (a 409), even when a location
+// that does not serve it has stock.
 //
 // Hot SKU: reserve is one conditional UPDATE per level (no read-then-lock), and checkout calls it
 // as its last write, so a level's row lock is held only from that statement to the commit.
@@ -162,6 +167,37 @@ export async function transfer(tx: Tx, input: { variantId: string; fromLocationI
   return tx.select().from(stockLevels).where(and(eq(stockLevels.variantId, variantId), inArray(stockLevels.locationId, [from, to])))
 }
 
+/**
+ * Whether the location `locationId` (an SQL expression) serves the zone: always when no zone is
+ * given or the zone names no locations, else when it is one of those named. Activeness is checked
+ * by the callers, as before.
+ */
+function serves(zoneId: string | null | undefined, locationId: SQL): SQL {
+  if (!zoneId) return sql`true`
+  return sql`(not exists (select 1 from ${shippingZoneLocations} z where z.zone_id = ${zoneId}::uuid)
+    or exists (select 1 from ${shippingZoneLocations} z where z.zone_id = ${zoneId}::uuid and z.location_id = ${locationId}))`
+}
+
+/** Whether the zone names the locations that serve it (otherwise every active location does). */
+async function namesLocations(q: Db | Tx, zoneId: string | null | undefined): Promise<boolean> {
+  if (!zoneId) return false
+  const [row] = await q.select({ zoneId: shippingZoneLocations.zoneId }).from(shippingZoneLocations).where(eq(shippingZoneLocations.zoneId, zoneId)).limit(1)
+  return Boolean(row)
+}
+
+/**
+ * What each variant has available at the active locations serving a zone (a read, no lock): what
+ * a quote for that zone may promise. Variants with none there are absent.
+ */
+export async function availableIn(q: Db | Tx, zoneId: string | null, variantIds: string[]): Promise<Map<string, number>> {
+  if (!variantIds.length) return new Map()
+  const rows = await q.select({ variantId: stockLevels.variantId, available: sql<number>`sum(${stockLevels.onHand} - ${stockLevels.reserved})::int` })
+    .from(stockLevels).innerJoin(stockLocations, eq(stockLocations.id, stockLevels.locationId))
+    .where(and(inArray(stockLevels.variantId, variantIds), eq(stockLocations.isActive, true), serves(zoneId, sql`${stockLocations.id}`)))
+    .groupBy(stockLevels.variantId)
+  return new Map(rows.map((r) => [r.variantId, r.available]))
+}
+
 /** Reserves up to `need` at one level in one statement; how many it took. */
 async function takeAt(tx: Tx, variantId: string, locationId: string, need: number): Promise<number> {
   const { rows } = await tx.execute<{ take: number }>(sql`
@@ -174,17 +210,20 @@ async function takeAt(tx: Tx, variantId: string, locationId: string, need: numbe
 }
 
 /**
- * Reserves each line for an order by the allocation rule above; the caller's transaction holds
+ * Reserves each line for an order by the allocation rule above, at the locations serving the
+ * order's shipping zone (`order.zoneId`; every active location when none); the caller's transaction holds
  * the reservations (state held) until a payment claims them or a cancellation or expiry releases
  * them. Throws when a line cannot be filled (problems name each), so the caller rolls back
  * whatever was reserved. Call it as the transaction's last write: it is where buyers of one
  * variant queue.
  */
-export async function reserve(tx: Tx, order: { id: string; number: string }, lines: { variantId: string; quantity: number }[], lowStockThreshold: number, fail: (problems: { variantId: string; message: string }[]) => Error): Promise<StockChange> {
+export async function reserve(tx: Tx, order: { id: string; number: string; zoneId?: string | null }, lines: { variantId: string; quantity: number }[], lowStockThreshold: number, fail: (problems: { variantId: string; message: string }[]) => Error): Promise<StockChange> {
   const change = emptyChange()
   const problems: { variantId: string; message: string }[] = []
   const byVariant = new Map<string, number>()
   for (const l of lines) byVariant.set(l.variantId, (byVariant.get(l.variantId) ?? 0) + l.quantity)
+  const served = serves(order.zoneId, sql`l.id`)
+  const servedHere = serves(order.zoneId, sql`${stockLocations.id}`)
   for (const variantId of [...byVariant.keys()].sort()) {
     const quantity = byVariant.get(variantId)!
     // The common case in one statement (one round trip under the row locks): one location fills
@@ -193,7 +232,7 @@ export async function reserve(tx: Tx, order: { id: string; number: string }, lin
       const { rows: [fast] } = await tx.execute<{ location_id: string; stock: number; product_id: string; sku: string }>(sql`
         with pick as (
           select sl.location_id from ${stockLevels} sl join ${stockLocations} l on l.id = sl.location_id
-          where sl.variant_id = ${variantId} and l.is_active and sl.on_hand - sl.reserved >= ${quantity}
+          where sl.variant_id = ${variantId} and l.is_active and ${served} and sl.on_hand - sl.reserved >= ${quantity}
           order by l.priority, l.name limit 1),
         lvl as (
           update ${stockLevels} s set reserved = s.reserved + ${quantity}, updated_at = now() from pick
@@ -221,21 +260,21 @@ export async function reserve(tx: Tx, order: { id: string; number: string }, lin
       const { rows } = await tx.execute<{ location_id: string }>(sql`
         update ${stockLevels} s set reserved = s.reserved + ${quantity}, updated_at = now()
         from (select sl.location_id from ${stockLevels} sl join ${stockLocations} l on l.id = sl.location_id
-              where sl.variant_id = ${variantId} and l.is_active and sl.on_hand - sl.reserved >= ${quantity}
+              where sl.variant_id = ${variantId} and l.is_active and ${served} and sl.on_hand - sl.reserved >= ${quantity}
               order by l.priority, l.name limit 1) pick
         where s.variant_id = ${variantId} and s.location_id = pick.location_id and s.on_hand - s.reserved >= ${quantity}
         returning s.location_id`)
       if (rows[0]) pieces.push({ locationId: rows[0].location_id, quantity })
       else if (attempt === 0) {
         const [any] = await tx.select({ n: sql<number>`count(*)::int` }).from(stockLevels).innerJoin(stockLocations, eq(stockLocations.id, stockLevels.locationId))
-          .where(and(eq(stockLevels.variantId, variantId), eq(stockLocations.isActive, true), sql`${stockLevels.onHand} - ${stockLevels.reserved} >= ${quantity}`))
+          .where(and(eq(stockLevels.variantId, variantId), eq(stockLocations.isActive, true), servedHere, sql`${stockLevels.onHand} - ${stockLevels.reserved} >= ${quantity}`))
         if (!any || any.n === 0) break
       }
     }
     if (!pieces.length) {
-      // Split: what each location has, in priority order.
+      // Split: what each serving location has, in priority order.
       const candidates = await tx.select({ locationId: stockLevels.locationId }).from(stockLevels).innerJoin(stockLocations, eq(stockLocations.id, stockLevels.locationId))
-        .where(and(eq(stockLevels.variantId, variantId), eq(stockLocations.isActive, true), sql`${stockLevels.onHand} > ${stockLevels.reserved}`))
+        .where(and(eq(stockLevels.variantId, variantId), eq(stockLocations.isActive, true), servedHere, sql`${stockLevels.onHand} > ${stockLevels.reserved}`))
         .orderBy(asc(stockLocations.priority), asc(stockLocations.name))
       let need = quantity
       for (const c of candidates) {
@@ -245,7 +284,8 @@ export async function reserve(tx: Tx, order: { id: string; number: string }, lin
       }
       if (need > 0) {
         const left = quantity - need
-        problems.push({ variantId, message: left === 0 ? 'out of stock' : `only ${left} left` })
+        const where = (await namesLocations(tx, order.zoneId)) ? ' for this destination' : ''
+        problems.push({ variantId, message: left === 0 ? `out of stock${where}` : `only ${left} left${where}` })
         continue
       }
     }

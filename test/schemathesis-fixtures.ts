@@ -177,6 +177,9 @@ async function setup() {
   const zone = await call<{ id: string }>('POST', '/shipping/zones', { name: 'Fuzz Nordics', countries: ['SE', 'NO'] })
   const option = await call<{ id: string }>('POST', `/shipping/zones/${zone.id}/options`, { name: 'Fuzz Post', priceMinor: 900 })
   const rate = await call<{ id: string }>('POST', '/tax-rates', { name: 'Fuzz SE', country: 'SE', rateBps: 2500 })
+  // A stock location serving only the fuzzer's own zone (the orders above ship to FR and DE).
+  const shelfLocation = await call<{ id: string }>('POST', '/inventory/locations', { name: 'Fuzz Shelf', priority: 500 })
+  await call('PUT', `/shipping/zones/${zone.id}/locations`, { locationIds: [shelfLocation.id] })
   // Webhook endpoints (port 9 refuses connections: attempts are recorded as failures) and a delivery.
   const hook = await call<{ id: string }>('POST', '/webhooks/endpoints', { url: 'http://127.0.0.1:9/fuzz', events: ['product.updated'] })
   await call('PATCH', `/products/${mover.id}`, { description: 'A product.updated event for the fuzzer' })
@@ -237,6 +240,10 @@ async function setup() {
     ['PATCH /shipping/zones/{zoneId}', { zoneId: zone.id }],
     ['DELETE /shipping/zones/{zoneId}', { zoneId: zone.id }], // renewed by its hook
     ['POST /shipping/zones/{zoneId}/options', { zoneId: zone.id }],
+    ['GET /shipping/zones/{zoneId}/locations', { zoneId: zone.id }],
+    ['PUT /shipping/zones/{zoneId}/locations', { zoneId: zone.id }],
+    ['PUT /shipping/zones/{zoneId}/locations/{locationId}', { zoneId: zone.id, locationId: shelfLocation.id }],
+    ['DELETE /shipping/zones/{zoneId}/locations/{locationId}', { zoneId: zone.id, locationId: shelfLocation.id }],
     ['PATCH /shipping/options/{optionId}', { optionId: option.id }],
     ['DELETE /shipping/options/{optionId}', { optionId: option.id }], // renewed by its hook
     ['PATCH /tax-rates/{taxRateId}', { taxRateId: rate.id }],

@@ -3,6 +3,7 @@ import { boolean, check, index, integer, pgEnum, pgTable, primaryKey, text, time
 import { users } from './users.js'
 import { productVariants } from './catalog.js'
 import { orders } from './orders.js'
+import { shippingZones } from './shipping.js'
 
 // Stock by location. Written only by src/inventory.ts; docs/inventory.md says why it is shaped so.
 
@@ -33,6 +34,20 @@ export const stockLevels = pgTable('stock_levels', {
   // Held by the database whatever the code does: nothing below zero, nothing reserved that is not on hand.
   check('stock_levels_on_hand_check', sql`${t.onHand} >= 0`),
   check('stock_levels_reserved_check', sql`${t.reserved} >= 0 and ${t.reserved} <= ${t.onHand}`),
+])
+
+/**
+ * The stock locations that serve a shipping zone: checkout reserves an order's units only at
+ * those. A zone with no rows here is served by every active location (the behaviour before
+ * zones named locations), so a shop that never names any keeps allocating as it did.
+ */
+export const shippingZoneLocations = pgTable('shipping_zone_locations', {
+  zoneId: uuid('zone_id').notNull().references(() => shippingZones.id, { onDelete: 'cascade' }),
+  locationId: uuid('location_id').notNull().references(() => stockLocations.id, { onDelete: 'cascade' }),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+}, (t) => [
+  primaryKey({ columns: [t.zoneId, t.locationId] }),
+  index('shipping_zone_locations_location_idx').on(t.locationId),
 ])
 
 export const reservationState = pgEnum('reservation_state', ['held', 'claimed', 'released', 'returned'])

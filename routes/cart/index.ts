@@ -108,7 +108,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
     onRequest: app.identify,
     schema: {
       tags: ['cart'], operationId: 'listCartShippingOptions', summary: 'Shipping options for my cart at a destination, with their prices now',
-      description: 'Name the destination by `addressId` (signed in) or `country` (and `region`). The options listed are those checkout accepts as `shippingOptionId`; prices use the available lines after the cart coupon (signed in). The tax rate of the destination comes with them.',
+      description: 'Name the destination by `addressId` (signed in) or `country` (and `region`). The options listed are those checkout accepts as `shippingOptionId`, less those whose zone cannot fill the available lines from the stock locations serving it; prices use the available lines after the cart coupon (signed in). The tax rate of the destination comes with them.',
       security: BEARER_OR_CART_TOKEN, headers: CartTokenHeader, querystring: ShippingQuoteQuery, response: { 200: Type.Ref(ShippingQuote), ...errors },
     },
   }, async (req) => {
@@ -122,7 +122,7 @@ const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const subtotal = priced.reduce((s, l) => s + l.unitPriceMinor * l.quantity, 0)
     const discount = couponCode && cartOwner.kind === 'user' ? (await coupons.validate(couponCode, cartOwner.userId, priced, currency)).discountMinor : 0
     const weightGrams = priced.reduce((s, l) => s + l.weightGrams * l.quantity, 0)
-    const quote = await shipping.quote(destination, { goodsMinor: subtotal - discount, weightGrams, currency })
+    const quote = await shipping.quote(destination, { goodsMinor: subtotal - discount, weightGrams, currency }, priced)
     const pricesIncludeTax = regionId ? (await pricing.resolveRegion({ regionId }).catch(() => null))?.pricesIncludeTax ?? app.config.checkout.pricesIncludeTax : app.config.checkout.pricesIncludeTax
     return { ...quote, currency, pricesIncludeTax }
   })

@@ -4,7 +4,7 @@ import { BEARER } from '../../plugins/openapi.js'
 import { ProblemRef } from '../../src/errors.js'
 import {
   OptionParams, ShippingOption, ShippingOptionCreate, ShippingOptionUpdate, ShippingZone, ShippingZoneCreate, ShippingZoneList, ShippingZoneUpdate,
-  TaxRate, TaxRateCreate, TaxRateList, TaxRateParams, TaxRateUpdate, ZoneParams,
+  ShippingZoneLocations, ShippingZoneLocationsSet, TaxRate, TaxRateCreate, TaxRateList, TaxRateParams, TaxRateUpdate, ZoneLocationParams, ZoneParams,
 } from './schemas.js'
 
 // Admin management of shipping zones, their options, and tax rates. What applies to a cart is
@@ -25,6 +25,18 @@ const shippingRoutes: FastifyPluginAsyncTypebox = async (app) => {
     (req) => service.updateZone(req.params.zoneId, req.body))
   app.delete('/shipping/zones/:zoneId', { onRequest, schema: { ...zones, operationId: 'deleteShippingZone', summary: 'Delete a shipping zone and its options (admin)', description: 'Placed orders keep their snapshot of the option they used.', params: ZoneParams, response: { 204: Type.Null(), ...errors } } },
     async (req, reply) => { await service.removeZone(req.params.zoneId); return reply.code(204).send(null) })
+
+  // Which stock locations serve a zone: checkout reserves an order's units only there. None named:
+  // every active location does (docs/inventory.md). Each write is idempotent.
+  const served = 'Checkout reserves the units of an order shipped to this zone only at these locations, by the inventory allocation rule (docs/inventory.md). A zone that names none is served by every active location.'
+  app.get('/shipping/zones/:zoneId/locations', { onRequest, schema: { ...zones, operationId: 'getShippingZoneLocations', summary: 'The stock locations that serve a shipping zone (admin)', description: served, params: ZoneParams, response: { 200: Type.Ref(ShippingZoneLocations), ...errors } } },
+    (req) => service.zoneLocations(req.params.zoneId))
+  app.put('/shipping/zones/:zoneId/locations', { onRequest, schema: { ...zones, operationId: 'setShippingZoneLocations', summary: 'Name the stock locations that serve a shipping zone (admin)', description: `${served} Replaces the set; an empty list gives the zone back to every active location. 404 names an unknown location.`, params: ZoneParams, body: Type.Ref(ShippingZoneLocationsSet), response: { 200: Type.Ref(ShippingZoneLocations), ...errors } } },
+    (req) => service.setZoneLocations(req.params.zoneId, req.body.locationIds))
+  app.put('/shipping/zones/:zoneId/locations/:locationId', { onRequest, schema: { ...zones, operationId: 'addShippingZoneLocation', summary: 'Add a stock location to those serving a shipping zone (admin)', description: `${served} Adding one already there changes nothing.`, params: ZoneLocationParams, response: { 200: Type.Ref(ShippingZoneLocations), ...errors } } },
+    (req) => service.addZoneLocation(req.params.zoneId, req.params.locationId))
+  app.delete('/shipping/zones/:zoneId/locations/:locationId', { onRequest, schema: { ...zones, operationId: 'removeShippingZoneLocation', summary: 'Remove a stock location from those serving a shipping zone (admin)', description: `${served} Removing one not there changes nothing; removing the last gives the zone back to every active location.`, params: ZoneLocationParams, response: { 200: Type.Ref(ShippingZoneLocations), ...errors } } },
+    (req) => service.removeZoneLocation(req.params.zoneId, req.params.locationId))
 
   app.post('/shipping/zones/:zoneId/options', { onRequest, schema: { ...zones, operationId: 'createShippingOption', summary: 'Add a shipping option to a zone (admin)', params: ZoneParams, body: Type.Ref(ShippingOptionCreate), response: { 201: Type.Ref(ShippingOption), ...errors } } },
     async (req, reply) => reply.code(201).send(await service.createOption(req.params.zoneId, req.body)))

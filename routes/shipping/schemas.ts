@@ -92,7 +92,18 @@ export const ShippingQuote = Type.Object({
   options: Type.Array(Type.Object({
     id: Type.String({ format: 'uuid' }), name: Type.String(), zoneId: Type.String({ format: 'uuid' }), zoneName: Type.String(),
     priceMinor: Type.Integer({ description: 'what this cart pays for it now (0 when free)' }),
-  }, { additionalProperties: false }), { description: 'what checkout accepts as shippingOptionId for this destination' }),
+  }, { additionalProperties: false }), { description: 'what checkout accepts as shippingOptionId for this destination, less the options whose zone cannot fill the available lines from the stock locations serving it' }),
 }, { $id: 'ShippingQuote', additionalProperties: false })
 
-export const schemas = [ShippingBandSchema, ShippingOption, ShippingZone, ShippingZoneList, ShippingZoneCreate, ShippingZoneUpdate, ShippingOptionCreate, ShippingOptionUpdate, TaxRate, TaxRateList, TaxRateCreate, TaxRateUpdate, ShippingQuote]
+const LocationIds = Type.Array(Type.String({ format: 'uuid' }), { maxItems: 100, uniqueItems: true })
+export const ShippingZoneLocationsSet = Type.Object({
+  locationIds: Type.Array(Type.String({ format: 'uuid' }), { maxItems: 100, uniqueItems: true, description: 'the stock locations that serve the zone; empty: every active location does' }),
+}, { $id: 'ShippingZoneLocationsSet', additionalProperties: false })
+export const ShippingZoneLocations = Type.Object({
+  zoneId: Type.String({ format: 'uuid' }),
+  locationIds: LocationIds,
+  allLocations: Type.Boolean({ description: 'true when the zone names no location: every active location serves it' }),
+}, { $id: 'ShippingZoneLocations', additionalProperties: false, description: "The stock locations an order to this zone is reserved from (in the inventory's allocation order: priority, then name). Inactive ones named here serve nothing until active again." })
+export const ZoneLocationParams = Type.Object({ zoneId: Type.String({ format: 'uuid' }), locationId: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
+
+export const schemas = [ShippingZoneLocationsSet, ShippingZoneLocations, ShippingBandSchema, ShippingOption, ShippingZone, ShippingZoneList, ShippingZoneCreate, ShippingZoneUpdate, ShippingOptionCreate, ShippingOptionUpdate, TaxRate, TaxRateList, TaxRateCreate, TaxRateUpdate, ShippingQuote]

@@ -1,9 +1,10 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
-import { addresses, shippingOptions, shippingZones, taxRates, type ShippingSnapshot, type TaxSnapshot } from '../../db/schema/index.js'
+import { addresses, shippingOptions, shippingZoneLocations, shippingZones, stockLocations, taxRates, type ShippingSnapshot, type TaxSnapshot } from '../../db/schema/index.js'
 import { isCheckViolation, isUniqueViolation, type Db, type Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import { shippingRuleFor, type ShippingRule } from '../../src/pricing.js'
 import { requireCurrency } from '../../src/prices.js'
+import { availableIn } from '../../src/inventory.js'
 
 // Shipping zones and options, and tax rates by destination: admin CRUD, what applies to a
 // destination, and the defaults seeded from SHIPPING_FLAT_MINOR / SHIPPING_FREE_OVER_MINOR /
@@ -118,6 +119,23 @@ export function createShippingService({ db, defaults, currency: storeCurrency }:
     return seeded
   }
 
+  /** The stock locations that serve a zone (none named: every active location). */
+  async function zoneLocations(zoneId: string, q: Reader = db) {
+    const [zone] = await q.select({ id: shippingZones.id }).from(shippingZones).where(eq(shippingZones.id, zoneId))
+    if (!zone) throw new NotFound('shipping zone', zoneId)
+    const rows = await q.select({ id: stockLocations.id }).from(shippingZoneLocations).innerJoin(stockLocations, eq(stockLocations.id, shippingZoneLocations.locationId))
+      .where(eq(shippingZoneLocations.zoneId, zoneId)).orderBy(asc(stockLocations.priority), asc(stockLocations.name))
+    return { zoneId, locationIds: rows.map((r) => r.id), allLocations: rows.length === 0 }
+  }
+
+  /** 404 naming the first of these that is not a stock location. */
+  async function requireLocations(q: Reader, ids: string[]) {
+    if (!ids.length) return
+    const found = new Set((await q.select({ id: stockLocations.id }).from(stockLocations).where(inArray(stockLocations.id, ids))).map((r) => r.id))
+    const missing = ids.find((id) => !found.has(id))
+    if (missing) throw new NotFound('stock location', missing)
+  }
+
   async function getZone(id: string) {
     const [zone] = await db.select().from(shippingZones).where(eq(shippingZones.id, id))
     if (!zone) throw new NotFound('shipping zone', id)
@@ -137,10 +155,24 @@ export function createShippingService({ db, defaults, currency: storeCurrency }:
       return row
     },
 
-    /** What each applicable option charges this cart at this destination, and the destination's tax rate. */
-    async quote(dest: Destination, cart: ShippedCart) {
+    /**
+     * What each applicable option charges this cart at this destination, and the destination's
+     * tax rate. With the cart's lines, an option is left out when the locations serving its zone
+     * cannot fill them (a read: checkout's reservation decides).
+     */
+    async quote(dest: Destination, cart: ShippedCart, lines?: { variantId: string; quantity: number }[]) {
       await ready()
-      const found = await applicable(db, dest, cart)
+      let found = await applicable(db, dest, cart)
+      if (lines?.length && found.length) {
+        const wanted = new Map<string, number>()
+        for (const l of lines) wanted.set(l.variantId, (wanted.get(l.variantId) ?? 0) + l.quantity)
+        const fills = new Map<string, boolean>()
+        for (const zoneId of new Set(found.map((f) => f.zone.id))) {
+          const available = await availableIn(db, zoneId, [...wanted.keys()])
+          fills.set(zoneId, [...wanted].every(([variantId, quantity]) => (available.get(variantId) ?? 0) >= quantity))
+        }
+        found = found.filter((f) => fills.get(f.zone.id))
+      }
       const rate = await taxRateFor(db, dest)
       return {
         country: dest.country, region: dest.region ?? null, goodsMinor: cart.goodsMinor, weightGrams: cart.weightGrams, taxRateBps: rate.rateBps,
@@ -165,6 +197,40 @@ export function createShippingService({ db, defaults, currency: storeCurrency }:
       return { rule: pick!.rule, snapshot: { optionId: pick!.option.id, name: pick!.option.name, zoneId: pick!.zone.id, zoneName: pick!.zone.name } }
     },
 
+
+    zoneLocations,
+    /** Names the locations that serve a zone, replacing those named before; [] gives it back to every active location. */
+    async setZoneLocations(zoneId: string, locationIds: string[]) {
+      return db.transaction(async (tx) => {
+        // The zone row locked: two admins setting the same zone apply one after the other.
+        const [zone] = await tx.select({ id: shippingZones.id }).from(shippingZones).where(eq(shippingZones.id, zoneId)).for('update')
+        if (!zone) throw new NotFound('shipping zone', zoneId)
+        await requireLocations(tx, locationIds)
+        await tx.delete(shippingZoneLocations).where(eq(shippingZoneLocations.zoneId, zoneId))
+        if (locationIds.length) await tx.insert(shippingZoneLocations).values(locationIds.map((locationId) => ({ zoneId, locationId })))
+        return zoneLocations(zoneId, tx)
+      })
+    },
+    /** Adds one location to those serving a zone (nothing when it is there already). */
+    async addZoneLocation(zoneId: string, locationId: string) {
+      return db.transaction(async (tx) => {
+        const [zone] = await tx.select({ id: shippingZones.id }).from(shippingZones).where(eq(shippingZones.id, zoneId)).for('update')
+        if (!zone) throw new NotFound('shipping zone', zoneId)
+        await requireLocations(tx, [locationId])
+        await tx.insert(shippingZoneLocations).values({ zoneId, locationId }).onConflictDoNothing()
+        return zoneLocations(zoneId, tx)
+      })
+    },
+    /** Removes one location from those serving a zone (nothing when it was not there). Removing the last gives the zone back to every active location. */
+    async removeZoneLocation(zoneId: string, locationId: string) {
+      return db.transaction(async (tx) => {
+        const [zone] = await tx.select({ id: shippingZones.id }).from(shippingZones).where(eq(shippingZones.id, zoneId)).for('update')
+        if (!zone) throw new NotFound('shipping zone', zoneId)
+        await requireLocations(tx, [locationId])
+        await tx.delete(shippingZoneLocations).where(and(eq(shippingZoneLocations.zoneId, zoneId), eq(shippingZoneLocations.locationId, locationId)))
+        return zoneLocations(zoneId, tx)
+      })
+    },
 
     async listZones() {
       await ready()

@@ -26,7 +26,8 @@ import { CheckoutConflict, toOrder } from '../service.js'
 //      the destination (both kept on the order as they are now), write the order with item
 //      snapshots, stamped with (cart id, generation) under a unique index: a second order from
 //      the same generation (a retry, a second instance, a checkout that outlived any lock) is a
-//      409. Last, reserve the stock (src/inventory.ts: a conditional update per level, so a
+//      409. Last, reserve the stock at the locations serving the chosen option's zone
+//      (src/inventory.ts: a conditional update per level, so a
 //      level's row lock is held only from there to the commit; a line that cannot be filled is a
 //      409 naming it). The cart clear, cache invalidation, activity and mails (the customer's, and the
 //      admins' when stock fell low) go into the outbox, and the
@@ -199,9 +200,9 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
         faults.at('checkout.before-idempotency-complete')
         await attempt.complete(tx, placed)
 
-        // Last write: the stock. Buyers of one variant queue on its level row from here to the
+        // Last write: the stock, at the locations that serve the chosen option's zone. Buyers of one variant queue on its level row from here to the
         // commit, so nothing else comes after it but the rare events it causes (sold out, low stock).
-        const stock = await step('checkout.reserve-stock', () => reserve(tx, order!, priced, checkout.lowStockThreshold, (problems) => new CheckoutConflict(problems)))
+        const stock = await step('checkout.reserve-stock', () => reserve(tx, { id: order!.id, number: order!.number, zoneId: chosen.snapshot.zoneId }, priced, checkout.lowStockThreshold, (problems) => new CheckoutConflict(problems)))
         const caused = [...(stock.listsChanged ? STOCK_CHANGED([], true) : []), ...lowStockEvents(stock, checkout.lowStockThreshold)]
         if (caused.length) await emit(caused)
         // One client address holds a bounded number of unpaid guest orders, this one included,
