@@ -4,8 +4,13 @@ import multipart from '@fastify/multipart'
 import { BEARER } from '../../plugins/openapi.js'
 import { viewerRole } from '../../plugins/auth.js'
 import { BadRequest, ProblemRef } from '../../src/errors.js'
+import { IMAGE_MIME } from '../../src/image-sizes.js'
 import { cacheControlOf } from './service.js'
-import { ALLOWED_MIME, Upload, UploadBody, UploadParams, UploadQuery } from './schemas.js'
+import { ALLOWED_MIME, SizeParams, Upload, UploadBody, UploadParams, UploadQuery } from './schemas.js'
+
+/** If-None-Match names this ETag (weak or strong) or any (*). */
+const matchesEtag = (ifNoneMatch: string | undefined, etag: string) =>
+  Boolean(ifNoneMatch?.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag || tag.trim() === '*'))
 
 const uploadsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { maxBytes, quota, orphanGraceHours } = app.config.uploads
@@ -60,16 +65,33 @@ const uploadsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // images are public catalog pictures that never change under their id: cached a year.
     const etag = `"${row.sha256}"`
     reply.header('etag', etag).header('cache-control', cacheControlOf(row.purpose)).header('x-content-type-options', 'nosniff')
-    const ifNoneMatch = req.headers['if-none-match']
-    if (ifNoneMatch && ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag || tag.trim() === '*')) {
-      return reply.code(304).send()
-    }
+    if (matchesEtag(req.headers['if-none-match'], etag)) return reply.code(304).send()
     return reply
       .type(row.mime)
       .header('content-disposition', `inline; filename="${row.originalName}"`)
       .header('content-security-policy', "default-src 'none'; sandbox")
       .header('content-length', row.sizeBytes)
       .send(stream() as never)
+  })
+
+  app.get('/:uploadId/sizes/:size', {
+    schema: {
+      tags: ['uploads'], operationId: 'getImageSize', summary: 'One size of a product image (WebP or AVIF), as the product\'s images name it',
+      description: 'Made by the worker after the upload; 404 until the image\'s sizesStatus is ready (product pages and listings name a size only then).',
+      params: SizeParams,
+      response: {
+        200: { description: 'the size\'s bytes. It never changes under its URL: cached a year (Cache-Control: public, max-age=31536000, immutable), with an ETag (its SHA-256)', content: { 'image/webp': { schema: Type.String({ format: 'binary' }) }, 'image/avif': { schema: Type.String({ format: 'binary' }) } } },
+        304: { description: 'not modified: the If-None-Match ETag is current' },
+        400: ProblemRef, 404: ProblemRef,
+      },
+    },
+  }, async (req, reply) => {
+    const [, width, format] = /^w(\d+)\.(webp|avif)$/.exec(req.params.size)!
+    const { size, stream } = await service.findSize(req.params.uploadId, Number(width), format!)
+    const etag = `"${size.sha256}"`
+    reply.header('etag', etag).header('cache-control', cacheControlOf('product_image')).header('x-content-type-options', 'nosniff')
+    if (matchesEtag(req.headers['if-none-match'], etag)) return reply.code(304).send()
+    return reply.type(IMAGE_MIME[size.format]).header('content-security-policy', "default-src 'none'; sandbox").header('content-length', size.bytes).send(stream() as never)
   })
 
   app.delete('/:uploadId', {
