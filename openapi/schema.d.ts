@@ -13557,7 +13557,10 @@ export interface operations {
             header?: never;
             path: {
                 uploadId: string;
-                /** @description w<width>.<format>, as a product image's sizes name it */
+                /**
+                 * @description w<width>.<format>, as a product image's sizes name it
+                 * @example w480.webp
+                 */
                 size: string;
             };
             cookie?: never;

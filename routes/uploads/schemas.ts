@@ -24,7 +24,7 @@ export const UploadParams = Type.Object({ uploadId: Type.String({ format: 'uuid'
 
 export const SizeParams = Type.Object({
   uploadId: Type.String({ format: 'uuid' }),
-  size: Type.String({ pattern: '^w[0-9]{1,5}\\.(webp|avif)$', description: 'w<width>.<format>, as a product image\'s sizes name it' }),
+  size: Type.String({ pattern: '^w[0-9]{1,5}\\.(webp|avif)$', examples: ['w480.webp'], description: 'w<width>.<format>, as a product image\'s sizes name it' }),
 }, { additionalProperties: false })
 
 export const ImageSizeOut = Type.Object({
