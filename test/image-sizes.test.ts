@@ -1,10 +1,13 @@
 import t, { type Test } from 'tap'
 import { readdir } from 'node:fs/promises'
+import { loadavg } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { HeadObjectCommand } from '@aws-sdk/client-s3'
 import { eq } from 'drizzle-orm'
 import sharp from 'sharp'
-import { buildTestApp, s3TestEnv } from './helpers.js'
+import { buildTestApp, createTestStores, s3TestEnv } from './helpers.js'
+import { buildApp, buildWorker } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
 import { registerAdmin } from './users.js'
 import { upload } from './uploads-fixtures.js'
 import { uploadedFiles } from '../db/schema/index.js'
@@ -137,6 +140,28 @@ t.test('S3 with S3_PUBLIC_URL: the store serves the sizes itself, immutable with
   }
 })
 
+t.test('an API with JOBS=off never makes sizes in the request; the worker (buildWorker, as npm run worker) makes what it queued', async (t) => {
+  const { env } = await createTestStores(t, { UPLOAD_DIR: t.testdir(), LOG_LEVEL: 'silent' })
+  const api = await buildApp(loadConfig(env), { logger: false })
+  t.teardown(() => api.close())
+  const admin = await registerAdmin(api)
+  const at = performance.now()
+  const res = await upload(api, admin.headers, 'product_image', 'big.jpg', 'image/jpeg', await jpeg(2400, 1800))
+  const uploadMs = performance.now() - at
+  t.equal(res.statusCode, 201)
+  const id = res.json().id as string
+  await sleep(1000)
+  t.equal((await rowOf(api, id)).sizesStatus, 'pending', 'nothing made the sizes: the API does not run the queue')
+  const worker = await buildWorker(loadConfig(env), { logger: false })
+  t.teardown(() => worker.close())
+  await worker.ready()
+  const at2 = performance.now()
+  const row = await settled(api, id)
+  t.equal(row.sizesStatus, 'ready', 'the worker took the queued job')
+  t.equal(row.sizes.length, 6)
+  t.comment(`2400x1800 JPEG: upload answered in ${uploadMs.toFixed(0)} ms; the worker made its six sizes ${(performance.now() - at2).toFixed(0)} ms after it started`)
+})
+
 t.test('an image that does not decode, or has too many pixels, is marked failed; the worker goes on', async (t) => {
   const app = await buildTestApp(t, { UPLOAD_DIR: t.testdir(), JOBS: 'on', IMAGE_MAX_PIXELS: '1000000' })
   const admin = await registerAdmin(app)
@@ -198,7 +223,7 @@ t.test('a burst of uploads is made with at most IMAGE_RESIZE_CONCURRENCY at once
   t.equal(most, CONCURRENCY, 'and the bound is used')
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
   t.comment(`burst of ${N} uploads (1600x1200 JPEG): all answered in ${uploadedIn.toFixed(0)} ms (median ${median(uploadMs).toFixed(0)} ms, max ${Math.max(...uploadMs).toFixed(0)} ms); `
-    + `all sizes made ${allIn.toFixed(0)} ms after the first upload; one image's sizes median ${median(runMs).toFixed(0)} ms; at most ${most} at once`)
+    + `all sizes made ${allIn.toFixed(0)} ms after the first upload; one image's sizes median ${median(runMs).toFixed(0)} ms; at most ${most} at once; load average ${loadavg()[0]!.toFixed(1)}`)
   uploads.makeSizes = make
 })
 
