@@ -7,6 +7,9 @@ import type { ImageSize } from '../db/schema/index.js'
 // size is an object of its own, named from the upload's id, its width and its format, so its
 // bytes never change under its name and it is cached like the original (a year, immutable).
 
+// Each original is read once: libvips' operation cache would only hold memory in a long-lived worker.
+sharp.cache(false)
+
 export const IMAGE_WIDTHS = [160, 480, 960] as const
 export const IMAGE_FORMATS = ['webp', 'avif'] as const
 export type ImageFormat = (typeof IMAGE_FORMATS)[number]
