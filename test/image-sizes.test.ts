@@ -34,7 +34,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 
 }
 
 const rowOf = async (app: App, id: string) => (await app.db.select().from(uploadedFiles).where(eq(uploadedFiles.id, id)))[0]!
-const settled = (app: App, id: string, ms?: number) => until(`sizes of ${id}`, async () => { const r = await rowOf(app, id); return r.sizesStatus === 'pending' ? undefined : r }, ms)
+const settled = (app: App, id: string, ms?: number) => until(`sizes of ${id}`, async () => { const r = await rowOf(app, id); return r.sizesStatus === 'ready' || r.sizesStatus === 'failed' ? r : undefined }, ms)
 
 interface SizeOut { width: number; height: number; format: string; mime: string; bytes: number; url: string }
 
@@ -105,6 +105,9 @@ for (const backend of backends) {
       const files = await readdir(app.config.uploads.dir)
       t.equal(files.length, 7, 'the original and six sizes, nothing doubled')
     }
+    // The orphan job, a day and more later: the product's image and its sizes are kept.
+    t.match(await app.services.uploads.removeOrphans(24, new Date(Date.now() + 48 * 3_600_000)), { removed: 0, strayFiles: 0 }, 'sizes of a kept upload are not stray files')
+    t.equal((await app.inject({ method: 'GET', url: sizes[5]!.url })).statusCode, 200)
 
     // A missing size, or one of an image not ready, is a 404 problem, never a 500.
     t.equal((await app.inject({ method: 'GET', url: `/uploads/${image.id}/sizes/w333.webp` })).statusCode, 404)
@@ -186,6 +189,21 @@ t.test('an image that does not decode, or has too many pixels, is marked failed;
   // Failed is final: another run changes nothing.
   t.same(await app.services.uploads.makeSizes(broken.json().id), {})
   t.equal((await rowOf(app, broken.json().id)).sizesStatus, 'failed')
+})
+
+t.test('product images stored before sizes existed (no status) are queued by the sweep and made', async (t) => {
+  const app = await buildTestApp(t, { UPLOAD_DIR: t.testdir(), JOBS: 'on' })
+  const admin = await registerAdmin(app)
+  const id = (await upload(app, admin.headers, 'product_image', 'old.jpg', 'image/jpeg', await jpeg(500, 500))).json().id as string
+  await settled(app, id)
+  // As a row from before migration 0018 looks.
+  await app.db.update(uploadedFiles).set({ sizesStatus: null, sizes: [] }).where(eq(uploadedFiles.id, id))
+  t.equal((await app.services.uploads.productImages([id])).get(id)!.sizesStatus, 'pending', 'shown as pending, with no sizes')
+  const avatar = (await upload(app, admin.headers, 'avatar', 'me.png', 'image/png', await jpeg(300, 300))).json().id as string
+  t.same(await app.services.uploads.pendingSizes(), [id], 'the sweep takes product images only')
+  t.same(await app.services.uploads.sweepSizes(), { queued: 1 })
+  t.equal((await settled(app, id)).sizesStatus, 'ready')
+  t.equal((await rowOf(app, avatar)).sizesStatus, null, 'avatars get no sizes')
 })
 
 t.test('a burst of uploads is made with at most IMAGE_RESIZE_CONCURRENCY at once, and never slows the uploads down to the resize', async (t) => {
