@@ -1739,7 +1739,7 @@ export interface paths {
         put?: never;
         /**
          * Upload an image (multipart/form-data, field "file")
-         * @description At most 5242880 bytes (413 beyond). The type is read from the bytes: PNG, JPEG, WebP or GIF; never SVG or HTML. Each account keeps at most 100 files and 52428800 bytes (admins 10000 and 2147483648); beyond, 413 with type urn:problem-type:upload-quota-files or upload-quota-bytes. An upload that no product or avatar uses 24 hours after it was made is deleted.
+         * @description At most 5242880 bytes (413 beyond). The type is read from the bytes: PNG, JPEG, WebP or GIF; never SVG or HTML. Each account keeps at most 100 files and 52428800 bytes (admins 10000 and 2147483648); beyond, 413 with type urn:problem-type:upload-quota-files or upload-quota-bytes. An upload that no product or avatar uses 24 hours after it was made is deleted. A product image gets sizes (WebP and AVIF, widths 160, 480, 960) made by the worker afterwards; products name them in images[].sizes once they exist.
          */
         post: operations["uploadFile"];
         delete?: never;

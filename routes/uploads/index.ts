@@ -26,7 +26,8 @@ const uploadsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['uploads'], operationId: 'uploadFile', summary: 'Upload an image (multipart/form-data, field "file")',
       description: `At most ${maxBytes} bytes (413 beyond). The type is read from the bytes: PNG, JPEG, WebP or GIF; never SVG or HTML. `
         + `Each account keeps at most ${quota.customer.files} files and ${quota.customer.bytes} bytes (admins ${quota.admin.files} and ${quota.admin.bytes}); `
-        + `beyond, 413 with type urn:problem-type:upload-quota-files or upload-quota-bytes. An upload that no product or avatar uses ${orphanGraceHours} hours after it was made is deleted.`,
+        + `beyond, 413 with type urn:problem-type:upload-quota-files or upload-quota-bytes. An upload that no product or avatar uses ${orphanGraceHours} hours after it was made is deleted. `
+        + 'A product image gets sizes (WebP and AVIF, widths 160, 480, 960) made by the worker afterwards; products name them in images[].sizes once they exist.',
       security: BEARER, consumes: ['multipart/form-data'], querystring: UploadQuery, body: Type.Ref(UploadBody),
       response: { 201: Type.Ref(Upload), 400: ProblemRef, 401: ProblemRef, 403: ProblemRef, 406: ProblemRef, 413: ProblemRef, 415: ProblemRef },
     },
