@@ -115,6 +115,7 @@ const SIZE_RETRY_MS = 10_000
 export function createUploadService({ db, storage, quota, sizes: sizeDeps }: { db: Db; storage: FileStorage; quota: UploadQuotas; sizes?: ImageSizeDeps }) {
   /** Removes the made sizes of a row's image (idempotent: missing objects are not an error). */
   const removeSizes = async (r: Pick<Row, 'sizes'>) => { for (const s of r.sizes) await storage.remove(s.key) }
+  const imageStatements = new Map<Db, { execute(params: { ids: string[] }): Promise<Pick<Row, 'id' | 'purpose' | 'storageKey' | 'sizesStatus' | 'sizes'>[]> }>()
   return {
     /**
      * Checks the type from the first bytes, then streams the file to storage (hashing and counting
@@ -311,8 +312,14 @@ export function createUploadService({ db, storage, quota, sizes: sizeDeps }: { d
     /** The product images of these ids as products show them; unknown ids are absent. */
     async productImages(ids: string[], on: Db = db) {
       if (!ids.length) return new Map<string, ProductImage>()
-      const rows = await on.select({ id: uploadedFiles.id, purpose: uploadedFiles.purpose, storageKey: uploadedFiles.storageKey, sizesStatus: uploadedFiles.sizesStatus, sizes: uploadedFiles.sizes })
-        .from(uploadedFiles).where(sql`${uploadedFiles.id} = any(${sql.param(ids)}::uuid[])`)
+      // On every catalog read that misses the cache: prepared once per pool.
+      let statement = imageStatements.get(on)
+      if (!statement) {
+        statement = on.select({ id: uploadedFiles.id, purpose: uploadedFiles.purpose, storageKey: uploadedFiles.storageKey, sizesStatus: uploadedFiles.sizesStatus, sizes: uploadedFiles.sizes })
+          .from(uploadedFiles).where(sql`${uploadedFiles.id} = any(${sql.placeholder('ids')}::uuid[])`).prepare('product_images')
+        imageStatements.set(on, statement)
+      }
+      const rows = await statement.execute({ ids })
       return new Map(rows.map((r) => [r.id, toProductImage(r, storage)]))
     },
 
