@@ -1739,7 +1739,7 @@ export interface paths {
         put?: never;
         /**
          * Upload an image (multipart/form-data, field "file")
-         * @description At most 5242880 bytes (413 beyond). The type is read from the bytes: PNG, JPEG, WebP or GIF; never SVG or HTML. Each account keeps at most 100 files and 52428800 bytes (admins 10000 and 2147483648); beyond, 413 with type urn:problem-type:upload-quota-files or upload-quota-bytes. An upload that no product or avatar uses 24 hours after it was made is deleted.
+         * @description At most 5242880 bytes (413 beyond). The type is read from the bytes: PNG, JPEG, WebP or GIF; never SVG or HTML. Each account keeps at most 100 files and 52428800 bytes (admins 10000 and 2147483648); beyond, 413 with type urn:problem-type:upload-quota-files or upload-quota-bytes. An upload that no product or avatar uses 24 hours after it was made is deleted. A product image gets sizes (WebP and AVIF, widths 160, 480, 960) made by the worker afterwards; products name them in images[].sizes once they exist.
          */
         post: operations["uploadFile"];
         delete?: never;
@@ -1761,6 +1761,26 @@ export interface paths {
         post?: never;
         /** Delete my file (admins: any) */
         delete: operations["deleteFile"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/uploads/{uploadId}/sizes/{size}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One size of a product image (WebP or AVIF), as the product's images name it
+         * @description Made by the worker after the upload; 404 until the image's sizesStatus is ready (product pages and listings name a size only then).
+         */
+        get: operations["getImageSize"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -3030,6 +3050,8 @@ export interface components {
             inStock: boolean;
             rating: components["schemas"]["RatingSummary"];
             imageIds: string[];
+            /** @description the images of imageIds, in that order, each with the URLs of its sizes (so a storefront needs no request per image) */
+            images: components["schemas"]["ProductImage"][];
             /** Format: date-time */
             createdAt: string;
         };
@@ -3044,6 +3066,8 @@ export interface components {
             inStock: boolean;
             rating: components["schemas"]["RatingSummary"];
             imageIds: string[];
+            /** @description the images of imageIds, in that order, each with the URLs of its sizes (so a storefront needs no request per image) */
+            images: components["schemas"]["ProductImage"][];
             /** Format: date-time */
             createdAt: string;
             description: string;
@@ -3680,6 +3704,33 @@ export interface components {
              * @description PNG, JPEG, WebP or GIF; the type is read from the bytes
              */
             file?: string;
+        };
+        ImageSize: {
+            width: number;
+            height: number;
+            /** @enum {string} */
+            format: "webp" | "avif";
+            /** @enum {string} */
+            mime: "image/webp" | "image/avif";
+            bytes: number;
+            /** @description where this size is served: cached a year (immutable), with an ETag */
+            url: string;
+        };
+        ProductImage: {
+            /**
+             * Format: uuid
+             * @description the upload id (as in imageIds)
+             */
+            id: string;
+            /** @description the original, as uploaded */
+            url: string;
+            /**
+             * @description pending: the worker has not made the sizes yet (sizes is empty); ready: sizes lists them; failed: the image does not decode and has none
+             * @enum {string}
+             */
+            sizesStatus: "pending" | "ready" | "failed";
+            /** @description widths 160, 480 and 960 (those not wider than the original; the original's own width when it is narrower), each in WebP and AVIF; empty until ready */
+            sizes: components["schemas"]["ImageSize"][];
         };
         SalesSummary: {
             currency: string;
@@ -13524,6 +13575,79 @@ export interface operations {
             };
             /** @description A problem (RFC 9457) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getImageSize: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                uploadId: string;
+                /**
+                 * @description w<width>.<format>, as a product image's sizes name it
+                 * @example w480.webp
+                 */
+                size: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the size's bytes. It never changes under its URL: cached a year (Cache-Control: public, max-age=31536000, immutable), with an ETag (its SHA-256) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/webp": string;
+                    "image/avif": string;
+                };
+            };
+            /** @description not modified: the If-None-Match ETag is current */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description A problem (RFC 9457) */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };

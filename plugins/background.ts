@@ -56,6 +56,9 @@ export default fp(async (app) => {
   jobs.every('webhook-sweep', 60_000, () => (hasRedisServer(config.redis) ? webhooks.sweep() : webhooks.drain()))
   jobs.every('webhook-purge', HOUR, () => webhooks.purge())
   jobs.every('guest-cart-retention', HOUR, () => services.cart.removeAbandonedGuestCarts(config.cart.guestRetentionDays, config.mongo.timeoutMs))
+  // Product images whose sizes are still to make are queued again (their entry lost: Redis
+  // flushed, a dead worker); the queue's own worker makes them, a bounded number at once.
+  jobs.every('image-sizes-sweep', 60_000, () => services.uploads.sweepSizes())
   jobs.every('upload-orphans', HOUR, () => services.uploads.removeOrphans(config.uploads.orphanGraceHours))
   // A customer's data: exports built and erasures run (or resumed after a dead worker's lease).
   jobs.every('data-exports', 5_000, () => services.dataExports.runDue())

@@ -36,7 +36,8 @@ import { createReturnService } from '../routes/returns/service.js'
 import { createRefundReturnWorkflow } from '../routes/returns/workflows/refund-return.js'
 import { createReviewService } from '../routes/reviews/service.js'
 import { createShippingService } from '../routes/shipping/service.js'
-import { createUploadService } from '../routes/uploads/service.js'
+import { createUploadService, type UploadService } from '../routes/uploads/service.js'
+import { replicasCaughtUp } from '../db/replicas.js'
 import { createUserService } from '../routes/users/service.js'
 import { createDataExportService } from '../routes/users/data-export.js'
 import { createErasureWorkflow } from '../routes/users/workflows/erasure.js'
@@ -65,7 +66,24 @@ async function buildServices(app: FastifyInstance) {
   })
   const oidc = createOidcService({ db, redis, providers: config.oidc.providers, auth, accountMail })
 
-  const products = createProductService({ db, dbRead, cache, currency, outbox })
+  const storages = createStorages({ kind: config.storage, s3: config.s3, dirs: { uploads: config.uploads.dir, exports: config.privacy.exportDir, catalogFiles: config.catalogIo.dir } })
+  app.addHook('onClose', async () => { storages.close() })
+  // Product image sizes are made in the worker, a bounded number at once, never in the request;
+  // once an image's sizes are stored, cached product reads are made stale (after the replicas
+  // have the row, so no entry of the new version is filled without them).
+  const imageSizes = app.jobs.queue({
+    name: 'image-sizes', maxRuns: 5, concurrency: config.uploads.images.concurrency,
+    process: (id) => uploads.makeSizes(id),
+  })
+  const uploads: UploadService = createUploadService({
+    db, storage: storages.uploads, quota: config.uploads.quota,
+    sizes: {
+      enqueue: (ids) => imageSizes.add(ids), maxPixels: config.uploads.images.maxPixels,
+      changed: async () => { await replicasCaughtUp(dbRead); await cache.invalidate(CATALOG_CACHE) },
+    },
+  })
+
+  const products = createProductService({ db, dbRead, cache, currency, outbox, images: (ids, on) => uploads.productImages(ids, on) })
   const carts = cartModel(app.mongo)
   const wishlists = wishlistModel(app.mongo)
   // The unique owner indexes must exist before the first request, or two first writes make two carts.
@@ -101,9 +119,6 @@ async function buildServices(app: FastifyInstance) {
     userAgent: 'shop-api-webhooks/1',
   })
 
-  const storages = createStorages({ kind: config.storage, s3: config.s3, dirs: { uploads: config.uploads.dir, exports: config.privacy.exportDir, catalogFiles: config.catalogIo.dir } })
-  app.addHook('onClose', async () => { storages.close() })
-  const uploads = createUploadService({ db, storage: storages.uploads, quota: config.uploads.quota })
   const reviews = createReviewService({ db, autoApprove: config.reviewsAutoApprove, onRatingChange: () => cache.invalidate(CATALOG_CACHE) })
   // A customer's data: exports (kept in a private storage of their own) and erasures.
   const activity = activityModel(app.mongo)

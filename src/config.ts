@@ -100,6 +100,8 @@ export const ConfigSchema = Type.Object({
   UPLOAD_ADMIN_QUOTA_FILES: Type.Integer({ minimum: 1, default: 10_000, description: 'Uploads one admin may keep.' }),
   UPLOAD_ADMIN_QUOTA_BYTES: Type.Integer({ minimum: 1024, default: 2 * 1024 * 1024 * 1024, description: 'Total bytes of uploads one admin may keep.' }),
   UPLOAD_ORPHAN_GRACE_HOURS: Type.Integer({ minimum: 1, maximum: 8760, default: 24, description: 'An upload no product or avatar uses is deleted (row and file) this many hours after it was made, by an hourly job.' }),
+  IMAGE_RESIZE_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 16, default: 2, description: 'Product images the worker makes sizes of at once (per process running the jobs); a burst of uploads waits in the queue beyond this. Each takes about one core while it encodes.' }),
+  IMAGE_MAX_PIXELS: Type.Integer({ minimum: 1_000_000, maximum: 268_402_689, default: 40_000_000, description: 'Most pixels (width x height) of a product image the worker makes sizes of; a larger one (a decompression bomb among them) is marked failed without being decoded.' }),
   DATA_EXPORT_DIR: Type.String({ minLength: 1, default: './data/exports', description: 'Where customers\' data export archives are kept (private: served only through a short-lived link); every instance and worker must mount the same directory.' }),
   DATA_EXPORT_TTL_HOURS: Type.Integer({ minimum: 1, maximum: 720, default: 72, description: 'A data export archive can be downloaded this long after it is built; then an hourly job deletes it.' }),
   DATA_EXPORT_LINK_TTL_SECONDS: Type.Integer({ minimum: 30, maximum: 86_400, default: 600, description: 'Lifetime of a download link of a data export (each read of a ready export gives a new one).' }),
@@ -178,6 +180,8 @@ export interface Config {
     maxBytes: number
     quota: { customer: { bytes: number; files: number }; admin: { bytes: number; files: number } }
     orphanGraceHours: number
+    /** Product image sizes (src/image-sizes.ts): made this many at once, from originals of at most maxPixels. */
+    images: { concurrency: number; maxPixels: number }
   }
   /** Where files are kept (src/storage.ts); s3 is set when storage is s3. */
   storage: 'local' | 's3'
@@ -403,6 +407,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxBytes: raw.UPLOAD_MAX_BYTES,
       quota: { customer: { bytes: raw.UPLOAD_QUOTA_BYTES, files: raw.UPLOAD_QUOTA_FILES }, admin: { bytes: raw.UPLOAD_ADMIN_QUOTA_BYTES, files: raw.UPLOAD_ADMIN_QUOTA_FILES } },
       orphanGraceHours: raw.UPLOAD_ORPHAN_GRACE_HOURS,
+      images: { concurrency: raw.IMAGE_RESIZE_CONCURRENCY, maxPixels: raw.IMAGE_MAX_PIXELS },
     },
     storage: raw.STORAGE,
     s3: raw.STORAGE === 's3'

@@ -30,22 +30,34 @@ export function createWorkQueue(opts: {
   process: (id: string) => Promise<RunResult>
 }): WorkQueue {
   if (!hasRedisServer(opts.redis)) {
+    // As BullMQ does: at most `concurrency` runs at once, the rest wait their turn in order, and
+    // an id already waiting or running is not added twice.
     const timers = new Set<NodeJS.Timeout>()
+    const queued = new Set<string>()
+    const ready: string[] = []
+    let running = 0
     let open = false
-    const schedule = (id: string, delayMs: number) => {
-      const timer = setTimeout(() => {
-        timers.delete(timer)
+    const pump = () => {
+      while (open && running < opts.concurrency && ready.length) {
+        const id = ready.shift()!
+        running++
         opts.process(id)
-          .then((r) => { if (open && r.retryInMs !== undefined) schedule(id, r.retryInMs) })
-          .catch((err: Error) => opts.log.error({ queue: opts.name, id, err }, 'queued work failed'))
-      }, delayMs)
+          .then((r) => { queued.delete(id); if (open && r.retryInMs !== undefined) schedule(id, r.retryInMs) })
+          .catch((err: Error) => { queued.delete(id); opts.log.error({ queue: opts.name, id, err }, 'queued work failed') })
+          .finally(() => { running--; pump() })
+      }
+    }
+    const schedule = (id: string, delayMs: number) => {
+      if (queued.has(id)) return
+      queued.add(id)
+      const timer = setTimeout(() => { timers.delete(timer); ready.push(id); pump() }, delayMs)
       timer.unref()
       timers.add(timer)
     }
     return {
       async add(ids) { if (open) ids.forEach((id) => schedule(id, 0)) },
       async start() { open = true },
-      async close() { open = false; timers.forEach(clearTimeout); timers.clear() },
+      async close() { open = false; timers.forEach(clearTimeout); timers.clear(); ready.length = 0; queued.clear() },
     }
   }
 

@@ -11,6 +11,7 @@ import { cacheControlOf } from '../routes/uploads/service.js'
 import { loadConfig } from './config.js'
 import { createS3Client, type ObjectMeta } from './storage.js'
 import { moveToS3 } from './storage-move.js'
+import { IMAGE_MIME, uploadIdOfSizeKey, type ImageFormat } from './image-sizes.js'
 
 const { values } = parseArgs({ options: { verbose: { type: 'boolean', default: false } } })
 const config = loadConfig()
@@ -23,12 +24,20 @@ if (!config.s3) {
 // (S3_PUBLIC_URL); their rows say which.
 const handle = await openDb(config.postgres)
 const uploadMeta = new Map<string, ObjectMeta>()
+const cacheControlById = new Map<string, string>()
 try {
-  for (const row of await handle.db.select({ key: uploadedFiles.storageKey, mime: uploadedFiles.mime, purpose: uploadedFiles.purpose }).from(uploadedFiles)) {
+  for (const row of await handle.db.select({ id: uploadedFiles.id, key: uploadedFiles.storageKey, mime: uploadedFiles.mime, purpose: uploadedFiles.purpose }).from(uploadedFiles)) {
     uploadMeta.set(row.key, { contentType: row.mime, cacheControl: cacheControlOf(row.purpose) })
+    cacheControlById.set(row.id, cacheControlOf(row.purpose))
   }
 } finally {
   await handle.close()
+}
+/** An image size (`<id>-w<width>.<format>`) has no row of its own: its format's type, its original's caching. */
+function sizeMeta(key: string): ObjectMeta | undefined {
+  const id = uploadIdOfSizeKey(key)
+  if (!id) return undefined
+  return { contentType: IMAGE_MIME[key.slice(key.lastIndexOf('.') + 1) as ImageFormat], cacheControl: cacheControlById.get(id) }
 }
 
 const client = createS3Client(config.s3)
@@ -36,7 +45,7 @@ try {
   const results = await moveToS3({
     client, s3: config.s3,
     areas: [
-      { area: 'uploads', dir: config.uploads.dir, metaOf: (key) => uploadMeta.get(key) },
+      { area: 'uploads', dir: config.uploads.dir, metaOf: (key) => uploadMeta.get(key) ?? sizeMeta(key) },
       { area: 'exports', dir: config.privacy.exportDir },
       { area: 'catalog-files', dir: config.catalogIo.dir },
     ],

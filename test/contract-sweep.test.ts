@@ -92,7 +92,7 @@ const adaIds: Record<string, string> = {
   uploadId: avatar.id, variantId: product.variants[1].id, productId: product.id, userId: ada.body.user.id,
   couponId: coupons[0].id, categoryId: category.id, slug: product.slug, provider: 'test', endpointId: endpoint.id, returnId: adasReturn.id,
   // Not an object's id: a value its pattern accepts.
-  currency: 'EUR',
+  currency: 'EUR', size: 'w480.webp',
 }
 const pathOf = (op: Op, ids: Record<string, string> = adaIds) => op.path.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(ids[name] ?? randomUUID()))
 

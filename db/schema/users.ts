@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 // Timestamps keep milliseconds, as JavaScript dates do, so a keyset cursor round-trips exactly.
-import { boolean, index, integer, pgEnum, pgTable, text, timestamp, uniqueIndex, uuid, type AnyPgColumn } from 'drizzle-orm/pg-core'
+import { boolean, index, integer, jsonb, pgEnum, pgTable, text, timestamp, uniqueIndex, uuid, type AnyPgColumn } from 'drizzle-orm/pg-core'
 
 export const userRole = pgEnum('user_role', ['customer', 'admin'])
 
@@ -92,6 +92,11 @@ export const addresses = pgTable('addresses', {
 // two modules would import each other.
 
 export const uploadPurpose = pgEnum('upload_purpose', ['product_image', 'avatar'])
+/** Sizes of a product image (made by the worker): pending until made, failed for bytes that do not decode. */
+export const imageSizesStatus = pgEnum('image_sizes_status', ['pending', 'ready', 'failed'])
+
+/** One made size of a product image: an object of its own beside the original, never changed. */
+export interface ImageSize { width: number; height: number; format: 'webp' | 'avif'; key: string; bytes: number; sha256: string }
 
 export const uploadedFiles = pgTable('uploaded_files', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
@@ -104,4 +109,13 @@ export const uploadedFiles = pgTable('uploaded_files', {
   originalName: text('original_name').notNull(),
   storageKey: text('storage_key').notNull(),
   createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-}, (t) => [index('uploaded_files_owner_idx').on(t.ownerId, t.createdAt)])
+  // Product images only (null for avatars, and for product images stored before sizes existed,
+  // which the sweep treats as pending): the sizes are listed once every object of them is stored.
+  sizesStatus: imageSizesStatus('sizes_status'),
+  sizes: jsonb('sizes').$type<ImageSize[]>().notNull().default([]),
+  sizesError: text('sizes_error'),
+}, (t) => [
+  index('uploaded_files_owner_idx').on(t.ownerId, t.createdAt),
+  // The sweep's lookup of product images whose sizes are still to make.
+  index('uploaded_files_sizes_pending_idx').on(t.createdAt).where(sql`${t.purpose} = 'product_image' and ${t.sizesStatus} is distinct from 'ready' and ${t.sizesStatus} is distinct from 'failed'`),
+])

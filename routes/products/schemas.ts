@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox'
 import { StringEnum, StringMap } from '../../src/schema-types.js'
 import { PageQuery, pageOf } from '../../src/pagination.js'
 import { Slug } from '../categories/schemas.js'
+import { ProductImage } from '../uploads/schemas.js'
 
 const Minor = (description: string) => Type.Integer({ minimum: 0, maximum: 100_000_000, description: `${description}, in minor units of the store currency` })
 const CurrencyAsked = {
@@ -48,6 +49,7 @@ const summaryFields = {
   inStock: Type.Boolean(),
   rating: Type.Ref(RatingSummary),
   imageIds: Type.Array(Type.String({ format: 'uuid' })),
+  images: Type.Array(Type.Ref(ProductImage), { description: 'the images of imageIds, in that order, each with the URLs of its sizes (so a storefront needs no request per image)' }),
   createdAt: Type.String({ format: 'date-time' }),
 }
 

@@ -11,6 +11,7 @@ import { WEBHOOK } from '../../src/side-effects.js'
 import { CATALOG_CACHE, categoryAndDescendants, productCache, refreshPriceRanges, refreshProductAggregates } from '../../src/catalog.js'
 import { adjust, initialStock } from '../../src/inventory.js'
 import type { ProductSort } from './schemas.js'
+import type { ProductImage } from '../uploads/service.js'
 import { createHash } from 'node:crypto'
 import { groupsOf, listedPriceRanges, loadSchedule, requireCurrency, priceVariants, pricingMoment, type PricingContext } from '../../src/prices.js'
 
@@ -210,7 +211,11 @@ function prepareReads(db: Db) {
  * tolerate replication lag; admin views, the product returned after a write and what carts,
  * coupons and checkout read stay on `db`, the primary.
  */
-export function createProductService({ db, dbRead = db, cache, currency, outbox }: { db: Db; dbRead?: Db; cache: Cache; currency: string; outbox: Pick<Outbox, 'transaction'> }) {
+/** The product images of upload ids as products show them (the uploads service's productImages). */
+export type ImagesOf = (ids: string[], on: Db) => Promise<Map<string, ProductImage>>
+const NO_IMAGES: ImagesOf = async () => new Map()
+
+export function createProductService({ db, dbRead = db, cache, currency, outbox, images = NO_IMAGES }: { db: Db; dbRead?: Db; cache: Cache; currency: string; outbox: Pick<Outbox, 'transaction'>; images?: ImagesOf }) {
   const fresh = prepareReads(db)
   const lagging = dbRead === db ? fresh : prepareReads(dbRead)
   const { findById, findBySlug } = fresh
@@ -224,23 +229,27 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     currency, stock: v.stock, isActive: v.isActive, weightGrams: v.weightGrams,
   })
 
-  function toSummary(row: SummaryRow, inCurrency = currency) {
+  /** The images of these rows (one query for all), for toSummary. */
+  const imagesOf = (rows: Pick<SummaryRow, 'imageIds'>[], on: Db) => images([...new Set(rows.flatMap((r) => r.imageIds))], on)
+
+  function toSummary(row: SummaryRow, shown: Map<string, ProductImage>, inCurrency = currency) {
     return {
       id: row.id, slug: row.slug, name: row.name, status: row.status, categoryId: row.categoryId,
       priceRange: { minMinor: row.minPriceMinor, maxMinor: row.maxPriceMinor, currency: inCurrency },
       inStock: row.inStock, rating: { average: Number(row.ratingAvg), count: row.ratingCount },
-      imageIds: row.imageIds, createdAt: row.createdAt.toISOString(),
+      imageIds: row.imageIds, images: row.imageIds.flatMap((id) => shown.get(id) ?? []), createdAt: row.createdAt.toISOString(),
     }
   }
 
   /** A customer's product page: active variants priced for them in ctx.currency; those without a price there are not shown. */
   async function toDetail(row: ProductRow, viewer: Viewer, ctx?: PricingContext) {
     const variants = (await readsFor(viewer).variantsOf.execute({ productId: row.id })).filter((v) => viewer.isAdmin || v.isActive)
+    const summary = toSummary(row, await imagesOf([row], viewer.isAdmin ? db : dbRead))
     // Keys in the schema's order: a cache hit sends the stored text, which must be the bytes a miss serialises.
     const detail = (range: ReturnType<typeof toSummary>['priceRange'], shown: ReturnType<typeof toVariant>[]) => ({
-      ...toSummary(row), priceRange: range, description: row.description, attributes: row.attributes, variants: shown, updatedAt: row.updatedAt.toISOString(),
+      ...summary, priceRange: range, description: row.description, attributes: row.attributes, variants: shown, updatedAt: row.updatedAt.toISOString(),
     })
-    if (viewer.isAdmin || !ctx) return detail(toSummary(row).priceRange, variants.map(toVariant))
+    if (viewer.isAdmin || !ctx) return detail(summary.priceRange, variants.map(toVariant))
     const prices = await priceVariants(dbRead, ctx, variants.map((v) => ({ variantId: v.id, quantity: 1 })))
     const priced = variants.flatMap((v) => {
       const p = prices.get(v.id)
@@ -401,7 +410,8 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     const { sort } = listing
     const rows = await statement.execute(listing.params)
     const page = toPage(rows, query.limit, (r) => keyOf(sort, { ...r.product, rank: r.rank }))
-    const items = page.items.map((r) => toSummary(r.product, ctx?.currency))
+    const shown = await imagesOf(page.items.map((r) => r.product), on)
+    const items = page.items.map((r) => toSummary(r.product, shown, ctx?.currency))
     return { items: lists.length && !byPrice ? await withListPrices(items, ctx!, on) : items, nextCursor: page.nextCursor }
   }
 
@@ -410,7 +420,8 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
     async summariesByIds(ids: string[]) {
       if (!ids.length) return new Map<string, ReturnType<typeof toSummary>>()
       const rows = await db.select(summaryColumns).from(products).where(and(inArray(products.id, ids), eq(products.status, 'active')))
-      return new Map(rows.map((r) => [r.id, toSummary(r)]))
+      const shown = await imagesOf(rows, db)
+      return new Map(rows.map((r) => [r.id, toSummary(r, shown)]))
     },
 
     /**
@@ -421,7 +432,8 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox 
       if (!ids.length) return new Map<string, ReturnType<typeof toSummary>>()
       const rows = await db.select(summaryColumns).from(products).where(and(inArray(products.id, ids), eq(products.status, 'active')))
       const ranges = await shopperRanges(rows.map((r) => r.id), ctx, db)
-      return new Map(rows.flatMap((r) => { const range = ranges.get(r.id); return range ? [[r.id, { ...toSummary(r), priceRange: range }] as const] : [] }))
+      const shown = await imagesOf(rows, db)
+      return new Map(rows.flatMap((r) => { const range = ranges.get(r.id); return range ? [[r.id, { ...toSummary(r, shown), priceRange: range }] as const] : [] }))
     },
 
     /** The currency a catalog read asks for (a currency, or a region's), the store currency by default. */

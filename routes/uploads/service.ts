@@ -2,10 +2,11 @@ import { createHash, randomUUID } from 'node:crypto'
 import { and, eq, lt, sql } from 'drizzle-orm'
 import { fileTypeFromBuffer } from 'file-type'
 import { Readable, Transform } from 'node:stream'
-import { products, uploadedFiles, users } from '../../db/schema/index.js'
+import { products, uploadedFiles, users, type ImageSize } from '../../db/schema/index.js'
 import type { Db, Tx } from '../../db/client.js'
 import { BadRequest, ContentTooLarge, Forbidden, NotFound } from '../../src/errors.js'
 import type { FileStorage } from '../../src/storage.js'
+import { IMAGE_MIME, makeSizes, UndecodableImage, uploadIdOfSizeKey } from '../../src/image-sizes.js'
 import { ALLOWED_MIME } from './schemas.js'
 
 type Purpose = 'product_image' | 'avatar'
@@ -27,6 +28,24 @@ export const cacheControlOf = (purpose: Purpose) => (purpose === 'product_image'
 /** Where an upload is served: the store's public URL (a CDN) for product images when one is set, else the API. */
 export const uploadUrl = (r: Pick<Row, 'id' | 'purpose' | 'storageKey'>, storage?: FileStorage) =>
   (r.purpose === 'product_image' && storage?.publicUrl(r.storageKey)) || `/uploads/${r.id}`
+
+/** Where one size of a product image is served: the store's public URL when one is set, else the API. */
+export const sizeUrl = (r: Pick<Row, 'id'>, size: Pick<ImageSize, 'key' | 'width' | 'format'>, storage?: FileStorage) =>
+  storage?.publicUrl(size.key) || `/uploads/${r.id}/sizes/w${size.width}.${size.format}`
+
+/**
+ * A product image as product pages and listings show it: the original and, once the worker has
+ * stored every one of them, its sizes (an empty list until then, so no URL given out can 404).
+ */
+export const toProductImage = (r: Pick<Row, 'id' | 'purpose' | 'storageKey' | 'sizesStatus' | 'sizes'>, storage?: FileStorage) => {
+  const ready = r.sizesStatus === 'ready'
+  return {
+    id: r.id, url: uploadUrl(r, storage),
+    sizesStatus: r.sizesStatus ?? 'pending',
+    sizes: ready ? r.sizes.map((s) => ({ width: s.width, height: s.height, format: s.format, mime: IMAGE_MIME[s.format], bytes: s.bytes, url: sizeUrl(r, s, storage) })) : [],
+  }
+}
+export type ProductImage = ReturnType<typeof toProductImage>
 
 export const toUpload = (r: Row, storage?: FileStorage) => ({
   id: r.id, purpose: r.purpose, mime: r.mime as (typeof ALLOWED_MIME)[number], sizeBytes: r.sizeBytes, sha256: r.sha256,
@@ -54,6 +73,13 @@ async function peek(source: Readable, bytes: number) {
   return { head, stream: Readable.from(whole(), { objectMode: false }) }
 }
 
+/** A stored file's bytes (an original, at most the upload limit). */
+async function readAll(source: Readable) {
+  const chunks: Buffer[] = []
+  for await (const chunk of source) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks)
+}
+
 const tooLarge = () => new ContentTooLarge('The file is larger than the largest upload allowed', 'file-too-large')
 const malformed = (err: Error) => new BadRequest(`Malformed multipart body: ${err.message}`, 'malformed-multipart')
 
@@ -73,7 +99,23 @@ async function checkQuota(db: Db | Tx, ownerId: string, quota: UploadQuota, size
   }
 }
 
-export function createUploadService({ db, storage, quota }: { db: Db; storage: FileStorage; quota: UploadQuotas }) {
+/** Product image sizes: queued for the worker, and what their cached readers need told. */
+export interface ImageSizeDeps {
+  /** Hands ids to the worker's queue; may fail (Redis away): the sweep queues them again. */
+  enqueue(ids: string[]): Promise<void>
+  /** Sizes of an image a product shows became ready or failed: cached product reads are stale. */
+  changed(): Promise<void>
+  /** The most pixels an original may have (a decompression bomb is refused before decoding). */
+  maxPixels: number
+}
+
+/** A run that could not read or write the store asks for another this much later (BullMQ bounds the runs; the sweep queues again). */
+const SIZE_RETRY_MS = 10_000
+
+export function createUploadService({ db, storage, quota, sizes: sizeDeps }: { db: Db; storage: FileStorage; quota: UploadQuotas; sizes?: ImageSizeDeps }) {
+  /** Removes the made sizes of a row's image (idempotent: missing objects are not an error). */
+  const removeSizes = async (r: Pick<Row, 'sizes'>) => { for (const s of r.sizes) await storage.remove(s.key) }
+  const imageStatements = new Map<Db, { execute(params: { ids: string[] }): Promise<Pick<Row, 'id' | 'purpose' | 'storageKey' | 'sizesStatus' | 'sizes'>[]> }>()
   return {
     /**
      * Checks the type from the first bytes, then streams the file to storage (hashing and counting
@@ -119,9 +161,13 @@ export function createUploadService({ db, storage, quota }: { db: Db; storage: F
           const [inserted] = await tx.insert(uploadedFiles).values({
             id, ownerId: owner.userId, purpose, mime: detected.mime, sizeBytes: size,
             sha256: hash.digest('hex'), originalName: sanitizeFileName(file.filename), storageKey,
+            sizesStatus: purpose === 'product_image' ? 'pending' : null,
           }).returning()
           return inserted!
         })
+        // The sizes are the worker's: the upload never waits for them, nor fails when the queue
+        // is away (the row is pending; the sweep queues it).
+        if (purpose === 'product_image') await sizeDeps?.enqueue([row.id]).catch(() => {})
         return toUpload(row, storage)
       } catch (err) {
         await storage.remove(storageKey)
@@ -140,11 +186,14 @@ export function createUploadService({ db, storage, quota }: { db: Db; storage: F
       const row = await db.transaction(async (tx) => {
         const [found] = await tx.select().from(uploadedFiles).where(eq(uploadedFiles.id, id)).for('update')
         if (!found || (!viewer.isAdmin && found.ownerId !== viewer.userId)) throw new NotFound('upload', id)
-        await tx.update(products).set({ imageIds: sql`array_remove(${products.imageIds}, ${id}::uuid)` }).where(sql`${id}::uuid = any(${products.imageIds})`)
+        const shownBy = await tx.update(products).set({ imageIds: sql`array_remove(${products.imageIds}, ${id}::uuid)` }).where(sql`${id}::uuid = any(${products.imageIds})`).returning({ id: products.id })
         await tx.delete(uploadedFiles).where(eq(uploadedFiles.id, id))
-        return found
+        return { ...found, shown: shownBy.length > 0 }
       })
+      // Product pages and listings name the image's URLs: cached ones must stop before its bytes go.
+      if (row.shown) await sizeDeps?.changed()
       await storage.remove(row.storageKey)
+      await removeSizes(row)
     },
 
     /**
@@ -164,20 +213,23 @@ export function createUploadService({ db, storage, quota }: { db: Db; storage: F
           .limit(1000).for('update', { skipLocked: true })
         if (!orphans.length) return []
         return tx.delete(uploadedFiles).where(sql`${uploadedFiles.id} = any(${sql.param(orphans.map((o) => o.id))}::uuid[])`)
-          .returning({ storageKey: uploadedFiles.storageKey })
+          .returning({ storageKey: uploadedFiles.storageKey, sizes: uploadedFiles.sizes })
       })
       // After the commit: a crash here leaves files without rows, which are never served and
       // which the sweep below removes on a later run.
-      for (const { storageKey } of removed) await storage.remove(storageKey)
+      for (const row of removed) { await storage.remove(row.storageKey); await removeSizes(row) }
       // Files without a row (a crash between writing the bytes and inserting the row, or after a
       // delete's commit), once as old as the grace period, so an upload in flight is never taken.
       let strayFiles = 0
       const oldKeys = await storage.listOlderThan(cutoff)
       for (let i = 0; i < oldKeys.length; i += 1000) {
         const keys = oldKeys.slice(i, i + 1000)
-        const known = new Set((await db.select({ key: uploadedFiles.storageKey }).from(uploadedFiles)
-          .where(sql`${uploadedFiles.storageKey} = any(${sql.param(keys)}::text[])`)).map((r) => r.key))
-        for (const key of keys.filter((k) => !known.has(k))) { await storage.remove(key); strayFiles++ }
+        // A made size belongs to its upload's row: kept while that row is.
+        const sizeOwners = [...new Set(keys.map(uploadIdOfSizeKey).filter((id): id is string => id !== undefined))]
+        const knownRows = await db.select({ id: uploadedFiles.id, key: uploadedFiles.storageKey }).from(uploadedFiles)
+          .where(sql`${uploadedFiles.storageKey} = any(${sql.param(keys)}::text[]) or ${uploadedFiles.id} = any(${sql.param(sizeOwners)}::uuid[])`)
+        const known = new Set(knownRows.flatMap((r) => [r.key, r.id]))
+        for (const key of keys.filter((k) => !known.has(k) && !known.has(uploadIdOfSizeKey(k) ?? ''))) { await storage.remove(key); strayFiles++ }
       }
       return { removed: removed.length, strayFiles }
     },
@@ -195,15 +247,88 @@ export function createUploadService({ db, storage, quota }: { db: Db; storage: F
      */
     async removeAllOf(ownerId: string) {
       await db.update(users).set({ avatarId: null }).where(eq(users.id, ownerId))
-      const rows = await db.select({ id: uploadedFiles.id, storageKey: uploadedFiles.storageKey }).from(uploadedFiles).where(eq(uploadedFiles.ownerId, ownerId))
+      const rows = await db.select({ id: uploadedFiles.id, storageKey: uploadedFiles.storageKey, sizes: uploadedFiles.sizes }).from(uploadedFiles).where(eq(uploadedFiles.ownerId, ownerId))
       for (const row of rows) {
         await storage.remove(row.storageKey)
+        await removeSizes(row)
         await db.transaction(async (tx) => {
           await tx.update(products).set({ imageIds: sql`array_remove(${products.imageIds}, ${row.id}::uuid)` }).where(sql`${row.id}::uuid = any(${products.imageIds})`)
           await tx.delete(uploadedFiles).where(eq(uploadedFiles.id, row.id))
         })
       }
       return { removed: rows.length }
+    },
+
+    /**
+     * The worker's job for one product image: makes its sizes from the stored original, stores
+     * each, then marks the row ready (and only then are they listed). Idempotent: a ready or
+     * failed image, or a deleted one, is left as it is, and a run cut short makes the same keys
+     * again over what it left. Bytes that do not decode mark the image failed (no retry); a store
+     * that fails asks for another run later.
+     */
+    async makeSizes(id: string): Promise<{ retryInMs?: number }> {
+      const [row] = await db.select().from(uploadedFiles).where(eq(uploadedFiles.id, id))
+      if (!row || row.purpose !== 'product_image' || row.sizesStatus === 'ready' || row.sizesStatus === 'failed') return {}
+      let status: 'ready' | 'failed'
+      let made: ImageSize[] = []
+      let error: string | null = null
+      try {
+        const original = await readAll(storage.read(row.storageKey))
+        made = await makeSizes(row.id, original, { maxPixels: sizeDeps?.maxPixels ?? 40_000_000 }, async (size, bytes) => {
+          // Local disk refuses to overwrite (a run cut short left this key): written again.
+          if (storage.kind === 'local') await storage.remove(size.key)
+          await storage.put(size.key, bytes, { contentType: IMAGE_MIME[size.format], cacheControl: cacheControlOf('product_image') })
+        })
+        status = 'ready'
+      } catch (err) {
+        if (!(err instanceof UndecodableImage)) return { retryInMs: SIZE_RETRY_MS }
+        status = 'failed'
+        error = err.message.slice(0, 1000)
+      }
+      // Only a row still pending is marked: one deleted meanwhile keeps nothing (its sizes go).
+      const [marked] = await db.update(uploadedFiles).set({ sizesStatus: status, sizes: made, sizesError: error })
+        .where(and(eq(uploadedFiles.id, id), sql`${uploadedFiles.sizesStatus} is distinct from 'ready'`)).returning({ id: uploadedFiles.id })
+      if (!marked) { await removeSizes({ sizes: made }); return {} }
+      const shown = await db.select({ id: products.id }).from(products).where(sql`${id}::uuid = any(${products.imageIds})`).limit(1)
+      if (shown.length) await sizeDeps?.changed()
+      return {}
+    },
+
+    /** Product images whose sizes are still to make, oldest first (the sweep queues them again). */
+    async pendingSizes(limit = 100) {
+      const rows = await db.select({ id: uploadedFiles.id }).from(uploadedFiles)
+        .where(sql`${uploadedFiles.purpose} = 'product_image' and ${uploadedFiles.sizesStatus} is distinct from 'ready' and ${uploadedFiles.sizesStatus} is distinct from 'failed'`)
+        .orderBy(uploadedFiles.createdAt).limit(limit)
+      return rows.map((r) => r.id)
+    },
+
+    /** Queues the pending product images again (their queue entries lost: Redis flushed, a dead worker). */
+    async sweepSizes() {
+      const ids = await this.pendingSizes()
+      await sizeDeps?.enqueue(ids)
+      return { queued: ids.length }
+    },
+
+    /** The product images of these ids as products show them; unknown ids are absent. */
+    async productImages(ids: string[], on: Db = db) {
+      if (!ids.length) return new Map<string, ProductImage>()
+      // On every catalog read that misses the cache: prepared once per pool.
+      let statement = imageStatements.get(on)
+      if (!statement) {
+        statement = on.select({ id: uploadedFiles.id, purpose: uploadedFiles.purpose, storageKey: uploadedFiles.storageKey, sizesStatus: uploadedFiles.sizesStatus, sizes: uploadedFiles.sizes })
+          .from(uploadedFiles).where(sql`${uploadedFiles.id} = any(${sql.placeholder('ids')}::uuid[])`).prepare('product_images')
+        imageStatements.set(on, statement)
+      }
+      const rows = await statement.execute({ ids })
+      return new Map(rows.map((r) => [r.id, toProductImage(r, storage)]))
+    },
+
+    /** One made size of a product image, to serve; 404 until it is listed (ready). */
+    async findSize(id: string, width: number, format: string) {
+      const [row] = await db.select().from(uploadedFiles).where(eq(uploadedFiles.id, id))
+      const size = row?.sizesStatus === 'ready' ? row.sizes.find((s) => s.width === width && s.format === format) : undefined
+      if (!row || !size) throw new NotFound('image size', `${id}/w${width}.${format}`)
+      return { size, stream: () => storage.read(size.key) }
     },
 
     /** Checks that ids name uploaded images of the given purpose (product images, avatars). */
