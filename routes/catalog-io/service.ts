@@ -18,7 +18,7 @@ import { ORDER_COLUMNS, countOrders, orderRecords } from './orders-export.js'
 import { claimLeased } from '../../src/leases.js'
 import type { FileStorage } from '../../src/storage.js'
 import { ProductCreate, ProductStatus, VariantCreate } from '../products/schemas.js'
-import { FIXED_COLUMNS, IMAGE_SEPARATOR, LATER_COLUMNS, formatMoney, parseMoney, peekFirstLine, readHeader, readRecords, safeCell, sniffDelimiter, unsafeCell, type Header } from './csv.js'
+import { CLEAR_CELL, FIXED_COLUMNS, IMAGE_SEPARATOR, LATER_COLUMNS, formatMoney, parseMoney, peekFirstLine, readHeader, readRecords, safeCell, sniffDelimiter, unsafeCell, type Header } from './csv.js'
 
 // Catalog imports and exports as job resources (docs/import-export.md). The API stores the
 // uploaded file and a pending row; the worker (plugins/background.ts: a BullMQ work queue, and a
@@ -82,16 +82,19 @@ interface Row {
   name: string
   description?: string
   status?: Status
-  categoryId?: string
+  /** null: [clear], no category. */
+  categoryId?: string | null
   sku: string
-  weightGrams?: number
+  /** null: [clear], no weight. */
+  weightGrams?: number | null
   /** Undefined when the file has no option columns. */
   options?: Record<string, string>
   /** Product attributes: undefined when the file has no attribute columns. */
   attributes?: Record<string, string>
-  /** Upload ids of product images, in order; undefined when the cell is empty or absent. */
+  /** Upload ids of product images, in order; undefined when the cell is empty or absent; [] for [clear]. */
   imageIds?: string[]
-  compareAtMinor?: number
+  /** null: [clear], no compare-at price. */
+  compareAtMinor?: number | null
   isActive?: boolean
   prices: Map<string, number>
   stock: Map<string, number>
@@ -107,6 +110,10 @@ interface Lookups {
 }
 
 const cell = (cells: string[], index: number | undefined) => (index === undefined ? '' : unsafeCell((cells[index] ?? '').trim()))
+/** The cell holds the clear marker (before unsafeCell: an exported '[clear] is that text, not a clear). */
+const clears = (cells: string[], index: number | undefined) => index !== undefined && (cells[index] ?? '').trim() === CLEAR_CELL
+/** Columns whose value is optional, so [clear] empties it (options and attributes: [clear] is an empty cell). */
+const CLEARABLE = new Set(['description', 'category', 'weight_grams', 'images'])
 
 function resolveCategory(path: string, lookups: Lookups): string | null {
   const slugs = path.split(/\s*[/>]\s*/).filter(Boolean)
@@ -143,14 +150,27 @@ function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; 
     return { errors }
   }
   const f = header.fixed
-  const description = cell(cells, f.description)
+  // [clear] empties an optional value; in a column that always has a value it is a bad cell.
+  const cleared = new Set<string>()
+  header.names.forEach((name, index) => {
+    if (!clears(cells, index)) return
+    const column = name.toLowerCase()
+    if (CLEARABLE.has(column) || (header.compareAt && index === header.compareAt.index)) cleared.add(column)
+    else if (!header.options.some((o) => o.index === index) && !header.attributes.some((a) => a.index === index)) {
+      bad(name, `cannot be cleared (${CLEAR_CELL} empties description, category, weight_grams, images, compare_at_*, option_* and attribute_* cells; an empty cell leaves a value as it is)`)
+    }
+  })
+  if (errors.length) return { errors }
+  // Options and attributes: [clear] is the empty cell it already means (not one of the record's).
+  const optional = (index: number) => (clears(cells, index) ? '' : cell(cells, index))
+  const description = cleared.has('description') ? '' : cell(cells, f.description)
   const status = cell(cells, f.status)
-  const images = cell(cells, f.images)
-  const imageIds = images ? images.split(IMAGE_SEPARATOR).map((x) => x.trim()).filter(Boolean) : undefined
-  const attributes = header.attributes.length ? Object.fromEntries(header.attributes.map((a) => [a.name, cell(cells, a.index)]).filter(([, v]) => v)) : undefined
+  const images = cleared.has('images') ? '' : cell(cells, f.images)
+  const imageIds = cleared.has('images') ? [] : images ? images.split(IMAGE_SEPARATOR).map((x) => x.trim()).filter(Boolean) : undefined
+  const attributes = header.attributes.length ? Object.fromEntries(header.attributes.map((a) => [a.name, optional(a.index)]).filter(([, v]) => v)) : undefined
   const product = {
     slug: cell(cells, f.handle), name: cell(cells, f.name), ...(f.description !== undefined ? { description } : {}), ...(status ? { status } : {}),
-    ...(attributes ? { attributes } : {}), ...(imageIds ? { imageIds } : {}),
+    ...(attributes ? { attributes } : {}), ...(imageIds?.length ? { imageIds } : {}),
   }
   for (const e of errorsOf(validateProduct, product)) {
     const [, field, key] = e.path.split('/')
@@ -158,8 +178,9 @@ function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; 
     if (!errors.some((x) => x.column === column)) bad(column, e.message)
   }
   const variant: Record<string, unknown> = { sku: cell(cells, f.sku) }
-  const weight = cell(cells, f.weight_grams)
-  if (weight) {
+  const weight = cleared.has('weight_grams') ? '' : cell(cells, f.weight_grams)
+  if (cleared.has('weight_grams')) variant.weightGrams = null
+  else if (weight) {
     if (/^\d{1,9}$/.test(weight)) variant.weightGrams = Number(weight)
     else bad('weight_grams', 'must be a whole number of grams')
   }
@@ -168,16 +189,19 @@ function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; 
     if (active === 'true' || active === 'false') variant.isActive = active === 'true'
     else bad('active', 'must be true or false')
   }
-  if (header.compareAt) {
+  if (header.compareAt && cleared.has(header.compareAt.column.toLowerCase())) variant.compareAtPriceMinor = null
+  else if (header.compareAt) {
     const text = cell(cells, header.compareAt.index)
     const minor = text ? parseMoney(text, header.compareAt.currency) : undefined
     if (minor === null) bad(header.compareAt.column, `must be an amount in ${header.compareAt.currency} such as ${formatMoney(1299, header.compareAt.currency)}`)
     else if (minor !== undefined) variant.compareAtPriceMinor = minor
   }
   if (header.options.length) {
-    variant.options = Object.fromEntries(header.options.map((o) => [o.name, cell(cells, o.index)]).filter(([, v]) => v))
+    variant.options = Object.fromEntries(header.options.map((o) => [o.name, optional(o.index)]).filter(([, v]) => v))
   }
-  for (const e of errorsOf(validateVariant, variant)) {
+  // null is the clear, checked above; the schemas check the values.
+  const checked = Object.fromEntries(Object.entries(variant).filter(([, v]) => v !== null))
+  for (const e of errorsOf(validateVariant, checked)) {
     const [, field, key] = e.path.split('/')
     const column = field === 'options' ? (key ? `option_${key}` : header.options[0]?.column ?? 'options') : PATH_TO_COLUMN[field ?? ''] ?? null
     if (!errors.some((x) => x.column === column)) bad(column, e.message)
@@ -197,8 +221,8 @@ function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; 
     if (/^\d{1,8}$/.test(text) && Number(text) <= 10_000_000) stock.set(lookups.locationOf.get(s.column)!, Number(text))
     else bad(s.column, 'must be a whole number of units on hand, 0 to 10000000')
   }
-  const categoryText = cell(cells, f.category)
-  let categoryId: string | undefined
+  const categoryText = cleared.has('category') ? '' : cell(cells, f.category)
+  let categoryId: string | null | undefined = cleared.has('category') ? null : undefined
   if (categoryText) {
     categoryId = resolveCategory(categoryText, lookups) ?? undefined
     if (!categoryId) bad('category', `no category at the path ${categoryText} (category slugs from the top, separated by /)`)
@@ -209,13 +233,13 @@ function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; 
     row: {
       line, handle: product.slug, name: product.name, description: f.description !== undefined ? description : undefined,
       status: (status || undefined) as Status | undefined, categoryId, sku: variant.sku as string,
-      weightGrams: variant.weightGrams as number | undefined, options: variant.options as Record<string, string> | undefined, prices, stock,
-      attributes, imageIds, compareAtMinor: variant.compareAtPriceMinor as number | undefined, isActive: variant.isActive as boolean | undefined,
+      weightGrams: variant.weightGrams as number | null | undefined, options: variant.options as Record<string, string> | undefined, prices, stock,
+      attributes, imageIds, compareAtMinor: variant.compareAtPriceMinor as number | null | undefined, isActive: variant.isActive as boolean | undefined,
     },
   }
 }
 
-type ProductChange = Partial<{ name: string; description: string; status: Status; categoryId: string; attributes: Record<string, string>; imageIds: string[] }>
+type ProductChange = Partial<{ name: string; description: string; status: Status; categoryId: string | null; attributes: Record<string, string>; imageIds: string[] }>
 type Outcome = 'created' | 'updated' | 'unchanged'
 
 /** What one batch would write, and each good row's outcome; rows the catalog refuses get errors. */
@@ -225,7 +249,7 @@ interface Plan {
   newProducts: Map<string, Row>
   productUpdates: Map<string, { id: string; set: ProductChange }>
   newVariants: Row[]
-  variantUpdates: { id: string; productId: string; set: Partial<{ options: Record<string, string>; weightGrams: number; priceMinor: number; compareAtPriceMinor: number; isActive: boolean }> }[]
+  variantUpdates: { id: string; productId: string; set: Partial<{ options: Record<string, string>; weightGrams: number | null; priceMinor: number; compareAtPriceMinor: number | null; isActive: boolean }> }[]
   prices: { sku: string; currency: string; amountMinor: number }[]
   levels: { sku: string; locationId: string; onHand: number; isNew: boolean }[]
   touchedProducts: Set<string>
