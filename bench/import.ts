@@ -11,6 +11,7 @@ import { once } from 'node:events'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
+import pg from 'pg'
 import { sql } from 'drizzle-orm'
 import { openDb } from '../db/client.js'
 import { categories, users } from '../db/schema/index.js'
@@ -44,6 +45,10 @@ export interface ImportRun {
   workerHwmMiB: number
   /** CPU time the worker process spent on this import (user + system): the rest of the wall time is PostgreSQL and waiting. */
   workerCpuMs: number
+  /** Where PostgreSQL's time went: the statements the database's backends were running, sampled every 50 ms (statement start -> share of samples). */
+  activeStatements: { statement: string; share: number }[]
+  /** Share of samples with no statement running (the worker computing, or waiting between batches). */
+  idleShare: number
 }
 
 export interface ImportBenchResult {
@@ -155,6 +160,23 @@ export async function runImportBench(opts: ImportBenchOptions): Promise<ImportBe
       const uploadMs = Math.round(performance.now() - started)
       if (res.status !== 202) throw new Error(`import: ${res.status} ${await res.text()}`)
       const { id } = await res.json() as { id: string }
+      // A poor man's profile of the database: what the backends run, every 50 ms.
+      const sampler = new pg.Client({ connectionString: url })
+      await sampler.connect()
+      const seen = new Map<string, number>()
+      let samples = 0
+      let idle = 0
+      let sampling = true
+      const sampling$ = (async () => {
+        while (sampling) {
+          const { rows } = await sampler.query<{ query: string }>(`select query from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and state = 'active' and backend_type = 'client backend'`)
+          samples++
+          const running = rows.map((r) => r.query.replace(/\s+/g, ' ').replace(/\$\d+/g, '$').slice(0, 90)).filter((q) => !q.includes('pg_stat_activity'))
+          if (!running.length) idle++
+          for (const q of running) seen.set(q, (seen.get(q) ?? 0) + 1)
+          await new Promise((r) => setTimeout(r, 50))
+        }
+      })()
       let peakKb = 0
       let job: Record<string, unknown>
       // When the poll first sees 50% (the validation pass reads the file once, the write pass once more).
@@ -168,6 +190,10 @@ export async function runImportBench(opts: ImportBenchOptions): Promise<ImportBe
         await new Promise((r) => setTimeout(r, 250))
       }
       const totalMs = Math.round(performance.now() - started)
+      sampling = false
+      await sampling$
+      await sampler.end()
+      const activeStatements = [...seen].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([statement, n]) => ({ statement, share: Math.round((n / samples) * 1000) / 1000 }))
       // The job's own clock, started to completed; the validation pass's share as the poll saw it.
       const row = (await setup.db.execute<{ started: number; ended: number }>(sql`select extract(epoch from started_at) * 1000 as started, extract(epoch from completed_at) * 1000 as ended from catalog_jobs where id = ${id}`)).rows[0]!
       const jobMs = Math.round(Number(row.ended) - Number(row.started))
@@ -176,9 +202,11 @@ export async function runImportBench(opts: ImportBenchOptions): Promise<ImportBe
         unchanged: job.unchanged as number, failed: job.failed as number, totalMs, uploadMs, validateMs: Math.min(validatedAt ?? jobMs, jobMs), writeMs: Math.max(0, jobMs - (validatedAt ?? jobMs)),
         rowsPerSecond: Math.round((job.rowsRead as number) / (totalMs / 1000)), workerPeakRssMiB: mib(peakKb), workerHwmMiB: mib(kib('VmHWM', worker.pid!)),
         workerCpuMs: Math.round(cpuMs(worker.pid!) - cpuBefore),
+        activeStatements, idleShare: Math.round((idle / Math.max(samples, 1)) * 1000) / 1000,
       }
       if (run.status !== 'completed') throw new Error(`${label}: the import ended ${run.status}: ${JSON.stringify(job).slice(0, 800)}`)
       log(`catalog import, ${label}: ${run.rows} rows in ${(totalMs / 1000).toFixed(1)} s (${run.rowsPerSecond} rows/s; upload ${uploadMs} ms, job ${(jobMs / 1000).toFixed(1)} s); created ${run.created}, updated ${run.updated}, unchanged ${run.unchanged}; worker peak RSS ${run.workerPeakRssMiB} MiB (VmHWM ${run.workerHwmMiB} MiB), worker CPU ${(run.workerCpuMs / 1000).toFixed(1)} s`)
+      log(`  database busy ${Math.round((1 - run.idleShare) * 100)}% of samples; top statements: ${activeStatements.slice(0, 5).map((a) => `${Math.round(a.share * 100)}% ${a.statement}`).join(' | ')}`)
       return run
     }
     const first = await runOnce('first run')
