@@ -79,7 +79,7 @@ function medianMeasure(rounds: Measure[]): Measure {
 }
 
 /** Starts a child process and resolves when it answers GET /health. */
-async function startProcess(name: string, args: string[], env: Record<string, string>, port: number): Promise<ChildProcess> {
+export async function startProcess(name: string, args: string[], env: Record<string, string>, port: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
@@ -97,7 +97,7 @@ async function startProcess(name: string, args: string[], env: Record<string, st
   }
 }
 
-async function stopProcess(child: ChildProcess) {
+export async function stopProcess(child: ChildProcess) {
   if (child.exitCode !== null) return
   const exited = new Promise((resolve) => child.once('exit', resolve))
   child.kill('SIGTERM')

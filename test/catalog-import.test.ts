@@ -9,6 +9,7 @@ import { loadConfig } from '../src/config.js'
 import { buildTestApp, createTestStores, freePort, startProcess, tsx, waitUntil } from './helpers.js'
 import { createCategory, createProduct } from './catalog.js'
 import { register, registerAdmin } from './users.js'
+import { png, upload } from './uploads-fixtures.js'
 
 // Catalog CSV import and export (#28), through HTTP against the real stores. The worker's run is
 // driven by calling the service's runDue, as test/data-requests.test.ts does for data exports
@@ -291,4 +292,49 @@ t.test('SIGKILL of the worker in the middle of an import: the re-run ends with t
   t.equal(done.attempts, 2)
   t.same({ created: done.created, unchanged: done.unchanged }, { created: ROWS - written, unchanged: written }, 'the re-run created what the killed one had not written')
   t.same(await endOf('crash'), await endOf('clean'), 'the same catalog as the clean run: every value, every stock level, one movement per stocked variant')
+})
+
+t.test('[clear] empties an optional value; an empty cell leaves it; a column that always has a value refuses it', async (t) => {
+  const category = await createCategory(app, admin.headers, { slug: 'clearable' })
+  const image = (await upload(app, admin.headers, 'product_image', 'clear.png', 'image/png', png())).json().id as string
+  const head = 'handle,name,description,category,sku,weight_grams,option_size,price_EUR,compare_at_EUR,images,attribute_material\n'
+  const product = async () => (await app.inject({ method: 'GET', url: '/products/by-slug/clear-me', headers: admin.headers })).json()
+  const set = await finished('imports', (await importCsv(`${head}clear-me,Clear me,Soft,clearable,CLEAR-1,250,M,20.00,25.00,${image},wool\n`)).id)
+  t.equal(set.status, 'completed', JSON.stringify(set.errors))
+  let p = await product()
+  t.match(p, { description: 'Soft', categoryId: category.id, imageIds: [image], attributes: { material: 'wool' } })
+  t.match(p.variants[0], { weightGrams: 250, compareAtPriceMinor: 2500, options: { size: 'M' } })
+
+  // Empty cells leave every value as it is.
+  const empty = await finished('imports', (await importCsv(`${head}clear-me,Clear me,Soft,,CLEAR-1,,M,,,,wool\n`)).id)
+  t.same([empty.status, empty.unchanged], ['completed', 1])
+
+  const clearAll = `${head}clear-me,Clear me,[clear],[clear],CLEAR-1,[clear],[clear],20.00,[clear],[clear],[clear]\n`
+  const cleared = await finished('imports', (await importCsv(clearAll)).id)
+  t.same([cleared.status, cleared.updated], ['completed', 1], JSON.stringify(cleared.errors))
+  p = await product()
+  t.match(p, { description: '', categoryId: null, imageIds: [], attributes: {} })
+  t.match(p.variants[0], { weightGrams: null, compareAtPriceMinor: null, options: {} })
+  const again = await finished('imports', (await importCsv(clearAll)).id)
+  t.same([again.status, again.unchanged, again.updated], ['completed', 1, 0], 'clearing what is empty changes nothing')
+
+  // The marker in a column that always has a value is a bad cell, named.
+  const refused = await finished('imports', (await importCsv('handle,name,status,sku,price_EUR,stock_Default,active\n'
+    + 'clear-me,[clear],,CLEAR-1,20.00,,\nclear-me,Clear me,[clear],CLEAR-2,20.00,,\nclear-3,Clear 3,,CLEAR-3,[clear],,\nclear-4,Clear 4,,CLEAR-4,1.00,[clear],\nclear-5,Clear 5,,CLEAR-5,1.00,,[clear]\n')).id)
+  t.equal(refused.status, 'failed')
+  t.same(refused.errors.map((e) => [e.line, e.column]), [[2, 'name'], [3, 'status'], [4, 'price_EUR'], [5, 'stock_Default'], [6, 'active']])
+  t.match(refused.errors[0]!.reason, /cannot be cleared/)
+
+  // A value that is the marker itself: written '[clear] (as text), so an export re-imported changes nothing.
+  const literal = await finished('imports', (await importCsv(`${head}clear-me,Clear me,'[clear],,CLEAR-1,,,20.00,,,\n`)).id)
+  t.equal(literal.status, 'completed')
+  t.equal((await product()).description, '[clear]')
+  const exported = await finished('exports', (await app.inject({ method: 'POST', url: '/exports/products', headers: admin.headers })).json().id)
+  const file = await app.inject({ method: 'GET', url: exported.downloadUrl!, headers: admin.headers })
+  t.match(file.body, /clear-me,Clear me,'\[clear\],/)
+  const before = await catalogState('')
+  const back = await finished('imports', (await importCsv(file.rawPayload)).id)
+  t.same([back.status, back.created, back.updated], ['completed', 0, 0], JSON.stringify(back.errors.slice(0, 3)))
+  t.same(await catalogState(''), before, 'the re-import wrote nothing')
+  t.equal((await product()).description, '[clear]')
 })

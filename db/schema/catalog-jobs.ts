@@ -70,5 +70,8 @@ export const catalogImportKeys = pgTable('catalog_import_keys', {
   planned: boolean('planned').notNull().default(false),
 }, (t) => [
   primaryKey({ columns: [t.jobId, t.kind, t.key] }),
-  index('catalog_import_keys_line_idx').on(t.jobId, t.kind, t.line),
+  // The write pass's bad lines by range. Partial: over every kind, the planner took it for the
+  // lookups by SKU and handle while the table's statistics were those of an empty table (as in
+  // each import's first minutes), scanning all of the job's keys per batch (4 s at 400,000 keys).
+  index('catalog_import_keys_bad_line_idx').on(t.jobId, t.line).where(sql`kind = 'bad'`),
 ])

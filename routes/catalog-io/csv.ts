@@ -83,10 +83,16 @@ export function formatMoney(minor: number, currency: string): string {
 // A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
 const FORMULA_START = /^[=+\-@\t\r]/
 
-/** An exported cell that a spreadsheet shows as text: a leading apostrophe before a formula start. */
-export const safeCell = (value: string) => (FORMULA_START.test(value) ? `'${value}` : value)
+/** A cell holding exactly this clears the value on import (an empty cell leaves it as it is). */
+export const CLEAR_CELL = '[clear]'
+
+/**
+ * An exported cell that a spreadsheet shows as text: a leading apostrophe before a formula start;
+ * also before a value that is exactly CLEAR_CELL, so it imports back as that text, not as a clear.
+ */
+export const safeCell = (value: string) => (FORMULA_START.test(value) || value === CLEAR_CELL ? `'${value}` : value)
 /** The inverse on import, so an exported file imports back to the same text. */
-export const unsafeCell = (value: string) => (value.startsWith("'") && FORMULA_START.test(value.slice(1)) ? value.slice(1) : value)
+export const unsafeCell = (value: string) => (value.startsWith("'") && (FORMULA_START.test(value.slice(1)) || value.slice(1) === CLEAR_CELL) ? value.slice(1) : value)
 
 /** Comma or semicolon: whichever the header line has more of outside quotes (comma on a tie). */
 export function sniffDelimiter(firstLine: string): ',' | ';' {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { PassThrough, Readable } from 'node:stream'
 import { stringify } from 'csv-stringify'
-import { and, asc, eq, gt, gte, inArray, lte, or, sql, type SQL } from 'drizzle-orm'
+import { and, asc, eq, gt, gte, inArray, lte, or, sql, type Column, type SQL } from 'drizzle-orm'
 import { Type } from '@sinclair/typebox'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import {
@@ -18,7 +18,7 @@ import { ORDER_COLUMNS, countOrders, orderRecords } from './orders-export.js'
 import { claimLeased } from '../../src/leases.js'
 import type { FileStorage } from '../../src/storage.js'
 import { ProductCreate, ProductStatus, VariantCreate } from '../products/schemas.js'
-import { FIXED_COLUMNS, IMAGE_SEPARATOR, LATER_COLUMNS, formatMoney, parseMoney, peekFirstLine, readHeader, readRecords, safeCell, sniffDelimiter, unsafeCell, type Header } from './csv.js'
+import { CLEAR_CELL, FIXED_COLUMNS, IMAGE_SEPARATOR, LATER_COLUMNS, formatMoney, parseMoney, peekFirstLine, readHeader, readRecords, safeCell, sniffDelimiter, unsafeCell, type Header } from './csv.js'
 
 // Catalog imports and exports as job resources (docs/import-export.md). The API stores the
 // uploaded file and a pending row; the worker (plugins/background.ts: a BullMQ work queue, and a
@@ -37,6 +37,14 @@ import { FIXED_COLUMNS, IMAGE_SEPARATOR, LATER_COLUMNS, formatMoney, parseMoney,
 // since every write is an upsert to the file's values, ends where one clean run ends.
 
 const BATCH = 500
+
+// A batch's keys and rows go to PostgreSQL as one parameter each: drizzle's inArray and multi-row
+// values() build one parameter per value or cell, which cost the worker about 7 s of CPU per
+// 30,000 imported rows (a CPU profile of the import bench), more than everything else it does.
+const anyText = (column: Column, values: string[]) => sql`${column} = any(${sql.param(values)}::text[])`
+const anyUuid = (column: Column, values: string[]) => sql`${column} = any(${sql.param(values)}::uuid[])`
+/** Rows as one JSON parameter, read back as a relation `x` with these columns (`name type, ...`). */
+const recordset = (rows: object[], columns: string) => sql`jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(${sql.raw(columns)})`
 const MAX_ATTEMPTS = 3
 const MAX_REPORTED_ERRORS = 1000
 
@@ -75,16 +83,19 @@ interface Row {
   name: string
   description?: string
   status?: Status
-  categoryId?: string
+  /** null: [clear], no category. */
+  categoryId?: string | null
   sku: string
-  weightGrams?: number
+  /** null: [clear], no weight. */
+  weightGrams?: number | null
   /** Undefined when the file has no option columns. */
   options?: Record<string, string>
   /** Product attributes: undefined when the file has no attribute columns. */
   attributes?: Record<string, string>
-  /** Upload ids of product images, in order; undefined when the cell is empty or absent. */
+  /** Upload ids of product images, in order; undefined when the cell is empty or absent; [] for [clear]. */
   imageIds?: string[]
-  compareAtMinor?: number
+  /** null: [clear], no compare-at price. */
+  compareAtMinor?: number | null
   isActive?: boolean
   prices: Map<string, number>
   stock: Map<string, number>
@@ -100,6 +111,10 @@ interface Lookups {
 }
 
 const cell = (cells: string[], index: number | undefined) => (index === undefined ? '' : unsafeCell((cells[index] ?? '').trim()))
+/** The cell holds the clear marker (before unsafeCell: an exported '[clear] is that text, not a clear). */
+const clears = (cells: string[], index: number | undefined) => index !== undefined && (cells[index] ?? '').trim() === CLEAR_CELL
+/** Columns whose value is optional, so [clear] empties it (options and attributes: [clear] is an empty cell). */
+const CLEARABLE = new Set(['description', 'category', 'weight_grams', 'images'])
 
 function resolveCategory(path: string, lookups: Lookups): string | null {
   const slugs = path.split(/\s*[/>]\s*/).filter(Boolean)
@@ -136,14 +151,27 @@ function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; 
     return { errors }
   }
   const f = header.fixed
-  const description = cell(cells, f.description)
+  // [clear] empties an optional value; in a column that always has a value it is a bad cell.
+  const cleared = new Set<string>()
+  header.names.forEach((name, index) => {
+    if (!clears(cells, index)) return
+    const column = name.toLowerCase()
+    if (CLEARABLE.has(column) || (header.compareAt && index === header.compareAt.index)) cleared.add(column)
+    else if (!header.options.some((o) => o.index === index) && !header.attributes.some((a) => a.index === index)) {
+      bad(name, `cannot be cleared (${CLEAR_CELL} empties description, category, weight_grams, images, compare_at_*, option_* and attribute_* cells; an empty cell leaves a value as it is)`)
+    }
+  })
+  if (errors.length) return { errors }
+  // Options and attributes: [clear] is the empty cell it already means (not one of the record's).
+  const optional = (index: number) => (clears(cells, index) ? '' : cell(cells, index))
+  const description = cleared.has('description') ? '' : cell(cells, f.description)
   const status = cell(cells, f.status)
-  const images = cell(cells, f.images)
-  const imageIds = images ? images.split(IMAGE_SEPARATOR).map((x) => x.trim()).filter(Boolean) : undefined
-  const attributes = header.attributes.length ? Object.fromEntries(header.attributes.map((a) => [a.name, cell(cells, a.index)]).filter(([, v]) => v)) : undefined
+  const images = cleared.has('images') ? '' : cell(cells, f.images)
+  const imageIds = cleared.has('images') ? [] : images ? images.split(IMAGE_SEPARATOR).map((x) => x.trim()).filter(Boolean) : undefined
+  const attributes = header.attributes.length ? Object.fromEntries(header.attributes.map((a) => [a.name, optional(a.index)]).filter(([, v]) => v)) : undefined
   const product = {
     slug: cell(cells, f.handle), name: cell(cells, f.name), ...(f.description !== undefined ? { description } : {}), ...(status ? { status } : {}),
-    ...(attributes ? { attributes } : {}), ...(imageIds ? { imageIds } : {}),
+    ...(attributes ? { attributes } : {}), ...(imageIds?.length ? { imageIds } : {}),
   }
   for (const e of errorsOf(validateProduct, product)) {
     const [, field, key] = e.path.split('/')
@@ -151,8 +179,9 @@ function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; 
     if (!errors.some((x) => x.column === column)) bad(column, e.message)
   }
   const variant: Record<string, unknown> = { sku: cell(cells, f.sku) }
-  const weight = cell(cells, f.weight_grams)
-  if (weight) {
+  const weight = cleared.has('weight_grams') ? '' : cell(cells, f.weight_grams)
+  if (cleared.has('weight_grams')) variant.weightGrams = null
+  else if (weight) {
     if (/^\d{1,9}$/.test(weight)) variant.weightGrams = Number(weight)
     else bad('weight_grams', 'must be a whole number of grams')
   }
@@ -161,16 +190,19 @@ function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; 
     if (active === 'true' || active === 'false') variant.isActive = active === 'true'
     else bad('active', 'must be true or false')
   }
-  if (header.compareAt) {
+  if (header.compareAt && cleared.has(header.compareAt.column.toLowerCase())) variant.compareAtPriceMinor = null
+  else if (header.compareAt) {
     const text = cell(cells, header.compareAt.index)
     const minor = text ? parseMoney(text, header.compareAt.currency) : undefined
     if (minor === null) bad(header.compareAt.column, `must be an amount in ${header.compareAt.currency} such as ${formatMoney(1299, header.compareAt.currency)}`)
     else if (minor !== undefined) variant.compareAtPriceMinor = minor
   }
   if (header.options.length) {
-    variant.options = Object.fromEntries(header.options.map((o) => [o.name, cell(cells, o.index)]).filter(([, v]) => v))
+    variant.options = Object.fromEntries(header.options.map((o) => [o.name, optional(o.index)]).filter(([, v]) => v))
   }
-  for (const e of errorsOf(validateVariant, variant)) {
+  // null is the clear, checked above; the schemas check the values.
+  const checked = Object.fromEntries(Object.entries(variant).filter(([, v]) => v !== null))
+  for (const e of errorsOf(validateVariant, checked)) {
     const [, field, key] = e.path.split('/')
     const column = field === 'options' ? (key ? `option_${key}` : header.options[0]?.column ?? 'options') : PATH_TO_COLUMN[field ?? ''] ?? null
     if (!errors.some((x) => x.column === column)) bad(column, e.message)
@@ -190,8 +222,8 @@ function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; 
     if (/^\d{1,8}$/.test(text) && Number(text) <= 10_000_000) stock.set(lookups.locationOf.get(s.column)!, Number(text))
     else bad(s.column, 'must be a whole number of units on hand, 0 to 10000000')
   }
-  const categoryText = cell(cells, f.category)
-  let categoryId: string | undefined
+  const categoryText = cleared.has('category') ? '' : cell(cells, f.category)
+  let categoryId: string | null | undefined = cleared.has('category') ? null : undefined
   if (categoryText) {
     categoryId = resolveCategory(categoryText, lookups) ?? undefined
     if (!categoryId) bad('category', `no category at the path ${categoryText} (category slugs from the top, separated by /)`)
@@ -202,13 +234,13 @@ function readRow(line: number, cells: string[], lookups: Lookups): { row?: Row; 
     row: {
       line, handle: product.slug, name: product.name, description: f.description !== undefined ? description : undefined,
       status: (status || undefined) as Status | undefined, categoryId, sku: variant.sku as string,
-      weightGrams: variant.weightGrams as number | undefined, options: variant.options as Record<string, string> | undefined, prices, stock,
-      attributes, imageIds, compareAtMinor: variant.compareAtPriceMinor as number | undefined, isActive: variant.isActive as boolean | undefined,
+      weightGrams: variant.weightGrams as number | null | undefined, options: variant.options as Record<string, string> | undefined, prices, stock,
+      attributes, imageIds, compareAtMinor: variant.compareAtPriceMinor as number | null | undefined, isActive: variant.isActive as boolean | undefined,
     },
   }
 }
 
-type ProductChange = Partial<{ name: string; description: string; status: Status; categoryId: string; attributes: Record<string, string>; imageIds: string[] }>
+type ProductChange = Partial<{ name: string; description: string; status: Status; categoryId: string | null; attributes: Record<string, string>; imageIds: string[] }>
 type Outcome = 'created' | 'updated' | 'unchanged'
 
 /** What one batch would write, and each good row's outcome; rows the catalog refuses get errors. */
@@ -218,7 +250,7 @@ interface Plan {
   newProducts: Map<string, Row>
   productUpdates: Map<string, { id: string; set: ProductChange }>
   newVariants: Row[]
-  variantUpdates: { id: string; productId: string; set: Partial<{ options: Record<string, string>; weightGrams: number; priceMinor: number; compareAtPriceMinor: number; isActive: boolean }> }[]
+  variantUpdates: { id: string; productId: string; set: Partial<{ options: Record<string, string>; weightGrams: number | null; priceMinor: number; compareAtPriceMinor: number | null; isActive: boolean }> }[]
   prices: { sku: string; currency: string; amountMinor: number }[]
   levels: { sku: string; locationId: string; onHand: number; isNew: boolean }[]
   touchedProducts: Set<string>
@@ -238,19 +270,19 @@ async function planBatch(db: Db | Tx, rows: Row[], storeCurrency: string, planne
   const handles = [...new Set(rows.map((r) => r.handle))]
   const skus = rows.map((r) => r.sku)
   const productRows = await db.select({ id: products.id, slug: products.slug, name: products.name, description: products.description, status: products.status, categoryId: products.categoryId, attributes: products.attributes, imageIds: products.imageIds })
-    .from(products).where(inArray(products.slug, handles))
+    .from(products).where(anyText(products.slug, handles))
   // Images are uploads made for products (POST /uploads, purpose product_image), as the product routes require.
   const imageIds = [...new Set(rows.flatMap((r) => r.imageIds ?? []))]
   const uploaded = new Set(imageIds.length ? (await db.select({ id: uploadedFiles.id }).from(uploadedFiles)
     .where(and(inArray(uploadedFiles.id, imageIds), eq(uploadedFiles.purpose, 'product_image')))).map((u) => u.id) : [])
   const productBySlug = new Map(productRows.map((p) => [p.slug, p]))
   const variantRows = await db.select({ id: productVariants.id, sku: productVariants.sku, productId: productVariants.productId, options: productVariants.options, weightGrams: productVariants.weightGrams, priceMinor: productVariants.priceMinor, compareAtPriceMinor: productVariants.compareAtPriceMinor, isActive: productVariants.isActive, slug: products.slug })
-    .from(productVariants).innerJoin(products, eq(products.id, productVariants.productId)).where(inArray(productVariants.sku, skus))
+    .from(productVariants).innerJoin(products, eq(products.id, productVariants.productId)).where(anyText(productVariants.sku, skus))
   const variantBySku = new Map(variantRows.map((v) => [v.sku, v]))
   const ids = variantRows.map((v) => v.id)
-  const priceRows = ids.length ? await db.select().from(variantPrices).where(inArray(variantPrices.variantId, ids)) : []
+  const priceRows = ids.length ? await db.select().from(variantPrices).where(anyUuid(variantPrices.variantId, ids)) : []
   const priceOf = new Map(priceRows.map((p) => [`${p.variantId}:${p.currency}`, p.amountMinor]))
-  const levelRows = ids.length ? await db.select().from(stockLevels).where(inArray(stockLevels.variantId, ids)) : []
+  const levelRows = ids.length ? await db.select().from(stockLevels).where(anyUuid(stockLevels.variantId, ids)) : []
   const levelOf = new Map(levelRows.map((l) => [`${l.variantId}:${l.locationId}`, l]))
 
   for (const row of rows) {
@@ -313,11 +345,15 @@ async function planBatch(db: Db | Tx, rows: Row[], storeCurrency: string, planne
 async function applyPlan(tx: Tx, plan: Plan, storeCurrency: string, jobId: string, actorId: string | null) {
   const productIdOf = new Map<string, string>()
   if (plan.newProducts.size) {
-    const inserted = await tx.insert(products).values([...plan.newProducts.values()].map((r) => ({
-      slug: r.handle, name: r.name, description: r.description ?? '', status: r.status ?? 'draft', categoryId: r.categoryId ?? null,
-      attributes: r.attributes ?? {}, imageIds: r.imageIds ?? [],
-    }))).returning({ id: products.id, slug: products.slug })
-    for (const p of inserted) { productIdOf.set(p.slug, p.id); plan.touchedProducts.add(p.id) }
+    const rows = [...plan.newProducts.values()].map((r) => ({
+      slug: r.handle, name: r.name, description: r.description ?? '', status: r.status ?? 'draft', category_id: r.categoryId ?? null,
+      attributes: r.attributes ?? {}, image_ids: r.imageIds ?? [],
+    }))
+    const inserted = await tx.execute<{ id: string; slug: string }>(sql`insert into ${products} (slug, name, description, status, category_id, attributes, image_ids)
+      select slug, name, description, status, category_id, attributes, image_ids
+      from ${recordset(rows, 'slug text, name text, description text, status product_status, category_id uuid, attributes jsonb, image_ids uuid[]')}
+      returning id, slug`)
+    for (const p of inserted.rows) { productIdOf.set(p.slug, p.id); plan.touchedProducts.add(p.id) }
   }
   for (const { id, set } of plan.productUpdates.values()) {
     await tx.update(products).set({ ...set, updatedAt: new Date() }).where(eq(products.id, id))
@@ -326,33 +362,39 @@ async function applyPlan(tx: Tx, plan: Plan, storeCurrency: string, jobId: strin
   if (plan.newVariants.length) {
     const missing = [...new Set(plan.newVariants.map((r) => r.handle).filter((h) => !productIdOf.has(h)))]
     if (missing.length) {
-      for (const p of await tx.select({ id: products.id, slug: products.slug }).from(products).where(inArray(products.slug, missing))) productIdOf.set(p.slug, p.id)
+      for (const p of await tx.select({ id: products.id, slug: products.slug }).from(products).where(anyText(products.slug, missing))) productIdOf.set(p.slug, p.id)
     }
     const productIds = [...new Set(plan.newVariants.map((r) => productIdOf.get(r.handle)!))]
     const next = new Map((await tx.select({ productId: productVariants.productId, next: sql<number>`max(${productVariants.position}) + 1` }).from(productVariants)
-      .where(inArray(productVariants.productId, productIds)).groupBy(productVariants.productId)).map((r) => [r.productId, Number(r.next)]))
-    const inserted = await tx.insert(productVariants).values(plan.newVariants.map((r) => {
+      .where(anyUuid(productVariants.productId, productIds)).groupBy(productVariants.productId)).map((r) => [r.productId, Number(r.next)]))
+    const rows = plan.newVariants.map((r) => {
       const productId = productIdOf.get(r.handle)!
       const position = next.get(productId) ?? 0
       next.set(productId, position + 1)
       plan.touchedProducts.add(productId)
       return {
-        productId, sku: r.sku, options: r.options ?? {}, priceMinor: r.prices.get(storeCurrency)!, weightGrams: r.weightGrams ?? null, position,
-        compareAtPriceMinor: r.compareAtMinor ?? null, isActive: r.isActive ?? true,
+        product_id: productId, sku: r.sku, options: r.options ?? {}, price_minor: r.prices.get(storeCurrency)!, weight_grams: r.weightGrams ?? null, position,
+        compare_at_price_minor: r.compareAtMinor ?? null, is_active: r.isActive ?? true,
       }
-    })).returning({ id: productVariants.id, sku: productVariants.sku })
-    for (const v of inserted) variantIdOf.set(v.sku, v.id)
+    })
+    const inserted = await tx.execute<{ id: string; sku: string }>(sql`insert into ${productVariants} (product_id, sku, options, price_minor, weight_grams, position, compare_at_price_minor, is_active)
+      select product_id, sku, options, price_minor, weight_grams, position, compare_at_price_minor, is_active
+      from ${recordset(rows, 'product_id uuid, sku text, options jsonb, price_minor int, weight_grams int, position int, compare_at_price_minor int, is_active boolean')}
+      returning id, sku`)
+    for (const v of inserted.rows) variantIdOf.set(v.sku, v.id)
   }
   for (const { id, set } of plan.variantUpdates) {
     await tx.update(productVariants).set({ ...set, updatedAt: new Date() }).where(eq(productVariants.id, id))
   }
   const needIds = [...new Set([...plan.prices, ...plan.levels].map((x) => x.sku).filter((s) => !variantIdOf.has(s)))]
   if (needIds.length) {
-    for (const v of await tx.select({ id: productVariants.id, sku: productVariants.sku }).from(productVariants).where(inArray(productVariants.sku, needIds))) variantIdOf.set(v.sku, v.id)
+    for (const v of await tx.select({ id: productVariants.id, sku: productVariants.sku }).from(productVariants).where(anyText(productVariants.sku, needIds))) variantIdOf.set(v.sku, v.id)
   }
   if (plan.prices.length) {
-    await tx.insert(variantPrices).values(plan.prices.map((p) => ({ variantId: variantIdOf.get(p.sku)!, currency: p.currency, amountMinor: p.amountMinor })))
-      .onConflictDoUpdate({ target: [variantPrices.variantId, variantPrices.currency], set: { amountMinor: sql`excluded.amount_minor`, updatedAt: new Date() } })
+    const rows = plan.prices.map((p) => ({ variant_id: variantIdOf.get(p.sku)!, currency: p.currency, amount_minor: p.amountMinor }))
+    await tx.execute(sql`insert into ${variantPrices} (variant_id, currency, amount_minor)
+      select variant_id, currency, amount_minor from ${recordset(rows, 'variant_id uuid, currency text, amount_minor int')}
+      on conflict (variant_id, currency) do update set amount_minor = excluded.amount_minor, updated_at = now()`)
   }
   // Stock is the inventory module's to write: new variants' stock as a restock, the rest as a stock take.
   const note = `catalog import ${jobId}`
@@ -470,13 +512,18 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
       for (const e of rowErrors) if (errors.length < MAX_REPORTED_ERRORS) errors.push({ ...e, column: columnName(e.column, lk) })
     }
     let batch: Row[] = []
+    // The lookups by key below are fast only when the planner knows the table is large: statistics
+    // taken while it was small led it to scan every key of the job per batch (4 s a batch at
+    // 400,000 keys, measured). Analysed each time the job's keys double, from 4,000.
+    let keysWritten = 0
+    let analyseAt = 4000
     const validateBatch = async () => {
       // Across rows: a SKU seen on an earlier line, a handle whose product fields differ from its first line.
       const skus = [...new Set(batch.map((r) => r.sku))]
       const handles = [...new Set(batch.map((r) => r.handle))]
       const earlier = batch.length ? await db.select().from(catalogImportKeys).where(and(eq(catalogImportKeys.jobId, job.id), or(
-        and(eq(catalogImportKeys.kind, 'sku'), inArray(catalogImportKeys.key, skus)),
-        and(eq(catalogImportKeys.kind, 'handle'), inArray(catalogImportKeys.key, handles)),
+        and(eq(catalogImportKeys.kind, 'sku'), anyText(catalogImportKeys.key, skus)),
+        and(eq(catalogImportKeys.kind, 'handle'), anyText(catalogImportKeys.key, handles)),
       ))) : []
       const skuLine = new Map(earlier.filter((k) => k.kind === 'sku').map((k) => [k.key, k.line]))
       const productOf = new Map(earlier.filter((k) => k.kind === 'handle').map((k) => [k.key, { line: k.line, key: k.fields ?? '', planned: k.planned }]))
@@ -504,11 +551,17 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
         ...[...newHandles].map(([handle, h]) => ({ jobId: job.id, kind: 'handle' as const, key: handle, line: h.line, fields: h.fields, planned: nowPlanned.has(handle) })),
         ...[...badLines].map((line) => ({ jobId: job.id, kind: 'bad' as const, key: String(line), line })),
       ]
-      if (keyRows.length) await db.insert(catalogImportKeys).values(keyRows).onConflictDoNothing()
+      if (keyRows.length) {
+        await db.execute(sql`insert into ${catalogImportKeys} (job_id, kind, key, line, fields, planned)
+          select job_id, kind, key, line, fields, coalesce(planned, false) from ${recordset(keyRows.map((k) => ({ job_id: k.jobId, kind: k.kind, key: k.key, line: k.line, fields: 'fields' in k ? k.fields : null, planned: 'planned' in k ? k.planned : false })), 'job_id uuid, kind text, key text, line int, fields text, planned boolean')}
+          on conflict do nothing`)
+      }
+      keysWritten += keyRows.length
+      if (keysWritten >= analyseAt) { analyseAt *= 2; await db.execute(sql`analyze ${catalogImportKeys}`) }
       const plannedNow = [...nowPlanned].filter((h) => !newHandles.has(h) && !planned.has(h))
       if (plannedNow.length) {
         await db.update(catalogImportKeys).set({ planned: true })
-          .where(and(eq(catalogImportKeys.jobId, job.id), eq(catalogImportKeys.kind, 'handle'), inArray(catalogImportKeys.key, plannedNow)))
+          .where(and(eq(catalogImportKeys.jobId, job.id), eq(catalogImportKeys.kind, 'handle'), anyText(catalogImportKeys.key, plannedNow)))
       }
       batch = []
       badLines = new Set()
