@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin'
 import { randomUUID } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
-import { activityModel, type ActivityDoc, type ActivityType } from '../db/models/activity.js'
+import { activityEntry, activityModel, type ActivityDoc, type ActivityType } from '../db/models/activity.js'
+import { dayRetention } from '../src/mongo-retention.js'
 import type { AccessClaims } from './auth.js'
 
 export interface ActivityLog {
@@ -18,6 +19,7 @@ declare module 'fastify' {
 
 export default fp(async (app) => {
   const entries = activityModel(app.mongo)
+  const retention = dayRetention(entries, 'at')
   // Entries are buffered and written in batches (one insertMany per BATCH or per FLUSH_MS), not
   // one insert per request. The buffer is bounded: when MongoDB is slow or away, entries beyond
   // MAX_BUFFERED are dropped and counted (shop_activity_dropped_total), never held without limit.
@@ -32,6 +34,7 @@ export default fp(async (app) => {
       const batch = buffer.slice(0, BATCH)
       buffer = buffer.slice(BATCH)
       try {
+        await retention.note(batch.map((e) => e.at))
         await entries.collection.insertMany(batch as never[], { ordered: false })
       } catch (err) {
         app.log.warn({ err: (err as Error).message, entries: batch.length }, 'activity not recorded')
@@ -84,7 +87,7 @@ export default fp(async (app) => {
     viewTimer = undefined
     const at = new Date()
     for (const [productId, { views, since }] of anonymousViews) {
-      enqueue({ _id: randomUUID(), type: 'product_view', userId: null, at, ip: null, data: { productId, views, since: since.toISOString() } })
+      enqueue(activityEntry({ _id: randomUUID(), type: 'product_view', userId: null, at, ip: null, data: { productId, views, since: since.toISOString() } }))
     }
     anonymousViews.clear()
   }
@@ -93,7 +96,7 @@ export default fp(async (app) => {
     record(req, type, data = {}, userId) {
       const who = userId !== undefined ? userId : ((req.user as AccessClaims | null)?.sub ?? null)
       if (type === 'product_view' && who === null && typeof data.productId === 'string') return countView(data.productId)
-      enqueue({ _id: randomUUID(), type, userId: who, at: new Date(), ip: req.ip, data })
+      enqueue(activityEntry({ _id: randomUUID(), type, userId: who, at: new Date(), ip: req.ip, data }))
     },
     async flush() {
       writeViewCounts()

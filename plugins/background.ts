@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
-import { activityModel } from '../db/models/activity.js'
-import { deleteOlderThan } from '../src/mongo-retention.js'
+import { activityEntry, activityModel } from '../db/models/activity.js'
+import { dayRetention } from '../src/mongo-retention.js'
 import { hasRedisServer } from '../src/redis-client.js'
 
 // What runs in the background, in one place: the outbox handlers (side effects after a commit)
@@ -21,9 +21,12 @@ export default fp(async (app) => {
   outbox.on('cache.invalidate', async ({ namespace }) => { await app.cache.bump(namespace) })
   // The entry's id is the event's, so a second delivery is a duplicate key, not a second entry.
   const entries = activityModel(app.mongo)
+  const activityRetention = dayRetention(entries, 'at')
   outbox.on('activity.record', async (payload, event) => {
     try {
-      await entries.collection.insertOne({ _id: event.id as never, type: payload.type, userId: payload.userId, ip: payload.ip, at: new Date(payload.at), data: payload.data })
+      const at = new Date(payload.at)
+      await activityRetention.note([at])
+      await entries.collection.insertOne(activityEntry({ _id: event.id, type: payload.type, userId: payload.userId, ip: payload.ip, at, data: payload.data }) as never)
     } catch (err) {
       if (!isDuplicateKey(err)) throw err
     }
@@ -68,5 +71,5 @@ export default fp(async (app) => {
   // lost (Redis flushed, a worker that died: its lease passes), and runs them itself without Redis.
   jobs.every('catalog-jobs-sweep', 30_000, () => (hasRedisServer(config.redis) ? services.catalogIo.sweep() : services.catalogIo.runDue(1)))
   jobs.every('catalog-files-purge', HOUR, () => services.catalogIo.purgeFiles())
-  jobs.every('activity-retention', HOUR, () => deleteOlderThan(entries, 'at', new Date(Date.now() - config.activityRetentionDays * 86_400_000), { budgetMs: config.mongo.timeoutMs }))
+  jobs.every('activity-retention', HOUR, () => activityRetention.deleteBefore(new Date(Date.now() - config.activityRetentionDays * 86_400_000), config.mongo.timeoutMs))
 }, { name: 'background', dependencies: ['services', 'outbox', 'jobs', 'cache', 'mongo', 'mailer'] })
