@@ -83,13 +83,15 @@ export function dayRetention<T>(model: Model<T>, dateField: string) {
      * then the cutoff's own day's earlier part; then, until once done, documents without a day.
      * Each command is one equality delete; `budgetMs` bounds only the undated pass's windows.
      */
-    async deleteBefore(cutoff: Date, budgetMs: number): Promise<{ removed: number; days: number }> {
+    async deleteBefore(cutoff: Date, budgetMs: number, onDay?: (day: string, removed: number) => void): Promise<{ removed: number; days: number }> {
       const cutoffDay = dayOf(cutoff)
       let removed = 0
       const due = await days.find({ _id: { $lt: cutoffDay } }).sort({ _id: 1 }).toArray()
       for (const { _id: day } of due) {
-        removed += (await collection.deleteMany({ day })).deletedCount
+        const { deletedCount } = await collection.deleteMany({ day })
         await days.deleteOne({ _id: day })
+        removed += deletedCount
+        onDay?.(day, deletedCount)
       }
       removed += (await collection.deleteMany({ day: cutoffDay, [dateField]: { $lt: cutoff } })).deletedCount
       if (!(await state.findOne({ _id: name, undatedCleared: true }))) {
