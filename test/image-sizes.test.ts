@@ -67,8 +67,13 @@ for (const backend of backends) {
 
     const row = await settled(app, image.id)
     t.equal(row.sizesStatus, 'ready', row.sizesError ?? '')
-    // A cached page (read above) is stale once the sizes exist: the customer's read names them now.
-    const page = (await app.inject({ method: 'GET', url: `/products/${product.id}` })).json()
+    // A cached page (read above) is made stale once the sizes exist: the job invalidates the
+    // catalog cache after the row is marked (and the replicas have it), so the page names them
+    // within moments of the row, not at the same instant.
+    const page = await until('the product page names the sizes', async () => {
+      const read = (await app.inject({ method: 'GET', url: `/products/${product.id}` })).json()
+      return read.images[0].sizes.length ? read : undefined
+    })
     const sizes: SizeOut[] = page.images[0].sizes
     t.same(sizes.map((s) => `${s.width}.${s.format}`), ['160.webp', '160.avif', '480.webp', '480.avif', '960.webp', '960.avif'], 'three widths, each in WebP and AVIF')
     for (const s of sizes) t.ok(Math.abs(s.height - Math.round(s.width * 800 / 1200)) <= 1, `height ${s.height} keeps the ratio`)
