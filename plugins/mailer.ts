@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import nodemailer, { type Transporter } from 'nodemailer'
+import type { Transporter } from 'nodemailer'
 
 export interface MailMessage { to: string | string[]; subject: string; text: string; html?: string; messageId?: string }
 export interface Mailer {
@@ -19,7 +19,8 @@ declare module 'fastify' {
 // which is how development reads its verification and reset links.
 export default fp(async (app) => {
   const { smtpUrl, from } = app.config.mail
-  const transport: Transporter | undefined = smtpUrl ? nodemailer.createTransport(smtpUrl) : undefined
+  // nodemailer is loaded only when there is an SMTP server to send to.
+  const transport: Transporter | undefined = smtpUrl ? (await import('nodemailer')).default.createTransport(smtpUrl) : undefined
   const pending = new Set<Promise<void>>()
 
   const deliver = async (message: MailMessage) => {

@@ -7,7 +7,7 @@ import { createAccountMail } from '../src/account-mail.js'
 import { createIdempotency } from '../src/idempotency.js'
 import { createOneTimeTokens } from '../src/one-time-tokens.js'
 import { createSecretBox } from '../src/secret-box.js'
-import { createStorages } from '../src/storage.js'
+import { createStorages } from '../src/storages.js'
 import { CATALOG_CACHE } from '../src/catalog.js'
 import { createAnalyticsService } from '../routes/analytics/service.js'
 import { createAuthService } from '../routes/auth/service.js'
@@ -66,7 +66,7 @@ async function buildServices(app: FastifyInstance) {
   })
   const oidc = createOidcService({ db, redis, providers: config.oidc.providers, auth, accountMail })
 
-  const storages = createStorages({ kind: config.storage, s3: config.s3, dirs: { uploads: config.uploads.dir, exports: config.privacy.exportDir, catalogFiles: config.catalogIo.dir } })
+  const storages = await createStorages({ kind: config.storage, s3: config.s3, dirs: { uploads: config.uploads.dir, exports: config.privacy.exportDir, catalogFiles: config.catalogIo.dir } })
   app.addHook('onClose', async () => { storages.close() })
   // Product image sizes are made in the worker, a bounded number at once, never in the request;
   // once an image's sizes are stored, cached product reads are made stale (after the replicas

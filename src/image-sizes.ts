@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import sharp, { type Metadata, type OutputInfo } from 'sharp'
+import type { Metadata, OutputInfo, SharpConstructor } from 'sharp'
 import type { ImageSize } from '../db/schema/index.js'
 
 // The sizes a product image is served in: a fixed set of widths (never wider than the original),
@@ -7,8 +7,11 @@ import type { ImageSize } from '../db/schema/index.js'
 // size is an object of its own, named from the upload's id, its width and its format, so its
 // bytes never change under its name and it is cached like the original (a year, immutable).
 
-// Each original is read once: libvips' operation cache would only hold memory in a long-lived worker.
-sharp.cache(false)
+// sharp (libvips) is loaded by the first image to size, not by every process that imports this
+// module. Each original is read once: libvips' operation cache would only hold memory in a
+// long-lived worker.
+let loadingSharp: Promise<SharpConstructor> | undefined
+const loadSharp = () => (loadingSharp ??= import('sharp').then(({ default: sharp }) => { sharp.cache(false); return sharp as SharpConstructor }))
 
 export const IMAGE_WIDTHS = [160, 480, 960] as const
 export const IMAGE_FORMATS = ['webp', 'avif'] as const
@@ -38,6 +41,7 @@ export function widthsFor(width: number) {
  * bombs: a small file that claims a huge canvas is refused before it is decoded.
  */
 export async function makeSizes(uploadId: string, original: Buffer, opts: { maxPixels: number }, store: (size: ImageSize, bytes: Buffer) => Promise<void>) {
+  const sharp = await loadSharp()
   const input = () => sharp(original, { limitInputPixels: opts.maxPixels })
   let meta: Metadata
   try {

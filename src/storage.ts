@@ -2,10 +2,7 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { PassThrough, Transform, type Readable } from 'node:stream'
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
-import { Upload } from '@aws-sdk/lib-storage'
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
+import { Transform, type Readable } from 'node:stream'
 
 /** How an object is served by the store itself (an S3 bucket or a CDN in front of it). */
 export interface ObjectMeta { contentType?: string; cacheControl?: string }
@@ -36,7 +33,7 @@ export interface FileStorage {
 export const SAFE_KEY = /^[a-z0-9-]+\.[a-z0-9]+$/
 
 /** Counts the bytes that pass. */
-function counter() {
+export function counter() {
   let bytes = 0
   const stream = new Transform({ transform(chunk: Buffer, _enc, done) { bytes += chunk.length; done(null, chunk) } })
   return { stream, bytes: () => bytes }
@@ -91,89 +88,4 @@ export interface S3Settings {
   /** Multipart upload: bytes per part (at least 5 MiB, S3's minimum) and parts in flight; memory per upload is about their product. */
   partSizeBytes: number
   queueSize: number
-}
-
-export function createS3Client(s3: S3Settings) {
-  return new S3Client({
-    endpoint: s3.endpoint, region: s3.region, forcePathStyle: s3.forcePathStyle,
-    // Unset keys: the SDK's own chain (environment, web identity, instance role).
-    credentials: s3.accessKeyId && s3.secretAccessKey ? { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } : undefined,
-  })
-}
-
-/** One area of the bucket (`area/` under the prefix), e.g. the public uploads or the private exports. */
-export function createS3Storage(client: S3Client, s3: S3Settings, area: string): FileStorage {
-  const Bucket = s3.bucket
-  const base = `${s3.prefix}${area}/`
-  const keyOf = (key: string) => {
-    if (!SAFE_KEY.test(key)) throw new Error(`unsafe storage key ${key}`)
-    return base + key
-  }
-  return {
-    kind: 's3',
-    async put(key, bytes, meta = {}) {
-      await client.send(new PutObjectCommand({ Bucket, Key: keyOf(key), Body: bytes, ContentType: meta.contentType, CacheControl: meta.cacheControl }))
-    },
-    async write(key, source, meta = {}) {
-      const count = counter()
-      // lib-storage sends parts of partSizeBytes as they fill (a single PUT when the stream is
-      // smaller), queueSize at a time, so memory stays at about partSize x queueSize.
-      const upload = new Upload({
-        client, partSize: s3.partSizeBytes, queueSize: s3.queueSize, leavePartsOnError: false,
-        params: { Bucket, Key: keyOf(key), Body: source.pipe(count.stream), ContentType: meta.contentType, CacheControl: meta.cacheControl },
-      })
-      // A failing source must fail the upload (pipe() does not forward errors), which then aborts.
-      const failed = new Promise<never>((_, reject) => source.once('error', (err) => { void upload.abort().catch(() => {}); reject(err) }))
-      await Promise.race([upload.done(), failed])
-      return count.bytes()
-    },
-    read(key) {
-      const out = new PassThrough()
-      client.send(new GetObjectCommand({ Bucket, Key: keyOf(key) }))
-        .then((res) => pipeline(res.Body as Readable, out))
-        .catch((err: Error) => out.destroy(err))
-      return out
-    },
-    async remove(key) {
-      await client.send(new DeleteObjectCommand({ Bucket, Key: keyOf(key) }))
-    },
-    async listOlderThan(before) {
-      const old: string[] = []
-      let ContinuationToken: string | undefined
-      do {
-        const page = await client.send(new ListObjectsV2Command({ Bucket, Prefix: base, ContinuationToken }))
-        for (const object of page.Contents ?? []) {
-          const key = object.Key?.slice(base.length)
-          if (key && SAFE_KEY.test(key) && object.LastModified && object.LastModified < before) old.push(key)
-        }
-        ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined
-      } while (ContinuationToken)
-      return old
-    },
-    signedUrl(key, { expiresInSeconds, filename, contentType }) {
-      return getSignedUrl(client, new GetObjectCommand({
-        Bucket, Key: keyOf(key), ResponseContentType: contentType,
-        ResponseContentDisposition: filename ? `attachment; filename="${filename}"` : undefined,
-      }), { expiresIn: expiresInSeconds })
-    },
-    publicUrl: (key) => (s3.publicUrl ? `${s3.publicUrl.replace(/\/$/, '')}/${keyOf(key)}` : undefined),
-  }
-}
-
-/**
- * The three storages the app keeps files in: public uploads, private data exports and private
- * catalog CSV files; on S3 one client and one bucket, an area of keys each.
- */
-export function createStorages(opts: { kind: 'local' | 's3'; s3?: S3Settings; dirs: { uploads: string; exports: string; catalogFiles: string } }) {
-  if (opts.kind === 'local' || !opts.s3) {
-    return {
-      uploads: createLocalStorage(opts.dirs.uploads), exports: createLocalStorage(opts.dirs.exports),
-      catalogFiles: createLocalStorage(opts.dirs.catalogFiles), close: () => {},
-    }
-  }
-  const client = createS3Client(opts.s3)
-  return {
-    uploads: createS3Storage(client, opts.s3, 'uploads'), exports: createS3Storage(client, opts.s3, 'exports'),
-    catalogFiles: createS3Storage(client, opts.s3, 'catalog-files'), close: () => client.destroy(),
-  }
 }
