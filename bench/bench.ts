@@ -79,6 +79,18 @@ function medianMeasure(rounds: Measure[]): Measure {
 }
 
 /** Starts a child process and resolves when it answers GET /health. */
+/** A new database on the test PostgreSQL, migrated, named `<prefix>_<random>` (also the stores' names of a run); dropped by the cleanups. */
+export async function freshDatabase(prefix: string, cleanups: (() => Promise<unknown>)[]) {
+  const name = `${prefix}_${randomBytes(5).toString('hex')}`
+  await adminQuery(`create database ${name}`)
+  cleanups.push(() => adminQuery(`drop database if exists ${name} with (force)`))
+  const url = databaseUrl(name)
+  const handle = await openDb({ url, pgliteDataDir: 'memory://', poolMax: 2 })
+  await handle.migrate()
+  await handle.close()
+  return { name, url }
+}
+
 export async function startProcess(name: string, args: string[], env: Record<string, string>, port: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
@@ -147,13 +159,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   }
   try {
     // 1. A fresh database, migrated and seeded, and the stores' names of its own.
-    const name = `bench_${randomBytes(5).toString('hex')}`
-    await adminQuery(`create database ${name}`)
-    cleanups.push(() => adminQuery(`drop database if exists ${name} with (force)`))
-    const url = databaseUrl(name)
-    const handle = await openDb({ url, pgliteDataDir: 'memory://', poolMax: 2 })
-    await handle.migrate()
-    await handle.close()
+    const { name, url } = await freshDatabase('bench', cleanups)
     const env: Record<string, string> = {
       NODE_ENV: 'test', LOG_LEVEL: 'warn', HOST: '127.0.0.1',
       DATABASE_URL: url, DB_MIGRATE: 'false', MONGODB_URL: `${TEST_MONGODB_URL}${name}`, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: `${name}:`,

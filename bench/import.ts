@@ -13,12 +13,11 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import pg from 'pg'
 import { sql } from 'drizzle-orm'
-import { openDb } from '../db/client.js'
 import { categories, users } from '../db/schema/index.js'
 import { buildApp, type App } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { TEST_MONGODB_URL, TEST_REDIS_URL, adminQuery, databaseUrl, deleteRedisKeys, freePort } from '../test/helpers.js'
-import { startProcess, stopProcess } from './bench.js'
+import { TEST_MONGODB_URL, TEST_REDIS_URL, deleteRedisKeys, freePort } from '../test/helpers.js'
+import { freshDatabase, startProcess, stopProcess } from './bench.js'
 
 export interface ImportBenchOptions {
   /** Products in the file; each has 3 variants (rows). */
@@ -102,13 +101,7 @@ export async function runImportBench(opts: ImportBenchOptions): Promise<ImportBe
   const cleanups: (() => Promise<unknown>)[] = []
   const os = await import('node:os')
   try {
-    const name = `bench_import_${randomBytes(4).toString('hex')}`
-    await adminQuery(`create database ${name}`)
-    cleanups.push(() => adminQuery(`drop database if exists ${name} with (force)`))
-    const url = databaseUrl(name)
-    const handle = await openDb({ url, pgliteDataDir: 'memory://', poolMax: 2 })
-    await handle.migrate()
-    await handle.close()
+    const { name, url } = await freshDatabase('bench_import', cleanups)
     const dir = mkdtempSync(join(tmpdir(), 'bench-import-'))
     cleanups.push(async () => rmSync(dir, { recursive: true, force: true }))
     const env: Record<string, string> = {

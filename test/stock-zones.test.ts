@@ -1,10 +1,10 @@
 import t from 'tap'
 import { eq, inArray } from 'drizzle-orm'
-import { inventoryMovements, orders, productVariants, stockLevels, stockReservations } from '../db/schema/index.js'
+import { inventoryMovements, orders, stockReservations } from '../db/schema/index.js'
 import { buildTestApp } from './helpers.js'
 import { quickCustomers, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
-import { claim, releaseOrder } from '../src/inventory.js'
+import { levelsOf, payHalfCancelHalf, stockOf } from './stock.js'
 import type { App } from '../src/app.js'
 
 // Shipping zones name the stock locations that serve them; checkout reserves only there.
@@ -14,20 +14,11 @@ type Headers = Record<string, string>
 const address = (country: string) => ({ recipientName: 'Ada Lovelace', line1: '1 Rue de Rivoli', city: 'Paris', postalCode: '75001', country })
 const add = (app: App, headers: Headers, variantId: string, quantity = 1) => app.inject({ method: 'POST', url: '/cart/items', headers, payload: { variantId, quantity } })
 const checkout = (app: App, headers: Headers, country: string) => app.inject({ method: 'POST', url: '/orders', headers, payload: { shippingAddress: address(country) } })
-const stockOf = async (app: App, variantId: string) => (await app.db.select({ stock: productVariants.stock }).from(productVariants).where(eq(productVariants.id, variantId)))[0]!.stock
-const levelsOf = async (app: App, variantId: string) => app.db.select().from(stockLevels).where(eq(stockLevels.variantId, variantId))
 const reservationsOf = async (app: App, variantId: string) => app.db.select().from(stockReservations).where(eq(stockReservations.variantId, variantId))
 const setLevel = async (app: App, headers: Headers, variantId: string, locationId: string, onHand: number) => {
   const res = await app.inject({ method: 'PUT', url: `/inventory/variants/${variantId}/levels/${locationId}`, headers, payload: { onHand } })
   if (res.statusCode !== 200) throw new Error(res.body)
 }
-async function payOrder(app: App, headers: Headers, orderId: string) {
-  const payment = await app.inject({ method: 'POST', url: `/orders/${orderId}/payments`, headers: { ...headers, 'idempotency-key': `pay-${orderId}` }, payload: { provider: 'test', paymentMethod: 'tok_success' } })
-  if (payment.statusCode !== 201) throw new Error(payment.body)
-  const confirmed = await app.inject({ method: 'POST', url: `/payments/${payment.json().id}/confirm`, headers, payload: { paymentMethod: 'tok_success' } })
-  if (confirmed.statusCode !== 200) throw new Error(confirmed.body)
-}
-
 /** Two locations, zone A (FR) served by location 1, zone B (DE) by both. */
 async function shop(app: App) {
   const admin = await registerAdmin(app)
@@ -199,16 +190,7 @@ t.test('150 buyers race for the last units across two serving locations: never o
   t.same([levels.get(one)!.reserved, levels.get(two)!.reserved, levels.get(three)!.reserved], [4, 3, 0], 'both serving locations emptied, the other untouched')
   t.equal(await stockOf(app, variantId), 50)
 
-  const paid = placed.filter((_, i) => i % 2 === 0)
-  const cancelled = placed.filter((_, i) => i % 2 === 1)
-  for (const p of paid) await payOrder(app, p.headers, p.order.id)
-  for (const p of cancelled) t.equal((await app.inject({ method: 'POST', url: `/orders/${p.order.id}/cancel`, headers: p.headers })).statusCode, 200)
-  await app.db.transaction(async (tx) => {
-    for (const p of paid) t.equal(await claim(tx, p.order.id), 0, 'a second claim claims nothing')
-  })
-  await app.db.transaction(async (tx) => {
-    for (const p of cancelled) t.equal((await releaseOrder(tx, p.order.id, 'cancellation')).productIds.size, 0, 'a second release moves nothing')
-  })
+  const { paid, cancelled } = await payHalfCancelHalf(t, app, placed)
 
   const after = await app.db.select().from(stockReservations).where(inArray(stockReservations.orderId, placed.map((p) => p.order.id)))
   t.equal(after.filter((r) => r.state === 'claimed').length, paid.length)
