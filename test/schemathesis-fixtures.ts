@@ -190,6 +190,18 @@ async function setup() {
   await call('POST', '/auth/register', resetter, false, {})
   // A guest order the fuzzer reads with its order token; the hooks make fresh ones for what consumes.
   const guest = await guestOrder(shelf.variants[1]!.id, 'tok_success')
+  // A customer group with the member in it, a draft price list with a price, a product with a USD
+  // price and stock to transfer from the default location: the group-member, price and transfer
+  // operations then reach past their 404s.
+  const group = await call<{ id: string }>('POST', '/customer-groups', { name: `Fuzz Trade ${Date.now()}` })
+  await call('POST', `/customer-groups/${group.id}/members`, { userId: member.user.id })
+  const priced = await product('Fuzz Priced')
+  const pricedVariant = priced.variants[0]!.id
+  const priceList = await call<{ id: string }>('POST', '/price-lists', { name: 'Fuzz Sale', kind: 'sale', status: 'draft' })
+  await call('PUT', `/price-lists/${priceList.id}/prices`, { prices: [{ variantId: pricedVariant, currency: 'EUR', amountMinor: 2000 }] })
+  await call('PUT', `/products/${priced.id}/variants/${pricedVariant}/prices/USD`, { amountMinor: 2700 })
+  const defaultLocation = (await call<{ items: { id: string; isDefault: boolean }[] }>('GET', '/inventory/locations')).items.find((l) => l.isDefault)
+  if (!defaultLocation) throw new Error('fixture: no default stock location')
 
   const operations: [string, Record<string, string>][] = [
     ['GET /products/{productId}', { productId: main.id }],
@@ -277,8 +289,19 @@ async function setup() {
     ['GET /exports/{jobId}', { jobId: catalogExport.id }],
     ['POST /exports/{jobId}/cancel', { jobId: catalogExport.id }],
     ['GET /exports/{jobId}/file', { jobId: catalogExport.id }], // 404 until the worker has built it
+    ['GET /customer-groups/{groupId}/members', { groupId: group.id }],
+    ['POST /customer-groups/{groupId}/members', { groupId: group.id }],
+    ['DELETE /customer-groups/{groupId}/members/{userId}', { groupId: group.id, userId: member.user.id }],
+    ['DELETE /users/{userId}/two-factor', { userId: member.user.id }],
+    ['GET /price-lists/{priceListId}', { priceListId: priceList.id }],
+    ['PATCH /price-lists/{priceListId}', { priceListId: priceList.id }],
+    ['PUT /price-lists/{priceListId}/prices', { priceListId: priceList.id }],
+    ['DELETE /price-lists/{priceListId}/prices/{variantId}/{currency}', { priceListId: priceList.id, variantId: pricedVariant, currency: 'EUR' }],
+    ['DELETE /products/{productId}/variants/{variantId}/prices/{currency}', { productId: priced.id, variantId: pricedVariant, currency: 'USD' }],
+    ['GET /uploads/{uploadId}/sizes/{size}', { uploadId: image.id, size: 'w160.webp' }],
   ]
-  return { shelf, reviewed, mover, saved, coupon: cartCoupon, category: shelfCategory, resetter, zone, shippingOption: shippingOption!, guest, operations }
+  const stock = { variantId: pricedVariant, fromLocationId: defaultLocation.id, toLocationId: shelfLocation.id, group: group.id, groupMember: member.user.id, priceList: priceList.id }
+  return { shelf, reviewed, mover, saved, coupon: cartCoupon, category: shelfCategory, resetter, zone, shippingOption: shippingOption!, guest, stock, operations }
 }
 
 function toml(operations: [string, Record<string, string>][]) {
@@ -340,7 +363,46 @@ function beforeHooks(f: Fixtures): Record<string, Before> {
   const freshRequestedReturn: Before = async () => ({ pathParameters: { returnId: (await retryConflicts(() => requestedReturn(f.shelf.variants[0]!.id))).id } })
   let reviewId = ''
   let events = 0
+  // The fixture's group and price list, made again when the fuzzer has deleted them (its stateful
+  // phase deletes what the list operations show).
+  let groupId = f.stock.group
+  let priceListId = f.stock.priceList
+  const exists = (path: string) => call('GET', path).then(() => true, (err: unknown) => { if (err instanceof CallError && err.status === 404) return false; throw err })
+  const liveGroup = async () => {
+    if (!(await exists(`/customer-groups/${groupId}/members`))) groupId = (await call<{ id: string }>('POST', '/customer-groups', { name: `Fuzz Trade ${Date.now()}-${++keys}` })).id
+    return groupId
+  }
+  const livePriceList = async () => {
+    if (!(await exists(`/price-lists/${priceListId}`))) priceListId = (await call<{ id: string }>('POST', '/price-lists', { name: 'Fuzz Sale', kind: 'sale', status: 'draft' })).id
+    return priceListId
+  }
+  // Real ids where the fuzzer sent ids of its own (anything else is left to be refused as it is).
+  const realIds = (body: unknown, ids: Record<string, string>): Patch =>
+    (isObject(body) ? { body: Object.fromEntries(Object.entries(ids).filter(([field]) => typeof body[field] === 'string')) } : {})
   return {
+    'GET /customer-groups/{groupId}/members': async () => ({ pathParameters: { groupId: await liveGroup() } }),
+    'POST /customer-groups/{groupId}/members': async ({ body }) => ({ ...realIds(body, { userId: f.stock.groupMember }), pathParameters: { groupId: await liveGroup() } }),
+    // Each removal takes a member that is there (a second removal is the documented 404).
+    'DELETE /customer-groups/{groupId}/members/{userId}': async () => {
+      const groupId = await liveGroup()
+      await call('POST', `/customer-groups/${groupId}/members`, { userId: f.stock.groupMember })
+      return { pathParameters: { groupId, userId: f.stock.groupMember } }
+    },
+    'POST /inventory/transfers': async ({ body }) => realIds(body, { variantId: f.stock.variantId, fromLocationId: f.stock.fromLocationId, toLocationId: f.stock.toLocationId }),
+    'GET /price-lists/{priceListId}': async () => ({ pathParameters: { priceListId: await livePriceList() } }),
+    'PATCH /price-lists/{priceListId}': async () => ({ pathParameters: { priceListId: await livePriceList() } }),
+    'PUT /price-lists/{priceListId}/prices': async ({ body }) => ({
+      pathParameters: { priceListId: await livePriceList() },
+      ...(isObject(body) && Array.isArray(body.prices)
+        ? { body: { prices: body.prices.map((price) => (isObject(price) && typeof price.variantId === 'string' ? { ...price, variantId: f.stock.variantId } : price)) } }
+        : {}),
+    }),
+    // Each removal takes a price that is there.
+    'DELETE /price-lists/{priceListId}/prices/{variantId}/{currency}': async () => {
+      const priceListId = await livePriceList()
+      await call('PUT', `/price-lists/${priceListId}/prices`, { prices: [{ variantId: f.stock.variantId, currency: 'EUR', amountMinor: 2000 }] })
+      return { pathParameters: { priceListId, variantId: f.stock.variantId, currency: 'EUR' } }
+    },
     'POST /categories': realParent,
     'PATCH /categories/{categoryId}': realParent,
     'DELETE /categories/{categoryId}': async () => ({ pathParameters: { categoryId: (await category('Fuzz Doomed')).id } }),
