@@ -317,6 +317,7 @@ function toml(operations: [string, Record<string, string>][]) {
 /** What a request needs replaced: path parameters, body fields (merged into an object body), headers. */
 interface Patch { pathParameters?: Record<string, string>; query?: Record<string, string>; headers?: Record<string, string>; body?: Record<string, unknown>; replaceBody?: unknown }
 type Before = (request: { pathParameters: Record<string, string>; query: Record<string, unknown>; body: unknown }) => Promise<Patch>
+const REAL_CURRENCIES = ['EUR', 'USD', 'GBP', 'JPY', 'CHF', 'SEK', 'NOK', 'DKK', 'PLN', 'CZK', 'KWD', 'CAD']
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
 
 /** A fresh order of the fuzzer's, with a payment started by `paymentMethod`; the lines the fixture keeps in the cart are put back. */
@@ -393,8 +394,12 @@ function beforeHooks(f: Fixtures): Record<string, Before> {
     'PATCH /price-lists/{priceListId}': async () => ({ pathParameters: { priceListId: await livePriceList() } }),
     'PUT /price-lists/{priceListId}/prices': async ({ body }) => ({
       pathParameters: { priceListId: await livePriceList() },
+      // The fixture's variant, and a real currency per item where the fuzzer sent a code of three
+      // letters (random ones are mostly not ISO 4217 codes, each refused with a 400).
       ...(isObject(body) && Array.isArray(body.prices)
-        ? { body: { prices: body.prices.map((price) => (isObject(price) && typeof price.variantId === 'string' ? { ...price, variantId: f.stock.variantId } : price)) } }
+        ? { body: { prices: body.prices.map((price, i) => (isObject(price) ? { ...price,
+          ...(typeof price.variantId === 'string' ? { variantId: f.stock.variantId } : {}),
+          ...(typeof price.currency === 'string' && /^[A-Z]{3}$/.test(price.currency) ? { currency: REAL_CURRENCIES[i % REAL_CURRENCIES.length] } : {}) } : price)) } }
         : {}),
     }),
     // Each removal takes a price that is there.
