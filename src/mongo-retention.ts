@@ -15,9 +15,9 @@ const isTimeout = (err: unknown) => err instanceof Error && /time(d)? ?out/i.tes
  * command takes about a quarter of `budgetMs`. A run cut short (a timeout, a crash) has kept what
  * it deleted; the next run goes on from there. It ends once nothing older than the window is left.
  */
-export async function deleteOlderThan<T>(model: Model<T> | mongo.Collection, field: string, cutoff: Date, opts: { budgetMs: number; filter?: mongo.Filter<mongo.Document> }): Promise<{ removed: number; batches: number }> {
+export async function deleteOlderThan<T>(model: Model<T>, field: string, cutoff: Date, opts: { budgetMs: number; filter?: mongo.Filter<mongo.Document> }): Promise<{ removed: number; batches: number }> {
   // The driver's collection: a plain range filter, with no casting by the schema.
-  const collection = 'collectionName' in model ? model : model.collection
+  const collection = model.collection
   const target = opts.budgetMs * TARGET_SHARE
   let end = cutoff.getTime()
   let windowMs = FIRST_WINDOW_MS
@@ -95,7 +95,7 @@ export function dayRetention<T>(model: Model<T>, dateField: string) {
       }
       removed += (await collection.deleteMany({ day: cutoffDay, [dateField]: { $lt: cutoff } })).deletedCount
       if (!(await state.findOne({ _id: name, undatedCleared: true }))) {
-        removed += (await deleteOlderThan(collection, dateField, cutoff, { budgetMs, filter: { day: { $exists: false } } })).removed
+        removed += (await deleteOlderThan(model, dateField, cutoff, { budgetMs, filter: { day: { $exists: false } } })).removed
         await state.updateOne({ _id: name }, { $set: { undatedCleared: true } }, { upsert: true })
       }
       return { removed, days: due.length }
