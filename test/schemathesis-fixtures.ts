@@ -34,6 +34,15 @@ async function call<T = Record<string, unknown>>(method: string, path: string, b
   if (!res.ok) throw new CallError(`fixture ${method} ${path}: ${res.status} ${text}`, res.status)
   return (text ? JSON.parse(text) : {}) as T
 }
+/** Reads `path` until `done` says the worker has finished it (schemathesis.sh runs a worker beside the API). */
+async function finished<T>(path: string, done: (body: T) => boolean, read = () => call<T>('GET', path)): Promise<T> {
+  for (let attempt = 0; attempt < 240; attempt++) {
+    const body = await read()
+    if (done(body)) return body
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+  throw new Error(`fixture GET ${path}: the worker did not finish it in 60 s`)
+}
 /** A call whose refusal with one of `statuses` is expected (the state is already as wanted). */
 const tolerate = (statuses: number[], request: Promise<unknown>) => request.catch((err: unknown) => {
   if (!(err instanceof CallError && statuses.includes(err.status))) throw err
@@ -145,6 +154,7 @@ async function setup() {
   const shelfCategory = await category('Fuzz Shelf')
   const fuzzCategory = await category('Fuzz Edited')
   const image = await upload()
+  const sizedImage = await upload() // only read, through its sizes (the fuzzer deletes `image`)
   const memberAccount = { email: `fuzz-member-${Date.now()}@example.com`, password: 'fuzz-member-password-1' }
   await registerVerified({ ...memberAccount, name: 'Fuzz Member' })
   const member = await call<{ user: { id: string } }>('POST', '/auth/login', memberAccount, false, {})
@@ -157,6 +167,13 @@ async function setup() {
   const catalogImport = await fetch(`${base}/imports/products?dryRun=true`, { method: 'POST', headers: { ...auth, 'content-type': 'text/csv' }, body: `handle,name,sku,price_EUR\nfuzz-import,Fuzz Import,FUZZ-IMPORT-${Date.now()},1.00\n` })
     .then(async (res) => { if (res.status !== 202) throw new Error(`fixture POST /imports/products: ${res.status} ${await res.text()}`); return res.json() as Promise<{ id: string }> })
   const catalogExport = await call<{ id: string }>('POST', '/exports/products')
+  // Their files exist once the worker has made them: before that, their downloads are 404s.
+  await finished<{ status: string }>(`/users/me/export/${dataExport.id}`, (job) => job.status === 'ready')
+  await finished<{ status: string }>(`/exports/${catalogExport.id}`, (job) => job.status === 'completed')
+  await finished<{ status: string }>(`/imports/${catalogImport.id}`, (job) => job.status === 'completed')
+  // The 1x1 PNG's one size is its own width (an image is never enlarged).
+  const sizePath = `/uploads/${sizedImage.id}/sizes/w1.webp`
+  await finished<{ status: number }>(sizePath, (size) => size.status === 200, () => fetch(base + sizePath).then((res) => ({ status: res.status })))
 
   const pending = await order(shelf.variants[1]!.id) // read, cancel by the fuzzer; status changes
   const toPay = await order(shelf.variants[1]!.id) // a payment is started by the fuzzer
@@ -298,10 +315,10 @@ async function setup() {
     ['PUT /price-lists/{priceListId}/prices', { priceListId: priceList.id }],
     ['DELETE /price-lists/{priceListId}/prices/{variantId}/{currency}', { priceListId: priceList.id, variantId: pricedVariant, currency: 'EUR' }],
     ['DELETE /products/{productId}/variants/{variantId}/prices/{currency}', { productId: priced.id, variantId: pricedVariant, currency: 'USD' }],
-    ['GET /uploads/{uploadId}/sizes/{size}', { uploadId: image.id, size: 'w160.webp' }],
+    ['GET /uploads/{uploadId}/sizes/{size}', { uploadId: sizedImage.id, size: 'w1.webp' }],
   ]
   const stock = { variantId: pricedVariant, fromLocationId: defaultLocation.id, toLocationId: shelfLocation.id, group: group.id, groupMember: member.user.id, priceList: priceList.id }
-  return { shelf, reviewed, mover, saved, coupon: cartCoupon, category: shelfCategory, resetter, zone, shippingOption: shippingOption!, guest, stock, operations }
+  return { dataExport: dataExport.id, shelf, reviewed, mover, saved, coupon: cartCoupon, category: shelfCategory, resetter, zone, shippingOption: shippingOption!, guest, stock, operations }
 }
 
 function toml(operations: [string, Record<string, string>][]) {
@@ -381,6 +398,12 @@ function beforeHooks(f: Fixtures): Record<string, Before> {
   const realIds = (body: unknown, ids: Record<string, string>): Patch =>
     (isObject(body) ? { body: Object.fromEntries(Object.entries(ids).filter(([field]) => typeof body[field] === 'string')) } : {})
   return {
+    // The link's token is the key: a fresh one from the ready export (links are short-lived).
+    'GET /users/me/export/{exportId}/download': async () => {
+      const { downloadUrl } = await call<{ downloadUrl: string | null }>('GET', `/users/me/export/${f.dataExport}`)
+      const token = downloadUrl ? new URL(downloadUrl, base).searchParams.get('token') : null
+      return token ? { pathParameters: { exportId: f.dataExport }, query: { token } } : {}
+    },
     'GET /customer-groups/{groupId}/members': async () => ({ pathParameters: { groupId: await liveGroup() } }),
     'POST /customer-groups/{groupId}/members': async ({ body }) => ({ ...realIds(body, { userId: f.stock.groupMember }), pathParameters: { groupId: await liveGroup() } }),
     // Each removal takes a member that is there (a second removal is the documented 404).
@@ -402,9 +425,10 @@ function beforeHooks(f: Fixtures): Record<string, Before> {
           ...(typeof price.currency === 'string' && /^[A-Z]{3}$/.test(price.currency) ? { currency: REAL_CURRENCIES[i % REAL_CURRENCIES.length] } : {}) } : price)) } }
         : {}),
     }),
-    // Each removal takes a price that is there.
+    // Each removal takes a price that is there, on a draft list of its own (the fuzzer may delete
+    // the shared one between the hook's two calls).
     'DELETE /price-lists/{priceListId}/prices/{variantId}/{currency}': async () => {
-      const priceListId = await livePriceList()
+      const { id: priceListId } = await call<{ id: string }>('POST', '/price-lists', { name: `Fuzz Removal ${++keys}`, kind: 'sale', status: 'draft' })
       await call('PUT', `/price-lists/${priceListId}/prices`, { prices: [{ variantId: f.stock.variantId, currency: 'EUR', amountMinor: 2000 }] })
       return { pathParameters: { priceListId, variantId: f.stock.variantId, currency: 'EUR' } }
     },

@@ -34,7 +34,11 @@ MAIL_PORT=$MAIL_PORT FIXTURES_PORT=$FIXTURES_PORT OIDC_PORT=$OIDC_PORT node --im
 FIXTURES=$!
 node --import tsx src/server.ts > /tmp/schemathesis-api.log 2>&1 &
 API=$!
-cleanup() { kill "$API" "$FIXTURES" 2>/dev/null || true; psql_admin "drop database if exists $DB with (force)" || true; }
+# The API only enqueues (JOBS=off); a worker makes the exports and runs the imports, so their
+# downloads and reports are there to fetch.
+JOBS=on node --import tsx src/worker.ts > /tmp/schemathesis-worker.log 2>&1 &
+WORKER=$!
+cleanup() { kill "$API" "$WORKER" "$FIXTURES" 2>/dev/null || true; psql_admin "drop database if exists $DB with (force)" || true; }
 trap cleanup EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.3; done
 
