@@ -3,7 +3,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'data/', 'uploads/', 'coverage/', '.tap/', '.services/', 'openapi/schema.d.ts', 'sdk/dist/', 'sdk/src/generated/'] },
+  { ignores: ['dist/', '.test-build/', 'node_modules/', 'data/', 'uploads/', 'coverage/', '.tap/', '.services/', 'openapi/schema.d.ts', 'sdk/dist/', 'sdk/src/generated/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -4,7 +4,7 @@ import { eq, isNotNull, sql } from 'drizzle-orm'
 import { inventoryMovements, orderAccessTokens, orderItems, orders, productVariants } from '../db/schema/index.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { buildTestApp, createTestDatabase, freePort, testEnv } from './helpers.js'
+import { buildTestApp, createTestDatabase, freePort, testEnv, tsx } from './helpers.js'
 import { startMailbox } from './mail.js'
 import { quickCustomers, register, registerAdmin } from './users.js'
 import { createProduct } from './catalog.js'
@@ -353,7 +353,8 @@ t.test('SIGKILL while 40 guests check out: each retry with its key replays its o
 
   let server: ChildProcess | undefined
   const start = async () => {
-    server = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
+    const [node, ...args] = tsx('src/server.ts')
+    server = spawn(node!, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
     for (let i = 0; i < 200; i++) {
       try { if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) return } catch { /* not yet */ }
       await new Promise((r) => setTimeout(r, 100))
