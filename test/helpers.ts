@@ -52,9 +52,12 @@ export async function adminQuery<T extends pg.QueryResultRow = pg.QueryResultRow
 export async function createTestDatabase(t: Teardown): Promise<{ name: string; url: string }> {
   const name = `test_${randomBytes(6).toString('hex')}`
   // Cloning needs the template to have no other sessions; parallel clones can briefly collide.
+  // FILE_COPY copies the template's files: PostgreSQL 15's default (WAL_LOG) writes all of them
+  // to the WAL, 5 MB a database that the read replica then replays too (measured: 80-195 ms a
+  // clone, 53-57 ms with FILE_COPY, whose checkpoints cost little with the test server's fsync off).
   for (let attempt = 1; ; attempt++) {
     try {
-      await adminQuery(`create database ${name} template ${TEMPLATE_DB}`)
+      await adminQuery(`create database ${name} template ${TEMPLATE_DB} strategy file_copy`)
       break
     } catch (err) {
       if (attempt >= 20 || !/being accessed by other users/.test((err as Error).message)) throw err
