@@ -73,6 +73,9 @@ mkdir -p "$DIR"
 chmod 755 "$DIR"
 
 # PostgreSQL: a throwaway cluster tuned for tests (durability off), never the system one.
+# wal_keep_size: test databases are cloned with FILE_COPY, a checkpoint each, so WAL segments were
+# recycled within seconds and a replica a moment behind lost its stream for good (seen: "requested
+# WAL segment ... has already been removed"); 1 GB of WAL is kept for it.
 if ! port_open "$PG_PORT"; then
   BIN=$(pg_bin)
   if [ ! -f "$PG_DATA/PG_VERSION" ]; then
@@ -82,7 +85,7 @@ if ! port_open "$PG_PORT"; then
   fi
   [ "$(id -u)" = 0 ] && chown postgres: "$DIR" 2>/dev/null || true
   as_pg "$BIN/pg_ctl" -D "$PG_DATA" -l "$DIR/postgres.log" -w start -o \
-    "-h 127.0.0.1 -p $PG_PORT -k $PG_DATA -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" >/dev/null
+    "-h 127.0.0.1 -p $PG_PORT -k $PG_DATA -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c wal_keep_size=1GB" >/dev/null
 fi
 wait_port "$PG_PORT" postgres
 psql_q() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc "$1"; }
