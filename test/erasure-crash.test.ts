@@ -60,7 +60,10 @@ t.test('SIGKILL in the middle of an erasure: a new worker resumes it, and the en
   await worker.waitForHttp(`http://127.0.0.1:${workerPort}/health`)
   await waitUntil('the worker has done the steps before the reviews and waits on the lock', async () => {
     const [{ waiting }] = (await locker.query<{ waiting: number }>("select count(*)::int as waiting from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'")).rows as [{ waiting: number }]
-    return (await requestOf(crashedId)).step === 'uploads' && waiting > 0
+    const { step, status, lastError } = await requestOf(crashedId)
+    // Not there yet: thrown, so a timeout says where it was (seen once in CI, under load).
+    if (step !== 'uploads' || waiting === 0) throw new Error(`step ${step}, status ${status}, ${waiting} waiting on a lock, last error ${lastError}`)
+    return true
   }, 60_000)
   await worker.stop('SIGKILL')
   await locker.query('rollback')
