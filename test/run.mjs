@@ -14,7 +14,7 @@
 import { Buffer } from 'node:buffer'
 import { spawn, execFileSync } from 'node:child_process'
 import { copyFileSync, mkdirSync, rmSync, symlinkSync, existsSync } from 'node:fs'
-import { dirname, join, relative } from 'node:path'
+import { dirname, join } from 'node:path'
 import { clearTimeout, setTimeout } from 'node:timers'
 import { build } from 'esbuild'
 import { Parser } from 'tap-parser'
@@ -61,7 +61,6 @@ function countPoints(parser, totals) {
 
 const totals = { total: 0, pass: 0, fail: 0, skip: 0, todo: 0 }
 let number = 0
-let failedFiles = 0
 
 function runFile(test) {
   return new Promise((resolve) => {
@@ -85,10 +84,9 @@ function runFile(test) {
       const text = Buffer.concat(stdout).toString('utf8')
       const ok = !timedOut && code === 0 && parser.ok && fileTotals.fail === 0
       for (const key of Object.keys(totals)) totals[key] += fileTotals[key]
-      if (!ok) { failedFiles++; if (fileTotals.fail === 0) { totals.total++; totals.fail++ } } // a crash or a timeout counts as a failure
-      const name = relative(root, join(root, test))
-      const lines = [`# Subtest: ${name}`, ...text.replace(/\n$/, '').split('\n').map((line) => (line ? `    ${line}` : '    '))]
-      lines.push(`${ok ? 'ok' : 'not ok'} ${++number} - ${name} # time=${ms}ms`)
+      if (!ok && fileTotals.fail === 0) { totals.total++; totals.fail++ } // a crash or a timeout counts as a failure
+      const lines = [`# Subtest: ${test}`, ...text.replace(/\n$/, '').split('\n').map((line) => (line ? `    ${line}` : '    '))]
+      lines.push(`${ok ? 'ok' : 'not ok'} ${++number} - ${test} # time=${ms}ms`)
       if (!ok) {
         lines.push('  ---', `  exitCode: ${code}`, `  signal: ${signal}`, ...(timedOut ? [`  timeout: ${timeoutMs}`] : []), '  ...')
       }
@@ -106,4 +104,4 @@ await Promise.all(Array.from({ length: Math.min(jobs, queue.length) }, async () 
 
 const counted = Object.entries(totals).filter(([key, value]) => key === 'total' || value > 0).map(([key, value]) => `${key}: ${value}`)
 process.stdout.write(`1..${number}\n# { ${counted.join(', ')} }\n# time=${Date.now() - started}ms\n`)
-process.exitCode = failedFiles > 0 || totals.fail > 0 ? 1 : 0
+process.exitCode = totals.fail > 0 ? 1 : 0

@@ -13,6 +13,7 @@
 import { createServer } from 'node:http'
 import * as OTPAuth from 'otpauth'
 import pg from 'pg'
+import { waitUntil } from './helpers.js'
 import { startMailbox } from './mail.js'
 import { startOidcProvider, type TestAccount } from './oidc-provider.js'
 
@@ -34,15 +35,9 @@ async function call<T = Record<string, unknown>>(method: string, path: string, b
   if (!res.ok) throw new CallError(`fixture ${method} ${path}: ${res.status} ${text}`, res.status)
   return (text ? JSON.parse(text) : {}) as T
 }
-/** Reads `path` until `done` says the worker has finished it (schemathesis.sh runs a worker beside the API). */
-async function finished<T>(path: string, done: (body: T) => boolean, read = () => call<T>('GET', path)): Promise<T> {
-  for (let attempt = 0; attempt < 240; attempt++) {
-    const body = await read()
-    if (done(body)) return body
-    await new Promise((resolve) => setTimeout(resolve, 250))
-  }
-  throw new Error(`fixture GET ${path}: the worker did not finish it in 60 s`)
-}
+/** `path` read until the worker has finished it (schemathesis.sh runs a worker beside the API). */
+const finished = (path: string, done: (job: { status: string }) => boolean) =>
+  waitUntil(`fixture GET ${path}: the worker finished it`, async () => done(await call<{ status: string }>('GET', path)), 60_000, 250)
 /** A call whose refusal with one of `statuses` is expected (the state is already as wanted). */
 const tolerate = (statuses: number[], request: Promise<unknown>) => request.catch((err: unknown) => {
   if (!(err instanceof CallError && statuses.includes(err.status))) throw err
@@ -168,12 +163,12 @@ async function setup() {
     .then(async (res) => { if (res.status !== 202) throw new Error(`fixture POST /imports/products: ${res.status} ${await res.text()}`); return res.json() as Promise<{ id: string }> })
   const catalogExport = await call<{ id: string }>('POST', '/exports/products')
   // Their files exist once the worker has made them: before that, their downloads are 404s.
-  await finished<{ status: string }>(`/users/me/export/${dataExport.id}`, (job) => job.status === 'ready')
-  await finished<{ status: string }>(`/exports/${catalogExport.id}`, (job) => job.status === 'completed')
-  await finished<{ status: string }>(`/imports/${catalogImport.id}`, (job) => job.status === 'completed')
+  await finished(`/users/me/export/${dataExport.id}`, (job) => job.status === 'ready')
+  await finished(`/exports/${catalogExport.id}`, (job) => job.status === 'completed')
+  await finished(`/imports/${catalogImport.id}`, (job) => job.status === 'completed')
   // The 1x1 PNG's one size is its own width (an image is never enlarged).
   const sizePath = `/uploads/${sizedImage.id}/sizes/w1.webp`
-  await finished<{ status: number }>(sizePath, (size) => size.status === 200, () => fetch(base + sizePath).then((res) => ({ status: res.status })))
+  await waitUntil(`fixture GET ${sizePath}: the worker made it`, async () => (await fetch(base + sizePath)).status === 200, 60_000, 250)
 
   const pending = await order(shelf.variants[1]!.id) // read, cancel by the fuzzer; status changes
   const toPay = await order(shelf.variants[1]!.id) // a payment is started by the fuzzer
