@@ -5,7 +5,7 @@ import { isForeignKeyViolation, isUniqueViolation, type Db, type Tx } from '../.
 import { replicasCaughtUp } from '../../db/replicas.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import { decodeCursor, newestFirst, toPage, type CursorPart } from '../../src/pagination.js'
-import type { Cache } from '../../src/cache.js'
+import type { Cache, CacheResult } from '../../src/cache.js'
 import type { Emit, Outbox } from '../../src/outbox.js'
 import { WEBHOOK } from '../../src/side-effects.js'
 import { CATALOG_CACHE, categoryAndDescendants, productCache, refreshPriceRanges, refreshProductAggregates } from '../../src/catalog.js'
@@ -14,7 +14,7 @@ import type { ProductSort } from './schemas.js'
 import type { ProductImage } from '../uploads/service.js'
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
-import { groupsOf, listedPriceRanges, loadSchedule, requireCurrency, priceVariants, pricingMoment, type PricingContext } from '../../src/prices.js'
+import { groupsOf, listedPriceRanges, loadSchedule, requireCurrency, priceVariants, pricingMoment, type PricingContext, type ScheduledList } from '../../src/prices.js'
 
 // What reads select of a product: everything but the search vector, which only the WHERE of a
 // search uses (it is the largest column; reading it was most of a listing's bytes).
@@ -278,13 +278,26 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
     return asked ?? currency
   }
 
-  // The cache key's part for a set of lists in force, hashed once per set: there are few sets, and
-  // hashing on every cached read was 5% of a priced listing's CPU (profiled under the bench).
-  const listsKeys = new LRUCache<string, string>({ max: 1000 })
-  const listsKeyOf = (ids: string) => {
-    let hashed = listsKeys.get(ids)
-    if (hashed === undefined) listsKeys.set(ids, hashed = createHash('sha256').update(ids).digest('base64url').slice(0, 16))
-    return hashed
+  // What a shopper's pricing moment costs on a cached read, once per schedule rather than per read:
+  // the schedule parsed from its cached text (kept while that text is the same), and per set of
+  // groups the lists in force with their hashed key part, until the next start or end. Parsing,
+  // filtering and hashing on every read were 5-10% of a cached priced listing's CPU (profiled
+  // under the bench, #26).
+  type Moment = { listsKey: string; lists: string[]; computedAt: number; nextChangeAt: number }
+  let known: { json: string | undefined; schedule: ScheduledList[]; moments: LRUCache<string, Moment> } | undefined
+  function momentOf(cached: CacheResult<ScheduledList[]>, groups: string[], now: number) {
+    if (!known || cached.json === undefined || known.json !== cached.json) {
+      known = { json: cached.json, schedule: cached.value, moments: new LRUCache({ max: 1000 }) }
+    }
+    const groupsKey = groups.join(',')
+    let moment = known.moments.get(groupsKey)
+    // A clock set back (now before computedAt) computes it again too.
+    if (!moment || now >= moment.nextChangeAt || now < moment.computedAt) {
+      const m = pricingMoment(known.schedule, groups, now)
+      const listsKey = m.key === '-' ? '-' : createHash('sha256').update(m.key).digest('base64url').slice(0, 16)
+      known.moments.set(groupsKey, moment = { listsKey, lists: m.lists, computedAt: now, nextChangeAt: m.msToNextChange === null ? Infinity : now + m.msToNextChange })
+    }
+    return moment
   }
 
   /**
@@ -295,11 +308,10 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
   async function pricingFor(viewer: Viewer, inCurrency: string) {
     const now = Date.now()
     const groups = viewer.userId ? await groupsOf(dbRead, viewer.userId) : []
-    const { value: schedule } = await cache.wrap(CATALOG_CACHE, 'price-schedule', () => loadSchedule(dbRead))
-    const moment = pricingMoment(schedule, groups, now)
-    const lists = moment.key === '-' ? '-' : listsKeyOf(moment.key)
-    const ttl = moment.msToNextChange === null ? cache.ttlSeconds : Math.max(1, Math.min(cache.ttlSeconds, Math.ceil(moment.msToNextChange / 1000)))
-    return { ctx: { currency: inCurrency, userId: viewer.userId ?? null, at: new Date(now) }, key: `${inCurrency}:${lists}`, ttl, lists: moment.lists }
+    const schedule = await cache.wrap(CATALOG_CACHE, 'price-schedule', () => loadSchedule(dbRead))
+    const moment = momentOf(schedule, groups, now)
+    const ttl = moment.nextChangeAt === Infinity ? cache.ttlSeconds : Math.max(1, Math.min(cache.ttlSeconds, Math.ceil((moment.nextChangeAt - now) / 1000)))
+    return { ctx: { currency: inCurrency, userId: viewer.userId ?? null, at: new Date(now) }, key: `${inCurrency}:${moment.listsKey}`, ttl, lists: moment.lists }
   }
 
   /**
