@@ -218,6 +218,13 @@ const NO_IMAGES: ImagesOf = async () => new Map()
 
 export function createProductService({ db, dbRead = db, cache, currency, outbox, images = NO_IMAGES }: { db: Db; dbRead?: Db; cache: Cache; currency: string; outbox: Pick<Outbox, 'transaction'>; images?: ImagesOf }) {
   const fresh = prepareReads(db)
+  // A cart's variants, prepared (a cart read's statements were built on every read, #29).
+  const cartVariants = db.select({
+    variantId: productVariants.id, productId: products.id, sku: productVariants.sku, options: productVariants.options,
+    stock: productVariants.stock, variantActive: productVariants.isActive, weightGrams: productVariants.weightGrams,
+    productStatus: products.status, name: products.name, slug: products.slug, imageIds: products.imageIds,
+  }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId))
+    .where(sql`${productVariants.id} = any(${sql.placeholder('ids')}::uuid[])`).prepare('cart_variants')
   const lagging = dbRead === db ? fresh : prepareReads(dbRead)
   const { findById, findBySlug } = fresh
   /** Admins see the primary; customers' reads may lag. */
@@ -467,11 +474,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
      */
     async variantsForCart(variantIds: string[], ctx: PricingContext, quantities: Map<string, number> = new Map()) {
       if (!variantIds.length) return new Map<string, CartVariant>()
-      const rows = await db.select({
-        variantId: productVariants.id, productId: products.id, sku: productVariants.sku, options: productVariants.options,
-        stock: productVariants.stock, variantActive: productVariants.isActive, weightGrams: productVariants.weightGrams,
-        productStatus: products.status, name: products.name, slug: products.slug, imageIds: products.imageIds,
-      }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId)).where(inArray(productVariants.id, variantIds))
+      const rows = await cartVariants.execute({ ids: variantIds })
       const prices = await priceVariants(db, ctx, rows.map((r) => ({ variantId: r.variantId, quantity: quantities.get(r.variantId) ?? 1 })))
       return new Map(rows.map((r) => [r.variantId, { ...r, priceMinor: prices.get(r.variantId)?.unitPriceMinor ?? null, purchasable: r.variantActive && r.productStatus === 'active' }]))
     },
