@@ -79,7 +79,7 @@ export async function priceVariants(db: Db | Tx, ctx: PricingContext, lines: { v
   return result
 }
 
-// priceVariants' two statements, prepared once per pool (a transaction prepares its own): PostgreSQL
+// The pricing function's statements, prepared once per pool (a transaction prepares its own): PostgreSQL
 // parses and plans each once per connection, and the query is built once, not per cart read
 // (building was most of drizzle's 15% of a cart read's CPU, profiled under the bench, #29).
 const preparedPricing = new WeakMap<Db | Tx, ReturnType<typeof preparePricing>>()
@@ -100,6 +100,8 @@ function preparePricing(db: Db | Tx) {
         or(isNull(priceLists.customerGroupId), sql`exists (select 1 from ${customerGroupMembers} m where m.group_id = ${priceLists.customerGroupId} and m.user_id = ${sql.placeholder('userId')}::uuid)`),
       ))
       .prepare('price_list_candidates'),
+    schedule: db.select({ id: priceLists.id, startsAt: priceLists.startsAt, endsAt: priceLists.endsAt, groupId: priceLists.customerGroupId })
+      .from(priceLists).where(eq(priceLists.status, 'active')).prepare('price_schedule'),
   }
 }
 const pricingStatements = (db: Db | Tx) => preparedPricing.get(db) ?? preparedPricing.set(db, preparePricing(db)).get(db)!
@@ -115,8 +117,7 @@ export async function groupsOf(db: Db | Tx, userId: string | null): Promise<stri
 export interface ScheduledList { id: string; startsAt: number | null; endsAt: number | null; groupId: string | null }
 
 export async function loadSchedule(db: Db | Tx): Promise<ScheduledList[]> {
-  const rows = await db.select({ id: priceLists.id, startsAt: priceLists.startsAt, endsAt: priceLists.endsAt, groupId: priceLists.customerGroupId })
-    .from(priceLists).where(eq(priceLists.status, 'active'))
+  const rows = await pricingStatements(db).schedule.execute()
   return rows.map((r) => ({ id: r.id, startsAt: r.startsAt?.getTime() ?? null, endsAt: r.endsAt?.getTime() ?? null, groupId: r.groupId })).sort((a, b) => (a.id < b.id ? -1 : 1))
 }
 
