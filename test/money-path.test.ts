@@ -187,6 +187,28 @@ t.test('7: the key of a request whose process died is taken over by its retry, n
   t.equal((await checkout(app, buyer.headers, 'died-mid-way-01')).json().id, retry.json().id, 'and later retries replay it')
 })
 
+t.test('7b: a key older than 24 hours counts for nothing: the request runs afresh, whatever the old record held', async (t) => {
+  const { app, variantId } = await shop(t)
+  const buyer = await register(app, { email: 'expired-key@example.com' })
+  await addToCart(app, buyer.headers, variantId, 1)
+  // A finished record of this key from two days ago, for another request body and another order.
+  const userId = buyer.body.user.id
+  await app.db.insert(idempotencyKeys).values({
+    userId, scope: 'checkout', key: 'expired-key-001', requestHash: 'another request', responseStatus: 201, responseBody: { id: 'old' },
+    createdAt: new Date(Date.now() - 48 * 3_600_000), completedAt: new Date(Date.now() - 48 * 3_600_000), resourceId: crypto.randomUUID(),
+  })
+  const placed = await checkout(app, buyer.headers, 'expired-key-001')
+  t.equal(placed.statusCode, 201, placed.body)
+  t.not(placed.json().id, 'old', 'not the old answer')
+  const [record] = await app.db.select().from(idempotencyKeys).where(and(eq(idempotencyKeys.userId, userId), eq(idempotencyKeys.key, 'expired-key-001')))
+  t.equal(record!.responseStatus, 201)
+  t.equal((record!.responseBody as { id: string }).id, placed.json().id, 'the record now holds the new answer')
+  t.ok(Date.now() - record!.createdAt.getTime() < 60_000, 'and starts its 24 hours now')
+  t.equal(record!.resourceId, null, 'nothing of the old attempt is resumed')
+  t.equal((await checkout(app, buyer.headers, 'expired-key-001')).json().id, placed.json().id, 'a retry replays the new answer')
+  t.equal((await ordersOf(app, userId)).length, 1)
+})
+
 t.test('8: every write of an order status goes through the transition table', async (t) => {
   const offenders: string[] = []
   const files = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(`${dir}/${e.name}`) : e.name.endsWith('.ts') ? [`${dir}/${e.name}`] : []))

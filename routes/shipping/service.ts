@@ -57,9 +57,12 @@ export function createShippingService({ db, defaults, currency: storeCurrency }:
 
   /** Zones that serve a country: those listing it, else the fallback zones (no countries). */
   async function zonesFor(q: Reader, country: string) {
-    const listed = await q.select().from(shippingZones).where(sql`${shippingZones.countries} @> array[${country}]::text[]`).orderBy(asc(shippingZones.createdAt))
-    if (listed.length) return listed
-    return q.select().from(shippingZones).where(sql`cardinality(${shippingZones.countries}) = 0`).orderBy(asc(shippingZones.createdAt))
+    // Both kinds in one round trip (a checkout's): the listing zones if any, else the fallbacks.
+    const zones = await q.select().from(shippingZones)
+      .where(sql`${shippingZones.countries} @> array[${country}]::text[] or cardinality(${shippingZones.countries}) = 0`)
+      .orderBy(asc(shippingZones.createdAt))
+    const listed = zones.filter((z) => z.countries.length > 0)
+    return listed.length ? listed : zones
   }
 
   /** Active options of those zones that reach this cart, with what each charges it. */

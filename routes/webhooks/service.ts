@@ -183,10 +183,11 @@ export function createWebhookService({ db, outbox, box, log, settings, enqueue, 
     async fanOut(eventId: string, payload: OutboxTopics['webhook.event']) {
       const endpoints = await db.select({ id: webhookEndpoints.id }).from(webhookEndpoints)
         .where(and(eq(webhookEndpoints.isActive, true), sql`${payload.type} = any(${webhookEndpoints.events})`))
-      if (endpoints.length) {
-        const body = JSON.stringify({ id: eventId, type: payload.type, createdAt: payload.createdAt, data: payload.data })
-        await db.insert(webhookDeliveries).values(endpoints.map((e) => ({ eventId, endpointId: e.id, eventType: payload.type, body }))).onConflictDoNothing()
-      }
+      // No subscriber, nothing to deliver (a delivery left pending by an earlier run, its endpoint
+      // since unsubscribed, is the sweep's): one statement instead of two on most events.
+      if (!endpoints.length) return { deliveries: 0 }
+      const body = JSON.stringify({ id: eventId, type: payload.type, createdAt: payload.createdAt, data: payload.data })
+      await db.insert(webhookDeliveries).values(endpoints.map((e) => ({ eventId, endpointId: e.id, eventType: payload.type, body }))).onConflictDoNothing()
       const pending = await db.select({ id: webhookDeliveries.id }).from(webhookDeliveries).where(and(eq(webhookDeliveries.eventId, eventId), eq(webhookDeliveries.status, 'pending')))
       await enqueue(pending.map((d) => d.id))
       return { deliveries: pending.length }
