@@ -291,19 +291,20 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
   // filtering and hashing on every read were 5-10% of a cached priced listing's CPU (profiled
   // under the bench, #26).
   type Moment = { listsKey: string; lists: string[]; computedAt: number; nextChangeAt: number }
-  let known: { json: string | undefined; schedule: ScheduledList[]; moments: LRUCache<string, Moment> } | undefined
+  let known: { json: string; schedule: ScheduledList[]; moments: LRUCache<string, Moment> } | undefined
+  function computeMoment(schedule: ScheduledList[], groups: string[], now: number): Moment {
+    const m = pricingMoment(schedule, groups, now)
+    const listsKey = m.key === '-' ? '-' : createHash('sha256').update(m.key).digest('base64url').slice(0, 16)
+    return { listsKey, lists: m.lists, computedAt: now, nextChangeAt: m.msToNextChange === null ? Infinity : now + m.msToNextChange }
+  }
   function momentOf(cached: CacheResult<ScheduledList[]>, groups: string[], now: number) {
-    if (!known || cached.json === undefined || known.json !== cached.json) {
-      known = { json: cached.json, schedule: cached.value, moments: new LRUCache({ max: 1000 }) }
-    }
+    // Loaded, not from the cache (a miss, CACHE=off): no text to know it by again.
+    if (cached.json === undefined) return computeMoment(cached.value, groups, now)
+    if (known?.json !== cached.json) known = { json: cached.json, schedule: cached.value, moments: new LRUCache({ max: 1000 }) }
     const groupsKey = groups.join(',')
     let moment = known.moments.get(groupsKey)
     // A clock set back (now before computedAt) computes it again too.
-    if (!moment || now >= moment.nextChangeAt || now < moment.computedAt) {
-      const m = pricingMoment(known.schedule, groups, now)
-      const listsKey = m.key === '-' ? '-' : createHash('sha256').update(m.key).digest('base64url').slice(0, 16)
-      known.moments.set(groupsKey, moment = { listsKey, lists: m.lists, computedAt: now, nextChangeAt: m.msToNextChange === null ? Infinity : now + m.msToNextChange })
-    }
+    if (!moment || now >= moment.nextChangeAt || now < moment.computedAt) known.moments.set(groupsKey, moment = computeMoment(known.schedule, groups, now))
     return moment
   }
 
