@@ -168,6 +168,20 @@ async function openPglite(opts: OpenDbOptions, lock?: ReturnType<typeof takeLock
   }
 }
 
+/**
+ * A prepared statement (or set of them) made once per pool or transaction it is asked for: a
+ * prepared query belongs to the pool or transaction that made it, and building it is the cost
+ * a hot read saves.
+ */
+export function preparedPer<D extends Db | Tx, T>(prepare: (db: D) => T): (db: D) => T {
+  const made = new WeakMap<D, T>()
+  return (db) => {
+    let statement = made.get(db)
+    if (statement === undefined) made.set(db, statement = prepare(db))
+    return statement
+  }
+}
+
 export async function pingDb(db: Db) {
   await db.execute(sql`select 1`)
 }

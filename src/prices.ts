@@ -1,7 +1,7 @@
 import { and, eq, gt, isNull, lte, or, sql, type Placeholder, type SQL } from 'drizzle-orm'
 import currencyCodes from 'currency-codes'
 import { customerGroupMembers, priceListPrices, priceLists, productVariants, variantPrices } from '../db/schema/index.js'
-import type { Db, Tx } from '../db/client.js'
+import { preparedPer, type Db, type Tx } from '../db/client.js'
 import { BadRequest } from './errors.js'
 
 // The one pricing function: what a shopper sees and pays for a variant, in one currency.
@@ -64,10 +64,9 @@ export async function priceVariants(db: Db | Tx, ctx: PricingContext, lines: { v
   const ids = [...new Set(lines.map((l) => l.variantId))]
   const result = new Map<string, LinePrice>()
   if (!ids.length) return result
-  const statements = pricingStatements(db)
-  const bases = await statements.bases.execute({ ids, currency: ctx.currency })
+  const bases = await basePrices(db).execute({ ids, currency: ctx.currency })
   if (!bases.length) return result
-  const listed = await statements.listed.execute({ ids: bases.map((b) => b.variantId), currency: ctx.currency, at: ctx.at ?? new Date(), userId: ctx.userId })
+  const listed = await listCandidates(db).execute({ ids: bases.map((b) => b.variantId), currency: ctx.currency, at: ctx.at ?? new Date(), userId: ctx.userId })
   const byVariant = new Map<string, Candidate[]>()
   for (const c of listed) (byVariant.get(c.variantId) ?? byVariant.set(c.variantId, []).get(c.variantId)!).push(c)
   const baseOf = new Map(bases.map((b) => [b.variantId, b.amountMinor]))
@@ -79,32 +78,27 @@ export async function priceVariants(db: Db | Tx, ctx: PricingContext, lines: { v
   return result
 }
 
-// The pricing function's statements, prepared once per pool (a transaction prepares its own): PostgreSQL
-// parses and plans each once per connection, and the query is built once, not per cart read
-// (building was most of drizzle's 15% of a cart read's CPU, profiled under the bench, #29).
-const preparedPricing = new WeakMap<Db | Tx, ReturnType<typeof preparePricing>>()
-function preparePricing(db: Db | Tx) {
-  const ids = sql`${sql.placeholder('ids')}::uuid[]`
-  const at = sql`${sql.placeholder('at')}::timestamptz`
-  return {
-    bases: db.select({ variantId: variantPrices.variantId, amountMinor: variantPrices.amountMinor }).from(variantPrices)
-      .where(and(sql`${variantPrices.variantId} = any(${ids})`, eq(variantPrices.currency, sql.placeholder('currency'))))
-      .prepare('price_bases'),
-    // A guest's userId is null: `user_id = null` holds for no member, so group lists never apply.
-    listed: db.select({
-      variantId: priceListPrices.variantId, priceListId: priceLists.id, kind: priceLists.kind, minQuantity: priceLists.minQuantity, amountMinor: priceListPrices.amountMinor,
-    }).from(priceListPrices).innerJoin(priceLists, eq(priceLists.id, priceListPrices.priceListId))
-      .where(and(
-        sql`${priceListPrices.variantId} = any(${ids})`, eq(priceListPrices.currency, sql.placeholder('currency')), eq(priceLists.status, 'active'),
-        or(isNull(priceLists.startsAt), lte(priceLists.startsAt, at)), or(isNull(priceLists.endsAt), gt(priceLists.endsAt, at)),
-        or(isNull(priceLists.customerGroupId), sql`exists (select 1 from ${customerGroupMembers} m where m.group_id = ${priceLists.customerGroupId} and m.user_id = ${sql.placeholder('userId')}::uuid)`),
-      ))
-      .prepare('price_list_candidates'),
-    schedule: db.select({ id: priceLists.id, startsAt: priceLists.startsAt, endsAt: priceLists.endsAt, groupId: priceLists.customerGroupId })
-      .from(priceLists).where(eq(priceLists.status, 'active')).prepare('price_schedule'),
-  }
-}
-const pricingStatements = (db: Db | Tx) => preparedPricing.get(db) ?? preparedPricing.set(db, preparePricing(db)).get(db)!
+// The pricing function's statements, each prepared once per pool (a transaction prepares its own,
+// and only those it runs): PostgreSQL parses and plans each once per connection, and the query is
+// built once, not per cart read (building was most of drizzle's 15% of a cart read's CPU,
+// profiled under the bench, #29).
+const variantIds = sql`${sql.placeholder('ids')}::uuid[]`
+const pricedAt = sql`${sql.placeholder('at')}::timestamptz`
+const basePrices = preparedPer((db: Db | Tx) => db.select({ variantId: variantPrices.variantId, amountMinor: variantPrices.amountMinor }).from(variantPrices)
+  .where(and(sql`${variantPrices.variantId} = any(${variantIds})`, eq(variantPrices.currency, sql.placeholder('currency'))))
+  .prepare('price_bases'))
+// A guest's userId is null: `user_id = null` holds for no member, so group lists never apply.
+const listCandidates = preparedPer((db: Db | Tx) => db.select({
+  variantId: priceListPrices.variantId, priceListId: priceLists.id, kind: priceLists.kind, minQuantity: priceLists.minQuantity, amountMinor: priceListPrices.amountMinor,
+}).from(priceListPrices).innerJoin(priceLists, eq(priceLists.id, priceListPrices.priceListId))
+  .where(and(
+    sql`${priceListPrices.variantId} = any(${variantIds})`, eq(priceListPrices.currency, sql.placeholder('currency')), eq(priceLists.status, 'active'),
+    or(isNull(priceLists.startsAt), lte(priceLists.startsAt, pricedAt)), or(isNull(priceLists.endsAt), gt(priceLists.endsAt, pricedAt)),
+    or(isNull(priceLists.customerGroupId), sql`exists (select 1 from ${customerGroupMembers} m where m.group_id = ${priceLists.customerGroupId} and m.user_id = ${sql.placeholder('userId')}::uuid)`),
+  ))
+  .prepare('price_list_candidates'))
+const activeLists = preparedPer((db: Db | Tx) => db.select({ id: priceLists.id, startsAt: priceLists.startsAt, endsAt: priceLists.endsAt, groupId: priceLists.customerGroupId })
+  .from(priceLists).where(eq(priceLists.status, 'active')).prepare('price_schedule'))
 
 /** The customer groups a signed-in shopper is in (part of a catalog read's pricing context). */
 export async function groupsOf(db: Db | Tx, userId: string | null): Promise<string[]> {
@@ -117,7 +111,7 @@ export async function groupsOf(db: Db | Tx, userId: string | null): Promise<stri
 export interface ScheduledList { id: string; startsAt: number | null; endsAt: number | null; groupId: string | null }
 
 export async function loadSchedule(db: Db | Tx): Promise<ScheduledList[]> {
-  const rows = await pricingStatements(db).schedule.execute()
+  const rows = await activeLists(db).execute()
   return rows.map((r) => ({ id: r.id, startsAt: r.startsAt?.getTime() ?? null, endsAt: r.endsAt?.getTime() ?? null, groupId: r.groupId })).sort((a, b) => (a.id < b.id ? -1 : 1))
 }
 

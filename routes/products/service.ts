@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, getTableColumns, inArray, sql, type Placeholder, type SQL } from 'drizzle-orm'
 import { unionAll, type AnyPgColumn } from 'drizzle-orm/pg-core'
 import { inventoryMovements, productPriceRanges, productVariants, products, regions, variantPrices } from '../../db/schema/index.js'
-import { isForeignKeyViolation, isUniqueViolation, type Db, type Tx } from '../../db/client.js'
+import { isForeignKeyViolation, isUniqueViolation, preparedPer, type Db, type Tx } from '../../db/client.js'
 import { replicasCaughtUp } from '../../db/replicas.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import { decodeCursor, newestFirst, toPage, type CursorPart } from '../../src/pagination.js'
@@ -218,6 +218,7 @@ const NO_IMAGES: ImagesOf = async () => new Map()
 
 export function createProductService({ db, dbRead = db, cache, currency, outbox, images = NO_IMAGES }: { db: Db; dbRead?: Db; cache: Cache; currency: string; outbox: Pick<Outbox, 'transaction'>; images?: ImagesOf }) {
   const fresh = prepareReads(db)
+  const lagging = dbRead === db ? fresh : prepareReads(dbRead)
   // A cart's variants, prepared (a cart read's statements were built on every read, #29).
   const cartVariants = db.select({
     variantId: productVariants.id, productId: products.id, sku: productVariants.sku, options: productVariants.options,
@@ -225,7 +226,6 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
     productStatus: products.status, name: products.name, slug: products.slug, imageIds: products.imageIds,
   }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId))
     .where(sql`${productVariants.id} = any(${sql.placeholder('ids')}::uuid[])`).prepare('cart_variants')
-  const lagging = dbRead === db ? fresh : prepareReads(dbRead)
   const { findById, findBySlug } = fresh
   /** Admins see the primary; customers' reads may lag. */
   const readsFor = (viewer: Viewer) => (viewer.isAdmin ? fresh : lagging)
@@ -345,19 +345,17 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
    * A page's ranges under the lists that apply to the shopper (pricingMoment decided them): the
    * pricing function's rule in SQL (listedPriceRanges), one prepared statement per pool.
    */
-  const pageRangeStatements = new Map<Db, ReturnType<typeof preparePageRanges>>()
-  function preparePageRanges(on: Db) {
+  const pageRanges = preparedPer((on: Db) => {
     const listed = on.$with('listed', {
       productId: sql<string>`product_id`.as('product_id'), minMinor: sql<number>`listed_min_minor`.as('listed_min_minor'), maxMinor: sql<number>`listed_max_minor`.as('listed_max_minor'),
     }).as(listedPriceRanges(sql.placeholder('currency'), sql`${sql.placeholder('lists')}::uuid[]`, sql`${sql.placeholder('products')}::uuid[]`))
     return on.with(listed).select({ productId: listed.productId, minMinor: listed.minMinor, maxMinor: listed.maxMinor }).from(listed).prepare('product_page_ranges')
-  }
+  })
 
   /** Base ranges of a listing page's products, replaced by the shopper's prices when price lists apply. */
   async function withListPrices(items: ReturnType<typeof toSummary>[], ctx: PricingContext & { lists: string[] }, on: Db) {
     if (!items.length) return items
-    const statement = pageRangeStatements.get(on) ?? pageRangeStatements.set(on, preparePageRanges(on)).get(on)!
-    const rows = await statement.execute({ currency: ctx.currency, lists: `{${ctx.lists.join(',')}}`, products: `{${items.map((i) => i.id).join(',')}}` })
+    const rows = await pageRanges(on).execute({ currency: ctx.currency, lists: `{${ctx.lists.join(',')}}`, products: `{${items.map((i) => i.id).join(',')}}` })
     const ranges = new Map(rows.map((r) => [r.productId, r]))
     return items.map((i) => { const r = ranges.get(i.id); return r ? { ...i, priceRange: { minMinor: r.minMinor, maxMinor: r.maxMinor, currency: ctx.currency } } : i })
   }
