@@ -39,8 +39,8 @@ export default fp(async (app) => {
   })
   // Order notifications and low-stock alerts.
   const { orderMail, webhooks } = services
-  outbox.on('mail.order', (payload, event) => orderMail.sendOrderMail(event.id, payload))
-  outbox.on('mail.low-stock', (payload, event) => orderMail.sendLowStock(event.id, payload, checkoutConfig.lowStockThreshold))
+  outbox.on('mail.order', (payload, event) => orderMail.sendOrderMail(event, payload))
+  outbox.on('mail.low-stock', (payload, event) => orderMail.sendLowStock(event, payload, checkoutConfig.lowStockThreshold))
   // Outbound webhooks: each event fans out to deliveries, which the `webhooks` queue sends.
   outbox.on('webhook.event', async (payload, event) => { await webhooks.fanOut(event.id, payload) })
   const domain = new URL(config.publicUrl).hostname

@@ -12,7 +12,9 @@ import { step } from './tracing.js'
 // idempotent; events of one key (a cart) are handled in the order they were written. Topics and
 // their payloads are one typed map (OutboxTopics in src/side-effects.ts).
 
-export type OutboxHandler<T extends OutboxTopic> = (payload: OutboxTopics[T], event: { id: string; key: string | null }) => Promise<void>
+/** The event a handler runs: its id, its key, and which run this is (1 on its first claim, more on a retry). */
+export interface OutboxEventRef { id: string; key: string | null; attempt: number }
+export type OutboxHandler<T extends OutboxTopic> = (payload: OutboxTopics[T], event: OutboxEventRef) => Promise<void>
 /** Writes events in the transaction of outbox.transaction that handed it out. */
 export type Emit = (events: OutboxEvent[]) => Promise<void>
 /** The one handler of each topic (of these topics). */
@@ -38,7 +40,7 @@ const backoffMs = (attempts: number) => Math.min(1000 * 2 ** Math.min(attempts, 
 export function createOutbox(db: Db, log: FastifyBaseLogger) {
   const handlers: Handlers = {}
 
-  function dispatch<T extends OutboxTopic>(topic: T, payload: OutboxTopics[T], event: { id: string; key: string | null }) {
+  function dispatch<T extends OutboxTopic>(topic: T, payload: OutboxTopics[T], event: OutboxEventRef) {
     const handler = handlers[topic]
     if (!handler) throw new Error(`no outbox handler for ${topic}`)
     return handler(payload, event)
@@ -81,7 +83,7 @@ export function createOutbox(db: Db, log: FastifyBaseLogger) {
       try {
         // The row as add() wrote it: its topic names its payload's type.
         const event = { topic: row.topic, payload: row.payload } as OutboxEvent
-        await dispatch(event.topic, event.payload, { id: row.id, key: row.key })
+        await dispatch(event.topic, event.payload, { id: row.id, key: row.key, attempt: row.attempts })
         done.push(row.id)
       } catch (err) {
         fail()

@@ -11,7 +11,14 @@ import type { Faults } from './faults.js'
 // of the whole handler and the outbox's mark; a mail retried there still carries the same
 // Message-ID, which mail clients show once.
 
-export interface MailMessage { to: string | string[]; subject: string; text: string; html?: string; messageId?: string }
+export interface MailMessage {
+  to: string | string[]; subject: string; text: string; html?: string; messageId?: string
+  /**
+   * The first run of the event this Message-ID names (its first claim): no earlier run can have
+   * sent it, so there is no record to look up. A retry always looks.
+   */
+  firstDelivery?: boolean
+}
 export interface MailSender { send(message: MailMessage): Promise<void> }
 
 /** How long a record is kept: longer than any outbox retry waits (its backoff is at most 5 minutes). */
@@ -21,15 +28,15 @@ export function createSentMail({ db, mailer, faults }: { db: Db; mailer: MailSen
   return {
     /** Sends to the recipients that have not had this Message-ID yet; without a Message-ID, sends as is. */
     async send(message: MailMessage) {
-      const { messageId } = message
-      if (!messageId) return mailer.send(message)
+      const { messageId, firstDelivery, ...mail } = message
+      if (!messageId) return mailer.send(mail)
       const recipients = [...new Set([message.to].flat().map((r) => r.toLowerCase()))]
-      const had = await db.select({ recipient: sentMail.recipient }).from(sentMail)
+      const had = firstDelivery ? [] : await db.select({ recipient: sentMail.recipient }).from(sentMail)
         .where(and(eq(sentMail.messageId, messageId), inArray(sentMail.recipient, recipients)))
       const done = new Set(had.map((r) => r.recipient))
       const to = recipients.filter((r) => !done.has(r))
       if (!to.length) return
-      await mailer.send({ ...message, to })
+      await mailer.send({ ...mail, messageId, to })
       await db.insert(sentMail).values(to.map((recipient) => ({ messageId, recipient }))).onConflictDoNothing()
       // The handler is done; the outbox marks its event next. A crash here is what the record is for.
       faults?.at('mail.after-send')

@@ -284,6 +284,37 @@ t.test('faults in checkout: before the key completes, after the commit, before t
   t.equal(await app.outbox.pending(), 0, 'nothing left in the outbox')
 })
 
+t.test('a cart whose last clear waits is settled before it is read: the checkout sees the cart the shopper sees', async (t) => {
+  const { app, admin, variantId, otherVariantId } = await shop(t)
+  const single = await createProduct(app, admin.headers, { variants: [{ priceMinor: 900, stock: 1 }] })
+  const lastOne = single.variants[0].id as string
+  const buyer = await register(app, { email: 'stale@example.com' })
+
+  // The last unit sold, its cart clear failed: the cart still shows the line.
+  await addToCart(app, buyer.headers, lastOne, 1)
+  app.faults.failOnce('cart.before-clear')
+  t.equal((await checkout(app, buyer.headers, 'stale-checkout-1')).statusCode, 201)
+  t.equal(await app.outbox.pending(), 1, 'the clear waits in the outbox')
+  // Read unsettled, the stale line would be refused as out of stock; settled, the cart is empty.
+  const refused = await checkout(app, buyer.headers, 'stale-checkout-2')
+  t.equal(refused.statusCode, 409)
+  t.equal(refused.json().type, 'urn:problem-type:cart-empty', 'answered for the cart as the shopper sees it, not "out of stock"')
+  t.equal(await app.outbox.pending(), 0)
+
+  // Again, with a line added after the failed clear: the order holds only that line.
+  await addToCart(app, buyer.headers, variantId, 2)
+  app.faults.failOnce('cart.before-clear')
+  t.equal((await checkout(app, buyer.headers, 'stale-checkout-3')).statusCode, 201)
+  await addToCart(app, buyer.headers, otherVariantId, 1)
+  const second = await checkout(app, buyer.headers, 'stale-checkout-4')
+  t.equal(second.statusCode, 201, second.body)
+  t.same(second.json().items.map((i: { variantId: string; quantity: number }) => [i.variantId, i.quantity]), [[otherVariantId, 1]], 'the earlier order\'s lines are not bought twice')
+  t.equal(await stockOf(app, variantId), 18, 'taken once')
+  t.equal((await ordersOf(app, buyer.body.user.id)).length, 3)
+  t.same((await app.inject({ method: 'GET', url: '/cart', headers: buyer.headers })).json().lines, [], 'the cart is empty')
+  t.equal(await app.outbox.pending(), 0)
+})
+
 t.test('faults in payment: after recording, after the provider call; reconciliation settles what no client retries', async (t) => {
   const { app, variantId } = await shop(t)
   const buyer = await register(app, { email: 'payfaults@example.com' })

@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs'
-import { and, eq, inArray } from 'drizzle-orm'
+import { and, eq, inArray, sql } from 'drizzle-orm'
 import Mustache from 'mustache'
 import { orderItems, orders, productVariants, products, refunds, users } from '../../db/schema/index.js'
 import type { Db } from '../../db/client.js'
 import type { OrderMailKind, OutboxTopics } from '../../src/side-effects.js'
+import type { OutboxEventRef } from '../../src/outbox.js'
+import type { MailSender } from '../../src/sent-mail.js'
 
 // Order notifications. Each is an outbox event written in the transaction that changed the
 // order (src/side-effects.ts), so a mail is never lost when SMTP is down: the drain job retries
@@ -54,24 +56,25 @@ export function formatMoney(minor: number, currency: string) {
   return format.format(minor / 10 ** (format.resolvedOptions().maximumFractionDigits ?? 2))
 }
 
-export interface MailSender { send(message: { to: string | string[]; subject: string; text: string; html?: string; messageId?: string }): Promise<void> }
-
 export interface OrderLinks { issue(orderId: string): Promise<{ token: string; expiresAt: Date }> }
 
 export function createOrderMail({ db, mailer, domain, publicUrl, links }: { db: Db; mailer: MailSender; domain: string; publicUrl: string; links: OrderLinks }) {
   const messageId = (eventId: string) => `<${eventId}@${domain}>`
 
   return {
-    async sendOrderMail(eventId: string, payload: OutboxTopics['mail.order']) {
-      const [row] = await db.select({ order: orders, email: users.email, name: users.name }).from(orders).leftJoin(users, eq(users.id, orders.userId)).where(eq(orders.id, payload.orderId))
+    async sendOrderMail(event: OutboxEventRef, payload: OutboxTopics['mail.order']) {
+      // The order, its buyer and the lines the mail lists, in one statement (it runs after every checkout).
+      const [row] = await db.select({
+        order: orders, email: users.email, name: users.name,
+        items: sql<{ quantity: number; name: string; sku: string; lineTotalMinor: number }[]>`(select coalesce(json_agg(json_build_object('quantity', ${orderItems.quantity}, 'name', ${orderItems.name}, 'sku', ${orderItems.sku}, 'lineTotalMinor', ${orderItems.lineTotalMinor}) order by ${orderItems.sku}), '[]') from ${orderItems} where ${orderItems.orderId} = ${orders.id})`,
+      }).from(orders).leftJoin(users, eq(users.id, orders.userId)).where(eq(orders.id, payload.orderId))
       if (!row) return
-      const { order } = row
+      const { order, items } = row
       // The link is for guests: a lookup's mail goes to the address the guest gave, never to an account's.
       const to = payload.kind === 'link' ? order.guestEmail : row.email ?? order.guestEmail
       if (!to) return
       const wantsLink = payload.kind === 'link' || (payload.kind === 'placed' && order.userId === null)
       const access = wantsLink ? await links.issue(order.id) : null
-      const items = await db.select().from(orderItems).where(eq(orderItems.orderId, order.id))
       const m = (minor: number) => formatMoney(minor, order.currency)
       const a = order.shippingAddress
       let amount = order.refundedMinor
@@ -88,16 +91,16 @@ export function createOrderMail({ db, mailer, domain, publicUrl, links }: { db: 
         carrier: order.shippingCarrier, trackingNumber: order.trackingNumber, wasPaid: order.paidAt !== null,
         amount: m(amount), fully: order.refundedMinor >= order.totalMinor,
       }
-      await mailer.send({ to, ...render(payload.kind, view), messageId: messageId(eventId) })
+      await mailer.send({ to, ...render(payload.kind, view), messageId: messageId(event.id), firstDelivery: event.attempt === 1 })
     },
 
-    async sendLowStock(eventId: string, payload: OutboxTopics['mail.low-stock'], threshold: number) {
+    async sendLowStock(event: OutboxEventRef, payload: OutboxTopics['mail.low-stock'], threshold: number) {
       const admins = await db.select({ email: users.email }).from(users).where(and(eq(users.role, 'admin'), eq(users.isActive, true)))
       if (!admins.length || !payload.variantIds.length) return
       const variants = await db.select({ sku: productVariants.sku, name: products.name, stock: productVariants.stock })
         .from(productVariants).innerJoin(products, eq(products.id, productVariants.productId)).where(inArray(productVariants.id, payload.variantIds))
       const view = { threshold, count: variants.length, variants }
-      await mailer.send({ to: admins.map((u) => u.email), ...render('low-stock', view), messageId: messageId(eventId) })
+      await mailer.send({ to: admins.map((u) => u.email), ...render('low-stock', view), messageId: messageId(event.id), firstDelivery: event.attempt === 1 })
     },
   }
 }

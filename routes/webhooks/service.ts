@@ -5,7 +5,7 @@ import { Conflict, NotFound } from '../../src/errors.js'
 import type { Outbox } from '../../src/outbox.js'
 import { newestFirst } from '../../src/pagination.js'
 import type { OutboxEvent, OutboxTopics, WebhookEventType } from '../../src/side-effects.js'
-import type { MailSender } from '../orders/order-mail.js'
+import type { MailSender } from '../../src/sent-mail.js'
 import { checkEndpointUrl, postSigned, type AttemptResult } from './delivery.js'
 import { newSigningSecret, type SecretBox } from './secrets.js'
 
