@@ -35,7 +35,7 @@ export default fp(async (app) => {
   outbox.on('cart.consumed', async (payload) => {
     app.faults.at('cart.before-clear')
     const cart = 'owner' in payload ? { kind: 'owned' as const, owned: payload.owner } : { kind: 'user' as const, userId: payload.userId }
-    await services.cart.consume(cart, payload.generation, payload.lines)
+    await services.cart.consume(cart, payload.generation, payload.lines, payload.seen)
   })
   // Order notifications and low-stock alerts.
   const { orderMail, webhooks } = services

@@ -14,8 +14,12 @@ export interface OutboxTopics {
   'cache.invalidate': { namespace: string }
   /** One activity log entry; the event's id is the entry's. */
   'activity.record': { type: ActivityType; userId: string | null; ip: string | null; at: string; data: Record<string, unknown> }
-  /** A checkout took these lines from the user's cart at this generation (cart service `consume`). */
-  'cart.consumed': { userId: string; generation: number; lines: { variantId: string; quantity: number }[] } | { owner: string; generation: number; lines: { variantId: string; quantity: number }[] }
+  /**
+   * A checkout took these lines from the user's cart at this generation (cart service `consume`):
+   * all of the lines the cart had at `seen` (its id and version as the checkout read it; absent
+   * in events written before it was added).
+   */
+  'cart.consumed': ({ userId: string } | { owner: string }) & { generation: number; lines: { variantId: string; quantity: number }[]; seen?: CartSeen }
   /** An outbound webhook event, fanned out to its subscribers (routes/webhooks/service.ts `fanOut`). */
   'webhook.event': { type: WebhookEventType; createdAt: string; data: Record<string, unknown> }
   /** The customer's mail about their order (routes/orders/order-mail.ts renders and sends it). */
@@ -46,14 +50,17 @@ export const STOCK_CHANGED = (productIds: Iterable<string>, listsChanged: boolea
 export const ACTIVITY = (actor: Actor, type: ActivityType, data: Record<string, unknown>): OutboxEvent<'activity.record'> =>
   ({ topic: 'activity.record', payload: { type, userId: actor.userId, ip: actor.ip, at: new Date().toISOString(), data } })
 
+/** A cart as a checkout read it: its id and version. */
+export interface CartSeen { cartId: string; version: number }
+
 /** The outbox key of a user's cart: its events are handled in order. */
 export const cartKey = (userId: string) => `cart:user:${userId}`
 /** The same for a guest cart, named by its stored owner key (`guest:<sha256 of its token>`). */
 export const guestCartKey = (owner: string) => `cart:${owner}`
-export const CART_CONSUMED = (userId: string, generation: number, lines: { variantId: string; quantity: number }[]): OutboxEvent<'cart.consumed'> =>
-  ({ topic: 'cart.consumed', key: cartKey(userId), payload: { userId, generation, lines } })
-export const GUEST_CART_CONSUMED = (owner: string, generation: number, lines: { variantId: string; quantity: number }[]): OutboxEvent<'cart.consumed'> =>
-  ({ topic: 'cart.consumed', key: guestCartKey(owner), payload: { owner, generation, lines } })
+export const CART_CONSUMED = (userId: string, generation: number, lines: { variantId: string; quantity: number }[], seen?: CartSeen): OutboxEvent<'cart.consumed'> =>
+  ({ topic: 'cart.consumed', key: cartKey(userId), payload: { userId, generation, lines, ...(seen ? { seen } : {}) } })
+export const GUEST_CART_CONSUMED = (owner: string, generation: number, lines: { variantId: string; quantity: number }[], seen?: CartSeen): OutboxEvent<'cart.consumed'> =>
+  ({ topic: 'cart.consumed', key: guestCartKey(owner), payload: { owner, generation, lines, ...(seen ? { seen } : {}) } })
 
 /** What outbound webhook endpoints may subscribe to (routes/webhooks). */
 export const WEBHOOK_EVENT_TYPES = ['order.created', 'order.paid', 'order.shipped', 'order.cancelled', 'order.refunded', 'product.updated', 'stock.low', 'customer.erased'] as const

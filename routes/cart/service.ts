@@ -8,6 +8,7 @@ import { randomToken, sha256 } from '../../src/sessions.js'
 import type { CartVariant } from '../products/service.js'
 import type { LineIssue } from './schemas.js'
 import type { PricingContext } from '../../src/prices.js'
+import type { CartSeen } from '../../src/side-effects.js'
 
 /** A region as a cart needs it (routes/regions/service.ts). */
 export interface CartRegionRef { id: string; currency: string }
@@ -235,6 +236,7 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
         currency: cart.currency ?? currency, regionId: cart.regionId ?? null,
         cartId: cart._id, generation: cart.checkoutGeneration ?? 0, couponCode: cart.couponCode ?? null, email: cart.email ?? null,
         lines: cart.lines.map((l) => ({ variantId: l.variantId, quantity: l.quantity })),
+        seen: { cartId: String(cart._id), version: cart.version } satisfies CartSeen,
       }
     },
 
@@ -242,8 +244,18 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
      * After an order consumed generation `generation` of the user's cart: takes the ordered
      * quantities out (a line added meanwhile stays), drops the coupon and moves the generation
      * on. Idempotent: a cart already past that generation is left alone.
+     *
+     * `seen`: the cart as the checkout read it, when the order took all of its lines. Unchanged
+     * since (the same version), it is emptied by one conditional write, without reading it first.
      */
-    async consume(owner: CartRef, generation: number, ordered: { variantId: string; quantity: number }[]) {
+    async consume(owner: CartRef, generation: number, ordered: { variantId: string; quantity: number }[], seen?: CartSeen) {
+      if (seen) {
+        const emptied = await withLock(redis, `cart:${ownerKey(owner)}`, () => carts.updateOne(
+          { _id: seen.cartId, version: seen.version },
+          { $set: { lines: [], couponCode: null, checkoutGeneration: generation + 1, version: seen.version + 1, updatedAt: new Date() } },
+        ))
+        if (emptied.matchedCount === 1) return { lines: 0 }
+      }
       // A guest cart merged or removed since has nothing left to clear.
       if (owner.kind !== 'user' && !(await carts.exists({ owner: ownerKey(owner) }))) return { lines: 0 }
       const cart = await mutateCart(owner, (current) => {

@@ -190,7 +190,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
         }
         if (redeemed) await tx.insert(couponRedemptions).values({ couponId: redeemed.coupon.id, userId, email: redeemed.email, orderId: order!.id })
         await emit([
-          userId ? CART_CONSUMED(userId, contents.generation, contents.lines) : GUEST_CART_CONSUMED(owned, contents.generation, contents.lines),
+          userId ? CART_CONSUMED(userId, contents.generation, contents.lines, contents.seen) : GUEST_CART_CONSUMED(owned, contents.generation, contents.lines, contents.seen),
           ...STOCK_CHANGED(priced.map((l) => l.productId), false),
           ACTIVITY(actor, 'checkout', { orderId: order!.id, number: order!.number, totalMinor: order!.totalMinor }),
           ORDER_MAIL(order!.id, 'placed'),
