@@ -34,10 +34,12 @@ export const BASELINE_SQL = {
 // src/prices.ts, routes/shipping, src/inventory.ts), arrays as `= any($n)` instead of `in (...)`.
 export const CHECKOUT_SQL = {
   variants: 'select v.id, v.product_id, v.sku, v.options, v.stock, v.is_active, v.weight_grams, p.name, p.status, p.category_id from product_variants v join products p on p.id = v.product_id where v.id = any($1) order by v.id',
-  basePrices: 'select variant_id, amount_minor from variant_prices where variant_id = any($1) and currency = $2',
-  listPrices: `select pp.variant_id, l.id, l.kind, l.min_quantity, pp.amount_minor from price_list_prices pp join price_lists l on l.id = pp.price_list_id
-    where pp.variant_id = any($1) and pp.currency = $2 and l.status = 'active' and (l.starts_at is null or l.starts_at <= now()) and (l.ends_at is null or l.ends_at > now())
-    and (l.customer_group_id is null or exists (select 1 from customer_group_members m where m.group_id = l.customer_group_id and m.user_id = $3))`,
+  // Base prices with the price lists that apply now, in one statement (src/prices.ts).
+  prices: `select vp.variant_id, vp.amount_minor, c.amount_minor as list_minor from variant_prices vp left join (
+      select pp.variant_id, pp.amount_minor from price_list_prices pp join price_lists l on l.id = pp.price_list_id
+      where pp.variant_id = any($1) and pp.currency = $2 and l.status = 'active' and (l.starts_at is null or l.starts_at <= now()) and (l.ends_at is null or l.ends_at > now())
+      and (l.customer_group_id is null or exists (select 1 from customer_group_members m where m.group_id = l.customer_group_id and m.user_id = $3))
+    ) c on c.variant_id = vp.variant_id where vp.variant_id = any($1) and vp.currency = $2`,
   zones: 'select id, name from shipping_zones where countries @> array[$1]::text[] order by created_at',
   options: 'select id, zone_id, name, price_minor, free_over_minor from shipping_options where zone_id = any($1) and is_active and currency = $2 order by position, name, id',
   taxRates: 'select id, name, country, region, rate_bps from tax_rates where country = $1 or country is null',
@@ -46,7 +48,10 @@ export const CHECKOUT_SQL = {
     values ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10, false, now() + interval '30 minutes', $11, $12) returning *`,
   item: `insert into order_items (order_id, variant_id, product_id, sku, name, options, unit_price_minor, quantity, line_total_minor, discount_minor, tax_minor)
     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10) returning *`,
-  outbox: 'insert into outbox (topic, key, payload) select * from unnest($1::text[], $2::text[], $3::jsonb[]) returning id',
+  // Written as handled: the baseline never handles them, and pending rows under the API's cart keys
+  // (the bursts' buyers check out on both servers) were taken, failed and retried by the API's
+  // checkouts, which settle their buyer's cart events first.
+  outbox: 'insert into outbox (topic, key, payload, processed_at) select *, now() from unnest($1::text[], $2::text[], $3::jsonb[]) returning id',
   // src/inventory.ts reserve(): level, variant, reservation and movement in one statement.
   reserve: `with pick as (
       select sl.location_id from stock_levels sl join stock_locations l on l.id = sl.location_id
@@ -176,10 +181,10 @@ export async function startBaseline(opts: { databaseUrl: string; mongodbUrl?: st
     if (!ids.length) return new Map<string, { sku: string; name: string; options: unknown; stock: number; buyable: boolean; price: number | null; productId: string }>()
     const one = async <T extends pg.QueryResultRow>(name: keyof typeof CHECKOUT_SQL, values: unknown[]) => (await pool.query<T>({ name, text: CHECKOUT_SQL[name], values })).rows
     const variants = await one<{ id: string; product_id: string; sku: string; options: unknown; stock: number; is_active: boolean; name: string; status: string }>('variants', [ids])
-    const base = new Map((await one<{ variant_id: string; amount_minor: number }>('basePrices', [ids, cartCurrency])).map((p) => [p.variant_id, p.amount_minor]))
-    const lists = await one<{ variant_id: string; amount_minor: number }>('listPrices', [ids, cartCurrency, userId])
+    const prices = await one<{ variant_id: string; amount_minor: number; list_minor: number | null }>('prices', [ids, cartCurrency, userId])
+    const base = new Map(prices.map((p) => [p.variant_id, p.amount_minor]))
     return new Map(variants.map((v) => {
-      const sale = lists.filter((l) => l.variant_id === v.id).map((l) => l.amount_minor)
+      const sale = prices.filter((l) => l.variant_id === v.id && l.list_minor !== null).map((l) => l.list_minor!)
       const b = base.get(v.id)
       return [v.id, { sku: v.sku, name: v.name, options: v.options, stock: v.stock, buyable: v.is_active && v.status === 'active', price: b === undefined ? null : Math.min(b, ...sale), productId: v.product_id }]
     }))
@@ -257,8 +262,7 @@ export async function startBaseline(opts: { databaseUrl: string; mongodbUrl?: st
         (await client.query<T>({ name, text: CHECKOUT_SQL[name], values })).rows
       await client.query('begin')
       const variants = new Map((await q<{ id: string; product_id: string; sku: string; options: unknown; stock: number; is_active: boolean; name: string; status: string }>('variants', [ids])).map((v) => [v.id, v]))
-      const base = new Map((await q<{ variant_id: string; amount_minor: number }>('basePrices', [ids, cartCurrency])).map((p) => [p.variant_id, p.amount_minor]))
-      await q('listPrices', [ids, cartCurrency, userId])
+      const base = new Map((await q<{ variant_id: string; amount_minor: number }>('prices', [ids, cartCurrency, userId])).map((p) => [p.variant_id, p.amount_minor]))
       if (cart.lines.some((l) => { const v = variants.get(l.variantId); return !v || !v.is_active || v.status !== 'active' || !base.has(l.variantId) || v.stock < l.quantity })) {
         await client.query('rollback')
         return send(res, 409, '{}')

@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm'
 import { inventoryMovements, orderItems, productVariants, shippingZoneLocations, stockLevels, stockLocations, stockReservations } from '../db/schema/index.js'
-import type { Db, Tx } from '../db/client.js'
+import { executeNamed, type Db, type Tx } from '../db/client.js'
 import { Conflict, NotFound } from './errors.js'
 import { refreshManyProducts, refreshProductsAggregates } from './catalog.js'
 import { LOW_STOCK_MAIL, WEBHOOK, type OutboxEvent } from './side-effects.js'
@@ -229,7 +229,7 @@ export async function reserve(tx: Tx, order: { id: string; number: string; zoneI
     // The common case in one statement (one round trip under the row locks): one location fills
     // the line; the level, the variant, the reservation and its movement are written together.
     if (!problems.length) {
-      const { rows: [fast] } = await tx.execute<{ location_id: string; stock: number; product_id: string; sku: string }>(sql`
+      const [fast] = await executeNamed<{ location_id: string; stock: number; product_id: string; sku: string }>(tx, order.zoneId ? 'reserve_line_in_zone' : 'reserve_line', sql`
         with pick as (
           select sl.location_id from ${stockLevels} sl join ${stockLocations} l on l.id = sl.location_id
           where sl.variant_id = ${variantId} and l.is_active and ${served} and sl.on_hand - sl.reserved >= ${quantity}

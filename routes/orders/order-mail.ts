@@ -60,14 +60,18 @@ export interface OrderLinks { issue(orderId: string): Promise<{ token: string; e
 
 export function createOrderMail({ db, mailer, domain, publicUrl, links }: { db: Db; mailer: MailSender; domain: string; publicUrl: string; links: OrderLinks }) {
   const messageId = (eventId: string) => `<${eventId}@${domain}>`
+  // The order, its buyer and the lines the mail lists, in one prepared statement (it runs after every checkout).
+  let orderWithLines: ReturnType<typeof prepareOrderWithLines> | undefined
+  function prepareOrderWithLines() {
+    return db.select({
+      order: orders, email: users.email, name: users.name,
+      items: sql<{ quantity: number; name: string; sku: string; lineTotalMinor: number }[]>`(select coalesce(json_agg(json_build_object('quantity', ${orderItems.quantity}, 'name', ${orderItems.name}, 'sku', ${orderItems.sku}, 'lineTotalMinor', ${orderItems.lineTotalMinor}) order by ${orderItems.sku}), '[]') from ${orderItems} where ${orderItems.orderId} = ${orders.id})`,
+    }).from(orders).leftJoin(users, eq(users.id, orders.userId)).where(eq(orders.id, sql.placeholder('orderId'))).prepare('order_mail_order')
+  }
 
   return {
     async sendOrderMail(event: OutboxEventRef, payload: OutboxTopics['mail.order']) {
-      // The order, its buyer and the lines the mail lists, in one statement (it runs after every checkout).
-      const [row] = await db.select({
-        order: orders, email: users.email, name: users.name,
-        items: sql<{ quantity: number; name: string; sku: string; lineTotalMinor: number }[]>`(select coalesce(json_agg(json_build_object('quantity', ${orderItems.quantity}, 'name', ${orderItems.name}, 'sku', ${orderItems.sku}, 'lineTotalMinor', ${orderItems.lineTotalMinor}) order by ${orderItems.sku}), '[]') from ${orderItems} where ${orderItems.orderId} = ${orders.id})`,
-      }).from(orders).leftJoin(users, eq(users.id, orders.userId)).where(eq(orders.id, payload.orderId))
+      const [row] = await (orderWithLines ??= prepareOrderWithLines()).execute({ orderId: payload.orderId })
       if (!row) return
       const { order, items } = row
       // The link is for guests: a lookup's mail goes to the address the guest gave, never to an account's.

@@ -1,6 +1,6 @@
-import { and, asc, eq, inArray, sql } from 'drizzle-orm'
+import { and, asc, eq, sql } from 'drizzle-orm'
 import { addresses, couponRedemptions, orderItems, orders, productVariants, products, regions, type ShippingAddress } from '../../../db/schema/index.js'
-import { isUniqueViolation, type Db, type Tx } from '../../../db/client.js'
+import { isUniqueViolation, preparedPer, type Db, type Tx } from '../../../db/client.js'
 import { BadRequest, Conflict, NotFound, Overloaded } from '../../../src/errors.js'
 import { createGate } from '../../../src/gate.js'
 import type { Faults } from '../../../src/faults.js'
@@ -72,6 +72,14 @@ async function unpaidGuestOrders(tx: Tx, column: typeof orders.guestEmail | type
   return n
 }
 
+// The variants of a cart as checkout reads them, prepared (db/client.ts executeNamed says why).
+const checkoutVariants = preparedPer((tx: Tx) => tx.select({
+  id: productVariants.id, productId: productVariants.productId, sku: productVariants.sku, options: productVariants.options,
+  stock: productVariants.stock, isActive: productVariants.isActive,
+  weightGrams: productVariants.weightGrams, name: products.name, status: products.status, categoryId: products.categoryId,
+}).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId))
+  .where(sql`${productVariants.id} = any(${sql.placeholder('ids')}::uuid[])`).orderBy(asc(productVariants.id)).prepare('checkout_variants'))
+
 export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, checkout, metrics, guestClientKey }: CheckoutDeps) {
   async function resolveAddress(userId: string | null, input: CheckoutInput): Promise<ShippingAddress> {
     if (input.shippingAddress && input.addressId) throw new Conflict('Send shippingAddress or addressId, not both', 'address-ambiguous')
@@ -130,12 +138,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
         // Read, not locked: this check only turns buyers away early (a sold-out variant costs no
         // lock). The stock is taken by inventory.reserve as the last write, which checks again.
         const variantIds = [...new Set(contents.lines.map((l) => l.variantId))].sort()
-        const locked = await tx.select({
-          id: productVariants.id, productId: productVariants.productId, sku: productVariants.sku, options: productVariants.options,
-          stock: productVariants.stock, isActive: productVariants.isActive,
-          weightGrams: productVariants.weightGrams, name: products.name, status: products.status, categoryId: products.categoryId,
-        }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId))
-          .where(inArray(productVariants.id, variantIds)).orderBy(asc(productVariants.id))
+        const locked = await checkoutVariants(tx).execute({ ids: variantIds })
         const byId = new Map(locked.map((v) => [v.id, v]))
 
         // Priced by the one pricing function in this transaction: the buyer's customer groups are
