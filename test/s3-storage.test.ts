@@ -100,10 +100,11 @@ t.test('quotas and the orphan job work on the bucket', async (t) => {
   t.same(await app.services.uploads.removeOrphans(24, aDayOn), { removed: 0, strayFiles: 0 }, 'idempotent')
 })
 
-t.test('a 50 MB upload streams to the bucket and back with memory bounded well below its size', async (t) => {
+t.test('an 80 MB upload streams to the bucket and back with memory bounded well below its size', async (t) => {
   const s3 = await s3TestEnv(t)
-  const size = 50 * 1024 * 1024
-  const app = await buildTestApp(t, { ...s3.env, UPLOAD_MAX_BYTES: String(60 * 1024 * 1024), UPLOAD_QUOTA_BYTES: String(100 * 1024 * 1024), S3_PART_SIZE_BYTES: String(5 * 1024 * 1024), HTTP_REQUEST_TIMEOUT_MS: '300000' })
+  // Twice the bound below: a file held whole, or most of it, fails it.
+  const size = 80 * 1024 * 1024
+  const app = await buildTestApp(t, { ...s3.env, UPLOAD_MAX_BYTES: String(90 * 1024 * 1024), UPLOAD_QUOTA_BYTES: String(100 * 1024 * 1024), S3_PART_SIZE_BYTES: String(5 * 1024 * 1024), HTTP_REQUEST_TIMEOUT_MS: '300000' })
   const ada = await register(app, { email: 'ada@example.com' })
   const address = await app.listen({ port: 0, host: '127.0.0.1' })
 
@@ -169,9 +170,10 @@ t.test('a 50 MB upload streams to the bucket and back with memory bounded well b
   const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`
   t.comment(`${mib(size)} file; upload: peak RSS growth ${mib(uploadPeaks.rss)}, peak live memory growth ${mib(uploadPeaks.live)}; `
     + `read back: peak RSS growth ${mib(readPeaks.rss)}, peak live memory growth ${mib(readPeaks.live)}`)
-  // Parts of 5 MiB, two in flight: live memory grows by a few parts (measured about 21 MiB), never by the file.
-  t.ok(uploadPeaks.live < 32 * 2 ** 20, `upload: live memory grew ${mib(uploadPeaks.live)}, under 32 MiB`)
-  t.ok(readPeaks.live < 32 * 2 ** 20, `read back: live memory grew ${mib(readPeaks.live)}, under 32 MiB`)
+  // Parts of 5 MiB, two in flight: live memory grows by a few parts (measured 21-33 MiB, the
+  // most on a loaded CI machine), never by the file.
+  t.ok(uploadPeaks.live < 40 * 2 ** 20, `upload: live memory grew ${mib(uploadPeaks.live)}, under 40 MiB`)
+  t.ok(readPeaks.live < 40 * 2 ** 20, `read back: live memory grew ${mib(readPeaks.live)}, under 40 MiB`)
 })
 
 t.test("a private file (a customer's data export) is read through a signed link of the bucket, which expires", async (t) => {
