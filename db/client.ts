@@ -169,17 +169,26 @@ async function openPglite(opts: OpenDbOptions, lock?: ReturnType<typeof takeLock
   }
 }
 
+/** The driver connection drizzle runs a session's (and its prepared queries') statements on. */
+type OnClient = { client: unknown }
+const clientOf = (db: Db | Tx) => (db._.session as unknown as OnClient).client
+
 /**
- * A prepared statement (or set of them) made once per pool or transaction it is asked for: a
- * prepared query belongs to the pool or transaction that made it, and building it is the cost
- * a hot read saves.
+ * A prepared statement built once, run on the pool or transaction it is asked for. Building is
+ * the cost a hot statement saves (drizzle's query building was 10-15% of the API's CPU in cart
+ * reads and checkouts), and a transaction would otherwise build its own copy on every checkout.
+ * Drizzle binds a prepared query to the connection of whoever prepared it, so for another one it
+ * is run through a view of it with that connection (`client`, the same field in the node-postgres
+ * and PGlite drivers; drizzle-orm is pinned, and every checkout and cart test runs this).
  */
-export function preparedPer<D extends Db | Tx, T>(prepare: (db: D) => T): (db: D) => T {
-  const made = new WeakMap<D, T>()
+export function prepareOnce<D extends Db | Tx, T extends object>(prepare: (db: D) => T): (db: D) => T {
+  let statement: T | undefined
   return (db) => {
-    let statement = made.get(db)
-    if (statement === undefined) made.set(db, statement = prepare(db))
-    return statement
+    statement ??= prepare(db)
+    const client = clientOf(db)
+    if ((statement as unknown as OnClient).client === client) return statement
+    if (!client || !('client' in statement)) throw new Error('prepareOnce: drizzle no longer keeps the connection where this expects it')
+    return Object.create(statement, { client: { value: client } }) as T
   }
 }
 

@@ -1,7 +1,7 @@
 import { and, eq, gt, isNull, lte, or, sql, type Placeholder, type SQL } from 'drizzle-orm'
 import currencyCodes from 'currency-codes'
 import { customerGroupMembers, priceListPrices, priceLists, productVariants, variantPrices } from '../db/schema/index.js'
-import { preparedPer, type Db, type Tx } from '../db/client.js'
+import { prepareOnce, type Db, type Tx } from '../db/client.js'
 import { BadRequest } from './errors.js'
 
 // The one pricing function: what a shopper sees and pays for a variant, in one currency.
@@ -80,16 +80,16 @@ export async function priceVariants(db: Db | Tx, ctx: PricingContext, lines: { v
   return result
 }
 
-// The pricing function's statements, each prepared once per pool (a transaction prepares its own,
-// and only those it runs): PostgreSQL parses and plans each once per connection, and the query is
-// built once, not per cart read (building was most of drizzle's 15% of a cart read's CPU,
-// profiled under the bench, #29).
+// The pricing function's statements, each built once and prepared (db/client.ts prepareOnce), for
+// the pools and the checkout's transactions alike: PostgreSQL parses each once per connection,
+// and the query is not built per cart read or checkout (building was most of drizzle's 15% of a
+// cart read's CPU, profiled under the bench, #29).
 const variantIds = sql`${sql.placeholder('ids')}::uuid[]`
 const pricedAt = sql`${sql.placeholder('at')}::timestamptz`
 // The lists that apply to the shopper now, with their prices for the asked variants, joined to
 // the base prices: one round trip instead of two. A guest's userId is null: `user_id = null`
 // holds for no member, so group lists never apply.
-const pricesWithCandidates = preparedPer((db: Db | Tx) => {
+const pricesWithCandidates = prepareOnce((db: Db | Tx) => {
   const candidates = db.select({
     variantId: sql<string>`${priceListPrices.variantId}`.as('candidate_variant_id'), priceListId: sql<string>`${priceLists.id}`.as('candidate_list_id'),
     kind: sql<'sale' | 'override'>`${priceLists.kind}`.as('candidate_kind'), minQuantity: sql<number>`${priceLists.minQuantity}`.as('candidate_min_quantity'),
@@ -107,7 +107,7 @@ const pricesWithCandidates = preparedPer((db: Db | Tx) => {
     .where(and(sql`${variantPrices.variantId} = any(${variantIds})`, eq(variantPrices.currency, sql.placeholder('currency'))))
     .prepare('prices_with_lists')
 })
-const activeLists = preparedPer((db: Db | Tx) => db.select({ id: priceLists.id, startsAt: priceLists.startsAt, endsAt: priceLists.endsAt, groupId: priceLists.customerGroupId })
+const activeLists = prepareOnce((db: Db | Tx) => db.select({ id: priceLists.id, startsAt: priceLists.startsAt, endsAt: priceLists.endsAt, groupId: priceLists.customerGroupId })
   .from(priceLists).where(eq(priceLists.status, 'active')).prepare('price_schedule'))
 
 /** The customer groups a signed-in shopper is in (part of a catalog read's pricing context). */

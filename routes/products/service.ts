@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, getTableColumns, inArray, sql, type Placeholder, type SQL } from 'drizzle-orm'
 import { unionAll, type AnyPgColumn } from 'drizzle-orm/pg-core'
 import { inventoryMovements, productPriceRanges, productVariants, products, regions, variantPrices } from '../../db/schema/index.js'
-import { isForeignKeyViolation, isUniqueViolation, preparedPer, type Db, type Tx } from '../../db/client.js'
+import { isForeignKeyViolation, isUniqueViolation, prepareOnce, type Db, type Tx } from '../../db/client.js'
 import { replicasCaughtUp } from '../../db/replicas.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import { decodeCursor, newestFirst, toPage, type CursorPart } from '../../src/pagination.js'
@@ -343,9 +343,9 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
 
   /**
    * A page's ranges under the lists that apply to the shopper (pricingMoment decided them): the
-   * pricing function's rule in SQL (listedPriceRanges), one prepared statement per pool.
+   * pricing function's rule in SQL (listedPriceRanges), one prepared statement.
    */
-  const pageRanges = preparedPer((on: Db) => {
+  const pageRanges = prepareOnce((on: Db) => {
     const listed = on.$with('listed', {
       productId: sql<string>`product_id`.as('product_id'), minMinor: sql<number>`listed_min_minor`.as('listed_min_minor'), maxMinor: sql<number>`listed_max_minor`.as('listed_max_minor'),
     }).as(listedPriceRanges(sql.placeholder('currency'), sql`${sql.placeholder('lists')}::uuid[]`, sql`${sql.placeholder('products')}::uuid[]`))

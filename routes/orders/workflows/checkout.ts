@@ -1,6 +1,6 @@
 import { and, asc, eq, sql } from 'drizzle-orm'
 import { addresses, couponRedemptions, orderItems, orders, productVariants, products, regions, type ShippingAddress } from '../../../db/schema/index.js'
-import { isUniqueViolation, preparedPer, type Db, type Tx } from '../../../db/client.js'
+import { isUniqueViolation, prepareOnce, type Db, type Tx } from '../../../db/client.js'
 import { BadRequest, Conflict, NotFound, Overloaded } from '../../../src/errors.js'
 import { createGate } from '../../../src/gate.js'
 import type { Faults } from '../../../src/faults.js'
@@ -72,8 +72,8 @@ async function unpaidGuestOrders(tx: Tx, column: typeof orders.guestEmail | type
   return n
 }
 
-// The variants of a cart as checkout reads them, prepared (db/client.ts executeNamed says why).
-const checkoutVariants = preparedPer((tx: Tx) => tx.select({
+// The variants of a cart as checkout reads them, built once and prepared (db/client.ts prepareOnce).
+const checkoutVariants = prepareOnce((tx: Tx) => tx.select({
   id: productVariants.id, productId: productVariants.productId, sku: productVariants.sku, options: productVariants.options,
   stock: productVariants.stock, isActive: productVariants.isActive,
   weightGrams: productVariants.weightGrams, name: products.name, status: products.status, categoryId: products.categoryId,
