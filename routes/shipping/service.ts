@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import { addresses, shippingOptions, shippingZoneLocations, shippingZones, stockLocations, taxRates, type ShippingSnapshot, type TaxSnapshot } from '../../db/schema/index.js'
-import { isCheckViolation, isUniqueViolation, type Db, type Tx } from '../../db/client.js'
+import { isCheckViolation, isUniqueViolation, prepareOnce, type Db, type Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import { shippingRuleFor, type ShippingRule } from '../../src/pricing.js'
 import { requireCurrency } from '../../src/prices.js'
@@ -14,6 +14,17 @@ type ZoneRow = typeof shippingZones.$inferSelect
 type OptionRow = typeof shippingOptions.$inferSelect
 type RateRow = typeof taxRates.$inferSelect
 type Reader = Db | Tx
+
+// What every checkout and shipping quote reads, built once and prepared (db/client.ts prepareOnce).
+const zonesOf = prepareOnce((q: Reader) => q.select().from(shippingZones)
+  .where(sql`${shippingZones.countries} @> array[${sql.placeholder('country')}::text]::text[] or cardinality(${shippingZones.countries}) = 0`)
+  .orderBy(asc(shippingZones.createdAt)).prepare('shipping_zones_of'))
+// An option priced in another currency never reaches the cart: its amounts would be charged unconverted.
+const optionsOf = prepareOnce((q: Reader) => q.select().from(shippingOptions)
+  .where(and(sql`${shippingOptions.zoneId} = any(${sql.placeholder('zoneIds')}::uuid[])`, eq(shippingOptions.isActive, true), eq(shippingOptions.currency, sql.placeholder('currency'))))
+  .orderBy(asc(shippingOptions.position), asc(shippingOptions.name), asc(shippingOptions.id)).prepare('shipping_options_of'))
+const taxRatesOf = prepareOnce((q: Reader) => q.select().from(taxRates)
+  .where(sql`${taxRates.country} = ${sql.placeholder('country')} or ${taxRates.country} is null`).prepare('tax_rates_of'))
 export interface Band { upTo: number; priceMinor: number }
 export interface OptionInput { name?: string; currency?: string; priceMinor?: number; freeOverMinor?: number | null; bandBasis?: 'weight' | 'subtotal' | null; bands?: Band[]; isActive?: boolean; position?: number }
 export interface RateInput { name?: string; country?: string | null; region?: string | null; rateBps?: number }
@@ -58,9 +69,7 @@ export function createShippingService({ db, defaults, currency: storeCurrency }:
   /** Zones that serve a country: those listing it, else the fallback zones (no countries). */
   async function zonesFor(q: Reader, country: string) {
     // Both kinds in one round trip (a checkout's): the listing zones if any, else the fallbacks.
-    const zones = await q.select().from(shippingZones)
-      .where(sql`${shippingZones.countries} @> array[${country}]::text[] or cardinality(${shippingZones.countries}) = 0`)
-      .orderBy(asc(shippingZones.createdAt))
+    const zones = await zonesOf(q).execute({ country })
     const listed = zones.filter((z) => z.countries.length > 0)
     return listed.length ? listed : zones
   }
@@ -70,10 +79,7 @@ export function createShippingService({ db, defaults, currency: storeCurrency }:
     const zones = await zonesFor(q, dest.country)
     if (!zones.length) return []
     const byId = new Map(zones.map((z) => [z.id, z]))
-    const options = await q.select().from(shippingOptions)
-      // An option priced in another currency never reaches the cart: its amounts would be charged unconverted.
-      .where(and(inArray(shippingOptions.zoneId, [...byId.keys()]), eq(shippingOptions.isActive, true), eq(shippingOptions.currency, cart.currency)))
-      .orderBy(asc(shippingOptions.position), asc(shippingOptions.name), asc(shippingOptions.id))
+    const options = await optionsOf(q).execute({ zoneIds: [...byId.keys()], currency: cart.currency })
     return options.flatMap((o) => {
       const rule = shippingRuleFor(o, cart)
       if (!rule) return []
@@ -86,7 +92,7 @@ export function createShippingService({ db, defaults, currency: storeCurrency }:
   /** The destination's rate: its region's, else its country's, else the default (country null), else none. */
   async function taxRateFor(q: Reader, dest: Destination): Promise<TaxSnapshot> {
     const region = normRegion(dest.region)
-    const rows = await q.select().from(taxRates).where(sql`${taxRates.country} = ${dest.country} or ${taxRates.country} is null`)
+    const rows = await taxRatesOf(q).execute({ country: dest.country })
     const pick = (region ? rows.find((r) => r.country === dest.country && r.region !== null && r.region === region) : undefined)
       ?? rows.find((r) => r.country === dest.country && r.region === null)
       ?? rows.find((r) => r.country === null)

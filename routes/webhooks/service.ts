@@ -104,6 +104,8 @@ export function createWebhookService({ db, outbox, box, log, settings, enqueue, 
     return { attempts, final: !result.succeeded && attempts >= settings.maxAttempts }
   }
 
+  // Every outbound event reads its subscribers: built once and prepared.
+  let subscribers: { execute(params: { type: string }): Promise<{ id: string }[]> } | undefined
   const service = {
     async create(input: EndpointInput) {
       const url = checkUrl(input.url)
@@ -181,8 +183,8 @@ export function createWebhookService({ db, outbox, box, log, settings, enqueue, 
      * type (unique on event and endpoint, so running it again adds nothing), then queued.
      */
     async fanOut(eventId: string, payload: OutboxTopics['webhook.event']) {
-      const endpoints = await db.select({ id: webhookEndpoints.id }).from(webhookEndpoints)
-        .where(and(eq(webhookEndpoints.isActive, true), sql`${payload.type} = any(${webhookEndpoints.events})`))
+      const endpoints = await (subscribers ??= db.select({ id: webhookEndpoints.id }).from(webhookEndpoints)
+        .where(and(eq(webhookEndpoints.isActive, true), sql`${sql.placeholder('type')} = any(${webhookEndpoints.events})`)).prepare('webhook_subscribers')).execute({ type: payload.type })
       // No subscriber, nothing to deliver (a delivery left pending by an earlier run, its endpoint
       // since unsubscribed, is the sweep's): one statement instead of two on most events.
       if (!endpoints.length) return { deliveries: 0 }
