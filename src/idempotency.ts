@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import { and, eq, isNull, lt, sql } from 'drizzle-orm'
 import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import { idempotencyKeys } from '../db/schema/index.js'
-import type { Db, Tx } from '../db/client.js'
+import { prepareOnce, type Db, type Tx } from '../db/client.js'
 import { BadRequest, Conflict, Unprocessable } from './errors.js'
 import { IDEMPOTENCY_KEY_PATTERN } from './schema-types.js'
 
@@ -44,26 +44,39 @@ export function createIdempotency(db: Db) {
   const fresh = sql`now() - make_interval(hours => ${IDEMPOTENCY_TTL_HOURS})`
   const leaseEnd = sql`now() + make_interval(secs => ${LEASE_MS / 1000})`
 
-  /** Takes the key: a new record, or one whose attempt died (lease lapsed, no response). */
-  async function claim(userId: string, scope: string, key: string, requestHash: string) {
-    const leaseToken = randomUUID()
+  // The claim and the completion run on every checkout and payment with a key: built once and
+  // prepared (db/client.ts prepareOnce).
+  const claimStatement = prepareOnce((on: Db) => {
     // An expired record of the same key no longer counts: it is replaced whole, as by a new
     // insert, in the same statement (a delete before the insert was a round trip more on every
     // checkout and payment).
     const expired = sql`${idempotencyKeys.createdAt} < ${fresh}`
     const replacedIfExpired = (column: AnyPgColumn) => sql`case when ${expired} then excluded.${sql.identifier(column.name)} else ${column} end`
-    const [claimed] = await db.insert(idempotencyKeys).values({ userId, scope, key, requestHash, leaseToken, lockedUntil: leaseEnd })
-      .onConflictDoUpdate({
-        target: [idempotencyKeys.userId, idempotencyKeys.scope, idempotencyKeys.key],
-        set: {
-          requestHash: replacedIfExpired(idempotencyKeys.requestHash), responseStatus: replacedIfExpired(idempotencyKeys.responseStatus),
-          responseBody: replacedIfExpired(idempotencyKeys.responseBody), createdAt: replacedIfExpired(idempotencyKeys.createdAt),
-          completedAt: replacedIfExpired(idempotencyKeys.completedAt), resourceId: replacedIfExpired(idempotencyKeys.resourceId),
-          leaseToken, lockedUntil: leaseEnd,
-        },
-        setWhere: sql`${expired} or (${idempotencyKeys.completedAt} is null and ${idempotencyKeys.requestHash} = ${requestHash}
-          and (${idempotencyKeys.lockedUntil} is null or ${idempotencyKeys.lockedUntil} < now()))`,
-      }).returning({ resourceId: idempotencyKeys.resourceId })
+    return on.insert(idempotencyKeys).values({
+      userId: sql.placeholder('userId'), scope: sql.placeholder('scope'), key: sql.placeholder('key'),
+      requestHash: sql.placeholder('requestHash'), leaseToken: sql.placeholder('leaseToken'), lockedUntil: leaseEnd,
+    }).onConflictDoUpdate({
+      target: [idempotencyKeys.userId, idempotencyKeys.scope, idempotencyKeys.key],
+      set: {
+        requestHash: replacedIfExpired(idempotencyKeys.requestHash), responseStatus: replacedIfExpired(idempotencyKeys.responseStatus),
+        responseBody: replacedIfExpired(idempotencyKeys.responseBody), createdAt: replacedIfExpired(idempotencyKeys.createdAt),
+        completedAt: replacedIfExpired(idempotencyKeys.completedAt), resourceId: replacedIfExpired(idempotencyKeys.resourceId),
+        leaseToken: sql`excluded.${sql.identifier(idempotencyKeys.leaseToken.name)}`, lockedUntil: leaseEnd,
+      },
+      setWhere: sql`${expired} or (${idempotencyKeys.completedAt} is null and ${idempotencyKeys.requestHash} = excluded.${sql.identifier(idempotencyKeys.requestHash.name)}
+        and (${idempotencyKeys.lockedUntil} is null or ${idempotencyKeys.lockedUntil} < now()))`,
+    }).returning({ resourceId: idempotencyKeys.resourceId }).prepare('idempotency_claim')
+  })
+  const completeStatement = prepareOnce((tx: Tx) => tx.update(idempotencyKeys)
+    .set({ responseStatus: sql`${sql.placeholder('status')}::int`, responseBody: sql`${sql.placeholder('body')}::jsonb`, completedAt: sql`now()` })
+    .where(and(eq(idempotencyKeys.userId, sql.placeholder('userId')), eq(idempotencyKeys.scope, sql.placeholder('scope')), eq(idempotencyKeys.key, sql.placeholder('key')),
+      eq(idempotencyKeys.leaseToken, sql.placeholder('leaseToken')), isNull(idempotencyKeys.completedAt)))
+    .returning({ key: idempotencyKeys.key }).prepare('idempotency_complete'))
+
+  /** Takes the key: a new record, or one whose attempt died (lease lapsed, no response). */
+  async function claim(userId: string, scope: string, key: string, requestHash: string) {
+    const leaseToken = randomUUID()
+    const [claimed] = await claimStatement(db).execute({ userId, scope, key, requestHash, leaseToken })
     return claimed ? { leaseToken, resumeFrom: claimed.resourceId } : null
   }
 
@@ -92,8 +105,7 @@ export function createIdempotency(db: Db) {
             checkpointed = true
           },
           async complete(tx, response) {
-            const rows = await tx.update(idempotencyKeys).set({ responseStatus: response.status, responseBody: response.body as object, completedAt: new Date() })
-              .where(and(mine, isNull(idempotencyKeys.completedAt))).returning({ key: idempotencyKeys.key })
+            const rows = await completeStatement(tx).execute({ status: response.status, body: JSON.stringify(response.body), userId, scope, key, leaseToken })
             if (!rows.length) throw new LeaseLost()
             completed = true
           },
