@@ -18,8 +18,11 @@ import type { ShippingService } from '../../shipping/service.js'
 import { CheckoutConflict, toOrder } from '../service.js'
 
 // Checkout workflow: the user's cart becomes an order. In commit order:
-//   1. settle the cart: an earlier checkout's cart clear still waiting in the outbox runs now,
-//      so this checkout reads the cart as the shopper sees it. Best effort; the fence in 3 holds anyway.
+//   1. settle the cart: an earlier checkout's cart clear still waiting in the outbox runs, so this
+//      checkout reads the cart as the shopper sees it. Only when one waits: the transaction's
+//      first statement says whether an order already took the generation read (the clear of that
+//      order is then pending), before any check can refuse the stale lines; it rolls back, the
+//      clear runs, and 2-3 run once more. Best effort; the fence in 3 holds anyway.
 //   2. read the cart from MongoDB: lines, coupon, and the checkout generation it is at. Writes nothing.
 //   3. ONE PostgreSQL transaction: read the variants and turn away what cannot be bought, price from the
 //      catalog, redeem the coupon under its lock, pick the shipping option and the tax rate of
@@ -45,6 +48,9 @@ export interface CheckoutConfig {
   /** Checkouts run at once, and waiting their turn at most (src/gate.ts). */
   concurrency: number; queue: number
 }
+/** The cart read has an order already (its clear is pending): settle it and read it again. */
+class CartNotSettled extends Error {}
+
 export interface CheckoutDeps {
   db: Db
   outbox: Outbox
@@ -72,11 +78,13 @@ async function unpaidGuestOrders(tx: Tx, column: typeof orders.guestEmail | type
   return n
 }
 
-// The variants of a cart as checkout reads them, built once and prepared (db/client.ts prepareOnce).
+// The variants of a cart as checkout reads them, and whether an order already took this generation
+// of the cart (its clear is pending: step 1); built once and prepared (db/client.ts prepareOnce).
 const checkoutVariants = prepareOnce((tx: Tx) => tx.select({
   id: productVariants.id, productId: productVariants.productId, sku: productVariants.sku, options: productVariants.options,
   stock: productVariants.stock, isActive: productVariants.isActive,
   weightGrams: productVariants.weightGrams, name: products.name, status: products.status, categoryId: products.categoryId,
+  alreadyOrdered: sql<boolean>`exists (select 1 from ${orders} o where o.cart_id = ${sql.placeholder('cartId')} and o.cart_generation = ${sql.placeholder('generation')})`,
 }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId))
   .where(sql`${productVariants.id} = any(${sql.placeholder('ids')}::uuid[])`).orderBy(asc(productVariants.id)).prepare('checkout_variants'))
 
@@ -107,10 +115,18 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
     const userId = buyer.kind === 'user' ? buyer.userId : null
     const shippingAddress = await resolveAddress(userId, input)
     const owned = ownerKey(buyer)
+    try {
+      return await orderFromCart(actor, buyer, owned, shippingAddress, input, attempt, false)
+    } catch (err) {
+      if (!(err instanceof CartNotSettled)) throw err
+      // 1. settle the cart, then read it again
+      await step('checkout.settle-cart', () => outbox.drain({ key: userId ? cartKey(userId) : guestCartKey(owned) })).catch(() => { /* the fence below holds regardless */ })
+      return orderFromCart(actor, buyer, owned, shippingAddress, input, attempt, true)
+    }
+  }
 
-    // 1. settle the cart
-    await step('checkout.settle-cart', () => outbox.drain({ key: userId ? cartKey(userId) : guestCartKey(owned) })).catch(() => { /* the fence below holds regardless */ })
-
+  async function orderFromCart(actor: Actor, buyer: CartOwner, owned: string, shippingAddress: ShippingAddress, input: CheckoutInput, attempt: IdempotentAttempt, settled: boolean): Promise<StoredResponse> {
+    const userId = buyer.kind === 'user' ? buyer.userId : null
     // 2. read the cart
     const contents = await step('checkout.read-cart', () => cart.forCheckout(buyer))
     if (!contents.lines.length) throw new Conflict('The cart is empty', 'cart-empty')
@@ -128,6 +144,12 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
     // 3. one transaction, then 4. its side effects
     try {
       return await outbox.transaction(async (tx, emit): Promise<StoredResponse> => {
+        // Read, not locked: this check only turns buyers away early (a sold-out variant costs no
+        // lock). The stock is taken by inventory.reserve as the last write, which checks again.
+        const variantIds = [...new Set(contents.lines.map((l) => l.variantId))].sort()
+        const locked = await checkoutVariants(tx).execute({ ids: variantIds, cartId: contents.cartId, generation: contents.generation })
+        // An order took this generation: its clear is pending (step 1). No variant left to say so: settle to be sure.
+        if (!settled && (locked.length === 0 || locked[0]!.alreadyOrdered)) throw new CartNotSettled()
         // A guest's unpaid orders hold stock and coupon uses: one email holds a bounded number at
         // once, counted under a lock of that email (taken before any row lock, so in one order).
         // The client address's bound is checked last (below).
@@ -135,10 +157,6 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
           const n = await unpaidGuestOrders(tx, orders.guestEmail, guestEmail)
           if (n >= checkout.guestMaxUnpaidOrders) throw new Conflict(`This email already has ${n} unpaid orders: pay or cancel one first`, 'too-many-unpaid-orders')
         }
-        // Read, not locked: this check only turns buyers away early (a sold-out variant costs no
-        // lock). The stock is taken by inventory.reserve as the last write, which checks again.
-        const variantIds = [...new Set(contents.lines.map((l) => l.variantId))].sort()
-        const locked = await checkoutVariants(tx).execute({ ids: variantIds })
         const byId = new Map(locked.map((v) => [v.id, v]))
 
         // Priced by the one pricing function in this transaction: the buyer's customer groups are
