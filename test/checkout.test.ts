@@ -203,3 +203,16 @@ t.test('checkouts of different variants of the same products, in opposite orders
   }
   t.same([...new Set(statuses)], [201], `every checkout placed (${statuses.filter((s) => s !== 201).length} failed)`)
 })
+
+t.test('order numbers: SO- and six digits at least, drawn with the order; past 999999 no digit is lost', async (t) => {
+  const app = await buildTestApp(t, env)
+  const admin = await registerAdmin(app)
+  const mug = await createProduct(app, admin.headers, { name: 'Mug', variants: [{ sku: 'MUG-N', priceMinor: 1250, stock: 5 }] })
+  const { headers } = await register(app, { email: 'numbers@example.com' })
+  await add(app, headers, mug.variants[0].id)
+  const first = (await checkout(app, headers)).json()
+  t.match(first.number, /^SO-\d{6}$/)
+  await app.db.execute(sql`select setval('order_number_seq', 1234566)`)
+  await add(app, headers, mug.variants[0].id)
+  t.equal((await checkout(app, headers)).json().number, 'SO-1234567')
+})

@@ -48,6 +48,9 @@ export interface CheckoutConfig {
   /** Checkouts run at once, and waiting their turn at most (src/gate.ts). */
   concurrency: number; queue: number
 }
+/** The next order number, SO- and at least six digits, drawn by the order's insert itself. */
+const ORDER_NUMBER = sql`(select 'SO-' || case when length(n) >= 6 then n else lpad(n, 6, '0') end from (select nextval('order_number_seq')::text as n) next)`
+
 /** The cart read has an order already (its clear is pending): settle it and read it again. */
 class CartNotSettled extends Error {}
 
@@ -188,9 +191,8 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
         const taxRate = await shipping.taxRateFor(tx, destination)
         const totals = computeTotals(priced, rule, chosen.rule, taxRate.rateBps, pricesIncludeTax)
 
-        const [{ n }] = (await tx.execute<{ n: string }>(sql`select nextval('order_number_seq') as n`)).rows as [{ n: string }]
         const [order] = await tx.insert(orders).values({
-          number: `SO-${String(n).padStart(6, '0')}`, userId, guestEmail, guestClient, currency, shippingAddress,
+          number: ORDER_NUMBER, userId, guestEmail, guestClient, currency, shippingAddress,
           subtotalMinor: totals.subtotalMinor, discountMinor: totals.discountMinor, shippingMinor: totals.shippingMinor,
           taxMinor: totals.taxMinor, totalMinor: totals.totalMinor,
           shippingOption: chosen.snapshot, taxRate, pricesIncludeTax,
