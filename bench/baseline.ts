@@ -40,12 +40,14 @@ export const CHECKOUT_SQL = {
       where pp.variant_id = any($1) and pp.currency = $2 and l.status = 'active' and (l.starts_at is null or l.starts_at <= now()) and (l.ends_at is null or l.ends_at > now())
       and (l.customer_group_id is null or exists (select 1 from customer_group_members m where m.group_id = l.customer_group_id and m.user_id = $3))
     ) c on c.variant_id = vp.variant_id where vp.variant_id = any($1) and vp.currency = $2`,
-  zones: 'select id, name from shipping_zones where countries @> array[$1]::text[] order by created_at',
-  options: 'select id, zone_id, name, price_minor, free_over_minor from shipping_options where zone_id = any($1) and is_active and currency = $2 order by position, name, id',
+  // The options of the zones serving the country, with their zones' names, in one statement (routes/shipping).
+  options: `select o.id, o.zone_id, o.name, o.price_minor, o.free_over_minor, z.name as zone_name from shipping_options o join shipping_zones z on z.id = o.zone_id
+    where (z.countries @> array[$1]::text[] or (cardinality(z.countries) = 0 and not exists (select 1 from shipping_zones l where l.countries @> array[$1]::text[])))
+    and o.is_active and o.currency = $2 order by o.position, o.name, o.id`,
   taxRates: 'select id, name, country, region, rate_bps from tax_rates where country = $1 or country is null',
-  orderNumber: "select nextval('order_number_seq') as n",
   order: `insert into orders (number, user_id, currency, subtotal_minor, discount_minor, shipping_minor, tax_minor, total_minor, shipping_address, shipping_option, tax_rate, prices_include_tax, expires_at, cart_id, cart_generation)
-    values ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10, false, now() + interval '30 minutes', $11, $12) returning *`,
+    values ((select 'SO-' || case when length(n) >= 6 then n else lpad(n, 6, '0') end from (select nextval('order_number_seq')::text as n) next),
+    $1, $2, $3, 0, $4, $5, $6, $7, $8, $9, false, now() + interval '30 minutes', $10, $11) returning *`,
   item: `insert into order_items (order_id, variant_id, product_id, sku, name, options, unit_price_minor, quantity, line_total_minor, discount_minor, tax_minor)
     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10) returning *`,
   // Written as handled: the baseline never handles them, and pending rows under the API's cart keys
@@ -268,17 +270,15 @@ export async function startBaseline(opts: { databaseUrl: string; mongodbUrl?: st
         return send(res, 409, '{}')
       }
       const goods = cart.lines.reduce((s, l) => s + base.get(l.variantId)! * l.quantity, 0)
-      const zones = await q<{ id: string; name: string }>('zones', [input.shippingAddress.country])
-      const options = await q<{ id: string; zone_id: string; name: string; price_minor: number; free_over_minor: number | null }>('options', [zones.map((z) => z.id), cartCurrency])
+      const options = await q<{ id: string; zone_id: string; name: string; price_minor: number; free_over_minor: number | null; zone_name: string }>('options', [input.shippingAddress.country, cartCurrency])
       const option = options.find((o) => o.id === input.shippingOptionId) ?? options[0]
       if (!option) { await client.query('rollback'); return send(res, 409, '{}') }
       const shippingMinor = option.free_over_minor !== null && goods >= option.free_over_minor ? 0 : option.price_minor
       const rates = await q<{ id: string; name: string; country: string | null; region: string | null; rate_bps: number }>('taxRates', [input.shippingAddress.country])
       const rate = rates.find((r) => r.country === input.shippingAddress.country) ?? rates[0] ?? null
       const taxMinor = Math.round((goods + shippingMinor) * (rate?.rate_bps ?? 0) / 10_000)
-      const [{ n }] = await q<{ n: string }>('orderNumber') as [{ n: string }]
-      ;[order] = await q('order', [`SO-${n.padStart(6, '0')}`, userId, cartCurrency, goods, shippingMinor, taxMinor, goods + shippingMinor + taxMinor, input.shippingAddress,
-        { optionId: option.id, name: option.name, zoneId: option.zone_id, zoneName: zones.find((z) => z.id === option.zone_id)?.name ?? '' },
+      ;[order] = await q('order', [userId, cartCurrency, goods, shippingMinor, taxMinor, goods + shippingMinor + taxMinor, input.shippingAddress,
+        { optionId: option.id, name: option.name, zoneId: option.zone_id, zoneName: option.zone_name },
         rate && { rateId: rate.id, name: rate.name, country: rate.country, region: rate.region, rateBps: rate.rate_bps }, cart._id, cart.checkoutGeneration ?? 0]) as [Record<string, unknown>]
       for (const l of cart.lines) {
         const v = variants.get(l.variantId)!

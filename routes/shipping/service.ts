@@ -16,13 +16,18 @@ type RateRow = typeof taxRates.$inferSelect
 type Reader = Db | Tx
 
 // What every checkout and shipping quote reads, built once and prepared (db/client.ts prepareOnce).
-const zonesOf = prepareOnce((q: Reader) => q.select().from(shippingZones)
-  .where(sql`${shippingZones.countries} @> array[${sql.placeholder('country')}::text]::text[] or cardinality(${shippingZones.countries}) = 0`)
-  .orderBy(asc(shippingZones.createdAt)).prepare('shipping_zones_of'))
-// An option priced in another currency never reaches the cart: its amounts would be charged unconverted.
-const optionsOf = prepareOnce((q: Reader) => q.select().from(shippingOptions)
-  .where(and(sql`${shippingOptions.zoneId} = any(${sql.placeholder('zoneIds')}::uuid[])`, eq(shippingOptions.isActive, true), eq(shippingOptions.currency, sql.placeholder('currency'))))
-  .orderBy(asc(shippingOptions.position), asc(shippingOptions.name), asc(shippingOptions.id)).prepare('shipping_options_of'))
+// The active options in a currency of the zones that serve a country (those listing it, else the
+// fallback zones, which list none), with their zones: one round trip for a checkout. An option
+// priced in another currency never reaches the cart: its amounts would be charged unconverted.
+const optionsFor = prepareOnce((q: Reader) => {
+  const lists = sql`${shippingZones.countries} @> array[${sql.placeholder('country')}::text]::text[]`
+  const serving = sql`(${lists} or (cardinality(${shippingZones.countries}) = 0
+    and not exists (select 1 from ${shippingZones} listing where listing.countries @> array[${sql.placeholder('country')}::text]::text[])))`
+  return q.select({ option: shippingOptions, zone: shippingZones }).from(shippingOptions)
+    .innerJoin(shippingZones, eq(shippingZones.id, shippingOptions.zoneId))
+    .where(and(serving, eq(shippingOptions.isActive, true), eq(shippingOptions.currency, sql.placeholder('currency'))))
+    .orderBy(asc(shippingOptions.position), asc(shippingOptions.name), asc(shippingOptions.id)).prepare('shipping_options_for')
+})
 const taxRatesOf = prepareOnce((q: Reader) => q.select().from(taxRates)
   .where(sql`${taxRates.country} = ${sql.placeholder('country')} or ${taxRates.country} is null`).prepare('tax_rates_of'))
 export interface Band { upTo: number; priceMinor: number }
@@ -66,24 +71,12 @@ export function createShippingService({ db, defaults, currency: storeCurrency }:
     }
   }
 
-  /** Zones that serve a country: those listing it, else the fallback zones (no countries). */
-  async function zonesFor(q: Reader, country: string) {
-    // Both kinds in one round trip (a checkout's): the listing zones if any, else the fallbacks.
-    const zones = await zonesOf(q).execute({ country })
-    const listed = zones.filter((z) => z.countries.length > 0)
-    return listed.length ? listed : zones
-  }
-
-  /** Active options of those zones that reach this cart, with what each charges it. */
+  /** Active options of the zones that serve the destination that reach this cart, with what each charges it. */
   async function applicable(q: Reader, dest: Destination, cart: ShippedCart) {
-    const zones = await zonesFor(q, dest.country)
-    if (!zones.length) return []
-    const byId = new Map(zones.map((z) => [z.id, z]))
-    const options = await optionsOf(q).execute({ zoneIds: [...byId.keys()], currency: cart.currency })
-    return options.flatMap((o) => {
+    const options = await optionsFor(q).execute({ country: dest.country, currency: cart.currency })
+    return options.flatMap(({ option: o, zone }) => {
       const rule = shippingRuleFor(o, cart)
       if (!rule) return []
-      const zone = byId.get(o.zoneId)!
       const priceMinor = rule.freeOverMinor > 0 && cart.goodsMinor >= rule.freeOverMinor ? 0 : rule.flatMinor
       return [{ option: o, zone, rule, priceMinor }]
     })
