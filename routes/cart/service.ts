@@ -36,7 +36,9 @@ export function createCartService({ carts, redis, catalog, currency, limits }: C
   /** The owner's cart; a user's is created on first use, a guest's must exist. */
   async function load(owner: CartRef): Promise<CartDoc> {
     const owned = ownerKey(owner)
-    const found = await carts.findOne({ owner: owned }).lean<CartDoc>()
+    // Read with the driver, not through mongoose's query (the same document as lean() gives, without
+    // its casting and building: every cart read, change and checkout starts here).
+    const found = await carts.collection.findOne<CartDoc>({ owner: owned })
     if (found) return found
     if (owner.kind !== 'user') throw new NotFound('cart')
     try {
