@@ -1,7 +1,7 @@
 import { and, asc, eq, inArray, isNull, lt, lte, sql, type SQL } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
 import { outbox } from '../db/schema/index.js'
-import type { Db, Tx } from '../db/client.js'
+import { executeNamed, type Db, type Tx } from '../db/client.js'
 import type { OutboxEvent, OutboxTopic, OutboxTopics } from './side-effects.js'
 import { step } from './tracing.js'
 
@@ -115,7 +115,10 @@ export function createOutbox(db: Db, log: FastifyBaseLogger) {
   /** Writes events in the caller's transaction; returns their ids for `runNow` (writers use `transaction`). */
   async function add(tx: Tx, events: OutboxEvent[]): Promise<string[]> {
     if (!events.length) return []
-    const rows = await tx.insert(outbox).values(events.map((e) => ({ topic: e.topic, payload: e.payload, key: e.key ?? null }))).returning({ id: outbox.id })
+    // One prepared statement whatever the number of events (columns as arrays, unnested).
+    const rows = await executeNamed<{ id: string }>(tx, 'outbox_add', sql`insert into ${outbox} (topic, key, payload)
+      select * from unnest(${sql.param(events.map((e) => e.topic))}::text[], ${sql.param(events.map((e) => e.key ?? null))}::text[], ${sql.param(events.map((e) => JSON.stringify(e.payload)))}::jsonb[])
+      returning id`)
     return rows.map((r) => r.id)
   }
 

@@ -51,6 +51,15 @@ export interface CheckoutConfig {
 /** The next order number, SO- and at least six digits, drawn by the order's insert itself. */
 const ORDER_NUMBER = sql`(select 'SO-' || case when length(n) >= 6 then n else lpad(n, 6, '0') end from (select nextval('order_number_seq')::text as n) next)`
 
+// The order's insert, built once and prepared: every column but its number is a parameter.
+const insertOrder = prepareOnce((tx: Tx) => tx.insert(orders).values({
+  number: ORDER_NUMBER,
+  userId: sql.placeholder('userId'), guestEmail: sql.placeholder('guestEmail'), guestClient: sql.placeholder('guestClient'), currency: sql.placeholder('currency'), shippingAddress: sql.placeholder('shippingAddress'),
+  subtotalMinor: sql.placeholder('subtotalMinor'), discountMinor: sql.placeholder('discountMinor'), shippingMinor: sql.placeholder('shippingMinor'), taxMinor: sql.placeholder('taxMinor'), totalMinor: sql.placeholder('totalMinor'),
+  shippingOption: sql.placeholder('shippingOption'), taxRate: sql.placeholder('taxRate'), pricesIncludeTax: sql.placeholder('pricesIncludeTax'), couponId: sql.placeholder('couponId'), couponCode: sql.placeholder('couponCode'),
+  expiresAt: sql.placeholder('expiresAt'), cartId: sql.placeholder('cartId'), cartGeneration: sql.placeholder('cartGeneration'),
+}).returning().prepare('checkout_insert_order'))
+
 /** The cart read has an order already (its clear is pending): settle it and read it again. */
 class CartNotSettled extends Error {}
 
@@ -191,26 +200,25 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
         const taxRate = await shipping.taxRateFor(tx, destination)
         const totals = computeTotals(priced, rule, chosen.rule, taxRate.rateBps, pricesIncludeTax)
 
-        const [order] = await tx.insert(orders).values({
-          number: ORDER_NUMBER, userId, guestEmail, guestClient, currency, shippingAddress,
+        const [order] = await insertOrder(tx).execute({
+          userId, guestEmail, guestClient, currency, shippingAddress,
           subtotalMinor: totals.subtotalMinor, discountMinor: totals.discountMinor, shippingMinor: totals.shippingMinor,
           taxMinor: totals.taxMinor, totalMinor: totals.totalMinor,
           shippingOption: chosen.snapshot, taxRate, pricesIncludeTax,
           couponId: redeemed?.coupon.id ?? null, couponCode: redeemed?.coupon.code ?? null,
           expiresAt: new Date(Date.now() + checkout.paymentTimeoutMinutes * 60_000),
           cartId: contents.cartId, cartGeneration: contents.generation,
-        }).returning()
+        } satisfies Omit<typeof orders.$inferInsert, 'number'>)
 
-        const items: (typeof orderItems.$inferSelect)[] = []
-        for (const line of priced) {
+        // Every line in one statement (a statement per line was a round trip per line).
+        const items = await tx.insert(orderItems).values(priced.map((line) => {
           const v = byId.get(line.variantId)!
-          const [item] = await tx.insert(orderItems).values({
+          return {
             orderId: order!.id, variantId: v.id, productId: v.productId, sku: v.sku, name: v.name, options: v.options,
             unitPriceMinor: unitPrice.get(v.id)!, quantity: line.quantity, lineTotalMinor: unitPrice.get(v.id)! * line.quantity,
             discountMinor: totals.lineDiscounts.get(v.id) ?? 0, taxMinor: totals.lineTaxes.get(v.id) ?? 0,
-          }).returning()
-          items.push(item!)
-        }
+          }
+        })).returning()
         if (redeemed) await tx.insert(couponRedemptions).values({ couponId: redeemed.coupon.id, userId, email: redeemed.email, orderId: order!.id })
         await emit([
           userId ? CART_CONSUMED(userId, contents.generation, contents.lines, contents.seen) : GUEST_CART_CONSUMED(owned, contents.generation, contents.lines, contents.seen),
