@@ -179,12 +179,15 @@ const clientOf = (db: Db | Tx) => (db._.session as unknown as OnClient).client
  * reads and checkouts), and a transaction would otherwise build its own copy on every checkout.
  * Drizzle binds a prepared query to the connection of whoever prepared it, so for another one it
  * is run through a view of it with that connection (`client`, the same field in the node-postgres
- * and PGlite drivers; drizzle-orm is pinned, and every checkout and cart test runs this).
+ * and PGlite drivers; drizzle-orm is pinned, and every checkout and cart test runs this). One is
+ * built per driver: a node-postgres query cannot run on a PGlite connection.
  */
 export function prepareOnce<D extends Db | Tx, T extends object>(prepare: (db: D) => T): (db: D) => T {
-  let statement: T | undefined
+  const byDriver = new Map<unknown, T>()
   return (db) => {
-    statement ??= prepare(db)
+    const driver = db._.session.constructor
+    let statement = byDriver.get(driver)
+    if (statement === undefined) byDriver.set(driver, statement = prepare(db))
     const client = clientOf(db)
     if ((statement as unknown as OnClient).client === client) return statement
     if (!client || !('client' in statement)) throw new Error('prepareOnce: drizzle no longer keeps the connection where this expects it')

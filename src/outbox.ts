@@ -1,7 +1,7 @@
 import { and, asc, eq, inArray, isNull, lt, lte, sql, type SQL } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
 import { outbox } from '../db/schema/index.js'
-import { executeNamed, type Db, type Tx } from '../db/client.js'
+import { executeNamed, prepareOnce, type Db, type Tx } from '../db/client.js'
 import type { OutboxEvent, OutboxTopic, OutboxTopics } from './side-effects.js'
 import { step } from './tracing.js'
 
@@ -46,32 +46,27 @@ export function createOutbox(db: Db, log: FastifyBaseLogger) {
     return handler(payload, event)
   }
 
-  // The claim and the mark are prepared statements, one per shape (db/client.ts executeNamed says
-  // why): every write with side effects runs both once.
+  // The claim (one statement per shape) and the mark, built once and prepared (db/client.ts
+  // prepareOnce): every write with side effects runs both once.
   type ClaimShape = 'ids' | 'key' | 'all' | 'due'
-  const claimStatements = new Map<ClaimShape, ReturnType<typeof prepareClaim>>()
-  function prepareClaim(shape: ClaimShape) {
+  const prepareClaim = (shape: ClaimShape) => prepareOnce((on: Db) => {
     const due: SQL[] = [isNull(outbox.processedAt)]
     if (shape === 'ids') due.push(sql`${outbox.id} = any(${sql.placeholder('ids')}::uuid[])`)
     if (shape === 'key') due.push(eq(outbox.key, sql.placeholder('key')))
     if (shape === 'due') due.push(lte(outbox.availableAt, sql`now()`))
-    const picked = db.select({ id: outbox.id }).from(outbox).where(and(...due)).orderBy(asc(outbox.createdAt)).limit(BATCH).for('update', { skipLocked: true })
-    return db.update(outbox)
+    const picked = on.select({ id: outbox.id }).from(outbox).where(and(...due)).orderBy(asc(outbox.createdAt)).limit(BATCH).for('update', { skipLocked: true })
+    return on.update(outbox)
       .set({ attempts: sql`${outbox.attempts} + 1`, availableAt: sql`now() + make_interval(secs => ${CLAIM_MS / 1000})` })
       .where(inArray(outbox.id, picked)).returning().prepare(`outbox_claim_${shape}`)
-  }
-  let markStatement: ReturnType<typeof prepareMark> | undefined
-  function prepareMark() {
-    return db.update(outbox).set({ processedAt: sql`now()`, lastError: null })
-      .where(sql`${outbox.id} = any(${sql.placeholder('ids')}::uuid[])`).prepare('outbox_mark_done')
-  }
+  })
+  const claimStatements = { ids: prepareClaim('ids'), key: prepareClaim('key'), all: prepareClaim('all'), due: prepareClaim('due') }
+  const markDone = prepareOnce((on: Db) => on.update(outbox).set({ processedAt: sql`now()`, lastError: null })
+    .where(sql`${outbox.id} = any(${sql.placeholder('ids')}::uuid[])`).prepare('outbox_mark_done'))
 
   /** Claims due events (optionally only these ids, or one key) so no other drainer runs them meanwhile. */
   async function claim(filter: { ids?: string[]; key?: string; all?: boolean }) {
     const shape: ClaimShape = filter.ids ? 'ids' : filter.key ? 'key' : filter.all ? 'all' : 'due'
-    let statement = claimStatements.get(shape)
-    if (!statement) claimStatements.set(shape, statement = prepareClaim(shape))
-    const rows = await statement.execute({ ids: filter.ids, key: filter.key })
+    const rows = await claimStatements[shape](db).execute({ ids: filter.ids, key: filter.key })
     return rows.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())
   }
 
@@ -84,7 +79,7 @@ export function createOutbox(db: Db, log: FastifyBaseLogger) {
     } finally {
       // One statement marks every handled event (a checkout has five): each was its own pool
       // take and round trip. Cut short before it, they run again, as after any crash.
-      if (done.length) await (markStatement ??= prepareMark()).execute({ ids: done })
+      if (done.length) await markDone(db).execute({ ids: done })
     }
     return { done: done.length, failed }
   }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { and, eq, inArray, sql } from 'drizzle-orm'
 import Mustache from 'mustache'
 import { orderItems, orders, productVariants, products, refunds, users } from '../../db/schema/index.js'
-import type { Db } from '../../db/client.js'
+import { prepareOnce, type Db } from '../../db/client.js'
 import type { OrderMailKind, OutboxTopics } from '../../src/side-effects.js'
 import type { OutboxEventRef } from '../../src/outbox.js'
 import type { MailSender } from '../../src/sent-mail.js'
@@ -48,30 +48,33 @@ function render(kind: OrderMailKind | 'low-stock', view: Record<string, unknown>
 
 // One formatter per currency (at most the ISO list): making one per amount was 1.6% of the API's
 // CPU in a checkout burst (the order mail formats every line).
-const formats = new Map<string, Intl.NumberFormat>()
+// Its minor units per major unit are kept with it (resolvedOptions() builds an object per call).
+const formats = new Map<string, { format: Intl.NumberFormat; scale: number }>()
 /** An amount in minor units as a reader sees it: the currency's own number of decimals (EUR 2, JPY 0, BHD 3). */
 export function formatMoney(minor: number, currency: string) {
-  let format = formats.get(currency)
-  if (!format) formats.set(currency, format = new Intl.NumberFormat('en', { style: 'currency', currency }))
-  return format.format(minor / 10 ** (format.resolvedOptions().maximumFractionDigits ?? 2))
+  let money = formats.get(currency)
+  if (!money) {
+    const format = new Intl.NumberFormat('en', { style: 'currency', currency })
+    formats.set(currency, money = { format, scale: 10 ** (format.resolvedOptions().maximumFractionDigits ?? 2) })
+  }
+  return money.format.format(minor / money.scale)
 }
+
+// The order, its buyer and the lines the mail lists, in one statement built once and prepared (it
+// runs after every checkout).
+const orderWithLines = prepareOnce((db: Db) => db.select({
+  order: orders, email: users.email, name: users.name,
+  items: sql<{ quantity: number; name: string; sku: string; lineTotalMinor: number }[]>`(select coalesce(json_agg(json_build_object('quantity', ${orderItems.quantity}, 'name', ${orderItems.name}, 'sku', ${orderItems.sku}, 'lineTotalMinor', ${orderItems.lineTotalMinor}) order by ${orderItems.sku}), '[]') from ${orderItems} where ${orderItems.orderId} = ${orders.id})`,
+}).from(orders).leftJoin(users, eq(users.id, orders.userId)).where(eq(orders.id, sql.placeholder('orderId'))).prepare('order_mail_order'))
 
 export interface OrderLinks { issue(orderId: string): Promise<{ token: string; expiresAt: Date }> }
 
 export function createOrderMail({ db, mailer, domain, publicUrl, links }: { db: Db; mailer: MailSender; domain: string; publicUrl: string; links: OrderLinks }) {
   const messageId = (eventId: string) => `<${eventId}@${domain}>`
-  // The order, its buyer and the lines the mail lists, in one prepared statement (it runs after every checkout).
-  let orderWithLines: ReturnType<typeof prepareOrderWithLines> | undefined
-  function prepareOrderWithLines() {
-    return db.select({
-      order: orders, email: users.email, name: users.name,
-      items: sql<{ quantity: number; name: string; sku: string; lineTotalMinor: number }[]>`(select coalesce(json_agg(json_build_object('quantity', ${orderItems.quantity}, 'name', ${orderItems.name}, 'sku', ${orderItems.sku}, 'lineTotalMinor', ${orderItems.lineTotalMinor}) order by ${orderItems.sku}), '[]') from ${orderItems} where ${orderItems.orderId} = ${orders.id})`,
-    }).from(orders).leftJoin(users, eq(users.id, orders.userId)).where(eq(orders.id, sql.placeholder('orderId'))).prepare('order_mail_order')
-  }
 
   return {
     async sendOrderMail(event: OutboxEventRef, payload: OutboxTopics['mail.order']) {
-      const [row] = await (orderWithLines ??= prepareOrderWithLines()).execute({ orderId: payload.orderId })
+      const [row] = await orderWithLines(db).execute({ orderId: payload.orderId })
       if (!row) return
       const { order, items } = row
       // The link is for guests: a lookup's mail goes to the address the guest gave, never to an account's.

@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from 'drizzle-orm'
 import { users, webhookAttempts, webhookDeliveries, webhookEndpoints } from '../../db/schema/index.js'
-import type { Db } from '../../db/client.js'
+import { prepareOnce, type Db } from '../../db/client.js'
 import { Conflict, NotFound } from '../../src/errors.js'
 import type { Outbox } from '../../src/outbox.js'
 import { newestFirst } from '../../src/pagination.js'
@@ -51,6 +51,10 @@ const toDelivery = (d: DeliveryRow, attempts: AttemptRow[]) => ({
   succeededAt: d.succeededAt?.toISOString() ?? null, createdAt: d.createdAt.toISOString(), body: d.body,
   attempts: attempts.map(toAttempt),
 })
+
+// Every outbound event reads its subscribers: built once and prepared (db/client.ts prepareOnce).
+const subscribersOf = prepareOnce((db: Db) => db.select({ id: webhookEndpoints.id }).from(webhookEndpoints)
+  .where(and(eq(webhookEndpoints.isActive, true), sql`${sql.placeholder('type')} = any(${webhookEndpoints.events})`)).prepare('webhook_subscribers'))
 
 export function createWebhookService({ db, outbox, box, log, settings, enqueue, userAgent }: WebhookDeps) {
   const checkUrl = (url: string) => checkEndpointUrl(url, settings.allowPrivateUrls)
@@ -104,8 +108,6 @@ export function createWebhookService({ db, outbox, box, log, settings, enqueue, 
     return { attempts, final: !result.succeeded && attempts >= settings.maxAttempts }
   }
 
-  // Every outbound event reads its subscribers: built once and prepared.
-  let subscribers: { execute(params: { type: string }): Promise<{ id: string }[]> } | undefined
   const service = {
     async create(input: EndpointInput) {
       const url = checkUrl(input.url)
@@ -183,8 +185,7 @@ export function createWebhookService({ db, outbox, box, log, settings, enqueue, 
      * type (unique on event and endpoint, so running it again adds nothing), then queued.
      */
     async fanOut(eventId: string, payload: OutboxTopics['webhook.event']) {
-      const endpoints = await (subscribers ??= db.select({ id: webhookEndpoints.id }).from(webhookEndpoints)
-        .where(and(eq(webhookEndpoints.isActive, true), sql`${sql.placeholder('type')} = any(${webhookEndpoints.events})`)).prepare('webhook_subscribers')).execute({ type: payload.type })
+      const endpoints = await subscribersOf(db).execute({ type: payload.type })
       // No subscriber, nothing to deliver (a delivery left pending by an earlier run, its endpoint
       // since unsubscribed, is the sweep's): one statement instead of two on most events.
       if (!endpoints.length) return { deliveries: 0 }
