@@ -124,12 +124,12 @@ async function buildServices(app: FastifyInstance) {
   const activity = activityModel(app.mongo)
   const { privacy } = config
   const dataExports = createDataExportService({
-    db, redis, storage: storages.exports, uploads, carts, wishlists, activity,
+    db, redis, storage: storages.exports, uploads, carts, wishlists, activity, log: app.log,
     settings: { exportTtlHours: privacy.exportTtlHours, linkTtlSeconds: privacy.linkTtlSeconds, leaseSeconds: privacy.leaseSeconds, signedUrlTtlSeconds: config.s3?.signedUrlTtlSeconds ?? 60 },
   })
   const erasure = createErasureWorkflow({
     db, redis, redisKeyPrefix: config.redis.keyPrefix, sessions, outbox, tokens, accountMail, uploads, reviews, exports: dataExports,
-    carts, wishlists, activity, leaseSeconds: privacy.leaseSeconds,
+    carts, wishlists, activity, leaseSeconds: privacy.leaseSeconds, log: app.log,
   })
 
   // Catalog CSV imports and exports: a work queue of job ids (one job at a time, so a large

@@ -4,6 +4,7 @@ import { outbox } from '../db/schema/index.js'
 import { executeNamed, prepareOnce, type Db, type Tx } from '../db/client.js'
 import type { OutboxEvent, OutboxTopic, OutboxTopics } from './side-effects.js'
 import { step } from './tracing.js'
+import { failureText } from './log-errors.js'
 
 // The transactional outbox: a side effect of a committed change (cart clear, cache
 // invalidation, activity entry) is written as a row in the same transaction as the change, then
@@ -99,9 +100,9 @@ export function createOutbox(db: Db, log: FastifyBaseLogger) {
       } catch (err) {
         fail()
         if (row.key) blockedKeys.add(row.key)
-        const message = (err as Error).message
+        const message = failureText(err)
         log.warn({ outboxId: row.id, topic: row.topic, attempts: row.attempts, err: message }, 'outbox event failed; will retry')
-        await db.update(outbox).set({ lastError: message.slice(0, 1000), availableAt: new Date(Date.now() + backoffMs(row.attempts)) })
+        await db.update(outbox).set({ lastError: message, availableAt: new Date(Date.now() + backoffMs(row.attempts)) })
           .where(eq(outbox.id, row.id)).catch(() => { /* the claim expires on its own */ })
       }
     }

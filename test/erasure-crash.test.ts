@@ -7,7 +7,7 @@ import { eq, sql } from 'drizzle-orm'
 import { erasureRequests, orders, outbox, products, returns, users, webhookDeliveries } from '../db/schema/index.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { createTestStores, freePort, startProcess, tsx, waitUntil } from './helpers.js'
+import { createTestStores, freePort, startProcess, tsx } from './helpers.js'
 import { customerWithData, dumpMongo, dumpPostgres, dumpRedis, filesIn, findTraces, person, shopProduct } from './data-requests-fixtures.js'
 import { registerAdmin } from './users.js'
 
@@ -55,14 +55,20 @@ t.test('SIGKILL in the middle of an erasure: a new worker resumes it, and the en
   await locker.query('begin')
   await locker.query('select 1 from reviews where id = $1 for update', [crashed.reviewId])
   const crashedId = await erase(crashed)
-  const startWorker = () => startProcess(t, tsx('src/worker.ts'), { env: { ...process.env, ...env, WORKER_PORT: String(workerPort) } })
+  // The reviews step waits on the lock until the kill: no statement timeout ends the wait first
+  // (under load, the wait timed out before the test saw it, and no retry came in time).
+  const startWorker = () => startProcess(t, tsx('src/worker.ts'), { env: { ...process.env, ...env, WORKER_PORT: String(workerPort), PG_STATEMENT_TIMEOUT_MS: '300000' } })
   let worker = startWorker()
   await worker.waitForHttp(`http://127.0.0.1:${workerPort}/health`)
-  await waitUntil('the worker has done the steps before the reviews and waits on the lock', async () => {
+  await worker.waitFor('the worker has done the steps before the reviews and waits on the lock', async () => {
     const [{ waiting }] = (await locker.query<{ waiting: number }>("select count(*)::int as waiting from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'")).rows as [{ waiting: number }]
     const { step, status, lastError } = await requestOf(crashedId)
-    // Not there yet: thrown, so a timeout says where it was (seen once in CI, under load).
-    if (step !== 'uploads' || waiting === 0) throw new Error(`step ${step}, status ${status}, ${waiting} waiting on a lock, last error ${lastError}`)
+    // Not there yet: thrown, so a timeout says where it was, with what every other session of
+    // this database is doing (seen twice in CI, under load).
+    if (step !== 'uploads' || waiting === 0) {
+      const { rows } = await locker.query<{ s: string }>("select format('%s %s %s/%s: %s', pid, state, wait_event_type, wait_event, left(query, 60)) as s from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()")
+      throw new Error(`step ${step}, status ${status}, ${waiting} waiting on a lock, last error ${lastError}; sessions: ${rows.map((r) => r.s).join(' | ')}`)
+    }
     return true
   }, 60_000)
   await worker.stop('SIGKILL')
@@ -73,8 +79,8 @@ t.test('SIGKILL in the middle of an erasure: a new worker resumes it, and the en
 
   worker = startWorker()
   await worker.waitForHttp(`http://127.0.0.1:${workerPort}/health`)
-  await waitUntil('the new worker completes the erasure', async () => (await requestOf(crashedId)).status === 'completed', 60_000)
-  await waitUntil('the outbox is drained', async () => (await seed.outbox.pending()) === 0, 30_000)
+  await worker.waitFor('the new worker completes the erasure', async () => (await requestOf(crashedId)).status === 'completed', 60_000)
+  await worker.waitFor('the outbox is drained', async () => (await seed.outbox.pending()) === 0, 30_000)
   await worker.stop('SIGTERM')
   await seed.activity.flush()
 

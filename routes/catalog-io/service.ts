@@ -16,6 +16,7 @@ import { requireCurrency } from '../../src/prices.js'
 import { checkRange } from '../analytics/service.js'
 import { ORDER_COLUMNS, countOrders, orderRecords } from './orders-export.js'
 import { claimLeased } from '../../src/leases.js'
+import { failureText } from '../../src/log-errors.js'
 import type { FileStorage } from '../../src/storage.js'
 import { ProductCreate, ProductStatus, VariantCreate } from '../products/schemas.js'
 import { CLEAR_CELL, FIXED_COLUMNS, IMAGE_SEPARATOR, LATER_COLUMNS, formatMoney, parseMoney, peekFirstLine, readHeader, readRecords, safeCell, sniffDelimiter, unsafeCell, type Header } from './csv.js'
@@ -740,7 +741,7 @@ export function createCatalogIoService(deps: CatalogIoDeps) {
       if (err instanceof Stopped) return 'stopped'
       // The lease passes and a later run tries again (MAX_ATTEMPTS in all).
       const parseError = (err as { code?: string }).code?.startsWith('CSV_')
-      const message = (err as Error).message.slice(0, 1000)
+      const message = failureText(err)
       if (parseError || job.attempts >= MAX_ATTEMPTS) await finish(job.id, { status: 'failed', lastError: parseError ? `the file is not valid CSV: ${message}` : message })
       else await db.update(catalogJobs).set({ lastError: message }).where(eq(catalogJobs.id, job.id))
       return 'failed'

@@ -2,6 +2,7 @@ import { createGzip } from 'node:zlib'
 import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { buffer } from 'node:stream/consumers'
+import type { FastifyBaseLogger } from 'fastify'
 import { and, asc, desc, eq, inArray, isNotNull, lt, or, sql } from 'drizzle-orm'
 import type { Model } from 'mongoose'
 import {
@@ -16,6 +17,7 @@ import { claimLeased } from '../../src/leases.js'
 import type { RedisClient } from '../../src/redis-client.js'
 import { randomToken, sha256 } from '../../src/sessions.js'
 import type { FileStorage } from '../../src/storage.js'
+import { failureText } from '../../src/log-errors.js'
 import type { UploadService } from '../uploads/service.js'
 
 // "Export my data": a customer asks (POST /users/me/export), the worker gathers everything the
@@ -39,6 +41,7 @@ export interface DataExportDeps {
   carts: Model<CartDoc>
   wishlists: Model<WishlistItemDoc>
   activity: Model<ActivityDoc>
+  log: FastifyBaseLogger
   /** signedUrlTtlSeconds: life of the store's presigned link a download redirects to (object storage only). */
   settings: { exportTtlHours: number; linkTtlSeconds: number; leaseSeconds: number; signedUrlTtlSeconds: number }
 }
@@ -198,7 +201,8 @@ export function createDataExportService(deps: DataExportDeps) {
           built++
         } catch (err) {
           failed++
-          const message = (err as Error).message.slice(0, 1000)
+          deps.log.warn({ err, exportId: row.id, attempts: row.attempts }, 'data export failed')
+          const message = failureText(err)
           await db.update(dataExports).set({ lastError: message, ...(row.attempts >= MAX_ATTEMPTS ? { status: 'failed' as const, lockedUntil: null } : {}) })
             .where(eq(dataExports.id, row.id))
         }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { DrizzleQueryError } from 'drizzle-orm/errors'
-import { serializeError } from '../../src/log-errors.js'
+import { failureText, serializeError } from '../../src/log-errors.js'
 
 // The logs' error serializer: a database error's quoted values never reach a log line.
 
@@ -31,4 +31,14 @@ t.test('other errors are serialized as pino does', async (t) => {
   const plain = Object.assign(new Error('boom'), { statusCode: 500 })
   t.match(serializeError(plain), { type: 'Error', message: 'boom', statusCode: 500 })
   t.notOk('dbError' in serializeError(plain))
+})
+
+t.test("a background run's last_error says what PostgreSQL answered, and quotes nothing", async (t) => {
+  const timeout = Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' })
+  const wrapped = new DrizzleQueryError('delete from "reviews" where "user_id" = $1', ['4b1e-someone'], timeout)
+  t.equal(failureText(wrapped), 'Failed query: delete from "reviews" where "user_id" = $1\nparams: [1 redacted]; cause: canceling statement due to statement timeout')
+  const unique = new DrizzleQueryError('insert into "users" ("email") values ($1)', ['x@example.com'], pgFailure('Key (email)=(x@example.com) already exists.'))
+  t.notOk(failureText(new Error('export failed', { cause: unique })).includes('x@example.com'))
+  t.equal(failureText(new Error('x'.repeat(2000))).length, 1000, 'at most 1,000 characters')
+  t.equal(failureText('a string thrown'), 'a string thrown')
 })

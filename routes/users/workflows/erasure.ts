@@ -1,5 +1,6 @@
 import { and, eq, inArray, or, sql } from 'drizzle-orm'
 import { Cluster } from 'ioredis'
+import type { FastifyBaseLogger } from 'fastify'
 import type { Model } from 'mongoose'
 import {
   addresses, couponRedemptions, erasureRequests, idempotencyKeys, orderAccessTokens, orders, outbox as outboxTable, recoveryCodes, refunds,
@@ -13,6 +14,7 @@ import type { AccountMail } from '../../../src/account-mail.js'
 import { accountStamp } from '../../../src/account-mail.js'
 import { Conflict, NotFound } from '../../../src/errors.js'
 import { claimLeased } from '../../../src/leases.js'
+import { failureText } from '../../../src/log-errors.js'
 import type { OneTimeTokens } from '../../../src/one-time-tokens.js'
 import type { Outbox } from '../../../src/outbox.js'
 import type { RedisClient } from '../../../src/redis-client.js'
@@ -63,6 +65,7 @@ export interface ErasureDeps {
   wishlists: Model<WishlistItemDoc>
   activity: Model<ActivityDoc>
   leaseSeconds: number
+  log: FastifyBaseLogger
   /** Called after each step is recorded (tests watch progress). */
   onStep?: (requestId: string, step: ErasureStep) => void
 }
@@ -278,7 +281,8 @@ export function createErasureWorkflow(deps: ErasureDeps) {
         } catch (err) {
           failed++
           // Retried by a later run once the lease has passed.
-          await db.update(erasureRequests).set({ lastError: (err as Error).message.slice(0, 1000), updatedAt: new Date() }).where(eq(erasureRequests.id, req.id))
+          deps.log.warn({ err, erasureId: req.id }, 'erasure failed; a later run resumes it')
+          await db.update(erasureRequests).set({ lastError: failureText(err), updatedAt: new Date() }).where(eq(erasureRequests.id, req.id))
         }
       }
       return { completed, failed }
