@@ -175,6 +175,8 @@ export function createCache(redis: RedisClient, log: FastifyBaseLogger, defaultT
   return {
     /** How long an entry lives unless its caller says less. */
     ttlSeconds: defaultTtlSeconds,
+    /** False with CACHE=off: wrap always loads, so what only a cache key needs need not be read. */
+    enabled: options.enabled !== false,
 
     /**
      * The cached value of `key`, loaded on a miss. An entry may depend on several namespaces (a

@@ -89,17 +89,23 @@ const pricedAt = sql`${sql.placeholder('at')}::timestamptz`
 // The lists that apply to the shopper now, with their prices for the asked variants, joined to
 // the base prices: one round trip instead of two. A guest's userId is null: `user_id = null`
 // holds for no member, so group lists never apply.
+/**
+ * Rule 2 but the quantity, on price_list_prices joined to price_lists: the list prices in the
+ * `currency` placeholder of the variants `variantIs` selects, from lists that apply at `at` to the
+ * shopper `userId`.
+ */
+const applicableListPrices = (variantIs: SQL) => and(
+  variantIs, eq(priceListPrices.currency, sql.placeholder('currency')), eq(priceLists.status, 'active'),
+  or(isNull(priceLists.startsAt), lte(priceLists.startsAt, pricedAt)), or(isNull(priceLists.endsAt), gt(priceLists.endsAt, pricedAt)),
+  or(isNull(priceLists.customerGroupId), sql`exists (select 1 from ${customerGroupMembers} m where m.group_id = ${priceLists.customerGroupId} and m.user_id = ${sql.placeholder('userId')}::uuid)`),
+)
 const pricesWithCandidates = prepareOnce((db: Db | Tx) => {
   const candidates = db.select({
     variantId: sql<string>`${priceListPrices.variantId}`.as('candidate_variant_id'), priceListId: sql<string>`${priceLists.id}`.as('candidate_list_id'),
     kind: sql<'sale' | 'override'>`${priceLists.kind}`.as('candidate_kind'), minQuantity: sql<number>`${priceLists.minQuantity}`.as('candidate_min_quantity'),
     amountMinor: sql<number>`${priceListPrices.amountMinor}`.as('candidate_amount_minor'),
   }).from(priceListPrices).innerJoin(priceLists, eq(priceLists.id, priceListPrices.priceListId))
-    .where(and(
-      sql`${priceListPrices.variantId} = any(${variantIds})`, eq(priceListPrices.currency, sql.placeholder('currency')), eq(priceLists.status, 'active'),
-      or(isNull(priceLists.startsAt), lte(priceLists.startsAt, pricedAt)), or(isNull(priceLists.endsAt), gt(priceLists.endsAt, pricedAt)),
-      or(isNull(priceLists.customerGroupId), sql`exists (select 1 from ${customerGroupMembers} m where m.group_id = ${priceLists.customerGroupId} and m.user_id = ${sql.placeholder('userId')}::uuid)`),
-    )).as('candidate')
+    .where(applicableListPrices(sql`${priceListPrices.variantId} = any(${variantIds})`)).as('candidate')
   return db.select({
     variantId: variantPrices.variantId, baseMinor: variantPrices.amountMinor,
     list: { priceListId: candidates.priceListId, kind: candidates.kind, minQuantity: candidates.minQuantity, amountMinor: candidates.amountMinor },
@@ -107,6 +113,39 @@ const pricesWithCandidates = prepareOnce((db: Db | Tx) => {
     .where(and(sql`${variantPrices.variantId} = any(${variantIds})`, eq(variantPrices.currency, sql.placeholder('currency'))))
     .prepare('prices_with_lists')
 })
+/** A product's active variant as a product page shows it, with what prices it (choosePrice's input). */
+export interface PricedVariantRow {
+  id: string; sku: string; options: Record<string, string>; priceMinor: number; compareAtPriceMinor: number | null
+  stock: number; isActive: boolean; weightGrams: number | null
+  /** Its base price in the asked currency. */
+  baseMinor: number
+  /** The lists that apply to it for the shopper now; null when none does. */
+  lists: Candidate[] | null
+}
+
+/**
+ * The active variants of the product `productId` (qualified: drizzle writes a single table's
+ * columns bare in a select list) names that have a base price in the `currency`
+ * placeholder, in the product's order, each with the lists that apply (placeholders `at` and
+ * `userId`), as one JSON value: a product page's variants and prices in its product row's
+ * statement. Their price is choosePrice's, as priceVariants gives it.
+ */
+export function pricedVariantsJson(productId: SQL) {
+  return sql<PricedVariantRow[]>`(
+    select coalesce(json_agg(json_build_object(
+      'id', v.id, 'sku', v.sku, 'options', v.options, 'priceMinor', v.price_minor, 'compareAtPriceMinor', v.compare_at_price_minor,
+      'stock', v.stock, 'isActive', v.is_active, 'weightGrams', v.weight_grams, 'baseMinor', vp.amount_minor,
+      'lists', (
+        select json_agg(json_build_object('priceListId', ${priceLists}.id, 'kind', ${priceLists}.kind, 'minQuantity', ${priceLists}.min_quantity, 'amountMinor', ${priceListPrices}.amount_minor))
+        from ${priceListPrices} join ${priceLists} on ${priceLists}.id = ${priceListPrices}.price_list_id
+        where ${applicableListPrices(sql`${priceListPrices.variantId} = v.id`)}
+      )
+    ) order by v.position, v.created_at), '[]'::json)
+    from ${productVariants} v join ${variantPrices} vp on vp.variant_id = v.id and vp.currency = ${sql.placeholder('currency')}
+    where v.product_id = ${productId} and v.is_active
+  )`
+}
+
 const activeLists = prepareOnce((db: Db | Tx) => db.select({ id: priceLists.id, startsAt: priceLists.startsAt, endsAt: priceLists.endsAt, groupId: priceLists.customerGroupId })
   .from(priceLists).where(eq(priceLists.status, 'active')).prepare('price_schedule'))
 

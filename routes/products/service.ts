@@ -14,7 +14,7 @@ import type { ProductSort } from './schemas.js'
 import type { ProductImage } from '../uploads/service.js'
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
-import { groupsOf, listedPriceRanges, loadSchedule, requireCurrency, priceVariants, pricingMoment, type PricingContext, type ScheduledList } from '../../src/prices.js'
+import { choosePrice, groupsOf, listedPriceRanges, loadSchedule, requireCurrency, priceVariants, pricedVariantsJson, pricingMoment, type PricingContext, type ScheduledList } from '../../src/prices.js'
 
 // What reads select of a product: everything but the search vector, which only the WHERE of a
 // search uses (it is the largest column; reading it was most of a listing's bytes).
@@ -227,12 +227,15 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
   }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId))
     .where(sql`${productVariants.id} = any(${sql.placeholder('ids')}::uuid[])`).prepare('cart_variants')
   const { findById, findBySlug } = fresh
+  // A customer's product page: the product and its priced variants, one statement.
+  const pricedProduct = prepareOnce((on: Db) => on.select({ ...productColumns, variants: pricedVariantsJson(sql`${products}.id`) })
+    .from(products).where(eq(products.id, sql.placeholder('id'))).limit(1).prepare('product_page'))
   /** Admins see the primary; customers' reads may lag. */
   const readsFor = (viewer: Viewer) => (viewer.isAdmin ? fresh : lagging)
 
   // What admins see and write: base prices in the store currency (product_variants.price_minor
   // mirrors that currency's row of variant_prices); other currencies through the price operations.
-  const toVariant = (v: VariantRow) => ({
+  const toVariant = (v: Pick<VariantRow, 'id' | 'sku' | 'options' | 'priceMinor' | 'compareAtPriceMinor' | 'stock' | 'isActive' | 'weightGrams'>) => ({
     id: v.id, sku: v.sku, options: v.options, priceMinor: v.priceMinor, compareAtPriceMinor: v.compareAtPriceMinor,
     currency, stock: v.stock, isActive: v.isActive, weightGrams: v.weightGrams,
   })
@@ -250,25 +253,36 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
   }
 
   /** A customer's product page: active variants priced for them in ctx.currency; those without a price there are not shown. */
-  async function toDetail(row: ProductRow, viewer: Viewer, ctx?: PricingContext) {
+  // Keys in the schema's order: a cache hit sends the stored text, which must be the bytes a miss serialises.
+  const detailOf = (row: ProductRow, summary: ReturnType<typeof toSummary>, range: ReturnType<typeof toSummary>['priceRange'], shown: ReturnType<typeof toVariant>[]) => ({
+    ...summary, priceRange: range, description: row.description, attributes: row.attributes, variants: shown, updatedAt: row.updatedAt.toISOString(),
+  })
+
+  /** A product as an admin sees it: every variant, base prices in the store currency. */
+  async function toDetail(row: ProductRow, viewer: Viewer) {
     const variants = (await readsFor(viewer).variantsOf.execute({ productId: row.id })).filter((v) => viewer.isAdmin || v.isActive)
     const summary = toSummary(row, await imagesOf([row], viewer.isAdmin ? db : dbRead))
-    // Keys in the schema's order: a cache hit sends the stored text, which must be the bytes a miss serialises.
-    const detail = (range: ReturnType<typeof toSummary>['priceRange'], shown: ReturnType<typeof toVariant>[]) => ({
-      ...summary, priceRange: range, description: row.description, attributes: row.attributes, variants: shown, updatedAt: row.updatedAt.toISOString(),
-    })
-    if (viewer.isAdmin || !ctx) return detail(summary.priceRange, variants.map(toVariant))
-    const prices = await priceVariants(dbRead, ctx, variants.map((v) => ({ variantId: v.id, quantity: 1 })))
-    const priced = variants.flatMap((v) => {
-      const p = prices.get(v.id)
-      if (!p) return []
+    return detailOf(row, summary, summary.priceRange, variants.map(toVariant))
+  }
+
+  /**
+   * A customer's product page, read in one statement (the product row with its priced variants,
+   * src/prices.ts pricedVariantsJson): active variants at the price the pricing function gives
+   * ctx's shopper in ctx.currency; those without a price there are not shown.
+   */
+  async function pricedDetail(id: string, viewer: Viewer, ctx: PricingContext) {
+    const [found] = await pricedProduct(dbRead).execute({ id, currency: ctx.currency, at: ctx.at ?? new Date(), userId: ctx.userId })
+    const row = visibleOr404(found, viewer, id) as NonNullable<typeof found>
+    const summary = toSummary(row, await imagesOf([row], dbRead))
+    const priced = row.variants.map((v) => {
+      const p = choosePrice(v.baseMinor, v.lists ?? [], 1)
       // A list price shows the base price struck through; the stored "was" price is the store currency's.
       const compareAt = p.unitPriceMinor < p.baseMinor ? p.baseMinor : ctx.currency === currency ? v.compareAtPriceMinor : null
-      return [{ ...toVariant(v), priceMinor: p.unitPriceMinor, compareAtPriceMinor: compareAt, currency: ctx.currency }]
+      return { ...toVariant(v), priceMinor: p.unitPriceMinor, compareAtPriceMinor: compareAt, currency: ctx.currency }
     })
     if (!priced.length) throw new NotFound('product', `${row.id} in ${ctx.currency}`)
     const amounts = priced.map((v) => v.priceMinor)
-    return detail({ minMinor: Math.min(...amounts), maxMinor: Math.max(...amounts), currency: ctx.currency }, priced)
+    return detailOf(row, summary, { minMinor: Math.min(...amounts), maxMinor: Math.max(...amounts), currency: ctx.currency }, priced)
   }
 
   /** A currency, or the currency of a region, as a catalog read asks for it; the store currency by default. */
@@ -416,10 +430,13 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
 
   async function getById(id: string, viewer: Viewer, ask: { currency?: string; region?: string } = {}) {
     if (viewer.isAdmin) return { value: await toDetail(visibleOr404((await readsFor(viewer).findById.execute({ id }))[0], viewer, id), viewer), hit: false }
-    const pricing = await pricingFor(viewer, await currencyOf(ask))
-    const load = async () => toDetail(visibleOr404((await readsFor(viewer).findById.execute({ id }))[0], viewer, id), viewer, pricing.ctx)
+    const inCurrency = await currencyOf(ask)
+    // The price schedule decides only a cache entry's key and lifetime (the statement finds the
+    // lists that apply itself): without a cache it is not read.
+    if (!cache.enabled) return { value: await pricedDetail(id, viewer, { currency: inCurrency, userId: viewer.userId ?? null, at: new Date() }), hit: false }
+    const pricing = await pricingFor(viewer, inCurrency)
     // A sale changes this product's stock: it bumps the product's namespace, not the catalog's.
-    return cache.wrap([CATALOG_CACHE, productCache(id)], `detail:${pricing.key}`, load, pricing.ttl)
+    return cache.wrap([CATALOG_CACHE, productCache(id)], `detail:${pricing.key}`, () => pricedDetail(id, viewer, pricing.ctx), pricing.ttl)
   }
 
   // One prepared statement per listing shape and pool (at most 6 sorts x 64 filter sets).
