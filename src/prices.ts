@@ -15,9 +15,11 @@ import { BadRequest } from './errors.js'
 //   3. If an override list applies, the lowest applicable override price is the price, even
 //      above the base (a contract price is a contract price).
 //   4. Otherwise the price is the lowest of the base price and every applicable sale price.
-// Listings, product pages, carts, coupon checks and checkout all call priceVariants; checkout
-// calls it with its transaction, so group membership is read under the transaction that prices
-// the order.
+// Listings, carts and coupon checks call priceVariants; product pages and checkout read each
+// variant's pricing (its base price and the lists that apply, rule 2 in SQL) with the statement
+// that reads the variants, and price it with priceOf (rules 3 and 4): the same rule, one round
+// trip. Checkout reads it in its transaction, so group membership is read under the transaction
+// that prices the order.
 
 /** ISO 4217 minor-unit exponent of a currency (JPY 0, EUR 2, KWD 3); undefined when not a currency. */
 export function currencyDigits(code: string): number | undefined {
@@ -113,33 +115,52 @@ const pricesWithCandidates = prepareOnce((db: Db | Tx) => {
     .where(and(sql`${variantPrices.variantId} = any(${variantIds})`, eq(variantPrices.currency, sql.placeholder('currency'))))
     .prepare('prices_with_lists')
 })
-/** A product's active variant as a product page shows it, with what prices it (choosePrice's input). */
-export interface PricedVariantRow {
-  id: string; sku: string; options: Record<string, string>; priceMinor: number; compareAtPriceMinor: number | null
-  stock: number; isActive: boolean; weightGrams: number | null
-  /** Its base price in the asked currency. */
+/** What prices a variant in a currency: its base price there and the lists that apply to it (choosePrice's input). */
+export interface VariantPricing {
   baseMinor: number
   /** The lists that apply to it for the shopper now; null when none does. */
   lists: Candidate[] | null
 }
+/** A line's price from its variant's pricing: the same as priceVariants gives. */
+export const priceOf = (p: VariantPricing, quantity: number) => choosePrice(p.baseMinor, p.lists ?? [], quantity)
+
+/** The lists that apply to the variant `variantId` names (rule 2 but the quantity), as a JSON array or null. */
+const applicableListsJson = (variantId: SQL) => sql`(
+  select json_agg(json_build_object('priceListId', ${priceLists}.id, 'kind', ${priceLists}.kind, 'minQuantity', ${priceLists}.min_quantity, 'amountMinor', ${priceListPrices}.amount_minor))
+  from ${priceListPrices} join ${priceLists} on ${priceLists}.id = ${priceListPrices}.price_list_id
+  where ${applicableListPrices(sql`${priceListPrices}.variant_id = ${variantId}`)}
+)`
 
 /**
- * The active variants of the product `productId` (qualified: drizzle writes a single table's
- * columns bare in a select list) names that have a base price in the `currency`
- * placeholder, in the product's order, each with the lists that apply (placeholders `at` and
- * `userId`), as one JSON value: a product page's variants and prices in its product row's
- * statement. Their price is choosePrice's, as priceVariants gives it.
+ * The pricing of the variant `variantId` names (qualified: drizzle writes a single table's
+ * columns bare in a select list) in the `currency` placeholder for the shopper `userId` at `at`,
+ * as one JSON value, null when it has no base price there: a statement that reads variants
+ * prices them too (checkout), with priceOf.
+ */
+export function variantPricingJson(variantId: SQL) {
+  return sql<VariantPricing | null>`(
+    select json_build_object('baseMinor', vp.amount_minor, 'lists', ${applicableListsJson(sql`vp.variant_id`)})
+    from ${variantPrices} vp where vp.variant_id = ${variantId} and vp.currency = ${sql.placeholder('currency')}
+  )`
+}
+
+/** A product's active variant as a product page shows it, with what prices it. */
+export interface PricedVariantRow extends VariantPricing {
+  id: string; sku: string; options: Record<string, string>; priceMinor: number; compareAtPriceMinor: number | null
+  stock: number; isActive: boolean; weightGrams: number | null
+}
+
+/**
+ * The active variants of the product `productId` (qualified) names that have a base price in the
+ * `currency` placeholder, in the product's order, each with the lists that apply (placeholders
+ * `at` and `userId`), as one JSON value: a product page's variants and prices in its product
+ * row's statement, priced with priceOf.
  */
 export function pricedVariantsJson(productId: SQL) {
   return sql<PricedVariantRow[]>`(
     select coalesce(json_agg(json_build_object(
       'id', v.id, 'sku', v.sku, 'options', v.options, 'priceMinor', v.price_minor, 'compareAtPriceMinor', v.compare_at_price_minor,
-      'stock', v.stock, 'isActive', v.is_active, 'weightGrams', v.weight_grams, 'baseMinor', vp.amount_minor,
-      'lists', (
-        select json_agg(json_build_object('priceListId', ${priceLists}.id, 'kind', ${priceLists}.kind, 'minQuantity', ${priceLists}.min_quantity, 'amountMinor', ${priceListPrices}.amount_minor))
-        from ${priceListPrices} join ${priceLists} on ${priceLists}.id = ${priceListPrices}.price_list_id
-        where ${applicableListPrices(sql`${priceListPrices.variantId} = v.id`)}
-      )
+      'stock', v.stock, 'isActive', v.is_active, 'weightGrams', v.weight_grams, 'baseMinor', vp.amount_minor, 'lists', ${applicableListsJson(sql`v.id`)}
     ) order by v.position, v.created_at), '[]'::json)
     from ${productVariants} v join ${variantPrices} vp on vp.variant_id = v.id and vp.currency = ${sql.placeholder('currency')}
     where v.product_id = ${productId} and v.is_active

@@ -14,7 +14,7 @@ import type { ProductSort } from './schemas.js'
 import type { ProductImage } from '../uploads/service.js'
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
-import { choosePrice, groupsOf, listedPriceRanges, loadSchedule, requireCurrency, priceVariants, pricedVariantsJson, pricingMoment, type PricingContext, type ScheduledList } from '../../src/prices.js'
+import { groupsOf, listedPriceRanges, loadSchedule, requireCurrency, priceVariants, priceOf, pricedVariantsJson, pricingMoment, type PricingContext, type ScheduledList } from '../../src/prices.js'
 
 // What reads select of a product: everything but the search vector, which only the WHERE of a
 // search uses (it is the largest column; reading it was most of a listing's bytes).
@@ -275,7 +275,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
     const row = visibleOr404(found, viewer, id) as NonNullable<typeof found>
     const summary = toSummary(row, await imagesOf([row], dbRead))
     const priced = row.variants.map((v) => {
-      const p = choosePrice(v.baseMinor, v.lists ?? [], 1)
+      const p = priceOf(v, 1)
       // A list price shows the base price struck through; the stored "was" price is the store currency's.
       const compareAt = p.unitPriceMinor < p.baseMinor ? p.baseMinor : ctx.currency === currency ? v.compareAtPriceMinor : null
       return { ...toVariant(v), priceMinor: p.unitPriceMinor, compareAtPriceMinor: compareAt, currency: ctx.currency }

@@ -23,11 +23,16 @@ const optionsFor = prepareOnce((q: Reader) => {
   const lists = sql`${shippingZones.countries} @> array[${sql.placeholder('country')}::text]::text[]`
   const serving = sql`(${lists} or (cardinality(${shippingZones.countries}) = 0
     and not exists (select 1 from ${shippingZones} listing where listing.countries @> array[${sql.placeholder('country')}::text]::text[])))`
-  return q.select({ option: shippingOptions, zone: shippingZones }).from(shippingOptions)
+  // The destination country's tax rates (and the default) ride along: a checkout chooses its
+  // option and rate in one round trip.
+  const rates = sql<TaxRateChoice[]>`(select coalesce(json_agg(json_build_object('id', r.id, 'name', r.name, 'country', r.country, 'region', r.region, 'rateBps', r.rate_bps)), '[]'::json)
+    from ${taxRates} r where r.country = ${sql.placeholder('country')} or r.country is null)`
+  return q.select({ option: shippingOptions, zone: shippingZones, rates }).from(shippingOptions)
     .innerJoin(shippingZones, eq(shippingZones.id, shippingOptions.zoneId))
     .where(and(serving, eq(shippingOptions.isActive, true), eq(shippingOptions.currency, sql.placeholder('currency'))))
     .orderBy(asc(shippingOptions.position), asc(shippingOptions.name), asc(shippingOptions.id)).prepare('shipping_options_for')
 })
+type TaxRateChoice = Pick<RateRow, 'id' | 'name' | 'country' | 'region' | 'rateBps'>
 const taxRatesOf = prepareOnce((q: Reader) => q.select().from(taxRates)
   .where(sql`${taxRates.country} = ${sql.placeholder('country')} or ${taxRates.country} is null`).prepare('tax_rates_of'))
 export interface Band { upTo: number; priceMinor: number }
@@ -71,21 +76,25 @@ export function createShippingService({ db, defaults, currency: storeCurrency }:
     }
   }
 
-  /** Active options of the zones that serve the destination that reach this cart, with what each charges it. */
+  /**
+   * Active options of the zones that serve the destination that reach this cart, with what each
+   * charges it; and the destination's tax rates when any option serves it (else undefined).
+   */
   async function applicable(q: Reader, dest: Destination, cart: ShippedCart) {
     const options = await optionsFor(q).execute({ country: dest.country, currency: cart.currency })
-    return options.flatMap(({ option: o, zone }) => {
+    const found = options.flatMap(({ option: o, zone }) => {
       const rule = shippingRuleFor(o, cart)
       if (!rule) return []
       const priceMinor = rule.freeOverMinor > 0 && cart.goodsMinor >= rule.freeOverMinor ? 0 : rule.flatMinor
       return [{ option: o, zone, rule, priceMinor }]
     })
+    return { found, rates: options[0]?.rates }
   }
 
   /** The destination's rate: its region's, else its country's, else the default (country null), else none. */
-  async function taxRateFor(q: Reader, dest: Destination): Promise<TaxSnapshot> {
+  async function taxRateFor(q: Reader, dest: Destination, rates?: TaxRateChoice[]): Promise<TaxSnapshot> {
     const region = normRegion(dest.region)
-    const rows = await taxRatesOf(q).execute({ country: dest.country })
+    const rows = rates ?? await taxRatesOf(q).execute({ country: dest.country })
     const pick = (region ? rows.find((r) => r.country === dest.country && r.region !== null && r.region === region) : undefined)
       ?? rows.find((r) => r.country === dest.country && r.region === null)
       ?? rows.find((r) => r.country === null)
@@ -164,7 +173,8 @@ export function createShippingService({ db, defaults, currency: storeCurrency }:
      */
     async quote(dest: Destination, cart: ShippedCart, lines?: { variantId: string; quantity: number }[]) {
       await ready()
-      let found = await applicable(db, dest, cart)
+      const applying = await applicable(db, dest, cart)
+      let found = applying.found
       if (lines?.length && found.length) {
         const wanted = new Map<string, number>()
         for (const l of lines) wanted.set(l.variantId, (wanted.get(l.variantId) ?? 0) + l.quantity)
@@ -175,7 +185,7 @@ export function createShippingService({ db, defaults, currency: storeCurrency }:
         }
         found = found.filter((f) => fills.get(f.zone.id))
       }
-      const rate = await taxRateFor(db, dest)
+      const rate = await taxRateFor(db, dest, applying.rates)
       return {
         country: dest.country, region: dest.region ?? null, goodsMinor: cart.goodsMinor, weightGrams: cart.weightGrams, taxRateBps: rate.rateBps,
         options: found.map((f) => ({ id: f.option.id, name: f.option.name, zoneId: f.zone.id, zoneName: f.zone.name, priceMinor: f.priceMinor })),
@@ -185,9 +195,10 @@ export function createShippingService({ db, defaults, currency: storeCurrency }:
     /**
      * In the checkout transaction: the chosen option if it applies to this destination and cart
      * (409 otherwise); without a choice, the one option that applies (409 when none or several).
+     * With the destination's tax rate, read by the same statement.
      */
-    async choose(tx: Tx, dest: Destination, cart: ShippedCart, optionId: string | undefined): Promise<ShippingChoice> {
-      const found = await applicable(tx, dest, cart)
+    async choose(tx: Tx, dest: Destination, cart: ShippedCart, optionId: string | undefined): Promise<ShippingChoice & { taxRate: TaxSnapshot }> {
+      const { found, rates } = await applicable(tx, dest, cart)
       const ids = found.map((f) => f.option.id).join(', ')
       let pick = found[0]
       if (optionId) {
@@ -196,7 +207,10 @@ export function createShippingService({ db, defaults, currency: storeCurrency }:
       }
       else if (!found.length) throw new Conflict(`No shipping option reaches ${dest.country} for this cart`, 'no-shipping-option')
       else if (found.length > 1) throw new Conflict(`Choose a shippingOptionId: several apply (${ids}); GET /cart/shipping-options lists them`, 'shipping-option-required')
-      return { rule: pick!.rule, snapshot: { optionId: pick!.option.id, name: pick!.option.name, zoneId: pick!.zone.id, zoneName: pick!.zone.name } }
+      return {
+        rule: pick!.rule, snapshot: { optionId: pick!.option.id, name: pick!.option.name, zoneId: pick!.zone.id, zoneName: pick!.zone.name },
+        taxRate: await taxRateFor(tx, dest, rates),
+      }
     },
 
 

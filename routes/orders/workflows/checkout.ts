@@ -13,7 +13,7 @@ import { redeemInCheckout } from '../../coupons/service.js'
 import { lowStockEvents, reserve } from '../../../src/inventory.js'
 import { ownerKey, type CartOwner, type CartService } from '../../cart/service.js'
 import { computeTotals, discountFor, type PricedLine } from '../../../src/pricing.js'
-import { priceVariants } from '../../../src/prices.js'
+import { priceOf, variantPricingJson } from '../../../src/prices.js'
 import type { ShippingService } from '../../shipping/service.js'
 import { CheckoutConflict, toOrder } from '../service.js'
 
@@ -68,7 +68,7 @@ export interface CheckoutDeps {
   outbox: Outbox
   faults: Faults
   cart: Pick<CartService, 'forCheckout'>
-  shipping: Pick<ShippingService, 'ready' | 'choose' | 'taxRateFor'>
+  shipping: Pick<ShippingService, 'ready' | 'choose'>
   metrics: MoneyMetrics
   checkout: CheckoutConfig
   /** A client address as stored with an unpaid guest order: keyed, so it cannot be read back. */
@@ -97,6 +97,8 @@ const checkoutVariants = prepareOnce((tx: Tx) => tx.select({
   stock: productVariants.stock, isActive: productVariants.isActive,
   weightGrams: productVariants.weightGrams, name: products.name, status: products.status, categoryId: products.categoryId,
   alreadyOrdered: sql<boolean>`exists (select 1 from ${orders} o where o.cart_id = ${sql.placeholder('cartId')} and o.cart_generation = ${sql.placeholder('generation')})`,
+  // Its base price in the cart's currency and the lists that apply to the buyer now.
+  pricing: variantPricingJson(sql`${productVariants}.id`),
 }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId))
   .where(sql`${productVariants.id} = any(${sql.placeholder('ids')}::uuid[])`).orderBy(asc(productVariants.id)).prepare('checkout_variants'))
 
@@ -159,7 +161,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
         // Read, not locked: this check only turns buyers away early (a sold-out variant costs no
         // lock). The stock is taken by inventory.reserve as the last write, which checks again.
         const variantIds = [...new Set(contents.lines.map((l) => l.variantId))].sort()
-        const locked = await checkoutVariants(tx).execute({ ids: variantIds, cartId: contents.cartId, generation: contents.generation })
+        const locked = await checkoutVariants(tx).execute({ ids: variantIds, cartId: contents.cartId, generation: contents.generation, currency, at: new Date(), userId })
         // An order took this generation: its clear is pending (step 1). No variant left to say so: settle to be sure.
         if (!settled && (locked.length === 0 || locked[0]!.alreadyOrdered)) throw new CartNotSettled()
         // A guest's unpaid orders hold stock and coupon uses: one email holds a bounded number at
@@ -171,9 +173,9 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
         }
         const byId = new Map(locked.map((v) => [v.id, v]))
 
-        // Priced by the one pricing function in this transaction: the buyer's customer groups are
-        // read under it, as are the price lists and base prices in the cart's currency.
-        const prices = await priceVariants(tx, { currency, userId }, contents.lines)
+        // Priced by the one pricing rule, from what the variants' read found in this transaction:
+        // the buyer's customer groups, the price lists and the base prices in the cart's currency.
+        const prices = new Map(contents.lines.flatMap((l) => { const p = byId.get(l.variantId)?.pricing; return p ? [[l.variantId, priceOf(p, l.quantity)] as const] : [] }))
         const problems: { variantId: string; message: string }[] = []
         for (const line of contents.lines) {
           const v = byId.get(line.variantId)
@@ -197,7 +199,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
         const weightGrams = priced.reduce((s, l) => s + (byId.get(l.variantId)!.weightGrams ?? 0) * l.quantity, 0)
         const destination = { country: shippingAddress.country, region: shippingAddress.region ?? null }
         const chosen = await shipping.choose(tx, destination, { goodsMinor, weightGrams, currency }, input.shippingOptionId)
-        const taxRate = await shipping.taxRateFor(tx, destination)
+        const taxRate = chosen.taxRate
         const totals = computeTotals(priced, rule, chosen.rule, taxRate.rateBps, pricesIncludeTax)
 
         const [order] = await insertOrder(tx).execute({
