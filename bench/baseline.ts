@@ -33,18 +33,29 @@ export const BASELINE_SQL = {
 // The checkout's statements, as the API's checkout sends them (routes/orders/workflows/checkout.ts,
 // src/prices.ts, routes/shipping, src/inventory.ts), arrays as `= any($n)` instead of `in (...)`.
 export const CHECKOUT_SQL = {
+  // The cart's variants, then their base prices with the price lists that apply now (a cart read,
+  // src/prices.ts priceVariants).
   variants: 'select v.id, v.product_id, v.sku, v.options, v.stock, v.is_active, v.weight_grams, p.name, p.status, p.category_id from product_variants v join products p on p.id = v.product_id where v.id = any($1) order by v.id',
-  // Base prices with the price lists that apply now, in one statement (src/prices.ts).
   prices: `select vp.variant_id, vp.amount_minor, c.amount_minor as list_minor from variant_prices vp left join (
       select pp.variant_id, pp.amount_minor from price_list_prices pp join price_lists l on l.id = pp.price_list_id
       where pp.variant_id = any($1) and pp.currency = $2 and l.status = 'active' and (l.starts_at is null or l.starts_at <= now()) and (l.ends_at is null or l.ends_at > now())
       and (l.customer_group_id is null or exists (select 1 from customer_group_members m where m.group_id = l.customer_group_id and m.user_id = $3))
     ) c on c.variant_id = vp.variant_id where vp.variant_id = any($1) and vp.currency = $2`,
-  // The options of the zones serving the country, with their zones' names, in one statement (routes/shipping).
-  options: `select o.id, o.zone_id, o.name, o.price_minor, o.free_over_minor, z.name as zone_name from shipping_options o join shipping_zones z on z.id = o.zone_id
+  // A checkout's variants with their base price and the lowest list price that applies now, in
+  // one statement (the API's checkout reads each variant's pricing with its variants, src/prices.ts).
+  checkoutVariants: `select v.id, v.product_id, v.sku, v.options, v.stock, v.is_active, v.weight_grams, p.name, p.status, p.category_id, vp.amount_minor as base_minor,
+      (select min(pp.amount_minor) from price_list_prices pp join price_lists l on l.id = pp.price_list_id
+        where pp.variant_id = v.id and pp.currency = $2 and l.status = 'active' and (l.starts_at is null or l.starts_at <= now()) and (l.ends_at is null or l.ends_at > now())
+        and (l.customer_group_id is null or exists (select 1 from customer_group_members m where m.group_id = l.customer_group_id and m.user_id = $3))) as list_minor
+    from product_variants v join products p on p.id = v.product_id left join variant_prices vp on vp.variant_id = v.id and vp.currency = $2
+    where v.id = any($1) order by v.id`,
+  // The options of the zones serving the country, with their zones' names and the country's tax
+  // rates, in one statement (routes/shipping).
+  options: `select o.id, o.zone_id, o.name, o.price_minor, o.free_over_minor, z.name as zone_name,
+      (select json_agg(json_build_object('id', r.id, 'name', r.name, 'country', r.country, 'region', r.region, 'rate_bps', r.rate_bps)) from tax_rates r where r.country = $1 or r.country is null) as rates
+    from shipping_options o join shipping_zones z on z.id = o.zone_id
     where (z.countries @> array[$1]::text[] or (cardinality(z.countries) = 0 and not exists (select 1 from shipping_zones l where l.countries @> array[$1]::text[])))
     and o.is_active and o.currency = $2 order by o.position, o.name, o.id`,
-  taxRates: 'select id, name, country, region, rate_bps from tax_rates where country = $1 or country is null',
   order: `insert into orders (number, user_id, currency, subtotal_minor, discount_minor, shipping_minor, tax_minor, total_minor, shipping_address, shipping_option, tax_rate, prices_include_tax, expires_at, cart_id, cart_generation)
     values ((select 'SO-' || case when length(n) >= 6 then n else lpad(n, 6, '0') end from (select nextval('order_number_seq')::text as n) next),
     $1, $2, $3, 0, $4, $5, $6, $7, $8, $9, false, now() + interval '30 minutes', $10, $11) returning *`,
@@ -263,18 +274,18 @@ export async function startBaseline(opts: { databaseUrl: string; mongodbUrl?: st
       const q = async <T extends pg.QueryResultRow>(name: keyof typeof CHECKOUT_SQL, values: unknown[] = []) =>
         (await client.query<T>({ name, text: CHECKOUT_SQL[name], values })).rows
       await client.query('begin')
-      const variants = new Map((await q<{ id: string; product_id: string; sku: string; options: unknown; stock: number; is_active: boolean; name: string; status: string }>('variants', [ids])).map((v) => [v.id, v]))
-      const base = new Map((await q<{ variant_id: string; amount_minor: number }>('prices', [ids, cartCurrency, userId])).map((p) => [p.variant_id, p.amount_minor]))
+      const variants = new Map((await q<{ id: string; product_id: string; sku: string; options: unknown; stock: number; is_active: boolean; name: string; status: string; base_minor: number | null }>('checkoutVariants', [ids, cartCurrency, userId])).map((v) => [v.id, v]))
+      const base = new Map([...variants.values()].flatMap((v) => (v.base_minor === null ? [] : [[v.id, v.base_minor] as const])))
       if (cart.lines.some((l) => { const v = variants.get(l.variantId); return !v || !v.is_active || v.status !== 'active' || !base.has(l.variantId) || v.stock < l.quantity })) {
         await client.query('rollback')
         return send(res, 409, '{}')
       }
       const goods = cart.lines.reduce((s, l) => s + base.get(l.variantId)! * l.quantity, 0)
-      const options = await q<{ id: string; zone_id: string; name: string; price_minor: number; free_over_minor: number | null; zone_name: string }>('options', [input.shippingAddress.country, cartCurrency])
+      const options = await q<{ id: string; zone_id: string; name: string; price_minor: number; free_over_minor: number | null; zone_name: string; rates: { id: string; name: string; country: string | null; region: string | null; rate_bps: number }[] | null }>('options', [input.shippingAddress.country, cartCurrency])
       const option = options.find((o) => o.id === input.shippingOptionId) ?? options[0]
       if (!option) { await client.query('rollback'); return send(res, 409, '{}') }
       const shippingMinor = option.free_over_minor !== null && goods >= option.free_over_minor ? 0 : option.price_minor
-      const rates = await q<{ id: string; name: string; country: string | null; region: string | null; rate_bps: number }>('taxRates', [input.shippingAddress.country])
+      const rates = option.rates ?? []
       const rate = rates.find((r) => r.country === input.shippingAddress.country) ?? rates[0] ?? null
       const taxMinor = Math.round((goods + shippingMinor) * (rate?.rate_bps ?? 0) / 10_000)
       ;[order] = await q('order', [userId, cartCurrency, goods, shippingMinor, taxMinor, goods + shippingMinor + taxMinor, input.shippingAddress,

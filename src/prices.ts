@@ -88,19 +88,19 @@ export async function priceVariants(db: Db | Tx, ctx: PricingContext, lines: { v
 // cart read's CPU, profiled under the bench, #29).
 const variantIds = sql`${sql.placeholder('ids')}::uuid[]`
 const pricedAt = sql`${sql.placeholder('at')}::timestamptz`
-// The lists that apply to the shopper now, with their prices for the asked variants, joined to
-// the base prices: one round trip instead of two. A guest's userId is null: `user_id = null`
-// holds for no member, so group lists never apply.
 /**
  * Rule 2 but the quantity, on price_list_prices joined to price_lists: the list prices in the
  * `currency` placeholder of the variants `variantIs` selects, from lists that apply at `at` to the
- * shopper `userId`.
+ * shopper `userId`. A guest's userId is null: `user_id = null` holds for no member, so group
+ * lists never apply.
  */
 const applicableListPrices = (variantIs: SQL) => and(
   variantIs, eq(priceListPrices.currency, sql.placeholder('currency')), eq(priceLists.status, 'active'),
   or(isNull(priceLists.startsAt), lte(priceLists.startsAt, pricedAt)), or(isNull(priceLists.endsAt), gt(priceLists.endsAt, pricedAt)),
   or(isNull(priceLists.customerGroupId), sql`exists (select 1 from ${customerGroupMembers} m where m.group_id = ${priceLists.customerGroupId} and m.user_id = ${sql.placeholder('userId')}::uuid)`),
 )
+// The lists that apply to the shopper now, with their prices for the asked variants, joined to
+// the base prices: one round trip instead of two.
 const pricesWithCandidates = prepareOnce((db: Db | Tx) => {
   const candidates = db.select({
     variantId: sql<string>`${priceListPrices.variantId}`.as('candidate_variant_id'), priceListId: sql<string>`${priceLists.id}`.as('candidate_list_id'),

@@ -227,11 +227,9 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
   }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId))
     .where(sql`${productVariants.id} = any(${sql.placeholder('ids')}::uuid[])`).prepare('cart_variants')
   const { findById, findBySlug } = fresh
-  // A customer's product page: the product and its priced variants, one statement.
+  // A customer's product page (on dbRead: it may lag): the product and its priced variants, one statement.
   const pricedProduct = prepareOnce((on: Db) => on.select({ ...productColumns, variants: pricedVariantsJson(sql`${products}.id`) })
     .from(products).where(eq(products.id, sql.placeholder('id'))).limit(1).prepare('product_page'))
-  /** Admins see the primary; customers' reads may lag. */
-  const readsFor = (viewer: Viewer) => (viewer.isAdmin ? fresh : lagging)
 
   // What admins see and write: base prices in the store currency (product_variants.price_minor
   // mirrors that currency's row of variant_prices); other currencies through the price operations.
@@ -252,16 +250,15 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
     }
   }
 
-  /** A customer's product page: active variants priced for them in ctx.currency; those without a price there are not shown. */
   // Keys in the schema's order: a cache hit sends the stored text, which must be the bytes a miss serialises.
   const detailOf = (row: ProductRow, summary: ReturnType<typeof toSummary>, range: ReturnType<typeof toSummary>['priceRange'], shown: ReturnType<typeof toVariant>[]) => ({
     ...summary, priceRange: range, description: row.description, attributes: row.attributes, variants: shown, updatedAt: row.updatedAt.toISOString(),
   })
 
-  /** A product as an admin sees it: every variant, base prices in the store currency. */
-  async function toDetail(row: ProductRow, viewer: Viewer) {
-    const variants = (await readsFor(viewer).variantsOf.execute({ productId: row.id })).filter((v) => viewer.isAdmin || v.isActive)
-    const summary = toSummary(row, await imagesOf([row], viewer.isAdmin ? db : dbRead))
+  /** A product as an admin sees it, from the primary: every variant, base prices in the store currency. */
+  async function toDetail(row: ProductRow) {
+    const variants = await fresh.variantsOf.execute({ productId: row.id })
+    const summary = toSummary(row, await imagesOf([row], db))
     return detailOf(row, summary, summary.priceRange, variants.map(toVariant))
   }
 
@@ -429,7 +426,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
   }
 
   async function getById(id: string, viewer: Viewer, ask: { currency?: string; region?: string } = {}) {
-    if (viewer.isAdmin) return { value: await toDetail(visibleOr404((await readsFor(viewer).findById.execute({ id }))[0], viewer, id), viewer), hit: false }
+    if (viewer.isAdmin) return { value: await toDetail(visibleOr404((await findById.execute({ id }))[0], viewer, id)), hit: false }
     const inCurrency = await currencyOf(ask)
     // The price schedule decides only a cache entry's key and lifetime (the statement finds the
     // lists that apply itself): without a cache it is not read.
@@ -522,7 +519,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
     getById,
 
     async getBySlug(slug: string, viewer: Viewer, ask: { currency?: string; region?: string } = {}) {
-      if (viewer.isAdmin) return { value: await toDetail(visibleOr404((await findBySlug.execute({ slug }))[0], viewer, slug), viewer), hit: false }
+      if (viewer.isAdmin) return { value: await toDetail(visibleOr404((await findBySlug.execute({ slug }))[0], viewer, slug)), hit: false }
       // Slugs change only with catalog writes: the slug's id is cached with the catalog, the detail with the product.
       const { value: id } = await cache.wrap(CATALOG_CACHE, `slug-id:${slug}`, async () => visibleOr404((await lagging.findBySlug.execute({ slug }))[0], viewer, slug).id)
       return getById(id, viewer, ask)
@@ -572,7 +569,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
         await refreshPriceRanges(tx, row!.id)
         return row!.id
       })
-      return toDetail((await findById.execute({ id }))[0]!, { isAdmin: true })
+      return toDetail((await findById.execute({ id }))[0]!)
     },
 
     async update(id: string, input: Partial<Omit<ProductInput, 'variants'>>) {
@@ -581,7 +578,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
         if (!updated.length) throw new NotFound('product', id)
         await productUpdated(tx, emit, id, 'details')
       })
-      return toDetail((await findById.execute({ id }))[0]!, { isAdmin: true })
+      return toDetail((await findById.execute({ id }))[0]!)
     },
 
     async remove(id: string) {
