@@ -180,11 +180,16 @@ const clientOf = (db: Db | Tx) => (db._.session as unknown as OnClient).client
  * Drizzle binds a prepared query to the connection of whoever prepared it, so for another one it
  * is run through a view of it with that connection (`client`, the same field in the node-postgres
  * and PGlite drivers; drizzle-orm is pinned, and every checkout and cart test runs this). One is
- * built per driver: a node-postgres query cannot run on a PGlite connection.
+ * built per driver: a node-postgres query cannot run on a PGlite connection. Only selects may be
+ * asked for on a read handle (app.dbRead).
  */
 export function prepareOnce<D extends Db | Tx, T extends object>(prepare: (db: D) => T): (db: D) => T {
   const byDriver = new Map<unknown, T>()
-  return (db) => {
+  return (given) => {
+    // A read handle of db/replicas.ts (drizzle's withReplicas) carries its primary's session, but
+    // sends its selects through its replica handle: a statement asked for on it runs there too,
+    // so customers' reads keep going to the replicas (and falling back as they do).
+    const db = ((given as { $replicas?: D[] }).$replicas?.[0] ?? given)
     const driver = db._.session.constructor
     let statement = byDriver.get(driver)
     if (statement === undefined) byDriver.set(driver, statement = prepare(db))
