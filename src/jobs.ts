@@ -26,6 +26,7 @@ export interface JobRunner {
 }
 
 const QUEUE = 'maintenance'
+const MAINTENANCE_CONCURRENCY = 4
 
 export function createJobRunner(opts: { redis: RedisConfig; log: FastifyBaseLogger }): JobRunner {
   const jobs = new Map<string, { intervalMs: number; run: JobFunction }>()
@@ -94,7 +95,11 @@ export function createJobRunner(opts: { redis: RedisConfig; log: FastifyBaseLogg
     for (const [name, { intervalMs }] of jobs) {
       await queue.upsertJobScheduler(name, { every: intervalMs }, { name, opts: { removeOnComplete: 100, removeOnFail: 100 } })
     }
-    worker = new Worker(QUEUE, (job: Job) => runOne(job.name, job.id ?? ''), { connection: connection(), prefix, concurrency: 1 })
+    // Several runs at once: one slow run (an erasure step waiting on a row lock, a retention pass
+    // over a large log) must not hold up the outbox drain and every other schedule behind it.
+    // Runs of one schedule may then overlap, as they already do across instances: every job
+    // takes its work under claims or leases, or is idempotent.
+    worker = new Worker(QUEUE, (job: Job) => runOne(job.name, job.id ?? ''), { connection: connection(), prefix, concurrency: MAINTENANCE_CONCURRENCY })
     worker.on('failed', (job, err) => opts.log.error({ job: job?.name, err }, 'job failed'))
     worker.on('error', (err) => opts.log.warn({ err: err.message }, 'job worker error'))
   }
