@@ -84,7 +84,12 @@ t.test('one API (JOBS=off) and one worker: schedules once, enqueued work once, t
   // The store's own record: BullMQ keeps completed runs; each slot once, 2 s apart.
   const redis = new Redis(TEST_REDIS_URL)
   t.teardown(() => redis.disconnect())
-  const completed = (await redis.zrange(`${bullPrefix(prefix)}:maintenance:completed`, 0, -1)).filter((id) => id.startsWith('repeat:outbox-drain:'))
+  // A run logs before BullMQ records it completed: wait for the record of the last one logged.
+  const completedDrains = async () => (await redis.zrange(`${bullPrefix(prefix)}:maintenance:completed`, 0, -1)).filter((id) => id.startsWith('repeat:outbox-drain:'))
+  const completed = await worker.waitFor('the logged runs recorded as completed in Redis', async () => {
+    const ids = await completedDrains()
+    return drains.every((id) => ids.includes(id)) && ids
+  }, 10_000).catch(() => completedDrains())
   const slots = completed.map((id) => Number(id.split(':').pop())).sort((a, b) => a - b)
   t.equal(new Set(slots).size, slots.length, 'each slot completed once in Redis')
   t.ok(slots.slice(1).every((s, i) => s - slots[i]! >= 2000), 'slots 2 s apart: one schedule, not one per process')
