@@ -1,4 +1,4 @@
-import { and, eq, gt, isNull, lte, or, sql, type Placeholder, type SQL } from 'drizzle-orm'
+import { and, eq, sql, type Placeholder, type SQL } from 'drizzle-orm'
 import currencyCodes from 'currency-codes'
 import { customerGroupMembers, priceListPrices, priceLists, productVariants, variantPrices } from '../db/schema/index.js'
 import { prepareOnce, type Db, type Tx } from '../db/client.js'
@@ -89,16 +89,25 @@ export async function priceVariants(db: Db | Tx, ctx: PricingContext, lines: { v
 const variantIds = sql`${sql.placeholder('ids')}::uuid[]`
 const pricedAt = sql`${sql.placeholder('at')}::timestamptz`
 /**
+ * Rule 2's conditions on the list itself (its status, its window at `at`, its group for the shopper
+ * `userId`), on the price_lists row named `list` in the statement. A guest's userId is null:
+ * `user_id = null` holds for no member, so group lists never apply.
+ */
+const listApplies = (list: SQL) => sql`${list}.status = 'active'
+  and (${list}.starts_at is null or ${list}.starts_at <= ${pricedAt}) and (${list}.ends_at is null or ${list}.ends_at > ${pricedAt})
+  and (${list}.customer_group_id is null or exists (select 1 from ${customerGroupMembers} m where m.group_id = ${list}.customer_group_id and m.user_id = ${sql.placeholder('userId')}::uuid))`
+/**
  * Rule 2 but the quantity, on price_list_prices joined to price_lists: the list prices in the
  * `currency` placeholder of the variants `variantIs` selects, from lists that apply at `at` to the
- * shopper `userId`. A guest's userId is null: `user_id = null` holds for no member, so group
- * lists never apply.
+ * shopper `userId`.
  */
-const applicableListPrices = (variantIs: SQL) => and(
-  variantIs, eq(priceListPrices.currency, sql.placeholder('currency')), eq(priceLists.status, 'active'),
-  or(isNull(priceLists.startsAt), lte(priceLists.startsAt, pricedAt)), or(isNull(priceLists.endsAt), gt(priceLists.endsAt, pricedAt)),
-  or(isNull(priceLists.customerGroupId), sql`exists (select 1 from ${customerGroupMembers} m where m.group_id = ${priceLists.customerGroupId} and m.user_id = ${sql.placeholder('userId')}::uuid)`),
-)
+const applicableListPrices = (variantIs: SQL) => and(variantIs, eq(priceListPrices.currency, sql.placeholder('currency')), listApplies(sql`${priceLists}`))
+/**
+ * The ids of the lists that apply at `at` to the shopper `userId` (placeholders), whatever they
+ * price, as a text[] column: a listing without a cache finds them in its own statement (an
+ * uncorrelated subquery, run once) instead of reading the price schedule first.
+ */
+export const applyingListIds = sql<string[]>`(select coalesce(array_agg(l.id::text), '{}') from ${priceLists} l where ${listApplies(sql`l`)})`
 // The lists that apply to the shopper now, with their prices for the asked variants, joined to
 // the base prices: one round trip instead of two.
 const pricesWithCandidates = prepareOnce((db: Db | Tx) => {

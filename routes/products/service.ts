@@ -14,7 +14,7 @@ import type { ProductSort } from './schemas.js'
 import type { ProductImage } from '../uploads/service.js'
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
-import { groupsOf, listedPriceRanges, loadSchedule, requireCurrency, priceVariants, priceOf, pricedVariantsJson, pricingMoment, type PricingContext, type ScheduledList } from '../../src/prices.js'
+import { applyingListIds, groupsOf, listedPriceRanges, loadSchedule, requireCurrency, priceVariants, priceOf, pricedVariantsJson, pricingMoment, type PricingContext, type ScheduledList } from '../../src/prices.js'
 
 // What reads select of a product: everything but the search vector, which only the WHERE of a
 // search uses (it is the largest column; reading it was most of a listing's bytes).
@@ -115,7 +115,7 @@ function keyOf(sort: ProductSort, row: { id: string; createdAt: Date; minPriceMi
  * are listed at listedPriceRanges, the rest at their base range, as two ordered and limited
  * halves merged; the base half still reads its index in order, skipping the (few) listed products.
  */
-export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, storeCurrency = query.currency, lists: string[] = []) {
+export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, storeCurrency = query.currency, lists: string[] | 'find' = []) {
   const status: Status = viewer.isAdmin && query.status ? query.status : 'active'
   if (query.sort === 'relevance' && !query.q) throw new BadRequest('sort=relevance needs a search query (q)', 'invalid-sort')
   if (query.minPrice !== undefined && query.maxPrice !== undefined && query.minPrice > query.maxPrice) throw new BadRequest('minPrice is above maxPrice')
@@ -126,14 +126,18 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
   // The store currency's range is on the product row (its indexes serve the bench's listings);
   // another currency's comes from product_price_ranges, and a product without it is not listed.
   const foreign = query.currency !== undefined && query.currency !== storeCurrency
-  const priced = lists.length > 0 && query.currency !== undefined
+  // 'find': the lists are not known (no cache keeps the price schedule); the statement returns
+  // the ids of those that apply to the shopper (placeholders `at`, `userId`) with its rows.
+  const findLists = lists === 'find'
+  if (findLists && (sort === 'price_asc' || sort === 'price_desc' || query.minPrice !== undefined || query.maxPrice !== undefined)) throw new Error('a listing decided by price needs its lists before it runs')
+  const priced = !findLists && lists.length > 0 && query.currency !== undefined
   const minPrice = foreign ? productPriceRanges.minMinor : products.minPriceMinor
   const maxPrice = foreign ? productPriceRanges.maxMinor : products.maxPriceMinor
   const spec = sortSpec(sort, rank, minPrice)
   const params: Record<string, unknown> = { status, q: query.q, category: query.category, minPrice: query.minPrice, maxPrice: query.maxPrice, currency: query.currency, limit: query.limit + 1 }
   if (query.cursor) [params.after0, params.after1] = decodeCursor(query.cursor, spec.kinds)
-  if (priced) params.lists = `{${lists.join(',')}}`
-  const shape = `product_list_${sort}_${Object.values(has).map(Number).join('')}${foreign ? '_fx' : ''}${priced ? '_pl' : ''}`
+  if (priced) params.lists = `{${(lists as string[]).join(',')}}`
+  const shape = `product_list_${sort}_${Object.values(has).map(Number).join('')}${foreign ? '_fx' : ''}${priced ? '_pl' : ''}${findLists ? '_al' : ''}`
   /** The WHERE of a listing whose price (filtered, and the keyset's for the price sorts) is `price`. */
   const where = (price: AnyPgColumn | SQL, after: SortSpec['after']) => {
     const filters: SQL[] = [eq(products.status, sql.placeholder('status'))]
@@ -150,12 +154,14 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
     get select() {
       if (!priced) {
         const filters = where(minPrice, spec.after)
+        // Typed as always there for drizzle's select; the rows have it only when findLists.
+        const found = (findLists ? { lists: applyingListIds } : {}) as { lists: typeof applyingListIds }
         if (!foreign) {
-          return db.select({ product: summaryColumns, rank: sql<number>`${rank}` }).from(products)
+          return db.select({ product: summaryColumns, rank: sql<number>`${rank}`, ...found }).from(products)
             .where(and(...filters)).orderBy(...spec.order).limit(sql.placeholder('limit'))
         }
         const columns = { ...summaryColumns, minPriceMinor: productPriceRanges.minMinor, maxPriceMinor: productPriceRanges.maxMinor }
-        return db.select({ product: columns, rank: sql<number>`${rank}` }).from(products)
+        return db.select({ product: columns, rank: sql<number>`${rank}`, ...found }).from(products)
           .innerJoin(productPriceRanges, and(eq(productPriceRanges.productId, products.id), eq(productPriceRanges.currency, sql.placeholder('currency'))))
           .where(and(...filters)).orderBy(...spec.order).limit(sql.placeholder('limit'))
       }
@@ -437,24 +443,28 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
   }
 
   // One prepared statement per listing shape and pool (at most 6 sorts x 64 filter sets).
-  const listStatements = new Map<Db, Map<string, { execute(params: Record<string, unknown>): Promise<{ product: SummaryRow; rank: number }[]> }>>()
-  async function list(query: ListQuery, viewer: Viewer, ctx?: PricingContext & { lists: string[] }) {
+  const listStatements = new Map<Db, Map<string, { execute(params: Record<string, unknown>): Promise<{ product: SummaryRow; rank: number; lists?: string[] }[]> }>>()
+  // With price lists applying and the price deciding the page (a price sort or filter), the
+  // query itself prices as the shopper pays; otherwise the page is found as without lists and
+  // its prices are the pricing function's (cheaper: the lists' products are not all priced).
+  const decidedByPrice = (query: ListQuery) => query.sort === 'price_asc' || query.sort === 'price_desc' || query.minPrice !== undefined || query.maxPrice !== undefined
+  /** `ctx.lists` undefined: not known (no cache); a page not decided by price finds them with its rows. */
+  async function list(query: ListQuery, viewer: Viewer, ctx?: PricingContext & { lists?: string[] }) {
     const on = viewer.isAdmin ? db : dbRead
-    // With price lists applying and the price deciding the page (a price sort or filter), the
-    // query itself prices as the shopper pays; otherwise the page is found as without lists and
-    // its prices are the pricing function's (cheaper: the lists' products are not all priced).
-    const byPrice = query.sort === 'price_asc' || query.sort === 'price_desc' || query.minPrice !== undefined || query.maxPrice !== undefined
-    const lists = ctx?.lists.length ? ctx.lists : []
-    const listing = buildProductListQuery(on, { ...query, currency: ctx?.currency }, viewer, currency, byPrice ? lists : [])
+    const byPrice = decidedByPrice(query)
+    const known = ctx ? ctx.lists ?? 'find' : []
+    const listing = buildProductListQuery(on, { ...query, currency: ctx?.currency }, viewer, currency, byPrice || known === 'find' ? known : [])
     const statements = listStatements.get(on) ?? listStatements.set(on, new Map()).get(on)!
     let statement = statements.get(listing.shape)
     if (!statement) statements.set(listing.shape, statement = listing.select.prepare(listing.shape))
     const { sort } = listing
-    const rows = await statement.execute(listing.params)
+    const params = known === 'find' ? { ...listing.params, at: ctx!.at ?? new Date(), userId: ctx!.userId } : listing.params
+    const rows = await statement.execute(params)
+    const lists = known === 'find' ? rows[0]?.lists ?? [] : known
     const page = toPage(rows, query.limit, (r) => keyOf(sort, { ...r.product, rank: r.rank }))
     const shown = await imagesOf(page.items.map((r) => r.product), on)
     const items = page.items.map((r) => toSummary(r.product, shown, ctx?.currency))
-    return { items: lists.length && !byPrice ? await withListPrices(items, ctx!, on) : items, nextCursor: page.nextCursor }
+    return { items: lists.length && !byPrice ? await withListPrices(items, { ...ctx!, lists }, on) : items, nextCursor: page.nextCursor }
   }
 
   return {
@@ -511,7 +521,11 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
     async list(query: ListQuery & { region?: string }, viewer: Viewer) {
       const { currency: askedCurrency, region, ...rest } = query
       if (viewer.isAdmin) return { value: await list(rest, viewer), hit: false }
-      const pricing = await pricingFor(viewer, await currencyOf({ currency: askedCurrency, region }))
+      const inCurrency = await currencyOf({ currency: askedCurrency, region })
+      // Without a cache the schedule only says which lists apply: a page not decided by price
+      // finds them in its own statement (one round trip, as the product page).
+      if (!cache.enabled && !decidedByPrice(rest)) return { value: await list(rest, viewer, { currency: inCurrency, userId: viewer.userId ?? null, at: new Date() }), hit: false }
+      const pricing = await pricingFor(viewer, inCurrency)
       const key = `list:${pricing.key}:${JSON.stringify(Object.entries(rest).filter(([k, v]) => v !== undefined && k !== 'status').sort())}`
       return cache.wrap(CATALOG_CACHE, key, () => list(rest, viewer, { ...pricing.ctx, lists: pricing.lists }), pricing.ttl)
     },
