@@ -204,10 +204,10 @@ function mergedOrder(sort: ProductSort, u: { rank: SQL.Aliased<number>; id: AnyP
   }
 }
 
+/** What an admin's product view reads, on the primary. */
 function prepareReads(db: Db) {
   return {
     findById: db.select(productColumns).from(products).where(eq(products.id, sql.placeholder('id'))).limit(1).prepare('product_by_id'),
-    findBySlug: db.select(productColumns).from(products).where(eq(products.slug, sql.placeholder('slug'))).limit(1).prepare('product_by_slug'),
     variantsOf: db.select().from(productVariants).where(eq(productVariants.productId, sql.placeholder('productId')))
       .orderBy(asc(productVariants.position), asc(productVariants.createdAt)).prepare('variants_of_product'),
   }
@@ -224,7 +224,8 @@ const NO_IMAGES: ImagesOf = async () => new Map()
 
 export function createProductService({ db, dbRead = db, cache, currency, outbox, images = NO_IMAGES }: { db: Db; dbRead?: Db; cache: Cache; currency: string; outbox: Pick<Outbox, 'transaction'>; images?: ImagesOf }) {
   const fresh = prepareReads(db)
-  const lagging = dbRead === db ? fresh : prepareReads(dbRead)
+  // By slug: an admin's view on the primary, a customer's slug lookup on dbRead.
+  const bySlug = prepareOnce((on: Db) => on.select(productColumns).from(products).where(eq(products.slug, sql.placeholder('slug'))).limit(1).prepare('product_by_slug'))
   // A cart's variants, prepared (a cart read's statements were built on every read, #29).
   const cartVariants = db.select({
     variantId: productVariants.id, productId: products.id, sku: productVariants.sku, options: productVariants.options,
@@ -232,7 +233,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
     productStatus: products.status, name: products.name, slug: products.slug, imageIds: products.imageIds,
   }).from(productVariants).innerJoin(products, eq(products.id, productVariants.productId))
     .where(sql`${productVariants.id} = any(${sql.placeholder('ids')}::uuid[])`).prepare('cart_variants')
-  const { findById, findBySlug } = fresh
+  const { findById } = fresh
   // A customer's product page (on dbRead: it may lag): the product and its priced variants, one statement.
   const pricedProduct = prepareOnce((on: Db) => on.select({ ...productColumns, variants: pricedVariantsJson(sql`${products}.id`) })
     .from(products).where(eq(products.id, sql.placeholder('id'))).limit(1).prepare('product_page'))
@@ -533,9 +534,9 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
     getById,
 
     async getBySlug(slug: string, viewer: Viewer, ask: { currency?: string; region?: string } = {}) {
-      if (viewer.isAdmin) return { value: await toDetail(visibleOr404((await findBySlug.execute({ slug }))[0], viewer, slug)), hit: false }
+      if (viewer.isAdmin) return { value: await toDetail(visibleOr404((await bySlug(db).execute({ slug }))[0], viewer, slug)), hit: false }
       // Slugs change only with catalog writes: the slug's id is cached with the catalog, the detail with the product.
-      const { value: id } = await cache.wrap(CATALOG_CACHE, `slug-id:${slug}`, async () => visibleOr404((await lagging.findBySlug.execute({ slug }))[0], viewer, slug).id)
+      const { value: id } = await cache.wrap(CATALOG_CACHE, `slug-id:${slug}`, async () => visibleOr404((await bySlug(dbRead).execute({ slug }))[0], viewer, slug).id)
       return getById(id, viewer, ask)
     },
 

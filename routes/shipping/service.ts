@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, sql } from 'drizzle-orm'
+import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm'
 import { addresses, shippingOptions, shippingZoneLocations, shippingZones, stockLocations, taxRates, type ShippingSnapshot, type TaxSnapshot } from '../../db/schema/index.js'
 import { isCheckViolation, isUniqueViolation, prepareOnce, type Db, type Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
@@ -15,6 +15,9 @@ type OptionRow = typeof shippingOptions.$inferSelect
 type RateRow = typeof taxRates.$inferSelect
 type Reader = Db | Tx
 
+/** The tax rates that may apply in the `country` placeholder's country: its own, and the default (no country). */
+const ratesOfCountry = (rate: SQL) => sql`${rate}.country = ${sql.placeholder('country')} or ${rate}.country is null`
+
 // What every checkout and shipping quote reads, built once and prepared (db/client.ts prepareOnce).
 // The active options in a currency of the zones that serve a country (those listing it, else the
 // fallback zones, which list none), with their zones: one round trip for a checkout. An option
@@ -26,7 +29,7 @@ const optionsFor = prepareOnce((q: Reader) => {
   // The destination country's tax rates (and the default) ride along: a checkout chooses its
   // option and rate in one round trip.
   const rates = sql<TaxRateChoice[]>`(select coalesce(json_agg(json_build_object('id', r.id, 'name', r.name, 'country', r.country, 'region', r.region, 'rateBps', r.rate_bps)), '[]'::json)
-    from ${taxRates} r where r.country = ${sql.placeholder('country')} or r.country is null)`
+    from ${taxRates} r where ${ratesOfCountry(sql`r`)})`
   return q.select({ option: shippingOptions, zone: shippingZones, rates }).from(shippingOptions)
     .innerJoin(shippingZones, eq(shippingZones.id, shippingOptions.zoneId))
     .where(and(serving, eq(shippingOptions.isActive, true), eq(shippingOptions.currency, sql.placeholder('currency'))))
@@ -34,7 +37,7 @@ const optionsFor = prepareOnce((q: Reader) => {
 })
 type TaxRateChoice = Pick<RateRow, 'id' | 'name' | 'country' | 'region' | 'rateBps'>
 const taxRatesOf = prepareOnce((q: Reader) => q.select().from(taxRates)
-  .where(sql`${taxRates.country} = ${sql.placeholder('country')} or ${taxRates.country} is null`).prepare('tax_rates_of'))
+  .where(ratesOfCountry(sql`${taxRates}`)).prepare('tax_rates_of'))
 export interface Band { upTo: number; priceMinor: number }
 export interface OptionInput { name?: string; currency?: string; priceMinor?: number; freeOverMinor?: number | null; bandBasis?: 'weight' | 'subtotal' | null; bands?: Band[]; isActive?: boolean; position?: number }
 export interface RateInput { name?: string; country?: string | null; region?: string | null; rateBps?: number }
