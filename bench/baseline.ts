@@ -1,6 +1,8 @@
 // The baseline the API is measured against (npm run bench): node:http and `pg` with named
 // prepared statements, running the same SQL as the API's catalog reads and answering the same
 // JSON bytes, with nothing else (no framework, validation, auth, cache, rate limit or logging).
+// A listing finds the same rows in the same way; the baseline selects their columns and serialises
+// them in Node, the usual way, where the API has PostgreSQL write each item's JSON (#29).
 // Also a bare /health answer, a login that is one argon2 verify at the API's parameters, and a
 // checkout (POST /orders): the cart read with the plain MongoDB driver, then on one pooled
 // connection one transaction with the statements the API's checkout writes, then the cart cleared;
@@ -20,14 +22,14 @@ const SUMMARY_COLUMNS = '"id", "slug", "name", "status", "category_id", "min_pri
 export const BASELINE_SQL = {
   productById: `select ${PRODUCT_COLUMNS} from "products" where "products"."id" = $1 limit $2`,
   variantsOf: 'select "id", "product_id", "sku", "options", "price_minor", "compare_at_price_minor", "stock", "weight_grams", "is_active", "position", "created_at", "updated_at" from "product_variants" where "product_variants"."product_id" = $1 order by "product_variants"."position" asc, "product_variants"."created_at" asc',
-  newest: `select ${SUMMARY_COLUMNS}, 0::real from "products" where "products"."status" = $1 order by "products"."created_at" desc, "products"."id" desc limit $2`,
-  search: `select ${SUMMARY_COLUMNS}, ts_rank("products"."search_vector", websearch_to_tsquery('english', $1)) from "products" where ("products"."status" = $2 and "products"."search_vector" @@ websearch_to_tsquery('english', $3)) order by ts_rank("products"."search_vector", websearch_to_tsquery('english', $4)) desc, "products"."id" desc limit $5`,
-  category: `select ${SUMMARY_COLUMNS}, 0::real from "products" where ("products"."status" = $1 and "products"."category_id" in (
+  newest: `select ${SUMMARY_COLUMNS}, 0::real from "products" where "products"."status" = 'active' order by "products"."created_at" desc, "products"."id" desc limit $1`,
+  search: `select ${SUMMARY_COLUMNS}, ts_rank("products"."search_vector", websearch_to_tsquery('english', $1)) from "products" where ("products"."status" = 'active' and "products"."search_vector" @@ websearch_to_tsquery('english', $2)) order by ts_rank("products"."search_vector", websearch_to_tsquery('english', $3)) desc, "products"."id" desc limit $4`,
+  category: `select ${SUMMARY_COLUMNS}, 0::real from "products" where ("products"."status" = 'active' and "products"."category_id" in (
   with recursive sub(id) as (
-    select id from "categories" where id = $2
+    select id from "categories" where id = $1
     union all
     select c.id from "categories" c join sub on c.parent_id = sub.id
-  ) select id from sub)) order by "products"."created_at" desc, "products"."id" desc limit $3`,
+  ) select id from sub)) order by "products"."created_at" desc, "products"."id" desc limit $2`,
 }
 
 // The checkout's statements, as the API's checkout sends them (routes/orders/workflows/checkout.ts,
@@ -158,12 +160,12 @@ export async function startBaseline(opts: { databaseUrl: string; mongodbUrl?: st
       const q = url.searchParams.get('q')
       const category = url.searchParams.get('category')
       if (q) {
-        const rows = await query<ProductRow & { ts_rank: number }>('search', [q, 'active', q, q, 21])
+        const rows = await query<ProductRow & { ts_rank: number }>('search', [q, q, q, 21])
         return send(res, 200, JSON.stringify(page(rows, (r) => [(r as { ts_rank?: number }).ts_rank!, r.id])))
       }
       const rows = category
-        ? await query<ProductRow>('category', ['active', category, 21])
-        : await query<ProductRow>('newest', ['active', 21])
+        ? await query<ProductRow>('category', [category, 21])
+        : await query<ProductRow>('newest', [21])
       return send(res, 200, JSON.stringify(page(rows, (r) => [r.created_at.toISOString(), r.id])))
     }
     if (url.pathname === '/orders' && req.method === 'POST') return checkout(req, res)

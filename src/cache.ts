@@ -48,9 +48,10 @@ export interface CacheOptions {
   enabled?: boolean
 }
 
-const fromJson = <T>(json: string): CacheResult<T> => {
+/** A result whose value is JSON text (from the cache, or written by its loader): parsed only when read. */
+export const fromJson = <T>(json: string, hit = true): CacheResult<T> => {
   let parsed: { value: T } | undefined
-  return { hit: true, json, get value() { return (parsed ??= { value: JSON.parse(json) as T }).value } }
+  return { hit, json, get value() { return (parsed ??= { value: JSON.parse(json) as T }).value } }
 }
 
 /** The namespace every entry depends on besides its own: moved on after a failover. */
@@ -156,20 +157,53 @@ export function createCache(redis: RedisClient, log: FastifyBaseLogger, defaultT
   }
 
   /** Loads and stores an entry; concurrent callers for the same key share one load. */
-  function loadOnce<T>(entryKey: string, namespace: string, load: () => Promise<T>, ttlSeconds: number): Promise<T> {
+  function loadOnce<T>(entryKey: string, namespace: string, load: () => Promise<CacheResult<T>>, ttlSeconds: number): Promise<CacheResult<T>> {
     const running = loading.get(entryKey)
-    if (running) return running as Promise<T>
+    if (running) return running as Promise<CacheResult<T>>
     const done = (async () => {
-      const value = await load()
-      const json = JSON.stringify(value)
+      const loaded = await load()
+      const json = loaded.json ?? JSON.stringify(loaded.value)
       local?.set(entryKey, json, { ttl: ttlSeconds * 1000 })
       redis.set(entryKey, json, 'EX', ttlSeconds)
         .catch((err: Error) => log.warn({ err: err.message, namespace }, 'cache write failed'))
-      return value
+      return loaded
     })()
     loading.set(entryKey, done)
     done.then(() => loading.delete(entryKey), () => loading.delete(entryKey))
     return done
+  }
+
+  /** wrap's work, for a loader whose result says what to store (its json, else its value serialised). */
+  async function lookup<T>(namespaces: string | string[], key: string, load: () => Promise<CacheResult<T>>, ttlSeconds: number): Promise<CacheResult<T>> {
+    if (options.enabled === false) return load()
+    const depends = [namespaces].flat()
+    const namespace = depends[0]!
+    const version = await currentVersions([...depends, GENERATION])
+    if (version === null) {
+      onLookup(namespace, false)
+      return load()
+    }
+    const entryKey = `ce:${depends.join('+')}:v${version}:${key}`
+    const kept = local?.get(entryKey)
+    if (kept !== undefined) {
+      onLookup(namespace, true)
+      return fromJson<T>(kept)
+    }
+    try {
+      // The entry and its remaining lifetime in one round trip: the copy here expires with it.
+      const [[getErr, cached], [, ttl]] = (await redis.pipeline().get(entryKey).pttl(entryKey).exec()) as [[Error | null, string | null], [Error | null, number]]
+      if (getErr) throw getErr
+      if (cached !== null) {
+        onLookup(namespace, true)
+        if (ttl > 0) local?.set(entryKey, cached, { ttl })
+        return fromJson<T>(cached)
+      }
+    } catch (err) {
+      health.failed(err as Error)
+      log.warn({ err: (err as Error).message, namespace }, 'cache read failed; reading through')
+    }
+    onLookup(namespace, false)
+    return loadOnce(entryKey, namespace, load, ttlSeconds)
   }
 
   return {
@@ -182,36 +216,16 @@ export function createCache(redis: RedisClient, log: FastifyBaseLogger, defaultT
      * The cached value of `key`, loaded on a miss. An entry may depend on several namespaces (a
      * product's detail on the catalog and on that product): a bump of any of them makes it stale.
      */
-    async wrap<T>(namespaces: string | string[], key: string, load: () => Promise<T>, ttlSeconds = defaultTtlSeconds): Promise<CacheResult<T>> {
-      if (options.enabled === false) return { value: await load(), hit: false }
-      const depends = [namespaces].flat()
-      const namespace = depends[0]!
-      const version = await currentVersions([...depends, GENERATION])
-      if (version === null) {
-        onLookup(namespace, false)
-        return { value: await load(), hit: false }
-      }
-      const entryKey = `ce:${depends.join('+')}:v${version}:${key}`
-      const kept = local?.get(entryKey)
-      if (kept !== undefined) {
-        onLookup(namespace, true)
-        return fromJson<T>(kept)
-      }
-      try {
-        // The entry and its remaining lifetime in one round trip: the copy here expires with it.
-        const [[getErr, cached], [, ttl]] = (await redis.pipeline().get(entryKey).pttl(entryKey).exec()) as [[Error | null, string | null], [Error | null, number]]
-        if (getErr) throw getErr
-        if (cached !== null) {
-          onLookup(namespace, true)
-          if (ttl > 0) local?.set(entryKey, cached, { ttl })
-          return fromJson<T>(cached)
-        }
-      } catch (err) {
-        health.failed(err as Error)
-        log.warn({ err: (err as Error).message, namespace }, 'cache read failed; reading through')
-      }
-      onLookup(namespace, false)
-      return { value: await loadOnce(entryKey, namespace, load, ttlSeconds), hit: false }
+    wrap<T>(namespaces: string | string[], key: string, load: () => Promise<T>, ttlSeconds = defaultTtlSeconds): Promise<CacheResult<T>> {
+      return lookup(namespaces, key, async () => ({ value: await load(), hit: false }), ttlSeconds)
+    },
+
+    /**
+     * wrap, for a loader that writes its value as JSON text itself (PostgreSQL built it): the text
+     * is stored and answered as it is, and parsed only if the value is read.
+     */
+    wrapJson<T>(namespaces: string | string[], key: string, load: () => Promise<string>, ttlSeconds = defaultTtlSeconds): Promise<CacheResult<T>> {
+      return lookup(namespaces, key, async () => fromJson<T>(await load(), false), ttlSeconds)
     },
 
     /** Makes every cached entry of the namespace stale, or throws (the outbox retries it). */

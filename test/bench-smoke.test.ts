@@ -18,9 +18,12 @@ t.test('the baseline runs the SQL the API sends', async (t) => {
   t.equal(db.select(productColumns).from(products).where(eq(products.id, sql.placeholder('id'))).limit(1).toSQL().sql, BASELINE_SQL.productById)
   t.equal(db.select().from(productVariants).where(eq(productVariants.productId, sql.placeholder('productId')))
     .orderBy(asc(productVariants.position), asc(productVariants.createdAt)).toSQL().sql, BASELINE_SQL.variantsOf)
-  t.equal(listSql({}), BASELINE_SQL.newest)
-  t.equal(listSql({ q: 'shirt' }), BASELINE_SQL.search)
-  t.equal(listSql({ category: id }), BASELINE_SQL.category)
+  // A listing finds the same rows in the same order; what it selects differs on purpose: the API
+  // has PostgreSQL write each item's JSON (#29), the baseline maps columns and serialises in Node.
+  const rowsPart = (text: string) => text.slice(text.indexOf(' from "products"')).replace(/\$\d+/g, '$')
+  t.equal(rowsPart(listSql({})), rowsPart(BASELINE_SQL.newest))
+  t.equal(rowsPart(listSql({ q: 'shirt' })), rowsPart(BASELINE_SQL.search))
+  t.equal(rowsPart(listSql({ category: id })), rowsPart(BASELINE_SQL.category))
 })
 
 t.test('npm run bench runs every scenario against both servers, with identical bodies', { timeout: 300_000 }, async (t) => {
