@@ -220,26 +220,33 @@ export function pricingMoment(schedule: ScheduledList[], groups: string[], now: 
  * to them: their ranges, one statement, whatever the size of the sale.
  */
 export function listedPriceRanges(currency: SQL | Placeholder, lists: SQL, only?: SQL) {
-  const candidateWhere = only
-    ? sql`and lp.variant_id in (select pv.id from ${productVariants} pv where pv.product_id = any(${only}))`
-    : sql``
-  // The products they touch, each found by its variant's primary key (a sale is a small share of a catalog).
-  const touched = only
-    ? sql`select unnest(${only}) as product_id`
-    : sql`select distinct (select pv.product_id from ${productVariants} pv where pv.id = candidate.variant_id and pv.is_active) as product_id from candidate`
-  return sql`
-    with candidate as (
-      select lp.variant_id,
-             min(lp.amount_minor) filter (where l.kind = 'override') as override_minor,
-             min(lp.amount_minor) filter (where l.kind = 'sale') as sale_minor
+  // A variant's price at quantity 1 from its base price and `c`, the lists' lowest override and sale for it.
+  const listedPrice = sql`coalesce(c.override_minor, least(vp.amount_minor, c.sale_minor))`
+  const lowest = sql`min(lp.amount_minor) filter (where l.kind = 'override') as override_minor, min(lp.amount_minor) filter (where l.kind = 'sale') as sale_minor
       from ${priceListPrices} lp join ${priceLists} l on l.id = lp.price_list_id
-      where lp.price_list_id = any(${lists}) and lp.currency = ${currency} and l.min_quantity <= 1 ${candidateWhere}
-      group by lp.variant_id
-    )
-    , touched as (${touched})
-    select v.product_id,
-           min(coalesce(c.override_minor, least(vp.amount_minor, c.sale_minor)))::int as listed_min_minor,
-           max(coalesce(c.override_minor, least(vp.amount_minor, c.sale_minor)))::int as listed_max_minor
+      where lp.price_list_id = any(${lists}) and lp.currency = ${currency} and l.min_quantity <= 1`
+  if (only) {
+    // A page's products, each with its variants found by their index and each variant's list
+    // prices by theirs: work in proportion to the page, a fixed plan (joined as sets, PostgreSQL
+    // scanned every variant to hash them, 0.9 ms a page against 0.25 ms).
+    return sql`
+    select t.product_id, r.listed_min_minor, r.listed_max_minor
+    from unnest(${only}) t(product_id)
+    cross join lateral (
+      select min(${listedPrice})::int as listed_min_minor, max(${listedPrice})::int as listed_max_minor
+      from ${productVariants} v
+      join ${variantPrices} vp on vp.variant_id = v.id and vp.currency = ${currency}
+      cross join lateral (select ${lowest} and lp.variant_id = v.id) c
+      where v.product_id = t.product_id and v.is_active
+    ) r
+    where r.listed_min_minor is not null`
+  }
+  // Every product the lists price: their prices read once, the products they touch each found by
+  // its variant's primary key (a sale is a small share of a catalog).
+  return sql`
+    with candidate as (select lp.variant_id, ${lowest} group by lp.variant_id)
+    , touched as (select distinct (select pv.product_id from ${productVariants} pv where pv.id = candidate.variant_id and pv.is_active) as product_id from candidate)
+    select v.product_id, min(${listedPrice})::int as listed_min_minor, max(${listedPrice})::int as listed_max_minor
     from touched t
     join ${productVariants} v on v.product_id = t.product_id and v.is_active
     join ${variantPrices} vp on vp.variant_id = v.id and vp.currency = ${currency}
