@@ -22,14 +22,17 @@ const SUMMARY_COLUMNS = '"id", "slug", "name", "status", "category_id", "min_pri
 export const BASELINE_SQL = {
   productById: `select ${PRODUCT_COLUMNS} from "products" where "products"."id" = $1 limit $2`,
   variantsOf: 'select "id", "product_id", "sku", "options", "price_minor", "compare_at_price_minor", "stock", "weight_grams", "is_active", "position", "created_at", "updated_at" from "product_variants" where "product_variants"."product_id" = $1 order by "product_variants"."position" asc, "product_variants"."created_at" asc',
-  newest: `select ${SUMMARY_COLUMNS}, 0::real from "products" where "products"."status" = 'active' order by "products"."created_at" desc, "products"."id" desc limit $1`,
-  search: `select ${SUMMARY_COLUMNS}, ts_rank("products"."search_vector", websearch_to_tsquery('english', $1)) from "products" where ("products"."status" = 'active' and "products"."search_vector" @@ websearch_to_tsquery('english', $2)) order by ts_rank("products"."search_vector", websearch_to_tsquery('english', $3)) desc, "products"."id" desc limit $4`,
-  category: `select ${SUMMARY_COLUMNS}, 0::real from "products" where ("products"."status" = 'active' and "products"."category_id" in (
+  // Rows read in an index's order are limited by the most a page can ask for (101), the page by
+  // the outer query: the API's statement, whose generic plan PostgreSQL keeps; a search keeps the
+  // page's limit inside too.
+  newest: `select * from (select ${SUMMARY_COLUMNS}, 0::real as "rank" from "products" where "products"."status" = 'active' order by "products"."created_at" desc, "products"."id" desc limit 101) "u" order by "u"."created_at" desc, "u"."id" desc limit $1`,
+  search: `select * from (select ${SUMMARY_COLUMNS}, ts_rank("products"."search_vector", websearch_to_tsquery('english', $1)) as "rank" from "products" where ("products"."status" = 'active' and "products"."search_vector" @@ websearch_to_tsquery('english', $2)) order by ts_rank("products"."search_vector", websearch_to_tsquery('english', $3)) desc, "products"."id" desc limit $4) "u" order by "rank" desc, "u"."id" desc limit $5`,
+  category: `select * from (select ${SUMMARY_COLUMNS}, 0::real as "rank" from "products" where ("products"."status" = 'active' and "products"."category_id" in (
   with recursive sub(id) as (
     select id from "categories" where id = $1
     union all
     select c.id from "categories" c join sub on c.parent_id = sub.id
-  ) select id from sub)) order by "products"."created_at" desc, "products"."id" desc limit $2`,
+  ) select id from sub)) order by "products"."created_at" desc, "products"."id" desc limit 101) "u" order by "u"."created_at" desc, "u"."id" desc limit $2`,
 }
 
 // The checkout's statements, as the API's checkout sends them (routes/orders/workflows/checkout.ts,
@@ -160,8 +163,8 @@ export async function startBaseline(opts: { databaseUrl: string; mongodbUrl?: st
       const q = url.searchParams.get('q')
       const category = url.searchParams.get('category')
       if (q) {
-        const rows = await query<ProductRow & { ts_rank: number }>('search', [q, q, q, 21])
-        return send(res, 200, JSON.stringify(page(rows, (r) => [(r as { ts_rank?: number }).ts_rank!, r.id])))
+        const rows = await query<ProductRow & { rank: number }>('search', [q, q, q, 21, 21])
+        return send(res, 200, JSON.stringify(page(rows, (r) => [r.rank!, r.id])))
       }
       const rows = category
         ? await query<ProductRow>('category', [category, 21])
