@@ -1,7 +1,7 @@
 import { and, eq, sql, type Placeholder, type SQL } from 'drizzle-orm'
 import currencyCodes from 'currency-codes'
 import { customerGroupMembers, priceListPrices, priceLists, productVariants, variantPrices } from '../db/schema/index.js'
-import { prepareOnce, type Db, type Tx } from '../db/client.js'
+import { idsForPlan, prepareOnce, type Db, type Tx } from '../db/client.js'
 import { BadRequest } from './errors.js'
 
 // The one pricing function: what a shopper sees and pays for a variant, in one currency.
@@ -66,7 +66,7 @@ export async function priceVariants(db: Db | Tx, ctx: PricingContext, lines: { v
   const ids = [...new Set(lines.map((l) => l.variantId))]
   const result = new Map<string, LinePrice>()
   if (!ids.length) return result
-  const rows = await pricesWithCandidates(db).execute({ ids, currency: ctx.currency, at: ctx.at ?? new Date(), userId: ctx.userId })
+  const rows = await pricesWithCandidates(db).execute({ ids: idsForPlan(ids), currency: ctx.currency, at: ctx.at ?? new Date(), userId: ctx.userId })
   // A row per base price and list that applies to it (one with no list when none does).
   const baseOf = new Map<string, number>()
   const byVariant = new Map<string, Candidate[]>()

@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, getTableColumns, inArray, sql, type Placeholder, type SQL, type Subquery, type WithSubquery } from 'drizzle-orm'
 import { unionAll, type AnyPgColumn } from 'drizzle-orm/pg-core'
 import { inventoryMovements, productPriceRanges, productVariants, products, regions, variantPrices } from '../../db/schema/index.js'
-import { isForeignKeyViolation, isUniqueViolation, prepareOnce, prepareRows, type Db, type Tx } from '../../db/client.js'
+import { idsForPlan, isForeignKeyViolation, isUniqueViolation, prepareOnce, prepareRows, type Db, type Tx } from '../../db/client.js'
 import { replicasCaughtUp } from '../../db/replicas.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import { PAGE_LIMIT_MAX, decodeCursor, newestFirst, toPage, type CursorPart } from '../../src/pagination.js'
@@ -545,7 +545,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
      */
     async variantsForCart(variantIds: string[], ctx: PricingContext, quantities: Map<string, number> = new Map()) {
       if (!variantIds.length) return new Map<string, CartVariant>()
-      const rows = await cartVariants.execute({ ids: variantIds })
+      const rows = await cartVariants.execute({ ids: idsForPlan(variantIds) })
       const prices = await priceVariants(db, ctx, rows.map((r) => ({ variantId: r.variantId, quantity: quantities.get(r.variantId) ?? 1 })))
       return new Map(rows.map((r) => [r.variantId, { ...r, priceMinor: prices.get(r.variantId)?.unitPriceMinor ?? null, purchasable: r.variantActive && r.productStatus === 'active' }]))
     },

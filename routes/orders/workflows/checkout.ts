@@ -1,6 +1,6 @@
 import { and, asc, eq, sql } from 'drizzle-orm'
 import { addresses, couponRedemptions, orderItems, orders, productVariants, products, regions, type ShippingAddress } from '../../../db/schema/index.js'
-import { isUniqueViolation, prepareOnce, type Db, type Tx } from '../../../db/client.js'
+import { idsForPlan, isUniqueViolation, prepareOnce, type Db, type Tx } from '../../../db/client.js'
 import { BadRequest, Conflict, NotFound, Overloaded } from '../../../src/errors.js'
 import { createGate } from '../../../src/gate.js'
 import type { Faults } from '../../../src/faults.js'
@@ -161,7 +161,7 @@ export function createCheckoutWorkflow({ db, outbox, faults, cart, shipping, che
         // Read, not locked: this check only turns buyers away early (a sold-out variant costs no
         // lock). The stock is taken by inventory.reserve as the last write, which checks again.
         const variantIds = [...new Set(contents.lines.map((l) => l.variantId))].sort()
-        const locked = await checkoutVariants(tx).execute({ ids: variantIds, cartId: contents.cartId, generation: contents.generation, currency, at: new Date(), userId })
+        const locked = await checkoutVariants(tx).execute({ ids: idsForPlan(variantIds), cartId: contents.cartId, generation: contents.generation, currency, at: new Date(), userId })
         // An order took this generation: its clear is pending (step 1). No variant left to say so: settle to be sure.
         if (!settled && (locked.length === 0 || locked[0]!.alreadyOrdered)) throw new CartNotSettled()
         // A guest's unpaid orders hold stock and coupon uses: one email holds a bounded number at
