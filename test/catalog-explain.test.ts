@@ -1,7 +1,7 @@
 import t from 'tap'
 import pg from 'pg'
 import { fillPlaceholders } from 'drizzle-orm'
-import { buildProductListQuery, type ListQuery } from '../routes/products/service.js'
+import { buildProductListQuery, decidedByPrice, type ListQuery } from '../routes/products/service.js'
 import { buildTestApp, createTestDatabase } from './helpers.js'
 
 interface PlanNode { 'Node Type': string; 'Relation Name'?: string; 'Index Name'?: string; Plans?: PlanNode[] }
@@ -76,8 +76,7 @@ t.test('listing a 100k-product catalog uses the indexes, never a sequential scan
   // the price decides: those know their lists first).
   for (const [i, [name, query]] of cases.entries()) {
     if (query.q) continue
-    const byPrice = query.sort === 'price_asc' || query.sort === 'price_desc'
-    const listing = buildProductListQuery(app.db, { limit: 20, ...query }, { isAdmin: false }, 'EUR', byPrice ? [] : 'find')
+    const listing = buildProductListQuery(app.db, { limit: 20, ...query }, { isAdmin: false }, 'EUR', decidedByPrice(query) ? [] : 'find')
     const { sql, params: placeholders } = listing.select.toSQL()
     const params = fillPlaceholders(placeholders, { ...listing.params, at: new Date(), userId: null })
     for (let run = 0; run < 8; run++) await client.query({ name: `kept_${i}`, text: sql, values: params })

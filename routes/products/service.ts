@@ -128,6 +128,15 @@ function keyOf(sort: ProductSort, row: { id: string; createdAt: Date; minPriceMi
 }
 
 /**
+ * Whether the price decides a listing's page (a price sort or bound). With price lists applying,
+ * such a query prices as the shopper pays, so it needs the lists before it runs; otherwise the
+ * page is found as without lists and its prices are the pricing function's (cheaper: the lists'
+ * products are not all priced).
+ */
+export const decidedByPrice = (query: Pick<ListQuery, 'sort' | 'minPrice' | 'maxPrice'>) =>
+  query.sort === 'price_asc' || query.sort === 'price_desc' || query.minPrice !== undefined || query.maxPrice !== undefined
+
+/**
  * The listing query, unexecuted, so tests can EXPLAIN exactly what the API runs. Filters are
  * bound parameters; the sort is an enum mapped to fixed SQL, never client text. Every value is a
  * placeholder, filled from `params`, so one listing shape (its sort and which filters it has) is
@@ -153,7 +162,7 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
   // 'find': the lists are not known (no cache keeps the price schedule); the statement returns
   // the ids of those that apply to the shopper (placeholders `at`, `userId`) with its rows.
   const findLists = lists === 'find'
-  if (findLists && (sort === 'price_asc' || sort === 'price_desc' || query.minPrice !== undefined || query.maxPrice !== undefined)) throw new Error('a listing decided by price needs its lists before it runs')
+  if (findLists && decidedByPrice(query)) throw new Error('a listing decided by price needs its lists before it runs')
   const priced = !findLists && lists.length > 0 && query.currency !== undefined
   const minPrice = foreign ? productPriceRanges.minMinor : products.minPriceMinor
   const maxPrice = foreign ? productPriceRanges.maxMinor : products.maxPriceMinor
@@ -481,10 +490,6 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
 
   // One prepared statement per listing shape and pool (at most 6 sorts x 64 filter sets).
   const listStatements = new Map<Db, Map<string, { execute(params: Record<string, unknown>): Promise<ListedRow[]> }>>()
-  // With price lists applying and the price deciding the page (a price sort or filter), the
-  // query itself prices as the shopper pays; otherwise the page is found as without lists and
-  // its prices are the pricing function's (cheaper: the lists' products are not all priced).
-  const decidedByPrice = (query: ListQuery) => query.sort === 'price_asc' || query.sort === 'price_desc' || query.minPrice !== undefined || query.maxPrice !== undefined
   /**
    * A listing page as the JSON text of its answer (items written by PostgreSQL, summaryJson).
    * `ctx.lists` undefined: not known (no cache); a page not decided by price finds them with its rows.
