@@ -1,6 +1,7 @@
 import { sql, type Placeholder } from 'drizzle-orm'
 import { categories, productPriceRanges, productVariants, products, variantPrices } from '../db/schema/index.js'
 import type { Tx } from '../db/client.js'
+import { refreshListLowestPrices } from './prices.js'
 
 // Catalog pieces several domains share (products, categories, coupons, reviews, orders, returns,
 // the outbox's side effects): the cache namespaces of catalog reads, the category subtree query,
@@ -31,10 +32,12 @@ export async function refreshProductsAggregates(tx: Tx, productIds: Iterable<str
 
 /**
  * Recomputes the product's base price range in each currency it is sold in (active variants',
- * else all), what listings in that currency filter and sort by. Call in every variant or price
- * write (stock does not change it, so checkout does not).
+ * else all), what listings in that currency filter and sort by, and its lowest prices under each
+ * price list (src/prices.ts refreshListLowestPrices). Call in every variant or price write (stock
+ * does not change them, so checkout does not).
  */
 export async function refreshPriceRanges(tx: Tx, productId: string) {
+  await refreshListLowestPrices(tx, [productId])
   await tx.execute(sql`
     with r as (
       select vp.currency,
@@ -78,7 +81,7 @@ export async function refreshProductAggregates(tx: Tx, productId: string): Promi
  */
 
 /**
- * refreshProductAggregates and refreshPriceRanges for many products in a few statements (catalog
+ * refreshProductAggregates and refreshPriceRanges (lowest list prices included) for many products in a few statements (catalog
  * imports: hundreds of products per batch). The products are locked in id order first, as
  * refreshProductsAggregates locks them, so a concurrent checkout cannot deadlock with it; a
  * product whose aggregates already match is not written.
@@ -113,4 +116,5 @@ export async function refreshManyProducts(tx: Tx, productIds: Iterable<string>):
     select product_id, currency, min_minor, max_minor from r
     on conflict (product_id, currency) do update set min_minor = excluded.min_minor, max_minor = excluded.max_minor
     where (${productPriceRanges}.min_minor, ${productPriceRanges}.max_minor) is distinct from (excluded.min_minor, excluded.max_minor)`)
+  await refreshListLowestPrices(tx, ids)
 }

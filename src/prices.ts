@@ -1,6 +1,6 @@
 import { and, eq, sql, type Placeholder, type SQL } from 'drizzle-orm'
 import currencyCodes from 'currency-codes'
-import { customerGroupMembers, priceListPrices, priceLists, productVariants, variantPrices } from '../db/schema/index.js'
+import { customerGroupMembers, priceListLowestPrices, priceListPrices, priceLists, productVariants, products, variantPrices } from '../db/schema/index.js'
 import { idsForPlan, prepareOnce, type Db, type Tx } from '../db/client.js'
 import { BadRequest } from './errors.js'
 
@@ -176,8 +176,9 @@ export function pricedVariantsJson(productId: SQL) {
   )`
 }
 
-const activeLists = prepareOnce((db: Db | Tx) => db.select({ id: priceLists.id, startsAt: priceLists.startsAt, endsAt: priceLists.endsAt, groupId: priceLists.customerGroupId })
-  .from(priceLists).where(eq(priceLists.status, 'active')).prepare('price_schedule'))
+const activeLists = prepareOnce((db: Db | Tx) => db.select({
+  id: priceLists.id, startsAt: priceLists.startsAt, endsAt: priceLists.endsAt, groupId: priceLists.customerGroupId, kind: priceLists.kind, minQuantity: priceLists.minQuantity,
+}).from(priceLists).where(eq(priceLists.status, 'active')).prepare('price_schedule'))
 
 /** The customer groups a signed-in shopper is in (part of a catalog read's pricing context). */
 export async function groupsOf(db: Db | Tx, userId: string | null): Promise<string[]> {
@@ -186,12 +187,17 @@ export async function groupsOf(db: Db | Tx, userId: string | null): Promise<stri
   return rows.map((r) => r.groupId).sort()
 }
 
-/** An active-status price list's window and group: what decides, without I/O, which lists apply at a moment. */
-export interface ScheduledList { id: string; startsAt: number | null; endsAt: number | null; groupId: string | null }
+/**
+ * An active-status price list's window and group: what decides, without I/O, which lists apply at
+ * a moment; and its kind and least quantity: whether it can set a listed price (quantity 1) above
+ * the base.
+ */
+export interface ScheduledList { id: string; startsAt: number | null; endsAt: number | null; groupId: string | null; kind: 'sale' | 'override'; minQuantity: number }
 
 export async function loadSchedule(db: Db | Tx): Promise<ScheduledList[]> {
   const rows = await activeLists(db).execute()
-  return rows.map((r) => ({ id: r.id, startsAt: r.startsAt?.getTime() ?? null, endsAt: r.endsAt?.getTime() ?? null, groupId: r.groupId })).sort((a, b) => (a.id < b.id ? -1 : 1))
+  return rows.map((r) => ({ id: r.id, startsAt: r.startsAt?.getTime() ?? null, endsAt: r.endsAt?.getTime() ?? null, groupId: r.groupId, kind: r.kind, minQuantity: r.minQuantity }))
+    .sort((a, b) => (a.id < b.id ? -1 : 1))
 }
 
 /**
@@ -199,11 +205,86 @@ export async function loadSchedule(db: Db | Tx): Promise<ScheduledList[]> {
  * lists that apply (a sale starting or ending changes it, so the cache key moves on at that very
  * moment), and the milliseconds until the next start or end (no entry lives past it).
  */
-export function pricingMoment(schedule: ScheduledList[], groups: string[], now: number): { key: string; lists: string[]; msToNextChange: number | null } {
+export function pricingMoment(schedule: ScheduledList[], groups: string[], now: number): { key: string; lists: string[]; salesOnly: boolean; msToNextChange: number | null } {
   const mine = schedule.filter((l) => l.groupId === null || groups.includes(l.groupId))
-  const active = mine.filter((l) => (l.startsAt === null || l.startsAt <= now) && (l.endsAt === null || now < l.endsAt)).map((l) => l.id)
+  const active = mine.filter((l) => (l.startsAt === null || l.startsAt <= now) && (l.endsAt === null || now < l.endsAt))
   const next = mine.flatMap((l) => [l.startsAt, l.endsAt]).filter((t): t is number => t !== null && t > now)
-  return { key: active.join(',') || '-', lists: active, msToNextChange: next.length ? Math.min(...next) - now : null }
+  // Only sales set the listed prices (those of quantity 1): each product's lowest is the least of
+  // its lowest under each list (price_list_lowest_prices). An override does not compose so. (A
+  // schedule cached before lists had a kind reads as not sales only: the slower, same answer.)
+  const salesOnly = active.every((l) => l.kind === 'sale' || l.minQuantity > 1)
+  const lists = active.map((l) => l.id)
+  return { key: lists.join(',') || '-', lists, salesOnly, msToNextChange: next.length ? Math.min(...next) - now : null }
+}
+
+// A variant's price at quantity 1 from its base price `vp` and `c`, the lists' lowest override and sale for it.
+const listedPrice = sql`coalesce(c.override_minor, least(vp.amount_minor, c.sale_minor))`
+/** `c`'s columns and source: the lowest override and sale price of `lists` (quantity 1) in `currency`, to filter by variant. */
+const lowestListPrices = (currency: SQL | Placeholder, lists: SQL) => sql`min(lp.amount_minor) filter (where l.kind = 'override') as override_minor, min(lp.amount_minor) filter (where l.kind = 'sale') as sale_minor
+      from ${priceListPrices} lp join ${priceLists} l on l.id = lp.price_list_id
+      where lp.price_list_id = any(${lists}) and lp.currency = ${currency} and l.min_quantity <= 1`
+
+/**
+ * The range (listed_min_minor, listed_max_minor; null when it sells nothing in `currency`) of the
+ * prices at quantity 1 under `lists` of the active variants of the product `productId` names:
+ * its variants found by their index and each one's list prices by theirs.
+ */
+export function listedRangeOf(currency: SQL | Placeholder, lists: SQL, productId: SQL) {
+  return sql`
+      select min(${listedPrice})::int as listed_min_minor, max(${listedPrice})::int as listed_max_minor
+      from ${productVariants} v
+      join ${variantPrices} vp on vp.variant_id = v.id and vp.currency = ${currency}
+      cross join lateral (select ${lowestListPrices(currency, lists)} and lp.variant_id = v.id) c
+      where v.product_id = ${productId} and v.is_active`
+}
+
+/**
+ * listedPriceRanges' lowest prices (product_id, listed_min_minor) when every list in `lists` that
+ * prices quantity 1 is a sale (pricingMoment's salesOnly): the least of each product's lowest
+ * under each list, read from price_list_lowest_prices, a row per product the lists touch, and no
+ * product is priced at the read. Under a 500-variant sale, 3.3 ms of PostgreSQL per page before.
+ */
+export function listedLowestPrices(currency: SQL | Placeholder, lists: SQL) {
+  return sql`
+    select r.product_id, min(r.min_minor) as listed_min_minor
+    from ${priceListLowestPrices} r join ${priceLists} l on l.id = r.price_list_id and l.min_quantity <= 1
+    where r.price_list_id = any(${lists}) and r.currency = ${currency}
+    group by r.product_id`
+}
+
+/**
+ * Recomputes price_list_lowest_prices for these products, every list and currency, from their
+ * variants, base prices and list prices: call in every write of those (the variant and price
+ * writes call it through refreshPriceRanges and refreshManyProducts). Locks the products in id
+ * order first, as the other catalog writes do, so two writes to one product compute one after
+ * the other and the last sees both.
+ */
+export async function refreshListLowestPrices(tx: Tx, productIds: Iterable<string>) {
+  const ids = [...new Set(productIds)].sort()
+  if (!ids.length) return
+  const list = sql`${`{${ids.join(',')}}`}::uuid[]`
+  await tx.execute(sql`select id from ${products} where id = any(${list}) order by id for update`)
+  await tx.execute(sql`
+    with sold as (
+      select v.id, v.product_id, vp.currency, vp.amount_minor
+      from ${productVariants} v join ${variantPrices} vp on vp.variant_id = v.id
+      where v.product_id = any(${list}) and v.is_active
+    ), base as (
+      select product_id, currency, min(amount_minor) as min_minor from sold group by product_id, currency
+    ), r as (
+      select lp.price_list_id, s.currency, s.product_id, least(min(lp.amount_minor), b.min_minor) as min_minor
+      from sold s
+      join ${priceListPrices} lp on lp.variant_id = s.id and lp.currency = s.currency
+      join base b on b.product_id = s.product_id and b.currency = s.currency
+      group by lp.price_list_id, s.currency, s.product_id, b.min_minor
+    ), gone as (
+      delete from ${priceListLowestPrices} t where t.product_id = any(${list})
+        and not exists (select 1 from r where r.price_list_id = t.price_list_id and r.currency = t.currency and r.product_id = t.product_id)
+    )
+    insert into ${priceListLowestPrices} (price_list_id, currency, product_id, min_minor)
+    select price_list_id, currency, product_id, min_minor from r
+    on conflict (price_list_id, currency, product_id) do update set min_minor = excluded.min_minor
+    where ${priceListLowestPrices}.min_minor is distinct from excluded.min_minor`)
 }
 
 /**
@@ -220,11 +301,6 @@ export function pricingMoment(schedule: ScheduledList[], groups: string[], now: 
  * to them: their ranges, one statement, whatever the size of the sale.
  */
 export function listedPriceRanges(currency: SQL | Placeholder, lists: SQL, only?: SQL) {
-  // A variant's price at quantity 1 from its base price and `c`, the lists' lowest override and sale for it.
-  const listedPrice = sql`coalesce(c.override_minor, least(vp.amount_minor, c.sale_minor))`
-  const lowest = sql`min(lp.amount_minor) filter (where l.kind = 'override') as override_minor, min(lp.amount_minor) filter (where l.kind = 'sale') as sale_minor
-      from ${priceListPrices} lp join ${priceLists} l on l.id = lp.price_list_id
-      where lp.price_list_id = any(${lists}) and lp.currency = ${currency} and l.min_quantity <= 1`
   if (only) {
     // A page's products, each with its variants found by their index and each variant's list
     // prices by theirs: work in proportion to the page, a fixed plan (joined as sets, PostgreSQL
@@ -232,19 +308,13 @@ export function listedPriceRanges(currency: SQL | Placeholder, lists: SQL, only?
     return sql`
     select t.product_id, r.listed_min_minor, r.listed_max_minor
     from unnest(${only}) t(product_id)
-    cross join lateral (
-      select min(${listedPrice})::int as listed_min_minor, max(${listedPrice})::int as listed_max_minor
-      from ${productVariants} v
-      join ${variantPrices} vp on vp.variant_id = v.id and vp.currency = ${currency}
-      cross join lateral (select ${lowest} and lp.variant_id = v.id) c
-      where v.product_id = t.product_id and v.is_active
-    ) r
+    cross join lateral (${listedRangeOf(currency, lists, sql`t.product_id`)}) r
     where r.listed_min_minor is not null`
   }
   // Every product the lists price: their prices read once, the products they touch each found by
   // its variant's primary key (a sale is a small share of a catalog).
   return sql`
-    with candidate as (select lp.variant_id, ${lowest} group by lp.variant_id)
+    with candidate as (select lp.variant_id, ${lowestListPrices(currency, lists)} group by lp.variant_id)
     , touched as (select distinct (select pv.product_id from ${productVariants} pv where pv.id = candidate.variant_id and pv.is_active) as product_id from candidate)
     select v.product_id, min(${listedPrice})::int as listed_min_minor, max(${listedPrice})::int as listed_max_minor
     from touched t

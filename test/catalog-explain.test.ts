@@ -3,6 +3,7 @@ import pg from 'pg'
 import { fillPlaceholders } from 'drizzle-orm'
 import { buildProductListQuery, decidedByPrice, type ListQuery } from '../routes/products/service.js'
 import { buildTestApp, createTestDatabase } from './helpers.js'
+import { refreshListLowestPrices } from '../src/prices.js'
 
 interface PlanNode { 'Node Type': string; 'Relation Name'?: string; 'Index Name'?: string; Plans?: PlanNode[] }
 const walk = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(walk)]
@@ -35,8 +36,8 @@ t.test('listing a 100k-product catalog uses the indexes, never a sequential scan
   t.equal(Number(counted[0]?.count), 100_000)
   const { rows: [category] } = await client.query<{ id: string }>(`select id from categories where slug = 'category-7'`)
 
-  async function plan(query: Partial<ListQuery>, lists: string[] = []) {
-    const listing = buildProductListQuery(app.db, { limit: 20, ...query }, { isAdmin: false }, 'EUR', lists)
+  async function plan(query: Partial<ListQuery>, lists: string[] = [], salesOnly = false) {
+    const listing = buildProductListQuery(app.db, { limit: 20, ...query }, { isAdmin: false }, 'EUR', lists, salesOnly)
     const { sql, params: placeholders } = listing.select.toSQL()
     const params = fillPlaceholders(placeholders, listing.params)
     const { rows } = await client.query(`explain (format json) ${sql}`, params)
@@ -91,6 +92,8 @@ t.test('listing a 100k-product catalog uses the indexes, never a sequential scan
   await client.query(`insert into product_price_ranges (product_id, currency, min_minor, max_minor) select product_id, currency, min(amount_minor), max(amount_minor) from variant_prices vp join product_variants v on v.id = vp.variant_id group by product_id, currency`)
   const { rows: [sale] } = await client.query<{ id: string }>(`insert into price_lists (name, kind, status) values ('Sale', 'sale', 'active') returning id`)
   await client.query(`insert into price_list_prices (price_list_id, variant_id, currency, amount_minor) select $1, variant_id, currency, amount_minor / 2 from variant_prices where variant_id in (select id from product_variants order by sku limit 1000)`, [sale!.id])
+  const { rows: sold } = await client.query<{ product_id: string }>(`select distinct product_id from product_variants where id in (select variant_id from price_list_prices)`)
+  await app.db.transaction((tx) => refreshListLowestPrices(tx, sold.map((r) => r.product_id)))
   await client.query('analyze')
   const lists = [sale!.id]
   const priced: [string, Partial<ListQuery>, RegExp][] = [
@@ -99,12 +102,15 @@ t.test('listing a 100k-product catalog uses the indexes, never a sequential scan
     ['priced: newest under a price cap', { sort: 'newest', currency: 'EUR', maxPrice: 20000 }, /^products_active_newest_idx$/],
     ['priced: JPY price range', { sort: 'price_asc', currency: 'JPY', minPrice: 3000, maxPrice: 60000 }, /^product_price_ranges_listing_idx$/],
   ]
-  for (const [name, query, index] of priced) {
-    const nodes = await plan(query, lists)
-    // (price_list_prices is read whole here, rightly: every row of it is the sale's.)
+  // Only sales applying, each product's lowest price comes from price_list_lowest_prices: the same.
+  for (const [name, query, index] of priced) for (const salesOnly of [false, true]) {
+    const nodes = await plan(query, lists, salesOnly)
+    // (price_list_prices and price_list_lowest_prices are read whole here, rightly: every row of them is the sale's.)
     const seqScans = nodes.filter((n) => n['Node Type'] === 'Seq Scan' && ['products', 'product_variants', 'variant_prices', 'product_price_ranges'].includes(n['Relation Name'] ?? ''))
-    t.same(seqScans, [], `${name}: no sequential scan of the catalog or its prices`)
-    t.ok(nodes.some((n) => index.test(n['Index Name'] ?? '')), `${name}: uses ${index} (${nodes.map((n) => n['Index Name'] ?? n['Node Type']).join(', ')})`)
+    const label = `${name}${salesOnly ? ', sales only' : ''}`
+    t.same(seqScans, [], `${label}: no sequential scan of the catalog or its prices`)
+    t.ok(nodes.some((n) => index.test(n['Index Name'] ?? '')), `${label}: uses ${index} (${nodes.map((n) => n['Index Name'] ?? n['Node Type']).join(', ')})`)
+    t.equal(nodes.some((n) => n['Relation Name'] === 'price_list_lowest_prices'), salesOnly, `${label}: ${salesOnly ? 'reads' : 'does not read'} the lists' lowest prices`)
   }
 
   // And the API answers from it.

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { and, eq } from 'drizzle-orm'
+import { and, eq, sql } from 'drizzle-orm'
 import { orders, productVariants } from '../db/schema/index.js'
 import { buildTestApp, upgradeFixture, waitUntil } from './helpers.js'
 import { quickCustomers, registerAdmin } from './users.js'
@@ -288,4 +288,80 @@ for (const cache of ['on', 'off'] as const) t.test(`listings sort and filter by 
     const currency = query.includes('JPY') ? 'currency=JPY' : ''
     for (const item of listed) t.same(item.priceRange, (await get(app, `/products/${item.id}?${currency}`, headers)).json().priceRange, `${item.name} ${query || 'EUR'}`)
   }
+})
+
+// While only sales apply, a listing by price reads each product's lowest price under each list
+// from price_list_lowest_prices, which every price and variant write keeps. After each kind of
+// write, every listing by price agrees with the product pages (the pricing function) and is in
+// their order.
+t.test('listings by price under sales follow every price, list and variant write', async (t) => {
+  const app = await buildTestApp(t, { STORE_CURRENCY: 'EUR', CACHE: 'off' })
+  const admin = (await registerAdmin(app)).headers
+  const send = async (method: 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, payload?: object) => {
+    const res = await app.inject({ method, url, headers: admin, ...(payload ? { payload } : {}) })
+    t.ok(res.statusCode < 300, `${method} ${url}: ${res.statusCode} ${res.body}`)
+    return res.statusCode === 204 ? undefined : res.json()
+  }
+  const p = await createProduct(app, admin, { name: 'P', variants: [{ sku: 'P1', priceMinor: 1000, stock: 5 }, { sku: 'P2', priceMinor: 3000, stock: 5 }] })
+  const q = await createProduct(app, admin, { name: 'Q', variants: [{ sku: 'Q1', priceMinor: 2000, stock: 5 }] })
+  const r = await createProduct(app, admin, { name: 'R', variants: [{ sku: 'R1', priceMinor: 2100, stock: 5 }, { sku: 'R2', priceMinor: 2500, stock: 5 }] })
+  const [p1, p2] = p.variants.map((v: { id: string }) => v.id)
+  const [q1] = q.variants.map((v: { id: string }) => v.id)
+  const [r1, r2] = r.variants.map((v: { id: string }) => v.id)
+  for (const [product, variant, amountMinor] of [[p, p1, 4000], [p, p2, 5000], [q, q1, 3500], [r, r1, 3000]] as const) await send('PUT', `/products/${product.id}/variants/${variant}/prices/JPY`, { amountMinor })
+
+  async function agree(step: string, expected: Record<string, string[]>) {
+    for (const currency of ['EUR', 'JPY']) {
+      for (const sort of ['price_asc', 'price_desc']) {
+        const res = await get(app, `/products?currency=${currency}&sort=${sort}`)
+        t.equal(res.statusCode, 200, res.body)
+        const items: { id: string; name: string; priceRange: { minMinor: number } }[] = res.json().items
+        const shown = items.map((i) => `${i.name} ${i.priceRange.minMinor}`)
+        t.same(sort === 'price_asc' ? shown : shown.reverse(), expected[currency], `${step}: ${currency} by ${sort}`)
+        for (const item of items) t.same(item.priceRange, (await get(app, `/products/${item.id}?currency=${currency}`)).json().priceRange, `${step}: ${item.name} in ${currency} as its page`)
+      }
+    }
+  }
+  await agree('no list', { EUR: ['P 1000', 'Q 2000', 'R 2100'], JPY: ['R 3000', 'Q 3500', 'P 4000'] })
+
+  const sale = await send('POST', '/price-lists', { name: 'Sale', kind: 'sale', status: 'active', prices: [{ variantId: p2, currency: 'EUR', amountMinor: 500 }, { variantId: q1, currency: 'JPY', amountMinor: 100 }] })
+  t.ok((await app.db.execute(sql`select 1 from price_list_lowest_prices`)).rows.length > 0, 'the sale\'s lowest prices are kept')
+  await agree('a sale', { EUR: ['P 500', 'Q 2000', 'R 2100'], JPY: ['Q 100', 'R 3000', 'P 4000'] })
+  await send('PUT', `/price-lists/${sale.id}/prices`, { prices: [{ variantId: r2, currency: 'EUR', amountMinor: 1500 }] })
+  await agree('a list price added', { EUR: ['P 500', 'R 1500', 'Q 2000'], JPY: ['Q 100', 'R 3000', 'P 4000'] })
+  await send('DELETE', `/price-lists/${sale.id}/prices/${p2}/EUR`)
+  await agree('a list price removed', { EUR: ['P 1000', 'R 1500', 'Q 2000'], JPY: ['Q 100', 'R 3000', 'P 4000'] })
+  const second = await send('POST', '/price-lists', { name: 'Second', kind: 'sale', status: 'active', prices: [{ variantId: q1, currency: 'EUR', amountMinor: 1800 }, { variantId: p1, currency: 'EUR', amountMinor: 900 }] })
+  await agree('two sales', { EUR: ['P 900', 'R 1500', 'Q 1800'], JPY: ['Q 100', 'R 3000', 'P 4000'] })
+  await send('PATCH', `/products/${q.id}/variants/${q1}`, { priceMinor: 1700 })
+  await agree('a base price below the sale\'s', { EUR: ['P 900', 'R 1500', 'Q 1700'], JPY: ['Q 100', 'R 3000', 'P 4000'] })
+  await send('PATCH', `/products/${p.id}/variants/${p1}`, { isActive: false })
+  await agree('a sold variant deactivated', { EUR: ['R 1500', 'Q 1700', 'P 3000'], JPY: ['Q 100', 'R 3000', 'P 5000'] })
+  await send('DELETE', `/products/${r.id}/variants/${r2}`)
+  await agree('a sold variant deleted', { EUR: ['Q 1700', 'R 2100', 'P 3000'], JPY: ['Q 100', 'R 3000', 'P 5000'] })
+  await send('DELETE', `/products/${q.id}/variants/${q1}/prices/JPY`)
+  await agree('a sold variant no longer sold in a currency', { EUR: ['Q 1700', 'R 2100', 'P 3000'], JPY: ['R 3000', 'P 5000'] })
+  await send('POST', `/products/${q.id}/variants`, { sku: 'Q2', priceMinor: 50, stock: 1 })
+  await agree('a cheaper variant added', { EUR: ['Q 50', 'R 2100', 'P 3000'], JPY: ['R 3000', 'P 5000'] })
+  await send('PATCH', `/products/${p.id}/variants/${p1}`, { isActive: true })
+  await agree('the variant active again', { EUR: ['Q 50', 'P 900', 'R 2100'], JPY: ['R 3000', 'P 4000'] })
+  await send('DELETE', `/price-lists/${sale.id}`)
+  await agree('a list deleted', { EUR: ['Q 50', 'P 900', 'R 2100'], JPY: ['R 3000', 'P 4000'] })
+  await send('PATCH', `/price-lists/${second.id}`, { kind: 'override' })
+  await agree('the list now an override', { EUR: ['Q 50', 'P 900', 'R 2100'], JPY: ['R 3000', 'P 4000'] })
+  await send('PUT', `/price-lists/${second.id}/prices`, { prices: [{ variantId: r1, currency: 'EUR', amountMinor: 2400 }] })
+  await agree('an override above the base', { EUR: ['Q 50', 'P 900', 'R 2400'], JPY: ['R 3000', 'P 4000'] })
+})
+
+t.test('the upgrade that keeps lists\' lowest prices fills them for the lists a shop has', async (t) => {
+  const { client, upgrade } = await upgradeFixture(t, 'list_lowest_prices')
+  const { rows: [p] } = await client.query(`insert into products (name, slug, status, min_price_minor, max_price_minor) values ('Teapot', 'teapot', 'active', 1500, 2500) returning id`)
+  const { rows: [small, large, retired] } = await client.query(`insert into product_variants (product_id, sku, price_minor, stock, is_active) values ($1, 'POT-S', 1500, 3, true), ($1, 'POT-L', 2500, 5, true), ($1, 'POT-X', 900, 1, false) returning id`, [p.id])
+  await client.query(`insert into variant_prices (variant_id, currency, amount_minor) values ($1, 'EUR', 1500), ($2, 'EUR', 2500), ($3, 'EUR', 900), ($2, 'USD', 2800)`, [small.id, large.id, retired.id])
+  const { rows: [sale] } = await client.query(`insert into price_lists (name, kind, status) values ('Sale', 'sale', 'active') returning id`)
+  // EUR: the large one's sale price is below the small one's base; USD: only the large one is sold.
+  // The retired variant's list price counts for nothing.
+  await client.query(`insert into price_list_prices (price_list_id, variant_id, currency, amount_minor) values ($1, $2, 'EUR', 1200), ($1, $2, 'USD', 3000), ($1, $3, 'EUR', 100)`, [sale.id, large.id, retired.id])
+  await upgrade()
+  t.same((await client.query(`select currency, min_minor from price_list_lowest_prices order by currency`)).rows, [{ currency: 'EUR', min_minor: 1200 }, { currency: 'USD', min_minor: 2800 }])
 })

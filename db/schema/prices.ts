@@ -106,3 +106,21 @@ export const priceListPrices = pgTable('price_list_prices', {
   index('price_list_prices_variant_idx').on(t.variantId, t.currency),
   check('price_list_prices_amount_check', sql`${t.amountMinor} >= 0`),
 ])
+
+/**
+ * A product's lowest price at quantity 1 in a currency under one price list taken as a sale and
+ * alone: the least of its active variants' base prices there and the list's prices for them (a
+ * variant without a base price in the currency is not sold in it). A row exists when the list
+ * prices one of those variants. Kept by src/prices.ts refreshListLowestPrices on every list price,
+ * base price and variant write: a listing sorted or bounded by price while only sales apply reads
+ * it (the least over the lists that apply) instead of pricing every product a sale touches.
+ */
+export const priceListLowestPrices = pgTable('price_list_lowest_prices', {
+  priceListId: uuid('price_list_id').notNull().references(() => priceLists.id, { onDelete: 'cascade' }),
+  currency: text('currency').notNull(),
+  productId: uuid('product_id').notNull().references(() => products.id, { onDelete: 'cascade' }),
+  minMinor: integer('min_minor').notNull(),
+}, (t) => [
+  primaryKey({ columns: [t.priceListId, t.currency, t.productId] }),
+  index('price_list_lowest_prices_product_idx').on(t.productId),
+])

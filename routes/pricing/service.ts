@@ -2,7 +2,7 @@ import { and, asc, eq, inArray } from 'drizzle-orm'
 import { customerGroupMembers, customerGroups, priceListPrices, priceLists, productVariants, regionCountries, regions, users } from '../../db/schema/index.js'
 import { isCheckViolation, isForeignKeyViolation, isUniqueViolation, type Db, type Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
-import { requireCurrency } from '../../src/prices.js'
+import { refreshListLowestPrices, requireCurrency } from '../../src/prices.js'
 
 // Regions (countries, currency, tax mode), customer groups and their members, and price lists
 // with their prices: admin operations, and what a cart and checkout read of a region. Every write
@@ -186,6 +186,8 @@ export function createPricingService({ db, changed }: { db: Db; changed: () => P
         const deleted = await tx.delete(priceListPrices)
           .where(and(eq(priceListPrices.priceListId, id), eq(priceListPrices.variantId, variantId), eq(priceListPrices.currency, currency))).returning({ id: priceListPrices.priceListId })
         if (!deleted.length) throw new NotFound('price list price', `${variantId} in ${currency}`)
+        const [variant] = await tx.select({ productId: productVariants.productId }).from(productVariants).where(eq(productVariants.id, variantId))
+        if (variant) await refreshListLowestPrices(tx, [variant.productId])
       })
     },
   }
@@ -203,12 +205,13 @@ export function createPricingService({ db, changed }: { db: Db; changed: () => P
     if (!prices.length) return
     for (const p of prices) requireCurrency(p.currency)
     const ids = [...new Set(prices.map((p) => p.variantId))]
-    const found = await tx.select({ id: productVariants.id }).from(productVariants).where(inArray(productVariants.id, ids))
+    const found = await tx.select({ id: productVariants.id, productId: productVariants.productId }).from(productVariants).where(inArray(productVariants.id, ids))
     if (found.length !== ids.length) throw new NotFound('variant', ids.find((id) => !found.some((f) => f.id === id)))
     for (const p of prices) {
       await tx.insert(priceListPrices).values({ priceListId, ...p })
         .onConflictDoUpdate({ target: [priceListPrices.priceListId, priceListPrices.variantId, priceListPrices.currency], set: { amountMinor: p.amountMinor } })
     }
+    await refreshListLowestPrices(tx, found.map((f) => f.productId))
   }
 }
 export type PricingService = ReturnType<typeof createPricingService>

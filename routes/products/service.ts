@@ -14,7 +14,7 @@ import type { ProductSort } from './schemas.js'
 import type { ProductImage } from '../uploads/service.js'
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
-import { applyingListIds, groupsOf, listedPriceRanges, loadSchedule, requireCurrency, priceVariants, priceOf, pricedVariantsJson, pricingMoment, type PricingContext, type ScheduledList } from '../../src/prices.js'
+import { applyingListIds, groupsOf, listedLowestPrices, listedPriceRanges, listedRangeOf, loadSchedule, requireCurrency, priceVariants, priceOf, pricedVariantsJson, pricingMoment, type PricingContext, type ScheduledList } from '../../src/prices.js'
 
 // What reads select of a product: everything but the search vector, which only the WHERE of a
 // search uses (it is the largest column; reading it was most of a listing's bytes).
@@ -147,8 +147,10 @@ export const decidedByPrice = (query: Pick<ListQuery, 'sort' | 'minPrice' | 'max
  * any, prices (shown, filtered and sorted by) are the shopper's: the products those lists price
  * are listed at listedPriceRanges, the rest at their base range, as two ordered and limited
  * halves merged; the base half still reads its index in order, skipping the (few) listed products.
+ * `salesOnly` (pricingMoment's): every one of them that prices quantity 1 is a sale, so the
+ * listed products' lowest prices are read from price_list_lowest_prices rather than computed.
  */
-export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, storeCurrency = query.currency, lists: string[] | 'find' = []) {
+export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, storeCurrency = query.currency, lists: string[] | 'find' = [], salesOnly = false) {
   const status: Status = viewer.isAdmin && query.status ? query.status : 'active'
   if (query.sort === 'relevance' && !query.q) throw new BadRequest('sort=relevance needs a search query (q)', 'invalid-sort')
   if (query.minPrice !== undefined && query.maxPrice !== undefined && query.minPrice > query.maxPrice) throw new BadRequest('minPrice is above maxPrice')
@@ -171,7 +173,7 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
   if (query.cursor) [params.after0, params.after1] = decodeCursor(query.cursor, spec.kinds)
   if (priced) params.lists = `{${(lists as string[]).join(',')}}`
   params.shownCurrency = query.currency ?? storeCurrency
-  const shape = `product_list_${sort}_${Object.values(has).map(Number).join('')}${foreign ? '_fx' : ''}${priced ? '_pl' : ''}${findLists ? '_al' : ''}${status === 'active' ? '' : '_status'}`
+  const shape = `product_list_${sort}_${Object.values(has).map(Number).join('')}${foreign ? '_fx' : ''}${priced ? (salesOnly ? '_ps' : '_pl') : ''}${findLists ? '_al' : ''}${status === 'active' ? '' : '_status'}`
   /** The WHERE of a listing whose price (filtered, and the keyset's for the price sorts) is `price`. */
   const where = (price: AnyPgColumn | SQL, after: SortSpec['after']) => {
     // 'active' (every customer's listing) is written in the statement: PostgreSQL then sees that
@@ -210,21 +212,33 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
         const found: Record<string, SQL.Aliased> = findLists ? { lists: applyingListIds.as('lists') } : {}
         return pageOf(baseHalf().as('u'), found)
       }
+      const shownCurrency = sql.placeholder('currency')
+      const listIds = sql`${sql.placeholder('lists')}::uuid[]`
+      // Only sales apply: each product's lowest is read from price_list_lowest_prices, and the
+      // highest is priced for the page's rows only (pageOf). Otherwise every product the lists
+      // touch is priced to find the page.
       const listed = db.$with('listed', {
         productId: sql<string>`product_id`.as('product_id'), minMinor: sql<number>`listed_min_minor`.as('listed_min_minor'), maxMinor: sql<number>`listed_max_minor`.as('listed_max_minor'),
-      }).as(listedPriceRanges(sql.placeholder('currency'), sql`${sql.placeholder('lists')}::uuid[]`))
+      }).as(salesOnly ? listedLowestPrices(shownCurrency, listIds) : listedPriceRanges(shownCurrency, listIds))
       const listedPrice = sql`${listed.minMinor}`
       const listedSpec = sortSpec(sort, rank, listedPrice)
-      const listedHalf = db.select(columns(listedPrice, sql`${listed.maxMinor}`)).from(listed).innerJoin(products, eq(products.id, listed.productId))
+      const listedHalf = db.select(columns(listedPrice, salesOnly ? sql`null::int` : sql`${listed.maxMinor}`)).from(listed).innerJoin(products, eq(products.id, listed.productId))
         .where(and(...where(listedPrice, listedSpec.after))).orderBy(...listedSpec.order).limit(rowsLimit)
-      return pageOf(unionAll(baseHalf(sql`${products.id} not in (select product_id from ${listed})`), listedHalf).as('u'), {}, listed)
+      // In another currency the ranges' index finds the base half's rows: they are skipped there,
+      // before their products are read (skipped on products, PostgreSQL's generic plan scanned
+      // them all and joined them to each range by a filter: 1.25 of 1.84 ms at 1,000 products).
+      const u = unionAll(baseHalf(sql`${foreign ? productPriceRanges.productId : products.id} not in (select product_id from ${listed})`), listedHalf).as('u')
+      // A listed row's highest price, null from the listed half when only sales apply: priced here,
+      // for the page's rows (coalesce reads its second argument only when the first is null).
+      const maxOf = salesOnly ? sql`coalesce(${u.maxPriceMinor}, (select r.listed_max_minor from (${listedRangeOf(shownCurrency, listIds, sql`${u.id}`)}) r))` : undefined
+      return pageOf(u, {}, listed, maxOf)
     },
   }
 
   /** The page read from `u` (the listed rows, in the sort's order): the items' JSON, `limit` of them. */
-  function pageOf(u: ListedRows, found: Record<string, SQL.Aliased>, listed?: WithSubquery) {
+  function pageOf(u: ListedRows, found: Record<string, SQL.Aliased>, listed?: WithSubquery, maxOf?: SQL) {
     const product = {
-      id: u.id, slug: u.slug, name: u.name, status: u.status, categoryId: u.categoryId, minPriceMinor: u.minPriceMinor, maxPriceMinor: u.maxPriceMinor,
+      id: u.id, slug: u.slug, name: u.name, status: u.status, categoryId: u.categoryId, minPriceMinor: u.minPriceMinor, maxPriceMinor: maxOf ?? u.maxPriceMinor,
       inStock: u.inStock, ratingAvg: u.ratingAvg, ratingCount: u.ratingCount, imageIds: u.imageIds, createdAt: u.createdAt,
     }
     return (listed ? db.with(listed) : db).select({ ...listedColumns(product, u.rank), ...found }).from(u).orderBy(...mergedOrder(sort, u)).limit(sql.placeholder('limit'))
@@ -354,12 +368,12 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
   // groups the lists in force with their hashed key part, until the next start or end. Parsing,
   // filtering and hashing on every read were 5-10% of a cached priced listing's CPU (profiled
   // under the bench, #26).
-  type Moment = { listsKey: string; lists: string[]; computedAt: number; nextChangeAt: number }
+  type Moment = { listsKey: string; lists: string[]; salesOnly: boolean; computedAt: number; nextChangeAt: number }
   let known: { json: string; schedule: ScheduledList[]; moments: LRUCache<string, Moment> } | undefined
   function computeMoment(schedule: ScheduledList[], groups: string[], now: number): Moment {
     const m = pricingMoment(schedule, groups, now)
     const listsKey = m.key === '-' ? '-' : createHash('sha256').update(m.key).digest('base64url').slice(0, 16)
-    return { listsKey, lists: m.lists, computedAt: now, nextChangeAt: m.msToNextChange === null ? Infinity : now + m.msToNextChange }
+    return { listsKey, lists: m.lists, salesOnly: m.salesOnly, computedAt: now, nextChangeAt: m.msToNextChange === null ? Infinity : now + m.msToNextChange }
   }
   function momentOf(cached: CacheResult<ScheduledList[]>, groups: string[], now: number) {
     // Loaded, not from the cache (a miss, CACHE=off): no text to know it by again.
@@ -383,7 +397,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
     const schedule = await cache.wrap(CATALOG_CACHE, 'price-schedule', () => loadSchedule(dbRead))
     const moment = momentOf(schedule, groups, now)
     const ttl = moment.nextChangeAt === Infinity ? cache.ttlSeconds : Math.max(1, Math.min(cache.ttlSeconds, Math.ceil((moment.nextChangeAt - now) / 1000)))
-    return { ctx: { currency: inCurrency, userId: viewer.userId ?? null, at: new Date(now) }, key: `${inCurrency}:${moment.listsKey}`, ttl, lists: moment.lists }
+    return { ctx: { currency: inCurrency, userId: viewer.userId ?? null, at: new Date(now) }, key: `${inCurrency}:${moment.listsKey}`, ttl, lists: moment.lists, salesOnly: moment.salesOnly }
   }
 
   /**
@@ -494,11 +508,11 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
    * A listing page as the JSON text of its answer (items written by PostgreSQL, summaryJson).
    * `ctx.lists` undefined: not known (no cache); a page not decided by price finds them with its rows.
    */
-  async function list(query: ListQuery, viewer: Viewer, ctx?: PricingContext & { lists?: string[] }): Promise<string> {
+  async function list(query: ListQuery, viewer: Viewer, ctx?: PricingContext & { lists?: string[]; salesOnly?: boolean }): Promise<string> {
     const on = viewer.isAdmin ? db : dbRead
     const byPrice = decidedByPrice(query)
     const known = ctx ? ctx.lists ?? 'find' : []
-    const listing = buildProductListQuery(on, { ...query, currency: ctx?.currency }, viewer, currency, byPrice || known === 'find' ? known : [])
+    const listing = buildProductListQuery(on, { ...query, currency: ctx?.currency }, viewer, currency, byPrice || known === 'find' ? known : [], ctx?.salesOnly)
     const statements = listStatements.get(on) ?? listStatements.set(on, new Map()).get(on)!
     let statement = statements.get(listing.shape)
     if (!statement) statements.set(listing.shape, statement = prepareRows<ListedRow>(on, listing.shape, listing.select))
@@ -580,7 +594,7 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
       if (!cache.enabled && !decidedByPrice(rest)) return fromJson<SummaryPage>(await list(rest, viewer, { currency: inCurrency, userId: viewer.userId ?? null, at: new Date() }), false)
       const pricing = await pricingFor(viewer, inCurrency)
       const key = `list:${pricing.key}:${JSON.stringify(Object.entries(rest).filter(([k, v]) => v !== undefined && k !== 'status').sort())}`
-      return cache.wrapJson<SummaryPage>(CATALOG_CACHE, key, () => list(rest, viewer, { ...pricing.ctx, lists: pricing.lists }), pricing.ttl)
+      return cache.wrapJson<SummaryPage>(CATALOG_CACHE, key, () => list(rest, viewer, { ...pricing.ctx, lists: pricing.lists, salesOnly: pricing.salesOnly }), pricing.ttl)
     },
 
     getById,
