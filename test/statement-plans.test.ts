@@ -35,3 +35,25 @@ t.test("a cart's and a checkout's statements keep their generic plans", async (t
     t.ok(Number(plan?.generic_plans) > 0, `${name}: kept its generic plan (${plan?.generic_plans} generic, ${plan?.custom_plans} custom runs)`)
   }
 })
+
+// A listing under price lists: its items' ranges priced in its statement (`_pr`), and the
+// listings by price under sales only (`_ps`, the lists' kept lowest prices) and under an override
+// (`_pl`). Each page a cache miss (a different limit), on one connection.
+t.test('listings under price lists keep their generic plans', async (t) => {
+  const app = await buildTestApp(t, { DB_POOL_MAX: '1' })
+  const admin = await registerAdmin(app)
+  const made = []
+  for (let i = 0; i < 4; i++) made.push(await createProduct(app, admin.headers, { name: `Listed ${i}`, variants: [{ sku: `LISTED-${i}`, priceMinor: 1000 + i * 100, stock: 5 }] }))
+  const create = async (payload: object) => t.equal((await app.inject({ method: 'POST', url: '/price-lists', headers: admin.headers, payload })).statusCode, 201)
+  const kept = async (shape: string, query: string) => {
+    for (let limit = 1; limit <= 8; limit++) t.equal((await app.inject({ url: `/products?limit=${limit}${query}` })).statusCode, 200)
+    const [plan] = (await app.db.execute<{ name: string; generic_plans: string; custom_plans: string }>(
+      sql`select name, generic_plans, custom_plans from pg_prepared_statements where name like ${`product_list_%${shape}`}`)).rows
+    t.ok(Number(plan?.generic_plans) > 0, `${plan?.name ?? shape}: kept its generic plan (${plan?.generic_plans} generic, ${plan?.custom_plans} custom runs)`)
+  }
+  await create({ name: 'Sale', kind: 'sale', status: 'active', prices: [{ variantId: made[1]!.variants[0].id, currency: 'EUR', amountMinor: 500 }] })
+  await kept('_pr', '')
+  await kept('_ps', '&sort=price_asc')
+  await create({ name: 'Contract', kind: 'override', status: 'active', prices: [{ variantId: made[2]!.variants[0].id, currency: 'EUR', amountMinor: 1500 }] })
+  await kept('_pl', '&sort=price_asc')
+})

@@ -36,9 +36,12 @@ type SummaryRow = Pick<ProductRow, keyof typeof summaryColumns>
  * A page is sent as the text it is read as: no row mapping and no serialising in Node (#29).
  * `images` is empty: a product's images come from the uploads domain, added in Node when it has some.
  */
-function summaryJson(c: Record<keyof typeof summaryColumns, AnyPgColumn | SQL | SQL.Aliased>) {
+/** A listed product's priceRange, as JSON. */
+const rangeJson = (min: AnyPgColumn | SQL | SQL.Aliased, max: AnyPgColumn | SQL | SQL.Aliased) =>
+  sql`(select row_to_json(r) from (select ${min} as "minMinor", ${max} as "maxMinor", ${sql.placeholder('shownCurrency')}::text as currency) r)`
+function summaryJson(c: Record<keyof typeof summaryColumns, AnyPgColumn | SQL | SQL.Aliased>, priceRange = rangeJson(c.minPriceMinor, c.maxPriceMinor)) {
   return sql<string>`(select row_to_json(s)::text from (select ${c.id} as id, ${c.slug} as slug, ${c.name} as name, ${c.status} as status, ${c.categoryId} as "categoryId",
-    (select row_to_json(r) from (select ${c.minPriceMinor} as "minMinor", ${c.maxPriceMinor} as "maxMinor", ${sql.placeholder('shownCurrency')}::text as currency) r) as "priceRange",
+    ${priceRange} as "priceRange",
     ${c.inStock} as "inStock", (select row_to_json(g) from (select ${c.ratingAvg}::float8 as average, ${c.ratingCount} as count) g) as rating,
     ${c.imageIds} as "imageIds", '[]'::json as images, to_char(${c.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as "createdAt") s)`
 }
@@ -46,12 +49,12 @@ function summaryJson(c: Record<keyof typeof summaryColumns, AnyPgColumn | SQL | 
  * A listed row's columns, named for Node (the statement's rows are read raw, db/client.ts
  * prepareRows): the item's JSON, what its cursor is made of, and its image ids.
  */
-const listedColumns = (c: Record<keyof typeof summaryColumns, AnyPgColumn | SQL | SQL.Aliased>, rank: SQL | SQL.Aliased) => ({
-  item: summaryJson(c).as('item'), id: sql`${c.id}`.as('id'), createdAt: sql`${c.createdAt}`.as('createdAt'), minPriceMinor: sql`${c.minPriceMinor}`.as('minPriceMinor'),
+const listedColumns = (c: Record<keyof typeof summaryColumns, AnyPgColumn | SQL | SQL.Aliased>, rank: SQL | SQL.Aliased, priceRange?: SQL) => ({
+  item: summaryJson(c, priceRange).as('item'), id: sql`${c.id}`.as('id'), createdAt: sql`${c.createdAt}`.as('createdAt'), minPriceMinor: sql`${c.minPriceMinor}`.as('minPriceMinor'),
   ratingAvg: sql`${c.ratingAvg}`.as('ratingAvg'), name: sql`${c.name}`.as('name'), imageIds: sql`${c.imageIds}`.as('imageIds'), rank: sql`${rank}`.as('rank'),
 })
 /** A listed row as the driver parses it: the timestamp as text. */
-type ListedRow = Pick<SummaryRow, 'id' | 'minPriceMinor' | 'ratingAvg' | 'name' | 'imageIds'> & { item: string; createdAt: string; rank: number; lists?: string[] }
+type ListedRow = Pick<SummaryRow, 'id' | 'minPriceMinor' | 'ratingAvg' | 'name' | 'imageIds'> & { item: string; createdAt: string; rank: number }
 type VariantRow = typeof productVariants.$inferSelect
 type Status = ProductRow['status']
 
@@ -161,19 +164,24 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
   // The store currency's range is on the product row (its indexes serve the bench's listings);
   // another currency's comes from product_price_ranges, and a product without it is not listed.
   const foreign = query.currency !== undefined && query.currency !== storeCurrency
-  // 'find': the lists are not known (no cache keeps the price schedule); the statement returns
-  // the ids of those that apply to the shopper (placeholders `at`, `userId`) with its rows.
+  // 'find': the lists are not known (no cache keeps the price schedule); the statement finds those
+  // that apply to the shopper (placeholders `at`, `userId`) itself.
   const findLists = lists === 'find'
-  if (findLists && decidedByPrice(query)) throw new Error('a listing decided by price needs its lists before it runs')
-  const priced = !findLists && lists.length > 0 && query.currency !== undefined
+  const byPrice = decidedByPrice(query)
+  if (findLists && byPrice) throw new Error('a listing decided by price needs its lists before it runs')
+  const listsKnown = !findLists && lists.length > 0 && query.currency !== undefined
+  // Decided by price: the lists decide which products are on the page. Otherwise the page is found
+  // at base prices and its items' ranges are the lists' (`ranged`).
+  const priced = listsKnown && byPrice
+  const ranged = findLists || (listsKnown && !byPrice)
   const minPrice = foreign ? productPriceRanges.minMinor : products.minPriceMinor
   const maxPrice = foreign ? productPriceRanges.maxMinor : products.maxPriceMinor
   const spec = sortSpec(sort, rank, minPrice)
   const params: Record<string, unknown> = { status, q: query.q, category: query.category, minPrice: query.minPrice, maxPrice: query.maxPrice, currency: query.currency, limit: query.limit + 1 }
   if (query.cursor) [params.after0, params.after1] = decodeCursor(query.cursor, spec.kinds)
-  if (priced) params.lists = `{${(lists as string[]).join(',')}}`
+  if (listsKnown) params.lists = `{${(lists as string[]).join(',')}}`
   params.shownCurrency = query.currency ?? storeCurrency
-  const shape = `product_list_${sort}_${Object.values(has).map(Number).join('')}${foreign ? '_fx' : ''}${priced ? (salesOnly ? '_ps' : '_pl') : ''}${findLists ? '_al' : ''}${status === 'active' ? '' : '_status'}`
+  const shape = `product_list_${sort}_${Object.values(has).map(Number).join('')}${foreign ? '_fx' : ''}${priced ? (salesOnly ? '_ps' : '_pl') : ''}${listsKnown && !byPrice ? '_pr' : ''}${findLists ? '_al' : ''}${status === 'active' ? '' : '_status'}`
   /** The WHERE of a listing whose price (filtered, and the keyset's for the price sorts) is `price`. */
   const where = (price: AnyPgColumn | SQL, after: SortSpec['after']) => {
     // 'active' (every customer's listing) is written in the statement: PostgreSQL then sees that
@@ -208,10 +216,7 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
         ? baseRows.innerJoin(productPriceRanges, and(eq(productPriceRanges.productId, products.id), eq(productPriceRanges.currency, sql.placeholder('currency'))))
         : baseRows)
         .where(and(...where(minPrice, spec.after), except)).orderBy(...spec.order).limit(rowsLimit)
-      if (!priced) {
-        const found: Record<string, SQL.Aliased> = findLists ? { lists: applyingListIds.as('lists') } : {}
-        return pageOf(baseHalf().as('u'), found)
-      }
+      if (!priced) return pageOf(baseHalf().as('u'), ranged ? (findLists ? sql`${applyingListIds}::uuid[]` : sql`${sql.placeholder('lists')}::uuid[]`) : undefined)
       const shownCurrency = sql.placeholder('currency')
       const listIds = sql`${sql.placeholder('lists')}::uuid[]`
       // Only sales apply: each product's lowest is read from price_list_lowest_prices, and the
@@ -231,17 +236,27 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
       // A listed row's highest price, null from the listed half when only sales apply: priced here,
       // for the page's rows (coalesce reads its second argument only when the first is null).
       const maxOf = salesOnly ? sql`coalesce(${u.maxPriceMinor}, (select r.listed_max_minor from (${listedRangeOf(shownCurrency, listIds, sql`${u.id}`)}) r))` : undefined
-      return pageOf(u, {}, listed, maxOf)
+      return pageOf(u, undefined, listed, maxOf)
     },
   }
 
-  /** The page read from `u` (the listed rows, in the sort's order): the items' JSON, `limit` of them. */
-  function pageOf(u: ListedRows, found: Record<string, SQL.Aliased>, listed?: WithSubquery, maxOf?: SQL) {
+  /**
+   * The page read from `u` (the listed rows, in the sort's order): the items' JSON, `limit` of
+   * them. `rangesOf`: the lists (uuid[]) whose prices the items show, each item's range priced for
+   * the page's rows only, in the statement (none applying: the pricing is not run).
+   */
+  function pageOf(u: ListedRows, rangesOf?: SQL, listed?: WithSubquery, maxOf?: SQL) {
     const product = {
       id: u.id, slug: u.slug, name: u.name, status: u.status, categoryId: u.categoryId, minPriceMinor: u.minPriceMinor, maxPriceMinor: maxOf ?? u.maxPriceMinor,
       inStock: u.inStock, ratingAvg: u.ratingAvg, ratingCount: u.ratingCount, imageIds: u.imageIds, createdAt: u.createdAt,
     }
-    return (listed ? db.with(listed) : db).select({ ...listedColumns(product, u.rank), ...found }).from(u).orderBy(...mergedOrder(sort, u)).limit(sql.placeholder('limit'))
+    // (A product with no active variant sold in the currency keeps its stored range.) The lists are
+    // looked at once per statement: with none applying, a row costs what it costs without them.
+    const stored = rangeJson(u.minPriceMinor, product.maxPriceMinor)
+    const listedRange = rangesOf && sql`case when cardinality(${rangesOf}) > 0 then coalesce((select row_to_json(r) from (
+      select x.listed_min_minor as "minMinor", x.listed_max_minor as "maxMinor", ${sql.placeholder('shownCurrency')}::text as currency
+      from (${listedRangeOf(sql.placeholder('currency'), rangesOf, sql`${u.id}`)}) x where x.listed_min_minor is not null) r), ${stored}) else ${stored} end`
+    return (listed ? db.with(listed) : db).select(listedColumns(product, u.rank, listedRange)).from(u).orderBy(...mergedOrder(sort, u)).limit(sql.placeholder('limit'))
   }
 }
 
@@ -419,24 +434,6 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
     return ranges
   }
 
-  /**
-   * A page's ranges under the lists that apply to the shopper (pricingMoment decided them): the
-   * pricing function's rule in SQL (listedPriceRanges), one prepared statement.
-   */
-  const pageRanges = prepareOnce((on: Db) => {
-    const listed = on.$with('listed', {
-      productId: sql<string>`product_id`.as('product_id'), minMinor: sql<number>`listed_min_minor`.as('listed_min_minor'), maxMinor: sql<number>`listed_max_minor`.as('listed_max_minor'),
-    }).as(listedPriceRanges(sql.placeholder('currency'), sql`${sql.placeholder('lists')}::uuid[]`, sql`${sql.placeholder('products')}::uuid[]`))
-    return on.with(listed).select({ productId: listed.productId, minMinor: listed.minMinor, maxMinor: listed.maxMinor }).from(listed).prepare('product_page_ranges')
-  })
-
-  /** The shopper's price ranges of those of a listing page's products that price lists apply to (the rest list at their base range). */
-  async function listPriceRanges(productIds: string[], ctx: PricingContext & { lists: string[] }, on: Db) {
-    if (!productIds.length) return new Map<string, Summary['priceRange']>()
-    const rows = await pageRanges(on).execute({ currency: ctx.currency, lists: `{${ctx.lists.join(',')}}`, products: `{${productIds.join(',')}}` })
-    return new Map(rows.map((r) => [r.productId, { minMinor: r.minMinor, maxMinor: r.maxMinor, currency: ctx.currency }]))
-  }
-
   function visibleOr404(row: ProductRow | undefined, viewer: Viewer, ref: string): ProductRow {
     // A draft or archived product does not exist for customers.
     if (!row || (!viewer.isAdmin && row.status !== 'active')) throw new NotFound('product', ref)
@@ -510,26 +507,22 @@ export function createProductService({ db, dbRead = db, cache, currency, outbox,
    */
   async function list(query: ListQuery, viewer: Viewer, ctx?: PricingContext & { lists?: string[]; salesOnly?: boolean }): Promise<string> {
     const on = viewer.isAdmin ? db : dbRead
-    const byPrice = decidedByPrice(query)
     const known = ctx ? ctx.lists ?? 'find' : []
-    const listing = buildProductListQuery(on, { ...query, currency: ctx?.currency }, viewer, currency, byPrice || known === 'find' ? known : [], ctx?.salesOnly)
+    const listing = buildProductListQuery(on, { ...query, currency: ctx?.currency }, viewer, currency, known, ctx?.salesOnly)
     const statements = listStatements.get(on) ?? listStatements.set(on, new Map()).get(on)!
     let statement = statements.get(listing.shape)
     if (!statement) statements.set(listing.shape, statement = prepareRows<ListedRow>(on, listing.shape, listing.select))
     const { sort } = listing
     const params = known === 'find' ? { ...listing.params, at: ctx!.at ?? new Date(), userId: ctx!.userId } : listing.params
     const rows = await statement.execute(params)
-    const lists = known === 'find' ? rows[0]?.lists ?? [] : known
     const page = toPage(rows, query.limit, (r) => keyOf(sort, { ...r, createdAt: new Date(r.createdAt) }))
     const shown = await imagesOf(page.items, on)
-    const ranges = lists.length && !byPrice ? await listPriceRanges(page.items.map((r) => r.id), { ...ctx!, lists }, on) : undefined
-    // An item Node adds to (images, a list's price range) is parsed and written again: the same
-    // keys in the same order, so the same bytes but for what changed.
-    const items = page.items.map(({ id, imageIds, item }) => {
-      const range = ranges?.get(id)
-      if (!range && !imageIds.length) return item
+    // An item Node adds images to is parsed and written again: the same keys in the same order,
+    // so the same bytes but for what changed.
+    const items = page.items.map(({ imageIds, item }) => {
+      if (!imageIds.length) return item
       const summary = JSON.parse(item) as Summary
-      return JSON.stringify({ ...summary, priceRange: range ?? summary.priceRange, images: imageIds.flatMap((image) => shown.get(image) ?? []) })
+      return JSON.stringify({ ...summary, images: imageIds.flatMap((image) => shown.get(image) ?? []) })
     })
     return `{"items":[${items.join(',')}],"nextCursor":${JSON.stringify(page.nextCursor)}}`
   }
