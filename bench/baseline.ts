@@ -25,9 +25,9 @@ export const BASELINE_SQL = {
   // Rows read in an index's order are limited by the most a page can ask for (101), the page by
   // the outer query: the API's statement, whose generic plan PostgreSQL keeps; a search keeps the
   // page's limit inside too.
-  newest: `select * from (select ${SUMMARY_COLUMNS}, 0::real as "rank" from "products" where "products"."status" = 'active' order by "products"."created_at" desc, "products"."id" desc limit 101) "u" order by "u"."created_at" desc, "u"."id" desc limit $1`,
-  search: `select * from (select ${SUMMARY_COLUMNS}, ts_rank("products"."search_vector", websearch_to_tsquery('english', $1)) as "rank" from "products" where ("products"."status" = 'active' and "products"."search_vector" @@ websearch_to_tsquery('english', $2)) order by ts_rank("products"."search_vector", websearch_to_tsquery('english', $3)) desc, "products"."id" desc limit $4) "u" order by "rank" desc, "u"."id" desc limit $5`,
-  category: `select * from (select ${SUMMARY_COLUMNS}, 0::real as "rank" from "products" where ("products"."status" = 'active' and "products"."category_id" in (
+  newest: `select * from (select ${SUMMARY_COLUMNS}, 0::real as "rank" from "products" where ("products"."status" = 'active' and "products"."has_active_variant") order by "products"."created_at" desc, "products"."id" desc limit 101) "u" order by "u"."created_at" desc, "u"."id" desc limit $1`,
+  search: `select * from (select ${SUMMARY_COLUMNS}, ts_rank("products"."search_vector", websearch_to_tsquery('english', $1)) as "rank" from "products" where ("products"."status" = 'active' and "products"."has_active_variant" and "products"."search_vector" @@ websearch_to_tsquery('english', $2)) order by ts_rank("products"."search_vector", websearch_to_tsquery('english', $3)) desc, "products"."id" desc limit $4) "u" order by "rank" desc, "u"."id" desc limit $5`,
+  category: `select * from (select ${SUMMARY_COLUMNS}, 0::real as "rank" from "products" where ("products"."status" = 'active' and "products"."has_active_variant" and "products"."category_id" in (
   with recursive sub(id) as (
     select id from "categories" where id = $1
     union all

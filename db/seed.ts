@@ -84,8 +84,8 @@ export async function seedCatalog(db: Db, options: SeedOptions = DEFAULT_SEED, c
 
     // Aggregates, in SQL, as the product service would keep them.
     await tx.execute(sql`
-      update ${products} p set min_price_minor = r.min_price, max_price_minor = r.max_price, in_stock = r.in_stock
-      from (select product_id, min(price_minor) min_price, max(price_minor) max_price, bool_or(is_active and stock > 0) in_stock
+      update ${products} p set min_price_minor = r.min_price, max_price_minor = r.max_price, in_stock = r.in_stock, has_active_variant = r.has_active_variant
+      from (select product_id, min(price_minor) min_price, max(price_minor) max_price, bool_or(is_active and stock > 0) in_stock, bool_or(is_active) has_active_variant
             from ${productVariants} group by product_id) r
       where r.product_id = p.id`)
     // Every price is the store currency's (variant_prices), with each product's range in it.

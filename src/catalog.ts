@@ -31,8 +31,9 @@ export async function refreshProductsAggregates(tx: Tx, productIds: Iterable<str
 }
 
 /**
- * Recomputes the product's base price range in each currency it is sold in (active variants',
- * else all), what listings in that currency filter and sort by, and its lowest prices under each
+ * Recomputes the product's base price range in each currency its active variants are sold in,
+ * what listings in that currency filter and sort by (a currency none of them is sold in has no
+ * row, and the product is not listed in it: its page is not there either), and its lowest prices under each
  * price list (src/prices.ts refreshListLowestPrices). Call in every variant or price write (stock
  * does not change them, so checkout does not).
  */
@@ -40,11 +41,9 @@ export async function refreshPriceRanges(tx: Tx, productId: string) {
   await refreshListLowestPrices(tx, [productId])
   await tx.execute(sql`
     with r as (
-      select vp.currency,
-             coalesce(min(vp.amount_minor) filter (where v.is_active), min(vp.amount_minor)) as min_minor,
-             coalesce(max(vp.amount_minor) filter (where v.is_active), max(vp.amount_minor)) as max_minor
+      select vp.currency, min(vp.amount_minor) as min_minor, max(vp.amount_minor) as max_minor
       from ${variantPrices} vp join ${productVariants} v on v.id = vp.variant_id
-      where v.product_id = ${productId} group by vp.currency
+      where v.product_id = ${productId} and v.is_active group by vp.currency
     ), gone as (
       delete from ${productPriceRanges} where product_id = ${productId} and currency not in (select currency from r)
     )
@@ -59,19 +58,22 @@ export async function refreshPriceRanges(tx: Tx, productId: string) {
  */
 export async function refreshProductAggregates(tx: Tx, productId: string): Promise<boolean> {
   const result = await tx.execute<{ changed: boolean }>(sql`
-    with before as (select in_stock, min_price_minor, max_price_minor from ${products} where id = ${productId})
+    with before as (select in_stock, has_active_variant, min_price_minor, max_price_minor from ${products} where id = ${productId})
     update ${products} p set
       min_price_minor = coalesce(r.active_min, r.any_min, 0),
       max_price_minor = coalesce(r.active_max, r.any_max, 0),
       in_stock = r.in_stock,
+      has_active_variant = r.has_active_variant,
       updated_at = now()
     from (
       select min(price_minor) filter (where is_active) as active_min, max(price_minor) filter (where is_active) as active_max,
-             min(price_minor) as any_min, max(price_minor) as any_max, coalesce(bool_or(is_active and stock > 0), false) as in_stock
+             min(price_minor) as any_min, max(price_minor) as any_max, coalesce(bool_or(is_active and stock > 0), false) as in_stock,
+             coalesce(bool_or(is_active), false) as has_active_variant
       from ${productVariants} where product_id = ${productId}
     ) r
     where p.id = ${productId}
-    returning (p.in_stock, p.min_price_minor, p.max_price_minor) is distinct from (select (in_stock, min_price_minor, max_price_minor) from before) as changed`)
+    returning (p.in_stock, p.has_active_variant, p.min_price_minor, p.max_price_minor)
+      is distinct from (select (in_stock, has_active_variant, min_price_minor, max_price_minor) from before) as changed`)
   return result.rows[0]?.changed === true
 }
 
@@ -92,22 +94,22 @@ export async function refreshManyProducts(tx: Tx, productIds: Iterable<string>):
   const list = sql`${`{${ids.join(',')}}`}::uuid[]`
   await tx.execute(sql`select id from ${products} where id = any(${list}) order by id for update`)
   await tx.execute(sql`
-    update ${products} p set min_price_minor = r.min_minor, max_price_minor = r.max_minor, in_stock = r.in_stock, updated_at = now()
+    update ${products} p set min_price_minor = r.min_minor, max_price_minor = r.max_minor, in_stock = r.in_stock, has_active_variant = r.has_active_variant, updated_at = now()
     from (
       select product_id,
              coalesce(min(price_minor) filter (where is_active), min(price_minor), 0) as min_minor,
              coalesce(max(price_minor) filter (where is_active), max(price_minor), 0) as max_minor,
-             coalesce(bool_or(is_active and stock > 0), false) as in_stock
+             coalesce(bool_or(is_active and stock > 0), false) as in_stock,
+             coalesce(bool_or(is_active), false) as has_active_variant
       from ${productVariants} where product_id = any(${list}) group by product_id
     ) r
-    where p.id = r.product_id and (p.min_price_minor, p.max_price_minor, p.in_stock) is distinct from (r.min_minor, r.max_minor, r.in_stock)`)
+    where p.id = r.product_id
+      and (p.min_price_minor, p.max_price_minor, p.in_stock, p.has_active_variant) is distinct from (r.min_minor, r.max_minor, r.in_stock, r.has_active_variant)`)
   await tx.execute(sql`
     with r as (
-      select v.product_id, vp.currency,
-             coalesce(min(vp.amount_minor) filter (where v.is_active), min(vp.amount_minor)) as min_minor,
-             coalesce(max(vp.amount_minor) filter (where v.is_active), max(vp.amount_minor)) as max_minor
+      select v.product_id, vp.currency, min(vp.amount_minor) as min_minor, max(vp.amount_minor) as max_minor
       from ${variantPrices} vp join ${productVariants} v on v.id = vp.variant_id
-      where v.product_id = any(${list}) group by v.product_id, vp.currency
+      where v.product_id = any(${list}) and v.is_active group by v.product_id, vp.currency
     ), gone as (
       delete from ${productPriceRanges} pr where pr.product_id = any(${list})
         and not exists (select 1 from r where r.product_id = pr.product_id and r.currency = pr.currency)

@@ -30,7 +30,7 @@ t.test('listing a 100k-product catalog uses the indexes, never a sequential scan
   await client.query(`
     insert into product_variants (product_id, sku, price_minor, stock, is_active)
     select id, 'SKU-' || slug, min_price_minor, case when min_price_minor % 3 = 0 then 0 else 5 end, true from products`)
-  await client.query(`update products p set in_stock = exists (select 1 from product_variants v where v.product_id = p.id and v.stock > 0)`)
+  await client.query(`update products p set in_stock = exists (select 1 from product_variants v where v.product_id = p.id and v.stock > 0), has_active_variant = true`)
   await client.query('analyze')
   const { rows: counted } = await client.query<{ count: string }>('select count(*) from products')
   t.equal(Number(counted[0]?.count), 100_000)

@@ -31,10 +31,12 @@ export const products = pgTable('products', {
   imageIds: uuid('image_ids').array().notNull().default(sql`'{}'::uuid[]`),
   // Kept by the service in the same transaction as every variant or stock write
   // (refreshProductAggregates): the lowest and highest price of the active variants (of all
-  // variants when none is active), and whether any active variant has stock.
+  // variants when none is active), whether any active variant has stock, and whether it has an
+  // active variant at all (without one it has no page for customers, so it is not listed).
   minPriceMinor: integer('min_price_minor').notNull().default(0),
   maxPriceMinor: integer('max_price_minor').notNull().default(0),
   inStock: boolean('in_stock').notNull().default(false),
+  hasActiveVariant: boolean('has_active_variant').notNull().default(false),
   // Exact review aggregates, kept in the review's transaction; the average is derived.
   ratingCount: integer('rating_count').notNull().default(0),
   ratingSum: integer('rating_sum').notNull().default(0),

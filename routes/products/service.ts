@@ -17,8 +17,9 @@ import { LRUCache } from 'lru-cache'
 import { applyingListIds, groupsOf, listedLowestPrices, listedPriceRanges, listedRangeOf, loadSchedule, requireCurrency, priceVariants, priceOf, pricedVariantsJson, pricingMoment, type PricingContext, type ScheduledList } from '../../src/prices.js'
 
 // What reads select of a product: everything but the search vector, which only the WHERE of a
-// search uses (it is the largest column; reading it was most of a listing's bytes).
-const { searchVector: _searchVector, ...readColumns } = getTableColumns(products)
+// search uses (it is the largest column; reading it was most of a listing's bytes), and whether
+// it has an active variant, which only the WHERE of a customer's listing uses.
+const { searchVector: _searchVector, hasActiveVariant: _hasActiveVariant, ...readColumns } = getTableColumns(products)
 export const productColumns = readColumns
 // What a list item shows, and the keys its cursor needs.
 const summaryColumns = {
@@ -26,7 +27,7 @@ const summaryColumns = {
   minPriceMinor: products.minPriceMinor, maxPriceMinor: products.maxPriceMinor, inStock: products.inStock,
   ratingAvg: products.ratingAvg, ratingCount: products.ratingCount, imageIds: products.imageIds, createdAt: products.createdAt,
 }
-type ProductRow = Omit<typeof products.$inferSelect, 'searchVector'>
+type ProductRow = Omit<typeof products.$inferSelect, 'searchVector' | 'hasActiveVariant'>
 type SummaryRow = Pick<ProductRow, keyof typeof summaryColumns>
 
 /**
@@ -188,6 +189,9 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
     // the partial indexes on active products serve it and keeps one generic plan for it; with a
     // parameter it planned every run again (0.15 ms of planning against 0.13 ms of execution).
     const filters: SQL[] = [status === 'active' ? sql`${products.status} = 'active'` : eq(products.status, sql.placeholder('status'))]
+    // A customer sees a product only where its page is: it has an active variant (and, in another
+    // currency, one sold in it: product_price_ranges holds only those).
+    if (!viewer.isAdmin) filters.push(sql`${products.hasActiveVariant}`)
     if (has.q) filters.push(sql`${products.searchVector} @@ ${tsquery}`)
     if (has.category) filters.push(sql`${products.categoryId} in ${categoryAndDescendants(sql.placeholder('category'))}`)
     if (has.minPrice) filters.push(sql`${price} >= ${sql.placeholder('minPrice')}`)
