@@ -57,6 +57,12 @@ export async function refreshPriceRanges(tx: Tx, productId: string) {
  * True when what listings show of the product (in stock, price range) changed.
  */
 export async function refreshProductAggregates(tx: Tx, productId: string): Promise<boolean> {
+  // Locked first, in a statement of its own: the update below then reads the variants as they are
+  // once any other write to this product has committed. Locked by the update itself, a write
+  // that waited for another kept the variants it read before waiting (PostgreSQL re-checks only
+  // the updated row), and two concurrent variant writes could leave the product in stock, or
+  // listed, with none left (test/multi-currency.test.ts, concurrent writes).
+  await tx.execute(sql`select 1 from ${products} where id = ${productId} for update`)
   const result = await tx.execute<{ changed: boolean }>(sql`
     with before as (select in_stock, has_active_variant, min_price_minor, max_price_minor from ${products} where id = ${productId})
     update ${products} p set

@@ -365,3 +365,35 @@ t.test('the upgrade that keeps lists\' lowest prices fills them for the lists a 
   await upgrade()
   t.same((await client.query(`select currency, min_minor from price_list_lowest_prices order by currency`)).rows, [{ currency: 'EUR', min_minor: 1200 }, { currency: 'USD', min_minor: 2800 }])
 })
+
+// Writes to one product's list prices, base prices and variants in parallel: each recomputes the
+// product's lowest prices after locking it, so the last to commit saw every other's write.
+t.test('the kept lowest prices stay right under concurrent price and variant writes', async (t) => {
+  const app = await buildTestApp(t, { STORE_CURRENCY: 'EUR', CACHE: 'off', DB_POOL_MAX: '8' })
+  const admin = (await registerAdmin(app)).headers
+  const p = await createProduct(app, admin, { name: 'P', variants: [1, 2, 3].map((i) => ({ sku: `CP${i}`, priceMinor: 1000 * i, stock: 5 })) })
+  const others = [await createProduct(app, admin, { name: 'Q', variants: [{ sku: 'CQ', priceMinor: 1500, stock: 5 }] }), await createProduct(app, admin, { name: 'R', variants: [{ sku: 'CR', priceMinor: 2500, stock: 5 }] })]
+  const variants: string[] = p.variants.map((v: { id: string }) => v.id)
+  const sale = (await app.inject({ method: 'POST', url: '/price-lists', headers: admin, payload: { name: 'Sale', kind: 'sale', status: 'active', prices: [{ variantId: variants[2], currency: 'EUR', amountMinor: 2000 }] } })).json()
+  let seed = 7
+  const next = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n
+  for (let round = 0; round < 6; round++) {
+    const writes = Array.from({ length: 12 }, () => {
+      const variantId = variants[next(3)]!
+      switch (next(3)) {
+        case 0: return app.inject({ method: 'PUT', url: `/price-lists/${sale.id}/prices`, headers: admin, payload: { prices: [{ variantId, currency: 'EUR', amountMinor: 100 + next(4000) }] } })
+        case 1: return app.inject({ method: 'PATCH', url: `/products/${p.id}/variants/${variantId}`, headers: admin, payload: { priceMinor: 100 + next(4000) } })
+        default: return app.inject({ method: 'PATCH', url: `/products/${p.id}/variants/${variantId}`, headers: admin, payload: { isActive: next(4) > 0 } })
+      }
+    })
+    for (const res of await Promise.all(writes)) t.equal(res.statusCode, 200, res.body)
+    for (const sort of ['price_asc', 'price_desc']) {
+      const items: { id: string; name: string; priceRange: object }[] = (await get(app, `/products?sort=${sort}`)).json().items
+      const pages = await Promise.all(items.map(async (i) => ({ ...i, page: (await get(app, `/products/${i.id}`)).json() })))
+      for (const item of pages) t.same(item.priceRange, item.page.priceRange, `round ${round}, ${sort}: ${item.name} as its page`)
+      const mins = pages.map((i) => i.page.priceRange.minMinor as number)
+      t.same(mins, [...mins].sort((a, b) => (sort === 'price_asc' ? a - b : b - a)), `round ${round}: in order by ${sort}`)
+      t.equal(items.filter((i) => others.some((o) => o.id === i.id)).length, 2)
+    }
+  }
+})
