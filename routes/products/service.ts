@@ -183,8 +183,11 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
   if (listsKnown) params.lists = `{${(lists as string[]).join(',')}}`
   params.shownCurrency = query.currency ?? storeCurrency
   const shape = `product_list_${sort}_${Object.values(has).map(Number).join('')}${foreign ? '_fx' : ''}${priced ? (salesOnly ? '_ps' : '_pl') : ''}${listsKnown && !byPrice ? '_pr' : ''}${findLists ? '_al' : ''}${status === 'active' ? '' : '_status'}`
-  /** The WHERE of a listing whose price (filtered, and the keyset's for the price sorts) is `price`. */
-  const where = (price: AnyPgColumn | SQL, after: SortSpec['after']) => {
+  /**
+   * The WHERE of a listing whose price (filtered, and the keyset's for the price sorts) is `price`;
+   * null for both: the product's own conditions only (the caller bounds the price and pages).
+   */
+  const where = (price: AnyPgColumn | SQL | null, after: SortSpec['after'] | null) => {
     // 'active' (every customer's listing) is written in the statement: PostgreSQL then sees that
     // the partial indexes on active products serve it and keeps one generic plan for it; with a
     // parameter it planned every run again (0.15 ms of planning against 0.13 ms of execution).
@@ -194,10 +197,10 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
     if (!viewer.isAdmin) filters.push(sql`${products.hasActiveVariant}`)
     if (has.q) filters.push(sql`${products.searchVector} @@ ${tsquery}`)
     if (has.category) filters.push(sql`${products.categoryId} in ${categoryAndDescendants(sql.placeholder('category'))}`)
-    if (has.minPrice) filters.push(sql`${price} >= ${sql.placeholder('minPrice')}`)
-    if (has.maxPrice) filters.push(sql`${price} <= ${sql.placeholder('maxPrice')}`)
+    if (has.minPrice && price) filters.push(sql`${price} >= ${sql.placeholder('minPrice')}`)
+    if (has.maxPrice && price) filters.push(sql`${price} <= ${sql.placeholder('maxPrice')}`)
     if (has.inStock) filters.push(eq(products.inStock, true))
-    if (has.cursor) filters.push(after([sql.placeholder('after0'), sql.placeholder('after1')]))
+    if (has.cursor && after) filters.push(after([sql.placeholder('after0'), sql.placeholder('after1')]))
     return filters
   }
   return {
@@ -229,10 +232,34 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
       const listed = db.$with('listed', {
         productId: sql<string>`product_id`.as('product_id'), minMinor: sql<number>`listed_min_minor`.as('listed_min_minor'), maxMinor: sql<number>`listed_max_minor`.as('listed_max_minor'),
       }).as(salesOnly ? listedLowestPrices(shownCurrency, listIds) : listedPriceRanges(shownCurrency, listIds))
-      const listedPrice = sql`${listed.minMinor}`
-      const listedSpec = sortSpec(sort, rank, listedPrice)
-      const listedHalf = db.select(columns(listedPrice, salesOnly ? sql`null::int` : sql`${listed.maxMinor}`)).from(listed).innerJoin(products, eq(products.id, listed.productId))
-        .where(and(...where(listedPrice, listedSpec.after))).orderBy(...listedSpec.order).limit(rowsLimit)
+      const listedMax = salesOnly ? sql`null::int` : sql`${listed.maxMinor}`
+      const priceSorted = sort === 'price_asc' || sort === 'price_desc'
+      const listedHalf = priceSorted ? listedInPriceOrder() : (() => {
+        const listedPrice = sql`${listed.minMinor}`
+        const listedSpec = sortSpec(sort, rank, listedPrice)
+        return db.select(columns(listedPrice, listedMax)).from(listed).innerJoin(products, eq(products.id, listed.productId))
+          .where(and(...where(listedPrice, listedSpec.after))).orderBy(...listedSpec.order).limit(rowsLimit)
+      })()
+      /**
+       * Sorted by price, the listed products are taken in their price order and each one's product
+       * row read by its key as the page pulls them (a lateral lookup, limit 1, so PostgreSQL cannot
+       * turn it into a join of every listed product: it hashed the whole products table for them).
+       */
+      function listedInPriceOrder() {
+        const descending = sort === 'price_desc'
+        const inOrder = [descending ? desc(listed.minMinor) : asc(listed.minMinor), descending ? desc(listed.productId) : asc(listed.productId)]
+        const afterKey = has.cursor ? sql`(${listed.minMinor}, ${listed.productId}) ${sql.raw(descending ? '<' : '>')} (${sql.placeholder('after0')}::int, ${sql.placeholder('after1')}::uuid)` : undefined
+        const bounds = [has.minPrice ? sql`${listed.minMinor} >= ${sql.placeholder('minPrice')}` : undefined, has.maxPrice ? sql`${listed.minMinor} <= ${sql.placeholder('maxPrice')}` : undefined]
+        const l = db.select({ productId: listed.productId, minMinor: listed.minMinor, maxMinor: sql<number | null>`${listedMax}`.as('l_max') }).from(listed)
+          .where(and(afterKey, ...bounds)).orderBy(...inOrder).as('l')
+        const { minPriceMinor: _min, maxPriceMinor: _max, ...productSide } = summaryColumns
+        const p = db.select({ ...productSide, rank: sql<number>`${rank}`.as('rank') }).from(products)
+          .where(and(sql`${products.id} = l.product_id`, ...where(null, null))).limit(sql.raw('1') as unknown as Placeholder).as('p')
+        return db.select({
+          id: p.id, slug: p.slug, name: p.name, status: p.status, categoryId: p.categoryId, minPriceMinor: sql<number>`${l.minMinor}`.as('price_min'), maxPriceMinor: sql<number>`${l.maxMinor}`.as('price_max'),
+          inStock: p.inStock, ratingAvg: p.ratingAvg, ratingCount: p.ratingCount, imageIds: p.imageIds, createdAt: p.createdAt, rank: p.rank,
+        }).from(l).innerJoinLateral(p, sql`true`).orderBy(...(descending ? [sql`l.listed_min_minor desc`, sql`l.product_id desc`] : [sql`l.listed_min_minor`, sql`l.product_id`])).limit(rowsLimit)
+      }
       // In another currency the ranges' index finds the base half's rows: they are skipped there,
       // before their products are read (skipped on products, PostgreSQL's generic plan scanned
       // them all and joined them to each range by a filter: 1.25 of 1.84 ms at 1,000 products).
