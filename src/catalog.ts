@@ -20,6 +20,19 @@ export const categoryAndDescendants = (categoryId: string | Placeholder) => sql`
   ) select id from sub)`
 
 /**
+ * Locks these products' rows in id order, in a statement of its own, and returns their ids sorted.
+ * Every catalog write and checkout locks products in this order, so none deadlocks with another;
+ * and a statement after it that reads their variants or prices sees every write to them that
+ * committed while it waited (locked by that statement itself, PostgreSQL re-checks only the
+ * locked row, and the statement keeps what it read of the others before waiting).
+ */
+export async function lockProducts(tx: Tx, productIds: Iterable<string>): Promise<string[]> {
+  const ids = [...new Set(productIds)].sort()
+  if (ids.length) await tx.execute(sql`select id from ${products} where id = any(${`{${ids.join(',')}}`}::uuid[]) order by id for update`)
+  return ids
+}
+
+/**
  * refreshProductAggregates for several products, in id order: two transactions that touch the
  * same products (checkouts of different variants) then lock their rows in the same order and
  * cannot deadlock. True when what listings show of any of them changed.
@@ -31,7 +44,8 @@ export async function refreshProductsAggregates(tx: Tx, productIds: Iterable<str
 }
 
 /**
- * Recomputes the product's base price range in each currency its active variants are sold in,
+ * After refreshProductAggregates, which locks the product: recomputes the product's base price
+ * range in each currency its active variants are sold in,
  * what listings in that currency filter and sort by (a currency none of them is sold in has no
  * row, and the product is not listed in it: its page is not there either), and its lowest prices under each
  * price list (src/prices.ts refreshListLowestPrices). Call in every variant or price write (stock
@@ -57,12 +71,10 @@ export async function refreshPriceRanges(tx: Tx, productId: string) {
  * True when what listings show of the product (in stock, price range) changed.
  */
 export async function refreshProductAggregates(tx: Tx, productId: string): Promise<boolean> {
-  // Locked first, in a statement of its own: the update below then reads the variants as they are
-  // once any other write to this product has committed. Locked by the update itself, a write
-  // that waited for another kept the variants it read before waiting (PostgreSQL re-checks only
-  // the updated row), and two concurrent variant writes could leave the product in stock, or
-  // listed, with none left (test/multi-currency.test.ts, concurrent writes).
-  await tx.execute(sql`select 1 from ${products} where id = ${productId} for update`)
+  // Locked first: locked by the update itself, a write that waited for another kept the variants
+  // it read before waiting, and two concurrent variant writes could leave the product in stock,
+  // or listed, with none left (test/multi-currency.test.ts, concurrent writes).
+  await lockProducts(tx, [productId])
   const result = await tx.execute<{ changed: boolean }>(sql`
     with before as (select in_stock, has_active_variant, min_price_minor, max_price_minor from ${products} where id = ${productId})
     update ${products} p set
@@ -95,10 +107,9 @@ export async function refreshProductAggregates(tx: Tx, productId: string): Promi
  * product whose aggregates already match is not written.
  */
 export async function refreshManyProducts(tx: Tx, productIds: Iterable<string>): Promise<void> {
-  const ids = [...new Set(productIds)].sort()
+  const ids = await lockProducts(tx, productIds)
   if (!ids.length) return
   const list = sql`${`{${ids.join(',')}}`}::uuid[]`
-  await tx.execute(sql`select id from ${products} where id = any(${list}) order by id for update`)
   await tx.execute(sql`
     update ${products} p set min_price_minor = r.min_minor, max_price_minor = r.max_minor, in_stock = r.in_stock, has_active_variant = r.has_active_variant, updated_at = now()
     from (

@@ -1,6 +1,6 @@
 import { and, eq, sql, type Placeholder, type SQL } from 'drizzle-orm'
 import currencyCodes from 'currency-codes'
-import { customerGroupMembers, priceListLowestPrices, priceListPrices, priceLists, productVariants, products, variantPrices } from '../db/schema/index.js'
+import { customerGroupMembers, priceListLowestPrices, priceListPrices, priceLists, productVariants, variantPrices } from '../db/schema/index.js'
 import { idsForPlan, prepareOnce, type Db, type Tx } from '../db/client.js'
 import { BadRequest } from './errors.js'
 
@@ -257,15 +257,13 @@ export function listedLowestPrices(currency: SQL | Placeholder, lists: SQL) {
 /**
  * Recomputes price_list_lowest_prices for these products, every list and currency, from their
  * variants, base prices and list prices: call in every write of those (the variant and price
- * writes call it through refreshPriceRanges and refreshManyProducts). Locks the products in id
- * order first, as the other catalog writes do, so two writes to one product compute one after
- * the other and the last sees both.
+ * writes call it through refreshPriceRanges and refreshManyProducts), with the products locked
+ * (src/catalog.ts lockProducts), so two writes to one product compute one after the other and
+ * the last sees both.
  */
-export async function refreshListLowestPrices(tx: Tx, productIds: Iterable<string>) {
-  const ids = [...new Set(productIds)].sort()
-  if (!ids.length) return
-  const list = sql`${`{${ids.join(',')}}`}::uuid[]`
-  await tx.execute(sql`select id from ${products} where id = any(${list}) order by id for update`)
+export async function refreshListLowestPrices(tx: Tx, productIds: readonly string[]) {
+  if (!productIds.length) return
+  const list = sql`${`{${productIds.join(',')}}`}::uuid[]`
   await tx.execute(sql`
     with sold as (
       select v.id, v.product_id, vp.currency, vp.amount_minor

@@ -3,6 +3,7 @@ import { customerGroupMembers, customerGroups, priceListPrices, priceLists, prod
 import { isCheckViolation, isForeignKeyViolation, isUniqueViolation, type Db, type Tx } from '../../db/client.js'
 import { BadRequest, Conflict, NotFound } from '../../src/errors.js'
 import { refreshListLowestPrices, requireCurrency } from '../../src/prices.js'
+import { lockProducts } from '../../src/catalog.js'
 
 // Regions (countries, currency, tax mode), customer groups and their members, and price lists
 // with their prices: admin operations, and what a cart and checkout read of a region. Every write
@@ -187,7 +188,7 @@ export function createPricingService({ db, changed }: { db: Db; changed: () => P
           .where(and(eq(priceListPrices.priceListId, id), eq(priceListPrices.variantId, variantId), eq(priceListPrices.currency, currency))).returning({ id: priceListPrices.priceListId })
         if (!deleted.length) throw new NotFound('price list price', `${variantId} in ${currency}`)
         const [variant] = await tx.select({ productId: productVariants.productId }).from(productVariants).where(eq(productVariants.id, variantId))
-        if (variant) await refreshListLowestPrices(tx, [variant.productId])
+        if (variant) await refreshListLowestPrices(tx, await lockProducts(tx, [variant.productId]))
       })
     },
   }
@@ -211,7 +212,7 @@ export function createPricingService({ db, changed }: { db: Db; changed: () => P
       await tx.insert(priceListPrices).values({ priceListId, ...p })
         .onConflictDoUpdate({ target: [priceListPrices.priceListId, priceListPrices.variantId, priceListPrices.currency], set: { amountMinor: p.amountMinor } })
     }
-    await refreshListLowestPrices(tx, found.map((f) => f.productId))
+    await refreshListLowestPrices(tx, await lockProducts(tx, found.map((f) => f.productId)))
   }
 }
 export type PricingService = ReturnType<typeof createPricingService>

@@ -224,14 +224,14 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
         : baseRows)
         .where(and(...where(minPrice, spec.after), except)).orderBy(...spec.order).limit(rowsLimit)
       if (!priced) return pageOf(baseHalf().as('u'), ranged ? (findLists ? sql`${applyingListIds}::uuid[]` : sql`${sql.placeholder('lists')}::uuid[]`) : undefined)
-      const shownCurrency = sql.placeholder('currency')
+      const inCurrency = sql.placeholder('currency')
       const listIds = sql`${sql.placeholder('lists')}::uuid[]`
       // Only sales apply: each product's lowest is read from price_list_lowest_prices, and the
       // highest is priced for the page's rows only (pageOf). Otherwise every product the lists
       // touch is priced to find the page.
       const listed = db.$with('listed', {
         productId: sql<string>`product_id`.as('product_id'), minMinor: sql<number>`listed_min_minor`.as('listed_min_minor'), maxMinor: sql<number>`listed_max_minor`.as('listed_max_minor'),
-      }).as(salesOnly ? listedLowestPrices(shownCurrency, listIds) : listedPriceRanges(shownCurrency, listIds))
+      }).as(salesOnly ? listedLowestPrices(inCurrency, listIds) : listedPriceRanges(inCurrency, listIds))
       const listedMax = salesOnly ? sql`null::int` : sql`${listed.maxMinor}`
       const priceSorted = sort === 'price_asc' || sort === 'price_desc'
       const listedHalf = priceSorted ? listedInPriceOrder() : (() => {
@@ -266,7 +266,7 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
       const u = unionAll(baseHalf(sql`${foreign ? productPriceRanges.productId : products.id} not in (select product_id from ${listed})`), listedHalf).as('u')
       // A listed row's highest price, null from the listed half when only sales apply: priced here,
       // for the page's rows (coalesce reads its second argument only when the first is null).
-      const maxOf = salesOnly ? sql`coalesce(${u.maxPriceMinor}, (select r.listed_max_minor from (${listedRangeOf(shownCurrency, listIds, sql`${u.id}`)}) r))` : undefined
+      const maxOf = salesOnly ? sql`coalesce(${u.maxPriceMinor}, (select r.listed_max_minor from (${listedRangeOf(inCurrency, listIds, sql`${u.id}`)}) r))` : undefined
       return pageOf(u, undefined, listed, maxOf)
     },
   }
