@@ -223,6 +223,7 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
         ? baseRows.innerJoin(productPriceRanges, and(eq(productPriceRanges.productId, products.id), eq(productPriceRanges.currency, sql.placeholder('currency'))))
         : baseRows)
         .where(and(...where(minPrice, spec.after), except)).orderBy(...spec.order).limit(rowsLimit)
+      // (The cast keeps the found lists one array: `= any((select …))` would compare with each row.)
       if (!priced) return pageOf(baseHalf().as('u'), ranged ? (findLists ? sql`${applyingListIds}::uuid[]` : sql`${sql.placeholder('lists')}::uuid[]`) : undefined)
       const inCurrency = sql.placeholder('currency')
       const listIds = sql`${sql.placeholder('lists')}::uuid[]`
