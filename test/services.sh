@@ -46,6 +46,17 @@ wait_port() {
   for _ in $(seq 1 100); do port_open "$1" && return 0; sleep 0.2; done
   log "$2 did not open port $1; see $DIR/*.log"; exit 1
 }
+# Whether the pid in file $1 is a live process with $2 as one of its arguments or as the file name
+# of one (its program's). Pid files outlive their processes: after a machine restart or a restored
+# snapshot, a stale pid can name an unrelated process, which must be neither killed nor taken for
+# a running service.
+ours() {
+  local pid
+  pid=$(head -1 "$1" 2>/dev/null) && [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  # A program that retitles itself (redis-server) has one argument: its name, a space, an address.
+  tr '\0' '\n' <"/proc/$pid/cmdline" \
+    | awk -v want="$2" '{ name = $1; sub(/.*\//, "", name) } $0 == want || name == want { found = 1 } END { exit !found }'
+}
 pg_bin() {
   for d in "$(pg_config --bindir 2>/dev/null || true)" /usr/lib/postgresql/*/bin; do
     [ -x "$d/initdb" ] && { echo "$d"; return; }
@@ -54,15 +65,15 @@ pg_bin() {
 }
 
 if [ "$MODE" = stop ]; then
-  [ -f "$DIR/watchdog.pid" ] && kill "$(cat "$DIR/watchdog.pid")" 2>/dev/null || true
-  [ -f "$DIR/ferretdb.pid" ] && kill "$(cat "$DIR/ferretdb.pid")" 2>/dev/null || true
-  [ -f "$DIR/stripe-mock.pid" ] && kill "$(cat "$DIR/stripe-mock.pid")" 2>/dev/null || true
-  [ -f "$DIR/toxiproxy.pid" ] && kill "$(cat "$DIR/toxiproxy.pid")" 2>/dev/null || true
-  [ -f "$DIR/minio.pid" ] && kill "$(cat "$DIR/minio.pid")" 2>/dev/null || true
-  [ -f "$DIR/redis.pid" ] && kill "$(cat "$DIR/redis.pid")" 2>/dev/null || true
+  stop_ours() { ours "$1" "$2" && kill "$(head -1 "$1")" 2>/dev/null || true; }
+  stop_ours "$DIR/watchdog.pid" services.sh
+  stop_ours "$DIR/ferretdb.pid" "--listen-addr=127.0.0.1:$MONGO_PORT"
+  stop_ours "$DIR/stripe-mock.pid" stripe-mock
+  stop_ours "$DIR/toxiproxy.pid" "toxiproxy-server-$TOXIPROXY_VERSION"
+  stop_ours "$DIR/minio.pid" "$DIR/minio/data"
+  stop_ours "$DIR/redis.pid" redis-server
   for port in $REDIS_CLUSTER_PORTS $REDIS_CLUSTER_REPLICA_PORTS; do
-    f="$DIR/redis-cluster/$port/redis.pid"
-    [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    stop_ours "$DIR/redis-cluster/$port/redis.pid" redis-server
   done
   [ -d "$PG_REPLICA_DATA" ] && as_pg "$(pg_bin)/pg_ctl" -D "$PG_REPLICA_DATA" -m fast stop >/dev/null 2>&1 || true
   [ -d "$PG_DATA" ] && as_pg "$(pg_bin)/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
@@ -76,16 +87,33 @@ chmod 755 "$DIR"
 # wal_keep_size: test databases are cloned with FILE_COPY, a checkpoint each, so WAL segments were
 # recycled within seconds and a replica a moment behind lost its stream for good (seen: "requested
 # WAL segment ... has already been removed"); 1 GB of WAL is kept for it.
+# A cluster that was not shut down (its postmaster.pid names no live postmaster of its directory:
+# killed with the machine, or a snapshot of a running machine restored) ran without fsync, so its
+# files cannot be trusted; seen: the replica PANICs replaying WAL ("failed to add tuple") and the
+# services never start. Such a cluster, or one that fails to start, is made anew with its replica:
+# both hold test data only.
+stopped_uncleanly() { [ -f "$1/postmaster.pid" ] && ! ours "$1/postmaster.pid" "$1"; }
 if ! port_open "$PG_PORT"; then
   BIN=$(pg_bin)
-  if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+  init_primary() {
+    [ -f "$PG_DATA/PG_VERSION" ] && return 0
     mkdir -p "$PG_DATA"
     [ "$(id -u)" = 0 ] && chown postgres: "$PG_DATA"
     as_pg "$BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$DIR/initdb.log"
-  fi
+  }
+  start_primary() {
+    as_pg "$BIN/pg_ctl" -D "$PG_DATA" -l "$DIR/postgres.log" -w start -o \
+      "-h 127.0.0.1 -p $PG_PORT -k $PG_DATA -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c wal_keep_size=1GB" >/dev/null 2>&1
+  }
+  anew() { log "$1: making the cluster and its replica anew"; rm -rf "$PG_DATA" "$PG_REPLICA_DATA"; }
+  stopped_uncleanly "$PG_DATA" && anew "PostgreSQL in $PG_DATA was not shut down (durability is off)"
+  init_primary
   [ "$(id -u)" = 0 ] && chown postgres: "$DIR" 2>/dev/null || true
-  as_pg "$BIN/pg_ctl" -D "$PG_DATA" -l "$DIR/postgres.log" -w start -o \
-    "-h 127.0.0.1 -p $PG_PORT -k $PG_DATA -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c wal_keep_size=1GB" >/dev/null
+  if ! start_primary; then
+    anew "PostgreSQL did not start (see $DIR/postgres.log)"
+    init_primary
+    start_primary || { log "PostgreSQL did not start; see $DIR/postgres.log"; exit 1; }
+  fi
 fi
 wait_port "$PG_PORT" postgres
 psql_q() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc "$1"; }
@@ -105,7 +133,7 @@ if ! port_open "$PG_REPLICA_PORT"; then
   # A hot standby needs max_connections at least the primary's.
   start_replica() {
     as_pg "$BIN/pg_ctl" -D "$PG_REPLICA_DATA" -l "$DIR/postgres-replica.log" -w start -o \
-      "-h 127.0.0.1 -p $PG_REPLICA_PORT -k $PG_REPLICA_DATA -c fsync=off -c max_connections=300 -c hot_standby_feedback=on" >/dev/null
+      "-h 127.0.0.1 -p $PG_REPLICA_PORT -k $PG_REPLICA_DATA -c fsync=off -c max_connections=300 -c hot_standby_feedback=on" >/dev/null 2>&1
   }
   streaming() {
     for _ in $(seq 1 50); do
@@ -116,17 +144,17 @@ if ! port_open "$PG_REPLICA_PORT"; then
   }
   # standby.signal is written last: without it the copy is incomplete. A copy of an earlier
   # primary (its data dir was removed) cannot follow this one.
-  if [ ! -f "$PG_REPLICA_DATA/standby.signal" ] || [ "$(system_id "$PG_REPLICA_DATA")" != "$(system_id "$PG_DATA")" ]; then
+  if [ ! -f "$PG_REPLICA_DATA/standby.signal" ] || [ "$(system_id "$PG_REPLICA_DATA")" != "$(system_id "$PG_DATA")" ] \
+    || stopped_uncleanly "$PG_REPLICA_DATA"; then
     copy_primary
   fi
-  start_replica
-  # A replica that was down while the primary recycled the WAL it needs never streams again.
-  if ! streaming; then
-    log "replica does not stream (see $DIR/postgres-replica.log); copying again"
-    as_pg "$BIN/pg_ctl" -D "$PG_REPLICA_DATA" -m fast stop >/dev/null
+  # A replica that was down while the primary recycled the WAL it needs never streams again; one
+  # whose files a crash left inconsistent does not start.
+  if ! { start_replica && streaming; }; then
+    log "replica did not start or does not stream (see $DIR/postgres-replica.log); copying again"
+    as_pg "$BIN/pg_ctl" -D "$PG_REPLICA_DATA" -m fast stop >/dev/null 2>&1 || true
     copy_primary
-    start_replica
-    streaming || { log "replica does not stream; see $DIR/postgres-replica.log"; exit 1; }
+    { start_replica && streaming; } || { log "replica does not start or stream; see $DIR/postgres-replica.log"; exit 1; }
   fi
 fi
 wait_port "$PG_REPLICA_PORT" "postgres replica"
@@ -291,7 +319,7 @@ elif ! port_open "$S3_PORT"; then
   wait_port "$S3_PORT" minio
 fi
 
-if [ "${TEST_SERVICES_WATCHDOG:-}" = 1 ] && ! { [ -f "$DIR/watchdog.pid" ] && kill -0 "$(cat "$DIR/watchdog.pid")" 2>/dev/null; }; then
+if [ "${TEST_SERVICES_WATCHDOG:-}" = 1 ] && ! ours "$DIR/watchdog.pid" services.sh; then
   daemon "$DIR/watchdog.pid" "$DIR/watchdog.log" bash "$0" watchdog
 fi
 
