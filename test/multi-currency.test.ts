@@ -353,6 +353,45 @@ t.test('listings by price under sales follow every price, list and variant write
   await agree('an override above the base', { EUR: ['Q 50', 'P 900', 'R 2400'], JPY: ['R 3000', 'P 4000'] })
 })
 
+t.test('a price list\'s prices are written in one request as the request reads: a repeated price is the last one, a bad one writes none', async (t) => {
+  const app = await buildTestApp(t, { STORE_CURRENCY: 'EUR', CACHE: 'off' })
+  const admin = (await registerAdmin(app)).headers
+  const p = await createProduct(app, admin, { name: 'P', variants: [{ sku: 'P1', priceMinor: 1000, stock: 5 }, { sku: 'P2', priceMinor: 3000, stock: 5 }] })
+  const q = await createProduct(app, admin, { name: 'Q', variants: [{ sku: 'Q1', priceMinor: 2000, stock: 5 }] })
+  const [p1, p2] = p.variants.map((v: { id: string }) => v.id)
+  const [q1] = q.variants.map((v: { id: string }) => v.id)
+  const pricesOf = async (id: string) => (await get(app, `/price-lists/${id}`, admin)).json().prices as { variantId: string; currency: string; amountMinor: number }[]
+  const byKey = (prices: { variantId: string; currency: string; amountMinor: number }[]) => Object.fromEntries(prices.map((x) => [`${x.variantId === p1 ? 'P1' : x.variantId === p2 ? 'P2' : 'Q1'} ${x.currency}`, x.amountMinor]))
+
+  const created = await app.inject({ method: 'POST', url: '/price-lists', headers: admin, payload: { name: 'Sale', kind: 'sale', status: 'active', prices: [
+    { variantId: p1, currency: 'EUR', amountMinor: 800 }, { variantId: q1, currency: 'EUR', amountMinor: 1900 }, { variantId: p1, currency: 'EUR', amountMinor: 700 },
+  ] } })
+  t.equal(created.statusCode, 201, created.body)
+  const sale = created.json()
+  t.same(byKey(sale.prices), { 'P1 EUR': 700, 'Q1 EUR': 1900 }, 'created: the repeated price is the last one')
+
+  const put = await app.inject({ method: 'PUT', url: `/price-lists/${sale.id}/prices`, headers: admin, payload: { prices: [
+    { variantId: q1, currency: 'EUR', amountMinor: 1500 }, { variantId: p2, currency: 'EUR', amountMinor: 2500 }, { variantId: q1, currency: 'EUR', amountMinor: 1200 },
+    { variantId: p1, currency: 'JPY', amountMinor: 90 }, { variantId: q1, currency: 'JPY', amountMinor: 80 },
+  ] } })
+  t.equal(put.statusCode, 200, put.body)
+  const expected = { 'P1 EUR': 700, 'P2 EUR': 2500, 'Q1 EUR': 1200, 'P1 JPY': 90, 'Q1 JPY': 80 }
+  t.same(byKey(put.json().prices), expected, 'put: existing prices replaced, new ones added, the repeated one the last')
+  t.same(byKey(await pricesOf(sale.id)), expected, 'and read back so')
+  const listed = (await get(app, '/products?sort=price_asc')).json().items.map((i: { name: string; priceRange: { minMinor: number } }) => `${i.name} ${i.priceRange.minMinor}`)
+  t.same(listed, ['P 700', 'Q 1200'], 'the listing by price follows the written prices')
+
+  for (const [what, prices, status] of [
+    ['an unknown variant', [{ variantId: p1, currency: 'EUR', amountMinor: 1 }, { variantId: '00000000-0000-4000-8000-000000000000', currency: 'EUR', amountMinor: 1 }], 404],
+    ['a code that is no currency', [{ variantId: p1, currency: 'EUR', amountMinor: 1 }, { variantId: p2, currency: 'ZZZ', amountMinor: 1 }], 400],
+    ['a negative amount', [{ variantId: p1, currency: 'EUR', amountMinor: 1 }, { variantId: p2, currency: 'EUR', amountMinor: -1 }], 400],
+  ] as const) {
+    const res = await app.inject({ method: 'PUT', url: `/price-lists/${sale.id}/prices`, headers: admin, payload: { prices } })
+    t.equal(res.statusCode, status, `${what}: ${res.body}`)
+    t.same(byKey(await pricesOf(sale.id)), expected, `${what}: no price of the request written`)
+  }
+})
+
 t.test('the upgrade that keeps lists\' lowest prices fills them for the lists a shop has', async (t) => {
   const { client, upgrade } = await upgradeFixture(t, 'list_lowest_prices')
   const { rows: [p] } = await client.query(`insert into products (name, slug, status, min_price_minor, max_price_minor) values ('Teapot', 'teapot', 'active', 1500, 2500) returning id`)
