@@ -182,6 +182,15 @@ type OnClient = { client: unknown }
 const clientOf = (db: Db | Tx) => (db._.session as unknown as OnClient).client
 
 /**
+ * Values as one array parameter of a type (for `= any(...)` and `unnest(...)`): one placeholder
+ * however many there are, so a statement's text does not change with their number. pg writes the
+ * array literal, quoting each value.
+ */
+export function arrayParam(values: readonly (string | number | null)[], type: 'uuid' | 'int' | 'text' | 'jsonb'): SQL {
+  return sql`${sql.param(values)}::${sql.raw(type)}[]`
+}
+
+/**
  * Ids for a prepared statement's `= any($n::uuid[])` filter, at least ten of them (the first one
  * repeated; `= any` matches each row once however often an id is given). PostgreSQL costs an
  * array parameter at ten elements in a generic plan: a cart's few ids made every custom plan look

@@ -1,6 +1,6 @@
 import { sql, type Placeholder } from 'drizzle-orm'
 import { categories, productPriceRanges, productVariants, products, variantPrices } from '../db/schema/index.js'
-import type { Tx } from '../db/client.js'
+import { arrayParam, type Tx } from '../db/client.js'
 import { refreshListLowestPrices } from './prices.js'
 
 // Catalog pieces several domains share (products, categories, coupons, reviews, orders, returns,
@@ -28,7 +28,7 @@ export const categoryAndDescendants = (categoryId: string | Placeholder) => sql`
  */
 export async function lockProducts(tx: Tx, productIds: Iterable<string>): Promise<string[]> {
   const ids = [...new Set(productIds)].sort()
-  if (ids.length) await tx.execute(sql`select id from ${products} where id = any(${`{${ids.join(',')}}`}::uuid[]) order by id for update`)
+  if (ids.length) await tx.execute(sql`select id from ${products} where id = any(${arrayParam(ids, 'uuid')}) order by id for update`)
   return ids
 }
 
@@ -109,7 +109,7 @@ export async function refreshProductAggregates(tx: Tx, productId: string): Promi
 export async function refreshManyProducts(tx: Tx, productIds: Iterable<string>): Promise<void> {
   const ids = await lockProducts(tx, productIds)
   if (!ids.length) return
-  const list = sql`${`{${ids.join(',')}}`}::uuid[]`
+  const list = arrayParam(ids, 'uuid')
   await tx.execute(sql`
     update ${products} p set min_price_minor = r.min_minor, max_price_minor = r.max_minor, in_stock = r.in_stock, has_active_variant = r.has_active_variant, updated_at = now()
     from (

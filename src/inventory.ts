@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm'
 import { inventoryMovements, orderItems, productVariants, shippingZoneLocations, stockLevels, stockLocations, stockReservations } from '../db/schema/index.js'
-import { executeNamed, type Db, type Tx } from '../db/client.js'
+import { arrayParam, executeNamed, type Db, type Tx } from '../db/client.js'
 import { Conflict, NotFound } from './errors.js'
 import { refreshManyProducts, refreshProductsAggregates } from './catalog.js'
 import { LOW_STOCK_MAIL, WEBHOOK, type OutboxEvent } from './side-effects.js'
@@ -370,8 +370,8 @@ export async function initialStock(tx: Tx, variants: { id: string; stock: number
 export async function bulkRestock(tx: Tx, variants: { id: string; stock: number }[], note: string) {
   const stocked = variants.filter((v) => v.stock > 0)
   if (!stocked.length) return
-  const ids = sql`${`{${stocked.map((v) => v.id).join(',')}}`}::uuid[]`
-  const qty = sql`${`{${stocked.map((v) => v.stock).join(',')}}`}::int[]`
+  const ids = arrayParam(stocked.map((v) => v.id), 'uuid')
+  const qty = arrayParam(stocked.map((v) => v.stock), 'int')
   const locationId = await defaultLocationId(tx)
   await tx.execute(sql`insert into ${stockLevels} (variant_id, location_id, on_hand) select id, ${locationId}, n from unnest(${ids}, ${qty}) as t(id, n)
     on conflict (variant_id, location_id) do update set on_hand = ${stockLevels}.on_hand + excluded.on_hand, updated_at = now()`)
@@ -392,9 +392,9 @@ export async function setLevels(tx: Tx, levels: { variantId: string; locationId:
   if (!levels.length) return change
   // Lock order as everywhere in this module: variants by id, a variant's levels before its row.
   const sorted = [...levels].sort((a, b) => (a.variantId === b.variantId ? (a.locationId < b.locationId ? -1 : 1) : a.variantId < b.variantId ? -1 : 1))
-  const ids = sql`${`{${sorted.map((l) => l.variantId).join(',')}}`}::uuid[]`
-  const locations = sql`${`{${sorted.map((l) => l.locationId).join(',')}}`}::uuid[]`
-  const counts = sql`${`{${sorted.map((l) => l.onHand).join(',')}}`}::int[]`
+  const ids = arrayParam(sorted.map((l) => l.variantId), 'uuid')
+  const locations = arrayParam(sorted.map((l) => l.locationId), 'uuid')
+  const counts = arrayParam(sorted.map((l) => l.onHand), 'int')
   await tx.execute(sql`insert into ${stockLevels} (variant_id, location_id, on_hand)
     select v, l, 0 from unnest(${ids}, ${locations}) as t(v, l) order by v, l on conflict (variant_id, location_id) do nothing`)
   const moved = await tx.execute<{ variant_id: string; location_id: string; delta: number }>(sql`
@@ -409,8 +409,8 @@ export async function setLevels(tx: Tx, levels: { variantId: string; locationId:
   if (!moved.rows.length) return change
   const byVariant = new Map<string, number>()
   for (const m of moved.rows) byVariant.set(m.variant_id, (byVariant.get(m.variant_id) ?? 0) + m.delta)
-  const vIds = sql`${`{${[...byVariant.keys()].join(',')}}`}::uuid[]`
-  const vDeltas = sql`${`{${[...byVariant.values()].join(',')}}`}::int[]`
+  const vIds = arrayParam([...byVariant.keys()], 'uuid')
+  const vDeltas = arrayParam([...byVariant.values()], 'int')
   const after = await tx.execute<{ id: string; product_id: string; stock: number }>(sql`
     update ${productVariants} v set stock = v.stock + t.d, updated_at = now() from unnest(${vIds}, ${vDeltas}) as t(id, d)
     where v.id = t.id returning v.id, v.product_id, v.stock`)

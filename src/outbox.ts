@@ -1,7 +1,7 @@
 import { and, asc, eq, inArray, isNull, lt, lte, sql, type SQL } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
 import { outbox } from '../db/schema/index.js'
-import { executeNamed, prepareOnce, type Db, type Tx } from '../db/client.js'
+import { arrayParam, executeNamed, prepareOnce, type Db, type Tx } from '../db/client.js'
 import type { OutboxEvent, OutboxTopic, OutboxTopics } from './side-effects.js'
 import { step } from './tracing.js'
 import { failureText } from './log-errors.js'
@@ -113,7 +113,7 @@ export function createOutbox(db: Db, log: FastifyBaseLogger) {
     if (!events.length) return []
     // One prepared statement whatever the number of events (columns as arrays, unnested).
     const rows = await executeNamed<{ id: string }>(tx, 'outbox_add', sql`insert into ${outbox} (topic, key, payload)
-      select * from unnest(${sql.param(events.map((e) => e.topic))}::text[], ${sql.param(events.map((e) => e.key ?? null))}::text[], ${sql.param(events.map((e) => JSON.stringify(e.payload)))}::jsonb[])
+      select * from unnest(${arrayParam(events.map((e) => e.topic), 'text')}, ${arrayParam(events.map((e) => e.key ?? null), 'text')}, ${arrayParam(events.map((e) => JSON.stringify(e.payload)), 'jsonb')})
       returning id`)
     return rows.map((r) => r.id)
   }

@@ -1,7 +1,7 @@
 import { and, eq, sql, type Placeholder, type SQL } from 'drizzle-orm'
 import currencyCodes from 'currency-codes'
 import { customerGroupMembers, priceListLowestPrices, priceListPrices, priceLists, productVariants, variantPrices } from '../db/schema/index.js'
-import { idsForPlan, prepareOnce, type Db, type Tx } from '../db/client.js'
+import { arrayParam, idsForPlan, prepareOnce, type Db, type Tx } from '../db/client.js'
 import { BadRequest } from './errors.js'
 
 // The one pricing function: what a shopper sees and pays for a variant, in one currency.
@@ -263,7 +263,7 @@ export function listedLowestPrices(currency: SQL | Placeholder, lists: SQL) {
  */
 export async function refreshListLowestPrices(tx: Tx, productIds: readonly string[]) {
   if (!productIds.length) return
-  const list = sql`${`{${productIds.join(',')}}`}::uuid[]`
+  const list = arrayParam(productIds, 'uuid')
   await tx.execute(sql`
     with sold as (
       select v.id, v.product_id, vp.currency, vp.amount_minor

@@ -7,7 +7,7 @@ import { AjvCompiler } from '@fastify/ajv-compiler'
 import {
   catalogImportKeys, catalogJobs, categories, productVariants, products, stockLevels, stockLocations, uploadedFiles, variantPrices, type ExportFilters, type RowError,
 } from '../../db/schema/index.js'
-import type { Db, Tx } from '../../db/client.js'
+import { arrayParam, type Db, type Tx } from '../../db/client.js'
 import type { Cache } from '../../src/cache.js'
 import { CATALOG_CACHE, categoryAndDescendants, refreshManyProducts } from '../../src/catalog.js'
 import { BadRequest, ContentTooLarge, NotFound, Conflict } from '../../src/errors.js'
@@ -42,8 +42,8 @@ const BATCH = 500
 // A batch's keys and rows go to PostgreSQL as one parameter each: drizzle's inArray and multi-row
 // values() build one parameter per value or cell, which cost the worker about 7 s of CPU per
 // 30,000 imported rows (a CPU profile of the import bench), more than everything else it does.
-const anyText = (column: Column, values: string[]) => sql`${column} = any(${sql.param(values)}::text[])`
-const anyUuid = (column: Column, values: string[]) => sql`${column} = any(${sql.param(values)}::uuid[])`
+const anyText = (column: Column, values: string[]) => sql`${column} = any(${arrayParam(values, 'text')})`
+const anyUuid = (column: Column, values: string[]) => sql`${column} = any(${arrayParam(values, 'uuid')})`
 /** Rows as one JSON parameter, read back as a relation `x` with these columns (`name type, ...`). */
 const recordset = (rows: object[], columns: string) => sql`jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(${sql.raw(columns)})`
 const MAX_ATTEMPTS = 3

@@ -3,7 +3,7 @@ import { and, eq, lt, sql } from 'drizzle-orm'
 import { fileTypeFromBuffer } from 'file-type'
 import { Readable, Transform } from 'node:stream'
 import { products, uploadedFiles, users, type ImageSize } from '../../db/schema/index.js'
-import type { Db, Tx } from '../../db/client.js'
+import { arrayParam, type Db, type Tx } from '../../db/client.js'
 import { BadRequest, ContentTooLarge, Forbidden, NotFound } from '../../src/errors.js'
 import type { FileStorage } from '../../src/storage.js'
 import { IMAGE_MIME, makeSizes, UndecodableImage, uploadIdOfSizeKey } from '../../src/image-sizes.js'
@@ -212,7 +212,7 @@ export function createUploadService({ db, storage, quota, sizes: sizeDeps }: { d
           ))
           .limit(1000).for('update', { skipLocked: true })
         if (!orphans.length) return []
-        return tx.delete(uploadedFiles).where(sql`${uploadedFiles.id} = any(${sql.param(orphans.map((o) => o.id))}::uuid[])`)
+        return tx.delete(uploadedFiles).where(sql`${uploadedFiles.id} = any(${arrayParam(orphans.map((o) => o.id), 'uuid')})`)
           .returning({ storageKey: uploadedFiles.storageKey, sizes: uploadedFiles.sizes })
       })
       // After the commit: a crash here leaves files without rows, which are never served and
@@ -227,7 +227,7 @@ export function createUploadService({ db, storage, quota, sizes: sizeDeps }: { d
         // A made size belongs to its upload's row: kept while that row is.
         const sizeOwners = [...new Set(keys.map(uploadIdOfSizeKey).filter((id): id is string => id !== undefined))]
         const knownRows = await db.select({ id: uploadedFiles.id, key: uploadedFiles.storageKey }).from(uploadedFiles)
-          .where(sql`${uploadedFiles.storageKey} = any(${sql.param(keys)}::text[]) or ${uploadedFiles.id} = any(${sql.param(sizeOwners)}::uuid[])`)
+          .where(sql`${uploadedFiles.storageKey} = any(${arrayParam(keys, 'text')}) or ${uploadedFiles.id} = any(${arrayParam(sizeOwners, 'uuid')})`)
         const known = new Set(knownRows.flatMap((r) => [r.key, r.id]))
         for (const key of keys.filter((k) => !known.has(k) && !known.has(uploadIdOfSizeKey(k) ?? ''))) { await storage.remove(key); strayFiles++ }
       }
@@ -335,7 +335,7 @@ export function createUploadService({ db, storage, quota, sizes: sizeDeps }: { d
     async requireImages(ids: string[], purpose: Purpose, ownerId?: string) {
       if (!ids.length) return
       const rows = await db.select({ id: uploadedFiles.id, purpose: uploadedFiles.purpose, ownerId: uploadedFiles.ownerId }).from(uploadedFiles)
-        .where(sql`${uploadedFiles.id} = any(${sql.param(ids)}::uuid[])`)
+        .where(sql`${uploadedFiles.id} = any(${arrayParam(ids, 'uuid')})`)
       const ok = new Set(rows.filter((r) => r.purpose === purpose && (!ownerId || r.ownerId === ownerId)).map((r) => r.id))
       const missing = ids.filter((id) => !ok.has(id))
       if (missing.length) throw new BadRequest(`Not uploaded ${purpose.replace('_', ' ')}s: ${missing.join(', ')}`, 'unknown-upload')
