@@ -78,19 +78,29 @@ t.test('listing a 100k-product catalog uses the indexes, never a sequential scan
   // And the plan it keeps reads the same indexes: PostgreSQL 15 has no EXPLAIN (GENERIC_PLAN), but
   // a statement prepared under plan_cache_mode = force_generic_plan explains its generic plan.
   const literal = (v: unknown) => (v === null || v === undefined ? 'null' : typeof v === 'number' ? String(v) : client.escapeLiteral(v instanceof Date ? v.toISOString() : String(v)))
-  for (const [i, [name, query, index]] of cases.entries()) {
-    if (query.q) continue
-    const listing = buildProductListQuery(app.db, { limit: 20, currency: 'EUR', ...query }, { isAdmin: false }, 'EUR', decidedByPrice(query) ? [] : 'find')
+  let prepared = 0
+  async function keptPlan(label: string, query: Partial<ListQuery>, listing: ReturnType<typeof buildProductListQuery>) {
+    const name = `kept_${prepared++}`
     const { sql, params: placeholders } = listing.select.toSQL()
-    const params = fillPlaceholders(placeholders, { ...listing.params, at: new Date(), userId: null })
-    for (let run = 0; run < 8; run++) await client.query({ name: `kept_${i}`, text: sql, values: params })
-    const { rows: [kept] } = await client.query<{ generic_plans: string }>('select generic_plans from pg_prepared_statements where name = $1', [`kept_${i}`])
-    t.ok(Number(kept?.generic_plans) > 0, `${name}: PostgreSQL keeps its plan (${kept?.generic_plans} of 8 runs on it)`)
-    await client.query(`prepare generic_${i} as ${sql}`)
+    const params = fillPlaceholders(placeholders, { at: new Date(), userId: null, ...listing.params })
+    // A price bound's selectivity depends on its value, so PostgreSQL may rightly plan such a
+    // listing on every run (seen for a newest-first page under a cap with a sale applying); the
+    // plan it would keep is still checked below.
+    if (query.minPrice === undefined && query.maxPrice === undefined) {
+      for (let run = 0; run < 8; run++) await client.query({ name, text: sql, values: params })
+      const { rows: [kept] } = await client.query<{ generic_plans: string }>('select generic_plans from pg_prepared_statements where name = $1', [name])
+      t.ok(Number(kept?.generic_plans) > 0, `${label}: PostgreSQL keeps its plan (${kept?.generic_plans} of 8 runs on it)`)
+    }
+    await client.query(`prepare generic_${name} as ${sql}`)
     await client.query('set plan_cache_mode = force_generic_plan')
-    const { rows: [explained] } = await client.query(`explain (format json) execute generic_${i}(${params.map(literal).join(', ')})`)
+    const { rows: [explained] } = await client.query(`explain (format json) execute generic_${name}(${params.map(literal).join(', ')})`)
     await client.query('reset plan_cache_mode')
-    const nodes = walk(explained['QUERY PLAN'][0].Plan as PlanNode)
+    if (process.env.SHOW_PLANS) console.error(label, JSON.stringify(explained['QUERY PLAN'][0].Plan, null, 1))
+    return walk(explained['QUERY PLAN'][0].Plan as PlanNode)
+  }
+  for (const [name, query, index] of cases) {
+    if (query.q) continue
+    const nodes = await keptPlan(name, query, buildProductListQuery(app.db, { limit: 20, currency: 'EUR', ...query }, { isAdmin: false }, 'EUR', decidedByPrice(query) ? [] : 'find'))
     t.same(nodes.filter((n) => n['Node Type'] === 'Seq Scan' && (n['Relation Name'] === 'products' || n['Relation Name'] === 'product_variants')), [], `${name}: its kept plan scans no table whole`)
     t.ok(nodes.some((n) => index.test(n['Index Name'] ?? '')), `${name}: its kept plan uses ${index} (${nodes.map((n) => n['Index Name'] ?? n['Node Type']).join(', ')})`)
   }
@@ -121,6 +131,11 @@ t.test('listing a 100k-product catalog uses the indexes, never a sequential scan
     t.same(seqScans, [], `${label}: no sequential scan of the catalog or its prices`)
     t.ok(nodes.some((n) => index.test(n['Index Name'] ?? '')), `${label}: uses ${index} (${nodes.map((n) => n['Index Name'] ?? n['Node Type']).join(', ')})`)
     t.equal(nodes.some((n) => n['Relation Name'] === 'price_list_lowest_prices'), salesOnly, `${label}: ${salesOnly ? 'reads' : 'does not read'} the lists' lowest prices`)
+    // The plan kept for it as well: a generic plan of the other-currency shape once scanned every
+    // product to skip the listed ones (the custom plans above did not show it).
+    const kept = await keptPlan(label, query, buildProductListQuery(app.db, { limit: 20, ...query }, { isAdmin: false }, 'EUR', lists, salesOnly))
+    t.same(kept.filter((n) => n['Node Type'] === 'Seq Scan' && ['products', 'product_variants', 'variant_prices', 'product_price_ranges'].includes(n['Relation Name'] ?? '')), [], `${label}: its kept plan scans no table of the catalog whole`)
+    t.ok(kept.some((n) => index.test(n['Index Name'] ?? '')), `${label}: its kept plan uses ${index} (${kept.map((n) => n['Index Name'] ?? n['Node Type']).join(', ')})`)
   }
 
   // And the API answers from it.
