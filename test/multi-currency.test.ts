@@ -1,4 +1,5 @@
 import t from 'tap'
+import pg from 'pg'
 import { and, eq, sql } from 'drizzle-orm'
 import { orders, productVariants } from '../db/schema/index.js'
 import { buildTestApp, upgradeFixture, waitUntil } from './helpers.js'
@@ -435,4 +436,39 @@ t.test('the kept lowest prices stay right under concurrent price and variant wri
       t.equal(items.filter((i) => others.some((o) => o.id === i.id)).length, 2)
     }
   }
+})
+
+t.test('a list-price write and a variant write to one product, made to overlap, leave its kept lowest price right (the product lock)', async (t) => {
+  const app = await buildTestApp(t, { STORE_CURRENCY: 'EUR', CACHE: 'off' })
+  const admin = (await registerAdmin(app)).headers
+  const p = await createProduct(app, admin, { name: 'P', variants: [{ sku: 'LP1', priceMinor: 1000, stock: 5 }, { sku: 'LP2', priceMinor: 400, stock: 5 }] })
+  const [v1, v2] = p.variants.map((v: { id: string }) => v.id as string)
+  const sale = (await app.inject({ method: 'POST', url: '/price-lists', headers: admin, payload: { name: 'Sale', kind: 'sale', status: 'active', prices: [{ variantId: v1, currency: 'EUR', amountMinor: 600 }] } })).json()
+  const kept = async () => (await app.db.execute<{ min_minor: number }>(sql`select min_minor from price_list_lowest_prices where price_list_id = ${sale.id} and product_id = ${p.id} and currency = 'EUR'`)).rows[0]?.min_minor
+  t.equal(await kept(), 400, 'before: the least of 1000 listed at 600, and 400')
+
+  // A session holds the kept row, so the list-price write stops at its refresh with what it has
+  // read (its statement's snapshot), holding whatever it locked before. The variant write then
+  // starts: with the product locked by the first, it waits for it and reads its list price; without
+  // that lock it would run on, and whichever refresh wrote last would keep a stale lowest price
+  // (the list write's 400, or the variant write's 600, against the right 500).
+  const locker = new pg.Client({ connectionString: app.config.postgres.url })
+  await locker.connect()
+  t.teardown(() => locker.end())
+  // In the locker's transaction pg_stat_activity would stay the snapshot of its first read.
+  const waiting = async () => (await locker.query<{ n: number }>("select pg_stat_clear_snapshot(), (select count(*)::int from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock') as n")).rows[0]!.n
+  const until = (n: number, what: string) => waitUntil(what, async () => (await waiting()) >= n, 15_000)
+  await locker.query('begin')
+  await locker.query('select 1 from price_list_lowest_prices where price_list_id = $1 and product_id = $2 for update', [sale.id, p.id])
+  const listWrite = app.inject({ method: 'PUT', url: `/price-lists/${sale.id}/prices`, headers: admin, payload: { prices: [{ variantId: v1, currency: 'EUR', amountMinor: 500 }] } })
+  await until(1, 'the list-price write waits at its refresh')
+  const variantWrite = app.inject({ method: 'PATCH', url: `/products/${p.id}/variants/${v2}`, headers: admin, payload: { priceMinor: 900 } })
+  await until(2, 'the variant write waits too')
+  await locker.query('rollback')
+  for (const res of await Promise.all([listWrite, variantWrite])) t.equal(res.statusCode, 200, res.body)
+
+  t.equal(await kept(), 500, 'after: the least of 1000 listed at 500, and 900')
+  t.equal((await get(app, `/products/${p.id}`)).json().priceRange.minMinor, 500, 'the product page says so')
+  const listed = (await get(app, '/products?sort=price_asc')).json().items.map((i: { name: string; priceRange: { minMinor: number } }) => `${i.name} ${i.priceRange.minMinor}`)
+  t.same(listed, ['P 500'], 'and the listing by price')
 })
