@@ -77,7 +77,9 @@ t.test('listing a 100k-product catalog uses the indexes, never a sequential scan
   // the price decides: those know their lists first), in the currency the API always names.
   // And the plan it keeps reads the same indexes: PostgreSQL 15 has no EXPLAIN (GENERIC_PLAN), but
   // a statement prepared under plan_cache_mode = force_generic_plan explains its generic plan.
-  const literal = (v: unknown) => (v === null || v === undefined ? 'null' : typeof v === 'number' ? String(v) : client.escapeLiteral(v instanceof Date ? v.toISOString() : String(v)))
+  // A parameter as the literal EXECUTE takes (an array of ids, the lists, in PostgreSQL's array text).
+  const literal = (v: unknown) => (v === null || v === undefined ? 'null' : typeof v === 'number' ? String(v)
+    : client.escapeLiteral(v instanceof Date ? v.toISOString() : Array.isArray(v) ? `{${v.join(',')}}` : String(v)))
   let prepared = 0
   async function keptPlan(label: string, query: Partial<ListQuery>, listing: ReturnType<typeof buildProductListQuery>) {
     const name = `kept_${prepared++}`

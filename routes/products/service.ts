@@ -180,7 +180,7 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
   const spec = sortSpec(sort, rank, minPrice)
   const params: Record<string, unknown> = { status, q: query.q, category: query.category, minPrice: query.minPrice, maxPrice: query.maxPrice, currency: query.currency, limit: query.limit + 1 }
   if (query.cursor) [params.after0, params.after1] = decodeCursor(query.cursor, spec.kinds)
-  if (listsKnown) params.lists = `{${(lists as string[]).join(',')}}`
+  if (listsKnown) params.lists = lists
   params.shownCurrency = query.currency ?? storeCurrency
   const shape = `product_list_${sort}_${Object.values(has).map(Number).join('')}${foreign ? '_fx' : ''}${priced ? (salesOnly ? '_ps' : '_pl') : ''}${listsKnown && !byPrice ? '_pr' : ''}${findLists ? '_al' : ''}${status === 'active' ? '' : '_status'}`
   /**
@@ -285,9 +285,8 @@ export function buildProductListQuery(db: Db, query: ListQuery, viewer: Viewer, 
     // (A product with no active variant sold in the currency keeps its stored range.) The lists are
     // looked at once per statement: with none applying, a row costs what it costs without them.
     const stored = rangeJson(u.minPriceMinor, product.maxPriceMinor)
-    const listedRange = rangesOf && sql`case when cardinality(${rangesOf}) > 0 then coalesce((select row_to_json(r) from (
-      select x.listed_min_minor as "minMinor", x.listed_max_minor as "maxMinor", ${sql.placeholder('shownCurrency')}::text as currency
-      from (${listedRangeOf(sql.placeholder('currency'), rangesOf, sql`${u.id}`)}) x where x.listed_min_minor is not null) r), ${stored}) else ${stored} end`
+    const listedRange = rangesOf && sql`case when cardinality(${rangesOf}) > 0 then coalesce((select ${rangeJson(sql`x.listed_min_minor`, sql`x.listed_max_minor`)}
+      from (${listedRangeOf(sql.placeholder('currency'), rangesOf, sql`${u.id}`)}) x where x.listed_min_minor is not null), ${stored}) else ${stored} end`
     return (listed ? db.with(listed) : db).select(listedColumns(product, u.rank, listedRange)).from(u).orderBy(...mergedOrder(sort, u)).limit(sql.placeholder('limit'))
   }
 }
