@@ -21,6 +21,11 @@ export interface BenchOptions {
   products: number
   /** Length of one round of one scenario. */
   seconds: number
+  /**
+   * Ends a round after this many answers instead (a load without a set rate): the smoke test's
+   * rounds prove the machinery, and a timed round would keep both CPUs busy for all its seconds.
+   */
+  answersPerRound?: number
   rounds: number
   connections: number
   /** Checkouts per second in the steady-rate scenario. */
@@ -125,7 +130,7 @@ interface Load {
 }
 
 /** One autocannon round; hit rate from X-Cache where the answers carry it. */
-async function measure(base: string, load: Load, seconds: number): Promise<Measure> {
+async function measure(base: string, load: Load, seconds: number, answers?: number): Promise<Measure> {
   let hits = 0
   let looked = 0
   const requests = load.requests.map((r) => ({
@@ -137,10 +142,13 @@ async function measure(base: string, load: Load, seconds: number): Promise<Measu
   }))
   const result = await autocannon({
     url: base, connections: load.connections, duration: seconds, requests: requests as CannonRequest[],
-    ...(load.overallRate ? { overallRate: load.overallRate } : {}),
+    // A round of so many answers ends at the first sample after the last one: sampled every 100 ms
+    // rather than every second, and its rate is then answers over the round's time.
+    ...(load.overallRate ? { overallRate: load.overallRate } : answers ? { amount: answers, sampleInt: 100 } : {}),
   })
+  const bounded = !load.overallRate && answers
   return {
-    rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99,
+    rps: bounded ? result.requests.total / result.duration : result.requests.average, p50: result.latency.p50, p99: result.latency.p99,
     non2xx: result.non2xx, errors: result.errors + result.timeouts, hitRate: looked ? hits / looked : null,
   }
 }
@@ -405,7 +413,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
         // Alternate which side goes first, so neither always runs on a warmer machine.
         const order = round % 2 ? [...scenario.variants].reverse() : scenario.variants
         for (const variant of order) {
-          const m = await measure(variant.base, variant.load(), opts.seconds)
+          const m = await measure(variant.base, variant.load(), opts.seconds, opts.answersPerRound)
           ;(rounds[variant.name] ??= []).push(m)
           log(`${scenario.name} / ${variant.name} round ${round + 1}: ${m.rps.toFixed(0)} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms${m.hitRate !== null ? `, hits ${(m.hitRate * 100).toFixed(0)}%` : ''}${m.non2xx ? `, ${m.non2xx} non-2xx` : ''}`)
         }
