@@ -15,7 +15,7 @@ import { buildApp, type App } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { bulkRestock } from '../src/inventory.js'
 import { hashPassword } from '../src/passwords.js'
-import { TEST_MONGODB_URL, TEST_REDIS_URL, adminQuery, databaseUrl, deleteRedisKeys, freePort } from '../test/helpers.js'
+import { TEST_MONGODB_URL, TEST_REDIS_URL, adminQuery, databaseUrl, deleteRedisKeys, freePort, tsx } from '../test/helpers.js'
 
 export interface BenchOptions {
   products: number
@@ -227,15 +227,16 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     // 2. The API and the baseline, each in a process of its own.
     const apiPort = await freePort()
     const basePort = await freePort()
-    const tsx = ['--import', 'tsx']
-    const api = await startProcess('API', [...(opts.apiNodeArgs ?? []), ...tsx, 'src/server.ts'], { ...env, PORT: String(apiPort) }, apiPort)
+    // Under the test runner, the JavaScript it compiled (no TypeScript loader in each process).
+    const script = (file: string) => tsx(file).slice(1)
+    const api = await startProcess('API', [...(opts.apiNodeArgs ?? []), ...script('src/server.ts')], { ...env, PORT: String(apiPort) }, apiPort)
     cleanups.push(() => stopProcess(api))
     // The same API with CACHE=off: the same anonymous reads, each from PostgreSQL.
     const apiOffPort = await freePort()
-    const apiOff = await startProcess('API (cache off)', [...(opts.apiNodeArgs ?? []), ...tsx, 'src/server.ts'], { ...env, PORT: String(apiOffPort), CACHE: 'off' }, apiOffPort)
+    const apiOff = await startProcess('API (cache off)', [...(opts.apiNodeArgs ?? []), ...script('src/server.ts')], { ...env, PORT: String(apiOffPort), CACHE: 'off' }, apiOffPort)
     cleanups.push(() => stopProcess(apiOff))
     const apiOffBase = `http://127.0.0.1:${apiOffPort}`
-    const baselineProc = await startProcess('baseline', [...tsx, 'bench/baseline.ts'], { DATABASE_URL: url, MONGODB_URL: env.MONGODB_URL!, JWT_SECRET: env.JWT_SECRET!, PORT: String(basePort), STORE_CURRENCY: 'EUR', DB_POOL_MAX: '10' }, basePort)
+    const baselineProc = await startProcess('baseline', script('bench/baseline.ts'), { DATABASE_URL: url, MONGODB_URL: env.MONGODB_URL!, JWT_SECRET: env.JWT_SECRET!, PORT: String(basePort), STORE_CURRENCY: 'EUR', DB_POOL_MAX: '10' }, basePort)
     cleanups.push(() => stopProcess(baselineProc))
     const apiBase = `http://127.0.0.1:${apiPort}`
     const baselineBase = `http://127.0.0.1:${basePort}`
