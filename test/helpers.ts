@@ -113,13 +113,24 @@ export async function deleteRedisKeys(prefix: string) {
   }
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
+/**
+ * A port no server listens on, for a server the test starts. Picked below the kernel's range for
+ * outgoing connections' ports (Linux: 32768-60999): a port the kernel chose (listen on 0) could be
+ * taken by any outgoing connection between this pick and the server's bind (seen in CI: a Redis
+ * Cluster node's bus port, "Address already in use"). Never the same port twice in one process.
+ */
+const handedOut = new Set<number>()
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 12768)
+    if (handedOut.has(port)) continue
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer()
+      server.once('error', () => resolve(false))
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
     })
-  })
+    if (free) { handedOut.add(port); return port }
+  }
 }
 
 /** A FerretDB of the test's own (SQLite, temp dir), which the test may stop to take MongoDB away. */
