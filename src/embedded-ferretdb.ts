@@ -74,6 +74,18 @@ export async function startEmbeddedFerretDb(opts: { binary?: string; dataDir: st
   if (!binary) throw new FerretDbUnavailable(`no ferretdb binary found; ${INSTALL_HINT}`)
   const dataDir = resolve(opts.dataDir)
   mkdirSync(dataDir, { recursive: true })
+  // The port is free when picked, but any outgoing connection may take it before FerretDB binds it:
+  // then it exits at once ("address already in use"), and another port is tried.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await spawnOnFreePort(binary, dataDir, opts.timeoutMs ?? 15_000)
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof FerretDbUnavailable) || !/address already in use/i.test(err.message)) throw err
+    }
+  }
+}
+
+async function spawnOnFreePort(binary: string, dataDir: string, timeoutMs: number): Promise<EmbeddedFerretDb> {
   const port = await freePort()
   let output = ''
   const child: ChildProcess = spawn(binary, [
@@ -86,7 +98,7 @@ export async function startEmbeddedFerretDb(opts: { binary?: string; dataDir: st
   child.once('exit', () => { exited = true })
   child.once('error', () => { exited = true })
 
-  const deadline = Date.now() + (opts.timeoutMs ?? 15_000)
+  const deadline = Date.now() + timeoutMs
   while (!(await canConnect(port))) {
     if (exited || Date.now() > deadline) {
       child.kill('SIGKILL')
