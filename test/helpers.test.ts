@@ -1,4 +1,6 @@
 import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import mongoose from 'mongoose'
 import { Redis } from 'ioredis'
 import { TEST_MONGODB_URL, TEST_REDIS_URL, adminQuery, buildTestApp, createTestStores, freePort, startProcess, waitUntil } from './helpers.js'
@@ -27,6 +29,17 @@ t.test('a process that exits first fails the wait at once, naming its exit', asy
   await t.rejects(proc.waitForHttp(`http://127.0.0.1:${port}/health`, 60_000), { message: /^quitter exited with code 3 before http:\/\/127\.0\.0\.1:\d+\/health answers 2xx[\s\S]*no config here/ })
   t.ok(performance.now() - started < 30_000, 'not at the deadline')
   t.same(await proc.exited, { code: 3, signal: null })
+})
+
+t.test('freePort hands out bindable ports outside the range of outgoing connections, never one twice', async (t) => {
+  const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
+  const ports = await Promise.all(Array.from({ length: 200 }, () => freePort()))
+  t.equal(new Set(ports).size, ports.length, 'no port twice')
+  t.ok(ports.every((p) => p >= 1024 && p < low!), `every port below ${low}, where outgoing connections take theirs`)
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(ports[0], '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  t.pass('the first one binds')
 })
 
 t.test('a wait for the exit answers the code; stop signals and waits', async (t) => {

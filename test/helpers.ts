@@ -123,13 +123,15 @@ const handedOut = new Set<number>()
 export async function freePort(): Promise<number> {
   for (;;) {
     const port = 20000 + Math.floor(Math.random() * 12768)
+    // Taken before the check, so that concurrent calls cannot both find it free.
     if (handedOut.has(port)) continue
+    handedOut.add(port)
     const free = await new Promise<boolean>((resolve) => {
       const server = createServer()
       server.once('error', () => resolve(false))
       server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
     })
-    if (free) { handedOut.add(port); return port }
+    if (free) return port
   }
 }
 
