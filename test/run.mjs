@@ -14,6 +14,7 @@
 import { Buffer } from 'node:buffer'
 import { spawn, execFileSync } from 'node:child_process'
 import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, existsSync } from 'node:fs'
+import { constants } from 'node:os'
 import { dirname, join } from 'node:path'
 import { clearTimeout, setTimeout } from 'node:timers'
 import { build } from 'esbuild'
@@ -24,6 +25,7 @@ const root = process.cwd()
 const out = join(root, '.test-build')
 const jobs = Number(process.env.TEST_JOBS ?? 3)
 const timeoutMs = Number(process.env.TEST_FILE_TIMEOUT_MS ?? 300_000)
+const timed = existsSync('/usr/bin/time')
 const started = Date.now()
 
 // A copy of the checkout's files (tracked and new, not ignored) with each .ts compiled beside it:
@@ -74,10 +76,10 @@ function runFile(test) {
     const compiled = join(out, test.replace(/\.ts$/, '.js'))
     // A process group of its own, so a timeout ends the servers the test started too.
     // Under /usr/bin/time where it exists, which writes the file's CPU seconds (its own and those
-    // of the processes it waited for: servers, npm, builds) to fd 3: CPU, not wall time, is what
+    // of the processes it waited for: servers, npm, builds) to cpuFile: CPU, not wall time, is what
     // a full run on two CPUs is short of, so each file's line says how much it used.
     const cpuFile = `${compiled}.cpu`
-    const command = existsSync('/usr/bin/time') ? ['/usr/bin/time', '-f', '%U %S', '-o', cpuFile, process.execPath, compiled] : [process.execPath, compiled]
+    const command = timed ? ['/usr/bin/time', '-f', '%U %S', '-o', cpuFile, process.execPath, compiled] : [process.execPath, compiled]
     const child = spawn(command[0], command.slice(1), { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TAP: '1', TAP_TIMEOUT: String(timeoutMs / 1000), TEST_BUILD_DIR: out } })
     const parser = new Parser()
     const fileTotals = { total: 0, pass: 0, fail: 0, skip: 0, todo: 0 }
@@ -88,8 +90,14 @@ function runFile(test) {
     child.stderr.on('data', (chunk) => stderr.push(chunk))
     let timedOut = false
     const timer = setTimeout(() => { timedOut = true; try { process.kill(-child.pid, 'SIGKILL') } catch { /* gone */ } }, timeoutMs)
-    child.on('close', (code, signal) => {
+    child.on('close', (exitCode, exitSignal) => {
       clearTimeout(timer)
+      // time exits with the file's status, but for a file killed by a signal with 128 + its number:
+      // its report says which signal ("Command terminated by signal 9"), above the times.
+      const report = timed && existsSync(cpuFile) ? readFileSync(cpuFile, 'utf8').trim().split('\n') : []
+      const killedBy = Number(/terminated by signal (\d+)/.exec(report.join('\n'))?.[1])
+      const signal = killedBy ? Object.keys(constants.signals).find((name) => constants.signals[name] === killedBy) ?? exitSignal : exitSignal
+      const code = killedBy ? null : exitCode
       parser.end()
       const ms = Date.now() - fileStarted
       const text = Buffer.concat(stdout).toString('utf8')
@@ -97,7 +105,7 @@ function runFile(test) {
       for (const key of Object.keys(totals)) totals[key] += fileTotals[key]
       if (!ok && fileTotals.fail === 0) { totals.total++; totals.fail++ } // a crash or a timeout counts as a failure
       const lines = [`# Subtest: ${test}`, ...text.replace(/\n$/, '').split('\n').map((line) => (line ? `    ${line}` : '    '))]
-      const [user, system] = (existsSync(cpuFile) ? readFileSync(cpuFile, 'utf8') : '').trim().split(/\s+/).map(Number)
+      const [user, system] = (report.at(-1) ?? '').split(/\s+/).map(Number)
       const cpuMs = Number.isFinite(user) && Number.isFinite(system) ? ` cpu=${Math.round((user + system) * 1000)}ms` : ''
       lines.push(`${ok ? 'ok' : 'not ok'} ${++number} - ${test} # time=${ms}ms${cpuMs}`)
       if (!ok) {
