@@ -140,13 +140,13 @@ async function measure(base: string, load: Load, seconds: number, answers?: numb
       if (cache) { looked++; if (cache === 'hit') hits++ }
     },
   }))
+  // A round of so many answers ends at the first sample after the last one: sampled every 100 ms
+  // rather than every second, and its rate is then answers over the round's time.
+  const bounded = !load.overallRate && answers !== undefined
   const result = await autocannon({
     url: base, connections: load.connections, duration: seconds, requests: requests as CannonRequest[],
-    // A round of so many answers ends at the first sample after the last one: sampled every 100 ms
-    // rather than every second, and its rate is then answers over the round's time.
-    ...(load.overallRate ? { overallRate: load.overallRate } : answers ? { amount: answers, sampleInt: 100 } : {}),
+    ...(load.overallRate ? { overallRate: load.overallRate } : bounded ? { amount: answers, sampleInt: 100 } : {}),
   })
-  const bounded = !load.overallRate && answers
   return {
     rps: bounded ? result.requests.total / result.duration : result.requests.average, p50: result.latency.p50, p99: result.latency.p99,
     non2xx: result.non2xx, errors: result.errors + result.timeouts, hitRate: looked ? hits / looked : null,
