@@ -64,6 +64,22 @@ export function replicasCaughtUp(db: Db): Promise<void> {
   return CAUGHT_UP.get(db)?.() ?? Promise.resolve()
 }
 
+// Where the primary's next record goes: every commit so far ends at or before it. A replay
+// position is the end of the last record replayed, so a replica at or past it has every commit.
+// Right at the start of a page the insert position lies past the page's header (24 bytes, 40 at a
+// segment's start), where no record ends: the page's start is the position then. (Going back a
+// fixed 40 bytes instead lands on the start of a commit record of 40 bytes or fewer, and a replica
+// that stopped just before the commit would count as caught up.)
+const COMMITTED_POSITION = `select (l - case when off % seg = 40 then 40 when off % blk = 24 then 24 else 0 end)::text as lsn
+  from (select l, l - '0/0'::pg_lsn as off, current_setting('wal_block_size')::int as blk, pg_size_bytes(current_setting('wal_segment_size')) as seg
+        from pg_current_wal_insert_lsn() as l) as p`
+
+/** The primary's WAL position that covers every commit so far. */
+export async function committedPosition(primaryPool: pg.Pool): Promise<string> {
+  const { rows } = await primaryPool.query<{ lsn: string }>(COMMITTED_POSITION)
+  return rows[0]!.lsn
+}
+
 export function openReadReplicas(primary: Db, opts: ReplicaOptions): ReadHandle {
   const primaryPool = (primary as unknown as { $client: pg.Pool }).$client
   const replicas = opts.urls.map((url) => {
@@ -87,11 +103,7 @@ export function openReadReplicas(primary: Db, opts: ReplicaOptions): ReadHandle 
     replica.reported = true
   }
 
-  /** The primary's WAL position now, less the longest page header (40 bytes): every commit so far starts before it. */
-  async function primaryPosition(): Promise<string> {
-    const { rows } = await primaryPool.query<{ lsn: string }>('select (pg_current_wal_insert_lsn() - 40)::text as lsn')
-    return rows[0]!.lsn
-  }
+  const primaryPosition = () => committedPosition(primaryPool)
 
   /** True once the replica has replayed past `lsn` (a replay position is a record's end), false after maxLagMs. */
   async function replayed(replica: Replica, lsn: string): Promise<boolean> {

@@ -3,6 +3,7 @@ import t, { type Test } from 'tap'
 import pg from 'pg'
 import { buildApp, type App } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
+import { committedPosition } from '../db/replicas.js'
 import { TEST_DATABASE_REPLICA_URL, captureLogs, createTestDatabase, deleteRedisKeys, freePort, testEnv } from './helpers.js'
 import { registerAdmin } from './users.js'
 import { createCategory, createProduct } from './catalog.js'
@@ -97,6 +98,34 @@ async function replicaInUse(app: App) {
     return (await replicaReads(app)).replica > before
   })
 }
+
+// A write waits until each replica has replayed the primary's position after the commit. That
+// position must lie at or past the end of the write's commit record: a replica stopped just before
+// the record (it has the row's new version, not the commit) must not count as caught up.
+// pg_walinspect reads the commit record's real end. Twenty writes: with no other WAL after a
+// commit, a bound short of the record's end shows at once.
+t.test('the position a write waits for covers the whole of its commit record', async (t) => {
+  const database = await createTestDatabase(t)
+  const pool = new pg.Pool({ connectionString: database.url, max: 2 })
+  t.teardown(() => pool.end())
+  await pool.query('create extension if not exists pg_walinspect')
+  await pool.query('create table written (id int primary key, n int not null)')
+  await pool.query('insert into written values (1, 0)')
+  const lsn = async (sql: string, values: unknown[] = []) => (await pool.query<{ lsn: string }>(sql, values)).rows[0]!.lsn
+  const short: string[] = []
+  for (let i = 0; i < 20; i++) {
+    const before = await lsn('select pg_current_wal_insert_lsn()::text as lsn')
+    const { rows: [write] } = await pool.query<{ xid: string }>('with u as (update written set n = n + 1 where id = 1) select txid_current()::text as xid')
+    const target = await committedPosition(pool)
+    const after = await lsn('select pg_current_wal_insert_lsn()::text as lsn')
+    // pg_walinspect reads only flushed WAL (the test server commits asynchronously).
+    await until('the write flushed', async () => (await pool.query<{ done: boolean }>('select pg_current_wal_flush_lsn() >= $1::pg_lsn as done', [after])).rows[0]!.done)
+    const commitEnd = await lsn("select end_lsn::text as lsn from pg_get_wal_records_info($1, $2) where resource_manager = 'Transaction' and xid::text = $3", [before, after, write!.xid])
+    const { rows: [cmp] } = await pool.query<{ covers: boolean }>('select $1::pg_lsn >= $2::pg_lsn as covers', [target, commitEnd])
+    if (!cmp!.covers) short.push(`commit ending at ${commitEnd}, waited for ${target}`)
+  }
+  t.same(short, [], 'every commit record ends at or before the position waited for')
+})
 
 t.test('customers\' catalog reads come from the replica; admin writes answer fresh and never leave stale cache entries', async (t) => {
   const database = await replicatedDatabase(t)
