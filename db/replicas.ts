@@ -66,12 +66,17 @@ export function replicasCaughtUp(db: Db): Promise<void> {
 
 // Where the primary's next record goes: every commit so far ends at or before it. A replay
 // position is the end of the last record replayed, so a replica at or past it has every commit.
-// Right at the start of a page the insert position lies past the page's header (24 bytes, 40 at a
-// segment's start), where no record ends: the page's start is the position then. (Going back a
-// fixed 40 bytes instead lands on the start of a commit record of 40 bytes or fewer, and a replica
-// that stopped just before the commit would count as caught up.)
+// - Right at the start of a page the insert position lies past the page's header (24 bytes, 40 at
+//   a segment's start), where no record ends: the page's start is the position then. (Going back a
+//   fixed 40 bytes instead lands on the start of a commit record of 40 bytes or fewer, and a
+//   replica that stopped just before the commit would count as caught up.)
+// - Replicas are sent only WAL the primary has flushed, and records after the last commit (a page
+//   pruned by a read, a transaction still open) wait for the next commit to be flushed: on a quiet
+//   primary a replica could never reach the position. So the statement takes a transaction id,
+//   and its own commit, after the position, has the WAL writer flush everything up to it within
+//   wal_writer_delay (200 ms by default), whatever synchronous_commit says.
 const COMMITTED_POSITION = `select (l - case when off % seg = 40 then 40 when off % blk = 24 then 24 else 0 end)::text as lsn
-  from (select l, l - '0/0'::pg_lsn as off, current_setting('wal_block_size')::int as blk, pg_size_bytes(current_setting('wal_segment_size')) as seg
+  from (select l, l - '0/0'::pg_lsn as off, current_setting('wal_block_size')::int as blk, pg_size_bytes(current_setting('wal_segment_size')) as seg, pg_current_xact_id() as flushed_by
         from pg_current_wal_insert_lsn() as l) as p`
 
 /** The primary's WAL position that covers every commit so far. */
