@@ -60,7 +60,8 @@ export default fp(async (app) => {
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
     // Every header a browser client sends (sdk/ fills the first five by itself).
     allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Cart-Token', 'X-Order-Token', 'X-Request-Id'],
-    exposedHeaders: ['X-Request-Id', 'Retry-After', 'X-Cache', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'],
+    // Joined once here: given a list, @fastify/cors joins it again for every response.
+    exposedHeaders: ['X-Request-Id', 'Retry-After', 'X-Cache', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'].join(', '),
     maxAge: 600,
   })
 
