@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import mongoose, { type Connection } from 'mongoose'
 import { FerretDbUnavailable, buildFerretDb, startEmbeddedFerretDb } from '../src/embedded-ferretdb.js'
+import { watchServerMonitor } from '../src/mongo-monitor.js'
 
 declare module 'fastify' {
   interface FastifyInstance { mongo: Connection }
@@ -26,6 +27,7 @@ export default fp(async (app) => {
   }
 
   // Fail fast instead of buffering commands when the server is away; /ready reports it.
+  let stopWatch = () => {}
   const connection = mongoose.createConnection()
   connection.set('bufferCommands', false)
   if (target) {
@@ -45,11 +47,14 @@ export default fp(async (app) => {
       monitorCommands: Boolean(app.config.metricsToken),
     })
     app.log.info({ store: 'mongo', kind, location: `${u.host}/${connection.name}` }, `MongoDB: ${kind}`)
+    const client = connection.getClient()
+    stopWatch = watchServerMonitor(client, { connectTimeoutMs: timeoutMs, heartbeatFrequencyMs: client.options.heartbeatFrequencyMS, log: app.log })
   } else if (embedded === 'off') {
     app.log.warn({ store: 'mongo' }, 'MongoDB: not configured (EMBEDDED_MONGO=off and no MONGODB_URL)')
   }
   app.decorate('mongo', connection)
   app.addHook('onClose', async () => {
+    stopWatch()
     await connection.close()
     await stopEmbedded()
   })

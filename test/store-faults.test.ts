@@ -197,8 +197,8 @@ interface Fault { name: string; ms: number; fails: boolean | 'some'; namedByRead
 
 /**
  * The MongoDB driver's server and pool events, the last 100 kept with their time, for a failed
- * recovery to show. Seen once in CI (2026-12-08): after the proxy came back, no connection
- * reached it for 30 s and /ready kept failing with "connection 35 to ... closed".
+ * recovery to show. Seen in 2 of 3 CI runs (2026-12-08), before src/mongo-monitor.ts: after a
+ * server check hung, the driver emitted nothing more and the server stayed Unknown.
  */
 function recordDriverEvents(app: App): string[] {
   const events: string[] = []
@@ -209,6 +209,7 @@ function recordDriverEvents(app: App): string[] {
     if (events.length > 100) events.shift()
   }
   client.on('serverDescriptionChanged', (e) => keep(`server ${e.previousDescription.type} -> ${e.newDescription.type}${e.newDescription.error ? ` (${e.newDescription.error.message})` : ''}`))
+  client.on('serverHeartbeatStarted', () => keep('heartbeat started'))
   client.on('serverHeartbeatFailed', (e) => keep(`heartbeat failed: ${e.failure.message}`))
   client.on('connectionPoolCleared', () => keep('pool cleared'))
   client.on('connectionPoolReady', () => keep('pool ready'))
