@@ -75,8 +75,10 @@ export function replicasCaughtUp(db: Db): Promise<void> {
 //   primary a replica could never reach the position. So the statement takes a transaction id,
 //   and its own commit, after the position, has the WAL writer flush everything up to it within
 //   wal_writer_delay (200 ms by default), whatever synchronous_commit says.
-const COMMITTED_POSITION = `select (l - case when off % seg = 40 then 40 when off % blk = 24 then 24 else 0 end)::text as lsn
-  from (select l, l - '0/0'::pg_lsn as off, current_setting('wal_block_size')::int as blk, pg_size_bytes(current_setting('wal_segment_size')) as seg, pg_current_xact_id() as flushed_by
+// (The transaction id is an output column: in an unused column of the subquery, PostgreSQL would
+// drop the call, as EXPLAIN VERBOSE shows.)
+const COMMITTED_POSITION = `select (l - case when off % seg = 40 then 40 when off % blk = 24 then 24 else 0 end)::text as lsn, pg_current_xact_id()::text as flushed_by
+  from (select l, l - '0/0'::pg_lsn as off, current_setting('wal_block_size')::int as blk, pg_size_bytes(current_setting('wal_segment_size')) as seg
         from pg_current_wal_insert_lsn() as l) as p`
 
 /** The primary's WAL position that covers every commit so far. */

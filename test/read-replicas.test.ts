@@ -125,6 +125,19 @@ t.test('the position a write waits for covers the whole of its commit record', a
     if (!cmp!.covers) short.push(`commit ending at ${commitEnd}, waited for ${target}`)
   }
   t.same(short, [], 'every commit record ends at or before the position waited for')
+
+  // Reading the position takes a transaction id, whose commit has the WAL writer flush up to it
+  // (db/replicas.ts): seen inside a transaction of the test's own, rolled back.
+  const client = await pool.connect()
+  try {
+    await client.query('begin')
+    await committedPosition(client as unknown as pg.Pool)
+    const { rows: [own] } = await client.query<{ xid: string | null }>('select pg_current_xact_id_if_assigned()::text as xid')
+    t.ok(own!.xid, `reading the position took a transaction id (${own!.xid})`)
+  } finally {
+    await client.query('rollback')
+    client.release()
+  }
 })
 
 t.test('customers\' catalog reads come from the replica; admin writes answer fresh and never leave stale cache entries', async (t) => {
