@@ -25,14 +25,15 @@ export interface MonitorWatchOptions {
 
 /** Reconnects `client` when its server check hangs; returns a function that ends the watch. */
 export function watchServerMonitor(client: MongoClient, { connectTimeoutMs, heartbeatFrequencyMs, log, everyMs = 1000 }: MonitorWatchOptions): () => void {
-  let check: { startedAt: number; limitMs: number } | undefined
+  // The check in progress per server (a replica set has several monitors).
+  const checks = new Map<string, { startedAt: number; limitMs: number }>()
   // Set while the client is closed and not yet connected again (a server still away): each look retries.
   let disconnected = false
   let reconnecting: Promise<void> | undefined
   const started = (event: ServerHeartbeatStartedEvent) => {
-    check = { startedAt: Date.now(), limitMs: 2 * connectTimeoutMs + (event.awaited ? heartbeatFrequencyMs : 0) + 1000 }
+    checks.set(event.connectionId, { startedAt: Date.now(), limitMs: 2 * connectTimeoutMs + (event.awaited ? heartbeatFrequencyMs : 0) + 1000 })
   }
-  const ended = () => { check = undefined }
+  const ended = (event: { connectionId: string }) => { checks.delete(event.connectionId) }
   client.on('serverHeartbeatStarted', started)
   client.on('serverHeartbeatSucceeded', ended)
   client.on('serverHeartbeatFailed', ended)
@@ -46,9 +47,11 @@ export function watchServerMonitor(client: MongoClient, { connectTimeoutMs, hear
       reconnecting = connect().finally(() => { reconnecting = undefined })
       return
     }
-    if (!check || Date.now() - check.startedAt < check.limitMs) return
-    log.error({ store: 'mongo', checkMs: Date.now() - check.startedAt }, 'MongoDB: the driver\'s server check has not ended (a hung monitor); reconnecting')
-    check = undefined
+    const now = Date.now()
+    const hung = [...checks].find(([, check]) => now - check.startedAt >= check.limitMs)
+    if (!hung) return
+    log.error({ store: 'mongo', server: hung[0], checkMs: now - hung[1].startedAt }, 'MongoDB: the driver\'s server check has not ended (a hung monitor); reconnecting')
+    checks.clear()
     disconnected = true
     reconnecting = client.close().catch(() => {}).then(connect).finally(() => { reconnecting = undefined })
   }, everyMs)

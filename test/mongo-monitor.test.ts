@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { MongoClient, type ServerHeartbeatStartedEvent } from 'mongodb'
+import { MongoClient, type ServerHeartbeatStartedEvent, type ServerHeartbeatSucceededEvent } from 'mongodb'
 import { pino } from 'pino'
 import { watchServerMonitor } from '../src/mongo-monitor.js'
 import { TEST_MONGODB_URL, captureLogs } from './helpers.js'
@@ -25,7 +25,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 t.test('a server check that never ends makes the client connect again, and it works after', async (t) => {
   // Checks every minute: no real check ends the announced one meanwhile.
   const { client, logs, opened } = await watched(t, 60_000)
-  client.emit('serverHeartbeatStarted', { awaited: false } as ServerHeartbeatStartedEvent)
+  // Another server's checks ending meanwhile do not end this one's.
+  client.emit('serverHeartbeatStarted', { connectionId: 'hung.example:27017', awaited: false } as ServerHeartbeatStartedEvent)
+  client.emit('serverHeartbeatStarted', { connectionId: 'other.example:27017', awaited: false } as ServerHeartbeatStartedEvent)
+  client.emit('serverHeartbeatSucceeded', { connectionId: 'other.example:27017' } as ServerHeartbeatSucceededEvent)
   const deadline = Date.now() + 10_000
   while (opened() === 0 && Date.now() < deadline) await sleep(50)
   t.equal(opened(), 1, 'the client connected again')
