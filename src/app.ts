@@ -161,22 +161,23 @@ export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
   }
 }
 
-/**
- * Each request's logger, as fastify's default makes it (pino's `child({ reqId })`), for a fifth of
- * the cost. pino passes a child's bindings through the redaction of log lines, and our wildcard
- * paths (`*.password`) walk even a string: 1.4 µs a request against 0.1 µs, about 5% of a
- * `/health` request's CPU. The request id is a plain string (minted, or checked by genReqId) that
- * no redaction path can match, so it is appended to the child's bindings as the same JSON pino
- * would write: the log lines are byte for byte what they were.
- */
 type ChildLoggerFactory = NonNullable<FastifyServerOptions['childLoggerFactory']>
 type RequestLogger = ReturnType<ChildLoggerFactory>
+const chindingsOf = (logger: RequestLogger) => (logger as unknown as Record<symbol, unknown>)[pinoSymbols.chindingsSym]
+
+/**
+ * Each request's logger, as fastify's default makes it (pino's `child({ reqId })`), at 0.08 µs
+ * instead of 1.45 µs. pino passes a child's bindings through the redaction of log lines, and our
+ * wildcard paths (`*.password`) walk even a string: about 5% of a `/health` request's CPU. The
+ * request id is a plain string (minted, or checked by genReqId) that no redaction path can match,
+ * so it is appended to the child's bindings as the same JSON pino would write: the log lines are
+ * byte for byte what they were.
+ */
 export function requestChildLogger(logger: RequestLogger, bindings: Parameters<ChildLoggerFactory>[1], opts: Parameters<ChildLoggerFactory>[2]): RequestLogger {
-  const child = logger.child({}, opts)
-  const chindings = (child as unknown as Record<symbol, unknown>)[pinoSymbols.chindingsSym]
   // Not a pino logger (logging off): the default way.
-  if (typeof chindings !== 'string') return logger.child(bindings, opts)
-  let appended = chindings
+  if (typeof chindingsOf(logger) !== 'string') return logger.child(bindings, opts)
+  const child = logger.child({}, opts)
+  let appended = chindingsOf(child) as string
   for (const [key, value] of Object.entries(bindings)) appended += `,${JSON.stringify(key)}:${JSON.stringify(value)}`
   ;(child as unknown as Record<symbol, unknown>)[pinoSymbols.chindingsSym] = appended
   return child
@@ -208,8 +209,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     // /products and /products/ are one resource; the contract names the form without the slash.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
     pluginTimeout: PLUGIN_TIMEOUT_MS,
-    // A caller's own request id is kept when it is safe to log; otherwise we mint one.
     childLoggerFactory: (logger, bindings, opts) => requestChildLogger(logger, bindings, opts),
+    // A caller's own request id is kept when it is safe to log; otherwise we mint one.
     genReqId: (req) => {
       const given = req.headers['x-request-id']
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
